@@ -1,1 +1,9 @@
-//! placeholder
+//! Pure policy matchers: config compiled once into typed matchers, evaluated
+//! by plain functions. No I/O, no clock.
+//!
+//! Module map:
+//! - [`host`]: hostname patterns (`example.com`, `*.example.com`, `*`).
+//! - [`ingress`]: first-match selection of a connector ingress rule.
+
+pub mod host;
+pub mod ingress;

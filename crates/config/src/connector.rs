@@ -1,0 +1,468 @@
+//! The connector's `config.yml`, in cloudflared's format.
+//!
+//! Unknown keys are *not* errors here (configs written for cloudflared must
+//! keep loading): they are collected into [`ConnectorFile::warnings`], each
+//! naming the key, for the caller to log. Malformed values are errors naming
+//! the rule index and field, e.g. `ingress[1].service: ...`.
+
+use crate::{duration, ConfigError};
+use burrow_policy::host::HostPattern;
+use burrow_policy::ingress::Matcher;
+use serde::Deserialize;
+use serde_yaml_ng::Value;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Which transport the connector uses to reach the edge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProtocolChoice {
+    /// QUIC first; HTTP/2 when QUIC cannot connect in time; QUIC retried later.
+    #[default]
+    Auto,
+    /// QUIC only.
+    Quic,
+    /// HTTP/2 over TLS only.
+    Http2,
+}
+
+impl ProtocolChoice {
+    /// Parses `auto`, `quic` or `http2` (also `h2`).
+    ///
+    /// # Errors
+    /// The reason, listing the accepted values.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "quic" => Ok(Self::Quic),
+            "http2" | "h2" => Ok(Self::Http2),
+            other => Err(format!(
+                "unknown protocol '{other}' (expected auto, quic or http2)"
+            )),
+        }
+    }
+}
+
+/// Where an ingress rule sends its flows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Service {
+    /// Dial this `host:port` over TCP and splice bytes. `http://` and
+    /// `https://` services are carried this way too for now (the client's
+    /// bytes reach the origin unchanged).
+    Tcp {
+        /// `host:port` to dial.
+        addr: String,
+        /// The scheme as written (`tcp`, `http`, `https`, `ssh`, `rdp`, `smb`).
+        scheme: String,
+    },
+    /// Dial a Unix socket.
+    Unix(PathBuf),
+    /// Answer with this HTTP status and no origin.
+    HttpStatus(u16),
+    /// burrow's built-in hello-world HTTP origin.
+    HelloWorld,
+}
+
+impl Service {
+    /// Parses a service string as cloudflared writes it.
+    ///
+    /// # Errors
+    /// The reason, naming what was expected.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s == "hello_world" || s == "hello-world" {
+            return Ok(Self::HelloWorld);
+        }
+        if let Some(code) = s.strip_prefix("http_status:") {
+            let code: u16 = code
+                .parse()
+                .map_err(|_| format!("'{code}' is not an HTTP status code"))?;
+            if !(100..=599).contains(&code) {
+                return Err(format!("HTTP status {code} is outside 100-599"));
+            }
+            return Ok(Self::HttpStatus(code));
+        }
+        if let Some(path) = s
+            .strip_prefix("unix:")
+            .or_else(|| s.strip_prefix("unix+tls:"))
+        {
+            if path.is_empty() {
+                return Err("unix: needs a socket path, as in unix:/run/app.sock".into());
+            }
+            return Ok(Self::Unix(PathBuf::from(path)));
+        }
+        let Some((scheme, rest)) = s.split_once("://") else {
+            return Err(format!(
+                "'{s}' is not a service: expected tcp://host:port, http://host:port, \
+                 https://host:port, unix:/path, http_status:NNN or hello_world"
+            ));
+        };
+        let default_port = match scheme {
+            "tcp" => None,
+            "http" => Some(80),
+            "https" => Some(443),
+            "ssh" => Some(22),
+            "rdp" => Some(3389),
+            "smb" => Some(445),
+            other => {
+                return Err(format!(
+                    "unsupported scheme '{other}' (expected tcp, http, https, ssh, rdp, smb, \
+                     unix, http_status or hello_world)"
+                ))
+            }
+        };
+        let authority = rest.split('/').next().unwrap_or_default();
+        if authority.is_empty() {
+            return Err(format!("'{s}' has no host"));
+        }
+        let has_port = match authority.rsplit_once(':') {
+            Some((host, port)) if !host.ends_with(':') || host.starts_with('[') => {
+                if port.parse::<u16>().map(|p| p == 0).unwrap_or(true) {
+                    return Err(format!("'{port}' is not a port number (1-65535)"));
+                }
+                if host.is_empty() {
+                    return Err(format!("'{s}' has no host"));
+                }
+                true
+            }
+            _ => false,
+        };
+        let addr = match (has_port, default_port) {
+            (true, _) => authority.to_owned(),
+            (false, Some(p)) => format!("{authority}:{p}"),
+            (false, None) => return Err(format!("'{s}' needs a port, as in tcp://localhost:22")),
+        };
+        Ok(Self::Tcp {
+            addr,
+            scheme: scheme.to_owned(),
+        })
+    }
+}
+
+/// One validated ingress rule.
+#[derive(Debug, Clone)]
+pub struct IngressRule {
+    /// What the rule matches.
+    pub matcher: Matcher,
+    /// Where matching flows go.
+    pub service: Service,
+    /// The hostname as written, for display.
+    pub hostname: Option<String>,
+}
+
+/// A validated, ordered ingress list whose last rule is a catch-all.
+#[derive(Debug, Clone)]
+pub struct Ingress {
+    /// Rules, first match wins.
+    pub rules: Vec<IngressRule>,
+}
+
+impl Ingress {
+    /// The rule for a flow to `host` (and `path`, for HTTP), with its index.
+    /// Always `Some` for a validated list (the last rule catches all).
+    pub fn find(&self, host: &str, path: Option<&str>) -> Option<(usize, &IngressRule)> {
+        let i =
+            burrow_policy::ingress::first_match(self.rules.iter().map(|r| &r.matcher), host, path)?;
+        Some((i, &self.rules[i]))
+    }
+
+    /// A list with one catch-all rule sending everything to `service`.
+    pub fn single(service: Service) -> Self {
+        Self {
+            rules: vec![IngressRule {
+                matcher: Matcher {
+                    host: None,
+                    path: None,
+                },
+                service,
+                hostname: None,
+            }],
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct RawRule {
+    hostname: Option<String>,
+    path: Option<String>,
+    service: Option<String>,
+    #[serde(rename = "originRequest")]
+    origin_request: Option<Value>,
+    #[serde(flatten)]
+    unknown: BTreeMap<String, Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawFile {
+    tunnel: Option<String>,
+    #[serde(rename = "credentials-file")]
+    credentials_file: Option<PathBuf>,
+    #[serde(default)]
+    ingress: Vec<Value>,
+    protocol: Option<String>,
+    #[serde(rename = "ha-connections")]
+    ha_connections: Option<Value>,
+    edge: Option<Value>,
+    #[serde(rename = "edge-ca")]
+    edge_ca: Option<PathBuf>,
+    #[serde(rename = "grace-period")]
+    grace_period: Option<Value>,
+    #[serde(rename = "loglevel")]
+    log_level: Option<String>,
+    #[serde(rename = "originRequest")]
+    origin_request: Option<Value>,
+    #[serde(flatten)]
+    unknown: BTreeMap<String, Value>,
+}
+
+/// A validated connector `config.yml`.
+#[derive(Debug, Clone)]
+pub struct ConnectorFile {
+    /// `tunnel`: tunnel id or name.
+    pub tunnel: Option<String>,
+    /// `credentials-file`.
+    pub credentials_file: Option<PathBuf>,
+    /// `ingress`, validated; `None` when the file has none.
+    pub ingress: Option<Ingress>,
+    /// `protocol`.
+    pub protocol: Option<ProtocolChoice>,
+    /// `ha-connections`.
+    pub ha_connections: Option<u8>,
+    /// `edge`: `host:port` addresses.
+    pub edge: Vec<String>,
+    /// `edge-ca`: PEM file of the CA that signed the edge certificate.
+    pub edge_ca: Option<PathBuf>,
+    /// `grace-period`.
+    pub grace_period: Option<Duration>,
+    /// `loglevel`.
+    pub log_level: Option<String>,
+    /// One line per ignored key, naming it.
+    pub warnings: Vec<String>,
+}
+
+/// Most ingress rules accepted in one file.
+pub const MAX_INGRESS_RULES: usize = 10_000;
+
+/// Parses and validates a connector `config.yml`.
+///
+/// # Errors
+/// [`ConfigError`] naming the field (`ingress[2].service`, `protocol`, ...)
+/// and the reason; YAML syntax errors name the line and column.
+pub fn parse_connector_yaml(text: &str) -> Result<ConnectorFile, ConfigError> {
+    let raw: RawFile = if text.trim().is_empty() {
+        RawFile {
+            tunnel: None,
+            credentials_file: None,
+            ingress: Vec::new(),
+            protocol: None,
+            ha_connections: None,
+            edge: None,
+            edge_ca: None,
+            grace_period: None,
+            log_level: None,
+            origin_request: None,
+            unknown: BTreeMap::new(),
+        }
+    } else {
+        serde_yaml_ng::from_str(text).map_err(|e| ConfigError::new("config", e.to_string()))?
+    };
+    let mut warnings: Vec<String> = raw
+        .unknown
+        .keys()
+        .map(|k| format!("unknown key '{k}' ignored"))
+        .collect();
+    if raw.origin_request.is_some() {
+        warnings.push("key 'originRequest' is not supported yet and is ignored".into());
+    }
+    let protocol = raw
+        .protocol
+        .as_deref()
+        .map(ProtocolChoice::parse)
+        .transpose()
+        .map_err(|r| ConfigError::new("protocol", r))?;
+    let ha_connections = raw
+        .ha_connections
+        .map(|v| match v.as_u64().and_then(|n| u8::try_from(n).ok()) {
+            Some(n) if n >= 1 => Ok(n),
+            _ => Err(ConfigError::new(
+                "ha-connections",
+                "must be a whole number from 1 to 255",
+            )),
+        })
+        .transpose()?;
+    let edge = match raw.edge {
+        None => Vec::new(),
+        Some(Value::String(s)) => vec![s],
+        Some(Value::Sequence(items)) => items
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| match v {
+                Value::String(s) => Ok(s),
+                _ => Err(ConfigError::new(
+                    format!("edge[{i}]"),
+                    "must be a host:port string",
+                )),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => {
+            return Err(ConfigError::new(
+                "edge",
+                "must be a host:port string or a list of them",
+            ))
+        }
+    };
+    let grace_period = raw
+        .grace_period
+        .map(|v| match v {
+            Value::String(s) => duration::parse(&s),
+            Value::Number(n) => n
+                .as_u64()
+                .map(Duration::from_secs)
+                .ok_or_else(|| "must be a whole number of seconds or a duration".into()),
+            _ => Err("must be a duration such as 30s".into()),
+        })
+        .transpose()
+        .map_err(|r| ConfigError::new("grace-period", r))?;
+    let ingress = if raw.ingress.is_empty() {
+        None
+    } else {
+        Some(validate_ingress(raw.ingress, &mut warnings)?)
+    };
+    Ok(ConnectorFile {
+        tunnel: raw.tunnel,
+        credentials_file: raw.credentials_file,
+        ingress,
+        protocol,
+        ha_connections,
+        edge,
+        edge_ca: raw.edge_ca,
+        grace_period,
+        log_level: raw.log_level,
+        warnings,
+    })
+}
+
+fn validate_ingress(raw: Vec<Value>, warnings: &mut Vec<String>) -> Result<Ingress, ConfigError> {
+    if raw.len() > MAX_INGRESS_RULES {
+        return Err(ConfigError::new(
+            "ingress",
+            format!("{} rules, more than the maximum {MAX_INGRESS_RULES}", raw.len()),
+        ));
+    }
+    let last = raw.len() - 1;
+    let mut rules = Vec::with_capacity(raw.len());
+    for (i, value) in raw.into_iter().enumerate() {
+        let at = |field: &str| format!("ingress[{i}].{field}");
+        if !value.is_mapping() {
+            return Err(ConfigError::new(
+                format!("ingress[{i}]"),
+                "must be a mapping with 'service' (and optionally 'hostname', 'path')",
+            ));
+        }
+        let rule: RawRule = serde_yaml_ng::from_value(value)
+            .map_err(|e| ConfigError::new(format!("ingress[{i}]"), e.to_string()))?;
+        for k in rule.unknown.keys() {
+            warnings.push(format!("unknown key '{k}' in ingress[{i}] ignored"));
+        }
+        if rule.origin_request.is_some() {
+            warnings.push(format!(
+                "key 'originRequest' in ingress[{i}] is not supported yet and is ignored"
+            ));
+        }
+        let host = rule
+            .hostname
+            .as_deref()
+            .map(HostPattern::parse)
+            .transpose()
+            .map_err(|e| ConfigError::new(at("hostname"), e.to_string()))?;
+        let path = rule
+            .path
+            .as_deref()
+            .map(|p| {
+                regex::RegexBuilder::new(p)
+                    .size_limit(1 << 20)
+                    .build()
+                    .map_err(|e| ConfigError::new(at("path"), format!("invalid regex: {e}")))
+            })
+            .transpose()?;
+        let service = rule
+            .service
+            .ok_or_else(|| ConfigError::new(at("service"), "missing; every rule needs a service"))?;
+        let service = Service::parse(&service).map_err(|r| ConfigError::new(at("service"), r))?;
+        let matcher = Matcher { host, path };
+        if i == last && !matcher.is_catch_all() {
+            return Err(ConfigError::new(
+                format!("ingress[{i}]"),
+                "the last rule must be a catch-all (no hostname and no path), \
+                 e.g. '- service: http_status:404'",
+            ));
+        }
+        if i != last && matcher.is_catch_all() {
+            return Err(ConfigError::new(
+                format!("ingress[{i}]"),
+                "a rule without hostname and path matches everything, so the rules after it \
+                 could never match; move it to the end",
+            ));
+        }
+        rules.push(IngressRule {
+            matcher,
+            service,
+            hostname: rule.hostname,
+        });
+    }
+    Ok(Ingress { rules })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn services_parse() {
+        assert_eq!(
+            Service::parse("tcp://localhost:22"),
+            Ok(Service::Tcp {
+                addr: "localhost:22".into(),
+                scheme: "tcp".into()
+            })
+        );
+        assert_eq!(
+            Service::parse("http://127.0.0.1"),
+            Ok(Service::Tcp {
+                addr: "127.0.0.1:80".into(),
+                scheme: "http".into()
+            })
+        );
+        assert_eq!(
+            Service::parse("http://[::1]:8080/x"),
+            Ok(Service::Tcp {
+                addr: "[::1]:8080".into(),
+                scheme: "http".into()
+            })
+        );
+        assert_eq!(Service::parse("http_status:404"), Ok(Service::HttpStatus(404)));
+        assert_eq!(Service::parse("hello_world"), Ok(Service::HelloWorld));
+        assert!(Service::parse("tcp://localhost").unwrap_err().contains("needs a port"));
+        assert!(Service::parse("ftp://x:1").unwrap_err().contains("unsupported scheme"));
+        assert!(Service::parse("tcp://x:99999").unwrap_err().contains("port"));
+        assert!(Service::parse("http_status:99").is_err());
+    }
+
+    #[test]
+    fn cloudflared_config_loads_with_warnings() {
+        let y = "tunnel: 6ff42ae2-765d-4adf-8112-31c55c1551ef\n\
+                 credentials-file: /root/.cloudflared/x.json\n\
+                 metrics: localhost:2000\n\
+                 no-autoupdate: true\n\
+                 ingress:\n\
+                 \x20 - hostname: ssh.example.com\n\
+                 \x20   service: ssh://localhost:22\n\
+                 \x20 - service: http_status:404\n";
+        let f = parse_connector_yaml(y).unwrap();
+        assert_eq!(f.ingress.as_ref().unwrap().rules.len(), 2);
+        assert!(f.warnings.iter().any(|w| w.contains("'metrics'")));
+        assert!(f.warnings.iter().any(|w| w.contains("'no-autoupdate'")));
+        let ing = f.ingress.unwrap();
+        assert_eq!(ing.find("ssh.example.com", None).unwrap().0, 0);
+        assert_eq!(ing.find("other", None).unwrap().0, 1);
+    }
+}

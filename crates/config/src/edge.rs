@@ -1,0 +1,105 @@
+//! The edge's `edge.yaml`: the same settings as `burrow edge` flags. Unknown
+//! keys are errors here (unlike the connector's cloudflared-compatible file).
+
+use crate::{duration, ConfigError};
+use serde::Deserialize;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawEdgeFile {
+    colo: Option<String>,
+    listen: Option<String>,
+    admin: Option<String>,
+    state: Option<PathBuf>,
+    edge_domain: Option<String>,
+    grace_period: Option<String>,
+    loglevel: Option<String>,
+    disable_quic: Option<bool>,
+}
+
+/// A parsed `edge.yaml`; every field optional (flags and defaults fill in).
+#[derive(Debug, Default, Clone)]
+pub struct EdgeFile {
+    /// `colo`: short name of this edge node.
+    pub colo: Option<String>,
+    /// `listen`: tunnel endpoint address (UDP for QUIC, TCP for HTTP/2).
+    pub listen: Option<String>,
+    /// `admin`: admin API address.
+    pub admin: Option<String>,
+    /// `state`: SQLite file.
+    pub state: Option<PathBuf>,
+    /// `edge-domain`.
+    pub edge_domain: Option<String>,
+    /// `grace-period`.
+    pub grace_period: Option<Duration>,
+    /// `loglevel`.
+    pub log_level: Option<String>,
+    /// `disable-quic`: serve HTTP/2 only.
+    pub disable_quic: Option<bool>,
+}
+
+/// Parses an `edge.yaml`.
+///
+/// # Errors
+/// [`ConfigError`] naming the key (unknown keys included) and the reason.
+pub fn parse_edge_yaml(text: &str) -> Result<EdgeFile, ConfigError> {
+    if text.trim().is_empty() {
+        return Ok(EdgeFile::default());
+    }
+    let raw: RawEdgeFile =
+        serde_yaml_ng::from_str(text).map_err(|e| ConfigError::new("edge.yaml", e.to_string()))?;
+    let grace_period = raw
+        .grace_period
+        .as_deref()
+        .map(duration::parse)
+        .transpose()
+        .map_err(|r| ConfigError::new("grace-period", r))?;
+    if let Some(c) = &raw.colo {
+        validate_colo(c)?;
+    }
+    Ok(EdgeFile {
+        colo: raw.colo,
+        listen: raw.listen,
+        admin: raw.admin,
+        state: raw.state,
+        edge_domain: raw.edge_domain,
+        grace_period,
+        log_level: raw.loglevel,
+        disable_quic: raw.disable_quic,
+    })
+}
+
+/// Checks a colo name: 1-16 ASCII letters, digits or `-`.
+///
+/// # Errors
+/// [`ConfigError`] on field `colo`.
+pub fn validate_colo(c: &str) -> Result<(), ConfigError> {
+    if c.is_empty()
+        || c.len() > 16
+        || !c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
+        return Err(ConfigError::new(
+            "colo",
+            format!("'{c}' must be 1-16 letters, digits or '-', e.g. NRT"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_rejects_unknown() {
+        let f = parse_edge_yaml("colo: NRT\nlisten: 127.0.0.1:0\ngrace-period: 5s\n").unwrap();
+        assert_eq!(f.colo.as_deref(), Some("NRT"));
+        assert_eq!(f.grace_period, Some(Duration::from_secs(5)));
+        let e = parse_edge_yaml("colour: NRT\n").unwrap_err();
+        assert!(e.reason.contains("colour"), "{e}");
+        let e = parse_edge_yaml("colo: 'N RT'\n").unwrap_err();
+        assert_eq!(e.field, "colo");
+    }
+}
