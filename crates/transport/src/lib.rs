@@ -1,1 +1,181 @@
-//! placeholder
+//! burrow's tunnel transports: QUIC (quinn) and HTTP/2 over TLS (h2 +
+//! rustls), behind one small interface.
+//!
+//! Module map:
+//! - [`pki`]: the edge's self-signed CA and server certificate (rcgen), and
+//!   rustls configs for both ends.
+//! - [`quic`]: QUIC endpoints with large flow-control windows.
+//! - [`h2`]: HTTP/2 over TLS; the connector *serves* HTTP/2 on the socket it
+//!   dialled, so the edge (the HTTP/2 client) opens one stream per flow.
+//! - [`stream`]: [`BoxStream`], the byte stream every flow and the control
+//!   channel use, and the h2 adapter behind it.
+//! - [`frames`]: reading and writing `burrow-proto` frames on a stream.
+//!
+//! Roles: the connector dials ([`quic::connect`], [`h2::connect`]) and gets a
+//! [`ConnectorConn`] plus the control stream; the edge accepts
+//! ([`quic::accept`], [`h2::accept`]) and gets an [`EdgeConn`] plus the
+//! control stream. After registration on the control stream, the edge calls
+//! [`EdgeConn::open_stream`] once per flow and the connector receives each
+//! with [`ConnectorConn::accept_stream`].
+
+pub mod frames;
+pub mod h2;
+pub mod pki;
+pub mod quic;
+pub mod stream;
+
+pub use stream::BoxStream;
+
+use std::fmt;
+
+/// ALPN protocol of the QUIC transport.
+pub const ALPN_QUIC: &[u8] = b"burrow/1";
+/// ALPN protocol of the HTTP/2-over-TLS transport.
+pub const ALPN_H2: &[u8] = b"burrow-h2/1";
+
+/// The transport a tunnel connection runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    /// QUIC over UDP.
+    Quic,
+    /// HTTP/2 over TLS over TCP.
+    Http2,
+}
+
+impl Protocol {
+    /// `quic` or `http2`, as shown to users and in metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Quic => "quic",
+            Self::Http2 => "http2",
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A transport failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransportError {
+    /// Socket-level failure.
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+    /// TLS setup or handshake failure.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// QUIC connection failure.
+    #[error("QUIC: {0}")]
+    Quic(String),
+    /// HTTP/2 failure.
+    #[error("HTTP/2: {0}")]
+    H2(#[from] ::h2::Error),
+    /// The peer closed the connection.
+    #[error("connection closed")]
+    Closed,
+    /// A step did not finish in time.
+    #[error("timed out after {0:?} {1}")]
+    Timeout(std::time::Duration, &'static str),
+    /// The peer broke the protocol.
+    #[error("protocol: {0}")]
+    Protocol(String),
+}
+
+/// The edge's handle on one registered tunnel connection.
+///
+/// Cheap to clone; all clones share the connection.
+#[derive(Clone)]
+pub enum EdgeConn {
+    /// Over QUIC.
+    Quic(quinn::Connection),
+    /// Over HTTP/2 (the edge is the client).
+    H2(h2::EdgeH2),
+}
+
+impl EdgeConn {
+    /// Opens a new stream for one flow. Not cancel-safe for HTTP/2 while
+    /// waiting for stream capacity (the request is simply not sent).
+    ///
+    /// # Errors
+    /// When the connection is gone or refuses more streams.
+    pub async fn open_stream(&self) -> Result<BoxStream, TransportError> {
+        match self {
+            Self::Quic(c) => {
+                let (send, recv) = c
+                    .open_bi()
+                    .await
+                    .map_err(|e| TransportError::Quic(e.to_string()))?;
+                Ok(Box::new(tokio::io::join(recv, send)))
+            }
+            Self::H2(h) => h.open_stream().await,
+        }
+    }
+
+    /// Resolves when the connection has closed, for any reason. Cancel-safe.
+    pub async fn closed(&self) {
+        match self {
+            Self::Quic(c) => {
+                c.closed().await;
+            }
+            Self::H2(h) => h.closed().await,
+        }
+    }
+
+    /// Closes the connection at once; open streams fail.
+    pub fn close(&self) {
+        match self {
+            Self::Quic(c) => c.close(0u32.into(), b"closing"),
+            Self::H2(h) => h.close(),
+        }
+    }
+
+    /// Which transport this is.
+    pub fn protocol(&self) -> Protocol {
+        match self {
+            Self::Quic(_) => Protocol::Quic,
+            Self::H2(_) => Protocol::Http2,
+        }
+    }
+}
+
+/// The connector's handle on one tunnel connection.
+pub enum ConnectorConn {
+    /// Over QUIC.
+    Quic(quinn::Connection),
+    /// Over HTTP/2 (the connector is the server).
+    H2(h2::ConnectorH2),
+}
+
+impl ConnectorConn {
+    /// Waits for the next flow stream the edge opens; `None` once the
+    /// connection is closed. Cancel-safe.
+    pub async fn accept_stream(&mut self) -> Option<BoxStream> {
+        match self {
+            Self::Quic(c) => match c.accept_bi().await {
+                Ok((send, recv)) => Some(Box::new(tokio::io::join(recv, send))),
+                Err(_) => None,
+            },
+            Self::H2(h) => h.accept_stream().await,
+        }
+    }
+
+    /// Closes the connection at once.
+    pub fn close(&self) {
+        match self {
+            Self::Quic(c) => c.close(0u32.into(), b"closing"),
+            Self::H2(h) => h.close(),
+        }
+    }
+
+    /// Which transport this is.
+    pub fn protocol(&self) -> Protocol {
+        match self {
+            Self::Quic(_) => Protocol::Quic,
+            Self::H2(_) => Protocol::Http2,
+        }
+    }
+}

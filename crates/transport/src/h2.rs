@@ -1,0 +1,212 @@
+//! HTTP/2 over TLS over TCP, for networks where UDP is blocked.
+//!
+//! The connector dials TLS (SNI `h2.<domain>`, certificate verified against
+//! the edge CA) and then *serves* HTTP/2 on that socket; the edge is the
+//! HTTP/2 client and opens one request stream per flow. The first stream the
+//! edge opens is the control stream. Every stream is answered `200` at once
+//! and both bodies then carry raw bytes, exactly like a QUIC stream.
+
+use crate::pki::EdgeTrust;
+use crate::stream::H2Stream;
+use crate::{BoxStream, ConnectorConn, EdgeConn, TransportError};
+use bytes::Bytes;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Receive window per stream.
+pub const STREAM_WINDOW: u32 = 6 * 1024 * 1024;
+/// Receive window per connection.
+pub const CONN_WINDOW: u32 = 30 * 1024 * 1024;
+/// Most concurrent flow streams one connection carries.
+pub const MAX_STREAMS: u32 = 16_384;
+/// Largest DATA frame we accept (and so the most one stream buffers on read).
+pub const MAX_FRAME: u32 = 64 * 1024;
+/// TCP keep-alive idle time on tunnel sockets.
+pub const TCP_KEEPALIVE: Duration = Duration::from_secs(15);
+
+fn keepalive(tcp: &TcpStream) {
+    let s = socket2::SockRef::from(tcp);
+    let ka = socket2::TcpKeepalive::new()
+        .with_time(TCP_KEEPALIVE)
+        .with_interval(Duration::from_secs(5));
+    let _ = s.set_tcp_keepalive(&ka);
+    let _ = tcp.set_nodelay(true);
+}
+
+/// The edge's side of an HTTP/2 tunnel connection. Cheap to clone.
+#[derive(Clone)]
+pub struct EdgeH2 {
+    send: ::h2::client::SendRequest<Bytes>,
+    closed: CancellationToken,
+    driver: AbortHandle,
+}
+
+impl EdgeH2 {
+    pub(crate) async fn open_stream(&self) -> Result<BoxStream, TransportError> {
+        let mut ready = self.send.clone().ready().await?;
+        let req = http::Request::builder()
+            .method(http::Method::POST)
+            .uri("https://burrow.tunnel/flow")
+            .body(())
+            .expect("static request is valid");
+        let (resp, send) = ready.send_request(req, false)?;
+        Ok(Box::new(H2Stream::client(send, resp)))
+    }
+
+    pub(crate) async fn closed(&self) {
+        self.closed.cancelled().await;
+    }
+
+    pub(crate) fn close(&self) {
+        self.driver.abort();
+        self.closed.cancel();
+    }
+}
+
+/// The connector's side of an HTTP/2 tunnel connection.
+pub struct ConnectorH2 {
+    streams: mpsc::Receiver<BoxStream>,
+    driver: AbortHandle,
+}
+
+impl ConnectorH2 {
+    pub(crate) async fn accept_stream(&mut self) -> Option<BoxStream> {
+        self.streams.recv().await
+    }
+
+    pub(crate) fn close(&self) {
+        self.driver.abort();
+    }
+}
+
+impl Drop for ConnectorH2 {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
+}
+
+/// Edge side: TLS-accepts `tcp`, starts HTTP/2 as the client and opens the
+/// control stream.
+///
+/// # Errors
+/// On TLS or HTTP/2 handshake failure, or when it takes longer than `timeout`.
+pub async fn accept(
+    tcp: TcpStream,
+    tls: Arc<rustls::ServerConfig>,
+    timeout: Duration,
+) -> Result<(EdgeConn, BoxStream), TransportError> {
+    keepalive(&tcp);
+    let work = async {
+        let tls = tokio_rustls::TlsAcceptor::from(tls)
+            .accept(tcp)
+            .await
+            .map_err(|e| TransportError::Tls(e.to_string()))?;
+        let (send, conn) = ::h2::client::Builder::new()
+            .initial_window_size(STREAM_WINDOW)
+            .initial_connection_window_size(CONN_WINDOW)
+            .max_frame_size(MAX_FRAME)
+            .max_concurrent_reset_streams(1024)
+            .handshake::<_, Bytes>(tls)
+            .await?;
+        let closed = CancellationToken::new();
+        let on_close = closed.clone();
+        let driver = tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "HTTP/2 tunnel connection ended");
+            }
+            on_close.cancel();
+        })
+        .abort_handle();
+        let edge = EdgeH2 {
+            send,
+            closed,
+            driver,
+        };
+        let control = edge.open_stream().await?;
+        Ok((EdgeConn::H2(edge), control))
+    };
+    tokio::time::timeout(timeout, work)
+        .await
+        .map_err(|_| TransportError::Timeout(timeout, "waiting for the TLS/HTTP/2 handshake"))?
+}
+
+/// Connector side: dials `addr`, verifies the edge for `h2.<domain>`, serves
+/// HTTP/2 and waits for the edge's control stream.
+///
+/// # Errors
+/// On TCP, TLS or HTTP/2 failure, or when it takes longer than `timeout`.
+pub async fn connect(
+    addr: SocketAddr,
+    trust: &EdgeTrust,
+    timeout: Duration,
+) -> Result<(ConnectorConn, BoxStream), TransportError> {
+    let tls_cfg = Arc::new(trust.client_config(crate::ALPN_H2, false)?);
+    let name = EdgeTrust::server_name(crate::pki::h2_server_name(&trust.domain))?;
+    let work = async move {
+        let tcp = TcpStream::connect(addr).await?;
+        keepalive(&tcp);
+        let tls = tokio_rustls::TlsConnector::from(tls_cfg)
+            .connect(name, tcp)
+            .await
+            .map_err(|e| TransportError::Tls(e.to_string()))?;
+        let mut conn = ::h2::server::Builder::new()
+            .initial_window_size(STREAM_WINDOW)
+            .initial_connection_window_size(CONN_WINDOW)
+            .max_frame_size(MAX_FRAME)
+            .max_concurrent_streams(MAX_STREAMS)
+            .max_concurrent_reset_streams(1024)
+            .handshake::<_, Bytes>(tls)
+            .await?;
+        let (req, mut respond) = conn.accept().await.ok_or(TransportError::Closed)??;
+        let send = respond.send_response(ok_response(), false)?;
+        let control: BoxStream = Box::new(H2Stream::server(send, req.into_body()));
+        let cap = usize::try_from(MAX_STREAMS).expect("small constant");
+        let (tx, rx) = mpsc::channel::<BoxStream>(cap);
+        let driver = tokio::spawn(async move {
+            // Polling accept() drives the whole connection, so never block
+            // here: a full queue refuses the stream instead (h2 limits open
+            // streams to MAX_STREAMS, so the queue cannot really fill).
+            while let Some(next) = conn.accept().await {
+                let (req, mut respond) = match next {
+                    Ok(x) => x,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "HTTP/2 tunnel connection ended");
+                        break;
+                    }
+                };
+                match respond.send_response(ok_response(), false) {
+                    Ok(send) => {
+                        let s: BoxStream = Box::new(H2Stream::server(send, req.into_body()));
+                        if tx.try_send(s).is_err() {
+                            tracing::warn!("flow stream refused: accept queue full");
+                        }
+                    }
+                    Err(e) => tracing::debug!(error = %e, "could not answer a flow stream"),
+                }
+            }
+        })
+        .abort_handle();
+        Ok((
+            ConnectorConn::H2(ConnectorH2 {
+                streams: rx,
+                driver,
+            }),
+            control,
+        ))
+    };
+    tokio::time::timeout(timeout, work)
+        .await
+        .map_err(|_| TransportError::Timeout(timeout, "connecting over TLS/HTTP/2"))?
+}
+
+fn ok_response() -> http::Response<()> {
+    http::Response::builder()
+        .status(http::StatusCode::OK)
+        .body(())
+        .expect("static response is valid")
+}

@@ -1,0 +1,275 @@
+//! The edge's certificates and the rustls configs of both ends.
+//!
+//! On first start the edge makes a private CA (`ca.pem`, `ca.key`) and a
+//! server certificate for `quic.<domain>`, `h2.<domain>` and `<domain>`
+//! (`edge-<domain>.pem`, `edge-<domain>.key`), signed by that CA. Connectors
+//! trust exactly that CA (`--edge-ca`, or the copy embedded in their
+//! credentials). There is no option that turns verification off.
+//!
+//! Functions here do blocking file I/O; call them from `spawn_blocking` or
+//! before the runtime is busy.
+
+use crate::TransportError;
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair,
+    KeyUsagePurpose,
+};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Default edge domain.
+pub const DEFAULT_EDGE_DOMAIN: &str = "burrow.internal";
+
+/// The edge's CA and server certificate, in memory.
+pub struct EdgePki {
+    /// The CA certificate, PEM (what connectors must trust).
+    pub ca_pem: String,
+    /// Server certificate chain (leaf first), DER.
+    pub chain: Vec<CertificateDer<'static>>,
+    /// Server private key, DER.
+    key: PrivateKeyDer<'static>,
+    /// Files written by [`EdgePki::load_or_create`] this time (empty when all existed).
+    pub created: Vec<PathBuf>,
+    /// Path of the CA certificate file, when stored on disk.
+    pub ca_path: Option<PathBuf>,
+}
+
+fn tls_err(e: impl std::fmt::Display) -> TransportError {
+    TransportError::Tls(e.to_string())
+}
+
+fn ca_params() -> Result<CertificateParams, TransportError> {
+    let mut p = CertificateParams::new(Vec::<String>::new()).map_err(tls_err)?;
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, "burrow edge CA");
+    dn.push(DnType::OrganizationName, "burrow");
+    p.distinguished_name = dn;
+    p.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    p.not_before = rcgen::date_time_ymd(2024, 1, 1);
+    p.not_after = rcgen::date_time_ymd(2124, 1, 1);
+    Ok(p)
+}
+
+/// SNI name the connector uses for QUIC.
+pub fn quic_server_name(domain: &str) -> String {
+    format!("quic.{domain}")
+}
+
+/// SNI name the connector uses for HTTP/2.
+pub fn h2_server_name(domain: &str) -> String {
+    format!("h2.{domain}")
+}
+
+fn make_leaf(
+    domain: &str,
+    ca_key: &KeyPair,
+) -> Result<(String, String), TransportError> {
+    let ca_cert = ca_params()?.self_signed(ca_key).map_err(tls_err)?;
+    let mut p = CertificateParams::new(vec![
+        quic_server_name(domain),
+        h2_server_name(domain),
+        domain.to_owned(),
+    ])
+    .map_err(tls_err)?;
+    p.distinguished_name = DistinguishedName::new();
+    p.distinguished_name
+        .push(DnType::CommonName, format!("burrow edge {domain}"));
+    p.not_before = rcgen::date_time_ymd(2024, 1, 1);
+    p.not_after = rcgen::date_time_ymd(2124, 1, 1);
+    let key = KeyPair::generate().map_err(tls_err)?;
+    let cert = p.signed_by(&key, &ca_cert, ca_key).map_err(tls_err)?;
+    Ok((cert.pem(), key.serialize_pem()))
+}
+
+fn write_new(path: &Path, data: &str, secret: bool) -> Result<(), TransportError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(if secret { 0o600 } else { 0o644 })
+        .open(path)
+        .map_err(|e| TransportError::Tls(format!("writing {}: {e}", path.display())))?;
+    f.write_all(data.as_bytes())?;
+    Ok(())
+}
+
+fn read(path: &Path) -> Result<String, TransportError> {
+    std::fs::read_to_string(path)
+        .map_err(|e| TransportError::Tls(format!("reading {}: {e}", path.display())))
+}
+
+impl EdgePki {
+    /// Loads the CA and server certificate from `dir`, creating whatever is
+    /// missing. The server certificate file is per domain, so changing the
+    /// edge domain makes a new one signed by the same CA.
+    ///
+    /// # Errors
+    /// On unreadable, unparsable or unwritable files.
+    pub fn load_or_create(dir: &Path, domain: &str) -> Result<Self, TransportError> {
+        std::fs::create_dir_all(dir)?;
+        let mut created = Vec::new();
+        let ca_path = dir.join("ca.pem");
+        let ca_key_path = dir.join("ca.key");
+        let (ca_pem, ca_key) = if ca_key_path.exists() {
+            let key = KeyPair::from_pem(&read(&ca_key_path)?).map_err(tls_err)?;
+            (read(&ca_path)?, key)
+        } else {
+            let key = KeyPair::generate().map_err(tls_err)?;
+            let cert = ca_params()?.self_signed(&key).map_err(tls_err)?;
+            write_new(&ca_key_path, &key.serialize_pem(), true)?;
+            write_new(&ca_path, &cert.pem(), false)?;
+            created.push(ca_path.clone());
+            created.push(ca_key_path);
+            (cert.pem(), key)
+        };
+        let leaf_path = dir.join(format!("edge-{domain}.pem"));
+        let leaf_key_path = dir.join(format!("edge-{domain}.key"));
+        let (leaf_pem, leaf_key_pem) = if leaf_key_path.exists() {
+            (read(&leaf_path)?, read(&leaf_key_path)?)
+        } else {
+            let (c, k) = make_leaf(domain, &ca_key)?;
+            write_new(&leaf_key_path, &k, true)?;
+            write_new(&leaf_path, &c, false)?;
+            created.push(leaf_path);
+            created.push(leaf_key_path);
+            (c, k)
+        };
+        let mut pki = Self::from_pem(&ca_pem, &leaf_pem, &leaf_key_pem)?;
+        pki.created = created;
+        pki.ca_path = Some(ca_path);
+        Ok(pki)
+    }
+
+    /// An in-memory CA and server certificate (for `burrow quick`).
+    ///
+    /// # Errors
+    /// When key generation fails.
+    pub fn ephemeral(domain: &str) -> Result<Self, TransportError> {
+        let ca_key = KeyPair::generate().map_err(tls_err)?;
+        let ca = ca_params()?.self_signed(&ca_key).map_err(tls_err)?;
+        let (c, k) = make_leaf(domain, &ca_key)?;
+        Self::from_pem(&ca.pem(), &c, &k)
+    }
+
+    fn from_pem(ca_pem: &str, leaf_pem: &str, key_pem: &str) -> Result<Self, TransportError> {
+        let mut chain = rustls_pemfile::certs(&mut leaf_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(tls_err)?;
+        chain.extend(
+            rustls_pemfile::certs(&mut ca_pem.as_bytes())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(tls_err)?,
+        );
+        let key = rustls_pemfile::private_key(&mut key_pem.as_bytes())
+            .map_err(tls_err)?
+            .ok_or_else(|| tls_err("no private key in server key file"))?;
+        Ok(Self {
+            ca_pem: ca_pem.to_owned(),
+            chain,
+            key,
+            created: Vec::new(),
+            ca_path: None,
+        })
+    }
+
+    fn server_tls(&self, alpn: &[u8], tls13_only: bool) -> Result<rustls::ServerConfig, TransportError> {
+        let b = rustls::ServerConfig::builder_with_provider(provider());
+        let b = if tls13_only {
+            b.with_protocol_versions(&[&rustls::version::TLS13])
+        } else {
+            b.with_safe_default_protocol_versions()
+        }
+        .map_err(tls_err)?;
+        let mut cfg = b
+            .with_no_client_auth()
+            .with_single_cert(self.chain.clone(), self.key.clone_key())
+            .map_err(tls_err)?;
+        cfg.alpn_protocols = vec![alpn.to_vec()];
+        Ok(cfg)
+    }
+
+    /// rustls config of the HTTP/2 tunnel endpoint (TLS 1.2 and 1.3).
+    ///
+    /// # Errors
+    /// When the key does not match the certificate.
+    pub fn h2_server_config(&self) -> Result<Arc<rustls::ServerConfig>, TransportError> {
+        Ok(Arc::new(self.server_tls(crate::ALPN_H2, false)?))
+    }
+
+    /// quinn server config of the QUIC tunnel endpoint.
+    ///
+    /// # Errors
+    /// When the key does not match the certificate.
+    pub fn quic_server_config(&self) -> Result<quinn::ServerConfig, TransportError> {
+        let tls = self.server_tls(crate::ALPN_QUIC, true)?;
+        let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls).map_err(tls_err)?;
+        let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+        cfg.transport_config(Arc::new(crate::quic::transport_config()));
+        Ok(cfg)
+    }
+}
+
+/// The one crypto provider burrow uses (ring).
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// What a connector needs to verify the edge: the CA and the SNI names.
+#[derive(Clone)]
+pub struct EdgeTrust {
+    roots: Arc<rustls::RootCertStore>,
+    /// Edge domain; SNI names derive from it.
+    pub domain: String,
+}
+
+impl EdgeTrust {
+    /// Trust the CA certificate(s) in `ca_pem`.
+    ///
+    /// # Errors
+    /// When the PEM holds no certificate or one rustls refuses.
+    pub fn new(ca_pem: &str, domain: &str) -> Result<Self, TransportError> {
+        let mut roots = rustls::RootCertStore::empty();
+        let mut n = 0;
+        for cert in rustls_pemfile::certs(&mut ca_pem.as_bytes()) {
+            roots.add(cert.map_err(tls_err)?).map_err(tls_err)?;
+            n += 1;
+        }
+        if n == 0 {
+            return Err(tls_err("the edge CA file holds no PEM certificate"));
+        }
+        Ok(Self {
+            roots: Arc::new(roots),
+            domain: domain.to_owned(),
+        })
+    }
+
+    pub(crate) fn client_config(
+        &self,
+        alpn: &[u8],
+        tls13_only: bool,
+    ) -> Result<rustls::ClientConfig, TransportError> {
+        let b = rustls::ClientConfig::builder_with_provider(provider());
+        let b = if tls13_only {
+            b.with_protocol_versions(&[&rustls::version::TLS13])
+        } else {
+            b.with_safe_default_protocol_versions()
+        }
+        .map_err(tls_err)?;
+        let mut cfg = b
+            .with_root_certificates(self.roots.clone())
+            .with_no_client_auth();
+        cfg.alpn_protocols = vec![alpn.to_vec()];
+        Ok(cfg)
+    }
+
+    pub(crate) fn server_name(name: String) -> Result<ServerName<'static>, TransportError> {
+        ServerName::try_from(name).map_err(tls_err)
+    }
+}

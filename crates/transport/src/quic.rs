@@ -1,0 +1,151 @@
+//! QUIC transport (quinn).
+//!
+//! Flow-control windows follow cloudflared's sizing (30 MiB per connection,
+//! 6 MiB per stream) so a single bulk flow is not window-limited; UDP socket
+//! buffers are raised to [`UDP_BUFFER`] where the kernel allows.
+
+use crate::pki::EdgeTrust;
+use crate::{BoxStream, ConnectorConn, EdgeConn, TransportError};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Receive window per stream.
+pub const STREAM_WINDOW: u32 = 6 * 1024 * 1024;
+/// Receive window per connection.
+pub const CONN_WINDOW: u32 = 30 * 1024 * 1024;
+/// Most concurrent flow streams one connection carries.
+pub const MAX_STREAMS: u32 = 16_384;
+/// Idle timeout of a tunnel connection (keep-alives every [`KEEP_ALIVE`]).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Keep-alive interval.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(5);
+/// Requested UDP socket buffer size.
+pub const UDP_BUFFER: usize = 8 * 1024 * 1024;
+
+/// Transport parameters shared by both ends.
+pub fn transport_config() -> quinn::TransportConfig {
+    let mut t = quinn::TransportConfig::default();
+    t.stream_receive_window(STREAM_WINDOW.into())
+        .receive_window(CONN_WINDOW.into())
+        .send_window(u64::from(CONN_WINDOW))
+        .max_concurrent_bidi_streams(MAX_STREAMS.into())
+        .max_concurrent_uni_streams(0u32.into())
+        .keep_alive_interval(Some(KEEP_ALIVE))
+        .max_idle_timeout(Some(
+            IDLE_TIMEOUT
+                .try_into()
+                .expect("30 s fits a QUIC idle timeout"),
+        ));
+    t
+}
+
+fn udp_socket(addr: SocketAddr) -> Result<std::net::UdpSocket, TransportError> {
+    let domain = socket2::Domain::for_address(addr);
+    let s = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
+    if addr.is_ipv6() {
+        let _ = s.set_only_v6(true);
+    }
+    // Best effort: the kernel caps these at net.core.{r,w}mem_max.
+    let _ = s.set_recv_buffer_size(UDP_BUFFER);
+    let _ = s.set_send_buffer_size(UDP_BUFFER);
+    s.bind(&addr.into())?;
+    s.set_nonblocking(true)?;
+    Ok(s.into())
+}
+
+/// Binds the edge's QUIC endpoint on `addr` (UDP).
+///
+/// # Errors
+/// When the UDP port cannot be bound.
+pub fn server_endpoint(
+    addr: SocketAddr,
+    config: quinn::ServerConfig,
+) -> Result<quinn::Endpoint, TransportError> {
+    let socket = udp_socket(addr)?;
+    quinn::Endpoint::new(
+        quinn::EndpointConfig::default(),
+        Some(config),
+        socket,
+        Arc::new(quinn::TokioRuntime),
+    )
+    .map_err(TransportError::Io)
+}
+
+/// A client endpoint for a connector, bound to an ephemeral port of the
+/// right address family.
+///
+/// # Errors
+/// When no UDP socket can be bound.
+pub fn client_endpoint(for_peer: SocketAddr) -> Result<quinn::Endpoint, TransportError> {
+    let bind: SocketAddr = if for_peer.is_ipv6() {
+        "[::]:0".parse().expect("valid literal")
+    } else {
+        "0.0.0.0:0".parse().expect("valid literal")
+    };
+    let socket = udp_socket(bind)?;
+    quinn::Endpoint::new(
+        quinn::EndpointConfig::default(),
+        None,
+        socket,
+        Arc::new(quinn::TokioRuntime),
+    )
+    .map_err(TransportError::Io)
+}
+
+/// Edge side: completes the handshake of an incoming QUIC connection and
+/// waits for the connector to open the control stream.
+///
+/// # Errors
+/// On handshake failure, or when no control stream arrives within `timeout`.
+pub async fn accept(
+    incoming: quinn::Incoming,
+    timeout: Duration,
+) -> Result<(EdgeConn, BoxStream), TransportError> {
+    let work = async {
+        let conn = incoming
+            .await
+            .map_err(|e| TransportError::Quic(e.to_string()))?;
+        let (send, recv) = conn
+            .accept_bi()
+            .await
+            .map_err(|e| TransportError::Quic(e.to_string()))?;
+        let control: BoxStream = Box::new(tokio::io::join(recv, send));
+        Ok((EdgeConn::Quic(conn), control))
+    };
+    tokio::time::timeout(timeout, work)
+        .await
+        .map_err(|_| TransportError::Timeout(timeout, "waiting for the QUIC handshake"))?
+}
+
+/// Connector side: dials the edge over QUIC, verifying its certificate for
+/// `quic.<domain>`, and opens the control stream.
+///
+/// # Errors
+/// On TLS or QUIC failure, or when the handshake takes longer than `timeout`.
+pub async fn connect(
+    endpoint: &quinn::Endpoint,
+    addr: SocketAddr,
+    trust: &EdgeTrust,
+    timeout: Duration,
+) -> Result<(ConnectorConn, BoxStream), TransportError> {
+    let tls = trust.client_config(crate::ALPN_QUIC, true)?;
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
+        .map_err(|e| TransportError::Tls(e.to_string()))?;
+    let mut cfg = quinn::ClientConfig::new(Arc::new(crypto));
+    cfg.transport_config(Arc::new(transport_config()));
+    let sni = crate::pki::quic_server_name(&trust.domain);
+    let connecting = endpoint
+        .connect_with(cfg, addr, &sni)
+        .map_err(|e| TransportError::Quic(e.to_string()))?;
+    let conn = tokio::time::timeout(timeout, connecting)
+        .await
+        .map_err(|_| TransportError::Timeout(timeout, "waiting for the QUIC handshake"))?
+        .map_err(|e| TransportError::Quic(e.to_string()))?;
+    let (send, recv) = conn
+        .open_bi()
+        .await
+        .map_err(|e| TransportError::Quic(e.to_string()))?;
+    let control: BoxStream = Box::new(tokio::io::join(recv, send));
+    Ok((ConnectorConn::Quic(conn), control))
+}
