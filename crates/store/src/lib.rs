@@ -1,1 +1,513 @@
-//! placeholder
+//! burrow's persistent state: accounts, tunnels, apps and the registry of
+//! live tunnel connections, in SQLite through sqlx.
+//!
+//! Module map: everything is in this file; [`Store`] is the one handle.
+//!
+//! Several edge processes may share one SQLite file on one host (WAL mode,
+//! busy timeout); a PostgreSQL backend for real clusters comes later behind
+//! the same methods. Times are Unix seconds, passed in by the caller.
+
+use serde::Serialize;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use sqlx::{Row, SqlitePool};
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database failed.
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    /// A unique name is taken.
+    #[error("{what} '{name}' already exists")]
+    Exists {
+        /// Kind of object.
+        what: &'static str,
+        /// The name.
+        name: String,
+    },
+    /// A stored value could not be read back.
+    #[error("corrupt row in {table}: {reason}")]
+    Corrupt {
+        /// Table name.
+        table: &'static str,
+        /// What was wrong.
+        reason: String,
+    },
+}
+
+/// A tunnel.
+#[derive(Debug, Clone, Serialize)]
+pub struct Tunnel {
+    /// Tunnel id.
+    pub id: uuid::Uuid,
+    /// Owning account.
+    pub account_id: uuid::Uuid,
+    /// Unique name.
+    pub name: String,
+    /// Secret bytes (never serialized).
+    #[serde(skip)]
+    pub secret: Vec<u8>,
+    /// Creation time, Unix seconds.
+    pub created_at: i64,
+}
+
+/// A published app (edge listener).
+#[derive(Debug, Clone, Serialize)]
+pub struct App {
+    /// App id.
+    pub id: uuid::Uuid,
+    /// `tcp` (more later).
+    pub protocol: String,
+    /// First edge port.
+    pub port_start: u16,
+    /// Last edge port (inclusive).
+    pub port_end: u16,
+    /// Tunnel that serves it.
+    pub tunnel_id: uuid::Uuid,
+    /// Hostname sent to the connector to select an ingress rule.
+    pub hostname: String,
+    /// Creation time, Unix seconds.
+    pub created_at: i64,
+}
+
+/// One live tunnel connection, as registered by an edge node.
+#[derive(Debug, Clone, Serialize)]
+pub struct Connection {
+    /// Connection id.
+    pub id: uuid::Uuid,
+    /// Tunnel served.
+    pub tunnel_id: uuid::Uuid,
+    /// Connector process id.
+    pub connector_id: uuid::Uuid,
+    /// HA connection index within the connector.
+    pub conn_index: u8,
+    /// Colo of the edge node holding the connection.
+    pub colo: String,
+    /// Edge node id.
+    pub node_id: String,
+    /// `quic` or `http2`.
+    pub protocol: String,
+    /// Connector's address as the edge saw it.
+    pub origin_ip: String,
+    /// Connector version string.
+    pub version: String,
+    /// Registered at, Unix seconds.
+    pub since: i64,
+    /// Last heartbeat of the holding node, Unix seconds.
+    pub seen_at: i64,
+}
+
+/// The store handle; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS tunnels (id TEXT PRIMARY KEY, account_id TEXT NOT NULL, \
+     name TEXT NOT NULL UNIQUE, secret BLOB NOT NULL, created_at INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS apps (id TEXT PRIMARY KEY, protocol TEXT NOT NULL, \
+     port_start INTEGER NOT NULL, port_end INTEGER NOT NULL, tunnel_id TEXT NOT NULL, \
+     hostname TEXT NOT NULL, created_at INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS connections (id TEXT PRIMARY KEY, tunnel_id TEXT NOT NULL, \
+     connector_id TEXT NOT NULL, conn_index INTEGER NOT NULL, colo TEXT NOT NULL, \
+     node_id TEXT NOT NULL, protocol TEXT NOT NULL, origin_ip TEXT NOT NULL, \
+     version TEXT NOT NULL, since INTEGER NOT NULL, seen_at INTEGER NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS connections_tunnel ON connections (tunnel_id)",
+];
+
+fn uuid_col(row: &sqlx::sqlite::SqliteRow, col: &str, table: &'static str) -> Result<uuid::Uuid, StoreError> {
+    let s: String = row.try_get(col)?;
+    uuid::Uuid::parse_str(&s).map_err(|e| StoreError::Corrupt {
+        table,
+        reason: format!("{col}: {e}"),
+    })
+}
+
+fn int_col<T: TryFrom<i64>>(row: &sqlx::sqlite::SqliteRow, col: &str, table: &'static str) -> Result<T, StoreError> {
+    let v: i64 = row.try_get(col)?;
+    T::try_from(v).map_err(|_| StoreError::Corrupt {
+        table,
+        reason: format!("{col}: {v} out of range"),
+    })
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+impl Store {
+    /// Opens (creating if missing) the SQLite file at `path` and its schema.
+    ///
+    /// # Errors
+    /// When the file cannot be opened or created.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        let opts = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts)
+            .await?;
+        for stmt in SCHEMA {
+            sqlx::query(stmt).execute(&pool).await?;
+        }
+        Ok(Self { pool })
+    }
+
+    /// Reads a meta value, or stores and returns `init()` when absent. Two
+    /// processes racing here agree on the first value written.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn meta_or_init(
+        &self,
+        key: &str,
+        init: impl FnOnce() -> String,
+    ) -> Result<String, StoreError> {
+        sqlx::query("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)")
+            .bind(key)
+            .bind(init())
+            .execute(&self.pool)
+            .await?;
+        let row = sqlx::query("SELECT value FROM meta WHERE key = ?")
+            .bind(key)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("value")?)
+    }
+
+    /// Creates a tunnel.
+    ///
+    /// # Errors
+    /// [`StoreError::Exists`] when the name is taken.
+    pub async fn create_tunnel(&self, t: &Tunnel) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO tunnels (id, account_id, name, secret, created_at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(t.id.to_string())
+        .bind(t.account_id.to_string())
+        .bind(&t.name)
+        .bind(&t.secret)
+        .bind(t.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::Exists {
+                    what: "tunnel",
+                    name: t.name.clone(),
+                }
+            } else {
+                e.into()
+            }
+        })?;
+        Ok(())
+    }
+
+    fn tunnel_row(row: &sqlx::sqlite::SqliteRow) -> Result<Tunnel, StoreError> {
+        Ok(Tunnel {
+            id: uuid_col(row, "id", "tunnels")?,
+            account_id: uuid_col(row, "account_id", "tunnels")?,
+            name: row.try_get("name")?,
+            secret: row.try_get("secret")?,
+            created_at: row.try_get("created_at")?,
+        })
+    }
+
+    /// A tunnel by id.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn tunnel(&self, id: uuid::Uuid) -> Result<Option<Tunnel>, StoreError> {
+        sqlx::query("SELECT * FROM tunnels WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(Self::tunnel_row)
+            .transpose()
+    }
+
+    /// A tunnel by name, or by id written as text.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn tunnel_by_ref(&self, name_or_id: &str) -> Result<Option<Tunnel>, StoreError> {
+        sqlx::query("SELECT * FROM tunnels WHERE name = ? OR id = ?")
+            .bind(name_or_id)
+            .bind(name_or_id.to_ascii_lowercase())
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(Self::tunnel_row)
+            .transpose()
+    }
+
+    /// All tunnels, by name.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn tunnels(&self) -> Result<Vec<Tunnel>, StoreError> {
+        sqlx::query("SELECT * FROM tunnels ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(Self::tunnel_row)
+            .collect()
+    }
+
+    /// Deletes a tunnel and its apps; returns whether it existed.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn delete_tunnel(&self, id: uuid::Uuid) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM apps WHERE tunnel_id = ?")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        let n = sqlx::query("DELETE FROM tunnels WHERE id = ?")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(n > 0)
+    }
+
+    /// Creates an app.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn create_app(&self, a: &App) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO apps (id, protocol, port_start, port_end, tunnel_id, hostname, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(a.id.to_string())
+        .bind(&a.protocol)
+        .bind(i64::from(a.port_start))
+        .bind(i64::from(a.port_end))
+        .bind(a.tunnel_id.to_string())
+        .bind(&a.hostname)
+        .bind(a.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// All apps, oldest first.
+    ///
+    /// # Errors
+    /// On database failure or a corrupt row.
+    pub async fn apps(&self) -> Result<Vec<App>, StoreError> {
+        sqlx::query("SELECT * FROM apps ORDER BY created_at, id")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(App {
+                    id: uuid_col(row, "id", "apps")?,
+                    protocol: row.try_get("protocol")?,
+                    port_start: int_col(row, "port_start", "apps")?,
+                    port_end: int_col(row, "port_end", "apps")?,
+                    tunnel_id: uuid_col(row, "tunnel_id", "apps")?,
+                    hostname: row.try_get("hostname")?,
+                    created_at: row.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Deletes an app; returns whether it existed.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn delete_app(&self, id: uuid::Uuid) -> Result<bool, StoreError> {
+        Ok(sqlx::query("DELETE FROM apps WHERE id = ?")
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?
+            .rows_affected()
+            > 0)
+    }
+
+    /// Records a live tunnel connection.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn add_connection(&self, c: &Connection) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT OR REPLACE INTO connections (id, tunnel_id, connector_id, conn_index, colo, \
+             node_id, protocol, origin_ip, version, since, seen_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(c.id.to_string())
+        .bind(c.tunnel_id.to_string())
+        .bind(c.connector_id.to_string())
+        .bind(i64::from(c.conn_index))
+        .bind(&c.colo)
+        .bind(&c.node_id)
+        .bind(&c.protocol)
+        .bind(&c.origin_ip)
+        .bind(&c.version)
+        .bind(c.since)
+        .bind(c.seen_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Forgets a connection.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn remove_connection(&self, id: uuid::Uuid) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM connections WHERE id = ?")
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Heartbeat: marks all of `node_id`'s connections as seen at `now`.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn touch_node(&self, node_id: &str, now: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE connections SET seen_at = ? WHERE node_id = ?")
+            .bind(now)
+            .bind(node_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Drops connections whose node has not been seen since `before`
+    /// (crashed nodes), and all of `node_id`'s (used at start and stop).
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn prune_connections(&self, node_id: &str, before: i64) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM connections WHERE node_id = ? OR seen_at < ?")
+            .bind(node_id)
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Live connections of a tunnel seen at or after `fresh_since`.
+    ///
+    /// # Errors
+    /// On database failure or a corrupt row.
+    pub async fn connections(
+        &self,
+        tunnel_id: uuid::Uuid,
+        fresh_since: i64,
+    ) -> Result<Vec<Connection>, StoreError> {
+        sqlx::query(
+            "SELECT * FROM connections WHERE tunnel_id = ? AND seen_at >= ? \
+             ORDER BY colo, connector_id, conn_index",
+        )
+        .bind(tunnel_id.to_string())
+        .bind(fresh_since)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(Connection {
+                id: uuid_col(row, "id", "connections")?,
+                tunnel_id: uuid_col(row, "tunnel_id", "connections")?,
+                connector_id: uuid_col(row, "connector_id", "connections")?,
+                conn_index: int_col(row, "conn_index", "connections")?,
+                colo: row.try_get("colo")?,
+                node_id: row.try_get("node_id")?,
+                protocol: row.try_get("protocol")?,
+                origin_ip: row.try_get("origin_ip")?,
+                version: row.try_get("version")?,
+                since: row.try_get("since")?,
+                seen_at: row.try_get("seen_at")?,
+            })
+        })
+        .collect()
+    }
+
+    /// Closes the pool.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn tunnels_apps_connections_round_trip() {
+        let dir = std::env::temp_dir().join(format!("burrow-store-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let s = Store::open(&dir.join("s.db")).await.unwrap();
+        let a1 = s.meta_or_init("account", || "one".into()).await.unwrap();
+        let a2 = s.meta_or_init("account", || "two".into()).await.unwrap();
+        assert_eq!((a1.as_str(), a2.as_str()), ("one", "one"));
+        let t = Tunnel {
+            id: uuid::Uuid::new_v4(),
+            account_id: uuid::Uuid::new_v4(),
+            name: "web".into(),
+            secret: vec![1; 32],
+            created_at: 5,
+        };
+        s.create_tunnel(&t).await.unwrap();
+        assert!(matches!(
+            s.create_tunnel(&Tunnel { id: uuid::Uuid::new_v4(), ..t.clone() }).await,
+            Err(StoreError::Exists { .. })
+        ));
+        assert_eq!(s.tunnel_by_ref("web").await.unwrap().unwrap().id, t.id);
+        assert_eq!(s.tunnel_by_ref(&t.id.to_string()).await.unwrap().unwrap().secret, vec![1; 32]);
+        let app = App {
+            id: uuid::Uuid::new_v4(),
+            protocol: "tcp".into(),
+            port_start: 1000,
+            port_end: 1000,
+            tunnel_id: t.id,
+            hostname: "h".into(),
+            created_at: 6,
+        };
+        s.create_app(&app).await.unwrap();
+        assert_eq!(s.apps().await.unwrap().len(), 1);
+        let c = Connection {
+            id: uuid::Uuid::new_v4(),
+            tunnel_id: t.id,
+            connector_id: uuid::Uuid::new_v4(),
+            conn_index: 0,
+            colo: "NRT".into(),
+            node_id: "n1".into(),
+            protocol: "quic".into(),
+            origin_ip: "127.0.0.1".into(),
+            version: "x".into(),
+            since: 10,
+            seen_at: 10,
+        };
+        s.add_connection(&c).await.unwrap();
+        assert_eq!(s.connections(t.id, 10).await.unwrap().len(), 1);
+        assert_eq!(s.connections(t.id, 11).await.unwrap().len(), 0);
+        s.touch_node("n1", 20).await.unwrap();
+        assert_eq!(s.connections(t.id, 11).await.unwrap().len(), 1);
+        s.prune_connections("n2", 15).await.unwrap();
+        assert_eq!(s.connections(t.id, 0).await.unwrap().len(), 1);
+        s.prune_connections("n1", 0).await.unwrap();
+        assert_eq!(s.connections(t.id, 0).await.unwrap().len(), 0);
+        assert!(s.delete_tunnel(t.id).await.unwrap());
+        assert!(s.apps().await.unwrap().is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
