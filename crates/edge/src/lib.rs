@@ -1,1 +1,457 @@
-//! placeholder
+//! The burrow edge: the tunnel endpoint connectors dial out to, the app
+//! listeners that turn client connections into tunnel streams, and the
+//! admin API.
+//!
+//! Module map:
+//! - [`tunnel`](crate::tunnel): QUIC + HTTP/2 accept loops and registration.
+//! - `registry`: this node's live tunnel connections; flow placement.
+//! - `apps`: app listeners and the per-flow proxy.
+//! - `admin`: the admin API (axum).
+//!
+//! Use: [`Edge::bind`] binds every socket and reports the addresses, then
+//! [`Edge::run`] serves until the shutdown token is cancelled, drains open
+//! flows for the grace period and returns.
+
+mod admin;
+mod apps;
+mod registry;
+mod tunnel;
+
+use burrow_config::Secret;
+use burrow_store::Store;
+use burrow_transport::pki::EdgePki;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+/// A connection row older than this (seconds without heartbeat) is stale.
+pub(crate) const CONNECTION_FRESHNESS: i64 = 30;
+/// Heartbeat and app-sync period.
+const HEARTBEAT: Duration = Duration::from_secs(5);
+
+/// Resolved edge settings.
+#[derive(Debug, Clone)]
+pub struct EdgeConfig {
+    /// Short name of this node, e.g. `NRT`.
+    pub colo: String,
+    /// Tunnel endpoint: TCP (HTTP/2) and UDP (QUIC) on the same port.
+    pub listen: SocketAddr,
+    /// Admin API address (loopback by default).
+    pub admin: SocketAddr,
+    /// SQLite state file.
+    pub state: PathBuf,
+    /// Where certificates and the admin token file live; `None` keeps them in
+    /// memory only (`burrow quick`).
+    pub pki_dir: Option<PathBuf>,
+    /// Edge domain: SNI names are `quic.<domain>` and `h2.<domain>`.
+    pub edge_domain: String,
+    /// Address app listeners bind to.
+    pub app_address: IpAddr,
+    /// How long open flows may finish after shutdown begins.
+    pub grace_period: Duration,
+    /// Serve HTTP/2 only (no UDP listener).
+    pub disable_quic: bool,
+}
+
+/// Why the edge could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EdgeError {
+    /// State store failure.
+    #[error("state store {path}: {source}")]
+    Store {
+        /// The state file.
+        path: PathBuf,
+        /// The failure.
+        source: burrow_store::StoreError,
+    },
+    /// Certificate or TLS setup failure.
+    #[error("{0}")]
+    Tls(#[from] burrow_transport::TransportError),
+    /// A socket could not be bound.
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Bind {
+        /// Which listener.
+        what: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// The failure.
+        source: std::io::Error,
+    },
+    /// Other I/O failure.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// State shared by every task of one edge process.
+pub(crate) struct Shared {
+    pub(crate) store: Store,
+    pub(crate) registry: registry::Registry,
+    pub(crate) apps: apps::AppManager,
+    pub(crate) colo: String,
+    pub(crate) node_id: String,
+    pub(crate) account_id: uuid::Uuid,
+    pub(crate) admin_token: Secret,
+    pub(crate) ca_pem: String,
+    pub(crate) edge_domain: String,
+    pub(crate) tunnel_addr: SocketAddr,
+    pub(crate) app_address: IpAddr,
+    pub(crate) h2_tls: Option<Arc<rustls::ServerConfig>>,
+    pub(crate) tasks: TaskTracker,
+    pub(crate) flows: TaskTracker,
+    pub(crate) next_flow: AtomicU64,
+    pub(crate) active_flows: AtomicU64,
+    pub(crate) tunnel_conns: AtomicU64,
+}
+
+/// What a started edge tells its operator.
+#[derive(Debug, Clone)]
+pub struct EdgeInfo {
+    /// Bound tunnel endpoint (TCP and, unless disabled, UDP).
+    pub tunnel_addr: SocketAddr,
+    /// Bound admin API address.
+    pub admin_addr: SocketAddr,
+    /// The CA connectors must trust, PEM.
+    pub ca_pem: String,
+    /// Where the CA certificate is stored, if on disk.
+    pub ca_path: Option<PathBuf>,
+    /// Where the admin token is stored, if on disk.
+    pub token_path: Option<PathBuf>,
+    /// Files created at this start (certificates, keys, token).
+    pub created: Vec<PathBuf>,
+    /// The admin token.
+    pub admin_token: Secret,
+    /// Account id of this edge's (single) account.
+    pub account_id: uuid::Uuid,
+    /// Edge domain.
+    pub edge_domain: String,
+}
+
+/// A bound, not yet running edge.
+pub struct Edge {
+    shared: Arc<Shared>,
+    info: EdgeInfo,
+    tcp: TcpListener,
+    quic: Option<quinn::Endpoint>,
+    admin: TcpListener,
+    grace: Duration,
+}
+
+pub(crate) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn random_hex(n: usize) -> String {
+    use rand::RngCore;
+    let mut b = vec![0u8; n];
+    rand::thread_rng().fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+async fn bind_tunnel(
+    listen: SocketAddr,
+    quic_cfg: Option<quinn::ServerConfig>,
+) -> Result<(TcpListener, Option<quinn::Endpoint>), EdgeError> {
+    // With port 0, pick the TCP port first and take the same UDP port; retry
+    // a few times if that UDP port happens to be taken.
+    let tries = if listen.port() == 0 { 20 } else { 1 };
+    let mut last = None;
+    for _ in 0..tries {
+        let tcp = TcpListener::bind(listen).await.map_err(|e| EdgeError::Bind {
+            what: "tunnel endpoint, TCP",
+            addr: listen,
+            source: e,
+        })?;
+        let bound = tcp.local_addr()?;
+        let Some(cfg) = quic_cfg.clone() else {
+            return Ok((tcp, None));
+        };
+        match burrow_transport::quic::server_endpoint(bound, cfg) {
+            Ok(ep) => return Ok((tcp, Some(ep))),
+            Err(e) => last = Some((bound, e)),
+        }
+    }
+    let (addr, e) = last.expect("at least one try");
+    Err(EdgeError::Bind {
+        what: "tunnel endpoint, UDP",
+        addr,
+        source: std::io::Error::other(e.to_string()),
+    })
+}
+
+impl Edge {
+    /// Opens the state store, loads or creates certificates and the admin
+    /// token, and binds the tunnel endpoint and the admin API.
+    ///
+    /// # Errors
+    /// [`EdgeError`] naming the file or address that failed.
+    pub async fn bind(cfg: EdgeConfig) -> Result<Self, EdgeError> {
+        let store_err = |source| EdgeError::Store {
+            path: cfg.state.clone(),
+            source,
+        };
+        if let Some(parent) = cfg.state.parent() {
+            if !parent.as_os_str().is_empty() {
+                tokio::fs::create_dir_all(parent).await?;
+            }
+        }
+        let store = Store::open(&cfg.state).await.map_err(store_err)?;
+        let account_id = store
+            .meta_or_init("account_id", || uuid::Uuid::new_v4().to_string())
+            .await
+            .map_err(store_err)?;
+        let account_id = uuid::Uuid::parse_str(&account_id).map_err(|e| {
+            store_err(burrow_store::StoreError::Corrupt {
+                table: "meta",
+                reason: format!("account_id: {e}"),
+            })
+        })?;
+        let token = Secret::new(
+            store
+                .meta_or_init("admin_token", || random_hex(32))
+                .await
+                .map_err(store_err)?,
+        );
+        let (pki_dir, domain) = (cfg.pki_dir.clone(), cfg.edge_domain.clone());
+        let (pki, token_path, token_created) = tokio::task::spawn_blocking({
+            let token = token.clone();
+            move || -> Result<_, EdgeError> {
+                match pki_dir {
+                    Some(dir) => {
+                        let pki = EdgePki::load_or_create(&dir, &domain)?;
+                        let path = dir.join("admin.token");
+                        let created = write_token(&path, &token)?;
+                        Ok((pki, Some(path), created))
+                    }
+                    None => Ok((EdgePki::ephemeral(&domain)?, None, false)),
+                }
+            }
+        })
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))??;
+        let mut created = pki.created.clone();
+        if token_created {
+            created.extend(token_path.clone());
+        }
+        let quic_cfg = if cfg.disable_quic {
+            None
+        } else {
+            Some(pki.quic_server_config()?)
+        };
+        let (tcp, quic) = bind_tunnel(cfg.listen, quic_cfg).await?;
+        let tunnel_addr = tcp.local_addr()?;
+        let admin = TcpListener::bind(cfg.admin).await.map_err(|e| EdgeError::Bind {
+            what: "admin API",
+            addr: cfg.admin,
+            source: e,
+        })?;
+        let admin_addr = admin.local_addr()?;
+        let node_id = format!("{}-{}", cfg.colo, &random_hex(4));
+        // Rows left by a previous run of a crashed node are pruned by age.
+        let _ = store
+            .prune_connections(&node_id, unix_now() - CONNECTION_FRESHNESS)
+            .await;
+        let shared = Arc::new(Shared {
+            store,
+            registry: registry::Registry::default(),
+            apps: apps::AppManager::default(),
+            colo: cfg.colo.clone(),
+            node_id,
+            account_id,
+            admin_token: token.clone(),
+            ca_pem: pki.ca_pem.clone(),
+            edge_domain: cfg.edge_domain.clone(),
+            tunnel_addr,
+            app_address: cfg.app_address,
+            h2_tls: Some(pki.h2_server_config()?),
+            tasks: TaskTracker::new(),
+            flows: TaskTracker::new(),
+            next_flow: AtomicU64::new(1),
+            active_flows: AtomicU64::new(0),
+            tunnel_conns: AtomicU64::new(0),
+        });
+        let info = EdgeInfo {
+            tunnel_addr,
+            admin_addr,
+            ca_pem: pki.ca_pem.clone(),
+            ca_path: pki.ca_path.clone(),
+            token_path,
+            created,
+            admin_token: token,
+            account_id,
+            edge_domain: cfg.edge_domain.clone(),
+        };
+        Ok(Self {
+            shared,
+            info,
+            tcp,
+            quic,
+            admin,
+            grace: cfg.grace_period,
+        })
+    }
+
+    /// Addresses and credentials of this edge.
+    pub fn info(&self) -> &EdgeInfo {
+        &self.info
+    }
+
+    /// Creates a tunnel and a TCP app in the store directly (for `burrow
+    /// quick`, which has no separate admin client). Returns the tunnel's
+    /// credentials and the app's bound address.
+    ///
+    /// # Errors
+    /// On store or bind failure.
+    pub async fn quick_setup(
+        &self,
+        name: &str,
+        shutdown: &CancellationToken,
+    ) -> Result<(burrow_config::credentials::Credentials, SocketAddr), EdgeError> {
+        use rand::RngCore;
+        let store_err = |source| EdgeError::Store {
+            path: PathBuf::from("(quick)"),
+            source,
+        };
+        let mut secret = vec![0u8; 32];
+        rand::thread_rng().fill_bytes(&mut secret);
+        let t = burrow_store::Tunnel {
+            id: uuid::Uuid::new_v4(),
+            account_id: self.shared.account_id,
+            name: name.to_owned(),
+            secret: secret.clone(),
+            created_at: unix_now(),
+        };
+        self.shared.store.create_tunnel(&t).await.map_err(store_err)?;
+        let listener = apps::bind(self.shared.app_address, 0).await?;
+        let addr = listener.local_addr()?;
+        let app = burrow_store::App {
+            id: uuid::Uuid::new_v4(),
+            protocol: "tcp".into(),
+            port_start: addr.port(),
+            port_end: addr.port(),
+            tunnel_id: t.id,
+            hostname: String::new(),
+            created_at: unix_now(),
+        };
+        self.shared.store.create_app(&app).await.map_err(store_err)?;
+        self.shared.apps.adopt(&self.shared, app, listener, shutdown);
+        let creds = burrow_config::credentials::Credentials {
+            account_id: t.account_id,
+            tunnel_id: t.id,
+            secret: burrow_config::credentials::SecretBytes(secret),
+            tunnel_name: Some(t.name),
+            edge_ca_pem: Some(self.shared.ca_pem.clone()),
+            edges: vec![self.info.tunnel_addr.to_string()],
+            edge_domain: Some(self.shared.edge_domain.clone()),
+        };
+        Ok((creds, addr))
+    }
+
+    /// Serves until `shutdown` is cancelled, then stops taking new flows,
+    /// lets open flows finish for the grace period, and closes.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let Self {
+            shared,
+            info,
+            tcp,
+            quic,
+            admin,
+            grace,
+        } = self;
+        info!(
+            colo = %shared.colo, tunnel = %info.tunnel_addr, quic = quic.is_some(),
+            admin = %info.admin_addr, "edge running"
+        );
+        // Listeners stop taking new work when `accepting` is cancelled.
+        let accepting = shutdown.child_token();
+        shared
+            .tasks
+            .spawn(tunnel::run_tcp(shared.clone(), tcp, accepting.clone()));
+        if let Some(ep) = quic.clone() {
+            shared
+                .tasks
+                .spawn(tunnel::run_quic(shared.clone(), ep, accepting.clone()));
+        }
+        let admin_state = admin::AdminState {
+            shared: shared.clone(),
+            shutdown: accepting.clone(),
+        };
+        let admin_stop = CancellationToken::new();
+        let admin_task = tokio::spawn({
+            let stop = admin_stop.clone();
+            async move {
+                let app = admin::router(admin_state);
+                if let Err(e) = axum::serve(admin, app)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await
+                {
+                    warn!(error = %e, "admin API stopped");
+                }
+            }
+        });
+        shared.apps.sync(&shared, &accepting).await;
+        let mut tick = tokio::time::interval(HEARTBEAT);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tick.tick() => {
+                    let now = unix_now();
+                    if let Err(e) = shared.store.touch_node(&shared.node_id, now).await {
+                        warn!(error = %e, "heartbeat to the state store failed");
+                    }
+                    shared.apps.sync(&shared, &accepting).await;
+                }
+            }
+        }
+
+        let open = shared.active_flows.load(Ordering::Relaxed);
+        info!(open_flows = open, grace = ?grace, "shutting down: no new flows, draining");
+        accepting.cancel();
+        shared.apps.stop_all();
+        shared.flows.close();
+        if tokio::time::timeout(grace, shared.flows.wait()).await.is_err() {
+            warn!(
+                open_flows = shared.active_flows.load(Ordering::Relaxed),
+                "grace period over; closing remaining flows"
+            );
+        }
+        for r in shared.registry.all() {
+            r.conn.close();
+        }
+        if let Some(ep) = quic {
+            ep.close(0u32.into(), b"edge shutting down");
+        }
+        let _ = shared.store.prune_connections(&shared.node_id, 0).await;
+        admin_stop.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(2), admin_task).await;
+        shared.tasks.close();
+        let _ = tokio::time::timeout(Duration::from_secs(2), shared.tasks.wait()).await;
+        shared.store.close().await;
+        info!("edge stopped");
+    }
+}
+
+fn write_token(path: &std::path::Path, token: &Secret) -> Result<bool, EdgeError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if path.exists() {
+        return Ok(false);
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    writeln!(f, "{}", token.expose())?;
+    Ok(true)
+}

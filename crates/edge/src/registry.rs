@@ -1,0 +1,74 @@
+//! Which tunnel connections this edge node holds, and the choice of one for
+//! a new flow.
+//!
+//! New flows are spread round-robin over the tunnel's connections that are
+//! not draining, across all connector replicas. A connection that closes or
+//! sends `GoAway` stops receiving new flows at once. The lock is held only
+//! to clone a handle out (no `.await` under it).
+
+use burrow_transport::EdgeConn;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+
+/// One registered connection.
+pub(crate) struct Registered {
+    pub(crate) id: uuid::Uuid,
+    pub(crate) conn: EdgeConn,
+    pub(crate) draining: AtomicBool,
+}
+
+#[derive(Default)]
+struct TunnelConns {
+    conns: Vec<Arc<Registered>>,
+    next: AtomicUsize,
+}
+
+/// The registry of this node's tunnel connections.
+#[derive(Default)]
+pub(crate) struct Registry {
+    tunnels: RwLock<HashMap<uuid::Uuid, TunnelConns>>,
+}
+
+impl Registry {
+    pub(crate) fn add(&self, tunnel: uuid::Uuid, r: Arc<Registered>) {
+        let mut map = self.tunnels.write().expect("registry lock poisoned");
+        map.entry(tunnel).or_default().conns.push(r);
+    }
+
+    pub(crate) fn remove(&self, tunnel: uuid::Uuid, id: uuid::Uuid) {
+        let mut map = self.tunnels.write().expect("registry lock poisoned");
+        if let Some(t) = map.get_mut(&tunnel) {
+            t.conns.retain(|c| c.id != id);
+            if t.conns.is_empty() {
+                map.remove(&tunnel);
+            }
+        }
+    }
+
+    /// Up to `n` distinct live connections for a new flow, starting at the
+    /// round-robin cursor (the first is the choice; the rest are fallbacks).
+    pub(crate) fn pick(&self, tunnel: uuid::Uuid, n: usize) -> Vec<EdgeConn> {
+        let map = self.tunnels.read().expect("registry lock poisoned");
+        let Some(t) = map.get(&tunnel) else {
+            return Vec::new();
+        };
+        let len = t.conns.len();
+        if len == 0 {
+            return Vec::new();
+        }
+        let start = t.next.fetch_add(1, Ordering::Relaxed);
+        (0..len)
+            .map(|i| &t.conns[(start + i) % len])
+            .filter(|c| !c.draining.load(Ordering::Relaxed))
+            .take(n)
+            .map(|c| c.conn.clone())
+            .collect()
+    }
+
+    /// Every connection, for shutdown.
+    pub(crate) fn all(&self) -> Vec<Arc<Registered>> {
+        let map = self.tunnels.read().expect("registry lock poisoned");
+        map.values().flat_map(|t| t.conns.iter().cloned()).collect()
+    }
+}

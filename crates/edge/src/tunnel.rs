@@ -1,0 +1,298 @@
+//! The tunnel endpoint: accepts connector connections over QUIC and
+//! HTTP/2, runs the registration handshake on the control stream, and keeps
+//! the connection in the [`Registry`](crate::registry::Registry) until it
+//! closes or says `GoAway`.
+
+use crate::registry::Registered;
+use crate::{unix_now, Shared};
+use burrow_proto::{Frame, RefuseCode, Refusal, Register, Registered as RegisteredFrame};
+use burrow_store::Tunnel;
+use burrow_transport::frames::{write_frame, FrameReader};
+use burrow_transport::{BoxStream, EdgeConn, TransportError};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use subtle::ConstantTimeEq;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn, Instrument};
+
+/// Time a connector has to finish TLS/QUIC and send its registration.
+pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most connections in the handshake phase at once.
+pub(crate) const MAX_HANDSHAKING: usize = 1024;
+
+/// Pure check of a registration against the stored tunnel: the secret is
+/// compared in constant time, and the account must match.
+pub(crate) fn check_registration(reg: &Register, tunnel: Option<&Tunnel>) -> Result<(), Refusal> {
+    let unknown = || Refusal {
+        code: RefuseCode::UnknownTunnel,
+        message: format!(
+            "tunnel {} is not known to this edge (deleted, or created on another edge)",
+            uuid::Uuid::from_bytes(reg.tunnel_id)
+        ),
+    };
+    let Some(t) = tunnel else {
+        return Err(unknown());
+    };
+    let secret_ok: bool = t.secret.ct_eq(&reg.secret).into();
+    let account_ok = t.account_id.as_bytes() == &reg.account_id;
+    if !secret_ok || !account_ok {
+        return Err(Refusal {
+            code: RefuseCode::BadSecret,
+            message: format!(
+                "tunnel secret does not match for tunnel {}: check the credentials file",
+                t.id
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Accept loop of the HTTP/2 (TCP) side.
+pub(crate) async fn run_tcp(shared: Arc<Shared>, listener: TcpListener, shutdown: CancellationToken) {
+    let Some(tls) = shared.h2_tls.clone() else {
+        return;
+    };
+    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKING));
+    loop {
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            p = permits.clone().acquire_owned() => p.expect("semaphore never closed"),
+        };
+        let (tcp, peer) = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    warn!(error = %e, "accept failed on the tunnel endpoint; backing off");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let shared2 = shared.clone();
+        let tls = tls.clone();
+        let sd = shutdown.clone();
+        shared.tasks.spawn(
+            async move {
+                let res = burrow_transport::h2::accept(tcp, tls, HANDSHAKE_TIMEOUT).await;
+                drop(permit);
+                match res {
+                    Ok((conn, control)) => serve_conn(shared2, conn, control, peer, sd).await,
+                    Err(e) => debug!(error = %e, "HTTP/2 tunnel handshake failed"),
+                }
+            }
+            .instrument(tracing::info_span!("tunnel_conn", %peer, protocol = "http2")),
+        );
+    }
+}
+
+/// Accept loop of the QUIC (UDP) side.
+pub(crate) async fn run_quic(shared: Arc<Shared>, endpoint: quinn::Endpoint, shutdown: CancellationToken) {
+    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKING));
+    loop {
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            p = permits.clone().acquire_owned() => p.expect("semaphore never closed"),
+        };
+        let incoming = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            i = endpoint.accept() => match i { Some(i) => i, None => break },
+        };
+        let peer = incoming.remote_address();
+        let shared2 = shared.clone();
+        let sd = shutdown.clone();
+        shared.tasks.spawn(
+            async move {
+                let res = burrow_transport::quic::accept(incoming, HANDSHAKE_TIMEOUT).await;
+                drop(permit);
+                match res {
+                    Ok((conn, control)) => serve_conn(shared2, conn, control, peer, sd).await,
+                    Err(e) => debug!(error = %e, "QUIC tunnel handshake failed"),
+                }
+            }
+            .instrument(tracing::info_span!("tunnel_conn", %peer, protocol = "quic")),
+        );
+    }
+    endpoint.set_server_config(None);
+}
+
+async fn read_registration(
+    control: &mut BoxStream,
+    reader: &mut FrameReader,
+) -> Result<Register, TransportError> {
+    reader.read_preface(control).await?;
+    match reader.read_frame(control).await? {
+        Frame::Register(r) => Ok(r),
+        other => Err(TransportError::Protocol(format!(
+            "expected Register as the first frame, got {other:?}"
+        ))),
+    }
+}
+
+async fn serve_conn(
+    shared: Arc<Shared>,
+    conn: EdgeConn,
+    mut control: BoxStream,
+    peer: SocketAddr,
+    shutdown: CancellationToken,
+) {
+    let mut reader = FrameReader::new();
+    let reg = match tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        read_registration(&mut control, &mut reader),
+    )
+    .await
+    {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            debug!(error = %e, "registration failed");
+            conn.close();
+            return;
+        }
+        Err(_) => {
+            debug!("no registration within {HANDSHAKE_TIMEOUT:?}");
+            conn.close();
+            return;
+        }
+    };
+    let tunnel_id = uuid::Uuid::from_bytes(reg.tunnel_id);
+    let connector_id = uuid::Uuid::from_bytes(reg.connector_id);
+    let tunnel = match shared.store.tunnel(tunnel_id).await {
+        Ok(t) => t,
+        Err(e) => {
+            warn!(error = %e, "state lookup failed during registration");
+            refuse(&mut control, &conn, RefuseCode::Internal, "edge state unavailable").await;
+            return;
+        }
+    };
+    if let Err(refusal) = check_registration(&reg, tunnel.as_ref()) {
+        warn!(%tunnel_id, %connector_id, reason = %refusal.message, "registration refused");
+        refuse(&mut control, &conn, refusal.code, &refusal.message).await;
+        return;
+    }
+    if shutdown.is_cancelled() {
+        refuse(&mut control, &conn, RefuseCode::ShuttingDown, "edge is shutting down").await;
+        return;
+    }
+    let conn_id = uuid::Uuid::new_v4();
+    let reply = Frame::Registered(RegisteredFrame {
+        connection_id: *conn_id.as_bytes(),
+        colo: shared.colo.clone(),
+    });
+    if let Err(e) = write_frame(&mut control, &reply, false).await {
+        debug!(error = %e, "could not confirm registration");
+        conn.close();
+        return;
+    }
+    let now = unix_now();
+    let record = burrow_store::Connection {
+        id: conn_id,
+        tunnel_id,
+        connector_id,
+        conn_index: reg.conn_index,
+        colo: shared.colo.clone(),
+        node_id: shared.node_id.clone(),
+        protocol: conn.protocol().as_str().to_owned(),
+        origin_ip: peer.ip().to_string(),
+        version: reg.version.clone(),
+        since: now,
+        seen_at: now,
+    };
+    if let Err(e) = shared.store.add_connection(&record).await {
+        warn!(error = %e, "could not record the connection in the state store");
+    }
+    let registered = Arc::new(Registered {
+        id: conn_id,
+        conn: conn.clone(),
+        draining: false.into(),
+    });
+    shared.registry.add(tunnel_id, registered.clone());
+    shared.tunnel_conns.fetch_add(1, Ordering::Relaxed);
+    info!(
+        %tunnel_id, %connector_id, conn_index = reg.conn_index, connection_id = %conn_id,
+        version = %reg.version, "tunnel connection registered"
+    );
+
+    // Watch the control stream for GoAway until the connection ends.
+    loop {
+        tokio::select! {
+            _ = conn.closed() => break,
+            f = reader.read_frame(&mut control) => match f {
+                Ok(Frame::GoAway) => {
+                    info!(connection_id = %conn_id, "connector is draining; no new flows on this connection");
+                    registered.draining.store(true, Ordering::Relaxed);
+                    shared.registry.remove(tunnel_id, conn_id);
+                }
+                Ok(other) => debug!(?other, "ignoring unexpected control frame"),
+                Err(_) => {
+                    // Control stream ended: treat as GoAway, keep serving
+                    // open flows until the connection closes.
+                    registered.draining.store(true, Ordering::Relaxed);
+                    shared.registry.remove(tunnel_id, conn_id);
+                    conn.closed().await;
+                    break;
+                }
+            },
+        }
+    }
+    shared.registry.remove(tunnel_id, conn_id);
+    shared.tunnel_conns.fetch_sub(1, Ordering::Relaxed);
+    if let Err(e) = shared.store.remove_connection(conn_id).await {
+        warn!(error = %e, "could not remove the connection from the state store");
+    }
+    info!(connection_id = %conn_id, "tunnel connection closed");
+}
+
+async fn refuse(control: &mut BoxStream, conn: &EdgeConn, code: RefuseCode, message: &str) {
+    let frame = Frame::Refused(Refusal {
+        code,
+        message: message.to_owned(),
+    });
+    let _ = write_frame(control, &frame, false).await;
+    let _ = tokio::io::AsyncWriteExt::shutdown(control).await;
+    // Give the refusal a moment to reach the connector before closing.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    conn.close();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reg(secret: &[u8], account: uuid::Uuid, tunnel: uuid::Uuid) -> Register {
+        Register {
+            account_id: *account.as_bytes(),
+            tunnel_id: *tunnel.as_bytes(),
+            secret: secret.to_vec(),
+            connector_id: [0; 16],
+            conn_index: 0,
+            version: String::new(),
+            features: vec![],
+        }
+    }
+
+    #[test]
+    fn registration_checks_secret_account_and_existence() {
+        let t = Tunnel {
+            id: uuid::Uuid::new_v4(),
+            account_id: uuid::Uuid::new_v4(),
+            name: "t".into(),
+            secret: vec![5; 32],
+            created_at: 0,
+        };
+        assert!(check_registration(&reg(&[5; 32], t.account_id, t.id), Some(&t)).is_ok());
+        let e = check_registration(&reg(&[6; 32], t.account_id, t.id), Some(&t)).unwrap_err();
+        assert_eq!(e.code, RefuseCode::BadSecret);
+        assert!(e.message.contains("secret does not match"));
+        let e = check_registration(&reg(&[5; 31], t.account_id, t.id), Some(&t)).unwrap_err();
+        assert_eq!(e.code, RefuseCode::BadSecret);
+        let e =
+            check_registration(&reg(&[5; 32], uuid::Uuid::new_v4(), t.id), Some(&t)).unwrap_err();
+        assert_eq!(e.code, RefuseCode::BadSecret);
+        let e = check_registration(&reg(&[5; 32], t.account_id, t.id), None).unwrap_err();
+        assert_eq!(e.code, RefuseCode::UnknownTunnel);
+    }
+}
