@@ -1,1 +1,174 @@
-//! placeholder
+//! The burrow connector: keeps `ha_connections` tunnel connections to the
+//! edge (QUIC, or HTTP/2 when QUIC cannot get through), registers each, and
+//! serves the flows the edge opens by dialling the origin the ingress rules
+//! name.
+//!
+//! Module map:
+//! - `conn`: one HA connection's life: connect, register, serve, reconnect
+//!   with jittered backoff; QUIC → HTTP/2 fallback and the return to QUIC.
+//! - `flow`: one flow: ingress match, origin dial, splice; built-in origins.
+//! - [`backoff`]: the pure reconnect-delay function.
+//! - `discovery`: edge addresses from `--edge` or DNS SRV.
+//!
+//! Use: build a [`ConnectorConfig`], then [`run`] until the shutdown token
+//! is cancelled. On shutdown every connection tells the edge `GoAway`, open
+//! flows get the grace period to finish, then the connections close.
+
+pub mod backoff;
+mod conn;
+mod discovery;
+mod flow;
+
+use burrow_config::connector::{Ingress, ProtocolChoice};
+use burrow_config::credentials::Credentials;
+use burrow_transport::pki::EdgeTrust;
+use burrow_transport::Protocol;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Resolved connector settings.
+#[derive(Debug, Clone)]
+pub struct ConnectorConfig {
+    /// Tunnel credentials.
+    pub credentials: Credentials,
+    /// Validated ingress rules.
+    pub ingress: Ingress,
+    /// Edge addresses (`host:port`); empty means DNS SRV discovery.
+    pub edges: Vec<String>,
+    /// Edge domain (SNI names and SRV discovery).
+    pub edge_domain: String,
+    /// PEM of the CA that signed the edge certificate.
+    pub edge_ca_pem: String,
+    /// Transport choice.
+    pub protocol: ProtocolChoice,
+    /// Number of HA connections (default 4).
+    pub ha_connections: u8,
+    /// Drain time on shutdown (default 30 s).
+    pub grace_period: Duration,
+    /// How long a QUIC handshake may take before `auto` falls back to HTTP/2.
+    pub quic_fallback_after: Duration,
+    /// How often `auto` tries QUIC again while on HTTP/2.
+    pub quic_retry_every: Duration,
+    /// Registration refusals (wrong secret, unknown tunnel) tolerated per
+    /// connection before the connector gives up; `None` retries forever.
+    pub max_refusals: Option<u32>,
+    /// Origin dial timeout.
+    pub origin_connect_timeout: Duration,
+    /// Which IP version to use for edge addresses found by name.
+    pub edge_ip_version: IpVersion,
+}
+
+/// IP version preference for edge addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IpVersion {
+    /// IPv4 only (default, as cloudflared).
+    #[default]
+    V4,
+    /// IPv6 only.
+    V6,
+    /// Whatever resolves.
+    Auto,
+}
+
+/// Why the connector stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectorError {
+    /// The edge refused registration too many times.
+    #[error("the edge refused the tunnel registration: {0}")]
+    Refused(String),
+    /// The edge CA could not be used.
+    #[error("edge CA: {0}")]
+    Trust(String),
+    /// No edge address could be found.
+    #[error("no edge address: {0}")]
+    NoEdge(String),
+}
+
+/// What a flow needs to know about the tunnel connection it arrived on.
+pub(crate) struct ConnInfo {
+    pub(crate) index: u8,
+    pub(crate) protocol: Protocol,
+    pub(crate) colo: String,
+    pub(crate) connection_id: uuid::Uuid,
+}
+
+/// Runs the connector until `shutdown` is cancelled (then drains and
+/// returns `Ok`), or until registration is refused for good.
+///
+/// # Errors
+/// [`ConnectorError`] when the CA is unusable, no edge can be found, or
+/// the edge refuses the credentials `max_refusals` times.
+pub async fn run(cfg: ConnectorConfig, shutdown: CancellationToken) -> Result<(), ConnectorError> {
+    let trust = EdgeTrust::new(&cfg.edge_ca_pem, &cfg.edge_domain)
+        .map_err(|e| ConnectorError::Trust(e.to_string()))?;
+    let edges = discovery::edge_addrs(&cfg.edges, &cfg.edge_domain, cfg.edge_ip_version)
+        .await
+        .map_err(ConnectorError::NoEdge)?;
+    check_port_range().await;
+    let connector_id = uuid::Uuid::new_v4();
+    tracing::info!(
+        tunnel_id = %cfg.credentials.tunnel_id, %connector_id,
+        edges = ?edges, ha_connections = cfg.ha_connections, protocol = ?cfg.protocol,
+        "connector starting"
+    );
+    let env = Arc::new(flow::FlowEnv {
+        ingress: cfg.ingress.clone(),
+        connect_timeout: cfg.origin_connect_timeout,
+        tunnel_id: cfg.credentials.tunnel_id,
+    });
+    let shared = Arc::new(conn::Shared {
+        cfg,
+        trust,
+        edges,
+        connector_id,
+        env,
+        fatal: CancellationToken::new(),
+        fatal_reason: std::sync::Mutex::new(None),
+        quic_endpoints: std::sync::Mutex::new(Default::default()),
+    });
+    let tasks = tokio_util::task::TaskTracker::new();
+    for index in 0..shared.cfg.ha_connections {
+        tasks.spawn(conn::run(shared.clone(), index, shutdown.clone()));
+    }
+    tasks.close();
+    tokio::select! {
+        _ = tasks.wait() => {}
+        _ = shared.fatal.cancelled() => {
+            shutdown.cancel();
+            let _ = tokio::time::timeout(Duration::from_secs(5), tasks.wait()).await;
+        }
+    }
+    let reason = shared
+        .fatal_reason
+        .lock()
+        .expect("fatal reason lock poisoned")
+        .take();
+    match reason {
+        Some(r) => Err(ConnectorError::Refused(r)),
+        None => {
+            tracing::info!("connector stopped");
+            Ok(())
+        }
+    }
+}
+
+/// Warns when the ephemeral port range is small: each origin connection
+/// uses one local port, so the range bounds concurrent flows.
+async fn check_port_range() {
+    let Ok(text) = tokio::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").await else {
+        return;
+    };
+    let mut it = text.split_whitespace().filter_map(|s| s.parse::<u32>().ok());
+    if let (Some(lo), Some(hi)) = (it.next(), it.next()) {
+        let n = hi.saturating_sub(lo) + 1;
+        if n < 50_000 {
+            tracing::warn!(
+                ports = n, range = %format!("{lo}-{hi}"),
+                "the ephemeral port range allows fewer than 50000 concurrent origin connections; \
+                 widen it with sysctl net.ipv4.ip_local_port_range=\"11000 60999\""
+            );
+        }
+    }
+}

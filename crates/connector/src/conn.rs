@@ -1,0 +1,307 @@
+//! One HA connection: connect → register → serve flows → (lost) → back off
+//! with jitter → reconnect, rotating over the edge addresses.
+//!
+//! Protocol `auto`: QUIC first; when the QUIC handshake does not finish in
+//! `quic_fallback_after`, log why and connect over HTTP/2. While on HTTP/2,
+//! try QUIC again every `quic_retry_every`; when it works, register the QUIC
+//! connection and drain the HTTP/2 one (open flows finish on it).
+
+use crate::flow::{self, FlowEnv};
+use crate::{backoff, ConnInfo, ConnectorConfig};
+use burrow_config::connector::ProtocolChoice;
+use burrow_proto::{Frame, RefuseCode, Register};
+use burrow_transport::frames::{write_frame, FrameReader};
+use burrow_transport::pki::EdgeTrust;
+use burrow_transport::{BoxStream, ConnectorConn, Protocol, TransportError};
+use rand::Rng;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn, Instrument};
+
+/// Time for the TLS/HTTP/2 handshake.
+const H2_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time for the edge to answer the registration.
+const REGISTER_TIMEOUT: Duration = Duration::from_secs(10);
+/// A connection that served this long resets the backoff.
+const STABLE_AFTER: Duration = Duration::from_secs(10);
+
+pub(crate) struct Shared {
+    pub(crate) cfg: ConnectorConfig,
+    pub(crate) trust: EdgeTrust,
+    pub(crate) edges: Vec<SocketAddr>,
+    pub(crate) connector_id: uuid::Uuid,
+    pub(crate) env: Arc<FlowEnv>,
+    pub(crate) fatal: CancellationToken,
+    pub(crate) fatal_reason: Mutex<Option<String>>,
+    pub(crate) quic_endpoints: Mutex<HashMap<bool, quinn::Endpoint>>,
+}
+
+impl Shared {
+    fn quic_endpoint(&self, peer: SocketAddr) -> Result<quinn::Endpoint, TransportError> {
+        let mut map = self.quic_endpoints.lock().expect("endpoint lock poisoned");
+        if let Some(ep) = map.get(&peer.is_ipv6()) {
+            return Ok(ep.clone());
+        }
+        let ep = burrow_transport::quic::client_endpoint(peer)?;
+        map.insert(peer.is_ipv6(), ep.clone());
+        Ok(ep)
+    }
+}
+
+/// How an attempt ended.
+enum Failure {
+    /// The edge refused the registration: count toward `max_refusals`.
+    Refused(RefuseCode, String),
+    /// Anything else: back off and retry.
+    Transport(String),
+}
+
+/// A registered tunnel connection with its control stream.
+struct Live {
+    conn: ConnectorConn,
+    control: BoxStream,
+    reader: FrameReader,
+    info: Arc<ConnInfo>,
+}
+
+pub(crate) async fn run(shared: Arc<Shared>, index: u8, shutdown: CancellationToken) {
+    let span = tracing::info_span!("tunnel_conn", conn_index = index);
+    run_inner(shared, index, shutdown).instrument(span).await;
+}
+
+async fn run_inner(shared: Arc<Shared>, index: u8, shutdown: CancellationToken) {
+    let mut attempt: u32 = 0;
+    let mut refusals: u32 = 0;
+    // In `auto`, skip QUIC until this instant after it failed.
+    let mut quic_blocked_until: Option<Instant> = None;
+    let drains = TaskTracker::new();
+    let mut rotation = 0usize;
+    loop {
+        if shutdown.is_cancelled() {
+            break;
+        }
+        let addr = shared.edges[(usize::from(index) + rotation) % shared.edges.len()];
+        let result = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            r = connect(&shared, index, addr, &mut quic_blocked_until) => r,
+        };
+        match result {
+            Ok(live) => {
+                refusals = 0;
+                let started = Instant::now();
+                serve(&shared, live, index, addr, &mut quic_blocked_until, &shutdown, &drains).await;
+                if started.elapsed() >= STABLE_AFTER {
+                    attempt = 0;
+                }
+            }
+            Err(Failure::Refused(code, msg)) => {
+                refusals += 1;
+                warn!(edge = %addr, ?code, reason = %msg, refusals, "edge refused registration");
+                if matches!(shared.cfg.max_refusals, Some(max) if refusals >= max) {
+                    let mut r = shared.fatal_reason.lock().expect("fatal reason lock poisoned");
+                    r.get_or_insert_with(|| msg.clone());
+                    shared.fatal.cancel();
+                    break;
+                }
+            }
+            Err(Failure::Transport(msg)) => {
+                warn!(edge = %addr, reason = %msg, "tunnel connection failed");
+                rotation += 1;
+            }
+        }
+        if shutdown.is_cancelled() {
+            break;
+        }
+        let d = backoff::delay(attempt, rand::thread_rng().gen::<f64>());
+        attempt = attempt.saturating_add(1);
+        info!(retry_in = ?d, "reconnecting");
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(d) => {}
+        }
+    }
+    drains.close();
+    drains.wait().await;
+}
+
+/// Connects to `addr` with the configured protocol (auto: QUIC, falling
+/// back to HTTP/2) and registers.
+async fn connect(
+    shared: &Shared,
+    index: u8,
+    addr: SocketAddr,
+    quic_blocked_until: &mut Option<Instant>,
+) -> Result<Live, Failure> {
+    match shared.cfg.protocol {
+        ProtocolChoice::Quic => connect_with(shared, index, addr, Protocol::Quic).await,
+        ProtocolChoice::Http2 => connect_with(shared, index, addr, Protocol::Http2).await,
+        ProtocolChoice::Auto => {
+            let skip_quic = quic_blocked_until.is_some_and(|t| Instant::now() < t);
+            if !skip_quic {
+                match connect_with(shared, index, addr, Protocol::Quic).await {
+                    Ok(live) => {
+                        *quic_blocked_until = None;
+                        return Ok(live);
+                    }
+                    Err(Failure::Transport(reason)) => {
+                        warn!(
+                            edge = %addr, %reason,
+                            "QUIC could not connect; falling back to HTTP/2 (QUIC is retried every {:?})",
+                            shared.cfg.quic_retry_every
+                        );
+                        *quic_blocked_until = Some(Instant::now() + shared.cfg.quic_retry_every);
+                    }
+                    Err(refused) => return Err(refused),
+                }
+            }
+            connect_with(shared, index, addr, Protocol::Http2).await
+        }
+    }
+}
+
+async fn connect_with(
+    shared: &Shared,
+    index: u8,
+    addr: SocketAddr,
+    protocol: Protocol,
+) -> Result<Live, Failure> {
+    let t = |e: TransportError| Failure::Transport(format!("{protocol}: {e}"));
+    let (conn, mut control) = match protocol {
+        Protocol::Quic => {
+            let ep = shared.quic_endpoint(addr).map_err(t)?;
+            burrow_transport::quic::connect(&ep, addr, &shared.trust, shared.cfg.quic_fallback_after)
+                .await
+                .map_err(t)?
+        }
+        Protocol::Http2 => burrow_transport::h2::connect(addr, &shared.trust, H2_TIMEOUT)
+            .await
+            .map_err(t)?,
+    };
+    let creds = &shared.cfg.credentials;
+    let reg = Frame::Register(Register {
+        account_id: *creds.account_id.as_bytes(),
+        tunnel_id: *creds.tunnel_id.as_bytes(),
+        secret: creds.secret.0.clone(),
+        connector_id: *shared.connector_id.as_bytes(),
+        conn_index: index,
+        version: format!("burrow {}", env!("CARGO_PKG_VERSION")),
+        features: vec![],
+    });
+    let mut reader = FrameReader::new();
+    let answer = async {
+        write_frame(&mut control, &reg, true).await?;
+        reader.read_frame(&mut control).await
+    };
+    let answer = tokio::time::timeout(REGISTER_TIMEOUT, answer)
+        .await
+        .map_err(|_| Failure::Transport(format!("{protocol}: no answer to registration within {REGISTER_TIMEOUT:?}")))?
+        .map_err(t)?;
+    match answer {
+        Frame::Registered(r) => {
+            let info = Arc::new(ConnInfo {
+                index,
+                protocol,
+                colo: r.colo,
+                connection_id: uuid::Uuid::from_bytes(r.connection_id),
+            });
+            info!(
+                edge = %addr, %protocol, colo = %info.colo, connection_id = %info.connection_id,
+                "registered tunnel connection"
+            );
+            Ok(Live {
+                conn,
+                control,
+                reader,
+                info,
+            })
+        }
+        Frame::Refused(r) => {
+            conn.close();
+            Err(Failure::Refused(r.code, r.message))
+        }
+        other => {
+            conn.close();
+            Err(Failure::Transport(format!("{protocol}: unexpected answer to registration: {other:?}")))
+        }
+    }
+}
+
+/// Serves flows on `live` until it is lost, the edge drains it, shutdown is
+/// requested, or (auto on HTTP/2) QUIC works again. Hands the draining of
+/// the old connection to `drains` so the caller can reconnect at once.
+async fn serve(
+    shared: &Arc<Shared>,
+    mut live: Live,
+    index: u8,
+    addr: SocketAddr,
+    quic_blocked_until: &mut Option<Instant>,
+    shutdown: &CancellationToken,
+    drains: &TaskTracker,
+) {
+    let mut flows = TaskTracker::new();
+    let mut probe_quic = shared.cfg.protocol == ProtocolChoice::Auto && live.info.protocol == Protocol::Http2;
+    let mut probe = tokio::time::interval_at(
+        tokio::time::Instant::now() + shared.cfg.quic_retry_every,
+        shared.cfg.quic_retry_every,
+    );
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => {
+                info!("draining: no new flows; open flows get {:?}", shared.cfg.grace_period);
+                drain(live, flows, shared.cfg.grace_period).await;
+                return;
+            }
+            s = live.conn.accept_stream() => match s {
+                Some(stream) => {
+                    flows.spawn(flow::handle(shared.env.clone(), live.info.clone(), stream));
+                }
+                None => {
+                    warn!(connection_id = %live.info.connection_id, "tunnel connection lost");
+                    return;
+                }
+            },
+            f = live.reader.read_frame(&mut live.control) => match f {
+                Ok(Frame::GoAway) => {
+                    info!("edge asked us to move; reconnecting");
+                    let grace = shared.cfg.grace_period;
+                    drains.spawn(drain(live, flows, grace));
+                    return;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    warn!(error = %e, "control stream ended");
+                    live.conn.close();
+                    return;
+                }
+            },
+            _ = probe.tick(), if probe_quic => {
+                match connect_with(shared, index, addr, Protocol::Quic).await {
+                    Ok(new_live) => {
+                        info!("QUIC works again; moving this connection back from HTTP/2 to QUIC");
+                        *quic_blocked_until = None;
+                        let old = std::mem::replace(&mut live, new_live);
+                        let old_flows = std::mem::replace(&mut flows, TaskTracker::new());
+                        drains.spawn(drain(old, old_flows, shared.cfg.grace_period));
+                        probe_quic = false;
+                    }
+                    Err(_) => {
+                        tracing::debug!("QUIC still unreachable; staying on HTTP/2");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Tells the edge `GoAway`, waits up to `grace` for open flows, closes.
+async fn drain(mut live: Live, flows: TaskTracker, grace: Duration) {
+    let _ = write_frame(&mut live.control, &Frame::GoAway, false).await;
+    flows.close();
+    // Keep accepting nothing; the edge stops sending new flows on GoAway.
+    let _ = tokio::time::timeout(grace, flows.wait()).await;
+    live.conn.close();
+}

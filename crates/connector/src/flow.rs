@@ -1,0 +1,261 @@
+//! One proxied flow on the connector: read the `StreamOpen` header, pick the
+//! ingress rule, reach the origin, answer `StreamAccepted` (or
+//! `StreamRejected` with the reason), then splice bytes both ways.
+//!
+//! Built-in services (`hello_world`, `http_status:NNN`) are answered here by
+//! a small HTTP/1.1 server on the stream itself, with no origin socket.
+
+use crate::ConnInfo;
+use burrow_config::connector::{Ingress, Service};
+use burrow_proto::{Frame, RefuseCode, Refusal, StreamOpen};
+use burrow_transport::frames::{write_frame, FrameReader};
+use burrow_transport::BoxStream;
+use bytes::Bytes;
+use http_body_util::Full;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tracing::{debug, info};
+
+/// How long the edge has to send the flow header.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Copy buffer per direction.
+const SPLICE_BUFFER: usize = 64 * 1024;
+/// Idle limit of a built-in HTTP connection.
+const BUILTIN_IDLE: Duration = Duration::from_secs(60);
+
+/// What the flow handler needs from the connector.
+pub(crate) struct FlowEnv {
+    pub(crate) ingress: Ingress,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) tunnel_id: uuid::Uuid,
+}
+
+/// Handles one flow stream to completion.
+pub(crate) async fn handle(env: Arc<FlowEnv>, conn: Arc<ConnInfo>, mut stream: BoxStream) {
+    let mut reader = FrameReader::new();
+    let open = match tokio::time::timeout(HEADER_TIMEOUT, reader.read_frame(&mut stream)).await {
+        Ok(Ok(Frame::StreamOpen(o))) => o,
+        Ok(Ok(other)) => {
+            debug!(?other, "flow stream did not start with StreamOpen");
+            return;
+        }
+        Ok(Err(e)) => {
+            debug!(error = %e, "bad flow header");
+            return;
+        }
+        Err(_) => {
+            debug!("no flow header in time");
+            return;
+        }
+    };
+    let span = tracing::info_span!("flow", flow_id = open.flow_id, host = %open.hostname, client = %open.client_addr);
+    let _enter = span.enter();
+    let Some((rule_index, rule)) = env.ingress.find(&open.hostname, None) else {
+        reject(&mut stream, RefuseCode::NoIngress, "no ingress rule matched").await;
+        return;
+    };
+    let leftover = reader.into_leftover();
+    match &rule.service {
+        Service::Tcp { addr, .. } => {
+            let origin = tokio::time::timeout(env.connect_timeout, tokio::net::TcpStream::connect(addr.as_str())).await;
+            match origin {
+                Ok(Ok(o)) => {
+                    let _ = o.set_nodelay(true);
+                    splice(stream, o, &leftover, rule_index).await;
+                }
+                Ok(Err(e)) => {
+                    let msg = origin_error(addr, &e);
+                    info!(rule = rule_index, reason = %msg, "origin unreachable");
+                    reject(&mut stream, RefuseCode::OriginUnreachable, &msg).await;
+                }
+                Err(_) => {
+                    let msg = format!("origin {addr} did not answer within {:?}", env.connect_timeout);
+                    info!(rule = rule_index, reason = %msg, "origin unreachable");
+                    reject(&mut stream, RefuseCode::OriginUnreachable, &msg).await;
+                }
+            }
+        }
+        Service::Unix(path) => match tokio::net::UnixStream::connect(path).await {
+            Ok(o) => splice(stream, o, &leftover, rule_index).await,
+            Err(e) => {
+                let msg = format!("origin unix:{}: {e}", path.display());
+                reject(&mut stream, RefuseCode::OriginUnreachable, &msg).await;
+            }
+        },
+        Service::HelloWorld | Service::HttpStatus(_) => {
+            if write_frame(&mut stream, &Frame::StreamAccepted, false).await.is_err() {
+                return;
+            }
+            let io = Prefixed::new(leftover.freeze(), stream);
+            serve_builtin(io, rule.service.clone(), env.tunnel_id, conn, open).await;
+        }
+    }
+}
+
+/// A readable message for a failed origin dial. Running out of local ports
+/// is named as such (cloudflared stays silent there).
+fn origin_error(addr: &str, e: &std::io::Error) -> String {
+    if e.raw_os_error() == Some(99) {
+        // EADDRNOTAVAIL on connect: the ephemeral port range is exhausted.
+        return format!(
+            "cannot reach origin {addr}: no free local port (ephemeral port range exhausted; \
+             widen net.ipv4.ip_local_port_range)"
+        );
+    }
+    format!("cannot reach origin {addr}: {e}")
+}
+
+async fn reject(stream: &mut BoxStream, code: RefuseCode, message: &str) {
+    let f = Frame::StreamRejected(Refusal {
+        code,
+        message: message.to_owned(),
+    });
+    let _ = write_frame(stream, &f, false).await;
+    let _ = stream.shutdown().await;
+}
+
+async fn splice<O: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: BoxStream,
+    mut origin: O,
+    leftover: &[u8],
+    rule: usize,
+) {
+    if !leftover.is_empty() && origin.write_all(leftover).await.is_err() {
+        return;
+    }
+    if write_frame(&mut stream, &Frame::StreamAccepted, false).await.is_err() {
+        return;
+    }
+    match tokio::io::copy_bidirectional_with_sizes(&mut stream, &mut origin, SPLICE_BUFFER, SPLICE_BUFFER)
+        .await
+    {
+        Ok((down, up)) => debug!(rule, bytes_to_origin = down, bytes_from_origin = up, "flow finished"),
+        Err(e) => debug!(rule, error = %e, "flow ended with error"),
+    }
+}
+
+/// A stream with some bytes already read from it, replayed first.
+struct Prefixed {
+    head: Bytes,
+    inner: BoxStream,
+}
+
+impl Prefixed {
+    fn new(head: Bytes, inner: BoxStream) -> Self {
+        Self { head, inner }
+    }
+}
+
+impl AsyncRead for Prefixed {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if !self.head.is_empty() {
+            let n = self.head.len().min(buf.remaining());
+            buf.put_slice(&self.head.split_to(n));
+            return std::task::Poll::Ready(Ok(()));
+        }
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Prefixed {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+async fn serve_builtin(
+    io: Prefixed,
+    service: Service,
+    tunnel_id: uuid::Uuid,
+    conn: Arc<ConnInfo>,
+    open: StreamOpen,
+) {
+    let svc = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+        let service = service.clone();
+        let conn = conn.clone();
+        let open = open.clone();
+        async move {
+            let resp = match service {
+                Service::HttpStatus(code) => http::Response::builder()
+                    .status(code)
+                    .header("content-type", "text/plain; charset=utf-8")
+                    .body(Full::new(Bytes::new())),
+                _ => {
+                    let host = req
+                        .headers()
+                        .get(http::header::HOST)
+                        .and_then(|h| h.to_str().ok())
+                        .unwrap_or("");
+                    let path = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+                    let page = format!(
+                        "<!doctype html>\n<html><head><title>burrow hello world</title></head><body>\n\
+                         <h1>Hello from burrow</h1>\n\
+                         <p>This page was served by the connector's built-in hello_world origin, through a burrow tunnel.</p>\n\
+                         <table>\n\
+                         <tr><td>request</td><td>{method} {path}</td></tr>\n\
+                         <tr><td>host</td><td>{host}</td></tr>\n\
+                         <tr><td>client</td><td>{client}</td></tr>\n\
+                         <tr><td>edge port</td><td>{edge_port}</td></tr>\n\
+                         <tr><td>edge colo</td><td>{colo}</td></tr>\n\
+                         <tr><td>transport</td><td>{proto}</td></tr>\n\
+                         <tr><td>tunnel</td><td>{tunnel_id}</td></tr>\n\
+                         <tr><td>connection</td><td>#{index} ({conn_id})</td></tr>\n\
+                         <tr><td>flow</td><td>{flow}</td></tr>\n\
+                         </table>\n</body></html>\n",
+                        method = escape(req.method().as_str()),
+                        path = escape(path),
+                        host = escape(host),
+                        client = open.client_addr,
+                        edge_port = open.edge_port,
+                        colo = escape(&conn.colo),
+                        proto = conn.protocol,
+                        index = conn.index,
+                        conn_id = conn.connection_id,
+                        flow = open.flow_id,
+                    );
+                    http::Response::builder()
+                        .status(200)
+                        .header("content-type", "text/html; charset=utf-8")
+                        .body(Full::new(Bytes::from(page)))
+                }
+            };
+            Ok::<_, http::Error>(resp.expect("static response parts are valid"))
+        }
+    });
+    let served = hyper::server::conn::http1::Builder::new()
+        .max_buf_size(64 * 1024)
+        .serve_connection(hyper_util::rt::TokioIo::new(io), svc);
+    match tokio::time::timeout(BUILTIN_IDLE, served).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => debug!(error = %e, "built-in HTTP connection ended"),
+        Err(_) => debug!("built-in HTTP connection idle; closed"),
+    }
+}
