@@ -1,1 +1,117 @@
-fn main() {}
+//! `burrow`: one binary, several roles.
+//!
+//! Module map:
+//! - `cli`: clap definitions (what `--help` shows).
+//! - `edge_cmd`: `burrow edge`.
+//! - `run_cmd`: `burrow tunnel run` (the connector).
+//! - `admin_cmd`: `burrow tunnel create|list|info|delete|token`, `burrow app ...`.
+//! - `admin_client`: the small HTTP/1.1 client those use.
+//! - `quick_cmd`: `burrow quick`.
+//!
+//! Exit codes: 0 success; 64 bad configuration or flags (nothing was bound);
+//! 1 any other failure, including the edge refusing the tunnel credentials.
+
+mod admin_client;
+mod admin_cmd;
+mod cli;
+mod edge_cmd;
+mod quick_cmd;
+mod run_cmd;
+
+use clap::Parser;
+use std::process::ExitCode;
+use tokio_util::sync::CancellationToken;
+
+/// A configuration problem: reported as is, exit code 64.
+#[derive(Debug)]
+pub(crate) struct ConfigProblem(pub(crate) String);
+
+impl std::fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigProblem {}
+
+/// Shorthand for a configuration error.
+pub(crate) fn config_err(msg: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(ConfigProblem(msg.into()))
+}
+
+fn init_logging(level: &str, json: bool) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(format!(
+        "{level},h2=warn,hyper=warn,quinn=warn,quinn_proto=warn,rustls=warn,sqlx=warn"
+    ))
+    .map_err(|e| config_err(format!("--loglevel: {e}")))?;
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        b.json().init();
+    } else {
+        b.init();
+    }
+    Ok(())
+}
+
+/// A token cancelled on the first SIGINT or SIGTERM.
+pub(crate) fn shutdown_on_signals() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot listen for SIGTERM");
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received; shutting down"),
+            _ = term.recv() => tracing::info!("SIGTERM received; shutting down"),
+        }
+        t.cancel();
+    });
+    token
+}
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    let level = args.loglevel.clone();
+    if let Err(e) = init_logging(&level, args.log_format == cli::LogFormat::Json) {
+        eprintln!("error: {e}");
+        return ExitCode::from(64);
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = rt.block_on(async move {
+        match args.command {
+            cli::Command::Edge(a) => edge_cmd::run(a).await,
+            cli::Command::Quick(a) => quick_cmd::run(a).await,
+            cli::Command::Tunnel(t) => match t.command {
+                cli::TunnelCommand::Run(a) => run_cmd::run(a).await,
+                cmd => admin_cmd::tunnel(t.admin, cmd).await,
+            },
+            cli::Command::App(a) => admin_cmd::app(a.admin, a.command).await,
+        }
+    });
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            if e.downcast_ref::<ConfigProblem>().is_some() {
+                ExitCode::from(64)
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
+}

@@ -133,6 +133,21 @@ pub struct EdgeInfo {
     pub edge_domain: String,
 }
 
+/// Live counters of a running edge.
+#[derive(Clone)]
+pub struct EdgeStats(Arc<Shared>);
+
+impl EdgeStats {
+    /// Registered tunnel connections on this node.
+    pub fn tunnel_connections(&self) -> u64 {
+        self.0.tunnel_conns.load(Ordering::Relaxed)
+    }
+    /// Flows being spliced right now.
+    pub fn active_flows(&self) -> u64 {
+        self.0.active_flows.load(Ordering::Relaxed)
+    }
+}
+
 /// A bound, not yet running edge.
 pub struct Edge {
     shared: Arc<Shared>,
@@ -305,6 +320,11 @@ impl Edge {
         &self.info
     }
 
+    /// A live view of counters, usable while the edge runs.
+    pub fn stats(&self) -> EdgeStats {
+        EdgeStats(self.shared.clone())
+    }
+
     /// Creates a tunnel and a TCP app in the store directly (for `burrow
     /// quick`, which has no separate admin client). Returns the tunnel's
     /// credentials and the app's bound address.
@@ -314,6 +334,7 @@ impl Edge {
     pub async fn quick_setup(
         &self,
         name: &str,
+        port: u16,
         shutdown: &CancellationToken,
     ) -> Result<(burrow_config::credentials::Credentials, SocketAddr), EdgeError> {
         use rand::RngCore;
@@ -331,7 +352,7 @@ impl Edge {
             created_at: unix_now(),
         };
         self.shared.store.create_tunnel(&t).await.map_err(store_err)?;
-        let listener = apps::bind(self.shared.app_address, 0).await?;
+        let listener = apps::bind(self.shared.app_address, port).await?;
         let addr = listener.local_addr()?;
         let app = burrow_store::App {
             id: uuid::Uuid::new_v4(),

@@ -1,0 +1,109 @@
+//! A small HTTP/1.1 client for the admin API (plain HTTP; the admin API
+//! listens on loopback).
+
+use crate::cli::AdminConn;
+use crate::config_err;
+use anyhow::Context;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use serde_json::Value;
+
+/// Largest admin response read, in bytes.
+const MAX_RESPONSE: usize = 16 * 1024 * 1024;
+
+pub(crate) struct AdminClient {
+    authority: String,
+    token: String,
+}
+
+impl AdminClient {
+    pub(crate) async fn new(c: &AdminConn) -> anyhow::Result<Self> {
+        let uri: http::Uri = c
+            .admin_url
+            .parse()
+            .map_err(|_| config_err(format!("--admin-url: '{}' is not a URL", c.admin_url)))?;
+        if uri.scheme_str() != Some("http") {
+            return Err(config_err("--admin-url: must start with http:// (the admin API is plain HTTP on loopback)"));
+        }
+        let authority = uri
+            .authority()
+            .ok_or_else(|| config_err("--admin-url: needs host:port"))?
+            .to_string();
+        let token = match (&c.token, &c.token_file) {
+            (Some(t), _) => t.trim().to_owned(),
+            (None, Some(f)) => tokio::fs::read_to_string(f)
+                .await
+                .map_err(|e| config_err(format!("--token-file {}: {e}", f.display())))?
+                .trim()
+                .to_owned(),
+            (None, None) => {
+                return Err(config_err(
+                    "no admin token: pass --token-file EDGE_DIR/admin.token (the edge printed the path \
+                     at start), --token, or set BURROW_ADMIN_TOKEN",
+                ))
+            }
+        };
+        Ok(Self { authority, token })
+    }
+
+    /// Sends a request; returns the status and the JSON body (`Null` when empty).
+    pub(crate) async fn call(
+        &self,
+        method: http::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<(http::StatusCode, Value)> {
+        let tcp = tokio::net::TcpStream::connect(&self.authority)
+            .await
+            .with_context(|| format!("cannot reach the admin API at {}", self.authority))?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp)).await?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let payload = match &body {
+            Some(v) => Bytes::from(serde_json::to_vec(v)?),
+            None => Bytes::new(),
+        };
+        let req = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header(http::header::HOST, &self.authority)
+            .header(http::header::AUTHORIZATION, format!("Bearer {}", self.token))
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(payload))?;
+        let resp = sender.send_request(req).await?;
+        let status = resp.status();
+        let limited = http_body_util::Limited::new(resp.into_body(), MAX_RESPONSE);
+        let bytes = limited
+            .collect()
+            .await
+            .map_err(|e| anyhow::anyhow!("reading the admin response: {e}"))?
+            .to_bytes();
+        let v = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        Ok((status, v))
+    }
+
+    /// Like [`call`](Self::call), but a non-2xx answer becomes an error
+    /// carrying the API's message and field.
+    pub(crate) async fn ok(
+        &self,
+        method: http::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
+        let (status, v) = self.call(method, path, body).await?;
+        if status.is_success() {
+            return Ok(v);
+        }
+        let msg = v.get("error").and_then(Value::as_str).map(str::to_owned).unwrap_or_else(|| v.to_string());
+        match v.get("field").and_then(Value::as_str) {
+            Some(f) => anyhow::bail!("{f}: {msg} (HTTP {status})"),
+            None => anyhow::bail!("{msg} (HTTP {status})"),
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! Admin commands: `burrow tunnel create|list|info|delete|token` and
+//! `burrow app create|list|delete`.
+
+use crate::admin_client::AdminClient;
+use crate::cli::{AdminConn, AppCommand, TunnelCommand};
+use crate::config_err;
+use burrow_config::credentials::Credentials;
+use http::Method;
+use serde_json::{json, Value};
+use std::io::Write;
+
+fn path_segment(field: &str, s: &str) -> anyhow::Result<String> {
+    if s.is_empty()
+        || !s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        return Err(config_err(format!(
+            "{field}: '{s}' is not a valid name or id (letters, digits, '-', '_', '.')"
+        )));
+    }
+    Ok(s.to_owned())
+}
+
+fn ts(secs: i64) -> String {
+    // Seconds since the epoch, rendered as UTC without a date library.
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (h, m, s) = (rem / 3600, (rem % 3600) / 60, rem % 60);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(mo <= 2);
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}Z")
+}
+
+fn print_connections(t: &Value) {
+    let conns = t["connections"].as_array().cloned().unwrap_or_default();
+    if conns.is_empty() {
+        println!("  (no live connections)");
+        return;
+    }
+    println!(
+        "  {:<6} {:<7} {:<36} {:<5} {:<16} SINCE",
+        "COLO", "PROTO", "CONNECTOR", "INDEX", "ORIGIN IP"
+    );
+    for c in conns {
+        println!(
+            "  {:<6} {:<7} {:<36} {:<5} {:<16} {}",
+            c["colo"].as_str().unwrap_or(""),
+            c["protocol"].as_str().unwrap_or(""),
+            c["connector_id"].as_str().unwrap_or(""),
+            c["conn_index"],
+            c["origin_ip"].as_str().unwrap_or(""),
+            ts(c["since"].as_i64().unwrap_or(0)),
+        );
+    }
+}
+
+fn print_json(v: &Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+async fn write_credentials(path: &std::path::Path, json: &str) -> anyhow::Result<()> {
+    let path = path.to_owned();
+    let json = json.to_owned();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| anyhow::anyhow!("cannot write credentials to {}: {e}", path.display()))?;
+        f.write_all(json.as_bytes())?;
+        f.write_all(b"\n")?;
+        Ok(())
+    })
+    .await?
+}
+
+pub(crate) async fn tunnel(admin: AdminConn, cmd: TunnelCommand) -> anyhow::Result<()> {
+    let client = AdminClient::new(&admin).await?;
+    match cmd {
+        TunnelCommand::Create {
+            name,
+            credentials_file,
+        } => {
+            let v = client
+                .ok(Method::POST, "/v1/tunnels", Some(json!({ "name": name })))
+                .await?;
+            let id = v["id"].as_str().unwrap_or_default().to_owned();
+            let creds_json = serde_json::to_string_pretty(&v["credentials"])?;
+            // Validate what the edge sent before writing it.
+            Credentials::from_json(&creds_json)
+                .map_err(|e| anyhow::anyhow!("the edge sent unusable credentials: {e}"))?;
+            let path = credentials_file.unwrap_or_else(|| format!("{id}.json").into());
+            write_credentials(&path, &creds_json).await?;
+            println!("Created tunnel {name} with id {id}");
+            println!("Credentials written to {}", path.display());
+            println!("Run it with: burrow tunnel run --credentials-file {} --url tcp://localhost:PORT", path.display());
+        }
+        TunnelCommand::List { json } => {
+            let v = client.ok(Method::GET, "/v1/tunnels", None).await?;
+            if json {
+                return print_json(&v);
+            }
+            let list = v.as_array().cloned().unwrap_or_default();
+            if list.is_empty() {
+                println!("No tunnels. Create one with: burrow tunnel create NAME");
+            }
+            for t in list {
+                println!(
+                    "{}  {}  created {}  connections {}",
+                    t["id"].as_str().unwrap_or(""),
+                    t["name"].as_str().unwrap_or(""),
+                    ts(t["created_at"].as_i64().unwrap_or(0)),
+                    t["connections"].as_array().map_or(0, Vec::len)
+                );
+            }
+        }
+        TunnelCommand::Info { name, json } => {
+            let name = path_segment("NAME", &name)?;
+            let v = client.ok(Method::GET, &format!("/v1/tunnels/{name}"), None).await?;
+            if json {
+                return print_json(&v);
+            }
+            println!("Tunnel {} ({})", v["name"].as_str().unwrap_or(""), v["id"].as_str().unwrap_or(""));
+            println!("Created {}", ts(v["created_at"].as_i64().unwrap_or(0)));
+            print_connections(&v);
+        }
+        TunnelCommand::Delete { name } => {
+            let name = path_segment("NAME", &name)?;
+            client.ok(Method::DELETE, &format!("/v1/tunnels/{name}"), None).await?;
+            println!("Deleted tunnel {name}");
+        }
+        TunnelCommand::Token { name } => {
+            let name = path_segment("NAME", &name)?;
+            let v = client
+                .ok(Method::GET, &format!("/v1/tunnels/{name}/credentials"), None)
+                .await?;
+            let creds = Credentials::from_json(&v.to_string())
+                .map_err(|e| anyhow::anyhow!("the edge sent unusable credentials: {e}"))?;
+            println!("{}", creds.to_token().expose());
+        }
+        TunnelCommand::Run(_) => unreachable!("dispatched in main"),
+    }
+    Ok(())
+}
+
+pub(crate) async fn app(admin: AdminConn, cmd: AppCommand) -> anyhow::Result<()> {
+    let client = AdminClient::new(&admin).await?;
+    match cmd {
+        AppCommand::Create {
+            protocol,
+            tunnel,
+            hostname,
+        } => {
+            let mut body = json!({ "protocol": protocol, "tunnel": tunnel });
+            if let Some(h) = hostname {
+                body["hostname"] = json!(h);
+            }
+            let v = client.ok(Method::POST, "/v1/apps", Some(body)).await?;
+            println!("Created app {}", v["id"].as_str().unwrap_or(""));
+            println!("listen: {}", v["listen"].as_str().unwrap_or(""));
+        }
+        AppCommand::List { json } => {
+            let v = client.ok(Method::GET, "/v1/apps", None).await?;
+            if json {
+                return print_json(&v);
+            }
+            let list = v.as_array().cloned().unwrap_or_default();
+            if list.is_empty() {
+                println!("No apps. Create one with: burrow app create --protocol tcp/PORT --tunnel NAME");
+            }
+            for a in list {
+                println!(
+                    "{}  {}/{}  listen {}  tunnel {}  hostname {}",
+                    a["id"].as_str().unwrap_or(""),
+                    a["protocol"].as_str().unwrap_or(""),
+                    a["port_start"],
+                    a["listen"].as_str().unwrap_or(""),
+                    a["tunnel_id"].as_str().unwrap_or(""),
+                    a["hostname"].as_str().unwrap_or("")
+                );
+            }
+        }
+        AppCommand::Delete { id } => {
+            let id = path_segment("ID", &id)?;
+            client.ok(Method::DELETE, &format!("/v1/apps/{id}"), None).await?;
+            println!("Deleted app {id}");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_render_as_utc() {
+        assert_eq!(ts(0), "1970-01-01T00:00:00Z");
+        assert_eq!(ts(1_795_442_400), "2026-11-23T10:00:00Z");
+    }
+}

@@ -1,0 +1,253 @@
+//! Command-line interface definitions.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// burrow: a self-hosted zero-trust network edge.
+///
+/// Publish services from a private network without opening inbound ports:
+/// run `burrow edge` on a public host, create a tunnel, run `burrow tunnel
+/// run` next to the service. `burrow quick --hello-world` shows the whole
+/// path in one process.
+#[derive(Parser, Debug)]
+#[command(name = "burrow", version, propagate_version = true)]
+pub(crate) struct Cli {
+    /// Log level: error, warn, info, debug or trace (or a tracing filter).
+    #[arg(long, global = true, default_value = "info", env = "BURROW_LOGLEVEL")]
+    pub(crate) loglevel: String,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "BURROW_LOG_FORMAT")]
+    pub(crate) log_format: LogFormat,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum Command {
+    /// Run an edge node: the tunnel endpoint connectors dial, app listeners
+    /// and the admin API.
+    Edge(EdgeArgs),
+    /// Manage tunnels (through the edge admin API) and run a connector.
+    Tunnel(TunnelArgs),
+    /// Manage apps: edge ports published through a tunnel.
+    App(AppArgs),
+    /// An edge and a connector in one process on loopback, for a quick try.
+    Quick(QuickArgs),
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct EdgeArgs {
+    /// YAML file with the same settings as these flags (flags win).
+    #[arg(long, env = "BURROW_EDGE_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
+    /// Short name of this edge node, e.g. NRT. [default: LOCAL]
+    #[arg(long)]
+    pub(crate) colo: Option<String>,
+    /// Tunnel endpoint: QUIC on UDP and HTTP/2 over TLS on TCP, same port.
+    /// Port 0 picks a free port (logged). [default: 0.0.0.0:7844]
+    #[arg(long)]
+    pub(crate) listen: Option<String>,
+    /// Admin API and health endpoints. Keep it on loopback.
+    /// [default: 127.0.0.1:7845]
+    #[arg(long)]
+    pub(crate) admin: Option<String>,
+    /// SQLite state file, created on first start. Certificates and the
+    /// admin token go to a directory beside it (`edge.db` → `edge.d/`).
+    /// [default: ./burrow-edge.db]
+    #[arg(long)]
+    pub(crate) state: Option<PathBuf>,
+    /// Edge domain: TLS names are quic.<domain> and h2.<domain>.
+    /// [default: burrow.internal]
+    #[arg(long)]
+    pub(crate) edge_domain: Option<String>,
+    /// Address app listeners bind to. [default: 0.0.0.0]
+    #[arg(long)]
+    pub(crate) app_address: Option<String>,
+    /// How long open flows may finish after SIGTERM/SIGINT. [default: 30s]
+    #[arg(long)]
+    pub(crate) grace_period: Option<String>,
+    /// Serve HTTP/2 only: no UDP listener.
+    #[arg(long)]
+    pub(crate) disable_quic: bool,
+}
+
+/// Where the admin API is and how to authenticate.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct AdminConn {
+    /// Admin API base URL.
+    #[arg(long, global = true, env = "BURROW_ADMIN_URL", default_value = "http://127.0.0.1:7845")]
+    pub(crate) admin_url: String,
+    /// Admin token (the edge printed where it stored it at first start).
+    #[arg(long, global = true, env = "BURROW_ADMIN_TOKEN", hide_env_values = true)]
+    pub(crate) token: Option<String>,
+    /// File holding the admin token, e.g. edge.d/admin.token.
+    #[arg(long, global = true, env = "BURROW_ADMIN_TOKEN_FILE")]
+    pub(crate) token_file: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct TunnelArgs {
+    #[command(flatten)]
+    pub(crate) admin: AdminConn,
+    #[command(subcommand)]
+    pub(crate) command: TunnelCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum TunnelCommand {
+    /// Create a tunnel and write its credentials file.
+    Create {
+        /// Tunnel name (letters, digits, '-', '_', '.').
+        name: String,
+        /// Where to write the credentials JSON. [default: ./<tunnel-id>.json]
+        #[arg(long)]
+        credentials_file: Option<PathBuf>,
+    },
+    /// List tunnels and their live connections.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one tunnel and its live connections (colo, protocol, connector,
+    /// connection index, since when).
+    Info {
+        /// Tunnel name or id.
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a tunnel and its apps.
+    Delete {
+        /// Tunnel name or id.
+        name: String,
+    },
+    /// Print the tunnel's credentials as one token string (for `tunnel run --token`).
+    Token {
+        /// Tunnel name or id.
+        name: String,
+    },
+    /// Run a connector for a tunnel.
+    Run(Box<RunArgs>),
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct RunArgs {
+    /// cloudflared-style config.yml (tunnel, credentials-file, ingress, ...).
+    #[arg(long, env = "BURROW_TUNNEL_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
+    /// Credentials JSON written by `burrow tunnel create`.
+    #[arg(long, env = "BURROW_CREDENTIALS_FILE")]
+    pub(crate) credentials_file: Option<PathBuf>,
+    /// Credentials as one token (`burrow tunnel token NAME`); wins over files.
+    #[arg(long, env = "BURROW_TUNNEL_TOKEN", hide_env_values = true)]
+    pub(crate) token: Option<String>,
+    /// Send every flow to this one service (tcp://, http://, unix:...),
+    /// instead of ingress rules.
+    #[arg(long, conflicts_with = "hello_world")]
+    pub(crate) url: Option<String>,
+    /// Serve burrow's built-in hello-world page instead of ingress rules.
+    #[arg(long)]
+    pub(crate) hello_world: bool,
+    /// Edge address host:port; repeat for several. [default: from the
+    /// credentials file, else DNS SRV _v2-origintunneld._tcp.<edge-domain>]
+    #[arg(long)]
+    pub(crate) edge: Vec<String>,
+    /// PEM file of the CA that signed the edge certificate.
+    /// [default: the CA embedded in the credentials]
+    #[arg(long)]
+    pub(crate) edge_ca: Option<PathBuf>,
+    /// Edge domain (TLS names quic.<domain>, h2.<domain>; SRV discovery).
+    #[arg(long)]
+    pub(crate) edge_domain: Option<String>,
+    /// IP version of edge addresses found by name: 4, 6 or auto.
+    #[arg(long, default_value = "4")]
+    pub(crate) edge_ip_version: String,
+    /// Transport: auto (QUIC, falling back to HTTP/2), quic or http2.
+    /// [default: auto]
+    #[arg(long)]
+    pub(crate) protocol: Option<String>,
+    /// Number of tunnel connections, spread over the edge addresses.
+    /// [default: 4]
+    #[arg(long)]
+    pub(crate) ha_connections: Option<u8>,
+    /// How long open flows may finish after SIGTERM/SIGINT. [default: 30s]
+    #[arg(long)]
+    pub(crate) grace_period: Option<String>,
+    /// In auto mode, how long the QUIC handshake may take before falling
+    /// back to HTTP/2.
+    #[arg(long, default_value = "4s")]
+    pub(crate) quic_fallback_after: String,
+    /// In auto mode, how often to try QUIC again while on HTTP/2.
+    #[arg(long, default_value = "5m")]
+    pub(crate) quic_retry_every: String,
+    /// Registration refusals (wrong secret, unknown tunnel) per connection
+    /// before giving up with a non-zero exit.
+    #[arg(long, default_value_t = 3)]
+    pub(crate) max_refusals: u32,
+    /// Keep retrying even when the edge refuses the credentials.
+    #[arg(long)]
+    pub(crate) retry_forever: bool,
+    /// Origin dial timeout.
+    #[arg(long, default_value = "10s")]
+    pub(crate) origin_connect_timeout: String,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct AppArgs {
+    #[command(flatten)]
+    pub(crate) admin: AdminConn,
+    #[command(subcommand)]
+    pub(crate) command: AppCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum AppCommand {
+    /// Publish an edge TCP port through a tunnel.
+    Create {
+        /// tcp/PORT; tcp/0 picks a free port (printed).
+        #[arg(long)]
+        protocol: String,
+        /// Tunnel name or id whose connectors serve the app.
+        #[arg(long)]
+        tunnel: String,
+        /// Hostname the connector's ingress rules match for this app.
+        #[arg(long)]
+        hostname: Option<String>,
+    },
+    /// List apps.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete an app (its port stops listening; open flows finish).
+    Delete {
+        /// App id.
+        id: String,
+    },
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct QuickArgs {
+    /// Local service to publish: tcp://host:port or http://host:port
+    /// (carried as TCP).
+    #[arg(long, conflicts_with = "hello_world", required_unless_present = "hello_world")]
+    pub(crate) url: Option<String>,
+    /// Publish burrow's built-in hello-world page.
+    #[arg(long)]
+    pub(crate) hello_world: bool,
+    /// Transport between the embedded connector and edge: auto, quic, http2.
+    #[arg(long, default_value = "auto")]
+    pub(crate) protocol: String,
+    /// Loopback port for the public side (0 picks one).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) port: u16,
+}

@@ -1,0 +1,117 @@
+//! `burrow edge`: flags and `edge.yaml` resolved into an `EdgeConfig`, then
+//! the edge runs until SIGINT/SIGTERM.
+
+use crate::cli::EdgeArgs;
+use crate::config_err;
+use burrow_config::edge::{parse_edge_yaml, validate_colo, EdgeFile};
+use burrow_edge::{Edge, EdgeConfig};
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+fn parse_addr(field: &str, s: &str) -> anyhow::Result<SocketAddr> {
+    s.parse()
+        .map_err(|_| config_err(format!("{field}: '{s}' is not an IP:port address (e.g. 127.0.0.1:7844)")))
+}
+
+/// Directory beside the state file for certificates and the token:
+/// `dir/edge.db` → `dir/edge.d`.
+pub(crate) fn pki_dir_for(state: &Path) -> PathBuf {
+    let stem = state
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "burrow-edge".into());
+    state.with_file_name(format!("{stem}.d"))
+}
+
+pub(crate) async fn resolve(a: EdgeArgs) -> anyhow::Result<EdgeConfig> {
+    let file = match &a.config {
+        Some(p) => {
+            let text = tokio::fs::read_to_string(p)
+                .await
+                .map_err(|e| config_err(format!("--config {}: {e}", p.display())))?;
+            parse_edge_yaml(&text).map_err(|e| config_err(format!("{}: {e}", p.display())))?
+        }
+        None => EdgeFile::default(),
+    };
+    let colo = a.colo.or(file.colo).unwrap_or_else(|| "LOCAL".into());
+    validate_colo(&colo).map_err(|e| config_err(e.to_string()))?;
+    let listen = parse_addr(
+        "listen",
+        &a.listen.or(file.listen).unwrap_or_else(|| "0.0.0.0:7844".into()),
+    )?;
+    let admin = parse_addr(
+        "admin",
+        &a.admin.or(file.admin).unwrap_or_else(|| "127.0.0.1:7845".into()),
+    )?;
+    if !admin.ip().is_loopback() {
+        tracing::warn!(%admin, "the admin API listens beyond loopback; protect it with a firewall");
+    }
+    let state = a.state.or(file.state).unwrap_or_else(|| "burrow-edge.db".into());
+    let edge_domain = a
+        .edge_domain
+        .or(file.edge_domain)
+        .unwrap_or_else(|| burrow_transport::pki::DEFAULT_EDGE_DOMAIN.into());
+    if burrow_policy::host::HostPattern::parse(&edge_domain)
+        .map(|p| !matches!(p, burrow_policy::host::HostPattern::Exact(_)))
+        .unwrap_or(true)
+    {
+        return Err(config_err(format!("edge-domain: '{edge_domain}' is not a DNS name")));
+    }
+    let app_address: IpAddr = a
+        .app_address
+        .as_deref()
+        .unwrap_or("0.0.0.0")
+        .parse()
+        .map_err(|_| config_err("app-address: not an IP address"))?;
+    let grace_period = match a.grace_period {
+        Some(g) => burrow_config::duration::parse(&g).map_err(|r| config_err(format!("grace-period: {r}")))?,
+        None => file.grace_period.unwrap_or(Duration::from_secs(30)),
+    };
+    Ok(EdgeConfig {
+        colo,
+        listen,
+        admin,
+        pki_dir: Some(pki_dir_for(&state)),
+        state,
+        edge_domain,
+        app_address,
+        grace_period,
+        disable_quic: a.disable_quic || file.disable_quic.unwrap_or(false),
+    })
+}
+
+pub(crate) async fn run(a: EdgeArgs) -> anyhow::Result<()> {
+    let cfg = resolve(a).await?;
+    let state = cfg.state.clone();
+    let edge = Edge::bind(cfg.clone()).await?;
+    let info = edge.info().clone();
+    let created = |p: &Option<PathBuf>| match p {
+        Some(p) if info.created.contains(p) => format!("{} (created)", p.display()),
+        Some(p) => p.display().to_string(),
+        None => "-".into(),
+    };
+    println!("burrow edge {} ready", cfg.colo);
+    println!("tunnel endpoint: {} ({})", info.tunnel_addr, if cfg.disable_quic { "HTTP/2 over TLS on TCP" } else { "QUIC on UDP, HTTP/2 over TLS on TCP" });
+    println!("admin API: http://{}", info.admin_addr);
+    println!("state: {}", state.display());
+    println!("edge CA: {}", created(&info.ca_path));
+    println!("admin token: {}", created(&info.token_path));
+    for p in &info.created {
+        tracing::info!(path = %p.display(), "created");
+    }
+    let shutdown = crate::shutdown_on_signals();
+    edge.run(shutdown).await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pki_dir_sits_beside_the_state_file() {
+        assert_eq!(pki_dir_for(Path::new("./x/edge.db")), PathBuf::from("./x/edge.d"));
+        assert_eq!(pki_dir_for(Path::new("edge.db")), PathBuf::from("edge.d"));
+    }
+}

@@ -1,0 +1,136 @@
+//! `burrow tunnel run`: flags, `config.yml` and the credentials resolved
+//! into a `ConnectorConfig` (flags win over the file, the file over the
+//! credentials), then the connector runs until SIGINT/SIGTERM.
+
+use crate::cli::RunArgs;
+use crate::config_err;
+use burrow_config::connector::{parse_connector_yaml, ConnectorFile, Ingress, ProtocolChoice, Service};
+use burrow_config::credentials::Credentials;
+use burrow_connector::{ConnectorConfig, IpVersion};
+use std::path::Path;
+use std::time::Duration;
+
+async fn read(field: &str, p: &Path) -> anyhow::Result<String> {
+    tokio::fs::read_to_string(p)
+        .await
+        .map_err(|e| config_err(format!("{field} {}: {e}", p.display())))
+}
+
+fn duration(field: &str, s: &str) -> anyhow::Result<Duration> {
+    burrow_config::duration::parse(s).map_err(|r| config_err(format!("{field}: {r}")))
+}
+
+/// Loads and validates a connector config file; warnings are logged.
+pub(crate) async fn load_file(p: &Path) -> anyhow::Result<ConnectorFile> {
+    let text = read("--config", p).await?;
+    let file = parse_connector_yaml(&text).map_err(|e| config_err(format!("{}: {e}", p.display())))?;
+    for w in &file.warnings {
+        tracing::warn!(file = %p.display(), "{w}");
+    }
+    Ok(file)
+}
+
+pub(crate) async fn resolve(a: RunArgs) -> anyhow::Result<ConnectorConfig> {
+    let file = match &a.config {
+        Some(p) => Some(load_file(p).await?),
+        None => None,
+    };
+    let credentials = if let Some(t) = &a.token {
+        Credentials::from_token(t).map_err(|e| config_err(format!("--token: {e}")))?
+    } else {
+        let path = a
+            .credentials_file
+            .clone()
+            .or_else(|| file.as_ref().and_then(|f| f.credentials_file.clone()))
+            .ok_or_else(|| {
+                config_err(
+                    "no credentials: pass --credentials-file (written by `burrow tunnel create`), \
+                     --token, or set credentials-file in config.yml",
+                )
+            })?;
+        let text = read("credentials-file", &path).await?;
+        Credentials::from_json(&text).map_err(|e| config_err(format!("{}: {e}", path.display())))?
+    };
+    if let Some(t) = file.as_ref().and_then(|f| f.tunnel.as_deref()) {
+        let matches = t == credentials.tunnel_id.to_string()
+            || credentials.tunnel_name.as_deref() == Some(t);
+        if !matches {
+            return Err(config_err(format!(
+                "tunnel: config.yml names tunnel '{t}' but the credentials are for {}",
+                credentials.tunnel_id
+            )));
+        }
+    }
+    let ingress = if a.hello_world {
+        Ingress::single(Service::HelloWorld)
+    } else if let Some(u) = &a.url {
+        Ingress::single(Service::parse(u).map_err(|r| config_err(format!("--url: {r}")))?)
+    } else {
+        file.as_ref().and_then(|f| f.ingress.clone()).ok_or_else(|| {
+            config_err("no ingress: pass --url SERVICE or --hello-world, or list ingress rules in config.yml")
+        })?
+    };
+    let mut edges = a.edge.clone();
+    if edges.is_empty() {
+        edges = file.as_ref().map(|f| f.edge.clone()).unwrap_or_default();
+    }
+    if edges.is_empty() {
+        edges = credentials.edges.clone();
+    }
+    let ca_path = a.edge_ca.clone().or_else(|| file.as_ref().and_then(|f| f.edge_ca.clone()));
+    let edge_ca_pem = match ca_path {
+        Some(p) => read("edge-ca", &p).await?,
+        None => credentials.edge_ca_pem.clone().ok_or_else(|| {
+            config_err("no edge CA: pass --edge-ca FILE (the edge's ca.pem); verification cannot be turned off")
+        })?,
+    };
+    let edge_domain = a
+        .edge_domain
+        .clone()
+        .or_else(|| credentials.edge_domain.clone())
+        .unwrap_or_else(|| burrow_transport::pki::DEFAULT_EDGE_DOMAIN.into());
+    let protocol = match (&a.protocol, file.as_ref().and_then(|f| f.protocol)) {
+        (Some(p), _) => ProtocolChoice::parse(p).map_err(|r| config_err(format!("--protocol: {r}")))?,
+        (None, Some(p)) => p,
+        (None, None) => ProtocolChoice::Auto,
+    };
+    let ha_connections = a
+        .ha_connections
+        .or_else(|| file.as_ref().and_then(|f| f.ha_connections))
+        .unwrap_or(4);
+    if ha_connections == 0 {
+        return Err(config_err("--ha-connections: must be at least 1"));
+    }
+    let grace_period = match &a.grace_period {
+        Some(g) => duration("--grace-period", g)?,
+        None => file.as_ref().and_then(|f| f.grace_period).unwrap_or(Duration::from_secs(30)),
+    };
+    let edge_ip_version = match a.edge_ip_version.as_str() {
+        "4" => IpVersion::V4,
+        "6" => IpVersion::V6,
+        "auto" => IpVersion::Auto,
+        other => return Err(config_err(format!("--edge-ip-version: '{other}' (expected 4, 6 or auto)"))),
+    };
+    Ok(ConnectorConfig {
+        credentials,
+        ingress,
+        edges,
+        edge_domain,
+        edge_ca_pem,
+        protocol,
+        ha_connections,
+        grace_period,
+        quic_fallback_after: duration("--quic-fallback-after", &a.quic_fallback_after)?,
+        quic_retry_every: duration("--quic-retry-every", &a.quic_retry_every)?,
+        max_refusals: if a.retry_forever { None } else { Some(a.max_refusals.max(1)) },
+        origin_connect_timeout: duration("--origin-connect-timeout", &a.origin_connect_timeout)?,
+        edge_ip_version,
+    })
+}
+
+pub(crate) async fn run(a: Box<RunArgs>) -> anyhow::Result<()> {
+    let cfg = resolve(*a).await?;
+    let shutdown = crate::shutdown_on_signals();
+    burrow_connector::run(cfg, shutdown).await?;
+    Ok(())
+}
