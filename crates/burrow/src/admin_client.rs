@@ -23,7 +23,9 @@ impl AdminClient {
             .parse()
             .map_err(|_| config_err(format!("--admin-url: '{}' is not a URL", c.admin_url)))?;
         if uri.scheme_str() != Some("http") {
-            return Err(config_err("--admin-url: must start with http:// (the admin API is plain HTTP on loopback)"));
+            return Err(config_err(
+                "--admin-url: must start with http:// (the admin API is plain HTTP on loopback)",
+            ));
         }
         let authority = uri
             .authority()
@@ -69,7 +71,10 @@ impl AdminClient {
             .method(method)
             .uri(path)
             .header(http::header::HOST, &self.authority)
-            .header(http::header::AUTHORIZATION, format!("Bearer {}", self.token))
+            .header(
+                http::header::AUTHORIZATION,
+                format!("Bearer {}", self.token),
+            )
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(Full::new(payload))?;
         let resp = sender.send_request(req).await?;
@@ -83,7 +88,8 @@ impl AdminClient {
         let v = if bytes.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
         };
         Ok((status, v))
     }
@@ -100,7 +106,11 @@ impl AdminClient {
         if status.is_success() {
             return Ok(v);
         }
-        let msg = v.get("error").and_then(Value::as_str).map(str::to_owned).unwrap_or_else(|| v.to_string());
+        let msg = v
+            .get("error")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .unwrap_or_else(|| v.to_string());
         match v.get("field").and_then(Value::as_str) {
             Some(f) => anyhow::bail!("{f}: {msg} (HTTP {status})"),
             None => anyhow::bail!("{msg} (HTTP {status})"),

@@ -105,7 +105,10 @@ pub(crate) async fn tunnel(admin: AdminConn, cmd: TunnelCommand) -> anyhow::Resu
             write_credentials(&path, &creds_json).await?;
             println!("Created tunnel {name} with id {id}");
             println!("Credentials written to {}", path.display());
-            println!("Run it with: burrow tunnel run --credentials-file {} --url tcp://localhost:PORT", path.display());
+            println!(
+                "Run it with: burrow tunnel run --credentials-file {} --url tcp://localhost:PORT",
+                path.display()
+            );
         }
         TunnelCommand::List { json } => {
             let v = client.ok(Method::GET, "/v1/tunnels", None).await?;
@@ -128,29 +131,43 @@ pub(crate) async fn tunnel(admin: AdminConn, cmd: TunnelCommand) -> anyhow::Resu
         }
         TunnelCommand::Info { name, json } => {
             let name = path_segment("NAME", &name)?;
-            let v = client.ok(Method::GET, &format!("/v1/tunnels/{name}"), None).await?;
+            let v = client
+                .ok(Method::GET, &format!("/v1/tunnels/{name}"), None)
+                .await?;
             if json {
                 return print_json(&v);
             }
-            println!("Tunnel {} ({})", v["name"].as_str().unwrap_or(""), v["id"].as_str().unwrap_or(""));
+            println!(
+                "Tunnel {} ({})",
+                v["name"].as_str().unwrap_or(""),
+                v["id"].as_str().unwrap_or("")
+            );
             println!("Created {}", ts(v["created_at"].as_i64().unwrap_or(0)));
             print_connections(&v);
         }
         TunnelCommand::Delete { name } => {
             let name = path_segment("NAME", &name)?;
-            client.ok(Method::DELETE, &format!("/v1/tunnels/{name}"), None).await?;
+            client
+                .ok(Method::DELETE, &format!("/v1/tunnels/{name}"), None)
+                .await?;
             println!("Deleted tunnel {name}");
         }
         TunnelCommand::Token { name } => {
             let name = path_segment("NAME", &name)?;
             let v = client
-                .ok(Method::GET, &format!("/v1/tunnels/{name}/credentials"), None)
+                .ok(
+                    Method::GET,
+                    &format!("/v1/tunnels/{name}/credentials"),
+                    None,
+                )
                 .await?;
             let creds = Credentials::from_json(&v.to_string())
                 .map_err(|e| anyhow::anyhow!("the edge sent unusable credentials: {e}"))?;
             println!("{}", creds.to_token().expose());
         }
-        TunnelCommand::Run(_) => unreachable!("dispatched in main"),
+        TunnelCommand::Run(_) | TunnelCommand::Ingress(_) => {
+            unreachable!("dispatched in main: these need no admin API")
+        }
     }
     Ok(())
 }
@@ -178,7 +195,9 @@ pub(crate) async fn app(admin: AdminConn, cmd: AppCommand) -> anyhow::Result<()>
             }
             let list = v.as_array().cloned().unwrap_or_default();
             if list.is_empty() {
-                println!("No apps. Create one with: burrow app create --protocol tcp/PORT --tunnel NAME");
+                println!(
+                    "No apps. Create one with: burrow app create --protocol tcp/PORT --tunnel NAME"
+                );
             }
             for a in list {
                 println!(
@@ -194,7 +213,9 @@ pub(crate) async fn app(admin: AdminConn, cmd: AppCommand) -> anyhow::Result<()>
         }
         AppCommand::Delete { id } => {
             let id = path_segment("ID", &id)?;
-            client.ok(Method::DELETE, &format!("/v1/apps/{id}"), None).await?;
+            client
+                .ok(Method::DELETE, &format!("/v1/apps/{id}"), None)
+                .await?;
             println!("Deleted app {id}");
         }
     }
@@ -208,6 +229,6 @@ mod tests {
     #[test]
     fn timestamps_render_as_utc() {
         assert_eq!(ts(0), "1970-01-01T00:00:00Z");
-        assert_eq!(ts(1_795_442_400), "2026-11-23T10:00:00Z");
+        assert_eq!(ts(1_795_442_400), "2026-11-23T14:00:00Z");
     }
 }

@@ -81,10 +81,20 @@ pub(crate) struct EdgeArgs {
 #[derive(Args, Debug, Clone)]
 pub(crate) struct AdminConn {
     /// Admin API base URL.
-    #[arg(long, global = true, env = "BURROW_ADMIN_URL", default_value = "http://127.0.0.1:7845")]
+    #[arg(
+        long,
+        global = true,
+        env = "BURROW_ADMIN_URL",
+        default_value = "http://127.0.0.1:7845"
+    )]
     pub(crate) admin_url: String,
     /// Admin token (the edge printed where it stored it at first start).
-    #[arg(long, global = true, env = "BURROW_ADMIN_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "BURROW_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
     pub(crate) token: Option<String>,
     /// File holding the admin token, e.g. edge.d/admin.token.
     #[arg(long, global = true, env = "BURROW_ADMIN_TOKEN_FILE")]
@@ -136,6 +146,28 @@ pub(crate) enum TunnelCommand {
     },
     /// Run a connector for a tunnel.
     Run(Box<RunArgs>),
+    /// Check ingress rules in a config.yml.
+    #[command(subcommand)]
+    Ingress(IngressCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum IngressCommand {
+    /// Validate the ingress rules of a config file; exit 64 naming the rule
+    /// and field when one is wrong.
+    Validate {
+        /// The connector config.yml.
+        #[arg(long, env = "BURROW_TUNNEL_CONFIG")]
+        config: PathBuf,
+    },
+    /// Show which ingress rule a URL (or hostname) matches.
+    Rule {
+        /// URL or hostname, e.g. https://ssh.example.com/path.
+        url: String,
+        /// The connector config.yml.
+        #[arg(long, env = "BURROW_TUNNEL_CONFIG")]
+        config: PathBuf,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -239,7 +271,11 @@ pub(crate) enum AppCommand {
 pub(crate) struct QuickArgs {
     /// Local service to publish: tcp://host:port or http://host:port
     /// (carried as TCP).
-    #[arg(long, conflicts_with = "hello_world", required_unless_present = "hello_world")]
+    #[arg(
+        long,
+        conflicts_with = "hello_world",
+        required_unless_present = "hello_world"
+    )]
     pub(crate) url: Option<String>,
     /// Publish burrow's built-in hello-world page.
     #[arg(long)]

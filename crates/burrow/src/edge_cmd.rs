@@ -10,8 +10,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 fn parse_addr(field: &str, s: &str) -> anyhow::Result<SocketAddr> {
-    s.parse()
-        .map_err(|_| config_err(format!("{field}: '{s}' is not an IP:port address (e.g. 127.0.0.1:7844)")))
+    s.parse().map_err(|_| {
+        config_err(format!(
+            "{field}: '{s}' is not an IP:port address (e.g. 127.0.0.1:7844)"
+        ))
+    })
 }
 
 /// Directory beside the state file for certificates and the token:
@@ -38,16 +41,23 @@ pub(crate) async fn resolve(a: EdgeArgs) -> anyhow::Result<EdgeConfig> {
     validate_colo(&colo).map_err(|e| config_err(e.to_string()))?;
     let listen = parse_addr(
         "listen",
-        &a.listen.or(file.listen).unwrap_or_else(|| "0.0.0.0:7844".into()),
+        &a.listen
+            .or(file.listen)
+            .unwrap_or_else(|| "0.0.0.0:7844".into()),
     )?;
     let admin = parse_addr(
         "admin",
-        &a.admin.or(file.admin).unwrap_or_else(|| "127.0.0.1:7845".into()),
+        &a.admin
+            .or(file.admin)
+            .unwrap_or_else(|| "127.0.0.1:7845".into()),
     )?;
     if !admin.ip().is_loopback() {
         tracing::warn!(%admin, "the admin API listens beyond loopback; protect it with a firewall");
     }
-    let state = a.state.or(file.state).unwrap_or_else(|| "burrow-edge.db".into());
+    let state = a
+        .state
+        .or(file.state)
+        .unwrap_or_else(|| "burrow-edge.db".into());
     let edge_domain = a
         .edge_domain
         .or(file.edge_domain)
@@ -56,7 +66,9 @@ pub(crate) async fn resolve(a: EdgeArgs) -> anyhow::Result<EdgeConfig> {
         .map(|p| !matches!(p, burrow_policy::host::HostPattern::Exact(_)))
         .unwrap_or(true)
     {
-        return Err(config_err(format!("edge-domain: '{edge_domain}' is not a DNS name")));
+        return Err(config_err(format!(
+            "edge-domain: '{edge_domain}' is not a DNS name"
+        )));
     }
     let app_address: IpAddr = a
         .app_address
@@ -65,7 +77,8 @@ pub(crate) async fn resolve(a: EdgeArgs) -> anyhow::Result<EdgeConfig> {
         .parse()
         .map_err(|_| config_err("app-address: not an IP address"))?;
     let grace_period = match a.grace_period {
-        Some(g) => burrow_config::duration::parse(&g).map_err(|r| config_err(format!("grace-period: {r}")))?,
+        Some(g) => burrow_config::duration::parse(&g)
+            .map_err(|r| config_err(format!("grace-period: {r}")))?,
         None => file.grace_period.unwrap_or(Duration::from_secs(30)),
     };
     Ok(EdgeConfig {
@@ -92,7 +105,15 @@ pub(crate) async fn run(a: EdgeArgs) -> anyhow::Result<()> {
         None => "-".into(),
     };
     println!("burrow edge {} ready", cfg.colo);
-    println!("tunnel endpoint: {} ({})", info.tunnel_addr, if cfg.disable_quic { "HTTP/2 over TLS on TCP" } else { "QUIC on UDP, HTTP/2 over TLS on TCP" });
+    println!(
+        "tunnel endpoint: {} ({})",
+        info.tunnel_addr,
+        if cfg.disable_quic {
+            "HTTP/2 over TLS on TCP"
+        } else {
+            "QUIC on UDP, HTTP/2 over TLS on TCP"
+        }
+    );
     println!("admin API: http://{}", info.admin_addr);
     println!("state: {}", state.display());
     println!("edge CA: {}", created(&info.ca_path));
@@ -111,7 +132,10 @@ mod tests {
 
     #[test]
     fn pki_dir_sits_beside_the_state_file() {
-        assert_eq!(pki_dir_for(Path::new("./x/edge.db")), PathBuf::from("./x/edge.d"));
+        assert_eq!(
+            pki_dir_for(Path::new("./x/edge.db")),
+            PathBuf::from("./x/edge.d")
+        );
         assert_eq!(pki_dir_for(Path::new("edge.db")), PathBuf::from("edge.d"));
     }
 }

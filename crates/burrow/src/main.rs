@@ -84,7 +84,10 @@ fn main() -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::from(64);
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -97,6 +100,7 @@ fn main() -> ExitCode {
             cli::Command::Quick(a) => quick_cmd::run(a).await,
             cli::Command::Tunnel(t) => match t.command {
                 cli::TunnelCommand::Run(a) => run_cmd::run(a).await,
+                cli::TunnelCommand::Ingress(c) => run_cmd::ingress(c).await,
                 cmd => admin_cmd::tunnel(t.admin, cmd).await,
             },
             cli::Command::App(a) => admin_cmd::app(a.admin, a.command).await,

@@ -15,7 +15,8 @@ pub(crate) async fn run(a: QuickArgs) -> anyhow::Result<()> {
         (Some(u), false) => Service::parse(u).map_err(|r| config_err(format!("--url: {r}")))?,
         (None, false) => return Err(config_err("give --url SERVICE or --hello-world")),
     };
-    let protocol = ProtocolChoice::parse(&a.protocol).map_err(|r| config_err(format!("--protocol: {r}")))?;
+    let protocol =
+        ProtocolChoice::parse(&a.protocol).map_err(|r| config_err(format!("--protocol: {r}")))?;
     let is_http = match &service {
         Service::HelloWorld | Service::HttpStatus(_) => true,
         Service::Tcp { scheme, .. } => scheme == "http" || scheme == "https",

@@ -4,7 +4,9 @@
 
 use crate::cli::RunArgs;
 use crate::config_err;
-use burrow_config::connector::{parse_connector_yaml, ConnectorFile, Ingress, ProtocolChoice, Service};
+use burrow_config::connector::{
+    parse_connector_yaml, ConnectorFile, Ingress, ProtocolChoice, Service,
+};
 use burrow_config::credentials::Credentials;
 use burrow_connector::{ConnectorConfig, IpVersion};
 use std::path::Path;
@@ -23,7 +25,8 @@ fn duration(field: &str, s: &str) -> anyhow::Result<Duration> {
 /// Loads and validates a connector config file; warnings are logged.
 pub(crate) async fn load_file(p: &Path) -> anyhow::Result<ConnectorFile> {
     let text = read("--config", p).await?;
-    let file = parse_connector_yaml(&text).map_err(|e| config_err(format!("{}: {e}", p.display())))?;
+    let file =
+        parse_connector_yaml(&text).map_err(|e| config_err(format!("{}: {e}", p.display())))?;
     for w in &file.warnings {
         tracing::warn!(file = %p.display(), "{w}");
     }
@@ -52,8 +55,8 @@ pub(crate) async fn resolve(a: RunArgs) -> anyhow::Result<ConnectorConfig> {
         Credentials::from_json(&text).map_err(|e| config_err(format!("{}: {e}", path.display())))?
     };
     if let Some(t) = file.as_ref().and_then(|f| f.tunnel.as_deref()) {
-        let matches = t == credentials.tunnel_id.to_string()
-            || credentials.tunnel_name.as_deref() == Some(t);
+        let matches =
+            t == credentials.tunnel_id.to_string() || credentials.tunnel_name.as_deref() == Some(t);
         if !matches {
             return Err(config_err(format!(
                 "tunnel: config.yml names tunnel '{t}' but the credentials are for {}",
@@ -77,7 +80,10 @@ pub(crate) async fn resolve(a: RunArgs) -> anyhow::Result<ConnectorConfig> {
     if edges.is_empty() {
         edges = credentials.edges.clone();
     }
-    let ca_path = a.edge_ca.clone().or_else(|| file.as_ref().and_then(|f| f.edge_ca.clone()));
+    let ca_path = a
+        .edge_ca
+        .clone()
+        .or_else(|| file.as_ref().and_then(|f| f.edge_ca.clone()));
     let edge_ca_pem = match ca_path {
         Some(p) => read("edge-ca", &p).await?,
         None => credentials.edge_ca_pem.clone().ok_or_else(|| {
@@ -90,7 +96,9 @@ pub(crate) async fn resolve(a: RunArgs) -> anyhow::Result<ConnectorConfig> {
         .or_else(|| credentials.edge_domain.clone())
         .unwrap_or_else(|| burrow_transport::pki::DEFAULT_EDGE_DOMAIN.into());
     let protocol = match (&a.protocol, file.as_ref().and_then(|f| f.protocol)) {
-        (Some(p), _) => ProtocolChoice::parse(p).map_err(|r| config_err(format!("--protocol: {r}")))?,
+        (Some(p), _) => {
+            ProtocolChoice::parse(p).map_err(|r| config_err(format!("--protocol: {r}")))?
+        }
         (None, Some(p)) => p,
         (None, None) => ProtocolChoice::Auto,
     };
@@ -103,13 +111,20 @@ pub(crate) async fn resolve(a: RunArgs) -> anyhow::Result<ConnectorConfig> {
     }
     let grace_period = match &a.grace_period {
         Some(g) => duration("--grace-period", g)?,
-        None => file.as_ref().and_then(|f| f.grace_period).unwrap_or(Duration::from_secs(30)),
+        None => file
+            .as_ref()
+            .and_then(|f| f.grace_period)
+            .unwrap_or(Duration::from_secs(30)),
     };
     let edge_ip_version = match a.edge_ip_version.as_str() {
         "4" => IpVersion::V4,
         "6" => IpVersion::V6,
         "auto" => IpVersion::Auto,
-        other => return Err(config_err(format!("--edge-ip-version: '{other}' (expected 4, 6 or auto)"))),
+        other => {
+            return Err(config_err(format!(
+                "--edge-ip-version: '{other}' (expected 4, 6 or auto)"
+            )))
+        }
     };
     Ok(ConnectorConfig {
         credentials,
@@ -122,7 +137,11 @@ pub(crate) async fn resolve(a: RunArgs) -> anyhow::Result<ConnectorConfig> {
         grace_period,
         quic_fallback_after: duration("--quic-fallback-after", &a.quic_fallback_after)?,
         quic_retry_every: duration("--quic-retry-every", &a.quic_retry_every)?,
-        max_refusals: if a.retry_forever { None } else { Some(a.max_refusals.max(1)) },
+        max_refusals: if a.retry_forever {
+            None
+        } else {
+            Some(a.max_refusals.max(1))
+        },
         origin_connect_timeout: duration("--origin-connect-timeout", &a.origin_connect_timeout)?,
         edge_ip_version,
     })
@@ -132,5 +151,54 @@ pub(crate) async fn run(a: Box<RunArgs>) -> anyhow::Result<()> {
     let cfg = resolve(*a).await?;
     let shutdown = crate::shutdown_on_signals();
     burrow_connector::run(cfg, shutdown).await?;
+    Ok(())
+}
+
+fn describe(s: &Service) -> String {
+    match s {
+        Service::Tcp { scheme, addr } => format!("{scheme}://{addr}"),
+        Service::Unix(p) => format!("unix:{}", p.display()),
+        Service::HttpStatus(c) => format!("http_status:{c}"),
+        Service::HelloWorld => "hello_world".into(),
+    }
+}
+
+pub(crate) async fn ingress(cmd: crate::cli::IngressCommand) -> anyhow::Result<()> {
+    use crate::cli::IngressCommand;
+    let (path, url) = match &cmd {
+        IngressCommand::Validate { config } => (config, None),
+        IngressCommand::Rule { url, config } => (config, Some(url.as_str())),
+    };
+    let file = load_file(path).await?;
+    let ingress = file
+        .ingress
+        .ok_or_else(|| config_err(format!("{}: ingress: no rules", path.display())))?;
+    match url {
+        None => {
+            println!("OK: {} ingress rules", ingress.rules.len());
+            for (i, r) in ingress.rules.iter().enumerate() {
+                println!(
+                    "  rule {i}: {} -> {}",
+                    r.hostname.as_deref().unwrap_or("*"),
+                    describe(&r.service)
+                );
+            }
+        }
+        Some(u) => {
+            let rest = u.split_once("://").map_or(u, |(_, r)| r);
+            let (host, path) = match rest.find('/') {
+                Some(i) => (&rest[..i], Some(&rest[i..])),
+                None => (rest, None),
+            };
+            let (i, r) = ingress
+                .find(host, path.or(Some("/")))
+                .ok_or_else(|| anyhow::anyhow!("no rule matches {u}"))?;
+            println!(
+                "Matched rule #{i}: {} -> {}",
+                r.hostname.as_deref().unwrap_or("*"),
+                describe(&r.service)
+            );
+        }
+    }
     Ok(())
 }

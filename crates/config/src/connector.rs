@@ -345,7 +345,10 @@ fn validate_ingress(raw: Vec<Value>, warnings: &mut Vec<String>) -> Result<Ingre
     if raw.len() > MAX_INGRESS_RULES {
         return Err(ConfigError::new(
             "ingress",
-            format!("{} rules, more than the maximum {MAX_INGRESS_RULES}", raw.len()),
+            format!(
+                "{} rules, more than the maximum {MAX_INGRESS_RULES}",
+                raw.len()
+            ),
         ));
     }
     let last = raw.len() - 1;
@@ -384,9 +387,9 @@ fn validate_ingress(raw: Vec<Value>, warnings: &mut Vec<String>) -> Result<Ingre
                     .map_err(|e| ConfigError::new(at("path"), format!("invalid regex: {e}")))
             })
             .transpose()?;
-        let service = rule
-            .service
-            .ok_or_else(|| ConfigError::new(at("service"), "missing; every rule needs a service"))?;
+        let service = rule.service.ok_or_else(|| {
+            ConfigError::new(at("service"), "missing; every rule needs a service")
+        })?;
         let service = Service::parse(&service).map_err(|r| ConfigError::new(at("service"), r))?;
         let matcher = Matcher { host, path };
         if i == last && !matcher.is_catch_all() {
@@ -439,11 +442,20 @@ mod tests {
                 scheme: "http".into()
             })
         );
-        assert_eq!(Service::parse("http_status:404"), Ok(Service::HttpStatus(404)));
+        assert_eq!(
+            Service::parse("http_status:404"),
+            Ok(Service::HttpStatus(404))
+        );
         assert_eq!(Service::parse("hello_world"), Ok(Service::HelloWorld));
-        assert!(Service::parse("tcp://localhost").unwrap_err().contains("needs a port"));
-        assert!(Service::parse("ftp://x:1").unwrap_err().contains("unsupported scheme"));
-        assert!(Service::parse("tcp://x:99999").unwrap_err().contains("port"));
+        assert!(Service::parse("tcp://localhost")
+            .unwrap_err()
+            .contains("needs a port"));
+        assert!(Service::parse("ftp://x:1")
+            .unwrap_err()
+            .contains("unsupported scheme"));
+        assert!(Service::parse("tcp://x:99999")
+            .unwrap_err()
+            .contains("port"));
         assert!(Service::parse("http_status:99").is_err());
     }
 

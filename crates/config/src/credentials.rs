@@ -16,7 +16,11 @@ struct RawCredentials {
     tunnel_id: String,
     #[serde(rename = "TunnelSecret")]
     tunnel_secret: String,
-    #[serde(rename = "TunnelName", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "TunnelName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     tunnel_name: Option<String>,
     /// PEM of the CA that signed the edge's tunnel certificate.
     #[serde(rename = "EdgeCA", default, skip_serializing_if = "Option::is_none")]
@@ -25,7 +29,11 @@ struct RawCredentials {
     #[serde(rename = "Edges", default, skip_serializing_if = "Vec::is_empty")]
     edges: Vec<String>,
     /// The edge domain (SNI names are `quic.<domain>` and `h2.<domain>`).
-    #[serde(rename = "EdgeDomain", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "EdgeDomain",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     edge_domain: Option<String>,
 }
 

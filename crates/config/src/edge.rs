@@ -76,10 +76,7 @@ pub fn parse_edge_yaml(text: &str) -> Result<EdgeFile, ConfigError> {
 /// # Errors
 /// [`ConfigError`] on field `colo`.
 pub fn validate_colo(c: &str) -> Result<(), ConfigError> {
-    if c.is_empty()
-        || c.len() > 16
-        || !c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    {
+    if c.is_empty() || c.len() > 16 || !c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
         return Err(ConfigError::new(
             "colo",
             format!("'{c}' must be 1-16 letters, digits or '-', e.g. NRT"),

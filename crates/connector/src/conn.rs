@@ -26,6 +26,8 @@ use tracing::{info, warn, Instrument};
 const H2_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time for the edge to answer the registration.
 const REGISTER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Pause between the last flow ending and closing a drained connection.
+const LINGER: Duration = Duration::from_millis(300);
 /// A connection that served this long resets the backoff.
 const STABLE_AFTER: Duration = Duration::from_secs(10);
 
@@ -93,7 +95,16 @@ async fn run_inner(shared: Arc<Shared>, index: u8, shutdown: CancellationToken) 
             Ok(live) => {
                 refusals = 0;
                 let started = Instant::now();
-                serve(&shared, live, index, addr, &mut quic_blocked_until, &shutdown, &drains).await;
+                serve(
+                    &shared,
+                    live,
+                    index,
+                    addr,
+                    &mut quic_blocked_until,
+                    &shutdown,
+                    &drains,
+                )
+                .await;
                 if started.elapsed() >= STABLE_AFTER {
                     attempt = 0;
                 }
@@ -102,7 +113,10 @@ async fn run_inner(shared: Arc<Shared>, index: u8, shutdown: CancellationToken) 
                 refusals += 1;
                 warn!(edge = %addr, ?code, reason = %msg, refusals, "edge refused registration");
                 if matches!(shared.cfg.max_refusals, Some(max) if refusals >= max) {
-                    let mut r = shared.fatal_reason.lock().expect("fatal reason lock poisoned");
+                    let mut r = shared
+                        .fatal_reason
+                        .lock()
+                        .expect("fatal reason lock poisoned");
                     r.get_or_insert_with(|| msg.clone());
                     shared.fatal.cancel();
                     break;
@@ -173,9 +187,14 @@ async fn connect_with(
     let (conn, mut control) = match protocol {
         Protocol::Quic => {
             let ep = shared.quic_endpoint(addr).map_err(t)?;
-            burrow_transport::quic::connect(&ep, addr, &shared.trust, shared.cfg.quic_fallback_after)
-                .await
-                .map_err(t)?
+            burrow_transport::quic::connect(
+                &ep,
+                addr,
+                &shared.trust,
+                shared.cfg.quic_fallback_after,
+            )
+            .await
+            .map_err(t)?
         }
         Protocol::Http2 => burrow_transport::h2::connect(addr, &shared.trust, H2_TIMEOUT)
             .await
@@ -198,7 +217,11 @@ async fn connect_with(
     };
     let answer = tokio::time::timeout(REGISTER_TIMEOUT, answer)
         .await
-        .map_err(|_| Failure::Transport(format!("{protocol}: no answer to registration within {REGISTER_TIMEOUT:?}")))?
+        .map_err(|_| {
+            Failure::Transport(format!(
+                "{protocol}: no answer to registration within {REGISTER_TIMEOUT:?}"
+            ))
+        })?
         .map_err(t)?;
     match answer {
         Frame::Registered(r) => {
@@ -225,7 +248,9 @@ async fn connect_with(
         }
         other => {
             conn.close();
-            Err(Failure::Transport(format!("{protocol}: unexpected answer to registration: {other:?}")))
+            Err(Failure::Transport(format!(
+                "{protocol}: unexpected answer to registration: {other:?}"
+            )))
         }
     }
 }
@@ -243,7 +268,8 @@ async fn serve(
     drains: &TaskTracker,
 ) {
     let mut flows = TaskTracker::new();
-    let mut probe_quic = shared.cfg.protocol == ProtocolChoice::Auto && live.info.protocol == Protocol::Http2;
+    let mut probe_quic =
+        shared.cfg.protocol == ProtocolChoice::Auto && live.info.protocol == Protocol::Http2;
     let mut probe = tokio::time::interval_at(
         tokio::time::Instant::now() + shared.cfg.quic_retry_every,
         shared.cfg.quic_retry_every,
@@ -303,5 +329,8 @@ async fn drain(mut live: Live, flows: TaskTracker, grace: Duration) {
     flows.close();
     // Keep accepting nothing; the edge stops sending new flows on GoAway.
     let _ = tokio::time::timeout(grace, flows.wait()).await;
+    // A flow's last bytes may still be unacknowledged when its task ends;
+    // closing a QUIC connection drops them, so linger briefly first.
+    tokio::time::sleep(LINGER).await;
     live.conn.close();
 }

@@ -33,7 +33,9 @@ pub(crate) async fn edge_addrs(
             let literal = e.parse::<SocketAddr>().is_ok();
             out.extend(addrs.filter(|a| literal || keep(a, v)));
             if out.len() == before {
-                return Err(format!("edge '{e}' has no address of the chosen IP version"));
+                return Err(format!(
+                    "edge '{e}' has no address of the chosen IP version"
+                ));
             }
         }
         return Ok(dedup(out));

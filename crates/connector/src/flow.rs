@@ -7,7 +7,7 @@
 
 use crate::ConnInfo;
 use burrow_config::connector::{Ingress, Service};
-use burrow_proto::{Frame, RefuseCode, Refusal, StreamOpen};
+use burrow_proto::{Frame, Refusal, RefuseCode, StreamOpen};
 use burrow_transport::frames::{write_frame, FrameReader};
 use burrow_transport::BoxStream;
 use bytes::Bytes;
@@ -52,13 +52,22 @@ pub(crate) async fn handle(env: Arc<FlowEnv>, conn: Arc<ConnInfo>, mut stream: B
     let span = tracing::info_span!("flow", flow_id = open.flow_id, host = %open.hostname, client = %open.client_addr);
     let _enter = span.enter();
     let Some((rule_index, rule)) = env.ingress.find(&open.hostname, None) else {
-        reject(&mut stream, RefuseCode::NoIngress, "no ingress rule matched").await;
+        reject(
+            &mut stream,
+            RefuseCode::NoIngress,
+            "no ingress rule matched",
+        )
+        .await;
         return;
     };
     let leftover = reader.into_leftover();
     match &rule.service {
         Service::Tcp { addr, .. } => {
-            let origin = tokio::time::timeout(env.connect_timeout, tokio::net::TcpStream::connect(addr.as_str())).await;
+            let origin = tokio::time::timeout(
+                env.connect_timeout,
+                tokio::net::TcpStream::connect(addr.as_str()),
+            )
+            .await;
             match origin {
                 Ok(Ok(o)) => {
                     let _ = o.set_nodelay(true);
@@ -70,7 +79,10 @@ pub(crate) async fn handle(env: Arc<FlowEnv>, conn: Arc<ConnInfo>, mut stream: B
                     reject(&mut stream, RefuseCode::OriginUnreachable, &msg).await;
                 }
                 Err(_) => {
-                    let msg = format!("origin {addr} did not answer within {:?}", env.connect_timeout);
+                    let msg = format!(
+                        "origin {addr} did not answer within {:?}",
+                        env.connect_timeout
+                    );
                     info!(rule = rule_index, reason = %msg, "origin unreachable");
                     reject(&mut stream, RefuseCode::OriginUnreachable, &msg).await;
                 }
@@ -84,7 +96,10 @@ pub(crate) async fn handle(env: Arc<FlowEnv>, conn: Arc<ConnInfo>, mut stream: B
             }
         },
         Service::HelloWorld | Service::HttpStatus(_) => {
-            if write_frame(&mut stream, &Frame::StreamAccepted, false).await.is_err() {
+            if write_frame(&mut stream, &Frame::StreamAccepted, false)
+                .await
+                .is_err()
+            {
                 return;
             }
             let io = Prefixed::new(leftover.freeze(), stream);
@@ -124,13 +139,26 @@ async fn splice<O: AsyncRead + AsyncWrite + Unpin>(
     if !leftover.is_empty() && origin.write_all(leftover).await.is_err() {
         return;
     }
-    if write_frame(&mut stream, &Frame::StreamAccepted, false).await.is_err() {
+    if write_frame(&mut stream, &Frame::StreamAccepted, false)
+        .await
+        .is_err()
+    {
         return;
     }
-    match tokio::io::copy_bidirectional_with_sizes(&mut stream, &mut origin, SPLICE_BUFFER, SPLICE_BUFFER)
-        .await
+    match tokio::io::copy_bidirectional_with_sizes(
+        &mut stream,
+        &mut origin,
+        SPLICE_BUFFER,
+        SPLICE_BUFFER,
+    )
+    .await
     {
-        Ok((down, up)) => debug!(rule, bytes_to_origin = down, bytes_from_origin = up, "flow finished"),
+        Ok((down, up)) => debug!(
+            rule,
+            bytes_to_origin = down,
+            bytes_from_origin = up,
+            "flow finished"
+        ),
         Err(e) => debug!(rule, error = %e, "flow ended with error"),
     }
 }
@@ -214,7 +242,11 @@ async fn serve_builtin(
                         .get(http::header::HOST)
                         .and_then(|h| h.to_str().ok())
                         .unwrap_or("");
-                    let path = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+                    let path = req
+                        .uri()
+                        .path_and_query()
+                        .map(|p| p.as_str())
+                        .unwrap_or("/");
                     let page = format!(
                         "<!doctype html>\n<html><head><title>burrow hello world</title></head><body>\n\
                          <h1>Hello from burrow</h1>\n\

@@ -160,7 +160,9 @@ async fn check_port_range() {
     let Ok(text) = tokio::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").await else {
         return;
     };
-    let mut it = text.split_whitespace().filter_map(|s| s.parse::<u32>().ok());
+    let mut it = text
+        .split_whitespace()
+        .filter_map(|s| s.parse::<u32>().ok());
     if let (Some(lo), Some(hi)) = (it.next(), it.next()) {
         let n = hi.saturating_sub(lo) + 1;
         if n < 50_000 {

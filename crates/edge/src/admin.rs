@@ -60,7 +60,11 @@ impl ApiError {
     }
     fn internal(e: impl std::fmt::Display) -> Self {
         tracing::error!(error = %e, "admin API internal error");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, None, "internal error; see the edge log")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            None,
+            "internal error; see the edge log",
+        )
     }
 }
 
@@ -82,7 +86,10 @@ fn body<T>(r: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
 pub(crate) fn router(state: AdminState) -> Router {
     let v1 = Router::new()
         .route("/v1/tunnels", post(create_tunnel).get(list_tunnels))
-        .route("/v1/tunnels/{tunnel}", get(tunnel_info).delete(delete_tunnel))
+        .route(
+            "/v1/tunnels/{tunnel}",
+            get(tunnel_info).delete(delete_tunnel),
+        )
         .route("/v1/tunnels/{tunnel}/credentials", get(tunnel_credentials))
         .route("/v1/apps", post(create_app).get(list_apps))
         .route("/v1/apps/{id}", axum::routing::delete(delete_app))
@@ -191,12 +198,16 @@ async fn create_tunnel(
         secret,
         created_at: unix_now(),
     };
-    st.shared.store.create_tunnel(&t).await.map_err(|e| match e {
-        burrow_store::StoreError::Exists { .. } => {
-            ApiError::new(StatusCode::CONFLICT, Some("name"), e.to_string())
-        }
-        e => ApiError::internal(e),
-    })?;
+    st.shared
+        .store
+        .create_tunnel(&t)
+        .await
+        .map_err(|e| match e {
+            burrow_store::StoreError::Exists { .. } => {
+                ApiError::new(StatusCode::CONFLICT, Some("name"), e.to_string())
+            }
+            e => ApiError::internal(e),
+        })?;
     tracing::info!(tunnel_id = %t.id, name = %t.name, "tunnel created");
     let mut v = tunnel_json(&st.shared, &t).await?;
     v["credentials"] = credentials_value(&credentials(&st.shared, &t));
@@ -205,7 +216,13 @@ async fn create_tunnel(
 
 async fn list_tunnels(State(st): State<AdminState>) -> Result<Json<Value>, ApiError> {
     let mut out = Vec::new();
-    for t in st.shared.store.tunnels().await.map_err(ApiError::internal)? {
+    for t in st
+        .shared
+        .store
+        .tunnels()
+        .await
+        .map_err(ApiError::internal)?
+    {
         out.push(tunnel_json(&st.shared, &t).await?);
     }
     Ok(Json(Value::Array(out)))
@@ -241,7 +258,11 @@ async fn delete_tunnel(
     Path(r): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let t = find_tunnel(&st.shared, &r).await?;
-    st.shared.store.delete_tunnel(t.id).await.map_err(ApiError::internal)?;
+    st.shared
+        .store
+        .delete_tunnel(t.id)
+        .await
+        .map_err(ApiError::internal)?;
     st.shared.apps.sync(&st.shared, &st.shutdown).await;
     tracing::info!(tunnel_id = %t.id, "tunnel deleted");
     Ok(StatusCode::NO_CONTENT)
@@ -287,7 +308,10 @@ async fn create_app(
     }
     let t = find_tunnel(&st.shared, &req.tunnel)
         .await
-        .map_err(|e| ApiError { field: Some("tunnel"), ..e })?;
+        .map_err(|e| ApiError {
+            field: Some("tunnel"),
+            ..e
+        })?;
     let listener = crate::apps::bind(st.shared.app_address, port)
         .await
         .map_err(|e| {
@@ -307,8 +331,14 @@ async fn create_app(
         hostname,
         created_at: unix_now(),
     };
-    st.shared.store.create_app(&app).await.map_err(ApiError::internal)?;
-    st.shared.apps.adopt(&st.shared, app.clone(), listener, &st.shutdown);
+    st.shared
+        .store
+        .create_app(&app)
+        .await
+        .map_err(ApiError::internal)?;
+    st.shared
+        .apps
+        .adopt(&st.shared, app.clone(), listener, &st.shutdown);
     let mut v = serde_json::to_value(&app).map_err(ApiError::internal)?;
     v["listen"] = json!(bound.to_string());
     v["tunnel"] = json!(t.name);
@@ -320,7 +350,8 @@ async fn list_apps(State(st): State<AdminState>) -> Result<Json<Value>, ApiError
     let mut out = Vec::new();
     for a in apps {
         let mut v = serde_json::to_value(&a).map_err(ApiError::internal)?;
-        v["listen"] = json!(std::net::SocketAddr::new(st.shared.app_address, a.port_start).to_string());
+        v["listen"] =
+            json!(std::net::SocketAddr::new(st.shared.app_address, a.port_start).to_string());
         out.push(v);
     }
     Ok(Json(Value::Array(out)))
@@ -332,7 +363,13 @@ async fn delete_app(
 ) -> Result<StatusCode, ApiError> {
     let id = uuid::Uuid::parse_str(&id)
         .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, None, format!("app '{id}' not found")))?;
-    if !st.shared.store.delete_app(id).await.map_err(ApiError::internal)? {
+    if !st
+        .shared
+        .store
+        .delete_app(id)
+        .await
+        .map_err(ApiError::internal)?
+    {
         return Err(ApiError::not_found(&format!("app '{id}'")));
     }
     st.shared.apps.stop(id);
@@ -347,9 +384,15 @@ mod tests {
     fn app_protocol_parsing() {
         assert_eq!(parse_app_protocol("tcp/2222"), Ok(2222));
         assert_eq!(parse_app_protocol("tcp/0"), Ok(0));
-        assert!(parse_app_protocol("udp/53").unwrap_err().contains("not supported"));
-        assert!(parse_app_protocol("tcp/1-2").unwrap_err().contains("ranges"));
-        assert!(parse_app_protocol("tcp/x").unwrap_err().contains("not a port"));
+        assert!(parse_app_protocol("udp/53")
+            .unwrap_err()
+            .contains("not supported"));
+        assert!(parse_app_protocol("tcp/1-2")
+            .unwrap_err()
+            .contains("ranges"));
+        assert!(parse_app_protocol("tcp/x")
+            .unwrap_err()
+            .contains("not a port"));
         assert!(parse_app_protocol("2222").unwrap_err().contains("tcp/PORT"));
     }
 }

@@ -51,14 +51,17 @@ impl AppManager {
         shutdown: &CancellationToken,
     ) {
         let stop = shutdown.child_token();
-        let addr = listener.local_addr().unwrap_or_else(|_| {
-            SocketAddr::new(shared.app_address, app.port_start)
-        });
+        let addr = listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::new(shared.app_address, app.port_start));
         info!(app_id = %app.id, %addr, hostname = %app.hostname, "app listening");
-        self.running
-            .lock()
-            .expect("app map lock poisoned")
-            .insert(app.id, RunningApp { stop: stop.clone(), addr });
+        self.running.lock().expect("app map lock poisoned").insert(
+            app.id,
+            RunningApp {
+                stop: stop.clone(),
+                addr,
+            },
+        );
         let shared2 = shared.clone();
         shared.tasks.spawn(
             run_listener(shared2, app.clone(), listener, stop)
@@ -68,7 +71,12 @@ impl AppManager {
 
     /// Stops an app's listener (open flows continue).
     pub(crate) fn stop(&self, id: uuid::Uuid) {
-        if let Some(r) = self.running.lock().expect("app map lock poisoned").remove(&id) {
+        if let Some(r) = self
+            .running
+            .lock()
+            .expect("app map lock poisoned")
+            .remove(&id)
+        {
             r.stop.cancel();
             info!(app_id = %id, addr = %r.addr, "app stopped");
         }
@@ -86,13 +94,22 @@ impl AppManager {
         let wanted: HashMap<uuid::Uuid, App> = apps.into_iter().map(|a| (a.id, a)).collect();
         let stale: Vec<uuid::Uuid> = {
             let running = self.running.lock().expect("app map lock poisoned");
-            running.keys().filter(|id| !wanted.contains_key(id)).copied().collect()
+            running
+                .keys()
+                .filter(|id| !wanted.contains_key(id))
+                .copied()
+                .collect()
         };
         for id in stale {
             self.stop(id);
         }
         for (id, app) in wanted {
-            if self.running.lock().expect("app map lock poisoned").contains_key(&id) {
+            if self
+                .running
+                .lock()
+                .expect("app map lock poisoned")
+                .contains_key(&id)
+            {
                 continue;
             }
             match bind(shared.app_address, app.port_start).await {
@@ -125,8 +142,16 @@ pub(crate) async fn bind(ip: IpAddr, port: u16) -> std::io::Result<TcpListener> 
     TcpListener::bind(SocketAddr::new(ip, port)).await
 }
 
-async fn run_listener(shared: Arc<Shared>, app: App, listener: TcpListener, stop: CancellationToken) {
-    let edge_port = listener.local_addr().map(|a| a.port()).unwrap_or(app.port_start);
+async fn run_listener(
+    shared: Arc<Shared>,
+    app: App,
+    listener: TcpListener,
+    stop: CancellationToken,
+) {
+    let edge_port = listener
+        .local_addr()
+        .map(|a| a.port())
+        .unwrap_or(app.port_start);
     let app = Arc::new(app);
     loop {
         let (client, peer) = tokio::select! {
@@ -146,7 +171,9 @@ async fn run_listener(shared: Arc<Shared>, app: App, listener: TcpListener, stop
         let app = app.clone();
         shared.flows.spawn(
             async move {
-                if let Err(reason) = proxy_flow(&shared2, &app, client, peer, edge_port, flow_id).await {
+                if let Err(reason) =
+                    proxy_flow(&shared2, &app, client, peer, edge_port, flow_id).await
+                {
                     info!(%reason, "flow closed with error");
                 }
             }

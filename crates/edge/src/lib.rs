@@ -181,11 +181,13 @@ async fn bind_tunnel(
     let tries = if listen.port() == 0 { 20 } else { 1 };
     let mut last = None;
     for _ in 0..tries {
-        let tcp = TcpListener::bind(listen).await.map_err(|e| EdgeError::Bind {
-            what: "tunnel endpoint, TCP",
-            addr: listen,
-            source: e,
-        })?;
+        let tcp = TcpListener::bind(listen)
+            .await
+            .map_err(|e| EdgeError::Bind {
+                what: "tunnel endpoint, TCP",
+                addr: listen,
+                source: e,
+            })?;
         let bound = tcp.local_addr()?;
         let Some(cfg) = quic_cfg.clone() else {
             return Ok((tcp, None));
@@ -264,11 +266,13 @@ impl Edge {
         };
         let (tcp, quic) = bind_tunnel(cfg.listen, quic_cfg).await?;
         let tunnel_addr = tcp.local_addr()?;
-        let admin = TcpListener::bind(cfg.admin).await.map_err(|e| EdgeError::Bind {
-            what: "admin API",
-            addr: cfg.admin,
-            source: e,
-        })?;
+        let admin = TcpListener::bind(cfg.admin)
+            .await
+            .map_err(|e| EdgeError::Bind {
+                what: "admin API",
+                addr: cfg.admin,
+                source: e,
+            })?;
         let admin_addr = admin.local_addr()?;
         let node_id = format!("{}-{}", cfg.colo, &random_hex(4));
         // Rows left by a previous run of a crashed node are pruned by age.
@@ -351,7 +355,11 @@ impl Edge {
             secret: secret.clone(),
             created_at: unix_now(),
         };
-        self.shared.store.create_tunnel(&t).await.map_err(store_err)?;
+        self.shared
+            .store
+            .create_tunnel(&t)
+            .await
+            .map_err(store_err)?;
         let listener = apps::bind(self.shared.app_address, port).await?;
         let addr = listener.local_addr()?;
         let app = burrow_store::App {
@@ -363,8 +371,14 @@ impl Edge {
             hostname: String::new(),
             created_at: unix_now(),
         };
-        self.shared.store.create_app(&app).await.map_err(store_err)?;
-        self.shared.apps.adopt(&self.shared, app, listener, shutdown);
+        self.shared
+            .store
+            .create_app(&app)
+            .await
+            .map_err(store_err)?;
+        self.shared
+            .apps
+            .adopt(&self.shared, app, listener, shutdown);
         let creds = burrow_config::credentials::Credentials {
             account_id: t.account_id,
             tunnel_id: t.id,
@@ -440,12 +454,18 @@ impl Edge {
         accepting.cancel();
         shared.apps.stop_all();
         shared.flows.close();
-        if tokio::time::timeout(grace, shared.flows.wait()).await.is_err() {
+        if tokio::time::timeout(grace, shared.flows.wait())
+            .await
+            .is_err()
+        {
             warn!(
                 open_flows = shared.active_flows.load(Ordering::Relaxed),
                 "grace period over; closing remaining flows"
             );
         }
+        // Let the last bytes of finished flows be acknowledged before the
+        // QUIC connections close (closing drops unacknowledged data).
+        tokio::time::sleep(Duration::from_millis(300)).await;
         for r in shared.registry.all() {
             r.conn.close();
         }

@@ -5,7 +5,7 @@
 
 use crate::registry::Registered;
 use crate::{unix_now, Shared};
-use burrow_proto::{Frame, RefuseCode, Refusal, Register, Registered as RegisteredFrame};
+use burrow_proto::{Frame, Refusal, RefuseCode, Register, Registered as RegisteredFrame};
 use burrow_store::Tunnel;
 use burrow_transport::frames::{write_frame, FrameReader};
 use burrow_transport::{BoxStream, EdgeConn, TransportError};
@@ -51,7 +51,11 @@ pub(crate) fn check_registration(reg: &Register, tunnel: Option<&Tunnel>) -> Res
 }
 
 /// Accept loop of the HTTP/2 (TCP) side.
-pub(crate) async fn run_tcp(shared: Arc<Shared>, listener: TcpListener, shutdown: CancellationToken) {
+pub(crate) async fn run_tcp(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) {
     let Some(tls) = shared.h2_tls.clone() else {
         return;
     };
@@ -90,7 +94,11 @@ pub(crate) async fn run_tcp(shared: Arc<Shared>, listener: TcpListener, shutdown
 }
 
 /// Accept loop of the QUIC (UDP) side.
-pub(crate) async fn run_quic(shared: Arc<Shared>, endpoint: quinn::Endpoint, shutdown: CancellationToken) {
+pub(crate) async fn run_quic(
+    shared: Arc<Shared>,
+    endpoint: quinn::Endpoint,
+    shutdown: CancellationToken,
+) {
     let permits = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKING));
     loop {
         let permit = tokio::select! {
@@ -164,7 +172,13 @@ async fn serve_conn(
         Ok(t) => t,
         Err(e) => {
             warn!(error = %e, "state lookup failed during registration");
-            refuse(&mut control, &conn, RefuseCode::Internal, "edge state unavailable").await;
+            refuse(
+                &mut control,
+                &conn,
+                RefuseCode::Internal,
+                "edge state unavailable",
+            )
+            .await;
             return;
         }
     };
@@ -174,7 +188,13 @@ async fn serve_conn(
         return;
     }
     if shutdown.is_cancelled() {
-        refuse(&mut control, &conn, RefuseCode::ShuttingDown, "edge is shutting down").await;
+        refuse(
+            &mut control,
+            &conn,
+            RefuseCode::ShuttingDown,
+            "edge is shutting down",
+        )
+        .await;
         return;
     }
     let conn_id = uuid::Uuid::new_v4();

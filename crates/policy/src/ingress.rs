@@ -67,7 +67,10 @@ mod tests {
             m(None, None),
         ];
         assert_eq!(first_match(&rules, "a.example.com", None), Some(0));
-        assert_eq!(first_match(&rules, "b.example.com", Some("/api/x")), Some(1));
+        assert_eq!(
+            first_match(&rules, "b.example.com", Some("/api/x")),
+            Some(1)
+        );
         assert_eq!(first_match(&rules, "b.example.com", None), Some(2));
         assert_eq!(first_match(&rules, "other.org", None), Some(3));
         assert!(rules[3].is_catch_all());

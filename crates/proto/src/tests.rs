@@ -128,7 +128,10 @@ fn preface_checks() {
     for cut in 0..PREFACE.len() {
         assert_eq!(decode_preface(&PREFACE[..cut]), Ok(None));
     }
-    assert_eq!(decode_preface(b"GET / HTTP/1.1"), Err(DecodeError::BadMagic));
+    assert_eq!(
+        decode_preface(b"GET / HTTP/1.1"),
+        Err(DecodeError::BadMagic)
+    );
     assert_eq!(
         decode_preface(b"BURROW\x00\x09"),
         Err(DecodeError::UnsupportedVersion(9))

@@ -121,7 +121,11 @@ const SCHEMA: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS connections_tunnel ON connections (tunnel_id)",
 ];
 
-fn uuid_col(row: &sqlx::sqlite::SqliteRow, col: &str, table: &'static str) -> Result<uuid::Uuid, StoreError> {
+fn uuid_col(
+    row: &sqlx::sqlite::SqliteRow,
+    col: &str,
+    table: &'static str,
+) -> Result<uuid::Uuid, StoreError> {
     let s: String = row.try_get(col)?;
     uuid::Uuid::parse_str(&s).map_err(|e| StoreError::Corrupt {
         table,
@@ -129,7 +133,11 @@ fn uuid_col(row: &sqlx::sqlite::SqliteRow, col: &str, table: &'static str) -> Re
     })
 }
 
-fn int_col<T: TryFrom<i64>>(row: &sqlx::sqlite::SqliteRow, col: &str, table: &'static str) -> Result<T, StoreError> {
+fn int_col<T: TryFrom<i64>>(
+    row: &sqlx::sqlite::SqliteRow,
+    col: &str,
+    table: &'static str,
+) -> Result<T, StoreError> {
     let v: i64 = row.try_get(col)?;
     T::try_from(v).map_err(|_| StoreError::Corrupt {
         table,
@@ -468,11 +476,22 @@ mod tests {
         };
         s.create_tunnel(&t).await.unwrap();
         assert!(matches!(
-            s.create_tunnel(&Tunnel { id: uuid::Uuid::new_v4(), ..t.clone() }).await,
+            s.create_tunnel(&Tunnel {
+                id: uuid::Uuid::new_v4(),
+                ..t.clone()
+            })
+            .await,
             Err(StoreError::Exists { .. })
         ));
         assert_eq!(s.tunnel_by_ref("web").await.unwrap().unwrap().id, t.id);
-        assert_eq!(s.tunnel_by_ref(&t.id.to_string()).await.unwrap().unwrap().secret, vec![1; 32]);
+        assert_eq!(
+            s.tunnel_by_ref(&t.id.to_string())
+                .await
+                .unwrap()
+                .unwrap()
+                .secret,
+            vec![1; 32]
+        );
         let app = App {
             id: uuid::Uuid::new_v4(),
             protocol: "tcp".into(),

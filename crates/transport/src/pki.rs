@@ -11,8 +11,7 @@
 
 use crate::TransportError;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair,
-    KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair, KeyUsagePurpose,
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use std::io::Write;
@@ -67,10 +66,7 @@ pub fn h2_server_name(domain: &str) -> String {
     format!("h2.{domain}")
 }
 
-fn make_leaf(
-    domain: &str,
-    ca_key: &KeyPair,
-) -> Result<(String, String), TransportError> {
+fn make_leaf(domain: &str, ca_key: &KeyPair) -> Result<(String, String), TransportError> {
     let ca_cert = ca_params()?.self_signed(ca_key).map_err(tls_err)?;
     let mut p = CertificateParams::new(vec![
         quic_server_name(domain),
@@ -179,7 +175,11 @@ impl EdgePki {
         })
     }
 
-    fn server_tls(&self, alpn: &[u8], tls13_only: bool) -> Result<rustls::ServerConfig, TransportError> {
+    fn server_tls(
+        &self,
+        alpn: &[u8],
+        tls13_only: bool,
+    ) -> Result<rustls::ServerConfig, TransportError> {
         let b = rustls::ServerConfig::builder_with_provider(provider());
         let b = if tls13_only {
             b.with_protocol_versions(&[&rustls::version::TLS13])

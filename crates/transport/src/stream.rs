@@ -38,7 +38,10 @@ pub(crate) struct H2Stream {
 }
 
 impl H2Stream {
-    pub(crate) fn client(send: ::h2::SendStream<Bytes>, resp: ::h2::client::ResponseFuture) -> Self {
+    pub(crate) fn client(
+        send: ::h2::SendStream<Bytes>,
+        resp: ::h2::client::ResponseFuture,
+    ) -> Self {
         Self {
             send,
             recv: Recv::Waiting(resp),
@@ -58,7 +61,9 @@ impl H2Stream {
 
 fn h2_to_io(e: ::h2::Error) -> io::Error {
     if e.is_io() {
-        return e.into_io().unwrap_or_else(|| io::Error::other("h2 I/O error"));
+        return e
+            .into_io()
+            .unwrap_or_else(|| io::Error::other("h2 I/O error"));
     }
     match e.reason() {
         Some(::h2::Reason::CANCEL) | Some(::h2::Reason::STREAM_CLOSED) => {
@@ -149,9 +154,7 @@ impl AsyncWrite for H2Stream {
     fn poll_shutdown(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if !self.shut {
             self.shut = true;
-            self.send
-                .send_data(Bytes::new(), true)
-                .map_err(h2_to_io)?;
+            self.send.send_data(Bytes::new(), true).map_err(h2_to_io)?;
         }
         Poll::Ready(Ok(()))
     }

@@ -1,0 +1,118 @@
+//! Config fixtures through the real binary: every file in
+//! `tests/config/invalid/` fails with exit code 64 and the message in its
+//! `.expected` twin (which names the rule and field); every file in
+//! `tests/config/valid/` passes `burrow tunnel ingress validate`.
+#![allow(missing_docs)]
+
+mod util;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn fixtures(kind: &str) -> Vec<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/config")
+        .join(kind);
+    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yml"))
+        .collect();
+    v.sort();
+    v
+}
+
+fn validate(path: &std::path::Path) -> std::process::Output {
+    Command::new(util::BIN)
+        .args(["tunnel", "ingress", "validate", "--config"])
+        .arg(path)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn invalid_fixtures_fail_naming_rule_and_field() {
+    let files = fixtures("invalid");
+    assert!(
+        files.len() >= 10,
+        "fixture list is unexpectedly short: {files:?}"
+    );
+    for f in files {
+        let expected = std::fs::read_to_string(f.with_extension("expected")).unwrap();
+        let expected = expected.trim();
+        let out = validate(&f);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{}: {stderr}", f.display());
+        assert!(
+            stderr.contains(expected),
+            "{}: expected {expected:?} in:\n{stderr}",
+            f.display()
+        );
+    }
+}
+
+#[test]
+fn valid_fixtures_pass() {
+    let files = fixtures("valid");
+    assert!(!files.is_empty());
+    for f in files {
+        let out = validate(&f);
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            f.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).starts_with("OK:"));
+    }
+}
+
+#[test]
+fn unknown_cloudflared_keys_warn_by_name() {
+    let f =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/config/valid/cloudflared-style.yml");
+    let out = validate(&f);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("unknown key 'metrics' ignored"), "{stderr}");
+    assert!(
+        stderr.contains("unknown key 'no-autoupdate' ignored"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn ingress_rule_shows_the_matching_rule() {
+    let f =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/config/valid/cloudflared-style.yml");
+    let run = |url: &str| {
+        let out = Command::new(util::BIN)
+            .args(["tunnel", "ingress", "rule", url, "--config"])
+            .arg(&f)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(run("https://x.db.example.com").contains("rule #1"));
+    assert!(run("https://web.example.com/api/v1").contains("rule #2"));
+    assert!(run("https://web.example.com/other").contains("rule #3"));
+}
+
+#[test]
+fn bad_flags_name_the_flag_and_exit_64() {
+    let dir = util::tempdir();
+    let out = Command::new(util::BIN)
+        .args(["edge", "--listen", "nonsense", "--state"])
+        .arg(dir.path().join("e.db"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("listen: 'nonsense' is not an IP:port"));
+    let out = Command::new(util::BIN)
+        .args(["tunnel", "run", "--url", "tcp://x:1"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no credentials"));
+}

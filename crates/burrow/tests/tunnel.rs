@@ -1,0 +1,417 @@
+//! End-to-end tunnel tests: real `burrow` processes, real sockets, loopback.
+#![allow(missing_docs)]
+
+mod util;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::time::{Duration, Instant};
+use util::*;
+
+const MIB: usize = 1024 * 1024;
+
+/// Edge + tunnel + app + connector in `protocol`, with the bulk origin.
+fn bulk_through(protocol: &str) {
+    let dir = tempdir();
+    let origin = Origin::start(bulk);
+    let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &[]);
+    let creds = edge.create_tunnel("bulk");
+    let app = edge.create_app("bulk", "bulk.example.com");
+    let cfg = write_config(dir.path(), "config.yml", "bulk.example.com", origin.addr);
+    let cfg = cfg.to_string_lossy().into_owned();
+    let _c = connector(
+        dir.path(),
+        "connector",
+        &creds,
+        &[
+            "--config",
+            &cfg,
+            "--protocol",
+            protocol,
+            "--ha-connections",
+            "1",
+        ],
+    );
+    let conns = edge.wait_connections("bulk", 1, Duration::from_secs(20));
+    assert_eq!(conns[0]["protocol"], protocol);
+
+    // Upload: 64 MiB client → origin; the origin answers its SHA-256 after
+    // our half-close, so this also checks half-close end to end.
+    let mut seed = 42u64;
+    let data = pattern(&mut seed, 64 * MIB);
+    let mut s = connect(app, Duration::from_secs(5));
+    s.write_all(b"U").unwrap();
+    s.write_all(&data).unwrap();
+    s.shutdown(Shutdown::Write).unwrap();
+    let mut digest = Vec::new();
+    s.read_to_end(&mut digest).unwrap();
+    assert_eq!(
+        digest,
+        sha256(&data),
+        "upload over {protocol} arrived altered"
+    );
+
+    // Download: 64 MiB origin → client.
+    let mut s = connect(app, Duration::from_secs(5));
+    s.write_all(b"D").unwrap();
+    s.write_all(&(64 * MIB as u64).to_be_bytes()).unwrap();
+    let mut got = Vec::with_capacity(64 * MIB);
+    s.read_to_end(&mut got).unwrap();
+    let mut seed = 1u64;
+    let mut want = Vec::with_capacity(64 * MIB);
+    while want.len() < 64 * MIB {
+        want.extend(pattern(&mut seed, 256 * 1024));
+    }
+    want.truncate(64 * MIB);
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "download over {protocol}: wrong length"
+    );
+    assert_eq!(
+        sha256(&got),
+        sha256(&want),
+        "download over {protocol} arrived altered"
+    );
+}
+
+#[test]
+fn bulk_64mib_both_directions_over_quic() {
+    bulk_through("quic");
+}
+
+#[test]
+fn bulk_64mib_both_directions_over_http2() {
+    bulk_through("http2");
+}
+
+#[test]
+fn two_hundred_concurrent_connections_each_echo_their_own_payload() {
+    let dir = tempdir();
+    let origin = Origin::start(echo);
+    let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &[]);
+    let creds = edge.create_tunnel("many");
+    let app = edge.create_app("many", "echo.example.com");
+    let cfg = write_config(dir.path(), "config.yml", "echo.example.com", origin.addr);
+    let cfg = cfg.to_string_lossy().into_owned();
+    let _c = connector(dir.path(), "connector", &creds, &["--config", &cfg]);
+    edge.wait_connections("many", 4, Duration::from_secs(20));
+
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(200));
+    let handles: Vec<_> = (0..200u64)
+        .map(|i| {
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                let mut seed = 1000 + i;
+                let payload = pattern(&mut seed, 32 * 1024 + usize::try_from(i).unwrap() * 97);
+                barrier.wait();
+                let back = echo_round_trip(app, &payload).expect("echo round trip");
+                assert_eq!(
+                    sha256(&back),
+                    sha256(&payload),
+                    "connection {i} got another payload"
+                );
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().expect("a connection failed");
+    }
+    assert_eq!(origin.count(), 200);
+}
+
+#[test]
+fn two_edges_ha_connections_on_both_and_survive_losing_one() {
+    let dir = tempdir();
+    let origin = Origin::start(echo);
+    // Both edges share one SQLite state file (one host); B's apps listen on
+    // 127.0.0.2 so both can serve the same app port.
+    let mut a = EdgeProc::start(dir.path(), "NRT", "shared.db", &[]);
+    let b = EdgeProc::start(
+        dir.path(),
+        "KIX",
+        "shared.db",
+        &["--app-address", "127.0.0.2"],
+    );
+    let creds = a.create_tunnel("ha");
+    let app_a = a.create_app("ha", "ha.example.com");
+    let app_b = SocketAddr::new("127.0.0.2".parse().unwrap(), app_a.port());
+    let cfg = write_config(dir.path(), "config.yml", "ha.example.com", origin.addr);
+    let cfg = cfg.to_string_lossy().into_owned();
+    let ea = a.tunnel_addr.to_string();
+    let eb = b.tunnel_addr.to_string();
+    let _c = connector(
+        dir.path(),
+        "connector",
+        &creds,
+        &[
+            "--config",
+            &cfg,
+            "--edge",
+            &ea,
+            "--edge",
+            &eb,
+            "--ha-connections",
+            "4",
+        ],
+    );
+    let conns = b.wait_connections("ha", 4, Duration::from_secs(20));
+    let colos: std::collections::BTreeSet<String> = conns
+        .iter()
+        .map(|c| c["colo"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        colos,
+        ["KIX", "NRT"].into_iter().map(String::from).collect()
+    );
+    // `tunnel info` text shows the same.
+    let text = b.admin(&["tunnel", "info", "ha"]).unwrap();
+    assert!(text.contains("NRT") && text.contains("KIX"), "{text}");
+
+    // Both edges carry traffic (B binds the app within its sync period).
+    let payload = b"through A".to_vec();
+    assert_eq!(echo_round_trip(app_a, &payload).unwrap(), payload);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while echo_round_trip(app_b, b"x").is_err() {
+        assert!(Instant::now() < deadline, "edge B never served the app");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // Kill edge A outright; new connections through B work within 5 s.
+    a.proc.child.kill().unwrap();
+    let _ = a.proc.child.wait();
+    let killed = Instant::now();
+    let payload = b"after losing A".to_vec();
+    loop {
+        match echo_round_trip(app_b, &payload) {
+            Ok(back) if back == payload => break,
+            _ if killed.elapsed() > Duration::from_secs(5) => {
+                panic!(
+                    "no working connection through B 5 s after A died; log:\n{}",
+                    b.proc.log()
+                )
+            }
+            _ => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+    // And keep working for a run of connections.
+    for i in 0..20u8 {
+        let p = vec![i; 1000];
+        assert_eq!(echo_round_trip(app_b, &p).unwrap(), p);
+    }
+}
+
+#[test]
+fn auto_falls_back_to_http2_when_quic_is_unreachable() {
+    let dir = tempdir();
+    let origin = Origin::start(echo);
+    // Nothing answers QUIC: the edge has no UDP listener at all.
+    let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &["--disable-quic"]);
+    let creds = edge.create_tunnel("fallback");
+    let app = edge.create_app("fallback", "fb.example.com");
+    let cfg = write_config(dir.path(), "config.yml", "fb.example.com", origin.addr);
+    let cfg = cfg.to_string_lossy().into_owned();
+    let started = Instant::now();
+    let c = connector(
+        dir.path(),
+        "connector",
+        &creds,
+        &[
+            "--config",
+            &cfg,
+            "--protocol",
+            "auto",
+            "--ha-connections",
+            "2",
+        ],
+    );
+    let payload = b"over http2".to_vec();
+    loop {
+        if let Ok(back) = echo_round_trip(app, &payload) {
+            if back == payload {
+                break;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "not serving over HTTP/2 within 10 s; connector log:\n{}",
+            c.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let conns = edge.connections("fallback");
+    assert!(!conns.is_empty());
+    assert!(conns.iter().all(|c| c["protocol"] == "http2"), "{conns:?}");
+    let log = c.log();
+    assert!(
+        log.contains("falling back to HTTP/2"),
+        "the fallback is not logged:\n{log}"
+    );
+}
+
+#[test]
+fn wrong_secret_is_refused_with_a_clear_message_and_nonzero_exit() {
+    let dir = tempdir();
+    let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &[]);
+    let creds = edge.create_tunnel("secret");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&creds).unwrap()).unwrap();
+    // A valid-looking but wrong 32-byte secret.
+    v["TunnelSecret"] = serde_json::json!("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, v.to_string()).unwrap();
+    let mut c = connector(
+        dir.path(),
+        "connector",
+        &bad,
+        &[
+            "--url",
+            "tcp://127.0.0.1:9",
+            "--ha-connections",
+            "1",
+            "--max-refusals",
+            "2",
+        ],
+    );
+    let code = c.wait_exit(Duration::from_secs(20));
+    let log = c.log();
+    assert!(
+        matches!(code, Some(c) if c != 0),
+        "exit code {code:?}; log:\n{log}"
+    );
+    assert!(log.contains("tunnel secret does not match"), "log:\n{log}");
+    assert!(edge.proc.log().contains("registration refused"));
+    assert!(edge.connections("secret").is_empty());
+}
+
+#[test]
+fn one_tunnels_connector_never_sees_another_tunnels_traffic() {
+    fn say_a(mut s: std::net::TcpStream) {
+        let _ = s.write_all(b"A");
+    }
+    fn say_b(mut s: std::net::TcpStream) {
+        let _ = s.write_all(b"B");
+    }
+    let dir = tempdir();
+    let origin_a = Origin::start(say_a);
+    let origin_b = Origin::start(say_b);
+    let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &[]);
+    let creds_a = edge.create_tunnel("ta");
+    let creds_b = edge.create_tunnel("tb");
+    // Same hostname on purpose: only the tunnel may separate them.
+    let app_a = edge.create_app("ta", "same.example.com");
+    let app_b = edge.create_app("tb", "same.example.com");
+    let cfg_a = write_config(dir.path(), "a.yml", "same.example.com", origin_a.addr);
+    let cfg_b = write_config(dir.path(), "b.yml", "same.example.com", origin_b.addr);
+    let (cfg_a, cfg_b) = (
+        cfg_a.to_string_lossy().into_owned(),
+        cfg_b.to_string_lossy().into_owned(),
+    );
+    let _ca = connector(dir.path(), "conn-a", &creds_a, &["--config", &cfg_a]);
+    let _cb = connector(dir.path(), "conn-b", &creds_b, &["--config", &cfg_b]);
+    edge.wait_connections("ta", 4, Duration::from_secs(20));
+    edge.wait_connections("tb", 4, Duration::from_secs(20));
+    for _ in 0..30 {
+        let mut s = connect(app_a, Duration::from_secs(5));
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"A");
+    }
+    assert_eq!(
+        origin_b.count(),
+        0,
+        "tunnel B's connector served tunnel A's traffic"
+    );
+    let mut s = connect(app_b, Duration::from_secs(5));
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"B");
+    assert_eq!(origin_a.count(), 30);
+}
+
+#[test]
+fn quick_hello_world_end_to_end() {
+    let dir = tempdir();
+    let q = Proc::spawn(dir.path(), "quick", &["quick", "--hello-world"]);
+    let url = q.wait_line("Your quick tunnel is ready:", Duration::from_secs(30));
+    let addr: SocketAddr = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    let mut s = connect(addr, Duration::from_secs(5));
+    s.write_all(
+        b"GET /through/the/burrow?x=1 HTTP/1.1\r\nHost: hello.test\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert!(resp.contains("GET /through/the/burrow?x=1"), "{resp}");
+    assert!(resp.contains("hello.test"), "{resp}");
+    assert!(resp.contains("<td>quic</td>"), "{resp}");
+    q.signal("INT");
+    let mut q = q;
+    assert_eq!(
+        q.wait_exit(Duration::from_secs(15)),
+        Some(0),
+        "quick did not stop cleanly on Ctrl-C"
+    );
+}
+
+#[test]
+fn quick_url_carries_tcp_over_http2() {
+    let dir = tempdir();
+    let origin = Origin::start(echo);
+    let url = format!("tcp://{}", origin.addr);
+    let q = Proc::spawn(
+        dir.path(),
+        "quick",
+        &["quick", "--url", &url, "--protocol", "http2"],
+    );
+    let public = q.wait_line("Your quick tunnel is ready:", Duration::from_secs(30));
+    let addr: SocketAddr = public.trim_start_matches("tcp://").parse().unwrap();
+    let mut seed = 7;
+    let payload = pattern(&mut seed, 3 * MIB);
+    assert_eq!(
+        sha256(&echo_round_trip(addr, &payload).unwrap()),
+        sha256(&payload)
+    );
+}
+
+#[test]
+fn connector_drains_open_flows_on_sigterm_then_exits_zero() {
+    fn slow(mut s: std::net::TcpStream) {
+        // Answer after a pause, so the flow is open when SIGTERM arrives.
+        let mut b = [0u8; 1];
+        let _ = s.read_exact(&mut b);
+        std::thread::sleep(Duration::from_millis(1000));
+        let _ = s.write_all(b"done");
+    }
+    let dir = tempdir();
+    let origin = Origin::start(slow);
+    let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &[]);
+    let creds = edge.create_tunnel("drain");
+    let app = edge.create_app("drain", "d.example.com");
+    let url = format!("tcp://{}", origin.addr);
+    let mut c = connector(
+        dir.path(),
+        "connector",
+        &creds,
+        &["--url", &url, "--ha-connections", "1"],
+    );
+    edge.wait_connections("drain", 1, Duration::from_secs(20));
+    let mut s = connect(app, Duration::from_secs(5));
+    s.write_all(b"x").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    c.signal("TERM");
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"done", "the open flow was cut by shutdown");
+    assert_eq!(
+        c.wait_exit(Duration::from_secs(10)),
+        Some(0),
+        "log:\n{}",
+        c.log()
+    );
+}

@@ -1,0 +1,410 @@
+//! Helpers for end-to-end tests: run the real `burrow` binary in a temp dir
+//! of its own, on loopback, and real origins on `127.0.0.1:0`.
+#![allow(dead_code, missing_docs, unreachable_pub)]
+
+use sha2::{Digest, Sha256};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_burrow");
+
+/// A running `burrow` process, killed on drop.
+pub struct Proc {
+    pub child: Child,
+    lines: mpsc::Receiver<String>,
+    pub stdout: Arc<Mutex<Vec<String>>>,
+    pub stderr_path: PathBuf,
+    pub name: String,
+}
+
+impl Proc {
+    pub fn spawn(dir: &Path, name: &str, args: &[&str]) -> Proc {
+        let stderr_path = dir.join(format!("{name}.log"));
+        let stderr = std::fs::File::create(&stderr_path).unwrap();
+        let mut child = Command::new(BIN)
+            .args(args)
+            .current_dir(dir)
+            .env("NO_COLOR", "1")
+            .env_remove("BURROW_ADMIN_TOKEN")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn burrow");
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        let all = Arc::new(Mutex::new(Vec::new()));
+        let all2 = all.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                all2.lock().unwrap().push(line.clone());
+                let _ = tx.send(line);
+            }
+        });
+        Proc {
+            child,
+            lines: rx,
+            stdout: all,
+            stderr_path,
+            name: name.to_owned(),
+        }
+    }
+
+    /// Waits for a stdout line starting with `prefix`; returns the rest.
+    pub fn wait_line(&self, prefix: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) if l.starts_with(prefix) => return l[prefix.len()..].trim().to_owned(),
+                Ok(_) => continue,
+                Err(_) => panic!(
+                    "{}: no line starting with {prefix:?} within {timeout:?}; stderr:\n{}",
+                    self.name,
+                    self.log()
+                ),
+            }
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let _ = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status();
+    }
+
+    /// Waits for exit up to `timeout`; returns the exit code.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An edge process with its addresses.
+pub struct EdgeProc {
+    pub proc: Proc,
+    pub tunnel_addr: SocketAddr,
+    pub admin_url: String,
+    pub token_file: PathBuf,
+    pub dir: PathBuf,
+}
+
+impl EdgeProc {
+    pub fn start(dir: &Path, colo: &str, state: &str, extra: &[&str]) -> EdgeProc {
+        let mut args = vec![
+            "edge",
+            "--colo",
+            colo,
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+            "--state",
+            state,
+            "--grace-period",
+            "2s",
+        ];
+        if !extra.contains(&"--app-address") {
+            args.extend_from_slice(&["--app-address", "127.0.0.1"]);
+        }
+        args.extend_from_slice(extra);
+        let proc = Proc::spawn(dir, &format!("edge-{colo}"), &args);
+        let tunnel_addr: SocketAddr = proc
+            .wait_line("tunnel endpoint:", Duration::from_secs(30))
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let admin_url = proc.wait_line("admin API:", Duration::from_secs(5));
+        let state_path = dir.join(state);
+        let stem = state_path
+            .file_stem()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let token_file = state_path
+            .with_file_name(format!("{stem}.d"))
+            .join("admin.token");
+        EdgeProc {
+            proc,
+            tunnel_addr,
+            admin_url,
+            token_file,
+            dir: dir.to_owned(),
+        }
+    }
+
+    /// Runs an admin command (`tunnel ...`, `app ...`) against this edge.
+    pub fn admin(&self, args: &[&str]) -> Result<String, String> {
+        let mut full: Vec<&str> = vec![args[0]];
+        let tf = self.token_file.to_string_lossy().into_owned();
+        full.extend_from_slice(&["--admin-url", &self.admin_url, "--token-file", &tf]);
+        full.extend_from_slice(&args[1..]);
+        let out = Command::new(BIN)
+            .args(&full)
+            .current_dir(&self.dir)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
+    /// `tunnel create NAME`; returns the credentials file path.
+    pub fn create_tunnel(&self, name: &str) -> PathBuf {
+        let path = self.dir.join(format!("{name}.json"));
+        let p = path.to_string_lossy().into_owned();
+        self.admin(&["tunnel", "create", name, "--credentials-file", &p])
+            .expect("tunnel create");
+        path
+    }
+
+    /// `app create`; returns the listen address.
+    pub fn create_app(&self, tunnel: &str, hostname: &str) -> SocketAddr {
+        let out = self
+            .admin(&[
+                "app",
+                "create",
+                "--protocol",
+                "tcp/0",
+                "--tunnel",
+                tunnel,
+                "--hostname",
+                hostname,
+            ])
+            .expect("app create");
+        let line = out.lines().find(|l| l.starts_with("listen:")).unwrap();
+        line["listen:".len()..].trim().parse().unwrap()
+    }
+
+    /// Live connections of a tunnel, from `tunnel info --json`.
+    pub fn connections(&self, tunnel: &str) -> Vec<serde_json::Value> {
+        match self.admin(&["tunnel", "info", tunnel, "--json"]) {
+            Ok(out) => {
+                let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+                v["connections"].as_array().cloned().unwrap_or_default()
+            }
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Waits until the tunnel has at least `n` live connections.
+    pub fn wait_connections(
+        &self,
+        tunnel: &str,
+        n: usize,
+        timeout: Duration,
+    ) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let c = self.connections(tunnel);
+            if c.len() >= n {
+                return c;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "tunnel {tunnel}: {} connections, wanted {n}; edge log:\n{}",
+                    c.len(),
+                    self.proc.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// Starts a connector.
+pub fn connector(dir: &Path, name: &str, creds: &Path, extra: &[&str]) -> Proc {
+    let c = creds.to_string_lossy().into_owned();
+    let mut args = vec![
+        "tunnel",
+        "run",
+        "--credentials-file",
+        &c,
+        "--grace-period",
+        "2s",
+    ];
+    args.extend_from_slice(extra);
+    Proc::spawn(dir, name, &args)
+}
+
+/// Writes a connector config.yml sending everything to `origin`.
+pub fn write_config(dir: &Path, name: &str, hostname: &str, origin: SocketAddr) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(
+        &p,
+        format!(
+            "ingress:\n  - hostname: {hostname}\n    service: tcp://{origin}\n  - service: http_status:404\n"
+        ),
+    )
+    .unwrap();
+    p
+}
+
+/// A temp dir for one test.
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("burrow-test-")
+        .tempdir()
+        .unwrap()
+}
+
+/// An origin server on 127.0.0.1:0, one thread per connection, running
+/// `handler` for each. Counts connections.
+pub struct Origin {
+    pub addr: SocketAddr,
+    pub accepted: Arc<AtomicUsize>,
+}
+
+impl Origin {
+    pub fn start(handler: fn(TcpStream)) -> Origin {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let acc = accepted.clone();
+        std::thread::spawn(move || {
+            for s in l.incoming() {
+                let Ok(s) = s else { continue };
+                acc.fetch_add(1, Ordering::SeqCst);
+                std::thread::spawn(move || handler(s));
+            }
+        });
+        Origin { addr, accepted }
+    }
+
+    pub fn count(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+}
+
+/// Echoes everything until EOF, then closes.
+pub fn echo(mut s: TcpStream) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if s.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = s.shutdown(std::net::Shutdown::Write);
+}
+
+/// Bulk protocol: first byte `U` → read to EOF, answer the SHA-256 of what
+/// came; `D` + 8-byte length → send that many pseudo-random bytes, close.
+pub fn bulk(mut s: TcpStream) {
+    let mut cmd = [0u8; 1];
+    if s.read_exact(&mut cmd).is_err() {
+        return;
+    }
+    match cmd[0] {
+        b'U' => {
+            let mut h = Sha256::new();
+            let mut buf = vec![0u8; 256 * 1024];
+            loop {
+                match s.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => h.update(&buf[..n]),
+                    Err(_) => return,
+                }
+            }
+            let _ = s.write_all(&h.finalize());
+        }
+        b'D' => {
+            let mut len = [0u8; 8];
+            if s.read_exact(&mut len).is_err() {
+                return;
+            }
+            let mut left = u64::from_be_bytes(len);
+            let mut seed = 1u64;
+            while left > 0 {
+                let chunk = pattern(&mut seed, 256 * 1024);
+                let n = chunk.len().min(usize::try_from(left).unwrap());
+                if s.write_all(&chunk[..n]).is_err() {
+                    return;
+                }
+                left -= n as u64;
+            }
+        }
+        _ => {}
+    }
+    let _ = s.shutdown(std::net::Shutdown::Write);
+}
+
+/// Deterministic pseudo-random bytes (xorshift), continuing from `seed`.
+pub fn pattern(seed: &mut u64, len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len);
+    while out.len() < len {
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        out.extend_from_slice(&seed.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+pub fn sha256(b: &[u8]) -> Vec<u8> {
+    Sha256::digest(b).to_vec()
+}
+
+/// Connects with retries until `timeout` (listeners may be starting).
+pub fn connect(addr: SocketAddr, timeout: Duration) -> TcpStream {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
+            Ok(s) => {
+                s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+                return s;
+            }
+            Err(e) if Instant::now() > deadline => panic!("connect {addr}: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
+/// One echo round trip of `payload`; returns what came back.
+pub fn echo_round_trip(addr: SocketAddr, payload: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut w = s.try_clone()?;
+    let data = payload.to_vec();
+    let writer = std::thread::spawn(move || -> std::io::Result<()> {
+        w.write_all(&data)?;
+        w.shutdown(std::net::Shutdown::Write)
+    });
+    let mut back = Vec::with_capacity(payload.len());
+    s.read_to_end(&mut back)?;
+    writer.join().unwrap()?;
+    Ok(back)
+}
