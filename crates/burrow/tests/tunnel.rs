@@ -415,3 +415,133 @@ fn connector_drains_open_flows_on_sigterm_then_exits_zero() {
         c.log()
     );
 }
+
+#[test]
+fn replicas_share_flows_and_a_lost_replica_stops_getting_them() {
+    fn say_a(mut s: std::net::TcpStream) {
+        let _ = s.write_all(b"A");
+    }
+    fn say_b(mut s: std::net::TcpStream) {
+        let _ = s.write_all(b"B");
+    }
+    let dir = tempdir();
+    let origin_a = Origin::start(say_a);
+    let origin_b = Origin::start(say_b);
+    let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &[]);
+    let creds = edge.create_tunnel("rep");
+    let app = edge.create_app("rep", "rep.example.com");
+    let url_a = format!("tcp://{}", origin_a.addr);
+    let url_b = format!("tcp://{}", origin_b.addr);
+    let mut ca = connector(
+        dir.path(),
+        "replica-a",
+        &creds,
+        &["--url", &url_a, "--ha-connections", "2"],
+    );
+    let _cb = connector(
+        dir.path(),
+        "replica-b",
+        &creds,
+        &["--url", &url_b, "--ha-connections", "2"],
+    );
+    let conns = edge.wait_connections("rep", 4, Duration::from_secs(20));
+    let connectors: std::collections::BTreeSet<&str> = conns
+        .iter()
+        .map(|c| c["connector_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(connectors.len(), 2, "both replicas registered: {conns:?}");
+    let fetch = || {
+        let mut s = connect(app, Duration::from_secs(5));
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).unwrap();
+        got
+    };
+    let mut seen = std::collections::BTreeMap::new();
+    for _ in 0..40 {
+        *seen.entry(fetch()).or_insert(0) += 1;
+    }
+    assert_eq!(
+        seen.get(&b"A".to_vec()),
+        Some(&20),
+        "flows not spread: {seen:?}"
+    );
+    assert_eq!(
+        seen.get(&b"B".to_vec()),
+        Some(&20),
+        "flows not spread: {seen:?}"
+    );
+
+    // Replica A dies without a goodbye; after the edge notices, every new
+    // flow goes to B.
+    ca.child.kill().unwrap();
+    let _ = ca.child.wait();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while edge.connections("rep").len() > 2 {
+        assert!(
+            Instant::now() < deadline,
+            "edge kept the dead replica's connections"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let before = origin_b.count();
+    for _ in 0..20 {
+        assert_eq!(fetch(), b"B");
+    }
+    assert_eq!(origin_b.count(), before + 20);
+}
+
+#[test]
+fn auto_goes_back_to_quic_when_udp_opens_again() {
+    let dir = tempdir();
+    let origin = Origin::start(echo);
+    let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &[]);
+    let relay = Relay::start(edge.tunnel_addr);
+    let creds = edge.create_tunnel("back");
+    let app = edge.create_app("back", "b.example.com");
+    let url = format!("tcp://{}", origin.addr);
+    let via = relay.addr.to_string();
+    let c = connector(
+        dir.path(),
+        "connector",
+        &creds,
+        &[
+            "--url",
+            &url,
+            "--edge",
+            &via,
+            "--protocol",
+            "auto",
+            "--ha-connections",
+            "1",
+            "--quic-fallback-after",
+            "1s",
+            "--quic-retry-every",
+            "2s",
+        ],
+    );
+    let conns = edge.wait_connections("back", 1, Duration::from_secs(15));
+    assert_eq!(
+        conns[0]["protocol"], "http2",
+        "UDP is blocked, so HTTP/2 expected"
+    );
+    assert_eq!(echo_round_trip(app, b"on h2").unwrap(), b"on h2");
+
+    relay
+        .block_udp
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let conns = edge.connections("back");
+        if conns.len() == 1 && conns[0]["protocol"] == "quic" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never moved back to QUIC: {conns:?}\n{}",
+            c.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(echo_round_trip(app, b"on quic").unwrap(), b"on quic");
+    assert!(c.log().contains("QUIC works again"));
+}

@@ -15,7 +15,9 @@ use burrow_transport::pki::EdgeTrust;
 use burrow_transport::{BoxStream, ConnectorConn, Protocol, TransportError};
 use rand::Rng;
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -270,6 +272,8 @@ async fn serve(
     let mut flows = TaskTracker::new();
     let mut probe_quic =
         shared.cfg.protocol == ProtocolChoice::Auto && live.info.protocol == Protocol::Http2;
+    let mut probing: Option<Pin<Box<dyn Future<Output = Result<Live, Failure>> + Send + '_>>> =
+        None;
     let mut probe = tokio::time::interval_at(
         tokio::time::Instant::now() + shared.cfg.quic_retry_every,
         shared.cfg.quic_retry_every,
@@ -304,8 +308,14 @@ async fn serve(
                     return;
                 }
             },
-            _ = probe.tick(), if probe_quic => {
-                match connect_with(shared, index, addr, Protocol::Quic).await {
+            _ = probe.tick(), if probe_quic && probing.is_none() => {
+                // Probe in the background of this loop: flows keep being
+                // accepted while the QUIC handshake is tried.
+                probing = Some(Box::pin(connect_with(shared, index, addr, Protocol::Quic)));
+            }
+            r = async { probing.as_mut().expect("guarded by is_some").await }, if probing.is_some() => {
+                probing = None;
+                match r {
                     Ok(new_live) => {
                         info!("QUIC works again; moving this connection back from HTTP/2 to QUIC");
                         *quic_blocked_until = None;
@@ -314,9 +324,7 @@ async fn serve(
                         drains.spawn(drain(old, old_flows, shared.cfg.grace_period));
                         probe_quic = false;
                     }
-                    Err(_) => {
-                        tracing::debug!("QUIC still unreachable; staying on HTTP/2");
-                    }
+                    Err(_) => tracing::debug!("QUIC still unreachable; staying on HTTP/2"),
                 }
             }
         }

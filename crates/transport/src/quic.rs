@@ -17,9 +17,9 @@ pub const CONN_WINDOW: u32 = 30 * 1024 * 1024;
 /// Most concurrent flow streams one connection carries.
 pub const MAX_STREAMS: u32 = 16_384;
 /// Idle timeout of a tunnel connection (keep-alives every [`KEEP_ALIVE`]).
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Keep-alive interval.
-pub const KEEP_ALIVE: Duration = Duration::from_secs(5);
+pub const KEEP_ALIVE: Duration = Duration::from_secs(2);
 /// Requested UDP socket buffer size.
 pub const UDP_BUFFER: usize = 8 * 1024 * 1024;
 
@@ -35,7 +35,7 @@ pub fn transport_config() -> quinn::TransportConfig {
         .max_idle_timeout(Some(
             IDLE_TIMEOUT
                 .try_into()
-                .expect("30 s fits a QUIC idle timeout"),
+                .expect("10 s fits a QUIC idle timeout"),
         ));
     t
 }

@@ -4,7 +4,7 @@
 
 use sha2::{Digest, Sha256};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -317,7 +317,7 @@ pub fn echo(mut s: TcpStream) {
             }
         }
     }
-    let _ = s.shutdown(std::net::Shutdown::Write);
+    let _ = s.shutdown(Shutdown::Write);
 }
 
 /// Bulk protocol: first byte `U` → read to EOF, answer the SHA-256 of what
@@ -358,7 +358,7 @@ pub fn bulk(mut s: TcpStream) {
         }
         _ => {}
     }
-    let _ = s.shutdown(std::net::Shutdown::Write);
+    let _ = s.shutdown(Shutdown::Write);
 }
 
 /// Deterministic pseudo-random bytes (xorshift), continuing from `seed`.
@@ -401,10 +401,85 @@ pub fn echo_round_trip(addr: SocketAddr, payload: &[u8]) -> std::io::Result<Vec<
     let data = payload.to_vec();
     let writer = std::thread::spawn(move || -> std::io::Result<()> {
         w.write_all(&data)?;
-        w.shutdown(std::net::Shutdown::Write)
+        w.shutdown(Shutdown::Write)
     });
     let mut back = Vec::with_capacity(payload.len());
     s.read_to_end(&mut back)?;
     writer.join().unwrap()?;
     Ok(back)
+}
+
+/// A relay in front of an edge: TCP and UDP on one loopback port, forwarded
+/// to `upstream`. While `block_udp` is set, UDP datagrams are dropped (a
+/// firewall that blocks QUIC).
+pub struct Relay {
+    pub addr: SocketAddr,
+    pub block_udp: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Relay {
+    pub fn start(upstream: SocketAddr) -> Relay {
+        let (tcp, udp) = loop {
+            let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
+            if let Ok(udp) = std::net::UdpSocket::bind(tcp.local_addr().unwrap()) {
+                break (tcp, udp);
+            }
+        };
+        let addr = tcp.local_addr().unwrap();
+        let block = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        std::thread::spawn(move || {
+            for c in tcp.incoming() {
+                let Ok(c) = c else { continue };
+                let Ok(u) = TcpStream::connect(upstream) else {
+                    continue;
+                };
+                let (mut c2, mut u2) = (c.try_clone().unwrap(), u.try_clone().unwrap());
+                let (mut c, mut u) = (c, u);
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut c, &mut u);
+                    let _ = u.shutdown(Shutdown::Write);
+                });
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut u2, &mut c2);
+                    let _ = c2.shutdown(Shutdown::Write);
+                });
+            }
+        });
+        let up = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        up.connect(upstream).unwrap();
+        let client: Arc<Mutex<Option<SocketAddr>>> = Arc::new(Mutex::new(None));
+        {
+            let (udp, up, client, block) = (
+                udp.try_clone().unwrap(),
+                up.try_clone().unwrap(),
+                client.clone(),
+                block.clone(),
+            );
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; 65536];
+                while let Ok((n, from)) = udp.recv_from(&mut buf) {
+                    *client.lock().unwrap() = Some(from);
+                    if !block.load(Ordering::SeqCst) {
+                        let _ = up.send(&buf[..n]);
+                    }
+                }
+            });
+        }
+        {
+            let block = block.clone();
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; 65536];
+                while let Ok(n) = up.recv(&mut buf) {
+                    let to = *client.lock().unwrap();
+                    if let (Some(to), false) = (to, block.load(Ordering::SeqCst)) {
+                        let _ = udp.send_to(&buf[..n], to);
+                    }
+                }
+            });
+        }
+        Relay {
+            addr,
+            block_udp: block,
+        }
+    }
 }
