@@ -64,6 +64,9 @@ enum Failure {
     Transport(String),
 }
 
+/// A connection attempt in progress.
+type Attempt<'a> = Pin<Box<dyn Future<Output = Result<Live, Failure>> + Send + 'a>>;
+
 /// A registered tunnel connection with its control stream.
 struct Live {
     conn: ConnectorConn,
@@ -272,8 +275,7 @@ async fn serve(
     let mut flows = TaskTracker::new();
     let mut probe_quic =
         shared.cfg.protocol == ProtocolChoice::Auto && live.info.protocol == Protocol::Http2;
-    let mut probing: Option<Pin<Box<dyn Future<Output = Result<Live, Failure>> + Send + '_>>> =
-        None;
+    let mut probing: Option<Attempt<'_>> = None;
     let mut probe = tokio::time::interval_at(
         tokio::time::Instant::now() + shared.cfg.quic_retry_every,
         shared.cfg.quic_retry_every,
