@@ -461,12 +461,12 @@ fn replicas_share_flows_and_a_lost_replica_stops_getting_them() {
         *seen.entry(fetch()).or_insert(0) += 1;
     }
     assert_eq!(
-        seen.get(&b"A".to_vec()),
+        seen.get(b"A".as_slice()),
         Some(&20),
         "flows not spread: {seen:?}"
     );
     assert_eq!(
-        seen.get(&b"B".to_vec()),
+        seen.get(b"B".as_slice()),
         Some(&20),
         "flows not spread: {seen:?}"
     );
