@@ -31,19 +31,17 @@ impl AdminClient {
             .authority()
             .ok_or_else(|| config_err("--admin-url: needs host:port"))?
             .to_string();
-        let token = match (&c.token, &c.token_file) {
+        let token = match (&c.admin_token, &c.admin_token_file) {
             (Some(t), _) => t.trim().to_owned(),
             (None, Some(f)) => tokio::fs::read_to_string(f)
                 .await
-                .map_err(|e| config_err(format!("--token-file {}: {e}", f.display())))?
+                .map_err(|e| config_err(format!("--admin-token-file {}: {e}", f.display())))?
                 .trim()
                 .to_owned(),
-            (None, None) => {
-                return Err(config_err(
-                    "no admin token: pass --token-file EDGE_DIR/admin.token (the edge printed the path \
-                     at start), --token, or set BURROW_ADMIN_TOKEN",
-                ))
-            }
+            (None, None) => return Err(config_err(
+                "no admin token: pass --admin-token-file EDGE_DIR/admin.token (the edge printed \
+                     the path at start) or --admin-token, or set BURROW_ADMIN_TOKEN_FILE",
+            )),
         };
         Ok(Self { authority, token })
     }

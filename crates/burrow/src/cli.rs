@@ -88,17 +88,17 @@ pub(crate) struct AdminConn {
         default_value = "http://127.0.0.1:7845"
     )]
     pub(crate) admin_url: String,
-    /// Admin token (the edge printed where it stored it at first start).
+    /// Admin API token (the edge printed where it stored it at first start).
     #[arg(
         long,
         global = true,
         env = "BURROW_ADMIN_TOKEN",
         hide_env_values = true
     )]
-    pub(crate) token: Option<String>,
-    /// File holding the admin token, e.g. edge.d/admin.token.
+    pub(crate) admin_token: Option<String>,
+    /// File holding the admin API token, e.g. edge.d/admin.token.
     #[arg(long, global = true, env = "BURROW_ADMIN_TOKEN_FILE")]
-    pub(crate) token_file: Option<PathBuf>,
+    pub(crate) admin_token_file: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

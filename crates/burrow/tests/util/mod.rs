@@ -162,7 +162,7 @@ impl EdgeProc {
     pub fn admin(&self, args: &[&str]) -> Result<String, String> {
         let mut full: Vec<&str> = vec![args[0]];
         let tf = self.token_file.to_string_lossy().into_owned();
-        full.extend_from_slice(&["--admin-url", &self.admin_url, "--token-file", &tf]);
+        full.extend_from_slice(&["--admin-url", &self.admin_url, "--admin-token-file", &tf]);
         full.extend_from_slice(&args[1..]);
         let out = Command::new(BIN)
             .args(&full)

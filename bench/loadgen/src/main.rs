@@ -1,0 +1,230 @@
+//! `burrow-loadgen`: the load side of `bench/run.sh`.
+//!
+//! - `echo-server --listen ADDR`: a TCP echo origin.
+//! - `rr --target ADDR --conns C --secs S --size B`: request/response over
+//!   C persistent connections; prints rate and p50/p99 latency.
+//! - `cps --target ADDR --concurrency C --secs S`: new connections per
+//!   second (connect, 1-byte echo, close).
+//! - `idle --target ADDR --conns N --hold S`: opens N connections, checks
+//!   each with a 1-byte echo, prints `ready`, holds them S seconds.
+//!
+//! Every mode is bounded in time and count and stops by itself. Results are
+//! one JSON object on stdout.
+
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// TCP echo server.
+    EchoServer {
+        #[arg(long)]
+        listen: SocketAddr,
+    },
+    /// Request/response latency and rate.
+    Rr {
+        #[arg(long)]
+        target: SocketAddr,
+        #[arg(long, default_value_t = 32)]
+        conns: usize,
+        #[arg(long, default_value_t = 10)]
+        secs: u64,
+        #[arg(long, default_value_t = 64)]
+        size: usize,
+    },
+    /// New connections per second.
+    Cps {
+        #[arg(long)]
+        target: SocketAddr,
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 5)]
+        secs: u64,
+    },
+    /// Hold many idle connections.
+    Idle {
+        #[arg(long)]
+        target: SocketAddr,
+        #[arg(long, default_value_t = 10_000)]
+        conns: usize,
+        #[arg(long, default_value_t = 10)]
+        hold: u64,
+    },
+}
+
+async fn echo_server(listen: SocketAddr) -> anyhow::Result<()> {
+    let l = TcpListener::bind(listen).await?;
+    println!(
+        "{}",
+        serde_json::json!({"listening": l.local_addr()?.to_string()})
+    );
+    loop {
+        let (mut s, _) = match l.accept().await {
+            Ok(x) => x,
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        tokio::spawn(async move {
+            let _ = s.set_nodelay(true);
+            let (mut r, mut w) = s.split();
+            let _ = tokio::io::copy(&mut r, &mut w).await;
+        });
+    }
+}
+
+fn percentile(sorted: &[u32], p: f64) -> u32 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+async fn rr(target: SocketAddr, conns: usize, secs: u64, size: usize) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut tasks = Vec::new();
+    for _ in 0..conns {
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(100_000);
+            let mut errors = 0u64;
+            let Ok(mut s) = TcpStream::connect(target).await else {
+                return (lat, 1);
+            };
+            let _ = s.set_nodelay(true);
+            let req = vec![7u8; size];
+            let mut resp = vec![0u8; size];
+            while Instant::now() < deadline && lat.len() < 5_000_000 {
+                let t = Instant::now();
+                if s.write_all(&req).await.is_err() || s.read_exact(&mut resp).await.is_err() {
+                    errors += 1;
+                    break;
+                }
+                lat.push(u32::try_from(t.elapsed().as_micros()).unwrap_or(u32::MAX));
+            }
+            (lat, errors)
+        }));
+    }
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        let (l, e) = t.await?;
+        all.extend(l);
+        errors += e;
+    }
+    all.sort_unstable();
+    println!(
+        "{}",
+        serde_json::json!({
+            "requests": all.len(),
+            "rps": all.len() as f64 / secs as f64,
+            "p50_us": percentile(&all, 0.50),
+            "p99_us": percentile(&all, 0.99),
+            "errors": errors,
+        })
+    );
+    Ok(())
+}
+
+async fn cps(target: SocketAddr, concurrency: usize, secs: u64) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(secs);
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        tasks.push(tokio::spawn(async move {
+            let (mut ok, mut failed) = (0u64, 0u64);
+            while Instant::now() < deadline {
+                let one = async {
+                    let mut s = TcpStream::connect(target).await?;
+                    s.set_nodelay(true)?;
+                    s.write_all(b"x").await?;
+                    let mut b = [0u8; 1];
+                    s.read_exact(&mut b).await?;
+                    anyhow::Ok(())
+                };
+                match tokio::time::timeout(Duration::from_secs(5), one).await {
+                    Ok(Ok(())) => ok += 1,
+                    _ => failed += 1,
+                }
+            }
+            (ok, failed)
+        }));
+    }
+    let (mut ok, mut failed) = (0, 0);
+    for t in tasks {
+        let (o, f) = t.await?;
+        ok += o;
+        failed += f;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        serde_json::json!({"connections": ok, "failed": failed, "cps": ok as f64 / elapsed})
+    );
+    Ok(())
+}
+
+async fn idle(target: SocketAddr, conns: usize, hold: u64) -> anyhow::Result<()> {
+    let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(200));
+    let mut tasks = Vec::with_capacity(conns);
+    for _ in 0..conns {
+        let sem = sem.clone();
+        tasks.push(tokio::spawn(async move {
+            let _p = sem.acquire().await;
+            let one = async {
+                let mut s = TcpStream::connect(target).await?;
+                s.write_all(b"x").await?;
+                let mut b = [0u8; 1];
+                s.read_exact(&mut b).await?;
+                anyhow::Ok(s)
+            };
+            tokio::time::timeout(Duration::from_secs(30), one)
+                .await
+                .ok()
+                .and_then(Result::ok)
+        }));
+    }
+    let mut open = Vec::with_capacity(conns);
+    for t in tasks {
+        if let Some(s) = t.await? {
+            open.push(s);
+        }
+    }
+    println!("{}", serde_json::json!({"ready": open.len()}));
+    tokio::time::sleep(Duration::from_secs(hold)).await;
+    drop(open);
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().cmd {
+        Cmd::EchoServer { listen } => echo_server(listen).await,
+        Cmd::Rr {
+            target,
+            conns,
+            secs,
+            size,
+        } => rr(target, conns, secs, size).await,
+        Cmd::Cps {
+            target,
+            concurrency,
+            secs,
+        } => cps(target, concurrency, secs).await,
+        Cmd::Idle {
+            target,
+            conns,
+            hold,
+        } => idle(target, conns, hold).await,
+    }
+}

@@ -1,0 +1,200 @@
+#!/usr/bin/env bash
+# Whole-system benchmark, side by side in one run on loopback:
+#   direct connection | burrow over QUIC | burrow over HTTP/2 |
+#   rathole 0.5.0 plain TCP | rathole Noise | rathole TLS
+# Figures: single-stream and 4-stream bulk throughput (iperf3), request/
+# response rate and p50/p99 latency at fixed concurrency, new connections
+# per second, RSS per idle proxied connection (edge + connector, or rathole
+# server + client) holding $IDLE connections.
+#
+# Usage: bash bench/run.sh            (appends a dated section to bench/RESULTS.md)
+#        SECS=5 IDLE=2000 bash bench/run.sh   (shorter)
+# Needs: iperf3, openssl, python3 (installed with apt-get when missing, as root).
+# Traffic stays on 127.0.0.1; every process started here is stopped on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+SECS=${SECS:-10}
+IDLE=${IDLE:-10000}
+RR_CONNS=${RR_CONNS:-32}
+CPS_CONC=${CPS_CONC:-32}
+ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need iperf3 || ! need openssl || ! need pkg-config; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iperf3 openssl pkg-config libssl-dev >/dev/null
+fi
+
+echo "== building (release)"
+cargo build --release -q -p burrow -p burrow-loadgen
+BURROW=$ROOT/target/release/burrow
+LOADGEN=$ROOT/target/release/burrow-loadgen
+TOOLS=$ROOT/target/bench-tools
+if [ ! -x "$TOOLS/bin/rathole" ]; then
+  echo "== installing rathole 0.5.0 from crates.io into $TOOLS"
+  cargo install rathole --version 0.5.0 --root "$TOOLS" --locked -q
+fi
+RATHOLE=$TOOLS/bin/rathole
+
+WORK=$(mktemp -d /tmp/burrow-bench.XXXXXX)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+rss_kb() { local t=0; for p in "$@"; do t=$((t + $(awk '/VmRSS/ {print $2}' /proc/"$p"/status))); done; echo $t; }
+wait_echo() { # wait until a 1-byte echo works through 127.0.0.1:$1
+  for _ in $(seq 1 200); do
+    if python3 - "$1" <<'EOF' 2>/dev/null; then return 0; fi
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=2)
+s.sendall(b"x"); assert s.recv(1) == b"x"
+EOF
+    sleep 0.1
+  done
+  echo "no echo through port $1" >&2; return 1
+}
+stop() { for p in "$@"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; }
+
+IPERF_PORT=$(free_port); ECHO_PORT=$(free_port)
+iperf3 -s -p "$IPERF_PORT" >/dev/null 2>&1 & PIDS+=($!)
+"$LOADGEN" echo-server --listen 127.0.0.1:"$ECHO_PORT" >/dev/null & PIDS+=($!)
+wait_echo "$ECHO_PORT"
+
+RESULTS=$WORK/results.jsonl
+# measure NAME IPERF_PORT ECHO_PORT PID...   (PIDs whose RSS counts)
+measure() {
+  local name=$1 ip=$2 ep=$3; shift 3
+  echo "== $name"
+  local t1 t4 rr cps before after idle ready
+  t1=$(iperf3 -c 127.0.0.1 -p "$ip" -t "$SECS" -J | python3 -c 'import json,sys; print(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"])')
+  sleep 1
+  t4=$(iperf3 -c 127.0.0.1 -p "$ip" -t "$SECS" -P 4 -J | python3 -c 'import json,sys; print(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"])')
+  rr=$("$LOADGEN" rr --target 127.0.0.1:"$ep" --conns "$RR_CONNS" --secs "$SECS")
+  cps=$("$LOADGEN" cps --target 127.0.0.1:"$ep" --concurrency "$CPS_CONC" --secs 5)
+  sleep 2
+  before=$(rss_kb "$@")
+  "$LOADGEN" idle --target 127.0.0.1:"$ep" --conns "$IDLE" --hold 6 > "$WORK/idle.out" &
+  idle=$!
+  for _ in $(seq 1 600); do grep -q ready "$WORK/idle.out" 2>/dev/null && break; sleep 0.1; done
+  sleep 2
+  after=$(rss_kb "$@")
+  ready=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ready"])' "$WORK/idle.out")
+  wait "$idle"
+  python3 - "$name" "$t1" "$t4" "$rr" "$cps" "$before" "$after" "$ready" >> "$RESULTS" <<'EOF'
+import json, sys
+name, t1, t4, rr, cps, before, after, ready = sys.argv[1:]
+rr, cps = json.loads(rr), json.loads(cps)
+ready = int(ready)
+print(json.dumps({"name": name, "gbps1": float(t1) / 1e9, "gbps4": float(t4) / 1e9,
+  "rps": rr["rps"], "p50_us": rr["p50_us"], "p99_us": rr["p99_us"], "rr_errors": rr["errors"],
+  "cps": cps["cps"], "cps_failed": cps["failed"], "idle_conns": ready,
+  "rss_idle_kb_per_conn": (int(after) - int(before)) / ready if ready else None,
+  "rss_before_kb": int(before), "rss_after_kb": int(after)}))
+EOF
+  tail -n 1 "$RESULTS"
+}
+
+# --- direct -----------------------------------------------------------------
+measure direct "$IPERF_PORT" "$ECHO_PORT"
+
+# --- burrow -----------------------------------------------------------------
+burrow_run() { # PROTOCOL
+  local proto=$1 d=$WORK/burrow-$1
+  mkdir -p "$d"
+  "$BURROW" edge --colo BENCH --listen 127.0.0.1:0 --admin 127.0.0.1:0 --state "$d/edge.db" \
+    --app-address 127.0.0.1 --loglevel warn > "$d/edge.out" 2> "$d/edge.log" &
+  local edge=$!; PIDS+=($edge)
+  for _ in $(seq 1 100); do grep -q '^admin API:' "$d/edge.out" 2>/dev/null && break; sleep 0.1; done
+  export BURROW_ADMIN_URL BURROW_ADMIN_TOKEN_FILE=$d/edge.d/admin.token
+  BURROW_ADMIN_URL=$(sed -n 's/^admin API: //p' "$d/edge.out")
+  "$BURROW" tunnel create bench --credentials-file "$d/bench.json" >/dev/null
+  local ip ep
+  ip=$("$BURROW" app create --protocol tcp/0 --tunnel bench --hostname iperf.bench | sed -n 's/^listen: 127.0.0.1://p')
+  ep=$("$BURROW" app create --protocol tcp/0 --tunnel bench --hostname echo.bench | sed -n 's/^listen: 127.0.0.1://p')
+  cat > "$d/config.yml" <<EOF
+ingress:
+  - hostname: iperf.bench
+    service: tcp://127.0.0.1:$IPERF_PORT
+  - hostname: echo.bench
+    service: tcp://127.0.0.1:$ECHO_PORT
+  - service: http_status:404
+EOF
+  "$BURROW" tunnel run --config "$d/config.yml" --credentials-file "$d/bench.json" \
+    --protocol "$proto" --loglevel warn 2> "$d/connector.log" &
+  local conn=$!; PIDS+=($conn)
+  wait_echo "$ep"
+  measure "burrow $proto" "$ip" "$ep" "$edge" "$conn"
+  stop "$conn" "$edge"
+}
+burrow_run quic
+burrow_run http2
+
+# --- rathole ----------------------------------------------------------------
+rathole_run() { # TRANSPORT
+  local tr=$1 d=$WORK/rathole-$1 port ip ep skey="" ckey=""
+  mkdir -p "$d"
+  port=$(free_port); ip=$(free_port); ep=$(free_port)
+  case $tr in
+    noise)
+      "$RATHOLE" --genkey > "$d/keys"
+      skey=$(sed -n '2p' "$d/keys"); ckey=$(sed -n '4p' "$d/keys")
+      printf '[server.transport.noise]\nlocal_private_key = "%s"\n' "$skey" > "$d/s.extra"
+      printf '[client.transport.noise]\nremote_public_key = "%s"\n' "$ckey" > "$d/c.extra" ;;
+    tls)
+      openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=bench-ca -keyout "$d/ca.key" -out "$d/ca.pem" 2>/dev/null
+      openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -addext subjectAltName=DNS:localhost \
+        -keyout "$d/srv.key" -out "$d/srv.csr" 2>/dev/null
+      printf 'subjectAltName=DNS:localhost\n' > "$d/ext"
+      openssl x509 -req -in "$d/srv.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial -days 2 \
+        -extfile "$d/ext" -out "$d/srv.pem" 2>/dev/null
+      openssl pkcs12 -export -out "$d/id.pfx" -inkey "$d/srv.key" -in "$d/srv.pem" -certfile "$d/ca.pem" \
+        -passout pass:1234 -keypbe PBE-SHA1-3DES -certpbe PBE-SHA1-3DES -macalg sha1 2>/dev/null
+      printf '[server.transport.tls]\npkcs12 = "%s"\npkcs12_password = "1234"\n' "$d/id.pfx" > "$d/s.extra"
+      printf '[client.transport.tls]\ntrusted_root = "%s"\nhostname = "localhost"\n' "$d/ca.pem" > "$d/c.extra" ;;
+    *) : > "$d/s.extra"; : > "$d/c.extra" ;;
+  esac
+  { printf '[server]\nbind_addr = "127.0.0.1:%s"\n[server.transport]\ntype = "%s"\n' "$port" "$tr"
+    cat "$d/s.extra"
+    printf '[server.services.iperf]\ntoken = "bench"\nbind_addr = "127.0.0.1:%s"\n' "$ip"
+    printf '[server.services.echo]\ntoken = "bench"\nbind_addr = "127.0.0.1:%s"\n' "$ep"; } > "$d/server.toml"
+  { printf '[client]\nremote_addr = "127.0.0.1:%s"\n[client.transport]\ntype = "%s"\n' "$port" "$tr"
+    cat "$d/c.extra"
+    printf '[client.services.iperf]\ntoken = "bench"\nlocal_addr = "127.0.0.1:%s"\n' "$IPERF_PORT"
+    printf '[client.services.echo]\ntoken = "bench"\nlocal_addr = "127.0.0.1:%s"\n' "$ECHO_PORT"; } > "$d/client.toml"
+  RUST_LOG=warn "$RATHOLE" --server "$d/server.toml" 2> "$d/server.log" > /dev/null & local s=$!; PIDS+=($s)
+  sleep 0.5
+  RUST_LOG=warn "$RATHOLE" --client "$d/client.toml" 2> "$d/client.log" > /dev/null & local c=$!; PIDS+=($c)
+  wait_echo "$ep"
+  measure "rathole $tr" "$ip" "$ep" "$s" "$c"
+  stop "$c" "$s"
+}
+rathole_run tcp
+rathole_run noise
+rathole_run tls
+
+# --- report -----------------------------------------------------------------
+python3 - "$RESULTS" "$SECS" "$IDLE" "$RR_CONNS" "$CPS_CONC" >> "$ROOT/bench/RESULTS.md" <<'EOF'
+import json, sys, platform, subprocess, datetime
+path, secs, idle, rrc, cpsc = sys.argv[1:]
+rows = [json.loads(l) for l in open(path)]
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+ncpu = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
+now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+print(f"\n## {now}\n")
+print(f"Machine: {ncpu} cores, {cpu}, Linux {platform.release()}. Command: `bash bench/run.sh` "
+      f"(SECS={secs}, IDLE={idle}, rr over {rrc} connections with 64-byte messages, cps with {cpsc} "
+      f"concurrent dialers). Everything on 127.0.0.1; iperf3 and a Rust echo server as origins.\n")
+print("| path | 1-stream Gbit/s | 4-stream Gbit/s | req/s | p50 µs | p99 µs | new conn/s | idle conns | RSS KB / idle conn |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+for r in rows:
+    per = "-" if r["name"] == "direct" or r["rss_idle_kb_per_conn"] is None else f'{r["rss_idle_kb_per_conn"]:.1f}'
+    print(f'| {r["name"]} | {r["gbps1"]:.2f} | {r["gbps4"]:.2f} | {r["rps"]:.0f} | {r["p50_us"]} | {r["p99_us"]} '
+          f'| {r["cps"]:.0f} | {r["idle_conns"]} | {per} |')
+EOF
+echo "== appended to bench/RESULTS.md"
+tail -n 12 "$ROOT/bench/RESULTS.md"
