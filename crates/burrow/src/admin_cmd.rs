@@ -56,7 +56,7 @@ fn print_connections(t: &Value) {
             c["colo"].as_str().unwrap_or(""),
             c["protocol"].as_str().unwrap_or(""),
             c["connector_id"].as_str().unwrap_or(""),
-            c["conn_index"],
+            c["conn_index"].as_u64().unwrap_or(0),
             c["origin_ip"].as_str().unwrap_or(""),
             ts(c["since"].as_i64().unwrap_or(0)),
         );
@@ -204,7 +204,7 @@ pub(crate) async fn app(admin: AdminConn, cmd: AppCommand) -> anyhow::Result<()>
                     "{}  {}/{}  listen {}  tunnel {}  hostname {}",
                     a["id"].as_str().unwrap_or(""),
                     a["protocol"].as_str().unwrap_or(""),
-                    a["port_start"],
+                    a["port_start"].as_u64().unwrap_or(0),
                     a["listen"].as_str().unwrap_or(""),
                     a["tunnel_id"].as_str().unwrap_or(""),
                     a["hostname"].as_str().unwrap_or("")

@@ -44,8 +44,11 @@ fn init_logging(level: &str, json: bool) -> anyhow::Result<()> {
         "{level},h2=warn,hyper=warn,quinn=warn,quinn_proto=warn,rustls=warn,sqlx=warn"
     ))
     .map_err(|e| config_err(format!("--loglevel: {e}")))?;
+    use std::io::IsTerminal;
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     if json {
         b.json().init();

@@ -1,0 +1,218 @@
+//! The edge's admin API and configuration file, through the real binary.
+#![allow(missing_docs)]
+
+mod util;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+use util::*;
+
+/// A raw HTTP/1.1 request to the admin API; returns (status, body).
+fn http(
+    admin_url: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (u16, String) {
+    let addr = admin_url.trim_start_matches("http://");
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let status = resp[9..12].parse().unwrap();
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|x| x.1.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[test]
+fn admin_api_requires_the_token_and_names_bad_fields() {
+    let dir = tempdir();
+    let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &[]);
+    let token = std::fs::read_to_string(&edge.token_file).unwrap();
+    let token = token.trim();
+    assert_eq!(token.len(), 64, "a 32-byte hex token");
+
+    // Health endpoints are open; everything under /v1 needs the token.
+    assert_eq!(
+        http(&edge.admin_url, "GET", "/healthcheck", None, "").0,
+        200
+    );
+    assert_eq!(http(&edge.admin_url, "GET", "/ready", None, "").0, 200);
+    assert_eq!(http(&edge.admin_url, "GET", "/v1/tunnels", None, "").0, 401);
+    assert_eq!(
+        http(&edge.admin_url, "GET", "/v1/tunnels", Some("wrong"), "").0,
+        401
+    );
+    assert_eq!(
+        http(&edge.admin_url, "GET", "/v1/tunnels", Some(token), "").0,
+        200
+    );
+
+    let (st, body) = http(
+        &edge.admin_url,
+        "POST",
+        "/v1/tunnels",
+        Some(token),
+        r#"{"name":"bad name!"}"#,
+    );
+    assert_eq!(st, 400);
+    assert!(body.contains(r#""field":"name""#), "{body}");
+    let (st, body) = http(
+        &edge.admin_url,
+        "POST",
+        "/v1/tunnels",
+        Some(token),
+        r#"{"nmae":"x"}"#,
+    );
+    assert_eq!(st, 400);
+    assert!(body.contains("nmae"), "{body}");
+    let (st, _) = http(
+        &edge.admin_url,
+        "POST",
+        "/v1/tunnels",
+        Some(token),
+        "{not json",
+    );
+    assert_eq!(st, 400);
+
+    let (st, body) = http(
+        &edge.admin_url,
+        "POST",
+        "/v1/tunnels",
+        Some(token),
+        r#"{"name":"ok"}"#,
+    );
+    assert_eq!(st, 201, "{body}");
+    assert!(body.contains("TunnelSecret"), "create returns credentials");
+    let (st, _) = http(
+        &edge.admin_url,
+        "POST",
+        "/v1/tunnels",
+        Some(token),
+        r#"{"name":"ok"}"#,
+    );
+    assert_eq!(st, 409);
+    // Listing never shows secrets.
+    let (_, list) = http(&edge.admin_url, "GET", "/v1/tunnels", Some(token), "");
+    assert!(
+        !list.contains("TunnelSecret") && !list.contains("secret"),
+        "{list}"
+    );
+
+    let (st, body) = http(
+        &edge.admin_url,
+        "POST",
+        "/v1/apps",
+        Some(token),
+        r#"{"protocol":"tcp/1-5","tunnel":"ok"}"#,
+    );
+    assert_eq!(st, 400);
+    assert!(body.contains(r#""field":"protocol""#), "{body}");
+    let (st, body) = http(
+        &edge.admin_url,
+        "POST",
+        "/v1/apps",
+        Some(token),
+        r#"{"protocol":"tcp/0","tunnel":"nope"}"#,
+    );
+    assert_eq!(st, 404);
+    assert!(body.contains(r#""field":"tunnel""#), "{body}");
+
+    // The CLI reports the API's field and message.
+    let err = edge
+        .admin(&["app", "create", "--protocol", "udp/53", "--tunnel", "ok"])
+        .unwrap_err();
+    assert!(
+        err.contains("protocol: protocol 'udp' is not supported yet"),
+        "{err}"
+    );
+    // The token never appears in the edge log.
+    assert!(!edge.proc.log().contains(token));
+}
+
+#[test]
+fn app_delete_stops_the_listener_and_tunnel_delete_removes_apps() {
+    let dir = tempdir();
+    let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &[]);
+    edge.create_tunnel("t");
+    let addr = edge.create_app("t", "a.example.com");
+    assert!(TcpStream::connect(addr).is_ok());
+    let list = edge.admin(&["app", "list", "--json"]).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&list).unwrap();
+    let id = v[0]["id"].as_str().unwrap().to_owned();
+    edge.admin(&["app", "delete", &id]).unwrap();
+    assert!(
+        TcpStream::connect(addr).is_err(),
+        "the app port still listens"
+    );
+    edge.create_app("t", "b.example.com");
+    edge.admin(&["tunnel", "delete", "t"]).unwrap();
+    let list = edge.admin(&["app", "list", "--json"]).unwrap();
+    assert_eq!(list.trim(), "[]");
+    assert!(edge
+        .admin(&["tunnel", "info", "t"])
+        .unwrap_err()
+        .contains("not found"));
+}
+
+#[test]
+fn edge_reads_its_settings_from_a_yaml_file_and_rejects_unknown_keys() {
+    let dir = tempdir();
+    std::fs::write(
+        dir.path().join("edge.yaml"),
+        "colo: KIX\nlisten: 127.0.0.1:0\nadmin: 127.0.0.1:0\nstate: ./from-file.db\ngrace-period: 1s\n",
+    )
+    .unwrap();
+    let p = Proc::spawn(dir.path(), "edge", &["edge", "--config", "edge.yaml"]);
+    p.wait_line("burrow edge KIX ready", Duration::from_secs(30));
+    let ca = p.wait_line("edge CA:", Duration::from_secs(5));
+    assert!(ca.contains("from-file.d/ca.pem (created)"), "{ca}");
+    assert!(dir.path().join("from-file.db").exists());
+
+    std::fs::write(dir.path().join("bad.yaml"), "colo: KIX\nlisten_addr: 1\n").unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["edge", "--config", "bad.yaml"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("listen_addr"));
+}
+
+#[test]
+fn edge_restart_keeps_tunnels_apps_and_certificates() {
+    let dir = tempdir();
+    let origin = Origin::start(echo);
+    let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &[]);
+    let creds = edge.create_tunnel("keep");
+    let app = edge.create_app("keep", "k.example.com");
+    drop(edge);
+    // Same state: the app comes back on its port, the old credentials (and
+    // the CA embedded in them) still work.
+    let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &[]);
+    let url = format!("tcp://{}", origin.addr);
+    let ta = edge.tunnel_addr.to_string();
+    let _c = connector(
+        dir.path(),
+        "c",
+        &creds,
+        &["--url", &url, "--edge", &ta, "--ha-connections", "1"],
+    );
+    edge.wait_connections("keep", 1, Duration::from_secs(20));
+    assert_eq!(echo_round_trip(app, b"again").unwrap(), b"again");
+}
