@@ -9,6 +9,7 @@
 #
 # Usage: bash bench/run.sh            (appends a dated section to bench/RESULTS.md)
 #        SECS=5 IDLE=2000 bash bench/run.sh   (shorter)
+#        SKIP_DIRECT=1 SKIP_RATHOLE=1 SKIP_BURROW=1 NO_REPORT=1: leave parts out
 # Needs: iperf3, openssl, python3 (installed with apt-get when missing, as root).
 # Traffic stays on 127.0.0.1; every process started here is stopped on exit.
 set -euo pipefail
@@ -100,7 +101,7 @@ EOF
 }
 
 # --- direct -----------------------------------------------------------------
-measure direct "$IPERF_PORT" "$ECHO_PORT"
+[ -n "${SKIP_DIRECT:-}" ] || measure direct "$IPERF_PORT" "$ECHO_PORT"
 
 # --- burrow -----------------------------------------------------------------
 burrow_run() { # PROTOCOL
@@ -131,8 +132,8 @@ EOF
   measure "burrow $proto" "$ip" "$ep" "$edge" "$conn"
   stop "$conn" "$edge"
 }
-burrow_run quic
-burrow_run http2
+[ -n "${SKIP_BURROW:-}" ] || burrow_run quic
+[ -n "${SKIP_BURROW:-}" ] || burrow_run http2
 
 # --- rathole ----------------------------------------------------------------
 rathole_run() { # TRANSPORT
@@ -142,7 +143,7 @@ rathole_run() { # TRANSPORT
   case $tr in
     noise)
       "$RATHOLE" --genkey > "$d/keys"
-      skey=$(sed -n '2p' "$d/keys"); ckey=$(sed -n '4p' "$d/keys")
+      skey=$(awk '/Private Key:/ {getline; print}' "$d/keys"); ckey=$(awk '/Public Key:/ {getline; print}' "$d/keys")
       printf '[server.transport.noise]\nlocal_private_key = "%s"\n' "$skey" > "$d/s.extra"
       printf '[client.transport.noise]\nremote_public_key = "%s"\n' "$ckey" > "$d/c.extra" ;;
     tls)
@@ -173,11 +174,14 @@ rathole_run() { # TRANSPORT
   measure "rathole $tr" "$ip" "$ep" "$s" "$c"
   stop "$c" "$s"
 }
-rathole_run tcp
-rathole_run noise
-rathole_run tls
+if [ -z "${SKIP_RATHOLE:-}" ]; then
+  rathole_run tcp
+  rathole_run noise
+  rathole_run tls
+fi
 
 # --- report -----------------------------------------------------------------
+if [ -n "${NO_REPORT:-}" ]; then exit 0; fi
 python3 - "$RESULTS" "$SECS" "$IDLE" "$RR_CONNS" "$CPS_CONC" >> "$ROOT/bench/RESULTS.md" <<'EOF'
 import json, sys, platform, subprocess, datetime
 path, secs, idle, rrc, cpsc = sys.argv[1:]

@@ -19,8 +19,6 @@ use tracing::{debug, info};
 
 /// How long the edge has to send the flow header.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-/// Copy buffer per direction.
-const SPLICE_BUFFER: usize = 64 * 1024;
 /// Idle limit of a built-in HTTP connection.
 const BUILTIN_IDLE: Duration = Duration::from_secs(60);
 
@@ -71,7 +69,7 @@ pub(crate) async fn handle(env: Arc<FlowEnv>, conn: Arc<ConnInfo>, mut stream: B
             match origin {
                 Ok(Ok(o)) => {
                     let _ = o.set_nodelay(true);
-                    splice(stream, o, &leftover, rule_index).await;
+                    splice(stream, o, leftover, rule_index).await;
                 }
                 Ok(Err(e)) => {
                     let msg = origin_error(addr, &e);
@@ -89,7 +87,7 @@ pub(crate) async fn handle(env: Arc<FlowEnv>, conn: Arc<ConnInfo>, mut stream: B
             }
         }
         Service::Unix(path) => match tokio::net::UnixStream::connect(path).await {
-            Ok(o) => splice(stream, o, &leftover, rule_index).await,
+            Ok(o) => splice(stream, o, leftover, rule_index).await,
             Err(e) => {
                 let msg = format!("origin unix:{}: {e}", path.display());
                 reject(&mut stream, RefuseCode::OriginUnreachable, &msg).await;
@@ -103,7 +101,15 @@ pub(crate) async fn handle(env: Arc<FlowEnv>, conn: Arc<ConnInfo>, mut stream: B
                 return;
             }
             let io = Prefixed::new(leftover.freeze(), stream);
-            serve_builtin(io, rule.service.clone(), env.tunnel_id, conn, open).await;
+            // Boxed: hyper's state is large and only this path needs it.
+            Box::pin(serve_builtin(
+                io,
+                rule.service.clone(),
+                env.tunnel_id,
+                conn,
+                open,
+            ))
+            .await;
         }
     }
 }
@@ -133,26 +139,20 @@ async fn reject(stream: &mut BoxStream, code: RefuseCode, message: &str) {
 async fn splice<O: AsyncRead + AsyncWrite + Unpin>(
     mut stream: BoxStream,
     mut origin: O,
-    leftover: &[u8],
+    leftover: bytes::BytesMut,
     rule: usize,
 ) {
-    if !leftover.is_empty() && origin.write_all(leftover).await.is_err() {
+    if !leftover.is_empty() && origin.write_all(&leftover).await.is_err() {
         return;
     }
+    drop(leftover);
     if write_frame(&mut stream, &Frame::StreamAccepted, false)
         .await
         .is_err()
     {
         return;
     }
-    match tokio::io::copy_bidirectional_with_sizes(
-        &mut stream,
-        &mut origin,
-        SPLICE_BUFFER,
-        SPLICE_BUFFER,
-    )
-    .await
-    {
+    match burrow_transport::splice::splice(&mut stream, &mut origin).await {
         Ok((down, up)) => debug!(
             rule,
             bytes_to_origin = down,

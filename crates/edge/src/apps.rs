@@ -25,8 +25,6 @@ use tracing::{debug, info, warn, Instrument};
 
 /// How long the connector has to reach the origin and accept a flow.
 pub(crate) const ACCEPT_TIMEOUT: Duration = Duration::from_secs(30);
-/// Copy buffer per direction of a flow.
-pub(crate) const SPLICE_BUFFER: usize = 64 * 1024;
 /// Tunnel connections tried for one flow before giving up.
 const TRIES: usize = 3;
 
@@ -245,14 +243,9 @@ async fn proxy_flow(
                 .await
                 .map_err(|e| format!("client: {e}"))?;
         }
+        drop(leftover);
         shared.active_flows.fetch_add(1, Ordering::Relaxed);
-        let res = tokio::io::copy_bidirectional_with_sizes(
-            &mut client,
-            &mut stream,
-            SPLICE_BUFFER,
-            SPLICE_BUFFER,
-        )
-        .await;
+        let res = burrow_transport::splice::splice(&mut client, &mut stream).await;
         shared.active_flows.fetch_sub(1, Ordering::Relaxed);
         return match res {
             Ok((up, down)) => {

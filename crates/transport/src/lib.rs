@@ -10,6 +10,7 @@
 //! - [`stream`]: [`BoxStream`], the byte stream every flow and the control
 //!   channel use, and the h2 adapter behind it.
 //! - [`frames`]: reading and writing `burrow-proto` frames on a stream.
+//! - [`splice`]: copying a flow both ways with adaptive buffers.
 //!
 //! Roles: the connector dials ([`quic::connect`], [`h2::connect`]) and gets a
 //! [`ConnectorConn`] plus the control stream; the edge accepts
@@ -22,6 +23,7 @@ pub mod frames;
 pub mod h2;
 pub mod pki;
 pub mod quic;
+pub mod splice;
 pub mod stream;
 
 pub use stream::BoxStream;

@@ -20,12 +20,19 @@ pub const MAX_STREAMS: u32 = 16_384;
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Keep-alive interval.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(2);
+/// Largest UDP payload MTU discovery probes for. Paths that do not carry
+/// it (most of the Internet stops at 1500-byte frames) simply keep the
+/// largest size that got through; loopback and jumbo-frame networks use it.
+pub const MTU_UPPER_BOUND: u16 = 1452;
 /// Requested UDP socket buffer size.
 pub const UDP_BUFFER: usize = 8 * 1024 * 1024;
 
 /// Transport parameters shared by both ends.
 pub fn transport_config() -> quinn::TransportConfig {
     let mut t = quinn::TransportConfig::default();
+    let mut mtu = quinn::MtuDiscoveryConfig::default();
+    mtu.upper_bound(MTU_UPPER_BOUND);
+    t.mtu_discovery_config(Some(mtu));
     t.stream_receive_window(STREAM_WINDOW.into())
         .receive_window(CONN_WINDOW.into())
         .send_window(u64::from(CONN_WINDOW))
@@ -40,6 +47,14 @@ pub fn transport_config() -> quinn::TransportConfig {
     t
 }
 
+fn endpoint_config() -> quinn::EndpointConfig {
+    let mut c = quinn::EndpointConfig::default();
+    // Accept datagrams as large as MTU discovery may reach.
+    c.max_udp_payload_size(65_527)
+        .expect("65527 is within QUIC's allowed range");
+    c
+}
+
 fn udp_socket(addr: SocketAddr) -> Result<std::net::UdpSocket, TransportError> {
     let domain = socket2::Domain::for_address(addr);
     let s = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
@@ -49,6 +64,17 @@ fn udp_socket(addr: SocketAddr) -> Result<std::net::UdpSocket, TransportError> {
     // Best effort: the kernel caps these at net.core.{r,w}mem_max.
     let _ = s.set_recv_buffer_size(UDP_BUFFER);
     let _ = s.set_send_buffer_size(UDP_BUFFER);
+    // Linux reports twice the usable size; half of what we asked is fine.
+    if let Ok(got) = s.recv_buffer_size() {
+        if got < UDP_BUFFER / 2 {
+            tracing::warn!(
+                requested = UDP_BUFFER,
+                got,
+                "small UDP receive buffer limits QUIC throughput; raise it with \
+                 sysctl -w net.core.rmem_max=8388608 net.core.wmem_max=8388608"
+            );
+        }
+    }
     s.bind(&addr.into())?;
     s.set_nonblocking(true)?;
     Ok(s.into())
@@ -64,7 +90,7 @@ pub fn server_endpoint(
 ) -> Result<quinn::Endpoint, TransportError> {
     let socket = udp_socket(addr)?;
     quinn::Endpoint::new(
-        quinn::EndpointConfig::default(),
+        endpoint_config(),
         Some(config),
         socket,
         Arc::new(quinn::TokioRuntime),
@@ -85,7 +111,7 @@ pub fn client_endpoint(for_peer: SocketAddr) -> Result<quinn::Endpoint, Transpor
     };
     let socket = udp_socket(bind)?;
     quinn::Endpoint::new(
-        quinn::EndpointConfig::default(),
+        endpoint_config(),
         None,
         socket,
         Arc::new(quinn::TokioRuntime),

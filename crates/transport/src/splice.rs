@@ -1,0 +1,180 @@
+//! Copying a flow's bytes both ways between two streams, with half-close.
+//!
+//! Unlike `tokio::io::copy_bidirectional`, each direction's buffer starts
+//! small ([`MIN_BUF`]) and grows by four times, up to [`MAX_BUF`], only when
+//! a read fills it: an idle or chatty connection holds a few KiB, a bulk
+//! transfer gets large buffers after its first reads. This keeps the memory
+//! of many idle proxied connections low (see `bench/RESULTS.md`).
+//!
+//! When one side's read ends (EOF), the other side's write half is shut
+//! down and the opposite direction keeps flowing until it ends too.
+
+use std::future::poll_fn;
+use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// First buffer size of each direction.
+pub const MIN_BUF: usize = 4 * 1024;
+/// Largest buffer size of each direction.
+pub const MAX_BUF: usize = 64 * 1024;
+
+/// One direction's state.
+#[derive(Default)]
+struct Pipe {
+    buf: Vec<u8>,
+    pos: usize,
+    end: usize,
+    eof: bool,
+    shut: bool,
+    grow: bool,
+    unflushed: bool,
+    total: u64,
+}
+
+impl Pipe {
+    /// Moves bytes from `r` to `w` until `r` is pending or finished.
+    /// Ready(Ok) once EOF was read, everything written, and `w` shut down.
+    fn poll_copy<R, W>(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut r: Pin<&mut R>,
+        mut w: Pin<&mut W>,
+    ) -> Poll<io::Result<u64>>
+    where
+        R: AsyncRead + ?Sized,
+        W: AsyncWrite + ?Sized,
+    {
+        loop {
+            if self.pos == self.end && !self.eof {
+                if self.grow {
+                    let n = (self.buf.len() * 4).min(MAX_BUF);
+                    self.buf.resize(n, 0);
+                    self.grow = false;
+                }
+                if self.buf.is_empty() {
+                    self.buf.resize(MIN_BUF, 0);
+                }
+                let mut rb = ReadBuf::new(&mut self.buf);
+                match r.as_mut().poll_read(cx, &mut rb) {
+                    Poll::Pending => {
+                        if self.unflushed {
+                            ready!(w.as_mut().poll_flush(cx))?;
+                            self.unflushed = false;
+                        }
+                        return Poll::Pending;
+                    }
+                    Poll::Ready(res) => res?,
+                }
+                let n = rb.filled().len();
+                if n == 0 {
+                    self.eof = true;
+                } else {
+                    self.pos = 0;
+                    self.end = n;
+                    self.grow = n == self.buf.len() && self.buf.len() < MAX_BUF;
+                }
+            }
+            while self.pos < self.end {
+                let n = ready!(w.as_mut().poll_write(cx, &self.buf[self.pos..self.end]))?;
+                if n == 0 {
+                    return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+                }
+                self.pos += n;
+                self.total += n as u64;
+                self.unflushed = true;
+            }
+            if self.eof {
+                if !self.shut {
+                    ready!(w.as_mut().poll_shutdown(cx))?;
+                    self.shut = true;
+                    // Release the buffer: this direction is over.
+                    self.buf = Vec::new();
+                }
+                return Poll::Ready(Ok(self.total));
+            }
+        }
+    }
+}
+
+/// Copies `a → b` and `b → a` until both directions reach EOF. Returns the
+/// bytes copied `(a → b, b → a)`.
+///
+/// # Errors
+/// The first I/O error of either side; the other direction is abandoned.
+pub async fn splice<A, B>(a: &mut A, b: &mut B) -> io::Result<(u64, u64)>
+where
+    A: AsyncRead + AsyncWrite + Unpin + ?Sized,
+    B: AsyncRead + AsyncWrite + Unpin + ?Sized,
+{
+    let mut ab = Pipe::default();
+    let mut ba = Pipe::default();
+    let (mut ab_done, mut ba_done) = (None, None);
+    poll_fn(|cx| {
+        if ab_done.is_none() {
+            if let Poll::Ready(r) = ab.poll_copy(cx, Pin::new(&mut *a), Pin::new(&mut *b)) {
+                ab_done = Some(r?);
+            }
+        }
+        if ba_done.is_none() {
+            if let Poll::Ready(r) = ba.poll_copy(cx, Pin::new(&mut *b), Pin::new(&mut *a)) {
+                ba_done = Some(r?);
+            }
+        }
+        match (ab_done, ba_done) {
+            (Some(x), Some(y)) => Poll::Ready(Ok((x, y))),
+            _ => Poll::Pending,
+        }
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn copies_both_ways_with_half_close() {
+        let (mut client, mut edge_side) = tokio::io::duplex(1024);
+        let (mut origin_side, mut origin) = tokio::io::duplex(1024);
+        let proxy = tokio::spawn(async move { splice(&mut edge_side, &mut origin_side).await });
+        let up: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let up2 = up.clone();
+        let writer = tokio::spawn(async move {
+            client.write_all(&up2).await.unwrap();
+            client.shutdown().await.unwrap();
+            let mut back = Vec::new();
+            client.read_to_end(&mut back).await.unwrap();
+            back
+        });
+        let mut got = Vec::new();
+        origin.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, up);
+        // After the client's half-close the origin can still answer.
+        origin.write_all(b"reply after EOF").await.unwrap();
+        origin.shutdown().await.unwrap();
+        assert_eq!(writer.await.unwrap(), b"reply after EOF");
+        let (ab, ba) = proxy.await.unwrap().unwrap();
+        assert_eq!((ab, ba), (300_000, 15));
+    }
+
+    #[test]
+    fn buffers_grow_only_when_filled() {
+        let mut p = Pipe::default();
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let mut src: &[u8] = &[1u8; 100];
+        let mut sink = Vec::new();
+        let _ = p.poll_copy(&mut cx, Pin::new(&mut src), Pin::new(&mut sink));
+        assert_eq!(sink.len(), 100);
+        // EOF released the buffer.
+        assert!(p.buf.is_empty());
+        let mut p = Pipe::default();
+        let big = vec![2u8; 200_000];
+        let mut src: &[u8] = &big;
+        let mut sink = Vec::new();
+        let _ = p.poll_copy(&mut cx, Pin::new(&mut src), Pin::new(&mut sink));
+        assert_eq!(sink, big);
+    }
+}
