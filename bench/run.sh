@@ -81,11 +81,12 @@ measure() {
   before=$(rss_kb "$@")
   "$LOADGEN" idle --target 127.0.0.1:"$ep" --conns "$IDLE" --hold 6 > "$WORK/idle.out" &
   idle=$!
-  for _ in $(seq 1 600); do grep -q ready "$WORK/idle.out" 2>/dev/null && break; sleep 0.1; done
+  # Opening IDLE connections can take minutes on slow paths (rathole TLS).
+  for _ in $(seq 1 3000); do grep -q ready "$WORK/idle.out" 2>/dev/null && break; sleep 0.1; done
   sleep 2
   after=$(rss_kb "$@")
-  ready=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ready"])' "$WORK/idle.out")
-  wait "$idle"
+  wait "$idle" || true
+  ready=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ready"])' "$WORK/idle.out" 2>/dev/null || echo 0)
   python3 - "$name" "$t1" "$t4" "$rr" "$cps" "$before" "$after" "$ready" >> "$RESULTS" <<'EOF'
 import json, sys
 name, t1, t4, rr, cps, before, after, ready = sys.argv[1:]

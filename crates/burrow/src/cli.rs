@@ -199,6 +199,10 @@ pub(crate) struct RunArgs {
     /// Edge domain (TLS names quic.<domain>, h2.<domain>; SRV discovery).
     #[arg(long)]
     pub(crate) edge_domain: Option<String>,
+    /// DNS server (IP:port) for edge discovery through SRV records.
+    /// [default: the system resolver]
+    #[arg(long, env = "BURROW_DNS_SERVER")]
+    pub(crate) dns_server: Option<String>,
     /// IP version of edge addresses found by name: 4, 6 or auto.
     #[arg(long, default_value = "4")]
     pub(crate) edge_ip_version: String,

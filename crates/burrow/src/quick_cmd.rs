@@ -60,6 +60,7 @@ pub(crate) async fn run(a: QuickArgs) -> anyhow::Result<()> {
         max_refusals: Some(3),
         origin_connect_timeout: Duration::from_secs(10),
         edge_ip_version: IpVersion::Auto,
+        dns_server: None,
     };
     let connector_task = tokio::spawn(burrow_connector::run(cfg, shutdown.clone()));
     // Print the address once the tunnel carries traffic.

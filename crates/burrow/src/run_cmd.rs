@@ -126,7 +126,16 @@ pub(crate) async fn resolve(a: RunArgs) -> anyhow::Result<ConnectorConfig> {
             )))
         }
     };
+    let dns_server = a
+        .dns_server
+        .as_deref()
+        .map(|s| {
+            s.parse::<std::net::SocketAddr>()
+                .map_err(|_| config_err(format!("--dns-server: '{s}' is not an IP:port address")))
+        })
+        .transpose()?;
     Ok(ConnectorConfig {
+        dns_server,
         credentials,
         ingress,
         edges,

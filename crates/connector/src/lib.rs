@@ -57,6 +57,8 @@ pub struct ConnectorConfig {
     pub origin_connect_timeout: Duration,
     /// Which IP version to use for edge addresses found by name.
     pub edge_ip_version: IpVersion,
+    /// DNS server for SRV discovery; `None` uses the system's resolver.
+    pub dns_server: Option<std::net::SocketAddr>,
 }
 
 /// IP version preference for edge addresses.
@@ -103,9 +105,14 @@ pub(crate) struct ConnInfo {
 pub async fn run(cfg: ConnectorConfig, shutdown: CancellationToken) -> Result<(), ConnectorError> {
     let trust = EdgeTrust::new(&cfg.edge_ca_pem, &cfg.edge_domain)
         .map_err(|e| ConnectorError::Trust(e.to_string()))?;
-    let edges = discovery::edge_addrs(&cfg.edges, &cfg.edge_domain, cfg.edge_ip_version)
-        .await
-        .map_err(ConnectorError::NoEdge)?;
+    let edges = discovery::edge_addrs(
+        &cfg.edges,
+        &cfg.edge_domain,
+        cfg.edge_ip_version,
+        cfg.dns_server,
+    )
+    .await
+    .map_err(ConnectorError::NoEdge)?;
     check_port_range().await;
     let connector_id = uuid::Uuid::new_v4();
     tracing::info!(
