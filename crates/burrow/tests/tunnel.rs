@@ -647,3 +647,32 @@ fn edges_are_discovered_through_dns_srv_and_connections_spread_over_both() {
     );
     assert_eq!(echo_round_trip(app, b"via srv").unwrap(), b"via srv");
 }
+
+#[test]
+fn edge_drains_open_flows_on_sigterm_then_exits_zero() {
+    fn slow(mut s: std::net::TcpStream) {
+        let mut b = [0u8; 1];
+        let _ = s.read_exact(&mut b);
+        std::thread::sleep(Duration::from_millis(1000));
+        let _ = s.write_all(b"done");
+    }
+    let dir = tempdir();
+    let origin = Origin::start(slow);
+    let mut edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &[]);
+    let creds = edge.create_tunnel("edrain");
+    let app = edge.create_app("edrain", "e.example.com");
+    let url = format!("tcp://{}", origin.addr);
+    let _c = connector(dir.path(), "connector", &creds, &["--url", &url, "--ha-connections", "1"]);
+    edge.wait_connections("edrain", 1, Duration::from_secs(20));
+    let mut s = connect(app, Duration::from_secs(5));
+    s.write_all(b"x").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    edge.proc.signal("TERM");
+    // New connections are refused at once; the open flow finishes.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(std::net::TcpStream::connect(app).is_err(), "the app still accepts during drain");
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"done", "the open flow was cut by the edge's shutdown");
+    assert_eq!(edge.proc.wait_exit(Duration::from_secs(10)), Some(0), "log:\n{}", edge.proc.log());
+}
