@@ -286,12 +286,6 @@ fn wrong_secret_is_refused_with_a_clear_message_and_nonzero_exit() {
 
 #[test]
 fn one_tunnels_connector_never_sees_another_tunnels_traffic() {
-    fn say_a(mut s: std::net::TcpStream) {
-        let _ = s.write_all(b"A");
-    }
-    fn say_b(mut s: std::net::TcpStream) {
-        let _ = s.write_all(b"B");
-    }
     let dir = tempdir();
     let origin_a = Origin::start(say_a);
     let origin_b = Origin::start(say_b);
@@ -312,20 +306,14 @@ fn one_tunnels_connector_never_sees_another_tunnels_traffic() {
     edge.wait_connections("ta", 4, Duration::from_secs(20));
     edge.wait_connections("tb", 4, Duration::from_secs(20));
     for _ in 0..30 {
-        let mut s = connect(app_a, Duration::from_secs(5));
-        let mut got = Vec::new();
-        s.read_to_end(&mut got).unwrap();
-        assert_eq!(got, b"A");
+        assert_eq!(read_all(app_a), b"A");
     }
     assert_eq!(
         origin_b.count(),
         0,
         "tunnel B's connector served tunnel A's traffic"
     );
-    let mut s = connect(app_b, Duration::from_secs(5));
-    let mut got = Vec::new();
-    s.read_to_end(&mut got).unwrap();
-    assert_eq!(got, b"B");
+    assert_eq!(read_all(app_b), b"B");
     assert_eq!(origin_a.count(), 30);
 }
 
@@ -418,12 +406,6 @@ fn connector_drains_open_flows_on_sigterm_then_exits_zero() {
 
 #[test]
 fn replicas_share_flows_and_a_lost_replica_stops_getting_them() {
-    fn say_a(mut s: std::net::TcpStream) {
-        let _ = s.write_all(b"A");
-    }
-    fn say_b(mut s: std::net::TcpStream) {
-        let _ = s.write_all(b"B");
-    }
     let dir = tempdir();
     let origin_a = Origin::start(say_a);
     let origin_b = Origin::start(say_b);
@@ -450,12 +432,7 @@ fn replicas_share_flows_and_a_lost_replica_stops_getting_them() {
         .map(|c| c["connector_id"].as_str().unwrap())
         .collect();
     assert_eq!(connectors.len(), 2, "both replicas registered: {conns:?}");
-    let fetch = || {
-        let mut s = connect(app, Duration::from_secs(5));
-        let mut got = Vec::new();
-        s.read_to_end(&mut got).unwrap();
-        got
-    };
+    let fetch = || read_all(app);
     let mut seen = std::collections::BTreeMap::new();
     for _ in 0..40 {
         *seen.entry(fetch()).or_insert(0) += 1;
@@ -662,7 +639,12 @@ fn edge_drains_open_flows_on_sigterm_then_exits_zero() {
     let creds = edge.create_tunnel("edrain");
     let app = edge.create_app("edrain", "e.example.com");
     let url = format!("tcp://{}", origin.addr);
-    let _c = connector(dir.path(), "connector", &creds, &["--url", &url, "--ha-connections", "1"]);
+    let _c = connector(
+        dir.path(),
+        "connector",
+        &creds,
+        &["--url", &url, "--ha-connections", "1"],
+    );
     edge.wait_connections("edrain", 1, Duration::from_secs(20));
     let mut s = connect(app, Duration::from_secs(5));
     s.write_all(b"x").unwrap();
@@ -670,9 +652,17 @@ fn edge_drains_open_flows_on_sigterm_then_exits_zero() {
     edge.proc.signal("TERM");
     // New connections are refused at once; the open flow finishes.
     std::thread::sleep(Duration::from_millis(300));
-    assert!(std::net::TcpStream::connect(app).is_err(), "the app still accepts during drain");
+    assert!(
+        std::net::TcpStream::connect(app).is_err(),
+        "the app still accepts during drain"
+    );
     let mut got = Vec::new();
     s.read_to_end(&mut got).unwrap();
     assert_eq!(got, b"done", "the open flow was cut by the edge's shutdown");
-    assert_eq!(edge.proc.wait_exit(Duration::from_secs(10)), Some(0), "log:\n{}", edge.proc.log());
+    assert_eq!(
+        edge.proc.wait_exit(Duration::from_secs(10)),
+        Some(0),
+        "log:\n{}",
+        edge.proc.log()
+    );
 }

@@ -361,6 +361,24 @@ pub fn bulk(mut s: TcpStream) {
     let _ = s.shutdown(Shutdown::Write);
 }
 
+/// Origin that answers `A` and closes.
+pub fn say_a(mut s: TcpStream) {
+    let _ = s.write_all(b"A");
+}
+
+/// Origin that answers `B` and closes.
+pub fn say_b(mut s: TcpStream) {
+    let _ = s.write_all(b"B");
+}
+
+/// Connects and reads everything until the peer closes.
+pub fn read_all(addr: SocketAddr) -> Vec<u8> {
+    let mut s = connect(addr, Duration::from_secs(5));
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).unwrap();
+    got
+}
+
 /// Deterministic pseudo-random bytes (xorshift), continuing from `seed`.
 pub fn pattern(seed: &mut u64, len: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(len);
