@@ -2,6 +2,7 @@
 //! resolved model whose errors name the field path and the reason.
 //!
 //! Module map:
+//! - [`app`]: edge apps in the shape of the Spectrum API.
 //! - [`connector`]: the connector's cloudflared-compatible `config.yml`,
 //!   ingress rules and their services.
 //! - [`credentials`]: the tunnel credentials JSON and token.
@@ -9,6 +10,7 @@
 //! - [`duration`]: `30s` / `1m` / `500ms` durations.
 //! - [`Secret`]: a string whose `Debug` and `Display` print a mask.
 
+pub mod app;
 pub mod connector;
 pub mod credentials;
 pub mod duration;

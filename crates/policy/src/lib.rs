@@ -4,6 +4,8 @@
 //! Module map:
 //! - [`host`]: hostname patterns (`example.com`, `*.example.com`, `*`).
 //! - [`ingress`]: first-match selection of a connector ingress rule.
+//! - [`ports`]: port ranges and the edge → origin port mapping of apps.
 
 pub mod host;
 pub mod ingress;
+pub mod ports;
