@@ -116,8 +116,9 @@ burrow_run() { # PROTOCOL
   BURROW_ADMIN_URL=$(sed -n 's/^admin API: //p' "$d/edge.out")
   "$BURROW" tunnel create bench --credentials-file "$d/bench.json" >/dev/null
   local ip ep
-  ip=$("$BURROW" app create --protocol tcp/0 --tunnel bench --hostname iperf.bench | sed -n 's/^listen: 127.0.0.1://p')
-  ep=$("$BURROW" app create --protocol tcp/0 --tunnel bench --hostname echo.bench | sed -n 's/^listen: 127.0.0.1://p')
+  ip=$(free_port); ep=$(free_port)
+  "$BURROW" app create --protocol "tcp/$ip" --tunnel bench --hostname iperf.bench >/dev/null
+  "$BURROW" app create --protocol "tcp/$ep" --tunnel bench --hostname echo.bench >/dev/null
   cat > "$d/config.yml" <<EOF
 ingress:
   - hostname: iperf.bench

@@ -94,7 +94,11 @@ pub(crate) async fn tunnel(admin: AdminConn, cmd: TunnelCommand) -> anyhow::Resu
             credentials_file,
         } => {
             let v = client
-                .ok(Method::POST, "/v1/tunnels", Some(json!({ "name": name })))
+                .ok(
+                    Method::POST,
+                    "/api/v1/tunnels",
+                    Some(json!({ "name": name })),
+                )
                 .await?;
             let id = v["id"].as_str().unwrap_or_default().to_owned();
             let creds_json = serde_json::to_string_pretty(&v["credentials"])?;
@@ -111,7 +115,7 @@ pub(crate) async fn tunnel(admin: AdminConn, cmd: TunnelCommand) -> anyhow::Resu
             );
         }
         TunnelCommand::List { json } => {
-            let v = client.ok(Method::GET, "/v1/tunnels", None).await?;
+            let v = client.ok(Method::GET, "/api/v1/tunnels", None).await?;
             if json {
                 return print_json(&v);
             }
@@ -132,7 +136,7 @@ pub(crate) async fn tunnel(admin: AdminConn, cmd: TunnelCommand) -> anyhow::Resu
         TunnelCommand::Info { name, json } => {
             let name = path_segment("NAME", &name)?;
             let v = client
-                .ok(Method::GET, &format!("/v1/tunnels/{name}"), None)
+                .ok(Method::GET, &format!("/api/v1/tunnels/{name}"), None)
                 .await?;
             if json {
                 return print_json(&v);
@@ -148,7 +152,7 @@ pub(crate) async fn tunnel(admin: AdminConn, cmd: TunnelCommand) -> anyhow::Resu
         TunnelCommand::Delete { name } => {
             let name = path_segment("NAME", &name)?;
             client
-                .ok(Method::DELETE, &format!("/v1/tunnels/{name}"), None)
+                .ok(Method::DELETE, &format!("/api/v1/tunnels/{name}"), None)
                 .await?;
             println!("Deleted tunnel {name}");
         }
@@ -157,7 +161,7 @@ pub(crate) async fn tunnel(admin: AdminConn, cmd: TunnelCommand) -> anyhow::Resu
             let v = client
                 .ok(
                     Method::GET,
-                    &format!("/v1/tunnels/{name}/credentials"),
+                    &format!("/api/v1/tunnels/{name}/credentials"),
                     None,
                 )
                 .await?;
@@ -179,17 +183,45 @@ pub(crate) async fn app(admin: AdminConn, cmd: AppCommand) -> anyhow::Result<()>
             protocol,
             tunnel,
             hostname,
+            origin,
+            json: file,
         } => {
-            let mut body = json!({ "protocol": protocol, "tunnel": tunnel });
-            if let Some(h) = hostname {
-                body["hostname"] = json!(h);
-            }
-            let v = client.ok(Method::POST, "/v1/apps", Some(body)).await?;
+            let body = match file {
+                Some(path) => {
+                    let text = tokio::fs::read_to_string(&path)
+                        .await
+                        .map_err(|e| config_err(format!("--json {}: {e}", path.display())))?;
+                    serde_json::from_str::<Value>(&text)
+                        .map_err(|e| config_err(format!("--json {}: {e}", path.display())))?
+                }
+                None => {
+                    let protocol = protocol.ok_or_else(|| {
+                        config_err(
+                            "--protocol: required (tcp/PORT or tcp/A-B), or give --json FILE",
+                        )
+                    })?;
+                    let mut body = json!({ "protocol": protocol });
+                    match (tunnel, origin.is_empty()) {
+                        (Some(t), true) => {
+                            body["origin_tunnel"] =
+                                json!({ "tunnel": t, "hostname": hostname.unwrap_or_default() });
+                        }
+                        (None, false) => body["origin_direct"] = json!(origin),
+                        _ => return Err(config_err(
+                            "give either --tunnel NAME (with --hostname) or --origin tcp://IP:PORT",
+                        )),
+                    }
+                    body
+                }
+            };
+            let v = client.ok(Method::POST, "/api/v1/apps", Some(body)).await?;
             println!("Created app {}", v["id"].as_str().unwrap_or(""));
-            println!("listen: {}", v["listen"].as_str().unwrap_or(""));
+            for addr in v["listen"].as_array().cloned().unwrap_or_default() {
+                println!("listen: {}", addr.as_str().unwrap_or(""));
+            }
         }
         AppCommand::List { json } => {
-            let v = client.ok(Method::GET, "/v1/apps", None).await?;
+            let v = client.ok(Method::GET, "/api/v1/apps", None).await?;
             if json {
                 return print_json(&v);
             }
@@ -200,21 +232,45 @@ pub(crate) async fn app(admin: AdminConn, cmd: AppCommand) -> anyhow::Result<()>
                 );
             }
             for a in list {
+                let origin = if let Some(t) = a.get("origin_tunnel") {
+                    format!(
+                        "tunnel {} hostname {}",
+                        t["tunnel"].as_str().unwrap_or(""),
+                        t["hostname"].as_str().unwrap_or("")
+                    )
+                } else if let Some(d) = a.get("origin_direct") {
+                    format!("direct {d}")
+                } else if let Some(d) = a.get("origin_dns") {
+                    format!(
+                        "dns {} port {}",
+                        d["name"].as_str().unwrap_or(""),
+                        a["origin_port"]
+                    )
+                } else {
+                    String::new()
+                };
+                let listen = a["listen"].as_array().map_or(0, Vec::len);
                 println!(
-                    "{}  {}/{}  listen {}  tunnel {}  hostname {}",
+                    "{}  {}  listening on {} port(s)  {}",
                     a["id"].as_str().unwrap_or(""),
                     a["protocol"].as_str().unwrap_or(""),
-                    a["port_start"].as_u64().unwrap_or(0),
-                    a["listen"].as_str().unwrap_or(""),
-                    a["tunnel_id"].as_str().unwrap_or(""),
-                    a["hostname"].as_str().unwrap_or("")
+                    listen,
+                    origin
                 );
             }
+        }
+        AppCommand::Get { id } => {
+            let id = path_segment("ID", &id)?;
+            print_json(
+                &client
+                    .ok(Method::GET, &format!("/api/v1/apps/{id}"), None)
+                    .await?,
+            )?;
         }
         AppCommand::Delete { id } => {
             let id = path_segment("ID", &id)?;
             client
-                .ok(Method::DELETE, &format!("/v1/apps/{id}"), None)
+                .ok(Method::DELETE, &format!("/api/v1/apps/{id}"), None)
                 .await?;
             println!("Deleted app {id}");
         }

@@ -246,17 +246,35 @@ pub(crate) struct AppArgs {
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum AppCommand {
-    /// Publish an edge TCP port through a tunnel.
+    /// Publish an edge TCP port or range, through a tunnel or to direct origins.
+    ///
+    /// Examples:
+    ///   burrow app create --protocol tcp/2222 --tunnel web --hostname ssh.example.com
+    ///   burrow app create --protocol tcp/20000-20009 --origin tcp://10.0.0.5:30000-30009
+    ///   burrow app create --json app.json     (the API body, Spectrum-shaped)
+    #[command(verbatim_doc_comment)]
     Create {
-        /// tcp/PORT; tcp/0 picks a free port (printed).
+        /// tcp/PORT or tcp/A-B (edge ports).
         #[arg(long)]
-        protocol: String,
+        protocol: Option<String>,
         /// Tunnel name or id whose connectors serve the app.
-        #[arg(long)]
-        tunnel: String,
+        #[arg(long, conflicts_with = "origin")]
+        tunnel: Option<String>,
         /// Hostname the connector's ingress rules match for this app.
-        #[arg(long)]
+        #[arg(long, requires = "tunnel")]
         hostname: Option<String>,
+        /// Direct origin tcp://IP:PORT or tcp://IP:A-B (same count as the
+        /// edge range, or one port); repeat to balance over several.
+        #[arg(long)]
+        origin: Vec<String>,
+        /// The whole API body from a JSON file (other flags are ignored).
+        #[arg(long, conflicts_with_all = ["protocol", "tunnel", "origin", "hostname"])]
+        json: Option<PathBuf>,
+    },
+    /// Show one app as JSON, with the addresses it listens on.
+    Get {
+        /// App id.
+        id: String,
     },
     /// List apps.
     List {

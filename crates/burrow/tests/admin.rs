@@ -53,20 +53,23 @@ fn admin_api_requires_the_token_and_names_bad_fields() {
         200
     );
     assert_eq!(http(&edge.admin_url, "GET", "/ready", None, "").0, 200);
-    assert_eq!(http(&edge.admin_url, "GET", "/v1/tunnels", None, "").0, 401);
     assert_eq!(
-        http(&edge.admin_url, "GET", "/v1/tunnels", Some("wrong"), "").0,
+        http(&edge.admin_url, "GET", "/api/v1/tunnels", None, "").0,
         401
     );
     assert_eq!(
-        http(&edge.admin_url, "GET", "/v1/tunnels", Some(token), "").0,
+        http(&edge.admin_url, "GET", "/api/v1/tunnels", Some("wrong"), "").0,
+        401
+    );
+    assert_eq!(
+        http(&edge.admin_url, "GET", "/api/v1/tunnels", Some(token), "").0,
         200
     );
 
     let (st, body) = http(
         &edge.admin_url,
         "POST",
-        "/v1/tunnels",
+        "/api/v1/tunnels",
         Some(token),
         r#"{"name":"bad name!"}"#,
     );
@@ -75,7 +78,7 @@ fn admin_api_requires_the_token_and_names_bad_fields() {
     let (st, body) = http(
         &edge.admin_url,
         "POST",
-        "/v1/tunnels",
+        "/api/v1/tunnels",
         Some(token),
         r#"{"nmae":"x"}"#,
     );
@@ -84,7 +87,7 @@ fn admin_api_requires_the_token_and_names_bad_fields() {
     let (st, _) = http(
         &edge.admin_url,
         "POST",
-        "/v1/tunnels",
+        "/api/v1/tunnels",
         Some(token),
         "{not json",
     );
@@ -93,7 +96,7 @@ fn admin_api_requires_the_token_and_names_bad_fields() {
     let (st, body) = http(
         &edge.admin_url,
         "POST",
-        "/v1/tunnels",
+        "/api/v1/tunnels",
         Some(token),
         r#"{"name":"ok"}"#,
     );
@@ -102,13 +105,13 @@ fn admin_api_requires_the_token_and_names_bad_fields() {
     let (st, _) = http(
         &edge.admin_url,
         "POST",
-        "/v1/tunnels",
+        "/api/v1/tunnels",
         Some(token),
         r#"{"name":"ok"}"#,
     );
     assert_eq!(st, 409);
     // Listing never shows secrets.
-    let (_, list) = http(&edge.admin_url, "GET", "/v1/tunnels", Some(token), "");
+    let (_, list) = http(&edge.admin_url, "GET", "/api/v1/tunnels", Some(token), "");
     assert!(
         !list.contains("TunnelSecret") && !list.contains("secret"),
         "{list}"
@@ -117,28 +120,31 @@ fn admin_api_requires_the_token_and_names_bad_fields() {
     let (st, body) = http(
         &edge.admin_url,
         "POST",
-        "/v1/apps",
+        "/api/v1/apps",
         Some(token),
-        r#"{"protocol":"tcp/1-5","tunnel":"ok"}"#,
+        r#"{"protocol":"tcp/0","origin_tunnel":{"tunnel":"ok"}}"#,
     );
     assert_eq!(st, 400);
-    assert!(body.contains(r#""field":"protocol""#), "{body}");
+    assert!(
+        body.contains(r#""field":"protocol""#) && body.contains("port 0"),
+        "{body}"
+    );
     let (st, body) = http(
         &edge.admin_url,
         "POST",
-        "/v1/apps",
+        "/api/v1/apps",
         Some(token),
-        r#"{"protocol":"tcp/0","tunnel":"nope"}"#,
+        r#"{"protocol":"tcp/5","origin_tunnel":{"tunnel":"nope"}}"#,
     );
     assert_eq!(st, 404);
-    assert!(body.contains(r#""field":"tunnel""#), "{body}");
+    assert!(body.contains(r#""field":"origin_tunnel.tunnel""#), "{body}");
 
     // The CLI reports the API's field and message.
     let err = edge
         .admin(&["app", "create", "--protocol", "udp/53", "--tunnel", "ok"])
         .unwrap_err();
     assert!(
-        err.contains("protocol: protocol 'udp' is not supported yet"),
+        err.contains("origin_tunnel: UDP apps through a tunnel are not supported yet"),
         "{err}"
     );
     // The token never appears in the edge log.

@@ -1,16 +1,17 @@
-//! The admin API (axum). Binds to loopback by default. Every `/v1/` route
+//! The admin API (axum). Binds to loopback by default. Every `/api/v1/` route
 //! requires `Authorization: Bearer <token>` (compared in constant time);
 //! `/healthcheck` and `/ready` do not. Errors are JSON objects
 //! `{"error": "...", "field": "..."}` where `field` names the offending body
 //! field when there is one.
 //!
 //! Routes:
-//! - `POST /v1/tunnels` `{"name"}` → 201 tunnel with `credentials`
-//! - `GET /v1/tunnels`, `GET /v1/tunnels/{name-or-id}` (with live connections)
-//! - `GET /v1/tunnels/{name-or-id}/credentials`
-//! - `DELETE /v1/tunnels/{name-or-id}`
-//! - `POST /v1/apps` `{"protocol": "tcp/PORT", "tunnel", "hostname"}` → 201 app
-//! - `GET /v1/apps`, `DELETE /v1/apps/{id}`
+//! - `POST /api/v1/tunnels` `{"name"}` → 201 tunnel with `credentials`
+//! - `GET /api/v1/tunnels`, `GET /api/v1/tunnels/{name-or-id}` (with live connections)
+//! - `GET /api/v1/tunnels/{name-or-id}/credentials`
+//! - `DELETE /api/v1/tunnels/{name-or-id}`
+//! - `POST /api/v1/apps` with a Spectrum-shaped body (see
+//!   `burrow_config::app`) → 201 app with its `listen` addresses
+//! - `GET /api/v1/apps`, `GET /api/v1/apps/{id}`, `DELETE /api/v1/apps/{id}`
 
 use crate::{unix_now, Shared, CONNECTION_FRESHNESS};
 use axum::extract::rejection::JsonRejection;
@@ -20,6 +21,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use burrow_config::app::{AppSpec, Connectivity, Origin, ProxyProtocol, RawApp, TlsMode, L4};
 use burrow_config::credentials::{Credentials, SecretBytes};
 use rand::RngCore;
 use serde::Deserialize;
@@ -40,20 +42,20 @@ pub(crate) struct AdminState {
 /// An API error: status, message and the field it is about.
 pub(crate) struct ApiError {
     status: StatusCode,
-    field: Option<&'static str>,
+    field: Option<String>,
     message: String,
 }
 
 impl ApiError {
-    fn new(status: StatusCode, field: Option<&'static str>, message: impl Into<String>) -> Self {
+    fn new(status: StatusCode, field: Option<String>, message: impl Into<String>) -> Self {
         Self {
             status,
             field,
             message: message.into(),
         }
     }
-    fn bad(field: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, Some(field), message)
+    fn bad(field: &str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, Some(field.to_owned()), message)
     }
     fn not_found(what: &str) -> Self {
         Self::new(StatusCode::NOT_FOUND, None, format!("{what} not found"))
@@ -85,14 +87,17 @@ fn body<T>(r: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
 
 pub(crate) fn router(state: AdminState) -> Router {
     let v1 = Router::new()
-        .route("/v1/tunnels", post(create_tunnel).get(list_tunnels))
+        .route("/api/v1/tunnels", post(create_tunnel).get(list_tunnels))
         .route(
-            "/v1/tunnels/{tunnel}",
+            "/api/v1/tunnels/{tunnel}",
             get(tunnel_info).delete(delete_tunnel),
         )
-        .route("/v1/tunnels/{tunnel}/credentials", get(tunnel_credentials))
-        .route("/v1/apps", post(create_app).get(list_apps))
-        .route("/v1/apps/{id}", axum::routing::delete(delete_app))
+        .route(
+            "/api/v1/tunnels/{tunnel}/credentials",
+            get(tunnel_credentials),
+        )
+        .route("/api/v1/apps", post(create_app).get(list_apps))
+        .route("/api/v1/apps/{id}", get(get_app).delete(delete_app))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth));
     Router::new()
         .route("/healthcheck", get(|| async { "OK\n" }))
@@ -204,7 +209,7 @@ async fn create_tunnel(
         .await
         .map_err(|e| match e {
             burrow_store::StoreError::Exists { .. } => {
-                ApiError::new(StatusCode::CONFLICT, Some("name"), e.to_string())
+                ApiError::new(StatusCode::CONFLICT, Some("name".into()), e.to_string())
             }
             e => ApiError::internal(e),
         })?;
@@ -268,67 +273,108 @@ async fn delete_tunnel(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateApp {
-    protocol: String,
-    tunnel: String,
-    #[serde(default)]
-    hostname: Option<String>,
-}
-
-/// Parses `tcp/PORT` into the port (0 asks for any free port).
-pub(crate) fn parse_app_protocol(p: &str) -> Result<u16, String> {
-    let Some((proto, ports)) = p.split_once('/') else {
-        return Err(format!("'{p}' must look like tcp/PORT, e.g. tcp/2222"));
-    };
-    if proto != "tcp" {
-        return Err(format!(
-            "protocol '{proto}' is not supported yet through a tunnel (only tcp)"
+/// Features of the app model that this edge does not carry out yet; an app
+/// asking for one is refused rather than served without it.
+fn unsupported(spec: &AppSpec) -> Option<(&'static str, &'static str)> {
+    if spec.l4 == L4::Udp {
+        return Some(("protocol", "UDP apps are not supported yet"));
+    }
+    if spec.tls != TlsMode::Off {
+        return Some((
+            "tls",
+            "edge TLS termination is not supported yet; use \"off\"",
         ));
     }
-    if ports.contains('-') {
-        return Err("port ranges are not supported yet for tunnel apps; give one port".into());
+    if spec.proxy_protocol != ProxyProtocol::Off {
+        return Some((
+            "proxy_protocol",
+            "PROXY protocol is not supported yet; use \"off\"",
+        ));
     }
-    ports
-        .parse::<u16>()
-        .map_err(|_| format!("'{ports}' is not a port number (0-65535; 0 picks a free port)"))
+    if spec.ip_firewall {
+        return Some(("ip_firewall", "IP access rules are not supported yet"));
+    }
+    if spec.connectivity == Connectivity::Ipv6 {
+        return Some((
+            "edge_ips.connectivity",
+            "IPv6-only apps are not supported yet",
+        ));
+    }
+    None
+}
+
+fn app_json(shared: &Shared, a: &burrow_store::App) -> Value {
+    let mut v: Value = serde_json::from_str(&a.spec).unwrap_or(Value::Null);
+    if !v.is_object() {
+        v = json!({});
+    }
+    v["id"] = json!(a.id);
+    v["created_at"] = json!(a.created_at);
+    let listen: Vec<String> = shared
+        .apps
+        .listen_addrs(a.id)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    v["listen"] = json!(listen);
+    if let Some(t) = a.tunnel_id {
+        v["tunnel_id"] = json!(t);
+    }
+    v
 }
 
 async fn create_app(
     State(st): State<AdminState>,
-    req: Result<Json<CreateApp>, JsonRejection>,
+    req: Result<Json<RawApp>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let req = body(req)?;
-    let port = parse_app_protocol(&req.protocol).map_err(|m| ApiError::bad("protocol", m))?;
-    let hostname = req.hostname.unwrap_or_default();
-    if !hostname.is_empty() {
-        burrow_policy::host::HostPattern::parse(&hostname)
-            .map_err(|e| ApiError::bad("hostname", e.to_string()))?;
+    let raw = body(req)?;
+    let spec = raw
+        .validate()
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, Some(e.field), e.reason))?;
+    if let Some((field, why)) = unsupported(&spec) {
+        return Err(ApiError::bad(field, why));
     }
-    let t = find_tunnel(&st.shared, &req.tunnel)
-        .await
-        .map_err(|e| ApiError {
-            field: Some("tunnel"),
-            ..e
-        })?;
-    let listener = crate::apps::bind(st.shared.app_address, port)
-        .await
-        .map_err(|e| {
-            ApiError::new(
+    let tunnel_id = match &spec.origin {
+        Origin::Tunnel { tunnel, .. } => Some(
+            find_tunnel(&st.shared, tunnel)
+                .await
+                .map_err(|e| ApiError {
+                    field: Some("origin_tunnel.tunnel".into()),
+                    ..e
+                })?
+                .id,
+        ),
+        _ => None,
+    };
+    // Edge ports of one protocol belong to one app.
+    for other in st.shared.store.apps().await.map_err(ApiError::internal)? {
+        let theirs = burrow_policy::ports::PortRange::new(other.port_start, other.port_end);
+        if other.l4 == spec.l4.as_str() && theirs.is_some_and(|r| r.overlaps(spec.edge_ports)) {
+            return Err(ApiError::new(
                 StatusCode::CONFLICT,
-                Some("protocol"),
-                format!("cannot listen on {}:{port}: {e}", st.shared.app_address),
-            )
-        })?;
-    let bound = listener.local_addr().map_err(ApiError::internal)?;
+                Some("protocol".into()),
+                format!(
+                    "{}/{} overlaps app {} ({}/{}-{})",
+                    spec.l4.as_str(),
+                    spec.edge_ports,
+                    other.id,
+                    other.l4,
+                    other.port_start,
+                    other.port_end
+                ),
+            ));
+        }
+    }
+    let listeners = crate::apps::bind_all(st.shared.app_address, &spec)
+        .await
+        .map_err(|m| ApiError::new(StatusCode::CONFLICT, Some("protocol".into()), m))?;
     let app = burrow_store::App {
         id: uuid::Uuid::new_v4(),
-        protocol: "tcp".into(),
-        port_start: bound.port(),
-        port_end: bound.port(),
-        tunnel_id: t.id,
-        hostname,
+        spec: serde_json::to_string(&raw).map_err(ApiError::internal)?,
+        l4: spec.l4.as_str().to_owned(),
+        port_start: spec.edge_ports.start(),
+        port_end: spec.edge_ports.end(),
+        tunnel_id,
         created_at: unix_now(),
     };
     st.shared
@@ -336,63 +382,52 @@ async fn create_app(
         .create_app(&app)
         .await
         .map_err(ApiError::internal)?;
+    let compiled = Arc::new(crate::apps::Compiled::new(app.id, spec, tunnel_id));
     st.shared
         .apps
-        .adopt(&st.shared, app.clone(), listener, &st.shutdown);
-    let mut v = serde_json::to_value(&app).map_err(ApiError::internal)?;
-    v["listen"] = json!(bound.to_string());
-    v["tunnel"] = json!(t.name);
-    Ok((StatusCode::CREATED, Json(v)).into_response())
+        .adopt(&st.shared, compiled, listeners, &st.shutdown);
+    tracing::info!(app_id = %app.id, protocol = %raw.protocol, "app created");
+    Ok((StatusCode::CREATED, Json(app_json(&st.shared, &app))).into_response())
 }
 
 async fn list_apps(State(st): State<AdminState>) -> Result<Json<Value>, ApiError> {
     let apps = st.shared.store.apps().await.map_err(ApiError::internal)?;
-    let mut out = Vec::new();
-    for a in apps {
-        let mut v = serde_json::to_value(&a).map_err(ApiError::internal)?;
-        v["listen"] =
-            json!(std::net::SocketAddr::new(st.shared.app_address, a.port_start).to_string());
-        out.push(v);
-    }
-    Ok(Json(Value::Array(out)))
+    Ok(Json(Value::Array(
+        apps.iter().map(|a| app_json(&st.shared, a)).collect(),
+    )))
+}
+
+async fn find_app(shared: &Shared, id: &str) -> Result<burrow_store::App, ApiError> {
+    let uuid =
+        uuid::Uuid::parse_str(id).map_err(|_| ApiError::not_found(&format!("app '{id}'")))?;
+    shared
+        .store
+        .apps()
+        .await
+        .map_err(ApiError::internal)?
+        .into_iter()
+        .find(|a| a.id == uuid)
+        .ok_or_else(|| ApiError::not_found(&format!("app '{id}'")))
+}
+
+async fn get_app(
+    State(st): State<AdminState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let a = find_app(&st.shared, &id).await?;
+    Ok(Json(app_json(&st.shared, &a)))
 }
 
 async fn delete_app(
     State(st): State<AdminState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let id = uuid::Uuid::parse_str(&id)
-        .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, None, format!("app '{id}' not found")))?;
-    if !st
-        .shared
+    let a = find_app(&st.shared, &id).await?;
+    st.shared
         .store
-        .delete_app(id)
+        .delete_app(a.id)
         .await
-        .map_err(ApiError::internal)?
-    {
-        return Err(ApiError::not_found(&format!("app '{id}'")));
-    }
-    st.shared.apps.stop(id);
+        .map_err(ApiError::internal)?;
+    st.shared.apps.stop(a.id);
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn app_protocol_parsing() {
-        assert_eq!(parse_app_protocol("tcp/2222"), Ok(2222));
-        assert_eq!(parse_app_protocol("tcp/0"), Ok(0));
-        assert!(parse_app_protocol("udp/53")
-            .unwrap_err()
-            .contains("not supported"));
-        assert!(parse_app_protocol("tcp/1-2")
-            .unwrap_err()
-            .contains("ranges"));
-        assert!(parse_app_protocol("tcp/x")
-            .unwrap_err()
-            .contains("not a port"));
-        assert!(parse_app_protocol("2222").unwrap_err().contains("tcp/PORT"));
-    }
 }

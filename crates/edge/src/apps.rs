@@ -1,23 +1,33 @@
-//! Published TCP apps: one listener per app port; each accepted connection
-//! becomes one stream to a connector of the app's tunnel.
+//! Published TCP apps: one listener per edge port of the app's range; each
+//! accepted connection goes to the app's origin.
 //!
-//! Flow phases: accept → pick a tunnel connection (round-robin, falling
-//! back to the next one if a stream cannot be opened) → send `StreamOpen`
-//! → wait for `StreamAccepted` → splice bytes both ways with half-close.
+//! Flow phases: accept → origin:
+//! - tunnel origin: pick a tunnel connection (round-robin, falling back to
+//!   the next one if a stream cannot be opened) → `StreamOpen` (with the
+//!   edge port) → wait for `StreamAccepted`;
+//! - direct origin: map the edge port into the origin range, dial the
+//!   addresses round-robin, skipping one that failed in the last
+//!   [`DOWN_FOR`];
+//! - DNS origin: the same over the name's addresses, re-resolved after its
+//!   TTL;
+//!
+//! → splice bytes both ways with half-close.
 //!
 //! Apps live in the state store; [`AppManager::sync`] starts listeners for
 //! new rows and stops those of deleted ones, so edges sharing a store follow
 //! each other's changes.
 
 use crate::Shared;
+use burrow_config::app::{AppSpec, Origin, RawApp};
+use burrow_policy::ports::PortMap;
 use burrow_proto::{FlowKind, Frame, StreamOpen};
 use burrow_store::App;
 use burrow_transport::frames::{write_frame, FrameReader};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
@@ -27,6 +37,54 @@ use tracing::{debug, info, warn, Instrument};
 pub(crate) const ACCEPT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Tunnel connections tried for one flow before giving up.
 const TRIES: usize = 3;
+/// Dial timeout toward a direct or DNS origin.
+const ORIGIN_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an origin address that refused a dial is skipped.
+pub(crate) const DOWN_FOR: Duration = Duration::from_secs(30);
+
+/// An app ready to serve: its validated spec and per-app state.
+pub(crate) struct Compiled {
+    pub(crate) id: uuid::Uuid,
+    pub(crate) spec: AppSpec,
+    pub(crate) tunnel_id: Option<uuid::Uuid>,
+    next: AtomicUsize,
+    down: Mutex<HashMap<IpAddr, Instant>>,
+    dns: Mutex<Option<(Instant, Vec<IpAddr>)>>,
+}
+
+impl Compiled {
+    /// Validates a stored app.
+    pub(crate) fn from_record(app: &App) -> Result<Self, String> {
+        let raw = RawApp::from_json(&app.spec).map_err(|e| e.to_string())?;
+        let spec = raw.validate().map_err(|e| e.to_string())?;
+        Ok(Self::new(app.id, spec, app.tunnel_id))
+    }
+
+    pub(crate) fn new(id: uuid::Uuid, spec: AppSpec, tunnel_id: Option<uuid::Uuid>) -> Self {
+        Self {
+            id,
+            spec,
+            tunnel_id,
+            next: AtomicUsize::new(0),
+            down: Mutex::new(HashMap::new()),
+            dns: Mutex::new(None),
+        }
+    }
+
+    fn is_down(&self, ip: IpAddr, now: Instant) -> bool {
+        let down = self.down.lock().expect("origin state lock poisoned");
+        down.get(&ip).is_some_and(|until| *until > now)
+    }
+
+    fn mark(&self, ip: IpAddr, ok: bool) {
+        let mut down = self.down.lock().expect("origin state lock poisoned");
+        if ok {
+            down.remove(&ip);
+        } else {
+            down.insert(ip, Instant::now() + DOWN_FOR);
+        }
+    }
+}
 
 /// Running listeners, by app id.
 #[derive(Default)]
@@ -36,38 +94,54 @@ pub(crate) struct AppManager {
 
 struct RunningApp {
     stop: CancellationToken,
-    addr: SocketAddr,
+    addrs: Vec<SocketAddr>,
 }
 
 impl AppManager {
-    /// Starts serving `app` on an already bound `listener`.
+    /// Starts serving `app` on its already bound listeners.
     pub(crate) fn adopt(
         &self,
         shared: &Arc<Shared>,
-        app: App,
-        listener: TcpListener,
+        app: Arc<Compiled>,
+        listeners: Vec<TcpListener>,
         shutdown: &CancellationToken,
     ) {
         let stop = shutdown.child_token();
-        let addr = listener
-            .local_addr()
-            .unwrap_or_else(|_| SocketAddr::new(shared.app_address, app.port_start));
-        info!(app_id = %app.id, %addr, hostname = %app.hostname, "app listening");
+        let addrs: Vec<SocketAddr> = listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect();
+        info!(
+            app_id = %app.id, ports = %app.spec.edge_ports, address = %shared.app_address,
+            "app listening"
+        );
         self.running.lock().expect("app map lock poisoned").insert(
             app.id,
             RunningApp {
                 stop: stop.clone(),
-                addr,
+                addrs,
             },
         );
-        let shared2 = shared.clone();
-        shared.tasks.spawn(
-            run_listener(shared2, app.clone(), listener, stop)
-                .instrument(tracing::info_span!("app", app_id = %app.id, %addr)),
-        );
+        for listener in listeners {
+            let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
+            shared.tasks.spawn(
+                run_listener(shared.clone(), app.clone(), listener, stop.clone())
+                    .instrument(tracing::info_span!("app", app_id = %app.id, port)),
+            );
+        }
     }
 
-    /// Stops an app's listener (open flows continue).
+    /// The addresses an app listens on right now (empty when not running).
+    pub(crate) fn listen_addrs(&self, id: uuid::Uuid) -> Vec<SocketAddr> {
+        self.running
+            .lock()
+            .expect("app map lock poisoned")
+            .get(&id)
+            .map(|r| r.addrs.clone())
+            .unwrap_or_default()
+    }
+
+    /// Stops an app's listeners (open flows continue).
     pub(crate) fn stop(&self, id: uuid::Uuid) {
         if let Some(r) = self
             .running
@@ -76,7 +150,7 @@ impl AppManager {
             .remove(&id)
         {
             r.stop.cancel();
-            info!(app_id = %id, addr = %r.addr, "app stopped");
+            info!(app_id = %id, "app stopped");
         }
     }
 
@@ -110,11 +184,18 @@ impl AppManager {
             {
                 continue;
             }
-            match bind(shared.app_address, app.port_start).await {
-                Ok(l) => self.adopt(shared, app, l, shutdown),
+            let compiled = match Compiled::from_record(&app) {
+                Ok(c) => Arc::new(c),
                 Err(e) => {
-                    // Remember the failure quietly: retried on the next sync.
-                    debug!(app_id = %id, port = app.port_start, error = %e, "cannot bind app port yet");
+                    warn!(app_id = %id, error = %e, "stored app is invalid; not serving it");
+                    continue;
+                }
+            };
+            match bind_all(shared.app_address, &compiled.spec).await {
+                Ok(l) => self.adopt(shared, compiled, l, shutdown),
+                Err(e) => {
+                    // Retried on the next sync.
+                    debug!(app_id = %id, error = %e, "cannot bind app ports yet");
                 }
             }
         }
@@ -135,22 +216,31 @@ impl AppManager {
     }
 }
 
-/// Binds an app port on `ip`.
-pub(crate) async fn bind(ip: IpAddr, port: u16) -> std::io::Result<TcpListener> {
-    TcpListener::bind(SocketAddr::new(ip, port)).await
+/// Binds every edge port of an app on `ip`; all or nothing.
+///
+/// # Errors
+/// The first port that cannot be bound, named in the message.
+pub(crate) async fn bind_all(ip: IpAddr, spec: &AppSpec) -> Result<Vec<TcpListener>, String> {
+    let mut out = Vec::with_capacity(usize::try_from(spec.edge_ports.len()).unwrap_or(0));
+    for port in spec.edge_ports.iter() {
+        let l = TcpListener::bind(SocketAddr::new(ip, port))
+            .await
+            .map_err(|e| format!("cannot listen on {ip}:{port}: {e}"))?;
+        out.push(l);
+    }
+    Ok(out)
 }
 
 async fn run_listener(
     shared: Arc<Shared>,
-    app: App,
+    app: Arc<Compiled>,
     listener: TcpListener,
     stop: CancellationToken,
 ) {
     let edge_port = listener
         .local_addr()
         .map(|a| a.port())
-        .unwrap_or(app.port_start);
-    let app = Arc::new(app);
+        .unwrap_or(app.spec.edge_ports.start());
     loop {
         let (client, peer) = tokio::select! {
             _ = stop.cancelled() => return,
@@ -185,23 +275,121 @@ type FlowError = String;
 
 async fn proxy_flow(
     shared: &Shared,
-    app: &App,
+    app: &Compiled,
+    client: TcpStream,
+    peer: SocketAddr,
+    edge_port: u16,
+    flow_id: u64,
+) -> Result<(), FlowError> {
+    match &app.spec.origin {
+        Origin::Tunnel { hostname, .. } => {
+            let tunnel_id = app
+                .tunnel_id
+                .ok_or_else(|| "internal: tunnel app without tunnel id".to_owned())?;
+            tunnel_flow(
+                shared, tunnel_id, hostname, client, peer, edge_port, flow_id,
+            )
+            .await
+        }
+        Origin::Direct(list) => {
+            let targets: Vec<(IpAddr, PortMap)> = list.iter().map(|o| (o.ip, o.ports)).collect();
+            direct_flow(shared, app, &targets, client, edge_port).await
+        }
+        Origin::Dns { name, ttl, ports } => {
+            let ips = resolve(app, name, *ttl).await?;
+            let targets: Vec<(IpAddr, PortMap)> = ips.into_iter().map(|ip| (ip, *ports)).collect();
+            direct_flow(shared, app, &targets, client, edge_port).await
+        }
+    }
+}
+
+/// The addresses of a DNS origin, cached for its TTL.
+async fn resolve(app: &Compiled, name: &str, ttl: u32) -> Result<Vec<IpAddr>, FlowError> {
+    if let Some((at, ips)) = app.dns.lock().expect("dns cache lock poisoned").as_ref() {
+        if at.elapsed() < Duration::from_secs(u64::from(ttl)) {
+            return Ok(ips.clone());
+        }
+    }
+    let ips: Vec<IpAddr> = tokio::net::lookup_host((name, 0))
+        .await
+        .map_err(|e| format!("origin: cannot resolve {name}: {e}"))?
+        .map(|a| a.ip())
+        .collect();
+    if ips.is_empty() {
+        return Err(format!("origin: {name} has no addresses"));
+    }
+    *app.dns.lock().expect("dns cache lock poisoned") = Some((Instant::now(), ips.clone()));
+    Ok(ips)
+}
+
+/// Dials the targets round-robin, live ones first, and splices.
+async fn direct_flow(
+    shared: &Shared,
+    app: &Compiled,
+    targets: &[(IpAddr, PortMap)],
+    mut client: TcpStream,
+    edge_port: u16,
+) -> Result<(), FlowError> {
+    if targets.is_empty() {
+        return Err("origin: no addresses".into());
+    }
+    let now = Instant::now();
+    let start = app.next.fetch_add(1, Ordering::Relaxed);
+    let mut order: Vec<usize> = (0..targets.len())
+        .map(|i| (start + i) % targets.len())
+        .collect();
+    // Addresses marked down go last (stable sort keeps round-robin order).
+    order.sort_by_key(|&i| app.is_down(targets[i].0, now));
+    let mut last_err = String::new();
+    for i in order {
+        let (ip, map) = targets[i];
+        let Some(port) = map.map(edge_port) else {
+            return Err(format!(
+                "internal: edge port {edge_port} outside the app range"
+            ));
+        };
+        let addr = SocketAddr::new(ip, port);
+        match tokio::time::timeout(ORIGIN_CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+            Ok(Ok(mut origin)) => {
+                app.mark(ip, true);
+                let _ = origin.set_nodelay(true);
+                shared.active_flows.fetch_add(1, Ordering::Relaxed);
+                let res = burrow_transport::splice::splice(&mut client, &mut origin).await;
+                shared.active_flows.fetch_sub(1, Ordering::Relaxed);
+                return res.map(|_| ()).map_err(|e| format!("splice: {e}"));
+            }
+            Ok(Err(e)) => {
+                app.mark(ip, false);
+                last_err = format!("origin {addr}: {e}");
+            }
+            Err(_) => {
+                app.mark(ip, false);
+                last_err = format!("origin {addr}: no answer within {ORIGIN_CONNECT_TIMEOUT:?}");
+            }
+        }
+    }
+    Err(last_err)
+}
+
+async fn tunnel_flow(
+    shared: &Shared,
+    tunnel_id: uuid::Uuid,
+    hostname: &str,
     mut client: TcpStream,
     peer: SocketAddr,
     edge_port: u16,
     flow_id: u64,
 ) -> Result<(), FlowError> {
-    let candidates = shared.registry.pick(app.tunnel_id, TRIES);
+    let candidates = shared.registry.pick(tunnel_id, TRIES);
     if candidates.is_empty() {
         return Err(format!(
-            "tunnel: no connector is connected for tunnel {}",
-            app.tunnel_id
+            "tunnel: no connector is connected for tunnel {tunnel_id}"
         ));
     }
     let header = Frame::StreamOpen(StreamOpen {
         kind: FlowKind::Tcp,
         flow_id,
-        hostname: app.hostname.clone(),
+        hostname: hostname.to_owned(),
         edge_port,
         client_addr: peer,
     });

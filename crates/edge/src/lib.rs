@@ -360,15 +360,32 @@ impl Edge {
             .create_tunnel(&t)
             .await
             .map_err(store_err)?;
-        let listener = apps::bind(self.shared.app_address, port).await?;
+        let raw = burrow_config::app::RawApp {
+            protocol: format!("tcp/{port}"),
+            origin_tunnel: Some(burrow_config::app::RawOriginTunnel {
+                tunnel: t.id.to_string(),
+                hostname: String::new(),
+            }),
+            ..Default::default()
+        };
+        // Port 0 is not a valid app port; quick picks a free one here.
+        let listener =
+            tokio::net::TcpListener::bind(SocketAddr::new(self.shared.app_address, port)).await?;
         let addr = listener.local_addr()?;
+        let raw = burrow_config::app::RawApp {
+            protocol: format!("tcp/{}", addr.port()),
+            ..raw
+        };
+        let spec = raw
+            .validate()
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
         let app = burrow_store::App {
             id: uuid::Uuid::new_v4(),
-            protocol: "tcp".into(),
+            spec: serde_json::to_string(&raw).map_err(std::io::Error::other)?,
+            l4: "tcp".into(),
             port_start: addr.port(),
             port_end: addr.port(),
-            tunnel_id: t.id,
-            hostname: String::new(),
+            tunnel_id: Some(t.id),
             created_at: unix_now(),
         };
         self.shared
@@ -376,9 +393,10 @@ impl Edge {
             .create_app(&app)
             .await
             .map_err(store_err)?;
+        let compiled = Arc::new(apps::Compiled::new(app.id, spec, Some(t.id)));
         self.shared
             .apps
-            .adopt(&self.shared, app, listener, shutdown);
+            .adopt(&self.shared, compiled, vec![listener], shutdown);
         let creds = burrow_config::credentials::Credentials {
             account_id: t.account_id,
             tunnel_id: t.id,

@@ -55,21 +55,22 @@ pub struct Tunnel {
     pub created_at: i64,
 }
 
-/// A published app (edge listener).
+/// A published app (edge listeners on a port or range).
 #[derive(Debug, Clone, Serialize)]
 pub struct App {
     /// App id.
     pub id: uuid::Uuid,
-    /// `tcp` (more later).
-    pub protocol: String,
+    /// The app as the API received it (Spectrum-shaped JSON), re-validated
+    /// on load.
+    pub spec: String,
+    /// `tcp` or `udp`.
+    pub l4: String,
     /// First edge port.
     pub port_start: u16,
     /// Last edge port (inclusive).
     pub port_end: u16,
-    /// Tunnel that serves it.
-    pub tunnel_id: uuid::Uuid,
-    /// Hostname sent to the connector to select an ingress rule.
-    pub hostname: String,
+    /// Tunnel that serves it, for tunnel origins.
+    pub tunnel_id: Option<uuid::Uuid>,
     /// Creation time, Unix seconds.
     pub created_at: i64,
 }
@@ -111,9 +112,9 @@ const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS tunnels (id TEXT PRIMARY KEY, account_id TEXT NOT NULL, \
      name TEXT NOT NULL UNIQUE, secret BLOB NOT NULL, created_at INTEGER NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS apps (id TEXT PRIMARY KEY, protocol TEXT NOT NULL, \
-     port_start INTEGER NOT NULL, port_end INTEGER NOT NULL, tunnel_id TEXT NOT NULL, \
-     hostname TEXT NOT NULL, created_at INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS apps (id TEXT PRIMARY KEY, spec TEXT NOT NULL, \
+     l4 TEXT NOT NULL, port_start INTEGER NOT NULL, port_end INTEGER NOT NULL, \
+     tunnel_id TEXT, created_at INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS connections (id TEXT PRIMARY KEY, tunnel_id TEXT NOT NULL, \
      connector_id TEXT NOT NULL, conn_index INTEGER NOT NULL, colo TEXT NOT NULL, \
      node_id TEXT NOT NULL, protocol TEXT NOT NULL, origin_ip TEXT NOT NULL, \
@@ -297,15 +298,15 @@ impl Store {
     /// On database failure.
     pub async fn create_app(&self, a: &App) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO apps (id, protocol, port_start, port_end, tunnel_id, hostname, created_at) \
+            "INSERT INTO apps (id, spec, l4, port_start, port_end, tunnel_id, created_at) \
              VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(a.id.to_string())
-        .bind(&a.protocol)
+        .bind(&a.spec)
+        .bind(&a.l4)
         .bind(i64::from(a.port_start))
         .bind(i64::from(a.port_end))
-        .bind(a.tunnel_id.to_string())
-        .bind(&a.hostname)
+        .bind(a.tunnel_id.map(|t| t.to_string()))
         .bind(a.created_at)
         .execute(&self.pool)
         .await?;
@@ -322,13 +323,22 @@ impl Store {
             .await?
             .iter()
             .map(|row| {
+                let tunnel: Option<String> = row.try_get("tunnel_id")?;
+                let tunnel_id = tunnel
+                    .map(|t| {
+                        uuid::Uuid::parse_str(&t).map_err(|e| StoreError::Corrupt {
+                            table: "apps",
+                            reason: format!("tunnel_id: {e}"),
+                        })
+                    })
+                    .transpose()?;
                 Ok(App {
                     id: uuid_col(row, "id", "apps")?,
-                    protocol: row.try_get("protocol")?,
+                    spec: row.try_get("spec")?,
+                    l4: row.try_get("l4")?,
                     port_start: int_col(row, "port_start", "apps")?,
                     port_end: int_col(row, "port_end", "apps")?,
-                    tunnel_id: uuid_col(row, "tunnel_id", "apps")?,
-                    hostname: row.try_get("hostname")?,
+                    tunnel_id,
                     created_at: row.try_get("created_at")?,
                 })
             })
@@ -494,11 +504,11 @@ mod tests {
         );
         let app = App {
             id: uuid::Uuid::new_v4(),
-            protocol: "tcp".into(),
+            spec: "{}".into(),
+            l4: "tcp".into(),
             port_start: 1000,
             port_end: 1000,
-            tunnel_id: t.id,
-            hostname: "h".into(),
+            tunnel_id: Some(t.id),
             created_at: 6,
         };
         s.create_app(&app).await.unwrap();

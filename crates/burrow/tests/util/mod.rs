@@ -188,12 +188,13 @@ impl EdgeProc {
 
     /// `app create`; returns the listen address.
     pub fn create_app(&self, tunnel: &str, hostname: &str) -> SocketAddr {
+        let proto = format!("tcp/{}", free_port());
         let out = self
             .admin(&[
                 "app",
                 "create",
                 "--protocol",
-                "tcp/0",
+                &proto,
                 "--tunnel",
                 tunnel,
                 "--hostname",
@@ -266,6 +267,37 @@ pub fn write_config(dir: &Path, name: &str, hostname: &str, origin: SocketAddr) 
     )
     .unwrap();
     p
+}
+
+/// A port that was free a moment ago on 127.0.0.1 (and so, almost surely,
+/// on 127.0.0.2 too).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `n` consecutive ports below the ephemeral range, all free right now.
+pub fn free_port_run(n: u16) -> u16 {
+    let mut seed = u64::from(std::process::id()) * 7919 + u64::from(n);
+    loop {
+        let base = 20_000
+            + u16::try_from(
+                pattern(&mut seed, 2)
+                    .iter()
+                    .fold(0u32, |a, b| a * 256 + u32::from(*b))
+                    % 12_000,
+            )
+            .unwrap();
+        let held: Vec<_> = (base..base + n)
+            .map_while(|p| TcpListener::bind(("127.0.0.1", p)).ok())
+            .collect();
+        if held.len() == usize::from(n) {
+            return base;
+        }
+    }
 }
 
 /// A temp dir for one test.

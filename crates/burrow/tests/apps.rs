@@ -1,0 +1,171 @@
+//! Edge apps with direct origins (the edge as an L4 proxy, no tunnel).
+#![allow(missing_docs)]
+
+mod util;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::time::Duration;
+use util::*;
+
+/// Ten origin listeners on consecutive ports, each answering its own port.
+fn port_origins(base: u16, n: u16) {
+    for p in base..base + n {
+        let l = TcpListener::bind(("127.0.0.1", p)).unwrap();
+        std::thread::spawn(move || {
+            for s in l.incoming() {
+                let Ok(mut s) = s else { continue };
+                let _ = s.write_all(p.to_string().as_bytes());
+            }
+        });
+    }
+}
+
+#[test]
+fn a_port_range_maps_each_edge_port_to_its_origin_port() {
+    let dir = tempdir();
+    let origin_base = free_port_run(10);
+    port_origins(origin_base, 10);
+    let edge_base = free_port_run(10);
+    let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &[]);
+    let proto = format!("tcp/{}-{}", edge_base, edge_base + 9);
+    let origin = format!("tcp://127.0.0.1:{}-{}", origin_base, origin_base + 9);
+    let out = edge
+        .admin(&["app", "create", "--protocol", &proto, "--origin", &origin])
+        .expect("app create");
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("listen:")).count(),
+        10,
+        "{out}"
+    );
+    for i in 0..10u16 {
+        let addr = SocketAddr::from(([127, 0, 0, 1], edge_base + i));
+        let got = String::from_utf8(read_all(addr)).unwrap();
+        assert_eq!(
+            got,
+            (origin_base + i).to_string(),
+            "edge port {}",
+            edge_base + i
+        );
+    }
+
+    // A count mismatch names both counts; overlapping edge ports are refused.
+    let err = edge
+        .admin(&[
+            "app",
+            "create",
+            "--protocol",
+            "tcp/40000-40009",
+            "--origin",
+            "tcp://127.0.0.1:30000-30004",
+        ])
+        .unwrap_err();
+    assert!(
+        err.contains("origin_direct[0]") && err.contains("has 5 ports") && err.contains("has 10"),
+        "{err}"
+    );
+    let overlap = format!("tcp/{}", edge_base + 5);
+    let err = edge
+        .admin(&[
+            "app",
+            "create",
+            "--protocol",
+            &overlap,
+            "--origin",
+            "tcp://127.0.0.1:1",
+        ])
+        .unwrap_err();
+    assert!(err.contains("overlaps app"), "{err}");
+}
+
+#[test]
+fn direct_origins_are_balanced_and_a_dead_one_is_skipped() {
+    let dir = tempdir();
+    let a = Origin::start(say_a);
+    let b = Origin::start(say_b);
+    // A port where nothing listens.
+    let dead = free_port();
+    let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &[]);
+    let port = free_port();
+    let proto = format!("tcp/{port}");
+    let oa = format!("tcp://{}", a.addr);
+    let ob = format!("tcp://127.0.0.2:{}", b.addr.port());
+    let od = format!("tcp://127.0.0.1:{dead}");
+    // b listens on 127.0.0.1 only, so 127.0.0.2 is dead too: one live origin
+    // among three.
+    edge.admin(&[
+        "app",
+        "create",
+        "--protocol",
+        &proto,
+        "--origin",
+        &od,
+        "--origin",
+        &oa,
+        "--origin",
+        &ob,
+    ])
+    .expect("app create");
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    for _ in 0..12 {
+        assert_eq!(read_all(addr), b"A");
+    }
+    assert_eq!(a.count(), 12);
+    assert_eq!(b.count(), 0);
+
+    // Two live origins share the connections.
+    let port2 = free_port();
+    let proto2 = format!("tcp/{port2}");
+    let ob = format!("tcp://{}", b.addr);
+    edge.admin(&[
+        "app",
+        "create",
+        "--protocol",
+        &proto2,
+        "--origin",
+        &oa,
+        "--origin",
+        &ob,
+    ])
+    .expect("app create");
+    let addr2 = SocketAddr::from(([127, 0, 0, 1], port2));
+    let mut seen = std::collections::BTreeMap::new();
+    for _ in 0..20 {
+        *seen.entry(read_all(addr2)).or_insert(0) += 1;
+    }
+    assert_eq!(seen.len(), 2, "not balanced: {seen:?}");
+}
+
+#[test]
+fn apps_come_back_after_an_edge_restart_and_json_bodies_work() {
+    let dir = tempdir();
+    let origin = Origin::start(echo);
+    let port = free_port();
+    std::fs::write(
+        dir.path().join("app.json"),
+        format!(
+            r#"{{"protocol": "tcp/{port}", "origin_direct": ["tcp://{}"],
+                "dns": {{"type": "CNAME", "name": "echo.example.com"}},
+                "ip_firewall": false, "proxy_protocol": "off", "tls": "off",
+                "edge_ips": {{"type": "dynamic", "connectivity": "all"}}}}"#,
+            origin.addr
+        ),
+    )
+    .unwrap();
+    let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &[]);
+    let app = dir.path().join("app.json").to_string_lossy().into_owned();
+    edge.admin(&["app", "create", "--json", &app])
+        .expect("app create --json");
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    assert_eq!(echo_round_trip(addr, b"before").unwrap(), b"before");
+    drop(edge);
+    let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &[]);
+    let mut s = connect(addr, Duration::from_secs(10));
+    s.write_all(b"x").unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut back = Vec::new();
+    s.read_to_end(&mut back).unwrap();
+    assert_eq!(back, b"x");
+    let list = edge.admin(&["app", "list", "--json"]).unwrap();
+    assert!(list.contains("echo.example.com"), "{list}");
+}
