@@ -184,6 +184,7 @@ pub(crate) async fn app(admin: AdminConn, cmd: AppCommand) -> anyhow::Result<()>
             tunnel,
             hostname,
             origin,
+            proxy_protocol,
             json: file,
         } => {
             let body = match file {
@@ -210,6 +211,9 @@ pub(crate) async fn app(admin: AdminConn, cmd: AppCommand) -> anyhow::Result<()>
                         _ => return Err(config_err(
                             "give either --tunnel NAME (with --hostname) or --origin tcp://IP:PORT",
                         )),
+                    }
+                    if let Some(p) = proxy_protocol {
+                        body["proxy_protocol"] = json!(p);
                     }
                     body
                 }

@@ -267,8 +267,11 @@ pub(crate) enum AppCommand {
         /// edge range, or one port); repeat to balance over several.
         #[arg(long)]
         origin: Vec<String>,
+        /// PROXY protocol header toward the origin: off, v1 or v2 (TCP).
+        #[arg(long)]
+        proxy_protocol: Option<String>,
         /// The whole API body from a JSON file (other flags are ignored).
-        #[arg(long, conflicts_with_all = ["protocol", "tunnel", "origin", "hostname"])]
+        #[arg(long, conflicts_with_all = ["protocol", "tunnel", "origin", "hostname", "proxy_protocol"])]
         json: Option<PathBuf>,
     },
     /// Show one app as JSON, with the addresses it listens on.

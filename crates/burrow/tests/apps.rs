@@ -169,3 +169,100 @@ fn apps_come_back_after_an_edge_restart_and_json_bodies_work() {
     let list = edge.admin(&["app", "list", "--json"]).unwrap();
     assert!(list.contains("echo.example.com"), "{list}");
 }
+
+/// haproxy in TCP mode with `accept-proxy`, logging the client address it
+/// learned from the PROXY header, in front of `backend`.
+struct Haproxy {
+    child: std::process::Child,
+    port: u16,
+    log: std::path::PathBuf,
+}
+
+impl Haproxy {
+    fn start(dir: &std::path::Path, backend: SocketAddr) -> Haproxy {
+        let port = free_port();
+        let cfg = dir.join(format!("haproxy-{port}.cfg"));
+        let log = dir.join(format!("haproxy-{port}.log"));
+        std::fs::write(
+            &cfg,
+            format!(
+                "global\n  log stdout format raw local0\n\
+                 defaults\n  mode tcp\n  log global\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n\
+                 frontend fe\n  bind 127.0.0.1:{port} accept-proxy\n  option logasap\n  log-format \"CLIENT %ci:%cp\"\n  default_backend be\n\
+                 backend be\n  server s1 {backend}\n"
+            ),
+        )
+        .unwrap();
+        let child = std::process::Command::new("haproxy")
+            .args(["-db", "-f"])
+            .arg(&cfg)
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("haproxy must be installed (apt-get install haproxy; .ci/run does it)");
+        connect(
+            SocketAddr::from(([127, 0, 0, 1], port)),
+            Duration::from_secs(10),
+        );
+        Haproxy { child, port, log }
+    }
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn proxy_protocol_v1_and_v2_give_haproxy_the_true_client_address() {
+    let dir = tempdir();
+    let echo_origin = Origin::start(echo);
+    let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &[]);
+    for version in ["v1", "v2"] {
+        let ha = Haproxy::start(dir.path(), echo_origin.addr);
+        let port = free_port();
+        let proto = format!("tcp/{port}");
+        let origin = format!("tcp://127.0.0.1:{}", ha.port);
+        edge.admin(&[
+            "app",
+            "create",
+            "--protocol",
+            &proto,
+            "--origin",
+            &origin,
+            "--proxy-protocol",
+            version,
+        ])
+        .expect("app create");
+        // The client comes from 127.0.0.3, the edge dials haproxy from
+        // 127.0.0.1: only the PROXY header can tell haproxy the former.
+        let sock =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        sock.bind(&SocketAddr::from(([127, 0, 0, 3], 0)).into())
+            .unwrap();
+        sock.connect(&SocketAddr::from(([127, 0, 0, 1], port)).into())
+            .unwrap();
+        let mut s: std::net::TcpStream = sock.into();
+        let client = s.local_addr().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(b"hello").unwrap();
+        let mut back = [0u8; 5];
+        s.read_exact(&mut back).unwrap();
+        assert_eq!(&back, b"hello", "{version}: no echo through haproxy");
+        let want = format!("CLIENT {client}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = std::fs::read_to_string(&ha.log).unwrap_or_default();
+            if log.contains(&want) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{version}: haproxy log lacks {want:?}:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}

@@ -285,10 +285,10 @@ fn unsupported(spec: &AppSpec) -> Option<(&'static str, &'static str)> {
             "edge TLS termination is not supported yet; use \"off\"",
         ));
     }
-    if spec.proxy_protocol != ProxyProtocol::Off {
+    if spec.proxy_protocol != ProxyProtocol::Off && matches!(spec.origin, Origin::Tunnel { .. }) {
         return Some((
             "proxy_protocol",
-            "PROXY protocol is not supported yet; use \"off\"",
+            "PROXY protocol toward tunnel origins is not supported yet; use \"off\"",
         ));
     }
     if spec.ip_firewall {

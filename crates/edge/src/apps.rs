@@ -18,8 +18,9 @@
 //! each other's changes.
 
 use crate::Shared;
-use burrow_config::app::{AppSpec, Origin, RawApp};
+use burrow_config::app::{AppSpec, Origin, ProxyProtocol, RawApp};
 use burrow_policy::ports::PortMap;
+use burrow_proto::proxy_header::{proxy_header, ProxyVersion, Transport};
 use burrow_proto::{FlowKind, Frame, StreamOpen};
 use burrow_store::App;
 use burrow_transport::frames::{write_frame, FrameReader};
@@ -293,12 +294,12 @@ async fn proxy_flow(
         }
         Origin::Direct(list) => {
             let targets: Vec<(IpAddr, PortMap)> = list.iter().map(|o| (o.ip, o.ports)).collect();
-            direct_flow(shared, app, &targets, client, edge_port).await
+            direct_flow(shared, app, &targets, client, peer, edge_port).await
         }
         Origin::Dns { name, ttl, ports } => {
             let ips = resolve(app, name, *ttl).await?;
             let targets: Vec<(IpAddr, PortMap)> = ips.into_iter().map(|ip| (ip, *ports)).collect();
-            direct_flow(shared, app, &targets, client, edge_port).await
+            direct_flow(shared, app, &targets, client, peer, edge_port).await
         }
     }
 }
@@ -322,12 +323,22 @@ async fn resolve(app: &Compiled, name: &str, ttl: u32) -> Result<Vec<IpAddr>, Fl
     Ok(ips)
 }
 
-/// Dials the targets round-robin, live ones first, and splices.
+fn proxy_version(p: ProxyProtocol) -> Option<ProxyVersion> {
+    match p {
+        ProxyProtocol::V1 => Some(ProxyVersion::V1),
+        ProxyProtocol::V2 => Some(ProxyVersion::V2),
+        ProxyProtocol::Off | ProxyProtocol::Simple => None,
+    }
+}
+
+/// Dials the targets round-robin, live ones first, sends the PROXY header
+/// when the app asks for one, and splices.
 async fn direct_flow(
     shared: &Shared,
     app: &Compiled,
     targets: &[(IpAddr, PortMap)],
     mut client: TcpStream,
+    peer: SocketAddr,
     edge_port: u16,
 ) -> Result<(), FlowError> {
     if targets.is_empty() {
@@ -353,6 +364,15 @@ async fn direct_flow(
             Ok(Ok(mut origin)) => {
                 app.mark(ip, true);
                 let _ = origin.set_nodelay(true);
+                if let Some(version) = proxy_version(app.spec.proxy_protocol) {
+                    // The real client, and the edge address it connected to.
+                    let local = client.local_addr().map_err(|e| format!("client: {e}"))?;
+                    let header = proxy_header(version, Transport::Stream, peer, local);
+                    origin
+                        .write_all(&header)
+                        .await
+                        .map_err(|e| format!("origin {addr}: sending the PROXY header: {e}"))?;
+                }
                 shared.active_flows.fetch_add(1, Ordering::Relaxed);
                 let res = burrow_transport::splice::splice(&mut client, &mut origin).await;
                 shared.active_flows.fetch_sub(1, Ordering::Relaxed);

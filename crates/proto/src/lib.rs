@@ -4,6 +4,7 @@
 //! Module map:
 //! - this file: [`Frame`] and its messages, [`encode`] / [`decode`], the
 //!   connection [`PREFACE`] and [`decode_preface`].
+//! - [`proxy_header`]: PROXY protocol v1/v2 and Simple Proxy Protocol headers.
 //!
 //! The protocol is described for humans in `docs/PROTOCOL.md`. In short:
 //! every tunnel connection (QUIC or HTTP/2) has one *control stream* on which
@@ -17,6 +18,8 @@
 //! Decoding never allocates more than [`MAX_FRAME_LEN`] per frame and never
 //! panics on any input; bytes after a frame stay in the caller's buffer (the
 //! decoder reports how many it consumed).
+
+pub mod proxy_header;
 
 use bytes::{BufMut, BytesMut};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
