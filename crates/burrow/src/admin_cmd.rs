@@ -185,6 +185,7 @@ pub(crate) async fn app(admin: AdminConn, cmd: AppCommand) -> anyhow::Result<()>
             hostname,
             origin,
             proxy_protocol,
+            ip_firewall,
             json: file,
         } => {
             let body = match file {
@@ -214,6 +215,9 @@ pub(crate) async fn app(admin: AdminConn, cmd: AppCommand) -> anyhow::Result<()>
                     }
                     if let Some(p) = proxy_protocol {
                         body["proxy_protocol"] = json!(p);
+                    }
+                    if ip_firewall {
+                        body["ip_firewall"] = json!(true);
                     }
                     body
                 }
@@ -277,6 +281,41 @@ pub(crate) async fn app(admin: AdminConn, cmd: AppCommand) -> anyhow::Result<()>
                 .ok(Method::DELETE, &format!("/api/v1/apps/{id}"), None)
                 .await?;
             println!("Deleted app {id}");
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn access(admin: AdminConn, cmd: crate::cli::AccessCommand) -> anyhow::Result<()> {
+    use crate::cli::AccessCommand;
+    let client = AdminClient::new(&admin).await?;
+    match cmd {
+        AccessCommand::Create {
+            mode,
+            target,
+            value,
+        } => {
+            let v = client
+                .ok(
+                    Method::POST,
+                    "/api/v1/access-rules",
+                    Some(json!({"mode": mode, "target": target, "value": value})),
+                )
+                .await?;
+            println!("Created access rule {}", v["id"].as_str().unwrap_or(""));
+            if let Some(w) = v["warning"].as_str() {
+                eprintln!("warning: {w}");
+            }
+        }
+        AccessCommand::List => {
+            print_json(&client.ok(Method::GET, "/api/v1/access-rules", None).await?)?
+        }
+        AccessCommand::Delete { id } => {
+            let id = path_segment("ID", &id)?;
+            client
+                .ok(Method::DELETE, &format!("/api/v1/access-rules/{id}"), None)
+                .await?;
+            println!("Deleted access rule {id}");
         }
     }
     Ok(())

@@ -39,6 +39,42 @@ pub(crate) enum Command {
     App(AppArgs),
     /// An edge and a connector in one process on loopback, for a quick try.
     Quick(QuickArgs),
+    /// Manage IP access rules (applied to apps created with --ip-firewall).
+    AccessRule(AccessArgs),
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct AccessArgs {
+    #[command(flatten)]
+    pub(crate) admin: AdminConn,
+    #[command(subcommand)]
+    pub(crate) command: AccessCommand,
+}
+
+/// Precedence: the most specific matching rule decides (ip, then
+/// ip_range by prefix length, then asn, then country); at equal
+/// specificity allow beats block; no match allows.
+#[derive(Subcommand, Debug)]
+pub(crate) enum AccessCommand {
+    /// Add a rule.
+    Create {
+        /// allow or block.
+        #[arg(long)]
+        mode: String,
+        /// ip, ip_range, country or asn.
+        #[arg(long)]
+        target: String,
+        /// An IP, a CIDR range, a two-letter country code or an AS number.
+        #[arg(long)]
+        value: String,
+    },
+    /// List rules.
+    List,
+    /// Delete a rule.
+    Delete {
+        /// Rule id.
+        id: String,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -270,8 +306,11 @@ pub(crate) enum AppCommand {
         /// PROXY protocol header toward the origin: off, v1 or v2 (TCP).
         #[arg(long)]
         proxy_protocol: Option<String>,
+        /// Apply the IP access rules (`burrow access-rule`) to this app.
+        #[arg(long)]
+        ip_firewall: bool,
         /// The whole API body from a JSON file (other flags are ignored).
-        #[arg(long, conflicts_with_all = ["protocol", "tunnel", "origin", "hostname", "proxy_protocol"])]
+        #[arg(long, conflicts_with_all = ["protocol", "tunnel", "origin", "hostname", "proxy_protocol", "ip_firewall"])]
         json: Option<PathBuf>,
     },
     /// Show one app as JSON, with the addresses it listens on.

@@ -112,6 +112,7 @@ fn main() -> ExitCode {
                 cmd => admin_cmd::tunnel(t.admin, cmd).await,
             },
             cli::Command::App(a) => admin_cmd::app(a.admin, a.command).await,
+            cli::Command::AccessRule(a) => admin_cmd::access(a.admin, a.command).await,
         }
     });
     rt.shutdown_timeout(std::time::Duration::from_secs(1));

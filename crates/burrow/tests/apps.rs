@@ -8,10 +8,13 @@ use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 use util::*;
 
-/// Ten origin listeners on consecutive ports, each answering its own port.
-fn port_origins(base: u16, n: u16) {
-    for p in base..base + n {
-        let l = TcpListener::bind(("127.0.0.1", p)).unwrap();
+/// Origin listeners on consecutive ports, each answering its own port.
+/// Returns the first port.
+fn port_origins(n: u16) -> u16 {
+    let listeners = listen_run(n);
+    let base = listeners[0].local_addr().unwrap().port();
+    for l in listeners {
+        let p = l.local_addr().unwrap().port();
         std::thread::spawn(move || {
             for s in l.incoming() {
                 let Ok(mut s) = s else { continue };
@@ -19,19 +22,25 @@ fn port_origins(base: u16, n: u16) {
             }
         });
     }
+    base
 }
 
 #[test]
 fn a_port_range_maps_each_edge_port_to_its_origin_port() {
     let dir = tempdir();
-    let origin_base = free_port_run(10);
-    port_origins(origin_base, 10);
-    let edge_base = free_port_run(10);
+    let origin_base = port_origins(10);
     let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &[]);
-    let proto = format!("tcp/{}-{}", edge_base, edge_base + 9);
     let origin = format!("tcp://127.0.0.1:{}-{}", origin_base, origin_base + 9);
-    let out = edge
-        .admin(&["app", "create", "--protocol", &proto, "--origin", &origin])
+    // Free edge ports are found, released and then bound by the edge; retry
+    // in the unlikely case another process took one in between.
+    let (edge_base, out) = (0..5)
+        .find_map(|_| {
+            let base = listen_run(10)[0].local_addr().unwrap().port();
+            let proto = format!("tcp/{}-{}", base, base + 9);
+            edge.admin(&["app", "create", "--protocol", &proto, "--origin", &origin])
+                .ok()
+                .map(|out| (base, out))
+        })
         .expect("app create");
     assert_eq!(
         out.lines().filter(|l| l.starts_with("listen:")).count(),
@@ -265,4 +274,84 @@ fn proxy_protocol_v1_and_v2_give_haproxy_the_true_client_address() {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+}
+
+#[test]
+fn ip_access_rules_block_before_the_origin_and_specific_rules_win() {
+    let dir = tempdir();
+    let origin = Origin::start(echo);
+    let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &[]);
+    let (guarded, open) = (free_port(), free_port());
+    let o = format!("tcp://{}", origin.addr);
+    let (pg, po) = (format!("tcp/{guarded}"), format!("tcp/{open}"));
+    edge.admin(&[
+        "app",
+        "create",
+        "--protocol",
+        &pg,
+        "--origin",
+        &o,
+        "--ip-firewall",
+    ])
+    .expect("app create");
+    edge.admin(&["app", "create", "--protocol", &po, "--origin", &o])
+        .expect("app create");
+    let range = edge
+        .admin(&[
+            "access-rule",
+            "create",
+            "--mode",
+            "block",
+            "--target",
+            "ip_range",
+            "--value",
+            "127.0.0.0/30",
+        ])
+        .expect("rule");
+    let range_id = range.trim().rsplit(' ').next().unwrap().to_owned();
+    edge.admin(&[
+        "access-rule",
+        "create",
+        "--mode",
+        "allow",
+        "--target",
+        "ip",
+        "--value",
+        "127.0.0.2",
+    ])
+    .expect("rule");
+    let err = edge
+        .admin(&[
+            "access-rule",
+            "create",
+            "--mode",
+            "deny",
+            "--target",
+            "ip",
+            "--value",
+            "1.2.3.4",
+        ])
+        .unwrap_err();
+    assert!(err.contains("mode: 'deny' is not allow or block"), "{err}");
+
+    let g = SocketAddr::from(([127, 0, 0, 1], guarded));
+    let op = SocketAddr::from(([127, 0, 0, 1], open));
+    let allowed: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+    let blocked: std::net::IpAddr = "127.0.0.3".parse().unwrap();
+    // The specific allow beats the range block.
+    assert_eq!(echo_from(allowed, g, b"hi"), b"hi");
+    let before = origin.count();
+    // Blocked: closed without a byte, and the origin never sees it.
+    assert_eq!(echo_from(blocked, g, b"hi"), b"");
+    assert_eq!(origin.count(), before);
+    // Apps without ip_firewall ignore the rules.
+    assert_eq!(echo_from(blocked, op, b"hi"), b"hi");
+    // Removing the range rule lets 127.0.0.3 in.
+    edge.admin(&["access-rule", "delete", &range_id])
+        .expect("delete");
+    assert_eq!(echo_from(blocked, g, b"again"), b"again");
+    assert!(edge
+        .proc
+        .log()
+        .contains("connection blocked by an IP access rule"));
 }

@@ -461,8 +461,15 @@ fn replicas_share_flows_and_a_lost_replica_stops_getting_them() {
         std::thread::sleep(Duration::from_millis(200));
     }
     let before = origin_b.count();
-    for _ in 0..20 {
-        assert_eq!(fetch(), b"B");
+    for i in 0..20 {
+        let got = fetch();
+        assert_eq!(
+            got,
+            b"B",
+            "flow {i} after replica A died got {:?}; edge log:\n{}",
+            String::from_utf8_lossy(&got),
+            edge.proc.log()
+        );
     }
     assert_eq!(origin_b.count(), before + 20);
 }

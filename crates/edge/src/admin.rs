@@ -12,6 +12,8 @@
 //! - `POST /api/v1/apps` with a Spectrum-shaped body (see
 //!   `burrow_config::app`) → 201 app with its `listen` addresses
 //! - `GET /api/v1/apps`, `GET /api/v1/apps/{id}`, `DELETE /api/v1/apps/{id}`
+//! - `POST /api/v1/access-rules` `{"mode": "allow|block", "target":
+//!   "ip|ip_range|country|asn", "value"}`, `GET`, `DELETE /api/v1/access-rules/{id}`
 
 use crate::{unix_now, Shared, CONNECTION_FRESHNESS};
 use axum::extract::rejection::JsonRejection;
@@ -98,6 +100,14 @@ pub(crate) fn router(state: AdminState) -> Router {
         )
         .route("/api/v1/apps", post(create_app).get(list_apps))
         .route("/api/v1/apps/{id}", get(get_app).delete(delete_app))
+        .route(
+            "/api/v1/access-rules",
+            post(create_access_rule).get(list_access_rules),
+        )
+        .route(
+            "/api/v1/access-rules/{id}",
+            axum::routing::delete(delete_access_rule),
+        )
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth));
     Router::new()
         .route("/healthcheck", get(|| async { "OK\n" }))
@@ -291,9 +301,7 @@ fn unsupported(spec: &AppSpec) -> Option<(&'static str, &'static str)> {
             "PROXY protocol toward tunnel origins is not supported yet; use \"off\"",
         ));
     }
-    if spec.ip_firewall {
-        return Some(("ip_firewall", "IP access rules are not supported yet"));
-    }
+
     if spec.connectivity == Connectivity::Ipv6 {
         return Some((
             "edge_ips.connectivity",
@@ -430,4 +438,112 @@ async fn delete_app(
         .map_err(ApiError::internal)?;
     st.shared.apps.stop(a.id);
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateAccessRule {
+    mode: String,
+    target: String,
+    value: String,
+}
+
+fn access_rule_json(r: &burrow_store::AccessRule) -> Value {
+    json!({"id": r.id, "mode": r.mode, "target": r.target, "value": r.value, "created_at": r.created_at})
+}
+
+async fn create_access_rule(
+    State(st): State<AdminState>,
+    req: Result<Json<CreateAccessRule>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let req = body(req)?;
+    let id = uuid::Uuid::new_v4();
+    burrow_policy::access::Rule::parse(&id.to_string(), &req.mode, &req.target, &req.value)
+        .map_err(|e| ApiError::bad(e.field, e.reason))?;
+    let rule = burrow_store::AccessRule {
+        id,
+        mode: req.mode,
+        target: req.target,
+        value: req.value.trim().to_owned(),
+        created_at: unix_now(),
+    };
+    st.shared
+        .store
+        .create_access_rule(&rule)
+        .await
+        .map_err(ApiError::internal)?;
+    st.shared.reload_access().await;
+    let mut v = access_rule_json(&rule);
+    if matches!(rule.target.as_str(), "country" | "asn") {
+        v["warning"] = json!("country and ASN rules match only when the edge has a GeoIP file");
+    }
+    Ok((StatusCode::CREATED, Json(v)).into_response())
+}
+
+async fn list_access_rules(State(st): State<AdminState>) -> Result<Json<Value>, ApiError> {
+    let rules = st
+        .shared
+        .store
+        .access_rules()
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(Value::Array(
+        rules.iter().map(access_rule_json).collect(),
+    )))
+}
+
+async fn delete_access_rule(
+    State(st): State<AdminState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let uuid = uuid::Uuid::parse_str(&id)
+        .map_err(|_| ApiError::not_found(&format!("access rule '{id}'")))?;
+    if !st
+        .shared
+        .store
+        .delete_access_rule(uuid)
+        .await
+        .map_err(ApiError::internal)?
+    {
+        return Err(ApiError::not_found(&format!("access rule '{id}'")));
+    }
+    st.shared.reload_access().await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(json: &str) -> AppSpec {
+        RawApp::from_json(json).unwrap().validate().unwrap()
+    }
+
+    #[test]
+    fn unsupported_features_are_named() {
+        let direct = r#""origin_direct":["tcp://127.0.0.1:1"]"#;
+        let tunnel = r#""origin_tunnel":{"tunnel":"t"}"#;
+        assert_eq!(
+            unsupported(&spec(&format!(r#"{{"protocol":"tcp/1",{direct}}}"#))),
+            None
+        );
+        let tls = spec(&format!(
+            r#"{{"protocol":"tcp/1",{direct},"tls":"flexible"}}"#
+        ));
+        assert_eq!(unsupported(&tls).map(|x| x.0), Some("tls"));
+        let fw = spec(&format!(
+            r#"{{"protocol":"tcp/1",{direct},"ip_firewall":true}}"#
+        ));
+        assert_eq!(unsupported(&fw), None);
+        let pp = spec(&format!(
+            r#"{{"protocol":"tcp/1",{direct},"proxy_protocol":"v2"}}"#
+        ));
+        assert_eq!(unsupported(&pp), None);
+        let pp_tunnel = spec(&format!(
+            r#"{{"protocol":"tcp/1",{tunnel},"proxy_protocol":"v2"}}"#
+        ));
+        assert_eq!(unsupported(&pp_tunnel).map(|x| x.0), Some("proxy_protocol"));
+        let udp = spec(r#"{"protocol":"udp/53","origin_direct":["udp://127.0.0.1:53"]}"#);
+        assert_eq!(unsupported(&udp).map(|x| x.0), Some("protocol"));
+    }
 }

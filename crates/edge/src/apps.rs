@@ -19,6 +19,7 @@
 
 use crate::Shared;
 use burrow_config::app::{AppSpec, Origin, ProxyProtocol, RawApp};
+use burrow_policy::access::{decide, Facts};
 use burrow_policy::ports::PortMap;
 use burrow_proto::proxy_header::{proxy_header, ProxyVersion, Transport};
 use burrow_proto::{FlowKind, Frame, StreamOpen};
@@ -254,6 +255,21 @@ async fn run_listener(
                 }
             },
         };
+        // IP access rules run before any byte is read or any origin dialled.
+        if app.spec.ip_firewall {
+            let facts = Facts {
+                ip: peer.ip(),
+                country: None,
+                asn: None,
+            };
+            let d = decide(&shared.access_rules(), &facts);
+            if !d.allowed {
+                shared.blocked.fetch_add(1, Ordering::Relaxed);
+                info!(client = %peer, rule_id = d.rule_id.as_deref().unwrap_or("-"), "connection blocked by an IP access rule");
+                drop(client);
+                continue;
+            }
+        }
         let _ = client.set_nodelay(true);
         let flow_id = shared.next_flow.fetch_add(1, Ordering::Relaxed);
         let shared2 = shared.clone();

@@ -108,6 +108,38 @@ pub(crate) struct Shared {
     pub(crate) next_flow: AtomicU64,
     pub(crate) active_flows: AtomicU64,
     pub(crate) tunnel_conns: AtomicU64,
+    /// IP access rules, replaced whole on every change (readers clone the Arc).
+    pub(crate) access: std::sync::RwLock<Arc<Vec<burrow_policy::access::Rule>>>,
+    /// Connections closed by an IP access rule.
+    pub(crate) blocked: AtomicU64,
+}
+
+impl Shared {
+    /// Reloads the IP access rules from the store.
+    pub(crate) async fn reload_access(&self) {
+        match self.store.access_rules().await {
+            Ok(rows) => {
+                let rules: Vec<_> = rows
+                    .iter()
+                    .filter_map(|r| {
+                        burrow_policy::access::Rule::parse(&r.id.to_string(), &r.mode, &r.target, &r.value)
+                            .map_err(|e| warn!(rule_id = %r.id, reason = %e.reason, "stored access rule is invalid; ignored"))
+                            .ok()
+                    })
+                    .collect();
+                *self.access.write().expect("access rules lock poisoned") = Arc::new(rules);
+            }
+            Err(e) => warn!(error = %e, "could not read access rules from the state store"),
+        }
+    }
+
+    /// The current IP access rules.
+    pub(crate) fn access_rules(&self) -> Arc<Vec<burrow_policy::access::Rule>> {
+        self.access
+            .read()
+            .expect("access rules lock poisoned")
+            .clone()
+    }
 }
 
 /// What a started edge tells its operator.
@@ -297,7 +329,10 @@ impl Edge {
             next_flow: AtomicU64::new(1),
             active_flows: AtomicU64::new(0),
             tunnel_conns: AtomicU64::new(0),
+            access: std::sync::RwLock::new(Arc::new(Vec::new())),
+            blocked: AtomicU64::new(0),
         });
+        shared.reload_access().await;
         let info = EdgeInfo {
             tunnel_addr,
             admin_addr,
@@ -463,6 +498,7 @@ impl Edge {
                         warn!(error = %e, "heartbeat to the state store failed");
                     }
                     shared.apps.sync(&shared, &accepting).await;
+                    shared.reload_access().await;
                 }
             }
         }

@@ -2,10 +2,12 @@
 //! by plain functions. No I/O, no clock.
 //!
 //! Module map:
+//! - [`access`]: IP access rules (IP, range, country, ASN) and their precedence.
 //! - [`host`]: hostname patterns (`example.com`, `*.example.com`, `*`).
 //! - [`ingress`]: first-match selection of a connector ingress rule.
 //! - [`ports`]: port ranges and the edge → origin port mapping of apps.
 
+pub mod access;
 pub mod host;
 pub mod ingress;
 pub mod ports;

@@ -205,15 +205,21 @@ impl EdgeProc {
         line["listen:".len()..].trim().parse().unwrap()
     }
 
-    /// Live connections of a tunnel, from `tunnel info --json`.
+    /// Live connections of a tunnel, from `tunnel info --json`. Panics when
+    /// the admin API keeps failing (an error must not read as "none").
     pub fn connections(&self, tunnel: &str) -> Vec<serde_json::Value> {
-        match self.admin(&["tunnel", "info", tunnel, "--json"]) {
-            Ok(out) => {
-                let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-                v["connections"].as_array().cloned().unwrap_or_default()
+        let mut last = String::new();
+        for _ in 0..5 {
+            match self.admin(&["tunnel", "info", tunnel, "--json"]) {
+                Ok(out) => {
+                    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+                    return v["connections"].as_array().cloned().unwrap_or_default();
+                }
+                Err(e) => last = e,
             }
-            Err(_) => Vec::new(),
+            std::thread::sleep(Duration::from_millis(200));
         }
+        panic!("tunnel info {tunnel} keeps failing: {last}");
     }
 
     /// Waits until the tunnel has at least `n` live connections.
@@ -279,23 +285,24 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// `n` consecutive ports below the ephemeral range, all free right now.
-pub fn free_port_run(n: u16) -> u16 {
-    let mut seed = u64::from(std::process::id()) * 7919 + u64::from(n);
+/// Listeners on `n` consecutive ports below the ephemeral range.
+pub fn listen_run(n: u16) -> Vec<TcpListener> {
+    let mut seed = u64::from(std::process::id()) * 7919
+        + u64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos(),
+        )
+        .unwrap();
     loop {
-        let base = 20_000
-            + u16::try_from(
-                pattern(&mut seed, 2)
-                    .iter()
-                    .fold(0u32, |a, b| a * 256 + u32::from(*b))
-                    % 12_000,
-            )
-            .unwrap();
+        let r = pattern(&mut seed, 2);
+        let base = 20_000 + (u16::from_be_bytes([r[0], r[1]]) % 12_000);
         let held: Vec<_> = (base..base + n)
             .map_while(|p| TcpListener::bind(("127.0.0.1", p)).ok())
             .collect();
         if held.len() == usize::from(n) {
-            return base;
+            return held;
         }
     }
 }
@@ -532,4 +539,31 @@ impl Relay {
             block_udp: block,
         }
     }
+}
+
+/// A TCP connection from source address `src` (e.g. 127.0.0.3) to `dst`.
+pub fn connect_from(src: std::net::IpAddr, dst: SocketAddr) -> TcpStream {
+    let sock = socket2::Socket::new(
+        socket2::Domain::for_address(dst),
+        socket2::Type::STREAM,
+        None,
+    )
+    .unwrap();
+    sock.bind(&SocketAddr::new(src, 0).into()).unwrap();
+    sock.connect_timeout(&dst.into(), Duration::from_secs(5))
+        .unwrap();
+    let s: TcpStream = sock.into();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
+}
+
+/// Sends `payload` from `src`, half-closes, returns what came back (an
+/// empty answer when the peer closed without a byte).
+pub fn echo_from(src: std::net::IpAddr, dst: SocketAddr, payload: &[u8]) -> Vec<u8> {
+    let mut s = connect_from(src, dst);
+    let _ = s.write_all(payload);
+    let _ = s.shutdown(Shutdown::Write);
+    let mut back = Vec::new();
+    let _ = s.read_to_end(&mut back);
+    back
 }
