@@ -288,13 +288,12 @@ pub fn free_port() -> u16 {
 /// Listeners on `n` consecutive ports below the ephemeral range.
 pub fn listen_run(n: u16) -> Vec<TcpListener> {
     let mut seed = u64::from(std::process::id()) * 7919
-        + u64::try_from(
+        + u64::from(
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .unwrap()
                 .subsec_nanos(),
-        )
-        .unwrap();
+        );
     loop {
         let r = pattern(&mut seed, 2);
         let base = 20_000 + (u16::from_be_bytes([r[0], r[1]]) % 12_000);
