@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Whole-system benchmark, side by side in one run on loopback:
 #   direct connection | burrow over QUIC | burrow over HTTP/2 |
+#   burrow edge app to a direct origin | haproxy in TCP mode |
 #   rathole 0.5.0 plain TCP | rathole Noise | rathole TLS
 # Figures: single-stream and 4-stream bulk throughput (iperf3), request/
 # response rate and p50/p99 latency at fixed concurrency, new connections
@@ -9,7 +10,7 @@
 #
 # Usage: bash bench/run.sh            (appends a dated section to bench/RESULTS.md)
 #        SECS=5 IDLE=2000 bash bench/run.sh   (shorter)
-#        SKIP_DIRECT=1 SKIP_RATHOLE=1 SKIP_BURROW=1 NO_REPORT=1: leave parts out
+#        SKIP_DIRECT=1 SKIP_BURROW=1 SKIP_APP=1 SKIP_RATHOLE=1 NO_REPORT=1: leave parts out
 # Needs: iperf3, openssl, python3 (installed with apt-get when missing, as root).
 # Traffic stays on 127.0.0.1; every process started here is stopped on exit.
 set -euo pipefail
@@ -79,7 +80,7 @@ measure() {
   cps=$("$LOADGEN" cps --target 127.0.0.1:"$ep" --concurrency "$CPS_CONC" --secs 5)
   sleep 2
   before=$(rss_kb "$@")
-  "$LOADGEN" idle --target 127.0.0.1:"$ep" --conns "$IDLE" --hold 6 > "$WORK/idle.out" &
+  "$LOADGEN" idle --target 127.0.0.1:"$ep" --conns "${IDLE_N:-$IDLE}" --hold 6 > "$WORK/idle.out" &
   idle=$!
   # Opening IDLE connections can take minutes on slow paths (rathole TLS).
   for _ in $(seq 1 3000); do grep -q ready "$WORK/idle.out" 2>/dev/null && break; sleep 0.1; done
@@ -136,6 +137,46 @@ EOF
 }
 [ -n "${SKIP_BURROW:-}" ] || burrow_run quic
 [ -n "${SKIP_BURROW:-}" ] || burrow_run http2
+
+# --- edge app pass-through (no tunnel) vs haproxy ----------------------------
+# A proxy that dials the origin holds two sockets per connection, so the idle
+# test uses IDLE_APP (default 9000) to stay under the 20,000 open-file cap.
+IDLE_APP=${IDLE_APP:-9000}
+burrow_app_run() {
+  local d=$WORK/burrow-app
+  mkdir -p "$d"
+  "$BURROW" edge --colo BENCH --listen 127.0.0.1:0 --admin 127.0.0.1:0 --state "$d/edge.db" \
+    --app-address 127.0.0.1 --loglevel warn > "$d/edge.out" 2> "$d/edge.log" &
+  local edge=$!; PIDS+=($edge)
+  for _ in $(seq 1 100); do grep -q '^admin API:' "$d/edge.out" 2>/dev/null && break; sleep 0.1; done
+  export BURROW_ADMIN_URL BURROW_ADMIN_TOKEN_FILE=$d/edge.d/admin.token
+  BURROW_ADMIN_URL=$(sed -n 's/^admin API: //p' "$d/edge.out")
+  local ip ep
+  ip=$(free_port); ep=$(free_port)
+  "$BURROW" app create --protocol "tcp/$ip" --origin "tcp://127.0.0.1:$IPERF_PORT" >/dev/null
+  "$BURROW" app create --protocol "tcp/$ep" --origin "tcp://127.0.0.1:$ECHO_PORT" >/dev/null
+  wait_echo "$ep"
+  IDLE_N=$IDLE_APP measure "burrow app (direct)" "$ip" "$ep" "$edge"
+  stop "$edge"
+}
+haproxy_run() {
+  local d=$WORK/haproxy ip ep
+  mkdir -p "$d"
+  ip=$(free_port); ep=$(free_port)
+  printf 'global\n  maxconn 9500\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n' > "$d/h.cfg"
+  printf 'frontend iperf\n  bind 127.0.0.1:%s\n  default_backend iperf\nbackend iperf\n  server s1 127.0.0.1:%s\n' "$ip" "$IPERF_PORT" >> "$d/h.cfg"
+  printf 'frontend echo\n  bind 127.0.0.1:%s\n  default_backend echo\nbackend echo\n  server s1 127.0.0.1:%s\n' "$ep" "$ECHO_PORT" >> "$d/h.cfg"
+  haproxy -db -f "$d/h.cfg" > "$d/h.log" 2>&1 &
+  local h=$!; PIDS+=($h)
+  wait_echo "$ep"
+  IDLE_N=$IDLE_APP measure "haproxy (tcp mode)" "$ip" "$ep" "$h"
+  stop "$h"
+}
+if [ -z "${SKIP_APP:-}" ]; then
+  need haproxy || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null
+  burrow_app_run
+  haproxy_run
+fi
 
 # --- rathole ----------------------------------------------------------------
 rathole_run() { # TRANSPORT
