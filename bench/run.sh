@@ -106,15 +106,23 @@ EOF
 [ -n "${SKIP_DIRECT:-}" ] || measure direct "$IPERF_PORT" "$ECHO_PORT"
 
 # --- burrow -----------------------------------------------------------------
-burrow_run() { # PROTOCOL
-  local proto=$1 d=$WORK/burrow-$1
+# start_edge DIR: a burrow edge on loopback with its state in DIR; sets
+# EDGE_PID and points the admin CLI (BURROW_ADMIN_URL/_TOKEN_FILE) at it.
+start_edge() {
+  local d=$1
   mkdir -p "$d"
   "$BURROW" edge --colo BENCH --listen 127.0.0.1:0 --admin 127.0.0.1:0 --state "$d/edge.db" \
     --app-address 127.0.0.1 --loglevel warn > "$d/edge.out" 2> "$d/edge.log" &
-  local edge=$!; PIDS+=($edge)
+  EDGE_PID=$!; PIDS+=($EDGE_PID)
   for _ in $(seq 1 100); do grep -q '^admin API:' "$d/edge.out" 2>/dev/null && break; sleep 0.1; done
-  export BURROW_ADMIN_URL BURROW_ADMIN_TOKEN_FILE=$d/edge.d/admin.token
+  export BURROW_ADMIN_TOKEN_FILE=$d/edge.d/admin.token
   BURROW_ADMIN_URL=$(sed -n 's/^admin API: //p' "$d/edge.out")
+  export BURROW_ADMIN_URL
+}
+burrow_run() { # PROTOCOL
+  local proto=$1 d=$WORK/burrow-$1
+  start_edge "$d"
+  local edge=$EDGE_PID
   "$BURROW" tunnel create bench --credentials-file "$d/bench.json" >/dev/null
   local ip ep
   ip=$(free_port); ep=$(free_port)
@@ -144,13 +152,8 @@ EOF
 IDLE_APP=${IDLE_APP:-9000}
 burrow_app_run() {
   local d=$WORK/burrow-app
-  mkdir -p "$d"
-  "$BURROW" edge --colo BENCH --listen 127.0.0.1:0 --admin 127.0.0.1:0 --state "$d/edge.db" \
-    --app-address 127.0.0.1 --loglevel warn > "$d/edge.out" 2> "$d/edge.log" &
-  local edge=$!; PIDS+=($edge)
-  for _ in $(seq 1 100); do grep -q '^admin API:' "$d/edge.out" 2>/dev/null && break; sleep 0.1; done
-  export BURROW_ADMIN_URL BURROW_ADMIN_TOKEN_FILE=$d/edge.d/admin.token
-  BURROW_ADMIN_URL=$(sed -n 's/^admin API: //p' "$d/edge.out")
+  start_edge "$d"
+  local edge=$EDGE_PID
   local ip ep
   ip=$(free_port); ep=$(free_port)
   "$BURROW" app create --protocol "tcp/$ip" --origin "tcp://127.0.0.1:$IPERF_PORT" >/dev/null

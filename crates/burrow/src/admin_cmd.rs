@@ -267,6 +267,18 @@ pub(crate) async fn app(admin: AdminConn, cmd: AppCommand) -> anyhow::Result<()>
                 );
             }
         }
+        AppCommand::Update { id, json: path } => {
+            let id = path_segment("ID", &id)?;
+            let text = tokio::fs::read_to_string(&path)
+                .await
+                .map_err(|e| config_err(format!("--json {}: {e}", path.display())))?;
+            let body: Value = serde_json::from_str(&text)
+                .map_err(|e| config_err(format!("--json {}: {e}", path.display())))?;
+            let v = client
+                .ok(Method::PUT, &format!("/api/v1/apps/{id}"), Some(body))
+                .await?;
+            println!("Updated app {}", v["id"].as_str().unwrap_or(""));
+        }
         AppCommand::Get { id } => {
             let id = path_segment("ID", &id)?;
             print_json(

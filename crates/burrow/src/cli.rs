@@ -313,6 +313,15 @@ pub(crate) enum AppCommand {
         #[arg(long, conflicts_with_all = ["protocol", "tunnel", "origin", "hostname", "proxy_protocol", "ip_firewall"])]
         json: Option<PathBuf>,
     },
+    /// Replace an app with a new API body, live: connections already open
+    /// (of this app and of every other) continue.
+    Update {
+        /// App id.
+        id: String,
+        /// The new API body (Spectrum-shaped JSON).
+        #[arg(long)]
+        json: PathBuf,
+    },
     /// Show one app as JSON, with the addresses it listens on.
     Get {
         /// App id.

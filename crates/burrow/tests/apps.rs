@@ -355,3 +355,88 @@ fn ip_access_rules_block_before_the_origin_and_specific_rules_win() {
         .log()
         .contains("connection blocked by an IP access rule"));
 }
+
+#[test]
+fn updating_an_app_is_live_and_never_drops_open_connections() {
+    let dir = tempdir();
+    let a = Origin::start(say_a);
+    let b = Origin::start(say_b);
+    let echo_origin = Origin::start(echo);
+    let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &[]);
+    let (p1, p2) = (free_port(), free_port());
+    let (proto1, proto2) = (format!("tcp/{p1}"), format!("tcp/{p2}"));
+    let oa = format!("tcp://{}", a.addr);
+    let oe = format!("tcp://{}", echo_origin.addr);
+    let out = edge
+        .admin(&["app", "create", "--protocol", &proto1, "--origin", &oa])
+        .expect("app create");
+    let id = out
+        .lines()
+        .next()
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+    edge.admin(&["app", "create", "--protocol", &proto2, "--origin", &oe])
+        .expect("app create");
+    let app1 = SocketAddr::from(([127, 0, 0, 1], p1));
+    let app2 = SocketAddr::from(([127, 0, 0, 1], p2));
+    assert_eq!(read_all(app1), b"A");
+
+    // An established connection of the other app, mid-conversation.
+    let mut held = connect(app2, Duration::from_secs(5));
+    held.write_all(b"one").unwrap();
+    let mut buf = [0u8; 3];
+    held.read_exact(&mut buf).unwrap();
+
+    // Change app 1's origin from A to B (same port: swapped in place).
+    let body = dir.path().join("update.json");
+    std::fs::write(
+        &body,
+        format!(
+            r#"{{"protocol":"{proto1}","origin_direct":["tcp://{}"]}}"#,
+            b.addr
+        ),
+    )
+    .unwrap();
+    let body = body.to_string_lossy().into_owned();
+    edge.admin(&["app", "update", &id, "--json", &body])
+        .expect("app update");
+    assert_eq!(read_all(app1), b"B");
+    held.write_all(b"two").unwrap();
+    held.read_exact(&mut buf).unwrap();
+    assert_eq!(
+        &buf, b"two",
+        "the other app's open connection was disturbed"
+    );
+
+    // Move app 1 to another port: the old one stops, the new one serves.
+    let p3 = free_port();
+    std::fs::write(
+        &body,
+        format!(
+            r#"{{"protocol":"tcp/{p3}","origin_direct":["tcp://{}"]}}"#,
+            b.addr
+        ),
+    )
+    .unwrap();
+    edge.admin(&["app", "update", &id, "--json", &body])
+        .expect("app update");
+    assert_eq!(read_all(SocketAddr::from(([127, 0, 0, 1], p3))), b"B");
+    assert!(std::net::TcpStream::connect(app1).is_err());
+    held.write_all(b"end").unwrap();
+    held.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"end");
+    // A bad update is refused and changes nothing.
+    std::fs::write(
+        &body,
+        r#"{"protocol":"tcp/9-1","origin_direct":["tcp://127.0.0.1:1"]}"#,
+    )
+    .unwrap();
+    let err = edge
+        .admin(&["app", "update", &id, "--json", &body])
+        .unwrap_err();
+    assert!(err.contains("protocol: range 9-1 is reversed"), "{err}");
+    assert_eq!(read_all(SocketAddr::from(([127, 0, 0, 1], p3))), b"B");
+}

@@ -12,6 +12,9 @@
 //! - `POST /api/v1/apps` with a Spectrum-shaped body (see
 //!   `burrow_config::app`) → 201 app with its `listen` addresses
 //! - `GET /api/v1/apps`, `GET /api/v1/apps/{id}`, `DELETE /api/v1/apps/{id}`
+//! - `PUT /api/v1/apps/{id}` with a whole new body: applied live; same
+//!   edge ports are swapped in place, other ports are rebound; open
+//!   connections of this and every other app continue
 //! - `POST /api/v1/access-rules` `{"mode": "allow|block", "target":
 //!   "ip|ip_range|country|asn", "value"}`, `GET`, `DELETE /api/v1/access-rules/{id}`
 
@@ -99,7 +102,10 @@ pub(crate) fn router(state: AdminState) -> Router {
             get(tunnel_credentials),
         )
         .route("/api/v1/apps", post(create_app).get(list_apps))
-        .route("/api/v1/apps/{id}", get(get_app).delete(delete_app))
+        .route(
+            "/api/v1/apps/{id}",
+            get(get_app).put(update_app).delete(delete_app),
+        )
         .route(
             "/api/v1/access-rules",
             post(create_access_rule).get(list_access_rules),
@@ -331,11 +337,13 @@ fn app_json(shared: &Shared, a: &burrow_store::App) -> Value {
     v
 }
 
-async fn create_app(
-    State(st): State<AdminState>,
-    req: Result<Json<RawApp>, JsonRejection>,
-) -> Result<Response, ApiError> {
-    let raw = body(req)?;
+/// Validates an app body and everything it refers to; `exclude` is the app
+/// being updated (its own ports do not count as taken).
+async fn prepare(
+    shared: &Shared,
+    raw: &RawApp,
+    exclude: Option<uuid::Uuid>,
+) -> Result<(AppSpec, Option<uuid::Uuid>), ApiError> {
     let spec = raw
         .validate()
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, Some(e.field), e.reason))?;
@@ -344,7 +352,7 @@ async fn create_app(
     }
     let tunnel_id = match &spec.origin {
         Origin::Tunnel { tunnel, .. } => Some(
-            find_tunnel(&st.shared, tunnel)
+            find_tunnel(shared, tunnel)
                 .await
                 .map_err(|e| ApiError {
                     field: Some("origin_tunnel.tunnel".into()),
@@ -355,7 +363,10 @@ async fn create_app(
         _ => None,
     };
     // Edge ports of one protocol belong to one app.
-    for other in st.shared.store.apps().await.map_err(ApiError::internal)? {
+    for other in shared.store.apps().await.map_err(ApiError::internal)? {
+        if Some(other.id) == exclude {
+            continue;
+        }
         let theirs = burrow_policy::ports::PortRange::new(other.port_start, other.port_end);
         if other.l4 == spec.l4.as_str() && theirs.is_some_and(|r| r.overlaps(spec.edge_ports)) {
             return Err(ApiError::new(
@@ -373,29 +384,82 @@ async fn create_app(
             ));
         }
     }
-    let listeners = crate::apps::bind_all(st.shared.app_address, &spec)
-        .await
-        .map_err(|m| ApiError::new(StatusCode::CONFLICT, Some("protocol".into()), m))?;
-    let app = burrow_store::App {
-        id: uuid::Uuid::new_v4(),
-        spec: serde_json::to_string(&raw).map_err(ApiError::internal)?,
+    Ok((spec, tunnel_id))
+}
+
+fn app_record(
+    id: uuid::Uuid,
+    raw: &RawApp,
+    spec: &AppSpec,
+    tunnel_id: Option<uuid::Uuid>,
+    created_at: i64,
+) -> Result<burrow_store::App, ApiError> {
+    Ok(burrow_store::App {
+        id,
+        spec: serde_json::to_string(raw).map_err(ApiError::internal)?,
         l4: spec.l4.as_str().to_owned(),
         port_start: spec.edge_ports.start(),
         port_end: spec.edge_ports.end(),
         tunnel_id,
-        created_at: unix_now(),
-    };
+        created_at,
+    })
+}
+
+async fn create_app(
+    State(st): State<AdminState>,
+    req: Result<Json<RawApp>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let raw = body(req)?;
+    let (spec, tunnel_id) = prepare(&st.shared, &raw, None).await?;
+    let listeners = crate::apps::bind_all(st.shared.app_address, &spec)
+        .await
+        .map_err(|m| ApiError::new(StatusCode::CONFLICT, Some("protocol".into()), m))?;
+    let app = app_record(uuid::Uuid::new_v4(), &raw, &spec, tunnel_id, unix_now())?;
     st.shared
         .store
         .create_app(&app)
         .await
         .map_err(ApiError::internal)?;
-    let compiled = Arc::new(crate::apps::Compiled::new(app.id, spec, tunnel_id));
+    let compiled = Arc::new(crate::apps::Compiled::new(
+        app.id,
+        spec,
+        tunnel_id,
+        app.spec.clone(),
+    ));
     st.shared
         .apps
         .adopt(&st.shared, compiled, listeners, &st.shutdown);
     tracing::info!(app_id = %app.id, protocol = %raw.protocol, "app created");
     Ok((StatusCode::CREATED, Json(app_json(&st.shared, &app))).into_response())
+}
+
+async fn update_app(
+    State(st): State<AdminState>,
+    Path(id): Path<String>,
+    req: Result<Json<RawApp>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let old = find_app(&st.shared, &id).await?;
+    let raw = body(req)?;
+    let (spec, tunnel_id) = prepare(&st.shared, &raw, Some(old.id)).await?;
+    let app = app_record(old.id, &raw, &spec, tunnel_id, old.created_at)?;
+    let compiled = Arc::new(crate::apps::Compiled::new(
+        app.id,
+        spec,
+        tunnel_id,
+        app.spec.clone(),
+    ));
+    st.shared
+        .apps
+        .replace(&st.shared, compiled, &st.shutdown)
+        .await
+        .map_err(|m| ApiError::new(StatusCode::CONFLICT, Some("protocol".into()), m))?;
+    st.shared
+        .store
+        .update_app(&app)
+        .await
+        .map_err(ApiError::internal)?;
+    tracing::info!(app_id = %app.id, protocol = %raw.protocol, "app updated");
+    Ok(Json(app_json(&st.shared, &app)))
 }
 
 async fn list_apps(State(st): State<AdminState>) -> Result<Json<Value>, ApiError> {

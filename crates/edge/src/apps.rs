@@ -49,6 +49,9 @@ pub(crate) struct Compiled {
     pub(crate) id: uuid::Uuid,
     pub(crate) spec: AppSpec,
     pub(crate) tunnel_id: Option<uuid::Uuid>,
+    /// The stored JSON this was built from (to notice updates made by
+    /// another edge sharing the store).
+    source: String,
     next: AtomicUsize,
     down: Mutex<HashMap<IpAddr, Instant>>,
     dns: Mutex<Option<(Instant, Vec<IpAddr>)>>,
@@ -59,14 +62,20 @@ impl Compiled {
     pub(crate) fn from_record(app: &App) -> Result<Self, String> {
         let raw = RawApp::from_json(&app.spec).map_err(|e| e.to_string())?;
         let spec = raw.validate().map_err(|e| e.to_string())?;
-        Ok(Self::new(app.id, spec, app.tunnel_id))
+        Ok(Self::new(app.id, spec, app.tunnel_id, app.spec.clone()))
     }
 
-    pub(crate) fn new(id: uuid::Uuid, spec: AppSpec, tunnel_id: Option<uuid::Uuid>) -> Self {
+    pub(crate) fn new(
+        id: uuid::Uuid,
+        spec: AppSpec,
+        tunnel_id: Option<uuid::Uuid>,
+        source: String,
+    ) -> Self {
         Self {
             id,
             spec,
             tunnel_id,
+            source,
             next: AtomicUsize::new(0),
             down: Mutex::new(HashMap::new()),
             dns: Mutex::new(None),
@@ -94,9 +103,15 @@ pub(crate) struct AppManager {
     running: Mutex<HashMap<uuid::Uuid, RunningApp>>,
 }
 
+/// The app a running listener serves; replaced whole by a live update, so
+/// each new connection takes the current version and open flows keep the
+/// one they started with.
+type AppCell = Arc<std::sync::RwLock<Arc<Compiled>>>;
+
 struct RunningApp {
     stop: CancellationToken,
     addrs: Vec<SocketAddr>,
+    cell: AppCell,
 }
 
 impl AppManager {
@@ -117,19 +132,68 @@ impl AppManager {
             app_id = %app.id, ports = %app.spec.edge_ports, address = %shared.app_address,
             "app listening"
         );
+        let cell: AppCell = Arc::new(std::sync::RwLock::new(app.clone()));
         self.running.lock().expect("app map lock poisoned").insert(
             app.id,
             RunningApp {
                 stop: stop.clone(),
                 addrs,
+                cell: cell.clone(),
             },
         );
         for listener in listeners {
             let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
             shared.tasks.spawn(
-                run_listener(shared.clone(), app.clone(), listener, stop.clone())
+                run_listener(shared.clone(), cell.clone(), listener, stop.clone())
                     .instrument(tracing::info_span!("app", app_id = %app.id, port)),
             );
+        }
+    }
+
+    /// Applies a new version of a running app. Same edge ports: swapped in
+    /// place, nothing is rebound and no connection is touched. Other ports:
+    /// the old listeners close and the new ones open (open flows continue).
+    ///
+    /// # Errors
+    /// When the new ports cannot be bound; the old version is put back.
+    pub(crate) async fn replace(
+        &self,
+        shared: &Arc<Shared>,
+        new: Arc<Compiled>,
+        shutdown: &CancellationToken,
+    ) -> Result<(), String> {
+        let current = self
+            .running
+            .lock()
+            .expect("app map lock poisoned")
+            .get(&new.id)
+            .map(|r| r.cell.clone());
+        if let Some(cell) = &current {
+            let same = {
+                let old = cell.read().expect("app cell lock poisoned");
+                old.spec.edge_ports == new.spec.edge_ports && old.spec.l4 == new.spec.l4
+            };
+            if same {
+                *cell.write().expect("app cell lock poisoned") = new.clone();
+                info!(app_id = %new.id, "app updated in place");
+                return Ok(());
+            }
+        }
+        let old = current.map(|c| c.read().expect("app cell lock poisoned").clone());
+        self.stop(new.id);
+        match bind_retrying(shared.app_address, &new.spec).await {
+            Ok(listeners) => {
+                self.adopt(shared, new, listeners, shutdown);
+                Ok(())
+            }
+            Err(e) => {
+                if let Some(old) = old {
+                    if let Ok(l) = bind_retrying(shared.app_address, &old.spec).await {
+                        self.adopt(shared, old, l, shutdown);
+                    }
+                }
+                Err(e)
+            }
         }
     }
 
@@ -178,12 +242,30 @@ impl AppManager {
             self.stop(id);
         }
         for (id, app) in wanted {
-            if self
+            let running_source = self
                 .running
                 .lock()
                 .expect("app map lock poisoned")
-                .contains_key(&id)
-            {
+                .get(&id)
+                .map(|r| {
+                    r.cell
+                        .read()
+                        .expect("app cell lock poisoned")
+                        .source
+                        .clone()
+                });
+            if let Some(source) = running_source {
+                if source != app.spec {
+                    // Updated through another edge sharing the store.
+                    match Compiled::from_record(&app) {
+                        Ok(c) => {
+                            if let Err(e) = self.replace(shared, Arc::new(c), shutdown).await {
+                                warn!(app_id = %id, error = %e, "cannot apply an app update");
+                            }
+                        }
+                        Err(e) => warn!(app_id = %id, error = %e, "stored app is invalid"),
+                    }
+                }
                 continue;
             }
             let compiled = match Compiled::from_record(&app) {
@@ -233,16 +315,29 @@ pub(crate) async fn bind_all(ip: IpAddr, spec: &AppSpec) -> Result<Vec<TcpListen
     Ok(out)
 }
 
+/// [`bind_all`], retried for a moment while just-closed listeners of the
+/// same ports go away.
+async fn bind_retrying(ip: IpAddr, spec: &AppSpec) -> Result<Vec<TcpListener>, String> {
+    let mut last = String::new();
+    for _ in 0..20 {
+        match bind_all(ip, spec).await {
+            Ok(l) => return Ok(l),
+            Err(e) => last = e,
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err(last)
+}
+
 async fn run_listener(
     shared: Arc<Shared>,
-    app: Arc<Compiled>,
+    cell: AppCell,
     listener: TcpListener,
     stop: CancellationToken,
 ) {
-    let edge_port = listener
-        .local_addr()
-        .map(|a| a.port())
-        .unwrap_or(app.spec.edge_ports.start());
+    let Ok(edge_port) = listener.local_addr().map(|a| a.port()) else {
+        return;
+    };
     loop {
         let (client, peer) = tokio::select! {
             _ = stop.cancelled() => return,
@@ -255,6 +350,7 @@ async fn run_listener(
                 }
             },
         };
+        let app = cell.read().expect("app cell lock poisoned").clone();
         // IP access rules run before any byte is read or any origin dialled.
         if app.spec.ip_firewall {
             let facts = Facts {
@@ -273,7 +369,6 @@ async fn run_listener(
         let _ = client.set_nodelay(true);
         let flow_id = shared.next_flow.fetch_add(1, Ordering::Relaxed);
         let shared2 = shared.clone();
-        let app = app.clone();
         shared.flows.spawn(
             async move {
                 if let Err(reason) =

@@ -428,7 +428,12 @@ impl Edge {
             .create_app(&app)
             .await
             .map_err(store_err)?;
-        let compiled = Arc::new(apps::Compiled::new(app.id, spec, Some(t.id)));
+        let compiled = Arc::new(apps::Compiled::new(
+            app.id,
+            spec,
+            Some(t.id),
+            app.spec.clone(),
+        ));
         self.shared
             .apps
             .adopt(&self.shared, compiled, vec![listener], shutdown);

@@ -330,6 +330,27 @@ impl Store {
         Ok(())
     }
 
+    /// Replaces an app's spec, ports and tunnel; returns whether it existed.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn update_app(&self, a: &App) -> Result<bool, StoreError> {
+        Ok(sqlx::query(
+            "UPDATE apps SET spec = ?, l4 = ?, port_start = ?, port_end = ?, tunnel_id = ? \
+             WHERE id = ?",
+        )
+        .bind(&a.spec)
+        .bind(&a.l4)
+        .bind(i64::from(a.port_start))
+        .bind(i64::from(a.port_end))
+        .bind(a.tunnel_id.map(|t| t.to_string()))
+        .bind(a.id.to_string())
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            > 0)
+    }
+
     /// All apps, oldest first.
     ///
     /// # Errors

@@ -180,13 +180,9 @@ impl EdgePki {
         alpn: &[u8],
         tls13_only: bool,
     ) -> Result<rustls::ServerConfig, TransportError> {
-        let b = rustls::ServerConfig::builder_with_provider(provider());
-        let b = if tls13_only {
-            b.with_protocol_versions(&[&rustls::version::TLS13])
-        } else {
-            b.with_safe_default_protocol_versions()
-        }
-        .map_err(tls_err)?;
+        let b = rustls::ServerConfig::builder_with_provider(provider())
+            .with_protocol_versions(versions(tls13_only))
+            .map_err(tls_err)?;
         let mut cfg = b
             .with_no_client_auth()
             .with_single_cert(self.chain.clone(), self.key.clone_key())
@@ -213,6 +209,17 @@ impl EdgePki {
         let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(crypto));
         cfg.transport_config(Arc::new(crate::quic::transport_config()));
         Ok(cfg)
+    }
+}
+
+/// TLS 1.3 only (QUIC), or TLS 1.2 and 1.3 (HTTP/2 over TLS). Older
+/// versions are never offered or accepted.
+fn versions(tls13_only: bool) -> &'static [&'static rustls::SupportedProtocolVersion] {
+    static TLS13_ONLY: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13];
+    if tls13_only {
+        TLS13_ONLY
+    } else {
+        rustls::DEFAULT_VERSIONS
     }
 }
 
@@ -255,13 +262,9 @@ impl EdgeTrust {
         alpn: &[u8],
         tls13_only: bool,
     ) -> Result<rustls::ClientConfig, TransportError> {
-        let b = rustls::ClientConfig::builder_with_provider(provider());
-        let b = if tls13_only {
-            b.with_protocol_versions(&[&rustls::version::TLS13])
-        } else {
-            b.with_safe_default_protocol_versions()
-        }
-        .map_err(tls_err)?;
+        let b = rustls::ClientConfig::builder_with_provider(provider())
+            .with_protocol_versions(versions(tls13_only))
+            .map_err(tls_err)?;
         let mut cfg = b
             .with_root_certificates(self.roots.clone())
             .with_no_client_auth();
