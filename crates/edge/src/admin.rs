@@ -292,8 +292,11 @@ async fn delete_tunnel(
 /// Features of the app model that this edge does not carry out yet; an app
 /// asking for one is refused rather than served without it.
 fn unsupported(spec: &AppSpec) -> Option<(&'static str, &'static str)> {
-    if spec.l4 == L4::Udp {
-        return Some(("protocol", "UDP apps are not supported yet"));
+    if spec.l4 == L4::Udp && matches!(spec.origin, Origin::Dns { .. }) {
+        return Some((
+            "origin_dns",
+            "UDP apps with DNS origins are not supported yet; use origin_direct",
+        ));
     }
     if spec.tls != TlsMode::Off {
         return Some((
@@ -608,6 +611,6 @@ mod tests {
         ));
         assert_eq!(unsupported(&pp_tunnel).map(|x| x.0), Some("proxy_protocol"));
         let udp = spec(r#"{"protocol":"udp/53","origin_direct":["udp://127.0.0.1:53"]}"#);
-        assert_eq!(unsupported(&udp).map(|x| x.0), Some("protocol"));
+        assert_eq!(unsupported(&udp), None);
     }
 }

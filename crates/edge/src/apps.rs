@@ -18,7 +18,7 @@
 //! each other's changes.
 
 use crate::Shared;
-use burrow_config::app::{AppSpec, Origin, ProxyProtocol, RawApp};
+use burrow_config::app::{AppSpec, Origin, ProxyProtocol, RawApp, L4};
 use burrow_policy::access::{decide, Facts};
 use burrow_policy::ports::PortMap;
 use burrow_proto::proxy_header::{proxy_header, ProxyVersion, Transport};
@@ -82,6 +82,22 @@ impl Compiled {
         }
     }
 
+    /// The next round-robin index.
+    pub(crate) fn next_index(&self) -> usize {
+        self.next.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The DNS origin's addresses as last resolved (empty before the first
+    /// TCP flow or resolution).
+    pub(crate) fn cached_dns(&self) -> Vec<IpAddr> {
+        self.dns
+            .lock()
+            .expect("dns cache lock poisoned")
+            .as_ref()
+            .map(|(_, ips)| ips.clone())
+            .unwrap_or_default()
+    }
+
     fn is_down(&self, ip: IpAddr, now: Instant) -> bool {
         let down = self.down.lock().expect("origin state lock poisoned");
         down.get(&ip).is_some_and(|until| *until > now)
@@ -106,7 +122,24 @@ pub(crate) struct AppManager {
 /// The app a running listener serves; replaced whole by a live update, so
 /// each new connection takes the current version and open flows keep the
 /// one they started with.
-type AppCell = Arc<std::sync::RwLock<Arc<Compiled>>>;
+pub(crate) type AppCell = Arc<std::sync::RwLock<Arc<Compiled>>>;
+
+/// A bound edge port of an app.
+pub(crate) enum Listener {
+    /// TCP app port.
+    Tcp(TcpListener),
+    /// UDP app port.
+    Udp(tokio::net::UdpSocket),
+}
+
+impl Listener {
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        match self {
+            Self::Tcp(l) => l.local_addr(),
+            Self::Udp(s) => s.local_addr(),
+        }
+    }
+}
 
 struct RunningApp {
     stop: CancellationToken,
@@ -120,7 +153,7 @@ impl AppManager {
         &self,
         shared: &Arc<Shared>,
         app: Arc<Compiled>,
-        listeners: Vec<TcpListener>,
+        listeners: Vec<Listener>,
         shutdown: &CancellationToken,
     ) {
         let stop = shutdown.child_token();
@@ -143,10 +176,16 @@ impl AppManager {
         );
         for listener in listeners {
             let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
-            shared.tasks.spawn(
-                run_listener(shared.clone(), cell.clone(), listener, stop.clone())
-                    .instrument(tracing::info_span!("app", app_id = %app.id, port)),
-            );
+            let span = tracing::info_span!("app", app_id = %app.id, port);
+            match listener {
+                Listener::Tcp(l) => shared.tasks.spawn(
+                    run_listener(shared.clone(), cell.clone(), l, stop.clone()).instrument(span),
+                ),
+                Listener::Udp(u) => shared.tasks.spawn(
+                    crate::udp::run_port(shared.clone(), cell.clone(), u, stop.clone())
+                        .instrument(span),
+                ),
+            };
         }
     }
 
@@ -304,12 +343,15 @@ impl AppManager {
 ///
 /// # Errors
 /// The first port that cannot be bound, named in the message.
-pub(crate) async fn bind_all(ip: IpAddr, spec: &AppSpec) -> Result<Vec<TcpListener>, String> {
+pub(crate) async fn bind_all(ip: IpAddr, spec: &AppSpec) -> Result<Vec<Listener>, String> {
     let mut out = Vec::with_capacity(usize::try_from(spec.edge_ports.len()).unwrap_or(0));
     for port in spec.edge_ports.iter() {
-        let l = TcpListener::bind(SocketAddr::new(ip, port))
-            .await
-            .map_err(|e| format!("cannot listen on {ip}:{port}: {e}"))?;
+        let addr = SocketAddr::new(ip, port);
+        let l = match spec.l4 {
+            L4::Tcp => TcpListener::bind(addr).await.map(Listener::Tcp),
+            L4::Udp => tokio::net::UdpSocket::bind(addr).await.map(Listener::Udp),
+        }
+        .map_err(|e| format!("cannot listen on {}/{ip}:{port}: {e}", spec.l4.as_str()))?;
         out.push(l);
     }
     Ok(out)
@@ -317,7 +359,7 @@ pub(crate) async fn bind_all(ip: IpAddr, spec: &AppSpec) -> Result<Vec<TcpListen
 
 /// [`bind_all`], retried for a moment while just-closed listeners of the
 /// same ports go away.
-async fn bind_retrying(ip: IpAddr, spec: &AppSpec) -> Result<Vec<TcpListener>, String> {
+async fn bind_retrying(ip: IpAddr, spec: &AppSpec) -> Result<Vec<Listener>, String> {
     let mut last = String::new();
     for _ in 0..20 {
         match bind_all(ip, spec).await {

@@ -16,6 +16,7 @@ mod admin;
 mod apps;
 mod registry;
 mod tunnel;
+mod udp;
 
 use burrow_config::Secret;
 use burrow_store::Store;
@@ -434,9 +435,12 @@ impl Edge {
             Some(t.id),
             app.spec.clone(),
         ));
-        self.shared
-            .apps
-            .adopt(&self.shared, compiled, vec![listener], shutdown);
+        self.shared.apps.adopt(
+            &self.shared,
+            compiled,
+            vec![apps::Listener::Tcp(listener)],
+            shutdown,
+        );
         let creds = burrow_config::credentials::Credentials {
             account_id: t.account_id,
             tunnel_id: t.id,

@@ -1,0 +1,248 @@
+//! UDP apps: per-client sessions between an edge port and a direct (or
+//! DNS) origin.
+//!
+//! Each edge port has one socket and one task. The first datagram from a
+//! client address opens a session: IP access rules are checked (apps with
+//! `ip_firewall`), an origin address is chosen round-robin, and a socket
+//! connected to it is opened for this client alone, so the origin's replies
+//! go back to the right client. Every datagram is forwarded as one datagram
+//! (never merged or split), optionally behind a PROXY v2 or Simple Proxy
+//! Protocol header. A session ends after [`SESSION_IDLE`] without traffic
+//! in either direction.
+//!
+//! Memory: no per-port buffer is held while idle; a 64 KiB buffer is taken
+//! only while a socket has datagrams to drain.
+
+use crate::apps::{AppCell, Compiled};
+use crate::Shared;
+use burrow_config::app::{Origin, ProxyProtocol};
+use burrow_policy::access::{decide, Facts};
+use burrow_proto::proxy_header::{proxy_header, simple_header, ProxyVersion, Transport};
+use bytes::BytesMut;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::net::UdpSocket;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info};
+
+/// A session without datagrams in either direction for this long ends.
+pub(crate) const SESSION_IDLE: Duration = Duration::from_secs(60);
+/// Most concurrent client sessions per edge port; new clients beyond it
+/// are dropped until sessions end.
+pub(crate) const MAX_SESSIONS: usize = 16_384;
+/// Largest datagram carried.
+const MAX_DATAGRAM: usize = 65_535;
+
+struct Session {
+    origin: Arc<UdpSocket>,
+    /// Milliseconds since `epoch` of the last datagram either way.
+    last: AtomicU64,
+}
+
+/// One edge port's sessions.
+struct Port {
+    socket: Arc<UdpSocket>,
+    local: SocketAddr,
+    sessions: Mutex<HashMap<SocketAddr, Arc<Session>>>,
+    epoch: Instant,
+}
+
+impl Port {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+/// Serves one UDP edge port until `stop`.
+pub(crate) async fn run_port(
+    shared: Arc<Shared>,
+    cell: AppCell,
+    socket: UdpSocket,
+    stop: CancellationToken,
+) {
+    let Ok(local) = socket.local_addr() else {
+        return;
+    };
+    let port = Arc::new(Port {
+        socket: Arc::new(socket),
+        local,
+        sessions: Mutex::new(HashMap::new()),
+        epoch: Instant::now(),
+    });
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            r = port.socket.readable() => if r.is_err() { return },
+        }
+        // Drain what is queued with one buffer, then let it go.
+        let mut buf = BytesMut::with_capacity(MAX_DATAGRAM);
+        loop {
+            buf.clear();
+            let (n, client) = match port.socket.try_recv_buf_from(&mut buf) {
+                Ok(x) => x,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    debug!(error = %e, "UDP receive failed");
+                    break;
+                }
+            };
+            let app = cell.read().expect("app cell lock poisoned").clone();
+            let session = match session_for(&shared, &app, &port, client, &stop).await {
+                Some(s) => s,
+                None => continue,
+            };
+            session.last.store(port.now_ms(), Ordering::Relaxed);
+            let datagram = &buf[..n];
+            let sent = match app.spec.proxy_protocol {
+                ProxyProtocol::V2 => {
+                    let mut d =
+                        proxy_header(ProxyVersion::V2, Transport::Datagram, client, port.local);
+                    d.extend_from_slice(datagram);
+                    session.origin.send(&d).await
+                }
+                ProxyProtocol::Simple => {
+                    let mut d = simple_header(client, port.local).to_vec();
+                    d.extend_from_slice(datagram);
+                    session.origin.send(&d).await
+                }
+                ProxyProtocol::Off | ProxyProtocol::V1 => session.origin.send(datagram).await,
+            };
+            if let Err(e) = sent {
+                debug!(%client, error = %e, "could not forward a datagram to the origin");
+            }
+        }
+    }
+}
+
+/// The session of `client`, opening one (after the access rules) when new.
+async fn session_for(
+    shared: &Arc<Shared>,
+    app: &Arc<Compiled>,
+    port: &Arc<Port>,
+    client: SocketAddr,
+    stop: &CancellationToken,
+) -> Option<Arc<Session>> {
+    if let Some(s) = port
+        .sessions
+        .lock()
+        .expect("session map lock poisoned")
+        .get(&client)
+    {
+        return Some(s.clone());
+    }
+    if app.spec.ip_firewall {
+        let d = decide(
+            &shared.access_rules(),
+            &Facts {
+                ip: client.ip(),
+                country: None,
+                asn: None,
+            },
+        );
+        if !d.allowed {
+            shared.blocked.fetch_add(1, Ordering::Relaxed);
+            debug!(%client, "UDP datagram blocked by an IP access rule");
+            return None;
+        }
+    }
+    if port
+        .sessions
+        .lock()
+        .expect("session map lock poisoned")
+        .len()
+        >= MAX_SESSIONS
+    {
+        debug!(%client, "too many UDP sessions on this port; datagram dropped");
+        return None;
+    }
+    let origin_addr = pick_origin(app, port.local.port())?;
+    let bind: SocketAddr = if origin_addr.is_ipv6() {
+        (IpAddr::from([0u16; 8]), 0).into()
+    } else {
+        (IpAddr::from([0u8; 4]), 0).into()
+    };
+    let sock = UdpSocket::bind(bind).await.ok()?;
+    sock.connect(origin_addr).await.ok()?;
+    let session = Arc::new(Session {
+        origin: Arc::new(sock),
+        last: AtomicU64::new(port.now_ms()),
+    });
+    port.sessions
+        .lock()
+        .expect("session map lock poisoned")
+        .insert(client, session.clone());
+    info!(%client, origin = %origin_addr, "UDP session opened");
+    shared
+        .flows
+        .spawn(replies(port.clone(), session.clone(), client, stop.clone()));
+    Some(session)
+}
+
+/// Round-robin over the app's origin addresses (DNS origins use the
+/// addresses cached by the TCP path, resolving when needed).
+fn pick_origin(app: &Compiled, edge_port: u16) -> Option<SocketAddr> {
+    let targets: Vec<SocketAddr> = match &app.spec.origin {
+        Origin::Direct(list) => list
+            .iter()
+            .filter_map(|o| o.ports.map(edge_port).map(|p| SocketAddr::new(o.ip, p)))
+            .collect(),
+        Origin::Dns { ports, .. } => {
+            let ips = app.cached_dns();
+            ips.into_iter()
+                .filter_map(|ip| ports.map(edge_port).map(|p| SocketAddr::new(ip, p)))
+                .collect()
+        }
+        Origin::Tunnel { .. } => Vec::new(),
+    };
+    if targets.is_empty() {
+        return None;
+    }
+    let i = app.next_index() % targets.len();
+    Some(targets[i])
+}
+
+/// Carries the origin's replies back to `client` until the session idles.
+async fn replies(
+    port: Arc<Port>,
+    session: Arc<Session>,
+    client: SocketAddr,
+    stop: CancellationToken,
+) {
+    let idle_ms = u64::try_from(SESSION_IDLE.as_millis()).unwrap_or(u64::MAX);
+    loop {
+        let since = port
+            .now_ms()
+            .saturating_sub(session.last.load(Ordering::Relaxed));
+        if since >= idle_ms {
+            break;
+        }
+        let wait = Duration::from_millis(idle_ms - since);
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tokio::time::sleep(wait) => continue,
+            r = session.origin.readable() => if r.is_err() { break },
+        }
+        let mut buf = BytesMut::with_capacity(MAX_DATAGRAM);
+        loop {
+            buf.clear();
+            match session.origin.try_recv_buf(&mut buf) {
+                Ok(n) => {
+                    session.last.store(port.now_ms(), Ordering::Relaxed);
+                    let _ = port.socket.send_to(&buf[..n], client).await;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                // ICMP port unreachable and friends: keep the session, the
+                // origin may come back.
+                Err(_) => break,
+            }
+        }
+    }
+    port.sessions
+        .lock()
+        .expect("session map lock poisoned")
+        .remove(&client);
+    debug!(%client, "UDP session closed");
+}
