@@ -111,6 +111,14 @@ pub(crate) struct EdgeArgs {
     /// Serve HTTP/2 only: no UDP listener.
     #[arg(long)]
     pub(crate) disable_quic: bool,
+    /// MaxMind-DB country file (GeoLite2-Country, DB-IP country lite) for
+    /// access rules with target country.
+    #[arg(long)]
+    pub(crate) geoip_country: Option<PathBuf>,
+    /// MaxMind-DB ASN file (GeoLite2-ASN, DB-IP ASN lite) for access rules
+    /// with target asn.
+    #[arg(long)]
+    pub(crate) geoip_asn: Option<PathBuf>,
 }
 
 /// Where the admin API is and how to authenticate.

@@ -91,6 +91,8 @@ pub(crate) async fn resolve(a: EdgeArgs) -> anyhow::Result<EdgeConfig> {
         app_address,
         grace_period,
         disable_quic: a.disable_quic || file.disable_quic.unwrap_or(false),
+        geoip_country: a.geoip_country.or(file.geoip_country),
+        geoip_asn: a.geoip_asn.or(file.geoip_asn),
     })
 }
 

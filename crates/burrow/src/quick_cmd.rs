@@ -39,6 +39,8 @@ pub(crate) async fn run(a: QuickArgs) -> anyhow::Result<()> {
         app_address: loopback,
         grace_period: Duration::from_secs(5),
         disable_quic: false,
+        geoip_country: None,
+        geoip_asn: None,
     })
     .await?;
     let shutdown = crate::shutdown_on_signals();

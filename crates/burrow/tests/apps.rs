@@ -546,3 +546,69 @@ fn udp_simple_proxy_protocol_and_access_rules() {
         "a blocked client got a reply"
     );
 }
+
+#[test]
+fn country_and_asn_rules_use_the_geoip_files() {
+    let data = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/testdata");
+    let country = data
+        .join("test-country.mmdb")
+        .to_string_lossy()
+        .into_owned();
+    let asn = data.join("test-asn.mmdb").to_string_lossy().into_owned();
+    let dir = tempdir();
+    let origin = Origin::start(echo);
+    let edge = EdgeProc::start(
+        dir.path(),
+        "NRT",
+        "edge.db",
+        &["--geoip-country", &country, "--geoip-asn", &asn],
+    );
+    let port = free_port();
+    let (proto, o) = (format!("tcp/{port}"), format!("tcp://{}", origin.addr));
+    edge.admin(&[
+        "app",
+        "create",
+        "--protocol",
+        &proto,
+        "--origin",
+        &o,
+        "--ip-firewall",
+    ])
+    .expect("app create");
+    // In the fixtures: 127.0.0.3 is JP; 127.0.0.4 is US and AS64500.
+    for (mode, target, value) in [
+        ("block", "country", "JP"),
+        ("allow", "country", "US"),
+        ("block", "asn", "64500"),
+    ] {
+        edge.admin(&[
+            "access-rule",
+            "create",
+            "--mode",
+            mode,
+            "--target",
+            target,
+            "--value",
+            value,
+        ])
+        .expect("rule");
+    }
+    let app = SocketAddr::from(([127, 0, 0, 1], port));
+    let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+    assert_eq!(
+        echo_from(ip("127.0.0.2"), app, b"x"),
+        b"x",
+        "unknown to GeoIP: allowed"
+    );
+    assert_eq!(
+        echo_from(ip("127.0.0.3"), app, b"x"),
+        b"",
+        "country JP is blocked"
+    );
+    // The ASN rule is more specific than the country allow.
+    assert_eq!(
+        echo_from(ip("127.0.0.4"), app, b"x"),
+        b"",
+        "AS64500 is blocked"
+    );
+}

@@ -17,6 +17,8 @@ struct RawEdgeFile {
     grace_period: Option<String>,
     loglevel: Option<String>,
     disable_quic: Option<bool>,
+    geoip_country: Option<PathBuf>,
+    geoip_asn: Option<PathBuf>,
 }
 
 /// A parsed `edge.yaml`; every field optional (flags and defaults fill in).
@@ -38,6 +40,10 @@ pub struct EdgeFile {
     pub log_level: Option<String>,
     /// `disable-quic`: serve HTTP/2 only.
     pub disable_quic: Option<bool>,
+    /// `geoip-country`: MaxMind-DB country file.
+    pub geoip_country: Option<PathBuf>,
+    /// `geoip-asn`: MaxMind-DB ASN file.
+    pub geoip_asn: Option<PathBuf>,
 }
 
 /// Parses an `edge.yaml`.
@@ -68,6 +74,8 @@ pub fn parse_edge_yaml(text: &str) -> Result<EdgeFile, ConfigError> {
         grace_period,
         log_level: raw.loglevel,
         disable_quic: raw.disable_quic,
+        geoip_country: raw.geoip_country,
+        geoip_asn: raw.geoip_asn,
     })
 }
 

@@ -541,8 +541,11 @@ async fn create_access_rule(
         .map_err(ApiError::internal)?;
     st.shared.reload_access().await;
     let mut v = access_rule_json(&rule);
-    if matches!(rule.target.as_str(), "country" | "asn") {
-        v["warning"] = json!("country and ASN rules match only when the edge has a GeoIP file");
+    if !st.shared.geoip.has(&rule.target) {
+        v["warning"] = json!(format!(
+            "this edge has no --geoip-{} file, so the rule cannot match yet",
+            rule.target
+        ));
     }
     Ok((StatusCode::CREATED, Json(v)).into_response())
 }

@@ -19,7 +19,7 @@
 
 use crate::Shared;
 use burrow_config::app::{AppSpec, Origin, ProxyProtocol, RawApp, L4};
-use burrow_policy::access::{decide, Facts};
+use burrow_policy::access::decide;
 use burrow_policy::ports::PortMap;
 use burrow_proto::proxy_header::{proxy_header, ProxyVersion, Transport};
 use burrow_proto::{FlowKind, Frame, StreamOpen};
@@ -395,12 +395,7 @@ async fn run_listener(
         let app = cell.read().expect("app cell lock poisoned").clone();
         // IP access rules run before any byte is read or any origin dialled.
         if app.spec.ip_firewall {
-            let facts = Facts {
-                ip: peer.ip(),
-                country: None,
-                asn: None,
-            };
-            let d = decide(&shared.access_rules(), &facts);
+            let d = decide(&shared.access_rules(), &shared.geoip.facts(peer.ip()));
             if !d.allowed {
                 shared.blocked.fetch_add(1, Ordering::Relaxed);
                 info!(client = %peer, rule_id = d.rule_id.as_deref().unwrap_or("-"), "connection blocked by an IP access rule");

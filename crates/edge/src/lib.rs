@@ -14,6 +14,7 @@
 
 mod admin;
 mod apps;
+mod geoip;
 mod registry;
 mod tunnel;
 mod udp;
@@ -58,6 +59,10 @@ pub struct EdgeConfig {
     pub grace_period: Duration,
     /// Serve HTTP/2 only (no UDP listener).
     pub disable_quic: bool,
+    /// MaxMind-DB country file for IP access rules on countries.
+    pub geoip_country: Option<PathBuf>,
+    /// MaxMind-DB ASN file for IP access rules on ASNs.
+    pub geoip_asn: Option<PathBuf>,
 }
 
 /// Why the edge could not start.
@@ -113,6 +118,8 @@ pub(crate) struct Shared {
     pub(crate) access: std::sync::RwLock<Arc<Vec<burrow_policy::access::Rule>>>,
     /// Connections closed by an IP access rule.
     pub(crate) blocked: AtomicU64,
+    /// Country / ASN lookups for access rules.
+    pub(crate) geoip: geoip::GeoIp,
 }
 
 impl Shared {
@@ -292,6 +299,12 @@ impl Edge {
         if token_created {
             created.extend(token_path.clone());
         }
+        let (gc, ga) = (cfg.geoip_country.clone(), cfg.geoip_asn.clone());
+        let geoip =
+            tokio::task::spawn_blocking(move || geoip::GeoIp::open(gc.as_deref(), ga.as_deref()))
+                .await
+                .map_err(|e| std::io::Error::other(e.to_string()))?
+                .map_err(std::io::Error::other)?;
         let quic_cfg = if cfg.disable_quic {
             None
         } else {
@@ -332,6 +345,7 @@ impl Edge {
             tunnel_conns: AtomicU64::new(0),
             access: std::sync::RwLock::new(Arc::new(Vec::new())),
             blocked: AtomicU64::new(0),
+            geoip,
         });
         shared.reload_access().await;
         let info = EdgeInfo {

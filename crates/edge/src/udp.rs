@@ -16,7 +16,7 @@
 use crate::apps::{AppCell, Compiled};
 use crate::Shared;
 use burrow_config::app::{Origin, ProxyProtocol};
-use burrow_policy::access::{decide, Facts};
+use burrow_policy::access::decide;
 use burrow_proto::proxy_header::{proxy_header, simple_header, ProxyVersion, Transport};
 use bytes::BytesMut;
 use std::collections::HashMap;
@@ -134,14 +134,7 @@ async fn session_for(
         return Some(s.clone());
     }
     if app.spec.ip_firewall {
-        let d = decide(
-            &shared.access_rules(),
-            &Facts {
-                ip: client.ip(),
-                country: None,
-                asn: None,
-            },
-        );
+        let d = decide(&shared.access_rules(), &shared.geoip.facts(client.ip()));
         if !d.allowed {
             shared.blocked.fetch_add(1, Ordering::Relaxed);
             debug!(%client, "UDP datagram blocked by an IP access rule");
