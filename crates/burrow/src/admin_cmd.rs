@@ -186,6 +186,7 @@ pub(crate) async fn app(admin: AdminConn, cmd: AppCommand) -> anyhow::Result<()>
             origin,
             proxy_protocol,
             ip_firewall,
+            tls,
             json: file,
         } => {
             let body = match file {
@@ -218,6 +219,9 @@ pub(crate) async fn app(admin: AdminConn, cmd: AppCommand) -> anyhow::Result<()>
                     }
                     if ip_firewall {
                         body["ip_firewall"] = json!(true);
+                    }
+                    if let Some(t) = tls {
+                        body["tls"] = json!(t);
                     }
                     body
                 }

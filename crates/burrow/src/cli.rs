@@ -111,6 +111,10 @@ pub(crate) struct EdgeArgs {
     /// Serve HTTP/2 only: no UDP listener.
     #[arg(long)]
     pub(crate) disable_quic: bool,
+    /// Directory of certificates for apps that terminate TLS at the edge:
+    /// NAME.pem (chain) and NAME.key per hostname, chosen by SNI.
+    #[arg(long)]
+    pub(crate) cert_dir: Option<PathBuf>,
     /// MaxMind-DB country file (GeoLite2-Country, DB-IP country lite) for
     /// access rules with target country.
     #[arg(long)]
@@ -314,11 +318,15 @@ pub(crate) enum AppCommand {
         /// PROXY protocol header toward the origin: off, v1 or v2 (TCP).
         #[arg(long)]
         proxy_protocol: Option<String>,
+        /// Terminate TLS at the edge: off or flexible (TLS client-edge,
+        /// plain edge-origin; needs `burrow edge --cert-dir`).
+        #[arg(long)]
+        tls: Option<String>,
         /// Apply the IP access rules (`burrow access-rule`) to this app.
         #[arg(long)]
         ip_firewall: bool,
         /// The whole API body from a JSON file (other flags are ignored).
-        #[arg(long, conflicts_with_all = ["protocol", "tunnel", "origin", "hostname", "proxy_protocol", "ip_firewall"])]
+        #[arg(long, conflicts_with_all = ["protocol", "tunnel", "origin", "hostname", "proxy_protocol", "ip_firewall", "tls"])]
         json: Option<PathBuf>,
     },
     /// Replace an app with a new API body, live: connections already open

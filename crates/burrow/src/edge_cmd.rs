@@ -93,6 +93,7 @@ pub(crate) async fn resolve(a: EdgeArgs) -> anyhow::Result<EdgeConfig> {
         disable_quic: a.disable_quic || file.disable_quic.unwrap_or(false),
         geoip_country: a.geoip_country.or(file.geoip_country),
         geoip_asn: a.geoip_asn.or(file.geoip_asn),
+        cert_dir: a.cert_dir.or(file.cert_dir),
     })
 }
 

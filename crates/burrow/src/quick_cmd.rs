@@ -41,6 +41,7 @@ pub(crate) async fn run(a: QuickArgs) -> anyhow::Result<()> {
         disable_quic: false,
         geoip_country: None,
         geoip_asn: None,
+        cert_dir: None,
     })
     .await?;
     let shutdown = crate::shutdown_on_signals();

@@ -612,3 +612,167 @@ fn country_and_asn_rules_use_the_geoip_files() {
         "AS64500 is blocked"
     );
 }
+
+/// Runs `openssl s_client` against `addr` with extra args, sends `input`,
+/// and returns everything it printed once `want` shows up (or it exits).
+fn s_client(addr: SocketAddr, args: &[&str], input: &[u8], want: &str) -> String {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("openssl")
+        .arg("s_client")
+        .arg("-connect")
+        .arg(addr.to_string())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("openssl must be installed");
+    let mut stdin = child.stdin.take().unwrap();
+    let _ = stdin.write_all(input);
+    let out = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let (o1, o2) = (out.clone(), out.clone());
+    std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        o1.lock().unwrap().push_str(&s);
+    });
+    std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        o2.lock().unwrap().push_str(&s);
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(4);
+    loop {
+        let done = child.try_wait().unwrap().is_some();
+        if out.lock().unwrap().contains(want) || done || std::time::Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(stdin);
+    let _ = child.kill();
+    let _ = child.wait();
+    std::thread::sleep(Duration::from_millis(100));
+    let s = out.lock().unwrap().clone();
+    s
+}
+
+#[test]
+fn flexible_tls_terminates_at_the_edge_and_refuses_tls_1_1() {
+    use std::process::Command;
+    let dir = tempdir();
+    let certs = dir.path().join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    let d = |f: &str| dir.path().join(f).to_string_lossy().into_owned();
+    let c = |f: &str| certs.join(f).to_string_lossy().into_owned();
+    let ok = |args: &[&str]| {
+        let st = Command::new("openssl").args(args).output().unwrap();
+        assert!(
+            st.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&st.stderr)
+        );
+    };
+    ok(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=test-ca",
+        "-keyout",
+        &d("ca.key"),
+        "-out",
+        &d("ca.pem"),
+    ]);
+    ok(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=app.example.com",
+        "-keyout",
+        &c("app.example.com.key"),
+        "-out",
+        &d("app.csr"),
+    ]);
+    std::fs::write(d("ext"), "subjectAltName=DNS:app.example.com\n").unwrap();
+    ok(&[
+        "x509",
+        "-req",
+        "-in",
+        &d("app.csr"),
+        "-CA",
+        &d("ca.pem"),
+        "-CAkey",
+        &d("ca.key"),
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        &d("ext"),
+        "-out",
+        &c("app.example.com.pem"),
+    ]);
+
+    let origin = Origin::start(echo);
+    let cert_dir = certs.to_string_lossy().into_owned();
+    let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &["--cert-dir", &cert_dir]);
+    let port = free_port();
+    let (proto, o) = (format!("tcp/{port}"), format!("tcp://{}", origin.addr));
+    edge.admin(&[
+        "app",
+        "create",
+        "--protocol",
+        &proto,
+        "--origin",
+        &o,
+        "--tls",
+        "flexible",
+    ])
+    .expect("app create");
+    let app = SocketAddr::from(([127, 0, 0, 1], port));
+    let ca = d("ca.pem");
+    let common = [
+        "-servername",
+        "app.example.com",
+        "-CAfile",
+        &ca,
+        "-verify_return_error",
+        "-quiet",
+    ];
+    // TLS 1.2 and 1.3 terminate at the edge; the origin sees plain bytes.
+    for v in ["-tls1_2", "-tls1_3"] {
+        let mut args = common.to_vec();
+        args.push(v);
+        let out = s_client(app, &args, b"through tls\n", "through tls");
+        assert!(out.contains("through tls"), "{v}: {out}");
+    }
+    // TLS 1.1 is refused by the edge (the client is allowed to offer it).
+    let mut args = common.to_vec();
+    args.extend(["-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0"]);
+    let out = s_client(app, &args, b"old\n", "old");
+    assert!(
+        !out.contains("old\n") || out.contains("alert"),
+        "TLS 1.1 was accepted: {out}"
+    );
+    assert!(
+        edge.proc.log().contains("TLS handshake failed"),
+        "{}",
+        edge.proc.log()
+    );
+    // A plaintext client gets nothing from the origin.
+    let before = origin.count();
+    let _ = echo_round_trip(app, b"plain");
+    assert_eq!(
+        origin.count(),
+        before,
+        "a non-TLS client reached the origin"
+    );
+}

@@ -19,6 +19,7 @@ struct RawEdgeFile {
     disable_quic: Option<bool>,
     geoip_country: Option<PathBuf>,
     geoip_asn: Option<PathBuf>,
+    cert_dir: Option<PathBuf>,
 }
 
 /// A parsed `edge.yaml`; every field optional (flags and defaults fill in).
@@ -44,6 +45,8 @@ pub struct EdgeFile {
     pub geoip_country: Option<PathBuf>,
     /// `geoip-asn`: MaxMind-DB ASN file.
     pub geoip_asn: Option<PathBuf>,
+    /// `cert-dir`: app certificates for edge TLS termination.
+    pub cert_dir: Option<PathBuf>,
 }
 
 /// Parses an `edge.yaml`.
@@ -76,6 +79,7 @@ pub fn parse_edge_yaml(text: &str) -> Result<EdgeFile, ConfigError> {
         disable_quic: raw.disable_quic,
         geoip_country: raw.geoip_country,
         geoip_asn: raw.geoip_asn,
+        cert_dir: raw.cert_dir,
     })
 }
 

@@ -298,11 +298,21 @@ fn unsupported(spec: &AppSpec) -> Option<(&'static str, &'static str)> {
             "UDP apps with DNS origins are not supported yet; use origin_direct",
         ));
     }
-    if spec.tls != TlsMode::Off {
-        return Some((
-            "tls",
-            "edge TLS termination is not supported yet; use \"off\"",
-        ));
+    match spec.tls {
+        TlsMode::Off => {}
+        TlsMode::Flexible if matches!(spec.origin, Origin::Tunnel { .. }) => {
+            return Some((
+                "tls",
+                "TLS termination toward tunnel origins is not supported yet",
+            ));
+        }
+        TlsMode::Flexible => {}
+        TlsMode::Full | TlsMode::Strict => {
+            return Some((
+                "tls",
+                "full and strict (TLS to the origin) are not supported yet; use flexible or off",
+            ));
+        }
     }
     if spec.proxy_protocol != ProxyProtocol::Off && matches!(spec.origin, Origin::Tunnel { .. }) {
         return Some((
@@ -414,6 +424,12 @@ async fn create_app(
 ) -> Result<Response, ApiError> {
     let raw = body(req)?;
     let (spec, tunnel_id) = prepare(&st.shared, &raw, None).await?;
+    if spec.tls != TlsMode::Off && st.shared.app_tls.is_none() {
+        return Err(ApiError::bad(
+            "tls",
+            "this edge has no app certificates; start it with --cert-dir DIR (NAME.pem + NAME.key)",
+        ));
+    }
     let listeners = crate::apps::bind_all(st.shared.app_address, &spec)
         .await
         .map_err(|m| ApiError::new(StatusCode::CONFLICT, Some("protocol".into()), m))?;
@@ -597,9 +613,7 @@ mod tests {
             unsupported(&spec(&format!(r#"{{"protocol":"tcp/1",{direct}}}"#))),
             None
         );
-        let tls = spec(&format!(
-            r#"{{"protocol":"tcp/1",{direct},"tls":"flexible"}}"#
-        ));
+        let tls = spec(&format!(r#"{{"protocol":"tcp/1",{direct},"tls":"full"}}"#));
         assert_eq!(unsupported(&tls).map(|x| x.0), Some("tls"));
         let fw = spec(&format!(
             r#"{{"protocol":"tcp/1",{direct},"ip_firewall":true}}"#

@@ -18,7 +18,7 @@
 //! each other's changes.
 
 use crate::Shared;
-use burrow_config::app::{AppSpec, Origin, ProxyProtocol, RawApp, L4};
+use burrow_config::app::{AppSpec, Origin, ProxyProtocol, RawApp, TlsMode, L4};
 use burrow_policy::access::decide;
 use burrow_policy::ports::PortMap;
 use burrow_proto::proxy_header::{proxy_header, ProxyVersion, Transport};
@@ -422,6 +422,9 @@ async fn run_listener(
 /// Why a flow ended badly, for logs. The side is part of the text.
 type FlowError = String;
 
+/// Time a client has to finish the TLS handshake with the edge.
+const CLIENT_TLS_TIMEOUT: Duration = Duration::from_secs(10);
+
 async fn proxy_flow(
     shared: &Shared,
     app: &Compiled,
@@ -430,6 +433,34 @@ async fn proxy_flow(
     edge_port: u16,
     flow_id: u64,
 ) -> Result<(), FlowError> {
+    let local = client.local_addr().map_err(|e| format!("client: {e}"))?;
+    if app.spec.tls == TlsMode::Flexible {
+        let cfg = shared
+            .app_tls
+            .clone()
+            .ok_or_else(|| "internal: TLS app without edge certificates".to_owned())?;
+        let tls = tokio::time::timeout(
+            CLIENT_TLS_TIMEOUT,
+            tokio_rustls::TlsAcceptor::from(cfg).accept(client),
+        )
+        .await
+        .map_err(|_| "client: TLS handshake timed out".to_owned())?
+        .map_err(|e| format!("client: TLS handshake failed: {e}"))?;
+        return match &app.spec.origin {
+            Origin::Direct(list) => {
+                let targets: Vec<(IpAddr, PortMap)> =
+                    list.iter().map(|o| (o.ip, o.ports)).collect();
+                direct_flow(shared, app, &targets, tls, peer, local, edge_port).await
+            }
+            Origin::Dns { name, ttl, ports } => {
+                let ips = resolve(app, name, *ttl).await?;
+                let targets: Vec<(IpAddr, PortMap)> =
+                    ips.into_iter().map(|ip| (ip, *ports)).collect();
+                direct_flow(shared, app, &targets, tls, peer, local, edge_port).await
+            }
+            Origin::Tunnel { .. } => Err("internal: TLS termination toward a tunnel".into()),
+        };
+    }
     match &app.spec.origin {
         Origin::Tunnel { hostname, .. } => {
             let tunnel_id = app
@@ -442,12 +473,12 @@ async fn proxy_flow(
         }
         Origin::Direct(list) => {
             let targets: Vec<(IpAddr, PortMap)> = list.iter().map(|o| (o.ip, o.ports)).collect();
-            direct_flow(shared, app, &targets, client, peer, edge_port).await
+            direct_flow(shared, app, &targets, client, peer, local, edge_port).await
         }
         Origin::Dns { name, ttl, ports } => {
             let ips = resolve(app, name, *ttl).await?;
             let targets: Vec<(IpAddr, PortMap)> = ips.into_iter().map(|ip| (ip, *ports)).collect();
-            direct_flow(shared, app, &targets, client, peer, edge_port).await
+            direct_flow(shared, app, &targets, client, peer, local, edge_port).await
         }
     }
 }
@@ -481,14 +512,18 @@ fn proxy_version(p: ProxyProtocol) -> Option<ProxyVersion> {
 
 /// Dials the targets round-robin, live ones first, sends the PROXY header
 /// when the app asks for one, and splices.
-async fn direct_flow(
+async fn direct_flow<C>(
     shared: &Shared,
     app: &Compiled,
     targets: &[(IpAddr, PortMap)],
-    mut client: TcpStream,
+    mut client: C,
     peer: SocketAddr,
+    local: SocketAddr,
     edge_port: u16,
-) -> Result<(), FlowError> {
+) -> Result<(), FlowError>
+where
+    C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     if targets.is_empty() {
         return Err("origin: no addresses".into());
     }
@@ -514,7 +549,6 @@ async fn direct_flow(
                 let _ = origin.set_nodelay(true);
                 if let Some(version) = proxy_version(app.spec.proxy_protocol) {
                     // The real client, and the edge address it connected to.
-                    let local = client.local_addr().map_err(|e| format!("client: {e}"))?;
                     let header = proxy_header(version, Transport::Stream, peer, local);
                     origin
                         .write_all(&header)

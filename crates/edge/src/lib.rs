@@ -14,6 +14,7 @@
 
 mod admin;
 mod apps;
+mod edge_tls;
 mod geoip;
 mod registry;
 mod tunnel;
@@ -63,6 +64,9 @@ pub struct EdgeConfig {
     pub geoip_country: Option<PathBuf>,
     /// MaxMind-DB ASN file for IP access rules on ASNs.
     pub geoip_asn: Option<PathBuf>,
+    /// Directory of `NAME.pem` / `NAME.key` certificates for apps that
+    /// terminate TLS at the edge.
+    pub cert_dir: Option<PathBuf>,
 }
 
 /// Why the edge could not start.
@@ -120,6 +124,8 @@ pub(crate) struct Shared {
     pub(crate) blocked: AtomicU64,
     /// Country / ASN lookups for access rules.
     pub(crate) geoip: geoip::GeoIp,
+    /// TLS server config for apps with edge TLS termination, if certificates exist.
+    pub(crate) app_tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Shared {
@@ -305,6 +311,17 @@ impl Edge {
                 .await
                 .map_err(|e| std::io::Error::other(e.to_string()))?
                 .map_err(std::io::Error::other)?;
+        let app_tls = match cfg.cert_dir.clone() {
+            Some(dir) => {
+                let (tls, names) = tokio::task::spawn_blocking(move || edge_tls::load(&dir))
+                    .await
+                    .map_err(|e| std::io::Error::other(e.to_string()))?
+                    .map_err(std::io::Error::other)?;
+                info!(hostnames = ?names, "edge certificates for apps loaded");
+                Some(tls)
+            }
+            None => None,
+        };
         let quic_cfg = if cfg.disable_quic {
             None
         } else {
@@ -346,6 +363,7 @@ impl Edge {
             access: std::sync::RwLock::new(Arc::new(Vec::new())),
             blocked: AtomicU64::new(0),
             geoip,
+            app_tls,
         });
         shared.reload_access().await;
         let info = EdgeInfo {

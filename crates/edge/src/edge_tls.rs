@@ -1,0 +1,81 @@
+//! Edge TLS termination for apps (`tls: flexible`): certificates per app
+//! hostname from `--cert-dir` (`NAME.pem` with chain, `NAME.key`), chosen
+//! by SNI; with a single certificate it also serves clients that send no
+//! SNI. TLS 1.2 and 1.3 only: rustls implements nothing older, so TLS 1.1
+//! and 1.0 clients are refused during the handshake.
+
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+#[derive(Debug)]
+struct BySni {
+    certs: HashMap<String, Arc<CertifiedKey>>,
+    only: Option<Arc<CertifiedKey>>,
+}
+
+impl ResolvesServerCert for BySni {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        match hello.server_name() {
+            Some(name) => self
+                .certs
+                .get(&name.to_ascii_lowercase())
+                .cloned()
+                .or_else(|| self.only.clone()),
+            None => self.only.clone(),
+        }
+    }
+}
+
+/// Loads every `NAME.pem` + `NAME.key` pair in `dir` (blocking). Returns the
+/// server config and the hostnames it serves.
+///
+/// # Errors
+/// A message naming the file that could not be used.
+pub(crate) fn load(dir: &Path) -> Result<(Arc<rustls::ServerConfig>, Vec<String>), String> {
+    let provider = burrow_transport::pki::provider();
+    let mut certs = HashMap::new();
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| format!("--cert-dir {}: {e}", dir.display()))?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("pem") {
+            continue;
+        }
+        let Some(name) = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .map(str::to_ascii_lowercase)
+        else {
+            continue;
+        };
+        let key_path = path.with_extension("key");
+        let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+        let chain: Vec<CertificateDer<'static>> =
+            rustls_pemfile::certs(&mut read(&path)?.as_slice())
+                .collect::<Result<_, _>>()
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+        let key: PrivateKeyDer<'static> =
+            rustls_pemfile::private_key(&mut read(&key_path)?.as_slice())
+                .map_err(|e| format!("{}: {e}", key_path.display()))?
+                .ok_or_else(|| format!("{}: no private key", key_path.display()))?;
+        let ck = CertifiedKey::from_der(chain, key, &provider)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        certs.insert(name, Arc::new(ck));
+    }
+    let only = if certs.len() == 1 {
+        certs.values().next().cloned()
+    } else {
+        None
+    };
+    let names: Vec<String> = certs.keys().cloned().collect();
+    let cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(rustls::DEFAULT_VERSIONS)
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(BySni { certs, only }));
+    Ok((Arc::new(cfg), names))
+}
