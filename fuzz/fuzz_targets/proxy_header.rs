@@ -1,0 +1,43 @@
+//! PROXY v2 and Simple Proxy Protocol headers: any pair of addresses
+//! encodes and parses back to the same pair, and parsing arbitrary bytes
+//! never panics.
+#![no_main]
+
+use burrow_proto::proxy_header::{parse_simple, proxy_header, simple_header, ProxyVersion, Transport};
+use libfuzzer_sys::fuzz_target;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+
+fn addr(b: &[u8]) -> SocketAddr {
+    let port = u16::from_be_bytes([b[0], b[1]]);
+    if b[2] & 1 == 0 {
+        SocketAddr::from(([b[3], b[4], b[5], b[6]], port))
+    } else {
+        let mut a = [0u8; 16];
+        a.copy_from_slice(&b[3..19]);
+        SocketAddr::new(IpAddr::V6(Ipv6Addr::from(a)), port)
+    }
+}
+
+fn norm(a: SocketAddr) -> SocketAddr {
+    match a.ip() {
+        IpAddr::V6(v6) => SocketAddr::new(v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4), a.port()),
+        IpAddr::V4(_) => a,
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let _ = parse_simple(data);
+    let _ = ppp::v2::Header::try_from(data);
+    if data.len() < 38 {
+        return;
+    }
+    let (c, p) = (addr(&data[..19]), addr(&data[19..38]));
+    let h = simple_header(c, p);
+    let (c2, p2, rest) = parse_simple(&h).expect("own simple header parses");
+    assert_eq!((c2, p2), (norm(c), norm(p)));
+    assert!(rest.is_empty());
+    let v2 = proxy_header(ProxyVersion::V2, Transport::Datagram, c, p);
+    assert!(ppp::v2::Header::try_from(v2.as_slice()).is_ok());
+    let v1 = proxy_header(ProxyVersion::V1, Transport::Stream, c, p);
+    assert!(ppp::v1::Header::try_from(v1.as_slice()).is_ok());
+});
