@@ -86,6 +86,14 @@ async fn write_credentials(path: &std::path::Path, json: &str) -> anyhow::Result
     .await?
 }
 
+/// Reads an API body given with `--json FILE`.
+async fn read_json_body(path: &std::path::Path) -> anyhow::Result<Value> {
+    let text = tokio::fs::read_to_string(path)
+        .await
+        .map_err(|e| config_err(format!("--json {}: {e}", path.display())))?;
+    serde_json::from_str(&text).map_err(|e| config_err(format!("--json {}: {e}", path.display())))
+}
+
 pub(crate) async fn tunnel(admin: AdminConn, cmd: TunnelCommand) -> anyhow::Result<()> {
     let client = AdminClient::new(&admin).await?;
     match cmd {
@@ -190,13 +198,7 @@ pub(crate) async fn app(admin: AdminConn, cmd: AppCommand) -> anyhow::Result<()>
             json: file,
         } => {
             let body = match file {
-                Some(path) => {
-                    let text = tokio::fs::read_to_string(&path)
-                        .await
-                        .map_err(|e| config_err(format!("--json {}: {e}", path.display())))?;
-                    serde_json::from_str::<Value>(&text)
-                        .map_err(|e| config_err(format!("--json {}: {e}", path.display())))?
-                }
+                Some(path) => read_json_body(&path).await?,
                 None => {
                     let protocol = protocol.ok_or_else(|| {
                         config_err(
@@ -273,11 +275,7 @@ pub(crate) async fn app(admin: AdminConn, cmd: AppCommand) -> anyhow::Result<()>
         }
         AppCommand::Update { id, json: path } => {
             let id = path_segment("ID", &id)?;
-            let text = tokio::fs::read_to_string(&path)
-                .await
-                .map_err(|e| config_err(format!("--json {}: {e}", path.display())))?;
-            let body: Value = serde_json::from_str(&text)
-                .map_err(|e| config_err(format!("--json {}: {e}", path.display())))?;
+            let body = read_json_body(&path).await?;
             let v = client
                 .ok(Method::PUT, &format!("/api/v1/apps/{id}"), Some(body))
                 .await?;

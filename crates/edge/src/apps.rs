@@ -433,54 +433,42 @@ async fn proxy_flow(
     edge_port: u16,
     flow_id: u64,
 ) -> Result<(), FlowError> {
-    let local = client.local_addr().map_err(|e| format!("client: {e}"))?;
-    if app.spec.tls == TlsMode::Flexible {
-        let cfg = shared
-            .app_tls
-            .clone()
-            .ok_or_else(|| "internal: TLS app without edge certificates".to_owned())?;
-        let tls = tokio::time::timeout(
-            CLIENT_TLS_TIMEOUT,
-            tokio_rustls::TlsAcceptor::from(cfg).accept(client),
-        )
-        .await
-        .map_err(|_| "client: TLS handshake timed out".to_owned())?
-        .map_err(|e| format!("client: TLS handshake failed: {e}"))?;
-        return match &app.spec.origin {
-            Origin::Direct(list) => {
-                let targets: Vec<(IpAddr, PortMap)> =
-                    list.iter().map(|o| (o.ip, o.ports)).collect();
-                direct_flow(shared, app, &targets, tls, peer, local, edge_port).await
-            }
-            Origin::Dns { name, ttl, ports } => {
-                let ips = resolve(app, name, *ttl).await?;
-                let targets: Vec<(IpAddr, PortMap)> =
-                    ips.into_iter().map(|ip| (ip, *ports)).collect();
-                direct_flow(shared, app, &targets, tls, peer, local, edge_port).await
-            }
-            Origin::Tunnel { .. } => Err("internal: TLS termination toward a tunnel".into()),
-        };
-    }
-    match &app.spec.origin {
+    let targets: Vec<(IpAddr, PortMap)> = match &app.spec.origin {
         Origin::Tunnel { hostname, .. } => {
             let tunnel_id = app
                 .tunnel_id
                 .ok_or_else(|| "internal: tunnel app without tunnel id".to_owned())?;
-            tunnel_flow(
+            if app.spec.tls != TlsMode::Off {
+                return Err("internal: TLS termination toward a tunnel".into());
+            }
+            return tunnel_flow(
                 shared, tunnel_id, hostname, client, peer, edge_port, flow_id,
             )
-            .await
+            .await;
         }
-        Origin::Direct(list) => {
-            let targets: Vec<(IpAddr, PortMap)> = list.iter().map(|o| (o.ip, o.ports)).collect();
-            direct_flow(shared, app, &targets, client, peer, local, edge_port).await
-        }
-        Origin::Dns { name, ttl, ports } => {
-            let ips = resolve(app, name, *ttl).await?;
-            let targets: Vec<(IpAddr, PortMap)> = ips.into_iter().map(|ip| (ip, *ports)).collect();
-            direct_flow(shared, app, &targets, client, peer, local, edge_port).await
-        }
+        Origin::Direct(list) => list.iter().map(|o| (o.ip, o.ports)).collect(),
+        Origin::Dns { name, ttl, ports } => resolve(app, name, *ttl)
+            .await?
+            .into_iter()
+            .map(|ip| (ip, *ports))
+            .collect(),
+    };
+    let local = client.local_addr().map_err(|e| format!("client: {e}"))?;
+    if app.spec.tls != TlsMode::Flexible {
+        return direct_flow(shared, app, &targets, client, peer, local, edge_port).await;
     }
+    let cfg = shared
+        .app_tls
+        .clone()
+        .ok_or_else(|| "internal: TLS app without edge certificates".to_owned())?;
+    let tls = tokio::time::timeout(
+        CLIENT_TLS_TIMEOUT,
+        tokio_rustls::TlsAcceptor::from(cfg).accept(client),
+    )
+    .await
+    .map_err(|_| "client: TLS handshake timed out".to_owned())?
+    .map_err(|e| format!("client: TLS handshake failed: {e}"))?;
+    direct_flow(shared, app, &targets, tls, peer, local, edge_port).await
 }
 
 /// The addresses of a DNS origin, cached for its TTL.
