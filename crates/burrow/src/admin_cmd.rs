@@ -2,7 +2,7 @@
 //! `burrow app create|list|delete`.
 
 use crate::admin_client::AdminClient;
-use crate::cli::{AdminConn, AppCommand, TunnelCommand};
+use crate::cli::{AdminConn, AppCommand, AppCreate, TunnelCommand};
 use crate::config_err;
 use burrow_config::credentials::Credentials;
 use http::Method;
@@ -187,16 +187,22 @@ pub(crate) async fn tunnel(admin: AdminConn, cmd: TunnelCommand) -> anyhow::Resu
 pub(crate) async fn app(admin: AdminConn, cmd: AppCommand) -> anyhow::Result<()> {
     let client = AdminClient::new(&admin).await?;
     match cmd {
-        AppCommand::Create {
-            protocol,
-            tunnel,
-            hostname,
-            origin,
-            proxy_protocol,
-            ip_firewall,
-            tls,
-            json: file,
-        } => {
+        AppCommand::Create(args) => {
+            let AppCreate {
+                protocol,
+                tunnel,
+                hostname,
+                origin,
+                proxy_protocol,
+                ip_firewall,
+                tls,
+                origin_dns,
+                origin_port,
+                origin_dns_ttl,
+                dns_name,
+                connectivity,
+                json: file,
+            } = *args;
             let body = match file {
                 Some(path) => read_json_body(&path).await?,
                 None => {
@@ -206,15 +212,28 @@ pub(crate) async fn app(admin: AdminConn, cmd: AppCommand) -> anyhow::Result<()>
                         )
                     })?;
                     let mut body = json!({ "protocol": protocol });
-                    match (tunnel, origin.is_empty()) {
-                        (Some(t), true) => {
+                    match (tunnel, origin.is_empty(), origin_dns) {
+                        (Some(t), true, None) => {
                             body["origin_tunnel"] =
                                 json!({ "tunnel": t, "hostname": hostname.unwrap_or_default() });
                         }
-                        (None, false) => body["origin_direct"] = json!(origin),
+                        (None, false, None) => body["origin_direct"] = json!(origin),
+                        (None, true, Some(name)) => {
+                            body["origin_dns"] = json!({ "name": name });
+                            if let Some(ttl) = origin_dns_ttl {
+                                body["origin_dns"]["ttl"] = json!(ttl);
+                            }
+                            body["origin_port"] = json!(origin_port.unwrap_or_default());
+                        }
                         _ => return Err(config_err(
-                            "give either --tunnel NAME (with --hostname) or --origin tcp://IP:PORT",
+                            "give one of --tunnel NAME (with --hostname), --origin tcp://IP:PORT or --origin-dns NAME --origin-port PORT",
                         )),
+                    }
+                    if let Some(name) = dns_name {
+                        body["dns"] = json!({ "type": "CNAME", "name": name });
+                    }
+                    if let Some(c) = connectivity {
+                        body["edge_ips"] = json!({ "type": "dynamic", "connectivity": c });
                     }
                     if let Some(p) = proxy_protocol {
                         body["proxy_protocol"] = json!(p);

@@ -32,7 +32,7 @@ pub(crate) enum LogFormat {
 pub(crate) enum Command {
     /// Run an edge node: the tunnel endpoint connectors dial, app listeners
     /// and the admin API.
-    Edge(EdgeArgs),
+    Edge(Box<EdgeArgs>),
     /// Manage tunnels (through the edge admin API) and run a connector.
     Tunnel(TunnelArgs),
     /// Manage apps: edge ports published through a tunnel.
@@ -102,9 +102,28 @@ pub(crate) struct EdgeArgs {
     /// [default: burrow.internal]
     #[arg(long)]
     pub(crate) edge_domain: Option<String>,
-    /// Address app listeners bind to. [default: 0.0.0.0]
-    #[arg(long)]
+    /// IPv4 addresses apps listen on, comma-separated; each app takes one
+    /// (chosen by its id) unless its edge_ips.connectivity is ipv6. Use
+    /// 0.0.0.0 for every interface. [default: 127.0.0.1]
+    #[arg(long, value_name = "IP[,IP...]")]
+    pub(crate) app_ipv4_pool: Option<String>,
+    /// IPv6 addresses apps listen on, comma-separated; each app takes one
+    /// unless its edge_ips.connectivity is ipv4. Give "" for none.
+    /// [default: ::1]
+    #[arg(long, value_name = "IP[,IP...]")]
+    pub(crate) app_ipv6_pool: Option<String>,
+    /// One address for every app (sets that family's pool and empties the
+    /// other); shorthand for the two pool flags.
+    #[arg(long, value_name = "IP", conflicts_with_all = ["app_ipv4_pool", "app_ipv6_pool"])]
     pub(crate) app_address: Option<String>,
+    /// CA certificates (PEM) that origins of tls: strict apps must chain
+    /// to. [default: the system roots]
+    #[arg(long, value_name = "FILE")]
+    pub(crate) origin_ca: Option<PathBuf>,
+    /// DNS server (IP:PORT) for origin_dns names. [default: the system's
+    /// resolver configuration]
+    #[arg(long, value_name = "IP:PORT")]
+    pub(crate) dns_server: Option<String>,
     /// How long open flows may finish after SIGTERM/SIGINT. [default: 30s]
     #[arg(long)]
     pub(crate) grace_period: Option<String>,
@@ -292,6 +311,57 @@ pub(crate) struct AppArgs {
     pub(crate) command: AppCommand,
 }
 
+/// `burrow app create` flags.
+#[derive(Args, Debug)]
+pub(crate) struct AppCreate {
+    /// tcp/PORT, tcp/A-B, udp/PORT or udp/A-B (edge ports).
+    #[arg(long)]
+    pub(crate) protocol: Option<String>,
+    /// Tunnel name or id whose connectors serve the app.
+    #[arg(long, conflicts_with = "origin")]
+    pub(crate) tunnel: Option<String>,
+    /// Hostname the connector's ingress rules match for this app.
+    #[arg(long, requires = "tunnel")]
+    pub(crate) hostname: Option<String>,
+    /// Direct origin tcp://IP:PORT or tcp://IP:A-B (udp://... for UDP
+    /// apps; same count as the edge range, or one port); repeat to
+    /// balance over several.
+    #[arg(long)]
+    pub(crate) origin: Vec<String>,
+    /// Origin DNS name, resolved per --origin-dns-ttl (with --origin-port).
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["origin", "tunnel"], requires = "origin_port")]
+    pub(crate) origin_dns: Option<String>,
+    /// Origin port or range for --origin-dns.
+    #[arg(long, value_name = "PORT|A-B", requires = "origin_dns")]
+    pub(crate) origin_port: Option<String>,
+    /// Seconds between resolutions of --origin-dns. [default: 300]
+    #[arg(long, value_name = "SECONDS", requires = "origin_dns")]
+    pub(crate) origin_dns_ttl: Option<u32>,
+    /// The DNS name clients use for the app (tls: strict verifies the
+    /// origin certificate against it).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) dns_name: Option<String>,
+    /// Address families to listen on: all, ipv4 or ipv6 (from the
+    /// edge's --app-ipv4-pool / --app-ipv6-pool). [default: all]
+    #[arg(long)]
+    pub(crate) connectivity: Option<String>,
+    /// PROXY protocol header toward the origin: off, v1 or v2 (TCP).
+    #[arg(long)]
+    pub(crate) proxy_protocol: Option<String>,
+    /// Terminate TLS at the edge (needs `burrow edge --cert-dir`): off;
+    /// flexible (plain edge-origin); full (TLS to the origin, not
+    /// verified); strict (TLS to the origin, verified against
+    /// `burrow edge --origin-ca` or the system roots, for --dns-name).
+    #[arg(long)]
+    pub(crate) tls: Option<String>,
+    /// Apply the IP access rules (`burrow access-rule`) to this app.
+    #[arg(long)]
+    pub(crate) ip_firewall: bool,
+    /// The whole API body from a JSON file (other flags are ignored).
+    #[arg(long, conflicts_with_all = ["protocol", "tunnel", "origin", "hostname", "proxy_protocol", "ip_firewall", "tls", "origin_dns", "dns_name", "connectivity"])]
+    pub(crate) json: Option<PathBuf>,
+}
+
 #[derive(Subcommand, Debug)]
 pub(crate) enum AppCommand {
     /// Publish an edge TCP port or range, through a tunnel or to direct origins.
@@ -299,36 +369,12 @@ pub(crate) enum AppCommand {
     /// Examples:
     ///   burrow app create --protocol tcp/2222 --tunnel web --hostname ssh.example.com
     ///   burrow app create --protocol tcp/20000-20009 --origin tcp://10.0.0.5:30000-30009
+    ///   burrow app create --protocol udp/53 --origin-dns dns.internal --origin-port 53
+    ///   burrow app create --protocol tcp/443 --origin tcp://10.0.0.5:443 --tls strict \
+    ///       --dns-name app.example.com
     ///   burrow app create --json app.json     (the API body, Spectrum-shaped)
     #[command(verbatim_doc_comment)]
-    Create {
-        /// tcp/PORT or tcp/A-B (edge ports).
-        #[arg(long)]
-        protocol: Option<String>,
-        /// Tunnel name or id whose connectors serve the app.
-        #[arg(long, conflicts_with = "origin")]
-        tunnel: Option<String>,
-        /// Hostname the connector's ingress rules match for this app.
-        #[arg(long, requires = "tunnel")]
-        hostname: Option<String>,
-        /// Direct origin tcp://IP:PORT or tcp://IP:A-B (same count as the
-        /// edge range, or one port); repeat to balance over several.
-        #[arg(long)]
-        origin: Vec<String>,
-        /// PROXY protocol header toward the origin: off, v1 or v2 (TCP).
-        #[arg(long)]
-        proxy_protocol: Option<String>,
-        /// Terminate TLS at the edge: off or flexible (TLS client-edge,
-        /// plain edge-origin; needs `burrow edge --cert-dir`).
-        #[arg(long)]
-        tls: Option<String>,
-        /// Apply the IP access rules (`burrow access-rule`) to this app.
-        #[arg(long)]
-        ip_firewall: bool,
-        /// The whole API body from a JSON file (other flags are ignored).
-        #[arg(long, conflicts_with_all = ["protocol", "tunnel", "origin", "hostname", "proxy_protocol", "ip_firewall", "tls"])]
-        json: Option<PathBuf>,
-    },
+    Create(Box<AppCreate>),
     /// Replace an app with a new API body, live: connections already open
     /// (of this app and of every other) continue.
     Update {

@@ -4,7 +4,7 @@
 use crate::cli::EdgeArgs;
 use crate::config_err;
 use burrow_config::edge::{parse_edge_yaml, validate_colo, EdgeFile};
-use burrow_edge::{Edge, EdgeConfig};
+use burrow_edge::{AppPools, Edge, EdgeConfig};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -70,12 +70,16 @@ pub(crate) async fn resolve(a: EdgeArgs) -> anyhow::Result<EdgeConfig> {
             "edge-domain: '{edge_domain}' is not a DNS name"
         )));
     }
-    let app_address: IpAddr = a
-        .app_address
-        .as_deref()
-        .unwrap_or("0.0.0.0")
-        .parse()
-        .map_err(|_| config_err("app-address: not an IP address"))?;
+    let app_pools = app_pools(
+        a.app_address.or(file.app_address),
+        a.app_ipv4_pool.or(file.app_ipv4_pool),
+        a.app_ipv6_pool.or(file.app_ipv6_pool),
+    )?;
+    let dns_server = a
+        .dns_server
+        .or(file.dns_server)
+        .map(|s| parse_addr("dns-server", &s))
+        .transpose()?;
     let grace_period = match a.grace_period {
         Some(g) => burrow_config::duration::parse(&g)
             .map_err(|r| config_err(format!("grace-period: {r}")))?,
@@ -88,13 +92,49 @@ pub(crate) async fn resolve(a: EdgeArgs) -> anyhow::Result<EdgeConfig> {
         pki_dir: Some(pki_dir_for(&state)),
         state,
         edge_domain,
-        app_address,
+        app_pools,
         grace_period,
         disable_quic: a.disable_quic || file.disable_quic.unwrap_or(false),
         geoip_country: a.geoip_country.or(file.geoip_country),
         geoip_asn: a.geoip_asn.or(file.geoip_asn),
         cert_dir: a.cert_dir.or(file.cert_dir),
+        origin_ca: a.origin_ca.or(file.origin_ca),
+        dns_server,
     })
+}
+
+/// The app address pools from `--app-address` or the two pool flags.
+fn app_pools(
+    single: Option<String>,
+    v4: Option<String>,
+    v6: Option<String>,
+) -> anyhow::Result<AppPools> {
+    if let Some(ip) = single {
+        if v4.is_some() || v6.is_some() {
+            return Err(config_err(
+                "app-address: give either app-address or the app-ipv4-pool / app-ipv6-pool lists",
+            ));
+        }
+        let ip: IpAddr = ip
+            .parse()
+            .map_err(|_| config_err(format!("app-address: '{ip}' is not an IP address")))?;
+        return Ok(AppPools::single(ip));
+    }
+    let mut pools = AppPools::default();
+    if let Some(list) = v4 {
+        pools.v4 = AppPools::parse_pool(&list, false)
+            .map_err(|r| config_err(format!("app-ipv4-pool: {r}")))?;
+    }
+    if let Some(list) = v6 {
+        pools.v6 = AppPools::parse_pool(&list, true)
+            .map_err(|r| config_err(format!("app-ipv6-pool: {r}")))?;
+    }
+    if pools.v4.is_empty() && pools.v6.is_empty() {
+        return Err(config_err(
+            "app-ipv4-pool: both address pools are empty; apps would have nowhere to listen",
+        ));
+    }
+    Ok(pools)
 }
 
 pub(crate) async fn run(a: EdgeArgs) -> anyhow::Result<()> {

@@ -104,7 +104,7 @@ fn main() -> ExitCode {
     };
     let result = rt.block_on(async move {
         match args.command {
-            cli::Command::Edge(a) => edge_cmd::run(a).await,
+            cli::Command::Edge(a) => edge_cmd::run(*a).await,
             cli::Command::Quick(a) => quick_cmd::run(a).await,
             cli::Command::Tunnel(t) => match t.command {
                 cli::TunnelCommand::Run(a) => run_cmd::run(a).await,

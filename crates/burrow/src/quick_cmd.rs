@@ -36,12 +36,14 @@ pub(crate) async fn run(a: QuickArgs) -> anyhow::Result<()> {
         state: dir.path().join("quick.db"),
         pki_dir: None,
         edge_domain: burrow_transport::pki::DEFAULT_EDGE_DOMAIN.into(),
-        app_address: loopback,
+        app_pools: burrow_edge::AppPools::single(loopback),
         grace_period: Duration::from_secs(5),
         disable_quic: false,
         geoip_country: None,
         geoip_asn: None,
         cert_dir: None,
+        origin_ca: None,
+        dns_server: None,
     })
     .await?;
     let shutdown = crate::shutdown_on_signals();

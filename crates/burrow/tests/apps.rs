@@ -659,23 +659,23 @@ fn s_client(addr: SocketAddr, args: &[&str], input: &[u8], want: &str) -> String
     s
 }
 
-#[test]
-fn flexible_tls_terminates_at_the_edge_and_refuses_tls_1_1() {
-    use std::process::Command;
-    let dir = tempdir();
-    let certs = dir.path().join("certs");
-    std::fs::create_dir_all(&certs).unwrap();
-    let d = |f: &str| dir.path().join(f).to_string_lossy().into_owned();
-    let c = |f: &str| certs.join(f).to_string_lossy().into_owned();
-    let ok = |args: &[&str]| {
-        let st = Command::new("openssl").args(args).output().unwrap();
-        assert!(
-            st.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&st.stderr)
-        );
-    };
-    ok(&[
+/// Runs openssl with `args`, failing the test with its stderr.
+fn openssl(args: &[&str]) {
+    let st = std::process::Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl must be installed");
+    assert!(
+        st.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+}
+
+/// A test CA in `dir` (`ca.pem`, `ca.key`); returns the certificate path.
+fn make_ca(dir: &std::path::Path) -> String {
+    let d = |f: &str| dir.join(f).to_string_lossy().into_owned();
+    openssl(&[
         "req",
         "-x509",
         "-newkey",
@@ -690,24 +690,37 @@ fn flexible_tls_terminates_at_the_edge_and_refuses_tls_1_1() {
         "-out",
         &d("ca.pem"),
     ]);
-    ok(&[
+    d("ca.pem")
+}
+
+/// A certificate for DNS name `name` signed by the CA in `ca_dir`, written
+/// as `out/NAME.pem` and `out/NAME.key`.
+fn make_cert(ca_dir: &std::path::Path, name: &str, out: &std::path::Path) {
+    let d = |f: &str| ca_dir.join(f).to_string_lossy().into_owned();
+    let o = |f: &str| out.join(f).to_string_lossy().into_owned();
+    let (key, csr, ext) = (
+        o(&format!("{name}.key")),
+        d(&format!("{name}.csr")),
+        d(&format!("{name}.ext")),
+    );
+    openssl(&[
         "req",
         "-newkey",
         "rsa:2048",
         "-nodes",
         "-subj",
-        "/CN=app.example.com",
+        &format!("/CN={name}"),
         "-keyout",
-        &c("app.example.com.key"),
+        &key,
         "-out",
-        &d("app.csr"),
+        &csr,
     ]);
-    std::fs::write(d("ext"), "subjectAltName=DNS:app.example.com\n").unwrap();
-    ok(&[
+    std::fs::write(&ext, format!("subjectAltName=DNS:{name}\n")).unwrap();
+    openssl(&[
         "x509",
         "-req",
         "-in",
-        &d("app.csr"),
+        &csr,
         "-CA",
         &d("ca.pem"),
         "-CAkey",
@@ -716,10 +729,20 @@ fn flexible_tls_terminates_at_the_edge_and_refuses_tls_1_1() {
         "-days",
         "2",
         "-extfile",
-        &d("ext"),
+        &ext,
         "-out",
-        &c("app.example.com.pem"),
+        &o(&format!("{name}.pem")),
     ]);
+}
+
+#[test]
+fn flexible_tls_terminates_at_the_edge_and_refuses_tls_1_1() {
+    let dir = tempdir();
+    let certs = dir.path().join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    let d = |f: &str| dir.path().join(f).to_string_lossy().into_owned();
+    make_ca(dir.path());
+    make_cert(dir.path(), "app.example.com", &certs);
 
     let origin = Origin::start(echo);
     let cert_dir = certs.to_string_lossy().into_owned();
@@ -774,5 +797,307 @@ fn flexible_tls_terminates_at_the_edge_and_refuses_tls_1_1() {
         origin.count(),
         before,
         "a non-TLS client reached the origin"
+    );
+}
+
+/// A child process killed on drop.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `openssl s_server -rev` (answers each line reversed) on a free port with
+/// certificate `name` from `dir`; its report (cipher lists) goes to `log`.
+fn tls_origin(
+    dir: &std::path::Path,
+    name: &str,
+    log: &std::path::Path,
+) -> (KillOnDrop, SocketAddr) {
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let f = |x: &str| dir.join(x).to_string_lossy().into_owned();
+    let child = std::process::Command::new("openssl")
+        .args(["s_server", "-accept", &addr.to_string(), "-rev"])
+        .args([
+            "-cert",
+            &f(&format!("{name}.pem")),
+            "-key",
+            &f(&format!("{name}.key")),
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        // With -rev, the connection report goes to stderr.
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .expect("openssl must be installed");
+    let guard = KillOnDrop(child);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "s_server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (guard, addr)
+}
+
+#[test]
+fn full_and_strict_tls_encrypt_to_the_origin_and_strict_checks_its_name() {
+    let dir = tempdir();
+    let certs = dir.path().join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    let ca = make_ca(dir.path());
+    make_cert(dir.path(), "app.example.com", &certs);
+    make_cert(dir.path(), "origin.example.com", dir.path());
+    let log = dir.path().join("s_server.out");
+    let (_origin, origin) = tls_origin(dir.path(), "origin.example.com", &log);
+
+    let cert_dir = certs.to_string_lossy().into_owned();
+    let edge = EdgeProc::start(
+        dir.path(),
+        "NRT",
+        "edge.db",
+        &["--cert-dir", &cert_dir, "--origin-ca", &ca],
+    );
+    let o = format!("tcp://{origin}");
+    let app = |tls: &str, dns_name: Option<&str>| {
+        let port = free_port();
+        let proto = format!("tcp/{port}");
+        let mut args = vec![
+            "app",
+            "create",
+            "--protocol",
+            &proto,
+            "--origin",
+            &o,
+            "--tls",
+            tls,
+        ];
+        if let Some(n) = dns_name {
+            args.extend(["--dns-name", n]);
+        }
+        edge.admin(&args).expect("app create");
+        SocketAddr::from(([127, 0, 0, 1], port))
+    };
+    let full = app("full", None);
+    let strict = app("strict", Some("origin.example.com"));
+    let wrong = app("strict", Some("wrong.example.com"));
+    let client = [
+        "-servername",
+        "app.example.com",
+        "-CAfile",
+        &ca,
+        "-verify_return_error",
+        "-quiet",
+    ];
+    // The origin answers through TLS (s_server -rev reverses the line).
+    let out = s_client(full, &client, b"hello full\n", "lluf olleh");
+    assert!(out.contains("lluf olleh"), "full: {out}");
+    let out = s_client(strict, &client, b"hello strict\n", "tcirts olleh");
+    assert!(out.contains("tcirts olleh"), "strict: {out}");
+    // A certificate for another name is refused, with the reason logged,
+    // and the client gets nothing from the origin.
+    let out = s_client(wrong, &client, b"hello wrong\n", "gnorw olleh");
+    assert!(
+        !out.contains("gnorw olleh"),
+        "strict accepted a wrong name: {out}"
+    );
+    let edge_log = edge.proc.log();
+    assert!(
+        edge_log.contains("TLS handshake failed") && edge_log.contains("not valid for name"),
+        "{edge_log}"
+    );
+    // burrow offers the cipher suites in the documented origin order.
+    let report = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        report.contains(
+            "Client cipher list: TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256"
+        ),
+        "{report}"
+    );
+}
+
+/// A TCP and a UDP origin on `ip` (same port number for both families of
+/// the pair used by the test): each answers `tag`.
+fn tagged_origins(ip: [u8; 4], port: Option<u16>, tag: &'static [u8]) -> u16 {
+    for _ in 0..50 {
+        let want = port.unwrap_or(0);
+        let Ok(tcp) = std::net::TcpListener::bind(SocketAddr::from((ip, want))) else {
+            continue;
+        };
+        let p = tcp.local_addr().unwrap().port();
+        let Ok(udp) = std::net::UdpSocket::bind(SocketAddr::from((ip, p))) else {
+            continue;
+        };
+        std::thread::spawn(move || {
+            for s in tcp.incoming() {
+                let Ok(mut s) = s else { continue };
+                let _ = s.write_all(tag);
+            }
+        });
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            while let Ok((_, from)) = udp.recv_from(&mut buf) {
+                let _ = udp.send_to(tag, from);
+            }
+        });
+        return p;
+    }
+    panic!("no free port pair on {ip:?}");
+}
+
+#[test]
+fn dns_origins_follow_the_name_as_it_changes() {
+    use hickory_proto::rr::rdata::A;
+    use hickory_proto::rr::{RData, RecordType};
+    use std::sync::{Arc, Mutex};
+    let dir = tempdir();
+    let p = tagged_origins([127, 0, 0, 5], None, b"A");
+    tagged_origins([127, 0, 0, 6], Some(p), b"B");
+    let current = Arc::new(Mutex::new([127u8, 0, 0, 5]));
+    let answer = current.clone();
+    let dns = dns_server(move |name, kind| match kind {
+        RecordType::A if name == "origin.test." => {
+            let [a, b, c, d] = *answer.lock().unwrap();
+            vec![RData::A(A::new(a, b, c, d))]
+        }
+        _ => Vec::new(),
+    });
+    let dns = dns.to_string();
+    let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &["--dns-server", &dns]);
+    let (tcp_port, udp_port) = (free_port(), free_port());
+    let op = p.to_string();
+    for (proto, port) in [("tcp", tcp_port), ("udp", udp_port)] {
+        let protocol = format!("{proto}/{port}");
+        edge.admin(&[
+            "app",
+            "create",
+            "--protocol",
+            &protocol,
+            "--origin-dns",
+            "origin.test",
+            "--origin-port",
+            &op,
+            "--origin-dns-ttl",
+            "1",
+        ])
+        .expect("app create");
+    }
+    let tcp_app = SocketAddr::from(([127, 0, 0, 1], tcp_port));
+    let udp_app = SocketAddr::from(([127, 0, 0, 1], udp_port));
+    let udp_ask = || {
+        let c = udp_client("127.0.0.1");
+        c.send_to(b"?", udp_app).unwrap();
+        let mut buf = [0u8; 16];
+        let (n, _) = c.recv_from(&mut buf).expect("UDP answer");
+        buf[..n].to_vec()
+    };
+    assert_eq!(read_all(tcp_app), b"A");
+    assert_eq!(udp_ask(), b"A");
+    // The name moves; after its TTL, new flows and sessions follow it.
+    *current.lock().unwrap() = [127, 0, 0, 6];
+    std::thread::sleep(Duration::from_millis(1300));
+    assert_eq!(read_all(tcp_app), b"B");
+    assert_eq!(udp_ask(), b"B");
+    // A name that does not resolve fails the flow with the name in the log.
+    let bad_port = free_port();
+    let protocol = format!("tcp/{bad_port}");
+    edge.admin(&[
+        "app",
+        "create",
+        "--protocol",
+        &protocol,
+        "--origin-dns",
+        "missing.test",
+        "--origin-port",
+        &op,
+    ])
+    .expect("app create");
+    assert_eq!(read_all(SocketAddr::from(([127, 0, 0, 1], bad_port))), b"");
+    let log = edge.proc.log();
+    assert!(log.contains("cannot resolve missing.test"), "{log}");
+}
+
+#[test]
+fn apps_listen_on_pool_addresses_by_connectivity() {
+    let dir = tempdir();
+    let origin = Origin::start(echo);
+    let edge = EdgeProc::start(
+        dir.path(),
+        "NRT",
+        "edge.db",
+        &[
+            "--app-ipv4-pool",
+            "127.0.0.7,127.0.0.8",
+            "--app-ipv6-pool",
+            "::1",
+        ],
+    );
+    let o = format!("tcp://{}", origin.addr);
+    let create = |connectivity: &str| -> Vec<SocketAddr> {
+        let protocol = format!("tcp/{}", free_port());
+        let out = edge
+            .admin(&[
+                "app",
+                "create",
+                "--protocol",
+                &protocol,
+                "--origin",
+                &o,
+                "--connectivity",
+                connectivity,
+            ])
+            .expect("app create");
+        out.lines()
+            .filter_map(|l| l.strip_prefix("listen: "))
+            .map(|a| a.parse().unwrap())
+            .collect()
+    };
+    // all: one address from each pool; both carry the app.
+    let all = create("all");
+    assert_eq!(all.len(), 2, "{all:?}");
+    assert!(
+        all[0].is_ipv4() && ["127.0.0.7", "127.0.0.8"].contains(&all[0].ip().to_string().as_str())
+    );
+    assert_eq!(all[1].ip().to_string(), "::1");
+    for a in &all {
+        assert_eq!(echo_round_trip(*a, b"pooled").unwrap(), b"pooled", "{a}");
+    }
+    // ipv6: nothing on IPv4.
+    let v6 = create("ipv6");
+    assert_eq!(v6.len(), 1);
+    assert!(v6[0].is_ipv6());
+    assert_eq!(echo_round_trip(v6[0], b"six").unwrap(), b"six");
+    for ip in ["127.0.0.7", "127.0.0.8"] {
+        let v4 = SocketAddr::new(ip.parse().unwrap(), v6[0].port());
+        assert!(std::net::TcpStream::connect(v4).is_err(), "{v4} answers");
+    }
+    // GET shows the same addresses.
+    let list = edge.admin(&["app", "list", "--json"]).unwrap();
+    assert!(list.contains(&format!("[::1]:{}", v6[0].port())), "{list}");
+
+    // An edge without an IPv6 pool refuses IPv6-only apps, naming the field.
+    let dir2 = tempdir();
+    let edge2 = EdgeProc::start(dir2.path(), "KIX", "edge.db", &["--app-ipv6-pool", ""]);
+    let protocol = format!("tcp/{}", free_port());
+    let err = edge2
+        .admin(&[
+            "app",
+            "create",
+            "--protocol",
+            &protocol,
+            "--origin",
+            &o,
+            "--connectivity",
+            "ipv6",
+        ])
+        .unwrap_err();
+    assert!(
+        err.contains("edge_ips.connectivity") && err.contains("--app-ipv6-pool"),
+        "{err}"
     );
 }

@@ -530,68 +530,26 @@ fn auto_goes_back_to_quic_when_udp_opens_again() {
     assert!(c.log().contains("QUIC works again"));
 }
 
-/// A tiny authoritative DNS server for the test: SRV
-/// `_v2-origintunneld._tcp.burrow.internal` → region1/region2 on the two
-/// edge ports, and A records for both targets → 127.0.0.1.
+/// DNS for the test: SRV `_v2-origintunneld._tcp.burrow.internal` →
+/// region1/region2 on the two edge ports, and A records for both targets →
+/// 127.0.0.1.
 fn dns_server(ports: [u16; 2]) -> SocketAddr {
-    use hickory_proto::op::{Message, MessageType, ResponseCode};
     use hickory_proto::rr::rdata::{A, SRV};
-    use hickory_proto::rr::{Name, RData, Record, RecordType};
-    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let addr = sock.local_addr().unwrap();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok((n, from)) = sock.recv_from(&mut buf) {
-            let Ok(req) = Message::from_vec(&buf[..n]) else {
-                continue;
-            };
-            let mut resp = Message::new();
-            resp.set_id(req.id())
-                .set_message_type(MessageType::Response)
-                .set_op_code(req.op_code())
-                .set_recursion_desired(req.recursion_desired())
-                .set_recursion_available(true)
-                .set_authoritative(true);
-            resp.add_queries(req.queries().to_vec());
-            let mut found = false;
-            for q in req.queries() {
-                let name = q.name().to_ascii().to_ascii_lowercase();
-                match q.query_type() {
-                    RecordType::SRV if name == "_v2-origintunneld._tcp.burrow.internal." => {
-                        for (i, port) in ports.iter().enumerate() {
-                            let target =
-                                Name::from_ascii(format!("region{}.burrow.internal.", i + 1))
-                                    .unwrap();
-                            resp.add_answer(Record::from_rdata(
-                                q.name().clone(),
-                                60,
-                                RData::SRV(SRV::new(1, 1, *port, target)),
-                            ));
-                        }
-                        found = true;
-                    }
-                    RecordType::A
-                        if name.starts_with("region") && name.ends_with(".burrow.internal.") =>
-                    {
-                        resp.add_answer(Record::from_rdata(
-                            q.name().clone(),
-                            60,
-                            RData::A(A::new(127, 0, 0, 1)),
-                        ));
-                        found = true;
-                    }
-                    _ => {}
-                }
-            }
-            if !found {
-                resp.set_response_code(ResponseCode::NXDomain);
-            }
-            if let Ok(bytes) = resp.to_vec() {
-                let _ = sock.send_to(&bytes, from);
-            }
+    use hickory_proto::rr::{Name, RData, RecordType};
+    util::dns_server(move |name, kind| match kind {
+        RecordType::SRV if name == "_v2-origintunneld._tcp.burrow.internal." => ports
+            .iter()
+            .enumerate()
+            .map(|(i, port)| {
+                let target = Name::from_ascii(format!("region{}.burrow.internal.", i + 1)).unwrap();
+                RData::SRV(SRV::new(1, 1, *port, target))
+            })
+            .collect(),
+        RecordType::A if name.starts_with("region") && name.ends_with(".burrow.internal.") => {
+            vec![RData::A(A::new(127, 0, 0, 1))]
         }
-    });
-    addr
+        _ => Vec::new(),
+    })
 }
 
 #[test]

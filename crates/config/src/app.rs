@@ -367,6 +367,13 @@ impl RawApp {
                 "TLS termination is for TCP apps; UDP apps need tls: off",
             ));
         }
+        if matches!(origin, Origin::Tunnel { .. }) && matches!(tls, TlsMode::Full | TlsMode::Strict)
+        {
+            return Err(err(
+                "tls",
+                "full and strict encrypt edge→origin, but a tunnel origin is reached by the connector: use flexible, and an https:// service in the connector's ingress rule",
+            ));
+        }
         let connectivity = match &self.edge_ips {
             None => Connectivity::All,
             Some(e) => {
@@ -519,6 +526,11 @@ mod tests {
                 r#"{"protocol":"tcp/22","origin_direct":["tcp://127.0.0.1:22"],"colour":1}"#,
                 "body",
                 "colour",
+            ),
+            (
+                r#"{"protocol":"tcp/22","origin_tunnel":{"tunnel":"t"},"tls":"strict"}"#,
+                "tls",
+                "connector",
             ),
             (
                 r#"{"protocol":"sctp/22","origin_direct":["tcp://127.0.0.1:22"]}"#,

@@ -20,6 +20,11 @@ struct RawEdgeFile {
     geoip_country: Option<PathBuf>,
     geoip_asn: Option<PathBuf>,
     cert_dir: Option<PathBuf>,
+    app_address: Option<String>,
+    app_ipv4_pool: Option<String>,
+    app_ipv6_pool: Option<String>,
+    origin_ca: Option<PathBuf>,
+    dns_server: Option<String>,
 }
 
 /// A parsed `edge.yaml`; every field optional (flags and defaults fill in).
@@ -47,6 +52,16 @@ pub struct EdgeFile {
     pub geoip_asn: Option<PathBuf>,
     /// `cert-dir`: app certificates for edge TLS termination.
     pub cert_dir: Option<PathBuf>,
+    /// `app-address`: one address for every app.
+    pub app_address: Option<String>,
+    /// `app-ipv4-pool`: comma-separated IPv4 addresses for apps.
+    pub app_ipv4_pool: Option<String>,
+    /// `app-ipv6-pool`: comma-separated IPv6 addresses for apps.
+    pub app_ipv6_pool: Option<String>,
+    /// `origin-ca`: CA file for `tls: strict` origins.
+    pub origin_ca: Option<PathBuf>,
+    /// `dns-server`: resolver for `origin_dns` names.
+    pub dns_server: Option<String>,
 }
 
 /// Parses an `edge.yaml`.
@@ -80,6 +95,11 @@ pub fn parse_edge_yaml(text: &str) -> Result<EdgeFile, ConfigError> {
         geoip_country: raw.geoip_country,
         geoip_asn: raw.geoip_asn,
         cert_dir: raw.cert_dir,
+        app_address: raw.app_address,
+        app_ipv4_pool: raw.app_ipv4_pool,
+        app_ipv6_pool: raw.app_ipv6_pool,
+        origin_ca: raw.origin_ca,
+        dns_server: raw.dns_server,
     })
 }
 

@@ -41,22 +41,7 @@ pub(crate) async fn edge_addrs(
         }
         return Ok(dedup(out));
     }
-    let resolver = match dns_server {
-        // One given server, over UDP and TCP.
-        Some(server) => {
-            use hickory_resolver::config::{NameServerConfigGroup, ResolverConfig};
-            let group = NameServerConfigGroup::from_ips_clear(&[server.ip()], server.port(), true);
-            hickory_resolver::TokioResolver::builder_with_config(
-                ResolverConfig::from_parts(None, vec![], group),
-                hickory_resolver::name_server::TokioConnectionProvider::default(),
-            )
-            .build()
-        }
-        // The system's resolver configuration (/etc/resolv.conf).
-        None => hickory_resolver::TokioResolver::builder_tokio()
-            .map_err(|e| format!("DNS resolver: {e}"))?
-            .build(),
-    };
+    let resolver = burrow_transport::dns::resolver(dns_server, true)?;
     let name = format!("_v2-origintunneld._tcp.{domain}.");
     let srv = resolver
         .srv_lookup(name.as_str())

@@ -26,7 +26,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use burrow_config::app::{AppSpec, Connectivity, Origin, ProxyProtocol, RawApp, TlsMode, L4};
+use burrow_config::app::{AppSpec, Origin, RawApp, TlsMode};
 use burrow_config::credentials::{Credentials, SecretBytes};
 use rand::RngCore;
 use serde::Deserialize;
@@ -289,47 +289,6 @@ async fn delete_tunnel(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Features of the app model that this edge does not carry out yet; an app
-/// asking for one is refused rather than served without it.
-fn unsupported(spec: &AppSpec) -> Option<(&'static str, &'static str)> {
-    if spec.l4 == L4::Udp && matches!(spec.origin, Origin::Dns { .. }) {
-        return Some((
-            "origin_dns",
-            "UDP apps with DNS origins are not supported yet; use origin_direct",
-        ));
-    }
-    match spec.tls {
-        TlsMode::Off => {}
-        TlsMode::Flexible if matches!(spec.origin, Origin::Tunnel { .. }) => {
-            return Some((
-                "tls",
-                "TLS termination toward tunnel origins is not supported yet",
-            ));
-        }
-        TlsMode::Flexible => {}
-        TlsMode::Full | TlsMode::Strict => {
-            return Some((
-                "tls",
-                "full and strict (TLS to the origin) are not supported yet; use flexible or off",
-            ));
-        }
-    }
-    if spec.proxy_protocol != ProxyProtocol::Off && matches!(spec.origin, Origin::Tunnel { .. }) {
-        return Some((
-            "proxy_protocol",
-            "PROXY protocol toward tunnel origins is not supported yet; use \"off\"",
-        ));
-    }
-
-    if spec.connectivity == Connectivity::Ipv6 {
-        return Some((
-            "edge_ips.connectivity",
-            "IPv6-only apps are not supported yet",
-        ));
-    }
-    None
-}
-
 fn app_json(shared: &Shared, a: &burrow_store::App) -> Value {
     let mut v: Value = serde_json::from_str(&a.spec).unwrap_or(Value::Null);
     if !v.is_object() {
@@ -360,9 +319,16 @@ async fn prepare(
     let spec = raw
         .validate()
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, Some(e.field), e.reason))?;
-    if let Some((field, why)) = unsupported(&spec) {
-        return Err(ApiError::bad(field, why));
+    if spec.tls != TlsMode::Off && shared.app_tls.is_none() {
+        return Err(ApiError::bad(
+            "tls",
+            "this edge has no app certificates; start it with --cert-dir DIR (NAME.pem + NAME.key)",
+        ));
     }
+    shared
+        .app_pools
+        .addresses(uuid::Uuid::nil(), spec.connectivity)
+        .map_err(|why| ApiError::bad("edge_ips.connectivity", why))?;
     let tunnel_id = match &spec.origin {
         Origin::Tunnel { tunnel, .. } => Some(
             find_tunnel(shared, tunnel)
@@ -424,16 +390,11 @@ async fn create_app(
 ) -> Result<Response, ApiError> {
     let raw = body(req)?;
     let (spec, tunnel_id) = prepare(&st.shared, &raw, None).await?;
-    if spec.tls != TlsMode::Off && st.shared.app_tls.is_none() {
-        return Err(ApiError::bad(
-            "tls",
-            "this edge has no app certificates; start it with --cert-dir DIR (NAME.pem + NAME.key)",
-        ));
-    }
-    let listeners = crate::apps::bind_all(st.shared.app_address, &spec)
+    let id = uuid::Uuid::new_v4();
+    let listeners = crate::apps::bind_all(&st.shared, id, &spec)
         .await
         .map_err(|m| ApiError::new(StatusCode::CONFLICT, Some("protocol".into()), m))?;
-    let app = app_record(uuid::Uuid::new_v4(), &raw, &spec, tunnel_id, unix_now())?;
+    let app = app_record(id, &raw, &spec, tunnel_id, unix_now())?;
     st.shared
         .store
         .create_app(&app)
@@ -595,39 +556,4 @@ async fn delete_access_rule(
     }
     st.shared.reload_access().await;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn spec(json: &str) -> AppSpec {
-        RawApp::from_json(json).unwrap().validate().unwrap()
-    }
-
-    #[test]
-    fn unsupported_features_are_named() {
-        let direct = r#""origin_direct":["tcp://127.0.0.1:1"]"#;
-        let tunnel = r#""origin_tunnel":{"tunnel":"t"}"#;
-        assert_eq!(
-            unsupported(&spec(&format!(r#"{{"protocol":"tcp/1",{direct}}}"#))),
-            None
-        );
-        let tls = spec(&format!(r#"{{"protocol":"tcp/1",{direct},"tls":"full"}}"#));
-        assert_eq!(unsupported(&tls).map(|x| x.0), Some("tls"));
-        let fw = spec(&format!(
-            r#"{{"protocol":"tcp/1",{direct},"ip_firewall":true}}"#
-        ));
-        assert_eq!(unsupported(&fw), None);
-        let pp = spec(&format!(
-            r#"{{"protocol":"tcp/1",{direct},"proxy_protocol":"v2"}}"#
-        ));
-        assert_eq!(unsupported(&pp), None);
-        let pp_tunnel = spec(&format!(
-            r#"{{"protocol":"tcp/1",{tunnel},"proxy_protocol":"v2"}}"#
-        ));
-        assert_eq!(unsupported(&pp_tunnel).map(|x| x.0), Some("proxy_protocol"));
-        let udp = spec(r#"{"protocol":"udp/53","origin_direct":["udp://127.0.0.1:53"]}"#);
-        assert_eq!(unsupported(&udp), None);
-    }
 }

@@ -161,10 +161,13 @@ impl AppManager {
             .iter()
             .filter_map(|l| l.local_addr().ok())
             .collect();
-        info!(
-            app_id = %app.id, ports = %app.spec.edge_ports, address = %shared.app_address,
-            "app listening"
-        );
+        let ips: Vec<IpAddr> = addrs
+            .iter()
+            .map(SocketAddr::ip)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        info!(app_id = %app.id, ports = %app.spec.edge_ports, addresses = ?ips, "app listening");
         let cell: AppCell = Arc::new(std::sync::RwLock::new(app.clone()));
         self.running.lock().expect("app map lock poisoned").insert(
             app.id,
@@ -220,14 +223,14 @@ impl AppManager {
         }
         let old = current.map(|c| c.read().expect("app cell lock poisoned").clone());
         self.stop(new.id);
-        match bind_retrying(shared.app_address, &new.spec).await {
+        match bind_retrying(shared, new.id, &new.spec).await {
             Ok(listeners) => {
                 self.adopt(shared, new, listeners, shutdown);
                 Ok(())
             }
             Err(e) => {
                 if let Some(old) = old {
-                    if let Ok(l) = bind_retrying(shared.app_address, &old.spec).await {
+                    if let Ok(l) = bind_retrying(shared, old.id, &old.spec).await {
                         self.adopt(shared, old, l, shutdown);
                     }
                 }
@@ -314,7 +317,7 @@ impl AppManager {
                     continue;
                 }
             };
-            match bind_all(shared.app_address, &compiled.spec).await {
+            match bind_all(shared, id, &compiled.spec).await {
                 Ok(l) => self.adopt(shared, compiled, l, shutdown),
                 Err(e) => {
                     // Retried on the next sync.
@@ -339,30 +342,67 @@ impl AppManager {
     }
 }
 
-/// Binds every edge port of an app on `ip`; all or nothing.
+/// Binds every edge port of app `id` on its pool addresses; all or
+/// nothing.
 ///
 /// # Errors
-/// The first port that cannot be bound, named in the message.
-pub(crate) async fn bind_all(ip: IpAddr, spec: &AppSpec) -> Result<Vec<Listener>, String> {
-    let mut out = Vec::with_capacity(usize::try_from(spec.edge_ports.len()).unwrap_or(0));
-    for port in spec.edge_ports.iter() {
-        let addr = SocketAddr::new(ip, port);
-        let l = match spec.l4 {
-            L4::Tcp => TcpListener::bind(addr).await.map(Listener::Tcp),
-            L4::Udp => tokio::net::UdpSocket::bind(addr).await.map(Listener::Udp),
+/// The first port that cannot be bound, named in the message, or why the
+/// pools have no address for the app.
+pub(crate) async fn bind_all(
+    shared: &Shared,
+    id: uuid::Uuid,
+    spec: &AppSpec,
+) -> Result<Vec<Listener>, String> {
+    let ips = shared.app_pools.addresses(id, spec.connectivity)?;
+    let per_ip = usize::try_from(spec.edge_ports.len()).unwrap_or(0);
+    let mut out = Vec::with_capacity(per_ip * ips.len());
+    for ip in ips {
+        for port in spec.edge_ports.iter() {
+            let addr = SocketAddr::new(ip, port);
+            let l = bind_one(addr, spec.l4)
+                .map_err(|e| format!("cannot listen on {}/{addr}: {e}", spec.l4.as_str()))?;
+            out.push(l);
         }
-        .map_err(|e| format!("cannot listen on {}/{ip}:{port}: {e}", spec.l4.as_str()))?;
-        out.push(l);
     }
     Ok(out)
 }
 
+/// One non-blocking listener; IPv6 ones are IPv6-only so `::` and
+/// `0.0.0.0` pools can be used together.
+fn bind_one(addr: SocketAddr, l4: L4) -> std::io::Result<Listener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let domain = Domain::for_address(addr);
+    let socket = match l4 {
+        L4::Tcp => Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?,
+        L4::Udp => Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?,
+    };
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    if l4 == L4::Tcp {
+        socket.set_reuse_address(true)?;
+    }
+    socket.bind(&addr.into())?;
+    Ok(match l4 {
+        L4::Tcp => {
+            socket.listen(1024)?;
+            Listener::Tcp(TcpListener::from_std(socket.into())?)
+        }
+        L4::Udp => Listener::Udp(tokio::net::UdpSocket::from_std(socket.into())?),
+    })
+}
+
 /// [`bind_all`], retried for a moment while just-closed listeners of the
 /// same ports go away.
-async fn bind_retrying(ip: IpAddr, spec: &AppSpec) -> Result<Vec<Listener>, String> {
+async fn bind_retrying(
+    shared: &Shared,
+    id: uuid::Uuid,
+    spec: &AppSpec,
+) -> Result<Vec<Listener>, String> {
     let mut last = String::new();
     for _ in 0..20 {
-        match bind_all(ip, spec).await {
+        match bind_all(shared, id, spec).await {
             Ok(l) => return Ok(l),
             Err(e) => last = e,
         }
@@ -433,29 +473,15 @@ async fn proxy_flow(
     edge_port: u16,
     flow_id: u64,
 ) -> Result<(), FlowError> {
-    let targets: Vec<(IpAddr, PortMap)> = match &app.spec.origin {
-        Origin::Tunnel { hostname, .. } => {
-            let tunnel_id = app
-                .tunnel_id
-                .ok_or_else(|| "internal: tunnel app without tunnel id".to_owned())?;
-            if app.spec.tls != TlsMode::Off {
-                return Err("internal: TLS termination toward a tunnel".into());
-            }
-            return tunnel_flow(
-                shared, tunnel_id, hostname, client, peer, edge_port, flow_id,
-            )
-            .await;
-        }
-        Origin::Direct(list) => list.iter().map(|o| (o.ip, o.ports)).collect(),
-        Origin::Dns { name, ttl, ports } => resolve(app, name, *ttl)
-            .await?
-            .into_iter()
-            .map(|ip| (ip, *ports))
-            .collect(),
-    };
     let local = client.local_addr().map_err(|e| format!("client: {e}"))?;
-    if app.spec.tls != TlsMode::Flexible {
-        return direct_flow(shared, app, &targets, client, peer, local, edge_port).await;
+    let ends = Ends {
+        peer,
+        local,
+        edge_port,
+        flow_id,
+    };
+    if app.spec.tls == TlsMode::Off {
+        return to_origin(shared, app, client, ends).await;
     }
     let cfg = shared
         .app_tls
@@ -468,20 +494,68 @@ async fn proxy_flow(
     .await
     .map_err(|_| "client: TLS handshake timed out".to_owned())?
     .map_err(|e| format!("client: TLS handshake failed: {e}"))?;
-    direct_flow(shared, app, &targets, tls, peer, local, edge_port).await
+    to_origin(shared, app, tls, ends).await
+}
+
+/// The two ends of a flow as the edge sees them.
+#[derive(Clone, Copy)]
+struct Ends {
+    /// The real client.
+    peer: SocketAddr,
+    /// The edge address the client connected to.
+    local: SocketAddr,
+    edge_port: u16,
+    flow_id: u64,
+}
+
+/// Carries a (possibly TLS-terminated) client connection to the app's origin.
+async fn to_origin<C>(
+    shared: &Shared,
+    app: &Compiled,
+    client: C,
+    ends: Ends,
+) -> Result<(), FlowError>
+where
+    C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let targets: Vec<(IpAddr, PortMap)> = match &app.spec.origin {
+        Origin::Tunnel { hostname, .. } => {
+            let tunnel_id = app
+                .tunnel_id
+                .ok_or_else(|| "internal: tunnel app without tunnel id".to_owned())?;
+            return tunnel_flow(shared, app, tunnel_id, hostname, client, ends).await;
+        }
+        Origin::Direct(list) => list.iter().map(|o| (o.ip, o.ports)).collect(),
+        Origin::Dns { name, ttl, ports } => resolve(shared, app, name, *ttl)
+            .await?
+            .into_iter()
+            .map(|ip| (ip, *ports))
+            .collect(),
+    };
+    direct_flow(shared, app, &targets, client, ends).await
 }
 
 /// The addresses of a DNS origin, cached for its TTL.
-async fn resolve(app: &Compiled, name: &str, ttl: u32) -> Result<Vec<IpAddr>, FlowError> {
+pub(crate) async fn resolve(
+    shared: &Shared,
+    app: &Compiled,
+    name: &str,
+    ttl: u32,
+) -> Result<Vec<IpAddr>, FlowError> {
     if let Some((at, ips)) = app.dns.lock().expect("dns cache lock poisoned").as_ref() {
         if at.elapsed() < Duration::from_secs(u64::from(ttl)) {
             return Ok(ips.clone());
         }
     }
-    let ips: Vec<IpAddr> = tokio::net::lookup_host((name, 0))
+    let resolver = shared
+        .resolver
+        .as_ref()
+        .map_err(|e| format!("origin: cannot resolve {name}: {e}"))?;
+    let ips: Vec<IpAddr> = resolver
+        .lookup_ip(name)
         .await
         .map_err(|e| format!("origin: cannot resolve {name}: {e}"))?
-        .map(|a| a.ip())
+        .iter()
         .collect();
     if ips.is_empty() {
         return Err(format!("origin: {name} has no addresses"));
@@ -505,9 +579,7 @@ async fn direct_flow<C>(
     app: &Compiled,
     targets: &[(IpAddr, PortMap)],
     mut client: C,
-    peer: SocketAddr,
-    local: SocketAddr,
-    edge_port: u16,
+    ends: Ends,
 ) -> Result<(), FlowError>
 where
     C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
@@ -525,6 +597,7 @@ where
     let mut last_err = String::new();
     for i in order {
         let (ip, map) = targets[i];
+        let edge_port = ends.edge_port;
         let Some(port) = map.map(edge_port) else {
             return Err(format!(
                 "internal: edge port {edge_port} outside the app range"
@@ -535,18 +608,25 @@ where
             Ok(Ok(mut origin)) => {
                 app.mark(ip, true);
                 let _ = origin.set_nodelay(true);
-                if let Some(version) = proxy_version(app.spec.proxy_protocol) {
-                    // The real client, and the edge address it connected to.
-                    let header = proxy_header(version, Transport::Stream, peer, local);
-                    origin
-                        .write_all(&header)
-                        .await
-                        .map_err(|e| format!("origin {addr}: sending the PROXY header: {e}"))?;
-                }
-                shared.active_flows.fetch_add(1, Ordering::Relaxed);
-                let res = burrow_transport::splice::splice(&mut client, &mut origin).await;
-                shared.active_flows.fetch_sub(1, Ordering::Relaxed);
-                return res.map(|_| ()).map_err(|e| format!("splice: {e}"));
+                send_proxy_header(app, &mut origin, ends)
+                    .await
+                    .map_err(|e| format!("origin {addr}: sending the PROXY header: {e}"))?;
+                let tls = match app.spec.tls {
+                    TlsMode::Full => &shared.origin_tls.full,
+                    TlsMode::Strict => &shared.origin_tls.strict,
+                    TlsMode::Off | TlsMode::Flexible => {
+                        return splice_counted(shared, &mut client, &mut origin).await;
+                    }
+                };
+                let name = origin_name(app, ip);
+                let mut origin = tokio::time::timeout(
+                    ORIGIN_CONNECT_TIMEOUT,
+                    tokio_rustls::TlsConnector::from(tls.clone()).connect(name, origin),
+                )
+                .await
+                .map_err(|_| format!("origin {addr}: TLS handshake timed out"))?
+                .map_err(|e| format!("origin {addr}: TLS handshake failed: {e}"))?;
+                return splice_counted(shared, &mut client, &mut origin).await;
             }
             Ok(Err(e)) => {
                 app.mark(ip, false);
@@ -561,15 +641,65 @@ where
     Err(last_err)
 }
 
-async fn tunnel_flow(
+/// Writes the app's PROXY v1/v2 header (if any) for this flow: the real
+/// client, and the edge address it connected to.
+async fn send_proxy_header<W>(app: &Compiled, to: &mut W, ends: Ends) -> std::io::Result<()>
+where
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    if let Some(version) = proxy_version(app.spec.proxy_protocol) {
+        let header = proxy_header(version, Transport::Stream, ends.peer, ends.local);
+        to.write_all(&header).await?;
+    }
+    Ok(())
+}
+
+/// The name a `strict` origin certificate must be valid for (and the SNI
+/// sent): the app's `dns.name`, else the `origin_dns` name, else the IP.
+fn origin_name(app: &Compiled, ip: IpAddr) -> rustls::pki_types::ServerName<'static> {
+    let dns = app.spec.dns_name.as_deref().or(match &app.spec.origin {
+        Origin::Dns { name, .. } => Some(name.as_str()),
+        _ => None,
+    });
+    dns.and_then(|n| rustls::pki_types::ServerName::try_from(n.to_owned()).ok())
+        .unwrap_or(rustls::pki_types::ServerName::IpAddress(ip.into()))
+}
+
+/// Splices a flow, counting it as active meanwhile.
+async fn splice_counted<A, B>(shared: &Shared, a: &mut A, b: &mut B) -> Result<(), FlowError>
+where
+    A: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    B: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    shared.active_flows.fetch_add(1, Ordering::Relaxed);
+    let res = burrow_transport::splice::splice(a, b).await;
+    shared.active_flows.fetch_sub(1, Ordering::Relaxed);
+    match res {
+        Ok((up, down)) => {
+            debug!(bytes_up = up, bytes_down = down, "flow finished");
+            Ok(())
+        }
+        Err(e) => Err(format!("splice: {e}")),
+    }
+}
+
+async fn tunnel_flow<C>(
     shared: &Shared,
+    app: &Compiled,
     tunnel_id: uuid::Uuid,
     hostname: &str,
-    mut client: TcpStream,
-    peer: SocketAddr,
-    edge_port: u16,
-    flow_id: u64,
-) -> Result<(), FlowError> {
+    mut client: C,
+    ends: Ends,
+) -> Result<(), FlowError>
+where
+    C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let Ends {
+        peer,
+        edge_port,
+        flow_id,
+        ..
+    } = ends;
     let candidates = shared.registry.pick(tunnel_id, TRIES);
     if candidates.is_empty() {
         return Err(format!(
@@ -622,16 +752,12 @@ async fn tunnel_flow(
                 .map_err(|e| format!("client: {e}"))?;
         }
         drop(leftover);
-        shared.active_flows.fetch_add(1, Ordering::Relaxed);
-        let res = burrow_transport::splice::splice(&mut client, &mut stream).await;
-        shared.active_flows.fetch_sub(1, Ordering::Relaxed);
-        return match res {
-            Ok((up, down)) => {
-                debug!(bytes_up = up, bytes_down = down, "flow finished");
-                Ok(())
-            }
-            Err(e) => Err(format!("splice: {e}")),
-        };
+        // The connector passes stream bytes to the origin unchanged, so a
+        // PROXY header written first reaches the origin first.
+        send_proxy_header(app, &mut stream, ends)
+            .await
+            .map_err(|e| format!("tunnel: sending the PROXY header: {e}"))?;
+        return splice_counted(shared, &mut client, &mut stream).await;
     }
     Err(last_err)
 }

@@ -16,6 +16,8 @@ mod admin;
 mod apps;
 mod edge_tls;
 mod geoip;
+mod origin_tls;
+mod pools;
 mod registry;
 mod tunnel;
 mod udp;
@@ -23,7 +25,8 @@ mod udp;
 use burrow_config::Secret;
 use burrow_store::Store;
 use burrow_transport::pki::EdgePki;
-use std::net::{IpAddr, SocketAddr};
+pub use pools::AppPools;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -54,8 +57,8 @@ pub struct EdgeConfig {
     pub pki_dir: Option<PathBuf>,
     /// Edge domain: SNI names are `quic.<domain>` and `h2.<domain>`.
     pub edge_domain: String,
-    /// Address app listeners bind to.
-    pub app_address: IpAddr,
+    /// Addresses app listeners bind to (`edge_ips`).
+    pub app_pools: AppPools,
     /// How long open flows may finish after shutdown begins.
     pub grace_period: Duration,
     /// Serve HTTP/2 only (no UDP listener).
@@ -67,6 +70,12 @@ pub struct EdgeConfig {
     /// Directory of `NAME.pem` / `NAME.key` certificates for apps that
     /// terminate TLS at the edge.
     pub cert_dir: Option<PathBuf>,
+    /// CA certificates (PEM) that `tls: strict` apps verify origins against;
+    /// `None` uses the system roots.
+    pub origin_ca: Option<PathBuf>,
+    /// DNS server for `origin_dns` names; `None` uses the system's
+    /// configuration.
+    pub dns_server: Option<SocketAddr>,
 }
 
 /// Why the edge could not start.
@@ -111,7 +120,7 @@ pub(crate) struct Shared {
     pub(crate) ca_pem: String,
     pub(crate) edge_domain: String,
     pub(crate) tunnel_addr: SocketAddr,
-    pub(crate) app_address: IpAddr,
+    pub(crate) app_pools: AppPools,
     pub(crate) h2_tls: Option<Arc<rustls::ServerConfig>>,
     pub(crate) tasks: TaskTracker,
     pub(crate) flows: TaskTracker,
@@ -126,6 +135,10 @@ pub(crate) struct Shared {
     pub(crate) geoip: geoip::GeoIp,
     /// TLS server config for apps with edge TLS termination, if certificates exist.
     pub(crate) app_tls: Option<Arc<rustls::ServerConfig>>,
+    /// TLS client configs toward origins (`tls: full|strict`).
+    pub(crate) origin_tls: origin_tls::OriginTls,
+    /// Resolver for `origin_dns` names (the error if it could not be set up).
+    pub(crate) resolver: Result<hickory_resolver::TokioResolver, String>,
 }
 
 impl Shared {
@@ -322,6 +335,16 @@ impl Edge {
             }
             None => None,
         };
+        let ca = cfg.origin_ca.clone();
+        let origin_tls = tokio::task::spawn_blocking(move || origin_tls::load(ca.as_deref()))
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))?
+            .map_err(std::io::Error::other)?;
+        info!(roots = %origin_tls.roots_from, "origin TLS (tls: strict) verifies against");
+        let resolver = burrow_transport::dns::resolver(cfg.dns_server, false);
+        if let Err(e) = &resolver {
+            warn!(error = %e, "DNS origins will not resolve");
+        }
         let quic_cfg = if cfg.disable_quic {
             None
         } else {
@@ -353,7 +376,7 @@ impl Edge {
             ca_pem: pki.ca_pem.clone(),
             edge_domain: cfg.edge_domain.clone(),
             tunnel_addr,
-            app_address: cfg.app_address,
+            app_pools: cfg.app_pools.clone(),
             h2_tls: Some(pki.h2_server_config()?),
             tasks: TaskTracker::new(),
             flows: TaskTracker::new(),
@@ -364,6 +387,8 @@ impl Edge {
             blocked: AtomicU64::new(0),
             geoip,
             app_tls,
+            origin_tls,
+            resolver,
         });
         shared.reload_access().await;
         let info = EdgeInfo {
@@ -436,9 +461,15 @@ impl Edge {
             }),
             ..Default::default()
         };
-        // Port 0 is not a valid app port; quick picks a free one here.
-        let listener =
-            tokio::net::TcpListener::bind(SocketAddr::new(self.shared.app_address, port)).await?;
+        // Port 0 is not a valid app port; quick picks a free one here, on
+        // the first pool address (quick's pool is loopback).
+        let pools = &self.shared.app_pools;
+        let quick_ip = *pools
+            .v4
+            .first()
+            .or(pools.v6.first())
+            .ok_or_else(|| std::io::Error::other("no app address pool"))?;
+        let listener = tokio::net::TcpListener::bind(SocketAddr::new(quick_ip, port)).await?;
         let addr = listener.local_addr()?;
         let raw = burrow_config::app::RawApp {
             protocol: format!("tcp/{}", addr.port()),

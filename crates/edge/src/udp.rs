@@ -151,6 +151,13 @@ async fn session_for(
         debug!(%client, "too many UDP sessions on this port; datagram dropped");
         return None;
     }
+    if let Origin::Dns { name, ttl, .. } = &app.spec.origin {
+        // Cached for the TTL; a failure drops this datagram only.
+        if let Err(reason) = crate::apps::resolve(shared, app, name, *ttl).await {
+            info!(%client, %reason, "UDP session not opened");
+            return None;
+        }
+    }
     let origin_addr = pick_origin(app, port.local.port())?;
     let bind: SocketAddr = if origin_addr.is_ipv6() {
         (IpAddr::from([0u16; 8]), 0).into()
@@ -174,8 +181,8 @@ async fn session_for(
     Some(session)
 }
 
-/// Round-robin over the app's origin addresses (DNS origins use the
-/// addresses cached by the TCP path, resolving when needed).
+/// Round-robin over the app's origin addresses (DNS origins: the addresses
+/// resolved last, at most a TTL ago).
 fn pick_origin(app: &Compiled, edge_port: u16) -> Option<SocketAddr> {
     let targets: Vec<SocketAddr> = match &app.spec.origin {
         Origin::Direct(list) => list

@@ -127,7 +127,10 @@ impl EdgeProc {
             "--grace-period",
             "2s",
         ];
-        if !extra.contains(&"--app-address") {
+        if !extra
+            .iter()
+            .any(|a| ["--app-address", "--app-ipv4-pool", "--app-ipv6-pool"].contains(a))
+        {
             args.extend_from_slice(&["--app-address", "127.0.0.1"]);
         }
         args.extend_from_slice(extra);
@@ -565,4 +568,48 @@ pub fn echo_from(src: std::net::IpAddr, dst: SocketAddr, payload: &[u8]) -> Vec<
     let mut back = Vec::new();
     let _ = s.read_to_end(&mut back);
     back
+}
+
+/// A tiny authoritative DNS server on loopback UDP: `answer(name, type)`
+/// gives the records (TTL 1 s) for a lower-case, dot-terminated name; no
+/// records → NXDOMAIN. Runs until the test process ends.
+pub fn dns_server<F>(answer: F) -> SocketAddr
+where
+    F: Fn(&str, hickory_proto::rr::RecordType) -> Vec<hickory_proto::rr::RData> + Send + 'static,
+{
+    use hickory_proto::op::{Message, MessageType, ResponseCode};
+    use hickory_proto::rr::Record;
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = sock.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok((n, from)) = sock.recv_from(&mut buf) {
+            let Ok(req) = Message::from_vec(&buf[..n]) else {
+                continue;
+            };
+            let mut resp = Message::new();
+            resp.set_id(req.id())
+                .set_message_type(MessageType::Response)
+                .set_op_code(req.op_code())
+                .set_recursion_desired(req.recursion_desired())
+                .set_recursion_available(true)
+                .set_authoritative(true);
+            resp.add_queries(req.queries().to_vec());
+            let mut found = false;
+            for q in req.queries() {
+                let name = q.name().to_ascii().to_ascii_lowercase();
+                for rdata in answer(&name, q.query_type()) {
+                    resp.add_answer(Record::from_rdata(q.name().clone(), 1, rdata));
+                    found = true;
+                }
+            }
+            if !found {
+                resp.set_response_code(ResponseCode::NXDomain);
+            }
+            if let Ok(bytes) = resp.to_vec() {
+                let _ = sock.send_to(&bytes, from);
+            }
+        }
+    });
+    addr
 }
