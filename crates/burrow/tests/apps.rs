@@ -229,22 +229,37 @@ fn proxy_protocol_v1_and_v2_give_haproxy_the_true_client_address() {
     let dir = tempdir();
     let echo_origin = Origin::start(echo);
     let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &[]);
-    for version in ["v1", "v2"] {
+    let mut connectors = Vec::new();
+    // Direct origins, then through a tunnel (the edge writes the header
+    // first on the stream; the connector passes it on unchanged).
+    for (version, through_tunnel) in [("v1", false), ("v2", false), ("v1", true), ("v2", true)] {
         let ha = Haproxy::start(dir.path(), echo_origin.addr);
         let port = free_port();
         let proto = format!("tcp/{port}");
         let origin = format!("tcp://127.0.0.1:{}", ha.port);
-        edge.admin(&[
+        let mut args = vec![
             "app",
             "create",
             "--protocol",
             &proto,
-            "--origin",
-            &origin,
             "--proxy-protocol",
             version,
-        ])
-        .expect("app create");
+        ];
+        let tunnel = format!("pp-{version}");
+        if through_tunnel {
+            let creds = edge.create_tunnel(&tunnel);
+            connectors.push(connector(dir.path(), &tunnel, &creds, &["--url", &origin]));
+            edge.wait_connections(&tunnel, 1, Duration::from_secs(20));
+            args.extend(["--tunnel", &tunnel]);
+        } else {
+            args.extend(["--origin", &origin]);
+        }
+        edge.admin(&args).expect("app create");
+        let version = if through_tunnel {
+            format!("{version} via tunnel")
+        } else {
+            version.to_owned()
+        };
         // The client comes from 127.0.0.3, the edge dials haproxy from
         // 127.0.0.1: only the PROXY header can tell haproxy the former.
         let sock =
@@ -798,6 +813,29 @@ fn flexible_tls_terminates_at_the_edge_and_refuses_tls_1_1() {
         before,
         "a non-TLS client reached the origin"
     );
+    // The same through a tunnel: TLS ends at the edge, the stream is plain.
+    let creds = edge.create_tunnel("tls");
+    let url = format!("tcp://{}", origin.addr);
+    let _c = connector(dir.path(), "tls", &creds, &["--url", &url]);
+    edge.wait_connections("tls", 1, Duration::from_secs(20));
+    let port = free_port();
+    let proto = format!("tcp/{port}");
+    edge.admin(&[
+        "app",
+        "create",
+        "--protocol",
+        &proto,
+        "--tunnel",
+        "tls",
+        "--tls",
+        "flexible",
+    ])
+    .expect("app create");
+    let app = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut args = common.to_vec();
+    args.push("-tls1_3");
+    let out = s_client(app, &args, b"via tunnel\n", "via tunnel");
+    assert!(out.contains("via tunnel"), "tunnel: {out}");
 }
 
 /// A child process killed on drop.
