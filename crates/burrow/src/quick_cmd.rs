@@ -15,12 +15,18 @@ pub(crate) async fn run(a: QuickArgs) -> anyhow::Result<()> {
         (Some(u), false) => Service::parse(u).map_err(|r| config_err(format!("--url: {r}")))?,
         (None, false) => return Err(config_err("give --url SERVICE or --hello-world")),
     };
+    if matches!(service, Service::Udp { .. }) {
+        return Err(config_err(
+            "--url: burrow quick publishes a TCP port; for UDP run an edge and use \
+             `burrow app create --protocol udp/PORT --tunnel NAME`",
+        ));
+    }
     let protocol =
         ProtocolChoice::parse(&a.protocol).map_err(|r| config_err(format!("--protocol: {r}")))?;
     let is_http = match &service {
         Service::HelloWorld | Service::HttpStatus(_) => true,
         Service::Tcp { scheme, .. } => scheme == "http" || scheme == "https",
-        Service::Unix(_) => false,
+        Service::Unix(_) | Service::Udp { .. } => false,
     };
     let scheme = match &service {
         Service::Tcp { scheme, .. } if scheme == "https" => "https",

@@ -166,6 +166,7 @@ pub(crate) async fn run(a: Box<RunArgs>) -> anyhow::Result<()> {
 fn describe(s: &Service) -> String {
     match s {
         Service::Tcp { scheme, addr } => format!("{scheme}://{addr}"),
+        Service::Udp { addr } => format!("udp://{addr}"),
         Service::Unix(p) => format!("unix:{}", p.display()),
         Service::HttpStatus(c) => format!("http_status:{c}"),
         Service::HelloWorld => "hello_world".into(),

@@ -141,10 +141,19 @@ fn admin_api_requires_the_token_and_names_bad_fields() {
 
     // The CLI reports the API's field and message.
     let err = edge
-        .admin(&["app", "create", "--protocol", "udp/53", "--tunnel", "ok"])
+        .admin(&[
+            "app",
+            "create",
+            "--protocol",
+            "tcp/53",
+            "--tunnel",
+            "ok",
+            "--tls",
+            "strict",
+        ])
         .unwrap_err();
     assert!(
-        err.contains("origin_tunnel: UDP apps through a tunnel are not supported yet"),
+        err.contains("tls: full and strict encrypt edge→origin"),
         "{err}"
     );
     // The token never appears in the edge log.

@@ -314,12 +314,6 @@ impl RawApp {
             if !t.hostname.is_empty() {
                 hostname("origin_tunnel.hostname", &t.hostname)?;
             }
-            if l4 == L4::Udp {
-                return Err(err(
-                    "origin_tunnel",
-                    "UDP apps through a tunnel are not supported yet",
-                ));
-            }
             Origin::Tunnel {
                 tunnel: t.tunnel.clone(),
                 hostname: t.hostname.clone(),

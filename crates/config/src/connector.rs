@@ -55,6 +55,12 @@ pub enum Service {
         /// The scheme as written (`tcp`, `http`, `https`, `ssh`, `rdp`, `smb`).
         scheme: String,
     },
+    /// A UDP origin `host:port` for UDP apps: datagrams are relayed
+    /// one for one.
+    Udp {
+        /// `host:port` to send to.
+        addr: String,
+    },
     /// Dial a Unix socket.
     Unix(PathBuf),
     /// Answer with this HTTP status and no origin.
@@ -92,12 +98,12 @@ impl Service {
         }
         let Some((scheme, rest)) = s.split_once("://") else {
             return Err(format!(
-                "'{s}' is not a service: expected tcp://host:port, http://host:port, \
-                 https://host:port, unix:/path, http_status:NNN or hello_world"
+                "'{s}' is not a service: expected tcp://host:port, udp://host:port, \
+                 http://host:port, https://host:port, unix:/path, http_status:NNN or hello_world"
             ));
         };
         let default_port = match scheme {
-            "tcp" => None,
+            "tcp" | "udp" => None,
             "http" => Some(80),
             "https" => Some(443),
             "ssh" => Some(22),
@@ -105,8 +111,8 @@ impl Service {
             "smb" => Some(445),
             other => {
                 return Err(format!(
-                    "unsupported scheme '{other}' (expected tcp, http, https, ssh, rdp, smb, \
-                     unix, http_status or hello_world)"
+                    "unsupported scheme '{other}' (expected tcp, udp, http, https, ssh, rdp, \
+                     smb, unix, http_status or hello_world)"
                 ))
             }
         };
@@ -129,8 +135,16 @@ impl Service {
         let addr = match (has_port, default_port) {
             (true, _) => authority.to_owned(),
             (false, Some(p)) => format!("{authority}:{p}"),
-            (false, None) => return Err(format!("'{s}' needs a port, as in tcp://localhost:22")),
+            (false, None) => {
+                return Err(format!(
+                    "'{s}' needs a port, as in {scheme}://localhost:{}",
+                    if scheme == "udp" { 53 } else { 22 }
+                ))
+            }
         };
+        if scheme == "udp" {
+            return Ok(Self::Udp { addr });
+        }
         Ok(Self::Tcp {
             addr,
             scheme: scheme.to_owned(),
@@ -447,6 +461,15 @@ mod tests {
             Ok(Service::HttpStatus(404))
         );
         assert_eq!(Service::parse("hello_world"), Ok(Service::HelloWorld));
+        assert_eq!(
+            Service::parse("udp://127.0.0.1:53"),
+            Ok(Service::Udp {
+                addr: "127.0.0.1:53".into()
+            })
+        );
+        assert!(Service::parse("udp://127.0.0.1")
+            .unwrap_err()
+            .contains("udp://localhost:53"));
         assert!(Service::parse("tcp://localhost")
             .unwrap_err()
             .contains("needs a port"));

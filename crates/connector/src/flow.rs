@@ -7,7 +7,7 @@
 
 use crate::ConnInfo;
 use burrow_config::connector::{Ingress, Service};
-use burrow_proto::{Frame, Refusal, RefuseCode, StreamOpen};
+use burrow_proto::{FlowKind, Frame, Refusal, RefuseCode, StreamOpen};
 use burrow_transport::frames::{write_frame, FrameReader};
 use burrow_transport::BoxStream;
 use bytes::Bytes;
@@ -15,7 +15,7 @@ use http_body_util::Full;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tracing::{debug, info};
+use tracing::{debug, info, Instrument};
 
 /// How long the edge has to send the flow header.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -48,7 +48,20 @@ pub(crate) async fn handle(env: Arc<FlowEnv>, conn: Arc<ConnInfo>, mut stream: B
         }
     };
     let span = tracing::info_span!("flow", flow_id = open.flow_id, host = %open.hostname, client = %open.client_addr);
-    let _enter = span.enter();
+    // Instrumented, not entered: an entered guard held across awaits would
+    // leak this span into other tasks on the same thread.
+    dispatch(env, conn, stream, reader, open)
+        .instrument(span)
+        .await;
+}
+
+async fn dispatch(
+    env: Arc<FlowEnv>,
+    conn: Arc<ConnInfo>,
+    mut stream: BoxStream,
+    reader: FrameReader,
+    open: StreamOpen,
+) {
     let Some((rule_index, rule)) = env.ingress.find(&open.hostname, None) else {
         reject(
             &mut stream,
@@ -59,7 +72,21 @@ pub(crate) async fn handle(env: Arc<FlowEnv>, conn: Arc<ConnInfo>, mut stream: B
         return;
     };
     let leftover = reader.into_leftover();
+    let udp_rule = matches!(rule.service, Service::Udp { .. });
+    if udp_rule != (open.kind == FlowKind::Udp) {
+        let msg = if udp_rule {
+            format!("ingress rule {rule_index} is a udp:// service; this flow is TCP")
+        } else {
+            format!("ingress rule {rule_index} is not a udp:// service; this flow is UDP")
+        };
+        info!(rule = rule_index, reason = %msg, "flow refused");
+        reject(&mut stream, RefuseCode::NoIngress, &msg).await;
+        return;
+    }
     match &rule.service {
+        Service::Udp { addr } => {
+            crate::udp::relay(stream, addr, leftover, rule_index).await;
+        }
         Service::Tcp { addr, .. } => {
             let origin = tokio::time::timeout(
                 env.connect_timeout,

@@ -18,6 +18,7 @@ pub mod backoff;
 mod conn;
 mod discovery;
 mod flow;
+mod udp;
 
 use burrow_config::connector::{Ingress, ProtocolChoice};
 use burrow_config::credentials::Credentials;

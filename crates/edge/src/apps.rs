@@ -25,6 +25,7 @@ use burrow_proto::proxy_header::{proxy_header, ProxyVersion, Transport};
 use burrow_proto::{FlowKind, Frame, StreamOpen};
 use burrow_store::App;
 use burrow_transport::frames::{write_frame, FrameReader};
+use burrow_transport::BoxStream;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -694,25 +695,47 @@ async fn tunnel_flow<C>(
 where
     C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    let Ends {
-        peer,
-        edge_port,
-        flow_id,
-        ..
-    } = ends;
+    let header = StreamOpen {
+        kind: FlowKind::Tcp,
+        flow_id: ends.flow_id,
+        hostname: hostname.to_owned(),
+        edge_port: ends.edge_port,
+        client_addr: ends.peer,
+    };
+    let (mut stream, leftover) = open_tunnel_stream(shared, tunnel_id, header).await?;
+    if !leftover.is_empty() {
+        client
+            .write_all(&leftover)
+            .await
+            .map_err(|e| format!("client: {e}"))?;
+    }
+    drop(leftover);
+    // The connector passes stream bytes to the origin unchanged, so a
+    // PROXY header written first reaches the origin first.
+    send_proxy_header(app, &mut stream, ends)
+        .await
+        .map_err(|e| format!("tunnel: sending the PROXY header: {e}"))?;
+    splice_counted(shared, &mut client, &mut stream).await
+}
+
+/// Opens a flow stream on a connection of the tunnel (the next one when a
+/// stream cannot be opened), sends `header` and waits for the connector to
+/// accept. Returns the stream and any bytes read past the answer.
+///
+/// # Errors
+/// Why no connector took the flow, side first (`tunnel:` / `origin:`).
+pub(crate) async fn open_tunnel_stream(
+    shared: &Shared,
+    tunnel_id: uuid::Uuid,
+    header: StreamOpen,
+) -> Result<(BoxStream, bytes::BytesMut), FlowError> {
     let candidates = shared.registry.pick(tunnel_id, TRIES);
     if candidates.is_empty() {
         return Err(format!(
             "tunnel: no connector is connected for tunnel {tunnel_id}"
         ));
     }
-    let header = Frame::StreamOpen(StreamOpen {
-        kind: FlowKind::Tcp,
-        flow_id,
-        hostname: hostname.to_owned(),
-        edge_port,
-        client_addr: peer,
-    });
+    let header = Frame::StreamOpen(header);
     let mut last_err = String::new();
     for conn in candidates {
         let mut stream = match conn.open_stream().await {
@@ -729,7 +752,7 @@ where
         let mut reader = FrameReader::new();
         let reply = tokio::time::timeout(ACCEPT_TIMEOUT, reader.read_frame(&mut stream)).await;
         match reply {
-            Ok(Ok(Frame::StreamAccepted)) => {}
+            Ok(Ok(Frame::StreamAccepted)) => return Ok((stream, reader.into_leftover())),
             Ok(Ok(Frame::StreamRejected(r))) => {
                 return Err(format!("origin: connector refused the flow: {}", r.message));
             }
@@ -744,20 +767,6 @@ where
                 ))
             }
         }
-        let leftover = reader.into_leftover();
-        if !leftover.is_empty() {
-            client
-                .write_all(&leftover)
-                .await
-                .map_err(|e| format!("client: {e}"))?;
-        }
-        drop(leftover);
-        // The connector passes stream bytes to the origin unchanged, so a
-        // PROXY header written first reaches the origin first.
-        send_proxy_header(app, &mut stream, ends)
-            .await
-            .map_err(|e| format!("tunnel: sending the PROXY header: {e}"))?;
-        return splice_counted(shared, &mut client, &mut stream).await;
     }
     Err(last_err)
 }

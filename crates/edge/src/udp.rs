@@ -1,13 +1,21 @@
-//! UDP apps: per-client sessions between an edge port and a direct (or
-//! DNS) origin.
+//! UDP apps: per-client sessions between an edge port and a direct, DNS or
+//! tunnel origin.
 //!
 //! Each edge port has one socket and one task. The first datagram from a
 //! client address opens a session: IP access rules are checked (apps with
-//! `ip_firewall`), an origin address is chosen round-robin, and a socket
-//! connected to it is opened for this client alone, so the origin's replies
-//! go back to the right client. Every datagram is forwarded as one datagram
-//! (never merged or split), optionally behind a PROXY v2 or Simple Proxy
-//! Protocol header. A session ends after [`SESSION_IDLE`] without traffic
+//! `ip_firewall`), then
+//! - direct/DNS origin: an origin address is chosen round-robin, and a
+//!   socket connected to it is opened for this client alone, so the
+//!   origin's replies go back to the right client;
+//! - tunnel origin: a flow stream (`FlowKind::Udp`) is opened to a
+//!   connector, which relays to its `udp://` ingress service; datagrams
+//!   travel framed on that stream (2-byte length each, both directions),
+//!   on QUIC and HTTP/2 alike. Datagrams wait in a small queue while the
+//!   stream opens; when it is full they are dropped.
+//!
+//! Every datagram is forwarded as one datagram (never merged or split),
+//! optionally behind a PROXY v2 or Simple Proxy Protocol header (through a
+//! tunnel too: the connector passes datagrams on unchanged). A session ends after [`SESSION_IDLE`] without traffic
 //! in either direction.
 //!
 //! Memory: no per-port buffer is held while idle; a 64 KiB buffer is taken
@@ -18,14 +26,19 @@ use crate::Shared;
 use burrow_config::app::{Origin, ProxyProtocol};
 use burrow_policy::access::decide;
 use burrow_proto::proxy_header::{proxy_header, simple_header, ProxyVersion, Transport};
-use bytes::BytesMut;
+use burrow_proto::{FlowKind, StreamOpen};
+use burrow_transport::datagrams::{write_datagram, DatagramReader};
+use bytes::{Bytes, BytesMut};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::io::AsyncWriteExt;
 use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use tracing::{debug, info};
 
 /// A session without datagrams in either direction for this long ends.
@@ -35,9 +48,19 @@ pub(crate) const SESSION_IDLE: Duration = Duration::from_secs(60);
 pub(crate) const MAX_SESSIONS: usize = 16_384;
 /// Largest datagram carried.
 const MAX_DATAGRAM: usize = 65_535;
+/// Datagrams queued toward a tunnel stream per session; more are dropped.
+const TUNNEL_QUEUE: usize = 256;
+
+/// Where a session's datagrams go.
+enum Upstream {
+    /// A socket connected to a direct or DNS origin.
+    Socket(Arc<UdpSocket>),
+    /// The queue of a flow stream through a tunnel.
+    Tunnel(mpsc::Sender<Bytes>),
+}
 
 struct Session {
-    origin: Arc<UdpSocket>,
+    upstream: Upstream,
     /// Milliseconds since `epoch` of the last datagram either way.
     last: AtomicU64,
 }
@@ -96,22 +119,33 @@ pub(crate) async fn run_port(
             };
             session.last.store(port.now_ms(), Ordering::Relaxed);
             let datagram = &buf[..n];
-            let sent = match app.spec.proxy_protocol {
+            let with_header: Option<Vec<u8>> = match app.spec.proxy_protocol {
                 ProxyProtocol::V2 => {
                     let mut d =
                         proxy_header(ProxyVersion::V2, Transport::Datagram, client, port.local);
                     d.extend_from_slice(datagram);
-                    session.origin.send(&d).await
+                    Some(d)
                 }
                 ProxyProtocol::Simple => {
                     let mut d = simple_header(client, port.local).to_vec();
                     d.extend_from_slice(datagram);
-                    session.origin.send(&d).await
+                    Some(d)
                 }
-                ProxyProtocol::Off | ProxyProtocol::V1 => session.origin.send(datagram).await,
+                ProxyProtocol::Off | ProxyProtocol::V1 => None,
             };
-            if let Err(e) = sent {
-                debug!(%client, error = %e, "could not forward a datagram to the origin");
+            let d = with_header.as_deref().unwrap_or(datagram);
+            match &session.upstream {
+                Upstream::Socket(origin) => {
+                    if let Err(e) = origin.send(d).await {
+                        debug!(%client, error = %e, "could not forward a datagram to the origin");
+                    }
+                }
+                // A full queue drops the datagram, as a congested link would.
+                Upstream::Tunnel(tx) => {
+                    if tx.try_send(Bytes::copy_from_slice(d)).is_err() {
+                        debug!(%client, "tunnel queue full or closed; datagram dropped");
+                    }
+                }
             }
         }
     }
@@ -158,6 +192,35 @@ async fn session_for(
             return None;
         }
     }
+    if let Origin::Tunnel { hostname, .. } = &app.spec.origin {
+        let tunnel_id = app.tunnel_id?;
+        let (tx, rx) = mpsc::channel(TUNNEL_QUEUE);
+        let session = Arc::new(Session {
+            upstream: Upstream::Tunnel(tx),
+            last: AtomicU64::new(port.now_ms()),
+        });
+        port.sessions
+            .lock()
+            .expect("session map lock poisoned")
+            .insert(client, session.clone());
+        let header = StreamOpen {
+            kind: FlowKind::Udp,
+            flow_id: shared.next_flow.fetch_add(1, Ordering::Relaxed),
+            hostname: hostname.clone(),
+            edge_port: port.local.port(),
+            client_addr: client,
+        };
+        shared.flows.spawn(tunnel_session(
+            shared.clone(),
+            tunnel_id,
+            header,
+            port.clone(),
+            session.clone(),
+            rx,
+            stop.clone(),
+        ));
+        return Some(session);
+    }
     let origin_addr = pick_origin(app, port.local.port())?;
     let bind: SocketAddr = if origin_addr.is_ipv6() {
         (IpAddr::from([0u16; 8]), 0).into()
@@ -166,8 +229,9 @@ async fn session_for(
     };
     let sock = UdpSocket::bind(bind).await.ok()?;
     sock.connect(origin_addr).await.ok()?;
+    let origin = Arc::new(sock);
     let session = Arc::new(Session {
-        origin: Arc::new(sock),
+        upstream: Upstream::Socket(origin.clone()),
         last: AtomicU64::new(port.now_ms()),
     });
     port.sessions
@@ -175,9 +239,13 @@ async fn session_for(
         .expect("session map lock poisoned")
         .insert(client, session.clone());
     info!(%client, origin = %origin_addr, "UDP session opened");
-    shared
-        .flows
-        .spawn(replies(port.clone(), session.clone(), client, stop.clone()));
+    shared.flows.spawn(replies(
+        port.clone(),
+        session.clone(),
+        origin,
+        client,
+        stop.clone(),
+    ));
     Some(session)
 }
 
@@ -204,31 +272,88 @@ fn pick_origin(app: &Compiled, edge_port: u16) -> Option<SocketAddr> {
     Some(targets[i])
 }
 
+/// How long a session waits without datagrams either way.
+fn idle_left(port: &Port, session: &Session) -> Option<Duration> {
+    let idle_ms = u64::try_from(SESSION_IDLE.as_millis()).unwrap_or(u64::MAX);
+    let since = port
+        .now_ms()
+        .saturating_sub(session.last.load(Ordering::Relaxed));
+    (since < idle_ms).then(|| Duration::from_millis(idle_ms - since))
+}
+
+/// One UDP session through a tunnel: opens the flow stream, then relays
+/// queued datagrams to it and its datagrams back to the client, until
+/// the session idles or the stream ends.
+async fn tunnel_session(
+    shared: Arc<Shared>,
+    tunnel_id: uuid::Uuid,
+    header: StreamOpen,
+    port: Arc<Port>,
+    session: Arc<Session>,
+    mut queue: mpsc::Receiver<Bytes>,
+    stop: CancellationToken,
+) {
+    let client = header.client_addr;
+    let span = tracing::info_span!("flow", flow_id = header.flow_id, %client);
+    let opened = crate::apps::open_tunnel_stream(&shared, tunnel_id, header)
+        .instrument(span.clone())
+        .await;
+    match opened {
+        Ok((stream, leftover)) => {
+            span.in_scope(|| info!("UDP session opened through the tunnel"));
+            let (mut rd, mut wr) = tokio::io::split(stream);
+            let mut reader = DatagramReader::new(leftover);
+            let mut scratch = BytesMut::new();
+            while let Some(wait) = idle_left(&port, &session) {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tokio::time::sleep(wait) => continue,
+                    d = queue.recv() => match d {
+                        Some(d) => {
+                            if write_datagram(&mut wr, &d, &mut scratch).await.is_err() {
+                                break;
+                            }
+                        }
+                        None => break,
+                    },
+                    d = reader.next(&mut rd) => match d {
+                        Ok(Some(d)) => {
+                            session.last.store(port.now_ms(), Ordering::Relaxed);
+                            let _ = port.socket.send_to(&d, client).await;
+                        }
+                        _ => break,
+                    },
+                }
+            }
+            let _ = wr.shutdown().await;
+        }
+        Err(reason) => span.in_scope(|| info!(%reason, "UDP session through the tunnel failed")),
+    }
+    port.sessions
+        .lock()
+        .expect("session map lock poisoned")
+        .remove(&client);
+    span.in_scope(|| debug!("UDP session closed"));
+}
+
 /// Carries the origin's replies back to `client` until the session idles.
 async fn replies(
     port: Arc<Port>,
     session: Arc<Session>,
+    origin: Arc<UdpSocket>,
     client: SocketAddr,
     stop: CancellationToken,
 ) {
-    let idle_ms = u64::try_from(SESSION_IDLE.as_millis()).unwrap_or(u64::MAX);
-    loop {
-        let since = port
-            .now_ms()
-            .saturating_sub(session.last.load(Ordering::Relaxed));
-        if since >= idle_ms {
-            break;
-        }
-        let wait = Duration::from_millis(idle_ms - since);
+    while let Some(wait) = idle_left(&port, &session) {
         tokio::select! {
             _ = stop.cancelled() => break,
             _ = tokio::time::sleep(wait) => continue,
-            r = session.origin.readable() => if r.is_err() { break },
+            r = origin.readable() => if r.is_err() { break },
         }
         let mut buf = BytesMut::with_capacity(MAX_DATAGRAM);
         loop {
             buf.clear();
-            match session.origin.try_recv_buf(&mut buf) {
+            match origin.try_recv_buf(&mut buf) {
                 Ok(n) => {
                     session.last.store(port.now_ms(), Ordering::Relaxed);
                     let _ = port.socket.send_to(&buf[..n], client).await;

@@ -4,6 +4,7 @@
 //! Module map:
 //! - this file: [`Frame`] and its messages, [`encode`] / [`decode`], the
 //!   connection [`PREFACE`] and [`decode_preface`].
+//! - [`datagram`]: UDP datagrams framed on a flow stream.
 //! - [`proxy_header`]: PROXY protocol v1/v2 and Simple Proxy Protocol headers.
 //!
 //! The protocol is described for humans in `docs/PROTOCOL.md`. In short:
@@ -19,6 +20,7 @@
 //! panics on any input; bytes after a frame stay in the caller's buffer (the
 //! decoder reports how many it consumed).
 
+pub mod datagram;
 pub mod proxy_header;
 
 use bytes::{BufMut, BytesMut};
@@ -174,6 +176,8 @@ pub struct Refusal {
 pub enum FlowKind {
     /// A TCP connection, spliced byte for byte.
     Tcp,
+    /// A UDP session: datagrams, each framed with [`datagram::encode`].
+    Udp,
 }
 
 /// Header of a proxied flow, sent by the edge as the first frame of a stream.
@@ -319,6 +323,7 @@ pub fn encode(frame: &Frame, out: &mut BytesMut) -> Result<(), EncodeError> {
         Frame::StreamOpen(s) => {
             payload.put_u8(match s.kind {
                 FlowKind::Tcp => 1,
+                FlowKind::Udp => 2,
             });
             payload.put_u64(s.flow_id);
             put_bytes(&mut payload, "hostname", s.hostname.as_bytes(), MAX_STR_LEN)?;
@@ -555,6 +560,7 @@ fn decode_payload(t: u8, payload: &[u8]) -> Result<Frame, DecodeError> {
         ty::STREAM_OPEN => {
             let kind = match r.u8()? {
                 1 => FlowKind::Tcp,
+                2 => FlowKind::Udp,
                 _ => {
                     return Err(DecodeError::Malformed {
                         frame: name,

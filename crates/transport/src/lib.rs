@@ -9,6 +9,7 @@
 //!   dialled, so the edge (the HTTP/2 client) opens one stream per flow.
 //! - [`stream`]: [`BoxStream`], the byte stream every flow and the control
 //!   channel use, and the h2 adapter behind it.
+//! - [`datagrams`]: UDP datagrams framed on a flow stream.
 //! - [`dns`]: hickory resolvers (system or one given server).
 //! - [`frames`]: reading and writing `burrow-proto` frames on a stream.
 //! - [`splice`]: copying a flow both ways with adaptive buffers.
@@ -20,6 +21,7 @@
 //! [`EdgeConn::open_stream`] once per flow and the connector receives each
 //! with [`ConnectorConn::accept_stream`].
 
+pub mod datagrams;
 pub mod dns;
 pub mod frames;
 pub mod h2;

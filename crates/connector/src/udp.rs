@@ -1,0 +1,113 @@
+//! UDP flows on the connector: one socket per session, connected to the
+//! `udp://` origin, relaying datagrams one for one between it and the flow
+//! stream. The session ends when the edge closes the stream (its idle
+//! timer) or after [`SESSION_IDLE`] without a datagram either way.
+
+use burrow_proto::{Frame, Refusal, RefuseCode};
+use burrow_transport::datagrams::{write_datagram, DatagramReader};
+use burrow_transport::frames::write_frame;
+use burrow_transport::BoxStream;
+use bytes::BytesMut;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::UdpSocket;
+use tracing::{debug, info};
+
+/// Longest silence before the connector ends a session on its own (the
+/// edge normally ends it first, after one minute).
+const SESSION_IDLE: Duration = Duration::from_secs(120);
+
+async fn origin_socket(addr: &str) -> Result<UdpSocket, String> {
+    let target: SocketAddr = tokio::net::lookup_host(addr)
+        .await
+        .map_err(|e| format!("cannot resolve origin {addr}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("origin {addr} has no address"))?;
+    let bind: SocketAddr = if target.is_ipv6() {
+        (IpAddr::from([0u16; 8]), 0).into()
+    } else {
+        (IpAddr::from([0u8; 4]), 0).into()
+    };
+    let sock = UdpSocket::bind(bind)
+        .await
+        .map_err(|e| format!("cannot open a UDP socket: {e}"))?;
+    sock.connect(target)
+        .await
+        .map_err(|e| format!("cannot reach origin udp://{target}: {e}"))?;
+    Ok(sock)
+}
+
+/// Relays one UDP session between `stream` and the origin at `addr`.
+pub(crate) async fn relay(mut stream: BoxStream, addr: &str, leftover: BytesMut, rule: usize) {
+    let sock = match origin_socket(addr).await {
+        Ok(s) => s,
+        Err(msg) => {
+            info!(rule, reason = %msg, "origin unreachable");
+            let f = Frame::StreamRejected(Refusal {
+                code: RefuseCode::OriginUnreachable,
+                message: msg,
+            });
+            let _ = write_frame(&mut stream, &f, false).await;
+            let _ = stream.shutdown().await;
+            return;
+        }
+    };
+    if write_frame(&mut stream, &Frame::StreamAccepted, false)
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    let mut reader = DatagramReader::new(leftover);
+    let (mut up, mut down) = (0u64, 0u64);
+    let mut scratch = BytesMut::new();
+    loop {
+        tokio::select! {
+            d = reader.next(&mut rd) => match d {
+                Ok(Some(d)) => {
+                    up += 1;
+                    // A refused send (no listener yet) loses this datagram only.
+                    if let Err(e) = sock.send(&d).await {
+                        debug!(error = %e, "datagram to the origin not sent");
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    debug!(error = %e, "flow stream failed");
+                    break;
+                }
+            },
+            r = sock.readable() => {
+                if r.is_err() {
+                    break;
+                }
+                // One receive buffer per burst, not per idle session.
+                let mut buf = BytesMut::with_capacity(burrow_proto::datagram::MAX_DATAGRAM);
+                loop {
+                    buf.clear();
+                    match sock.try_recv_buf(&mut buf) {
+                        Ok(_) => {
+                            down += 1;
+                            if write_datagram(&mut wr, &buf, &mut scratch).await.is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                        // ICMP unreachable from the origin: keep the session.
+                        Err(_) => break,
+                    }
+                }
+            }
+            _ = tokio::time::sleep(SESSION_IDLE) => break,
+        }
+    }
+    let _ = wr.shutdown().await;
+    debug!(
+        rule,
+        datagrams_to_origin = up,
+        datagrams_from_origin = down,
+        "UDP session finished"
+    );
+}
