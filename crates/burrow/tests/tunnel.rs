@@ -280,7 +280,10 @@ fn wrong_secret_is_refused_with_a_clear_message_and_nonzero_exit() {
         "exit code {code:?}; log:\n{log}"
     );
     assert!(log.contains("tunnel secret does not match"), "log:\n{log}");
-    assert!(edge.proc.log().contains("registration refused"));
+    assert!(edge
+        .proc
+        .wait_log("registration refused", Duration::from_secs(10))
+        .contains("registration refused"));
     assert!(edge.connections("secret").is_empty());
 }
 

@@ -213,7 +213,7 @@ async fn connect_with(
         connector_id: *shared.connector_id.as_bytes(),
         conn_index: index,
         version: format!("burrow {}", env!("CARGO_PKG_VERSION")),
-        features: vec![],
+        features: vec![burrow_transport::quic_datagrams::FEATURE.into()],
     });
     let mut reader = FrameReader::new();
     let answer = async {
@@ -230,11 +230,20 @@ async fn connect_with(
         .map_err(t)?;
     match answer {
         Frame::Registered(r) => {
+            let mux = match &conn {
+                ConnectorConn::Quic(q) => {
+                    let mux = burrow_transport::quic_datagrams::DatagramMux::new(q.clone());
+                    tokio::spawn(mux.clone().run());
+                    Some(mux)
+                }
+                ConnectorConn::H2(_) => None,
+            };
             let info = Arc::new(ConnInfo {
                 index,
                 protocol,
                 colo: r.colo,
                 connection_id: uuid::Uuid::from_bytes(r.connection_id),
+                mux,
             });
             info!(
                 edge = %addr, %protocol, colo = %info.colo, connection_id = %info.connection_id,

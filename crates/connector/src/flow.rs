@@ -85,7 +85,7 @@ async fn dispatch(
     }
     match &rule.service {
         Service::Udp { addr } => {
-            crate::udp::relay(stream, addr, leftover, rule_index).await;
+            crate::udp::relay(stream, addr, leftover, rule_index, &conn, open.flow_id).await;
         }
         Service::Tcp { addr, .. } => {
             let origin = tokio::time::timeout(

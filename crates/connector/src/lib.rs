@@ -95,6 +95,8 @@ pub(crate) struct ConnInfo {
     pub(crate) protocol: Protocol,
     pub(crate) colo: String,
     pub(crate) connection_id: uuid::Uuid,
+    /// UDP-session datagrams as QUIC datagrams (QUIC connections only).
+    pub(crate) mux: Option<Arc<burrow_transport::quic_datagrams::DatagramMux>>,
 }
 
 /// Runs the connector until `shutdown` is cancelled (then drains and

@@ -3,9 +3,11 @@
 //! stream. The session ends when the edge closes the stream (its idle
 //! timer) or after [`SESSION_IDLE`] without a datagram either way.
 
+use crate::ConnInfo;
 use burrow_proto::{Frame, Refusal, RefuseCode};
 use burrow_transport::datagrams::{write_datagram, DatagramReader};
 use burrow_transport::frames::write_frame;
+use burrow_transport::quic_datagrams::next_from;
 use burrow_transport::BoxStream;
 use bytes::BytesMut;
 use std::net::{IpAddr, SocketAddr};
@@ -39,7 +41,14 @@ async fn origin_socket(addr: &str) -> Result<UdpSocket, String> {
 }
 
 /// Relays one UDP session between `stream` and the origin at `addr`.
-pub(crate) async fn relay(mut stream: BoxStream, addr: &str, leftover: BytesMut, rule: usize) {
+pub(crate) async fn relay(
+    mut stream: BoxStream,
+    addr: &str,
+    leftover: BytesMut,
+    rule: usize,
+    conn: &ConnInfo,
+    flow_id: u64,
+) {
     let sock = match origin_socket(addr).await {
         Ok(s) => s,
         Err(msg) => {
@@ -59,6 +68,8 @@ pub(crate) async fn relay(mut stream: BoxStream, addr: &str, leftover: BytesMut,
     {
         return;
     }
+    let mux = conn.mux.clone();
+    let mut from_mux = mux.as_ref().map(|m| m.register(flow_id));
     let (mut rd, mut wr) = tokio::io::split(stream);
     let mut reader = DatagramReader::new(leftover);
     let (mut up, mut down) = (0u64, 0u64);
@@ -79,6 +90,12 @@ pub(crate) async fn relay(mut stream: BoxStream, addr: &str, leftover: BytesMut,
                     break;
                 }
             },
+            d = next_from(&mut from_mux) => {
+                up += 1;
+                if let Err(e) = sock.send(&d).await {
+                    debug!(error = %e, "datagram to the origin not sent");
+                }
+            }
             r = sock.readable() => {
                 if r.is_err() {
                     break;
@@ -90,8 +107,10 @@ pub(crate) async fn relay(mut stream: BoxStream, addr: &str, leftover: BytesMut,
                     match sock.try_recv_buf(&mut buf) {
                         Ok(_) => {
                             down += 1;
-                            if write_datagram(&mut wr, &buf, &mut scratch).await.is_err() {
-                                return;
+                            // QUIC datagram when it fits; framed on the stream otherwise.
+                            let sent = mux.as_ref().is_some_and(|m| m.send(flow_id, &buf));
+                            if !sent && write_datagram(&mut wr, &buf, &mut scratch).await.is_err() {
+                                break;
                             }
                         }
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
@@ -102,6 +121,9 @@ pub(crate) async fn relay(mut stream: BoxStream, addr: &str, leftover: BytesMut,
             }
             _ = tokio::time::sleep(SESSION_IDLE) => break,
         }
+    }
+    if let Some(m) = &mux {
+        m.unregister(flow_id);
     }
     let _ = wr.shutdown().await;
     debug!(

@@ -702,7 +702,7 @@ where
         edge_port: ends.edge_port,
         client_addr: ends.peer,
     };
-    let (mut stream, leftover) = open_tunnel_stream(shared, tunnel_id, header).await?;
+    let (mut stream, leftover, _) = open_tunnel_stream(shared, tunnel_id, header).await?;
     if !leftover.is_empty() {
         client
             .write_all(&leftover)
@@ -720,7 +720,8 @@ where
 
 /// Opens a flow stream on a connection of the tunnel (the next one when a
 /// stream cannot be opened), sends `header` and waits for the connector to
-/// accept. Returns the stream and any bytes read past the answer.
+/// accept. Returns the stream, any bytes read past the answer, and the
+/// connection it runs on.
 ///
 /// # Errors
 /// Why no connector took the flow, side first (`tunnel:` / `origin:`).
@@ -728,7 +729,7 @@ pub(crate) async fn open_tunnel_stream(
     shared: &Shared,
     tunnel_id: uuid::Uuid,
     header: StreamOpen,
-) -> Result<(BoxStream, bytes::BytesMut), FlowError> {
+) -> Result<(BoxStream, bytes::BytesMut, Arc<crate::registry::Registered>), FlowError> {
     let candidates = shared.registry.pick(tunnel_id, TRIES);
     if candidates.is_empty() {
         return Err(format!(
@@ -738,7 +739,7 @@ pub(crate) async fn open_tunnel_stream(
     let header = Frame::StreamOpen(header);
     let mut last_err = String::new();
     for conn in candidates {
-        let mut stream = match conn.open_stream().await {
+        let mut stream = match conn.conn.open_stream().await {
             Ok(s) => s,
             Err(e) => {
                 last_err = format!("tunnel: cannot open a stream: {e}");
@@ -752,7 +753,7 @@ pub(crate) async fn open_tunnel_stream(
         let mut reader = FrameReader::new();
         let reply = tokio::time::timeout(ACCEPT_TIMEOUT, reader.read_frame(&mut stream)).await;
         match reply {
-            Ok(Ok(Frame::StreamAccepted)) => return Ok((stream, reader.into_leftover())),
+            Ok(Ok(Frame::StreamAccepted)) => return Ok((stream, reader.into_leftover(), conn)),
             Ok(Ok(Frame::StreamRejected(r))) => {
                 return Err(format!("origin: connector refused the flow: {}", r.message));
             }

@@ -16,6 +16,9 @@ pub(crate) struct Registered {
     pub(crate) id: uuid::Uuid,
     pub(crate) conn: EdgeConn,
     pub(crate) draining: AtomicBool,
+    /// UDP-session datagrams as QUIC datagrams (QUIC connections whose
+    /// connector supports them).
+    pub(crate) mux: Option<Arc<burrow_transport::quic_datagrams::DatagramMux>>,
 }
 
 #[derive(Default)]
@@ -48,7 +51,7 @@ impl Registry {
 
     /// Up to `n` distinct live connections for a new flow, starting at the
     /// round-robin cursor (the first is the choice; the rest are fallbacks).
-    pub(crate) fn pick(&self, tunnel: uuid::Uuid, n: usize) -> Vec<EdgeConn> {
+    pub(crate) fn pick(&self, tunnel: uuid::Uuid, n: usize) -> Vec<Arc<Registered>> {
         let map = self.tunnels.read().expect("registry lock poisoned");
         let Some(t) = map.get(&tunnel) else {
             return Vec::new();
@@ -62,7 +65,7 @@ impl Registry {
             .map(|i| &t.conns[(start + i) % len])
             .filter(|c| !c.draining.load(Ordering::Relaxed))
             .take(n)
-            .map(|c| c.conn.clone())
+            .cloned()
             .collect()
     }
 

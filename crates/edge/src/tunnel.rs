@@ -8,7 +8,7 @@ use crate::{unix_now, Shared};
 use burrow_proto::{Frame, Refusal, RefuseCode, Register, Registered as RegisteredFrame};
 use burrow_store::Tunnel;
 use burrow_transport::frames::{write_frame, FrameReader};
-use burrow_transport::{BoxStream, EdgeConn, TransportError};
+use burrow_transport::{quic_datagrams, BoxStream, EdgeConn, TransportError};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -224,10 +224,19 @@ async fn serve_conn(
     if let Err(e) = shared.store.add_connection(&record).await {
         warn!(error = %e, "could not record the connection in the state store");
     }
+    let mux = match &conn {
+        EdgeConn::Quic(q) if reg.features.iter().any(|f| f == quic_datagrams::FEATURE) => {
+            let mux = quic_datagrams::DatagramMux::new(q.clone());
+            shared.tasks.spawn(mux.clone().run());
+            Some(mux)
+        }
+        _ => None,
+    };
     let registered = Arc::new(Registered {
         id: conn_id,
         conn: conn.clone(),
         draining: false.into(),
+        mux,
     });
     shared.registry.add(tunnel_id, registered.clone());
     shared.tunnel_conns.fetch_add(1, Ordering::Relaxed);

@@ -28,6 +28,7 @@ use burrow_policy::access::decide;
 use burrow_proto::proxy_header::{proxy_header, simple_header, ProxyVersion, Transport};
 use burrow_proto::{FlowKind, StreamOpen};
 use burrow_transport::datagrams::{write_datagram, DatagramReader};
+use burrow_transport::quic_datagrams::next_from;
 use bytes::{Bytes, BytesMut};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -293,31 +294,52 @@ async fn tunnel_session(
     mut queue: mpsc::Receiver<Bytes>,
     stop: CancellationToken,
 ) {
-    let client = header.client_addr;
-    let span = tracing::info_span!("flow", flow_id = header.flow_id, %client);
+    let (client, flow_id) = (header.client_addr, header.flow_id);
+    let span = tracing::info_span!("flow", flow_id, %client);
     let opened = crate::apps::open_tunnel_stream(&shared, tunnel_id, header)
         .instrument(span.clone())
         .await;
     match opened {
-        Ok((stream, leftover)) => {
-            span.in_scope(|| info!("UDP session opened through the tunnel"));
+        Ok((stream, leftover, via)) => {
+            let mux = via.mux.clone();
+            span.in_scope(|| {
+                info!(
+                    quic_datagrams = mux.is_some(),
+                    "UDP session opened through the tunnel"
+                )
+            });
+            let mut from_mux = mux.as_ref().map(|m| m.register(flow_id));
             let (mut rd, mut wr) = tokio::io::split(stream);
             let mut reader = DatagramReader::new(leftover);
             let mut scratch = BytesMut::new();
+            // Datagrams to / from the connector, as QUIC datagrams and framed.
+            let (mut quic_out, mut quic_in, mut framed_out, mut framed_in) =
+                (0u64, 0u64, 0u64, 0u64);
             while let Some(wait) = idle_left(&port, &session) {
                 tokio::select! {
                     _ = stop.cancelled() => break,
                     _ = tokio::time::sleep(wait) => continue,
                     d = queue.recv() => match d {
                         Some(d) => {
-                            if write_datagram(&mut wr, &d, &mut scratch).await.is_err() {
+                            // QUIC datagram when it fits; framed on the stream otherwise.
+                            if mux.as_ref().is_some_and(|m| m.send(flow_id, &d)) {
+                                quic_out += 1;
+                            } else if write_datagram(&mut wr, &d, &mut scratch).await.is_ok() {
+                                framed_out += 1;
+                            } else {
                                 break;
                             }
                         }
                         None => break,
                     },
+                    d = next_from(&mut from_mux) => {
+                        quic_in += 1;
+                        session.last.store(port.now_ms(), Ordering::Relaxed);
+                        let _ = port.socket.send_to(&d, client).await;
+                    }
                     d = reader.next(&mut rd) => match d {
                         Ok(Some(d)) => {
+                            framed_in += 1;
                             session.last.store(port.now_ms(), Ordering::Relaxed);
                             let _ = port.socket.send_to(&d, client).await;
                         }
@@ -326,6 +348,15 @@ async fn tunnel_session(
                 }
             }
             let _ = wr.shutdown().await;
+            if let Some(m) = &mux {
+                m.unregister(flow_id);
+            }
+            span.in_scope(|| {
+                info!(
+                    quic_out,
+                    quic_in, framed_out, framed_in, "UDP session through the tunnel closed"
+                );
+            });
         }
         Err(reason) => span.in_scope(|| info!(%reason, "UDP session through the tunnel failed")),
     }

@@ -45,6 +45,28 @@ pub fn decode(buf: &mut BytesMut) -> Option<Bytes> {
     Some(buf.split_to(len).freeze())
 }
 
+/// Bytes of the flow id before a datagram sent as a QUIC datagram.
+pub const FLOW_TAG: usize = 8;
+
+/// A UDP-session datagram as one QUIC datagram: the flow id (8 bytes, big
+/// endian), then the payload.
+pub fn tag(flow_id: u64, payload: &[u8]) -> Bytes {
+    let mut b = BytesMut::with_capacity(FLOW_TAG + payload.len());
+    b.put_u64(flow_id);
+    b.put_slice(payload);
+    b.freeze()
+}
+
+/// Splits a QUIC datagram into flow id and payload; `None` when shorter
+/// than the tag.
+pub fn untag(mut datagram: Bytes) -> Option<(u64, Bytes)> {
+    if datagram.len() < FLOW_TAG {
+        return None;
+    }
+    let id = datagram.get_u64();
+    Some((id, datagram))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,6 +85,18 @@ mod tests {
             Err(TooLong(MAX_DATAGRAM + 1))
         );
         assert!(b.is_empty());
+    }
+
+    #[test]
+    fn tags_round_trip_and_short_datagrams_are_refused() {
+        let t = tag(0x0102_0304_0506_0708, b"payload");
+        assert_eq!(&t[..8], &[1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(
+            untag(t),
+            Some((0x0102_0304_0506_0708, Bytes::from_static(b"payload")))
+        );
+        assert_eq!(untag(tag(9, b"")), Some((9, Bytes::new())));
+        assert_eq!(untag(Bytes::from_static(&[1, 2, 3])), None);
     }
 
     proptest! {

@@ -12,6 +12,7 @@
 //! - [`datagrams`]: UDP datagrams framed on a flow stream.
 //! - [`dns`]: hickory resolvers (system or one given server).
 //! - [`frames`]: reading and writing `burrow-proto` frames on a stream.
+//! - [`quic_datagrams`]: UDP-session datagrams as QUIC datagrams.
 //! - [`splice`]: copying a flow both ways with adaptive buffers.
 //!
 //! Roles: the connector dials ([`quic::connect`], [`h2::connect`]) and gets a
@@ -27,6 +28,7 @@ pub mod frames;
 pub mod h2;
 pub mod pki;
 pub mod quic;
+pub mod quic_datagrams;
 pub mod splice;
 pub mod stream;
 
