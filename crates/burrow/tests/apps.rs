@@ -369,6 +369,16 @@ fn ip_access_rules_block_before_the_origin_and_specific_rules_win() {
         .proc
         .log()
         .contains("connection blocked by an IP access rule"));
+    // Every decision on the firewalled app is counted; the one block too.
+    let series =
+        |d: &str| format!(r#"burrow_edge_access_decisions_total{{protocol="tcp",decision="{d}"}}"#);
+    assert_eq!(edge.metric(&series("block")), 1.0);
+    assert_eq!(edge.metric(&series("allow")), 2.0);
+    // Three connections got through (blocked ones never became flows).
+    assert_eq!(
+        edge.metric(r#"burrow_edge_app_flows_total{protocol="tcp",origin="direct"}"#),
+        3.0
+    );
 }
 
 #[test]
@@ -487,6 +497,12 @@ fn udp_app_gives_each_client_its_own_replies_whole() {
     edge.admin(&["app", "create", "--protocol", &proto, "--origin", &o])
         .expect("app create");
     many_udp_clients(SocketAddr::from(([127, 0, 0, 1], port)), 1400);
+    // 20 clients, 20 sessions, open until they idle out.
+    assert_eq!(edge.metric("burrow_edge_udp_sessions"), 20.0);
+    assert_eq!(
+        edge.metric(r#"burrow_edge_app_flows_total{protocol="udp",origin="direct"}"#),
+        20.0
+    );
 }
 
 /// 20 clients send 5 datagrams each (sizes up to `max`, all different) and
@@ -1028,6 +1044,10 @@ fn full_and_strict_tls_encrypt_to_the_origin_and_strict_checks_its_name() {
     assert!(
         edge_log.contains("TLS handshake failed") && edge_log.contains("not valid for name"),
         "{edge_log}"
+    );
+    assert_eq!(
+        edge.metric(r#"burrow_edge_tls_handshake_failures_total{side="origin"}"#),
+        1.0
     );
     // burrow offers the cipher suites in the documented origin order.
     let report = std::fs::read_to_string(&log).unwrap();

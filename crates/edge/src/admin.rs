@@ -4,6 +4,8 @@
 //! `{"error": "...", "field": "..."}` where `field` names the offending body
 //! field when there is one.
 //!
+//! `GET /metrics` (no token) is the Prometheus text exposition.
+//!
 //! Routes:
 //! - `POST /api/v1/tunnels` `{"name"}` → 201 tunnel with `credentials`
 //! - `GET /api/v1/tunnels`, `GET /api/v1/tunnels/{name-or-id}` (with live connections)
@@ -117,6 +119,7 @@ pub(crate) fn router(state: AdminState) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth));
     Router::new()
         .route("/healthcheck", get(|| async { "OK\n" }))
+        .route("/metrics", get(metrics))
         .route("/ready", get(ready))
         .merge(v1)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -143,6 +146,17 @@ async fn auth(State(st): State<AdminState>, req: Request, next: Next) -> Respons
         .into_response();
     }
     next.run(req).await
+}
+
+async fn metrics(State(st): State<AdminState>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        st.shared.metrics.encode(),
+    )
+        .into_response()
 }
 
 async fn ready(State(st): State<AdminState>) -> Response {

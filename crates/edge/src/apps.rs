@@ -437,8 +437,8 @@ async fn run_listener(
         // IP access rules run before any byte is read or any origin dialled.
         if app.spec.ip_firewall {
             let d = decide(&shared.access_rules(), &shared.geoip.facts(peer.ip()));
+            shared.metrics.access_decision(L4::Tcp, d.allowed);
             if !d.allowed {
-                shared.blocked.fetch_add(1, Ordering::Relaxed);
                 info!(client = %peer, rule_id = d.rule_id.as_deref().unwrap_or("-"), "connection blocked by an IP access rule");
                 drop(client);
                 continue;
@@ -447,11 +447,14 @@ async fn run_listener(
         let _ = client.set_nodelay(true);
         let flow_id = shared.next_flow.fetch_add(1, Ordering::Relaxed);
         let shared2 = shared.clone();
+        let labels = crate::metrics::FlowLabels::of(&app.spec);
+        shared.metrics.flows.get_or_create(&labels).inc();
         shared.flows.spawn(
             async move {
                 if let Err(reason) =
                     proxy_flow(&shared2, &app, client, peer, edge_port, flow_id).await
                 {
+                    shared2.metrics.flow_errors.get_or_create(&labels).inc();
                     info!(%reason, "flow closed with error");
                 }
             }
@@ -493,8 +496,9 @@ async fn proxy_flow(
         tokio_rustls::TlsAcceptor::from(cfg).accept(client),
     )
     .await
-    .map_err(|_| "client: TLS handshake timed out".to_owned())?
-    .map_err(|e| format!("client: TLS handshake failed: {e}"))?;
+    .map_err(|_| "client: TLS handshake timed out".to_owned())
+    .and_then(|r| r.map_err(|e| format!("client: TLS handshake failed: {e}")))
+    .inspect_err(|_| shared.metrics.tls_failure(crate::metrics::Side::client))?;
     to_origin(shared, app, tls, ends).await
 }
 
@@ -625,8 +629,9 @@ where
                     tokio_rustls::TlsConnector::from(tls.clone()).connect(name, origin),
                 )
                 .await
-                .map_err(|_| format!("origin {addr}: TLS handshake timed out"))?
-                .map_err(|e| format!("origin {addr}: TLS handshake failed: {e}"))?;
+                .map_err(|_| format!("origin {addr}: TLS handshake timed out"))
+                .and_then(|r| r.map_err(|e| format!("origin {addr}: TLS handshake failed: {e}")))
+                .inspect_err(|_| shared.metrics.tls_failure(crate::metrics::Side::origin))?;
                 return splice_counted(shared, &mut client, &mut origin).await;
             }
             Ok(Err(e)) => {
@@ -672,9 +677,9 @@ where
     A: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
     B: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    shared.active_flows.fetch_add(1, Ordering::Relaxed);
+    shared.metrics.active_flows.inc();
     let res = burrow_transport::splice::splice(a, b).await;
-    shared.active_flows.fetch_sub(1, Ordering::Relaxed);
+    shared.metrics.active_flows.dec();
     match res {
         Ok((up, down)) => {
             debug!(bytes_up = up, bytes_down = down, "flow finished");

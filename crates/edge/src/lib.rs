@@ -16,6 +16,7 @@ mod admin;
 mod apps;
 mod edge_tls;
 mod geoip;
+mod metrics;
 mod origin_tls;
 mod pools;
 mod registry;
@@ -28,7 +29,7 @@ use burrow_transport::pki::EdgePki;
 pub use pools::AppPools;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -125,12 +126,10 @@ pub(crate) struct Shared {
     pub(crate) tasks: TaskTracker,
     pub(crate) flows: TaskTracker,
     pub(crate) next_flow: AtomicU64,
-    pub(crate) active_flows: AtomicU64,
-    pub(crate) tunnel_conns: AtomicU64,
+    /// Prometheus metrics (`/metrics`).
+    pub(crate) metrics: metrics::Metrics,
     /// IP access rules, replaced whole on every change (readers clone the Arc).
     pub(crate) access: std::sync::RwLock<Arc<Vec<burrow_policy::access::Rule>>>,
-    /// Connections closed by an IP access rule.
-    pub(crate) blocked: AtomicU64,
     /// Country / ASN lookups for access rules.
     pub(crate) geoip: geoip::GeoIp,
     /// TLS server config for apps with edge TLS termination, if certificates exist.
@@ -199,11 +198,11 @@ pub struct EdgeStats(Arc<Shared>);
 impl EdgeStats {
     /// Registered tunnel connections on this node.
     pub fn tunnel_connections(&self) -> u64 {
-        self.0.tunnel_conns.load(Ordering::Relaxed)
+        u64::try_from(self.0.metrics.tunnel_connections.get()).unwrap_or(0)
     }
     /// Flows being spliced right now.
     pub fn active_flows(&self) -> u64 {
-        self.0.active_flows.load(Ordering::Relaxed)
+        u64::try_from(self.0.metrics.active_flows.get()).unwrap_or(0)
     }
 }
 
@@ -381,10 +380,8 @@ impl Edge {
             tasks: TaskTracker::new(),
             flows: TaskTracker::new(),
             next_flow: AtomicU64::new(1),
-            active_flows: AtomicU64::new(0),
-            tunnel_conns: AtomicU64::new(0),
+            metrics: metrics::Metrics::new(),
             access: std::sync::RwLock::new(Arc::new(Vec::new())),
-            blocked: AtomicU64::new(0),
             geoip,
             app_tls,
             origin_tls,
@@ -575,7 +572,7 @@ impl Edge {
             }
         }
 
-        let open = shared.active_flows.load(Ordering::Relaxed);
+        let open = shared.metrics.active_flows.get();
         info!(open_flows = open, grace = ?grace, "shutting down: no new flows, draining");
         accepting.cancel();
         shared.apps.stop_all();
@@ -585,7 +582,7 @@ impl Edge {
             .is_err()
         {
             warn!(
-                open_flows = shared.active_flows.load(Ordering::Relaxed),
+                open_flows = shared.metrics.active_flows.get(),
                 "grace period over; closing remaining flows"
             );
         }

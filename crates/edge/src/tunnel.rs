@@ -239,7 +239,7 @@ async fn serve_conn(
         mux,
     });
     shared.registry.add(tunnel_id, registered.clone());
-    shared.tunnel_conns.fetch_add(1, Ordering::Relaxed);
+    shared.metrics.tunnel_connections.inc();
     info!(
         %tunnel_id, %connector_id, conn_index = reg.conn_index, connection_id = %conn_id,
         version = %reg.version, "tunnel connection registered"
@@ -268,7 +268,7 @@ async fn serve_conn(
         }
     }
     shared.registry.remove(tunnel_id, conn_id);
-    shared.tunnel_conns.fetch_sub(1, Ordering::Relaxed);
+    shared.metrics.tunnel_connections.dec();
     if let Err(e) = shared.store.remove_connection(conn_id).await {
         warn!(error = %e, "could not remove the connection from the state store");
     }

@@ -22,6 +22,7 @@
 //! only while a socket has datagrams to drain.
 
 use crate::apps::{AppCell, Compiled};
+use crate::metrics::FlowLabels;
 use crate::Shared;
 use burrow_config::app::{Origin, ProxyProtocol};
 use burrow_policy::access::decide;
@@ -170,8 +171,10 @@ async fn session_for(
     }
     if app.spec.ip_firewall {
         let d = decide(&shared.access_rules(), &shared.geoip.facts(client.ip()));
+        shared
+            .metrics
+            .access_decision(burrow_config::app::L4::Udp, d.allowed);
         if !d.allowed {
-            shared.blocked.fetch_add(1, Ordering::Relaxed);
             debug!(%client, "UDP datagram blocked by an IP access rule");
             return None;
         }
@@ -204,6 +207,12 @@ async fn session_for(
             .lock()
             .expect("session map lock poisoned")
             .insert(client, session.clone());
+        shared.metrics.udp_sessions.inc();
+        shared
+            .metrics
+            .flows
+            .get_or_create(&FlowLabels::of(&app.spec))
+            .inc();
         let header = StreamOpen {
             kind: FlowKind::Udp,
             flow_id: shared.next_flow.fetch_add(1, Ordering::Relaxed),
@@ -240,7 +249,14 @@ async fn session_for(
         .expect("session map lock poisoned")
         .insert(client, session.clone());
     info!(%client, origin = %origin_addr, "UDP session opened");
+    shared.metrics.udp_sessions.inc();
+    shared
+        .metrics
+        .flows
+        .get_or_create(&FlowLabels::of(&app.spec))
+        .inc();
     shared.flows.spawn(replies(
+        shared.clone(),
         port.clone(),
         session.clone(),
         origin,
@@ -358,8 +374,19 @@ async fn tunnel_session(
                 );
             });
         }
-        Err(reason) => span.in_scope(|| info!(%reason, "UDP session through the tunnel failed")),
+        Err(reason) => {
+            shared
+                .metrics
+                .flow_errors
+                .get_or_create(&FlowLabels {
+                    protocol: crate::metrics::L4::udp,
+                    origin: crate::metrics::OriginKind::tunnel,
+                })
+                .inc();
+            span.in_scope(|| info!(%reason, "UDP session through the tunnel failed"));
+        }
     }
+    shared.metrics.udp_sessions.dec();
     port.sessions
         .lock()
         .expect("session map lock poisoned")
@@ -369,6 +396,7 @@ async fn tunnel_session(
 
 /// Carries the origin's replies back to `client` until the session idles.
 async fn replies(
+    shared: Arc<Shared>,
     port: Arc<Port>,
     session: Arc<Session>,
     origin: Arc<UdpSocket>,
@@ -400,5 +428,6 @@ async fn replies(
         .lock()
         .expect("session map lock poisoned")
         .remove(&client);
+    shared.metrics.udp_sessions.dec();
     debug!(%client, "UDP session closed");
 }

@@ -193,6 +193,17 @@ impl EdgeProc {
         }
     }
 
+    /// The value of a metric series from `GET /metrics` (the whole series
+    /// name with labels, as printed), or 0 when absent.
+    pub fn metric(&self, series: &str) -> f64 {
+        let (status, body) = http(&self.admin_url, "GET", "/metrics", None, "");
+        assert_eq!(status, 200, "{body}");
+        body.lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')))
+            .map(|v| v.trim().parse().unwrap())
+            .unwrap_or(0.0)
+    }
+
     /// `tunnel create NAME`; returns the credentials file path.
     pub fn create_tunnel(&self, name: &str) -> PathBuf {
         let path = self.dir.join(format!("{name}.json"));
@@ -625,4 +636,35 @@ where
         }
     });
     addr
+}
+
+/// A raw HTTP/1.1 request to the admin API; returns (status, body).
+pub fn http(
+    admin_url: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (u16, String) {
+    let addr = admin_url.trim_start_matches("http://");
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let status = resp[9..12].parse().unwrap();
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|x| x.1.to_owned())
+        .unwrap_or_default();
+    (status, body)
 }

@@ -1,0 +1,221 @@
+//! The edge's Prometheus metrics, served as text at `GET /metrics` on the
+//! admin listener (no token: it holds no secrets, and the listener is on
+//! loopback by default). Labels are bounded: protocol, origin kind,
+//! decision, side — never client addresses.
+//!
+//! Names: `burrow_edge_*`. Issue-6 work will add more (per-tunnel and
+//! per-app series); these are the ones the app proxy needs now.
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// TCP or UDP.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub(crate) enum L4 {
+    tcp,
+    udp,
+}
+
+/// Where an app sends its flows.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub(crate) enum OriginKind {
+    direct,
+    dns,
+    tunnel,
+}
+
+/// An IP access rule's verdict.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub(crate) enum Decision {
+    allow,
+    block,
+}
+
+/// Which TLS handshake.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub(crate) enum Side {
+    /// Client → edge (termination).
+    client,
+    /// Edge → origin (`full` / `strict`).
+    origin,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct FlowLabels {
+    pub(crate) protocol: L4,
+    pub(crate) origin: OriginKind,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct AccessLabels {
+    pub(crate) protocol: L4,
+    pub(crate) decision: Decision,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct TlsLabels {
+    pub(crate) side: Side,
+}
+
+/// Every edge metric, and the registry that encodes them.
+pub(crate) struct Metrics {
+    registry: Registry,
+    /// App flows (TCP connections, UDP sessions) started.
+    pub(crate) flows: Family<FlowLabels, Counter>,
+    /// App flows that ended with an error (origin unreachable, TLS, ...).
+    pub(crate) flow_errors: Family<FlowLabels, Counter>,
+    /// IP access rule decisions for apps with `ip_firewall`.
+    pub(crate) access: Family<AccessLabels, Counter>,
+    /// Failed TLS handshakes.
+    pub(crate) tls_failures: Family<TlsLabels, Counter>,
+    /// Flows being spliced now.
+    pub(crate) active_flows: Gauge,
+    /// UDP sessions open now.
+    pub(crate) udp_sessions: Gauge,
+    /// Registered tunnel connections on this node.
+    pub(crate) tunnel_connections: Gauge,
+}
+
+impl Metrics {
+    pub(crate) fn new() -> Self {
+        let mut registry = Registry::with_prefix("burrow_edge");
+        let flows = Family::<FlowLabels, Counter>::default();
+        registry.register(
+            "app_flows",
+            "App flows (TCP connections, UDP sessions) started",
+            flows.clone(),
+        );
+        let flow_errors = Family::<FlowLabels, Counter>::default();
+        registry.register(
+            "app_flow_errors",
+            "App flows that ended with an error",
+            flow_errors.clone(),
+        );
+        let access = Family::<AccessLabels, Counter>::default();
+        registry.register(
+            "access_decisions",
+            "IP access rule decisions on apps with ip_firewall (block: closed before any origin byte)",
+            access.clone(),
+        );
+        let tls_failures = Family::<TlsLabels, Counter>::default();
+        registry.register(
+            "tls_handshake_failures",
+            "Failed TLS handshakes by side",
+            tls_failures.clone(),
+        );
+        let active_flows = Gauge::default();
+        registry.register(
+            "active_flows",
+            "Flows being spliced now",
+            active_flows.clone(),
+        );
+        let udp_sessions = Gauge::default();
+        registry.register(
+            "udp_sessions",
+            "UDP sessions open now",
+            udp_sessions.clone(),
+        );
+        let tunnel_connections = Gauge::default();
+        registry.register(
+            "tunnel_connections",
+            "Registered tunnel connections on this node",
+            tunnel_connections.clone(),
+        );
+        Self {
+            registry,
+            flows,
+            flow_errors,
+            access,
+            tls_failures,
+            active_flows,
+            udp_sessions,
+            tunnel_connections,
+        }
+    }
+
+    /// The Prometheus/OpenMetrics text exposition.
+    pub(crate) fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_appear_with_their_labels() {
+        let m = Metrics::new();
+        m.access
+            .get_or_create(&AccessLabels {
+                protocol: L4::tcp,
+                decision: Decision::block,
+            })
+            .inc();
+        m.tunnel_connections.set(3);
+        let text = m.encode();
+        assert!(
+            text.contains(
+                r#"burrow_edge_access_decisions_total{protocol="tcp",decision="block"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(text.contains("burrow_edge_tunnel_connections 3"), "{text}");
+        assert!(text.ends_with("# EOF\n"));
+    }
+}
+
+impl FlowLabels {
+    /// The labels of an app's flows.
+    pub(crate) fn of(spec: &burrow_config::app::AppSpec) -> Self {
+        use burrow_config::app::Origin;
+        Self {
+            protocol: L4::of(spec.l4),
+            origin: match spec.origin {
+                Origin::Direct(_) => OriginKind::direct,
+                Origin::Dns { .. } => OriginKind::dns,
+                Origin::Tunnel { .. } => OriginKind::tunnel,
+            },
+        }
+    }
+}
+
+impl L4 {
+    pub(crate) fn of(l4: burrow_config::app::L4) -> Self {
+        match l4 {
+            burrow_config::app::L4::Tcp => Self::tcp,
+            burrow_config::app::L4::Udp => Self::udp,
+        }
+    }
+}
+
+impl Metrics {
+    /// Counts an access-rule verdict.
+    pub(crate) fn access_decision(&self, l4: burrow_config::app::L4, allowed: bool) {
+        self.access
+            .get_or_create(&AccessLabels {
+                protocol: L4::of(l4),
+                decision: if allowed {
+                    Decision::allow
+                } else {
+                    Decision::block
+                },
+            })
+            .inc();
+    }
+
+    /// Counts a failed TLS handshake.
+    pub(crate) fn tls_failure(&self, side: Side) {
+        self.tls_failures.get_or_create(&TlsLabels { side }).inc();
+    }
+}
