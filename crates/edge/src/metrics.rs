@@ -149,32 +149,6 @@ impl Metrics {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn counters_appear_with_their_labels() {
-        let m = Metrics::new();
-        m.access
-            .get_or_create(&AccessLabels {
-                protocol: L4::tcp,
-                decision: Decision::block,
-            })
-            .inc();
-        m.tunnel_connections.set(3);
-        let text = m.encode();
-        assert!(
-            text.contains(
-                r#"burrow_edge_access_decisions_total{protocol="tcp",decision="block"} 1"#
-            ),
-            "{text}"
-        );
-        assert!(text.contains("burrow_edge_tunnel_connections 3"), "{text}");
-        assert!(text.ends_with("# EOF\n"));
-    }
-}
-
 impl FlowLabels {
     /// The labels of an app's flows.
     pub(crate) fn of(spec: &burrow_config::app::AppSpec) -> Self {
@@ -217,5 +191,31 @@ impl Metrics {
     /// Counts a failed TLS handshake.
     pub(crate) fn tls_failure(&self, side: Side) {
         self.tls_failures.get_or_create(&TlsLabels { side }).inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_appear_with_their_labels() {
+        let m = Metrics::new();
+        m.access
+            .get_or_create(&AccessLabels {
+                protocol: L4::tcp,
+                decision: Decision::block,
+            })
+            .inc();
+        m.tunnel_connections.set(3);
+        let text = m.encode();
+        assert!(
+            text.contains(
+                r#"burrow_edge_access_decisions_total{protocol="tcp",decision="block"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(text.contains("burrow_edge_tunnel_connections 3"), "{text}");
+        assert!(text.ends_with("# EOF\n"));
     }
 }
