@@ -7,6 +7,10 @@
 //!   second (connect, 1-byte echo, close).
 //! - `idle --target ADDR --conns N --hold S`: opens N connections, checks
 //!   each with a 1-byte echo, prints `ready`, holds them S seconds.
+//! - `udp-echo-server --listen ADDR`: a UDP echo origin.
+//! - `udp-rr --target ADDR --clients C --secs S --size B`: C clients (one
+//!   socket, one session each) with one datagram in flight; a reply missing
+//!   after 200 ms counts as lost and the client sends the next one.
 //!
 //! Every mode is bounded in time and count and stops by itself. Results are
 //! one JSON object on stdout.
@@ -59,6 +63,104 @@ enum Cmd {
         #[arg(long, default_value_t = 10)]
         hold: u64,
     },
+    /// UDP echo server.
+    UdpEchoServer {
+        #[arg(long)]
+        listen: SocketAddr,
+    },
+    /// UDP request/response rate, latency and loss.
+    UdpRr {
+        #[arg(long)]
+        target: SocketAddr,
+        #[arg(long, default_value_t = 32)]
+        clients: usize,
+        #[arg(long, default_value_t = 10)]
+        secs: u64,
+        #[arg(long, default_value_t = 512)]
+        size: usize,
+    },
+}
+
+async fn udp_echo_server(listen: SocketAddr) -> anyhow::Result<()> {
+    let s = tokio::net::UdpSocket::bind(listen).await?;
+    println!(
+        "{}",
+        serde_json::json!({"listening": s.local_addr()?.to_string()})
+    );
+    let mut buf = vec![0u8; 65536];
+    loop {
+        if let Ok((n, from)) = s.recv_from(&mut buf).await {
+            let _ = s.send_to(&buf[..n], from).await;
+        }
+    }
+}
+
+async fn udp_rr(target: SocketAddr, clients: usize, secs: u64, size: usize) -> anyhow::Result<()> {
+    let size = size.max(8);
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(100_000);
+            let mut lost = 0u64;
+            let Ok(s) = tokio::net::UdpSocket::bind("127.0.0.1:0").await else {
+                return (lat, 1);
+            };
+            if s.connect(target).await.is_err() {
+                return (lat, 1);
+            }
+            let mut req = vec![7u8; size];
+            let mut resp = vec![0u8; 65536];
+            let mut seq = 0u64;
+            while Instant::now() < deadline && lat.len() < 5_000_000 {
+                seq += 1;
+                req[..8].copy_from_slice(&seq.to_be_bytes());
+                let t = Instant::now();
+                if s.send(&req).await.is_err() {
+                    lost += 1;
+                    continue;
+                }
+                // Wait for this datagram's echo; late echoes of earlier
+                // ones are skipped.
+                let got = tokio::time::timeout(Duration::from_millis(200), async {
+                    loop {
+                        match s.recv(&mut resp).await {
+                            Ok(n) if n == size && resp[..8] == seq.to_be_bytes() => return true,
+                            Ok(_) => continue,
+                            Err(_) => return false,
+                        }
+                    }
+                })
+                .await;
+                match got {
+                    Ok(true) => {
+                        lat.push(u32::try_from(t.elapsed().as_micros()).unwrap_or(u32::MAX))
+                    }
+                    _ => lost += 1,
+                }
+            }
+            (lat, lost)
+        }));
+    }
+    let mut all = Vec::new();
+    let mut lost = 0;
+    for t in tasks {
+        let (l, e) = t.await?;
+        all.extend(l);
+        lost += e;
+    }
+    all.sort_unstable();
+    println!(
+        "{}",
+        serde_json::json!({
+            "datagrams": all.len(),
+            "rps": all.len() as f64 / secs as f64,
+            "p50_us": percentile(&all, 0.50),
+            "p99_us": percentile(&all, 0.99),
+            "lost": lost,
+        })
+    );
+    Ok(())
 }
 
 async fn echo_server(listen: SocketAddr) -> anyhow::Result<()> {
@@ -226,5 +328,12 @@ async fn main() -> anyhow::Result<()> {
             conns,
             hold,
         } => idle(target, conns, hold).await,
+        Cmd::UdpEchoServer { listen } => udp_echo_server(listen).await,
+        Cmd::UdpRr {
+            target,
+            clients,
+            secs,
+            size,
+        } => udp_rr(target, clients, secs, size).await,
     }
 }
