@@ -354,6 +354,61 @@ pub(crate) async fn access(admin: AdminConn, cmd: crate::cli::AccessCommand) -> 
     Ok(())
 }
 
+pub(crate) async fn route(admin: AdminConn, cmd: crate::cli::RouteCommand) -> anyhow::Result<()> {
+    use crate::cli::RouteCommand;
+    let client = AdminClient::new(&admin).await?;
+    match cmd {
+        RouteCommand::Dns { tunnel, hostname } => {
+            let v = client
+                .ok(
+                    Method::POST,
+                    "/api/v1/routes",
+                    Some(json!({"hostname": hostname, "tunnel": tunnel})),
+                )
+                .await?;
+            println!(
+                "Routed {} to tunnel {} ({})",
+                v["hostname"].as_str().unwrap_or(""),
+                v["tunnel"].as_str().unwrap_or(""),
+                v["tunnel_id"].as_str().unwrap_or("")
+            );
+        }
+        RouteCommand::List { json } => {
+            let v = client.ok(Method::GET, "/api/v1/routes", None).await?;
+            if json {
+                return print_json(&v);
+            }
+            let list = v.as_array().cloned().unwrap_or_default();
+            if list.is_empty() {
+                println!("No routes. Add one with: burrow route dns TUNNEL HOSTNAME");
+            }
+            for r in list {
+                println!(
+                    "{}\t{}\t{}",
+                    r["hostname"].as_str().unwrap_or(""),
+                    r["tunnel"].as_str().unwrap_or("-"),
+                    r["tunnel_id"].as_str().unwrap_or("")
+                );
+            }
+        }
+        RouteCommand::Delete { hostname } => {
+            // `*.` is sent percent-encoded; the rest must be a plain name.
+            let rest = hostname.strip_prefix("*.").unwrap_or(&hostname);
+            path_segment("HOSTNAME", rest)?;
+            let seg = if hostname.starts_with("*.") {
+                format!("%2A.{rest}")
+            } else {
+                rest.to_owned()
+            };
+            client
+                .ok(Method::DELETE, &format!("/api/v1/routes/{seg}"), None)
+                .await?;
+            println!("Deleted route {hostname}");
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -41,6 +41,43 @@ pub(crate) enum Command {
     Quick(QuickArgs),
     /// Manage IP access rules (applied to apps created with --ip-firewall).
     AccessRule(AccessArgs),
+    /// Route public hostnames to tunnels (the edge's --http/--https
+    /// listeners serve them).
+    Route(RouteArgs),
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct RouteArgs {
+    #[command(flatten)]
+    pub(crate) admin: AdminConn,
+    #[command(subcommand)]
+    pub(crate) command: RouteCommand,
+}
+
+/// Hostname routes: an exact name beats a wildcard; among wildcards the
+/// longest suffix wins.
+#[derive(Subcommand, Debug)]
+pub(crate) enum RouteCommand {
+    /// Route HTTP(S) requests for HOSTNAME (or *.example.com) to TUNNEL,
+    /// as `cloudflared tunnel route dns` does. Point the name's DNS record
+    /// at the edge yourself.
+    Dns {
+        /// Tunnel name or id.
+        tunnel: String,
+        /// Public hostname, exact or with a leading `*.`.
+        hostname: String,
+    },
+    /// List routes.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove the route of HOSTNAME.
+    Delete {
+        /// The hostname as routed.
+        hostname: String,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -130,6 +167,14 @@ pub(crate) struct EdgeArgs {
     /// Serve HTTP/2 only: no UDP listener.
     #[arg(long)]
     pub(crate) disable_quic: bool,
+    /// Public HTTP listener for hostnames routed to tunnels (`burrow route
+    /// dns`), e.g. 0.0.0.0:80. [default: off]
+    #[arg(long, value_name = "IP:PORT")]
+    pub(crate) http: Option<String>,
+    /// Public HTTPS listener (HTTP/1.1 and HTTP/2) for routed hostnames,
+    /// with the --cert-dir certificates chosen by SNI. [default: off]
+    #[arg(long, value_name = "IP:PORT")]
+    pub(crate) https: Option<String>,
     /// Directory of certificates for apps that terminate TLS at the edge:
     /// NAME.pem (chain) and NAME.key per hostname, chosen by SNI.
     #[arg(long)]

@@ -100,6 +100,16 @@ pub(crate) async fn resolve(a: EdgeArgs) -> anyhow::Result<EdgeConfig> {
         cert_dir: a.cert_dir.or(file.cert_dir),
         origin_ca: a.origin_ca.or(file.origin_ca),
         dns_server,
+        http: a
+            .http
+            .or(file.http)
+            .map(|s| parse_addr("http", &s))
+            .transpose()?,
+        https: a
+            .https
+            .or(file.https)
+            .map(|s| parse_addr("https", &s))
+            .transpose()?,
     })
 }
 
@@ -158,6 +168,12 @@ pub(crate) async fn run(a: EdgeArgs) -> anyhow::Result<()> {
         }
     );
     println!("admin API: http://{}", info.admin_addr);
+    if let Some(a) = info.http_addr {
+        println!("HTTP: http://{a}");
+    }
+    if let Some(a) = info.https_addr {
+        println!("HTTPS: https://{a}");
+    }
     println!("state: {}", state.display());
     println!("edge CA: {}", created(&info.ca_path));
     println!("admin token: {}", created(&info.token_path));

@@ -50,6 +50,8 @@ pub(crate) async fn run(a: QuickArgs) -> anyhow::Result<()> {
         cert_dir: None,
         origin_ca: None,
         dns_server: None,
+        http: None,
+        https: None,
     })
     .await?;
     let shutdown = crate::shutdown_on_signals();

@@ -25,6 +25,8 @@ struct RawEdgeFile {
     app_ipv6_pool: Option<String>,
     origin_ca: Option<PathBuf>,
     dns_server: Option<String>,
+    http: Option<String>,
+    https: Option<String>,
 }
 
 /// A parsed `edge.yaml`; every field optional (flags and defaults fill in).
@@ -62,6 +64,10 @@ pub struct EdgeFile {
     pub origin_ca: Option<PathBuf>,
     /// `dns-server`: resolver for `origin_dns` names.
     pub dns_server: Option<String>,
+    /// `http`: public HTTP listener for routed hostnames.
+    pub http: Option<String>,
+    /// `https`: public HTTPS listener for routed hostnames.
+    pub https: Option<String>,
 }
 
 /// Parses an `edge.yaml`.
@@ -100,6 +106,8 @@ pub fn parse_edge_yaml(text: &str) -> Result<EdgeFile, ConfigError> {
         app_ipv6_pool: raw.app_ipv6_pool,
         origin_ca: raw.origin_ca,
         dns_server: raw.dns_server,
+        http: raw.http,
+        https: raw.https,
     })
 }
 

@@ -27,6 +27,8 @@ pub(crate) struct FlowEnv {
     pub(crate) ingress: Ingress,
     pub(crate) connect_timeout: Duration,
     pub(crate) tunnel_id: uuid::Uuid,
+    /// Pooled client toward `http://` origins.
+    pub(crate) http: crate::http::OriginClient,
 }
 
 /// Handles one flow stream to completion.
@@ -62,6 +64,18 @@ async fn dispatch(
     reader: FrameReader,
     open: StreamOpen,
 ) {
+    if open.kind == FlowKind::Http {
+        // Each request on the stream picks its own rule (host and path).
+        if write_frame(&mut stream, &Frame::StreamAccepted, false)
+            .await
+            .is_err()
+        {
+            return;
+        }
+        let io = Prefixed::new(reader.into_leftover().freeze(), stream);
+        Box::pin(crate::http::serve(env, conn, open, io)).await;
+        return;
+    }
     let Some((rule_index, rule)) = env.ingress.find(&open.hostname, None) else {
         reject(
             &mut stream,
@@ -246,6 +260,65 @@ fn escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// The answer of a built-in service (`http_status:NNN`, `hello_world`).
+pub(crate) fn builtin_response<B>(
+    service: &Service,
+    req: &http::Request<B>,
+    tunnel_id: uuid::Uuid,
+    conn: &ConnInfo,
+    open: &StreamOpen,
+) -> http::Response<Full<Bytes>> {
+    let resp = match *service {
+        Service::HttpStatus(code) => http::Response::builder()
+            .status(code)
+            .header("content-type", "text/plain; charset=utf-8")
+            .body(Full::new(Bytes::new())),
+        _ => {
+            let host = req
+                .headers()
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("");
+            let path = req
+                .uri()
+                .path_and_query()
+                .map(|p| p.as_str())
+                .unwrap_or("/");
+            let page = format!(
+                "<!doctype html>\n<html><head><title>burrow hello world</title></head><body>\n\
+                 <h1>Hello from burrow</h1>\n\
+                 <p>This page was served by the connector's built-in hello_world origin, through a burrow tunnel.</p>\n\
+                 <table>\n\
+                 <tr><td>request</td><td>{method} {path}</td></tr>\n\
+                 <tr><td>host</td><td>{host}</td></tr>\n\
+                 <tr><td>client</td><td>{client}</td></tr>\n\
+                 <tr><td>edge port</td><td>{edge_port}</td></tr>\n\
+                 <tr><td>edge colo</td><td>{colo}</td></tr>\n\
+                 <tr><td>transport</td><td>{proto}</td></tr>\n\
+                 <tr><td>tunnel</td><td>{tunnel_id}</td></tr>\n\
+                 <tr><td>connection</td><td>#{index} ({conn_id})</td></tr>\n\
+                 <tr><td>flow</td><td>{flow}</td></tr>\n\
+                 </table>\n</body></html>\n",
+                method = escape(req.method().as_str()),
+                path = escape(path),
+                host = escape(host),
+                client = open.client_addr,
+                edge_port = open.edge_port,
+                colo = escape(&conn.colo),
+                proto = conn.protocol,
+                index = conn.index,
+                conn_id = conn.connection_id,
+                flow = open.flow_id,
+            );
+            http::Response::builder()
+                .status(200)
+                .header("content-type", "text/html; charset=utf-8")
+                .body(Full::new(Bytes::from(page)))
+        }
+    };
+    resp.expect("static response parts are valid")
+}
+
 async fn serve_builtin(
     io: Prefixed,
     service: Service,
@@ -254,60 +327,8 @@ async fn serve_builtin(
     open: StreamOpen,
 ) {
     let svc = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-        let service = service.clone();
-        let conn = conn.clone();
-        let open = open.clone();
-        async move {
-            let resp = match service {
-                Service::HttpStatus(code) => http::Response::builder()
-                    .status(code)
-                    .header("content-type", "text/plain; charset=utf-8")
-                    .body(Full::new(Bytes::new())),
-                _ => {
-                    let host = req
-                        .headers()
-                        .get(http::header::HOST)
-                        .and_then(|h| h.to_str().ok())
-                        .unwrap_or("");
-                    let path = req
-                        .uri()
-                        .path_and_query()
-                        .map(|p| p.as_str())
-                        .unwrap_or("/");
-                    let page = format!(
-                        "<!doctype html>\n<html><head><title>burrow hello world</title></head><body>\n\
-                         <h1>Hello from burrow</h1>\n\
-                         <p>This page was served by the connector's built-in hello_world origin, through a burrow tunnel.</p>\n\
-                         <table>\n\
-                         <tr><td>request</td><td>{method} {path}</td></tr>\n\
-                         <tr><td>host</td><td>{host}</td></tr>\n\
-                         <tr><td>client</td><td>{client}</td></tr>\n\
-                         <tr><td>edge port</td><td>{edge_port}</td></tr>\n\
-                         <tr><td>edge colo</td><td>{colo}</td></tr>\n\
-                         <tr><td>transport</td><td>{proto}</td></tr>\n\
-                         <tr><td>tunnel</td><td>{tunnel_id}</td></tr>\n\
-                         <tr><td>connection</td><td>#{index} ({conn_id})</td></tr>\n\
-                         <tr><td>flow</td><td>{flow}</td></tr>\n\
-                         </table>\n</body></html>\n",
-                        method = escape(req.method().as_str()),
-                        path = escape(path),
-                        host = escape(host),
-                        client = open.client_addr,
-                        edge_port = open.edge_port,
-                        colo = escape(&conn.colo),
-                        proto = conn.protocol,
-                        index = conn.index,
-                        conn_id = conn.connection_id,
-                        flow = open.flow_id,
-                    );
-                    http::Response::builder()
-                        .status(200)
-                        .header("content-type", "text/html; charset=utf-8")
-                        .body(Full::new(Bytes::from(page)))
-                }
-            };
-            Ok::<_, http::Error>(resp.expect("static response parts are valid"))
-        }
+        let resp = builtin_response(&service, &req, tunnel_id, &conn, &open);
+        async move { Ok::<_, http::Error>(resp) }
     });
     let served = hyper::server::conn::http1::Builder::new()
         .max_buf_size(64 * 1024)

@@ -18,6 +18,7 @@ pub mod backoff;
 mod conn;
 mod discovery;
 mod flow;
+mod http;
 mod udp;
 
 use burrow_config::connector::{Ingress, ProtocolChoice};
@@ -127,6 +128,7 @@ pub async fn run(cfg: ConnectorConfig, shutdown: CancellationToken) -> Result<()
         ingress: cfg.ingress.clone(),
         connect_timeout: cfg.origin_connect_timeout,
         tunnel_id: cfg.credentials.tunnel_id,
+        http: http::origin_client(cfg.origin_connect_timeout),
     });
     let shared = Arc::new(conn::Shared {
         cfg,

@@ -19,6 +19,8 @@
 //!   connections of this and every other app continue
 //! - `POST /api/v1/access-rules` `{"mode": "allow|block", "target":
 //!   "ip|ip_range|country|asn", "value"}`, `GET`, `DELETE /api/v1/access-rules/{id}`
+//! - `POST /api/v1/routes` `{"hostname", "tunnel"}` (hostname exact or
+//!   `*.example.com`), `GET`, `DELETE /api/v1/routes/{hostname}`
 
 use crate::{unix_now, Shared, CONNECTION_FRESHNESS};
 use axum::extract::rejection::JsonRejection;
@@ -115,6 +117,11 @@ pub(crate) fn router(state: AdminState) -> Router {
         .route(
             "/api/v1/access-rules/{id}",
             axum::routing::delete(delete_access_rule),
+        )
+        .route("/api/v1/routes", post(create_route).get(list_routes))
+        .route(
+            "/api/v1/routes/{hostname}",
+            axum::routing::delete(delete_route),
         )
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth));
     Router::new()
@@ -569,5 +576,95 @@ async fn delete_access_rule(
         return Err(ApiError::not_found(&format!("access rule '{id}'")));
     }
     st.shared.reload_access().await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateRoute {
+    hostname: String,
+    tunnel: String,
+}
+
+fn route_json(r: &burrow_store::Route, tunnel_name: Option<&str>) -> Value {
+    json!({"hostname": r.hostname, "tunnel_id": r.tunnel_id, "tunnel": tunnel_name, "created_at": r.created_at})
+}
+
+async fn create_route(
+    State(st): State<AdminState>,
+    req: Result<Json<CreateRoute>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let req = body(req)?;
+    let hostname = burrow_policy::routes::normalize_route(&req.hostname)
+        .map_err(|e| ApiError::bad("hostname", format!("'{}': {e}", req.hostname)))?;
+    let t = find_tunnel(&st.shared, &req.tunnel)
+        .await
+        .map_err(|e| ApiError {
+            field: Some("tunnel".into()),
+            ..e
+        })?;
+    let route = burrow_store::Route {
+        hostname,
+        tunnel_id: t.id,
+        created_at: unix_now(),
+    };
+    st.shared
+        .store
+        .create_route(&route)
+        .await
+        .map_err(|e| match e {
+            burrow_store::StoreError::Exists { .. } => ApiError::new(
+                StatusCode::CONFLICT,
+                Some("hostname".into()),
+                format!(
+                    "'{}' is routed already; delete that route first",
+                    route.hostname
+                ),
+            ),
+            other => ApiError::internal(other),
+        })?;
+    st.shared.reload_routes().await;
+    tracing::info!(hostname = %route.hostname, tunnel_id = %t.id, "route created");
+    Ok((StatusCode::CREATED, Json(route_json(&route, Some(&t.name)))).into_response())
+}
+
+async fn list_routes(State(st): State<AdminState>) -> Result<Json<Value>, ApiError> {
+    let routes = st.shared.store.routes().await.map_err(ApiError::internal)?;
+    let tunnels = st
+        .shared
+        .store
+        .tunnels()
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(Value::Array(
+        routes
+            .iter()
+            .map(|r| {
+                let name = tunnels
+                    .iter()
+                    .find(|t| t.id == r.tunnel_id)
+                    .map(|t| t.name.as_str());
+                route_json(r, name)
+            })
+            .collect(),
+    )))
+}
+
+async fn delete_route(
+    State(st): State<AdminState>,
+    Path(hostname): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let h = burrow_policy::routes::normalize_route(&hostname)
+        .map_err(|_| ApiError::not_found(&format!("route '{hostname}'")))?;
+    if !st
+        .shared
+        .store
+        .delete_route(&h)
+        .await
+        .map_err(ApiError::internal)?
+    {
+        return Err(ApiError::not_found(&format!("route '{hostname}'")));
+    }
+    st.shared.reload_routes().await;
     Ok(StatusCode::NO_CONTENT)
 }

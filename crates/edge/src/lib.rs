@@ -16,6 +16,7 @@ mod admin;
 mod apps;
 mod edge_tls;
 mod geoip;
+mod http;
 mod metrics;
 mod origin_tls;
 mod pools;
@@ -77,6 +78,11 @@ pub struct EdgeConfig {
     /// DNS server for `origin_dns` names; `None` uses the system's
     /// configuration.
     pub dns_server: Option<SocketAddr>,
+    /// Public HTTP listener for routed hostnames (`None`: off).
+    pub http: Option<SocketAddr>,
+    /// Public HTTPS listener for routed hostnames (`None`: off); its
+    /// certificates come from `cert_dir`.
+    pub https: Option<SocketAddr>,
 }
 
 /// Why the edge could not start.
@@ -136,6 +142,9 @@ pub(crate) struct Shared {
     pub(crate) app_tls: Option<Arc<rustls::ServerConfig>>,
     /// TLS client configs toward origins (`tls: full|strict`).
     pub(crate) origin_tls: origin_tls::OriginTls,
+    /// Hostname → tunnel routes of the HTTP listeners, replaced whole on
+    /// every change (readers clone the Arc).
+    pub(crate) routes: std::sync::RwLock<Arc<burrow_policy::routes::RouteTable<uuid::Uuid>>>,
     /// Resolver for `origin_dns` names (the error if it could not be set up).
     pub(crate) resolver: Result<hickory_resolver::TokioResolver, String>,
 }
@@ -157,6 +166,24 @@ impl Shared {
             }
             Err(e) => warn!(error = %e, "could not read access rules from the state store"),
         }
+    }
+
+    /// Reloads the hostname routes from the store.
+    pub(crate) async fn reload_routes(&self) {
+        match self.store.routes().await {
+            Ok(rows) => {
+                let table = burrow_policy::routes::RouteTable::new(
+                    rows.into_iter().map(|r| (r.hostname, r.tunnel_id)),
+                );
+                *self.routes.write().expect("routes lock poisoned") = Arc::new(table);
+            }
+            Err(e) => warn!(error = %e, "could not read routes from the state store"),
+        }
+    }
+
+    /// The current hostname routes.
+    pub(crate) fn routes(&self) -> Arc<burrow_policy::routes::RouteTable<uuid::Uuid>> {
+        self.routes.read().expect("routes lock poisoned").clone()
     }
 
     /// The current IP access rules.
@@ -189,6 +216,10 @@ pub struct EdgeInfo {
     pub account_id: uuid::Uuid,
     /// Edge domain.
     pub edge_domain: String,
+    /// Bound public HTTP listener, if any.
+    pub http_addr: Option<SocketAddr>,
+    /// Bound public HTTPS listener, if any.
+    pub https_addr: Option<SocketAddr>,
 }
 
 /// Live counters of a running edge.
@@ -213,6 +244,8 @@ pub struct Edge {
     tcp: TcpListener,
     quic: Option<quinn::Endpoint>,
     admin: TcpListener,
+    http: Option<TcpListener>,
+    https: Option<(TcpListener, Arc<rustls::ServerConfig>)>,
     grace: Duration,
 }
 
@@ -340,6 +373,24 @@ impl Edge {
             .map_err(|e| std::io::Error::other(e.to_string()))?
             .map_err(std::io::Error::other)?;
         info!(roots = %origin_tls.roots_from, "origin TLS (tls: strict) verifies against");
+        let app_pools = cfg.app_pools.usable(|ip, e| {
+            warn!(address = %ip, error = %e, "app pool address cannot be bound on this host; apps will not listen on it");
+        });
+        if app_pools.v4.is_empty() && app_pools.v6.is_empty() {
+            return Err(EdgeError::Bind {
+                what: "app address pools (none of the addresses exists on this host)",
+                addr: SocketAddr::new(
+                    cfg.app_pools
+                        .v4
+                        .first()
+                        .or(cfg.app_pools.v6.first())
+                        .copied()
+                        .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into()),
+                    0,
+                ),
+                source: std::io::ErrorKind::AddrNotAvailable.into(),
+            });
+        }
         let resolver = burrow_transport::dns::resolver(cfg.dns_server, false);
         if let Err(e) = &resolver {
             warn!(error = %e, "DNS origins will not resolve");
@@ -359,6 +410,35 @@ impl Edge {
                 source: e,
             })?;
         let admin_addr = admin.local_addr()?;
+        let http = match cfg.http {
+            Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| EdgeError::Bind {
+                what: "HTTP listener",
+                addr,
+                source: e,
+            })?),
+            None => None,
+        };
+        let https = match cfg.https {
+            Some(addr) => {
+                let Some(tls) = &app_tls else {
+                    return Err(EdgeError::Io(std::io::Error::other(
+                        "--https needs certificates: give --cert-dir DIR (NAME.pem + NAME.key per hostname)",
+                    )));
+                };
+                // Same certificates as the apps, plus ALPN for HTTP/2.
+                let mut tls = (**tls).clone();
+                tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+                let l = TcpListener::bind(addr).await.map_err(|e| EdgeError::Bind {
+                    what: "HTTPS listener",
+                    addr,
+                    source: e,
+                })?;
+                Some((l, Arc::new(tls)))
+            }
+            None => None,
+        };
+        let http_addr = http.as_ref().and_then(|l| l.local_addr().ok());
+        let https_addr = https.as_ref().and_then(|(l, _)| l.local_addr().ok());
         let node_id = format!("{}-{}", cfg.colo, &random_hex(4));
         // Rows left by a previous run of a crashed node are pruned by age.
         let _ = store
@@ -375,7 +455,7 @@ impl Edge {
             ca_pem: pki.ca_pem.clone(),
             edge_domain: cfg.edge_domain.clone(),
             tunnel_addr,
-            app_pools: cfg.app_pools.clone(),
+            app_pools,
             h2_tls: Some(pki.h2_server_config()?),
             tasks: TaskTracker::new(),
             flows: TaskTracker::new(),
@@ -386,7 +466,9 @@ impl Edge {
             app_tls,
             origin_tls,
             resolver,
+            routes: std::sync::RwLock::new(Arc::new(Default::default())),
         });
+        shared.reload_routes().await;
         shared.reload_access().await;
         let info = EdgeInfo {
             tunnel_addr,
@@ -398,6 +480,8 @@ impl Edge {
             admin_token: token,
             account_id,
             edge_domain: cfg.edge_domain.clone(),
+            http_addr,
+            https_addr,
         };
         Ok(Self {
             shared,
@@ -405,6 +489,8 @@ impl Edge {
             tcp,
             quic,
             admin,
+            http,
+            https,
             grace: cfg.grace_period,
         })
     }
@@ -522,6 +608,8 @@ impl Edge {
             tcp,
             quic,
             admin,
+            http,
+            https,
             grace,
         } = self;
         info!(
@@ -555,6 +643,16 @@ impl Edge {
                 }
             }
         });
+        if let Some(l) = http {
+            shared
+                .tasks
+                .spawn(http::run(shared.clone(), l, None, accepting.clone()));
+        }
+        if let Some((l, tls)) = https {
+            shared
+                .tasks
+                .spawn(http::run(shared.clone(), l, Some(tls), accepting.clone()));
+        }
         shared.apps.sync(&shared, &accepting).await;
         let mut tick = tokio::time::interval(HEARTBEAT);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -568,6 +666,7 @@ impl Edge {
                     }
                     shared.apps.sync(&shared, &accepting).await;
                     shared.reload_access().await;
+                    shared.reload_routes().await;
                 }
             }
         }

@@ -81,6 +81,27 @@ impl AppPools {
         Ok(out)
     }
 
+    /// The pools without the addresses this host cannot bind (say `::1` on
+    /// a host with IPv6 turned off); `dropped` hears of each one removed.
+    pub fn usable(&self, mut dropped: impl FnMut(IpAddr, &std::io::Error)) -> Self {
+        let mut keep = |pool: &[IpAddr]| -> Vec<IpAddr> {
+            pool.iter()
+                .copied()
+                .filter(|ip| match std::net::UdpSocket::bind((*ip, 0)) {
+                    Ok(_) => true,
+                    Err(e) => {
+                        dropped(*ip, &e);
+                        false
+                    }
+                })
+                .collect()
+        };
+        Self {
+            v4: keep(&self.v4),
+            v6: keep(&self.v6),
+        }
+    }
+
     /// Parses a comma-separated list of addresses of one family, as given
     /// to `--app-ipv4-pool` / `--app-ipv6-pool` (empty string: no pool).
     ///
@@ -158,6 +179,18 @@ mod tests {
         assert_eq!(p.addresses(id, Connectivity::All).expect("all").len(), 1);
         let e = p.addresses(id, Connectivity::Ipv6).unwrap_err();
         assert!(e.contains("--app-ipv6-pool"), "{e}");
+    }
+
+    #[test]
+    fn addresses_the_host_lacks_are_dropped() {
+        let p = AppPools {
+            v4: vec![IpAddr::from([127, 0, 0, 1]), IpAddr::from([192, 0, 2, 123])],
+            v6: Vec::new(),
+        };
+        let mut gone = Vec::new();
+        let u = p.usable(|ip, _| gone.push(ip));
+        assert_eq!(u.v4, vec![IpAddr::from([127, 0, 0, 1])]);
+        assert_eq!(gone, vec![IpAddr::from([192, 0, 2, 123])]);
     }
 
     #[test]

@@ -6,8 +6,10 @@
 //! - [`host`]: hostname patterns (`example.com`, `*.example.com`, `*`).
 //! - [`ingress`]: first-match selection of a connector ingress rule.
 //! - [`ports`]: port ranges and the edge → origin port mapping of apps.
+//! - [`routes`]: public hostname → tunnel routes of the HTTP listeners.
 
 pub mod access;
 pub mod host;
 pub mod ingress;
 pub mod ports;
+pub mod routes;

@@ -178,6 +178,9 @@ pub enum FlowKind {
     Tcp,
     /// A UDP session: datagrams, each framed with [`datagram::encode`].
     Udp,
+    /// One HTTP request: an HTTP/1.1 exchange on the stream (the edge is
+    /// the client), then, after a `101`, the upgraded connection's bytes.
+    Http,
 }
 
 /// Header of a proxied flow, sent by the edge as the first frame of a stream.
@@ -324,6 +327,7 @@ pub fn encode(frame: &Frame, out: &mut BytesMut) -> Result<(), EncodeError> {
             payload.put_u8(match s.kind {
                 FlowKind::Tcp => 1,
                 FlowKind::Udp => 2,
+                FlowKind::Http => 3,
             });
             payload.put_u64(s.flow_id);
             put_bytes(&mut payload, "hostname", s.hostname.as_bytes(), MAX_STR_LEN)?;
@@ -561,6 +565,7 @@ fn decode_payload(t: u8, payload: &[u8]) -> Result<Frame, DecodeError> {
             let kind = match r.u8()? {
                 1 => FlowKind::Tcp,
                 2 => FlowKind::Udp,
+                3 => FlowKind::Http,
                 _ => {
                     return Err(DecodeError::Malformed {
                         frame: name,

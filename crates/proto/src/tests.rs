@@ -181,15 +181,17 @@ fn arb_frame() -> impl Strategy<Value = Frame> {
                     features,
                 })
             }),
-        (any::<u64>(), ".{0,100}", any::<u16>(), arb_addr()).prop_map(|(id, h, p, c)| {
-            Frame::StreamOpen(StreamOpen {
-                kind: FlowKind::Tcp,
-                flow_id: id,
-                hostname: h,
-                edge_port: p,
-                client_addr: c,
-            })
-        }),
+        (any::<u64>(), ".{0,100}", any::<u16>(), arb_addr(), 0u8..3).prop_map(
+            |(id, h, p, c, k)| {
+                Frame::StreamOpen(StreamOpen {
+                    kind: [FlowKind::Tcp, FlowKind::Udp, FlowKind::Http][usize::from(k)],
+                    flow_id: id,
+                    hostname: h,
+                    edge_port: p,
+                    client_addr: c,
+                })
+            }
+        ),
         (any::<u16>(), ".{0,100}").prop_map(|(c, m)| Frame::StreamRejected(Refusal {
             code: RefuseCode::from_u16(c),
             message: m

@@ -2,6 +2,7 @@
 //! rustls), behind one small interface.
 //!
 //! Module map:
+//! - [`http_headers`]: hop-by-hop and upgrade header rules for HTTP proxying.
 //! - [`pki`]: the edge's self-signed CA and server certificate (rcgen), and
 //!   rustls configs for both ends.
 //! - [`quic`]: QUIC endpoints with large flow-control windows.
@@ -26,6 +27,7 @@ pub mod datagrams;
 pub mod dns;
 pub mod frames;
 pub mod h2;
+pub mod http_headers;
 pub mod pki;
 pub mod quic;
 pub mod quic_datagrams;

@@ -2,6 +2,8 @@
 //! of its own, on loopback, and real origins on `127.0.0.1:0`.
 #![allow(dead_code, missing_docs, unreachable_pub)]
 
+pub mod httporigin;
+
 use sha2::{Digest, Sha256};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -123,6 +125,10 @@ pub struct EdgeProc {
     pub admin_url: String,
     pub token_file: PathBuf,
     pub dir: PathBuf,
+    /// The public HTTP listener, when started with `--http`.
+    pub http_addr: Option<SocketAddr>,
+    /// The public HTTPS listener, when started with `--https`.
+    pub https_addr: Option<SocketAddr>,
 }
 
 impl EdgeProc {
@@ -156,6 +162,16 @@ impl EdgeProc {
             .parse()
             .unwrap();
         let admin_url = proc.wait_line("admin API:", Duration::from_secs(5));
+        let listener = |flag: &str, line: &str, scheme: &str| -> Option<SocketAddr> {
+            extra.contains(&flag).then(|| {
+                proc.wait_line(line, Duration::from_secs(5))
+                    .trim_start_matches(scheme)
+                    .parse()
+                    .unwrap()
+            })
+        };
+        let http_addr = listener("--http", "HTTP:", "http://");
+        let https_addr = listener("--https", "HTTPS:", "https://");
         let state_path = dir.join(state);
         let stem = state_path
             .file_stem()
@@ -171,6 +187,8 @@ impl EdgeProc {
             admin_url,
             token_file,
             dir: dir.to_owned(),
+            http_addr,
+            https_addr,
         }
     }
 

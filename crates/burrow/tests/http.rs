@@ -1,0 +1,244 @@
+//! HTTP through the tunnel: the edge's public listeners, hostname routes,
+//! the connector's per-request ingress matching, streaming and upgrades.
+#![allow(missing_docs)]
+
+mod util;
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::time::Duration;
+use util::httporigin::{pattern_bytes, HttpOrigin};
+use util::*;
+
+/// `curl` against the edge; returns (status, body). `extra` goes before
+/// the URL (headers, data, ...).
+fn curl(url: &str, extra: &[&str]) -> (u16, String) {
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--max-time", "60", "-o", "-", "-w", "\n%{http_code}"])
+        .args(extra)
+        .arg(url)
+        .output()
+        .expect("curl must be installed");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_owned())
+}
+
+fn get(edge: &EdgeProc, host: &str, path: &str, extra: &[&str]) -> (u16, String) {
+    let url = format!("http://{}{path}", edge.http_addr.unwrap());
+    let h = format!("Host: {host}");
+    let mut args = vec!["-H", h.as_str()];
+    args.extend_from_slice(extra);
+    curl(&url, &args)
+}
+
+/// An edge with `--http`, a tunnel `t` whose connector runs `config`, and
+/// routes for `hosts`.
+fn setup(dir: &Path, config: &str, hosts: &[&str]) -> (EdgeProc, Proc) {
+    let edge = EdgeProc::start(dir, "NRT", "edge.db", &["--http", "127.0.0.1:0"]);
+    let creds = edge.create_tunnel("t");
+    let cfg = dir.join("config.yml");
+    std::fs::write(&cfg, config).unwrap();
+    let c = connector(
+        dir,
+        "connector",
+        &creds,
+        &["--config", cfg.to_str().unwrap()],
+    );
+    edge.wait_connections("t", 1, Duration::from_secs(20));
+    for h in hosts {
+        edge.admin(&["route", "dns", "t", h]).expect("route dns");
+    }
+    (edge, c)
+}
+
+#[test]
+fn hostnames_paths_and_wildcards_route_through_the_tunnel() {
+    let dir = tempdir();
+    let (a, b, c) = (
+        HttpOrigin::start("A"),
+        HttpOrigin::start("B"),
+        HttpOrigin::start("C"),
+    );
+    let config = format!(
+        "ingress:\n\
+         \x20 - hostname: a.example.com\n    path: ^/special\n    service: http://{}\n\
+         \x20 - hostname: a.example.com\n    service: http://{}\n\
+         \x20 - hostname: \"*.b.example.com\"\n    service: http://{}\n\
+         \x20 - hostname: hello.example.com\n    service: hello_world\n\
+         \x20 - service: http_status:404\n",
+        c.addr, a.addr, b.addr
+    );
+    let (edge, mut connector) = setup(
+        dir.path(),
+        &config,
+        &[
+            "a.example.com",
+            "*.b.example.com",
+            "hello.example.com",
+            "other.example.com",
+        ],
+    );
+
+    let (st, body) = get(&edge, "a.example.com", "/index.html?q=1", &[]);
+    assert_eq!(st, 200, "{body}");
+    assert!(body.contains("origin A\n"), "{body}");
+    assert!(body.contains("path /index.html?q=1\n"), "{body}");
+    assert!(body.contains("host a.example.com\n"), "{body}");
+    assert!(body.contains("xff 127.0.0.1\n"), "{body}");
+    assert!(body.contains("proto http\n"), "{body}");
+    assert!(body.contains("ip 127.0.0.1\n"), "{body}");
+    // The path rule picks origin C.
+    let (st, body) = get(&edge, "a.example.com", "/special/x", &[]);
+    assert_eq!((st, body.lines().next()), (200, Some("origin C")));
+    // Wildcard route and wildcard rule.
+    let (st, body) = get(&edge, "x.y.b.example.com", "/", &[]);
+    assert_eq!((st, body.lines().next()), (200, Some("origin B")));
+    // Built-in services.
+    let (st, body) = get(&edge, "hello.example.com", "/", &[]);
+    assert_eq!(st, 200);
+    assert!(body.contains("Hello from burrow"), "{body}");
+    let (st, _) = get(&edge, "other.example.com", "/", &[]);
+    assert_eq!(st, 404, "the connector's http_status:404 catch-all");
+    // No route on the edge: 404 from the edge itself.
+    for host in ["b.example.com", "unknown.example.org"] {
+        let (st, body) = get(&edge, host, "/", &[]);
+        assert_eq!(st, 404, "{host}");
+        assert!(body.contains("No tunnel serves this hostname"), "{body}");
+    }
+    // Clients cannot forge the connecting IP; X-Forwarded-For is appended.
+    let (_, body) = get(
+        &edge,
+        "a.example.com",
+        "/",
+        &[
+            "-H",
+            "Burrow-Connecting-IP: 192.0.2.1",
+            "-H",
+            "X-Forwarded-For: 198.51.100.7",
+        ],
+    );
+    assert!(body.contains("ip 127.0.0.1\n"), "{body}");
+    assert!(body.contains("xff 198.51.100.7, 127.0.0.1\n"), "{body}");
+    // HTTP/2 cleartext (prior knowledge) works the same.
+    let (st, body) = get(&edge, "a.example.com", "/h2", &["--http2-prior-knowledge"]);
+    assert_eq!((st, body.lines().next()), (200, Some("origin A")));
+
+    // Routes are listed and removable.
+    let list = edge.admin(&["route", "list"]).unwrap();
+    assert!(list.contains("*.b.example.com\tt\t"), "{list}");
+    edge.admin(&["route", "delete", "*.b.example.com"]).unwrap();
+    assert_eq!(get(&edge, "x.b.example.com", "/", &[]).0, 404);
+    let err = edge
+        .admin(&["route", "dns", "t", "a.example.com"])
+        .unwrap_err();
+    assert!(
+        err.contains("hostname") && err.contains("routed already"),
+        "{err}"
+    );
+    let err = edge
+        .admin(&["route", "dns", "nope", "z.example.com"])
+        .unwrap_err();
+    assert!(err.contains("tunnel") && err.contains("not found"), "{err}");
+
+    // Without a connector: 502 with a page, and the reason in the log.
+    connector.signal("TERM");
+    connector.wait_exit(Duration::from_secs(15));
+    let (st, body) = get(&edge, "a.example.com", "/", &[]);
+    assert_eq!(st, 502, "{body}");
+    assert!(body.contains("No connector"), "{body}");
+    let log = edge
+        .proc
+        .wait_log("no connector is connected", Duration::from_secs(5));
+    assert!(log.contains("HTTP request failed"), "{log}");
+}
+
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn large_bodies_stream_both_ways_and_websockets_upgrade() {
+    const SIZE: usize = 64 << 20;
+    let dir = tempdir();
+    let origin = HttpOrigin::start("A");
+    let config = format!(
+        "ingress:\n  - hostname: a.example.com\n    service: http://{}\n  - service: http_status:404\n",
+        origin.addr
+    );
+    let (edge, connector) = setup(dir.path(), &config, &["a.example.com"]);
+    let (edge_pid, conn_pid) = (edge.proc.child.id(), connector.child.id());
+    // Warm up, then measure memory across the big transfers.
+    assert_eq!(get(&edge, "a.example.com", "/", &[]).0, 200);
+    let before = rss_kb(edge_pid) + rss_kb(conn_pid);
+
+    // 64 MiB download, streamed (the origin sends 64 KiB chunks).
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--max-time", "120", "-H", "Host: a.example.com"])
+        .arg(format!(
+            "http://{}/download?bytes={SIZE}",
+            edge.http_addr.unwrap()
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(out.stdout.len(), SIZE);
+    assert_eq!(sha256(&out.stdout), sha256(&pattern_bytes(0, SIZE)));
+
+    // 64 MiB upload, streamed; the origin answers with its checksum.
+    let file = dir.path().join("upload.bin");
+    let data = pattern_bytes(7, SIZE);
+    std::fs::write(&file, &data).unwrap();
+    let at = format!("@{}", file.display());
+    let (st, body) = get(
+        &edge,
+        "a.example.com",
+        "/upload",
+        &[
+            "--data-binary",
+            &at,
+            "-H",
+            "Content-Type: application/octet-stream",
+        ],
+    );
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body, format!("{} {SIZE}", hex::encode(sha256(&data))));
+
+    // Neither end held a body in memory.
+    let growth = (rss_kb(edge_pid) + rss_kb(conn_pid)).saturating_sub(before);
+    eprintln!("edge + connector RSS growth over 2 x 64 MiB: {growth} KB");
+    assert!(
+        growth < 24 * 1024,
+        "edge + connector RSS grew by {growth} KB"
+    );
+
+    // WebSocket-style upgrade: 101, then bytes both ways.
+    let mut s = connect(edge.http_addr.unwrap(), Duration::from_secs(5));
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(
+        b"GET /ws HTTP/1.1\r\nHost: a.example.com\r\nConnection: Upgrade\r\n\
+          Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("upgrade: websocket"), "{head}");
+    for msg in [&b"ping"[..], &[0x81, 0x85, 1, 2, 3, 4, 5, 6, 7, 8, 9][..]] {
+        s.write_all(msg).unwrap();
+        let mut back = vec![0u8; msg.len()];
+        s.read_exact(&mut back).unwrap();
+        assert_eq!(back, msg);
+    }
+    drop(connector);
+}

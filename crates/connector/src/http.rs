@@ -1,0 +1,157 @@
+//! HTTP requests on the connector (`FlowKind::Http` streams): the edge's
+//! HTTP/1.1 exchange is served here, and each request is matched against
+//! the ingress rules by its hostname and path (cloudflared's semantics),
+//! then answered by a built-in service or proxied to the origin with a
+//! pooled HTTP client. Bodies stream both ways; a `101` answer (WebSocket)
+//! joins the two upgraded connections.
+
+use crate::flow::{builtin_response, FlowEnv};
+use crate::ConnInfo;
+use burrow_config::connector::Service;
+use burrow_proto::StreamOpen;
+use burrow_transport::http_headers::{is_upgrade, strip_hop_by_hop};
+use bytes::Bytes;
+use http::{Request, Response, StatusCode, Uri};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tracing::{debug, info};
+
+/// Response body type.
+type Body = BoxBody<Bytes, hyper::Error>;
+
+/// The pooled client toward `http://` origins.
+pub(crate) type OriginClient = hyper_util::client::legacy::Client<HttpConnector, Incoming>;
+
+/// A client with cloudflared's pool defaults: idle connections kept 90 s,
+/// up to 100 per origin; TCP keep-alive 30 s; dial timeout from the
+/// connector's `--origin-connect-timeout`.
+pub(crate) fn origin_client(connect_timeout: Duration) -> OriginClient {
+    let mut connector = HttpConnector::new();
+    connector.set_connect_timeout(Some(connect_timeout));
+    connector.set_keepalive(Some(Duration::from_secs(30)));
+    connector.set_nodelay(true);
+    hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(100)
+        .pool_timer(hyper_util::rt::TokioTimer::new())
+        .build(connector)
+}
+
+fn text(status: StatusCode, msg: &str) -> Response<Body> {
+    let mut r = Response::new(
+        Full::new(Bytes::from(format!("{msg}\n")))
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+/// Serves the HTTP exchange(s) the edge sends on one stream.
+pub(crate) async fn serve<S>(env: Arc<FlowEnv>, conn: Arc<ConnInfo>, open: StreamOpen, io: S)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let (env, conn, open) = (env.clone(), conn.clone(), open.clone());
+        async move { Ok::<_, Infallible>(handle(&env, &conn, &open, req).await) }
+    });
+    let served = hyper::server::conn::http1::Builder::new()
+        .max_buf_size(64 * 1024)
+        .serve_connection(TokioIo::new(io), svc)
+        .with_upgrades();
+    if let Err(e) = served.await {
+        debug!(error = %e, "HTTP stream ended with an error");
+    }
+}
+
+async fn handle(
+    env: &FlowEnv,
+    conn: &ConnInfo,
+    open: &StreamOpen,
+    mut req: Request<Incoming>,
+) -> Response<Body> {
+    let path = req.uri().path().to_owned();
+    let Some((index, rule)) = env.ingress.find(&open.hostname, Some(&path)) else {
+        return text(
+            StatusCode::BAD_GATEWAY,
+            "no ingress rule matches this request",
+        );
+    };
+    let addr = match &rule.service {
+        Service::HttpStatus(_) | Service::HelloWorld => {
+            return builtin_response(&rule.service, &req, env.tunnel_id, conn, open)
+                .map(|b| b.map_err(|never| match never {}).boxed());
+        }
+        Service::Tcp { scheme, addr } if scheme == "http" => addr.clone(),
+        other => {
+            info!(rule = index, service = ?other, "ingress rule cannot serve HTTP");
+            return text(
+                StatusCode::BAD_GATEWAY,
+                &format!("ingress rule {index} does not serve HTTP requests (it is not an http://, http_status or hello_world service)"),
+            );
+        }
+    };
+    let upgrade = is_upgrade(req.headers());
+    let client_up = upgrade.then(|| hyper::upgrade::on(&mut req));
+    strip_hop_by_hop(req.headers_mut(), upgrade);
+    let pq = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "/".into());
+    match format!("http://{addr}{pq}").parse::<Uri>() {
+        Ok(u) => *req.uri_mut() = u,
+        Err(e) => {
+            return text(
+                StatusCode::BAD_GATEWAY,
+                &format!("origin address {addr}: {e}"),
+            )
+        }
+    }
+    let mut resp = match env.http.request(req).await {
+        Ok(r) => r,
+        Err(e) => {
+            let reason = origin_error(&e);
+            info!(rule = index, origin = %addr, %reason, "origin request failed");
+            return text(StatusCode::BAD_GATEWAY, &format!("origin {addr}: {reason}"));
+        }
+    };
+    let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
+    if let (true, Some(client_up)) = (switching, client_up) {
+        let origin_up = hyper::upgrade::on(&mut resp);
+        tokio::spawn(async move {
+            match tokio::try_join!(client_up, origin_up) {
+                Ok((c, o)) => {
+                    let (mut c, mut o) = (TokioIo::new(c), TokioIo::new(o));
+                    let _ = burrow_transport::splice::splice(&mut c, &mut o).await;
+                }
+                Err(e) => debug!(error = %e, "upgrade failed"),
+            }
+        });
+    }
+    strip_hop_by_hop(resp.headers_mut(), switching);
+    resp.map(|b| b.boxed())
+}
+
+/// The root cause of a client error, readable.
+fn origin_error(e: &hyper_util::client::legacy::Error) -> String {
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        msg = format!("{msg}: {s}");
+        src = s.source();
+    }
+    msg
+}

@@ -1,0 +1,100 @@
+//! Header rules shared by the edge's HTTP listeners and the connector's
+//! HTTP proxy: hop-by-hop headers and protocol upgrades. Pure functions.
+
+use http::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, UPGRADE};
+
+/// Hop-by-hop headers (RFC 9110 7.6.1) plus the proxy ones; never
+/// forwarded.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Whether a request (or a `101` response) switches protocols: an
+/// `Upgrade` header and `upgrade` among the `Connection` tokens.
+pub fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(UPGRADE)
+        && headers
+            .get_all(CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+}
+
+/// Removes hop-by-hop headers and every header named in `Connection`.
+/// With `keep_upgrade`, `Connection: upgrade` and `Upgrade` stay (the
+/// hop being crossed is part of the upgrade).
+pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    let named: Vec<HeaderName> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .collect();
+    let upgrade = headers.get(UPGRADE).cloned();
+    for n in named {
+        headers.remove(n);
+    }
+    for h in HOP_BY_HOP {
+        headers.remove(*h);
+    }
+    if keep_upgrade {
+        if let Some(u) = upgrade {
+            headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+            headers.insert(UPGRADE, u);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        for (k, v) in pairs {
+            m.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        m
+    }
+
+    #[test]
+    fn hop_by_hop_and_connection_named_headers_go() {
+        let mut m = map(&[
+            ("connection", "keep-alive, x-secret"),
+            ("keep-alive", "timeout=5"),
+            ("x-secret", "1"),
+            ("transfer-encoding", "chunked"),
+            ("x-kept", "yes"),
+        ]);
+        strip_hop_by_hop(&mut m, false);
+        assert_eq!(m.len(), 1);
+        assert_eq!(m["x-kept"], "yes");
+    }
+
+    #[test]
+    fn upgrades_are_recognized_and_kept_when_asked() {
+        let mut m = map(&[
+            ("connection", "Keep-Alive, Upgrade"),
+            ("upgrade", "websocket"),
+        ]);
+        assert!(is_upgrade(&m));
+        strip_hop_by_hop(&mut m, true);
+        assert_eq!(m["connection"], "upgrade");
+        assert_eq!(m["upgrade"], "websocket");
+        assert!(!is_upgrade(&map(&[("upgrade", "websocket")])));
+        assert!(!is_upgrade(&map(&[("connection", "upgrade")])));
+    }
+}
