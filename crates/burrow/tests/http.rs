@@ -242,3 +242,85 @@ fn large_bodies_stream_both_ways_and_websockets_upgrade() {
     }
     drop(connector);
 }
+
+/// One `GET /` with `Connection: close`; the status code (0 on failure).
+fn raw_get(addr: std::net::SocketAddr, host: &str) -> u16 {
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+        return 0;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(20)));
+    let req = format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    if s.write_all(req.as_bytes()).is_err() {
+        return 0;
+    }
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    String::from_utf8_lossy(&resp)
+        .get(9..12)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn rolling_restart_of_two_replicas_fails_no_request() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+    let dir = tempdir();
+    let origin = HttpOrigin::start("A");
+    let config = format!(
+        "ingress:\n  - hostname: a.example.com\n    service: http://{}\n  - service: http_status:404\n",
+        origin.addr
+    );
+    let (edge, first) = setup(dir.path(), &config, &["a.example.com"]);
+    let creds = dir.path().join("t.json");
+    let cfg = dir.path().join("config.yml");
+    let cfg = cfg.to_str().unwrap().to_owned();
+    let start = |name: &str| connector(dir.path(), name, &creds, &["--config", &cfg]);
+    let mut replicas = vec![first, start("replica-2")];
+    edge.wait_connections("t", 8, Duration::from_secs(20));
+
+    // A steady, bounded request loop from 4 clients.
+    let addr = edge.http_addr.unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+            std::thread::spawn(move || {
+                let deadline = std::time::Instant::now() + Duration::from_secs(90);
+                while !stop.load(Ordering::Relaxed) && std::time::Instant::now() < deadline {
+                    match raw_get(addr, "a.example.com") {
+                        200 => ok.fetch_add(1, Ordering::Relaxed),
+                        _ => failed.fetch_add(1, Ordering::Relaxed),
+                    };
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    // Restart each replica in turn: SIGTERM, wait for it to drain and exit,
+    // start it again, wait until it is registered.
+    for i in 0..2 {
+        replicas[i].signal("TERM");
+        assert_eq!(replicas[i].wait_exit(Duration::from_secs(20)), Some(0));
+        replicas[i] = start(&format!("replica-{}-again", i + 1));
+        edge.wait_connections("t", 8, Duration::from_secs(20));
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.join().unwrap();
+    }
+    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    eprintln!("rolling restart: {ok} requests answered, {failed} failed");
+    assert!(ok > 100, "only {ok} requests went through");
+    let log = edge.proc.log();
+    if failed > 0 {
+        let _ = std::fs::write("/tmp/rolling-edge.log", &log);
+    }
+    let reasons: Vec<&str> = log.lines().filter(|l| l.contains("failed")).collect();
+    assert_eq!(
+        failed, 0,
+        "{failed} requests failed during the rolling restart: {reasons:#?}"
+    );
+}

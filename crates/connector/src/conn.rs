@@ -346,10 +346,24 @@ async fn serve(
 async fn drain(mut live: Live, flows: TaskTracker, grace: Duration) {
     let _ = write_frame(&mut live.control, &Frame::GoAway, false).await;
     flows.close();
-    // Keep accepting nothing; the edge stops sending new flows on GoAway.
-    let _ = tokio::time::timeout(grace, flows.wait()).await;
-    // A flow's last bytes may still be unacknowledged when its task ends;
-    // closing a QUIC connection drops them, so linger briefly first.
-    tokio::time::sleep(LINGER).await;
+    // The edge stops sending new flows on GoAway; a stream it opened just
+    // before is refused as ShuttingDown, so the edge retries it on another
+    // connection at once (no request fails during a rolling restart).
+    let conn = &mut live.conn;
+    let refuse_late = async {
+        while let Some(stream) = conn.accept_stream().await {
+            tokio::spawn(flow::refuse_shutting_down(stream));
+        }
+    };
+    let finish = async {
+        let _ = tokio::time::timeout(grace, flows.wait()).await;
+        // A flow's last bytes may still be unacknowledged when its task
+        // ends; closing a QUIC connection drops them, so linger briefly.
+        tokio::time::sleep(LINGER).await;
+    };
+    tokio::select! {
+        _ = finish => {}
+        _ = refuse_late => {}
+    }
     live.conn.close();
 }

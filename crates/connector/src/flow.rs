@@ -168,6 +168,17 @@ fn origin_error(addr: &str, e: &std::io::Error) -> String {
     format!("cannot reach origin {addr}: {e}")
 }
 
+/// Refuses a flow that arrived after this connection started draining.
+pub(crate) async fn refuse_shutting_down(mut stream: BoxStream) {
+    debug!("flow arrived while draining; refused so the edge retries elsewhere");
+    reject(
+        &mut stream,
+        RefuseCode::ShuttingDown,
+        "connector is shutting down",
+    )
+    .await;
+}
+
 async fn reject(stream: &mut BoxStream, code: RefuseCode, message: &str) {
     let f = Frame::StreamRejected(Refusal {
         code,

@@ -22,7 +22,7 @@ use burrow_config::app::{AppSpec, Origin, ProxyProtocol, RawApp, TlsMode, L4};
 use burrow_policy::access::decide;
 use burrow_policy::ports::PortMap;
 use burrow_proto::proxy_header::{proxy_header, ProxyVersion, Transport};
-use burrow_proto::{FlowKind, Frame, StreamOpen};
+use burrow_proto::{FlowKind, Frame, RefuseCode, StreamOpen};
 use burrow_store::App;
 use burrow_transport::frames::{write_frame, FrameReader};
 use burrow_transport::BoxStream;
@@ -735,15 +735,21 @@ pub(crate) async fn open_tunnel_stream(
     tunnel_id: uuid::Uuid,
     header: StreamOpen,
 ) -> Result<(BoxStream, bytes::BytesMut, Arc<crate::registry::Registered>), FlowError> {
-    let candidates = shared.registry.pick(tunnel_id, TRIES);
-    if candidates.is_empty() {
-        return Err(format!(
-            "tunnel: no connector is connected for tunnel {tunnel_id}"
-        ));
-    }
     let header = Frame::StreamOpen(header);
-    let mut last_err = String::new();
-    for conn in candidates {
+    let mut last_err = format!("tunnel: no connector is connected for tunnel {tunnel_id}");
+    let mut tried: Vec<uuid::Uuid> = Vec::with_capacity(TRIES);
+    for _ in 0..TRIES {
+        // A fresh pick each time: a connection that said GoAway meanwhile
+        // is out of the registry already.
+        let Some(conn) = shared
+            .registry
+            .pick(tunnel_id, TRIES + 1)
+            .into_iter()
+            .find(|c| !tried.contains(&c.id))
+        else {
+            break;
+        };
+        tried.push(conn.id);
         let mut stream = match conn.conn.open_stream().await {
             Ok(s) => s,
             Err(e) => {
@@ -759,6 +765,11 @@ pub(crate) async fn open_tunnel_stream(
         let reply = tokio::time::timeout(ACCEPT_TIMEOUT, reader.read_frame(&mut stream)).await;
         match reply {
             Ok(Ok(Frame::StreamAccepted)) => return Ok((stream, reader.into_leftover(), conn)),
+            Ok(Ok(Frame::StreamRejected(r))) if r.code == RefuseCode::ShuttingDown => {
+                // Raced with the connector's GoAway: try another connection.
+                last_err = format!("tunnel: connector refused the flow: {}", r.message);
+                continue;
+            }
             Ok(Ok(Frame::StreamRejected(r))) => {
                 return Err(format!("origin: connector refused the flow: {}", r.message));
             }
