@@ -276,7 +276,7 @@ fn rolling_restart_of_two_replicas_fails_no_request() {
     let cfg = dir.path().join("config.yml");
     let cfg = cfg.to_str().unwrap().to_owned();
     let start = |name: &str| connector(dir.path(), name, &creds, &["--config", &cfg]);
-    let mut replicas = vec![first, start("replica-2")];
+    let mut replicas = [first, start("replica-2")];
     edge.wait_connections("t", 8, Duration::from_secs(20));
 
     // A steady, bounded request loop from 4 clients.
@@ -300,10 +300,10 @@ fn rolling_restart_of_two_replicas_fails_no_request() {
     std::thread::sleep(Duration::from_millis(500));
     // Restart each replica in turn: SIGTERM, wait for it to drain and exit,
     // start it again, wait until it is registered.
-    for i in 0..2 {
-        replicas[i].signal("TERM");
-        assert_eq!(replicas[i].wait_exit(Duration::from_secs(20)), Some(0));
-        replicas[i] = start(&format!("replica-{}-again", i + 1));
+    for (i, replica) in replicas.iter_mut().enumerate() {
+        replica.signal("TERM");
+        assert_eq!(replica.wait_exit(Duration::from_secs(20)), Some(0));
+        *replica = start(&format!("replica-{}-again", i + 1));
         edge.wait_connections("t", 8, Duration::from_secs(20));
         std::thread::sleep(Duration::from_millis(500));
     }
