@@ -157,10 +157,79 @@ pub(crate) async fn resolve(a: RunArgs) -> anyhow::Result<ConnectorConfig> {
 }
 
 pub(crate) async fn run(a: Box<RunArgs>) -> anyhow::Result<()> {
+    // Rules from --url / --hello-world are fixed; config.yml rules reload.
+    let watch = a
+        .config
+        .clone()
+        .filter(|_| a.url.is_none() && !a.hello_world);
     let cfg = resolve(*a).await?;
     let shutdown = crate::shutdown_on_signals();
-    burrow_connector::run(cfg, shutdown).await?;
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    if let Some(path) = watch {
+        tokio::spawn(watch_config(path, tx, shutdown.clone()));
+    }
+    burrow_connector::run_with_updates(cfg, shutdown, rx).await?;
     Ok(())
+}
+
+/// How often config.yml is checked for changes.
+const CONFIG_POLL: Duration = Duration::from_secs(2);
+
+/// Re-reads config.yml on SIGHUP or when its modification time or size
+/// changes. A valid file's ingress rules are sent on; an invalid one is
+/// logged (naming the field) and the running rules stay.
+async fn watch_config(
+    path: std::path::PathBuf,
+    tx: tokio::sync::mpsc::Sender<Ingress>,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let stamp = |p: &Path| {
+        std::fs::metadata(p)
+            .ok()
+            .map(|m| (m.modified().ok(), m.len()))
+    };
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "no SIGHUP handler; config.yml is still watched for changes");
+            None
+        }
+    };
+    let mut last = stamp(&path);
+    let mut tick = tokio::time::interval(CONFIG_POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let why = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = async { match hup.as_mut() { Some(h) => { h.recv().await; } None => std::future::pending().await } } => "SIGHUP",
+            _ = tick.tick() => {
+                let now = stamp(&path);
+                if now == last {
+                    continue;
+                }
+                last = now;
+                "config.yml changed"
+            }
+        };
+        match load_file(&path).await {
+            Ok(file) => match file.ingress {
+                Some(ingress) => {
+                    tracing::info!(file = %path.display(), trigger = why, rules = ingress.rules.len(), "config reloaded");
+                    if tx.send(ingress).await.is_err() {
+                        return;
+                    }
+                }
+                None => {
+                    tracing::error!(file = %path.display(), trigger = why, "config reload rejected: ingress: no rules; keeping the running rules")
+                }
+            },
+            Err(e) => tracing::error!(
+                trigger = why,
+                "config reload rejected: {e}; keeping the running rules"
+            ),
+        }
+    }
 }
 
 fn describe(s: &Service) -> String {

@@ -324,3 +324,88 @@ fn rolling_restart_of_two_replicas_fails_no_request() {
         "{failed} requests failed during the rolling restart: {reasons:#?}"
     );
 }
+
+#[test]
+fn config_reload_applies_new_rules_without_cutting_open_requests() {
+    const SIZE: usize = 48 << 20;
+    let dir = tempdir();
+    let (a, b) = (HttpOrigin::start("A"), HttpOrigin::start("B"));
+    let rules = |extra: &str| {
+        format!(
+            "ingress:\n  - hostname: a.example.com\n    service: http://{}\n{extra}  - service: http_status:404\n",
+            a.addr
+        )
+    };
+    let (edge, connector) = setup(
+        dir.path(),
+        &rules(""),
+        &["a.example.com", "new.example.com"],
+    );
+    assert_eq!(get(&edge, "new.example.com", "/", &[]).0, 404);
+
+    // A slow download (about 4 s) runs across the reloads.
+    let url = format!("http://{}/download?bytes={SIZE}", edge.http_addr.unwrap());
+    let download = std::thread::spawn(move || {
+        std::process::Command::new("curl")
+            .args([
+                "-sS",
+                "--max-time",
+                "60",
+                "--limit-rate",
+                "12M",
+                "-H",
+                "Host: a.example.com",
+            ])
+            .arg(url)
+            .output()
+            .unwrap()
+            .stdout
+    });
+    std::thread::sleep(Duration::from_millis(300));
+
+    // A valid change is picked up by the file watcher.
+    let cfg = dir.path().join("config.yml");
+    let new_rule = format!(
+        "  - hostname: new.example.com\n    service: http://{}\n",
+        b.addr
+    );
+    std::fs::write(&cfg, rules(&new_rule)).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (st, body) = get(&edge, "new.example.com", "/", &[]);
+        if st == 200 && body.starts_with("origin B") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "new rule not applied: {st} {body}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // An invalid file is refused, with the reason, and the rules stay.
+    std::fs::write(
+        &cfg,
+        "ingress:\n  - service: http_status:404\n  - hostname: x.example.com\n    service: hello_world\n",
+    )
+    .unwrap();
+    let log = connector.wait_log("config reload rejected", Duration::from_secs(10));
+    assert!(log.contains("config reload rejected"), "{log}");
+    assert!(log.contains("ingress"), "{log}");
+    assert!(get(&edge, "new.example.com", "/", &[])
+        .1
+        .starts_with("origin B"));
+    // SIGHUP reloads too.
+    std::fs::write(&cfg, rules("")).unwrap();
+    connector.signal("HUP");
+    connector.wait_log("trigger=\"SIGHUP\"", Duration::from_secs(10));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while get(&edge, "new.example.com", "/", &[]).0 != 404 {
+        assert!(std::time::Instant::now() < deadline, "rule not removed");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // The download that started under the first rules completed intact.
+    let got = download.join().unwrap();
+    assert_eq!(got.len(), SIZE);
+    assert_eq!(sha256(&got), sha256(&pattern_bytes(0, SIZE)));
+}

@@ -24,7 +24,9 @@ const BUILTIN_IDLE: Duration = Duration::from_secs(60);
 
 /// What the flow handler needs from the connector.
 pub(crate) struct FlowEnv {
-    pub(crate) ingress: Ingress,
+    /// The ingress rules; swapped whole by a config reload (flows already
+    /// running keep the rules they matched).
+    pub(crate) ingress: arc_swap::ArcSwap<Ingress>,
     pub(crate) connect_timeout: Duration,
     pub(crate) tunnel_id: uuid::Uuid,
     /// Pooled client toward `http://` origins.
@@ -76,7 +78,8 @@ async fn dispatch(
         Box::pin(crate::http::serve(env, conn, open, io)).await;
         return;
     }
-    let Some((rule_index, rule)) = env.ingress.find(&open.hostname, None) else {
+    let ingress = env.ingress.load_full();
+    let Some((rule_index, rule)) = ingress.find(&open.hostname, None) else {
         reject(
             &mut stream,
             RefuseCode::NoIngress,

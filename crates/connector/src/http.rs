@@ -83,7 +83,8 @@ async fn handle(
     mut req: Request<Incoming>,
 ) -> Response<Body> {
     let path = req.uri().path().to_owned();
-    let Some((index, rule)) = env.ingress.find(&open.hostname, Some(&path)) else {
+    let ingress = env.ingress.load_full();
+    let Some((index, rule)) = ingress.find(&open.hostname, Some(&path)) else {
         return text(
             StatusCode::BAD_GATEWAY,
             "no ingress rule matches this request",

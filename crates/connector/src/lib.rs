@@ -107,6 +107,21 @@ pub(crate) struct ConnInfo {
 /// [`ConnectorError`] when the CA is unusable, no edge can be found, or
 /// the edge refuses the credentials `max_refusals` times.
 pub async fn run(cfg: ConnectorConfig, shutdown: CancellationToken) -> Result<(), ConnectorError> {
+    let (_keep, updates) = tokio::sync::mpsc::channel(1);
+    run_with_updates(cfg, shutdown, updates).await
+}
+
+/// [`run`], taking new ingress rules from `updates` while it runs (config
+/// reload): each value replaces the rules for new flows and requests;
+/// flows already running keep the rules they matched.
+///
+/// # Errors
+/// As [`run`].
+pub async fn run_with_updates(
+    cfg: ConnectorConfig,
+    shutdown: CancellationToken,
+    mut updates: tokio::sync::mpsc::Receiver<Ingress>,
+) -> Result<(), ConnectorError> {
     let trust = EdgeTrust::new(&cfg.edge_ca_pem, &cfg.edge_domain)
         .map_err(|e| ConnectorError::Trust(e.to_string()))?;
     let edges = discovery::edge_addrs(
@@ -125,7 +140,7 @@ pub async fn run(cfg: ConnectorConfig, shutdown: CancellationToken) -> Result<()
         "connector starting"
     );
     let env = Arc::new(flow::FlowEnv {
-        ingress: cfg.ingress.clone(),
+        ingress: arc_swap::ArcSwap::from_pointee(cfg.ingress.clone()),
         connect_timeout: cfg.origin_connect_timeout,
         tunnel_id: cfg.credentials.tunnel_id,
         http: http::origin_client(cfg.origin_connect_timeout),
@@ -140,6 +155,14 @@ pub async fn run(cfg: ConnectorConfig, shutdown: CancellationToken) -> Result<()
         fatal_reason: std::sync::Mutex::new(None),
         quic_endpoints: std::sync::Mutex::new(Default::default()),
     });
+    let env = shared.env.clone();
+    let reload = tokio::spawn(async move {
+        while let Some(ingress) = updates.recv().await {
+            let n = ingress.rules.len();
+            env.ingress.store(Arc::new(ingress));
+            tracing::info!(rules = n, "ingress rules replaced; new requests use them");
+        }
+    });
     let tasks = tokio_util::task::TaskTracker::new();
     for index in 0..shared.cfg.ha_connections {
         tasks.spawn(conn::run(shared.clone(), index, shutdown.clone()));
@@ -152,6 +175,7 @@ pub async fn run(cfg: ConnectorConfig, shutdown: CancellationToken) -> Result<()
             let _ = tokio::time::timeout(Duration::from_secs(5), tasks.wait()).await;
         }
     }
+    reload.abort();
     let reason = shared
         .fatal_reason
         .lock()
