@@ -409,3 +409,57 @@ fn config_reload_applies_new_rules_without_cutting_open_requests() {
     assert_eq!(got.len(), SIZE);
     assert_eq!(sha256(&got), sha256(&pattern_bytes(0, SIZE)));
 }
+
+#[test]
+fn https_origins_use_ca_pool_server_name_and_no_tls_verify() {
+    use util::tls::{make_ca, make_cert, s_server};
+    let dir = tempdir();
+    let ca = make_ca(dir.path());
+    make_cert(dir.path(), "origin.internal", dir.path());
+    // openssl s_server -www answers every request with a status page.
+    let (_tls, tls_addr) = s_server(
+        dir.path(),
+        "origin.internal",
+        &dir.path().join("s_server.log"),
+        "-www",
+    );
+    let plain = HttpOrigin::start("A");
+    let config = format!(
+        "originRequest:\n  connectTimeout: 5s\n\
+         ingress:\n\
+         \x20 - hostname: ca.example.com\n    service: https://{tls_addr}\n\
+         \x20   originRequest:\n      caPool: {ca}\n      originServerName: origin.internal\n\
+         \x20 - hostname: noverify.example.com\n    service: https://{tls_addr}\n\
+         \x20   originRequest:\n      noTLSVerify: true\n\
+         \x20 - hostname: strict.example.com\n    service: https://{tls_addr}\n\
+         \x20 - hostname: host.example.com\n    service: http://{}\n\
+         \x20   originRequest:\n      httpHostHeader: internal.local\n\
+         \x20 - service: http_status:404\n",
+        plain.addr
+    );
+    let (edge, connector) = setup(
+        dir.path(),
+        &config,
+        &[
+            "ca.example.com",
+            "noverify.example.com",
+            "strict.example.com",
+            "host.example.com",
+        ],
+    );
+    for host in ["ca.example.com", "noverify.example.com"] {
+        let (st, body) = get(&edge, host, "/", &[]);
+        assert_eq!(st, 200, "{host}: {body}");
+        assert!(body.contains("s_server"), "{host}: {body}");
+    }
+    // Without caPool the test CA is unknown (and the IP is not the
+    // certificate's name): 502, with the reason in the connector's log.
+    let (st, body) = get(&edge, "strict.example.com", "/", &[]);
+    assert_eq!(st, 502, "{body}");
+    let log = connector.wait_log("origin request failed", Duration::from_secs(5));
+    assert!(log.contains("certificate"), "{log}");
+    // httpHostHeader replaces Host toward the origin.
+    let (st, body) = get(&edge, "host.example.com", "/", &[]);
+    assert_eq!(st, 200);
+    assert!(body.contains("host internal.local\n"), "{body}");
+}

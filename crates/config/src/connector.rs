@@ -161,6 +161,9 @@ pub struct IngressRule {
     pub service: Service,
     /// The hostname as written, for display.
     pub hostname: Option<String>,
+    /// How to talk to the origin (`originRequest`, top level merged with
+    /// the rule's own).
+    pub origin: crate::origin_request::OriginRequest,
 }
 
 /// A validated, ordered ingress list whose last rule is a catch-all.
@@ -189,6 +192,7 @@ impl Ingress {
                 },
                 service,
                 hostname: None,
+                origin: Default::default(),
             }],
         }
     }
@@ -284,9 +288,15 @@ pub fn parse_connector_yaml(text: &str) -> Result<ConnectorFile, ConfigError> {
         .keys()
         .map(|k| format!("unknown key '{k}' ignored"))
         .collect();
-    if raw.origin_request.is_some() {
-        warnings.push("key 'originRequest' is not supported yet and is ignored".into());
-    }
+    let base = match &raw.origin_request {
+        Some(v) => crate::origin_request::OriginRequest::apply(
+            &Default::default(),
+            v,
+            "originRequest",
+            &mut warnings,
+        )?,
+        None => Default::default(),
+    };
     let protocol = raw
         .protocol
         .as_deref()
@@ -339,7 +349,7 @@ pub fn parse_connector_yaml(text: &str) -> Result<ConnectorFile, ConfigError> {
     let ingress = if raw.ingress.is_empty() {
         None
     } else {
-        Some(validate_ingress(raw.ingress, &mut warnings)?)
+        Some(validate_ingress(raw.ingress, &base, &mut warnings)?)
     };
     Ok(ConnectorFile {
         tunnel: raw.tunnel,
@@ -355,7 +365,11 @@ pub fn parse_connector_yaml(text: &str) -> Result<ConnectorFile, ConfigError> {
     })
 }
 
-fn validate_ingress(raw: Vec<Value>, warnings: &mut Vec<String>) -> Result<Ingress, ConfigError> {
+fn validate_ingress(
+    raw: Vec<Value>,
+    base: &crate::origin_request::OriginRequest,
+    warnings: &mut Vec<String>,
+) -> Result<Ingress, ConfigError> {
     if raw.len() > MAX_INGRESS_RULES {
         return Err(ConfigError::new(
             "ingress",
@@ -380,11 +394,15 @@ fn validate_ingress(raw: Vec<Value>, warnings: &mut Vec<String>) -> Result<Ingre
         for k in rule.unknown.keys() {
             warnings.push(format!("unknown key '{k}' in ingress[{i}] ignored"));
         }
-        if rule.origin_request.is_some() {
-            warnings.push(format!(
-                "key 'originRequest' in ingress[{i}] is not supported yet and is ignored"
-            ));
-        }
+        let origin = match &rule.origin_request {
+            Some(v) => crate::origin_request::OriginRequest::apply(
+                base,
+                v,
+                &at("originRequest"),
+                warnings,
+            )?,
+            None => base.clone(),
+        };
         let host = rule
             .hostname
             .as_deref()
@@ -424,6 +442,7 @@ fn validate_ingress(raw: Vec<Value>, warnings: &mut Vec<String>) -> Result<Ingre
             matcher,
             service,
             hostname: rule.hostname,
+            origin,
         });
     }
     Ok(Ingress { rules })

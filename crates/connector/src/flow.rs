@@ -6,7 +6,7 @@
 //! a small HTTP/1.1 server on the stream itself, with no origin socket.
 
 use crate::ConnInfo;
-use burrow_config::connector::{Ingress, Service};
+use burrow_config::connector::Service;
 use burrow_proto::{FlowKind, Frame, Refusal, RefuseCode, StreamOpen};
 use burrow_transport::frames::{write_frame, FrameReader};
 use burrow_transport::BoxStream;
@@ -24,13 +24,11 @@ const BUILTIN_IDLE: Duration = Duration::from_secs(60);
 
 /// What the flow handler needs from the connector.
 pub(crate) struct FlowEnv {
-    /// The ingress rules; swapped whole by a config reload (flows already
-    /// running keep the rules they matched).
-    pub(crate) ingress: arc_swap::ArcSwap<Ingress>,
+    /// The ingress rules and their origin clients; swapped whole by a
+    /// config reload (flows already running keep what they matched).
+    pub(crate) routing: arc_swap::ArcSwap<crate::origin::Routing>,
     pub(crate) connect_timeout: Duration,
     pub(crate) tunnel_id: uuid::Uuid,
-    /// Pooled client toward `http://` origins.
-    pub(crate) http: crate::http::OriginClient,
 }
 
 /// Handles one flow stream to completion.
@@ -78,8 +76,8 @@ async fn dispatch(
         Box::pin(crate::http::serve(env, conn, open, io)).await;
         return;
     }
-    let ingress = env.ingress.load_full();
-    let Some((rule_index, rule)) = ingress.find(&open.hostname, None) else {
+    let routing = env.routing.load_full();
+    let Some((rule_index, rule)) = routing.ingress.find(&open.hostname, None) else {
         reject(
             &mut stream,
             RefuseCode::NoIngress,

@@ -15,34 +15,14 @@ use http::{Request, Response, StatusCode, Uri};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::{debug, info};
 
 /// Response body type.
 type Body = BoxBody<Bytes, hyper::Error>;
-
-/// The pooled client toward `http://` origins.
-pub(crate) type OriginClient = hyper_util::client::legacy::Client<HttpConnector, Incoming>;
-
-/// A client with cloudflared's pool defaults: idle connections kept 90 s,
-/// up to 100 per origin; TCP keep-alive 30 s; dial timeout from the
-/// connector's `--origin-connect-timeout`.
-pub(crate) fn origin_client(connect_timeout: Duration) -> OriginClient {
-    let mut connector = HttpConnector::new();
-    connector.set_connect_timeout(Some(connect_timeout));
-    connector.set_keepalive(Some(Duration::from_secs(30)));
-    connector.set_nodelay(true);
-    hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(100)
-        .pool_timer(hyper_util::rt::TokioTimer::new())
-        .build(connector)
-}
 
 fn text(status: StatusCode, msg: &str) -> Response<Body> {
     let mut r = Response::new(
@@ -83,24 +63,26 @@ async fn handle(
     mut req: Request<Incoming>,
 ) -> Response<Body> {
     let path = req.uri().path().to_owned();
-    let ingress = env.ingress.load_full();
-    let Some((index, rule)) = ingress.find(&open.hostname, Some(&path)) else {
+    let routing = env.routing.load_full();
+    let Some((index, rule)) = routing.ingress.find(&open.hostname, Some(&path)) else {
         return text(
             StatusCode::BAD_GATEWAY,
             "no ingress rule matches this request",
         );
     };
-    let addr = match &rule.service {
+    let (scheme, addr) = match &rule.service {
         Service::HttpStatus(_) | Service::HelloWorld => {
             return builtin_response(&rule.service, &req, env.tunnel_id, conn, open)
                 .map(|b| b.map_err(|never| match never {}).boxed());
         }
-        Service::Tcp { scheme, addr } if scheme == "http" => addr.clone(),
+        Service::Tcp { scheme, addr } if scheme == "http" || scheme == "https" => {
+            (scheme.clone(), addr.clone())
+        }
         other => {
             info!(rule = index, service = ?other, "ingress rule cannot serve HTTP");
             return text(
                 StatusCode::BAD_GATEWAY,
-                &format!("ingress rule {index} does not serve HTTP requests (it is not an http://, http_status or hello_world service)"),
+                &format!("ingress rule {index} does not serve HTTP requests (it is not an http://, https://, http_status or hello_world service)"),
             );
         }
     };
@@ -112,7 +94,26 @@ async fn handle(
         .path_and_query()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "/".into());
-    match format!("http://{addr}{pq}").parse::<Uri>() {
+    if let Some(h) = &rule.origin.http_host_header {
+        match http::HeaderValue::from_str(h) {
+            Ok(v) => {
+                req.headers_mut().insert(http::header::HOST, v);
+            }
+            Err(_) => {
+                return text(
+                    StatusCode::BAD_GATEWAY,
+                    "httpHostHeader is not a valid header value",
+                )
+            }
+        }
+    }
+    let Some(Some(client)) = routing.clients.get(index) else {
+        return text(StatusCode::BAD_GATEWAY, "internal: no client for this rule");
+    };
+    if rule.origin.http2_origin {
+        *req.version_mut() = http::Version::HTTP_2;
+    }
+    match format!("{scheme}://{addr}{pq}").parse::<Uri>() {
         Ok(u) => *req.uri_mut() = u,
         Err(e) => {
             return text(
@@ -121,7 +122,7 @@ async fn handle(
             )
         }
     }
-    let mut resp = match env.http.request(req).await {
+    let mut resp = match client.request(req).await {
         Ok(r) => r,
         Err(e) => {
             let reason = origin_error(&e);

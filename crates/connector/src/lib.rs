@@ -19,6 +19,7 @@ mod conn;
 mod discovery;
 mod flow;
 mod http;
+mod origin;
 mod udp;
 
 use burrow_config::connector::{Ingress, ProtocolChoice};
@@ -88,6 +89,9 @@ pub enum ConnectorError {
     /// No edge address could be found.
     #[error("no edge address: {0}")]
     NoEdge(String),
+    /// An ingress rule's origin settings cannot be used.
+    #[error("{0}")]
+    Origin(String),
 }
 
 /// What a flow needs to know about the tunnel connection it arrived on.
@@ -139,11 +143,11 @@ pub async fn run_with_updates(
         edges = ?edges, ha_connections = cfg.ha_connections, protocol = ?cfg.protocol,
         "connector starting"
     );
+    let routing = origin::routing(cfg.ingress.clone()).map_err(ConnectorError::Origin)?;
     let env = Arc::new(flow::FlowEnv {
-        ingress: arc_swap::ArcSwap::from_pointee(cfg.ingress.clone()),
+        routing: arc_swap::ArcSwap::from_pointee(routing),
         connect_timeout: cfg.origin_connect_timeout,
         tunnel_id: cfg.credentials.tunnel_id,
-        http: http::origin_client(cfg.origin_connect_timeout),
     });
     let shared = Arc::new(conn::Shared {
         cfg,
@@ -159,8 +163,16 @@ pub async fn run_with_updates(
     let reload = tokio::spawn(async move {
         while let Some(ingress) = updates.recv().await {
             let n = ingress.rules.len();
-            env.ingress.store(Arc::new(ingress));
-            tracing::info!(rules = n, "ingress rules replaced; new requests use them");
+            match tokio::task::spawn_blocking(move || origin::routing(ingress)).await {
+                Ok(Ok(routing)) => {
+                    env.routing.store(Arc::new(routing));
+                    tracing::info!(rules = n, "ingress rules replaced; new requests use them");
+                }
+                Ok(Err(e)) => {
+                    tracing::error!("config reload rejected: {e}; keeping the running rules");
+                }
+                Err(e) => tracing::error!(error = %e, "config reload failed"),
+            }
         }
     });
     let tasks = tokio_util::task::TaskTracker::new();

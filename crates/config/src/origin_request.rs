@@ -1,0 +1,280 @@
+//! `originRequest`: how the connector talks to an origin, as cloudflared
+//! spells it. Set at the top level of `config.yml` and per ingress rule;
+//! a rule's keys override the top level's, key by key.
+//!
+//! Durations are strings such as `30s`, `1m30s`, or whole seconds.
+//! Unknown keys are warned about and ignored (cloudflared configs load);
+//! keys burrow knows but does not carry out are warned about too.
+
+use crate::{duration, ConfigError};
+use serde_yaml_ng::Value;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Access (JWT) checks of a rule.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AccessCheck {
+    /// Reject requests without a valid token.
+    pub required: bool,
+    /// Team name (informational; the JWKS source is configured apart).
+    pub team_name: Option<String>,
+    /// Accepted `aud` values.
+    pub aud_tag: Vec<String>,
+}
+
+/// Resolved origin settings of one rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OriginRequest {
+    /// TCP connect timeout (`connectTimeout`, 30 s).
+    pub connect_timeout: Duration,
+    /// TLS handshake timeout toward https origins (`tlsTimeout`, 10 s).
+    pub tls_timeout: Duration,
+    /// TCP keep-alive period (`tcpKeepAlive`, 30 s).
+    pub tcp_keep_alive: Duration,
+    /// Idle pooled connections kept per origin (`keepAliveConnections`, 100).
+    pub keep_alive_connections: usize,
+    /// How long an idle pooled connection is kept (`keepAliveTimeout`, 90 s).
+    pub keep_alive_timeout: Duration,
+    /// Replaces the `Host` header sent to the origin (`httpHostHeader`).
+    pub http_host_header: Option<String>,
+    /// TLS name (SNI and verification) of https origins (`originServerName`).
+    pub origin_server_name: Option<String>,
+    /// CA certificates (PEM) that https origins must chain to (`caPool`);
+    /// without it, the system roots.
+    pub ca_pool: Option<PathBuf>,
+    /// Do not verify https origins' certificates (`noTLSVerify`).
+    pub no_tls_verify: bool,
+    /// Send requests without chunked encoding (`disableChunkedEncoding`).
+    pub disable_chunked_encoding: bool,
+    /// Speak HTTP/2 to the origin (`http2Origin`).
+    pub http2_origin: bool,
+    /// JWT checks (`access`).
+    pub access: Option<AccessCheck>,
+}
+
+impl Default for OriginRequest {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(30),
+            tls_timeout: Duration::from_secs(10),
+            tcp_keep_alive: Duration::from_secs(30),
+            keep_alive_connections: 100,
+            keep_alive_timeout: Duration::from_secs(90),
+            http_host_header: None,
+            origin_server_name: None,
+            ca_pool: None,
+            no_tls_verify: false,
+            disable_chunked_encoding: false,
+            http2_origin: false,
+            access: None,
+        }
+    }
+}
+
+/// Keys cloudflared has that burrow accepts without acting on them.
+const IGNORED: &[&str] = &[
+    "noHappyEyeballs",
+    "proxyAddress",
+    "proxyPort",
+    "proxyType",
+    "bastionMode",
+    "ipRules",
+    "matchSNItoHost",
+];
+
+fn dur(field: &str, v: &Value) -> Result<Duration, ConfigError> {
+    match v {
+        Value::String(s) => duration::parse(s).map_err(|r| ConfigError::new(field, r)),
+        Value::Number(n) => n
+            .as_u64()
+            .map(Duration::from_secs)
+            .ok_or_else(|| ConfigError::new(field, "must be a duration such as 30s")),
+        _ => Err(ConfigError::new(field, "must be a duration such as 30s")),
+    }
+}
+
+fn boolean(field: &str, v: &Value) -> Result<bool, ConfigError> {
+    v.as_bool()
+        .ok_or_else(|| ConfigError::new(field, "must be true or false"))
+}
+
+fn string(field: &str, v: &Value) -> Result<String, ConfigError> {
+    match v {
+        Value::String(s) if !s.is_empty() => Ok(s.clone()),
+        _ => Err(ConfigError::new(field, "must be a non-empty string")),
+    }
+}
+
+impl OriginRequest {
+    /// `base` with the keys of the `originRequest` mapping `v` applied.
+    /// `at` prefixes field names in errors and warnings (e.g.
+    /// `ingress[2].originRequest`).
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the key and the reason.
+    pub fn apply(
+        base: &Self,
+        v: &Value,
+        at: &str,
+        warnings: &mut Vec<String>,
+    ) -> Result<Self, ConfigError> {
+        let Value::Mapping(map) = v else {
+            return Err(ConfigError::new(at, "must be a mapping of settings"));
+        };
+        let mut o = base.clone();
+        for (k, v) in map {
+            let Some(key) = k.as_str() else {
+                return Err(ConfigError::new(at, "keys must be strings"));
+            };
+            let field = format!("{at}.{key}");
+            match key {
+                "connectTimeout" => o.connect_timeout = dur(&field, v)?,
+                "tlsTimeout" => o.tls_timeout = dur(&field, v)?,
+                "tcpKeepAlive" => o.tcp_keep_alive = dur(&field, v)?,
+                "keepAliveTimeout" => o.keep_alive_timeout = dur(&field, v)?,
+                "keepAliveConnections" => {
+                    o.keep_alive_connections = v
+                        .as_u64()
+                        .and_then(|n| usize::try_from(n).ok())
+                        .filter(|n| *n <= 100_000)
+                        .ok_or_else(|| {
+                            ConfigError::new(&field, "must be a number from 0 to 100000")
+                        })?;
+                }
+                "httpHostHeader" => o.http_host_header = Some(string(&field, v)?),
+                "originServerName" => o.origin_server_name = Some(string(&field, v)?),
+                "caPool" => o.ca_pool = Some(PathBuf::from(string(&field, v)?)),
+                "noTLSVerify" => o.no_tls_verify = boolean(&field, v)?,
+                "disableChunkedEncoding" => {
+                    o.disable_chunked_encoding = boolean(&field, v)?;
+                    if o.disable_chunked_encoding {
+                        warnings.push(format!(
+                            "{field}: not carried out yet; request bodies of unknown length are still sent chunked"
+                        ));
+                    }
+                }
+                "http2Origin" => o.http2_origin = boolean(&field, v)?,
+                "access" => o.access = Some(access(&field, v)?),
+                k if IGNORED.contains(&k) => {
+                    warnings.push(format!("{field} is not supported by burrow and is ignored"));
+                }
+                _ => warnings.push(format!("unknown key '{key}' in {at} ignored")),
+            }
+        }
+        Ok(o)
+    }
+}
+
+fn access(at: &str, v: &Value) -> Result<AccessCheck, ConfigError> {
+    let Value::Mapping(map) = v else {
+        return Err(ConfigError::new(
+            at,
+            "must be a mapping: {required, teamName, audTag}",
+        ));
+    };
+    let get = |k: &str| map.get(Value::String(k.into()));
+    let required = get("required")
+        .map(|v| boolean(&format!("{at}.required"), v))
+        .transpose()?
+        .unwrap_or(false);
+    let team_name = get("teamName")
+        .map(|v| string(&format!("{at}.teamName"), v))
+        .transpose()?;
+    let aud_tag = match get("audTag") {
+        None => Vec::new(),
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Sequence(items)) => items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| string(&format!("{at}.audTag[{i}]"), v))
+            .collect::<Result<_, _>>()?,
+        Some(_) => {
+            return Err(ConfigError::new(
+                format!("{at}.audTag"),
+                "must be a string or a list of strings",
+            ))
+        }
+    };
+    if required && aud_tag.is_empty() {
+        return Err(ConfigError::new(
+            format!("{at}.audTag"),
+            "required: true needs at least one audience tag to check tokens against",
+        ));
+    }
+    for k in map.keys() {
+        if let Some(k) = k.as_str() {
+            if !["required", "teamName", "audTag"].contains(&k) {
+                return Err(ConfigError::new(
+                    format!("{at}.{k}"),
+                    "unknown key (expected required, teamName, audTag)",
+                ));
+            }
+        }
+    }
+    Ok(AccessCheck {
+        required,
+        team_name,
+        aud_tag,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn apply(
+        base: &OriginRequest,
+        yaml: &str,
+    ) -> Result<(OriginRequest, Vec<String>), ConfigError> {
+        let v: Value = serde_yaml_ng::from_str(yaml).unwrap();
+        let mut w = Vec::new();
+        OriginRequest::apply(base, &v, "originRequest", &mut w).map(|o| (o, w))
+    }
+
+    #[test]
+    fn rule_keys_override_the_top_level_key_by_key() {
+        let (top, _) = apply(
+            &OriginRequest::default(),
+            "connectTimeout: 5s\nnoTLSVerify: true\n",
+        )
+        .unwrap();
+        let (rule, _) =
+            apply(&top, "connectTimeout: 1m\nhttpHostHeader: internal.local\n").unwrap();
+        assert_eq!(rule.connect_timeout, Duration::from_secs(60));
+        assert!(rule.no_tls_verify, "inherited from the top level");
+        assert_eq!(rule.http_host_header.as_deref(), Some("internal.local"));
+        assert_eq!(rule.keep_alive_connections, 100, "cloudflared's default");
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let e = apply(&OriginRequest::default(), "connectTimeout: soon\n").unwrap_err();
+        assert_eq!(e.field, "originRequest.connectTimeout");
+        let e = apply(&OriginRequest::default(), "noTLSVerify: yes please\n").unwrap_err();
+        assert_eq!(e.field, "originRequest.noTLSVerify");
+        let e = apply(&OriginRequest::default(), "access: {required: true}\n").unwrap_err();
+        assert_eq!(e.field, "originRequest.access.audTag");
+    }
+
+    #[test]
+    fn unknown_and_unsupported_keys_warn() {
+        let (_, w) = apply(&OriginRequest::default(), "proxyType: socks\nflavour: 1\n").unwrap();
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(
+            w[0].contains("proxyType") && w[1].contains("flavour"),
+            "{w:?}"
+        );
+    }
+
+    #[test]
+    fn access_takes_one_or_many_audiences() {
+        let (o, _) = apply(
+            &OriginRequest::default(),
+            "access: {required: true, teamName: t, audTag: [a1, a2]}\n",
+        )
+        .unwrap();
+        let a = o.access.unwrap();
+        assert!(a.required);
+        assert_eq!(a.aud_tag, vec!["a1", "a2"]);
+    }
+}

@@ -1,0 +1,177 @@
+//! HTTP clients toward origins, one per ingress rule, built from the rule's
+//! `originRequest` when the rules are loaded (and again on every reload):
+//! connection pool size and idle time, dial and TLS timeouts, TCP
+//! keep-alive, TLS roots (`caPool` or the system's), `originServerName`,
+//! `noTLSVerify`, and HTTP/2 toward the origin (`http2Origin`).
+
+use burrow_config::connector::{Ingress, Service};
+use burrow_config::origin_request::OriginRequest;
+use http::Uri;
+use hyper::body::Incoming;
+use hyper_rustls::{DefaultServerNameResolver, FixedServerNameResolver, HttpsConnector};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use rustls::pki_types::{CertificateDer, ServerName};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A connector whose whole dial (TCP, then TLS) must finish in time.
+#[derive(Clone)]
+pub(crate) struct Timed<C> {
+    inner: C,
+    limit: Duration,
+}
+
+impl<C> tower_service::Service<Uri> for Timed<C>
+where
+    C: tower_service::Service<Uri>,
+    C::Future: Send + 'static,
+    C::Error: Into<BoxError>,
+{
+    type Response = C::Response;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<C::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let fut = self.inner.call(uri);
+        let limit = self.limit;
+        Box::pin(async move {
+            match tokio::time::timeout(limit, fut).await {
+                Ok(r) => r.map_err(Into::into),
+                Err(_) => Err(format!(
+                    "no connection within {limit:?} (connectTimeout + tlsTimeout)"
+                )
+                .into()),
+            }
+        })
+    }
+}
+
+/// The client of one rule.
+pub(crate) type Client =
+    hyper_util::client::legacy::Client<Timed<HttpsConnector<HttpConnector>>, Incoming>;
+
+/// Rules and their clients, swapped together on reload.
+pub(crate) struct Routing {
+    pub(crate) ingress: Ingress,
+    /// `clients[i]` serves rule `i` when it is an http:// or https:// rule.
+    pub(crate) clients: Vec<Option<Client>>,
+}
+
+/// The system's root certificates, read once.
+fn system_roots() -> &'static Vec<CertificateDer<'static>> {
+    static ROOTS: OnceLock<Vec<CertificateDer<'static>>> = OnceLock::new();
+    ROOTS.get_or_init(|| rustls_native_certs::load_native_certs().certs)
+}
+
+fn tls_config(o: &OriginRequest, at: &str) -> Result<rustls::ClientConfig, String> {
+    let provider = burrow_transport::pki::provider();
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(rustls::DEFAULT_VERSIONS)
+        .map_err(|e| e.to_string())?;
+    let mut cfg = if o.no_tls_verify {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(burrow_transport::pki::any_server_certificate(
+                &provider,
+            ))
+            .with_no_client_auth()
+    } else {
+        let mut roots = rustls::RootCertStore::empty();
+        match &o.ca_pool {
+            Some(path) => {
+                let pem = std::fs::read(path)
+                    .map_err(|e| format!("{at}.caPool {}: {e}", path.display()))?;
+                let certs: Vec<CertificateDer<'static>> =
+                    rustls_pemfile::certs(&mut pem.as_slice())
+                        .collect::<Result<_, _>>()
+                        .map_err(|e| format!("{at}.caPool {}: {e}", path.display()))?;
+                if certs.is_empty() {
+                    return Err(format!(
+                        "{at}.caPool {}: no PEM certificate in the file",
+                        path.display()
+                    ));
+                }
+                for c in certs {
+                    roots
+                        .add(c)
+                        .map_err(|e| format!("{at}.caPool {}: {e}", path.display()))?;
+                }
+            }
+            None => {
+                for c in system_roots() {
+                    let _ = roots.add(c.clone());
+                }
+            }
+        }
+        builder.with_root_certificates(roots).with_no_client_auth()
+    };
+    cfg.alpn_protocols = if o.http2_origin {
+        vec![b"h2".to_vec()]
+    } else {
+        vec![b"http/1.1".to_vec()]
+    };
+    Ok(cfg)
+}
+
+/// The client for one rule's origin settings.
+///
+/// # Errors
+/// A message naming the setting (`ingress[2].originRequest.caPool ...`).
+pub(crate) fn client(o: &OriginRequest, at: &str) -> Result<Client, String> {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(o.connect_timeout));
+    http.set_keepalive(Some(o.tcp_keep_alive));
+    http.set_nodelay(true);
+    let resolver: Arc<dyn hyper_rustls::ResolveServerName + Send + Sync> =
+        match &o.origin_server_name {
+            Some(name) => Arc::new(FixedServerNameResolver::new(
+                ServerName::try_from(name.clone())
+                    .map_err(|e| format!("{at}.originServerName '{name}': {e}"))?,
+            )),
+            None => Arc::new(DefaultServerNameResolver::default()),
+        };
+    let https = HttpsConnector::new(http, tls_config(o, at)?, false, resolver);
+    let timed = Timed {
+        inner: https,
+        limit: o.connect_timeout + o.tls_timeout,
+    };
+    Ok(
+        hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(o.keep_alive_timeout)
+            .pool_max_idle_per_host(o.keep_alive_connections)
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .http2_only(o.http2_origin)
+            .build(timed),
+    )
+}
+
+/// Builds the clients of every HTTP rule.
+///
+/// # Errors
+/// The first rule whose settings cannot be used.
+pub(crate) fn routing(ingress: Ingress) -> Result<Routing, String> {
+    let clients = ingress
+        .rules
+        .iter()
+        .enumerate()
+        .map(|(i, r)| match &r.service {
+            Service::Tcp { scheme, .. } if scheme == "http" || scheme == "https" => {
+                client(&r.origin, &format!("ingress[{i}].originRequest")).map(Some)
+            }
+            _ => Ok(None),
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Routing { ingress, clients })
+}
