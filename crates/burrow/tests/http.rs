@@ -463,3 +463,177 @@ fn https_origins_use_ca_pool_server_name_and_no_tls_verify() {
     assert_eq!(st, 200);
     assert!(body.contains("host internal.local\n"), "{body}");
 }
+
+/// Serves `body` as `application/json` to every request (a JWKS URL).
+fn json_server(body: String) -> std::net::SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    addr
+}
+
+#[test]
+fn access_tokens_are_checked_before_the_origin() {
+    use base64::Engine;
+    use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let dir = tempdir();
+    // An ES256 key (rcgen) and an RS256 key (openssl), published as a JWKS.
+    let ec = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let point = ec.public_key_raw();
+    let rsa_pem = dir.path().join("rsa.pem");
+    util::tls::openssl(&["genrsa", "-out", rsa_pem.to_str().unwrap(), "2048"]);
+    let modulus = std::process::Command::new("openssl")
+        .args([
+            "rsa",
+            "-in",
+            rsa_pem.to_str().unwrap(),
+            "-noout",
+            "-modulus",
+        ])
+        .output()
+        .unwrap();
+    let modulus = String::from_utf8(modulus.stdout).unwrap();
+    let n = hex::decode(modulus.trim().trim_start_matches("Modulus=")).unwrap();
+    let jwks = serde_json::json!({"keys": [
+        {"kty": "EC", "crv": "P-256", "kid": "ec1", "alg": "ES256", "use": "sig",
+         "x": b64(&point[1..33]), "y": b64(&point[33..65])},
+        {"kty": "RSA", "kid": "rsa1", "alg": "RS256", "use": "sig", "n": b64(&n), "e": "AQAB"},
+    ]})
+    .to_string();
+    let jwks_file = dir.path().join("jwks.json");
+    std::fs::write(&jwks_file, &jwks).unwrap();
+    let jwks_url = format!("http://{}/certs", json_server(jwks.clone()));
+
+    let origin = HttpOrigin::start("A");
+    let config = format!(
+        "ingress:\n\
+         \x20 - hostname: file.example.com\n    service: http://{o}\n\
+         \x20   originRequest:\n      access: {{required: true, teamName: test, audTag: [aud-1, aud-2], jwks: {f}}}\n\
+         \x20 - hostname: url.example.com\n    service: http://{o}\n\
+         \x20   originRequest:\n      access: {{required: true, audTag: aud-1, jwks: \"{u}\"}}\n\
+         \x20 - service: http_status:404\n",
+        o = origin.addr,
+        f = jwks_file.display(),
+        u = jwks_url,
+    );
+    let (edge, connector) = setup(
+        dir.path(),
+        &config,
+        &["file.example.com", "url.example.com"],
+    );
+
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let ec_key = EncodingKey::from_ec_pem(ec.serialize_pem().as_bytes()).unwrap();
+    let rsa_key = EncodingKey::from_rsa_pem(&std::fs::read(&rsa_pem).unwrap()).unwrap();
+    let token = |alg: Algorithm, kid: &str, key: &EncodingKey, aud: &str, exp: i64, nbf: i64| {
+        let mut h = Header::new(alg);
+        h.kid = Some(kid.into());
+        let claims =
+            serde_json::json!({"aud": aud, "exp": exp, "nbf": nbf, "sub": "user@example.com"});
+        encode(&h, &claims, key).unwrap()
+    };
+    let ok_ec = token(
+        Algorithm::ES256,
+        "ec1",
+        &ec_key,
+        "aud-2",
+        now + 300,
+        now - 10,
+    );
+    let ok_rsa = token(
+        Algorithm::RS256,
+        "rsa1",
+        &rsa_key,
+        "aud-1",
+        now + 300,
+        now - 10,
+    );
+    let expired = token(
+        Algorithm::ES256,
+        "ec1",
+        &ec_key,
+        "aud-1",
+        now - 600,
+        now - 900,
+    );
+    let early = token(
+        Algorithm::ES256,
+        "ec1",
+        &ec_key,
+        "aud-1",
+        now + 900,
+        now + 600,
+    );
+    let wrong_aud = token(
+        Algorithm::ES256,
+        "ec1",
+        &ec_key,
+        "someone-else",
+        now + 300,
+        now - 10,
+    );
+    // Signed by another key but claiming kid ec1: the signature fails.
+    let other = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let other_key = EncodingKey::from_ec_pem(other.serialize_pem().as_bytes()).unwrap();
+    let forged = token(
+        Algorithm::ES256,
+        "ec1",
+        &other_key,
+        "aud-1",
+        now + 300,
+        now - 10,
+    );
+
+    let with = |host: &str, header: &str, t: &str| {
+        let h = format!("{header}: {t}");
+        get(&edge, host, "/", &["-H", h.as_str()])
+    };
+    for host in ["file.example.com", "url.example.com"] {
+        let (st, body) = with(host, "Cf-Access-Jwt-Assertion", &ok_rsa);
+        assert_eq!(st, 200, "{host} RS256: {body}");
+        assert!(body.starts_with("origin A"));
+        let refused = [
+            ("expired", expired.as_str()),
+            ("not yet valid", early.as_str()),
+            ("wrong audience", wrong_aud.as_str()),
+            ("bad signature", forged.as_str()),
+            ("garbage", "not.a.token"),
+        ];
+        for (what, t) in refused {
+            let (st, body) = with(host, "Cf-Access-Jwt-Assertion", t);
+            assert_eq!(st, 403, "{host} {what}: {body}");
+            assert!(!body.contains("origin A"), "{what} reached the origin");
+        }
+        let (st, body) = get(&edge, host, "/", &[]);
+        assert_eq!(st, 403, "{host} without a token");
+        assert!(body.contains("no access token"), "{body}");
+    }
+    // ES256, and burrow's own header name.
+    let (st, _) = with("file.example.com", "Burrow-Access-Jwt", &ok_ec);
+    assert_eq!(st, 200);
+    let (st, _) = with("url.example.com", "Cf-Access-Jwt-Assertion", &ok_ec);
+    assert_eq!(st, 403, "aud-2 is not accepted on url.example.com");
+    let log = connector.wait_log(
+        "request refused by the access check",
+        Duration::from_secs(5),
+    );
+    assert!(
+        log.contains("ExpiredSignature") || log.contains("expired"),
+        "{log}"
+    );
+}

@@ -20,6 +20,10 @@ pub struct AccessCheck {
     pub team_name: Option<String>,
     /// Accepted `aud` values.
     pub aud_tag: Vec<String>,
+    /// Where the signing keys are: a JWKS URL (`http(s)://...`) or file.
+    /// burrow's addition; without it, `teamName` gives Cloudflare Access's
+    /// `https://<teamName>.cloudflareaccess.com/cdn-cgi/access/certs`.
+    pub jwks: Option<String>,
 }
 
 /// Resolved origin settings of one rule.
@@ -203,18 +207,33 @@ fn access(at: &str, v: &Value) -> Result<AccessCheck, ConfigError> {
     }
     for k in map.keys() {
         if let Some(k) = k.as_str() {
-            if !["required", "teamName", "audTag"].contains(&k) {
+            if !["required", "teamName", "audTag", "jwks"].contains(&k) {
                 return Err(ConfigError::new(
                     format!("{at}.{k}"),
-                    "unknown key (expected required, teamName, audTag)",
+                    "unknown key (expected required, teamName, audTag, jwks)",
                 ));
             }
         }
+    }
+    let jwks = get("jwks")
+        .map(|v| string(&format!("{at}.jwks"), v))
+        .transpose()?
+        .or_else(|| {
+            team_name
+                .as_ref()
+                .map(|t| format!("https://{t}.cloudflareaccess.com/cdn-cgi/access/certs"))
+        });
+    if required && jwks.is_none() {
+        return Err(ConfigError::new(
+            format!("{at}.jwks"),
+            "required: true needs the signing keys: give jwks (a JWKS URL or file) or teamName",
+        ));
     }
     Ok(AccessCheck {
         required,
         team_name,
         aud_tag,
+        jwks,
     })
 }
 
@@ -276,5 +295,15 @@ mod tests {
         let a = o.access.unwrap();
         assert!(a.required);
         assert_eq!(a.aud_tag, vec!["a1", "a2"]);
+        assert_eq!(
+            a.jwks.as_deref(),
+            Some("https://t.cloudflareaccess.com/cdn-cgi/access/certs")
+        );
+        let e = apply(
+            &OriginRequest::default(),
+            "access: {required: true, audTag: a}\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "originRequest.access.jwks");
     }
 }

@@ -70,6 +70,12 @@ async fn handle(
             "no ingress rule matches this request",
         );
     };
+    if let Some(Some(guard)) = routing.guards.get(index) {
+        if let Err(reason) = guard.check(req.headers()).await {
+            info!(rule = index, %reason, "request refused by the access check");
+            return text(StatusCode::FORBIDDEN, &format!("Forbidden: {reason}"));
+        }
+    }
     let (scheme, addr) = match &rule.service {
         Service::HttpStatus(_) | Service::HelloWorld => {
             return builtin_response(&rule.service, &req, env.tunnel_id, conn, open)

@@ -14,6 +14,7 @@
 //! is cancelled. On shutdown every connection tells the edge `GoAway`, open
 //! flows get the grace period to finish, then the connections close.
 
+mod access;
 pub mod backoff;
 mod conn;
 mod discovery;

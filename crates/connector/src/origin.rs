@@ -65,6 +65,8 @@ pub(crate) struct Routing {
     pub(crate) ingress: Ingress,
     /// `clients[i]` serves rule `i` when it is an http:// or https:// rule.
     pub(crate) clients: Vec<Option<Client>>,
+    /// `guards[i]`: rule `i`'s access-token check, when required.
+    pub(crate) guards: Vec<Option<Arc<crate::access::AccessGuard>>>,
 }
 
 /// The system's root certificates, read once.
@@ -173,5 +175,21 @@ pub(crate) fn routing(ingress: Ingress) -> Result<Routing, String> {
             _ => Ok(None),
         })
         .collect::<Result<_, _>>()?;
-    Ok(Routing { ingress, clients })
+    let guards = ingress
+        .rules
+        .iter()
+        .enumerate()
+        .map(|(i, r)| match &r.origin.access {
+            Some(a) if a.required => {
+                crate::access::AccessGuard::new(a, &format!("ingress[{i}].originRequest.access"))
+                    .map(|g| Some(Arc::new(g)))
+            }
+            _ => Ok(None),
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Routing {
+        ingress,
+        clients,
+        guards,
+    })
 }
