@@ -637,3 +637,62 @@ fn access_tokens_are_checked_before_the_origin() {
         "{log}"
     );
 }
+
+#[test]
+fn the_https_listener_serves_http2_and_http1_with_sni_certificates() {
+    use util::tls::{make_ca, make_cert};
+    let dir = tempdir();
+    let certs = dir.path().join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    let ca = make_ca(dir.path());
+    make_cert(dir.path(), "a.example.com", &certs);
+    make_cert(dir.path(), "b.example.com", &certs);
+    let origin = HttpOrigin::start("A");
+    let cert_dir = certs.to_string_lossy().into_owned();
+    let edge = EdgeProc::start(
+        dir.path(),
+        "NRT",
+        "edge.db",
+        &["--https", "127.0.0.1:0", "--cert-dir", &cert_dir],
+    );
+    let creds = edge.create_tunnel("t");
+    let url = format!("http://{}", origin.addr);
+    let _c = connector(dir.path(), "connector", &creds, &["--url", &url]);
+    edge.wait_connections("t", 1, Duration::from_secs(20));
+    for h in ["a.example.com", "b.example.com"] {
+        edge.admin(&["route", "dns", "t", h]).expect("route dns");
+    }
+    let port = edge.https_addr.unwrap().port();
+    for (host, version, want) in [
+        ("a.example.com", "--http2", "HTTP/2"),
+        ("b.example.com", "--http1.1", "HTTP/1.1"),
+    ] {
+        let resolve = format!("{host}:{port}:127.0.0.1");
+        let out = std::process::Command::new("curl")
+            .args([
+                "-sS",
+                "--max-time",
+                "20",
+                "-i",
+                version,
+                "--cacert",
+                &ca,
+                "--resolve",
+                &resolve,
+            ])
+            .arg(format!("https://{host}:{port}/tls?x=1"))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{host}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.starts_with(want), "{host} over {version}: {text}");
+        assert!(text.contains("origin A\n"), "{text}");
+        assert!(text.contains("proto https\n"), "{text}");
+        assert!(text.contains(&format!("host {host}")), "{text}");
+        assert!(text.contains("path /tls?x=1\n"), "{text}");
+    }
+}
