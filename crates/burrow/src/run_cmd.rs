@@ -236,7 +236,11 @@ fn describe(s: &Service) -> String {
     match s {
         Service::Tcp { scheme, addr } => format!("{scheme}://{addr}"),
         Service::Udp { addr } => format!("udp://{addr}"),
-        Service::Unix(p) => format!("unix:{}", p.display()),
+        Service::Unix { path, tls } => format!(
+            "{}:{}",
+            if *tls { "unix+tls" } else { "unix" },
+            path.display()
+        ),
         Service::HttpStatus(c) => format!("http_status:{c}"),
         Service::HelloWorld => "hello_world".into(),
     }

@@ -60,14 +60,20 @@ fn hostnames_paths_and_wildcards_route_through_the_tunnel() {
         HttpOrigin::start("B"),
         HttpOrigin::start("C"),
     );
+    let sock = dir.path().join("origin.sock");
+    HttpOrigin::start_unix("U", &sock);
     let config = format!(
         "ingress:\n\
          \x20 - hostname: a.example.com\n    path: ^/special\n    service: http://{}\n\
          \x20 - hostname: a.example.com\n    service: http://{}\n\
          \x20 - hostname: \"*.b.example.com\"\n    service: http://{}\n\
          \x20 - hostname: hello.example.com\n    service: hello_world\n\
+         \x20 - hostname: unix.example.com\n    service: unix:{}\n\
          \x20 - service: http_status:404\n",
-        c.addr, a.addr, b.addr
+        c.addr,
+        a.addr,
+        b.addr,
+        sock.display()
     );
     let (edge, mut connector) = setup(
         dir.path(),
@@ -77,6 +83,7 @@ fn hostnames_paths_and_wildcards_route_through_the_tunnel() {
             "*.b.example.com",
             "hello.example.com",
             "other.example.com",
+            "unix.example.com",
         ],
     );
 
@@ -98,6 +105,9 @@ fn hostnames_paths_and_wildcards_route_through_the_tunnel() {
     let (st, body) = get(&edge, "hello.example.com", "/", &[]);
     assert_eq!(st, 200);
     assert!(body.contains("Hello from burrow"), "{body}");
+    // A unix: socket origin.
+    let (st, body) = get(&edge, "unix.example.com", "/sock", &[]);
+    assert_eq!((st, body.lines().next()), (200, Some("origin U")), "{body}");
     let (st, _) = get(&edge, "other.example.com", "/", &[]);
     assert_eq!(st, 404, "the connector's http_status:404 catch-all");
     // No route on the edge: 404 from the edge itself.

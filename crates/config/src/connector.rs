@@ -61,8 +61,14 @@ pub enum Service {
         /// `host:port` to send to.
         addr: String,
     },
-    /// Dial a Unix socket.
-    Unix(PathBuf),
+    /// Dial a Unix socket (`unix:/path`), with TLS over it for
+    /// `unix+tls:/path`.
+    Unix {
+        /// Socket path.
+        path: PathBuf,
+        /// Speak TLS over the socket.
+        tls: bool,
+    },
     /// Answer with this HTTP status and no origin.
     HttpStatus(u16),
     /// burrow's built-in hello-world HTTP origin.
@@ -87,14 +93,18 @@ impl Service {
             }
             return Ok(Self::HttpStatus(code));
         }
-        if let Some(path) = s
-            .strip_prefix("unix:")
-            .or_else(|| s.strip_prefix("unix+tls:"))
-        {
-            if path.is_empty() {
-                return Err("unix: needs a socket path, as in unix:/run/app.sock".into());
+        for (prefix, tls) in [("unix:", false), ("unix+tls:", true)] {
+            if let Some(path) = s.strip_prefix(prefix) {
+                if path.is_empty() {
+                    return Err(format!(
+                        "{prefix} needs a socket path, as in {prefix}/run/app.sock"
+                    ));
+                }
+                return Ok(Self::Unix {
+                    path: PathBuf::from(path),
+                    tls,
+                });
             }
-            return Ok(Self::Unix(PathBuf::from(path)));
         }
         let Some((scheme, rest)) = s.split_once("://") else {
             return Err(format!(

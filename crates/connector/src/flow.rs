@@ -128,10 +128,10 @@ async fn dispatch(
                 }
             }
         }
-        Service::Unix(path) => match tokio::net::UnixStream::connect(path).await {
+        Service::Unix { .. } => match crate::origin::dial_unix(&routing, rule_index).await {
             Ok(o) => splice(stream, o, leftover, rule_index).await,
-            Err(e) => {
-                let msg = format!("origin unix:{}: {e}", path.display());
+            Err(msg) => {
+                info!(rule = rule_index, reason = %msg, "origin unreachable");
                 reject(&mut stream, RefuseCode::OriginUnreachable, &msg).await;
             }
         },

@@ -84,6 +84,7 @@ async fn handle(
         Service::Tcp { scheme, addr } if scheme == "http" || scheme == "https" => {
             (scheme.clone(), addr.clone())
         }
+        Service::Unix { .. } => return over_unix(&routing, index, req).await,
         other => {
             info!(rule = index, service = ?other, "ingress rule cannot serve HTTP");
             return text(
@@ -128,7 +129,7 @@ async fn handle(
             )
         }
     }
-    let mut resp = match client.request(req).await {
+    let resp = match client.request(req).await {
         Ok(r) => r,
         Err(e) => {
             let reason = origin_error(&e);
@@ -136,6 +137,56 @@ async fn handle(
             return text(StatusCode::BAD_GATEWAY, &format!("origin {addr}: {reason}"));
         }
     };
+    finish(resp, client_up)
+}
+
+/// One request over a fresh connection to a `unix:` / `unix+tls:` origin.
+async fn over_unix(
+    routing: &crate::origin::Routing,
+    index: usize,
+    mut req: Request<Incoming>,
+) -> Response<Body> {
+    let rule = &routing.ingress.rules[index];
+    let io = match crate::origin::dial_unix(routing, index).await {
+        Ok(io) => io,
+        Err(reason) => {
+            info!(rule = index, %reason, "origin request failed");
+            return text(StatusCode::BAD_GATEWAY, &reason);
+        }
+    };
+    let upgrade = is_upgrade(req.headers());
+    let client_up = upgrade.then(|| hyper::upgrade::on(&mut req));
+    strip_hop_by_hop(req.headers_mut(), upgrade);
+    if let Some(h) = &rule.origin.http_host_header {
+        if let Ok(v) = http::HeaderValue::from_str(h) {
+            req.headers_mut().insert(http::header::HOST, v);
+        }
+    }
+    let (mut sender, conn) = match hyper::client::conn::http1::handshake(TokioIo::new(io)).await {
+        Ok(x) => x,
+        Err(e) => return text(StatusCode::BAD_GATEWAY, &format!("origin: {e}")),
+    };
+    tokio::spawn(async move {
+        if let Err(e) = conn.with_upgrades().await {
+            debug!(error = %e, "unix origin connection ended with an error");
+        }
+    });
+    let resp = match sender.send_request(req).await {
+        Ok(r) => r,
+        Err(e) => {
+            info!(rule = index, error = %e, "origin request failed");
+            return text(StatusCode::BAD_GATEWAY, &format!("origin: {e}"));
+        }
+    };
+    finish(resp, client_up)
+}
+
+/// Passes the origin's response on: after a `101`, joins the client's and
+/// the origin's upgraded connections; strips hop-by-hop headers.
+fn finish(
+    mut resp: Response<Incoming>,
+    client_up: Option<hyper::upgrade::OnUpgrade>,
+) -> Response<Body> {
     let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
     if let (true, Some(client_up)) = (switching, client_up) {
         let origin_up = hyper::upgrade::on(&mut resp);

@@ -67,6 +67,65 @@ pub(crate) struct Routing {
     pub(crate) clients: Vec<Option<Client>>,
     /// `guards[i]`: rule `i`'s access-token check, when required.
     pub(crate) guards: Vec<Option<Arc<crate::access::AccessGuard>>>,
+    /// `unix_tls[i]`: TLS toward rule `i`'s `unix+tls:` socket.
+    pub(crate) unix_tls: Vec<Option<tokio_rustls::TlsConnector>>,
+}
+
+/// A byte stream to an origin.
+pub(crate) trait OriginIo:
+    tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send
+{
+}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> OriginIo for T {}
+
+/// Dials rule `index`'s `unix:` / `unix+tls:` socket (TLS name: the rule's
+/// `originServerName`, else `localhost`), within its connect + TLS
+/// timeouts.
+///
+/// # Errors
+/// A readable reason naming the socket.
+pub(crate) async fn dial_unix(
+    routing: &Routing,
+    index: usize,
+) -> Result<Box<dyn OriginIo>, String> {
+    let rule = &routing.ingress.rules[index];
+    let Service::Unix { path, tls } = &rule.service else {
+        return Err("internal: not a unix rule".into());
+    };
+    let scheme = if *tls { "unix+tls" } else { "unix" };
+    let o = &rule.origin;
+    let sock = tokio::time::timeout(o.connect_timeout, tokio::net::UnixStream::connect(path))
+        .await
+        .map_err(|_| {
+            format!(
+                "origin {scheme}:{}: no answer within {:?}",
+                path.display(),
+                o.connect_timeout
+            )
+        })?
+        .map_err(|e| format!("origin {scheme}:{}: {e}", path.display()))?;
+    if !*tls {
+        return Ok(Box::new(sock));
+    }
+    let Some(Some(connector)) = routing.unix_tls.get(index) else {
+        return Err("internal: no TLS settings for this rule".into());
+    };
+    let name = o
+        .origin_server_name
+        .clone()
+        .unwrap_or_else(|| "localhost".into());
+    let name = ServerName::try_from(name).map_err(|e| format!("originServerName: {e}"))?;
+    let stream = tokio::time::timeout(o.tls_timeout, connector.connect(name, sock))
+        .await
+        .map_err(|_| {
+            format!(
+                "origin {scheme}:{}: TLS handshake took longer than {:?}",
+                path.display(),
+                o.tls_timeout
+            )
+        })?
+        .map_err(|e| format!("origin {scheme}:{}: TLS: {e}", path.display()))?;
+    Ok(Box::new(stream))
 }
 
 /// The system's root certificates, read once.
@@ -187,9 +246,22 @@ pub(crate) fn routing(ingress: Ingress) -> Result<Routing, String> {
             _ => Ok(None),
         })
         .collect::<Result<_, _>>()?;
+    let unix_tls = ingress
+        .rules
+        .iter()
+        .enumerate()
+        .map(|(i, r)| match &r.service {
+            Service::Unix { tls: true, .. } => {
+                tls_config(&r.origin, &format!("ingress[{i}].originRequest"))
+                    .map(|c| Some(tokio_rustls::TlsConnector::from(Arc::new(c))))
+            }
+            _ => Ok(None),
+        })
+        .collect::<Result<_, _>>()?;
     Ok(Routing {
         ingress,
         clients,
         guards,
+        unix_tls,
     })
 }

@@ -112,6 +112,33 @@ async fn handle(
 }
 
 impl HttpOrigin {
+    /// The same origin on a Unix socket at `path`.
+    pub fn start_unix(name: &'static str, path: &std::path::Path) {
+        let std_listener = std::os::unix::net::UnixListener::bind(path).unwrap();
+        std_listener.set_nonblocking(true).unwrap();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let l = tokio::net::UnixListener::from_std(std_listener).unwrap();
+                loop {
+                    let Ok((s, _)) = l.accept().await else {
+                        continue;
+                    };
+                    tokio::spawn(async move {
+                        let svc = hyper::service::service_fn(move |req| handle(name, req));
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(hyper_util::rt::TokioIo::new(s), svc)
+                            .with_upgrades()
+                            .await;
+                    });
+                }
+            });
+        });
+    }
+
     pub fn start(name: &'static str) -> HttpOrigin {
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         std_listener.set_nonblocking(true).unwrap();
