@@ -11,6 +11,11 @@
 //! - `udp-rr --target ADDR --clients C --secs S --size B`: C clients (one
 //!   socket, one session each) with one datagram in flight; a reply missing
 //!   after 200 ms counts as lost and the client sends the next one.
+//! - `http-server --listen ADDR`: an HTTP/1.1 origin answering every
+//!   request with a 64-byte body.
+//! - `http --target ADDR --host H --conns C --secs S`: C keep-alive
+//!   HTTP/1.1 connections sending `GET /` with `Host: H` one after another;
+//!   prints rate, p50/p99 latency and non-200 answers.
 //!
 //! Every mode is bounded in time and count and stops by itself. Results are
 //! one JSON object on stdout.
@@ -63,6 +68,22 @@ enum Cmd {
         #[arg(long, default_value_t = 10)]
         hold: u64,
     },
+    /// HTTP/1.1 origin.
+    HttpServer {
+        #[arg(long)]
+        listen: SocketAddr,
+    },
+    /// HTTP request rate and latency.
+    Http {
+        #[arg(long)]
+        target: SocketAddr,
+        #[arg(long, default_value = "bench.example.com")]
+        host: String,
+        #[arg(long, default_value_t = 32)]
+        conns: usize,
+        #[arg(long, default_value_t = 10)]
+        secs: u64,
+    },
     /// UDP echo server.
     UdpEchoServer {
         #[arg(long)]
@@ -79,6 +100,109 @@ enum Cmd {
         #[arg(long, default_value_t = 512)]
         size: usize,
     },
+}
+
+async fn http_server(listen: SocketAddr) -> anyhow::Result<()> {
+    let l = TcpListener::bind(listen).await?;
+    println!(
+        "{}",
+        serde_json::json!({"listening": l.local_addr()?.to_string()})
+    );
+    let body = bytes::Bytes::from(vec![b'x'; 64]);
+    loop {
+        let Ok((s, _)) = l.accept().await else {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let _ = s.set_nodelay(true);
+        let body = body.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |_req| {
+                let body = body.clone();
+                async move {
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                        http_body_util::Full::new(body),
+                    ))
+                }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(s), svc)
+                .await;
+        });
+    }
+}
+
+async fn http_load(
+    target: SocketAddr,
+    host: String,
+    conns: usize,
+    secs: u64,
+) -> anyhow::Result<()> {
+    use http_body_util::BodyExt;
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut tasks = Vec::new();
+    for _ in 0..conns {
+        let host = host.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(100_000);
+            let mut errors = 0u64;
+            let Ok(s) = TcpStream::connect(target).await else {
+                return (lat, 1);
+            };
+            let _ = s.set_nodelay(true);
+            let Ok((mut sender, conn)) = hyper::client::conn::http1::handshake::<
+                _,
+                http_body_util::Empty<bytes::Bytes>,
+            >(hyper_util::rt::TokioIo::new(s))
+            .await
+            else {
+                return (lat, 1);
+            };
+            tokio::spawn(conn);
+            while Instant::now() < deadline && lat.len() < 5_000_000 {
+                let req = http::Request::get("/")
+                    .header(http::header::HOST, host.as_str())
+                    .body(http_body_util::Empty::new())
+                    .expect("static request");
+                let t = Instant::now();
+                match sender.send_request(req).await {
+                    Ok(resp) => {
+                        let ok = resp.status() == http::StatusCode::OK;
+                        let body_ok = resp.into_body().collect().await.is_ok();
+                        if ok && body_ok {
+                            lat.push(u32::try_from(t.elapsed().as_micros()).unwrap_or(u32::MAX));
+                        } else {
+                            errors += 1;
+                        }
+                    }
+                    Err(_) => {
+                        errors += 1;
+                        break;
+                    }
+                }
+            }
+            (lat, errors)
+        }));
+    }
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        let (l, e) = t.await?;
+        all.extend(l);
+        errors += e;
+    }
+    all.sort_unstable();
+    println!(
+        "{}",
+        serde_json::json!({
+            "requests": all.len(),
+            "rps": all.len() as f64 / secs as f64,
+            "p50_us": percentile(&all, 0.50),
+            "p99_us": percentile(&all, 0.99),
+            "errors": errors,
+        })
+    );
+    Ok(())
 }
 
 async fn udp_echo_server(listen: SocketAddr) -> anyhow::Result<()> {
@@ -329,6 +453,13 @@ async fn main() -> anyhow::Result<()> {
             hold,
         } => idle(target, conns, hold).await,
         Cmd::UdpEchoServer { listen } => udp_echo_server(listen).await,
+        Cmd::HttpServer { listen } => http_server(listen).await,
+        Cmd::Http {
+            target,
+            host,
+            conns,
+            secs,
+        } => http_load(target, host, conns, secs).await,
         Cmd::UdpRr {
             target,
             clients,

@@ -244,6 +244,7 @@ async fn connect_with(
                 colo: r.colo,
                 connection_id: uuid::Uuid::from_bytes(r.connection_id),
                 mux,
+                draining: CancellationToken::new(),
             });
             info!(
                 edge = %addr, %protocol, colo = %info.colo, connection_id = %info.connection_id,
@@ -345,6 +346,7 @@ async fn serve(
 /// Tells the edge `GoAway`, waits up to `grace` for open flows, closes.
 async fn drain(mut live: Live, flows: TaskTracker, grace: Duration) {
     let _ = write_frame(&mut live.control, &Frame::GoAway, false).await;
+    live.info.draining.cancel();
     flows.close();
     // The edge stops sending new flows on GoAway; a stream it opened just
     // before is refused as ShuttingDown, so the edge retries it on another

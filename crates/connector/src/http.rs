@@ -43,15 +43,26 @@ pub(crate) async fn serve<S>(env: Arc<FlowEnv>, conn: Arc<ConnInfo>, open: Strea
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let draining = conn.draining.clone();
     let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
         let (env, conn, open) = (env.clone(), conn.clone(), open.clone());
         async move { Ok::<_, Infallible>(handle(&env, &conn, &open, req).await) }
     });
+    // The edge keeps this stream alive for more requests; when the
+    // connection drains, the request in progress finishes and it closes.
     let served = hyper::server::conn::http1::Builder::new()
         .max_buf_size(64 * 1024)
         .serve_connection(TokioIo::new(io), svc)
         .with_upgrades();
-    if let Err(e) = served.await {
+    tokio::pin!(served);
+    let result = tokio::select! {
+        r = served.as_mut() => r,
+        _ = draining.cancelled() => {
+            served.as_mut().graceful_shutdown();
+            served.await
+        }
+    };
+    if let Err(e) = result {
         debug!(error = %e, "HTTP stream ended with an error");
     }
 }
@@ -63,8 +74,16 @@ async fn handle(
     mut req: Request<Incoming>,
 ) -> Response<Body> {
     let path = req.uri().path().to_owned();
+    // A kept-alive stream carries requests for any hostname of the tunnel:
+    // each one is matched by its own Host.
+    let host = req
+        .headers()
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(|h| burrow_policy::routes::strip_port(h).to_ascii_lowercase())
+        .unwrap_or_else(|| open.hostname.clone());
     let routing = env.routing.load_full();
-    let Some((index, rule)) = routing.ingress.find(&open.hostname, Some(&path)) else {
+    let Some((index, rule)) = routing.ingress.find(&host, Some(&path)) else {
         return text(
             StatusCode::BAD_GATEWAY,
             "no ingress rule matches this request",
@@ -78,7 +97,18 @@ async fn handle(
     }
     let (scheme, addr) = match &rule.service {
         Service::HttpStatus(_) | Service::HelloWorld => {
-            return builtin_response(&rule.service, &req, env.tunnel_id, conn, open)
+            // The stream may be a kept-alive one: show this request's client.
+            let mut open = open.clone();
+            open.hostname = host.clone();
+            if let Some(ip) = req
+                .headers()
+                .get("burrow-connecting-ip")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<std::net::IpAddr>().ok())
+            {
+                open.client_addr = std::net::SocketAddr::new(ip, 0);
+            }
+            return builtin_response(&rule.service, &req, env.tunnel_id, conn, &open)
                 .map(|b| b.map_err(|never| match never {}).boxed());
         }
         Service::Tcp { scheme, addr } if scheme == "http" || scheme == "https" => {

@@ -103,6 +103,9 @@ pub(crate) struct ConnInfo {
     pub(crate) connection_id: uuid::Uuid,
     /// UDP-session datagrams as QUIC datagrams (QUIC connections only).
     pub(crate) mux: Option<Arc<burrow_transport::quic_datagrams::DatagramMux>>,
+    /// Cancelled when this connection starts draining: kept-alive HTTP
+    /// streams finish their request and close.
+    pub(crate) draining: CancellationToken,
 }
 
 /// Runs the connector until `shutdown` is cancelled (then drains and

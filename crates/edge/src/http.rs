@@ -38,6 +38,116 @@ use tracing::{debug, info, warn, Instrument};
 /// Response body type of the listeners.
 pub(crate) type Body = BoxBody<Bytes, hyper::Error>;
 
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A tunnel stream used as an HTTP/1.1 connection by the pooled client.
+pub(crate) struct TunnelIo(burrow_transport::BoxStream);
+
+impl tokio::io::AsyncRead for TunnelIo {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for TunnelIo {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+impl hyper_util::client::legacy::connect::Connection for TunnelIo {
+    fn connected(&self) -> hyper_util::client::legacy::connect::Connected {
+        hyper_util::client::legacy::connect::Connected::new()
+    }
+}
+
+/// Opens tunnel streams for the pooled client: the URI's host is the
+/// tunnel id, so the pool keeps idle HTTP/1.1 streams per tunnel and a
+/// request reuses one instead of opening a stream and waiting for the
+/// connector's answer each time.
+#[derive(Clone)]
+pub(crate) struct TunnelConnector {
+    shared: Arc<Shared>,
+    port: u16,
+}
+
+impl tower_service::Service<Uri> for TunnelConnector {
+    type Response = TokioIo<TunnelIo>;
+    type Error = BoxError;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, BoxError>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), BoxError>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let (shared, port) = (self.shared.clone(), self.port);
+        Box::pin(async move {
+            let tunnel_id = uri
+                .host()
+                .and_then(|h| uuid::Uuid::parse_str(h).ok())
+                .ok_or("internal: no tunnel id in the pool key")?;
+            let header = StreamOpen {
+                kind: FlowKind::Http,
+                flow_id: shared.next_flow.fetch_add(1, Ordering::Relaxed),
+                hostname: String::new(),
+                edge_port: port,
+                client_addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            };
+            let (stream, leftover, _) = open_tunnel_stream(&shared, tunnel_id, header).await?;
+            if !leftover.is_empty() {
+                return Err("tunnel: connector sent bytes before the request".into());
+            }
+            Ok(TokioIo::new(TunnelIo(stream)))
+        })
+    }
+}
+
+/// The listeners' pooled client over tunnel streams.
+pub(crate) type TunnelClient = hyper_util::client::legacy::Client<TunnelConnector, Body>;
+
+/// Whether a pooled stream closed after the request went out and before
+/// any answer: the connector drained it (keep-alive race).
+fn stream_closed_under_request(e: &hyper_util::client::legacy::Error) -> bool {
+    std::error::Error::source(e)
+        .and_then(|s| s.downcast_ref::<hyper::Error>())
+        .is_some_and(|h| h.is_incomplete_message() || h.is_canceled())
+}
+
+fn tunnel_client(shared: Arc<Shared>, port: u16) -> TunnelClient {
+    hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(256)
+        .pool_timer(hyper_util::rt::TokioTimer::new())
+        .set_host(false)
+        .build(TunnelConnector { shared, port })
+}
+
 /// Largest request head accepted (HTTP/1.1 buffer; HTTP/2 header list).
 const MAX_HEAD: usize = 64 * 1024;
 /// Most request headers on HTTP/1.1.
@@ -58,6 +168,7 @@ pub(crate) async fn run(
     let Ok(local) = listener.local_addr() else {
         return;
     };
+    let client = tunnel_client(shared.clone(), local.port());
     loop {
         let (tcp, peer) = tokio::select! {
             _ = stop.cancelled() => return,
@@ -74,23 +185,23 @@ pub(crate) async fn run(
         let shared2 = shared.clone();
         let tls = tls.clone();
         let span = tracing::info_span!("http", client = %peer);
-        shared
-            .flows
-            .spawn(serve_conn(shared2, tcp, peer, local.port(), tls).instrument(span));
+        shared.flows.spawn(
+            serve_conn(shared2, client.clone(), tcp, peer, tls).instrument(span),
+        );
     }
 }
 
 async fn serve_conn(
     shared: Arc<Shared>,
+    client: TunnelClient,
     tcp: TcpStream,
     peer: SocketAddr,
-    port: u16,
     tls: Option<Arc<rustls::ServerConfig>>,
 ) {
     let https = tls.is_some();
     let svc = hyper::service::service_fn(move |req| {
-        let shared = shared.clone();
-        async move { Ok::<_, Infallible>(handle(&shared, req, peer, port, https).await) }
+        let (shared, client) = (shared.clone(), client.clone());
+        async move { Ok::<_, Infallible>(handle(&shared, &client, req, peer, https).await) }
     });
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder
@@ -174,9 +285,9 @@ fn request_host(req: &Request<Incoming>) -> Option<String> {
 
 async fn handle(
     shared: &Shared,
+    client: &TunnelClient,
     mut req: Request<Incoming>,
     peer: SocketAddr,
-    port: u16,
     https: bool,
 ) -> Response<Body> {
     let Some(host) = request_host(&req) else {
@@ -224,52 +335,56 @@ async fn handle(
     if let Ok(v) = HeaderValue::from_str(&ip) {
         parts.headers.insert(CONNECTING_IP, v);
     }
-    parts.uri = parts
+    // The pool key: the tunnel. The Host header carries the hostname.
+    let pq = parts
         .uri
         .path_and_query()
         .map(|pq| pq.as_str())
-        .unwrap_or("/")
-        .parse::<Uri>()
-        .unwrap_or_else(|_| Uri::from_static("/"));
-    parts.version = Version::HTTP_11;
-    let out = Request::from_parts(parts, body);
-
-    let header = StreamOpen {
-        kind: FlowKind::Http,
-        flow_id,
-        hostname: hostname.clone(),
-        edge_port: port,
-        client_addr: peer,
+        .unwrap_or("/");
+    parts.uri = match format!("http://{tunnel_id}{pq}").parse::<Uri>() {
+        Ok(u) => u,
+        Err(_) => return page(StatusCode::BAD_REQUEST, "The request target is not valid."),
     };
-    let result = async {
-        let (stream, leftover, _) = open_tunnel_stream(shared, tunnel_id, header).await?;
-        if !leftover.is_empty() {
-            return Err("tunnel: connector sent bytes before the request".to_owned());
+    parts.version = Version::HTTP_11;
+    // A request without a body and with a safe method can be sent again
+    // when a kept-alive stream closes under it (its connector drained).
+    use hyper::body::Body as _;
+    let retry = (body.is_end_stream()
+        && matches!(
+            parts.method,
+            http::Method::GET | http::Method::HEAD | http::Method::OPTIONS
+        ))
+    .then(|| {
+        let mut r = Request::new(BoxBody::default());
+        *r.method_mut() = parts.method.clone();
+        *r.uri_mut() = parts.uri.clone();
+        *r.version_mut() = parts.version;
+        *r.headers_mut() = parts.headers.clone();
+        r
+    });
+    let out = Request::from_parts(parts, body.boxed());
+
+    let mut result = client.request(out).instrument(span.clone()).await;
+    if let (Err(e), Some(again)) = (&result, retry) {
+        if stream_closed_under_request(e) {
+            span.in_scope(|| debug!("kept-alive tunnel stream closed under the request; sending it again"));
+            result = client.request(again).instrument(span.clone()).await;
         }
-        let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
-            .handshake::<_, Incoming>(TokioIo::new(stream))
-            .await
-            .map_err(|e| format!("tunnel: {e}"))?;
-        shared.flows.spawn(
-            async move {
-                if let Err(e) = conn.with_upgrades().await {
-                    debug!(error = %e, "tunnel HTTP exchange ended with an error");
-                }
-            }
-            .in_current_span(),
-        );
-        sender
-            .send_request(out)
-            .await
-            .map_err(|e| format!("origin: no response from the connector: {e}"))
     }
-    .instrument(span.clone())
-    .await;
+    let result = result.map_err(|e| {
+        let mut msg = e.to_string();
+        let mut src = std::error::Error::source(&e);
+        while let Some(s) = src {
+            msg = format!("{msg}: {s}");
+            src = s.source();
+        }
+        msg
+    });
     let mut resp = match result {
         Ok(r) => r,
         Err(reason) => {
             span.in_scope(|| info!(%reason, "HTTP request failed"));
-            let text = if reason.starts_with("tunnel: no connector") {
+            let text = if reason.contains("tunnel: no connector") {
                 "No connector of this hostname's tunnel is connected to the edge."
             } else {
                 "The tunnel could not reach the origin."
