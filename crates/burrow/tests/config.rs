@@ -116,3 +116,15 @@ fn bad_flags_name_the_flag_and_exit_64() {
     assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no credentials"));
 }
+
+#[test]
+fn origin_request_keys_burrow_does_not_act_on_warn() {
+    let f = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/config/valid/origin-request.yml");
+    let out = validate(&f);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("originRequest.noHappyEyeballs is not supported by burrow and is ignored"),
+        "{stderr}"
+    );
+}

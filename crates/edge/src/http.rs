@@ -185,9 +185,9 @@ pub(crate) async fn run(
         let shared2 = shared.clone();
         let tls = tls.clone();
         let span = tracing::info_span!("http", client = %peer);
-        shared.flows.spawn(
-            serve_conn(shared2, client.clone(), tcp, peer, tls).instrument(span),
-        );
+        shared
+            .flows
+            .spawn(serve_conn(shared2, client.clone(), tcp, peer, tls).instrument(span));
     }
 }
 
@@ -367,7 +367,9 @@ async fn handle(
     let mut result = client.request(out).instrument(span.clone()).await;
     if let (Err(e), Some(again)) = (&result, retry) {
         if stream_closed_under_request(e) {
-            span.in_scope(|| debug!("kept-alive tunnel stream closed under the request; sending it again"));
+            span.in_scope(|| {
+                debug!("kept-alive tunnel stream closed under the request; sending it again")
+            });
             result = client.request(again).instrument(span.clone()).await;
         }
     }
