@@ -226,6 +226,19 @@ fn large_bodies_stream_both_ways_and_websockets_upgrade() {
         "edge + connector RSS grew by {growth} KB"
     );
 
+    // Trailers pass through both legs (asked for with TE: trailers).
+    let mut s = connect(edge.http_addr.unwrap(), Duration::from_secs(5));
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"GET /trailers HTTP/1.1\r\nHost: a.example.com\r\nTE: trailers\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let raw = String::from_utf8_lossy(&raw).to_ascii_lowercase();
+    assert!(raw.contains("transfer-encoding: chunked"), "{raw}");
+    let body_at = raw.find("first ").expect("body");
+    let trailer_at = raw.find("x-checksum: abc123").expect("trailer");
+    assert!(trailer_at > body_at, "{raw}");
+
     // WebSocket-style upgrade: 101, then bytes both ways.
     let mut s = connect(edge.http_addr.unwrap(), Duration::from_secs(5));
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();

@@ -4,7 +4,8 @@
 use http::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, UPGRADE};
 
 /// Hop-by-hop headers (RFC 9110 7.6.1) plus the proxy ones; never
-/// forwarded.
+/// forwarded. `Trailer` is not one: it announces end-to-end trailers (and
+/// HTTP/1.1 servers send only the trailers it names).
 const HOP_BY_HOP: &[&str] = &[
     "connection",
     "keep-alive",
@@ -12,7 +13,6 @@ const HOP_BY_HOP: &[&str] = &[
     "proxy-authenticate",
     "proxy-authorization",
     "te",
-    "trailer",
     "transfer-encoding",
     "upgrade",
 ];
@@ -31,8 +31,16 @@ pub fn is_upgrade(headers: &HeaderMap) -> bool {
 
 /// Removes hop-by-hop headers and every header named in `Connection`.
 /// With `keep_upgrade`, `Connection: upgrade` and `Upgrade` stay (the
-/// hop being crossed is part of the upgrade).
+/// hop being crossed is part of the upgrade). `TE: trailers` stays too:
+/// it asks every hop for trailers, and without it HTTP/1.1 origins drop
+/// them.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    let wants_trailers = headers
+        .get_all("te")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("trailers"));
     let named: Vec<HeaderName> = headers
         .get_all(CONNECTION)
         .iter()
@@ -52,6 +60,9 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
             headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
             headers.insert(UPGRADE, u);
         }
+    }
+    if wants_trailers {
+        headers.insert("te", HeaderValue::from_static("trailers"));
     }
 }
 
@@ -82,6 +93,16 @@ mod tests {
         strip_hop_by_hop(&mut m, false);
         assert_eq!(m.len(), 1);
         assert_eq!(m["x-kept"], "yes");
+    }
+
+    #[test]
+    fn te_trailers_survives_and_other_te_values_go() {
+        let mut m = map(&[("te", "trailers, deflate")]);
+        strip_hop_by_hop(&mut m, false);
+        assert_eq!(m["te"], "trailers");
+        let mut m = map(&[("te", "gzip")]);
+        strip_hop_by_hop(&mut m, false);
+        assert!(!m.contains_key("te"));
     }
 
     #[test]

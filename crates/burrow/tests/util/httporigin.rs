@@ -78,6 +78,20 @@ async fn handle(
             hex::encode(hasher.finalize())
         ))));
     }
+    if path == "/trailers" {
+        // Two chunks, then trailers.
+        let mut trailers = hyper::HeaderMap::new();
+        trailers.insert("x-checksum", "abc123".parse().unwrap());
+        let frames = vec![
+            Ok::<_, Infallible>(Frame::data(Bytes::from_static(b"first "))),
+            Ok(Frame::data(Bytes::from_static(b"second"))),
+            Ok(Frame::trailers(trailers)),
+        ];
+        let mut resp = Response::new(StreamBody::new(futures_util::stream::iter(frames)).boxed());
+        resp.headers_mut()
+            .insert("trailer", "x-checksum".parse().unwrap());
+        return Ok(resp);
+    }
     if path == "/download" {
         let total: u64 = req
             .uri()
