@@ -3,12 +3,14 @@
 //!
 //! Module map:
 //! - [`access`]: IP access rules (IP, range, country, ASN) and their precedence.
+//! - [`egress`]: Gateway egress policies: first match, lint, explain.
 //! - [`host`]: hostname patterns (`example.com`, `*.example.com`, `*`).
 //! - [`ingress`]: first-match selection of a connector ingress rule.
 //! - [`ports`]: port ranges and the edge → origin port mapping of apps.
 //! - [`routes`]: public hostname → tunnel routes of the HTTP listeners.
 
 pub mod access;
+pub mod egress;
 pub mod host;
 pub mod ingress;
 pub mod ports;
