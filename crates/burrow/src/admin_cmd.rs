@@ -409,6 +409,78 @@ pub(crate) async fn route(admin: AdminConn, cmd: crate::cli::RouteCommand) -> an
     Ok(())
 }
 
+pub(crate) async fn user(admin: AdminConn, cmd: crate::cli::UserCommand) -> anyhow::Result<()> {
+    use crate::cli::UserCommand;
+    let client = AdminClient::new(&admin).await?;
+    match cmd {
+        UserCommand::Add { email, groups } => {
+            let v = client
+                .ok(
+                    Method::POST,
+                    "/api/v1/users",
+                    Some(json!({"email": email, "groups": groups})),
+                )
+                .await?;
+            println!("Added user {}", v["email"].as_str().unwrap_or(""));
+        }
+        UserCommand::List => print_json(&client.ok(Method::GET, "/api/v1/users", None).await?)?,
+        UserCommand::Delete { email } => {
+            let email = burrow_config::identity::validate_email("EMAIL", &email)
+                .map_err(|e| config_err(e.to_string()))?;
+            let seg = email
+                .replace('%', "%25")
+                .replace('@', "%40")
+                .replace('+', "%2B");
+            client
+                .ok(Method::DELETE, &format!("/api/v1/users/{seg}"), None)
+                .await?;
+            println!("Deleted user {email} and their devices");
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn device(admin: AdminConn, cmd: crate::cli::DeviceCommand) -> anyhow::Result<()> {
+    use crate::cli::DeviceCommand;
+    let client = AdminClient::new(&admin).await?;
+    match cmd {
+        DeviceCommand::Enroll {
+            user,
+            name,
+            credentials_file,
+        } => {
+            let v = client
+                .ok(
+                    Method::POST,
+                    "/api/v1/devices",
+                    Some(json!({"user": user, "name": name})),
+                )
+                .await?;
+            let creds_json = serde_json::to_string_pretty(&v["credentials"])?;
+            burrow_config::identity::DeviceCredentials::from_json(&creds_json)
+                .map_err(|e| anyhow::anyhow!("the edge sent unusable credentials: {e}"))?;
+            let path = credentials_file
+                .unwrap_or_else(|| std::path::PathBuf::from(format!("device-{name}.json")));
+            write_credentials(&path, &creds_json).await?;
+            println!(
+                "Enrolled device {} for {}; credentials written to {}",
+                v["id"].as_str().unwrap_or(""),
+                v["user_email"].as_str().unwrap_or(""),
+                path.display()
+            );
+        }
+        DeviceCommand::List => print_json(&client.ok(Method::GET, "/api/v1/devices", None).await?)?,
+        DeviceCommand::Revoke { id } => {
+            let id = path_segment("ID", &id)?;
+            client
+                .ok(Method::POST, &format!("/api/v1/devices/{id}/revoke"), None)
+                .await?;
+            println!("Revoked device {id}");
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -44,6 +44,68 @@ pub(crate) enum Command {
     /// Route public hostnames to tunnels (the edge's --http/--https
     /// listeners serve them).
     Route(RouteArgs),
+    /// Manage users of the zero-trust client.
+    User(UserArgs),
+    /// Enroll, list and revoke users' devices.
+    Device(DeviceArgs),
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct UserArgs {
+    #[command(flatten)]
+    pub(crate) admin: AdminConn,
+    #[command(subcommand)]
+    pub(crate) command: UserCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum UserCommand {
+    /// Add a user.
+    Add {
+        /// Email address (the user's id).
+        email: String,
+        /// Group membership; repeat for several.
+        #[arg(long = "group")]
+        groups: Vec<String>,
+    },
+    /// List users.
+    List,
+    /// Delete a user and their devices.
+    Delete {
+        /// Email address.
+        email: String,
+    },
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct DeviceArgs {
+    #[command(flatten)]
+    pub(crate) admin: AdminConn,
+    #[command(subcommand)]
+    pub(crate) command: DeviceCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum DeviceCommand {
+    /// Enroll a device for a user and write its credential file (mode 0600).
+    Enroll {
+        /// The user's email.
+        #[arg(long)]
+        user: String,
+        /// A name for the device (letters, digits, '.', '_', '-').
+        #[arg(long)]
+        name: String,
+        /// Where to write the credentials. [default: ./device-NAME.json]
+        #[arg(long)]
+        credentials_file: Option<PathBuf>,
+    },
+    /// List devices.
+    List,
+    /// Revoke a device: it is refused from now on.
+    Revoke {
+        /// Device id.
+        id: String,
+    },
 }
 
 #[derive(Args, Debug)]

@@ -114,6 +114,8 @@ fn main() -> ExitCode {
             cli::Command::App(a) => admin_cmd::app(a.admin, a.command).await,
             cli::Command::AccessRule(a) => admin_cmd::access(a.admin, a.command).await,
             cli::Command::Route(a) => admin_cmd::route(a.admin, a.command).await,
+            cli::Command::User(a) => admin_cmd::user(a.admin, a.command).await,
+            cli::Command::Device(a) => admin_cmd::device(a.admin, a.command).await,
         }
     });
     rt.shutdown_timeout(std::time::Duration::from_secs(1));

@@ -199,3 +199,96 @@ fn edge_restart_keeps_tunnels_apps_and_certificates() {
     edge.wait_connections("keep", 1, Duration::from_secs(20));
     assert_eq!(echo_round_trip(app, b"again").unwrap(), b"again");
 }
+
+#[test]
+fn users_and_devices_enroll_revoke_and_name_bad_fields() {
+    let dir = tempdir();
+    let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &[]);
+    edge.admin(&[
+        "user",
+        "add",
+        "Ana@Example.com",
+        "--group",
+        "eng",
+        "--group",
+        "ops",
+    ])
+    .expect("user add");
+    let err = edge.admin(&["user", "add", "ana@example.com"]).unwrap_err();
+    assert!(
+        err.contains("email") && err.contains("already exists"),
+        "{err}"
+    );
+    let err = edge.admin(&["user", "add", "not-an-email"]).unwrap_err();
+    assert!(
+        err.contains("email: 'not-an-email' is not an email address"),
+        "{err}"
+    );
+    let err = edge
+        .admin(&["user", "add", "bo@example.com", "--group", "bad group"])
+        .unwrap_err();
+    assert!(err.contains("groups[0]"), "{err}");
+
+    let creds = dir.path().join("laptop.json");
+    let c = creds.to_string_lossy().into_owned();
+    let out = edge
+        .admin(&[
+            "device",
+            "enroll",
+            "--user",
+            "ana@example.com",
+            "--name",
+            "laptop",
+            "--credentials-file",
+            &c,
+        ])
+        .expect("enroll");
+    assert!(out.contains("for ana@example.com"), "{out}");
+    let file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&creds).unwrap()).unwrap();
+    for k in [
+        "AccountTag",
+        "DeviceID",
+        "UserEmail",
+        "DeviceSecret",
+        "EdgeCA",
+        "Edges",
+    ] {
+        assert!(file.get(k).is_some(), "{k} missing: {file}");
+    }
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&creds).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let err = edge
+        .admin(&[
+            "device",
+            "enroll",
+            "--user",
+            "nobody@example.com",
+            "--name",
+            "x",
+        ])
+        .unwrap_err();
+    assert!(err.contains("user") && err.contains("not found"), "{err}");
+
+    let id = file["DeviceID"].as_str().unwrap().to_owned();
+    let list = edge.admin(&["device", "list"]).unwrap();
+    assert!(
+        list.contains(&id) && list.contains("\"revoked\": false"),
+        "{list}"
+    );
+    assert!(
+        !list.contains(file["DeviceSecret"].as_str().unwrap()),
+        "secret listed"
+    );
+    edge.admin(&["device", "revoke", &id]).expect("revoke");
+    assert!(edge
+        .admin(&["device", "list"])
+        .unwrap()
+        .contains("\"revoked\": true"));
+    edge.admin(&["user", "delete", "ana@example.com"])
+        .expect("delete");
+    assert!(!edge.admin(&["device", "list"]).unwrap().contains(&id));
+}

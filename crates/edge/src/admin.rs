@@ -19,6 +19,10 @@
 //!   connections of this and every other app continue
 //! - `POST /api/v1/access-rules` `{"mode": "allow|block", "target":
 //!   "ip|ip_range|country|asn", "value"}`, `GET`, `DELETE /api/v1/access-rules/{id}`
+//! - `POST /api/v1/users` `{"email", "groups": [..]}`, `GET`,
+//!   `DELETE /api/v1/users/{email}` (and its devices)
+//! - `POST /api/v1/devices` `{"user", "name"}` → 201 device with
+//!   `credentials`; `GET`; `POST /api/v1/devices/{id}/revoke`
 //! - `POST /api/v1/routes` `{"hostname", "tunnel"}` (hostname exact or
 //!   `*.example.com`), `GET`, `DELETE /api/v1/routes/{hostname}`
 
@@ -119,6 +123,10 @@ pub(crate) fn router(state: AdminState) -> Router {
             axum::routing::delete(delete_access_rule),
         )
         .route("/api/v1/routes", post(create_route).get(list_routes))
+        .route("/api/v1/users", post(create_user).get(list_users))
+        .route("/api/v1/users/{email}", axum::routing::delete(delete_user))
+        .route("/api/v1/devices", post(enroll_device).get(list_devices))
+        .route("/api/v1/devices/{id}/revoke", post(revoke_device))
         .route(
             "/api/v1/routes/{hostname}",
             axum::routing::delete(delete_route),
@@ -666,5 +674,150 @@ async fn delete_route(
         return Err(ApiError::not_found(&format!("route '{hostname}'")));
     }
     st.shared.reload_routes().await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateUser {
+    email: String,
+    #[serde(default)]
+    groups: Vec<String>,
+}
+
+fn config_error(e: burrow_config::ConfigError) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, Some(e.field), e.reason)
+}
+
+async fn create_user(
+    State(st): State<AdminState>,
+    req: Result<Json<CreateUser>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    use burrow_config::identity::{validate_email, validate_label};
+    let req = body(req)?;
+    let email = validate_email("email", &req.email).map_err(config_error)?;
+    for (i, g) in req.groups.iter().enumerate() {
+        validate_label(&format!("groups[{i}]"), g).map_err(config_error)?;
+    }
+    let user = burrow_store::User {
+        email,
+        groups: req.groups,
+        created_at: unix_now(),
+    };
+    st.shared
+        .store
+        .create_user(&user)
+        .await
+        .map_err(|e| match e {
+            burrow_store::StoreError::Exists { .. } => {
+                ApiError::new(StatusCode::CONFLICT, Some("email".into()), e.to_string())
+            }
+            other => ApiError::internal(other),
+        })?;
+    tracing::info!(email = %user.email, "user added");
+    Ok((StatusCode::CREATED, Json(json!(user))).into_response())
+}
+
+async fn list_users(State(st): State<AdminState>) -> Result<Json<Value>, ApiError> {
+    let users = st.shared.store.users().await.map_err(ApiError::internal)?;
+    Ok(Json(json!(users)))
+}
+
+async fn delete_user(
+    State(st): State<AdminState>,
+    Path(email): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let email = email.to_ascii_lowercase();
+    if !st
+        .shared
+        .store
+        .delete_user(&email)
+        .await
+        .map_err(ApiError::internal)?
+    {
+        return Err(ApiError::not_found(&format!("user '{email}'")));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnrollDevice {
+    user: String,
+    name: String,
+}
+
+async fn enroll_device(
+    State(st): State<AdminState>,
+    req: Result<Json<EnrollDevice>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    use burrow_config::identity::{validate_email, validate_label, DeviceCredentials};
+    let req = body(req)?;
+    let email = validate_email("user", &req.user).map_err(config_error)?;
+    validate_label("name", &req.name).map_err(config_error)?;
+    let users = st.shared.store.users().await.map_err(ApiError::internal)?;
+    if !users.iter().any(|u| u.email == email) {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            Some("user".into()),
+            format!("user '{email}' not found; add it with `burrow user add {email}`"),
+        ));
+    }
+    let mut secret = vec![0u8; 32];
+    rand::thread_rng().fill_bytes(&mut secret);
+    let device = burrow_store::Device {
+        id: uuid::Uuid::new_v4(),
+        user_email: email,
+        name: req.name,
+        secret,
+        revoked: false,
+        created_at: unix_now(),
+    };
+    st.shared
+        .store
+        .create_device(&device)
+        .await
+        .map_err(ApiError::internal)?;
+    let creds = DeviceCredentials {
+        account_id: st.shared.account_id,
+        device_id: device.id,
+        user_email: device.user_email.clone(),
+        secret: SecretBytes(device.secret.clone()),
+        edge_ca_pem: Some(st.shared.ca_pem.clone()),
+        edges: vec![st.shared.tunnel_addr.to_string()],
+        edge_domain: Some(st.shared.edge_domain.clone()),
+    };
+    tracing::info!(device_id = %device.id, user = %device.user_email, "device enrolled");
+    let mut v = json!(device);
+    v["credentials"] = serde_json::from_str(&creds.to_json()).map_err(ApiError::internal)?;
+    Ok((StatusCode::CREATED, Json(v)).into_response())
+}
+
+async fn list_devices(State(st): State<AdminState>) -> Result<Json<Value>, ApiError> {
+    let devices = st
+        .shared
+        .store
+        .devices()
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(json!(devices)))
+}
+
+async fn revoke_device(
+    State(st): State<AdminState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let uuid =
+        uuid::Uuid::parse_str(&id).map_err(|_| ApiError::not_found(&format!("device '{id}'")))?;
+    if !st
+        .shared
+        .store
+        .revoke_device(uuid)
+        .await
+        .map_err(ApiError::internal)?
+    {
+        return Err(ApiError::not_found(&format!("device '{id}'")));
+    }
+    tracing::info!(device_id = %uuid, "device revoked");
     Ok(StatusCode::NO_CONTENT)
 }

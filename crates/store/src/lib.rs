@@ -90,6 +90,35 @@ pub struct AccessRule {
     pub created_at: i64,
 }
 
+/// A user of the zero-trust client.
+#[derive(Debug, Clone, Serialize)]
+pub struct User {
+    /// Email, lower case; the user's id.
+    pub email: String,
+    /// Group names.
+    pub groups: Vec<String>,
+    /// Creation time, Unix seconds.
+    pub created_at: i64,
+}
+
+/// An enrolled device of a user.
+#[derive(Debug, Clone, Serialize)]
+pub struct Device {
+    /// Device id.
+    pub id: uuid::Uuid,
+    /// Owner's email.
+    pub user_email: String,
+    /// Name given at enrollment.
+    pub name: String,
+    /// Secret bytes (never serialized).
+    #[serde(skip)]
+    pub secret: Vec<u8>,
+    /// Revoked devices are refused.
+    pub revoked: bool,
+    /// Enrollment time, Unix seconds.
+    pub created_at: i64,
+}
+
 /// A public hostname routed to a tunnel (`burrow route dns`).
 #[derive(Debug, Clone, Serialize)]
 pub struct Route {
@@ -149,6 +178,11 @@ const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS access_rules (id TEXT PRIMARY KEY, mode TEXT NOT NULL, \
      target TEXT NOT NULL, value TEXT NOT NULL, created_at INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS routes (hostname TEXT PRIMARY KEY, tunnel_id TEXT NOT NULL, \
+     created_at INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS users (email TEXT PRIMARY KEY, groups TEXT NOT NULL, \
+     created_at INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS devices (id TEXT PRIMARY KEY, user_email TEXT NOT NULL, \
+     name TEXT NOT NULL, secret BLOB NOT NULL, revoked INTEGER NOT NULL DEFAULT 0, \
      created_at INTEGER NOT NULL)",
 ];
 
@@ -530,6 +564,131 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// Adds a user.
+    ///
+    /// # Errors
+    /// [`StoreError::Exists`] when the email is taken.
+    pub async fn create_user(&self, u: &User) -> Result<(), StoreError> {
+        let groups = serde_json::to_string(&u.groups).map_err(|e| StoreError::Corrupt {
+            table: "users",
+            reason: e.to_string(),
+        })?;
+        sqlx::query("INSERT INTO users (email, groups, created_at) VALUES (?, ?, ?)")
+            .bind(&u.email)
+            .bind(groups)
+            .bind(u.created_at)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::Exists {
+                        what: "user",
+                        name: u.email.clone(),
+                    }
+                } else {
+                    e.into()
+                }
+            })?;
+        Ok(())
+    }
+
+    /// Every user, by email.
+    ///
+    /// # Errors
+    /// On database failure or a corrupt row.
+    pub async fn users(&self) -> Result<Vec<User>, StoreError> {
+        sqlx::query("SELECT * FROM users ORDER BY email")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| {
+                let groups: String = row.try_get("groups")?;
+                Ok(User {
+                    email: row.try_get("email")?,
+                    groups: serde_json::from_str(&groups).map_err(|e| StoreError::Corrupt {
+                        table: "users",
+                        reason: format!("groups: {e}"),
+                    })?,
+                    created_at: row.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Deletes a user and their devices; returns whether the user existed.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn delete_user(&self, email: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM devices WHERE user_email = ?")
+            .bind(email)
+            .execute(&mut *tx)
+            .await?;
+        let n = sqlx::query("DELETE FROM users WHERE email = ?")
+            .bind(email)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(n > 0)
+    }
+
+    /// Enrolls a device.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn create_device(&self, d: &Device) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO devices (id, user_email, name, secret, revoked, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(d.id.to_string())
+        .bind(&d.user_email)
+        .bind(&d.name)
+        .bind(&d.secret)
+        .bind(d.revoked)
+        .bind(d.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Every device, oldest first.
+    ///
+    /// # Errors
+    /// On database failure or a corrupt row.
+    pub async fn devices(&self) -> Result<Vec<Device>, StoreError> {
+        sqlx::query("SELECT * FROM devices ORDER BY created_at, id")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(Device {
+                    id: uuid_col(row, "id", "devices")?,
+                    user_email: row.try_get("user_email")?,
+                    name: row.try_get("name")?,
+                    secret: row.try_get("secret")?,
+                    revoked: row.try_get("revoked")?,
+                    created_at: row.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Marks a device revoked; returns whether it existed.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn revoke_device(&self, id: uuid::Uuid) -> Result<bool, StoreError> {
+        let n = sqlx::query("UPDATE devices SET revoked = 1 WHERE id = ?")
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(n > 0)
     }
 
     /// Routes a hostname to a tunnel.
