@@ -48,6 +48,25 @@ pub(crate) enum Command {
     User(UserArgs),
     /// Enroll, list and revoke users' devices.
     Device(DeviceArgs),
+    /// Zero-trust client: connect this device to the edge and serve a local
+    /// SOCKS5 proxy (try it with `curl --socks5-hostname 127.0.0.1:1080 URL`).
+    Client(ClientArgs),
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct ClientArgs {
+    /// Device credential file written by `burrow device enroll`.
+    #[arg(long, env = "BURROW_DEVICE_CREDENTIALS")]
+    pub(crate) credentials: PathBuf,
+    /// Edge address host:port. [default: the one in the credentials]
+    #[arg(long)]
+    pub(crate) edge: Option<String>,
+    /// The edge's CA certificate (PEM). [default: the one in the credentials]
+    #[arg(long)]
+    pub(crate) edge_ca: Option<PathBuf>,
+    /// Local SOCKS5 listener (loopback).
+    #[arg(long, default_value = "127.0.0.1:1080")]
+    pub(crate) socks: String,
 }
 
 #[derive(Args, Debug)]
@@ -237,6 +256,10 @@ pub(crate) struct EdgeArgs {
     /// with the --cert-dir certificates chosen by SNI. [default: off]
     #[arg(long, value_name = "IP:PORT")]
     pub(crate) https: Option<String>,
+    /// Network session log of zero-trust client flows: one JSON object per
+    /// finished session (Gateway's field names), rotated at 64 MiB.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) session_log: Option<PathBuf>,
     /// Directory of certificates for apps that terminate TLS at the edge:
     /// NAME.pem (chain) and NAME.key per hostname, chosen by SNI.
     #[arg(long)]

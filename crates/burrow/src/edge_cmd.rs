@@ -110,6 +110,7 @@ pub(crate) async fn resolve(a: EdgeArgs) -> anyhow::Result<EdgeConfig> {
             .or(file.https)
             .map(|s| parse_addr("https", &s))
             .transpose()?,
+        session_log: a.session_log.or(file.session_log),
     })
 }
 

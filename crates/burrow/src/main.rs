@@ -14,6 +14,7 @@
 mod admin_client;
 mod admin_cmd;
 mod cli;
+mod client_cmd;
 mod edge_cmd;
 mod quick_cmd;
 mod run_cmd;
@@ -116,6 +117,7 @@ fn main() -> ExitCode {
             cli::Command::Route(a) => admin_cmd::route(a.admin, a.command).await,
             cli::Command::User(a) => admin_cmd::user(a.admin, a.command).await,
             cli::Command::Device(a) => admin_cmd::device(a.admin, a.command).await,
+            cli::Command::Client(a) => client_cmd::run(a).await,
         }
     });
     rt.shutdown_timeout(std::time::Duration::from_secs(1));

@@ -52,6 +52,7 @@ pub(crate) async fn run(a: QuickArgs) -> anyhow::Result<()> {
         dns_server: None,
         http: None,
         https: None,
+        session_log: None,
     })
     .await?;
     let shutdown = crate::shutdown_on_signals();

@@ -27,6 +27,7 @@ struct RawEdgeFile {
     dns_server: Option<String>,
     http: Option<String>,
     https: Option<String>,
+    session_log: Option<PathBuf>,
 }
 
 /// A parsed `edge.yaml`; every field optional (flags and defaults fill in).
@@ -68,6 +69,8 @@ pub struct EdgeFile {
     pub http: Option<String>,
     /// `https`: public HTTPS listener for routed hostnames.
     pub https: Option<String>,
+    /// `session-log`: network session log file.
+    pub session_log: Option<PathBuf>,
 }
 
 /// Parses an `edge.yaml`.
@@ -108,6 +111,7 @@ pub fn parse_edge_yaml(text: &str) -> Result<EdgeFile, ConfigError> {
         dns_server: raw.dns_server,
         http: raw.http,
         https: raw.https,
+        session_log: raw.session_log,
     })
 }
 

@@ -14,6 +14,7 @@
 
 mod admin;
 mod apps;
+mod client;
 mod edge_tls;
 mod geoip;
 mod http;
@@ -21,6 +22,7 @@ mod metrics;
 mod origin_tls;
 mod pools;
 mod registry;
+mod session_log;
 mod tunnel;
 mod udp;
 
@@ -83,6 +85,8 @@ pub struct EdgeConfig {
     /// Public HTTPS listener for routed hostnames (`None`: off); its
     /// certificates come from `cert_dir`.
     pub https: Option<SocketAddr>,
+    /// Network session log of client flows (JSON lines), if any.
+    pub session_log: Option<PathBuf>,
 }
 
 /// Why the edge could not start.
@@ -145,6 +149,8 @@ pub(crate) struct Shared {
     /// Hostname → tunnel routes of the HTTP listeners, replaced whole on
     /// every change (readers clone the Arc).
     pub(crate) routes: std::sync::RwLock<Arc<burrow_policy::routes::RouteTable<uuid::Uuid>>>,
+    /// Network session log writer.
+    pub(crate) session_log: session_log::SessionLog,
     /// Resolver for `origin_dns` names (the error if it could not be set up).
     pub(crate) resolver: Result<hickory_resolver::TokioResolver, String>,
 }
@@ -178,6 +184,14 @@ impl Shared {
                 *self.routes.write().expect("routes lock poisoned") = Arc::new(table);
             }
             Err(e) => warn!(error = %e, "could not read routes from the state store"),
+        }
+    }
+
+    /// Queues a finished session's log record (counted when dropped).
+    pub(crate) fn log_session(&self, r: session_log::SessionRecord) {
+        if !self.session_log.push(r) {
+            self.metrics.session_log_dropped.inc();
+            tracing::debug!("session log queue full; record dropped and counted");
         }
     }
 
@@ -467,6 +481,7 @@ impl Edge {
             origin_tls,
             resolver,
             routes: std::sync::RwLock::new(Arc::new(Default::default())),
+            session_log: session_log::SessionLog::start(cfg.session_log.clone()),
         });
         shared.reload_routes().await;
         shared.reload_access().await;
@@ -695,6 +710,7 @@ impl Edge {
             ep.close(0u32.into(), b"edge shutting down");
         }
         let _ = shared.store.prune_connections(&shared.node_id, 0).await;
+        shared.session_log.flush_and_stop().await;
         admin_stop.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(2), admin_task).await;
         shared.tasks.close();

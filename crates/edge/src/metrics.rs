@@ -81,6 +81,8 @@ pub(crate) struct Metrics {
     pub(crate) udp_sessions: Gauge,
     /// Registered tunnel connections on this node.
     pub(crate) tunnel_connections: Gauge,
+    /// Session log records dropped because the writer fell behind.
+    pub(crate) session_log_dropped: Counter,
 }
 
 impl Metrics {
@@ -128,7 +130,14 @@ impl Metrics {
             "Registered tunnel connections on this node",
             tunnel_connections.clone(),
         );
+        let session_log_dropped = Counter::default();
+        registry.register(
+            "session_log_dropped",
+            "Network session log records dropped because the writer queue was full",
+            session_log_dropped.clone(),
+        );
         Self {
+            session_log_dropped,
             registry,
             flows,
             flow_errors,

@@ -166,6 +166,10 @@ async fn serve_conn(
             return;
         }
     };
+    if reg.features.iter().any(|f| f == crate::client::FEATURE) {
+        crate::client::serve(shared, conn, control, reg, peer, shutdown).await;
+        return;
+    }
     let tunnel_id = uuid::Uuid::from_bytes(reg.tunnel_id);
     let connector_id = uuid::Uuid::from_bytes(reg.connector_id);
     let tunnel = match shared.store.tunnel(tunnel_id).await {

@@ -5,6 +5,7 @@
 //! - this file: [`Frame`] and its messages, [`encode`] / [`decode`], the
 //!   connection [`PREFACE`] and [`decode_preface`].
 //! - [`datagram`]: UDP datagrams framed on a flow stream.
+//! - [`socks5`]: the client's local SOCKS5 proxy greeting and request.
 //! - [`proxy_header`]: PROXY protocol v1/v2 and Simple Proxy Protocol headers.
 //!
 //! The protocol is described for humans in `docs/PROTOCOL.md`. In short:
@@ -22,6 +23,7 @@
 
 pub mod datagram;
 pub mod proxy_header;
+pub mod socks5;
 
 use bytes::{BufMut, BytesMut};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};

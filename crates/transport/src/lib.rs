@@ -125,6 +125,19 @@ impl EdgeConn {
         }
     }
 
+    /// Waits for a stream the peer opened (zero-trust clients open their
+    /// flows toward the edge); `None` once the connection is closed or on
+    /// HTTP/2, where only the edge opens streams. Cancel-safe.
+    pub async fn accept_stream(&self) -> Option<BoxStream> {
+        match self {
+            Self::Quic(c) => match c.accept_bi().await {
+                Ok((send, recv)) => Some(Box::new(tokio::io::join(recv, send))),
+                Err(_) => None,
+            },
+            Self::H2(_) => None,
+        }
+    }
+
     /// Resolves when the connection has closed, for any reason. Cancel-safe.
     pub async fn closed(&self) {
         match self {
@@ -178,6 +191,26 @@ impl ConnectorConn {
         match self {
             Self::Quic(c) => c.close(0u32.into(), b"closing"),
             Self::H2(h) => h.close(),
+        }
+    }
+
+    /// Opens a stream toward the edge (zero-trust client flows). QUIC
+    /// only: on HTTP/2 the edge is the side that opens streams.
+    ///
+    /// # Errors
+    /// When the connection is gone, or on HTTP/2.
+    pub async fn open_stream(&self) -> Result<BoxStream, TransportError> {
+        match self {
+            Self::Quic(c) => {
+                let (send, recv) = c
+                    .open_bi()
+                    .await
+                    .map_err(|e| TransportError::Quic(e.to_string()))?;
+                Ok(Box::new(tokio::io::join(recv, send)))
+            }
+            Self::H2(_) => Err(TransportError::Protocol(
+                "client flows need QUIC; HTTP/2 connections carry edge-opened streams only".into(),
+            )),
         }
     }
 

@@ -1,0 +1,51 @@
+//! `burrow client`: device credentials and flags resolved into a
+//! `ClientConfig`, then the client runs until SIGINT/SIGTERM.
+
+use crate::cli::ClientArgs;
+use crate::config_err;
+use burrow_client::ClientConfig;
+use burrow_config::identity::DeviceCredentials;
+
+pub(crate) async fn run(a: ClientArgs) -> anyhow::Result<()> {
+    let text = tokio::fs::read_to_string(&a.credentials)
+        .await
+        .map_err(|e| config_err(format!("--credentials {}: {e}", a.credentials.display())))?;
+    let credentials = DeviceCredentials::from_json(&text)
+        .map_err(|e| config_err(format!("{}: {e}", a.credentials.display())))?;
+    let edge = a
+        .edge
+        .clone()
+        .or_else(|| credentials.edges.first().cloned())
+        .ok_or_else(|| config_err("--edge: no edge address given and none in the credentials"))?;
+    let edge = tokio::net::lookup_host(edge.as_str())
+        .await
+        .map_err(|e| config_err(format!("--edge '{edge}': {e}")))?
+        .next()
+        .ok_or_else(|| config_err(format!("--edge '{edge}': no address")))?;
+    let edge_ca_pem = match &a.edge_ca {
+        Some(p) => tokio::fs::read_to_string(p)
+            .await
+            .map_err(|e| config_err(format!("--edge-ca {}: {e}", p.display())))?,
+        None => credentials
+            .edge_ca_pem
+            .clone()
+            .ok_or_else(|| config_err("no edge CA: pass --edge-ca FILE"))?,
+    };
+    let socks = a
+        .socks
+        .parse()
+        .map_err(|_| config_err(format!("--socks: '{}' is not an IP:port address", a.socks)))?;
+    let cfg = ClientConfig {
+        edge,
+        edge_ca_pem,
+        edge_domain: credentials
+            .edge_domain
+            .clone()
+            .unwrap_or_else(|| burrow_transport::pki::DEFAULT_EDGE_DOMAIN.into()),
+        socks,
+        credentials,
+    };
+    let shutdown = crate::shutdown_on_signals();
+    burrow_client::run(cfg, shutdown).await?;
+    Ok(())
+}

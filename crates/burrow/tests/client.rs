@@ -1,0 +1,146 @@
+//! The zero-trust client: an enrolled device's SOCKS5 proxy through the
+//! edge to a destination, with a network session log record per session.
+#![allow(missing_docs)]
+
+mod util;
+
+use std::time::Duration;
+use util::httporigin::HttpOrigin;
+use util::*;
+
+fn enroll(edge: &EdgeProc, dir: &std::path::Path) -> (std::path::PathBuf, String) {
+    edge.admin(&["user", "add", "ana@example.com", "--group", "eng"])
+        .expect("user add");
+    let creds = dir.join("laptop.json");
+    let c = creds.to_string_lossy().into_owned();
+    edge.admin(&[
+        "device",
+        "enroll",
+        "--user",
+        "ana@example.com",
+        "--name",
+        "laptop",
+        "--credentials-file",
+        &c,
+    ])
+    .expect("enroll");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&creds).unwrap()).unwrap();
+    (creds, v["DeviceID"].as_str().unwrap().to_owned())
+}
+
+#[test]
+fn socks5_through_the_edge_reaches_the_destination_and_logs_the_session() {
+    let dir = tempdir();
+    let log = dir.path().join("sessions.jsonl");
+    let log_s = log.to_string_lossy().into_owned();
+    let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &["--session-log", &log_s]);
+    let (creds, device_id) = enroll(&edge, dir.path());
+    let origin = HttpOrigin::start("A");
+    let socks = format!("127.0.0.1:{}", free_port());
+    let c = creds.to_string_lossy().into_owned();
+    let client = Proc::spawn(
+        dir.path(),
+        "client",
+        &["client", "--credentials", &c, "--socks", &socks],
+    );
+    client.wait_line("SOCKS5 proxy:", Duration::from_secs(20));
+
+    // curl resolves nothing itself: the name goes to the edge.
+    let url = format!("http://localhost:{}/through-socks", origin.addr.port());
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--max-time", "20", "--socks5-hostname", &socks, &url])
+        .output()
+        .unwrap();
+    let body = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        body.starts_with("origin A\n") && body.contains("path /through-socks"),
+        "{body}"
+    );
+
+    // An unreachable destination: curl is told, and the session is logged.
+    let dead = format!("http://127.0.0.1:{}/", free_port());
+    let out = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "20",
+            "--socks5-hostname",
+            &socks,
+            &dead,
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+
+    // One record per session, Gateway's field names.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let records: Vec<serde_json::Value> = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let recs: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        if recs.len() >= 2 || std::time::Instant::now() > deadline {
+            break recs;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(records.len(), 2, "{records:#?}");
+    let ok = &records[0];
+    assert_eq!(ok["Email"], "ana@example.com");
+    assert_eq!(ok["DeviceID"], device_id.as_str());
+    assert_eq!(ok["DeviceName"], "laptop");
+    assert_eq!(ok["IngressColoName"], "NRT");
+    assert_eq!(ok["EgressColoName"], "NRT");
+    assert_eq!(ok["Offramp"], "INTERNET");
+    assert_eq!(ok["Protocol"], "TCP");
+    assert_eq!(ok["OriginPort"], origin.addr.port());
+    assert_eq!(ok["ConnectionCloseReason"], "CLIENT_OR_ORIGIN_CLOSED");
+    assert!(ok["BytesSent"].as_u64().unwrap() > 50, "{ok}");
+    assert!(ok["BytesReceived"].as_u64().unwrap() > 50, "{ok}");
+    assert!(ok["SessionEndTime"].as_i64().unwrap() > ok["SessionStartTime"].as_i64().unwrap());
+    assert_eq!(ok["SessionID"].as_str().unwrap().len(), 32);
+    assert_eq!(records[1]["ConnectionCloseReason"], "ORIGIN_REFUSED");
+    for k in [
+        "EgressIP",
+        "EgressPort",
+        "EgressRuleID",
+        "EgressRuleName",
+        "OriginIP",
+        "SourceIP",
+        "SourcePort",
+        "RuleEvaluationDurationMs",
+        "VirtualNetworkID",
+        "UserID",
+        "AccountID",
+    ] {
+        assert!(ok.get(k).is_some(), "{k} missing");
+    }
+}
+
+#[test]
+fn a_revoked_device_is_refused() {
+    let dir = tempdir();
+    let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &[]);
+    let (creds, device_id) = enroll(&edge, dir.path());
+    edge.admin(&["device", "revoke", &device_id])
+        .expect("revoke");
+    let socks = format!("127.0.0.1:{}", free_port());
+    let c = creds.to_string_lossy().into_owned();
+    let mut client = Proc::spawn(
+        dir.path(),
+        "client",
+        &["client", "--credentials", &c, "--socks", &socks],
+    );
+    let code = client.wait_exit(Duration::from_secs(20));
+    assert!(matches!(code, Some(c) if c != 0), "exit {code:?}");
+    assert!(client.log().contains("is revoked"), "{}", client.log());
+    let log = edge.proc.wait_log("client refused", Duration::from_secs(5));
+    assert!(log.contains("is revoked"), "{log}");
+}

@@ -1,0 +1,249 @@
+//! The zero-trust client (`burrow client`): an enrolled device connects to
+//! the edge over QUIC with its device credentials and serves a local SOCKS5
+//! proxy (CONNECT); each proxied connection is one stream to the edge,
+//! which dials the destination (names are resolved at the edge) and logs
+//! the session.
+//!
+//! Module map: this file only — connect and register, the SOCKS5 accept
+//! loop, and one task per proxied connection. The SOCKS5 codec is
+//! `burrow_proto::socks5`.
+
+use burrow_config::identity::DeviceCredentials;
+use burrow_proto::socks5::{self, Command, Reply};
+use burrow_proto::{FlowKind, Frame, Register, StreamOpen};
+use burrow_transport::frames::{write_frame, FrameReader};
+use burrow_transport::pki::EdgeTrust;
+use burrow_transport::ConnectorConn;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+/// Time to connect and register.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time a local application has to finish the SOCKS5 handshake.
+const SOCKS_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time the edge has to reach a destination.
+const ACCEPT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Client settings.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// The device's credentials.
+    pub credentials: DeviceCredentials,
+    /// Edge address.
+    pub edge: SocketAddr,
+    /// The edge's CA (PEM).
+    pub edge_ca_pem: String,
+    /// The edge domain (SNI `quic.<domain>`).
+    pub edge_domain: String,
+    /// Local SOCKS5 listener (loopback).
+    pub socks: SocketAddr,
+}
+
+/// Why the client stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The edge could not be reached or refused the device.
+    #[error("{0}")]
+    Edge(String),
+    /// The local listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// Address.
+        addr: SocketAddr,
+        /// Failure.
+        source: std::io::Error,
+    },
+}
+
+async fn register(cfg: &ClientConfig) -> Result<ConnectorConn, ClientError> {
+    let e = |m: String| ClientError::Edge(m);
+    let trust = EdgeTrust::new(&cfg.edge_ca_pem, &cfg.edge_domain)
+        .map_err(|x| e(format!("edge CA: {x}")))?;
+    let ep = burrow_transport::quic::client_endpoint(cfg.edge).map_err(|x| e(x.to_string()))?;
+    let (conn, mut control) =
+        burrow_transport::quic::connect(&ep, cfg.edge, &trust, CONNECT_TIMEOUT)
+            .await
+            .map_err(|x| e(format!("QUIC to {}: {x}", cfg.edge)))?;
+    let c = &cfg.credentials;
+    let reg = Frame::Register(Register {
+        account_id: *c.account_id.as_bytes(),
+        tunnel_id: *c.device_id.as_bytes(),
+        secret: c.secret.0.clone(),
+        connector_id: *c.device_id.as_bytes(),
+        conn_index: 0,
+        version: format!("burrow-client {}", env!("CARGO_PKG_VERSION")),
+        features: vec!["client".into()],
+    });
+    let mut reader = FrameReader::new();
+    let answer = tokio::time::timeout(CONNECT_TIMEOUT, async {
+        write_frame(&mut control, &reg, true).await?;
+        reader.read_frame(&mut control).await
+    })
+    .await
+    .map_err(|_| e("no answer to registration".into()))?
+    .map_err(|x| e(format!("registration: {x}")))?;
+    match answer {
+        Frame::Registered(r) => {
+            info!(edge = %cfg.edge, colo = %r.colo, device_id = %c.device_id, "client connected to the edge");
+            // The control stream must stay open for the connection's life.
+            tokio::spawn(async move {
+                let mut control = control;
+                let mut buf = [0u8; 64];
+                while matches!(control.read(&mut buf).await, Ok(n) if n > 0) {}
+            });
+            Ok(conn)
+        }
+        Frame::Refused(r) => Err(e(format!("the edge refused this device: {}", r.message))),
+        other => Err(e(format!("unexpected answer to registration: {other:?}"))),
+    }
+}
+
+/// Connects, then serves the SOCKS5 proxy until `shutdown`.
+///
+/// # Errors
+/// [`ClientError`] when the edge refuses the device or the listener cannot
+/// be bound.
+pub async fn run(cfg: ClientConfig, shutdown: CancellationToken) -> Result<(), ClientError> {
+    let conn = Arc::new(register(&cfg).await?);
+    let listener = TcpListener::bind(cfg.socks)
+        .await
+        .map_err(|source| ClientError::Bind {
+            addr: cfg.socks,
+            source,
+        })?;
+    let local = listener.local_addr().map_err(|source| ClientError::Bind {
+        addr: cfg.socks,
+        source,
+    })?;
+    println!("SOCKS5 proxy: socks5h://{local}");
+    let next = Arc::new(AtomicU64::new(1));
+    loop {
+        let (app, peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let (conn, next) = (conn.clone(), next.clone());
+        tokio::spawn(async move {
+            if let Err(reason) = proxy(&conn, app, peer, &next).await {
+                debug!(%peer, %reason, "SOCKS connection ended");
+            }
+        });
+    }
+    conn.close();
+    Ok(())
+}
+
+async fn read_until<T>(
+    app: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    parse: impl Fn(&[u8]) -> Result<Option<T>, socks5::SocksError>,
+) -> Result<T, String> {
+    loop {
+        if let Some(v) = parse(buf).map_err(|e| e.to_string())? {
+            return Ok(v);
+        }
+        if buf.len() > 600 {
+            return Err("SOCKS request too long".into());
+        }
+        let mut chunk = [0u8; 512];
+        let n = app.read(&mut chunk).await.map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err("closed during the SOCKS handshake".into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+async fn proxy(
+    conn: &ConnectorConn,
+    mut app: TcpStream,
+    peer: SocketAddr,
+    next: &AtomicU64,
+) -> Result<(), String> {
+    let handshake = async {
+        let mut buf = Vec::with_capacity(64);
+        let (no_auth, used) = read_until(&mut app, &mut buf, socks5::parse_greeting).await?;
+        buf.drain(..used);
+        if !no_auth {
+            let _ = app.write_all(&[socks5::VERSION, socks5::NO_METHOD]).await;
+            return Err("client offers no 'no authentication' method".to_owned());
+        }
+        app.write_all(&[socks5::VERSION, socks5::NO_AUTH])
+            .await
+            .map_err(|e| e.to_string())?;
+        let (req, used) = read_until(&mut app, &mut buf, socks5::parse_request).await?;
+        buf.drain(..used);
+        Ok((req, buf))
+    };
+    let (req, early) = tokio::time::timeout(SOCKS_TIMEOUT, handshake)
+        .await
+        .map_err(|_| "SOCKS handshake timed out".to_owned())??;
+    if req.command != Command::Connect {
+        let _ = app
+            .write_all(&socks5::reply(Reply::CommandNotSupported, None))
+            .await;
+        return Err(format!("{:?} is not supported yet", req.command));
+    }
+    let mut stream = match conn.open_stream().await {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = app
+                .write_all(&socks5::reply(Reply::GeneralFailure, None))
+                .await;
+            return Err(format!("edge: {e}"));
+        }
+    };
+    let header = Frame::StreamOpen(StreamOpen {
+        kind: FlowKind::Tcp,
+        flow_id: next.fetch_add(1, Ordering::Relaxed),
+        hostname: req.dest.to_string(),
+        edge_port: 0,
+        client_addr: peer,
+    });
+    write_frame(&mut stream, &header, false)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut reader = FrameReader::new();
+    let answer = tokio::time::timeout(ACCEPT_TIMEOUT, reader.read_frame(&mut stream))
+        .await
+        .map_err(|_| "the edge did not answer in time".to_owned())?
+        .map_err(|e| e.to_string())?;
+    match answer {
+        Frame::StreamAccepted => {}
+        Frame::StreamRejected(r) => {
+            let _ = app
+                .write_all(&socks5::reply(Reply::HostUnreachable, None))
+                .await;
+            return Err(format!("{}: {}", req.dest, r.message));
+        }
+        other => return Err(format!("unexpected answer {other:?}")),
+    }
+    app.write_all(&socks5::reply(Reply::Succeeded, None))
+        .await
+        .map_err(|e| e.to_string())?;
+    let leftover = reader.into_leftover();
+    if !leftover.is_empty() {
+        app.write_all(&leftover).await.map_err(|e| e.to_string())?;
+    }
+    if !early.is_empty() {
+        stream.write_all(&early).await.map_err(|e| e.to_string())?;
+    }
+    burrow_transport::splice::splice(&mut app, &mut stream)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}

@@ -1,0 +1,250 @@
+//! Zero-trust clients (`burrow client`): enrolled devices that connect to
+//! the tunnel endpoint like connectors (QUIC), register with the feature
+//! [`FEATURE`] and their device credentials, and then open one stream per
+//! flow toward the edge. The edge dials the destination — egress to the
+//! Internet from this colo for now (private-network routes and egress
+//! policies come next) — splices, and writes one network session log record
+//! per finished flow.
+
+use crate::session_log::SessionRecord;
+use crate::Shared;
+use burrow_proto::{FlowKind, Frame, Refusal, RefuseCode, Register, Registered};
+use burrow_transport::frames::{write_frame, FrameReader};
+use burrow_transport::{BoxStream, EdgeConn};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+use subtle::ConstantTimeEq;
+use tokio::io::AsyncWriteExt;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn, Instrument};
+
+/// Registration feature of zero-trust clients.
+pub(crate) const FEATURE: &str = "client";
+/// Time a client has to send a flow header.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Dial timeout toward a destination.
+const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Who a registered client is.
+#[derive(Debug, Clone)]
+struct Identity {
+    device_id: uuid::Uuid,
+    device_name: String,
+    email: String,
+}
+
+async fn authenticate(shared: &Shared, reg: &Register) -> Result<Identity, Refusal> {
+    let refuse = |code, message: String| Refusal { code, message };
+    let device_id = uuid::Uuid::from_bytes(reg.tunnel_id);
+    let devices = shared
+        .store
+        .devices()
+        .await
+        .map_err(|e| refuse(RefuseCode::Internal, format!("edge state unavailable: {e}")))?;
+    let Some(d) = devices.into_iter().find(|d| d.id == device_id) else {
+        return Err(refuse(
+            RefuseCode::UnknownTunnel,
+            format!("device {device_id} is not enrolled on this edge"),
+        ));
+    };
+    let secret_ok: bool = d.secret.ct_eq(&reg.secret).into();
+    if !secret_ok || shared.account_id.as_bytes() != &reg.account_id {
+        return Err(refuse(
+            RefuseCode::BadSecret,
+            format!("device secret does not match for device {device_id}"),
+        ));
+    }
+    if d.revoked {
+        return Err(refuse(
+            RefuseCode::BadSecret,
+            format!("device {device_id} is revoked"),
+        ));
+    }
+    Ok(Identity {
+        device_id,
+        device_name: d.name,
+        email: d.user_email,
+    })
+}
+
+/// Serves a registered client connection until it closes.
+pub(crate) async fn serve(
+    shared: Arc<Shared>,
+    conn: EdgeConn,
+    mut control: BoxStream,
+    reg: Register,
+    peer: SocketAddr,
+    shutdown: CancellationToken,
+) {
+    let identity = match authenticate(&shared, &reg).await {
+        Ok(i) => i,
+        Err(refusal) => {
+            warn!(client = %peer, reason = %refusal.message, "client refused");
+            let _ = write_frame(&mut control, &Frame::Refused(refusal), false).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            conn.close();
+            return;
+        }
+    };
+    if matches!(conn, EdgeConn::H2(_)) {
+        let refusal = Refusal {
+            code: RefuseCode::Internal,
+            message: "zero-trust clients need QUIC (UDP) to the edge for now".into(),
+        };
+        let _ = write_frame(&mut control, &Frame::Refused(refusal), false).await;
+        conn.close();
+        return;
+    }
+    let reply = Frame::Registered(Registered {
+        connection_id: *uuid::Uuid::new_v4().as_bytes(),
+        colo: shared.colo.clone(),
+    });
+    if write_frame(&mut control, &reply, false).await.is_err() {
+        conn.close();
+        return;
+    }
+    info!(client = %peer, device_id = %identity.device_id, user = %identity.email, "client connected");
+    let identity = Arc::new(identity);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = conn.closed() => break,
+            s = conn.accept_stream() => match s {
+                Some(stream) => {
+                    let span = tracing::info_span!("client_flow", user = %identity.email);
+                    shared.flows.spawn(
+                        egress(shared.clone(), identity.clone(), stream, peer).instrument(span),
+                    );
+                }
+                None => break,
+            },
+        }
+    }
+    info!(client = %peer, device_id = %identity.device_id, "client disconnected");
+}
+
+/// `host:port` or `[v6]:port` → (host, port).
+fn split_host_port(s: &str) -> Option<(String, u16)> {
+    let (host, port) = s.rsplit_once(':')?;
+    let port: u16 = port.parse().ok().filter(|p| *p != 0)?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    (!host.is_empty()).then(|| (host.to_ascii_lowercase(), port))
+}
+
+/// One client flow: dial the destination, splice, log the session.
+async fn egress(shared: Arc<Shared>, who: Arc<Identity>, mut stream: BoxStream, peer: SocketAddr) {
+    let started = SystemTime::now();
+    let mut reader = FrameReader::new();
+    let open = match tokio::time::timeout(HEADER_TIMEOUT, reader.read_frame(&mut stream)).await {
+        Ok(Ok(Frame::StreamOpen(o))) if o.kind == FlowKind::Tcp => o,
+        Ok(Ok(other)) => {
+            debug!(?other, "client flow did not start with a TCP StreamOpen");
+            return;
+        }
+        _ => return,
+    };
+    let mut record = SessionRecord::new(&shared, started, peer);
+    record.device(&who.device_id.to_string(), &who.device_name, &who.email);
+    let rule_started = Instant::now();
+    let Some((host, port)) = split_host_port(&open.hostname) else {
+        let f = Frame::StreamRejected(Refusal {
+            code: RefuseCode::OriginUnreachable,
+            message: format!("'{}' is not host:port", open.hostname),
+        });
+        let _ = write_frame(&mut stream, &f, false).await;
+        return;
+    };
+    // Egress policies come with the policy store; for now every flow takes
+    // the colo's default egress.
+    record.rule_evaluation(rule_started.elapsed());
+    let target = match tokio::net::lookup_host((host.as_str(), port)).await {
+        Ok(mut addrs) => addrs.next(),
+        Err(_) => None,
+    };
+    let Some(target) = target else {
+        record.close("DNS_FAILURE", None);
+        shared.log_session(record);
+        let f = Frame::StreamRejected(Refusal {
+            code: RefuseCode::OriginUnreachable,
+            message: format!("cannot resolve {host}"),
+        });
+        let _ = write_frame(&mut stream, &f, false).await;
+        return;
+    };
+    record.origin(target);
+    let origin = tokio::time::timeout(DIAL_TIMEOUT, tokio::net::TcpStream::connect(target)).await;
+    let mut origin = match origin {
+        Ok(Ok(o)) => o,
+        Ok(Err(e)) => {
+            let reason = if e.raw_os_error() == Some(99) {
+                "PORT_EXHAUSTION"
+            } else if e.kind() == std::io::ErrorKind::ConnectionRefused {
+                "ORIGIN_REFUSED"
+            } else {
+                "ORIGIN_UNREACHABLE"
+            };
+            record.close(reason, None);
+            shared.log_session(record);
+            let f = Frame::StreamRejected(Refusal {
+                code: RefuseCode::OriginUnreachable,
+                message: format!("cannot reach {target}: {e}"),
+            });
+            let _ = write_frame(&mut stream, &f, false).await;
+            return;
+        }
+        Err(_) => {
+            record.close("ORIGIN_TIMEOUT", None);
+            shared.log_session(record);
+            let f = Frame::StreamRejected(Refusal {
+                code: RefuseCode::OriginUnreachable,
+                message: format!("{target} did not answer within {DIAL_TIMEOUT:?}"),
+            });
+            let _ = write_frame(&mut stream, &f, false).await;
+            return;
+        }
+    };
+    let _ = origin.set_nodelay(true);
+    if let Ok(local) = origin.local_addr() {
+        record.egress(local);
+    }
+    if write_frame(&mut stream, &Frame::StreamAccepted, false)
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let leftover = reader.into_leftover();
+    if !leftover.is_empty() && origin.write_all(&leftover).await.is_err() {
+        return;
+    }
+    let result = burrow_transport::splice::splice(&mut stream, &mut origin).await;
+    match result {
+        Ok((up, down)) => {
+            record.bytes(up + leftover.len() as u64, down);
+            record.close("CLIENT_OR_ORIGIN_CLOSED", Some(started));
+        }
+        Err(e) => {
+            debug!(error = %e, "client flow ended with an error");
+            record.close("ERROR", Some(started));
+        }
+    }
+    shared.log_session(record);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_port_splits() {
+        assert_eq!(
+            split_host_port("Example.com:443"),
+            Some(("example.com".into(), 443))
+        );
+        assert_eq!(split_host_port("[::1]:80"), Some(("::1".into(), 80)));
+        assert_eq!(split_host_port("example.com"), None);
+        assert_eq!(split_host_port("example.com:0"), None);
+        assert_eq!(split_host_port(":80"), None);
+    }
+}

@@ -1,0 +1,204 @@
+//! Network session logs: one JSON object per finished client session,
+//! with the field names and meanings of Cloudflare Gateway's network
+//! session logs (reference `002_*`). Times are Unix nanoseconds.
+//!
+//! Records go through a bounded queue to a writer task that appends them
+//! as JSON lines to `--session-log FILE` and rotates the file at
+//! [`ROTATE_AT`] (`FILE` → `FILE.1`). A full queue drops the record and
+//! counts it (`burrow_edge_session_log_dropped_total`); shutdown flushes
+//! what is queued.
+//!
+//! `ConnectionCloseReason` values: `CLIENT_OR_ORIGIN_CLOSED` (either side
+//! ended the connection), `ORIGIN_REFUSED`, `ORIGIN_UNREACHABLE`,
+//! `ORIGIN_TIMEOUT`, `PORT_EXHAUSTION` (no local port for the dial),
+//! `DNS_FAILURE`, `ERROR` (a transport failure mid-session).
+//! `BytesSent` counts client → destination, `BytesReceived` destination →
+//! client.
+
+use crate::Shared;
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::mpsc;
+
+/// Size at which the log file is rotated.
+pub(crate) const ROTATE_AT: u64 = 64 * 1024 * 1024;
+/// Records waiting for the writer; more are dropped and counted.
+pub(crate) const QUEUE: usize = 16_384;
+
+fn nanos(t: SystemTime) -> i64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// One session, filled in as the flow goes.
+pub(crate) struct SessionRecord(Value);
+
+impl SessionRecord {
+    pub(crate) fn new(shared: &Shared, started: SystemTime, client: SocketAddr) -> Self {
+        let mut id = [0u8; 16];
+        rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut id);
+        Self(json!({
+            "AccountID": shared.account_id.to_string(),
+            "BytesReceived": 0,
+            "BytesSent": 0,
+            "ClientTCPHandshakeDurationMs": 0,
+            "ClientTLSCipher": "",
+            "ClientTLSHandshakeDurationMs": 0,
+            "ClientTLSVersion": "none",
+            "ConnectionCloseReason": "UNKNOWN",
+            "ConnectionReuse": false,
+            "DestinationTunnelID": "00000000-0000-0000-0000-000000000000",
+            "DetectedProtocol": "",
+            "DeviceID": "",
+            "DeviceName": "",
+            "EgressColoName": shared.colo,
+            "EgressIP": "",
+            "EgressPort": 0,
+            "EgressRuleID": "",
+            "EgressRuleName": "",
+            "Email": "",
+            "IngressColoName": shared.colo,
+            "Offramp": "INTERNET",
+            "OriginIP": "",
+            "OriginPort": 0,
+            "OriginTLSCertificateIssuer": "",
+            "OriginTLSCertificateValidationResult": "NONE",
+            "OriginTLSCipher": "",
+            "OriginTLSHandshakeDurationMs": 0,
+            "OriginTLSVersion": "none",
+            "Protocol": "TCP",
+            "RuleEvaluationDurationMs": 0,
+            "SessionEndTime": 0,
+            "SessionID": hex::encode(id),
+            "SessionStartTime": nanos(started),
+            "SourceIP": client.ip().to_string(),
+            "SourceInternalIP": "",
+            "SourcePort": client.port(),
+            "UserID": "",
+            "VirtualNetworkID": "",
+        }))
+    }
+
+    pub(crate) fn device(&mut self, id: &str, name: &str, email: &str) {
+        self.0["DeviceID"] = json!(id);
+        self.0["DeviceName"] = json!(name);
+        self.0["Email"] = json!(email);
+        self.0["UserID"] = json!(email);
+    }
+
+    pub(crate) fn rule_evaluation(&mut self, took: Duration) {
+        self.0["RuleEvaluationDurationMs"] = json!(took.as_secs_f64() * 1000.0);
+    }
+
+    pub(crate) fn origin(&mut self, a: SocketAddr) {
+        self.0["OriginIP"] = json!(a.ip().to_string());
+        self.0["OriginPort"] = json!(a.port());
+    }
+
+    pub(crate) fn egress(&mut self, local: SocketAddr) {
+        self.0["EgressIP"] = json!(local.ip().to_string());
+        self.0["EgressPort"] = json!(local.port());
+    }
+
+    pub(crate) fn bytes(&mut self, sent: u64, received: u64) {
+        self.0["BytesSent"] = json!(sent);
+        self.0["BytesReceived"] = json!(received);
+    }
+
+    /// Sets the close reason and the end time (now).
+    pub(crate) fn close(&mut self, reason: &str, _started: Option<SystemTime>) {
+        self.0["ConnectionCloseReason"] = json!(reason);
+        self.0["SessionEndTime"] = json!(nanos(SystemTime::now()));
+    }
+
+    fn into_line(self) -> String {
+        self.0.to_string()
+    }
+}
+
+/// The writer's handle, held by [`Shared`].
+pub(crate) struct SessionLog {
+    tx: std::sync::Mutex<Option<mpsc::Sender<String>>>,
+    task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl SessionLog {
+    /// Starts the writer for `path` (`None`: records are discarded).
+    pub(crate) fn start(path: Option<PathBuf>) -> Self {
+        let Some(path) = path else {
+            return Self {
+                tx: std::sync::Mutex::new(None),
+                task: std::sync::Mutex::new(None),
+            };
+        };
+        let (tx, mut rx) = mpsc::channel::<String>(QUEUE);
+        let task = tokio::spawn(async move {
+            let open = |p: &PathBuf| {
+                let p = p.clone();
+                async move {
+                    tokio::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(&p)
+                        .await
+                }
+            };
+            let mut file = match open(&path).await {
+                Ok(f) => f,
+                Err(e) => {
+                    tracing::error!(path = %path.display(), error = %e, "cannot open the session log");
+                    return;
+                }
+            };
+            let mut size = file.metadata().await.map(|m| m.len()).unwrap_or(0);
+            while let Some(line) = rx.recv().await {
+                let mut batch = line;
+                batch.push('\n');
+                while let Ok(more) = rx.try_recv() {
+                    batch.push_str(&more);
+                    batch.push('\n');
+                }
+                if let Err(e) = file.write_all(batch.as_bytes()).await {
+                    tracing::error!(error = %e, "session log write failed");
+                }
+                let _ = file.flush().await;
+                size += batch.len() as u64;
+                if size >= ROTATE_AT {
+                    let rotated = path.with_extension("1");
+                    let _ = tokio::fs::rename(&path, &rotated).await;
+                    if let Ok(f) = open(&path).await {
+                        file = f;
+                        size = 0;
+                    }
+                }
+            }
+            let _ = file.sync_all().await;
+        });
+        Self {
+            tx: std::sync::Mutex::new(Some(tx)),
+            task: std::sync::Mutex::new(Some(task)),
+        }
+    }
+
+    /// Queues a record; `false` when it had to be dropped.
+    pub(crate) fn push(&self, r: SessionRecord) -> bool {
+        let tx = self.tx.lock().expect("session log lock poisoned").clone();
+        match tx {
+            Some(tx) => tx.try_send(r.into_line()).is_ok(),
+            None => true,
+        }
+    }
+
+    /// Stops taking records and waits until the queued ones are written.
+    pub(crate) async fn flush_and_stop(&self) {
+        self.tx.lock().expect("session log lock poisoned").take();
+        let task = self.task.lock().expect("session log lock poisoned").take();
+        if let Some(t) = task {
+            let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+        }
+    }
+}

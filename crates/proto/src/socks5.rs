@@ -1,0 +1,266 @@
+//! SOCKS5 (RFC 1928) as the zero-trust client's local proxy speaks it: the
+//! greeting (no-authentication only) and the request (CONNECT; UDP
+//! ASSOCIATE is recognised so it can be refused cleanly for now), as pure
+//! functions over byte buffers. Parsers return `Ok(None)` when more bytes
+//! are needed, and never panic.
+
+/// Protocol version byte.
+pub const VERSION: u8 = 5;
+/// "No authentication required".
+pub const NO_AUTH: u8 = 0;
+/// "No acceptable methods".
+pub const NO_METHOD: u8 = 0xFF;
+
+/// A SOCKS5 command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// Open a TCP connection.
+    Connect,
+    /// Bind (never supported).
+    Bind,
+    /// Relay UDP datagrams.
+    UdpAssociate,
+}
+
+/// A destination as the client named it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dest {
+    /// An IP address and port.
+    Ip(std::net::SocketAddr),
+    /// A domain name (resolved at the edge) and port.
+    Domain(String, u16),
+}
+
+impl std::fmt::Display for Dest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Dest::Ip(a) => write!(f, "{a}"),
+            Dest::Domain(h, p) => write!(f, "{h}:{p}"),
+        }
+    }
+}
+
+/// A parsed request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// What the client asks for.
+    pub command: Command,
+    /// Where to.
+    pub dest: Dest,
+}
+
+/// Reply codes (RFC 1928 section 6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reply {
+    /// Succeeded.
+    Succeeded = 0,
+    /// General failure.
+    GeneralFailure = 1,
+    /// Not allowed by the ruleset.
+    NotAllowed = 2,
+    /// Network unreachable.
+    NetworkUnreachable = 3,
+    /// Host unreachable.
+    HostUnreachable = 4,
+    /// Connection refused.
+    ConnectionRefused = 5,
+    /// TTL expired.
+    TtlExpired = 6,
+    /// Command not supported.
+    CommandNotSupported = 7,
+    /// Address type not supported.
+    AddressTypeNotSupported = 8,
+}
+
+/// Why bytes are not SOCKS5.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SocksError {
+    /// Not version 5.
+    #[error("not SOCKS5 (version byte {0})")]
+    Version(u8),
+    /// The greeting lists no methods.
+    #[error("the greeting offers no authentication method")]
+    NoMethods,
+    /// Unknown command byte.
+    #[error("unknown SOCKS command {0}")]
+    Command(u8),
+    /// Unknown address type.
+    #[error("unknown SOCKS address type {0}")]
+    AddressType(u8),
+    /// Reserved byte not zero, empty or non-UTF-8 domain.
+    #[error("malformed SOCKS request: {0}")]
+    Malformed(&'static str),
+}
+
+/// Parses the greeting: `Ok(Some((offers_no_auth, consumed)))`.
+///
+/// # Errors
+/// [`SocksError`] when the bytes are not a SOCKS5 greeting.
+pub fn parse_greeting(buf: &[u8]) -> Result<Option<(bool, usize)>, SocksError> {
+    let (Some(&ver), Some(&n)) = (buf.first(), buf.get(1)) else {
+        return Ok(None);
+    };
+    if ver != VERSION {
+        return Err(SocksError::Version(ver));
+    }
+    if n == 0 {
+        return Err(SocksError::NoMethods);
+    }
+    let end = 2 + usize::from(n);
+    let Some(methods) = buf.get(2..end) else {
+        return Ok(None);
+    };
+    Ok(Some((methods.contains(&NO_AUTH), end)))
+}
+
+/// Parses a request: `Ok(Some((request, consumed)))`.
+///
+/// # Errors
+/// [`SocksError`] naming what is wrong.
+pub fn parse_request(buf: &[u8]) -> Result<Option<(Request, usize)>, SocksError> {
+    if buf.len() < 4 {
+        return Ok(None);
+    }
+    if buf[0] != VERSION {
+        return Err(SocksError::Version(buf[0]));
+    }
+    let command = match buf[1] {
+        1 => Command::Connect,
+        2 => Command::Bind,
+        3 => Command::UdpAssociate,
+        c => return Err(SocksError::Command(c)),
+    };
+    if buf[2] != 0 {
+        return Err(SocksError::Malformed("reserved byte is not zero"));
+    }
+    let port_at = |addr_end: usize| -> Option<u16> {
+        buf.get(addr_end..addr_end + 2)
+            .map(|p| u16::from_be_bytes([p[0], p[1]]))
+    };
+    let (dest, end) = match buf[3] {
+        1 => {
+            let Some(a) = buf.get(4..8) else {
+                return Ok(None);
+            };
+            let Some(port) = port_at(8) else {
+                return Ok(None);
+            };
+            let ip = std::net::Ipv4Addr::new(a[0], a[1], a[2], a[3]);
+            (Dest::Ip((ip, port).into()), 10)
+        }
+        4 => {
+            let Some(a) = buf.get(4..20) else {
+                return Ok(None);
+            };
+            let Some(port) = port_at(20) else {
+                return Ok(None);
+            };
+            let mut b = [0u8; 16];
+            b.copy_from_slice(a);
+            (Dest::Ip((std::net::Ipv6Addr::from(b), port).into()), 22)
+        }
+        3 => {
+            let Some(&len) = buf.get(4) else {
+                return Ok(None);
+            };
+            if len == 0 {
+                return Err(SocksError::Malformed("empty domain name"));
+            }
+            let end = 5 + usize::from(len);
+            let Some(name) = buf.get(5..end) else {
+                return Ok(None);
+            };
+            let Some(port) = port_at(end) else {
+                return Ok(None);
+            };
+            let name = std::str::from_utf8(name)
+                .map_err(|_| SocksError::Malformed("domain name is not UTF-8"))?;
+            (Dest::Domain(name.to_ascii_lowercase(), port), end + 2)
+        }
+        t => return Err(SocksError::AddressType(t)),
+    };
+    Ok(Some((Request { command, dest }, end)))
+}
+
+/// A reply with the bound address (all zeros when there is none).
+pub fn reply(code: Reply, bound: Option<std::net::SocketAddr>) -> Vec<u8> {
+    let mut out = vec![VERSION, code as u8, 0];
+    match bound {
+        Some(std::net::SocketAddr::V6(a)) => {
+            out.push(4);
+            out.extend_from_slice(&a.ip().octets());
+            out.extend_from_slice(&a.port().to_be_bytes());
+        }
+        Some(std::net::SocketAddr::V4(a)) => {
+            out.push(1);
+            out.extend_from_slice(&a.ip().octets());
+            out.extend_from_slice(&a.port().to_be_bytes());
+        }
+        None => out.extend_from_slice(&[1, 0, 0, 0, 0, 0, 0]),
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn greeting_and_requests_parse() {
+        assert_eq!(parse_greeting(&[5, 2, 2, 0]), Ok(Some((true, 4))));
+        assert_eq!(parse_greeting(&[5, 1, 2]), Ok(Some((false, 3))));
+        assert_eq!(parse_greeting(&[5, 2, 0]), Ok(None));
+        assert_eq!(parse_greeting(&[4, 1, 0]), Err(SocksError::Version(4)));
+        let mut r = vec![5, 1, 0, 3, 11];
+        r.extend_from_slice(b"Example.com");
+        r.extend_from_slice(&443u16.to_be_bytes());
+        assert_eq!(
+            parse_request(&r),
+            Ok(Some((
+                Request {
+                    command: Command::Connect,
+                    dest: Dest::Domain("example.com".into(), 443)
+                },
+                r.len()
+            )))
+        );
+        assert_eq!(parse_request(&r[..r.len() - 1]), Ok(None));
+        let v4 = [5, 3, 0, 1, 127, 0, 0, 1, 0, 53];
+        assert_eq!(
+            parse_request(&v4).unwrap().unwrap().0.dest,
+            Dest::Ip("127.0.0.1:53".parse().unwrap())
+        );
+        assert_eq!(parse_request(&[5, 9, 0, 1]), Err(SocksError::Command(9)));
+        assert_eq!(
+            parse_request(&[5, 1, 0, 7]),
+            Err(SocksError::AddressType(7))
+        );
+    }
+
+    #[test]
+    fn replies_carry_the_bound_address() {
+        assert_eq!(
+            reply(Reply::Succeeded, Some("10.0.0.1:1080".parse().unwrap())),
+            vec![5, 0, 0, 1, 10, 0, 0, 1, 0x04, 0x38]
+        );
+        assert_eq!(
+            reply(Reply::HostUnreachable, None),
+            vec![5, 4, 0, 1, 0, 0, 0, 0, 0, 0]
+        );
+    }
+
+    proptest! {
+        /// Any bytes: no panic, and a parsed request never claims more
+        /// bytes than it was given.
+        #[test]
+        fn never_panics(data in proptest::collection::vec(any::<u8>(), 0..300)) {
+            if let Ok(Some((_, n))) = parse_request(&data) {
+                prop_assert!(n <= data.len());
+            }
+            if let Ok(Some((_, n))) = parse_greeting(&data) {
+                prop_assert!(n <= data.len());
+            }
+        }
+    }
+}
