@@ -67,6 +67,10 @@ pub(crate) struct ClientArgs {
     /// Local SOCKS5 listener (loopback).
     #[arg(long, default_value = "127.0.0.1:1080")]
     pub(crate) socks: String,
+    /// Local HTTP CONNECT proxy (loopback), e.g. 127.0.0.1:8080
+    /// (`curl -p -x http://127.0.0.1:8080 URL`). [default: off]
+    #[arg(long, value_name = "IP:PORT")]
+    pub(crate) http_proxy: Option<String>,
 }
 
 #[derive(Args, Debug)]

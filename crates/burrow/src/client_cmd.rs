@@ -35,7 +35,16 @@ pub(crate) async fn run(a: ClientArgs) -> anyhow::Result<()> {
         .socks
         .parse()
         .map_err(|_| config_err(format!("--socks: '{}' is not an IP:port address", a.socks)))?;
+    let http_proxy = a
+        .http_proxy
+        .as_deref()
+        .map(|s| {
+            s.parse()
+                .map_err(|_| config_err(format!("--http-proxy: '{s}' is not an IP:port address")))
+        })
+        .transpose()?;
     let cfg = ClientConfig {
+        http_proxy,
         edge,
         edge_ca_pem,
         edge_domain: credentials

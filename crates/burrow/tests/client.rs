@@ -39,10 +39,19 @@ fn socks5_through_the_edge_reaches_the_destination_and_logs_the_session() {
     let origin = HttpOrigin::start("A");
     let socks = format!("127.0.0.1:{}", free_port());
     let c = creds.to_string_lossy().into_owned();
+    let http_proxy = format!("127.0.0.1:{}", free_port());
     let client = Proc::spawn(
         dir.path(),
         "client",
-        &["client", "--credentials", &c, "--socks", &socks],
+        &[
+            "client",
+            "--credentials",
+            &c,
+            "--socks",
+            &socks,
+            "--http-proxy",
+            &http_proxy,
+        ],
     );
     client.wait_line("SOCKS5 proxy:", Duration::from_secs(20));
 
@@ -62,6 +71,27 @@ fn socks5_through_the_edge_reaches_the_destination_and_logs_the_session() {
         body.starts_with("origin A\n") && body.contains("path /through-socks"),
         "{body}"
     );
+
+    // The same through the HTTP CONNECT proxy (curl -p forces CONNECT).
+    let out = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "20",
+            "-p",
+            "-x",
+            &format!("http://{http_proxy}"),
+            &url,
+        ])
+        .output()
+        .unwrap();
+    let body = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(body.starts_with("origin A\n"), "{body}");
 
     // An unreachable destination: curl is told, and the session is logged.
     let dead = format!("http://127.0.0.1:{}/", free_port());
@@ -86,12 +116,12 @@ fn socks5_through_the_edge_reaches_the_destination_and_logs_the_session() {
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
-        if recs.len() >= 2 || std::time::Instant::now() > deadline {
+        if recs.len() >= 3 || std::time::Instant::now() > deadline {
             break recs;
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    assert_eq!(records.len(), 2, "{records:#?}");
+    assert_eq!(records.len(), 3, "{records:#?}");
     let ok = &records[0];
     assert_eq!(ok["Email"], "ana@example.com");
     assert_eq!(ok["DeviceID"], device_id.as_str());
@@ -106,7 +136,11 @@ fn socks5_through_the_edge_reaches_the_destination_and_logs_the_session() {
     assert!(ok["BytesReceived"].as_u64().unwrap() > 50, "{ok}");
     assert!(ok["SessionEndTime"].as_i64().unwrap() > ok["SessionStartTime"].as_i64().unwrap());
     assert_eq!(ok["SessionID"].as_str().unwrap().len(), 32);
-    assert_eq!(records[1]["ConnectionCloseReason"], "ORIGIN_REFUSED");
+    assert_eq!(
+        records[1]["ConnectionCloseReason"],
+        "CLIENT_OR_ORIGIN_CLOSED"
+    );
+    assert_eq!(records[2]["ConnectionCloseReason"], "ORIGIN_REFUSED");
     for k in [
         "EgressIP",
         "EgressPort",

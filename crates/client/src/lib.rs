@@ -43,6 +43,8 @@ pub struct ClientConfig {
     pub edge_domain: String,
     /// Local SOCKS5 listener (loopback).
     pub socks: SocketAddr,
+    /// Local HTTP CONNECT proxy listener (loopback), if any.
+    pub http_proxy: Option<SocketAddr>,
 }
 
 /// Why the client stopped.
@@ -124,6 +126,21 @@ pub async fn run(cfg: ClientConfig, shutdown: CancellationToken) -> Result<(), C
     })?;
     println!("SOCKS5 proxy: socks5h://{local}");
     let next = Arc::new(AtomicU64::new(1));
+    if let Some(addr) = cfg.http_proxy {
+        let l = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ClientError::Bind { addr, source })?;
+        let bound = l
+            .local_addr()
+            .map_err(|source| ClientError::Bind { addr, source })?;
+        println!("HTTP proxy: http://{bound}");
+        tokio::spawn(serve_http_proxy(
+            l,
+            conn.clone(),
+            next.clone(),
+            shutdown.clone(),
+        ));
+    }
     loop {
         let (app, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -198,19 +215,43 @@ async fn proxy(
             .await;
         return Err(format!("{:?} is not supported yet", req.command));
     }
-    let mut stream = match conn.open_stream().await {
-        Ok(s) => s,
-        Err(e) => {
+    let (mut stream, leftover) = match open_flow(conn, req.dest.to_string(), peer, next).await {
+        Ok(x) => x,
+        Err(reason) => {
             let _ = app
-                .write_all(&socks5::reply(Reply::GeneralFailure, None))
+                .write_all(&socks5::reply(Reply::HostUnreachable, None))
                 .await;
-            return Err(format!("edge: {e}"));
+            return Err(reason);
         }
     };
+    app.write_all(&socks5::reply(Reply::Succeeded, None))
+        .await
+        .map_err(|e| e.to_string())?;
+    if !leftover.is_empty() {
+        app.write_all(&leftover).await.map_err(|e| e.to_string())?;
+    }
+    if !early.is_empty() {
+        stream.write_all(&early).await.map_err(|e| e.to_string())?;
+    }
+    burrow_transport::splice::splice(&mut app, &mut stream)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// Opens a flow to `dest` (`host:port`) through the edge and waits until
+/// the edge reached it. Returns the stream and bytes read past the answer.
+async fn open_flow(
+    conn: &ConnectorConn,
+    dest: String,
+    peer: SocketAddr,
+    next: &AtomicU64,
+) -> Result<(burrow_transport::BoxStream, bytes::BytesMut), String> {
+    let mut stream = conn.open_stream().await.map_err(|e| format!("edge: {e}"))?;
     let header = Frame::StreamOpen(StreamOpen {
         kind: FlowKind::Tcp,
         flow_id: next.fetch_add(1, Ordering::Relaxed),
-        hostname: req.dest.to_string(),
+        hostname: dest.clone(),
         edge_port: 0,
         client_addr: peer,
     });
@@ -223,24 +264,109 @@ async fn proxy(
         .map_err(|_| "the edge did not answer in time".to_owned())?
         .map_err(|e| e.to_string())?;
     match answer {
-        Frame::StreamAccepted => {}
-        Frame::StreamRejected(r) => {
-            let _ = app
-                .write_all(&socks5::reply(Reply::HostUnreachable, None))
-                .await;
-            return Err(format!("{}: {}", req.dest, r.message));
-        }
-        other => return Err(format!("unexpected answer {other:?}")),
+        Frame::StreamAccepted => Ok((stream, reader.into_leftover())),
+        Frame::StreamRejected(r) => Err(format!("{dest}: {}", r.message)),
+        other => Err(format!("unexpected answer {other:?}")),
     }
-    app.write_all(&socks5::reply(Reply::Succeeded, None))
+}
+
+async fn serve_http_proxy(
+    listener: TcpListener,
+    conn: Arc<ConnectorConn>,
+    next: Arc<AtomicU64>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let (app, peer) = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let (conn, next) = (conn.clone(), next.clone());
+        tokio::spawn(async move {
+            if let Err(reason) = http_connect(&conn, app, peer, &next).await {
+                debug!(%peer, %reason, "HTTP proxy connection ended");
+            }
+        });
+    }
+}
+
+/// One `CONNECT host:port` through the edge.
+async fn http_connect(
+    conn: &ConnectorConn,
+    mut app: TcpStream,
+    peer: SocketAddr,
+    next: &AtomicU64,
+) -> Result<(), String> {
+    use burrow_proto::http_connect::{parse, ConnectError, MAX_HEAD};
+    let mut buf = Vec::with_capacity(512);
+    let head = tokio::time::timeout(SOCKS_TIMEOUT, async {
+        loop {
+            match parse(&buf) {
+                Ok(Some(x)) => return Ok(x),
+                Ok(None) => {}
+                Err(e) => return Err(e),
+            }
+            let mut chunk = [0u8; 1024];
+            match app.read(&mut chunk).await {
+                Ok(0) | Err(_) => {
+                    return Err(ConnectError::Malformed("closed before the request ended"))
+                }
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+            if buf.len() > MAX_HEAD + 1024 {
+                return Err(ConnectError::TooLong);
+            }
+        }
+    })
+    .await
+    .map_err(|_| "proxy request timed out".to_owned())?;
+    let (host, port, used) = match head {
+        Ok(x) => x,
+        Err(e) => {
+            let status = if matches!(e, ConnectError::Method(_)) {
+                "405 Method Not Allowed"
+            } else {
+                "400 Bad Request"
+            };
+            let _ = app
+                .write_all(format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n").as_bytes())
+                .await;
+            return Err(e.to_string());
+        }
+    };
+    let (mut stream, leftover) = match open_flow(conn, format!("{host}:{port}"), peer, next).await {
+        Ok(x) => x,
+        Err(reason) => {
+            let body = format!("{reason}\n");
+            let _ = app
+                .write_all(
+                    format!(
+                        "HTTP/1.1 502 Bad Gateway\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    )
+                    .as_bytes(),
+                )
+                .await;
+            return Err(reason);
+        }
+    };
+    app.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
         .await
         .map_err(|e| e.to_string())?;
-    let leftover = reader.into_leftover();
     if !leftover.is_empty() {
         app.write_all(&leftover).await.map_err(|e| e.to_string())?;
     }
-    if !early.is_empty() {
-        stream.write_all(&early).await.map_err(|e| e.to_string())?;
+    if buf.len() > used {
+        stream
+            .write_all(&buf[used..])
+            .await
+            .map_err(|e| e.to_string())?;
     }
     burrow_transport::splice::splice(&mut app, &mut stream)
         .await

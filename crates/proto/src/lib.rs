@@ -5,6 +5,7 @@
 //! - this file: [`Frame`] and its messages, [`encode`] / [`decode`], the
 //!   connection [`PREFACE`] and [`decode_preface`].
 //! - [`datagram`]: UDP datagrams framed on a flow stream.
+//! - [`http_connect`]: the client's HTTP CONNECT proxy request line.
 //! - [`socks5`]: the client's local SOCKS5 proxy greeting and request.
 //! - [`proxy_header`]: PROXY protocol v1/v2 and Simple Proxy Protocol headers.
 //!
@@ -22,6 +23,7 @@
 //! decoder reports how many it consumed).
 
 pub mod datagram;
+pub mod http_connect;
 pub mod proxy_header;
 pub mod socks5;
 
