@@ -178,3 +178,42 @@ fn a_revoked_device_is_refused() {
     let log = edge.proc.wait_log("client refused", Duration::from_secs(5));
     assert!(log.contains("is revoked"), "{log}");
 }
+
+#[test]
+fn the_client_reconnects_when_the_edge_comes_back() {
+    let dir = tempdir();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &["--listen", &listen]);
+    let (creds, _) = enroll(&edge, dir.path());
+    let origin = HttpOrigin::start("A");
+    let socks = format!("127.0.0.1:{}", free_port());
+    let c = creds.to_string_lossy().into_owned();
+    let client = Proc::spawn(
+        dir.path(),
+        "client",
+        &["client", "--credentials", &c, "--socks", &socks],
+    );
+    client.wait_line("SOCKS5 proxy:", Duration::from_secs(20));
+    let url = format!("http://127.0.0.1:{}/", origin.addr.port());
+    let fetch = || {
+        std::process::Command::new("curl")
+            .args(["-sS", "--max-time", "5", "--socks5-hostname", &socks, &url])
+            .output()
+            .map(|o| o.status.success() && o.stdout.starts_with(b"origin A"))
+            .unwrap_or(false)
+    };
+    assert!(fetch());
+    // The edge dies and comes back on the same address and state.
+    drop(edge);
+    let _edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &["--listen", &listen]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    while !fetch() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no reconnect; client log:\n{}",
+            client.log()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(client.log().contains("reconnecting"), "{}", client.log());
+}

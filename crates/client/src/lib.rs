@@ -113,7 +113,9 @@ async fn register(cfg: &ClientConfig) -> Result<ConnectorConn, ClientError> {
 /// [`ClientError`] when the edge refuses the device or the listener cannot
 /// be bound.
 pub async fn run(cfg: ClientConfig, shutdown: CancellationToken) -> Result<(), ClientError> {
-    let conn = Arc::new(register(&cfg).await?);
+    let first = register(&cfg).await?;
+    let conn = Arc::new(arc_swap::ArcSwap::from_pointee(first));
+    tokio::spawn(reconnect(cfg.clone(), conn.clone(), shutdown.clone()));
     let listener = TcpListener::bind(cfg.socks)
         .await
         .map_err(|source| ClientError::Bind {
@@ -153,15 +155,48 @@ pub async fn run(cfg: ClientConfig, shutdown: CancellationToken) -> Result<(), C
                 }
             },
         };
-        let (conn, next) = (conn.clone(), next.clone());
+        let (conn, next) = (conn.load_full(), next.clone());
         tokio::spawn(async move {
             if let Err(reason) = proxy(&conn, app, peer, &next).await {
                 debug!(%peer, %reason, "SOCKS connection ended");
             }
         });
     }
-    conn.close();
+    conn.load().close();
     Ok(())
+}
+
+/// The edge connection, replaced when it is lost.
+type Shared = Arc<arc_swap::ArcSwap<ConnectorConn>>;
+
+/// Waits for the connection to drop and connects again, with backoff
+/// (1 s doubling to 30 s); proxied connections fail meanwhile.
+async fn reconnect(cfg: ClientConfig, conn: Shared, shutdown: CancellationToken) {
+    loop {
+        let current = conn.load_full();
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = current.closed() => {}
+        }
+        warn!("connection to the edge lost; reconnecting");
+        let mut wait = Duration::from_secs(1);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(wait) => {}
+            }
+            match register(&cfg).await {
+                Ok(c) => {
+                    conn.store(Arc::new(c));
+                    break;
+                }
+                Err(e) => {
+                    warn!(error = %e, retry_in = ?wait, "reconnecting to the edge failed");
+                    wait = (wait * 2).min(Duration::from_secs(30));
+                }
+            }
+        }
+    }
 }
 
 async fn read_until<T>(
@@ -272,7 +307,7 @@ async fn open_flow(
 
 async fn serve_http_proxy(
     listener: TcpListener,
-    conn: Arc<ConnectorConn>,
+    conn: Shared,
     next: Arc<AtomicU64>,
     shutdown: CancellationToken,
 ) {
@@ -287,7 +322,7 @@ async fn serve_http_proxy(
                 }
             },
         };
-        let (conn, next) = (conn.clone(), next.clone());
+        let (conn, next) = (conn.load_full(), next.clone());
         tokio::spawn(async move {
             if let Err(reason) = http_connect(&conn, app, peer, &next).await {
                 debug!(%peer, %reason, "HTTP proxy connection ended");

@@ -194,6 +194,17 @@ impl ConnectorConn {
         }
     }
 
+    /// Resolves when a QUIC connection has closed; never for HTTP/2 (its
+    /// loss shows in [`accept_stream`](Self::accept_stream)). Cancel-safe.
+    pub async fn closed(&self) {
+        match self {
+            Self::Quic(c) => {
+                c.closed().await;
+            }
+            Self::H2(_) => std::future::pending().await,
+        }
+    }
+
     /// Opens a stream toward the edge (zero-trust client flows). QUIC
     /// only: on HTTP/2 the edge is the side that opens streams.
     ///

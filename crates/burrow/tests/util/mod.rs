@@ -138,8 +138,6 @@ impl EdgeProc {
             "edge",
             "--colo",
             colo,
-            "--listen",
-            "127.0.0.1:0",
             "--admin",
             "127.0.0.1:0",
             "--state",
@@ -147,6 +145,9 @@ impl EdgeProc {
             "--grace-period",
             "2s",
         ];
+        if !extra.contains(&"--listen") {
+            args.extend_from_slice(&["--listen", "127.0.0.1:0"]);
+        }
         if !extra
             .iter()
             .any(|a| ["--app-address", "--app-ipv4-pool", "--app-ipv6-pool"].contains(a))
