@@ -48,9 +48,60 @@ pub(crate) enum Command {
     User(UserArgs),
     /// Enroll, list and revoke users' devices.
     Device(DeviceArgs),
+    /// Check egress policies offline: lint a rule file, or see which rule a
+    /// flow would match and why.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Zero-trust client: connect this device to the edge and serve a local
     /// SOCKS5 proxy (try it with `curl --socks5-hostname 127.0.0.1:1080 URL`).
     Client(ClientArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum PolicyCommand {
+    /// List rules that can never match (an earlier rule covers them) and a
+    /// missing catch-all. Exit 1 when there are findings.
+    Lint {
+        /// Rules as JSON (a list; see the README).
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// Show which rule a flow matches, and why each rule before it does not.
+    Test {
+        /// Rules as JSON.
+        #[arg(long)]
+        file: PathBuf,
+        /// User email.
+        #[arg(long)]
+        user: Option<String>,
+        /// Group of the user; repeat for several.
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        /// Device id.
+        #[arg(long)]
+        device: Option<String>,
+        /// Client source IP.
+        #[arg(long, default_value = "192.0.2.1")]
+        src: String,
+        /// Destination IP.
+        #[arg(long)]
+        dst: Option<String>,
+        /// Destination port.
+        #[arg(long, default_value_t = 443)]
+        port: u16,
+        /// tcp or udp.
+        #[arg(long, default_value = "tcp")]
+        protocol: String,
+        /// Destination hostname.
+        #[arg(long)]
+        hostname: Option<String>,
+        /// The destination is served by this edge ("orange").
+        #[arg(long)]
+        proxied: bool,
+        /// Virtual network.
+        #[arg(long)]
+        vnet: Option<String>,
+    },
 }
 
 #[derive(Args, Debug)]

@@ -16,6 +16,7 @@ mod admin_cmd;
 mod cli;
 mod client_cmd;
 mod edge_cmd;
+mod policy_cmd;
 mod quick_cmd;
 mod run_cmd;
 
@@ -118,6 +119,7 @@ fn main() -> ExitCode {
             cli::Command::User(a) => admin_cmd::user(a.admin, a.command).await,
             cli::Command::Device(a) => admin_cmd::device(a.admin, a.command).await,
             cli::Command::Client(a) => client_cmd::run(a).await,
+            cli::Command::Policy(c) => policy_cmd::run(c).await,
         }
     });
     rt.shutdown_timeout(std::time::Duration::from_secs(1));

@@ -128,3 +128,68 @@ fn origin_request_keys_burrow_does_not_act_on_warn() {
         "{stderr}"
     );
 }
+
+#[test]
+fn policy_lint_finds_a_shadowed_rule_and_test_explains_the_match() {
+    let dir = util::tempdir();
+    let f = dir.path().join("rules.json");
+    std::fs::write(
+        &f,
+        r#"[{"id": "eng", "name": "engineering", "selector": {"groups": ["eng", "ops"]},
+             "action": {"type": "dedicated", "primary_ipv4": "203.0.113.10"}},
+            {"id": "eng-web", "selector": {"groups": ["eng"], "ports": ["443"]},
+             "action": {"type": "dedicated", "primary_ipv4": "203.0.113.11"}},
+            {"id": "sales", "selector": {"groups": ["sales"], "protocols": ["tcp"]},
+             "action": {"type": "default"}}]"#,
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        Command::new(util::BIN)
+            .args(args)
+            .arg("--file")
+            .arg(&f)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["policy", "lint"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("rule 1 (eng-web) can never match: rule 0 (eng)"),
+        "{text}"
+    );
+    assert!(text.contains("not a catch-all"), "{text}");
+
+    let out = run(&[
+        "policy",
+        "test",
+        "--user",
+        "bo@example.com",
+        "--group",
+        "sales",
+        "--dst",
+        "198.51.100.9",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("rule 0 (eng): does not match: group"),
+        "{text}"
+    );
+    assert!(text.contains("=> rule 2 (sales)"), "{text}");
+    let out = run(&["policy", "test", "--protocol", "udp"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no rule matches: default egress"));
+
+    std::fs::write(
+        &f,
+        r#"[{"id": "x", "selector": {"dst": ["nope"]}, "action": {"type": "default"}}]"#,
+    )
+    .unwrap();
+    let out = run(&["policy", "lint"]);
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("policies[0].selector.dst[0]"));
+}

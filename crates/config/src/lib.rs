@@ -15,6 +15,7 @@ pub mod connector;
 pub mod credentials;
 pub mod duration;
 pub mod edge;
+pub mod egress;
 pub mod identity;
 pub mod origin_request;
 

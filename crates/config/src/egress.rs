@@ -1,0 +1,262 @@
+//! Egress policies as JSON (the API body and `burrow policy lint/test
+//! --file`): a list of rules, first match wins.
+//!
+//! ```json
+//! [{"id": "eng", "name": "eng leaves from NRT",
+//!   "selector": {"groups": ["eng"], "ports": ["443", "8000-8100"],
+//!                "protocols": ["tcp"], "hostnames": ["*.example.com"],
+//!                "dst": ["198.51.100.0/24"], "ip_version": "4", "proxied": false},
+//!   "action": {"type": "dedicated", "primary_ipv4": "203.0.113.10",
+//!              "secondary_ipv4": "203.0.113.20", "ipv6_range": "2001:db8::/64"}},
+//!  {"id": "rest", "name": "everyone else", "action": {"type": "default"}}]
+//! ```
+//!
+//! Selector keys: `emails`, `groups`, `devices`, `src`, `dst` (CIDR or
+//! IP), `ports` (`P` or `A-B`), `protocols` (`tcp`/`udp`), `hostnames`
+//! (exact or `*.`), `ip_version` (`4`/`6`), `proxied` (bool), `vnets`.
+//! Unknown keys are errors; every error names the rule and key.
+
+use crate::ConfigError;
+use burrow_policy::egress::{Action, IpVersion, Protocol, Rule, Selector};
+use burrow_policy::host::HostPattern;
+use burrow_policy::ports::PortRange;
+use ipnet::{IpNet, Ipv6Net};
+use serde::Deserialize;
+use std::net::{IpAddr, Ipv4Addr};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    id: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    selector: RawSelector,
+    action: RawAction,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSelector {
+    #[serde(default)]
+    emails: Vec<String>,
+    #[serde(default)]
+    groups: Vec<String>,
+    #[serde(default)]
+    devices: Vec<String>,
+    #[serde(default)]
+    src: Vec<String>,
+    #[serde(default)]
+    dst: Vec<String>,
+    #[serde(default)]
+    ports: Vec<String>,
+    #[serde(default)]
+    protocols: Vec<String>,
+    #[serde(default)]
+    hostnames: Vec<String>,
+    ip_version: Option<String>,
+    proxied: Option<bool>,
+    #[serde(default)]
+    vnets: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAction {
+    #[serde(rename = "type")]
+    kind: String,
+    primary_ipv4: Option<String>,
+    secondary_ipv4: Option<String>,
+    ipv6_range: Option<String>,
+}
+
+fn net(field: &str, s: &str) -> Result<IpNet, ConfigError> {
+    s.parse::<IpNet>()
+        .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| ConfigError::new(field, format!("'{s}' is not an IP address or CIDR range")))
+}
+
+fn each<T>(
+    at: &str,
+    key: &str,
+    list: &[String],
+    f: impl Fn(&str, &str) -> Result<T, ConfigError>,
+) -> Result<Vec<T>, ConfigError> {
+    list.iter()
+        .enumerate()
+        .map(|(i, s)| f(&format!("{at}.{key}[{i}]"), s))
+        .collect()
+}
+
+/// Parses and checks a list of rules.
+///
+/// # Errors
+/// [`ConfigError`] naming `policies[i].selector.key[j]` (or the action
+/// field) and the reason.
+pub fn parse_rules(json: &str) -> Result<Vec<Rule>, ConfigError> {
+    let raw: Vec<serde_json::Value> =
+        serde_json::from_str(json).map_err(|e| ConfigError::new("policies", e.to_string()))?;
+    let mut out = Vec::with_capacity(raw.len());
+    let mut ids = std::collections::HashSet::new();
+    for (i, v) in raw.into_iter().enumerate() {
+        let at = format!("policies[{i}]");
+        let r: RawRule =
+            serde_json::from_value(v).map_err(|e| ConfigError::new(&at, e.to_string()))?;
+        if r.id.is_empty() || !ids.insert(r.id.clone()) {
+            return Err(ConfigError::new(
+                format!("{at}.id"),
+                format!("'{}' is empty or used by an earlier rule", r.id),
+            ));
+        }
+        let s = &r.selector;
+        let sat = format!("{at}.selector");
+        let selector = Selector {
+            emails: each(&sat, "emails", &s.emails, |f, e| {
+                crate::identity::validate_email(f, e)
+            })?,
+            groups: s.groups.clone(),
+            devices: s.devices.clone(),
+            src: each(&sat, "src", &s.src, net)?,
+            dst: each(&sat, "dst", &s.dst, net)?,
+            ports: each(&sat, "ports", &s.ports, |f, p| {
+                PortRange::parse(p).map_err(|e| ConfigError::new(f, e.0))
+            })?,
+            protocols: each(&sat, "protocols", &s.protocols, |f, p| match p {
+                "tcp" => Ok(Protocol::Tcp),
+                "udp" => Ok(Protocol::Udp),
+                other => Err(ConfigError::new(f, format!("'{other}' is not tcp or udp"))),
+            })?,
+            hostnames: each(&sat, "hostnames", &s.hostnames, |f, h| {
+                HostPattern::parse(h).map_err(|e| ConfigError::new(f, e.to_string()))
+            })?,
+            ip_version: match s.ip_version.as_deref() {
+                None => None,
+                Some("4") => Some(IpVersion::V4),
+                Some("6") => Some(IpVersion::V6),
+                Some(other) => {
+                    return Err(ConfigError::new(
+                        format!("{sat}.ip_version"),
+                        format!("'{other}' is not 4 or 6"),
+                    ))
+                }
+            },
+            proxied: s.proxied,
+            vnets: s.vnets.clone(),
+        };
+        let aat = format!("{at}.action");
+        let action = match r.action.kind.as_str() {
+            "default" => Action::Default,
+            "dedicated" => {
+                let v4 = |key: &str, v: &Option<String>| -> Result<Option<Ipv4Addr>, ConfigError> {
+                    v.as_deref()
+                        .map(|s| {
+                            s.parse().map_err(|_| {
+                                ConfigError::new(
+                                    format!("{aat}.{key}"),
+                                    format!("'{s}' is not an IPv4 address"),
+                                )
+                            })
+                        })
+                        .transpose()
+                };
+                let primary_ipv4 =
+                    v4("primary_ipv4", &r.action.primary_ipv4)?.ok_or_else(|| {
+                        ConfigError::new(
+                            format!("{aat}.primary_ipv4"),
+                            "required for dedicated egress",
+                        )
+                    })?;
+                let ipv6_range = r
+                    .action
+                    .ipv6_range
+                    .as_deref()
+                    .map(|s| {
+                        s.parse::<Ipv6Net>().map_err(|_| {
+                            ConfigError::new(
+                                format!("{aat}.ipv6_range"),
+                                format!("'{s}' is not an IPv6 range"),
+                            )
+                        })
+                    })
+                    .transpose()?;
+                Action::Dedicated {
+                    primary_ipv4,
+                    secondary_ipv4: v4("secondary_ipv4", &r.action.secondary_ipv4)?,
+                    ipv6_range,
+                }
+            }
+            other => {
+                return Err(ConfigError::new(
+                    format!("{aat}.type"),
+                    format!("'{other}' is not default or dedicated"),
+                ))
+            }
+        };
+        out.push(Rule {
+            id: r.id,
+            name: r.name,
+            selector,
+            action,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_example_parses() {
+        let rules = parse_rules(
+            r#"[{"id": "eng", "name": "eng leaves from NRT",
+                 "selector": {"groups": ["eng"], "ports": ["443", "8000-8100"],
+                              "protocols": ["tcp"], "hostnames": ["*.example.com"],
+                              "dst": ["198.51.100.0/24", "192.0.2.7"], "ip_version": "4", "proxied": false},
+                 "action": {"type": "dedicated", "primary_ipv4": "203.0.113.10",
+                            "secondary_ipv4": "203.0.113.20", "ipv6_range": "2001:db8::/64"}},
+                {"id": "rest", "name": "everyone else", "action": {"type": "default"}}]"#,
+        )
+        .unwrap();
+        assert_eq!(rules.len(), 2);
+        assert_eq!(rules[0].selector.ports.len(), 2);
+        assert!(rules[1].selector.is_catch_all());
+    }
+
+    #[test]
+    fn errors_name_the_rule_and_key() {
+        let cases = [
+            (
+                r#"[{"id":"a","selector":{"dst":["nope"]},"action":{"type":"default"}}]"#,
+                "policies[0].selector.dst[0]",
+            ),
+            (
+                r#"[{"id":"a","selector":{"ports":["9-2"]},"action":{"type":"default"}}]"#,
+                "policies[0].selector.ports[0]",
+            ),
+            (
+                r#"[{"id":"a","selector":{"protocols":["icmp"]},"action":{"type":"default"}}]"#,
+                "policies[0].selector.protocols[0]",
+            ),
+            (
+                r#"[{"id":"a","action":{"type":"dedicated"}}]"#,
+                "policies[0].action.primary_ipv4",
+            ),
+            (
+                r#"[{"id":"a","action":{"type":"teleport"}}]"#,
+                "policies[0].action.type",
+            ),
+            (
+                r#"[{"id":"a","action":{"type":"default"}},{"id":"a","action":{"type":"default"}}]"#,
+                "policies[1].id",
+            ),
+            (
+                r#"[{"id":"a","selector":{"colour":1},"action":{"type":"default"}}]"#,
+                "policies[0]",
+            ),
+        ];
+        for (json, field) in cases {
+            assert_eq!(parse_rules(json).unwrap_err().field, field, "{json}");
+        }
+    }
+}
