@@ -50,15 +50,31 @@ pub(crate) enum Command {
     Device(DeviceArgs),
     /// Check egress policies offline: lint a rule file, or see which rule a
     /// flow would match and why.
-    #[command(subcommand)]
-    Policy(PolicyCommand),
+    Policy(PolicyArgs),
     /// Zero-trust client: connect this device to the edge and serve a local
     /// SOCKS5 proxy (try it with `curl --socks5-hostname 127.0.0.1:1080 URL`).
     Client(ClientArgs),
 }
 
+#[derive(Args, Debug)]
+pub(crate) struct PolicyArgs {
+    #[command(flatten)]
+    pub(crate) admin: AdminConn,
+    #[command(subcommand)]
+    pub(crate) command: PolicyCommand,
+}
+
 #[derive(Subcommand, Debug)]
 pub(crate) enum PolicyCommand {
+    /// Replace the edge's egress policies with the rules in FILE (an
+    /// ordered JSON list; first match wins). Prints lint findings.
+    Set {
+        /// Rules as JSON.
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// Print the edge's egress policies as JSON.
+    Show,
     /// List rules that can never match (an earlier rule covers them) and a
     /// missing catch-all. Exit 1 when there are findings.
     Lint {

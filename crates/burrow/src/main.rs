@@ -119,7 +119,7 @@ fn main() -> ExitCode {
             cli::Command::User(a) => admin_cmd::user(a.admin, a.command).await,
             cli::Command::Device(a) => admin_cmd::device(a.admin, a.command).await,
             cli::Command::Client(a) => client_cmd::run(a).await,
-            cli::Command::Policy(c) => policy_cmd::run(c).await,
+            cli::Command::Policy(a) => policy_cmd::run(a.admin, a.command).await,
         }
     });
     rt.shutdown_timeout(std::time::Duration::from_secs(1));

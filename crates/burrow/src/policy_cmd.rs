@@ -5,9 +5,33 @@ use crate::cli::PolicyCommand;
 use crate::config_err;
 use burrow_policy::egress::{decide, explain, lint, Facts, Finding, Protocol};
 
-pub(crate) async fn run(cmd: PolicyCommand) -> anyhow::Result<()> {
-    let file = match &cmd {
-        PolicyCommand::Lint { file } | PolicyCommand::Test { file, .. } => file.clone(),
+pub(crate) async fn run(admin: crate::cli::AdminConn, cmd: PolicyCommand) -> anyhow::Result<()> {
+    let file = match cmd {
+        PolicyCommand::Show => {
+            let client = crate::admin_client::AdminClient::new(&admin).await?;
+            let v = client
+                .ok(http::Method::GET, "/api/v1/policies", None)
+                .await?;
+            println!("{}", serde_json::to_string_pretty(&v)?);
+            return Ok(());
+        }
+        PolicyCommand::Set { file } => {
+            let text = tokio::fs::read_to_string(&file)
+                .await
+                .map_err(|e| config_err(format!("--file {}: {e}", file.display())))?;
+            let body: serde_json::Value = serde_json::from_str(&text)
+                .map_err(|e| config_err(format!("{}: {e}", file.display())))?;
+            let client = crate::admin_client::AdminClient::new(&admin).await?;
+            let v = client
+                .ok(http::Method::PUT, "/api/v1/policies", Some(body))
+                .await?;
+            println!("Egress policies set: {} rules", v["rules"]);
+            for f in v["lint"].as_array().cloned().unwrap_or_default() {
+                println!("lint: {}", f.as_str().unwrap_or(""));
+            }
+            return Ok(());
+        }
+        PolicyCommand::Lint { ref file } | PolicyCommand::Test { ref file, .. } => file.clone(),
     };
     let text = tokio::fs::read_to_string(&file)
         .await
@@ -84,6 +108,8 @@ pub(crate) async fn run(cmd: PolicyCommand) -> anyhow::Result<()> {
                 None => println!("=> no rule matches: default egress"),
             }
         }
+        // Answered above, before any rule file is read.
+        PolicyCommand::Set { .. } | PolicyCommand::Show => {}
     }
     Ok(())
 }

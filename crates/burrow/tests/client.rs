@@ -217,3 +217,76 @@ fn the_client_reconnects_when_the_edge_comes_back() {
     }
     assert!(client.log().contains("reconnecting"), "{}", client.log());
 }
+
+#[test]
+fn egress_policies_pick_the_source_address_first_match_wins() {
+    let dir = tempdir();
+    let log = dir.path().join("sessions.jsonl");
+    let log_s = log.to_string_lossy().into_owned();
+    let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &["--session-log", &log_s]);
+    let (creds, _) = enroll(&edge, dir.path()); // ana@example.com, group eng
+                                                // A destination that answers with the peer address it sees.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dst = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let peer = s.peer_addr().unwrap().ip().to_string();
+            let _ = std::io::Write::write_all(&mut s, peer.as_bytes());
+        }
+    });
+    let rules = dir.path().join("rules.json");
+    let write_rules = |first_group: &str| {
+        std::fs::write(
+            &rules,
+            format!(
+                r#"[{{"id": "r1", "name": "{first_group} via .5", "selector": {{"groups": ["{first_group}"]}},
+                     "action": {{"type": "dedicated", "primary_ipv4": "127.0.0.5"}}}},
+                    {{"id": "r2", "name": "everyone via .6",
+                     "action": {{"type": "dedicated", "primary_ipv4": "127.0.0.6"}}}}]"#
+            ),
+        )
+        .unwrap();
+        let r = rules.to_string_lossy().into_owned();
+        edge.admin(&["policy", "set", "--file", &r])
+            .expect("policy set")
+    };
+    write_rules("eng");
+    let socks = format!("127.0.0.1:{}", free_port());
+    let c = creds.to_string_lossy().into_owned();
+    let client = Proc::spawn(
+        dir.path(),
+        "client",
+        &["client", "--credentials", &c, "--socks", &socks],
+    );
+    client.wait_line("SOCKS5 proxy:", Duration::from_secs(20));
+    let seen = || {
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "--max-time", "10", "--socks5-hostname", &socks])
+            .arg(format!("telnet://{dst}"))
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(seen(), "127.0.0.5", "ana is in eng: the first rule");
+    write_rules("sales");
+    assert_eq!(seen(), "127.0.0.6", "not in sales: the catch-all");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let text = loop {
+        let t = std::fs::read_to_string(&log).unwrap_or_default();
+        if t.lines().count() >= 2 || std::time::Instant::now() > deadline {
+            break t;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let recs: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(recs[0]["EgressRuleID"], "r1");
+    assert_eq!(recs[0]["EgressRuleName"], "eng via .5");
+    assert_eq!(recs[0]["EgressIP"], "127.0.0.5");
+    assert_eq!(recs[1]["EgressRuleID"], "r2");
+    assert_eq!(recs[1]["EgressIP"], "127.0.0.6");
+}

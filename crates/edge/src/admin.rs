@@ -124,6 +124,7 @@ pub(crate) fn router(state: AdminState) -> Router {
         )
         .route("/api/v1/routes", post(create_route).get(list_routes))
         .route("/api/v1/users", post(create_user).get(list_users))
+        .route("/api/v1/policies", get(get_policies).put(put_policies))
         .route("/api/v1/users/{email}", axum::routing::delete(delete_user))
         .route("/api/v1/devices", post(enroll_device).get(list_devices))
         .route("/api/v1/devices/{id}/revoke", post(revoke_device))
@@ -820,4 +821,39 @@ async fn revoke_device(
     }
     tracing::info!(device_id = %uuid, "device revoked");
     Ok(StatusCode::NO_CONTENT)
+}
+
+async fn get_policies(State(st): State<AdminState>) -> Result<Json<Value>, ApiError> {
+    let json = st
+        .shared
+        .store
+        .meta(crate::POLICIES_KEY)
+        .await
+        .map_err(ApiError::internal)?
+        .unwrap_or_else(|| "[]".into());
+    Ok(Json(
+        serde_json::from_str(&json).map_err(ApiError::internal)?,
+    ))
+}
+
+/// Replaces the whole ordered list (first match wins).
+async fn put_policies(
+    State(st): State<AdminState>,
+    req: Result<Json<Value>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let v = body(req)?;
+    let text = v.to_string();
+    let rules = burrow_config::egress::parse_rules(&text).map_err(config_error)?;
+    st.shared
+        .store
+        .set_meta(crate::POLICIES_KEY, &text)
+        .await
+        .map_err(ApiError::internal)?;
+    st.shared.reload_policies().await;
+    tracing::info!(rules = rules.len(), "egress policies replaced");
+    let findings: Vec<String> = burrow_policy::egress::lint(&rules)
+        .iter()
+        .map(|f| format!("{f:?}"))
+        .collect();
+    Ok(Json(json!({"rules": rules.len(), "lint": findings})))
 }

@@ -32,6 +32,7 @@ struct Identity {
     device_id: uuid::Uuid,
     device_name: String,
     email: String,
+    groups: Vec<String>,
 }
 
 async fn authenticate(shared: &Shared, reg: &Register) -> Result<Identity, Refusal> {
@@ -61,10 +62,25 @@ async fn authenticate(shared: &Shared, reg: &Register) -> Result<Identity, Refus
             format!("device {device_id} is revoked"),
         ));
     }
+    let groups = shared
+        .store
+        .users()
+        .await
+        .map_err(|e| refuse(RefuseCode::Internal, format!("edge state unavailable: {e}")))?
+        .into_iter()
+        .find(|u| u.email == d.user_email)
+        .map(|u| u.groups)
+        .ok_or_else(|| {
+            refuse(
+                RefuseCode::BadSecret,
+                format!("the user of device {device_id} no longer exists"),
+            )
+        })?;
     Ok(Identity {
         device_id,
         device_name: d.name,
         email: d.user_email,
+        groups,
     })
 }
 
@@ -132,6 +148,28 @@ fn split_host_port(s: &str) -> Option<(String, u16)> {
     (!host.is_empty()).then(|| (host.to_ascii_lowercase(), port))
 }
 
+/// Dials `target`, from `source` when a dedicated egress IP applies (an
+/// IPv6 destination keeps the default source: the IPv6 range is not bound
+/// yet).
+async fn dial(
+    target: SocketAddr,
+    source: Option<std::net::IpAddr>,
+) -> std::io::Result<tokio::net::TcpStream> {
+    let socket = if target.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    if let Some(ip) = source.filter(|ip| ip.is_ipv4() == target.is_ipv4()) {
+        socket.bind(SocketAddr::new(ip, 0)).map_err(|e| {
+            std::io::Error::other(format!(
+                "egress IP {ip} is not an address of this edge: {e}"
+            ))
+        })?;
+    }
+    socket.connect(target).await
+}
+
 /// One client flow: dial the destination, splice, log the session.
 async fn egress(shared: Arc<Shared>, who: Arc<Identity>, mut stream: BoxStream, peer: SocketAddr) {
     let started = SystemTime::now();
@@ -155,12 +193,37 @@ async fn egress(shared: Arc<Shared>, who: Arc<Identity>, mut stream: BoxStream, 
         let _ = write_frame(&mut stream, &f, false).await;
         return;
     };
-    // Egress policies come with the policy store; for now every flow takes
-    // the colo's default egress.
-    record.rule_evaluation(rule_started.elapsed());
     let target = match tokio::net::lookup_host((host.as_str(), port)).await {
         Ok(mut addrs) => addrs.next(),
         Err(_) => None,
+    };
+    // Egress policy, first match, once per flow.
+    let facts = burrow_policy::egress::Facts {
+        user_email: Some(who.email.clone()),
+        groups: who.groups.clone(),
+        device_id: Some(who.device_id.to_string()),
+        src_ip: peer.ip(),
+        dst_ip: target.map(|t| t.ip()),
+        dst_port: port,
+        protocol: burrow_policy::egress::Protocol::Tcp,
+        hostname: host
+            .parse::<std::net::IpAddr>()
+            .is_err()
+            .then(|| host.clone()),
+        proxied: false,
+        vnet: None,
+    };
+    let policies = shared.policies();
+    let decision = burrow_policy::egress::decide(&policies, &facts);
+    record.rule_evaluation(rule_started.elapsed());
+    if let Some(i) = decision.index {
+        record.rule(&policies[i].id, &policies[i].name);
+    }
+    let source = match decision.action {
+        burrow_policy::egress::Action::Default => None,
+        burrow_policy::egress::Action::Dedicated { primary_ipv4, .. } => {
+            Some(std::net::IpAddr::V4(*primary_ipv4))
+        }
     };
     let Some(target) = target else {
         record.close("DNS_FAILURE", None);
@@ -173,11 +236,13 @@ async fn egress(shared: Arc<Shared>, who: Arc<Identity>, mut stream: BoxStream, 
         return;
     };
     record.origin(target);
-    let origin = tokio::time::timeout(DIAL_TIMEOUT, tokio::net::TcpStream::connect(target)).await;
+    let origin = tokio::time::timeout(DIAL_TIMEOUT, dial(target, source)).await;
     let mut origin = match origin {
         Ok(Ok(o)) => o,
         Ok(Err(e)) => {
-            let reason = if e.raw_os_error() == Some(99) {
+            let reason = if e.to_string().starts_with("egress IP") {
+                "EGRESS_IP_UNAVAILABLE"
+            } else if e.raw_os_error() == Some(99) {
                 "PORT_EXHAUSTION"
             } else if e.kind() == std::io::ErrorKind::ConnectionRefused {
                 "ORIGIN_REFUSED"

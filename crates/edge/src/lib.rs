@@ -40,6 +40,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
+/// Meta key holding the egress policies (the API's JSON list).
+pub(crate) const POLICIES_KEY: &str = "egress_policies";
+
 /// A connection row older than this (seconds without heartbeat) is stale.
 pub(crate) const CONNECTION_FRESHNESS: i64 = 30;
 /// Heartbeat and app-sync period.
@@ -149,6 +152,8 @@ pub(crate) struct Shared {
     /// Hostname → tunnel routes of the HTTP listeners, replaced whole on
     /// every change (readers clone the Arc).
     pub(crate) routes: std::sync::RwLock<Arc<burrow_policy::routes::RouteTable<uuid::Uuid>>>,
+    /// Egress policies, in order; replaced whole on every change.
+    pub(crate) policies: std::sync::RwLock<Arc<Vec<burrow_policy::egress::Rule>>>,
     /// Network session log writer.
     pub(crate) session_log: session_log::SessionLog,
     /// Resolver for `origin_dns` names (the error if it could not be set up).
@@ -193,6 +198,30 @@ impl Shared {
             self.metrics.session_log_dropped.inc();
             tracing::debug!("session log queue full; record dropped and counted");
         }
+    }
+
+    /// Reloads the egress policies from the store.
+    pub(crate) async fn reload_policies(&self) {
+        match self.store.meta(POLICIES_KEY).await {
+            Ok(Some(json)) => match burrow_config::egress::parse_rules(&json) {
+                Ok(rules) => {
+                    *self.policies.write().expect("policies lock poisoned") = Arc::new(rules);
+                }
+                Err(e) => {
+                    warn!(error = %e, "stored egress policies are invalid; keeping the previous ones")
+                }
+            },
+            Ok(None) => {}
+            Err(e) => warn!(error = %e, "could not read egress policies from the state store"),
+        }
+    }
+
+    /// The current egress policies.
+    pub(crate) fn policies(&self) -> Arc<Vec<burrow_policy::egress::Rule>> {
+        self.policies
+            .read()
+            .expect("policies lock poisoned")
+            .clone()
     }
 
     /// The current hostname routes.
@@ -482,7 +511,9 @@ impl Edge {
             resolver,
             routes: std::sync::RwLock::new(Arc::new(Default::default())),
             session_log: session_log::SessionLog::start(cfg.session_log.clone()),
+            policies: std::sync::RwLock::new(Arc::new(Vec::new())),
         });
+        shared.reload_policies().await;
         shared.reload_routes().await;
         shared.reload_access().await;
         let info = EdgeInfo {
@@ -682,6 +713,7 @@ impl Edge {
                     shared.apps.sync(&shared, &accepting).await;
                     shared.reload_access().await;
                     shared.reload_routes().await;
+                    shared.reload_policies().await;
                 }
             }
         }

@@ -11,7 +11,8 @@
 //! `ConnectionCloseReason` values: `CLIENT_OR_ORIGIN_CLOSED` (either side
 //! ended the connection), `ORIGIN_REFUSED`, `ORIGIN_UNREACHABLE`,
 //! `ORIGIN_TIMEOUT`, `PORT_EXHAUSTION` (no local port for the dial),
-//! `DNS_FAILURE`, `ERROR` (a transport failure mid-session).
+//! `DNS_FAILURE`, `EGRESS_IP_UNAVAILABLE` (the policy's dedicated IP is
+//! not an address of this edge), `ERROR` (a transport failure mid-session).
 //! `BytesSent` counts client → destination, `BytesReceived` destination →
 //! client.
 
@@ -88,6 +89,11 @@ impl SessionRecord {
         self.0["DeviceName"] = json!(name);
         self.0["Email"] = json!(email);
         self.0["UserID"] = json!(email);
+    }
+
+    pub(crate) fn rule(&mut self, id: &str, name: &str) {
+        self.0["EgressRuleID"] = json!(id);
+        self.0["EgressRuleName"] = json!(name);
     }
 
     pub(crate) fn rule_evaluation(&mut self, took: Duration) {
