@@ -35,7 +35,7 @@ pub(crate) enum Command {
     Edge(Box<EdgeArgs>),
     /// Manage tunnels (through the edge admin API) and run a connector.
     Tunnel(TunnelArgs),
-    /// Manage apps: edge ports published through a tunnel.
+    /// Manage apps: edge TCP/UDP ports proxied to direct, DNS or tunnel origins.
     App(AppArgs),
     /// An edge and a connector in one process on loopback, for a quick try.
     Quick(QuickArgs),
@@ -48,8 +48,8 @@ pub(crate) enum Command {
     User(UserArgs),
     /// Enroll, list and revoke users' devices.
     Device(DeviceArgs),
-    /// Check egress policies offline: lint a rule file, or see which rule a
-    /// flow would match and why.
+    /// Egress policies of zero-trust clients: set and show the edge's list,
+    /// or lint a rule file and see which rule a flow would match and why.
     Policy(PolicyArgs),
     /// Zero-trust client: connect this device to the edge and serve a local
     /// SOCKS5 proxy (try it with `curl --socks5-hostname 127.0.0.1:1080 URL`).
