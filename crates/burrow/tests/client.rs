@@ -141,6 +141,13 @@ fn socks5_through_the_edge_reaches_the_destination_and_logs_the_session() {
         "CLIENT_OR_ORIGIN_CLOSED"
     );
     assert_eq!(records[2]["ConnectionCloseReason"], "ORIGIN_REFUSED");
+    let sessions = |r: &str| {
+        edge.metric(&format!(
+            r#"burrow_edge_client_sessions_total{{reason="{r}"}}"#
+        ))
+    };
+    assert_eq!(sessions("CLIENT_OR_ORIGIN_CLOSED"), 2.0);
+    assert_eq!(sessions("ORIGIN_REFUSED"), 1.0);
     for k in [
         "EgressIP",
         "EgressPort",

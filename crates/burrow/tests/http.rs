@@ -161,6 +161,11 @@ fn hostnames_paths_and_wildcards_route_through_the_tunnel() {
         .proc
         .wait_log("no connector is connected", Duration::from_secs(5));
     assert!(log.contains("HTTP request failed"), "{log}");
+    // Requests are counted by status class.
+    let count = |c: &str| edge.metric(&format!(r#"burrow_edge_http_requests_total{{code="{c}"}}"#));
+    assert_eq!(count("2xx"), 7.0);
+    assert_eq!(count("4xx"), 4.0);
+    assert_eq!(count("5xx"), 1.0);
 }
 
 fn rss_kb(pid: u32) -> u64 {

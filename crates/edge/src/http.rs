@@ -201,7 +201,16 @@ async fn serve_conn(
     let https = tls.is_some();
     let svc = hyper::service::service_fn(move |req| {
         let (shared, client) = (shared.clone(), client.clone());
-        async move { Ok::<_, Infallible>(handle(&shared, &client, req, peer, https).await) }
+        async move {
+            let resp = handle(&shared, &client, req, peer, https).await;
+            let class = format!("{}xx", resp.status().as_u16() / 100);
+            shared
+                .metrics
+                .http_requests
+                .get_or_create(&crate::metrics::StatusLabels { code: class })
+                .inc();
+            Ok::<_, Infallible>(resp)
+        }
     });
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder

@@ -194,6 +194,12 @@ impl Shared {
 
     /// Queues a finished session's log record (counted when dropped).
     pub(crate) fn log_session(&self, r: session_log::SessionRecord) {
+        self.metrics
+            .client_sessions
+            .get_or_create(&metrics::OutcomeLabels {
+                reason: r.close_reason().to_owned(),
+            })
+            .inc();
         if !self.session_log.push(r) {
             self.metrics.session_log_dropped.inc();
             tracing::debug!("session log queue full; record dropped and counted");

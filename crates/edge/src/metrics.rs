@@ -60,6 +60,18 @@ pub(crate) struct AccessLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct StatusLabels {
+    /// `2xx`, `3xx`, `4xx`, `5xx` (or `1xx`).
+    pub(crate) code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct OutcomeLabels {
+    /// The session log's `ConnectionCloseReason`.
+    pub(crate) reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct TlsLabels {
     pub(crate) side: Side,
 }
@@ -83,6 +95,10 @@ pub(crate) struct Metrics {
     pub(crate) tunnel_connections: Gauge,
     /// Session log records dropped because the writer fell behind.
     pub(crate) session_log_dropped: Counter,
+    /// HTTP requests on the public listeners, by status class.
+    pub(crate) http_requests: Family<StatusLabels, Counter>,
+    /// Zero-trust client sessions, by close reason.
+    pub(crate) client_sessions: Family<OutcomeLabels, Counter>,
 }
 
 impl Metrics {
@@ -136,7 +152,21 @@ impl Metrics {
             "Network session log records dropped because the writer queue was full",
             session_log_dropped.clone(),
         );
+        let http_requests = Family::<StatusLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests on the public listeners, by status class",
+            http_requests.clone(),
+        );
+        let client_sessions = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "client_sessions",
+            "Zero-trust client sessions, by close reason",
+            client_sessions.clone(),
+        );
         Self {
+            http_requests,
+            client_sessions,
             session_log_dropped,
             registry,
             flows,

@@ -121,6 +121,13 @@ impl SessionRecord {
         self.0["SessionEndTime"] = json!(nanos(SystemTime::now()));
     }
 
+    /// The close reason set so far.
+    pub(crate) fn close_reason(&self) -> &str {
+        self.0["ConnectionCloseReason"]
+            .as_str()
+            .unwrap_or("UNKNOWN")
+    }
+
     fn into_line(self) -> String {
         self.0.to_string()
     }
