@@ -152,6 +152,9 @@ fn tunnel_client(shared: Arc<Shared>, port: u16) -> TunnelClient {
 const MAX_HEAD: usize = 64 * 1024;
 /// Most request headers on HTTP/1.1.
 const MAX_HEADERS: usize = 100;
+/// Times a bodiless GET/HEAD/OPTIONS is resent when a kept-alive tunnel
+/// stream closes under it.
+const RESENDS: usize = 4;
 /// Time a client has to finish the TLS handshake.
 const TLS_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -364,21 +367,32 @@ async fn handle(
             http::Method::GET | http::Method::HEAD | http::Method::OPTIONS
         ))
     .then(|| {
-        let mut r = Request::new(BoxBody::default());
-        *r.method_mut() = parts.method.clone();
-        *r.uri_mut() = parts.uri.clone();
-        *r.version_mut() = parts.version;
-        *r.headers_mut() = parts.headers.clone();
-        r
+        (
+            parts.method.clone(),
+            parts.uri.clone(),
+            parts.version,
+            parts.headers.clone(),
+        )
     });
     let out = Request::from_parts(parts, body.boxed());
 
     let mut result = client.request(out).instrument(span.clone()).await;
-    if let (Err(e), Some(again)) = (&result, retry) {
-        if stream_closed_under_request(e) {
+    // Several kept-alive streams of a draining connector can close at once:
+    // resend a few times, each time on whatever the pool has then.
+    if let Some((method, uri, version, headers)) = retry {
+        for _ in 0..RESENDS {
+            match &result {
+                Err(e) if stream_closed_under_request(e) => {}
+                _ => break,
+            }
             span.in_scope(|| {
                 debug!("kept-alive tunnel stream closed under the request; sending it again")
             });
+            let mut again = Request::new(BoxBody::default());
+            *again.method_mut() = method.clone();
+            *again.uri_mut() = uri.clone();
+            *again.version_mut() = version;
+            *again.headers_mut() = headers.clone();
             result = client.request(again).instrument(span.clone()).await;
         }
     }
