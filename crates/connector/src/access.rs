@@ -50,14 +50,10 @@ pub(crate) struct AccessGuard {
 
 fn fetch_client() -> Result<FetchClient, String> {
     let provider = burrow_transport::pki::provider();
-    let mut roots = rustls::RootCertStore::empty();
-    for c in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(c);
-    }
     let tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(rustls::DEFAULT_VERSIONS)
         .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
+        .with_root_certificates(burrow_transport::pki::system_roots())
         .with_no_client_auth();
     let mut http = HttpConnector::new();
     http.enforce_http(false);

@@ -11,10 +11,10 @@ use hyper::body::Incoming;
 use hyper_rustls::{DefaultServerNameResolver, FixedServerNameResolver, HttpsConnector};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -128,12 +128,6 @@ pub(crate) async fn dial_unix(
     Ok(Box::new(stream))
 }
 
-/// The system's root certificates, read once.
-fn system_roots() -> &'static Vec<CertificateDer<'static>> {
-    static ROOTS: OnceLock<Vec<CertificateDer<'static>>> = OnceLock::new();
-    ROOTS.get_or_init(|| rustls_native_certs::load_native_certs().certs)
-}
-
 fn tls_config(o: &OriginRequest, at: &str) -> Result<rustls::ClientConfig, String> {
     let provider = burrow_transport::pki::provider();
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
@@ -147,33 +141,12 @@ fn tls_config(o: &OriginRequest, at: &str) -> Result<rustls::ClientConfig, Strin
             ))
             .with_no_client_auth()
     } else {
-        let mut roots = rustls::RootCertStore::empty();
-        match &o.ca_pool {
+        let roots = match &o.ca_pool {
             Some(path) => {
-                let pem = std::fs::read(path)
-                    .map_err(|e| format!("{at}.caPool {}: {e}", path.display()))?;
-                let certs: Vec<CertificateDer<'static>> =
-                    rustls_pemfile::certs(&mut pem.as_slice())
-                        .collect::<Result<_, _>>()
-                        .map_err(|e| format!("{at}.caPool {}: {e}", path.display()))?;
-                if certs.is_empty() {
-                    return Err(format!(
-                        "{at}.caPool {}: no PEM certificate in the file",
-                        path.display()
-                    ));
-                }
-                for c in certs {
-                    roots
-                        .add(c)
-                        .map_err(|e| format!("{at}.caPool {}: {e}", path.display()))?;
-                }
+                burrow_transport::pki::roots_from_pem_file(&format!("{at}.caPool"), path)?
             }
-            None => {
-                for c in system_roots() {
-                    let _ = roots.add(c.clone());
-                }
-            }
-        }
+            None => burrow_transport::pki::system_roots(),
+        };
         builder.with_root_certificates(roots).with_no_client_auth()
     };
     cfg.alpn_protocols = if o.http2_origin {

@@ -16,8 +16,7 @@
 //! offered.
 
 use rustls::crypto::{ring, CryptoProvider};
-use rustls::pki_types::CertificateDer;
-use rustls::{ClientConfig, RootCertStore};
+use rustls::ClientConfig;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -51,34 +50,15 @@ fn provider() -> Arc<CryptoProvider> {
 /// A message naming the file that could not be used.
 pub(crate) fn load(origin_ca: Option<&Path>) -> Result<OriginTls, String> {
     let provider = provider();
-    let mut roots = RootCertStore::empty();
-    let roots_from = match origin_ca {
-        Some(path) => {
-            let pem =
-                std::fs::read(path).map_err(|e| format!("--origin-ca {}: {e}", path.display()))?;
-            let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut pem.as_slice())
-                .collect::<Result<_, _>>()
-                .map_err(|e| format!("--origin-ca {}: {e}", path.display()))?;
-            if certs.is_empty() {
-                return Err(format!(
-                    "--origin-ca {}: no PEM certificate in the file",
-                    path.display()
-                ));
-            }
-            for c in certs {
-                roots
-                    .add(c)
-                    .map_err(|e| format!("--origin-ca {}: {e}", path.display()))?;
-            }
-            path.display().to_string()
-        }
+    let (roots, roots_from) = match origin_ca {
+        Some(path) => (
+            burrow_transport::pki::roots_from_pem_file("--origin-ca", path)?,
+            path.display().to_string(),
+        ),
         None => {
-            let found = rustls_native_certs::load_native_certs();
-            for c in found.certs {
-                // Unparsable system certificates are skipped, like browsers do.
-                let _ = roots.add(c);
-            }
-            format!("system roots ({} certificates)", roots.len())
+            let roots = burrow_transport::pki::system_roots();
+            let n = roots.len();
+            (roots, format!("system roots ({n} certificates)"))
         }
     };
     let versions = rustls::DEFAULT_VERSIONS;

@@ -228,6 +228,47 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// Root certificates from a PEM file (one or more certificates), for
+/// verifying origins (`--origin-ca`, `caPool`). Messages start with
+/// `field` and the file name.
+///
+/// # Errors
+/// When the file cannot be read, holds no certificate, or one is unusable.
+pub fn roots_from_pem_file(
+    field: &str,
+    path: &std::path::Path,
+) -> Result<rustls::RootCertStore, String> {
+    let at = |e: &dyn std::fmt::Display| format!("{field} {}: {e}", path.display());
+    let pem = std::fs::read(path).map_err(|e| at(&e))?;
+    let certs: Vec<rustls::pki_types::CertificateDer<'static>> =
+        rustls_pemfile::certs(&mut pem.as_slice())
+            .collect::<Result<_, _>>()
+            .map_err(|e| at(&e))?;
+    if certs.is_empty() {
+        return Err(at(&"no PEM certificate in the file"));
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    for c in certs {
+        roots.add(c).map_err(|e| at(&e))?;
+    }
+    Ok(roots)
+}
+
+/// The system's root certificates (`/etc/ssl/certs` and friends), read
+/// once per process; unparsable ones are skipped, as browsers do.
+pub fn system_roots() -> rustls::RootCertStore {
+    static ROOTS: std::sync::OnceLock<rustls::RootCertStore> = std::sync::OnceLock::new();
+    ROOTS
+        .get_or_init(|| {
+            let mut roots = rustls::RootCertStore::empty();
+            for c in rustls_native_certs::load_native_certs().certs {
+                let _ = roots.add(c);
+            }
+            roots
+        })
+        .clone()
+}
+
 /// Accepts any certificate; checks handshake signatures only.
 #[derive(Debug)]
 struct AnyCertificate(rustls::crypto::WebPkiSupportedAlgorithms);
