@@ -9,7 +9,7 @@ use crate::flow::{builtin_response, FlowEnv};
 use crate::ConnInfo;
 use burrow_config::connector::Service;
 use burrow_proto::StreamOpen;
-use burrow_transport::http_headers::{is_upgrade, strip_hop_by_hop};
+use burrow_transport::http_headers::{error_chain, is_upgrade, pass_response, strip_hop_by_hop};
 use bytes::Bytes;
 use http::{Request, Response, StatusCode, Uri};
 use http_body_util::combinators::BoxBody;
@@ -162,7 +162,7 @@ async fn handle(
     let resp = match client.request(req).await {
         Ok(r) => r,
         Err(e) => {
-            let reason = origin_error(&e);
+            let reason = error_chain(&e);
             info!(rule = index, origin = %addr, %reason, "origin request failed");
             return text(StatusCode::BAD_GATEWAY, &format!("origin {addr}: {reason}"));
         }
@@ -211,36 +211,14 @@ async fn over_unix(
     finish(resp, client_up)
 }
 
-/// Passes the origin's response on: after a `101`, joins the client's and
-/// the origin's upgraded connections; strips hop-by-hop headers.
+/// Passes the origin's response on (see `pass_response`).
 fn finish(
-    mut resp: Response<Incoming>,
+    resp: Response<Incoming>,
     client_up: Option<hyper::upgrade::OnUpgrade>,
 ) -> Response<Body> {
-    let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
-    if let (true, Some(client_up)) = (switching, client_up) {
-        let origin_up = hyper::upgrade::on(&mut resp);
-        tokio::spawn(async move {
-            match tokio::try_join!(client_up, origin_up) {
-                Ok((c, o)) => {
-                    let (mut c, mut o) = (TokioIo::new(c), TokioIo::new(o));
-                    let _ = burrow_transport::splice::splice(&mut c, &mut o).await;
-                }
-                Err(e) => debug!(error = %e, "upgrade failed"),
-            }
-        });
+    let (resp, join) = pass_response(resp, client_up);
+    if let Some(join) = join {
+        tokio::spawn(join);
     }
-    strip_hop_by_hop(resp.headers_mut(), switching);
     resp.map(|b| b.boxed())
-}
-
-/// The root cause of a client error, readable.
-fn origin_error(e: &hyper_util::client::legacy::Error) -> String {
-    let mut msg = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        msg = format!("{msg}: {s}");
-        src = s.source();
-    }
-    msg
 }

@@ -18,7 +18,7 @@
 use crate::apps::open_tunnel_stream;
 use crate::Shared;
 use burrow_proto::{FlowKind, StreamOpen};
-use burrow_transport::http_headers::{is_upgrade, strip_hop_by_hop};
+use burrow_transport::http_headers::{error_chain, is_upgrade, pass_response, strip_hop_by_hop};
 use bytes::Bytes;
 use http::header::{HeaderValue, HOST};
 use http::{Request, Response, StatusCode, Uri, Version};
@@ -396,16 +396,8 @@ async fn handle(
             result = client.request(again).instrument(span.clone()).await;
         }
     }
-    let result = result.map_err(|e| {
-        let mut msg = e.to_string();
-        let mut src = std::error::Error::source(&e);
-        while let Some(s) = src {
-            msg = format!("{msg}: {s}");
-            src = s.source();
-        }
-        msg
-    });
-    let mut resp = match result {
+    let result = result.map_err(|e| error_chain(&e));
+    let resp = match result {
         Ok(r) => r,
         Err(reason) => {
             span.in_scope(|| info!(%reason, "HTTP request failed"));
@@ -417,24 +409,9 @@ async fn handle(
             return page(StatusCode::BAD_GATEWAY, text);
         }
     };
-    let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
-    if switching {
-        if let Some(client_up) = client_upgrade {
-            let origin_up = hyper::upgrade::on(&mut resp);
-            shared.flows.spawn(
-                async move {
-                    match tokio::try_join!(client_up, origin_up) {
-                        Ok((c, o)) => {
-                            let (mut c, mut o) = (TokioIo::new(c), TokioIo::new(o));
-                            let _ = burrow_transport::splice::splice(&mut c, &mut o).await;
-                        }
-                        Err(e) => debug!(error = %e, "upgrade failed"),
-                    }
-                }
-                .instrument(span),
-            );
-        }
+    let (resp, join) = pass_response(resp, client_upgrade);
+    if let Some(join) = join {
+        shared.flows.spawn(join.instrument(span));
     }
-    strip_hop_by_hop(resp.headers_mut(), switching);
     resp.map(|b| b.boxed())
 }

@@ -1,7 +1,9 @@
-//! Header rules shared by the edge's HTTP listeners and the connector's
-//! HTTP proxy: hop-by-hop headers and protocol upgrades. Pure functions.
+//! HTTP proxying pieces shared by the edge's HTTP listeners and the
+//! connector's HTTP proxy: hop-by-hop headers and protocol upgrades (pure
+//! functions), passing an upstream response on, and readable errors.
 
 use http::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, UPGRADE};
+use std::future::Future;
 
 /// Hop-by-hop headers (RFC 9110 7.6.1) plus the proxy ones; never
 /// forwarded. `Trailer` is not one: it announces end-to-end trailers (and
@@ -64,6 +66,50 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     if wants_trailers {
         headers.insert("te", HeaderValue::from_static("trailers"));
     }
+}
+
+/// `e` and each of its sources, joined with `": "` (hyper's client errors
+/// say what failed only in their sources).
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut msg = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        msg = format!("{msg}: {s}");
+        src = s.source();
+    }
+    msg
+}
+
+/// Passes an upstream response on: strips hop-by-hop headers and, after a
+/// `101` answering a client that asked to upgrade (`client_up`), returns
+/// the task that joins the two upgraded connections, for the caller to
+/// spawn its own way.
+pub fn pass_response(
+    mut resp: http::Response<hyper::body::Incoming>,
+    client_up: Option<hyper::upgrade::OnUpgrade>,
+) -> (
+    http::Response<hyper::body::Incoming>,
+    Option<impl Future<Output = ()> + Send + 'static>,
+) {
+    let switching = resp.status() == http::StatusCode::SWITCHING_PROTOCOLS;
+    let join = match (switching, client_up) {
+        (true, Some(client_up)) => {
+            let origin_up = hyper::upgrade::on(&mut resp);
+            Some(async move {
+                match tokio::try_join!(client_up, origin_up) {
+                    Ok((c, o)) => {
+                        let mut c = hyper_util::rt::TokioIo::new(c);
+                        let mut o = hyper_util::rt::TokioIo::new(o);
+                        let _ = crate::splice::splice(&mut c, &mut o).await;
+                    }
+                    Err(e) => tracing::debug!(error = %e, "upgrade failed"),
+                }
+            })
+        }
+        _ => None,
+    };
+    strip_hop_by_hop(resp.headers_mut(), switching);
+    (resp, join)
 }
 
 #[cfg(test)]
