@@ -146,14 +146,7 @@ pub async fn run(cfg: ClientConfig, shutdown: CancellationToken) -> Result<(), C
     loop {
         let (app, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
+            r = burrow_transport::accept_tcp(&listener) => r,
         };
         let (conn, next) = (conn.load_full(), next.clone());
         tokio::spawn(async move {
@@ -314,13 +307,7 @@ async fn serve_http_proxy(
     loop {
         let (app, peer) = tokio::select! {
             _ = shutdown.cancelled() => return,
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(_) => {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
+            r = burrow_transport::accept_tcp(&listener) => r,
         };
         let (conn, next) = (conn.load_full(), next.clone());
         tokio::spawn(async move {

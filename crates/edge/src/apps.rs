@@ -424,14 +424,7 @@ async fn run_listener(
     loop {
         let (client, peer) = tokio::select! {
             _ = stop.cancelled() => return,
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    warn!(error = %e, "accept failed; backing off");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
+            r = burrow_transport::accept_tcp(&listener) => r,
         };
         let app = cell.read().expect("app cell lock poisoned").clone();
         // IP access rules run before any byte is read or any origin dialled.

@@ -148,26 +148,64 @@ fn split_host_port(s: &str) -> Option<(String, u16)> {
     (!host.is_empty()).then(|| (host.to_ascii_lowercase(), port))
 }
 
-/// Dials `target`, from `source` when a dedicated egress IP applies (an
-/// IPv6 destination keeps the default source: the IPv6 range is not bound
-/// yet).
+/// Why a flow did not reach its destination: the session log's close
+/// reason and the message for the client.
+struct Unreachable {
+    reason: &'static str,
+    message: String,
+}
+
+/// Dials `target` within [`DIAL_TIMEOUT`], from `source` when a dedicated
+/// egress IP applies (an IPv6 destination keeps the default source: the
+/// IPv6 range is not bound yet).
 async fn dial(
     target: SocketAddr,
     source: Option<std::net::IpAddr>,
-) -> std::io::Result<tokio::net::TcpStream> {
-    let socket = if target.is_ipv4() {
-        tokio::net::TcpSocket::new_v4()?
-    } else {
-        tokio::net::TcpSocket::new_v6()?
+) -> Result<tokio::net::TcpStream, Unreachable> {
+    let fail = |reason, e: &dyn std::fmt::Display| Unreachable {
+        reason,
+        message: format!("cannot reach {target}: {e}"),
     };
+    let socket = if target.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+    .map_err(|e| fail("ORIGIN_UNREACHABLE", &e))?;
     if let Some(ip) = source.filter(|ip| ip.is_ipv4() == target.is_ipv4()) {
         socket.bind(SocketAddr::new(ip, 0)).map_err(|e| {
-            std::io::Error::other(format!(
-                "egress IP {ip} is not an address of this edge: {e}"
-            ))
+            fail(
+                "EGRESS_IP_UNAVAILABLE",
+                &format!("egress IP {ip} is not an address of this edge: {e}"),
+            )
         })?;
     }
-    socket.connect(target).await
+    match tokio::time::timeout(DIAL_TIMEOUT, socket.connect(target)).await {
+        Ok(Ok(o)) => Ok(o),
+        Ok(Err(e)) => {
+            let reason = if e.raw_os_error() == Some(99) {
+                "PORT_EXHAUSTION"
+            } else if e.kind() == std::io::ErrorKind::ConnectionRefused {
+                "ORIGIN_REFUSED"
+            } else {
+                "ORIGIN_UNREACHABLE"
+            };
+            Err(fail(reason, &e))
+        }
+        Err(_) => Err(Unreachable {
+            reason: "ORIGIN_TIMEOUT",
+            message: format!("{target} did not answer within {DIAL_TIMEOUT:?}"),
+        }),
+    }
+}
+
+/// Refuses a client flow with `message`.
+async fn refuse(stream: &mut BoxStream, message: String) {
+    let f = Frame::StreamRejected(Refusal {
+        code: RefuseCode::OriginUnreachable,
+        message,
+    });
+    let _ = write_frame(stream, &f, false).await;
 }
 
 /// One client flow: dial the destination, splice, log the session.
@@ -186,11 +224,7 @@ async fn egress(shared: Arc<Shared>, who: Arc<Identity>, mut stream: BoxStream, 
     record.device(&who.device_id.to_string(), &who.device_name, &who.email);
     let rule_started = Instant::now();
     let Some((host, port)) = split_host_port(&open.hostname) else {
-        let f = Frame::StreamRejected(Refusal {
-            code: RefuseCode::OriginUnreachable,
-            message: format!("'{}' is not host:port", open.hostname),
-        });
-        let _ = write_frame(&mut stream, &f, false).await;
+        refuse(&mut stream, format!("'{}' is not host:port", open.hostname)).await;
         return;
     };
     let target = match tokio::net::lookup_host((host.as_str(), port)).await {
@@ -225,47 +259,22 @@ async fn egress(shared: Arc<Shared>, who: Arc<Identity>, mut stream: BoxStream, 
             Some(std::net::IpAddr::V4(*primary_ipv4))
         }
     };
-    let Some(target) = target else {
-        record.close("DNS_FAILURE", None);
-        shared.log_session(record);
-        let f = Frame::StreamRejected(Refusal {
-            code: RefuseCode::OriginUnreachable,
+    let reached = match target {
+        None => Err(Unreachable {
+            reason: "DNS_FAILURE",
             message: format!("cannot resolve {host}"),
-        });
-        let _ = write_frame(&mut stream, &f, false).await;
-        return;
-    };
-    record.origin(target);
-    let origin = tokio::time::timeout(DIAL_TIMEOUT, dial(target, source)).await;
-    let mut origin = match origin {
-        Ok(Ok(o)) => o,
-        Ok(Err(e)) => {
-            let reason = if e.to_string().starts_with("egress IP") {
-                "EGRESS_IP_UNAVAILABLE"
-            } else if e.raw_os_error() == Some(99) {
-                "PORT_EXHAUSTION"
-            } else if e.kind() == std::io::ErrorKind::ConnectionRefused {
-                "ORIGIN_REFUSED"
-            } else {
-                "ORIGIN_UNREACHABLE"
-            };
-            record.close(reason, None);
-            shared.log_session(record);
-            let f = Frame::StreamRejected(Refusal {
-                code: RefuseCode::OriginUnreachable,
-                message: format!("cannot reach {target}: {e}"),
-            });
-            let _ = write_frame(&mut stream, &f, false).await;
-            return;
+        }),
+        Some(target) => {
+            record.origin(target);
+            dial(target, source).await
         }
-        Err(_) => {
-            record.close("ORIGIN_TIMEOUT", None);
+    };
+    let mut origin = match reached {
+        Ok(o) => o,
+        Err(u) => {
+            record.close(u.reason);
             shared.log_session(record);
-            let f = Frame::StreamRejected(Refusal {
-                code: RefuseCode::OriginUnreachable,
-                message: format!("{target} did not answer within {DIAL_TIMEOUT:?}"),
-            });
-            let _ = write_frame(&mut stream, &f, false).await;
+            refuse(&mut stream, u.message).await;
             return;
         }
     };
@@ -287,11 +296,11 @@ async fn egress(shared: Arc<Shared>, who: Arc<Identity>, mut stream: BoxStream, 
     match result {
         Ok((up, down)) => {
             record.bytes(up + leftover.len() as u64, down);
-            record.close("CLIENT_OR_ORIGIN_CLOSED", Some(started));
+            record.close("CLIENT_OR_ORIGIN_CLOSED");
         }
         Err(e) => {
             debug!(error = %e, "client flow ended with an error");
-            record.close("ERROR", Some(started));
+            record.close("ERROR");
         }
     }
     shared.log_session(record);

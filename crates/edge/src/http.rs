@@ -33,7 +33,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn, Instrument};
+use tracing::{debug, info, Instrument};
 
 /// Response body type of the listeners.
 pub(crate) type Body = BoxBody<Bytes, hyper::Error>;
@@ -175,14 +175,7 @@ pub(crate) async fn run(
     loop {
         let (tcp, peer) = tokio::select! {
             _ = stop.cancelled() => return,
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    warn!(error = %e, "accept failed; backing off");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
+            r = burrow_transport::accept_tcp(&listener) => r,
         };
         let _ = tcp.set_nodelay(true);
         let shared2 = shared.clone();

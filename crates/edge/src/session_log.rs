@@ -116,7 +116,7 @@ impl SessionRecord {
     }
 
     /// Sets the close reason and the end time (now).
-    pub(crate) fn close(&mut self, reason: &str, _started: Option<SystemTime>) {
+    pub(crate) fn close(&mut self, reason: &str) {
         self.0["ConnectionCloseReason"] = json!(reason);
         self.0["SessionEndTime"] = json!(nanos(SystemTime::now()));
     }

@@ -67,14 +67,7 @@ pub(crate) async fn run_tcp(
         };
         let (tcp, peer) = tokio::select! {
             _ = shutdown.cancelled() => return,
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    warn!(error = %e, "accept failed on the tunnel endpoint; backing off");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
+            r = burrow_transport::accept_tcp(&listener) => r,
         };
         let shared2 = shared.clone();
         let tls = tls.clone();

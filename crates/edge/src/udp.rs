@@ -199,20 +199,7 @@ async fn session_for(
     if let Origin::Tunnel { hostname, .. } = &app.spec.origin {
         let tunnel_id = app.tunnel_id?;
         let (tx, rx) = mpsc::channel(TUNNEL_QUEUE);
-        let session = Arc::new(Session {
-            upstream: Upstream::Tunnel(tx),
-            last: AtomicU64::new(port.now_ms()),
-        });
-        port.sessions
-            .lock()
-            .expect("session map lock poisoned")
-            .insert(client, session.clone());
-        shared.metrics.udp_sessions.inc();
-        shared
-            .metrics
-            .flows
-            .get_or_create(&FlowLabels::of(&app.spec))
-            .inc();
+        let session = add_session(shared, app, port, client, Upstream::Tunnel(tx));
         let header = StreamOpen {
             kind: FlowKind::Udp,
             flow_id: shared.next_flow.fetch_add(1, Ordering::Relaxed),
@@ -240,21 +227,8 @@ async fn session_for(
     let sock = UdpSocket::bind(bind).await.ok()?;
     sock.connect(origin_addr).await.ok()?;
     let origin = Arc::new(sock);
-    let session = Arc::new(Session {
-        upstream: Upstream::Socket(origin.clone()),
-        last: AtomicU64::new(port.now_ms()),
-    });
-    port.sessions
-        .lock()
-        .expect("session map lock poisoned")
-        .insert(client, session.clone());
+    let session = add_session(shared, app, port, client, Upstream::Socket(origin.clone()));
     info!(%client, origin = %origin_addr, "UDP session opened");
-    shared.metrics.udp_sessions.inc();
-    shared
-        .metrics
-        .flows
-        .get_or_create(&FlowLabels::of(&app.spec))
-        .inc();
     shared.flows.spawn(replies(
         shared.clone(),
         port.clone(),
@@ -264,6 +238,31 @@ async fn session_for(
         stop.clone(),
     ));
     Some(session)
+}
+
+/// Registers a new session of `client` on `port` and counts it.
+fn add_session(
+    shared: &Shared,
+    app: &Compiled,
+    port: &Port,
+    client: SocketAddr,
+    upstream: Upstream,
+) -> Arc<Session> {
+    let session = Arc::new(Session {
+        upstream,
+        last: AtomicU64::new(port.now_ms()),
+    });
+    port.sessions
+        .lock()
+        .expect("session map lock poisoned")
+        .insert(client, session.clone());
+    shared.metrics.udp_sessions.inc();
+    shared
+        .metrics
+        .flows
+        .get_or_create(&FlowLabels::of(&app.spec))
+        .inc();
+    session
 }
 
 /// Round-robin over the app's origin addresses (DNS origins: the addresses

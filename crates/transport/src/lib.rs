@@ -95,6 +95,24 @@ pub enum TransportError {
     Protocol(String),
 }
 
+/// The next TCP connection on `listener`. A failed accept (say, out of
+/// file descriptors) is logged and retried after 100 ms instead of ending
+/// the accept loop. Cancel-safe.
+pub async fn accept_tcp(
+    listener: &tokio::net::TcpListener,
+) -> (tokio::net::TcpStream, std::net::SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok(x) => return x,
+            Err(e) => {
+                let at = listener.local_addr().ok();
+                tracing::warn!(error = %e, listener = ?at, "accept failed; backing off");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
 /// The edge's handle on one registered tunnel connection.
 ///
 /// Cheap to clone; all clones share the connection.
@@ -114,13 +132,7 @@ impl EdgeConn {
     /// When the connection is gone or refuses more streams.
     pub async fn open_stream(&self) -> Result<BoxStream, TransportError> {
         match self {
-            Self::Quic(c) => {
-                let (send, recv) = c
-                    .open_bi()
-                    .await
-                    .map_err(|e| TransportError::Quic(e.to_string()))?;
-                Ok(Box::new(tokio::io::join(recv, send)))
-            }
+            Self::Quic(c) => quic::open_stream(c).await,
             Self::H2(h) => h.open_stream().await,
         }
     }
@@ -130,10 +142,7 @@ impl EdgeConn {
     /// HTTP/2, where only the edge opens streams. Cancel-safe.
     pub async fn accept_stream(&self) -> Option<BoxStream> {
         match self {
-            Self::Quic(c) => match c.accept_bi().await {
-                Ok((send, recv)) => Some(Box::new(tokio::io::join(recv, send))),
-                Err(_) => None,
-            },
+            Self::Quic(c) => quic::accept_stream(c).await.ok(),
             Self::H2(_) => None,
         }
     }
@@ -178,10 +187,7 @@ impl ConnectorConn {
     /// connection is closed. Cancel-safe.
     pub async fn accept_stream(&mut self) -> Option<BoxStream> {
         match self {
-            Self::Quic(c) => match c.accept_bi().await {
-                Ok((send, recv)) => Some(Box::new(tokio::io::join(recv, send))),
-                Err(_) => None,
-            },
+            Self::Quic(c) => quic::accept_stream(c).await.ok(),
             Self::H2(h) => h.accept_stream().await,
         }
     }
@@ -212,13 +218,7 @@ impl ConnectorConn {
     /// When the connection is gone, or on HTTP/2.
     pub async fn open_stream(&self) -> Result<BoxStream, TransportError> {
         match self {
-            Self::Quic(c) => {
-                let (send, recv) = c
-                    .open_bi()
-                    .await
-                    .map_err(|e| TransportError::Quic(e.to_string()))?;
-                Ok(Box::new(tokio::io::join(recv, send)))
-            }
+            Self::Quic(c) => quic::open_stream(c).await,
             Self::H2(_) => Err(TransportError::Protocol(
                 "client flows need QUIC; HTTP/2 connections carry edge-opened streams only".into(),
             )),

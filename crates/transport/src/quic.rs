@@ -132,11 +132,7 @@ pub async fn accept(
         let conn = incoming
             .await
             .map_err(|e| TransportError::Quic(e.to_string()))?;
-        let (send, recv) = conn
-            .accept_bi()
-            .await
-            .map_err(|e| TransportError::Quic(e.to_string()))?;
-        let control: BoxStream = Box::new(tokio::io::join(recv, send));
+        let control = accept_stream(&conn).await?;
         Ok((EdgeConn::Quic(conn), control))
     };
     tokio::time::timeout(timeout, work)
@@ -168,10 +164,30 @@ pub async fn connect(
         .await
         .map_err(|_| TransportError::Timeout(timeout, "waiting for the QUIC handshake"))?
         .map_err(|e| TransportError::Quic(e.to_string()))?;
+    let control = open_stream(&conn).await?;
+    Ok((ConnectorConn::Quic(conn), control))
+}
+
+/// Opens a bidirectional stream as one byte stream.
+///
+/// # Errors
+/// When the connection is gone or refuses more streams.
+pub(crate) async fn open_stream(conn: &quinn::Connection) -> Result<BoxStream, TransportError> {
     let (send, recv) = conn
         .open_bi()
         .await
         .map_err(|e| TransportError::Quic(e.to_string()))?;
-    let control: BoxStream = Box::new(tokio::io::join(recv, send));
-    Ok((ConnectorConn::Quic(conn), control))
+    Ok(Box::new(tokio::io::join(recv, send)))
+}
+
+/// Accepts the peer's next bidirectional stream as one byte stream.
+///
+/// # Errors
+/// When the connection is closed.
+pub(crate) async fn accept_stream(conn: &quinn::Connection) -> Result<BoxStream, TransportError> {
+    let (send, recv) = conn
+        .accept_bi()
+        .await
+        .map_err(|e| TransportError::Quic(e.to_string()))?;
+    Ok(Box::new(tokio::io::join(recv, send)))
 }
