@@ -125,31 +125,47 @@ async fn handle(
     Ok(Response::new(full(text)))
 }
 
+/// Serves one accepted connection of the origin.
+fn serve<S>(name: &'static str, s: S)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        let svc = hyper::service::service_fn(move |req| handle(name, req));
+        let _ = hyper::server::conn::http1::Builder::new()
+            .serve_connection(hyper_util::rt::TokioIo::new(s), svc)
+            .with_upgrades()
+            .await;
+    });
+}
+
+/// Runs the future `f` makes on a runtime of its own thread.
+fn on_thread<F>(f: impl FnOnce() -> F + Send + 'static)
+where
+    F: std::future::Future<Output = ()>,
+{
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(f());
+    });
+}
+
 impl HttpOrigin {
     /// The same origin on a Unix socket at `path`.
     pub fn start_unix(name: &'static str, path: &std::path::Path) {
         let std_listener = std::os::unix::net::UnixListener::bind(path).unwrap();
         std_listener.set_nonblocking(true).unwrap();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let l = tokio::net::UnixListener::from_std(std_listener).unwrap();
-                loop {
-                    let Ok((s, _)) = l.accept().await else {
-                        continue;
-                    };
-                    tokio::spawn(async move {
-                        let svc = hyper::service::service_fn(move |req| handle(name, req));
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(hyper_util::rt::TokioIo::new(s), svc)
-                            .with_upgrades()
-                            .await;
-                    });
+        on_thread(move || async move {
+            let l = tokio::net::UnixListener::from_std(std_listener).unwrap();
+            loop {
+                if let Ok((s, _)) = l.accept().await {
+                    serve(name, s);
                 }
-            });
+            }
         });
     }
 
@@ -157,27 +173,13 @@ impl HttpOrigin {
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         std_listener.set_nonblocking(true).unwrap();
         let addr = std_listener.local_addr().unwrap();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let l = tokio::net::TcpListener::from_std(std_listener).unwrap();
-                loop {
-                    let Ok((s, _)) = l.accept().await else {
-                        continue;
-                    };
-                    tokio::spawn(async move {
-                        let svc = hyper::service::service_fn(move |req| handle(name, req));
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(hyper_util::rt::TokioIo::new(s), svc)
-                            .with_upgrades()
-                            .await;
-                    });
+        on_thread(move || async move {
+            let l = tokio::net::TcpListener::from_std(std_listener).unwrap();
+            loop {
+                if let Ok((s, _)) = l.accept().await {
+                    serve(name, s);
                 }
-            });
+            }
         });
         HttpOrigin { addr }
     }
