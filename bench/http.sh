@@ -15,27 +15,7 @@ ROOT=$PWD
 SECS=${SECS:-10}
 CONNS=${CONNS:-32}
 
-echo "== building (release)"
-cargo build --release -q -p burrow -p burrow-loadgen
-BURROW=$ROOT/target/release/burrow
-LOADGEN=$ROOT/target/release/burrow-loadgen
-TOOLS=$ROOT/target/bench-tools
-if [ ! -x "$TOOLS/bin/rathole" ]; then
-  echo "== installing rathole 0.5.0 from crates.io into $TOOLS"
-  cargo install rathole --version 0.5.0 --root "$TOOLS" -q
-fi
-RATHOLE=$TOOLS/bin/rathole
-
-WORK=$(mktemp -d /tmp/burrow-http-bench.XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-stop() { for p in "$@"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; }
+source "$ROOT/bench/lib.sh"
 wait_http() { # PORT: until GET / answers 200 with Host bench.example.com
   for _ in $(seq 1 200); do
     if [ "$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: bench.example.com' "http://127.0.0.1:$1/" 2>/dev/null)" = 200 ]; then return 0; fi
@@ -60,13 +40,9 @@ measure() { # NAME PORT
 measure direct "$ORIGIN_PORT"
 
 for proto in quic http2; do
-  d=$WORK/burrow-$proto; mkdir -p "$d"; hp=$(free_port)
-  "$BURROW" edge --colo BENCH --listen 127.0.0.1:0 --admin 127.0.0.1:0 --state "$d/edge.db" \
-    --http 127.0.0.1:"$hp" --loglevel warn > "$d/edge.out" 2> "$d/edge.log" &
-  e=$!; PIDS+=($e)
-  for _ in $(seq 1 100); do grep -q '^admin API:' "$d/edge.out" 2>/dev/null && break; sleep 0.1; done
-  export BURROW_ADMIN_TOKEN_FILE=$d/edge.d/admin.token
-  BURROW_ADMIN_URL=$(sed -n 's/^admin API: //p' "$d/edge.out"); export BURROW_ADMIN_URL
+  d=$WORK/burrow-$proto; hp=$(free_port)
+  start_edge "$d" --http 127.0.0.1:"$hp"
+  e=$EDGE_PID
   "$BURROW" tunnel create bench --credentials-file "$d/bench.json" >/dev/null
   "$BURROW" route dns bench bench.example.com >/dev/null
   "$BURROW" tunnel run --credentials-file "$d/bench.json" --url "http://127.0.0.1:$ORIGIN_PORT" \

@@ -27,27 +27,8 @@ if ! need iperf3 || ! need openssl || ! need pkg-config; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iperf3 openssl pkg-config libssl-dev >/dev/null
 fi
 
-echo "== building (release)"
-cargo build --release -q -p burrow -p burrow-loadgen
-BURROW=$ROOT/target/release/burrow
-LOADGEN=$ROOT/target/release/burrow-loadgen
-TOOLS=$ROOT/target/bench-tools
-if [ ! -x "$TOOLS/bin/rathole" ]; then
-  echo "== installing rathole 0.5.0 from crates.io into $TOOLS"
-  cargo install rathole --version 0.5.0 --root "$TOOLS" --locked -q
-fi
-RATHOLE=$TOOLS/bin/rathole
+source "$ROOT/bench/lib.sh"
 
-WORK=$(mktemp -d /tmp/burrow-bench.XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 rss_kb() { local t=0; for p in "$@"; do t=$((t + $(awk '/VmRSS/ {print $2}' /proc/"$p"/status))); done; echo $t; }
 wait_echo() { # wait until a 1-byte echo works through 127.0.0.1:$1
   for _ in $(seq 1 200); do
@@ -60,7 +41,6 @@ EOF
   done
   echo "no echo through port $1" >&2; return 1
 }
-stop() { for p in "$@"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; }
 
 IPERF_PORT=$(free_port); ECHO_PORT=$(free_port)
 iperf3 -s -p "$IPERF_PORT" >/dev/null 2>&1 & PIDS+=($!)
@@ -106,22 +86,9 @@ EOF
 [ -n "${SKIP_DIRECT:-}" ] || measure direct "$IPERF_PORT" "$ECHO_PORT"
 
 # --- burrow -----------------------------------------------------------------
-# start_edge DIR: a burrow edge on loopback with its state in DIR; sets
-# EDGE_PID and points the admin CLI (BURROW_ADMIN_URL/_TOKEN_FILE) at it.
-start_edge() {
-  local d=$1
-  mkdir -p "$d"
-  "$BURROW" edge --colo BENCH --listen 127.0.0.1:0 --admin 127.0.0.1:0 --state "$d/edge.db" \
-    --app-address 127.0.0.1 --loglevel warn > "$d/edge.out" 2> "$d/edge.log" &
-  EDGE_PID=$!; PIDS+=($EDGE_PID)
-  for _ in $(seq 1 100); do grep -q '^admin API:' "$d/edge.out" 2>/dev/null && break; sleep 0.1; done
-  export BURROW_ADMIN_TOKEN_FILE=$d/edge.d/admin.token
-  BURROW_ADMIN_URL=$(sed -n 's/^admin API: //p' "$d/edge.out")
-  export BURROW_ADMIN_URL
-}
 burrow_run() { # PROTOCOL
   local proto=$1 d=$WORK/burrow-$1
-  start_edge "$d"
+  start_edge "$d" --app-address 127.0.0.1
   local edge=$EDGE_PID
   "$BURROW" tunnel create bench --credentials-file "$d/bench.json" >/dev/null
   local ip ep
@@ -152,7 +119,7 @@ EOF
 IDLE_APP=${IDLE_APP:-9000}
 burrow_app_run() {
   local d=$WORK/burrow-app
-  start_edge "$d"
+  start_edge "$d" --app-address 127.0.0.1
   local edge=$EDGE_PID
   local ip ep
   ip=$(free_port); ep=$(free_port)

@@ -16,27 +16,7 @@ ROOT=$PWD
 SECS=${SECS:-10}
 CLIENTS=${CLIENTS:-32}
 
-echo "== building (release)"
-cargo build --release -q -p burrow -p burrow-loadgen
-BURROW=$ROOT/target/release/burrow
-LOADGEN=$ROOT/target/release/burrow-loadgen
-TOOLS=$ROOT/target/bench-tools
-if [ ! -x "$TOOLS/bin/rathole" ]; then
-  echo "== installing rathole 0.5.0 from crates.io into $TOOLS"
-  cargo install rathole --version 0.5.0 --root "$TOOLS" -q
-fi
-RATHOLE=$TOOLS/bin/rathole
-
-WORK=$(mktemp -d /tmp/burrow-udp-bench.XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-stop() { for p in "$@"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; }
+source "$ROOT/bench/lib.sh"
 # wait_udp PORT: until one datagram is echoed through 127.0.0.1:PORT
 wait_udp() {
   for _ in $(seq 1 100); do
@@ -51,7 +31,7 @@ PY
   echo "no UDP echo through port $1" >&2; return 1
 }
 
-ECHO_PORT=$(free_port)
+ECHO_PORT=$(free_port udp)
 "$LOADGEN" udp-echo-server --listen 127.0.0.1:"$ECHO_PORT" >/dev/null & PIDS+=($!)
 wait_udp "$ECHO_PORT"
 
@@ -68,20 +48,9 @@ measure() { # NAME PORT
 
 measure direct "$ECHO_PORT"
 
-start_edge() {
-  local d=$1
-  mkdir -p "$d"
-  "$BURROW" edge --colo BENCH --listen 127.0.0.1:0 --admin 127.0.0.1:0 --state "$d/edge.db" \
-    --app-address 127.0.0.1 --loglevel warn > "$d/edge.out" 2> "$d/edge.log" &
-  EDGE_PID=$!; PIDS+=($EDGE_PID)
-  for _ in $(seq 1 100); do grep -q '^admin API:' "$d/edge.out" 2>/dev/null && break; sleep 0.1; done
-  export BURROW_ADMIN_TOKEN_FILE=$d/edge.d/admin.token
-  BURROW_ADMIN_URL=$(sed -n 's/^admin API: //p' "$d/edge.out")
-  export BURROW_ADMIN_URL
-}
 
 # Edge app straight to the origin.
-d=$WORK/app; start_edge "$d"; p=$(free_port)
+d=$WORK/app; start_edge "$d" --app-address 127.0.0.1; p=$(free_port udp)
 "$BURROW" app create --protocol "udp/$p" --origin "udp://127.0.0.1:$ECHO_PORT" >/dev/null
 wait_udp "$p"
 measure "burrow app (direct)" "$p"
@@ -89,7 +58,7 @@ stop "$EDGE_PID"
 
 # Through a tunnel.
 for proto in quic http2; do
-  d=$WORK/tunnel-$proto; start_edge "$d"; p=$(free_port)
+  d=$WORK/tunnel-$proto; start_edge "$d" --app-address 127.0.0.1; p=$(free_port udp)
   "$BURROW" tunnel create bench --credentials-file "$d/bench.json" >/dev/null
   "$BURROW" app create --protocol "udp/$p" --tunnel bench >/dev/null
   "$BURROW" tunnel run --credentials-file "$d/bench.json" --url "udp://127.0.0.1:$ECHO_PORT" \
@@ -101,7 +70,7 @@ for proto in quic http2; do
 done
 
 # rathole, UDP service over its TCP transport.
-d=$WORK/rathole; mkdir -p "$d"; port=$(free_port); p=$(free_port)
+d=$WORK/rathole; mkdir -p "$d"; port=$(free_port udp); p=$(free_port udp)
 printf '[server]\nbind_addr = "127.0.0.1:%s"\n[server.services.u]\ntype = "udp"\ntoken = "bench"\nbind_addr = "127.0.0.1:%s"\n' "$port" "$p" > "$d/server.toml"
 printf '[client]\nremote_addr = "127.0.0.1:%s"\n[client.services.u]\ntype = "udp"\ntoken = "bench"\nlocal_addr = "127.0.0.1:%s"\n' "$port" "$ECHO_PORT" > "$d/client.toml"
 RUST_LOG=warn "$RATHOLE" --server "$d/server.toml" 2> "$d/server.log" > /dev/null & s=$!; PIDS+=($s)
