@@ -184,25 +184,7 @@ async fn http_load(
             (lat, errors)
         }));
     }
-    let mut all = Vec::new();
-    let mut errors = 0;
-    for t in tasks {
-        let (l, e) = t.await?;
-        all.extend(l);
-        errors += e;
-    }
-    all.sort_unstable();
-    println!(
-        "{}",
-        serde_json::json!({
-            "requests": all.len(),
-            "rps": all.len() as f64 / secs as f64,
-            "p50_us": percentile(&all, 0.50),
-            "p99_us": percentile(&all, 0.99),
-            "errors": errors,
-        })
-    );
-    Ok(())
+    report(tasks, secs, "requests", "errors").await
 }
 
 async fn udp_echo_server(listen: SocketAddr) -> anyhow::Result<()> {
@@ -266,25 +248,7 @@ async fn udp_rr(target: SocketAddr, clients: usize, secs: u64, size: usize) -> a
             (lat, lost)
         }));
     }
-    let mut all = Vec::new();
-    let mut lost = 0;
-    for t in tasks {
-        let (l, e) = t.await?;
-        all.extend(l);
-        lost += e;
-    }
-    all.sort_unstable();
-    println!(
-        "{}",
-        serde_json::json!({
-            "datagrams": all.len(),
-            "rps": all.len() as f64 / secs as f64,
-            "p50_us": percentile(&all, 0.50),
-            "p99_us": percentile(&all, 0.99),
-            "lost": lost,
-        })
-    );
-    Ok(())
+    report(tasks, secs, "datagrams", "lost").await
 }
 
 async fn echo_server(listen: SocketAddr) -> anyhow::Result<()> {
@@ -341,24 +305,33 @@ async fn rr(target: SocketAddr, conns: usize, secs: u64, size: usize) -> anyhow:
             (lat, errors)
         }));
     }
+    report(tasks, secs, "requests", "errors").await
+}
+
+/// Gathers the tasks' latencies (µs) and failure counts and prints one
+/// JSON line: `count_key`, rate, p50, p99 and `fail_key`.
+async fn report(
+    tasks: Vec<tokio::task::JoinHandle<(Vec<u32>, u64)>>,
+    secs: u64,
+    count_key: &str,
+    fail_key: &str,
+) -> anyhow::Result<()> {
     let mut all = Vec::new();
-    let mut errors = 0;
+    let mut failed = 0;
     for t in tasks {
         let (l, e) = t.await?;
         all.extend(l);
-        errors += e;
+        failed += e;
     }
     all.sort_unstable();
-    println!(
-        "{}",
-        serde_json::json!({
-            "requests": all.len(),
-            "rps": all.len() as f64 / secs as f64,
-            "p50_us": percentile(&all, 0.50),
-            "p99_us": percentile(&all, 0.99),
-            "errors": errors,
-        })
-    );
+    let mut out = serde_json::json!({
+        "rps": all.len() as f64 / secs as f64,
+        "p50_us": percentile(&all, 0.50),
+        "p99_us": percentile(&all, 0.99),
+    });
+    out[count_key] = serde_json::json!(all.len());
+    out[fail_key] = serde_json::json!(failed);
+    println!("{out}");
     Ok(())
 }
 
