@@ -756,8 +756,13 @@ async fn enroll_device(
     let req = body(req)?;
     let email = validate_email("user", &req.user).map_err(config_error)?;
     validate_label("name", &req.name).map_err(config_error)?;
-    let users = st.shared.store.users().await.map_err(ApiError::internal)?;
-    if !users.iter().any(|u| u.email == email) {
+    let user = st
+        .shared
+        .store
+        .user(&email)
+        .await
+        .map_err(ApiError::internal)?;
+    if user.is_none() {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             Some("user".into()),

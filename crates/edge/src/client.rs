@@ -38,12 +38,8 @@ struct Identity {
 async fn authenticate(shared: &Shared, reg: &Register) -> Result<Identity, Refusal> {
     let refuse = |code, message: String| Refusal { code, message };
     let device_id = uuid::Uuid::from_bytes(reg.tunnel_id);
-    let devices = shared
-        .store
-        .devices()
-        .await
-        .map_err(|e| refuse(RefuseCode::Internal, format!("edge state unavailable: {e}")))?;
-    let Some(d) = devices.into_iter().find(|d| d.id == device_id) else {
+    let state = |e| refuse(RefuseCode::Internal, format!("edge state unavailable: {e}"));
+    let Some(d) = shared.store.device(device_id).await.map_err(state)? else {
         return Err(refuse(
             RefuseCode::UnknownTunnel,
             format!("device {device_id} is not enrolled on this edge"),
@@ -64,11 +60,9 @@ async fn authenticate(shared: &Shared, reg: &Register) -> Result<Identity, Refus
     }
     let groups = shared
         .store
-        .users()
+        .user(&d.user_email)
         .await
-        .map_err(|e| refuse(RefuseCode::Internal, format!("edge state unavailable: {e}")))?
-        .into_iter()
-        .find(|u| u.email == d.user_email)
+        .map_err(state)?
         .map(|u| u.groups)
         .ok_or_else(|| {
             refuse(

@@ -210,6 +210,29 @@ fn int_col<T: TryFrom<i64>>(
     })
 }
 
+fn user_row(row: &sqlx::sqlite::SqliteRow) -> Result<User, StoreError> {
+    let groups: String = row.try_get("groups")?;
+    Ok(User {
+        email: row.try_get("email")?,
+        groups: serde_json::from_str(&groups).map_err(|e| StoreError::Corrupt {
+            table: "users",
+            reason: format!("groups: {e}"),
+        })?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn device_row(row: &sqlx::sqlite::SqliteRow) -> Result<Device, StoreError> {
+    Ok(Device {
+        id: uuid_col(row, "id", "devices")?,
+        user_email: row.try_get("user_email")?,
+        name: row.try_get("name")?,
+        secret: row.try_get("secret")?,
+        revoked: row.try_get("revoked")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
@@ -632,18 +655,22 @@ impl Store {
             .fetch_all(&self.pool)
             .await?
             .iter()
-            .map(|row| {
-                let groups: String = row.try_get("groups")?;
-                Ok(User {
-                    email: row.try_get("email")?,
-                    groups: serde_json::from_str(&groups).map_err(|e| StoreError::Corrupt {
-                        table: "users",
-                        reason: format!("groups: {e}"),
-                    })?,
-                    created_at: row.try_get("created_at")?,
-                })
-            })
+            .map(user_row)
             .collect()
+    }
+
+    /// One user by email (lower case).
+    ///
+    /// # Errors
+    /// On database failure or a corrupt row.
+    pub async fn user(&self, email: &str) -> Result<Option<User>, StoreError> {
+        sqlx::query("SELECT * FROM users WHERE email = ?")
+            .bind(email)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(user_row)
+            .transpose()
     }
 
     /// Deletes a user and their devices; returns whether the user existed.
@@ -694,17 +721,22 @@ impl Store {
             .fetch_all(&self.pool)
             .await?
             .iter()
-            .map(|row| {
-                Ok(Device {
-                    id: uuid_col(row, "id", "devices")?,
-                    user_email: row.try_get("user_email")?,
-                    name: row.try_get("name")?,
-                    secret: row.try_get("secret")?,
-                    revoked: row.try_get("revoked")?,
-                    created_at: row.try_get("created_at")?,
-                })
-            })
+            .map(device_row)
             .collect()
+    }
+
+    /// One device by id.
+    ///
+    /// # Errors
+    /// On database failure or a corrupt row.
+    pub async fn device(&self, id: uuid::Uuid) -> Result<Option<Device>, StoreError> {
+        sqlx::query("SELECT * FROM devices WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(device_row)
+            .transpose()
     }
 
     /// Marks a device revoked; returns whether it existed.
