@@ -145,7 +145,17 @@ impl OriginRequest {
                             ConfigError::new(&field, "must be a number from 0 to 100000")
                         })?;
                 }
-                "httpHostHeader" => o.http_host_header = Some(string(&field, v)?),
+                "httpHostHeader" => {
+                    let h = string(&field, v)?;
+                    // What an HTTP header value may hold: visible ASCII, space, tab.
+                    if !h.bytes().all(|b| b == b'\t' || (0x20..0x7f).contains(&b)) {
+                        return Err(ConfigError::new(
+                            &field,
+                            "must be printable ASCII (it becomes the Host header)",
+                        ));
+                    }
+                    o.http_host_header = Some(h);
+                }
                 "originServerName" => o.origin_server_name = Some(string(&field, v)?),
                 "caPool" => o.ca_pool = Some(PathBuf::from(string(&field, v)?)),
                 "noTLSVerify" => o.no_tls_verify = boolean(&field, v)?,
@@ -269,6 +279,8 @@ mod tests {
     fn bad_values_name_the_key() {
         let e = apply(&OriginRequest::default(), "connectTimeout: soon\n").unwrap_err();
         assert_eq!(e.field, "originRequest.connectTimeout");
+        let e = apply(&OriginRequest::default(), "httpHostHeader: \"a\\nb\"\n").unwrap_err();
+        assert_eq!(e.field, "originRequest.httpHostHeader");
         let e = apply(&OriginRequest::default(), "noTLSVerify: yes please\n").unwrap_err();
         assert_eq!(e.field, "originRequest.noTLSVerify");
         let e = apply(&OriginRequest::default(), "access: {required: true}\n").unwrap_err();

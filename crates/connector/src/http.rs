@@ -123,27 +123,12 @@ async fn handle(
             );
         }
     };
-    let upgrade = is_upgrade(req.headers());
-    let client_up = upgrade.then(|| hyper::upgrade::on(&mut req));
-    strip_hop_by_hop(req.headers_mut(), upgrade);
+    let client_up = prepare(&mut req, &rule.origin);
     let pq = req
         .uri()
         .path_and_query()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "/".into());
-    if let Some(h) = &rule.origin.http_host_header {
-        match http::HeaderValue::from_str(h) {
-            Ok(v) => {
-                req.headers_mut().insert(http::header::HOST, v);
-            }
-            Err(_) => {
-                return text(
-                    StatusCode::BAD_GATEWAY,
-                    "httpHostHeader is not a valid header value",
-                )
-            }
-        }
-    }
     let Some(Some(client)) = routing.clients.get(index) else {
         return text(StatusCode::BAD_GATEWAY, "internal: no client for this rule");
     };
@@ -170,6 +155,26 @@ async fn handle(
     finish(resp, client_up)
 }
 
+/// Readies a request for the origin: takes the client's upgrade (if it
+/// asks for one), strips hop-by-hop headers, applies `httpHostHeader`
+/// (validated when the config loaded).
+fn prepare(
+    req: &mut Request<Incoming>,
+    origin: &burrow_config::origin_request::OriginRequest,
+) -> Option<hyper::upgrade::OnUpgrade> {
+    let upgrade = is_upgrade(req.headers());
+    let client_up = upgrade.then(|| hyper::upgrade::on(&mut *req));
+    strip_hop_by_hop(req.headers_mut(), upgrade);
+    if let Some(v) = origin
+        .http_host_header
+        .as_deref()
+        .and_then(|h| http::HeaderValue::from_str(h).ok())
+    {
+        req.headers_mut().insert(http::header::HOST, v);
+    }
+    client_up
+}
+
 /// One request over a fresh connection to a `unix:` / `unix+tls:` origin.
 async fn over_unix(
     routing: &crate::origin::Routing,
@@ -184,14 +189,7 @@ async fn over_unix(
             return text(StatusCode::BAD_GATEWAY, &reason);
         }
     };
-    let upgrade = is_upgrade(req.headers());
-    let client_up = upgrade.then(|| hyper::upgrade::on(&mut req));
-    strip_hop_by_hop(req.headers_mut(), upgrade);
-    if let Some(h) = &rule.origin.http_host_header {
-        if let Ok(v) = http::HeaderValue::from_str(h) {
-            req.headers_mut().insert(http::header::HOST, v);
-        }
-    }
+    let client_up = prepare(&mut req, &rule.origin);
     let (mut sender, conn) = match hyper::client::conn::http1::handshake(TokioIo::new(io)).await {
         Ok(x) => x,
         Err(e) => return text(StatusCode::BAD_GATEWAY, &format!("origin: {e}")),
