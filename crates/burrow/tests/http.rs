@@ -271,6 +271,52 @@ fn large_bodies_stream_both_ways_and_websockets_upgrade() {
     drop(connector);
 }
 
+#[test]
+fn disable_chunked_encoding_sends_bodies_with_a_length() {
+    let dir = tempdir();
+    let origin = HttpOrigin::start("A");
+    let config = format!(
+        "ingress:\n  - hostname: wsgi.example.com\n    service: http://{a}\n    originRequest:\n      disableChunkedEncoding: true\n  - hostname: plain.example.com\n    service: http://{a}\n  - service: http_status:404\n",
+        a = origin.addr
+    );
+    let (edge, connector) = setup(
+        dir.path(),
+        &config,
+        &["wsgi.example.com", "plain.example.com"],
+    );
+    let file = dir.path().join("body.bin");
+    let small = pattern_bytes(3, 300_000);
+    std::fs::write(&file, &small).unwrap();
+    let at = format!("@{}", file.display());
+    let chunked = ["--data-binary", &at, "-H", "Transfer-Encoding: chunked"];
+    let sum = hex::encode(sha256(&small));
+
+    // The client sends chunked; the WSGI-style rule's origin gets a length.
+    let (st, body) = get(&edge, "wsgi.example.com", "/upload?framing", &chunked);
+    assert_eq!((st, body), (200, format!("{sum} 300000 length=300000")));
+    // Without the option the body streams through chunked.
+    let (st, body) = get(&edge, "plain.example.com", "/upload?framing", &chunked);
+    assert_eq!((st, body), (200, format!("{sum} 300000 chunked")));
+    // A body with a length is passed on as it is under both rules.
+    let (st, body) = get(
+        &edge,
+        "wsgi.example.com",
+        "/upload?framing",
+        &["--data-binary", &at],
+    );
+    assert_eq!((st, body), (200, format!("{sum} 300000 length=300000")));
+
+    // Over the 16 MiB bound: 413 with the reason, and nothing reaches the origin.
+    std::fs::write(&file, pattern_bytes(0, (16 << 20) + 1)).unwrap();
+    let (st, body) = get(&edge, "wsgi.example.com", "/upload?framing", &chunked);
+    assert_eq!(st, 413, "{body}");
+    assert!(body.contains("disableChunkedEncoding"), "{body}");
+    // The tunnel still serves.
+    let (st, _) = get(&edge, "plain.example.com", "/", &[]);
+    assert_eq!(st, 200);
+    drop(connector);
+}
+
 /// One `GET /` with `Connection: close`; the status code (0 on failure).
 fn raw_get(addr: std::net::SocketAddr, host: &str) -> u16 {
     let Ok(mut s) = std::net::TcpStream::connect(addr) else {

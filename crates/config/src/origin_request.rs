@@ -48,7 +48,8 @@ pub struct OriginRequest {
     pub ca_pool: Option<PathBuf>,
     /// Do not verify https origins' certificates (`noTLSVerify`).
     pub no_tls_verify: bool,
-    /// Send requests without chunked encoding (`disableChunkedEncoding`).
+    /// Send request bodies of unknown length with a `Content-Length`, read
+    /// whole first up to 16 MiB (`disableChunkedEncoding`).
     pub disable_chunked_encoding: bool,
     /// Speak HTTP/2 to the origin (`http2Origin`).
     pub http2_origin: bool,
@@ -159,14 +160,7 @@ impl OriginRequest {
                 "originServerName" => o.origin_server_name = Some(string(&field, v)?),
                 "caPool" => o.ca_pool = Some(PathBuf::from(string(&field, v)?)),
                 "noTLSVerify" => o.no_tls_verify = boolean(&field, v)?,
-                "disableChunkedEncoding" => {
-                    o.disable_chunked_encoding = boolean(&field, v)?;
-                    if o.disable_chunked_encoding {
-                        warnings.push(format!(
-                            "{field}: not carried out yet; request bodies of unknown length are still sent chunked"
-                        ));
-                    }
-                }
+                "disableChunkedEncoding" => o.disable_chunked_encoding = boolean(&field, v)?,
                 "http2Origin" => o.http2_origin = boolean(&field, v)?,
                 "access" => o.access = Some(access(&field, v)?),
                 k if IGNORED.contains(&k) => {

@@ -6,6 +6,7 @@
 //! joins the two upgraded connections.
 
 use crate::flow::{builtin_response, FlowEnv};
+use crate::origin::OriginBody;
 use crate::ConnInfo;
 use burrow_config::connector::Service;
 use burrow_proto::StreamOpen;
@@ -13,7 +14,7 @@ use burrow_transport::http_headers::{error_chain, is_upgrade, pass_response, str
 use bytes::Bytes;
 use http::{Request, Response, StatusCode, Uri};
 use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Either, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
@@ -124,6 +125,10 @@ async fn handle(
         }
     };
     let client_up = prepare(&mut req, &rule.origin);
+    let req = match with_length(req, &rule.origin).await {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
     let pq = req
         .uri()
         .path_and_query()
@@ -132,6 +137,7 @@ async fn handle(
     let Some(Some(client)) = routing.clients.get(index) else {
         return text(StatusCode::BAD_GATEWAY, "internal: no client for this rule");
     };
+    let mut req = req;
     if rule.origin.http2_origin {
         *req.version_mut() = http::Version::HTTP_2;
     }
@@ -175,6 +181,54 @@ fn prepare(
     client_up
 }
 
+/// The most of a request body `disableChunkedEncoding` reads into memory
+/// to send it with a `Content-Length`; a longer body is refused with 413.
+pub(crate) const UNCHUNKED_BODY_LIMIT: usize = 16 * 1024 * 1024;
+
+/// With `disableChunkedEncoding` (for origins such as WSGI servers that
+/// cannot read chunked bodies), a body of unknown length is read whole, up
+/// to `UNCHUNKED_BODY_LIMIT`, and sent with a `Content-Length`. Otherwise
+/// the body streams through untouched.
+async fn with_length(
+    req: Request<Incoming>,
+    origin: &burrow_config::origin_request::OriginRequest,
+) -> Result<Request<OriginBody>, Response<Body>> {
+    use hyper::body::Body as _;
+    let known = req.body().is_end_stream()
+        || req.body().size_hint().exact().is_some()
+        || req.headers().contains_key(http::header::CONTENT_LENGTH);
+    if !origin.disable_chunked_encoding || known {
+        return Ok(req.map(Either::Left));
+    }
+    let (mut parts, body) = req.into_parts();
+    let bytes = match http_body_util::Limited::new(body, UNCHUNKED_BODY_LIMIT)
+        .collect()
+        .await
+    {
+        Ok(c) => c.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            info!(
+                limit = UNCHUNKED_BODY_LIMIT,
+                "request body too large to send unchunked (disableChunkedEncoding)"
+            );
+            return Err(text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("request body over {UNCHUNKED_BODY_LIMIT} bytes cannot be sent without chunked encoding (disableChunkedEncoding)"),
+            ));
+        }
+        Err(e) => {
+            debug!(error = %e, "request body ended early");
+            return Err(text(StatusCode::BAD_REQUEST, "request body ended early"));
+        }
+    };
+    parts.headers.remove(http::header::TRANSFER_ENCODING);
+    parts.headers.insert(
+        http::header::CONTENT_LENGTH,
+        http::HeaderValue::from(bytes.len()),
+    );
+    Ok(Request::from_parts(parts, Either::Right(Full::new(bytes))))
+}
+
 /// One request over a fresh connection to a `unix:` / `unix+tls:` origin.
 async fn over_unix(
     routing: &crate::origin::Routing,
@@ -190,6 +244,10 @@ async fn over_unix(
         }
     };
     let client_up = prepare(&mut req, &rule.origin);
+    let req = match with_length(req, &rule.origin).await {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
     let (mut sender, conn) = match hyper::client::conn::http1::handshake(TokioIo::new(io)).await {
         Ok(x) => x,
         Err(e) => return text(StatusCode::BAD_GATEWAY, &format!("origin: {e}")),

@@ -58,7 +58,11 @@ where
 
 /// The client of one rule.
 pub(crate) type Client =
-    hyper_util::client::legacy::Client<Timed<HttpsConnector<HttpConnector>>, Incoming>;
+    hyper_util::client::legacy::Client<Timed<HttpsConnector<HttpConnector>>, OriginBody>;
+
+/// A request body toward an origin: streamed as it arrives, or (with
+/// `disableChunkedEncoding`) read whole first so it can carry a length.
+pub(crate) type OriginBody = http_body_util::Either<Incoming, http_body_util::Full<bytes::Bytes>>;
 
 /// Rules and their clients, swapped together on reload.
 pub(crate) struct Routing {

@@ -2,7 +2,8 @@
 //! - `GET /download?bytes=N`: N bytes of a fixed pattern, streamed in
 //!   64 KiB chunks (chunked encoding);
 //! - `POST /upload`: reads the body as it streams and answers
-//!   `<sha256 hex> <length>`;
+//!   `<sha256 hex> <length>` (with `?framing`, then `chunked` or
+//!   `length=N`: how the body was delimited);
 //! - `GET /ws` with `Upgrade: websocket`: answers 101, then echoes every
 //!   byte of the upgraded connection;
 //! - anything else: a text page naming the origin and echoing what the
@@ -63,6 +64,14 @@ async fn handle(
         return Ok(resp);
     }
     if path == "/upload" {
+        // `?framing`: also say how the body was delimited.
+        let framing = if req.uri().query() != Some("framing") {
+            String::new()
+        } else if req.headers().contains_key("transfer-encoding") {
+            " chunked".into()
+        } else {
+            format!(" length={}", h("content-length"))
+        };
         let mut hasher = Sha256::new();
         let mut len = 0u64;
         let mut body = req.into_body();
@@ -74,7 +83,7 @@ async fn handle(
             }
         }
         return Ok(Response::new(full(format!(
-            "{} {len}",
+            "{} {len}{framing}",
             hex::encode(hasher.finalize())
         ))));
     }
