@@ -9,7 +9,7 @@ use http::Method;
 use serde_json::{json, Value};
 use std::io::Write;
 
-fn path_segment(field: &str, s: &str) -> anyhow::Result<String> {
+pub(crate) fn path_segment(field: &str, s: &str) -> anyhow::Result<String> {
     if s.is_empty()
         || !s
             .bytes()
@@ -63,7 +63,7 @@ fn print_connections(t: &Value) {
     }
 }
 
-fn print_json(v: &Value) -> anyhow::Result<()> {
+pub(crate) fn print_json(v: &Value) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }
@@ -177,8 +177,11 @@ pub(crate) async fn tunnel(admin: AdminConn, cmd: TunnelCommand) -> anyhow::Resu
                 .map_err(|e| anyhow::anyhow!("the edge sent unusable credentials: {e}"))?;
             println!("{}", creds.to_token().expose());
         }
-        TunnelCommand::Run(_) | TunnelCommand::Ingress(_) => {
-            unreachable!("dispatched in main: these need no admin API")
+        TunnelCommand::Run(_)
+        | TunnelCommand::Ingress(_)
+        | TunnelCommand::Route(_)
+        | TunnelCommand::Vnet(_) => {
+            unreachable!("dispatched in main")
         }
     }
     Ok(())
@@ -405,6 +408,7 @@ pub(crate) async fn route(admin: AdminConn, cmd: crate::cli::RouteCommand) -> an
                 .await?;
             println!("Deleted route {hostname}");
         }
+        RouteCommand::Ip(cmd) => return crate::net_cmd::ip_route(&client, cmd).await,
     }
     Ok(())
 }

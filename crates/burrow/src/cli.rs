@@ -44,6 +44,9 @@ pub(crate) enum Command {
     /// Route public hostnames to tunnels (the edge's --http/--https
     /// listeners serve them).
     Route(RouteArgs),
+    /// Virtual networks: separate address spaces for private-network
+    /// routes (`burrow route ip add --vnet NAME`).
+    Vnet(VnetArgs),
     /// Manage users of the zero-trust client.
     User(UserArgs),
     /// Enroll, list and revoke users' devices.
@@ -138,6 +141,10 @@ pub(crate) struct ClientArgs {
     /// (`curl -p -x http://127.0.0.1:8080 URL`). [default: off]
     #[arg(long, value_name = "IP:PORT")]
     pub(crate) http_proxy: Option<String>,
+    /// Virtual network whose private routes this client uses (`burrow vnet
+    /// list`). [default: the edge's default vnet]
+    #[arg(long, value_name = "NAME")]
+    pub(crate) vnet: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -229,6 +236,93 @@ pub(crate) enum RouteCommand {
     Delete {
         /// The hostname as routed.
         hostname: String,
+    },
+    /// Private networks: zero-trust clients' flows to addresses in a routed
+    /// network go through the tunnel, whose connector dials them (as
+    /// `cloudflared tunnel route ip`).
+    #[command(subcommand)]
+    Ip(IpRouteCommand),
+}
+
+/// Within a virtual network the longest matching prefix wins; the same
+/// network may be routed once per virtual network.
+#[derive(Subcommand, Debug)]
+pub(crate) enum IpRouteCommand {
+    /// Route NETWORK (CIDR such as 10.0.0.0/8, or one address) to TUNNEL.
+    Add {
+        /// IPv4 or IPv6 network; host bits must be zero.
+        network: String,
+        /// Tunnel name or id.
+        tunnel: String,
+        /// Virtual network. [default: the default vnet]
+        #[arg(long, value_name = "NAME")]
+        vnet: Option<String>,
+        /// Free text shown by `list`.
+        #[arg(long, default_value = "")]
+        comment: String,
+    },
+    /// List IP routes.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show which route (and tunnel) an address would take.
+    Get {
+        /// The address, e.g. 10.1.2.3.
+        ip: std::net::IpAddr,
+        /// Virtual network. [default: the default vnet]
+        #[arg(long, value_name = "NAME")]
+        vnet: Option<String>,
+    },
+    /// Remove the route of NETWORK.
+    Delete {
+        /// The network as routed.
+        network: String,
+        /// Virtual network. [default: the default vnet]
+        #[arg(long, value_name = "NAME")]
+        vnet: Option<String>,
+    },
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct VnetArgs {
+    #[command(flatten)]
+    pub(crate) admin: AdminConn,
+    #[command(subcommand)]
+    pub(crate) command: VnetCommand,
+}
+
+/// Every edge starts with one virtual network, `default`; clients use the
+/// default one unless started with `burrow client --vnet NAME`.
+#[derive(Subcommand, Debug)]
+pub(crate) enum VnetCommand {
+    /// Add a virtual network.
+    Add {
+        /// Name (letters, digits, '.', '_', '-').
+        name: String,
+        /// Free text.
+        #[arg(long, default_value = "")]
+        comment: String,
+        /// Make it the default for clients that name none.
+        #[arg(long)]
+        default: bool,
+    },
+    /// List virtual networks.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make NAME the default virtual network.
+    Default {
+        /// Name.
+        name: String,
+    },
+    /// Delete a virtual network (not the default; delete its routes first).
+    Delete {
+        /// Name.
+        name: String,
     },
 }
 
@@ -417,6 +511,12 @@ pub(crate) enum TunnelCommand {
     /// Check ingress rules in a config.yml.
     #[command(subcommand)]
     Ingress(IngressCommand),
+    /// Same as `burrow route` (cloudflared spells it `tunnel route`).
+    #[command(subcommand)]
+    Route(RouteCommand),
+    /// Same as `burrow vnet` (cloudflared spells it `tunnel vnet`).
+    #[command(subcommand)]
+    Vnet(VnetCommand),
 }
 
 #[derive(Subcommand, Debug)]

@@ -43,7 +43,12 @@ pub(crate) async fn run(a: ClientArgs) -> anyhow::Result<()> {
                 .map_err(|_| config_err(format!("--http-proxy: '{s}' is not an IP:port address")))
         })
         .transpose()?;
+    if let Some(v) = &a.vnet {
+        burrow_config::identity::validate_label("--vnet", v)
+            .map_err(|e| config_err(e.to_string()))?;
+    }
     let cfg = ClientConfig {
+        vnet: a.vnet.clone(),
         http_proxy,
         edge,
         edge_ca_pem,

@@ -16,6 +16,7 @@ mod admin_cmd;
 mod cli;
 mod client_cmd;
 mod edge_cmd;
+mod net_cmd;
 mod policy_cmd;
 mod quick_cmd;
 mod run_cmd;
@@ -111,11 +112,14 @@ fn main() -> ExitCode {
             cli::Command::Tunnel(t) => match t.command {
                 cli::TunnelCommand::Run(a) => run_cmd::run(a).await,
                 cli::TunnelCommand::Ingress(c) => run_cmd::ingress(c).await,
+                cli::TunnelCommand::Route(c) => admin_cmd::route(t.admin, c).await,
+                cli::TunnelCommand::Vnet(c) => net_cmd::vnet(t.admin, c).await,
                 cmd => admin_cmd::tunnel(t.admin, cmd).await,
             },
             cli::Command::App(a) => admin_cmd::app(a.admin, a.command).await,
             cli::Command::AccessRule(a) => admin_cmd::access(a.admin, a.command).await,
             cli::Command::Route(a) => admin_cmd::route(a.admin, a.command).await,
+            cli::Command::Vnet(a) => net_cmd::vnet(a.admin, a.command).await,
             cli::Command::User(a) => admin_cmd::user(a.admin, a.command).await,
             cli::Command::Device(a) => admin_cmd::device(a.admin, a.command).await,
             cli::Command::Client(a) => client_cmd::run(a).await,

@@ -75,6 +75,7 @@ pub(crate) async fn run(a: QuickArgs) -> anyhow::Result<()> {
         origin_connect_timeout: Duration::from_secs(10),
         edge_ip_version: IpVersion::Auto,
         dns_server: None,
+        warp_routing: Default::default(),
     };
     let connector_task = tokio::spawn(burrow_connector::run(cfg, shutdown.clone()));
     // Print the address once the tunnel carries traffic.

@@ -134,7 +134,12 @@ pub(crate) async fn resolve(a: RunArgs) -> anyhow::Result<ConnectorConfig> {
                 .map_err(|_| config_err(format!("--dns-server: '{s}' is not an IP:port address")))
         })
         .transpose()?;
+    let warp_routing = file
+        .as_ref()
+        .map(|f| f.warp_routing.clone())
+        .unwrap_or_default();
     Ok(ConnectorConfig {
+        warp_routing,
         dns_server,
         credentials,
         ingress,

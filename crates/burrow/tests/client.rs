@@ -297,3 +297,237 @@ fn egress_policies_pick_the_source_address_first_match_wins() {
     assert_eq!(recs[1]["EgressRuleID"], "r2");
     assert_eq!(recs[1]["EgressIP"], "127.0.0.6");
 }
+
+/// The session log's records once there are at least `n` (or after 10 s).
+fn session_records(log: &std::path::Path, n: usize) -> Vec<serde_json::Value> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let recs: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        if recs.len() >= n || std::time::Instant::now() > deadline {
+            return recs;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Opens a SOCKS5 CONNECT to `dst` through `socks`; `Ok` once the proxy
+/// answers success (the flow stays open while the stream lives).
+fn socks_connect(socks: &str, dst: std::net::SocketAddrV4) -> std::io::Result<std::net::TcpStream> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(socks)?;
+    s.set_read_timeout(Some(Duration::from_secs(20)))?;
+    s.write_all(&[5, 1, 0])?;
+    let mut hello = [0u8; 2];
+    s.read_exact(&mut hello)?;
+    let mut req = vec![5, 1, 0, 1];
+    req.extend_from_slice(&dst.ip().octets());
+    req.extend_from_slice(&dst.port().to_be_bytes());
+    s.write_all(&req)?;
+    let mut reply = [0u8; 10];
+    s.read_exact(&mut reply)?;
+    if reply[1] != 0 {
+        return Err(std::io::Error::other(format!("SOCKS5 reply {}", reply[1])));
+    }
+    Ok(s)
+}
+
+#[test]
+fn private_networks_route_through_the_tunnel_of_the_clients_vnet() {
+    let dir = tempdir();
+    let log = dir.path().join("sessions.jsonl");
+    let log_s = log.to_string_lossy().into_owned();
+    let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &["--session-log", &log_s]);
+    let (creds, _) = enroll(&edge, dir.path());
+    // A private destination that answers with the peer address it sees.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dst = match l.local_addr().unwrap() {
+        std::net::SocketAddr::V4(a) => a,
+        other => panic!("{other}"),
+    };
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let peer = s.peer_addr().unwrap().ip().to_string();
+            let _ = std::io::Write::write_all(&mut s, peer.as_bytes());
+        }
+    });
+    // And one that holds connections open until the client closes.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hold = match l.local_addr().unwrap() {
+        std::net::SocketAddr::V4(a) => a,
+        other => panic!("{other}"),
+    };
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut s, &mut std::io::sink());
+            });
+        }
+    });
+    // Internet egress would leave from 127.0.0.5; private routes must not.
+    let rules = dir.path().join("rules.json");
+    std::fs::write(
+        &rules,
+        r#"[{"id": "all", "name": "all via .5", "action": {"type": "dedicated", "primary_ipv4": "127.0.0.5"}}]"#,
+    )
+    .unwrap();
+    edge.admin(&["policy", "set", "--file", rules.to_str().unwrap()])
+        .expect("policy set");
+
+    // Tunnel a in the default vnet, tunnel b in vnet lab: the same network.
+    let tunnel_id = |creds: &std::path::Path| {
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(creds).unwrap()).unwrap();
+        v["TunnelID"].as_str().unwrap().to_owned()
+    };
+    let (ca, cb) = (edge.create_tunnel("a"), edge.create_tunnel("b"));
+    let (ida, idb) = (tunnel_id(&ca), tunnel_id(&cb));
+    let cfg_b = dir.path().join("b.yml");
+    std::fs::write(&cfg_b, "warp-routing:\n  maxActiveFlows: 1\n").unwrap();
+    let mut conn_a = connector(dir.path(), "conn-a", &ca, &["--hello-world"]);
+    let conn_b = connector(
+        dir.path(),
+        "conn-b",
+        &cb,
+        &["--hello-world", "--config", cfg_b.to_str().unwrap()],
+    );
+    edge.wait_connections("a", 1, Duration::from_secs(20));
+    edge.wait_connections("b", 1, Duration::from_secs(20));
+    edge.admin(&["vnet", "add", "lab", "--comment", "the lab"])
+        .expect("vnet add");
+    edge.admin(&["route", "ip", "add", "127.0.0.0/8", "a"])
+        .expect("route a");
+    edge.admin(&[
+        "tunnel",
+        "route",
+        "ip",
+        "add",
+        "127.0.0.0/8",
+        "b",
+        "--vnet",
+        "lab",
+    ])
+    .expect("route b");
+    let err = edge
+        .admin(&["route", "ip", "add", "127.0.0.0/8", "b", "--vnet", "lab"])
+        .unwrap_err();
+    assert!(
+        err.contains("routed already in virtual network 'lab'"),
+        "{err}"
+    );
+    let err = edge
+        .admin(&["route", "ip", "add", "127.0.0.1/8", "b"])
+        .unwrap_err();
+    assert!(
+        err.contains("network") && err.contains("did you mean 127.0.0.0/8"),
+        "{err}"
+    );
+    let got = edge
+        .admin(&["route", "ip", "get", "127.9.9.9", "--vnet", "lab"])
+        .unwrap();
+    assert!(got.contains(&idb), "{got}");
+
+    let c = creds.to_string_lossy().into_owned();
+    let client = |name: &str, vnet: Option<&str>| {
+        let socks = format!("127.0.0.1:{}", free_port());
+        let mut args = vec!["client", "--credentials", &c, "--socks", &socks];
+        if let Some(v) = vnet {
+            args.extend(["--vnet", v]);
+        }
+        let p = Proc::spawn(dir.path(), name, &args);
+        (p, socks)
+    };
+    let (client_default, socks_default) = client("client-default", None);
+    let (client_lab, socks_lab) = client("client-lab", Some("lab"));
+    client_default.wait_line("SOCKS5 proxy:", Duration::from_secs(20));
+    client_lab.wait_line("SOCKS5 proxy:", Duration::from_secs(20));
+    let seen = |socks: &str| {
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "--max-time", "10", "--socks5-hostname", socks])
+            .arg(format!("telnet://{dst}"))
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // The connector dialled (source 127.0.0.1), not the edge's egress (.5).
+    assert_eq!(seen(&socks_default), "127.0.0.1");
+    conn_a.wait_log("private-network flow", Duration::from_secs(5));
+    assert!(!conn_b.log().contains("private-network flow"));
+    assert_eq!(seen(&socks_lab), "127.0.0.1");
+    conn_b.wait_log("private-network flow", Duration::from_secs(5));
+
+    // Connector b takes one private flow at a time.
+    let held = socks_connect(&socks_lab, hold).expect("first flow");
+    assert!(
+        socks_connect(&socks_lab, hold).is_err(),
+        "over maxActiveFlows"
+    );
+    edge.proc.wait_log(
+        "maxActiveFlows (1 private-network flows)",
+        Duration::from_secs(5),
+    );
+    drop(held);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while seen(&socks_lab) != "127.0.0.1" {
+        assert!(std::time::Instant::now() < deadline, "slot never freed");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // Without tunnel a's connector, the default vnet's flows fail; lab's work.
+    conn_a.signal("TERM");
+    assert_eq!(conn_a.wait_exit(Duration::from_secs(15)), Some(0));
+    assert_eq!(seen(&socks_default), "");
+    assert_eq!(seen(&socks_lab), "127.0.0.1");
+
+    // The log: tunnel and vnet per session, no egress rule on private flows.
+    let vnets: serde_json::Value =
+        serde_json::from_str(&edge.admin(&["vnet", "list", "--json"]).unwrap()).unwrap();
+    let vnet_id = |name: &str| {
+        vnets
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == name)
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let recs = session_records(&log, 7);
+    let (ok_a, ok_b) = (&recs[0], &recs[1]);
+    assert_eq!(ok_a["Offramp"], "CFD_TUNNEL", "{ok_a}");
+    assert_eq!(ok_a["DestinationTunnelID"], ida.as_str());
+    assert_eq!(ok_a["VirtualNetworkID"], vnet_id("default").as_str());
+    assert_eq!(ok_a["EgressRuleID"], "");
+    assert_eq!(ok_a["OriginPort"], dst.port());
+    assert_eq!(ok_a["BytesReceived"], 9);
+    assert_eq!(ok_b["DestinationTunnelID"], idb.as_str());
+    assert_eq!(ok_b["VirtualNetworkID"], vnet_id("lab").as_str());
+    let reasons: Vec<&str> = recs
+        .iter()
+        .map(|r| r["ConnectionCloseReason"].as_str().unwrap())
+        .collect();
+    assert!(reasons.contains(&"ORIGIN_UNREACHABLE"), "{reasons:?}");
+    assert!(reasons.contains(&"TUNNEL_UNAVAILABLE"), "{reasons:?}");
+
+    // A vnet with routes cannot go; an unknown vnet is refused by name.
+    let err = edge.admin(&["vnet", "delete", "lab"]).unwrap_err();
+    assert!(err.contains("route(s) still use it"), "{err}");
+    edge.admin(&["route", "ip", "delete", "127.0.0.0/8", "--vnet", "lab"])
+        .expect("route delete");
+    edge.admin(&["vnet", "delete", "lab"]).expect("vnet delete");
+    let (mut nope, _) = client("client-nope", Some("nope"));
+    let code = nope.wait_exit(Duration::from_secs(20));
+    assert!(matches!(code, Some(c) if c != 0), "exit {code:?}");
+    assert!(
+        nope.log().contains("virtual network 'nope' does not exist"),
+        "{}",
+        nope.log()
+    );
+}

@@ -45,6 +45,8 @@ pub struct ClientConfig {
     pub socks: SocketAddr,
     /// Local HTTP CONNECT proxy listener (loopback), if any.
     pub http_proxy: Option<SocketAddr>,
+    /// Virtual network for private routes; `None`: the edge's default.
+    pub vnet: Option<String>,
 }
 
 /// Why the client stopped.
@@ -81,7 +83,10 @@ async fn register(cfg: &ClientConfig) -> Result<ConnectorConn, ClientError> {
         connector_id: *c.device_id.as_bytes(),
         conn_index: 0,
         version: format!("burrow-client {}", env!("CARGO_PKG_VERSION")),
-        features: vec!["client".into()],
+        // `vnet=NAME` picks the virtual network (docs/PROTOCOL.md).
+        features: std::iter::once("client".to_owned())
+            .chain(cfg.vnet.as_ref().map(|v| format!("vnet={v}")))
+            .collect(),
     });
     let mut reader = FrameReader::new();
     let answer = tokio::time::timeout(CONNECT_TIMEOUT, async {

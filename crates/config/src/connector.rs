@@ -238,8 +238,66 @@ struct RawFile {
     log_level: Option<String>,
     #[serde(rename = "originRequest")]
     origin_request: Option<Value>,
+    #[serde(rename = "warp-routing")]
+    warp_routing: Option<Value>,
     #[serde(flatten)]
     unknown: BTreeMap<String, Value>,
+}
+
+/// `warp-routing`: how the connector serves zero-trust clients' flows into
+/// the private networks routed to its tunnel (`burrow route ip add`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WarpRouting {
+    /// `enabled` (default true): with false, private-network flows are
+    /// refused.
+    pub enabled: bool,
+    /// `connectTimeout` (5 s): dial limit toward a private destination.
+    pub connect_timeout: Duration,
+    /// `maxActiveFlows` (unlimited): flows over it are refused.
+    pub max_active_flows: Option<u64>,
+    /// `tcpKeepAlive` (30 s): keep-alive probes on private TCP connections.
+    pub tcp_keep_alive: Duration,
+}
+
+impl Default for WarpRouting {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            connect_timeout: Duration::from_secs(5),
+            max_active_flows: None,
+            tcp_keep_alive: Duration::from_secs(30),
+        }
+    }
+}
+
+fn warp_routing(v: &Value, warnings: &mut Vec<String>) -> Result<WarpRouting, ConfigError> {
+    use crate::origin_request::{boolean, dur};
+    let mut w = WarpRouting::default();
+    let Value::Mapping(map) = v else {
+        return Err(ConfigError::new("warp-routing", "must be a mapping"));
+    };
+    for (k, v) in map {
+        let key = k.as_str().unwrap_or("?");
+        let field = format!("warp-routing.{key}");
+        match key {
+            "enabled" => w.enabled = boolean(&field, v)?,
+            "connectTimeout" => w.connect_timeout = dur(&field, v)?,
+            "tcpKeepAlive" => w.tcp_keep_alive = dur(&field, v)?,
+            "maxActiveFlows" => {
+                w.max_active_flows = Some(v.as_u64().filter(|n| *n >= 1).ok_or_else(|| {
+                    ConfigError::new(&field, "must be a whole number of at least 1")
+                })?);
+            }
+            _ => warnings.push(format!("unknown key '{key}' in warp-routing ignored")),
+        }
+    }
+    if w.connect_timeout.is_zero() {
+        return Err(ConfigError::new(
+            "warp-routing.connectTimeout",
+            "must be more than 0s",
+        ));
+    }
+    Ok(w)
 }
 
 /// A validated connector `config.yml`.
@@ -263,6 +321,8 @@ pub struct ConnectorFile {
     pub grace_period: Option<Duration>,
     /// `loglevel`.
     pub log_level: Option<String>,
+    /// `warp-routing`.
+    pub warp_routing: WarpRouting,
     /// One line per ignored key, naming it.
     pub warnings: Vec<String>,
 }
@@ -288,6 +348,7 @@ pub fn parse_connector_yaml(text: &str) -> Result<ConnectorFile, ConfigError> {
             grace_period: None,
             log_level: None,
             origin_request: None,
+            warp_routing: None,
             unknown: BTreeMap::new(),
         }
     } else {
@@ -356,6 +417,12 @@ pub fn parse_connector_yaml(text: &str) -> Result<ConnectorFile, ConfigError> {
         })
         .transpose()
         .map_err(|r| ConfigError::new("grace-period", r))?;
+    let warp_routing = raw
+        .warp_routing
+        .as_ref()
+        .map(|v| warp_routing(v, &mut warnings))
+        .transpose()?
+        .unwrap_or_default();
     let ingress = if raw.ingress.is_empty() {
         None
     } else {
@@ -371,6 +438,7 @@ pub fn parse_connector_yaml(text: &str) -> Result<ConnectorFile, ConfigError> {
         edge_ca: raw.edge_ca,
         grace_period,
         log_level: raw.log_level,
+        warp_routing,
         warnings,
     })
 }
@@ -528,5 +596,44 @@ mod tests {
         let ing = f.ingress.unwrap();
         assert_eq!(ing.find("ssh.example.com", None).unwrap().0, 0);
         assert_eq!(ing.find("other", None).unwrap().0, 1);
+    }
+
+    #[test]
+    fn warp_routing_has_cloudflared_defaults_and_named_errors() {
+        let f = parse_connector_yaml("tunnel: x\n").unwrap();
+        assert_eq!(f.warp_routing, WarpRouting::default());
+        assert_eq!(f.warp_routing.connect_timeout, Duration::from_secs(5));
+        let f = parse_connector_yaml(
+            "warp-routing:\n  enabled: true\n  connectTimeout: 2s\n  maxActiveFlows: 10\n  tcpKeepAlive: 15s\n  bogus: 1\n",
+        )
+        .unwrap();
+        assert_eq!(f.warp_routing.connect_timeout, Duration::from_secs(2));
+        assert_eq!(f.warp_routing.max_active_flows, Some(10));
+        assert_eq!(f.warp_routing.tcp_keep_alive, Duration::from_secs(15));
+        assert!(f
+            .warnings
+            .iter()
+            .any(|w| w.contains("'bogus' in warp-routing")));
+        for (y, field) in [
+            (
+                "warp-routing:\n  maxActiveFlows: 0\n",
+                "warp-routing.maxActiveFlows",
+            ),
+            (
+                "warp-routing:\n  connectTimeout: soon\n",
+                "warp-routing.connectTimeout",
+            ),
+            (
+                "warp-routing:\n  connectTimeout: 0s\n",
+                "warp-routing.connectTimeout",
+            ),
+            (
+                "warp-routing:\n  enabled: yes please\n",
+                "warp-routing.enabled",
+            ),
+            ("warp-routing: on\n", "warp-routing"),
+        ] {
+            assert_eq!(parse_connector_yaml(y).unwrap_err().field, field, "{y}");
+        }
     }
 }

@@ -87,7 +87,7 @@ const IGNORED: &[&str] = &[
     "matchSNItoHost",
 ];
 
-fn dur(field: &str, v: &Value) -> Result<Duration, ConfigError> {
+pub(crate) fn dur(field: &str, v: &Value) -> Result<Duration, ConfigError> {
     match v {
         Value::String(s) => duration::parse(s).map_err(|r| ConfigError::new(field, r)),
         Value::Number(n) => n
@@ -98,7 +98,7 @@ fn dur(field: &str, v: &Value) -> Result<Duration, ConfigError> {
     }
 }
 
-fn boolean(field: &str, v: &Value) -> Result<bool, ConfigError> {
+pub(crate) fn boolean(field: &str, v: &Value) -> Result<bool, ConfigError> {
     v.as_bool()
         .ok_or_else(|| ConfigError::new(field, "must be true or false"))
 }

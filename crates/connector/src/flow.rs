@@ -29,6 +29,8 @@ pub(crate) struct FlowEnv {
     pub(crate) routing: arc_swap::ArcSwap<crate::origin::Routing>,
     pub(crate) connect_timeout: Duration,
     pub(crate) tunnel_id: uuid::Uuid,
+    /// Private-network flows and their `warp-routing` limits.
+    pub(crate) private: crate::private::PrivateFlows,
 }
 
 /// Handles one flow stream to completion.
@@ -76,6 +78,10 @@ async fn dispatch(
         Box::pin(crate::http::serve(env, conn, open, io)).await;
         return;
     }
+    if open.kind == FlowKind::PrivateTcp {
+        crate::private::relay(&env.private, stream, reader.into_leftover(), &open).await;
+        return;
+    }
     let routing = env.routing.load_full();
     let Some((rule_index, rule)) = routing.ingress.find(&open.hostname, None) else {
         reject(
@@ -111,7 +117,7 @@ async fn dispatch(
             match origin {
                 Ok(Ok(o)) => {
                     let _ = o.set_nodelay(true);
-                    splice(stream, o, leftover, rule_index).await;
+                    splice(stream, o, leftover, Some(rule_index)).await;
                 }
                 Ok(Err(e)) => {
                     let msg = origin_error(addr, &e);
@@ -129,7 +135,7 @@ async fn dispatch(
             }
         }
         Service::Unix { .. } => match crate::origin::dial_unix(&routing, rule_index).await {
-            Ok(o) => splice(stream, o, leftover, rule_index).await,
+            Ok(o) => splice(stream, o, leftover, Some(rule_index)).await,
             Err(msg) => {
                 info!(rule = rule_index, reason = %msg, "origin unreachable");
                 reject(&mut stream, RefuseCode::OriginUnreachable, &msg).await;
@@ -180,7 +186,7 @@ pub(crate) async fn refuse_shutting_down(mut stream: BoxStream) {
     .await;
 }
 
-async fn reject(stream: &mut BoxStream, code: RefuseCode, message: &str) {
+pub(crate) async fn reject(stream: &mut BoxStream, code: RefuseCode, message: &str) {
     let f = Frame::StreamRejected(Refusal {
         code,
         message: message.to_owned(),
@@ -189,11 +195,11 @@ async fn reject(stream: &mut BoxStream, code: RefuseCode, message: &str) {
     let _ = stream.shutdown().await;
 }
 
-async fn splice<O: AsyncRead + AsyncWrite + Unpin>(
+pub(crate) async fn splice<O: AsyncRead + AsyncWrite + Unpin>(
     mut stream: BoxStream,
     mut origin: O,
     leftover: bytes::BytesMut,
-    rule: usize,
+    rule: Option<usize>,
 ) {
     if !leftover.is_empty() && origin.write_all(&leftover).await.is_err() {
         return;
@@ -207,12 +213,12 @@ async fn splice<O: AsyncRead + AsyncWrite + Unpin>(
     }
     match burrow_transport::splice::splice(&mut stream, &mut origin).await {
         Ok((down, up)) => debug!(
-            rule,
+            rule = ?rule,
             bytes_to_origin = down,
             bytes_from_origin = up,
             "flow finished"
         ),
-        Err(e) => debug!(rule, error = %e, "flow ended with error"),
+        Err(e) => debug!(rule = ?rule, error = %e, "flow ended with error"),
     }
 }
 

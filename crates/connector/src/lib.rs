@@ -21,6 +21,7 @@ mod discovery;
 mod flow;
 mod http;
 mod origin;
+mod private;
 mod udp;
 
 use burrow_config::connector::{Ingress, ProtocolChoice};
@@ -63,6 +64,8 @@ pub struct ConnectorConfig {
     pub edge_ip_version: IpVersion,
     /// DNS server for SRV discovery; `None` uses the system's resolver.
     pub dns_server: Option<std::net::SocketAddr>,
+    /// `warp-routing`: private-network flows of zero-trust clients.
+    pub warp_routing: burrow_config::connector::WarpRouting,
 }
 
 /// IP version preference for edge addresses.
@@ -152,6 +155,7 @@ pub async fn run_with_updates(
         routing: arc_swap::ArcSwap::from_pointee(routing),
         connect_timeout: cfg.origin_connect_timeout,
         tunnel_id: cfg.credentials.tunnel_id,
+        private: private::PrivateFlows::new(cfg.warp_routing.clone()),
     });
     let shared = Arc::new(conn::Shared {
         cfg,

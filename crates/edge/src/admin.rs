@@ -25,6 +25,14 @@
 //!   `credentials`; `GET`; `POST /api/v1/devices/{id}/revoke`
 //! - `POST /api/v1/routes` `{"hostname", "tunnel"}` (hostname exact or
 //!   `*.example.com`), `GET`, `DELETE /api/v1/routes/{hostname}`
+//! - `POST /api/v1/vnets` `{"name", "comment", "default"}`, `GET`,
+//!   `DELETE /api/v1/vnets/{name}`, `PUT /api/v1/vnets/{name}/default`
+//! - `POST /api/v1/ip-routes` `{"network", "tunnel", "vnet", "comment"}`
+//!   (`vnet` defaults to the default vnet), `GET`,
+//!   `DELETE /api/v1/ip-routes/{network}?vnet=NAME` (`10.0.0.0-8` for
+//!   `10.0.0.0/8`)
+
+mod private;
 
 use crate::{unix_now, Shared, CONNECTION_FRESHNESS};
 use axum::extract::rejection::JsonRejection;
@@ -123,6 +131,26 @@ pub(crate) fn router(state: AdminState) -> Router {
             axum::routing::delete(delete_access_rule),
         )
         .route("/api/v1/routes", post(create_route).get(list_routes))
+        .route(
+            "/api/v1/vnets",
+            post(private::create_vnet).get(private::list_vnets),
+        )
+        .route(
+            "/api/v1/vnets/{name}",
+            axum::routing::delete(private::delete_vnet),
+        )
+        .route(
+            "/api/v1/vnets/{name}/default",
+            axum::routing::put(private::make_default_vnet),
+        )
+        .route(
+            "/api/v1/ip-routes",
+            post(private::create_ip_route).get(private::list_ip_routes),
+        )
+        .route(
+            "/api/v1/ip-routes/{network}",
+            axum::routing::delete(private::delete_ip_route),
+        )
         .route("/api/v1/users", post(create_user).get(list_users))
         .route("/api/v1/policies", get(get_policies).put(put_policies))
         .route("/api/v1/users/{email}", axum::routing::delete(delete_user))

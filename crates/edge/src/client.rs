@@ -1,10 +1,11 @@
 //! Zero-trust clients (`burrow client`): enrolled devices that connect to
 //! the tunnel endpoint like connectors (QUIC), register with the feature
 //! [`FEATURE`] and their device credentials, and then open one stream per
-//! flow toward the edge. The edge dials the destination — egress to the
-//! Internet from this colo for now (private-network routes and egress
-//! policies come next) — splices, and writes one network session log record
-//! per finished flow.
+//! flow toward the edge. A destination inside a network routed to a tunnel
+//! in the client's virtual network goes through that tunnel (the connector
+//! dials it); anything else leaves to the Internet from this colo, from
+//! the source address the first matching egress policy picks. Each
+//! finished flow writes one network session log record.
 
 use crate::session_log::SessionRecord;
 use crate::Shared;
@@ -33,6 +34,29 @@ struct Identity {
     device_name: String,
     email: String,
     groups: Vec<String>,
+    /// The virtual network the client picked; `None`: the default one at
+    /// the time of each flow.
+    vnet: Option<(uuid::Uuid, String)>,
+}
+
+/// The virtual network a client names with the registration feature
+/// `vnet=NAME`.
+fn requested_vnet(
+    shared: &Shared,
+    reg: &Register,
+) -> Result<Option<(uuid::Uuid, String)>, Refusal> {
+    let Some(name) = reg.features.iter().find_map(|f| f.strip_prefix("vnet=")) else {
+        return Ok(None);
+    };
+    match shared.private().vnets.get(name) {
+        Some(id) => Ok(Some((*id, name.to_owned()))),
+        None => Err(Refusal {
+            code: RefuseCode::UnknownTunnel,
+            message: format!(
+                "virtual network '{name}' does not exist on this edge (see burrow vnet list)"
+            ),
+        }),
+    }
 }
 
 async fn authenticate(shared: &Shared, reg: &Register) -> Result<Identity, Refusal> {
@@ -75,6 +99,7 @@ async fn authenticate(shared: &Shared, reg: &Register) -> Result<Identity, Refus
         device_name: d.name,
         email: d.user_email,
         groups,
+        vnet: requested_vnet(shared, reg)?,
     })
 }
 
@@ -225,6 +250,30 @@ async fn egress(shared: Arc<Shared>, who: Arc<Identity>, mut stream: BoxStream, 
         Ok(mut addrs) => addrs.next(),
         Err(_) => None,
     };
+    // A private route of the client's vnet wins over Internet egress.
+    let nets = shared.private();
+    let vnet = who.vnet.as_ref().map(|v| v.0).or(nets.default_vnet);
+    let vnet_name = vnet.and_then(|v| {
+        nets.vnets
+            .iter()
+            .find(|(_, id)| **id == v)
+            .map(|(n, _)| n.clone())
+    });
+    if let Some(v) = vnet {
+        record.vnet(v);
+    }
+    if let (Some(t), Some(v)) = (target, vnet) {
+        if let Some(route) = nets.table.lookup(&v, t.ip()) {
+            record.rule_evaluation(rule_started.elapsed());
+            record.origin(t);
+            record.tunnel(route.target);
+            let tunnel = route.target;
+            drop(nets);
+            private(&shared, stream, reader, record, tunnel, t, peer).await;
+            return;
+        }
+    }
+    drop(nets);
     // Egress policy, first match, once per flow.
     let facts = burrow_policy::egress::Facts {
         user_email: Some(who.email.clone()),
@@ -239,7 +288,7 @@ async fn egress(shared: Arc<Shared>, who: Arc<Identity>, mut stream: BoxStream, 
             .is_err()
             .then(|| host.clone()),
         proxied: false,
-        vnet: None,
+        vnet: vnet_name,
     };
     let policies = shared.policies();
     let decision = burrow_policy::egress::decide(&policies, &facts);
@@ -294,6 +343,75 @@ async fn egress(shared: Arc<Shared>, who: Arc<Identity>, mut stream: BoxStream, 
         }
         Err(e) => {
             debug!(error = %e, "client flow ended with an error");
+            record.close("ERROR");
+        }
+    }
+    shared.log_session(record);
+}
+
+/// A flow into a private network: through a connector of `tunnel`, which
+/// dials `target` itself.
+async fn private(
+    shared: &Shared,
+    mut stream: BoxStream,
+    reader: FrameReader,
+    mut record: SessionRecord,
+    tunnel: uuid::Uuid,
+    target: SocketAddr,
+    peer: SocketAddr,
+) {
+    let header = burrow_proto::StreamOpen {
+        kind: FlowKind::PrivateTcp,
+        flow_id: shared
+            .next_flow
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        hostname: target.ip().to_string(),
+        edge_port: target.port(),
+        client_addr: peer,
+    };
+    let (mut far, far_leftover, _conn) = match crate::apps::open_tunnel_stream(
+        shared, tunnel, header,
+    )
+    .await
+    {
+        Ok(x) => x,
+        Err(e) => {
+            let reason = if e.starts_with("tunnel:") {
+                "TUNNEL_UNAVAILABLE"
+            } else {
+                "ORIGIN_UNREACHABLE"
+            };
+            info!(destination = %target, tunnel_id = %tunnel, reason = %e, "private-network flow failed");
+            record.close(reason);
+            shared.log_session(record);
+            refuse(
+                &mut stream,
+                format!("cannot reach {target} through tunnel {tunnel}: {e}"),
+            )
+            .await;
+            return;
+        }
+    };
+    if write_frame(&mut stream, &Frame::StreamAccepted, false)
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let leftover = reader.into_leftover();
+    if !leftover.is_empty() && far.write_all(&leftover).await.is_err() {
+        return;
+    }
+    if !far_leftover.is_empty() && stream.write_all(&far_leftover).await.is_err() {
+        return;
+    }
+    match burrow_transport::splice::splice(&mut stream, &mut far).await {
+        Ok((up, down)) => {
+            record.bytes(up + leftover.len() as u64, down + far_leftover.len() as u64);
+            record.close("CLIENT_OR_ORIGIN_CLOSED");
+        }
+        Err(e) => {
+            debug!(error = %e, "private-network flow ended with an error");
             record.close("ERROR");
         }
     }

@@ -123,6 +123,16 @@ pub enum EdgeError {
 }
 
 /// State shared by every task of one edge process.
+/// Virtual networks and the IP routes into tunnels, as the edge uses them.
+#[derive(Debug, Default)]
+pub(crate) struct PrivateNets {
+    /// Name → id.
+    pub(crate) vnets: std::collections::HashMap<String, uuid::Uuid>,
+    pub(crate) default_vnet: Option<uuid::Uuid>,
+    /// `(vnet id, network) → tunnel id`.
+    pub(crate) table: burrow_policy::ip_routes::IpRouteTable<uuid::Uuid, uuid::Uuid>,
+}
+
 pub(crate) struct Shared {
     pub(crate) store: Store,
     pub(crate) registry: registry::Registry,
@@ -154,6 +164,9 @@ pub(crate) struct Shared {
     pub(crate) routes: std::sync::RwLock<Arc<burrow_policy::routes::RouteTable<uuid::Uuid>>>,
     /// Egress policies, in order; replaced whole on every change.
     pub(crate) policies: std::sync::RwLock<Arc<Vec<burrow_policy::egress::Rule>>>,
+    /// Private-network routes and virtual networks; replaced whole on
+    /// every change.
+    pub(crate) private: std::sync::RwLock<Arc<PrivateNets>>,
     /// Network session log writer.
     pub(crate) session_log: session_log::SessionLog,
     /// Resolver for `origin_dns` names (the error if it could not be set up).
@@ -190,6 +203,43 @@ impl Shared {
             }
             Err(e) => warn!(error = %e, "could not read routes from the state store"),
         }
+    }
+
+    /// Reloads virtual networks and IP routes from the store.
+    pub(crate) async fn reload_private(&self) {
+        let (vnets, routes) = match (self.store.vnets().await, self.store.ip_routes().await) {
+            (Ok(v), Ok(r)) => (v, r),
+            (Err(e), _) | (_, Err(e)) => {
+                warn!(error = %e, "could not read IP routes from the state store");
+                return;
+            }
+        };
+        let table = burrow_policy::ip_routes::IpRouteTable::new(routes.iter().filter_map(|r| {
+            let network = burrow_policy::ip_routes::parse_network(&r.network)
+                .map_err(
+                    |e| warn!(route_id = %r.id, reason = %e, "stored IP route is invalid; ignored"),
+                )
+                .ok()?;
+            Some(burrow_policy::ip_routes::IpRoute {
+                vnet: r.vnet_id,
+                network,
+                target: r.tunnel_id,
+            })
+        }));
+        let nets = PrivateNets {
+            default_vnet: vnets.iter().find(|v| v.is_default).map(|v| v.id),
+            vnets: vnets.into_iter().map(|v| (v.name, v.id)).collect(),
+            table,
+        };
+        *self.private.write().expect("private nets lock poisoned") = Arc::new(nets);
+    }
+
+    /// The current private-network routes.
+    pub(crate) fn private(&self) -> Arc<PrivateNets> {
+        self.private
+            .read()
+            .expect("private nets lock poisoned")
+            .clone()
     }
 
     /// Queues a finished session's log record (counted when dropped).
@@ -518,7 +568,9 @@ impl Edge {
             routes: std::sync::RwLock::new(Arc::new(Default::default())),
             session_log: session_log::SessionLog::start(cfg.session_log.clone()),
             policies: std::sync::RwLock::new(Arc::new(Vec::new())),
+            private: std::sync::RwLock::new(Arc::new(PrivateNets::default())),
         });
+        shared.reload_private().await;
         shared.reload_policies().await;
         shared.reload_routes().await;
         shared.reload_access().await;
@@ -720,6 +772,7 @@ impl Edge {
                     shared.reload_access().await;
                     shared.reload_routes().await;
                     shared.reload_policies().await;
+                    shared.reload_private().await;
                 }
             }
         }

@@ -12,7 +12,14 @@
 //! ended the connection), `ORIGIN_REFUSED`, `ORIGIN_UNREACHABLE`,
 //! `ORIGIN_TIMEOUT`, `PORT_EXHAUSTION` (no local port for the dial),
 //! `DNS_FAILURE`, `EGRESS_IP_UNAVAILABLE` (the policy's dedicated IP is
-//! not an address of this edge), `ERROR` (a transport failure mid-session).
+//! not an address of this edge), `TUNNEL_UNAVAILABLE` (a private route's
+//! tunnel has no connector up), `ERROR` (a transport failure mid-session).
+//! A connector's refusal of a private-network flow (unreachable, or over
+//! its `warp-routing.maxActiveFlows`) is `ORIGIN_UNREACHABLE`.
+//!
+//! `Offramp` is `INTERNET`, or `CFD_TUNNEL` for sessions routed into a
+//! private network (`burrow route ip add`), with `DestinationTunnelID` set.
+//! `VirtualNetworkID` is the client's virtual network.
 //! `BytesSent` counts client → destination, `BytesReceived` destination →
 //! client.
 
@@ -108,6 +115,17 @@ impl SessionRecord {
     pub(crate) fn egress(&mut self, local: SocketAddr) {
         self.0["EgressIP"] = json!(local.ip().to_string());
         self.0["EgressPort"] = json!(local.port());
+    }
+
+    /// The client's virtual network.
+    pub(crate) fn vnet(&mut self, id: uuid::Uuid) {
+        self.0["VirtualNetworkID"] = json!(id.to_string());
+    }
+
+    /// The session left through a tunnel into a private network.
+    pub(crate) fn tunnel(&mut self, id: uuid::Uuid) {
+        self.0["Offramp"] = json!("CFD_TUNNEL");
+        self.0["DestinationTunnelID"] = json!(id.to_string());
     }
 
     pub(crate) fn bytes(&mut self, sent: u64, received: u64) {

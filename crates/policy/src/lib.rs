@@ -13,5 +13,6 @@ pub mod access;
 pub mod egress;
 pub mod host;
 pub mod ingress;
+pub mod ip_routes;
 pub mod ports;
 pub mod routes;

@@ -185,6 +185,10 @@ pub enum FlowKind {
     /// One HTTP request: an HTTP/1.1 exchange on the stream (the edge is
     /// the client), then, after a `101`, the upgraded connection's bytes.
     Http,
+    /// A TCP connection of a zero-trust client into a private network: the
+    /// connector dials `StreamOpen::destination` itself (no ingress rule),
+    /// then bytes are spliced as for [`FlowKind::Tcp`].
+    PrivateTcp,
 }
 
 /// Header of a proxied flow, sent by the edge as the first frame of a stream.
@@ -200,6 +204,18 @@ pub struct StreamOpen {
     pub edge_port: u16,
     /// The client's address as seen by the edge.
     pub client_addr: SocketAddr,
+}
+
+impl StreamOpen {
+    /// The destination of a private-network flow: `hostname` holds the
+    /// address (`10.0.0.5` or `fd00::5`) and `edge_port` the port. `None`
+    /// for other kinds, or when `hostname` is not an IP address.
+    pub fn destination(&self) -> Option<SocketAddr> {
+        (self.kind == FlowKind::PrivateTcp)
+            .then(|| self.hostname.parse().ok())
+            .flatten()
+            .map(|ip| SocketAddr::new(ip, self.edge_port))
+    }
 }
 
 /// Everything that can travel in a frame.
@@ -332,6 +348,7 @@ pub fn encode(frame: &Frame, out: &mut BytesMut) -> Result<(), EncodeError> {
                 FlowKind::Tcp => 1,
                 FlowKind::Udp => 2,
                 FlowKind::Http => 3,
+                FlowKind::PrivateTcp => 4,
             });
             payload.put_u64(s.flow_id);
             put_bytes(&mut payload, "hostname", s.hostname.as_bytes(), MAX_STR_LEN)?;
@@ -570,6 +587,7 @@ fn decode_payload(t: u8, payload: &[u8]) -> Result<Frame, DecodeError> {
                 1 => FlowKind::Tcp,
                 2 => FlowKind::Udp,
                 3 => FlowKind::Http,
+                4 => FlowKind::PrivateTcp,
                 _ => {
                     return Err(DecodeError::Malformed {
                         frame: name,

@@ -181,10 +181,15 @@ fn arb_frame() -> impl Strategy<Value = Frame> {
                     features,
                 })
             }),
-        (any::<u64>(), ".{0,100}", any::<u16>(), arb_addr(), 0u8..3).prop_map(
+        (any::<u64>(), ".{0,100}", any::<u16>(), arb_addr(), 0u8..4).prop_map(
             |(id, h, p, c, k)| {
                 Frame::StreamOpen(StreamOpen {
-                    kind: [FlowKind::Tcp, FlowKind::Udp, FlowKind::Http][usize::from(k)],
+                    kind: [
+                        FlowKind::Tcp,
+                        FlowKind::Udp,
+                        FlowKind::Http,
+                        FlowKind::PrivateTcp,
+                    ][usize::from(k)],
                     flow_id: id,
                     hostname: h,
                     edge_port: p,
@@ -213,4 +218,21 @@ proptest! {
         let _ = decode(&bytes);
         let _ = decode_preface(&bytes);
     }
+}
+
+#[test]
+fn private_flows_name_their_destination() {
+    let mut open = StreamOpen {
+        kind: FlowKind::PrivateTcp,
+        flow_id: 1,
+        hostname: "fd00::5".into(),
+        edge_port: 22,
+        client_addr: "127.0.0.1:1".parse().unwrap(),
+    };
+    assert_eq!(open.destination(), Some("[fd00::5]:22".parse().unwrap()));
+    open.hostname = "db.internal".into();
+    assert_eq!(open.destination(), None);
+    open.hostname = "10.0.0.5".into();
+    open.kind = FlowKind::Tcp;
+    assert_eq!(open.destination(), None);
 }

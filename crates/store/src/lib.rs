@@ -29,6 +29,16 @@ pub enum StoreError {
         /// The name.
         name: String,
     },
+    /// The object cannot be changed or removed as asked.
+    #[error("{what} '{name}': {reason}")]
+    InUse {
+        /// Kind of object.
+        what: &'static str,
+        /// The name.
+        name: String,
+        /// Why not.
+        reason: String,
+    },
     /// A stored value could not be read back.
     #[error("corrupt row in {table}: {reason}")]
     Corrupt {
@@ -130,6 +140,39 @@ pub struct Route {
     pub created_at: i64,
 }
 
+/// A virtual network: a separate address space for private-network
+/// routes (`burrow vnet add`). Exactly one is the default.
+#[derive(Debug, Clone, Serialize)]
+pub struct Vnet {
+    /// Vnet id.
+    pub id: uuid::Uuid,
+    /// Unique name.
+    pub name: String,
+    /// Clients that name no vnet use the default one.
+    pub is_default: bool,
+    /// Free text.
+    pub comment: String,
+    /// Creation time, Unix seconds.
+    pub created_at: i64,
+}
+
+/// A private network routed to a tunnel (`burrow route ip add`).
+#[derive(Debug, Clone, Serialize)]
+pub struct IpRoute {
+    /// Route id.
+    pub id: uuid::Uuid,
+    /// The network in CIDR form, host bits clear (checked by the caller).
+    pub network: String,
+    /// The tunnel whose connectors reach it.
+    pub tunnel_id: uuid::Uuid,
+    /// The virtual network it belongs to.
+    pub vnet_id: uuid::Uuid,
+    /// Free text.
+    pub comment: String,
+    /// Creation time, Unix seconds.
+    pub created_at: i64,
+}
+
 /// One live tunnel connection, as registered by an edge node.
 #[derive(Debug, Clone, Serialize)]
 pub struct Connection {
@@ -184,7 +227,15 @@ const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS devices (id TEXT PRIMARY KEY, user_email TEXT NOT NULL, \
      name TEXT NOT NULL, secret BLOB NOT NULL, revoked INTEGER NOT NULL DEFAULT 0, \
      created_at INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS vnets (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, \
+     is_default INTEGER NOT NULL, comment TEXT NOT NULL, created_at INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS ip_routes (id TEXT PRIMARY KEY, network TEXT NOT NULL, \
+     tunnel_id TEXT NOT NULL, vnet_id TEXT NOT NULL, comment TEXT NOT NULL, \
+     created_at INTEGER NOT NULL, UNIQUE (vnet_id, network))",
 ];
+
+/// Name of the virtual network every store starts with.
+pub const DEFAULT_VNET: &str = "default";
 
 fn uuid_col(
     row: &sqlx::sqlite::SqliteRow,
@@ -255,6 +306,19 @@ impl Store {
         for stmt in SCHEMA {
             sqlx::query(stmt).execute(&pool).await?;
         }
+        // Every account has a default virtual network, as in Cloudflare's.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
+        sqlx::query(
+            "INSERT INTO vnets (id, name, is_default, comment, created_at) \
+             SELECT ?, ?, 1, 'created with the store', ? WHERE NOT EXISTS (SELECT 1 FROM vnets)",
+        )
+        .bind(uuid::Uuid::new_v4().to_string())
+        .bind(DEFAULT_VNET)
+        .bind(now)
+        .execute(&pool)
+        .await?;
         Ok(Self { pool })
     }
 
@@ -360,7 +424,7 @@ impl Store {
             .collect()
     }
 
-    /// Deletes a tunnel and its apps; returns whether it existed.
+    /// Deletes a tunnel with its apps and routes; returns whether it existed.
     ///
     /// # Errors
     /// On database failure.
@@ -370,10 +434,12 @@ impl Store {
             .bind(id.to_string())
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM routes WHERE tunnel_id = ?")
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?;
+        for table in ["routes", "ip_routes"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE tunnel_id = ?"))
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
         let n = sqlx::query("DELETE FROM tunnels WHERE id = ?")
             .bind(id.to_string())
             .execute(&mut *tx)
@@ -808,6 +874,190 @@ impl Store {
         Ok(n > 0)
     }
 
+    /// Adds a virtual network; with `is_default` it becomes the default.
+    ///
+    /// # Errors
+    /// [`StoreError::Exists`] when the name is taken.
+    pub async fn create_vnet(&self, v: &Vnet) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if v.is_default {
+            sqlx::query("UPDATE vnets SET is_default = 0")
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(
+            "INSERT INTO vnets (id, name, is_default, comment, created_at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(v.id.to_string())
+        .bind(&v.name)
+        .bind(v.is_default)
+        .bind(&v.comment)
+        .bind(v.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::Exists {
+                    what: "virtual network",
+                    name: v.name.clone(),
+                }
+            } else {
+                e.into()
+            }
+        })?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Makes the vnet named `name` the default; returns whether it exists.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn set_default_vnet(&self, name: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let found = sqlx::query("SELECT 1 FROM vnets WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        if found {
+            sqlx::query("UPDATE vnets SET is_default = (name = ?)")
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(found)
+    }
+
+    /// Every virtual network, by name.
+    ///
+    /// # Errors
+    /// On database failure or a corrupt row.
+    pub async fn vnets(&self) -> Result<Vec<Vnet>, StoreError> {
+        sqlx::query("SELECT * FROM vnets ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(Vnet {
+                    id: uuid_col(row, "id", "vnets")?,
+                    name: row.try_get("name")?,
+                    is_default: row.try_get("is_default")?,
+                    comment: row.try_get("comment")?,
+                    created_at: row.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Removes the vnet named `name`; returns whether it existed.
+    ///
+    /// # Errors
+    /// [`StoreError::InUse`] for the default vnet or one that still has
+    /// routes.
+    pub async fn delete_vnet(&self, name: &str) -> Result<bool, StoreError> {
+        let Some(v) = self.vnets().await?.into_iter().find(|v| v.name == name) else {
+            return Ok(false);
+        };
+        let in_use = |reason: String| StoreError::InUse {
+            what: "virtual network",
+            name: name.to_owned(),
+            reason,
+        };
+        if v.is_default {
+            return Err(in_use(
+                "it is the default; make another one the default first".into(),
+            ));
+        }
+        let routes: i64 = sqlx::query("SELECT COUNT(*) AS n FROM ip_routes WHERE vnet_id = ?")
+            .bind(v.id.to_string())
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("n")?;
+        if routes > 0 {
+            return Err(in_use(format!(
+                "{routes} route(s) still use it; delete them first"
+            )));
+        }
+        sqlx::query("DELETE FROM vnets WHERE id = ? AND is_default = 0")
+            .bind(v.id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(true)
+    }
+
+    /// Routes a network (in a vnet) to a tunnel.
+    ///
+    /// # Errors
+    /// [`StoreError::Exists`] when that vnet routes the network already.
+    pub async fn create_ip_route(&self, r: &IpRoute) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO ip_routes (id, network, tunnel_id, vnet_id, comment, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(r.id.to_string())
+        .bind(&r.network)
+        .bind(r.tunnel_id.to_string())
+        .bind(r.vnet_id.to_string())
+        .bind(&r.comment)
+        .bind(r.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::Exists {
+                    what: "IP route",
+                    name: r.network.clone(),
+                }
+            } else {
+                e.into()
+            }
+        })?;
+        Ok(())
+    }
+
+    /// Every IP route, by network.
+    ///
+    /// # Errors
+    /// On database failure or a corrupt row.
+    pub async fn ip_routes(&self) -> Result<Vec<IpRoute>, StoreError> {
+        sqlx::query("SELECT * FROM ip_routes ORDER BY network")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(IpRoute {
+                    id: uuid_col(row, "id", "ip_routes")?,
+                    network: row.try_get("network")?,
+                    tunnel_id: uuid_col(row, "tunnel_id", "ip_routes")?,
+                    vnet_id: uuid_col(row, "vnet_id", "ip_routes")?,
+                    comment: row.try_get("comment")?,
+                    created_at: row.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Removes the route of `network` in `vnet_id`; returns whether it
+    /// existed.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn delete_ip_route(
+        &self,
+        network: &str,
+        vnet_id: uuid::Uuid,
+    ) -> Result<bool, StoreError> {
+        let n = sqlx::query("DELETE FROM ip_routes WHERE network = ? AND vnet_id = ?")
+            .bind(network)
+            .bind(vnet_id.to_string())
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(n > 0)
+    }
+
     /// All IP access rules, oldest first.
     ///
     /// # Errors
@@ -851,6 +1101,73 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn vnets_and_ip_routes() {
+        let dir = std::env::temp_dir().join(format!("burrow-store-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let s = Store::open(&dir.join("s.db")).await.unwrap();
+        // A new store has exactly one vnet, the default; reopening adds none.
+        let s = {
+            s.close().await;
+            Store::open(&dir.join("s.db")).await.unwrap()
+        };
+        let v = s.vnets().await.unwrap();
+        assert_eq!(v.len(), 1);
+        assert!(v[0].is_default && v[0].name == DEFAULT_VNET);
+        let lab = Vnet {
+            id: uuid::Uuid::new_v4(),
+            name: "lab".into(),
+            is_default: true,
+            comment: String::new(),
+            created_at: 1,
+        };
+        s.create_vnet(&lab).await.unwrap();
+        assert!(matches!(
+            s.create_vnet(&lab).await,
+            Err(StoreError::Exists { .. })
+        ));
+        let defaults: Vec<_> = s
+            .vnets()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|v| v.is_default)
+            .map(|v| v.name)
+            .collect();
+        assert_eq!(defaults, ["lab"]);
+        let route = IpRoute {
+            id: uuid::Uuid::new_v4(),
+            network: "10.0.0.0/8".into(),
+            tunnel_id: uuid::Uuid::new_v4(),
+            vnet_id: lab.id,
+            comment: String::new(),
+            created_at: 1,
+        };
+        s.create_ip_route(&route).await.unwrap();
+        assert!(matches!(
+            s.create_ip_route(&IpRoute {
+                id: uuid::Uuid::new_v4(),
+                ..route.clone()
+            })
+            .await,
+            Err(StoreError::Exists { .. })
+        ));
+        assert!(s.set_default_vnet(DEFAULT_VNET).await.unwrap());
+        assert!(!s.set_default_vnet("nope").await.unwrap());
+        // In use by a route: refused; then deletable.
+        assert!(matches!(
+            s.delete_vnet("lab").await,
+            Err(StoreError::InUse { .. })
+        ));
+        assert!(matches!(
+            s.delete_vnet(DEFAULT_VNET).await,
+            Err(StoreError::InUse { .. })
+        ));
+        assert!(s.delete_ip_route("10.0.0.0/8", lab.id).await.unwrap());
+        assert!(s.delete_vnet("lab").await.unwrap());
+        assert!(!s.delete_vnet("lab").await.unwrap());
+    }
 
     #[tokio::test]
     async fn tunnels_apps_connections_round_trip() {

@@ -1,0 +1,168 @@
+//! `burrow vnet …` and `burrow route ip …`: virtual networks and private
+//! network routes, through the edge admin API.
+
+use crate::admin_client::AdminClient;
+use crate::admin_cmd::{path_segment, print_json};
+use crate::cli::{AdminConn, IpRouteCommand, VnetCommand};
+use crate::config_err;
+use burrow_policy::ip_routes::{parse_network, IpRoute, IpRouteTable};
+use http::Method;
+use serde_json::{json, Value};
+
+fn s<'a>(v: &'a Value, k: &str) -> &'a str {
+    v[k].as_str().unwrap_or("")
+}
+
+pub(crate) async fn vnet(admin: AdminConn, cmd: VnetCommand) -> anyhow::Result<()> {
+    let client = AdminClient::new(&admin).await?;
+    match cmd {
+        VnetCommand::Add {
+            name,
+            comment,
+            default,
+        } => {
+            let v = client
+                .ok(
+                    Method::POST,
+                    "/api/v1/vnets",
+                    Some(json!({"name": name, "comment": comment, "default": default})),
+                )
+                .await?;
+            let note = if default { " (now the default)" } else { "" };
+            println!(
+                "Added virtual network {} ({}){note}",
+                s(&v, "name"),
+                s(&v, "id")
+            );
+        }
+        VnetCommand::List { json } => {
+            let v = client.ok(Method::GET, "/api/v1/vnets", None).await?;
+            if json {
+                return print_json(&v);
+            }
+            println!("NAME\tDEFAULT\tID\tCOMMENT");
+            for n in v.as_array().into_iter().flatten() {
+                let d = if n["default"].as_bool() == Some(true) {
+                    "yes"
+                } else {
+                    ""
+                };
+                println!("{}\t{d}\t{}\t{}", s(n, "name"), s(n, "id"), s(n, "comment"));
+            }
+        }
+        VnetCommand::Default { name } => {
+            let seg = path_segment("NAME", &name)?;
+            client
+                .ok(Method::PUT, &format!("/api/v1/vnets/{seg}/default"), None)
+                .await?;
+            println!("{name} is now the default virtual network");
+        }
+        VnetCommand::Delete { name } => {
+            let seg = path_segment("NAME", &name)?;
+            client
+                .ok(Method::DELETE, &format!("/api/v1/vnets/{seg}"), None)
+                .await?;
+            println!("Deleted virtual network {name}");
+        }
+    }
+    Ok(())
+}
+
+/// `?vnet=NAME`, checked.
+fn vnet_query(vnet: Option<&str>) -> anyhow::Result<String> {
+    Ok(match vnet {
+        Some(v) => format!("?vnet={}", path_segment("--vnet", v)?),
+        None => String::new(),
+    })
+}
+
+pub(crate) async fn ip_route(client: &AdminClient, cmd: IpRouteCommand) -> anyhow::Result<()> {
+    match cmd {
+        IpRouteCommand::Add {
+            network,
+            tunnel,
+            vnet,
+            comment,
+        } => {
+            let v = client
+                .ok(
+                    Method::POST,
+                    "/api/v1/ip-routes",
+                    Some(json!({"network": network, "tunnel": tunnel, "vnet": vnet, "comment": comment})),
+                )
+                .await?;
+            println!(
+                "Routed {} to tunnel {} ({}) in virtual network {}",
+                s(&v, "network"),
+                s(&v, "tunnel"),
+                s(&v, "tunnel_id"),
+                s(&v, "vnet")
+            );
+        }
+        IpRouteCommand::List { json } => {
+            let v = client.ok(Method::GET, "/api/v1/ip-routes", None).await?;
+            if json {
+                return print_json(&v);
+            }
+            let list = v.as_array().cloned().unwrap_or_default();
+            if list.is_empty() {
+                println!("No IP routes. Add one with: burrow route ip add 10.0.0.0/8 TUNNEL");
+                return Ok(());
+            }
+            println!("NETWORK\tVNET\tTUNNEL\tTUNNEL ID\tCOMMENT");
+            for r in list {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    s(&r, "network"),
+                    s(&r, "vnet"),
+                    s(&r, "tunnel"),
+                    s(&r, "tunnel_id"),
+                    s(&r, "comment")
+                );
+            }
+        }
+        IpRouteCommand::Get { ip, vnet } => {
+            let routes = client.ok(Method::GET, "/api/v1/ip-routes", None).await?;
+            let vnets = client.ok(Method::GET, "/api/v1/vnets", None).await?;
+            let vnet = match vnet {
+                Some(v) => v,
+                None => vnets
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|v| v["default"].as_bool() == Some(true))
+                    .map(|v| s(v, "name").to_owned())
+                    .unwrap_or_default(),
+            };
+            let list = routes.as_array().cloned().unwrap_or_default();
+            let table = IpRouteTable::new(list.iter().filter_map(|r| {
+                Some(IpRoute {
+                    vnet: s(r, "vnet").to_owned(),
+                    network: parse_network(s(r, "network")).ok()?,
+                    target: r.clone(),
+                })
+            }));
+            match table.lookup(&vnet, ip) {
+                Some(r) => println!(
+                    "{ip} in virtual network {vnet}: route {} → tunnel {} ({})",
+                    r.network,
+                    s(&r.target, "tunnel"),
+                    s(&r.target, "tunnel_id")
+                ),
+                None => println!(
+                    "{ip} in virtual network {vnet}: no route; flows go to the Internet under the egress policies"
+                ),
+            }
+        }
+        IpRouteCommand::Delete { network, vnet } => {
+            let net = parse_network(&network).map_err(|e| config_err(format!("NETWORK: {e}")))?;
+            let seg = net.to_string().replace('/', "-");
+            let q = vnet_query(vnet.as_deref())?;
+            client
+                .ok(Method::DELETE, &format!("/api/v1/ip-routes/{seg}{q}"), None)
+                .await?;
+            println!("Deleted IP route {net}");
+        }
+    }
+    Ok(())
+}

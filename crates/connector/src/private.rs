@@ -1,0 +1,136 @@
+//! Private-network flows (`FlowKind::PrivateTcp`): a zero-trust client's
+//! connection to an address inside a network routed to this tunnel
+//! (`burrow route ip add`). No ingress rule applies: the connector dials
+//! the destination the edge names, under the `warp-routing` settings —
+//! `connectTimeout`, `maxActiveFlows`, `tcpKeepAlive`, or `enabled: false`
+//! to refuse them all.
+
+use burrow_config::connector::WarpRouting;
+use burrow_proto::{RefuseCode, StreamOpen};
+use burrow_transport::BoxStream;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tracing::info;
+
+/// Warp-routing settings and the count of flows they bound.
+#[derive(Debug, Default)]
+pub(crate) struct PrivateFlows {
+    pub(crate) settings: WarpRouting,
+    active: AtomicU64,
+}
+
+/// One admitted flow; leaving releases its slot.
+struct Slot<'a>(&'a AtomicU64);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl PrivateFlows {
+    pub(crate) fn new(settings: WarpRouting) -> Self {
+        Self {
+            settings,
+            active: AtomicU64::new(0),
+        }
+    }
+
+    /// Takes a slot, or says why not.
+    fn admit(&self) -> Result<Slot<'_>, String> {
+        if !self.settings.enabled {
+            return Err("private-network routing is disabled in this connector's config (warp-routing.enabled: false)".into());
+        }
+        let now = self.active.fetch_add(1, Ordering::Relaxed);
+        let slot = Slot(&self.active);
+        match self.settings.max_active_flows {
+            Some(max) if now >= max => Err(format!(
+                "connector is at warp-routing.maxActiveFlows ({max} private-network flows)"
+            )),
+            _ => Ok(slot),
+        }
+    }
+}
+
+/// Dials `to` with the warp-routing timeout and keep-alive.
+async fn dial(to: SocketAddr, w: &WarpRouting) -> Result<tokio::net::TcpStream, String> {
+    let socket = if to.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+    .map_err(|e| format!("cannot reach {to}: {e}"))?;
+    let keepalive = socket2::TcpKeepalive::new().with_time(w.tcp_keep_alive);
+    let _ = socket2::SockRef::from(&socket).set_tcp_keepalive(&keepalive);
+    match tokio::time::timeout(w.connect_timeout, socket.connect(to)).await {
+        Ok(Ok(s)) => {
+            let _ = s.set_nodelay(true);
+            Ok(s)
+        }
+        Ok(Err(e)) if e.raw_os_error() == Some(99) => Err(format!(
+            "cannot reach {to}: no free local port (ephemeral port range exhausted)"
+        )),
+        Ok(Err(e)) => Err(format!("cannot reach {to}: {e}")),
+        Err(_) => Err(format!(
+            "{to} did not answer within {:?} (warp-routing.connectTimeout)",
+            w.connect_timeout
+        )),
+    }
+}
+
+/// Serves one private-network flow to its end.
+pub(crate) async fn relay(
+    flows: &PrivateFlows,
+    mut stream: BoxStream,
+    leftover: bytes::BytesMut,
+    open: &StreamOpen,
+) {
+    let Some(to) = open.destination() else {
+        let msg = format!("'{}' is not an IP address", open.hostname);
+        crate::flow::reject(&mut stream, RefuseCode::NoIngress, &msg).await;
+        return;
+    };
+    let slot = match flows.admit() {
+        Ok(s) => s,
+        Err(msg) => {
+            info!(destination = %to, reason = %msg, "private-network flow refused");
+            crate::flow::reject(&mut stream, RefuseCode::NoIngress, &msg).await;
+            return;
+        }
+    };
+    match dial(to, &flows.settings).await {
+        Ok(origin) => {
+            info!(destination = %to, "private-network flow");
+            crate::flow::splice(stream, origin, leftover, None).await;
+        }
+        Err(msg) => {
+            info!(destination = %to, reason = %msg, "private destination unreachable");
+            crate::flow::reject(&mut stream, RefuseCode::OriginUnreachable, &msg).await;
+        }
+    }
+    drop(slot);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_active_flows_bounds_and_releases() {
+        let f = PrivateFlows::new(WarpRouting {
+            max_active_flows: Some(2),
+            ..Default::default()
+        });
+        let a = f.admit().unwrap();
+        let _b = f.admit().unwrap();
+        let e = f.admit().err().unwrap();
+        assert!(e.contains("maxActiveFlows (2"), "{e}");
+        drop(a);
+        assert!(f.admit().is_ok());
+        let off = PrivateFlows::new(WarpRouting {
+            enabled: false,
+            ..Default::default()
+        });
+        assert!(off.admit().err().unwrap().contains("enabled: false"));
+    }
+}

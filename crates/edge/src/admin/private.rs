@@ -1,0 +1,244 @@
+//! Admin API for private networks: virtual networks (`/api/v1/vnets`) and
+//! IP routes into tunnels (`/api/v1/ip-routes`).
+
+use super::{body, find_tunnel, AdminState, ApiError};
+use crate::unix_now;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use burrow_store::StoreError;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CreateVnet {
+    name: String,
+    #[serde(default)]
+    comment: String,
+    #[serde(default)]
+    default: bool,
+}
+
+fn vnet_json(v: &burrow_store::Vnet) -> Value {
+    json!({"id": v.id, "name": v.name, "default": v.is_default, "comment": v.comment, "created_at": v.created_at})
+}
+
+fn in_use(field: &str, e: StoreError) -> ApiError {
+    match e {
+        StoreError::Exists { .. } | StoreError::InUse { .. } => {
+            ApiError::new(StatusCode::CONFLICT, Some(field.into()), e.to_string())
+        }
+        other => ApiError::internal(other),
+    }
+}
+
+fn check_comment(comment: &str) -> Result<(), ApiError> {
+    if comment.len() > 256 || comment.chars().any(char::is_control) {
+        return Err(ApiError::bad(
+            "comment",
+            "must be at most 256 characters, without control characters",
+        ));
+    }
+    Ok(())
+}
+
+pub(super) async fn create_vnet(
+    State(st): State<AdminState>,
+    req: Result<Json<CreateVnet>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let req = body(req)?;
+    burrow_config::identity::validate_label("name", &req.name).map_err(super::config_error)?;
+    check_comment(&req.comment)?;
+    let v = burrow_store::Vnet {
+        id: uuid::Uuid::new_v4(),
+        name: req.name,
+        is_default: req.default,
+        comment: req.comment,
+        created_at: unix_now(),
+    };
+    st.shared
+        .store
+        .create_vnet(&v)
+        .await
+        .map_err(|e| in_use("name", e))?;
+    st.shared.reload_private().await;
+    tracing::info!(vnet = %v.name, default = v.is_default, "virtual network created");
+    Ok((StatusCode::CREATED, Json(vnet_json(&v))).into_response())
+}
+
+pub(super) async fn list_vnets(State(st): State<AdminState>) -> Result<Json<Value>, ApiError> {
+    let v = st.shared.store.vnets().await.map_err(ApiError::internal)?;
+    Ok(Json(Value::Array(v.iter().map(vnet_json).collect())))
+}
+
+pub(super) async fn delete_vnet(
+    State(st): State<AdminState>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if !st
+        .shared
+        .store
+        .delete_vnet(&name)
+        .await
+        .map_err(|e| in_use("name", e))?
+    {
+        return Err(ApiError::not_found(&format!("virtual network '{name}'")));
+    }
+    st.shared.reload_private().await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub(super) async fn make_default_vnet(
+    State(st): State<AdminState>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if !st
+        .shared
+        .store
+        .set_default_vnet(&name)
+        .await
+        .map_err(ApiError::internal)?
+    {
+        return Err(ApiError::not_found(&format!("virtual network '{name}'")));
+    }
+    st.shared.reload_private().await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CreateIpRoute {
+    network: String,
+    tunnel: String,
+    /// Vnet name; the default vnet when absent.
+    vnet: Option<String>,
+    #[serde(default)]
+    comment: String,
+}
+
+/// The vnet named `name`, or the default one.
+async fn find_vnet(st: &AdminState, name: Option<&str>) -> Result<burrow_store::Vnet, ApiError> {
+    let all = st.shared.store.vnets().await.map_err(ApiError::internal)?;
+    match name {
+        Some(n) => all.into_iter().find(|v| v.name == n).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                Some("vnet".into()),
+                format!("virtual network '{n}' not found (see burrow vnet list)"),
+            )
+        }),
+        None => all
+            .into_iter()
+            .find(|v| v.is_default)
+            .ok_or_else(|| ApiError::internal("no default virtual network")),
+    }
+}
+
+fn ip_route_json(
+    r: &burrow_store::IpRoute,
+    tunnels: &[burrow_store::Tunnel],
+    vnets: &[burrow_store::Vnet],
+) -> Value {
+    let tunnel = tunnels
+        .iter()
+        .find(|t| t.id == r.tunnel_id)
+        .map(|t| &t.name);
+    let vnet = vnets.iter().find(|v| v.id == r.vnet_id).map(|v| &v.name);
+    json!({"id": r.id, "network": r.network, "tunnel_id": r.tunnel_id, "tunnel": tunnel,
+           "vnet_id": r.vnet_id, "vnet": vnet, "comment": r.comment, "created_at": r.created_at})
+}
+
+pub(super) async fn create_ip_route(
+    State(st): State<AdminState>,
+    req: Result<Json<CreateIpRoute>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let req = body(req)?;
+    let network = burrow_policy::ip_routes::parse_network(&req.network)
+        .map_err(|e| ApiError::bad("network", e))?;
+    check_comment(&req.comment)?;
+    let t = find_tunnel(&st.shared, &req.tunnel)
+        .await
+        .map_err(|e| ApiError {
+            field: Some("tunnel".into()),
+            ..e
+        })?;
+    let v = find_vnet(&st, req.vnet.as_deref()).await?;
+    let r = burrow_store::IpRoute {
+        id: uuid::Uuid::new_v4(),
+        network: network.to_string(),
+        tunnel_id: t.id,
+        vnet_id: v.id,
+        comment: req.comment,
+        created_at: unix_now(),
+    };
+    st.shared
+        .store
+        .create_ip_route(&r)
+        .await
+        .map_err(|e| match e {
+            StoreError::Exists { .. } => ApiError::new(
+                StatusCode::CONFLICT,
+                Some("network".into()),
+                format!(
+                    "{} is routed already in virtual network '{}'; delete that route first",
+                    r.network, v.name
+                ),
+            ),
+            other => ApiError::internal(other),
+        })?;
+    st.shared.reload_private().await;
+    tracing::info!(network = %r.network, tunnel_id = %t.id, vnet = %v.name, "IP route created");
+    Ok((StatusCode::CREATED, Json(ip_route_json(&r, &[t], &[v]))).into_response())
+}
+
+pub(super) async fn list_ip_routes(State(st): State<AdminState>) -> Result<Json<Value>, ApiError> {
+    let store = &st.shared.store;
+    let routes = store.ip_routes().await.map_err(ApiError::internal)?;
+    let tunnels = store.tunnels().await.map_err(ApiError::internal)?;
+    let vnets = store.vnets().await.map_err(ApiError::internal)?;
+    Ok(Json(Value::Array(
+        routes
+            .iter()
+            .map(|r| ip_route_json(r, &tunnels, &vnets))
+            .collect(),
+    )))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DeleteIpRoute {
+    vnet: Option<String>,
+}
+
+/// `DELETE /api/v1/ip-routes/{network}?vnet=NAME`, the network written with
+/// `-` for `/` (`10.0.0.0-8`) or URL-encoded.
+pub(super) async fn delete_ip_route(
+    State(st): State<AdminState>,
+    Path(network): Path<String>,
+    q: axum::extract::Query<DeleteIpRoute>,
+) -> Result<StatusCode, ApiError> {
+    let text = match network.rsplit_once('-') {
+        Some((ip, len)) if !network.contains('/') => format!("{ip}/{len}"),
+        _ => network.clone(),
+    };
+    let net =
+        burrow_policy::ip_routes::parse_network(&text).map_err(|e| ApiError::bad("network", e))?;
+    let v = find_vnet(&st, q.vnet.as_deref()).await?;
+    if !st
+        .shared
+        .store
+        .delete_ip_route(&net.to_string(), v.id)
+        .await
+        .map_err(ApiError::internal)?
+    {
+        return Err(ApiError::not_found(&format!(
+            "route of {net} in virtual network '{}'",
+            v.name
+        )));
+    }
+    st.shared.reload_private().await;
+    Ok(StatusCode::NO_CONTENT)
+}
