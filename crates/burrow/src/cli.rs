@@ -425,6 +425,17 @@ pub(crate) struct EdgeArgs {
     /// finished session (Gateway's field names), rotated at 64 MiB.
     #[arg(long, value_name = "FILE")]
     pub(crate) session_log: Option<PathBuf>,
+    /// Also send each session log record to this HTTP(S) endpoint: batches
+    /// of JSON lines in a POST (application/x-ndjson), up to 1,000 records
+    /// or 1 s apart, retried 5 times; drops are counted in
+    /// burrow_edge_logpush_records_dropped_total. A query string is kept
+    /// (and never logged), e.g. for a token.
+    #[arg(long, value_name = "URL")]
+    pub(crate) logpush_url: Option<String>,
+    /// CA certificates (PEM) to verify an https:// logpush endpoint with.
+    /// [default: the system roots]
+    #[arg(long, value_name = "FILE")]
+    pub(crate) logpush_ca: Option<PathBuf>,
     /// Directory of certificates for apps that terminate TLS at the edge:
     /// NAME.pem (chain) and NAME.key per hostname, chosen by SNI.
     #[arg(long)]

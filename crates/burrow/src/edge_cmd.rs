@@ -75,6 +75,13 @@ pub(crate) async fn resolve(a: EdgeArgs) -> anyhow::Result<EdgeConfig> {
         a.app_ipv4_pool.or(file.app_ipv4_pool),
         a.app_ipv6_pool.or(file.app_ipv6_pool),
     )?;
+    let logpush = match a.logpush_url.as_deref().or(file.logpush_url.as_deref()) {
+        Some(url) => {
+            let ca = a.logpush_ca.clone().or(file.logpush_ca.clone());
+            Some(burrow_edge::LogpushTarget::new(url, ca.as_deref()).map_err(config_err)?)
+        }
+        None => None,
+    };
     let dns_server = a
         .dns_server
         .or(file.dns_server)
@@ -111,6 +118,7 @@ pub(crate) async fn resolve(a: EdgeArgs) -> anyhow::Result<EdgeConfig> {
             .map(|s| parse_addr("https", &s))
             .transpose()?,
         session_log: a.session_log.or(file.session_log),
+        logpush,
     })
 }
 

@@ -53,6 +53,7 @@ pub(crate) async fn run(a: QuickArgs) -> anyhow::Result<()> {
         http: None,
         https: None,
         session_log: None,
+        logpush: None,
     })
     .await?;
     let shutdown = crate::shutdown_on_signals();

@@ -531,3 +531,130 @@ fn private_networks_route_through_the_tunnel_of_the_clients_vnet() {
         nope.log()
     );
 }
+
+/// An HTTP endpoint that collects logpush bodies; it answers `503` to its
+/// first request, then `200`.
+fn logpush_receiver() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+) {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let got = lines.clone();
+    std::thread::spawn(move || {
+        for (n, s) in l.incoming().enumerate() {
+            let Ok(mut s) = s else { continue };
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 65536];
+            let head_end = loop {
+                if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break Some(i + 4);
+                }
+                match s.read(&mut chunk) {
+                    Ok(0) | Err(_) => break None,
+                    Ok(k) => buf.extend_from_slice(&chunk[..k]),
+                }
+            };
+            let Some(head_end) = head_end else { continue };
+            let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+            assert!(head.starts_with("post /ingest?token=s3cret "), "{head}");
+            assert!(
+                head.contains("content-type: application/x-ndjson"),
+                "{head}"
+            );
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            while buf.len() < head_end + len {
+                match s.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(k) => buf.extend_from_slice(&chunk[..k]),
+                }
+            }
+            if n == 0 {
+                let _ = s.write_all(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+                continue;
+            }
+            let body = String::from_utf8_lossy(&buf[head_end..]).into_owned();
+            got.lock().unwrap().extend(body.lines().map(str::to_owned));
+            let _ =
+                s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        }
+    });
+    (addr, lines)
+}
+
+#[test]
+fn logpush_delivers_every_record_with_retries_and_at_shutdown() {
+    let dir = tempdir();
+    let log = dir.path().join("sessions.jsonl");
+    let log_s = log.to_string_lossy().into_owned();
+    let (rx_addr, received) = logpush_receiver();
+    let url = format!("http://{rx_addr}/ingest?token=s3cret");
+    let mut edge = EdgeProc::start(
+        dir.path(),
+        "NRT",
+        "edge.db",
+        &["--session-log", &log_s, "--logpush-url", &url],
+    );
+    let (creds, _) = enroll(&edge, dir.path());
+    let origin = HttpOrigin::start("A");
+    let socks = format!("127.0.0.1:{}", free_port());
+    let c = creds.to_string_lossy().into_owned();
+    let client = Proc::spawn(
+        dir.path(),
+        "client",
+        &["client", "--credentials", &c, "--socks", &socks],
+    );
+    client.wait_line("SOCKS5 proxy:", Duration::from_secs(20));
+    let fetch = || {
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "--max-time", "10", "--socks5-hostname", &socks])
+            .arg(format!("http://127.0.0.1:{}/", origin.addr.port()))
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+    };
+    // Two sessions: the first request is refused with 503, the retry lands.
+    fetch();
+    fetch();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while received.lock().unwrap().len() < 2 {
+        assert!(std::time::Instant::now() < deadline, "nothing delivered");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        edge.metric("burrow_edge_logpush_failed_requests_total"),
+        1.0
+    );
+    assert_eq!(edge.metric("burrow_edge_logpush_records_sent_total"), 2.0);
+    // A third, then SIGTERM at once: shutdown sends it before exiting.
+    fetch();
+    edge.proc.signal("TERM");
+    assert_eq!(edge.proc.wait_exit(Duration::from_secs(30)), Some(0));
+    let ids = |lines: &[String]| {
+        let mut v: Vec<String> = lines
+            .iter()
+            .map(|l| {
+                let r: serde_json::Value = serde_json::from_str(l).unwrap();
+                r["SessionID"].as_str().unwrap().to_owned()
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let pushed = ids(&received.lock().unwrap());
+    let file: Vec<String> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(pushed.len(), 3, "{pushed:?}");
+    assert_eq!(pushed, ids(&file));
+    assert!(!edge.proc.log().contains("s3cret"), "the token was logged");
+}

@@ -28,6 +28,8 @@ struct RawEdgeFile {
     http: Option<String>,
     https: Option<String>,
     session_log: Option<PathBuf>,
+    logpush_url: Option<String>,
+    logpush_ca: Option<PathBuf>,
 }
 
 /// A parsed `edge.yaml`; every field optional (flags and defaults fill in).
@@ -71,6 +73,10 @@ pub struct EdgeFile {
     pub https: Option<String>,
     /// `session-log`: network session log file.
     pub session_log: Option<PathBuf>,
+    /// `logpush-url`: HTTP(S) endpoint for the session log records.
+    pub logpush_url: Option<String>,
+    /// `logpush-ca`: CA certificates (PEM) for an `https://` logpush URL.
+    pub logpush_ca: Option<PathBuf>,
 }
 
 /// Parses an `edge.yaml`.
@@ -112,6 +118,8 @@ pub fn parse_edge_yaml(text: &str) -> Result<EdgeFile, ConfigError> {
         http: raw.http,
         https: raw.https,
         session_log: raw.session_log,
+        logpush_url: raw.logpush_url,
+        logpush_ca: raw.logpush_ca,
     })
 }
 

@@ -18,11 +18,13 @@ mod client;
 mod edge_tls;
 mod geoip;
 mod http;
+mod logpush;
 mod metrics;
 mod origin_tls;
 mod pools;
 mod registry;
 mod session_log;
+pub use logpush::LogpushTarget;
 mod tunnel;
 mod udp;
 
@@ -90,6 +92,8 @@ pub struct EdgeConfig {
     pub https: Option<SocketAddr>,
     /// Network session log of client flows (JSON lines), if any.
     pub session_log: Option<PathBuf>,
+    /// Where logpush sends the session log records, if anywhere.
+    pub logpush: Option<LogpushTarget>,
 }
 
 /// Why the edge could not start.
@@ -169,6 +173,8 @@ pub(crate) struct Shared {
     pub(crate) private: std::sync::RwLock<Arc<PrivateNets>>,
     /// Network session log writer.
     pub(crate) session_log: session_log::SessionLog,
+    /// Network session log records to an HTTP endpoint, if configured.
+    pub(crate) logpush: Option<logpush::Logpush>,
     /// Resolver for `origin_dns` names (the error if it could not be set up).
     pub(crate) resolver: Result<hickory_resolver::TokioResolver, String>,
 }
@@ -250,7 +256,11 @@ impl Shared {
                 reason: r.close_reason().to_owned(),
             })
             .inc();
-        if !self.session_log.push(r) {
+        let line = r.into_line();
+        if let Some(lp) = &self.logpush {
+            lp.push(&line);
+        }
+        if !self.session_log.push(line) {
             self.metrics.session_log_dropped.inc();
             tracing::debug!("session log queue full; record dropped and counted");
         }
@@ -543,6 +553,11 @@ impl Edge {
         let _ = store
             .prune_connections(&node_id, unix_now() - CONNECTION_FRESHNESS)
             .await;
+        let metrics = metrics::Metrics::new();
+        let logpush = cfg
+            .logpush
+            .clone()
+            .map(|t| logpush::Logpush::start(t, metrics.logpush.clone()));
         let shared = Arc::new(Shared {
             store,
             registry: registry::Registry::default(),
@@ -559,7 +574,7 @@ impl Edge {
             tasks: TaskTracker::new(),
             flows: TaskTracker::new(),
             next_flow: AtomicU64::new(1),
-            metrics: metrics::Metrics::new(),
+            metrics,
             access: std::sync::RwLock::new(Arc::new(Vec::new())),
             geoip,
             app_tls,
@@ -567,6 +582,7 @@ impl Edge {
             resolver,
             routes: std::sync::RwLock::new(Arc::new(Default::default())),
             session_log: session_log::SessionLog::start(cfg.session_log.clone()),
+            logpush,
             policies: std::sync::RwLock::new(Arc::new(Vec::new())),
             private: std::sync::RwLock::new(Arc::new(PrivateNets::default())),
         });
@@ -801,6 +817,9 @@ impl Edge {
             ep.close(0u32.into(), b"edge shutting down");
         }
         let _ = shared.store.prune_connections(&shared.node_id, 0).await;
+        if let Some(lp) = &shared.logpush {
+            lp.flush_and_stop().await;
+        }
         shared.session_log.flush_and_stop().await;
         admin_stop.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(2), admin_task).await;

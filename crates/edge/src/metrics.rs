@@ -95,6 +95,8 @@ pub(crate) struct Metrics {
     pub(crate) tunnel_connections: Gauge,
     /// Session log records dropped because the writer fell behind.
     pub(crate) session_log_dropped: Counter,
+    /// Logpush: records sent, dropped, failed requests.
+    pub(crate) logpush: crate::logpush::LogpushStats,
     /// HTTP requests on the public listeners, by status class.
     pub(crate) http_requests: Family<StatusLabels, Counter>,
     /// Zero-trust client sessions, by close reason.
@@ -152,6 +154,22 @@ impl Metrics {
             "Network session log records dropped because the writer queue was full",
             session_log_dropped.clone(),
         );
+        let logpush = crate::logpush::LogpushStats::default();
+        registry.register(
+            "logpush_records_sent",
+            "Network session log records accepted by the logpush endpoint",
+            logpush.sent.clone(),
+        );
+        registry.register(
+            "logpush_records_dropped",
+            "Network session log records not delivered by logpush (queue full, batch given up, shutdown)",
+            logpush.dropped.clone(),
+        );
+        registry.register(
+            "logpush_failed_requests",
+            "Logpush requests that failed (each retry counts)",
+            logpush.failed_requests.clone(),
+        );
         let http_requests = Family::<StatusLabels, Counter>::default();
         registry.register(
             "http_requests",
@@ -168,6 +186,7 @@ impl Metrics {
             http_requests,
             client_sessions,
             session_log_dropped,
+            logpush,
             registry,
             flows,
             flow_errors,

@@ -146,7 +146,7 @@ impl SessionRecord {
             .unwrap_or("UNKNOWN")
     }
 
-    fn into_line(self) -> String {
+    pub(crate) fn into_line(self) -> String {
         self.0.to_string()
     }
 }
@@ -215,11 +215,11 @@ impl SessionLog {
         }
     }
 
-    /// Queues a record; `false` when it had to be dropped.
-    pub(crate) fn push(&self, r: SessionRecord) -> bool {
+    /// Queues a record's line; `false` when it had to be dropped.
+    pub(crate) fn push(&self, line: String) -> bool {
         let tx = self.tx.lock().expect("session log lock poisoned").clone();
         match tx {
-            Some(tx) => tx.try_send(r.into_line()).is_ok(),
+            Some(tx) => tx.try_send(line).is_ok(),
             None => true,
         }
     }
