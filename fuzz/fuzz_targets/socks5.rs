@@ -1,12 +1,20 @@
-//! Feeds arbitrary bytes to the SOCKS5 greeting and request parsers: they
+//! Feeds arbitrary bytes to the SOCKS5 greeting, request and UDP header
+//! parsers: they
 //! must never panic nor claim more bytes than given, and a parsed request
 //! re-encoded as its destination string parses back the same.
 #![no_main]
 
-use burrow_proto::socks5::{parse_greeting, parse_request};
+use burrow_proto::socks5::{parse_greeting, parse_request, parse_udp, udp_header};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
+    // A UDP datagram's header parses within bounds and re-encodes the same.
+    if let Ok((dest, at)) = parse_udp(data) {
+        assert!(at <= data.len());
+        let mut out = Vec::new();
+        udp_header(&dest, &mut out);
+        assert_eq!(parse_udp(&out), Ok((dest, out.len())));
+    }
     if let Ok(Some((_, n))) = parse_greeting(data) {
         assert!(n <= data.len());
     }

@@ -658,3 +658,118 @@ fn logpush_delivers_every_record_with_retries_and_at_shutdown() {
     assert_eq!(pushed, ids(&file));
     assert!(!edge.proc.log().contains("s3cret"), "the token was logged");
 }
+
+/// A UDP echo server on `ip` that answers `<sender ip> <payload>`.
+fn udp_echo(ip: &str) -> std::net::SocketAddr {
+    let s = std::net::UdpSocket::bind((ip, 0)).unwrap();
+    let addr = s.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 65536];
+        while let Ok((n, from)) = s.recv_from(&mut buf) {
+            let mut out = format!("{} ", from.ip()).into_bytes();
+            out.extend_from_slice(&buf[..n]);
+            let _ = s.send_to(&out, from);
+        }
+    });
+    addr
+}
+
+#[test]
+fn socks5_udp_associate_reaches_the_internet_and_private_networks() {
+    use std::io::{Read, Write};
+    let dir = tempdir();
+    let log = dir.path().join("sessions.jsonl");
+    let log_s = log.to_string_lossy().into_owned();
+    let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &["--session-log", &log_s]);
+    let (creds, _) = enroll(&edge, dir.path());
+    let rules = dir.path().join("rules.json");
+    std::fs::write(
+        &rules,
+        r#"[{"id": "udp", "name": "udp via .5", "selector": {"protocols": ["udp"]}, "action": {"type": "dedicated", "primary_ipv4": "127.0.0.5"}}]"#,
+    )
+    .unwrap();
+    edge.admin(&["policy", "set", "--file", rules.to_str().unwrap()])
+        .expect("policy set");
+    let public = udp_echo("127.0.0.1");
+    let private = udp_echo("127.0.0.2");
+    let tcreds = edge.create_tunnel("t");
+    let conn = connector(dir.path(), "conn", &tcreds, &["--hello-world"]);
+    edge.wait_connections("t", 1, Duration::from_secs(20));
+    edge.admin(&["route", "ip", "add", "127.0.0.2", "t"])
+        .expect("route");
+    let socks = format!("127.0.0.1:{}", free_port());
+    let c = creds.to_string_lossy().into_owned();
+    let client = Proc::spawn(
+        dir.path(),
+        "client",
+        &["client", "--credentials", &c, "--socks", &socks],
+    );
+    client.wait_line("SOCKS5 proxy:", Duration::from_secs(20));
+
+    // UDP ASSOCIATE: the reply names the relay address.
+    let mut ctl = std::net::TcpStream::connect(&socks).unwrap();
+    ctl.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    ctl.write_all(&[5, 1, 0]).unwrap();
+    let mut hello = [0u8; 2];
+    ctl.read_exact(&mut hello).unwrap();
+    ctl.write_all(&[5, 3, 0, 1, 0, 0, 0, 0, 0, 0]).unwrap();
+    let mut reply = [0u8; 10];
+    ctl.read_exact(&mut reply).unwrap();
+    assert_eq!(reply[..4], [5, 0, 0, 1], "{reply:?}");
+    let relay = std::net::SocketAddr::from((
+        [reply[4], reply[5], reply[6], reply[7]],
+        u16::from_be_bytes([reply[8], reply[9]]),
+    ));
+    let app = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    app.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let header = |to: std::net::SocketAddr| {
+        let std::net::SocketAddr::V4(a) = to else {
+            panic!()
+        };
+        let mut h = vec![0, 0, 0, 1];
+        h.extend_from_slice(&a.ip().octets());
+        h.extend_from_slice(&a.port().to_be_bytes());
+        h
+    };
+    // Datagrams of several sizes to each destination, one at a time.
+    let mut totals = std::collections::HashMap::new();
+    for (to, seen_as) in [(public, "127.0.0.5"), (private, "127.0.0.1")] {
+        let (mut sent, mut received) = (0u64, 0u64);
+        for (i, size) in [1usize, 100, 1200, 8000, 30000].into_iter().enumerate() {
+            let payload = pattern(&mut (i as u64 + 1), size);
+            let mut d = header(to);
+            d.extend_from_slice(&payload);
+            app.send_to(&d, relay).unwrap();
+            let mut buf = vec![0u8; 65536];
+            let (n, from) = app.recv_from(&mut buf).expect("an answer");
+            assert_eq!(from, relay);
+            let h = header(to);
+            assert_eq!(&buf[..h.len()], &h[..], "answer names the destination");
+            let mut want = format!("{seen_as} ").into_bytes();
+            want.extend_from_slice(&payload);
+            assert_eq!(sha256(&buf[h.len()..n]), sha256(&want), "{to} size {size}");
+            sent += size as u64;
+            received += want.len() as u64;
+        }
+        totals.insert(to.port(), (sent, received));
+    }
+    conn.wait_log("private-network UDP session", Duration::from_secs(5));
+    // Closing the SOCKS connection ends the association and its sessions.
+    drop(ctl);
+    let recs = session_records(&log, 2);
+    assert_eq!(recs.len(), 2, "{recs:#?}");
+    for r in &recs {
+        assert_eq!(r["Protocol"], "UDP", "{r}");
+        let port = r["OriginPort"].as_u64().unwrap() as u16;
+        let (sent, received) = totals[&port];
+        assert_eq!(r["BytesSent"], sent, "{r}");
+        assert_eq!(r["BytesReceived"], received, "{r}");
+        if port == public.port() {
+            assert_eq!(r["Offramp"], "INTERNET");
+            assert_eq!(r["EgressRuleID"], "udp");
+            assert_eq!(r["EgressIP"], "127.0.0.5");
+        } else {
+            assert_eq!(r["Offramp"], "CFD_TUNNEL");
+        }
+    }
+}

@@ -4,9 +4,11 @@
 //! which dials the destination (names are resolved at the edge) and logs
 //! the session.
 //!
-//! Module map: this file only — connect and register, the SOCKS5 accept
-//! loop, and one task per proxied connection. The SOCKS5 codec is
-//! `burrow_proto::socks5`.
+//! Module map: this file — connect and register, the SOCKS5 and HTTP
+//! proxies' accept loops, one task per proxied connection; `udp` — SOCKS5
+//! UDP ASSOCIATE. The SOCKS5 codec is `burrow_proto::socks5`.
+
+mod udp;
 
 use burrow_config::identity::DeviceCredentials;
 use burrow_proto::socks5::{self, Command, Reply};
@@ -155,7 +157,7 @@ pub async fn run(cfg: ClientConfig, shutdown: CancellationToken) -> Result<(), C
         };
         let (conn, next) = (conn.load_full(), next.clone());
         tokio::spawn(async move {
-            if let Err(reason) = proxy(&conn, app, peer, &next).await {
+            if let Err(reason) = proxy(conn, app, peer, next).await {
                 debug!(%peer, %reason, "SOCKS connection ended");
             }
         });
@@ -219,10 +221,10 @@ async fn read_until<T>(
 }
 
 async fn proxy(
-    conn: &ConnectorConn,
+    conn: Arc<ConnectorConn>,
     mut app: TcpStream,
     peer: SocketAddr,
-    next: &AtomicU64,
+    next: Arc<AtomicU64>,
 ) -> Result<(), String> {
     let handshake = async {
         let mut buf = Vec::with_capacity(64);
@@ -242,21 +244,25 @@ async fn proxy(
     let (req, early) = tokio::time::timeout(SOCKS_TIMEOUT, handshake)
         .await
         .map_err(|_| "SOCKS handshake timed out".to_owned())??;
+    if req.command == Command::UdpAssociate {
+        return udp::associate(conn, app, peer, req.dest, next).await;
+    }
     if req.command != Command::Connect {
         let _ = app
             .write_all(&socks5::reply(Reply::CommandNotSupported, None))
             .await;
         return Err(format!("{:?} is not supported yet", req.command));
     }
-    let (mut stream, leftover) = match open_flow(conn, req.dest.to_string(), peer, next).await {
-        Ok(x) => x,
-        Err(reason) => {
-            let _ = app
-                .write_all(&socks5::reply(Reply::HostUnreachable, None))
-                .await;
-            return Err(reason);
-        }
-    };
+    let (mut stream, leftover) =
+        match open_flow(&conn, FlowKind::Tcp, req.dest.to_string(), peer, &next).await {
+            Ok(x) => x,
+            Err(reason) => {
+                let _ = app
+                    .write_all(&socks5::reply(Reply::HostUnreachable, None))
+                    .await;
+                return Err(reason);
+            }
+        };
     app.write_all(&socks5::reply(Reply::Succeeded, None))
         .await
         .map_err(|e| e.to_string())?;
@@ -274,15 +280,16 @@ async fn proxy(
 
 /// Opens a flow to `dest` (`host:port`) through the edge and waits until
 /// the edge reached it. Returns the stream and bytes read past the answer.
-async fn open_flow(
+pub(crate) async fn open_flow(
     conn: &ConnectorConn,
+    kind: FlowKind,
     dest: String,
     peer: SocketAddr,
     next: &AtomicU64,
 ) -> Result<(burrow_transport::BoxStream, bytes::BytesMut), String> {
     let mut stream = conn.open_stream().await.map_err(|e| format!("edge: {e}"))?;
     let header = Frame::StreamOpen(StreamOpen {
-        kind: FlowKind::Tcp,
+        kind,
         flow_id: next.fetch_add(1, Ordering::Relaxed),
         hostname: dest.clone(),
         edge_port: 0,
@@ -367,22 +374,23 @@ async fn http_connect(
             return Err(e.to_string());
         }
     };
-    let (mut stream, leftover) = match open_flow(conn, format!("{host}:{port}"), peer, next).await {
-        Ok(x) => x,
-        Err(reason) => {
-            let body = format!("{reason}\n");
-            let _ = app
-                .write_all(
-                    format!(
-                        "HTTP/1.1 502 Bad Gateway\r\nContent-Length: {}\r\n\r\n{body}",
-                        body.len()
+    let (mut stream, leftover) =
+        match open_flow(conn, FlowKind::Tcp, format!("{host}:{port}"), peer, next).await {
+            Ok(x) => x,
+            Err(reason) => {
+                let body = format!("{reason}\n");
+                let _ = app
+                    .write_all(
+                        format!(
+                            "HTTP/1.1 502 Bad Gateway\r\nContent-Length: {}\r\n\r\n{body}",
+                            body.len()
+                        )
+                        .as_bytes(),
                     )
-                    .as_bytes(),
-                )
-                .await;
-            return Err(reason);
-        }
-    };
+                    .await;
+                return Err(reason);
+            }
+        };
     app.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
         .await
         .map_err(|e| e.to_string())?;

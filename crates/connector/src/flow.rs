@@ -78,8 +78,8 @@ async fn dispatch(
         Box::pin(crate::http::serve(env, conn, open, io)).await;
         return;
     }
-    if open.kind == FlowKind::PrivateTcp {
-        crate::private::relay(&env.private, stream, reader.into_leftover(), &open).await;
+    if matches!(open.kind, FlowKind::PrivateTcp | FlowKind::PrivateUdp) {
+        crate::private::relay(&env.private, &conn, stream, reader.into_leftover(), &open).await;
         return;
     }
     let routing = env.routing.load_full();
@@ -106,7 +106,16 @@ async fn dispatch(
     }
     match &rule.service {
         Service::Udp { addr } => {
-            crate::udp::relay(stream, addr, leftover, rule_index, &conn, open.flow_id).await;
+            crate::udp::relay(
+                stream,
+                addr,
+                leftover,
+                Some(rule_index),
+                &conn,
+                open.flow_id,
+                true,
+            )
+            .await;
         }
         Service::Tcp { addr, .. } => {
             let origin = tokio::time::timeout(

@@ -1,5 +1,6 @@
-//! Private-network flows (`FlowKind::PrivateTcp`): a zero-trust client's
-//! connection to an address inside a network routed to this tunnel
+//! Private-network flows (`FlowKind::PrivateTcp` / `PrivateUdp`): a
+//! zero-trust client's connection or UDP session to an address inside a
+//! network routed to this tunnel
 //! (`burrow route ip add`). No ingress rule applies: the connector dials
 //! the destination the edge names, under the `warp-routing` settings —
 //! `connectTimeout`, `maxActiveFlows`, `tcpKeepAlive`, or `enabled: false`
@@ -81,6 +82,7 @@ async fn dial(to: SocketAddr, w: &WarpRouting) -> Result<tokio::net::TcpStream, 
 /// Serves one private-network flow to its end.
 pub(crate) async fn relay(
     flows: &PrivateFlows,
+    conn: &crate::ConnInfo,
     mut stream: BoxStream,
     leftover: bytes::BytesMut,
     open: &StreamOpen,
@@ -98,6 +100,22 @@ pub(crate) async fn relay(
             return;
         }
     };
+    if open.kind == burrow_proto::FlowKind::PrivateUdp {
+        info!(destination = %to, "private-network UDP session");
+        // Framed on the stream only: the edge splices it to the client.
+        crate::udp::relay(
+            stream,
+            &to.to_string(),
+            leftover,
+            None,
+            conn,
+            open.flow_id,
+            false,
+        )
+        .await;
+        drop(slot);
+        return;
+    }
     match dial(to, &flows.settings).await {
         Ok(origin) => {
             info!(destination = %to, "private-network flow");

@@ -45,14 +45,15 @@ pub(crate) async fn relay(
     mut stream: BoxStream,
     addr: &str,
     leftover: BytesMut,
-    rule: usize,
+    rule: Option<usize>,
     conn: &ConnInfo,
     flow_id: u64,
+    quic_datagrams: bool,
 ) {
     let sock = match origin_socket(addr).await {
         Ok(s) => s,
         Err(msg) => {
-            info!(rule, reason = %msg, "origin unreachable");
+            info!(rule = ?rule, reason = %msg, "origin unreachable");
             let f = Frame::StreamRejected(Refusal {
                 code: RefuseCode::OriginUnreachable,
                 message: msg,
@@ -68,7 +69,7 @@ pub(crate) async fn relay(
     {
         return;
     }
-    let mux = conn.mux.clone();
+    let mux = conn.mux.clone().filter(|_| quic_datagrams);
     let mut from_mux = mux.as_ref().map(|m| m.register(flow_id));
     let (mut rd, mut wr) = tokio::io::split(stream);
     let mut reader = DatagramReader::new(leftover);
@@ -127,7 +128,7 @@ pub(crate) async fn relay(
     }
     let _ = wr.shutdown().await;
     debug!(
-        rule,
+        rule = ?rule,
         datagrams_to_origin = up,
         datagrams_from_origin = down,
         "UDP session finished"

@@ -7,6 +7,8 @@
 //! the source address the first matching egress policy picks. Each
 //! finished flow writes one network session log record.
 
+mod udp;
+
 use crate::session_log::SessionRecord;
 use crate::Shared;
 use burrow_proto::{FlowKind, Frame, Refusal, RefuseCode, Register, Registered};
@@ -232,15 +234,22 @@ async fn egress(shared: Arc<Shared>, who: Arc<Identity>, mut stream: BoxStream, 
     let started = SystemTime::now();
     let mut reader = FrameReader::new();
     let open = match tokio::time::timeout(HEADER_TIMEOUT, reader.read_frame(&mut stream)).await {
-        Ok(Ok(Frame::StreamOpen(o))) if o.kind == FlowKind::Tcp => o,
+        Ok(Ok(Frame::StreamOpen(o))) if matches!(o.kind, FlowKind::Tcp | FlowKind::Udp) => o,
         Ok(Ok(other)) => {
-            debug!(?other, "client flow did not start with a TCP StreamOpen");
+            debug!(
+                ?other,
+                "client flow did not start with a TCP or UDP StreamOpen"
+            );
             return;
         }
         _ => return,
     };
     let mut record = SessionRecord::new(&shared, started, peer);
     record.device(&who.device_id.to_string(), &who.device_name, &who.email);
+    let udp = open.kind == FlowKind::Udp;
+    if udp {
+        record.protocol("UDP");
+    }
     let rule_started = Instant::now();
     let Some((host, port)) = split_host_port(&open.hostname) else {
         refuse(&mut stream, format!("'{}' is not host:port", open.hostname)).await;
@@ -269,7 +278,7 @@ async fn egress(shared: Arc<Shared>, who: Arc<Identity>, mut stream: BoxStream, 
             record.tunnel(route.target);
             let tunnel = route.target;
             drop(nets);
-            private(&shared, stream, reader, record, tunnel, t, peer).await;
+            private(&shared, stream, reader, record, (tunnel, t, udp), peer).await;
             return;
         }
     }
@@ -282,7 +291,11 @@ async fn egress(shared: Arc<Shared>, who: Arc<Identity>, mut stream: BoxStream, 
         src_ip: peer.ip(),
         dst_ip: target.map(|t| t.ip()),
         dst_port: port,
-        protocol: burrow_policy::egress::Protocol::Tcp,
+        protocol: if udp {
+            burrow_policy::egress::Protocol::Udp
+        } else {
+            burrow_policy::egress::Protocol::Tcp
+        },
         hostname: host
             .parse::<std::net::IpAddr>()
             .is_err()
@@ -302,16 +315,39 @@ async fn egress(shared: Arc<Shared>, who: Arc<Identity>, mut stream: BoxStream, 
             Some(std::net::IpAddr::V4(*primary_ipv4))
         }
     };
-    let reached = match target {
-        None => Err(Unreachable {
-            reason: "DNS_FAILURE",
-            message: format!("cannot resolve {host}"),
-        }),
-        Some(target) => {
-            record.origin(target);
-            dial(target, source).await
-        }
+    let Some(target) = target else {
+        record.close("DNS_FAILURE");
+        shared.log_session(record);
+        refuse(&mut stream, format!("cannot resolve {host}")).await;
+        return;
     };
+    record.origin(target);
+    if udp {
+        let sock = match udp::socket(target, source).await {
+            Ok(s) => s,
+            Err(u) => {
+                record.close(u.reason);
+                shared.log_session(record);
+                refuse(&mut stream, u.message).await;
+                return;
+            }
+        };
+        if let Ok(local) = sock.local_addr() {
+            record.egress(local);
+        }
+        if write_frame(&mut stream, &Frame::StreamAccepted, false)
+            .await
+            .is_err()
+        {
+            return;
+        }
+        let end = udp::relay_socket(stream, reader.into_leftover(), sock).await;
+        record.bytes(end.sent, end.received);
+        record.close(end.reason);
+        shared.log_session(record);
+        return;
+    }
+    let reached = dial(target, source).await;
     let mut origin = match reached {
         Ok(o) => o,
         Err(u) => {
@@ -356,12 +392,15 @@ async fn private(
     mut stream: BoxStream,
     reader: FrameReader,
     mut record: SessionRecord,
-    tunnel: uuid::Uuid,
-    target: SocketAddr,
+    (tunnel, target, udp): (uuid::Uuid, SocketAddr, bool),
     peer: SocketAddr,
 ) {
     let header = burrow_proto::StreamOpen {
-        kind: FlowKind::PrivateTcp,
+        kind: if udp {
+            FlowKind::PrivateUdp
+        } else {
+            FlowKind::PrivateTcp
+        },
         flow_id: shared
             .next_flow
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
@@ -399,6 +438,13 @@ async fn private(
         return;
     }
     let leftover = reader.into_leftover();
+    if udp {
+        let end = udp::relay_streams(stream, leftover, far, far_leftover).await;
+        record.bytes(end.sent, end.received);
+        record.close(end.reason);
+        shared.log_session(record);
+        return;
+    }
     if !leftover.is_empty() && far.write_all(&leftover).await.is_err() {
         return;
     }

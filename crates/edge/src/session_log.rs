@@ -13,7 +13,8 @@
 //! `ORIGIN_TIMEOUT`, `PORT_EXHAUSTION` (no local port for the dial),
 //! `DNS_FAILURE`, `EGRESS_IP_UNAVAILABLE` (the policy's dedicated IP is
 //! not an address of this edge), `TUNNEL_UNAVAILABLE` (a private route's
-//! tunnel has no connector up), `ERROR` (a transport failure mid-session).
+//! tunnel has no connector up), `IDLE_TIMEOUT` (a UDP session silent for
+//! 60 s), `ERROR` (a transport failure mid-session).
 //! A connector's refusal of a private-network flow (unreachable, or over
 //! its `warp-routing.maxActiveFlows`) is `ORIGIN_UNREACHABLE`.
 //!
@@ -115,6 +116,11 @@ impl SessionRecord {
     pub(crate) fn egress(&mut self, local: SocketAddr) {
         self.0["EgressIP"] = json!(local.ip().to_string());
         self.0["EgressPort"] = json!(local.port());
+    }
+
+    /// `TCP` (the default) or `UDP`.
+    pub(crate) fn protocol(&mut self, p: &str) {
+        self.0["Protocol"] = json!(p);
     }
 
     /// The client's virtual network.

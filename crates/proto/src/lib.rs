@@ -189,6 +189,11 @@ pub enum FlowKind {
     /// connector dials `StreamOpen::destination` itself (no ingress rule),
     /// then bytes are spliced as for [`FlowKind::Tcp`].
     PrivateTcp,
+    /// A UDP session of a zero-trust client into a private network: the
+    /// connector sends to `StreamOpen::destination` itself; datagrams are
+    /// framed on the stream as for [`FlowKind::Udp`] (never as QUIC
+    /// datagrams).
+    PrivateUdp,
 }
 
 /// Header of a proxied flow, sent by the edge as the first frame of a stream.
@@ -211,7 +216,7 @@ impl StreamOpen {
     /// address (`10.0.0.5` or `fd00::5`) and `edge_port` the port. `None`
     /// for other kinds, or when `hostname` is not an IP address.
     pub fn destination(&self) -> Option<SocketAddr> {
-        (self.kind == FlowKind::PrivateTcp)
+        matches!(self.kind, FlowKind::PrivateTcp | FlowKind::PrivateUdp)
             .then(|| self.hostname.parse().ok())
             .flatten()
             .map(|ip| SocketAddr::new(ip, self.edge_port))
@@ -349,6 +354,7 @@ pub fn encode(frame: &Frame, out: &mut BytesMut) -> Result<(), EncodeError> {
                 FlowKind::Udp => 2,
                 FlowKind::Http => 3,
                 FlowKind::PrivateTcp => 4,
+                FlowKind::PrivateUdp => 5,
             });
             payload.put_u64(s.flow_id);
             put_bytes(&mut payload, "hostname", s.hostname.as_bytes(), MAX_STR_LEN)?;
@@ -588,6 +594,7 @@ fn decode_payload(t: u8, payload: &[u8]) -> Result<Frame, DecodeError> {
                 2 => FlowKind::Udp,
                 3 => FlowKind::Http,
                 4 => FlowKind::PrivateTcp,
+                5 => FlowKind::PrivateUdp,
                 _ => {
                     return Err(DecodeError::Malformed {
                         frame: name,

@@ -1,6 +1,6 @@
 //! SOCKS5 (RFC 1928) as the zero-trust client's local proxy speaks it: the
-//! greeting (no-authentication only) and the request (CONNECT; UDP
-//! ASSOCIATE is recognised so it can be refused cleanly for now), as pure
+//! greeting (no-authentication only), the request (CONNECT and UDP
+//! ASSOCIATE) and the header of datagrams on a UDP association, as pure
 //! functions over byte buffers. Parsers return `Ok(None)` when more bytes
 //! are needed, and never panic.
 
@@ -133,41 +133,56 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<(Request, usize)>, SocksError>
     if buf[2] != 0 {
         return Err(SocksError::Malformed("reserved byte is not zero"));
     }
+    let Some((dest, end)) = parse_addr(buf, 3)? else {
+        return Ok(None);
+    };
+    Ok(Some((Request { command, dest }, end)))
+}
+
+/// Parses an address (`ATYP`, address, port) starting at `buf[at]`:
+/// `Ok(Some((dest, end)))` with `end` the index past the port.
+fn parse_addr(buf: &[u8], at: usize) -> Result<Option<(Dest, usize)>, SocksError> {
     let port_at = |addr_end: usize| -> Option<u16> {
         buf.get(addr_end..addr_end + 2)
             .map(|p| u16::from_be_bytes([p[0], p[1]]))
     };
-    let (dest, end) = match buf[3] {
+    let Some(&atyp) = buf.get(at) else {
+        return Ok(None);
+    };
+    let (dest, end) = match atyp {
         1 => {
-            let Some(a) = buf.get(4..8) else {
+            let Some(a) = buf.get(at + 1..at + 5) else {
                 return Ok(None);
             };
-            let Some(port) = port_at(8) else {
+            let Some(port) = port_at(at + 5) else {
                 return Ok(None);
             };
             let ip = std::net::Ipv4Addr::new(a[0], a[1], a[2], a[3]);
-            (Dest::Ip((ip, port).into()), 10)
+            (Dest::Ip((ip, port).into()), at + 7)
         }
         4 => {
-            let Some(a) = buf.get(4..20) else {
+            let Some(a) = buf.get(at + 1..at + 17) else {
                 return Ok(None);
             };
-            let Some(port) = port_at(20) else {
+            let Some(port) = port_at(at + 17) else {
                 return Ok(None);
             };
             let mut b = [0u8; 16];
             b.copy_from_slice(a);
-            (Dest::Ip((std::net::Ipv6Addr::from(b), port).into()), 22)
+            (
+                Dest::Ip((std::net::Ipv6Addr::from(b), port).into()),
+                at + 19,
+            )
         }
         3 => {
-            let Some(&len) = buf.get(4) else {
+            let Some(&len) = buf.get(at + 1) else {
                 return Ok(None);
             };
             if len == 0 {
                 return Err(SocksError::Malformed("empty domain name"));
             }
-            let end = 5 + usize::from(len);
-            let Some(name) = buf.get(5..end) else {
+            let end = at + 2 + usize::from(len);
+            let Some(name) = buf.get(at + 2..end) else {
                 return Ok(None);
             };
             let Some(port) = port_at(end) else {
@@ -179,7 +194,61 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<(Request, usize)>, SocksError>
         }
         t => return Err(SocksError::AddressType(t)),
     };
-    Ok(Some((Request { command, dest }, end)))
+    Ok(Some((dest, end)))
+}
+
+/// Most bytes a SOCKS5 UDP header takes (domain of 255 bytes).
+pub const MAX_UDP_HEADER: usize = 4 + 1 + 255 + 2;
+
+/// Parses a datagram from the application on a UDP association (RFC 1928
+/// section 7): `RSV(2) FRAG(1) ATYP DST.ADDR DST.PORT DATA` →
+/// (destination, offset of the data).
+///
+/// # Errors
+/// [`SocksError`] when the header is malformed or cut short, or the
+/// datagram is a fragment (`FRAG` not 0: fragments are not supported and
+/// are dropped, as the RFC allows).
+pub fn parse_udp(datagram: &[u8]) -> Result<(Dest, usize), SocksError> {
+    if datagram.len() < 4 {
+        return Err(SocksError::Malformed("UDP header cut short"));
+    }
+    if datagram[0] != 0 || datagram[1] != 0 {
+        return Err(SocksError::Malformed("UDP reserved bytes are not zero"));
+    }
+    if datagram[2] != 0 {
+        return Err(SocksError::Malformed("UDP fragments are not supported"));
+    }
+    match parse_addr(datagram, 3)? {
+        Some(x) => Ok(x),
+        None => Err(SocksError::Malformed("UDP header cut short")),
+    }
+}
+
+/// Writes the UDP header for a datagram coming back from `from` into
+/// `out` (cleared first); the payload goes after it.
+pub fn udp_header(from: &Dest, out: &mut Vec<u8>) {
+    out.clear();
+    out.extend_from_slice(&[0, 0, 0]);
+    match from {
+        Dest::Ip(std::net::SocketAddr::V4(a)) => {
+            out.push(1);
+            out.extend_from_slice(&a.ip().octets());
+            out.extend_from_slice(&a.port().to_be_bytes());
+        }
+        Dest::Ip(std::net::SocketAddr::V6(a)) => {
+            out.push(4);
+            out.extend_from_slice(&a.ip().octets());
+            out.extend_from_slice(&a.port().to_be_bytes());
+        }
+        Dest::Domain(name, port) => {
+            // Names over 255 bytes cannot be parsed in; cut defensively.
+            let name = &name.as_bytes()[..name.len().min(255)];
+            out.push(3);
+            out.push(name.len() as u8);
+            out.extend_from_slice(name);
+            out.extend_from_slice(&port.to_be_bytes());
+        }
+    }
 }
 
 /// A reply with the bound address (all zeros when there is none).
@@ -250,11 +319,33 @@ mod tests {
         );
     }
 
+    #[test]
+    fn udp_headers_round_trip() {
+        let mut out = Vec::new();
+        for d in [
+            Dest::Ip("127.0.0.1:53".parse().unwrap()),
+            Dest::Ip("[fd00::1]:5353".parse().unwrap()),
+            Dest::Domain("dns.example".into(), 53),
+        ] {
+            udp_header(&d, &mut out);
+            let at = out.len();
+            out.extend_from_slice(b"payload");
+            assert_eq!(parse_udp(&out), Ok((d, at)));
+        }
+        assert!(parse_udp(&[0, 0, 1, 1, 127, 0, 0, 1, 0, 53]).is_err());
+        assert!(parse_udp(&[0, 1, 0, 1, 127, 0, 0, 1, 0, 53]).is_err());
+        assert!(parse_udp(&[0, 0, 0, 1, 127, 0]).is_err());
+        assert!(parse_udp(&[0, 0, 0, 9]).is_err());
+    }
+
     proptest! {
         /// Any bytes: no panic, and a parsed request never claims more
         /// bytes than it was given.
         #[test]
         fn never_panics(data in proptest::collection::vec(any::<u8>(), 0..300)) {
+            if let Ok((_, at)) = parse_udp(&data) {
+                prop_assert!(at <= data.len());
+            }
             if let Ok(Some((_, n))) = parse_request(&data) {
                 prop_assert!(n <= data.len());
             }

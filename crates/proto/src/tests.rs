@@ -181,7 +181,7 @@ fn arb_frame() -> impl Strategy<Value = Frame> {
                     features,
                 })
             }),
-        (any::<u64>(), ".{0,100}", any::<u16>(), arb_addr(), 0u8..4).prop_map(
+        (any::<u64>(), ".{0,100}", any::<u16>(), arb_addr(), 0u8..5).prop_map(
             |(id, h, p, c, k)| {
                 Frame::StreamOpen(StreamOpen {
                     kind: [
@@ -189,6 +189,7 @@ fn arb_frame() -> impl Strategy<Value = Frame> {
                         FlowKind::Udp,
                         FlowKind::Http,
                         FlowKind::PrivateTcp,
+                        FlowKind::PrivateUdp,
                     ][usize::from(k)],
                     flow_id: id,
                     hostname: h,

@@ -1,0 +1,141 @@
+//! UDP sessions of zero-trust clients (SOCKS5 UDP ASSOCIATE on the
+//! client): datagrams framed on the client's flow stream, sent from a UDP
+//! socket of this edge (Internet egress) or passed on to a tunnel stream
+//! (private networks). A session ends when either stream ends or after
+//! [`IDLE`] without a datagram either way; bytes are counted as payload.
+
+use super::Unreachable;
+use burrow_transport::datagrams::{write_datagram, DatagramReader};
+use burrow_transport::BoxStream;
+use bytes::BytesMut;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+use tokio::net::UdpSocket;
+use tracing::debug;
+
+/// Silence after which a UDP session ends.
+pub(super) const IDLE: Duration = Duration::from_secs(60);
+
+/// How a session ended, and its payload bytes (to the destination, back).
+pub(super) struct Ended {
+    pub(super) reason: &'static str,
+    pub(super) sent: u64,
+    pub(super) received: u64,
+}
+
+/// A UDP socket connected to `target`, bound to `source` when a dedicated
+/// egress IP applies (and the families match).
+pub(super) async fn socket(
+    target: SocketAddr,
+    source: Option<IpAddr>,
+) -> Result<UdpSocket, Unreachable> {
+    let bind_ip = match source.filter(|ip| ip.is_ipv4() == target.is_ipv4()) {
+        Some(ip) => ip,
+        None if target.is_ipv4() => IpAddr::from([0u8; 4]),
+        None => IpAddr::from([0u16; 8]),
+    };
+    let sock = UdpSocket::bind((bind_ip, 0))
+        .await
+        .map_err(|e| Unreachable {
+            reason: if source.is_some() {
+                "EGRESS_IP_UNAVAILABLE"
+            } else {
+                "ORIGIN_UNREACHABLE"
+            },
+            message: format!("cannot open a UDP socket on {bind_ip}: {e}"),
+        })?;
+    sock.connect(target).await.map_err(|e| Unreachable {
+        reason: "ORIGIN_UNREACHABLE",
+        message: format!("cannot reach udp://{target}: {e}"),
+    })?;
+    Ok(sock)
+}
+
+/// Relays between the client's stream and `sock` until either side ends.
+pub(super) async fn relay_socket(stream: BoxStream, leftover: BytesMut, sock: UdpSocket) -> Ended {
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    let mut reader = DatagramReader::new(leftover);
+    let mut scratch = BytesMut::new();
+    let mut buf = vec![0u8; burrow_proto::datagram::MAX_DATAGRAM];
+    let (mut sent, mut received) = (0u64, 0u64);
+    let reason = loop {
+        tokio::select! {
+            d = reader.next(&mut rd) => match d {
+                Ok(Some(d)) => {
+                    sent += d.len() as u64;
+                    if let Err(e) = sock.send(&d).await {
+                        debug!(error = %e, "datagram to the destination not sent");
+                    }
+                }
+                Ok(None) => break "CLIENT_OR_ORIGIN_CLOSED",
+                Err(_) => break "ERROR",
+            },
+            r = sock.recv(&mut buf) => match r {
+                Ok(n) => {
+                    received += n as u64;
+                    if write_datagram(&mut wr, &buf[..n], &mut scratch).await.is_err() {
+                        break "CLIENT_OR_ORIGIN_CLOSED";
+                    }
+                }
+                // ICMP port unreachable: this datagram only.
+                Err(e) => debug!(error = %e, "datagram from the destination failed"),
+            },
+            () = tokio::time::sleep(IDLE) => break "IDLE_TIMEOUT",
+        }
+    };
+    let _ = tokio::io::AsyncWriteExt::shutdown(&mut wr).await;
+    Ended {
+        reason,
+        sent,
+        received,
+    }
+}
+
+/// Relays datagrams between two framed streams (client ↔ tunnel).
+pub(super) async fn relay_streams(
+    client: BoxStream,
+    client_left: BytesMut,
+    far: BoxStream,
+    far_left: BytesMut,
+) -> Ended {
+    let (mut crd, mut cwr) = tokio::io::split(client);
+    let (mut frd, mut fwr) = tokio::io::split(far);
+    let (mut from_client, mut from_far) = (
+        DatagramReader::new(client_left),
+        DatagramReader::new(far_left),
+    );
+    let mut scratch = BytesMut::new();
+    let (mut sent, mut received) = (0u64, 0u64);
+    let reason = loop {
+        tokio::select! {
+            d = from_client.next(&mut crd) => match d {
+                Ok(Some(d)) => {
+                    sent += d.len() as u64;
+                    if write_datagram(&mut fwr, &d, &mut scratch).await.is_err() {
+                        break "ERROR";
+                    }
+                }
+                Ok(None) => break "CLIENT_OR_ORIGIN_CLOSED",
+                Err(_) => break "ERROR",
+            },
+            d = from_far.next(&mut frd) => match d {
+                Ok(Some(d)) => {
+                    received += d.len() as u64;
+                    if write_datagram(&mut cwr, &d, &mut scratch).await.is_err() {
+                        break "CLIENT_OR_ORIGIN_CLOSED";
+                    }
+                }
+                Ok(None) => break "CLIENT_OR_ORIGIN_CLOSED",
+                Err(_) => break "ERROR",
+            },
+            () = tokio::time::sleep(IDLE) => break "IDLE_TIMEOUT",
+        }
+    };
+    let _ = tokio::io::AsyncWriteExt::shutdown(&mut cwr).await;
+    let _ = tokio::io::AsyncWriteExt::shutdown(&mut fwr).await;
+    Ended {
+        reason,
+        sent,
+        received,
+    }
+}
