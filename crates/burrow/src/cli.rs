@@ -78,6 +78,25 @@ pub(crate) enum PolicyCommand {
     },
     /// Print the edge's egress policies as JSON.
     Show,
+    /// List the edge's egress policies in order, one line each.
+    List,
+    /// Add one rule (at the end, or at --position). Selector flags are
+    /// AND-ed, repeated flags OR-ed; without --dedicated the action is the
+    /// default egress. Or give the whole rule as --json.
+    Add(Box<PolicyAdd>),
+    /// Move rule ID to POSITION (1 is first).
+    Move {
+        /// Rule id.
+        id: String,
+        /// New position, 1-based.
+        #[arg(long)]
+        position: usize,
+    },
+    /// Delete rule ID.
+    Delete {
+        /// Rule id.
+        id: String,
+    },
     /// List rules that can never match (an earlier rule covers them) and a
     /// missing catch-all. Exit 1 when there are findings.
     Lint {
@@ -121,6 +140,66 @@ pub(crate) enum PolicyCommand {
         #[arg(long)]
         vnet: Option<String>,
     },
+}
+
+/// `burrow policy add`.
+#[derive(Args, Debug)]
+pub(crate) struct PolicyAdd {
+    /// Rule id (unique).
+    #[arg(long, required_unless_present = "json")]
+    pub(crate) id: Option<String>,
+    /// Rule name (shown in the session log's EgressRuleName).
+    #[arg(long, default_value = "")]
+    pub(crate) name: String,
+    /// 1-based position. [default: last]
+    #[arg(long)]
+    pub(crate) position: Option<usize>,
+    /// The whole rule as JSON (the format of `policy set`); no other
+    /// rule flags then.
+    #[arg(long, conflicts_with_all = ["id", "dedicated"])]
+    pub(crate) json: Option<String>,
+    /// User email.
+    #[arg(long = "email")]
+    pub(crate) emails: Vec<String>,
+    /// Group.
+    #[arg(long = "group")]
+    pub(crate) groups: Vec<String>,
+    /// Device id.
+    #[arg(long = "device")]
+    pub(crate) devices: Vec<String>,
+    /// Client source IP or CIDR.
+    #[arg(long = "src")]
+    pub(crate) src: Vec<String>,
+    /// Destination IP or CIDR.
+    #[arg(long = "dst")]
+    pub(crate) dst: Vec<String>,
+    /// Destination port or range A-B.
+    #[arg(long = "port")]
+    pub(crate) ports: Vec<String>,
+    /// tcp or udp.
+    #[arg(long = "protocol")]
+    pub(crate) protocols: Vec<String>,
+    /// Destination hostname, exact or *.example.com.
+    #[arg(long = "hostname")]
+    pub(crate) hostnames: Vec<String>,
+    /// 4 or 6.
+    #[arg(long)]
+    pub(crate) ip_version: Option<String>,
+    /// true: destinations served by this edge; false: all others.
+    #[arg(long)]
+    pub(crate) proxied: Option<bool>,
+    /// Virtual network.
+    #[arg(long = "vnet")]
+    pub(crate) vnets: Vec<String>,
+    /// Dedicated egress: the primary IPv4 source address.
+    #[arg(long, value_name = "IPV4")]
+    pub(crate) dedicated: Option<String>,
+    /// Dedicated egress: the secondary IPv4 (failover).
+    #[arg(long, value_name = "IPV4", requires = "dedicated")]
+    pub(crate) secondary: Option<String>,
+    /// Dedicated egress: the IPv6 range.
+    #[arg(long, value_name = "CIDR", requires = "dedicated")]
+    pub(crate) ipv6_range: Option<String>,
 }
 
 #[derive(Args, Debug)]

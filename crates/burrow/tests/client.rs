@@ -279,6 +279,52 @@ fn egress_policies_pick_the_source_address_first_match_wins() {
     assert_eq!(seen(), "127.0.0.5", "ana is in eng: the first rule");
     write_rules("sales");
     assert_eq!(seen(), "127.0.0.6", "not in sales: the catch-all");
+
+    // Single-rule edits: add on top, move below the catch-all, delete.
+    let out = edge
+        .admin(&[
+            "policy",
+            "add",
+            "--id",
+            "v7",
+            "--name",
+            "to dst via .7",
+            "--dst",
+            "127.0.0.1/32",
+            "--protocol",
+            "tcp",
+            "--dedicated",
+            "127.0.0.7",
+            "--position",
+            "1",
+        ])
+        .expect("policy add");
+    assert!(out.starts_with("1\tv7\tto dst via .7\t"), "{out}");
+    assert_eq!(seen(), "127.0.0.7", "the new first rule");
+    let out = edge
+        .admin(&["policy", "move", "v7", "--position", "3"])
+        .expect("policy move");
+    assert!(out.contains("lint: Shadowed"), "{out}");
+    assert_eq!(seen(), "127.0.0.6", "v7 is now behind the catch-all");
+    let err = edge
+        .admin(&["policy", "move", "nope", "--position", "1"])
+        .unwrap_err();
+    assert!(
+        err.contains("id") && err.contains("no rule with id 'nope'"),
+        "{err}"
+    );
+    let err = edge
+        .admin(&["policy", "add", "--id", "r2", "--dedicated", "127.0.0.8"])
+        .unwrap_err();
+    assert!(err.contains("used by an earlier rule"), "{err}");
+    let err = edge
+        .admin(&["policy", "add", "--id", "x", "--port", "99999"])
+        .unwrap_err();
+    assert!(err.contains("selector.ports"), "{err}");
+    edge.admin(&["policy", "delete", "v7"])
+        .expect("policy delete");
+    let list = edge.admin(&["policy", "list"]).unwrap();
+    assert_eq!(list.lines().count(), 2, "{list}");
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let text = loop {
         let t = std::fs::read_to_string(&log).unwrap_or_default();

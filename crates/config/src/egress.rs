@@ -202,6 +202,78 @@ pub fn parse_rules(json: &str) -> Result<Vec<Rule>, ConfigError> {
     Ok(out)
 }
 
+/// One change to the ordered list (`burrow policy add/move/delete`).
+#[derive(Debug, Clone)]
+pub enum Edit {
+    /// Insert `rule` at 1-based `position` (the end when `None`).
+    Add {
+        /// The rule, as JSON.
+        rule: serde_json::Value,
+        /// Where it goes: 1 is first.
+        position: Option<usize>,
+    },
+    /// Move the rule `id` to 1-based `position`.
+    Move {
+        /// Rule id.
+        id: String,
+        /// 1 is first.
+        position: usize,
+    },
+    /// Remove the rule `id`.
+    Delete {
+        /// Rule id.
+        id: String,
+    },
+}
+
+/// Applies `edit` to the stored list (as JSON values) and checks the
+/// result with [`parse_rules`]; returns the new list.
+///
+/// # Errors
+/// [`ConfigError`] naming the field: `id` (unknown), `position` (out of
+/// range), or the new rule's own errors.
+pub fn edit(
+    mut list: Vec<serde_json::Value>,
+    edit: Edit,
+) -> Result<Vec<serde_json::Value>, ConfigError> {
+    let find = |list: &[serde_json::Value], id: &str| {
+        list.iter()
+            .position(|r| r.get("id").and_then(|v| v.as_str()) == Some(id))
+            .ok_or_else(|| ConfigError::new("id", format!("no rule with id '{id}'")))
+    };
+    let check_pos = |p: usize, len: usize| {
+        if p == 0 || p > len {
+            Err(ConfigError::new(
+                "position",
+                format!("must be from 1 to {len}"),
+            ))
+        } else {
+            Ok(p - 1)
+        }
+    };
+    match edit {
+        Edit::Add { rule, position } => {
+            let at = match position {
+                Some(p) => check_pos(p, list.len() + 1)?,
+                None => list.len(),
+            };
+            list.insert(at, rule);
+        }
+        Edit::Move { id, position } => {
+            let from = find(&list, &id)?;
+            let to = check_pos(position, list.len())?;
+            let r = list.remove(from);
+            list.insert(to, r);
+        }
+        Edit::Delete { id } => {
+            let at = find(&list, &id)?;
+            list.remove(at);
+        }
+    }
+    parse_rules(&serde_json::Value::Array(list.clone()).to_string())?;
+    Ok(list)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,5 +330,96 @@ mod tests {
         for (json, field) in cases {
             assert_eq!(parse_rules(json).unwrap_err().field, field, "{json}");
         }
+    }
+
+    #[test]
+    fn edits_keep_order_and_name_the_field() {
+        let r = |id: &str| serde_json::json!({"id": id, "action": {"type": "default"}});
+        let ids = |l: &[serde_json::Value]| -> Vec<String> {
+            l.iter()
+                .map(|v| v["id"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let l = edit(
+            vec![],
+            Edit::Add {
+                rule: r("a"),
+                position: None,
+            },
+        )
+        .unwrap();
+        let l = edit(
+            l,
+            Edit::Add {
+                rule: r("b"),
+                position: None,
+            },
+        )
+        .unwrap();
+        let l = edit(
+            l,
+            Edit::Add {
+                rule: r("c"),
+                position: Some(1),
+            },
+        )
+        .unwrap();
+        assert_eq!(ids(&l), ["c", "a", "b"]);
+        let l = edit(
+            l,
+            Edit::Move {
+                id: "c".into(),
+                position: 3,
+            },
+        )
+        .unwrap();
+        assert_eq!(ids(&l), ["a", "b", "c"]);
+        let l = edit(l, Edit::Delete { id: "b".into() }).unwrap();
+        assert_eq!(ids(&l), ["a", "c"]);
+        let e = |l: &[serde_json::Value], x| edit(l.to_vec(), x).unwrap_err();
+        assert_eq!(e(&l, Edit::Delete { id: "zz".into() }).field, "id");
+        assert_eq!(
+            e(
+                &l,
+                Edit::Move {
+                    id: "a".into(),
+                    position: 3
+                }
+            )
+            .field,
+            "position"
+        );
+        assert_eq!(
+            e(
+                &l,
+                Edit::Add {
+                    rule: r("x"),
+                    position: Some(0)
+                }
+            )
+            .field,
+            "position"
+        );
+        assert_eq!(
+            e(
+                &l,
+                Edit::Add {
+                    rule: r("a"),
+                    position: None
+                }
+            )
+            .field,
+            "policies[2].id"
+        );
+        let bad = serde_json::json!({"id": "y", "action": {"type": "nope"}});
+        assert!(e(
+            &l,
+            Edit::Add {
+                rule: bad,
+                position: None
+            }
+        )
+        .field
+        .starts_with("policies[2]"));
     }
 }

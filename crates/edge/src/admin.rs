@@ -25,6 +25,11 @@
 //!   `credentials`; `GET`; `POST /api/v1/devices/{id}/revoke`
 //! - `POST /api/v1/routes` `{"hostname", "tunnel"}` (hostname exact or
 //!   `*.example.com`), `GET`, `DELETE /api/v1/routes/{hostname}`
+//! - `GET /api/v1/policies`, `PUT` (the whole ordered list);
+//!   `POST /api/v1/policies/rules` `{"rule", "position"}` (1-based; the
+//!   end by default), `POST /api/v1/policies/rules/{id}/move`
+//!   `{"position"}`, `DELETE /api/v1/policies/rules/{id}`: each answers the
+//!   new list and its lint findings
 //! - `POST /api/v1/vnets` `{"name", "comment", "default"}`, `GET`,
 //!   `DELETE /api/v1/vnets/{name}`, `PUT /api/v1/vnets/{name}/default`
 //! - `POST /api/v1/ip-routes` `{"network", "tunnel", "vnet", "comment"}`
@@ -32,6 +37,7 @@
 //!   `DELETE /api/v1/ip-routes/{network}?vnet=NAME` (`10.0.0.0-8` for
 //!   `10.0.0.0/8`)
 
+mod policies;
 mod private;
 
 use crate::{unix_now, Shared, CONNECTION_FRESHNESS};
@@ -153,6 +159,15 @@ pub(crate) fn router(state: AdminState) -> Router {
         )
         .route("/api/v1/users", post(create_user).get(list_users))
         .route("/api/v1/policies", get(get_policies).put(put_policies))
+        .route("/api/v1/policies/rules", post(policies::add_rule))
+        .route(
+            "/api/v1/policies/rules/{id}",
+            axum::routing::delete(policies::delete_rule),
+        )
+        .route(
+            "/api/v1/policies/rules/{id}/move",
+            post(policies::move_rule),
+        )
         .route("/api/v1/users/{email}", axum::routing::delete(delete_user))
         .route("/api/v1/devices", post(enroll_device).get(list_devices))
         .route("/api/v1/devices/{id}/revoke", post(revoke_device))

@@ -1,0 +1,90 @@
+//! Admin API for single egress policy rules: add at a position, move,
+//! delete (`/api/v1/policies/rules`). The whole list is replaced with
+//! `PUT /api/v1/policies` (in the parent module).
+
+use super::{body, config_error, AdminState, ApiError};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::Json;
+use burrow_config::egress::Edit;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// One edit at a time in this process (read, change, write back).
+static EDITING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+async fn apply(st: &AdminState, edit: Edit) -> Result<Json<Value>, ApiError> {
+    let _one = EDITING.lock().await;
+    let store = &st.shared.store;
+    let stored = store
+        .meta(crate::POLICIES_KEY)
+        .await
+        .map_err(ApiError::internal)?
+        .unwrap_or_else(|| "[]".into());
+    let list: Vec<Value> = serde_json::from_str(&stored).map_err(ApiError::internal)?;
+    let list = burrow_config::egress::edit(list, edit).map_err(config_error)?;
+    let text = Value::Array(list.clone()).to_string();
+    store
+        .set_meta(crate::POLICIES_KEY, &text)
+        .await
+        .map_err(ApiError::internal)?;
+    st.shared.reload_policies().await;
+    let rules = burrow_config::egress::parse_rules(&text).map_err(config_error)?;
+    let lint: Vec<String> = burrow_policy::egress::lint(&rules)
+        .iter()
+        .map(|f| format!("{f:?}"))
+        .collect();
+    tracing::info!(rules = rules.len(), "egress policies changed");
+    Ok(Json(json!({"rules": list, "lint": lint})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AddRule {
+    rule: Value,
+    position: Option<usize>,
+}
+
+pub(super) async fn add_rule(
+    State(st): State<AdminState>,
+    req: Result<Json<AddRule>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let req = body(req)?;
+    apply(
+        &st,
+        Edit::Add {
+            rule: req.rule,
+            position: req.position,
+        },
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct MoveRule {
+    position: usize,
+}
+
+pub(super) async fn move_rule(
+    State(st): State<AdminState>,
+    Path(id): Path<String>,
+    req: Result<Json<MoveRule>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let req = body(req)?;
+    apply(
+        &st,
+        Edit::Move {
+            id,
+            position: req.position,
+        },
+    )
+    .await
+}
+
+pub(super) async fn delete_rule(
+    State(st): State<AdminState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    apply(&st, Edit::Delete { id }).await
+}
