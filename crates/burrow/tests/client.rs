@@ -163,6 +163,10 @@ fn socks5_through_the_edge_reaches_the_destination_and_logs_the_session() {
     ] {
         assert!(ok.get(k).is_some(), "{k} missing");
     }
+    // The user's id is a stable UUID, the same in every record of the user.
+    let uid = ok["UserID"].as_str().unwrap();
+    assert!(uuid::Uuid::parse_str(uid).is_ok(), "{uid}");
+    assert_eq!(records[1]["UserID"], uid);
 }
 
 #[test]
@@ -325,18 +329,40 @@ fn egress_policies_pick_the_source_address_first_match_wins() {
         .expect("policy delete");
     let list = edge.admin(&["policy", "list"]).unwrap();
     assert_eq!(list.lines().count(), 2, "{list}");
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let text = loop {
-        let t = std::fs::read_to_string(&log).unwrap_or_default();
-        if t.lines().count() >= 2 || std::time::Instant::now() > deadline {
-            break t;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let recs: Vec<serde_json::Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+
+    // "proxied": an app of this edge is an orange destination.
+    edge.create_tunnel("t");
+    let app = edge.create_app("t", "orange.example.com");
+    edge.admin(&[
+        "policy",
+        "add",
+        "--id",
+        "orange",
+        "--proxied",
+        "true",
+        "--dedicated",
+        "127.0.0.9",
+        "--position",
+        "1",
+    ])
+    .expect("policy add");
+    let _ = std::process::Command::new("curl")
+        .args(["-sS", "--max-time", "5", "--socks5-hostname", &socks])
+        .arg(format!("telnet://{app}"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(
+        seen(),
+        "127.0.0.6",
+        "the destination is grey: not the orange rule"
+    );
+    let recs = session_records(&log, 5);
+    let to_app = recs
+        .iter()
+        .find(|r| r["OriginPort"] == app.port())
+        .expect("a record for the app session");
+    assert_eq!(to_app["EgressRuleID"], "orange", "{to_app}");
     assert_eq!(recs[0]["EgressRuleID"], "r1");
     assert_eq!(recs[0]["EgressRuleName"], "eng via .5");
     assert_eq!(recs[0]["EgressIP"], "127.0.0.5");

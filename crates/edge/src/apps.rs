@@ -240,6 +240,25 @@ impl AppManager {
         }
     }
 
+    /// Whether this edge serves `host` (an app's `dns.name`) or `addr` (an
+    /// app listener; a wildcard listener matches by port): an "orange"
+    /// destination for egress policies.
+    pub(crate) fn serves(&self, host: Option<&str>, addr: Option<SocketAddr>) -> bool {
+        let running = self.running.lock().expect("app map lock poisoned");
+        running.values().any(|r| {
+            let by_name = host.is_some_and(|h| {
+                let app = r.cell.read().expect("app cell lock poisoned");
+                app.spec.dns_name.as_deref() == Some(h)
+            });
+            let by_addr = addr.is_some_and(|a| {
+                r.addrs
+                    .iter()
+                    .any(|l| l.port() == a.port() && (l.ip() == a.ip() || l.ip().is_unspecified()))
+            });
+            by_name || by_addr
+        })
+    }
+
     /// The addresses an app listens on right now (empty when not running).
     pub(crate) fn listen_addrs(&self, id: uuid::Uuid) -> Vec<SocketAddr> {
         self.running

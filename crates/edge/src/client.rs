@@ -169,6 +169,13 @@ fn split_host_port(s: &str) -> Option<(String, u16)> {
     (!host.is_empty()).then(|| (host.to_ascii_lowercase(), port))
 }
 
+/// Whether the destination is served by this edge ("orange"): a hostname
+/// routed to a tunnel or an app's name, or an app listener's address.
+fn is_proxied(shared: &Shared, host: &str, target: Option<SocketAddr>) -> bool {
+    let name = host.parse::<std::net::IpAddr>().is_err().then_some(host);
+    name.is_some_and(|h| shared.routes().find(h).is_some()) || shared.apps.serves(name, target)
+}
+
 /// Why a flow did not reach its destination: the session log's close
 /// reason and the message for the client.
 struct Unreachable {
@@ -300,7 +307,7 @@ async fn egress(shared: Arc<Shared>, who: Arc<Identity>, mut stream: BoxStream, 
             .parse::<std::net::IpAddr>()
             .is_err()
             .then(|| host.clone()),
-        proxied: false,
+        proxied: is_proxied(&shared, &host, target),
         vnet: vnet_name,
     };
     let policies = shared.policies();

@@ -20,7 +20,8 @@
 //!
 //! `Offramp` is `INTERNET`, or `CFD_TUNNEL` for sessions routed into a
 //! private network (`burrow route ip add`), with `DestinationTunnelID` set.
-//! `VirtualNetworkID` is the client's virtual network.
+//! `VirtualNetworkID` is the client's virtual network. `UserID` is a
+//! UUID derived from the account and the user's email (stable, not secret).
 //! `BytesSent` counts client → destination, `BytesReceived` destination →
 //! client.
 
@@ -41,6 +42,16 @@ fn nanos(t: SystemTime) -> i64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
         .unwrap_or(0)
+}
+
+/// A user's stable id: a name-based UUID (v5) of the account and email,
+/// the same on every edge and across restarts.
+fn user_id(account: &Value, email: &str) -> String {
+    let ns = account
+        .as_str()
+        .and_then(|a| uuid::Uuid::parse_str(a).ok())
+        .unwrap_or(uuid::Uuid::NAMESPACE_URL);
+    uuid::Uuid::new_v5(&ns, email.as_bytes()).to_string()
 }
 
 /// One session, filled in as the flow goes.
@@ -96,7 +107,7 @@ impl SessionRecord {
         self.0["DeviceID"] = json!(id);
         self.0["DeviceName"] = json!(name);
         self.0["Email"] = json!(email);
-        self.0["UserID"] = json!(email);
+        self.0["UserID"] = json!(user_id(&self.0["AccountID"], email));
     }
 
     pub(crate) fn rule(&mut self, id: &str, name: &str) {
