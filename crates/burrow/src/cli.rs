@@ -47,6 +47,9 @@ pub(crate) enum Command {
     /// Virtual networks: separate address spaces for private-network
     /// routes (`burrow route ip add --vnet NAME`).
     Vnet(VnetArgs),
+    /// Dedicated egress IPs and the colo that owns each (egress policies'
+    /// `dedicated` actions leave from the owning colo).
+    EgressIp(EgressIpArgs),
     /// Manage users of the zero-trust client.
     User(UserArgs),
     /// Enroll, list and revoke users' devices.
@@ -365,6 +368,38 @@ pub(crate) enum IpRouteCommand {
 }
 
 #[derive(Args, Debug)]
+pub(crate) struct EgressIpArgs {
+    #[command(flatten)]
+    pub(crate) admin: AdminConn,
+    #[command(subcommand)]
+    pub(crate) command: EgressIpCommand,
+}
+
+/// Declare the same IPs on every edge (each keeps its own state for now).
+#[derive(Subcommand, Debug)]
+pub(crate) enum EgressIpCommand {
+    /// Declare IP as a dedicated egress IP of COLO.
+    Add {
+        /// IPv4 address.
+        ip: String,
+        /// The colo whose edge owns (and can bind) it, e.g. NRT.
+        #[arg(long)]
+        colo: String,
+    },
+    /// List egress IPs.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove IP.
+    Delete {
+        /// IPv4 address.
+        ip: String,
+    },
+}
+
+#[derive(Args, Debug)]
 pub(crate) struct VnetArgs {
     #[command(flatten)]
     pub(crate) admin: AdminConn,
@@ -511,6 +546,20 @@ pub(crate) struct EdgeArgs {
     /// (and never logged), e.g. for a token.
     #[arg(long, value_name = "URL")]
     pub(crate) logpush_url: Option<String>,
+    /// A peer edge of another colo, for egress from that colo's dedicated
+    /// IPs (`burrow egress-ip add IP --colo KIX`): COLO=HOST:PORT, its
+    /// tunnel endpoint. Repeat for several. Needs --peer-secret-file.
+    #[arg(long = "peer", value_name = "COLO=HOST:PORT")]
+    pub(crate) peers: Vec<String>,
+    /// File holding the secret shared by all peer edges (at least 32
+    /// characters; the same file on every edge). Also lets this edge accept
+    /// flows from its peers.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) peer_secret_file: Option<PathBuf>,
+    /// CA certificate (PEM) of the peer edges' endpoints. [default: this
+    /// edge's own CA, i.e. edges that share a CA]
+    #[arg(long, value_name = "FILE")]
+    pub(crate) peer_ca: Option<PathBuf>,
     /// CA certificates (PEM) to verify an https:// logpush endpoint with.
     /// [default: the system roots]
     #[arg(long, value_name = "FILE")]

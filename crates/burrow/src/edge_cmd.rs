@@ -82,6 +82,11 @@ pub(crate) async fn resolve(a: EdgeArgs) -> anyhow::Result<EdgeConfig> {
         }
         None => None,
     };
+    let peers = peer_config(
+        &a.peers,
+        a.peer_secret_file.as_deref(),
+        a.peer_ca.as_deref(),
+    )?;
     let dns_server = a
         .dns_server
         .or(file.dns_server)
@@ -119,7 +124,52 @@ pub(crate) async fn resolve(a: EdgeArgs) -> anyhow::Result<EdgeConfig> {
             .transpose()?,
         session_log: a.session_log.or(file.session_log),
         logpush,
+        peers,
     })
+}
+
+/// `--peer COLO=HOST:PORT` (repeated), `--peer-secret-file`, `--peer-ca`.
+fn peer_config(
+    peers: &[String],
+    secret_file: Option<&std::path::Path>,
+    ca: Option<&std::path::Path>,
+) -> anyhow::Result<burrow_edge::PeerConfig> {
+    let mut cfg = burrow_edge::PeerConfig::default();
+    for p in peers {
+        let (colo, addr) = p
+            .split_once('=')
+            .ok_or_else(|| config_err(format!("--peer: '{p}' is not COLO=HOST:PORT")))?;
+        burrow_config::edge::validate_colo(colo)
+            .map_err(|e| config_err(format!("--peer: {}", e.reason)))?;
+        let addr = std::net::ToSocketAddrs::to_socket_addrs(addr)
+            .ok()
+            .and_then(|mut a| a.next())
+            .ok_or_else(|| config_err(format!("--peer: '{addr}' is not a reachable HOST:PORT")))?;
+        cfg.peers.insert(colo.to_owned(), addr);
+    }
+    if let Some(f) = secret_file {
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| config_err(format!("--peer-secret-file {}: {e}", f.display())))?;
+        let secret = text.trim();
+        if secret.len() < 32 {
+            return Err(config_err(format!(
+                "--peer-secret-file {}: the secret must be at least 32 characters (e.g. openssl rand -hex 32)",
+                f.display()
+            )));
+        }
+        cfg.secret = Some(secret.as_bytes().to_vec());
+    } else if !cfg.peers.is_empty() {
+        return Err(config_err(
+            "--peer needs --peer-secret-file (the secret shared by the peer edges)",
+        ));
+    }
+    if let Some(f) = ca {
+        cfg.ca_pem = Some(
+            std::fs::read_to_string(f)
+                .map_err(|e| config_err(format!("--peer-ca {}: {e}", f.display())))?,
+        );
+    }
+    Ok(cfg)
 }
 
 /// The app address pools from `--app-address` or the two pool flags.

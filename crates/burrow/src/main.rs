@@ -120,6 +120,7 @@ fn main() -> ExitCode {
             cli::Command::AccessRule(a) => admin_cmd::access(a.admin, a.command).await,
             cli::Command::Route(a) => admin_cmd::route(a.admin, a.command).await,
             cli::Command::Vnet(a) => net_cmd::vnet(a.admin, a.command).await,
+            cli::Command::EgressIp(a) => net_cmd::egress_ip(a.admin, a.command).await,
             cli::Command::User(a) => admin_cmd::user(a.admin, a.command).await,
             cli::Command::Device(a) => admin_cmd::device(a.admin, a.command).await,
             cli::Command::Client(a) => client_cmd::run(a).await,

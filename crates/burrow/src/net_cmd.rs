@@ -1,9 +1,10 @@
-//! `burrow vnet …` and `burrow route ip …`: virtual networks and private
-//! network routes, through the edge admin API.
+//! `burrow vnet …`, `burrow route ip …` and `burrow egress-ip …`: virtual
+//! networks, private network routes and dedicated egress IPs, through the
+//! edge admin API.
 
 use crate::admin_client::AdminClient;
 use crate::admin_cmd::{path_segment, print_json};
-use crate::cli::{AdminConn, IpRouteCommand, VnetCommand};
+use crate::cli::{AdminConn, EgressIpCommand, IpRouteCommand, VnetCommand};
 use crate::config_err;
 use burrow_policy::ip_routes::{parse_network, IpRoute, IpRouteTable};
 use http::Method;
@@ -162,6 +163,46 @@ pub(crate) async fn ip_route(client: &AdminClient, cmd: IpRouteCommand) -> anyho
                 .ok(Method::DELETE, &format!("/api/v1/ip-routes/{seg}{q}"), None)
                 .await?;
             println!("Deleted IP route {net}");
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn egress_ip(admin: AdminConn, cmd: EgressIpCommand) -> anyhow::Result<()> {
+    let client = AdminClient::new(&admin).await?;
+    match cmd {
+        EgressIpCommand::Add { ip, colo } => {
+            let v = client
+                .ok(
+                    Method::POST,
+                    "/api/v1/egress-ips",
+                    Some(json!({"ip": ip, "colo": colo})),
+                )
+                .await?;
+            println!(
+                "Egress IP {} belongs to colo {}",
+                s(&v, "ip"),
+                s(&v, "colo")
+            );
+        }
+        EgressIpCommand::List { json } => {
+            let v = client.ok(Method::GET, "/api/v1/egress-ips", None).await?;
+            if json {
+                return print_json(&v);
+            }
+            println!("IP\tCOLO");
+            for e in v.as_array().into_iter().flatten() {
+                println!("{}\t{}", s(e, "ip"), s(e, "colo"));
+            }
+        }
+        EgressIpCommand::Delete { ip } => {
+            let ip: std::net::Ipv4Addr = ip
+                .parse()
+                .map_err(|_| config_err(format!("IP: '{ip}' is not an IPv4 address")))?;
+            client
+                .ok(Method::DELETE, &format!("/api/v1/egress-ips/{ip}"), None)
+                .await?;
+            println!("Deleted egress IP {ip}");
         }
     }
     Ok(())

@@ -54,6 +54,7 @@ pub(crate) async fn run(a: QuickArgs) -> anyhow::Result<()> {
         https: None,
         session_log: None,
         logpush: None,
+        peers: Default::default(),
     })
     .await?;
     let shutdown = crate::shutdown_on_signals();

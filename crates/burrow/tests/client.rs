@@ -845,3 +845,198 @@ fn socks5_udp_associate_reaches_the_internet_and_private_networks() {
         }
     }
 }
+
+#[test]
+fn dedicated_egress_leaves_from_the_owning_colo_and_fails_over_to_the_secondary() {
+    let dir = tempdir();
+    let secret = dir.path().join("peer.secret");
+    std::fs::write(&secret, "0123456789abcdef0123456789abcdef-test\n").unwrap();
+    let secret_s = secret.to_string_lossy().into_owned();
+    let kix = EdgeProc::start(
+        dir.path(),
+        "KIX",
+        "kix.db",
+        &["--peer-secret-file", &secret_s],
+    );
+    let kix_ca = dir.path().join("kix.d").join("ca.pem");
+    let log = dir.path().join("sessions.jsonl");
+    let (log_s, kix_ca_s) = (
+        log.to_string_lossy().into_owned(),
+        kix_ca.to_string_lossy().into_owned(),
+    );
+    let peer = format!("KIX={}", kix.tunnel_addr);
+    let nrt = EdgeProc::start(
+        dir.path(),
+        "NRT",
+        "nrt.db",
+        &[
+            "--session-log",
+            &log_s,
+            "--peer",
+            &peer,
+            "--peer-secret-file",
+            &secret_s,
+            "--peer-ca",
+            &kix_ca_s,
+        ],
+    );
+    let (creds, _) = enroll(&nrt, dir.path());
+    nrt.admin(&["egress-ip", "add", "127.0.0.7", "--colo", "KIX"])
+        .expect("egress-ip add");
+    nrt.admin(&["egress-ip", "add", "127.0.0.8", "--colo", "NRT"])
+        .expect("egress-ip add");
+    let err = nrt
+        .admin(&["egress-ip", "add", "127.0.0.9", "--colo", "bad colo"])
+        .unwrap_err();
+    assert!(err.contains("colo"), "{err}");
+    nrt.admin(&[
+        "policy",
+        "add",
+        "--id",
+        "ded",
+        "--name",
+        "dedicated",
+        "--dedicated",
+        "127.0.0.7",
+        "--secondary",
+        "127.0.0.8",
+    ])
+    .expect("policy add");
+    // A destination that answers with the peer address it sees.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dst = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let peer = s.peer_addr().unwrap().ip().to_string();
+            let _ = std::io::Write::write_all(&mut s, peer.as_bytes());
+        }
+    });
+    let socks = format!("127.0.0.1:{}", free_port());
+    let c = creds.to_string_lossy().into_owned();
+    let client = Proc::spawn(
+        dir.path(),
+        "client",
+        &["client", "--credentials", &c, "--socks", &socks],
+    );
+    client.wait_line("SOCKS5 proxy:", Duration::from_secs(20));
+    let seen = |to: std::net::SocketAddr| {
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "--max-time", "25", "--socks5-hostname", &socks])
+            .arg(format!("telnet://{to}"))
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // Grey IPv4: KIX owns 127.0.0.7, so KIX's edge dials it.
+    assert_eq!(seen(dst), "127.0.0.7");
+    kix.proc.wait_log("peer egress", Duration::from_secs(5));
+    nrt.proc
+        .wait_log("connected to peer edge", Duration::from_secs(5));
+    // Orange (an app of NRT): NRT dials itself, still from 127.0.0.7.
+    nrt.create_tunnel("t");
+    let app = nrt.create_app("t", "orange.example.com");
+    let _ = seen(app);
+    assert_eq!(
+        kix.proc.log().matches("peer egress").count(),
+        1,
+        "orange went to KIX"
+    );
+    // KIX dies: the flow leaves from the secondary's colo, and does not fail.
+    drop(kix);
+    assert_eq!(seen(dst), "127.0.0.8");
+    assert_eq!(seen(dst), "127.0.0.8");
+
+    let recs = session_records(&log, 4);
+    let grey: Vec<&serde_json::Value> = recs
+        .iter()
+        .filter(|r| r["OriginPort"] == dst.port())
+        .collect();
+    assert_eq!(grey.len(), 3, "{recs:#?}");
+    assert_eq!(grey[0]["EgressColoName"], "KIX");
+    assert_eq!(grey[0]["IngressColoName"], "NRT");
+    assert_eq!(grey[0]["EgressIP"], "127.0.0.7");
+    assert_eq!(grey[0]["BytesReceived"], 9);
+    assert_eq!(grey[1]["EgressColoName"], "NRT");
+    assert_eq!(grey[1]["EgressIP"], "127.0.0.8");
+    assert_eq!(grey[1]["EgressRuleID"], "ded");
+    let orange = recs
+        .iter()
+        .find(|r| r["OriginPort"] == app.port())
+        .expect("the app session");
+    assert_eq!(orange["EgressColoName"], "NRT");
+    assert_eq!(orange["EgressIP"], "127.0.0.7");
+}
+
+#[test]
+fn a_peer_with_the_wrong_secret_is_refused() {
+    let dir = tempdir();
+    let (a, b) = (dir.path().join("a.secret"), dir.path().join("b.secret"));
+    std::fs::write(&a, "a".repeat(40)).unwrap();
+    std::fs::write(&b, "b".repeat(40)).unwrap();
+    let kix = EdgeProc::start(
+        dir.path(),
+        "KIX",
+        "kix.db",
+        &["--peer-secret-file", a.to_str().unwrap()],
+    );
+    let kix_ca = dir.path().join("kix.d").join("ca.pem");
+    let peer = format!("KIX={}", kix.tunnel_addr);
+    let nrt = EdgeProc::start(
+        dir.path(),
+        "NRT",
+        "nrt.db",
+        &[
+            "--peer",
+            &peer,
+            "--peer-secret-file",
+            b.to_str().unwrap(),
+            "--peer-ca",
+            kix_ca.to_str().unwrap(),
+        ],
+    );
+    let (creds, _) = enroll(&nrt, dir.path());
+    nrt.admin(&["egress-ip", "add", "127.0.0.7", "--colo", "KIX"])
+        .expect("egress-ip add");
+    nrt.admin(&["policy", "add", "--id", "ded", "--dedicated", "127.0.0.7"])
+        .expect("policy add");
+    let origin = HttpOrigin::start("A");
+    let socks = format!("127.0.0.1:{}", free_port());
+    let c = creds.to_string_lossy().into_owned();
+    let client = Proc::spawn(
+        dir.path(),
+        "client",
+        &["client", "--credentials", &c, "--socks", &socks],
+    );
+    client.wait_line("SOCKS5 proxy:", Duration::from_secs(20));
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--max-time", "20", "--socks5-hostname", &socks])
+        .arg(format!("http://{}/", origin.addr))
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "no secondary: the flow must fail");
+    kix.proc
+        .wait_log("peer secret does not match", Duration::from_secs(5));
+    // A bad secret file is refused at start, naming the flag.
+    std::fs::write(&b, "short").unwrap();
+    let mut bad = Proc::spawn(
+        dir.path(),
+        "edge-bad",
+        &[
+            "edge",
+            "--colo",
+            "X",
+            "--state",
+            "x.db",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+            "--peer-secret-file",
+            b.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(bad.wait_exit(Duration::from_secs(20)), Some(64));
+    assert!(bad.log().contains("--peer-secret-file"), "{}", bad.log());
+}

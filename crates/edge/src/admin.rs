@@ -30,6 +30,8 @@
 //!   end by default), `POST /api/v1/policies/rules/{id}/move`
 //!   `{"position"}`, `DELETE /api/v1/policies/rules/{id}`: each answers the
 //!   new list and its lint findings
+//! - `POST /api/v1/egress-ips` `{"ip", "colo"}`, `GET`,
+//!   `DELETE /api/v1/egress-ips/{ip}`
 //! - `POST /api/v1/vnets` `{"name", "comment", "default"}`, `GET`,
 //!   `DELETE /api/v1/vnets/{name}`, `PUT /api/v1/vnets/{name}/default`
 //! - `POST /api/v1/ip-routes` `{"network", "tunnel", "vnet", "comment"}`
@@ -37,6 +39,7 @@
 //!   `DELETE /api/v1/ip-routes/{network}?vnet=NAME` (`10.0.0.0-8` for
 //!   `10.0.0.0/8`)
 
+mod egress_ips;
 mod policies;
 mod private;
 
@@ -159,6 +162,14 @@ pub(crate) fn router(state: AdminState) -> Router {
         )
         .route("/api/v1/users", post(create_user).get(list_users))
         .route("/api/v1/policies", get(get_policies).put(put_policies))
+        .route(
+            "/api/v1/egress-ips",
+            post(egress_ips::create).get(egress_ips::list),
+        )
+        .route(
+            "/api/v1/egress-ips/{ip}",
+            axum::routing::delete(egress_ips::delete),
+        )
         .route("/api/v1/policies/rules", post(policies::add_rule))
         .route(
             "/api/v1/policies/rules/{id}",

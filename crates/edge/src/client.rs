@@ -228,7 +228,7 @@ async fn dial(
 }
 
 /// Refuses a client flow with `message`.
-async fn refuse(stream: &mut BoxStream, message: String) {
+pub(crate) async fn refuse(stream: &mut BoxStream, message: String) {
     let f = Frame::StreamRejected(Refusal {
         code: RefuseCode::OriginUnreachable,
         message,
@@ -316,12 +316,6 @@ async fn egress(shared: Arc<Shared>, who: Arc<Identity>, mut stream: BoxStream, 
     if let Some(i) = decision.index {
         record.rule(&policies[i].id, &policies[i].name);
     }
-    let source = match decision.action {
-        burrow_policy::egress::Action::Default => None,
-        burrow_policy::egress::Action::Dedicated { primary_ipv4, .. } => {
-            Some(std::net::IpAddr::V4(*primary_ipv4))
-        }
-    };
     let Some(target) = target else {
         record.close("DNS_FAILURE");
         shared.log_session(record);
@@ -329,33 +323,15 @@ async fn egress(shared: Arc<Shared>, who: Arc<Identity>, mut stream: BoxStream, 
         return;
     };
     record.origin(target);
-    if udp {
-        let sock = match udp::socket(target, source).await {
-            Ok(s) => s,
-            Err(u) => {
-                record.close(u.reason);
-                shared.log_session(record);
-                refuse(&mut stream, u.message).await;
-                return;
-            }
-        };
-        if let Ok(local) = sock.local_addr() {
-            record.egress(local);
-        }
-        if write_frame(&mut stream, &Frame::StreamAccepted, false)
-            .await
-            .is_err()
-        {
-            return;
-        }
-        let end = udp::relay_socket(stream, reader.into_leftover(), sock).await;
-        record.bytes(end.sent, end.received);
-        record.close(end.reason);
-        shared.log_session(record);
-        return;
-    }
-    let reached = dial(target, source).await;
-    let mut origin = match reached {
+    let owners = shared.egress_ips();
+    let exits = burrow_policy::exits::plan(
+        decision.action,
+        target.ip(),
+        facts.proxied,
+        &shared.colo,
+        |ip| owners.get(&ip).map(String::as_str),
+    );
+    let out = match leave(&shared, &exits, target, udp, &mut record).await {
         Ok(o) => o,
         Err(u) => {
             record.close(u.reason);
@@ -364,10 +340,6 @@ async fn egress(shared: Arc<Shared>, who: Arc<Identity>, mut stream: BoxStream, 
             return;
         }
     };
-    let _ = origin.set_nodelay(true);
-    if let Ok(local) = origin.local_addr() {
-        record.egress(local);
-    }
     if write_frame(&mut stream, &Frame::StreamAccepted, false)
         .await
         .is_err()
@@ -375,21 +347,157 @@ async fn egress(shared: Arc<Shared>, who: Arc<Identity>, mut stream: BoxStream, 
         return;
     }
     let leftover = reader.into_leftover();
-    if !leftover.is_empty() && origin.write_all(&leftover).await.is_err() {
-        return;
-    }
-    let result = burrow_transport::splice::splice(&mut stream, &mut origin).await;
-    match result {
-        Ok((up, down)) => {
-            record.bytes(up + leftover.len() as u64, down);
-            record.close("CLIENT_OR_ORIGIN_CLOSED");
+    let end = match out {
+        Out::Udp(sock) => {
+            let e = udp::relay_socket(stream, leftover, sock).await;
+            (e.reason, e.sent, e.received)
         }
+        Out::Peer(far, far_left) if udp => {
+            let e = udp::relay_streams(stream, leftover, far, far_left).await;
+            (e.reason, e.sent, e.received)
+        }
+        Out::Tcp(mut origin) => {
+            splice_out(&mut stream, leftover, &mut origin, bytes::BytesMut::new()).await
+        }
+        Out::Peer(mut far, far_left) => splice_out(&mut stream, leftover, &mut far, far_left).await,
+    };
+    record.bytes(end.1, end.2);
+    record.close(end.0);
+    shared.log_session(record);
+}
+
+/// Where a client flow leaves.
+enum Out {
+    Tcp(tokio::net::TcpStream),
+    Udp(tokio::net::UdpSocket),
+    /// A stream to the peer edge that dialled, and bytes past its answer.
+    Peer(BoxStream, bytes::BytesMut),
+}
+
+/// Tries the exits in order: a local dial from the dedicated IP, or the
+/// owning colo's peer edge; an exit that cannot be used (IP not bindable
+/// here, peer down) moves on to the next, a destination that refuses ends
+/// the flow. Fills in the egress fields of `record`.
+async fn leave(
+    shared: &Shared,
+    exits: &[burrow_policy::exits::Exit],
+    target: SocketAddr,
+    udp: bool,
+    record: &mut SessionRecord,
+) -> Result<Out, Unreachable> {
+    use burrow_policy::exits::Exit;
+    let mut last = Unreachable {
+        reason: "ORIGIN_UNREACHABLE",
+        message: "no way out".into(),
+    };
+    for (i, exit) in exits.iter().enumerate() {
+        let more = i + 1 < exits.len();
+        match exit {
+            Exit::Local { source } => {
+                let out = if udp {
+                    udp::socket(target, *source).await.map(Out::Udp)
+                } else {
+                    dial(target, *source).await.map(Out::Tcp)
+                };
+                match out {
+                    Ok(o) => {
+                        let local = match &o {
+                            Out::Tcp(t) => t.local_addr().ok(),
+                            Out::Udp(u) => u.local_addr().ok(),
+                            Out::Peer(..) => None,
+                        };
+                        if let Some(l) = local {
+                            record.egress(l);
+                        }
+                        return Ok(o);
+                    }
+                    Err(u) if u.reason == "EGRESS_IP_UNAVAILABLE" && more => {
+                        warn!(reason = %u.message, "egress IP unusable here; trying the next");
+                        last = u;
+                    }
+                    Err(u) => return Err(u),
+                }
+            }
+            Exit::Peer { colo, source } => {
+                match crate::peer::hand(shared, colo, udp, target, *source).await {
+                    crate::peer::Handed::Open(far, left) => {
+                        record.egress(SocketAddr::new((*source).into(), 0));
+                        record.egress_colo(colo);
+                        return Ok(Out::Peer(far, left));
+                    }
+                    crate::peer::Handed::Refused(message) => {
+                        return Err(Unreachable {
+                            reason: "ORIGIN_UNREACHABLE",
+                            message,
+                        })
+                    }
+                    crate::peer::Handed::Down(message) => {
+                        warn!(%colo, reason = %message, "peer edge unreachable; trying the next exit");
+                        last = Unreachable {
+                            reason: "EGRESS_IP_UNAVAILABLE",
+                            message,
+                        };
+                    }
+                }
+            }
+        }
+    }
+    Err(last)
+}
+
+/// Splices a TCP flow; (close reason, bytes sent, bytes received).
+async fn splice_out<O>(
+    stream: &mut BoxStream,
+    leftover: bytes::BytesMut,
+    out: &mut O,
+    out_left: bytes::BytesMut,
+) -> (&'static str, u64, u64)
+where
+    O: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    if !leftover.is_empty() && out.write_all(&leftover).await.is_err() {
+        return ("ERROR", 0, 0);
+    }
+    if !out_left.is_empty() && stream.write_all(&out_left).await.is_err() {
+        return ("ERROR", leftover.len() as u64, 0);
+    }
+    match burrow_transport::splice::splice(stream, out).await {
+        Ok((up, down)) => (
+            "CLIENT_OR_ORIGIN_CLOSED",
+            up + leftover.len() as u64,
+            down + out_left.len() as u64,
+        ),
         Err(e) => {
             debug!(error = %e, "client flow ended with an error");
-            record.close("ERROR");
+            ("ERROR", leftover.len() as u64, out_left.len() as u64)
         }
     }
-    shared.log_session(record);
+}
+
+/// A TCP connection to `target` from `source` (for peer flows); the
+/// message when it fails.
+pub(crate) async fn dial_from(
+    target: SocketAddr,
+    source: Option<std::net::IpAddr>,
+) -> Result<tokio::net::TcpStream, String> {
+    dial(target, source).await.map_err(|u| u.message)
+}
+
+/// A UDP socket to `target` from `source` (for peer flows).
+pub(crate) async fn udp_socket(
+    target: SocketAddr,
+    source: Option<std::net::IpAddr>,
+) -> Result<tokio::net::UdpSocket, String> {
+    udp::socket(target, source).await.map_err(|u| u.message)
+}
+
+/// Relays a UDP session between a stream and a socket (for peer flows).
+pub(crate) async fn udp_relay(
+    stream: BoxStream,
+    leftover: bytes::BytesMut,
+    sock: tokio::net::UdpSocket,
+) {
+    udp::relay_socket(stream, leftover, sock).await;
 }
 
 /// A flow into a private network: through a connector of `tunnel`, which

@@ -19,6 +19,8 @@ mod edge_tls;
 mod geoip;
 mod http;
 mod logpush;
+mod peer;
+pub use peer::PeerConfig;
 mod metrics;
 mod origin_tls;
 mod pools;
@@ -94,6 +96,8 @@ pub struct EdgeConfig {
     pub session_log: Option<PathBuf>,
     /// Where logpush sends the session log records, if anywhere.
     pub logpush: Option<LogpushTarget>,
+    /// Peer edges for egress from other colos' dedicated IPs.
+    pub peers: PeerConfig,
 }
 
 /// Why the edge could not start.
@@ -171,6 +175,13 @@ pub(crate) struct Shared {
     /// Private-network routes and virtual networks; replaced whole on
     /// every change.
     pub(crate) private: std::sync::RwLock<Arc<PrivateNets>>,
+    /// Peer edges of other colos and the secret they share.
+    pub(crate) peer_cfg: peer::PeerConfig,
+    /// Open connections to peer edges.
+    pub(crate) peers: peer::Peers,
+    /// Dedicated egress IPv4 → owning colo; replaced whole on every change.
+    pub(crate) egress_ips:
+        std::sync::RwLock<Arc<std::collections::HashMap<std::net::Ipv4Addr, String>>>,
     /// Network session log writer.
     pub(crate) session_log: session_log::SessionLog,
     /// Network session log records to an HTTP endpoint, if configured.
@@ -238,6 +249,28 @@ impl Shared {
             table,
         };
         *self.private.write().expect("private nets lock poisoned") = Arc::new(nets);
+    }
+
+    /// Reloads the egress IP registry from the store.
+    pub(crate) async fn reload_egress_ips(&self) {
+        match self.store.egress_ips().await {
+            Ok(rows) => {
+                let map = rows
+                    .into_iter()
+                    .filter_map(|e| Some((e.ip.parse().ok()?, e.colo)))
+                    .collect();
+                *self.egress_ips.write().expect("egress IPs lock poisoned") = Arc::new(map);
+            }
+            Err(e) => warn!(error = %e, "could not read egress IPs from the state store"),
+        }
+    }
+
+    /// The egress IP registry.
+    pub(crate) fn egress_ips(&self) -> Arc<std::collections::HashMap<std::net::Ipv4Addr, String>> {
+        self.egress_ips
+            .read()
+            .expect("egress IPs lock poisoned")
+            .clone()
     }
 
     /// The current private-network routes.
@@ -585,8 +618,12 @@ impl Edge {
             logpush,
             policies: std::sync::RwLock::new(Arc::new(Vec::new())),
             private: std::sync::RwLock::new(Arc::new(PrivateNets::default())),
+            egress_ips: std::sync::RwLock::new(Arc::new(Default::default())),
+            peer_cfg: cfg.peers.clone(),
+            peers: peer::Peers::default(),
         });
         shared.reload_private().await;
+        shared.reload_egress_ips().await;
         shared.reload_policies().await;
         shared.reload_routes().await;
         shared.reload_access().await;
@@ -789,6 +826,7 @@ impl Edge {
                     shared.reload_routes().await;
                     shared.reload_policies().await;
                     shared.reload_private().await;
+                    shared.reload_egress_ips().await;
                 }
             }
         }

@@ -129,6 +129,11 @@ impl SessionRecord {
         self.0["EgressPort"] = json!(local.port());
     }
 
+    /// The colo whose edge dialled (another colo's for peer egress).
+    pub(crate) fn egress_colo(&mut self, colo: &str) {
+        self.0["EgressColoName"] = json!(colo);
+    }
+
     /// `TCP` (the default) or `UDP`.
     pub(crate) fn protocol(&mut self, p: &str) {
         self.0["Protocol"] = json!(p);

@@ -159,6 +159,10 @@ async fn serve_conn(
             return;
         }
     };
+    if reg.features.iter().any(|f| f == crate::peer::FEATURE) {
+        crate::peer::serve(shared, conn, control, reg, peer, shutdown).await;
+        return;
+    }
     if reg.features.iter().any(|f| f == crate::client::FEATURE) {
         crate::client::serve(shared, conn, control, reg, peer, shutdown).await;
         return;

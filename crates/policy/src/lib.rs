@@ -11,6 +11,7 @@
 
 pub mod access;
 pub mod egress;
+pub mod exits;
 pub mod host;
 pub mod ingress;
 pub mod ip_routes;

@@ -173,6 +173,17 @@ pub struct IpRoute {
     pub created_at: i64,
 }
 
+/// A dedicated egress IP and the colo that owns it (`burrow egress-ip add`).
+#[derive(Debug, Clone, Serialize)]
+pub struct EgressIp {
+    /// The address (IPv4, text).
+    pub ip: String,
+    /// Owning colo.
+    pub colo: String,
+    /// Creation time, Unix seconds.
+    pub created_at: i64,
+}
+
 /// One live tunnel connection, as registered by an edge node.
 #[derive(Debug, Clone, Serialize)]
 pub struct Connection {
@@ -232,6 +243,8 @@ const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS ip_routes (id TEXT PRIMARY KEY, network TEXT NOT NULL, \
      tunnel_id TEXT NOT NULL, vnet_id TEXT NOT NULL, comment TEXT NOT NULL, \
      created_at INTEGER NOT NULL, UNIQUE (vnet_id, network))",
+    "CREATE TABLE IF NOT EXISTS egress_ips (ip TEXT PRIMARY KEY, colo TEXT NOT NULL, \
+     created_at INTEGER NOT NULL)",
 ];
 
 /// Name of the virtual network every store starts with.
@@ -1058,6 +1071,62 @@ impl Store {
         Ok(n > 0)
     }
 
+    /// Declares a dedicated egress IP of `colo`.
+    ///
+    /// # Errors
+    /// [`StoreError::Exists`] when the IP is declared already.
+    pub async fn create_egress_ip(&self, e: &EgressIp) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO egress_ips (ip, colo, created_at) VALUES (?, ?, ?)")
+            .bind(&e.ip)
+            .bind(&e.colo)
+            .bind(e.created_at)
+            .execute(&self.pool)
+            .await
+            .map_err(|err| {
+                if is_unique_violation(&err) {
+                    StoreError::Exists {
+                        what: "egress IP",
+                        name: e.ip.clone(),
+                    }
+                } else {
+                    err.into()
+                }
+            })?;
+        Ok(())
+    }
+
+    /// Every declared egress IP, by address.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn egress_ips(&self) -> Result<Vec<EgressIp>, StoreError> {
+        sqlx::query("SELECT * FROM egress_ips ORDER BY ip")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(EgressIp {
+                    ip: row.try_get("ip")?,
+                    colo: row.try_get("colo")?,
+                    created_at: row.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Removes an egress IP; returns whether it existed.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn delete_egress_ip(&self, ip: &str) -> Result<bool, StoreError> {
+        let n = sqlx::query("DELETE FROM egress_ips WHERE ip = ?")
+            .bind(ip)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(n > 0)
+    }
+
     /// All IP access rules, oldest first.
     ///
     /// # Errors
@@ -1167,6 +1236,19 @@ mod tests {
         assert!(s.delete_ip_route("10.0.0.0/8", lab.id).await.unwrap());
         assert!(s.delete_vnet("lab").await.unwrap());
         assert!(!s.delete_vnet("lab").await.unwrap());
+        let e = EgressIp {
+            ip: "203.0.113.7".into(),
+            colo: "KIX".into(),
+            created_at: 1,
+        };
+        s.create_egress_ip(&e).await.unwrap();
+        assert!(matches!(
+            s.create_egress_ip(&e).await,
+            Err(StoreError::Exists { .. })
+        ));
+        assert_eq!(s.egress_ips().await.unwrap()[0].colo, "KIX");
+        assert!(s.delete_egress_ip("203.0.113.7").await.unwrap());
+        assert!(s.egress_ips().await.unwrap().is_empty());
     }
 
     #[tokio::test]

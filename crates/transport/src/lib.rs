@@ -211,6 +211,14 @@ impl ConnectorConn {
         }
     }
 
+    /// Whether a QUIC connection has closed (HTTP/2: never reported here).
+    pub fn is_closed(&self) -> bool {
+        match self {
+            Self::Quic(c) => c.close_reason().is_some(),
+            Self::H2(_) => false,
+        }
+    }
+
     /// Opens a stream toward the edge (zero-trust client flows). QUIC
     /// only: on HTTP/2 the edge is the side that opens streams.
     ///

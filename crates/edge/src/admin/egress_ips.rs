@@ -1,0 +1,84 @@
+//! Admin API for dedicated egress IPs and their colos
+//! (`/api/v1/egress-ips`).
+
+use super::{body, AdminState, ApiError};
+use crate::unix_now;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CreateEgressIp {
+    ip: String,
+    colo: String,
+}
+
+fn to_json(e: &burrow_store::EgressIp) -> Value {
+    json!({"ip": e.ip, "colo": e.colo, "created_at": e.created_at})
+}
+
+pub(super) async fn create(
+    State(st): State<AdminState>,
+    req: Result<Json<CreateEgressIp>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let req = body(req)?;
+    let ip: std::net::Ipv4Addr = req
+        .ip
+        .trim()
+        .parse()
+        .map_err(|_| ApiError::bad("ip", format!("'{}' is not an IPv4 address", req.ip)))?;
+    burrow_config::edge::validate_colo(&req.colo).map_err(|e| ApiError::bad("colo", e.reason))?;
+    let colo = req.colo;
+    let e = burrow_store::EgressIp {
+        ip: ip.to_string(),
+        colo,
+        created_at: unix_now(),
+    };
+    st.shared
+        .store
+        .create_egress_ip(&e)
+        .await
+        .map_err(|err| match err {
+            burrow_store::StoreError::Exists { .. } => ApiError::new(
+                StatusCode::CONFLICT,
+                Some("ip".into()),
+                format!("{} is declared already; delete it first", e.ip),
+            ),
+            other => ApiError::internal(other),
+        })?;
+    st.shared.reload_egress_ips().await;
+    tracing::info!(ip = %e.ip, colo = %e.colo, "egress IP declared");
+    Ok((StatusCode::CREATED, Json(to_json(&e))).into_response())
+}
+
+pub(super) async fn list(State(st): State<AdminState>) -> Result<Json<Value>, ApiError> {
+    let all = st
+        .shared
+        .store
+        .egress_ips()
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(Value::Array(all.iter().map(to_json).collect())))
+}
+
+pub(super) async fn delete(
+    State(st): State<AdminState>,
+    Path(ip): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if !st
+        .shared
+        .store
+        .delete_egress_ip(&ip)
+        .await
+        .map_err(ApiError::internal)?
+    {
+        return Err(ApiError::not_found(&format!("egress IP '{ip}'")));
+    }
+    st.shared.reload_egress_ips().await;
+    Ok(StatusCode::NO_CONTENT)
+}
