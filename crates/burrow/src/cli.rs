@@ -556,6 +556,13 @@ pub(crate) struct EdgeArgs {
     /// flows from its peers.
     #[arg(long, value_name = "FILE")]
     pub(crate) peer_secret_file: Option<PathBuf>,
+    /// Where a colo is, for the default egress (flows no policy matches
+    /// leave with the dedicated IP of the nearest colo; without dedicated
+    /// IPs, users in a country with its own colo leave from that colo):
+    /// COLO=LAT,LON[,COUNTRY], e.g. NRT=35.76,140.38,JP. Repeat for each
+    /// colo, this one included.
+    #[arg(long = "colo-location", value_name = "COLO=LAT,LON[,CC]")]
+    pub(crate) colo_locations: Vec<String>,
     /// CA certificate (PEM) of the peer edges' endpoints. [default: this
     /// edge's own CA, i.e. edges that share a CA]
     #[arg(long, value_name = "FILE")]

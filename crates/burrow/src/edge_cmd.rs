@@ -82,11 +82,16 @@ pub(crate) async fn resolve(a: EdgeArgs) -> anyhow::Result<EdgeConfig> {
         }
         None => None,
     };
-    let peers = peer_config(
+    let mut peers = peer_config(
         &a.peers,
         a.peer_secret_file.as_deref(),
         a.peer_ca.as_deref(),
     )?;
+    peers.sites = a
+        .colo_locations
+        .iter()
+        .map(|s| colo_location(s))
+        .collect::<anyhow::Result<_>>()?;
     let dns_server = a
         .dns_server
         .or(file.dns_server)
@@ -125,6 +130,45 @@ pub(crate) async fn resolve(a: EdgeArgs) -> anyhow::Result<EdgeConfig> {
         session_log: a.session_log.or(file.session_log),
         logpush,
         peers,
+    })
+}
+
+/// `--colo-location COLO=LAT,LON[,CC]`.
+fn colo_location(s: &str) -> anyhow::Result<burrow_policy::exits::Site> {
+    let bad = |why: &str| {
+        config_err(format!(
+            "--colo-location '{s}': {why} (e.g. NRT=35.76,140.38,JP)"
+        ))
+    };
+    let (colo, rest) = s
+        .split_once('=')
+        .ok_or_else(|| bad("not COLO=LAT,LON[,CC]"))?;
+    burrow_config::edge::validate_colo(colo).map_err(|e| bad(&e.reason))?;
+    let parts: Vec<&str> = rest.split(',').map(str::trim).collect();
+    let num = |i: usize, lim: f64| {
+        parts
+            .get(i)
+            .and_then(|p| p.parse::<f64>().ok())
+            .filter(|v| v.abs() <= lim)
+    };
+    let (Some(lat), Some(lon)) = (num(0, 90.0), num(1, 180.0)) else {
+        return Err(bad("latitude must be -90..90 and longitude -180..180"));
+    };
+    let country = match parts.get(2) {
+        Some(cc) if cc.len() == 2 && cc.bytes().all(|b| b.is_ascii_alphabetic()) => {
+            Some(cc.to_ascii_uppercase())
+        }
+        Some(_) => return Err(bad("the country must be a two-letter code")),
+        None => None,
+    };
+    if parts.len() > 3 {
+        return Err(bad("too many fields"));
+    }
+    Ok(burrow_policy::exits::Site {
+        colo: colo.to_owned(),
+        lat,
+        lon,
+        country,
     })
 }
 
@@ -247,6 +291,24 @@ pub(crate) async fn run(a: EdgeArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn colo_locations_parse_with_clear_errors() {
+        let s = colo_location("NRT=35.76,140.38,jp").unwrap();
+        assert_eq!((s.colo.as_str(), s.country.as_deref()), ("NRT", Some("JP")));
+        assert!(colo_location("KIX=34.4,135.2").unwrap().country.is_none());
+        for bad in [
+            "NRT",
+            "NRT=95,1",
+            "NRT=1,200",
+            "NRT=1,2,JPN",
+            "bad colo=1,2",
+            "NRT=1,2,JP,x",
+        ] {
+            let e = colo_location(bad).unwrap_err().to_string();
+            assert!(e.contains("--colo-location"), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn pki_dir_sits_beside_the_state_file() {

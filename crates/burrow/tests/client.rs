@@ -889,19 +889,6 @@ fn dedicated_egress_leaves_from_the_owning_colo_and_fails_over_to_the_secondary(
         .admin(&["egress-ip", "add", "127.0.0.9", "--colo", "bad colo"])
         .unwrap_err();
     assert!(err.contains("colo"), "{err}");
-    nrt.admin(&[
-        "policy",
-        "add",
-        "--id",
-        "ded",
-        "--name",
-        "dedicated",
-        "--dedicated",
-        "127.0.0.7",
-        "--secondary",
-        "127.0.0.8",
-    ])
-    .expect("policy add");
     // A destination that answers with the peer address it sees.
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dst = l.local_addr().unwrap();
@@ -929,6 +916,22 @@ fn dedicated_egress_leaves_from_the_owning_colo_and_fails_over_to_the_secondary(
             .unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
+    // No policy: the default egress takes the nearest colo's dedicated IP,
+    // and NRT has one of its own.
+    assert_eq!(seen(dst), "127.0.0.8");
+    nrt.admin(&[
+        "policy",
+        "add",
+        "--id",
+        "ded",
+        "--name",
+        "dedicated",
+        "--dedicated",
+        "127.0.0.7",
+        "--secondary",
+        "127.0.0.8",
+    ])
+    .expect("policy add");
     // Grey IPv4: KIX owns 127.0.0.7, so KIX's edge dials it.
     assert_eq!(seen(dst), "127.0.0.7");
     kix.proc.wait_log("peer egress", Duration::from_secs(5));
@@ -948,19 +951,21 @@ fn dedicated_egress_leaves_from_the_owning_colo_and_fails_over_to_the_secondary(
     assert_eq!(seen(dst), "127.0.0.8");
     assert_eq!(seen(dst), "127.0.0.8");
 
-    let recs = session_records(&log, 4);
+    let recs = session_records(&log, 5);
     let grey: Vec<&serde_json::Value> = recs
         .iter()
         .filter(|r| r["OriginPort"] == dst.port())
         .collect();
-    assert_eq!(grey.len(), 3, "{recs:#?}");
-    assert_eq!(grey[0]["EgressColoName"], "KIX");
-    assert_eq!(grey[0]["IngressColoName"], "NRT");
-    assert_eq!(grey[0]["EgressIP"], "127.0.0.7");
-    assert_eq!(grey[0]["BytesReceived"], 9);
-    assert_eq!(grey[1]["EgressColoName"], "NRT");
-    assert_eq!(grey[1]["EgressIP"], "127.0.0.8");
-    assert_eq!(grey[1]["EgressRuleID"], "ded");
+    assert_eq!(grey.len(), 4, "{recs:#?}");
+    assert_eq!(grey[0]["EgressRuleID"], "");
+    assert_eq!(grey[0]["EgressIP"], "127.0.0.8");
+    assert_eq!(grey[1]["EgressColoName"], "KIX");
+    assert_eq!(grey[1]["IngressColoName"], "NRT");
+    assert_eq!(grey[1]["EgressIP"], "127.0.0.7");
+    assert_eq!(grey[1]["BytesReceived"], 9);
+    assert_eq!(grey[2]["EgressColoName"], "NRT");
+    assert_eq!(grey[2]["EgressIP"], "127.0.0.8");
+    assert_eq!(grey[2]["EgressRuleID"], "ded");
     let orange = recs
         .iter()
         .find(|r| r["OriginPort"] == app.port())

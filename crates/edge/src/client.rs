@@ -324,13 +324,26 @@ async fn egress(shared: Arc<Shared>, who: Arc<Identity>, mut stream: BoxStream, 
     };
     record.origin(target);
     let owners = shared.egress_ips();
-    let exits = burrow_policy::exits::plan(
-        decision.action,
-        target.ip(),
-        facts.proxied,
-        &shared.colo,
-        |ip| owners.get(&ip).map(String::as_str),
-    );
+    let exits = if decision.index.is_some() {
+        burrow_policy::exits::plan(
+            decision.action,
+            target.ip(),
+            facts.proxied,
+            &shared.colo,
+            |ip| owners.get(&ip).map(String::as_str),
+        )
+    } else {
+        let dedicated: Vec<_> = owners.iter().map(|(ip, c)| (*ip, c.clone())).collect();
+        let country = shared.geoip.facts(peer.ip()).country;
+        burrow_policy::exits::default_plan(
+            target.ip(),
+            facts.proxied,
+            &shared.colo,
+            &shared.peer_cfg.sites,
+            country.as_deref(),
+            &dedicated,
+        )
+    };
     let out = match leave(&shared, &exits, target, udp, &mut record).await {
         Ok(o) => o,
         Err(u) => {
@@ -421,7 +434,9 @@ async fn leave(
             Exit::Peer { colo, source } => {
                 match crate::peer::hand(shared, colo, udp, target, *source).await {
                     crate::peer::Handed::Open(far, left) => {
-                        record.egress(SocketAddr::new((*source).into(), 0));
+                        if let Some(ip) = source {
+                            record.egress(SocketAddr::new((*ip).into(), 0));
+                        }
                         record.egress_colo(colo);
                         return Ok(Out::Peer(far, left));
                     }

@@ -8,7 +8,7 @@
 //! secret (`--peer-secret-file`, compared in constant time). Each handed
 //! flow is one stream: `StreamOpen` of kind TCP or UDP whose `hostname`
 //! is the destination `ip:port` and whose `client_addr` carries the source
-//! IP to dial from (port 0); the peer answers `StreamAccepted` or
+//! IP to dial from (port 0; `0.0.0.0` for its shared pool); the peer answers `StreamAccepted` or
 //! `StreamRejected` with the reason, then bytes (or framed datagrams)
 //! follow. The session log record is written by the edge the client is
 //! connected to.
@@ -42,6 +42,8 @@ pub struct PeerConfig {
     pub secret: Option<Vec<u8>>,
     /// CA (PEM) that signed the peers' certificates; `None`: this edge's.
     pub ca_pem: Option<String>,
+    /// Where the colos are (`--colo-location`), for the default egress.
+    pub sites: Vec<burrow_policy::exits::Site>,
 }
 
 /// Open connections to peers, by colo.
@@ -153,7 +155,7 @@ pub(crate) async fn hand(
     colo: &str,
     udp: bool,
     target: SocketAddr,
-    source: std::net::Ipv4Addr,
+    source: Option<std::net::Ipv4Addr>,
 ) -> Handed {
     let r = hand_once(shared, colo, udp, target, source).await;
     if matches!(r, Handed::Down(_)) {
@@ -172,7 +174,7 @@ async fn hand_once(
     colo: &str,
     udp: bool,
     target: SocketAddr,
-    source: std::net::Ipv4Addr,
+    source: Option<std::net::Ipv4Addr>,
 ) -> Handed {
     let conn = match shared.peers.conn(shared, colo).await {
         Ok(c) => c,
@@ -189,7 +191,7 @@ async fn hand_once(
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         hostname: target.to_string(),
         edge_port: 0,
-        client_addr: SocketAddr::new(source.into(), 0),
+        client_addr: SocketAddr::new(source.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED).into(), 0),
     });
     if let Err(e) = write_frame(&mut stream, &open, false).await {
         return Handed::Down(format!("peer {colo}: {e}"));
@@ -277,7 +279,8 @@ async fn egress(mut stream: BoxStream) {
             crate::client::refuse(&mut stream, format!("'{}' is not ip:port", open.hostname)).await;
         return;
     };
-    let source = Some(open.client_addr.ip());
+    // 0.0.0.0: this edge's shared pool (its default source).
+    let source = Some(open.client_addr.ip()).filter(|ip| !ip.is_unspecified());
     info!(destination = %target, source = %open.client_addr.ip(), "peer egress");
     if open.kind == FlowKind::Udp {
         match crate::client::udp_socket(target, source).await {

@@ -22,12 +22,13 @@ pub enum Exit {
         /// Source address to bind.
         source: Option<IpAddr>,
     },
-    /// Hand the flow to the peer edge of `colo`, which dials from `source`.
+    /// Hand the flow to the peer edge of `colo`, which dials from `source`
+    /// (its default address when `None`).
     Peer {
         /// The owning colo.
         colo: String,
         /// Source address the peer binds.
-        source: Ipv4Addr,
+        source: Option<Ipv4Addr>,
     },
 }
 
@@ -56,7 +57,7 @@ pub fn plan<'a>(
     let exit = |ip: Ipv4Addr| match owner(ip) {
         Some(colo) if colo != local_colo && !proxied => Exit::Peer {
             colo: colo.to_owned(),
-            source: ip,
+            source: Some(ip),
         },
         _ => Exit::Local {
             source: Some(IpAddr::V4(ip)),
@@ -70,6 +71,100 @@ pub fn plan<'a>(
         }
     }
     out
+}
+
+/// Where a colo is: coordinates in degrees, and its country (ISO code).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Site {
+    /// Colo name.
+    pub colo: String,
+    /// Latitude.
+    pub lat: f64,
+    /// Longitude.
+    pub lon: f64,
+    /// Country, e.g. `JP`.
+    pub country: Option<String>,
+}
+
+/// Great-circle distance in km.
+fn km(a: &Site, b: &Site) -> f64 {
+    let (la1, la2) = (a.lat.to_radians(), b.lat.to_radians());
+    let dlat = la2 - la1;
+    let dlon = (b.lon - a.lon).to_radians();
+    let h = (dlat / 2.0).sin().powi(2) + la1.cos() * la2.cos() * (dlon / 2.0).sin().powi(2);
+    2.0 * 6371.0 * h.sqrt().asin()
+}
+
+/// The exits of a flow no policy matched (the default egress):
+/// - when dedicated IPs exist (`dedicated`: IP and owning colo), the IP of
+///   the colo nearest this one (this colo first, then by the sites'
+///   coordinates; colos without coordinates last, by name), the next
+///   nearest as the fallback, then the shared pool here;
+/// - otherwise, a user whose country (`user_country`, from GeoIP) has a
+///   colo of its own leaves from that colo's shared pool (the
+///   Mexico-via-Los-Angeles case of `002_*`), else from this colo's.
+pub fn default_plan(
+    dst: IpAddr,
+    proxied: bool,
+    local_colo: &str,
+    sites: &[Site],
+    user_country: Option<&str>,
+    dedicated: &[(Ipv4Addr, String)],
+) -> Vec<Exit> {
+    let local = Exit::Local { source: None };
+    if !dedicated.is_empty() {
+        let here = sites.iter().find(|s| s.colo == local_colo);
+        let distance = |colo: &str| -> f64 {
+            if colo == local_colo {
+                return 0.0;
+            }
+            match (here, sites.iter().find(|s| s.colo == colo)) {
+                (Some(a), Some(b)) => km(a, b),
+                _ => f64::INFINITY,
+            }
+        };
+        let mut owned: Vec<(f64, &str, Ipv4Addr)> = dedicated
+            .iter()
+            .map(|(ip, colo)| (distance(colo), colo.as_str(), *ip))
+            .collect();
+        owned.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(b.1)).then(a.2.cmp(&b.2)));
+        // One IP per colo, nearest colos first.
+        let mut colos: Vec<(&str, Ipv4Addr)> = Vec::new();
+        for (_, colo, ip) in owned {
+            if !colos.iter().any(|(c, _)| *c == colo) {
+                colos.push((colo, ip));
+            }
+        }
+        let action = Action::Dedicated {
+            primary_ipv4: colos[0].1,
+            secondary_ipv4: colos.get(1).map(|c| c.1),
+            ipv6_range: None,
+        };
+        let owner = |ip: Ipv4Addr| colos.iter().find(|c| c.1 == ip).map(|c| c.0);
+        let mut exits = plan(&action, dst, proxied, local_colo, owner);
+        if !exits.contains(&local) {
+            exits.push(local);
+        }
+        return exits;
+    }
+    let home = user_country.and_then(|cc| {
+        sites
+            .iter()
+            .find(|s| s.country.as_deref() == Some(cc) && s.colo != local_colo)
+    });
+    let here_in_country = sites.iter().any(|s| {
+        s.colo == local_colo && s.country.as_deref() == user_country && user_country.is_some()
+    });
+    match home {
+        Some(s) if !here_in_country && !proxied => vec![
+            Exit::Peer {
+                colo: s.colo.clone(),
+                source: None,
+            },
+            local,
+        ],
+        _ => vec![local],
+    }
 }
 
 #[cfg(test)]
@@ -103,7 +198,7 @@ mod tests {
             [
                 Exit::Peer {
                     colo: "KIX".into(),
-                    source: [203, 0, 113, 7].into()
+                    source: Some([203, 0, 113, 7].into())
                 },
                 Exit::Local {
                     source: Some("203.0.113.8".parse().unwrap())
@@ -148,5 +243,80 @@ mod tests {
                 source: Some("203.0.113.9".parse().unwrap())
             }]
         );
+    }
+
+    fn site(colo: &str, lat: f64, lon: f64, cc: &str) -> Site {
+        Site {
+            colo: colo.into(),
+            lat,
+            lon,
+            country: Some(cc.into()),
+        }
+    }
+
+    fn sites() -> Vec<Site> {
+        vec![
+            site("NRT", 35.76, 140.38, "JP"),
+            site("KIX", 34.43, 135.23, "JP"),
+            site("LAX", 33.94, -118.40, "US"),
+            site("QRO", 20.62, -100.19, "MX"),
+            site("FRA", 50.03, 8.56, "DE"),
+        ]
+    }
+
+    #[test]
+    fn default_egress_uses_the_nearest_colos_dedicated_ip() {
+        let dst: IpAddr = GREY.parse().unwrap();
+        let ded = vec![
+            ([203, 0, 113, 1].into(), "FRA".to_owned()),
+            ([203, 0, 113, 2].into(), "KIX".to_owned()),
+            ([203, 0, 113, 3].into(), "LAX".to_owned()),
+        ];
+        // From NRT: KIX is nearest, LAX next, then the shared pool here.
+        assert_eq!(
+            default_plan(dst, false, "NRT", &sites(), None, &ded),
+            [
+                Exit::Peer {
+                    colo: "KIX".into(),
+                    source: Some([203, 0, 113, 2].into())
+                },
+                Exit::Peer {
+                    colo: "LAX".into(),
+                    source: Some([203, 0, 113, 3].into())
+                },
+                Exit::Local { source: None },
+            ]
+        );
+        // At a colo with its own dedicated IP: that one, locally.
+        assert_eq!(
+            default_plan(dst, false, "FRA", &sites(), None, &ded)[0],
+            Exit::Local {
+                source: Some("203.0.113.1".parse().unwrap())
+            }
+        );
+    }
+
+    #[test]
+    fn default_pool_follows_the_users_country() {
+        let dst: IpAddr = GREY.parse().unwrap();
+        // A user in Mexico who reached LAX leaves from QRO's pool.
+        assert_eq!(
+            default_plan(dst, false, "LAX", &sites(), Some("MX"), &[]),
+            [
+                Exit::Peer {
+                    colo: "QRO".into(),
+                    source: None
+                },
+                Exit::Local { source: None }
+            ]
+        );
+        // A user in Japan at NRT stays at NRT; unknown countries stay too.
+        for cc in [Some("JP"), Some("BR"), None] {
+            assert_eq!(
+                default_plan(dst, false, "NRT", &sites(), cc, &[]),
+                [Exit::Local { source: None }]
+            );
+        }
+        assert!((km(&sites()[0], &sites()[1]) - 440.0).abs() < 60.0);
     }
 }
