@@ -1045,3 +1045,77 @@ fn a_peer_with_the_wrong_secret_is_refused() {
     assert_eq!(bad.wait_exit(Duration::from_secs(20)), Some(64));
     assert!(bad.log().contains("--peer-secret-file"), "{}", bad.log());
 }
+
+/// An address on `lo` for the length of a test (needs root).
+struct LoAddr(&'static str);
+
+impl LoAddr {
+    fn add(cidr: &'static str) -> Option<LoAddr> {
+        let ok = std::process::Command::new("ip")
+            .args(["-6", "addr", "add", cidr, "dev", "lo"])
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(LoAddr(cidr))
+    }
+}
+
+impl Drop for LoAddr {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["-6", "addr", "del", self.0, "dev", "lo"])
+            .status();
+    }
+}
+
+#[test]
+fn ipv6_destinations_leave_from_the_dedicated_ipv6_range() {
+    // Adding an address to lo needs root.
+    if std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout != b"0\n")
+        .unwrap_or(true)
+    {
+        eprintln!("skipped: adding an IPv6 address to lo needs root");
+        return;
+    }
+    let _addr = LoAddr::add("fd00:b0::7/128").expect("ip -6 addr add fd00:b0::7/128 dev lo");
+    let dir = tempdir();
+    let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &[]);
+    let (creds, _) = enroll(&edge, dir.path());
+    edge.admin(&[
+        "policy",
+        "add",
+        "--id",
+        "v6",
+        "--dedicated",
+        "127.0.0.5",
+        "--ipv6-range",
+        "fd00:b0::7/128",
+    ])
+    .expect("policy add");
+    let l = std::net::TcpListener::bind("[::1]:0").unwrap();
+    let dst = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let peer = s.peer_addr().unwrap().ip().to_string();
+            let _ = std::io::Write::write_all(&mut s, peer.as_bytes());
+        }
+    });
+    let socks = format!("127.0.0.1:{}", free_port());
+    let c = creds.to_string_lossy().into_owned();
+    let client = Proc::spawn(
+        dir.path(),
+        "client",
+        &["client", "--credentials", &c, "--socks", &socks],
+    );
+    client.wait_line("SOCKS5 proxy:", Duration::from_secs(20));
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--max-time", "10", "--socks5-hostname", &socks])
+        .arg(format!("telnet://{dst}"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "fd00:b0::7");
+}

@@ -184,8 +184,7 @@ struct Unreachable {
 }
 
 /// Dials `target` within [`DIAL_TIMEOUT`], from `source` when a dedicated
-/// egress IP applies (an IPv6 destination keeps the default source: the
-/// IPv6 range is not bound yet).
+/// egress IP of the same family applies.
 async fn dial(
     target: SocketAddr,
     source: Option<std::net::IpAddr>,

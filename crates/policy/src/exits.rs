@@ -45,14 +45,16 @@ pub fn plan<'a>(
     let Action::Dedicated {
         primary_ipv4,
         secondary_ipv4,
-        ..
+        ipv6_range,
     } = action
     else {
         return vec![Exit::Local { source: None }];
     };
     if dst.is_ipv6() {
-        // The IPv6 range is not bound yet: the local default source.
-        return vec![Exit::Local { source: None }];
+        // From this colo, from the range when there is one.
+        return vec![Exit::Local {
+            source: ipv6_range.map(|r| IpAddr::V6(ipv6_source(&r))),
+        }];
     }
     let exit = |ip: Ipv4Addr| match owner(ip) {
         Some(colo) if colo != local_colo && !proxied => Exit::Peer {
@@ -71,6 +73,16 @@ pub fn plan<'a>(
         }
     }
     out
+}
+
+/// The address of a dedicated IPv6 range flows leave from: the range's
+/// first host (network + 1), or the address itself for a `/128`.
+pub fn ipv6_source(range: &ipnet::Ipv6Net) -> std::net::Ipv6Addr {
+    if range.prefix_len() == 128 {
+        return range.addr();
+    }
+    let n = u128::from(range.network());
+    std::net::Ipv6Addr::from(n + 1)
 }
 
 /// Where a colo is: coordinates in degrees, and its country (ISO code).
@@ -227,6 +239,22 @@ mod tests {
         assert_eq!(
             plan(&a, "2001:db8::1".parse().unwrap(), false, "NRT", owner),
             [Exit::Local { source: None }]
+        );
+        // With a range, IPv6 leaves from it (here too).
+        let v6 = Action::Dedicated {
+            primary_ipv4: [203, 0, 113, 7].into(),
+            secondary_ipv4: None,
+            ipv6_range: Some("2001:db8:7::/48".parse().unwrap()),
+        };
+        assert_eq!(
+            plan(&v6, "2001:db8::1".parse().unwrap(), false, "NRT", owner),
+            [Exit::Local {
+                source: Some("2001:db8:7::1".parse().unwrap())
+            }]
+        );
+        assert_eq!(
+            ipv6_source(&"fd00::7/128".parse().unwrap()),
+            "fd00::7".parse::<std::net::Ipv6Addr>().unwrap()
         );
         assert_eq!(
             plan(&Action::Default, GREY.parse().unwrap(), false, "NRT", owner),
