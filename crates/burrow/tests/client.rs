@@ -191,6 +191,28 @@ fn a_revoked_device_is_refused() {
 }
 
 #[test]
+fn an_unenrolled_device_is_refused() {
+    let dir = tempdir();
+    let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &[]);
+    let (creds, device_id) = enroll(&edge, dir.path());
+    // Deleting the user removes the device: its credentials no longer work.
+    edge.admin(&["user", "delete", "ana@example.com"])
+        .expect("user delete");
+    let c = creds.to_string_lossy().into_owned();
+    let socks = format!("127.0.0.1:{}", free_port());
+    let mut client = Proc::spawn(
+        dir.path(),
+        "client",
+        &["client", "--credentials", &c, "--socks", &socks],
+    );
+    let code = client.wait_exit(Duration::from_secs(20));
+    assert!(matches!(code, Some(c) if c != 0), "exit {code:?}");
+    let want = format!("device {device_id} is not enrolled");
+    assert!(client.log().contains(&want), "{}", client.log());
+    edge.proc.wait_log(&want, Duration::from_secs(5));
+}
+
+#[test]
 fn the_client_reconnects_when_the_edge_comes_back() {
     let dir = tempdir();
     let listen = format!("127.0.0.1:{}", free_port());
