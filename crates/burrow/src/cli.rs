@@ -227,6 +227,10 @@ pub(crate) struct ClientArgs {
     /// list`). [default: the edge's default vnet]
     #[arg(long, value_name = "NAME")]
     pub(crate) vnet: Option<String>,
+    /// Transport to the edge: auto (QUIC, else HTTP/2 over TCP), quic or
+    /// http2.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "quic", "http2"])]
+    pub(crate) protocol: String,
 }
 
 #[derive(Args, Debug)]

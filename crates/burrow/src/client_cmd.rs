@@ -47,7 +47,13 @@ pub(crate) async fn run(a: ClientArgs) -> anyhow::Result<()> {
         burrow_config::identity::validate_label("--vnet", v)
             .map_err(|e| config_err(e.to_string()))?;
     }
+    let protocol = match a.protocol.as_str() {
+        "quic" => burrow_client::Protocol::Quic,
+        "http2" => burrow_client::Protocol::Http2,
+        _ => burrow_client::Protocol::Auto,
+    };
     let cfg = ClientConfig {
+        protocol,
         vnet: a.vnet.clone(),
         http_proxy,
         edge,

@@ -1141,3 +1141,82 @@ fn ipv6_destinations_leave_from_the_dedicated_ipv6_range() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "fd00:b0::7");
 }
+
+#[test]
+fn clients_fall_back_to_http2_when_udp_is_blocked() {
+    let dir = tempdir();
+    let log = dir.path().join("sessions.jsonl");
+    let log_s = log.to_string_lossy().into_owned();
+    // No QUIC listener at all: UDP to the edge goes nowhere.
+    let edge = EdgeProc::start(
+        dir.path(),
+        "NRT",
+        "edge.db",
+        &["--session-log", &log_s, "--disable-quic"],
+    );
+    let (creds, _) = enroll(&edge, dir.path());
+    let origin = HttpOrigin::start("A");
+    let echo = udp_echo("127.0.0.1");
+    let c = creds.to_string_lossy().into_owned();
+    let start = |name: &str, protocol: &str| {
+        let socks = format!("127.0.0.1:{}", free_port());
+        let p = Proc::spawn(
+            dir.path(),
+            name,
+            &[
+                "client",
+                "--credentials",
+                &c,
+                "--socks",
+                &socks,
+                "--protocol",
+                protocol,
+            ],
+        );
+        (p, socks)
+    };
+    let (explicit, socks_h2) = start("client-h2", "http2");
+    let (auto, socks_auto) = start("client-auto", "auto");
+    explicit.wait_line("SOCKS5 proxy:", Duration::from_secs(20));
+    explicit.wait_log("protocol=http2", Duration::from_secs(5));
+    auto.wait_log("falling back to HTTP/2", Duration::from_secs(30));
+    auto.wait_log("protocol=http2", Duration::from_secs(10));
+    for socks in [&socks_h2, &socks_auto] {
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "--max-time", "10", "--socks5-hostname", socks])
+            .arg(format!("http://127.0.0.1:{}/over-h2", origin.addr.port()))
+            .output()
+            .unwrap();
+        let body = String::from_utf8_lossy(&out.stdout);
+        assert!(body.contains("path /over-h2"), "{body}");
+    }
+    // UDP sessions ride the HTTP/2 connection too (framed on streams).
+    use std::io::{Read, Write};
+    let mut ctl = std::net::TcpStream::connect(&socks_h2).unwrap();
+    ctl.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    ctl.write_all(&[5, 1, 0]).unwrap();
+    let mut hello = [0u8; 2];
+    ctl.read_exact(&mut hello).unwrap();
+    ctl.write_all(&[5, 3, 0, 1, 0, 0, 0, 0, 0, 0]).unwrap();
+    let mut reply = [0u8; 10];
+    ctl.read_exact(&mut reply).unwrap();
+    assert_eq!(reply[1], 0);
+    let relay = std::net::SocketAddr::from((
+        [reply[4], reply[5], reply[6], reply[7]],
+        u16::from_be_bytes([reply[8], reply[9]]),
+    ));
+    let app = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    app.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let std::net::SocketAddr::V4(e) = echo else {
+        panic!()
+    };
+    let mut d = vec![0, 0, 0, 1];
+    d.extend_from_slice(&e.ip().octets());
+    d.extend_from_slice(&e.port().to_be_bytes());
+    let head = d.len();
+    d.extend_from_slice(b"ping over h2");
+    app.send_to(&d, relay).unwrap();
+    let mut buf = [0u8; 2048];
+    let (n, _) = app.recv_from(&mut buf).expect("an answer");
+    assert_eq!(&buf[head..n], b"127.0.0.1 ping over h2");
+}

@@ -1,5 +1,6 @@
 //! The zero-trust client (`burrow client`): an enrolled device connects to
-//! the edge over QUIC with its device credentials and serves a local SOCKS5
+//! the edge over QUIC (HTTP/2 over TCP when UDP is blocked) with its device
+//! credentials and serves a local SOCKS5
 //! proxy (CONNECT); each proxied connection is one stream to the edge,
 //! which dials the destination (names are resolved at the edge) and logs
 //! the session.
@@ -27,6 +28,8 @@ use tracing::{debug, info, warn};
 
 /// Time to connect and register.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// With `--protocol auto`, how long QUIC may take before HTTP/2 is tried.
+const QUIC_FALLBACK_AFTER: Duration = Duration::from_secs(4);
 /// Time a local application has to finish the SOCKS5 handshake.
 const SOCKS_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time the edge has to reach a destination.
@@ -49,6 +52,20 @@ pub struct ClientConfig {
     pub http_proxy: Option<SocketAddr>,
     /// Virtual network for private routes; `None`: the edge's default.
     pub vnet: Option<String>,
+    /// Transport to the edge.
+    pub protocol: Protocol,
+}
+
+/// Transport to the edge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Protocol {
+    /// QUIC, else HTTP/2 over TCP when QUIC cannot connect.
+    #[default]
+    Auto,
+    /// QUIC only.
+    Quic,
+    /// HTTP/2 over TLS over TCP only.
+    Http2,
 }
 
 /// Why the client stopped.
@@ -72,11 +89,34 @@ async fn register(cfg: &ClientConfig) -> Result<ConnectorConn, ClientError> {
     let e = |m: String| ClientError::Edge(m);
     let trust = EdgeTrust::new(&cfg.edge_ca_pem, &cfg.edge_domain)
         .map_err(|x| e(format!("edge CA: {x}")))?;
-    let ep = burrow_transport::quic::client_endpoint(cfg.edge).map_err(|x| e(x.to_string()))?;
-    let (conn, mut control) =
-        burrow_transport::quic::connect(&ep, cfg.edge, &trust, CONNECT_TIMEOUT)
+    // In auto mode QUIC gets less time: blocked UDP shows as silence.
+    let quic_limit = if cfg.protocol == Protocol::Auto {
+        QUIC_FALLBACK_AFTER
+    } else {
+        CONNECT_TIMEOUT
+    };
+    let quic = async {
+        let ep = burrow_transport::quic::client_endpoint(cfg.edge).map_err(|x| e(x.to_string()))?;
+        burrow_transport::quic::connect(&ep, cfg.edge, &trust, quic_limit)
             .await
-            .map_err(|x| e(format!("QUIC to {}: {x}", cfg.edge)))?;
+            .map_err(|x| e(format!("QUIC to {}: {x}", cfg.edge)))
+    };
+    let h2 = || async {
+        burrow_transport::h2::connect_opener(cfg.edge, &trust, CONNECT_TIMEOUT)
+            .await
+            .map_err(|x| e(format!("HTTP/2 to {}: {x}", cfg.edge)))
+    };
+    let (conn, mut control) = match cfg.protocol {
+        Protocol::Quic => quic.await?,
+        Protocol::Http2 => h2().await?,
+        Protocol::Auto => match quic.await {
+            Ok(c) => c,
+            Err(q) => {
+                warn!(reason = %q, "QUIC to the edge failed; falling back to HTTP/2 over TCP");
+                h2().await?
+            }
+        },
+    };
     let c = &cfg.credentials;
     let reg = Frame::Register(Register {
         account_id: *c.account_id.as_bytes(),
@@ -100,7 +140,7 @@ async fn register(cfg: &ClientConfig) -> Result<ConnectorConn, ClientError> {
     .map_err(|x| e(format!("registration: {x}")))?;
     match answer {
         Frame::Registered(r) => {
-            info!(edge = %cfg.edge, colo = %r.colo, device_id = %c.device_id, "client connected to the edge");
+            info!(edge = %cfg.edge, colo = %r.colo, device_id = %c.device_id, protocol = conn.protocol().as_str(), "client connected to the edge");
             // The control stream must stay open for the connection's life.
             tokio::spawn(async move {
                 let mut control = control;

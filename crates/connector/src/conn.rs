@@ -236,7 +236,7 @@ async fn connect_with(
                     tokio::spawn(mux.clone().run());
                     Some(mux)
                 }
-                ConnectorConn::H2(_) => None,
+                ConnectorConn::H2(_) | ConnectorConn::H2Opener(_) => None,
             };
             let info = Arc::new(ConnInfo {
                 index,

@@ -127,7 +127,9 @@ pub(crate) async fn serve(
     if matches!(conn, EdgeConn::H2(_)) {
         let refusal = Refusal {
             code: RefuseCode::Internal,
-            message: "zero-trust clients need QUIC (UDP) to the edge for now".into(),
+            message:
+                "zero-trust clients over HTTP/2 must use ALPN burrow-h2c/1 (they open the streams)"
+                    .into(),
         };
         let _ = write_frame(&mut control, &Frame::Refused(refusal), false).await;
         conn.close();

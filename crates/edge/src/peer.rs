@@ -226,7 +226,7 @@ pub(crate) async fn serve(
         .find_map(|f| f.strip_prefix("colo="))
         .unwrap_or("?")
         .to_owned();
-    if !ok || matches!(conn, EdgeConn::H2(_)) {
+    if !ok || !matches!(conn, EdgeConn::Quic(_)) {
         let message = if ok {
             "peer edges connect over QUIC".to_owned()
         } else {

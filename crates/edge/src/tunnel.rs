@@ -167,6 +167,15 @@ async fn serve_conn(
         crate::client::serve(shared, conn, control, reg, peer, shutdown).await;
         return;
     }
+    if matches!(conn, EdgeConn::H2Served(_)) {
+        let refusal = Refusal {
+            code: RefuseCode::Internal,
+            message: "connectors use ALPN burrow-h2/1 (the edge opens the streams)".into(),
+        };
+        let _ = write_frame(&mut control, &Frame::Refused(refusal), false).await;
+        conn.close();
+        return;
+    }
     let tunnel_id = uuid::Uuid::from_bytes(reg.tunnel_id);
     let connector_id = uuid::Uuid::from_bytes(reg.connector_id);
     let tunnel = match shared.store.tunnel(tunnel_id).await {

@@ -5,6 +5,10 @@
 //! HTTP/2 client and opens one request stream per flow. The first stream the
 //! edge opens is the control stream. Every stream is answered `200` at once
 //! and both bodies then carry raw bytes, exactly like a QUIC stream.
+//!
+//! Zero-trust clients open their flows themselves, so they take the other
+//! role: with ALPN [`crate::ALPN_H2_CLIENT`] the client is the HTTP/2
+//! client (its first stream is the control stream) and the edge serves.
 
 use crate::pki::EdgeTrust;
 use crate::stream::H2Stream;
@@ -66,6 +70,10 @@ impl EdgeH2 {
         self.driver.abort();
         self.closed.cancel();
     }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.is_cancelled()
+    }
 }
 
 /// The connector's side of an HTTP/2 tunnel connection.
@@ -106,27 +114,11 @@ pub async fn accept(
             .accept(tcp)
             .await
             .map_err(|e| TransportError::Tls(e.to_string()))?;
-        let (send, conn) = ::h2::client::Builder::new()
-            .initial_window_size(STREAM_WINDOW)
-            .initial_connection_window_size(CONN_WINDOW)
-            .max_frame_size(MAX_FRAME)
-            .max_concurrent_reset_streams(1024)
-            .handshake::<_, Bytes>(tls)
-            .await?;
-        let closed = CancellationToken::new();
-        let on_close = closed.clone();
-        let driver = tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "HTTP/2 tunnel connection ended");
-            }
-            on_close.cancel();
-        })
-        .abort_handle();
-        let edge = EdgeH2 {
-            send,
-            closed,
-            driver,
-        };
+        if tls.get_ref().1.alpn_protocol() == Some(crate::ALPN_H2_CLIENT) {
+            let (served, control) = serve::<_, Served>(tls).await?;
+            return Ok((EdgeConn::H2Served(served), control));
+        }
+        let edge = opener(tls).await?;
         let control = edge.open_stream().await?;
         Ok((EdgeConn::H2(edge), control))
     };
@@ -154,47 +146,11 @@ pub async fn connect(
             .connect(name, tcp)
             .await
             .map_err(|e| TransportError::Tls(e.to_string()))?;
-        let mut conn = ::h2::server::Builder::new()
-            .initial_window_size(STREAM_WINDOW)
-            .initial_connection_window_size(CONN_WINDOW)
-            .max_frame_size(MAX_FRAME)
-            .max_concurrent_streams(MAX_STREAMS)
-            .max_concurrent_reset_streams(1024)
-            .handshake::<_, Bytes>(tls)
-            .await?;
-        let (req, mut respond) = conn.accept().await.ok_or(TransportError::Closed)??;
-        let send = respond.send_response(ok_response(), false)?;
-        let control: BoxStream = Box::new(H2Stream::server(send, req.into_body()));
-        let cap = usize::try_from(MAX_STREAMS).expect("small constant");
-        let (tx, rx) = mpsc::channel::<BoxStream>(cap);
-        let driver = tokio::spawn(async move {
-            // Polling accept() drives the whole connection, so never block
-            // here: a full queue refuses the stream instead (h2 limits open
-            // streams to MAX_STREAMS, so the queue cannot really fill).
-            while let Some(next) = conn.accept().await {
-                let (req, mut respond) = match next {
-                    Ok(x) => x,
-                    Err(e) => {
-                        tracing::debug!(error = %e, "HTTP/2 tunnel connection ended");
-                        break;
-                    }
-                };
-                match respond.send_response(ok_response(), false) {
-                    Ok(send) => {
-                        let s: BoxStream = Box::new(H2Stream::server(send, req.into_body()));
-                        if tx.try_send(s).is_err() {
-                            tracing::warn!("flow stream refused: accept queue full");
-                        }
-                    }
-                    Err(e) => tracing::debug!(error = %e, "could not answer a flow stream"),
-                }
-            }
-        })
-        .abort_handle();
+        let (parts, control) = serve::<_, ServedParts>(tls).await?;
         Ok((
             ConnectorConn::H2(ConnectorH2 {
-                streams: rx,
-                driver,
+                streams: parts.streams,
+                driver: parts.driver,
             }),
             control,
         ))
@@ -204,9 +160,162 @@ pub async fn connect(
         .map_err(|_| TransportError::Timeout(timeout, "connecting over TLS/HTTP/2"))?
 }
 
+/// The side that opens streams: HTTP/2 client handshake on `io`.
+async fn opener<IO>(io: IO) -> Result<EdgeH2, TransportError>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (send, conn) = ::h2::client::Builder::new()
+        .initial_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONN_WINDOW)
+        .max_frame_size(MAX_FRAME)
+        .max_concurrent_reset_streams(1024)
+        .handshake::<_, Bytes>(io)
+        .await?;
+    let closed = CancellationToken::new();
+    let on_close = closed.clone();
+    let driver = tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "HTTP/2 tunnel connection ended");
+        }
+        on_close.cancel();
+    })
+    .abort_handle();
+    Ok(EdgeH2 {
+        send,
+        closed,
+        driver,
+    })
+}
+
+/// The side that accepts streams, as the edge holds it for zero-trust
+/// clients over HTTP/2. Cheap to clone.
+#[derive(Clone)]
+pub struct Served {
+    streams: Arc<tokio::sync::Mutex<mpsc::Receiver<BoxStream>>>,
+    closed: CancellationToken,
+    driver: AbortHandle,
+}
+
+impl Served {
+    pub(crate) async fn accept_stream(&self) -> Option<BoxStream> {
+        self.streams.lock().await.recv().await
+    }
+
+    pub(crate) async fn closed(&self) {
+        self.closed.cancelled().await;
+    }
+
+    pub(crate) fn close(&self) {
+        self.driver.abort();
+        self.closed.cancel();
+    }
+}
+
+/// What [`serve`] hands back before it is wrapped for either side.
+struct ServedParts {
+    streams: mpsc::Receiver<BoxStream>,
+    closed: CancellationToken,
+    driver: AbortHandle,
+}
+
+impl From<ServedParts> for Served {
+    fn from(p: ServedParts) -> Self {
+        Self {
+            streams: Arc::new(tokio::sync::Mutex::new(p.streams)),
+            closed: p.closed,
+            driver: p.driver,
+        }
+    }
+}
+
+/// The side that accepts streams: HTTP/2 server handshake on `io`; the
+/// first stream is the control stream.
+async fn serve<IO, S>(io: IO) -> Result<(S, BoxStream), TransportError>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: From<ServedParts>,
+{
+    let mut conn = ::h2::server::Builder::new()
+        .initial_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONN_WINDOW)
+        .max_frame_size(MAX_FRAME)
+        .max_concurrent_streams(MAX_STREAMS)
+        .max_concurrent_reset_streams(1024)
+        .handshake::<_, Bytes>(io)
+        .await?;
+    let (req, mut respond) = conn.accept().await.ok_or(TransportError::Closed)??;
+    let send = respond.send_response(ok_response(), false)?;
+    let control: BoxStream = Box::new(H2Stream::server(send, req.into_body()));
+    let cap = usize::try_from(MAX_STREAMS).expect("small constant");
+    let (tx, rx) = mpsc::channel::<BoxStream>(cap);
+    let closed = CancellationToken::new();
+    let on_close = closed.clone();
+    let driver = tokio::spawn(async move {
+        // Polling accept() drives the whole connection, so never block
+        // here: a full queue refuses the stream instead (h2 limits open
+        // streams to MAX_STREAMS, so the queue cannot really fill).
+        while let Some(next) = conn.accept().await {
+            let (req, mut respond) = match next {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::debug!(error = %e, "HTTP/2 tunnel connection ended");
+                    break;
+                }
+            };
+            match respond.send_response(ok_response(), false) {
+                Ok(send) => {
+                    let s: BoxStream = Box::new(H2Stream::server(send, req.into_body()));
+                    if tx.try_send(s).is_err() {
+                        tracing::warn!("flow stream refused: accept queue full");
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "could not answer a flow stream"),
+            }
+        }
+        on_close.cancel();
+    })
+    .abort_handle();
+    let parts = ServedParts {
+        streams: rx,
+        closed,
+        driver,
+    };
+    Ok((S::from(parts), control))
+}
+
 fn ok_response() -> http::Response<()> {
     http::Response::builder()
         .status(http::StatusCode::OK)
         .body(())
         .expect("static response is valid")
+}
+
+/// Zero-trust client side: dials `addr` with ALPN
+/// [`crate::ALPN_H2_CLIENT`], verifies the edge for `h2.<domain>`, and
+/// opens the control stream; flows are streams it opens.
+///
+/// # Errors
+/// On TCP, TLS or HTTP/2 failure, or when it takes longer than `timeout`.
+pub async fn connect_opener(
+    addr: SocketAddr,
+    trust: &EdgeTrust,
+    timeout: Duration,
+) -> Result<(ConnectorConn, BoxStream), TransportError> {
+    let tls_cfg = Arc::new(trust.client_config(crate::ALPN_H2_CLIENT, false)?);
+    let name = EdgeTrust::server_name(crate::pki::h2_server_name(&trust.domain))?;
+    let work = async move {
+        let tcp = TcpStream::connect(addr).await?;
+        keepalive(&tcp);
+        let tls = tokio_rustls::TlsConnector::from(tls_cfg)
+            .connect(name, tcp)
+            .await
+            .map_err(|e| TransportError::Tls(e.to_string()))?;
+        let h = opener(tls).await?;
+        let control = h.open_stream().await?;
+        Ok((ConnectorConn::H2Opener(h), control))
+    };
+    tokio::time::timeout(timeout, work)
+        .await
+        .map_err(|_| TransportError::Timeout(timeout, "connecting over TLS/HTTP/2"))?
 }

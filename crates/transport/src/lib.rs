@@ -42,6 +42,9 @@ use std::fmt;
 pub const ALPN_QUIC: &[u8] = b"burrow/1";
 /// ALPN protocol of the HTTP/2-over-TLS transport.
 pub const ALPN_H2: &[u8] = b"burrow-h2/1";
+/// ALPN protocol of HTTP/2-over-TLS with the roles swapped: the dialing
+/// side (a zero-trust client) opens the streams.
+pub const ALPN_H2_CLIENT: &[u8] = b"burrow-h2c/1";
 
 /// The transport a tunnel connection runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -122,6 +125,9 @@ pub enum EdgeConn {
     Quic(quinn::Connection),
     /// Over HTTP/2 (the edge is the client).
     H2(h2::EdgeH2),
+    /// Over HTTP/2 with a zero-trust client as the HTTP/2 client: it opens
+    /// the streams, the edge accepts them.
+    H2Served(h2::Served),
 }
 
 impl EdgeConn {
@@ -134,6 +140,9 @@ impl EdgeConn {
         match self {
             Self::Quic(c) => quic::open_stream(c).await,
             Self::H2(h) => h.open_stream().await,
+            Self::H2Served(_) => Err(TransportError::Protocol(
+                "this HTTP/2 connection carries client-opened streams only".into(),
+            )),
         }
     }
 
@@ -144,6 +153,7 @@ impl EdgeConn {
         match self {
             Self::Quic(c) => quic::accept_stream(c).await.ok(),
             Self::H2(_) => None,
+            Self::H2Served(h) => h.accept_stream().await,
         }
     }
 
@@ -154,6 +164,7 @@ impl EdgeConn {
                 c.closed().await;
             }
             Self::H2(h) => h.closed().await,
+            Self::H2Served(h) => h.closed().await,
         }
     }
 
@@ -162,6 +173,7 @@ impl EdgeConn {
         match self {
             Self::Quic(c) => c.close(0u32.into(), b"closing"),
             Self::H2(h) => h.close(),
+            Self::H2Served(h) => h.close(),
         }
     }
 
@@ -169,7 +181,7 @@ impl EdgeConn {
     pub fn protocol(&self) -> Protocol {
         match self {
             Self::Quic(_) => Protocol::Quic,
-            Self::H2(_) => Protocol::Http2,
+            Self::H2(_) | Self::H2Served(_) => Protocol::Http2,
         }
     }
 }
@@ -180,6 +192,8 @@ pub enum ConnectorConn {
     Quic(quinn::Connection),
     /// Over HTTP/2 (the connector is the server).
     H2(h2::ConnectorH2),
+    /// Over HTTP/2 as the stream-opening side (zero-trust clients).
+    H2Opener(h2::EdgeH2),
 }
 
 impl ConnectorConn {
@@ -189,6 +203,7 @@ impl ConnectorConn {
         match self {
             Self::Quic(c) => quic::accept_stream(c).await.ok(),
             Self::H2(h) => h.accept_stream().await,
+            Self::H2Opener(_) => None,
         }
     }
 
@@ -197,6 +212,7 @@ impl ConnectorConn {
         match self {
             Self::Quic(c) => c.close(0u32.into(), b"closing"),
             Self::H2(h) => h.close(),
+            Self::H2Opener(h) => h.close(),
         }
     }
 
@@ -208,6 +224,7 @@ impl ConnectorConn {
                 c.closed().await;
             }
             Self::H2(_) => std::future::pending().await,
+            Self::H2Opener(h) => h.closed().await,
         }
     }
 
@@ -216,6 +233,7 @@ impl ConnectorConn {
         match self {
             Self::Quic(c) => c.close_reason().is_some(),
             Self::H2(_) => false,
+            Self::H2Opener(h) => h.is_closed(),
         }
     }
 
@@ -227,6 +245,7 @@ impl ConnectorConn {
     pub async fn open_stream(&self) -> Result<BoxStream, TransportError> {
         match self {
             Self::Quic(c) => quic::open_stream(c).await,
+            Self::H2Opener(h) => h.open_stream().await,
             Self::H2(_) => Err(TransportError::Protocol(
                 "client flows need QUIC; HTTP/2 connections carry edge-opened streams only".into(),
             )),
@@ -237,7 +256,7 @@ impl ConnectorConn {
     pub fn protocol(&self) -> Protocol {
         match self {
             Self::Quic(_) => Protocol::Quic,
-            Self::H2(_) => Protocol::Http2,
+            Self::H2(_) | Self::H2Opener(_) => Protocol::Http2,
         }
     }
 }

@@ -196,7 +196,9 @@ impl EdgePki {
     /// # Errors
     /// When the key does not match the certificate.
     pub fn h2_server_config(&self) -> Result<Arc<rustls::ServerConfig>, TransportError> {
-        Ok(Arc::new(self.server_tls(crate::ALPN_H2, false)?))
+        let mut cfg = self.server_tls(crate::ALPN_H2, false)?;
+        cfg.alpn_protocols.push(crate::ALPN_H2_CLIENT.to_vec());
+        Ok(Arc::new(cfg))
     }
 
     /// quinn server config of the QUIC tunnel endpoint.
