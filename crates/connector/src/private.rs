@@ -102,7 +102,7 @@ pub(crate) async fn relay(
     };
     if open.kind == burrow_proto::FlowKind::PrivateUdp {
         info!(destination = %to, "private-network UDP session");
-        // Framed on the stream only: the edge splices it to the client.
+        // As QUIC datagrams when the connection has them, else framed.
         crate::udp::relay(
             stream,
             &to.to_string(),
@@ -110,7 +110,7 @@ pub(crate) async fn relay(
             None,
             conn,
             open.flow_id,
-            false,
+            true,
         )
         .await;
         drop(slot);

@@ -63,14 +63,19 @@ pub(crate) async fn relay(
             return;
         }
     };
+    // Registered before the answer: the edge may send a QUIC datagram the
+    // moment it reads `StreamAccepted`.
+    let mux = conn.mux.clone().filter(|_| quic_datagrams);
+    let mut from_mux = mux.as_ref().map(|m| m.register(flow_id));
     if write_frame(&mut stream, &Frame::StreamAccepted, false)
         .await
         .is_err()
     {
+        if let Some(m) = &mux {
+            m.unregister(flow_id);
+        }
         return;
     }
-    let mux = conn.mux.clone().filter(|_| quic_datagrams);
-    let mut from_mux = mux.as_ref().map(|m| m.register(flow_id));
     let (mut rd, mut wr) = tokio::io::split(stream);
     let mut reader = DatagramReader::new(leftover);
     let (mut up, mut down) = (0u64, 0u64);

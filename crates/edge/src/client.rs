@@ -367,7 +367,7 @@ async fn egress(shared: Arc<Shared>, who: Arc<Identity>, mut stream: BoxStream, 
             (e.reason, e.sent, e.received)
         }
         Out::Peer(far, far_left) if udp => {
-            let e = udp::relay_streams(stream, leftover, far, far_left).await;
+            let e = udp::relay_streams(stream, leftover, far, far_left, None).await;
             (e.reason, e.sent, e.received)
         }
         Out::Tcp(mut origin) => {
@@ -539,10 +539,9 @@ async fn private(
         edge_port: target.port(),
         client_addr: peer,
     };
-    let (mut far, far_leftover, _conn) = match crate::apps::open_tunnel_stream(
-        shared, tunnel, header,
-    )
-    .await
+    let flow_id = header.flow_id;
+    let (mut far, far_leftover, via) = match crate::apps::open_tunnel_stream(shared, tunnel, header)
+        .await
     {
         Ok(x) => x,
         Err(e) => {
@@ -570,7 +569,15 @@ async fn private(
     }
     let leftover = reader.into_leftover();
     if udp {
-        let end = udp::relay_streams(stream, leftover, far, far_leftover).await;
+        // QUIC datagrams toward the connector when the connection has them.
+        let end = udp::relay_streams(
+            stream,
+            leftover,
+            far,
+            far_leftover,
+            via.mux.clone().map(|m| (m, flow_id)),
+        )
+        .await;
         record.bytes(end.sent, end.received);
         record.close(end.reason);
         shared.log_session(record);

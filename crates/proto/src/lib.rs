@@ -190,9 +190,9 @@ pub enum FlowKind {
     /// then bytes are spliced as for [`FlowKind::Tcp`].
     PrivateTcp,
     /// A UDP session of a zero-trust client into a private network: the
-    /// connector sends to `StreamOpen::destination` itself; datagrams are
-    /// framed on the stream as for [`FlowKind::Udp`] (never as QUIC
-    /// datagrams).
+    /// connector sends to `StreamOpen::destination` itself; datagrams
+    /// travel as for [`FlowKind::Udp`] (QUIC datagrams when they fit,
+    /// framed on the stream otherwise).
     PrivateUdp,
 }
 

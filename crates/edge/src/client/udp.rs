@@ -6,9 +6,11 @@
 
 use super::Unreachable;
 use burrow_transport::datagrams::{write_datagram, DatagramReader};
+use burrow_transport::quic_datagrams::{next_from, DatagramMux};
 use burrow_transport::BoxStream;
 use bytes::BytesMut;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::UdpSocket;
 use tracing::debug;
@@ -91,13 +93,18 @@ pub(super) async fn relay_socket(stream: BoxStream, leftover: BytesMut, sock: Ud
     }
 }
 
-/// Relays datagrams between two framed streams (client ↔ tunnel).
+/// Relays datagrams between the client's framed stream and a far stream
+/// (tunnel or peer). With `mux` (a QUIC tunnel connection with datagrams,
+/// and the flow id), datagrams to the far side go as QUIC datagrams when
+/// they fit and come back either way.
 pub(super) async fn relay_streams(
     client: BoxStream,
     client_left: BytesMut,
     far: BoxStream,
     far_left: BytesMut,
+    mux: Option<(Arc<DatagramMux>, u64)>,
 ) -> Ended {
+    let mut from_mux = mux.as_ref().map(|(m, id)| m.register(*id));
     let (mut crd, mut cwr) = tokio::io::split(client);
     let (mut frd, mut fwr) = tokio::io::split(far);
     let (mut from_client, mut from_far) = (
@@ -111,12 +118,19 @@ pub(super) async fn relay_streams(
             d = from_client.next(&mut crd) => match d {
                 Ok(Some(d)) => {
                     sent += d.len() as u64;
-                    if write_datagram(&mut fwr, &d, &mut scratch).await.is_err() {
+                    let quic = mux.as_ref().is_some_and(|(m, id)| m.send(*id, &d));
+                    if !quic && write_datagram(&mut fwr, &d, &mut scratch).await.is_err() {
                         break "ERROR";
                     }
                 }
                 Ok(None) => break "CLIENT_OR_ORIGIN_CLOSED",
                 Err(_) => break "ERROR",
+            },
+            d = next_from(&mut from_mux) => {
+                received += d.len() as u64;
+                if write_datagram(&mut cwr, &d, &mut scratch).await.is_err() {
+                    break "CLIENT_OR_ORIGIN_CLOSED";
+                }
             },
             d = from_far.next(&mut frd) => match d {
                 Ok(Some(d)) => {
@@ -131,6 +145,9 @@ pub(super) async fn relay_streams(
             () = tokio::time::sleep(IDLE) => break "IDLE_TIMEOUT",
         }
     };
+    if let Some((m, id)) = &mux {
+        m.unregister(*id);
+    }
     let _ = tokio::io::AsyncWriteExt::shutdown(&mut cwr).await;
     let _ = tokio::io::AsyncWriteExt::shutdown(&mut fwr).await;
     Ended {
