@@ -178,6 +178,7 @@ pub(crate) async fn tunnel(admin: AdminConn, cmd: TunnelCommand) -> anyhow::Resu
             println!("{}", creds.to_token().expose());
         }
         TunnelCommand::Run(_)
+        | TunnelCommand::Ready { .. }
         | TunnelCommand::Ingress(_)
         | TunnelCommand::Route(_)
         | TunnelCommand::Vnet(_) => {

@@ -658,6 +658,15 @@ pub(crate) enum TunnelCommand {
     },
     /// Run a connector for a tunnel.
     Run(Box<RunArgs>),
+    /// Exit 0 when the connector on this host has a registered tunnel
+    /// connection (its /ready answers 200), else 1 — for container health
+    /// checks.
+    Ready {
+        /// The connector's --metrics address. [default: the first of
+        /// 127.0.0.1:20241-20245 that answers]
+        #[arg(long, value_name = "IP:PORT")]
+        metrics: Option<String>,
+    },
     /// Check ingress rules in a config.yml.
     #[command(subcommand)]
     Ingress(IngressCommand),
@@ -732,6 +741,11 @@ pub(crate) struct RunArgs {
     /// [default: 4]
     #[arg(long)]
     pub(crate) ha_connections: Option<u8>,
+    /// Prometheus metrics, /ready and /healthcheck: IP:PORT, `auto` (the
+    /// first free port of 127.0.0.1:20241-20245, as cloudflared) or `off`.
+    /// [default: auto, or `metrics:` in the config file]
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) metrics: Option<String>,
     /// How long open flows may finish after SIGTERM/SIGINT. [default: 30s]
     #[arg(long)]
     pub(crate) grace_period: Option<String>,

@@ -111,6 +111,7 @@ fn main() -> ExitCode {
             cli::Command::Quick(a) => quick_cmd::run(a).await,
             cli::Command::Tunnel(t) => match t.command {
                 cli::TunnelCommand::Run(a) => run_cmd::run(a).await,
+                cli::TunnelCommand::Ready { metrics } => run_cmd::ready(metrics).await,
                 cli::TunnelCommand::Ingress(c) => run_cmd::ingress(c).await,
                 cli::TunnelCommand::Route(c) => admin_cmd::route(t.admin, c).await,
                 cli::TunnelCommand::Vnet(c) => net_cmd::vnet(t.admin, c).await,

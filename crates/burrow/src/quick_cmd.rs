@@ -78,6 +78,7 @@ pub(crate) async fn run(a: QuickArgs) -> anyhow::Result<()> {
         edge_ip_version: IpVersion::Auto,
         dns_server: None,
         warp_routing: Default::default(),
+        metrics: burrow_connector::MetricsAddr::Off,
     };
     let connector_task = tokio::spawn(burrow_connector::run(cfg, shutdown.clone()));
     // Print the address once the tunnel carries traffic.

@@ -138,7 +138,26 @@ pub(crate) async fn resolve(a: RunArgs) -> anyhow::Result<ConnectorConfig> {
         .as_ref()
         .map(|f| f.warp_routing.clone())
         .unwrap_or_default();
+    let metrics = match a
+        .metrics
+        .as_deref()
+        .or(file.as_ref().and_then(|f| f.metrics.as_deref()))
+    {
+        None | Some("auto") => burrow_connector::MetricsAddr::Auto,
+        Some("off") => burrow_connector::MetricsAddr::Off,
+        Some(s) => burrow_connector::MetricsAddr::At(
+            std::net::ToSocketAddrs::to_socket_addrs(s)
+                .ok()
+                .and_then(|mut it| it.next())
+                .ok_or_else(|| {
+                    config_err(format!(
+                        "--metrics: '{s}' is not IP:PORT, HOST:PORT, auto or off"
+                    ))
+                })?,
+        ),
+    };
     Ok(ConnectorConfig {
+        metrics,
         warp_routing,
         dns_server,
         credentials,
@@ -289,4 +308,54 @@ pub(crate) async fn ingress(cmd: crate::cli::IngressCommand) -> anyhow::Result<(
         }
     }
     Ok(())
+}
+
+/// `GET /ready` on `addr`: the status code and body.
+async fn get_ready(addr: std::net::SocketAddr) -> std::io::Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let work = async {
+        let mut s = tokio::net::TcpStream::connect(addr).await?;
+        s.write_all(b"GET /ready HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .await?;
+        let mut buf = Vec::new();
+        s.take(64 * 1024).read_to_end(&mut buf).await?;
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        let code = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.trim().to_owned())
+            .unwrap_or_default();
+        Ok((code, body))
+    };
+    tokio::time::timeout(Duration::from_secs(5), work)
+        .await
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
+}
+
+/// `burrow tunnel ready`: exit 0 when /ready says 200, else an error (exit 1).
+pub(crate) async fn ready(metrics: Option<String>) -> anyhow::Result<()> {
+    let addrs: Vec<std::net::SocketAddr> = match &metrics {
+        Some(s) => vec![std::net::ToSocketAddrs::to_socket_addrs(s.as_str())
+            .ok()
+            .and_then(|mut it| it.next())
+            .ok_or_else(|| config_err(format!("--metrics: '{s}' is not IP:PORT")))?],
+        None => burrow_connector::METRICS_AUTO_PORTS
+            .map(|p| std::net::SocketAddr::from(([127, 0, 0, 1], p)))
+            .collect(),
+    };
+    for addr in addrs {
+        match get_ready(addr).await {
+            Ok((200, body)) => {
+                println!("ready: {body}");
+                return Ok(());
+            }
+            Ok((code, body)) => anyhow::bail!("not ready ({code}): {body}"),
+            Err(_) => continue,
+        }
+    }
+    anyhow::bail!("not ready: no connector metrics server answered (pass --metrics IP:PORT)")
 }

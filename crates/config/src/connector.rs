@@ -240,6 +240,7 @@ struct RawFile {
     origin_request: Option<Value>,
     #[serde(rename = "warp-routing")]
     warp_routing: Option<Value>,
+    metrics: Option<String>,
     #[serde(flatten)]
     unknown: BTreeMap<String, Value>,
 }
@@ -323,6 +324,8 @@ pub struct ConnectorFile {
     pub log_level: Option<String>,
     /// `warp-routing`.
     pub warp_routing: WarpRouting,
+    /// `metrics`: where the metrics server listens (`IP:PORT`, `auto`, `off`).
+    pub metrics: Option<String>,
     /// One line per ignored key, naming it.
     pub warnings: Vec<String>,
 }
@@ -349,6 +352,7 @@ pub fn parse_connector_yaml(text: &str) -> Result<ConnectorFile, ConfigError> {
             log_level: None,
             origin_request: None,
             warp_routing: None,
+            metrics: None,
             unknown: BTreeMap::new(),
         }
     } else {
@@ -439,6 +443,7 @@ pub fn parse_connector_yaml(text: &str) -> Result<ConnectorFile, ConfigError> {
         grace_period,
         log_level: raw.log_level,
         warp_routing,
+        metrics: raw.metrics,
         warnings,
     })
 }
@@ -591,7 +596,7 @@ mod tests {
                  \x20 - service: http_status:404\n";
         let f = parse_connector_yaml(y).unwrap();
         assert_eq!(f.ingress.as_ref().unwrap().rules.len(), 2);
-        assert!(f.warnings.iter().any(|w| w.contains("'metrics'")));
+        assert_eq!(f.metrics.as_deref(), Some("localhost:2000"));
         assert!(f.warnings.iter().any(|w| w.contains("'no-autoupdate'")));
         let ing = f.ingress.unwrap();
         assert_eq!(ing.find("ssh.example.com", None).unwrap().0, 0);

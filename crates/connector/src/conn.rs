@@ -73,6 +73,44 @@ struct Live {
     control: BoxStream,
     reader: FrameReader,
     info: Arc<ConnInfo>,
+    _counted: Counted,
+}
+
+/// A registered connection's share of the metrics, given back on drop.
+struct Counted {
+    metrics: Arc<crate::metrics::Metrics>,
+    location: crate::metrics::LocationLabels,
+    protocol: crate::metrics::ProtocolLabels,
+}
+
+impl Counted {
+    fn new(metrics: Arc<crate::metrics::Metrics>, info: &ConnInfo) -> Self {
+        let location = crate::metrics::LocationLabels {
+            connection_id: info.connection_id.to_string(),
+            edge_location: info.colo.clone(),
+        };
+        let protocol = crate::metrics::ProtocolLabels {
+            conn_index: info.index.to_string(),
+            protocol: info.protocol.as_str(),
+        };
+        metrics.ha_connections.inc();
+        metrics.register_success.inc();
+        metrics.server_locations.get_or_create(&location).set(1);
+        metrics.protocol.get_or_create(&protocol).set(1);
+        Self {
+            metrics,
+            location,
+            protocol,
+        }
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.metrics.ha_connections.dec();
+        self.metrics.server_locations.remove(&self.location);
+        self.metrics.protocol.get_or_create(&self.protocol).set(0);
+    }
 }
 
 pub(crate) async fn run(shared: Arc<Shared>, index: u8, shutdown: CancellationToken) {
@@ -129,6 +167,14 @@ async fn run_inner(shared: Arc<Shared>, index: u8, shutdown: CancellationToken) 
             }
             Err(Failure::Transport(msg)) => {
                 warn!(edge = %addr, reason = %msg, "tunnel connection failed");
+                shared
+                    .env
+                    .metrics
+                    .register_fail
+                    .get_or_create(&crate::metrics::ErrorLabels {
+                        error: "transport".into(),
+                    })
+                    .inc();
                 rotation += 1;
             }
         }
@@ -137,6 +183,7 @@ async fn run_inner(shared: Arc<Shared>, index: u8, shutdown: CancellationToken) 
         }
         let d = backoff::delay(attempt, rand::thread_rng().gen::<f64>());
         attempt = attempt.saturating_add(1);
+        shared.env.metrics.reconnects.inc();
         info!(retry_in = ?d, "reconnecting");
         tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -173,6 +220,7 @@ async fn connect(
                             shared.cfg.quic_retry_every
                         );
                         *quic_blocked_until = Some(Instant::now() + shared.cfg.quic_retry_every);
+                        shared.env.metrics.fallbacks.inc();
                     }
                     Err(refused) => return Err(refused),
                 }
@@ -250,15 +298,25 @@ async fn connect_with(
                 edge = %addr, %protocol, colo = %info.colo, connection_id = %info.connection_id,
                 "registered tunnel connection"
             );
+            let counted = Counted::new(shared.env.metrics.clone(), &info);
             Ok(Live {
                 conn,
                 control,
                 reader,
                 info,
+                _counted: counted,
             })
         }
         Frame::Refused(r) => {
             conn.close();
+            shared
+                .env
+                .metrics
+                .register_fail
+                .get_or_create(&crate::metrics::ErrorLabels {
+                    error: format!("{:?}", r.code),
+                })
+                .inc();
             Err(Failure::Refused(r.code, r.message))
         }
         other => {

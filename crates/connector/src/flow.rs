@@ -31,6 +31,8 @@ pub(crate) struct FlowEnv {
     pub(crate) tunnel_id: uuid::Uuid,
     /// Private-network flows and their `warp-routing` limits.
     pub(crate) private: crate::private::PrivateFlows,
+    /// Prometheus metrics.
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Handles one flow stream to completion.
@@ -79,7 +81,15 @@ async fn dispatch(
         return;
     }
     if matches!(open.kind, FlowKind::PrivateTcp | FlowKind::PrivateUdp) {
-        crate::private::relay(&env.private, &conn, stream, reader.into_leftover(), &open).await;
+        crate::private::relay(
+            &env.private,
+            &env.metrics,
+            &conn,
+            stream,
+            reader.into_leftover(),
+            &open,
+        )
+        .await;
         return;
     }
     let routing = env.routing.load_full();
@@ -111,29 +121,23 @@ async fn dispatch(
                 addr,
                 leftover,
                 Some(rule_index),
-                &conn,
+                conn.mux.clone(),
                 open.flow_id,
-                true,
+                &env.metrics,
             )
             .await;
         }
         Service::Tcp { addr, .. } => {
-            let origin = tokio::time::timeout(
-                env.connect_timeout,
-                tokio::net::TcpStream::connect(addr.as_str()),
-            )
-            .await;
-            match origin {
-                Ok(Ok(o)) => {
-                    let _ = o.set_nodelay(true);
-                    splice(stream, o, leftover, Some(rule_index)).await;
+            match dial_tcp(addr, env.connect_timeout, &env.metrics).await {
+                Ok(o) => {
+                    splice(stream, o, leftover, Some(rule_index), &env.metrics).await;
                 }
-                Ok(Err(e)) => {
+                Err(Some(e)) => {
                     let msg = origin_error(addr, &e);
                     info!(rule = rule_index, reason = %msg, "origin unreachable");
                     reject(&mut stream, RefuseCode::OriginUnreachable, &msg).await;
                 }
-                Err(_) => {
+                Err(None) => {
                     let msg = format!(
                         "origin {addr} did not answer within {:?}",
                         env.connect_timeout
@@ -144,7 +148,7 @@ async fn dispatch(
             }
         }
         Service::Unix { .. } => match crate::origin::dial_unix(&routing, rule_index).await {
-            Ok(o) => splice(stream, o, leftover, Some(rule_index)).await,
+            Ok(o) => splice(stream, o, leftover, Some(rule_index), &env.metrics).await,
             Err(msg) => {
                 info!(rule = rule_index, reason = %msg, "origin unreachable");
                 reject(&mut stream, RefuseCode::OriginUnreachable, &msg).await;
@@ -209,7 +213,9 @@ pub(crate) async fn splice<O: AsyncRead + AsyncWrite + Unpin>(
     mut origin: O,
     leftover: bytes::BytesMut,
     rule: Option<usize>,
+    metrics: &crate::metrics::Metrics,
 ) {
+    let early = leftover.len() as u64;
     if !leftover.is_empty() && origin.write_all(&leftover).await.is_err() {
         return;
     }
@@ -220,14 +226,46 @@ pub(crate) async fn splice<O: AsyncRead + AsyncWrite + Unpin>(
     {
         return;
     }
+    metrics.tcp_total.inc();
+    metrics.tcp_active.inc();
     match burrow_transport::splice::splice(&mut stream, &mut origin).await {
-        Ok((down, up)) => debug!(
-            rule = ?rule,
-            bytes_to_origin = down,
-            bytes_from_origin = up,
-            "flow finished"
-        ),
+        Ok((down, up)) => {
+            metrics.flow_bytes(rule, down + early, up);
+            debug!(
+                rule = ?rule,
+                bytes_to_origin = down,
+                bytes_from_origin = up,
+                "flow finished"
+            );
+        }
         Err(e) => debug!(rule = ?rule, error = %e, "flow ended with error"),
+    }
+    metrics.tcp_active.dec();
+}
+
+/// Dials a TCP origin within `limit`, timing it for the metrics.
+pub(crate) async fn dial_tcp(
+    addr: &str,
+    limit: Duration,
+    metrics: &crate::metrics::Metrics,
+) -> Result<tokio::net::TcpStream, Option<std::io::Error>> {
+    let started = std::time::Instant::now();
+    match tokio::time::timeout(limit, tokio::net::TcpStream::connect(addr)).await {
+        Ok(Ok(o)) => {
+            metrics
+                .connect_latency
+                .observe(started.elapsed().as_secs_f64() * 1000.0);
+            let _ = o.set_nodelay(true);
+            Ok(o)
+        }
+        Ok(Err(e)) => {
+            metrics.dial_failed(&e);
+            Err(Some(e))
+        }
+        Err(_) => {
+            metrics.dial_failed(&std::io::ErrorKind::TimedOut.into());
+            Err(None)
+        }
     }
 }
 

@@ -47,7 +47,19 @@ where
     let draining = conn.draining.clone();
     let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
         let (env, conn, open) = (env.clone(), conn.clone(), open.clone());
-        async move { Ok::<_, Infallible>(handle(&env, &conn, &open, req).await) }
+        async move {
+            let m = &env.metrics;
+            m.total_requests.inc();
+            m.concurrent_requests.inc();
+            let resp = handle(&env, &conn, &open, req).await;
+            m.concurrent_requests.dec();
+            m.response_by_code
+                .get_or_create(&crate::metrics::CodeLabels {
+                    status_code: resp.status().as_str().to_owned(),
+                })
+                .inc();
+            Ok::<_, Infallible>(resp)
+        }
     });
     // The edge keeps this stream alive for more requests; when the
     // connection drains, the request in progress finishes and it closes.
@@ -154,6 +166,7 @@ async fn handle(
         Ok(r) => r,
         Err(e) => {
             let reason = error_chain(&e);
+            env.metrics.request_errors.inc();
             info!(rule = index, origin = %addr, %reason, "origin request failed");
             return text(StatusCode::BAD_GATEWAY, &format!("origin {addr}: {reason}"));
         }

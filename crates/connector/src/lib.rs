@@ -20,6 +20,8 @@ mod conn;
 mod discovery;
 mod flow;
 mod http;
+mod metrics;
+pub use metrics::{MetricsAddr, AUTO_PORTS as METRICS_AUTO_PORTS};
 mod origin;
 mod private;
 mod udp;
@@ -66,6 +68,8 @@ pub struct ConnectorConfig {
     pub dns_server: Option<std::net::SocketAddr>,
     /// `warp-routing`: private-network flows of zero-trust clients.
     pub warp_routing: burrow_config::connector::WarpRouting,
+    /// `--metrics`: the Prometheus / readiness server.
+    pub metrics: MetricsAddr,
 }
 
 /// IP version preference for edge addresses.
@@ -96,6 +100,9 @@ pub enum ConnectorError {
     /// An ingress rule's origin settings cannot be used.
     #[error("{0}")]
     Origin(String),
+    /// The metrics listener could not be bound.
+    #[error("{0}")]
+    Metrics(String),
 }
 
 /// What a flow needs to know about the tunnel connection it arrived on.
@@ -143,8 +150,12 @@ pub async fn run_with_updates(
     )
     .await
     .map_err(ConnectorError::NoEdge)?;
-    check_port_range().await;
+    let metrics = Arc::new(metrics::Metrics::new());
+    check_port_range(&metrics).await;
     let connector_id = uuid::Uuid::new_v4();
+    let metrics_listener = metrics::bind(&cfg.metrics)
+        .await
+        .map_err(ConnectorError::Metrics)?;
     tracing::info!(
         tunnel_id = %cfg.credentials.tunnel_id, %connector_id,
         edges = ?edges, ha_connections = cfg.ha_connections, protocol = ?cfg.protocol,
@@ -156,7 +167,17 @@ pub async fn run_with_updates(
         connect_timeout: cfg.origin_connect_timeout,
         tunnel_id: cfg.credentials.tunnel_id,
         private: private::PrivateFlows::new(cfg.warp_routing.clone()),
+        metrics: metrics.clone(),
     });
+    let metrics_stop = CancellationToken::new();
+    if let Some(l) = metrics_listener {
+        tokio::spawn(metrics::serve(
+            l,
+            metrics.clone(),
+            connector_id,
+            metrics_stop.clone(),
+        ));
+    }
     let shared = Arc::new(conn::Shared {
         cfg,
         trust,
@@ -196,6 +217,7 @@ pub async fn run_with_updates(
         }
     }
     reload.abort();
+    metrics_stop.cancel();
     let reason = shared
         .fatal_reason
         .lock()
@@ -210,9 +232,22 @@ pub async fn run_with_updates(
     }
 }
 
+/// The soft open-file limit (`/proc/self/limits`), if readable.
+fn rlimit_nofile() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
 /// Warns when the ephemeral port range is small: each origin connection
 /// uses one local port, so the range bounds concurrent flows.
-async fn check_port_range() {
+async fn check_port_range(metrics: &metrics::Metrics) {
+    let files = rlimit_nofile();
+    if let Some(f) = files {
+        metrics
+            .open_files_limit
+            .set(i64::try_from(f).unwrap_or(i64::MAX));
+    }
     let Ok(text) = tokio::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").await else {
         return;
     };
@@ -221,6 +256,16 @@ async fn check_port_range() {
         .filter_map(|s| s.parse::<u32>().ok());
     if let (Some(lo), Some(hi)) = (it.next(), it.next()) {
         let n = hi.saturating_sub(lo) + 1;
+        metrics.ephemeral_ports.set(i64::from(n));
+        // Each proxied flow holds an origin socket (and a stream): the file
+        // limit should cover the port range.
+        if let Some(f) = files.filter(|f| *f < u64::from(n.min(50_000))) {
+            tracing::warn!(
+                open_files = f, ports = n,
+                "the open-file limit is below the number of origin connections the port range allows; \
+                 raise it (ulimit -n 65536, or LimitNOFILE=65536 in the systemd unit)"
+            );
+        }
         if n < 50_000 {
             tracing::warn!(
                 ports = n, range = %format!("{lo}-{hi}"),

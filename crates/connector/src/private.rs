@@ -54,13 +54,19 @@ impl PrivateFlows {
 }
 
 /// Dials `to` with the warp-routing timeout and keep-alive.
-async fn dial(to: SocketAddr, w: &WarpRouting) -> Result<tokio::net::TcpStream, String> {
+async fn dial(
+    to: SocketAddr,
+    w: &WarpRouting,
+) -> Result<tokio::net::TcpStream, (Option<std::io::Error>, String)> {
     let socket = if to.is_ipv4() {
         tokio::net::TcpSocket::new_v4()
     } else {
         tokio::net::TcpSocket::new_v6()
     }
-    .map_err(|e| format!("cannot reach {to}: {e}"))?;
+    .map_err(|e| {
+        let msg = format!("cannot reach {to}: {e}");
+        (Some(e), msg)
+    })?;
     let keepalive = socket2::TcpKeepalive::new().with_time(w.tcp_keep_alive);
     let _ = socket2::SockRef::from(&socket).set_tcp_keepalive(&keepalive);
     match tokio::time::timeout(w.connect_timeout, socket.connect(to)).await {
@@ -68,13 +74,20 @@ async fn dial(to: SocketAddr, w: &WarpRouting) -> Result<tokio::net::TcpStream, 
             let _ = s.set_nodelay(true);
             Ok(s)
         }
-        Ok(Err(e)) if e.raw_os_error() == Some(99) => Err(format!(
-            "cannot reach {to}: no free local port (ephemeral port range exhausted)"
+        Ok(Err(e)) if e.raw_os_error() == Some(99) => Err((
+            Some(e),
+            format!("cannot reach {to}: no free local port (ephemeral port range exhausted)"),
         )),
-        Ok(Err(e)) => Err(format!("cannot reach {to}: {e}")),
-        Err(_) => Err(format!(
-            "{to} did not answer within {:?} (warp-routing.connectTimeout)",
-            w.connect_timeout
+        Ok(Err(e)) => {
+            let msg = format!("cannot reach {to}: {e}");
+            Err((Some(e), msg))
+        }
+        Err(_) => Err((
+            None,
+            format!(
+                "{to} did not answer within {:?} (warp-routing.connectTimeout)",
+                w.connect_timeout
+            ),
         )),
     }
 }
@@ -82,6 +95,7 @@ async fn dial(to: SocketAddr, w: &WarpRouting) -> Result<tokio::net::TcpStream, 
 /// Serves one private-network flow to its end.
 pub(crate) async fn relay(
     flows: &PrivateFlows,
+    metrics: &crate::metrics::Metrics,
     conn: &crate::ConnInfo,
     mut stream: BoxStream,
     leftover: bytes::BytesMut,
@@ -108,18 +122,27 @@ pub(crate) async fn relay(
             &to.to_string(),
             leftover,
             None,
-            conn,
+            conn.mux.clone(),
             open.flow_id,
-            true,
+            metrics,
         )
         .await;
         drop(slot);
         return;
     }
-    match dial(to, &flows.settings).await {
+    let started = std::time::Instant::now();
+    let dialled = dial(to, &flows.settings).await;
+    match &dialled {
+        Ok(_) => metrics
+            .connect_latency
+            .observe(started.elapsed().as_secs_f64() * 1000.0),
+        Err((Some(e), _)) => metrics.dial_failed(e),
+        Err((None, _)) => metrics.dial_failed(&std::io::ErrorKind::TimedOut.into()),
+    }
+    match dialled.map_err(|(_, msg)| msg) {
         Ok(origin) => {
             info!(destination = %to, "private-network flow");
-            crate::flow::splice(stream, origin, leftover, None).await;
+            crate::flow::splice(stream, origin, leftover, None, metrics).await;
         }
         Err(msg) => {
             info!(destination = %to, reason = %msg, "private destination unreachable");

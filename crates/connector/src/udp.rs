@@ -3,14 +3,15 @@
 //! stream. The session ends when the edge closes the stream (its idle
 //! timer) or after [`SESSION_IDLE`] without a datagram either way.
 
-use crate::ConnInfo;
 use burrow_proto::{Frame, Refusal, RefuseCode};
 use burrow_transport::datagrams::{write_datagram, DatagramReader};
 use burrow_transport::frames::write_frame;
 use burrow_transport::quic_datagrams::next_from;
+use burrow_transport::quic_datagrams::DatagramMux;
 use burrow_transport::BoxStream;
 use bytes::BytesMut;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::UdpSocket;
@@ -46,9 +47,9 @@ pub(crate) async fn relay(
     addr: &str,
     leftover: BytesMut,
     rule: Option<usize>,
-    conn: &ConnInfo,
+    mux: Option<Arc<DatagramMux>>,
     flow_id: u64,
-    quic_datagrams: bool,
+    metrics: &crate::metrics::Metrics,
 ) {
     let sock = match origin_socket(addr).await {
         Ok(s) => s,
@@ -65,7 +66,6 @@ pub(crate) async fn relay(
     };
     // Registered before the answer: the edge may send a QUIC datagram the
     // moment it reads `StreamAccepted`.
-    let mux = conn.mux.clone().filter(|_| quic_datagrams);
     let mut from_mux = mux.as_ref().map(|m| m.register(flow_id));
     if write_frame(&mut stream, &Frame::StreamAccepted, false)
         .await
@@ -76,6 +76,8 @@ pub(crate) async fn relay(
         }
         return;
     }
+    metrics.udp_total.inc();
+    metrics.udp_active.inc();
     let (mut rd, mut wr) = tokio::io::split(stream);
     let mut reader = DatagramReader::new(leftover);
     let (mut up, mut down) = (0u64, 0u64);
@@ -132,6 +134,7 @@ pub(crate) async fn relay(
         m.unregister(flow_id);
     }
     let _ = wr.shutdown().await;
+    metrics.udp_active.dec();
     debug!(
         rule = ?rule,
         datagrams_to_origin = up,

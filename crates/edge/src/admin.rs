@@ -218,15 +218,20 @@ async fn auth(State(st): State<AdminState>, req: Request, next: Next) -> Respons
     next.run(req).await
 }
 
-async fn metrics(State(st): State<AdminState>) -> Response {
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        st.shared.metrics.encode(),
-    )
-        .into_response()
+/// OpenMetrics when the scraper asks for it (Prometheus does), else the
+/// classic text format (curl, promtool).
+async fn metrics(State(st): State<AdminState>, headers: axum::http::HeaderMap) -> Response {
+    use burrow_transport::exposition as x;
+    let accept = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok());
+    let text = st.shared.metrics.encode();
+    let (ctype, body) = if x::wants_openmetrics(accept) {
+        (x::OPENMETRICS, text)
+    } else {
+        (x::PROMETHEUS_TEXT, x::to_prometheus_text(&text))
+    };
+    ([(axum::http::header::CONTENT_TYPE, ctype)], body).into_response()
 }
 
 async fn ready(State(st): State<AdminState>) -> Response {

@@ -25,6 +25,7 @@
 
 pub mod datagrams;
 pub mod dns;
+pub mod exposition;
 pub mod frames;
 pub mod h2;
 pub mod http_headers;

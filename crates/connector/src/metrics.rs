@@ -1,0 +1,432 @@
+//! The connector's Prometheus metrics, `/ready` and `/healthcheck`
+//! (`burrow tunnel run --metrics ADDR`).
+//!
+//! Where a cloudflared metric means the same thing, it keeps cloudflared's
+//! name so existing dashboards work: `cloudflared_tunnel_*`,
+//! `cloudflared_tcp_*`, `cloudflared_udp_*`, `cloudflared_proxy_*`,
+//! `build_info`. cloudflared's counters have no `_total` suffix; they are
+//! exposed here with their exact names as `unknown`-typed series (OpenMetrics
+//! would otherwise rename them), which `rate()` handles the same. What
+//! cloudflared lacks is `burrow_connector_*`. Labels are bounded: rule
+//! index, direction, reason, protocol, connection index, status code —
+//! never client addresses.
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::{MetricType, TypedMetric};
+use prometheus_client::registry::Registry;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// A counter exposed under its exact name (no `_total`), as cloudflared's.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct CompatCounter(Arc<AtomicU64>);
+
+impl CompatCounter {
+    pub(crate) fn inc(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl TypedMetric for CompatCounter {
+    const TYPE: MetricType = MetricType::Unknown;
+}
+
+impl EncodeMetric for CompatCounter {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let v = i64::try_from(self.0.load(Ordering::Relaxed)).unwrap_or(i64::MAX);
+        encoder.encode_gauge(&v)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Unknown
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct CodeLabels {
+    pub(crate) status_code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct LocationLabels {
+    pub(crate) connection_id: String,
+    pub(crate) edge_location: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ErrorLabels {
+    pub(crate) error: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct BytesLabels {
+    /// Ingress rule index, or `private` for private-network flows.
+    pub(crate) rule: String,
+    /// `to_origin` or `from_origin`.
+    pub(crate) direction: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ProtocolLabels {
+    pub(crate) conn_index: String,
+    pub(crate) protocol: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ReasonLabels {
+    pub(crate) reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
+    r#type: &'static str,
+}
+
+/// Every series the connector exports.
+pub(crate) struct Metrics {
+    registry: Registry,
+    pub(crate) ha_connections: Gauge,
+    pub(crate) total_requests: CompatCounter,
+    pub(crate) concurrent_requests: Gauge,
+    pub(crate) request_errors: CompatCounter,
+    pub(crate) response_by_code: Family<CodeLabels, CompatCounter>,
+    pub(crate) server_locations: Family<LocationLabels, Gauge>,
+    pub(crate) register_success: CompatCounter,
+    pub(crate) register_fail: Family<ErrorLabels, CompatCounter>,
+    pub(crate) tcp_active: Gauge,
+    pub(crate) tcp_total: CompatCounter,
+    pub(crate) udp_active: Gauge,
+    pub(crate) udp_total: CompatCounter,
+    pub(crate) connect_latency: Histogram,
+    pub(crate) connect_errors: CompatCounter,
+    pub(crate) bytes: Family<BytesLabels, Counter>,
+    pub(crate) protocol: Family<ProtocolLabels, Gauge>,
+    pub(crate) fallbacks: Counter,
+    pub(crate) reconnects: Counter,
+    pub(crate) dial_failures: Family<ReasonLabels, Counter>,
+    pub(crate) ephemeral_ports: Gauge,
+    pub(crate) open_files_limit: Gauge,
+}
+
+impl Metrics {
+    pub(crate) fn new() -> Self {
+        let mut r = Registry::default();
+        let m = Self {
+            ha_connections: Gauge::default(),
+            total_requests: CompatCounter::default(),
+            concurrent_requests: Gauge::default(),
+            request_errors: CompatCounter::default(),
+            response_by_code: Family::default(),
+            server_locations: Family::default(),
+            register_success: CompatCounter::default(),
+            register_fail: Family::default(),
+            tcp_active: Gauge::default(),
+            tcp_total: CompatCounter::default(),
+            udp_active: Gauge::default(),
+            udp_total: CompatCounter::default(),
+            connect_latency: Histogram::new([
+                1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 5000.0,
+            ]),
+            connect_errors: CompatCounter::default(),
+            bytes: Family::default(),
+            protocol: Family::default(),
+            fallbacks: Counter::default(),
+            reconnects: Counter::default(),
+            dial_failures: Family::default(),
+            ephemeral_ports: Gauge::default(),
+            open_files_limit: Gauge::default(),
+            registry: Registry::default(),
+        };
+        let c = |s: &str| s.to_owned();
+        r.register(
+            c("cloudflared_tunnel_ha_connections"),
+            "Number of active HA connections",
+            m.ha_connections.clone(),
+        );
+        r.register(
+            c("cloudflared_tunnel_total_requests"),
+            "Amount of requests proxied through all the tunnels",
+            m.total_requests.clone(),
+        );
+        r.register(
+            c("cloudflared_tunnel_concurrent_requests_per_tunnel"),
+            "Concurrent requests proxied through each tunnel",
+            m.concurrent_requests.clone(),
+        );
+        r.register(
+            c("cloudflared_tunnel_request_errors"),
+            "Amount of requests errors",
+            m.request_errors.clone(),
+        );
+        r.register(
+            c("cloudflared_tunnel_response_by_code"),
+            "Count of responses by HTTP status code",
+            m.response_by_code.clone(),
+        );
+        r.register(
+            c("cloudflared_tunnel_server_locations"),
+            "Where each tunnel connection is registered (edge colo)",
+            m.server_locations.clone(),
+        );
+        r.register(
+            c("cloudflared_tunnel_tunnel_register_success"),
+            "Count of successful tunnel registrations",
+            m.register_success.clone(),
+        );
+        r.register(
+            c("cloudflared_tunnel_tunnel_register_fail"),
+            "Count of failed tunnel registrations, by error",
+            m.register_fail.clone(),
+        );
+        r.register(
+            c("cloudflared_tcp_active_sessions"),
+            "Concurrent TCP sessions being proxied",
+            m.tcp_active.clone(),
+        );
+        r.register(
+            c("cloudflared_tcp_total_sessions"),
+            "Total TCP sessions proxied",
+            m.tcp_total.clone(),
+        );
+        r.register(
+            c("cloudflared_udp_active_sessions"),
+            "Concurrent UDP sessions being proxied",
+            m.udp_active.clone(),
+        );
+        r.register(
+            c("cloudflared_udp_total_sessions"),
+            "Total UDP sessions proxied",
+            m.udp_total.clone(),
+        );
+        r.register(
+            c("cloudflared_proxy_connect_latency"),
+            "Time to reach an origin, in milliseconds",
+            m.connect_latency.clone(),
+        );
+        r.register(
+            c("cloudflared_proxy_connect_streams_errors"),
+            "Flows that could not reach their origin",
+            m.connect_errors.clone(),
+        );
+        let build = Family::<BuildLabels, Gauge>::default();
+        build
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+                r#type: "burrow",
+            })
+            .set(1);
+        r.register(c("build_info"), "Build and version information", build);
+        r.register(
+            c("burrow_connector_bytes"),
+            "Bytes proxied, by ingress rule index and direction",
+            m.bytes.clone(),
+        );
+        r.register(
+            c("burrow_connector_connection_protocol"),
+            "1 for the transport each tunnel connection uses now",
+            m.protocol.clone(),
+        );
+        r.register(
+            c("burrow_connector_protocol_fallbacks"),
+            "Times a connection fell back from QUIC to HTTP/2",
+            m.fallbacks.clone(),
+        );
+        r.register(
+            c("burrow_connector_reconnects"),
+            "Tunnel connection attempts after the first",
+            m.reconnects.clone(),
+        );
+        r.register(
+            c("burrow_connector_origin_dial_failures"),
+            "Origin dials that failed, by reason (port_exhaustion, too_many_open_files, refused, timeout, unreachable)",
+            m.dial_failures.clone(),
+        );
+        r.register(
+            c("burrow_connector_ephemeral_ports"),
+            "Size of the local ephemeral port range (net.ipv4.ip_local_port_range)",
+            m.ephemeral_ports.clone(),
+        );
+        r.register(
+            c("burrow_connector_open_files_limit"),
+            "The process's open-file limit (soft)",
+            m.open_files_limit.clone(),
+        );
+        Self { registry: r, ..m }
+    }
+
+    /// Prometheus text exposition.
+    pub(crate) fn render(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+
+    /// Counts an origin dial failure under its reason.
+    pub(crate) fn dial_failed(&self, e: &std::io::Error) {
+        let reason = match e.raw_os_error() {
+            Some(99) => "port_exhaustion",
+            Some(24) | Some(23) => "too_many_open_files",
+            _ if e.kind() == std::io::ErrorKind::ConnectionRefused => "refused",
+            _ if e.kind() == std::io::ErrorKind::TimedOut => "timeout",
+            _ => "unreachable",
+        };
+        self.dial_failures
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
+        self.connect_errors.inc();
+    }
+
+    /// Adds a finished flow's bytes.
+    pub(crate) fn flow_bytes(&self, rule: Option<usize>, to_origin: u64, from_origin: u64) {
+        let rule = rule.map_or_else(|| "private".to_owned(), |i| i.to_string());
+        for (direction, n) in [("to_origin", to_origin), ("from_origin", from_origin)] {
+            self.bytes
+                .get_or_create(&BytesLabels {
+                    rule: rule.clone(),
+                    direction,
+                })
+                .inc_by(n);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cloudflared_names_are_kept_exactly() {
+        let m = Metrics::new();
+        m.total_requests.inc();
+        m.response_by_code
+            .get_or_create(&CodeLabels {
+                status_code: "200".into(),
+            })
+            .inc();
+        m.flow_bytes(Some(2), 10, 20);
+        m.dial_failed(&std::io::Error::from_raw_os_error(99));
+        let text = m.render();
+        assert!(
+            text.contains("\ncloudflared_tunnel_total_requests 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("cloudflared_tunnel_response_by_code{status_code=\"200\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("burrow_connector_bytes_total{rule=\"2\",direction=\"from_origin\"} 20"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "burrow_connector_origin_dial_failures_total{reason=\"port_exhaustion\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("build_info{version="), "{text}");
+    }
+}
+
+/// Where `--metrics` listens.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum MetricsAddr {
+    /// The first free port of 127.0.0.1:20241-20245, as cloudflared.
+    #[default]
+    Auto,
+    /// This address.
+    At(std::net::SocketAddr),
+    /// No metrics server.
+    Off,
+}
+
+/// The ports cloudflared tries for its metrics server, in order.
+pub const AUTO_PORTS: std::ops::RangeInclusive<u16> = 20241..=20245;
+
+/// Binds the metrics listener; `None` when off or (auto) no port is free.
+pub(crate) async fn bind(addr: &MetricsAddr) -> Result<Option<tokio::net::TcpListener>, String> {
+    match addr {
+        MetricsAddr::Off => Ok(None),
+        MetricsAddr::At(a) => tokio::net::TcpListener::bind(a)
+            .await
+            .map(Some)
+            .map_err(|e| format!("--metrics {a}: {e}")),
+        MetricsAddr::Auto => {
+            for port in AUTO_PORTS {
+                if let Ok(l) = tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+                    return Ok(Some(l));
+                }
+            }
+            tracing::warn!("no free port in 127.0.0.1:20241-20245; metrics server not started (use --metrics ADDR)");
+            Ok(None)
+        }
+    }
+}
+
+/// Serves `/metrics`, `/ready` and `/healthcheck` until `shutdown`.
+pub(crate) async fn serve(
+    listener: tokio::net::TcpListener,
+    metrics: Arc<Metrics>,
+    connector_id: uuid::Uuid,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    use axum::http::{header, StatusCode};
+    use axum::response::IntoResponse;
+    let m = metrics.clone();
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(move |headers: axum::http::HeaderMap| {
+                let m = m.clone();
+                async move {
+                    // OpenMetrics when asked for (Prometheus), else classic text.
+                    use burrow_transport::exposition as x;
+                    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+                    let text = m.render();
+                    if x::wants_openmetrics(accept) {
+                        ([(header::CONTENT_TYPE, x::OPENMETRICS)], text)
+                    } else {
+                        (
+                            [(header::CONTENT_TYPE, x::PROMETHEUS_TEXT)],
+                            x::to_prometheus_text(&text),
+                        )
+                    }
+                }
+            }),
+        )
+        .route(
+            "/ready",
+            axum::routing::get(move || {
+                let m = metrics.clone();
+                async move {
+                    let n = m.ha_connections.get();
+                    let status = if n > 0 {
+                        StatusCode::OK
+                    } else {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    };
+                    let body = serde_json::json!({
+                        "status": status.as_u16(),
+                        "readyConnections": n,
+                        "connectorId": connector_id,
+                    });
+                    (status, axum::Json(body)).into_response()
+                }
+            }),
+        )
+        .route("/healthcheck", axum::routing::get(|| async { "OK\n" }));
+    if let Ok(a) = listener.local_addr() {
+        tracing::info!("metrics server on http://{a}/metrics");
+        println!("metrics: http://{a}/metrics");
+    }
+    let _ = axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await;
+}
