@@ -57,6 +57,18 @@ pub(crate) enum Command {
     /// Egress policies of zero-trust clients: set and show the edge's list,
     /// or lint a rule file and see which rule a flow would match and why.
     Policy(PolicyArgs),
+    /// Size connector hosts for a number of users (ports, hosts, cores,
+    /// memory), from the 50,000-ports-per-4,000-users rule of thumb and
+    /// this build's measured memory per session.
+    Capacity {
+        /// Users in one location.
+        #[arg(long)]
+        users: u64,
+        /// Concurrent sessions per user. [default: 12.5, what the rule of
+        /// thumb implies]
+        #[arg(long)]
+        sessions_per_user: Option<f64>,
+    },
     /// Zero-trust client: connect this device to the edge and serve a local
     /// SOCKS5 proxy (try it with `curl --socks5-hostname 127.0.0.1:1080 URL`).
     Client(ClientArgs),

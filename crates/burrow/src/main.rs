@@ -13,6 +13,7 @@
 
 mod admin_client;
 mod admin_cmd;
+mod capacity;
 mod cli;
 mod client_cmd;
 mod edge_cmd;
@@ -125,6 +126,22 @@ fn main() -> ExitCode {
             cli::Command::User(a) => admin_cmd::user(a.admin, a.command).await,
             cli::Command::Device(a) => admin_cmd::device(a.admin, a.command).await,
             cli::Command::Client(a) => client_cmd::run(a).await,
+            cli::Command::Capacity {
+                users,
+                sessions_per_user,
+            } => {
+                if sessions_per_user.is_some_and(|s| !(s > 0.0 && s <= 100_000.0)) {
+                    Err(config_err(
+                        "--sessions-per-user: must be more than 0 (and at most 100000)",
+                    ))
+                } else {
+                    print!(
+                        "{}",
+                        capacity::render(users, &capacity::plan(users, sessions_per_user))
+                    );
+                    Ok(())
+                }
+            }
             cli::Command::Policy(a) => policy_cmd::run(a.admin, a.command).await,
         }
     });
