@@ -15,9 +15,16 @@ pub(crate) struct Cli {
     /// Log level: error, warn, info, debug or trace (or a tracing filter).
     #[arg(long, global = true, default_value = "info", env = "BURROW_LOGLEVEL")]
     pub(crate) loglevel: String,
-    /// Log format on stderr.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "BURROW_LOG_FORMAT")]
+    /// Log format (`--output` is cloudflared's spelling).
+    #[arg(long, alias = "output", global = true, value_enum, default_value_t = LogFormat::Text, env = "BURROW_LOG_FORMAT")]
     pub(crate) log_format: LogFormat,
+    /// Write logs to FILE instead of stderr, rotated at --logfile-max-size
+    /// (FILE → FILE.1; one old file is kept).
+    #[arg(long, global = true, value_name = "FILE", env = "BURROW_LOGFILE")]
+    pub(crate) logfile: Option<PathBuf>,
+    /// Size at which --logfile rotates, in MB.
+    #[arg(long, global = true, default_value_t = 10, value_name = "MB")]
+    pub(crate) logfile_max_size: u64,
     #[command(subcommand)]
     pub(crate) command: Command,
 }

@@ -17,6 +17,7 @@ mod capacity;
 mod cli;
 mod client_cmd;
 mod edge_cmd;
+mod logfile;
 mod net_cmd;
 mod policy_cmd;
 mod quick_cmd;
@@ -43,11 +44,30 @@ pub(crate) fn config_err(msg: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(ConfigProblem(msg.into()))
 }
 
-fn init_logging(level: &str, json: bool) -> anyhow::Result<()> {
+fn init_logging(args: &cli::Cli) -> anyhow::Result<()> {
+    let level = &args.loglevel;
     let filter = tracing_subscriber::EnvFilter::try_new(format!(
         "{level},h2=warn,hyper=warn,quinn=warn,quinn_proto=warn,rustls=warn,sqlx=warn"
     ))
     .map_err(|e| config_err(format!("--loglevel: {e}")))?;
+    let json = args.log_format == cli::LogFormat::Json;
+    if let Some(path) = &args.logfile {
+        if args.logfile_max_size == 0 {
+            return Err(config_err("--logfile-max-size: must be at least 1 (MB)"));
+        }
+        let file = logfile::RotatingFile::open(path.clone(), args.logfile_max_size * 1024 * 1024)
+            .map_err(|e| config_err(format!("--logfile {}: {e}", path.display())))?;
+        let b = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(false)
+            .with_writer(file);
+        if json {
+            b.json().init();
+        } else {
+            b.init();
+        }
+        return Ok(());
+    }
     use std::io::IsTerminal;
     let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let b = tracing_subscriber::fmt()
@@ -86,8 +106,7 @@ pub(crate) fn shutdown_on_signals() -> CancellationToken {
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
-    let level = args.loglevel.clone();
-    if let Err(e) = init_logging(&level, args.log_format == cli::LogFormat::Json) {
+    if let Err(e) = init_logging(&args) {
         eprintln!("error: {e}");
         return ExitCode::from(64);
     }

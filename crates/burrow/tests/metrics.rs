@@ -199,3 +199,47 @@ fn connector_metrics_keep_cloudflared_names_and_ready_follows_the_edge() {
     }
     drop(connector);
 }
+
+#[test]
+fn logs_go_to_a_json_logfile_when_asked() {
+    let dir = tempdir();
+    let log = dir.path().join("edge.log");
+    let log_s = log.to_string_lossy().into_owned();
+    let edge = EdgeProc::start(
+        dir.path(),
+        "NRT",
+        "edge.db",
+        &["--logfile", &log_s, "--output", "json"],
+    );
+    edge.admin(&["tunnel", "create", "t"])
+        .expect("tunnel create");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let lines: Vec<serde_json::Value> = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("every line is JSON"))
+            .collect();
+        if lines
+            .iter()
+            .any(|l| l["fields"]["message"] == "tunnel created")
+            || std::time::Instant::now() > deadline
+        {
+            break lines;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["fields"]["message"] == "tunnel created"),
+        "{lines:#?}"
+    );
+    assert!(lines.iter().all(|l| l["level"].is_string()));
+    // Nothing went to stderr meanwhile.
+    assert!(
+        !edge.proc.log().contains("tunnel created"),
+        "{}",
+        edge.proc.log()
+    );
+}
