@@ -64,6 +64,9 @@ pub(crate) enum Command {
     /// Egress policies of zero-trust clients: set and show the edge's list,
     /// or lint a rule file and see which rule a flow would match and why.
     Policy(PolicyArgs),
+    /// Install burrow as a systemd service.
+    #[command(subcommand)]
+    Service(ServiceCommand),
     /// Size connector hosts for a number of users (ports, hosts, cores,
     /// memory), from the 50,000-ports-per-4,000-users rule of thumb and
     /// this build's measured memory per session.
@@ -79,6 +82,30 @@ pub(crate) enum Command {
     /// Zero-trust client: connect this device to the edge and serve a local
     /// SOCKS5 proxy (try it with `curl --socks5-hostname 127.0.0.1:1080 URL`).
     Client(ClientArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum ServiceCommand {
+    /// Write a hardened systemd unit (burrow-edge.service or
+    /// burrow-connector.service) and print what to run next.
+    Install {
+        /// edge or connector.
+        #[arg(value_enum)]
+        kind: crate::service::Kind,
+        /// The config file the service runs with. [default:
+        /// /etc/burrow/edge.yaml or /etc/burrow/config.yml]
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The account the service runs as.
+        #[arg(long, default_value = "burrow")]
+        user: String,
+        /// Where the unit goes.
+        #[arg(long, default_value = "/etc/systemd/system")]
+        unit_dir: PathBuf,
+        /// Print the unit instead of writing it.
+        #[arg(long)]
+        print: bool,
+    },
 }
 
 #[derive(Args, Debug)]

@@ -22,6 +22,7 @@ mod net_cmd;
 mod policy_cmd;
 mod quick_cmd;
 mod run_cmd;
+mod service;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -79,6 +80,44 @@ fn init_logging(args: &cli::Cli) -> anyhow::Result<()> {
     } else {
         b.init();
     }
+    Ok(())
+}
+
+/// `burrow service install`.
+fn service_install(
+    kind: service::Kind,
+    config: Option<std::path::PathBuf>,
+    user: &str,
+    unit_dir: &std::path::Path,
+    print: bool,
+) -> anyhow::Result<()> {
+    burrow_config::identity::validate_label("--user", user)
+        .map_err(|e| config_err(e.to_string()))?;
+    let config = config.unwrap_or_else(|| {
+        std::path::PathBuf::from(match kind {
+            service::Kind::Edge => "/etc/burrow/edge.yaml",
+            service::Kind::Connector => "/etc/burrow/config.yml",
+        })
+    });
+    if !config.is_absolute() {
+        return Err(config_err(format!(
+            "--config: '{}' must be an absolute path (systemd runs the service from /)",
+            config.display()
+        )));
+    }
+    let binary = std::env::current_exe()
+        .and_then(|p| p.canonicalize())
+        .map_err(|e| anyhow::anyhow!("cannot find this binary's path: {e}"))?;
+    let text = service::unit(kind, &binary, &config, user);
+    if print {
+        print!("{text}");
+        return Ok(());
+    }
+    let path = unit_dir.join(kind.unit_name());
+    std::fs::write(&path, &text)
+        .map_err(|e| config_err(format!("--unit-dir: cannot write {}: {e}", path.display())))?;
+    println!("Wrote {}", path.display());
+    print!("{}", service::next_steps(kind, user, &config));
     Ok(())
 }
 
@@ -145,6 +184,13 @@ fn main() -> ExitCode {
             cli::Command::User(a) => admin_cmd::user(a.admin, a.command).await,
             cli::Command::Device(a) => admin_cmd::device(a.admin, a.command).await,
             cli::Command::Client(a) => client_cmd::run(a).await,
+            cli::Command::Service(cli::ServiceCommand::Install {
+                kind,
+                config,
+                user,
+                unit_dir,
+                print,
+            }) => service_install(kind, config, &user, &unit_dir, print),
             cli::Command::Capacity {
                 users,
                 sessions_per_user,

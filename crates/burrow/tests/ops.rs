@@ -1,6 +1,7 @@
 //! Operating burrow: the connector's metrics server (cloudflared's metric
-//! names), /ready and `burrow tunnel ready`, and both metrics outputs
-//! checked by `promtool check metrics`.
+//! names), /ready and `burrow tunnel ready`, both metrics outputs checked by
+//! `promtool check metrics`, JSON logs to a rotated file, and the systemd
+//! units of `burrow service install` checked by `systemd-analyze verify`.
 #![allow(missing_docs)]
 
 mod util;
@@ -47,12 +48,14 @@ fn connector_metrics_keep_cloudflared_names_and_ready_follows_the_edge() {
     let mut edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &["--http", "127.0.0.1:0"]);
     let creds = edge.create_tunnel("t");
     let app = edge.create_app("t", "tcp.example.com");
+    let dead_app = edge.create_app("t", "dead.example.com");
     let cfg = dir.path().join("config.yml");
     std::fs::write(
         &cfg,
         format!(
-            "ingress:\n  - hostname: tcp.example.com\n    service: tcp://{}\n  - hostname: web.example.com\n    service: http_status:200\n  - service: http_status:404\n",
-            origin.addr
+            "ingress:\n  - hostname: tcp.example.com\n    service: tcp://{}\n  - hostname: web.example.com\n    service: http_status:200\n  - hostname: dead.example.com\n    service: tcp://127.0.0.1:{dead}\n  - service: http_status:404\n",
+            origin.addr,
+            dead = free_port()
         ),
     )
     .unwrap();
@@ -115,6 +118,11 @@ fn connector_metrics_keep_cloudflared_names_and_ready_follows_the_edge() {
             .unwrap();
         assert_eq!(String::from_utf8_lossy(&out.stdout), "200");
     }
+    // One flow whose origin refuses: counted by reason, the client is cut.
+    let mut s = connect(dead_app, Duration::from_secs(5));
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(std::io::Read::read(&mut s, &mut buf).unwrap_or(0), 0);
     std::thread::sleep(Duration::from_millis(300));
     let (code, text) = http(&format!("http://{addr}"), "GET", "/metrics", None, "");
     assert_eq!(code, 200);
@@ -176,9 +184,43 @@ fn connector_metrics_keep_cloudflared_names_and_ready_follows_the_edge() {
         value(&text, "burrow_connector_ephemeral_ports") > 0.0,
         "{text}"
     );
+    assert_eq!(
+        value(
+            &text,
+            "burrow_connector_origin_dial_failures_total{reason=\"refused\"}"
+        ),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        value(&text, "cloudflared_proxy_connect_streams_errors"),
+        1.0
+    );
     promtool(&text, "connector");
     let (_, edge_text) = http(&edge.admin_url, "GET", "/metrics", None, "");
     promtool(&edge_text, "edge");
+
+    // The Grafana dashboard in deploy/ asks only for series burrow exports
+    // (client sessions are exported once a client has had one).
+    let dash = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/grafana/burrow.json"),
+    )
+    .unwrap();
+    let dash: serde_json::Value = serde_json::from_str(&dash).unwrap();
+    for panel in dash["panels"].as_array().unwrap() {
+        let expr = panel["targets"][0]["expr"].as_str().unwrap();
+        for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+            let ours = word.starts_with("cloudflared_") || word.starts_with("burrow_");
+            if !ours || word == "burrow_edge_client_sessions_total" {
+                continue;
+            }
+            assert!(
+                text.contains(&format!("\n{word}")) || edge_text.contains(&format!("\n{word}")),
+                "dashboard panel '{}' uses {word}, which no /metrics output has",
+                panel["title"]
+            );
+        }
+    }
 
     // The edge goes away: not ready any more.
     edge.proc.signal("TERM");
@@ -241,5 +283,104 @@ fn logs_go_to_a_json_logfile_when_asked() {
         !edge.proc.log().contains("tunnel created"),
         "{}",
         edge.proc.log()
+    );
+}
+
+#[test]
+fn service_units_pass_systemd_verification() {
+    let dir = tempdir();
+    let burrow = env!("CARGO_BIN_EXE_burrow");
+    let analyze = std::process::Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    for (kind, unit) in [
+        ("edge", "burrow-edge.service"),
+        ("connector", "burrow-connector.service"),
+    ] {
+        let out = std::process::Command::new(burrow)
+            .args(["service", "install", kind, "--user", "burrow", "--unit-dir"])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.contains(&format!(
+                "systemctl daemon-reload && systemctl enable --now {unit}"
+            )),
+            "{stdout}"
+        );
+        let path = dir.path().join(unit);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("NoNewPrivileges=yes") && text.contains("ProtectSystem=strict"));
+        assert!(text.contains(&format!("ExecStart={burrow} ")), "{text}");
+        if analyze {
+            let v = std::process::Command::new("systemd-analyze")
+                .arg("verify")
+                .arg(&path)
+                .output()
+                .unwrap();
+            assert!(
+                v.status.success(),
+                "systemd-analyze verify {unit}:\n{}{}",
+                String::from_utf8_lossy(&v.stdout),
+                String::from_utf8_lossy(&v.stderr)
+            );
+        } else {
+            eprintln!("systemd-analyze not found: checked the unit's shape only");
+            for l in text.lines() {
+                assert!(
+                    l.is_empty() || l.starts_with('#') || l.starts_with('[') || l.contains('='),
+                    "{l}"
+                );
+            }
+        }
+    }
+    // A relative config path is refused, naming the flag.
+    let out = std::process::Command::new(burrow)
+        .args([
+            "service",
+            "install",
+            "connector",
+            "--config",
+            "config.yml",
+            "--print",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--config"));
+}
+
+#[test]
+fn deploy_examples_load() {
+    let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy");
+    let edge = std::fs::read_to_string(deploy.join("edge.yaml")).unwrap();
+    let f = burrow_config::edge::parse_edge_yaml(&edge).expect("deploy/edge.yaml");
+    assert_eq!(f.colo.as_deref(), Some("NRT"));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_burrow"))
+        .args(["tunnel", "ingress", "validate", "--config"])
+        .arg(deploy.join("config.yml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = std::process::Command::new("promtool")
+        .args(["check", "config"])
+        .arg(deploy.join("prometheus.yml"))
+        .output()
+        .expect("promtool");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }
