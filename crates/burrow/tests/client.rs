@@ -385,6 +385,12 @@ fn egress_policies_pick_the_source_address_first_match_wins() {
         .find(|r| r["OriginPort"] == app.port())
         .expect("a record for the app session");
     assert_eq!(to_app["EgressRuleID"], "orange", "{to_app}");
+    // Decisions are counted per rule.
+    assert_eq!(
+        edge.metric("burrow_edge_egress_decisions_total{rule=\"orange\"}"),
+        1.0
+    );
+    assert!(edge.metric("burrow_edge_egress_decisions_total{rule=\"r2\"}") >= 2.0);
     assert_eq!(recs[0]["EgressRuleID"], "r1");
     assert_eq!(recs[0]["EgressRuleName"], "eng via .5");
     assert_eq!(recs[0]["EgressIP"], "127.0.0.5");

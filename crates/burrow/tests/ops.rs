@@ -199,6 +199,25 @@ fn connector_metrics_keep_cloudflared_names_and_ready_follows_the_edge() {
     promtool(&text, "connector");
     let (_, edge_text) = http(&edge.admin_url, "GET", "/metrics", None, "");
     promtool(&edge_text, "edge");
+    let tid = {
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&creds).unwrap()).unwrap();
+        v["TunnelID"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(
+        value(
+            &edge_text,
+            &format!(
+                "burrow_edge_tunnel_connections_by_tunnel{{tunnel_id=\"{tid}\",colo=\"NRT\"}}"
+            )
+        ),
+        2.0,
+        "{edge_text}"
+    );
+    assert!(
+        edge_text.contains("burrow_edge_session_log_queue 0"),
+        "{edge_text}"
+    );
 
     // The Grafana dashboard in deploy/ asks only for series burrow exports
     // (client sessions are exported once a client has had one).

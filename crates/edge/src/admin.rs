@@ -225,6 +225,11 @@ async fn metrics(State(st): State<AdminState>, headers: axum::http::HeaderMap) -
     let accept = headers
         .get(axum::http::header::ACCEPT)
         .and_then(|v| v.to_str().ok());
+    // Read at scrape time: the writer drains it between records.
+    st.shared
+        .metrics
+        .session_log_queue
+        .set(i64::try_from(st.shared.session_log.queued()).unwrap_or(i64::MAX));
     let text = st.shared.metrics.encode();
     let (ctype, body) = if x::wants_openmetrics(accept) {
         (x::OPENMETRICS, text)

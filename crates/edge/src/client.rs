@@ -314,6 +314,15 @@ async fn egress(shared: Arc<Shared>, who: Arc<Identity>, mut stream: BoxStream, 
     let policies = shared.policies();
     let decision = burrow_policy::egress::decide(&policies, &facts);
     record.rule_evaluation(rule_started.elapsed());
+    shared
+        .metrics
+        .egress_decisions
+        .get_or_create(&crate::metrics::RuleLabels {
+            rule: decision
+                .index
+                .map_or_else(|| "default".to_owned(), |i| policies[i].id.clone()),
+        })
+        .inc();
     if let Some(i) = decision.index {
         record.rule(&policies[i].id, &policies[i].name);
     }

@@ -3,8 +3,8 @@
 //! loopback by default). Labels are bounded: protocol, origin kind,
 //! decision, side — never client addresses.
 //!
-//! Names: `burrow_edge_*`. Issue-6 work will add more (per-tunnel and
-//! per-app series); these are the ones the app proxy needs now.
+//! Names: `burrow_edge_*`. Per-tunnel series are labelled by tunnel id
+//! (bounded by the tunnels that exist), egress decisions by policy rule id.
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
 use prometheus_client::metrics::counter::Counter;
@@ -101,6 +101,23 @@ pub(crate) struct Metrics {
     pub(crate) http_requests: Family<StatusLabels, Counter>,
     /// Zero-trust client sessions, by close reason.
     pub(crate) client_sessions: Family<OutcomeLabels, Counter>,
+    /// Registered tunnel connections by tunnel id (and this colo).
+    pub(crate) tunnel_connections_by_tunnel: Family<TunnelLabels, Gauge>,
+    /// Egress policy decisions by rule id (`default` when none matched).
+    pub(crate) egress_decisions: Family<RuleLabels, Counter>,
+    /// Records waiting in the session log queue.
+    pub(crate) session_log_queue: Gauge,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct TunnelLabels {
+    pub(crate) tunnel_id: String,
+    pub(crate) colo: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct RuleLabels {
+    pub(crate) rule: String,
 }
 
 impl Metrics {
@@ -154,6 +171,24 @@ impl Metrics {
             "Network session log records dropped because the writer queue was full",
             session_log_dropped.clone(),
         );
+        let tunnel_connections_by_tunnel = Family::<TunnelLabels, Gauge>::default();
+        registry.register(
+            "tunnel_connections_by_tunnel",
+            "Registered tunnel connections on this node, by tunnel",
+            tunnel_connections_by_tunnel.clone(),
+        );
+        let egress_decisions = Family::<RuleLabels, Counter>::default();
+        registry.register(
+            "egress_decisions",
+            "Zero-trust client flows by the egress policy rule that matched (default: none)",
+            egress_decisions.clone(),
+        );
+        let session_log_queue = Gauge::default();
+        registry.register(
+            "session_log_queue",
+            "Session log records waiting to be written",
+            session_log_queue.clone(),
+        );
         let logpush = crate::logpush::LogpushStats::default();
         registry.register(
             "logpush_records_sent",
@@ -187,6 +222,9 @@ impl Metrics {
             client_sessions,
             session_log_dropped,
             logpush,
+            tunnel_connections_by_tunnel,
+            egress_decisions,
+            session_log_queue,
             registry,
             flows,
             flow_errors,

@@ -246,6 +246,15 @@ impl SessionLog {
         }
     }
 
+    /// Records waiting for the writer.
+    pub(crate) fn queued(&self) -> usize {
+        self.tx
+            .lock()
+            .expect("session log lock poisoned")
+            .as_ref()
+            .map_or(0, |tx| tx.max_capacity() - tx.capacity())
+    }
+
     /// Stops taking records and waits until the queued ones are written.
     pub(crate) async fn flush_and_stop(&self) {
         self.tx.lock().expect("session log lock poisoned").take();

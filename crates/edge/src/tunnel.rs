@@ -250,6 +250,15 @@ async fn serve_conn(
     });
     shared.registry.add(tunnel_id, registered.clone());
     shared.metrics.tunnel_connections.inc();
+    let by_tunnel = crate::metrics::TunnelLabels {
+        tunnel_id: tunnel_id.to_string(),
+        colo: shared.colo.clone(),
+    };
+    shared
+        .metrics
+        .tunnel_connections_by_tunnel
+        .get_or_create(&by_tunnel)
+        .inc();
     info!(
         %tunnel_id, %connector_id, conn_index = reg.conn_index, connection_id = %conn_id,
         version = %reg.version, "tunnel connection registered"
@@ -279,6 +288,11 @@ async fn serve_conn(
     }
     shared.registry.remove(tunnel_id, conn_id);
     shared.metrics.tunnel_connections.dec();
+    shared
+        .metrics
+        .tunnel_connections_by_tunnel
+        .get_or_create(&by_tunnel)
+        .dec();
     if let Err(e) = shared.store.remove_connection(conn_id).await {
         warn!(error = %e, "could not remove the connection from the state store");
     }
