@@ -403,3 +403,199 @@ fn deploy_examples_load() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A network namespace joined to the root one by a veth pair
+/// (`10.201.N.1` outside, `10.201.N.2` inside); removed on drop.
+struct Netns {
+    name: String,
+    outer: String,
+}
+
+impl Netns {
+    fn create(n: u8) -> Netns {
+        let pid = std::process::id();
+        let name = format!("burrow-pe-{pid}");
+        let (outer, inner) = (
+            format!("bpe{}a", pid % 100_000),
+            format!("bpe{}b", pid % 100_000),
+        );
+        let ns = Netns {
+            name: name.clone(),
+            outer: outer.clone(),
+        };
+        let run = |args: &[&str]| {
+            let ok = std::process::Command::new("ip")
+                .args(args)
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "ip {}", args.join(" "));
+        };
+        run(&["netns", "add", &name]);
+        run(&[
+            "link", "add", &outer, "type", "veth", "peer", "name", &inner,
+        ]);
+        run(&["link", "set", &inner, "netns", &name]);
+        run(&["addr", "add", &format!("10.201.{n}.1/30"), "dev", &outer]);
+        run(&["link", "set", &outer, "up"]);
+        let inside = |args: &[&str]| {
+            let mut full = vec!["netns", "exec", &name, "ip"];
+            full.extend_from_slice(args);
+            run(&full);
+        };
+        inside(&["addr", "add", &format!("10.201.{n}.2/30"), "dev", &inner]);
+        inside(&["link", "set", &inner, "up"]);
+        inside(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    fn exec(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(args)
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &self.outer])
+            .status();
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+/// One echo round trip on a held connection; `false` when the flow was cut.
+fn echo_once(s: &mut std::net::TcpStream) -> bool {
+    use std::io::Read;
+    if s.write_all(b"x").is_err() {
+        return false;
+    }
+    let mut b = [0u8; 1];
+    matches!(s.read(&mut b), Ok(1)) && b[0] == b'x'
+}
+
+#[test]
+fn port_exhaustion_at_the_connector_is_logged_counted_and_recovers() {
+    let is_root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout == b"0\n");
+    if !is_root {
+        eprintln!("skipped: network namespaces need root");
+        return;
+    }
+    let dir = tempdir();
+    let ns = Netns::create(7);
+    // Four ephemeral ports inside the namespace: four origin connections.
+    let out = ns.exec(&["sysctl", "-w", "net.ipv4.ip_local_port_range=40000 40003"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // An echo origin inside the namespace (socat), on its loopback.
+    let origin_port = 7007;
+    let mut socat = std::process::Command::new("ip")
+        .args(["netns", "exec", &ns.name, "socat"])
+        .arg(format!(
+            "TCP-LISTEN:{origin_port},bind=127.0.0.1,fork,reuseaddr"
+        ))
+        .arg("EXEC:cat")
+        .spawn()
+        .expect("socat must be installed; .ci/run installs it");
+    struct Kill<'a>(&'a mut std::process::Child);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _socat = Kill(&mut socat);
+
+    let listen = format!("10.201.7.1:{}", free_port());
+    let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &["--listen", &listen]);
+    let creds = edge.create_tunnel("t");
+    let app = edge.create_app("t", "pe.example.com");
+    let c = creds.to_string_lossy().into_owned();
+    let url = format!("tcp://127.0.0.1:{origin_port}");
+    let connector = Proc::spawn_in_netns(
+        dir.path(),
+        "connector",
+        &ns.name,
+        &[
+            "tunnel",
+            "run",
+            "--credentials-file",
+            &c,
+            "--edge",
+            &listen,
+            "--url",
+            &url,
+            "--ha-connections",
+            "1",
+            "--protocol",
+            "quic",
+            "--metrics",
+            "10.201.7.2:0",
+            "--grace-period",
+            "2s",
+        ],
+    );
+    let metrics_url = connector.wait_line("metrics:", Duration::from_secs(20));
+    let metrics_addr = metrics_url
+        .trim_start_matches("http://")
+        .trim_end_matches("/metrics")
+        .to_owned();
+    edge.wait_connections("t", 1, Duration::from_secs(20));
+
+    // Hold connections until the connector runs out of ports (bounded).
+    let mut held = Vec::new();
+    let mut cut_at = None;
+    for i in 0..10 {
+        let mut s = connect(app, Duration::from_secs(5));
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        if echo_once(&mut s) {
+            held.push(s);
+        } else {
+            cut_at = Some(i);
+            break;
+        }
+    }
+    let cut_at = cut_at.expect("ten connections through four ports");
+    assert!((1..=4).contains(&cut_at), "cut after {cut_at}");
+    // The log says why, the metric counts it, the edge tells the reason.
+    connector.wait_log("no free local port", Duration::from_secs(5));
+    edge.proc
+        .wait_log("no free local port", Duration::from_secs(5));
+    let (_, text) = http(
+        &format!("http://{metrics_addr}"),
+        "GET",
+        "/metrics",
+        None,
+        "",
+    );
+    assert!(
+        value(
+            &text,
+            "burrow_connector_origin_dial_failures_total{reason=\"port_exhaustion\"}"
+        ) >= 1.0,
+        "{text}"
+    );
+    // Free the ports: new flows work again.
+    drop(held);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut s = connect(app, Duration::from_secs(5));
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        if echo_once(&mut s) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no recovery");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    drop(connector);
+}

@@ -27,10 +27,23 @@ pub struct Proc {
 
 impl Proc {
     pub fn spawn(dir: &Path, name: &str, args: &[&str]) -> Proc {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args);
+        Self::spawn_cmd(dir, name, cmd)
+    }
+
+    /// `burrow ARGS` inside the network namespace `ns` (`ip netns exec`
+    /// execs, so the child is burrow itself).
+    pub fn spawn_in_netns(dir: &Path, name: &str, ns: &str, args: &[&str]) -> Proc {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", ns, BIN]).args(args);
+        Self::spawn_cmd(dir, name, cmd)
+    }
+
+    fn spawn_cmd(dir: &Path, name: &str, mut cmd: Command) -> Proc {
         let stderr_path = dir.join(format!("{name}.log"));
         let stderr = std::fs::File::create(&stderr_path).unwrap();
-        let mut child = Command::new(BIN)
-            .args(args)
+        let mut child = cmd
             .current_dir(dir)
             .env("NO_COLOR", "1")
             .env_remove("BURROW_ADMIN_TOKEN")
