@@ -179,6 +179,7 @@ pub(crate) async fn tunnel(admin: AdminConn, cmd: TunnelCommand) -> anyhow::Resu
         }
         TunnelCommand::Run(_)
         | TunnelCommand::Ready { .. }
+        | TunnelCommand::Diag { .. }
         | TunnelCommand::Ingress(_)
         | TunnelCommand::Route(_)
         | TunnelCommand::Vnet(_) => {

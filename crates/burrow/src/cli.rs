@@ -704,6 +704,29 @@ pub(crate) enum TunnelCommand {
     },
     /// Run a connector for a tunnel.
     Run(Box<RunArgs>),
+    /// Check the way to the edge: DNS SRV and A/AAAA, TCP, TLS and a QUIC
+    /// handshake to each address, local port range and UDP buffers. One
+    /// line per check with a verdict and a hint; exit 1 when a check fails.
+    Diag {
+        /// The edge domain (SRV `_v2-origintunneld._tcp.<domain>`).
+        #[arg(long, default_value = burrow_transport::pki::DEFAULT_EDGE_DOMAIN)]
+        edge_domain: String,
+        /// Edge addresses instead of the SRV record; repeat for several.
+        #[arg(long = "edge", value_name = "HOST:PORT")]
+        edges: Vec<String>,
+        /// DNS server for the lookups. [default: the system's]
+        #[arg(long, value_name = "IP:PORT")]
+        dns_server: Option<String>,
+        /// Tunnel credentials: their edge CA verifies the certificates.
+        #[arg(long)]
+        credentials_file: Option<PathBuf>,
+        /// The edge CA (PEM) to verify certificates with.
+        #[arg(long)]
+        edge_ca: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Exit 0 when the connector on this host has a registered tunnel
     /// connection (its /ready answers 200), else 1 — for container health
     /// checks.

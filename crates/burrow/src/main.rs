@@ -171,6 +171,24 @@ fn main() -> ExitCode {
             cli::Command::Tunnel(t) => match t.command {
                 cli::TunnelCommand::Run(a) => run_cmd::run(a).await,
                 cli::TunnelCommand::Ready { metrics } => run_cmd::ready(metrics).await,
+                cli::TunnelCommand::Diag {
+                    edge_domain,
+                    edges,
+                    dns_server,
+                    credentials_file,
+                    edge_ca,
+                    json,
+                } => {
+                    run_cmd::diag(
+                        edge_domain,
+                        edges,
+                        dns_server,
+                        credentials_file,
+                        edge_ca,
+                        json,
+                    )
+                    .await
+                }
                 cli::TunnelCommand::Ingress(c) => run_cmd::ingress(c).await,
                 cli::TunnelCommand::Route(c) => admin_cmd::route(t.admin, c).await,
                 cli::TunnelCommand::Vnet(c) => net_cmd::vnet(t.admin, c).await,

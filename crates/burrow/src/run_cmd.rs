@@ -359,3 +359,74 @@ pub(crate) async fn ready(metrics: Option<String>) -> anyhow::Result<()> {
     }
     anyhow::bail!("not ready: no connector metrics server answered (pass --metrics IP:PORT)")
 }
+
+/// `burrow tunnel diag`.
+pub(crate) async fn diag(
+    edge_domain: String,
+    edges: Vec<String>,
+    dns_server: Option<String>,
+    credentials_file: Option<std::path::PathBuf>,
+    edge_ca: Option<std::path::PathBuf>,
+    json: bool,
+) -> anyhow::Result<()> {
+    use burrow_connector::diag::{self, Verdict};
+    let dns_server = dns_server
+        .map(|s| {
+            s.parse::<std::net::SocketAddr>()
+                .map_err(|_| config_err(format!("--dns-server: '{s}' is not an IP:port address")))
+        })
+        .transpose()?;
+    let ca_pem = match (&edge_ca, &credentials_file) {
+        (Some(p), _) => Some(
+            tokio::fs::read_to_string(p)
+                .await
+                .map_err(|e| config_err(format!("--edge-ca {}: {e}", p.display())))?,
+        ),
+        (None, Some(p)) => {
+            let text = tokio::fs::read_to_string(p)
+                .await
+                .map_err(|e| config_err(format!("--credentials-file {}: {e}", p.display())))?;
+            Credentials::from_json(&text)
+                .map_err(|e| config_err(format!("{}: {e}", p.display())))?
+                .edge_ca_pem
+        }
+        (None, None) => None,
+    };
+    let opts = diag::DiagOptions {
+        edges,
+        edge_domain,
+        dns_server,
+        ca_pem,
+        timeout: Duration::from_secs(3),
+    };
+    let checks = diag::run(&opts).await;
+    let failed = checks.iter().any(|c| c.verdict == Verdict::Fail);
+    if json {
+        let v: Vec<serde_json::Value> = checks
+            .iter()
+            .map(|c| {
+                serde_json::json!({"check": c.check, "target": c.target, "verdict": c.verdict.as_str(),
+                                   "detail": c.detail, "hint": c.hint})
+            })
+            .collect();
+        println!("{}", serde_json::json!({"ok": !failed, "checks": v}));
+    } else {
+        println!("{:<24} {:<40} {:<5} DETAIL", "CHECK", "TARGET", "OK?");
+        for c in &checks {
+            println!(
+                "{:<24} {:<40} {:<5} {}",
+                c.check,
+                c.target,
+                c.verdict.as_str(),
+                c.detail
+            );
+            if let Some(h) = &c.hint {
+                println!("{:<24} {:<40} {:<5}   hint: {h}", "", "", "");
+            }
+        }
+    }
+    if failed {
+        anyhow::bail!("some checks failed (see the hints above)");
+    }
+    Ok(())
+}

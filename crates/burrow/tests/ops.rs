@@ -599,3 +599,103 @@ fn port_exhaustion_at_the_connector_is_logged_counted_and_recovers() {
     }
     drop(connector);
 }
+
+/// `burrow tunnel diag --json` against the SRV record served by `dns`.
+fn diag(
+    dir: &std::path::Path,
+    dns: std::net::SocketAddr,
+    creds: &std::path::Path,
+) -> (bool, serde_json::Value) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_burrow"))
+        .args([
+            "tunnel",
+            "diag",
+            "--json",
+            "--dns-server",
+            &dns.to_string(),
+            "--credentials-file",
+        ])
+        .arg(creds)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    (out.status.success(), v)
+}
+
+fn verdicts(v: &serde_json::Value, check: &str) -> Vec<(String, String)> {
+    v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["check"] == check)
+        .map(|c| {
+            (
+                c["verdict"].as_str().unwrap().to_owned(),
+                c["hint"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn diag_checks_dns_tcp_tls_and_quic_and_names_blocked_udp() {
+    let dir = tempdir();
+    let healthy = EdgeProc::start(dir.path(), "NRT", "a.db", &[]);
+    let creds = healthy.create_tunnel("t");
+    let no_quic = EdgeProc::start(dir.path(), "KIX", "b.db", &["--disable-quic"]);
+    // Healthy: the SRV targets resolve and every transport check passes,
+    // certificates verified with the credentials' CA.
+    let dns = srv_dns_server([healthy.tunnel_addr.port(), healthy.tunnel_addr.port()]);
+    let (ok, v) = diag(dir.path(), dns, &creds);
+    assert!(ok, "{v:#}");
+    assert_eq!(
+        verdicts(&v, "DNS SRV"),
+        [("ok".into(), String::new())],
+        "{v:#}"
+    );
+    assert_eq!(verdicts(&v, "DNS A").len(), 2, "{v:#}");
+    for check in ["TCP connect", "TLS (HTTP/2 transport)", "QUIC handshake"] {
+        let got = verdicts(&v, check);
+        assert!(
+            !got.is_empty() && got.iter().all(|(verdict, _)| verdict == "ok"),
+            "{check}: {v:#}"
+        );
+    }
+    assert!(v.to_string().contains("certificate verified"), "{v:#}");
+    // UDP blocked (the KIX edge has no QUIC listener): a warning that names
+    // the fallback and the fix; TCP and TLS still pass; exit 0.
+    let dns = srv_dns_server([no_quic.tunnel_addr.port(), no_quic.tunnel_addr.port()]);
+    let kix_ca = dir.path().join("b.d").join("ca.pem");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_burrow"))
+        .args([
+            "tunnel",
+            "diag",
+            "--dns-server",
+            &dns.to_string(),
+            "--edge-ca",
+        ])
+        .arg(&kix_ca)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let port = no_quic.tunnel_addr.port();
+    assert!(
+        text.contains(&format!(
+            "UDP {port} blocked: the connector will use HTTP/2; allow UDP {port} egress for QUIC"
+        )),
+        "{text}"
+    );
+    // Nothing listening at all: a failure, exit 1.
+    let dead = srv_dns_server([free_port(), free_port()]);
+    let (ok, v) = diag(dir.path(), dead, &creds);
+    assert!(!ok);
+    assert!(
+        verdicts(&v, "TCP connect")
+            .iter()
+            .all(|(verdict, _)| verdict == "fail"),
+        "{v:#}"
+    );
+}

@@ -536,24 +536,6 @@ fn auto_goes_back_to_quic_when_udp_opens_again() {
 /// DNS for the test: SRV `_v2-origintunneld._tcp.burrow.internal` →
 /// region1/region2 on the two edge ports, and A records for both targets →
 /// 127.0.0.1.
-fn dns_server(ports: [u16; 2]) -> SocketAddr {
-    use hickory_proto::rr::rdata::{A, SRV};
-    use hickory_proto::rr::{Name, RData, RecordType};
-    util::dns_server(move |name, kind| match kind {
-        RecordType::SRV if name == "_v2-origintunneld._tcp.burrow.internal." => ports
-            .iter()
-            .enumerate()
-            .map(|(i, port)| {
-                let target = Name::from_ascii(format!("region{}.burrow.internal.", i + 1)).unwrap();
-                RData::SRV(SRV::new(1, 1, *port, target))
-            })
-            .collect(),
-        RecordType::A if name.starts_with("region") && name.ends_with(".burrow.internal.") => {
-            vec![RData::A(A::new(127, 0, 0, 1))]
-        }
-        _ => Vec::new(),
-    })
-}
 
 #[test]
 fn edges_are_discovered_through_dns_srv_and_connections_spread_over_both() {
@@ -573,7 +555,7 @@ fn edges_are_discovered_through_dns_srv_and_connections_spread_over_both() {
         serde_json::from_str(&std::fs::read_to_string(&creds).unwrap()).unwrap();
     v.as_object_mut().unwrap().remove("Edges");
     std::fs::write(&creds, v.to_string()).unwrap();
-    let dns = dns_server([a.tunnel_addr.port(), b.tunnel_addr.port()]).to_string();
+    let dns = srv_dns_server([a.tunnel_addr.port(), b.tunnel_addr.port()]).to_string();
     let url = format!("tcp://{}", origin.addr);
     let c = connector(
         dir.path(),

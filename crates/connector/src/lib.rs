@@ -17,6 +17,7 @@
 mod access;
 pub mod backoff;
 mod conn;
+pub mod diag;
 mod discovery;
 mod flow;
 mod http;

@@ -30,6 +30,7 @@ pub mod frames;
 pub mod h2;
 pub mod http_headers;
 pub mod pki;
+pub mod probe;
 pub mod quic;
 pub mod quic_datagrams;
 pub mod splice;

@@ -701,3 +701,25 @@ pub fn http(
         .unwrap_or_default();
     (status, body)
 }
+
+/// A DNS server answering the edge SRV record of `burrow.internal` with two
+/// targets (`region1`, `region2`) on `ports`, both at 127.0.0.1.
+#[allow(dead_code)]
+pub fn srv_dns_server(ports: [u16; 2]) -> SocketAddr {
+    use hickory_proto::rr::rdata::{A, SRV};
+    use hickory_proto::rr::{Name, RData, RecordType};
+    dns_server(move |name, kind| match kind {
+        RecordType::SRV if name == "_v2-origintunneld._tcp.burrow.internal." => ports
+            .iter()
+            .enumerate()
+            .map(|(i, port)| {
+                let target = Name::from_ascii(format!("region{}.burrow.internal.", i + 1)).unwrap();
+                RData::SRV(SRV::new(1, 1, *port, target))
+            })
+            .collect(),
+        RecordType::A if name.starts_with("region") && name.ends_with(".burrow.internal.") => {
+            vec![RData::A(A::new(127, 0, 0, 1))]
+        }
+        _ => Vec::new(),
+    })
+}
