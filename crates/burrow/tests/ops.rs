@@ -585,6 +585,12 @@ fn port_exhaustion_at_the_connector_is_logged_counted_and_recovers() {
         ) >= 1.0,
         "{text}"
     );
+    // The held origin connections show as ports in use.
+    assert!(
+        value(&text, "burrow_connector_ephemeral_ports_in_use") >= cut_at as f64,
+        "{text}"
+    );
+    assert_eq!(value(&text, "burrow_connector_ephemeral_ports"), 4.0);
     // Free the ports: new flows work again.
     drop(held);
     let deadline = std::time::Instant::now() + Duration::from_secs(20);

@@ -134,7 +134,12 @@ async fn dispatch(
                 }
                 Err(Some(e)) => {
                     let msg = origin_error(addr, &e);
-                    info!(rule = rule_index, reason = %msg, "origin unreachable");
+                    if matches!(e.raw_os_error(), Some(99 | 23 | 24)) {
+                        // A rate-limited warning names the cause (metrics.rs).
+                        debug!(rule = rule_index, reason = %msg, "origin unreachable");
+                    } else {
+                        info!(rule = rule_index, reason = %msg, "origin unreachable");
+                    }
                     reject(&mut stream, RefuseCode::OriginUnreachable, &msg).await;
                 }
                 Err(None) => {
@@ -178,12 +183,20 @@ async fn dispatch(
 /// A readable message for a failed origin dial. Running out of local ports
 /// is named as such (cloudflared stays silent there).
 fn origin_error(addr: &str, e: &std::io::Error) -> String {
-    if e.raw_os_error() == Some(99) {
+    match e.raw_os_error() {
         // EADDRNOTAVAIL on connect: the ephemeral port range is exhausted.
-        return format!(
-            "cannot reach origin {addr}: no free local port (ephemeral port range exhausted; \
-             widen net.ipv4.ip_local_port_range)"
-        );
+        Some(99) => {
+            return format!(
+                "cannot reach origin {addr}: no free local port (ephemeral port range exhausted; \
+                 widen net.ipv4.ip_local_port_range)"
+            )
+        }
+        Some(23 | 24) => {
+            return format!(
+                "cannot reach origin {addr}: too many open files (raise the connector's open-file limit)"
+            )
+        }
+        _ => {}
     }
     format!("cannot reach origin {addr}: {e}")
 }

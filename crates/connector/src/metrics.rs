@@ -87,6 +87,72 @@ struct BuildLabels {
     r#type: &'static str,
 }
 
+/// Lets one warning through per `every_ms`, counting the ones held back.
+#[derive(Debug, Default)]
+pub(crate) struct LogLimiter {
+    last_ms: AtomicU64,
+    held: AtomicU64,
+}
+
+impl LogLimiter {
+    /// `Some(held back since the last one)` when a warning may be logged
+    /// at `now_ms` (milliseconds since any fixed start, never 0).
+    pub(crate) fn allow(&self, now_ms: u64, every_ms: u64) -> Option<u64> {
+        let last = self.last_ms.load(Ordering::Relaxed);
+        if last != 0 && now_ms.saturating_sub(last) < every_ms {
+            self.held.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        if self
+            .last_ms
+            .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
+            self.held.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(self.held.swap(0, Ordering::Relaxed))
+    }
+}
+
+/// Sockets in `/proc/net/{tcp,tcp6,udp,udp6}` whose local port lies in
+/// the ephemeral range.
+fn ports_in_use() -> Option<u64> {
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    let mut it = range
+        .split_whitespace()
+        .filter_map(|p| p.parse::<u16>().ok());
+    let (lo, hi) = (it.next()?, it.next()?);
+    let mut n = 0;
+    for f in ["tcp", "tcp6", "udp", "udp6"] {
+        if let Ok(text) = std::fs::read_to_string(format!("/proc/net/{f}")) {
+            n += count_in_range(&text, lo, hi);
+        }
+    }
+    Some(n)
+}
+
+/// Lines of a `/proc/net/tcp`-style table whose local port is in `lo..=hi`.
+pub(crate) fn count_in_range(table: &str, lo: u16, hi: u16) -> u64 {
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .filter_map(|local| local.rsplit_once(':'))
+        .filter_map(|(_, port)| u16::from_str_radix(port, 16).ok())
+        .filter(|p| (lo..=hi).contains(p))
+        .count() as u64
+}
+
+/// Milliseconds since the first call (at least 1).
+fn now_ms() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let start = START.get_or_init(std::time::Instant::now);
+    u64::try_from(start.elapsed().as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1)
+}
+
 /// Every series the connector exports.
 pub(crate) struct Metrics {
     registry: Registry,
@@ -110,7 +176,10 @@ pub(crate) struct Metrics {
     pub(crate) reconnects: Counter,
     pub(crate) dial_failures: Family<ReasonLabels, Counter>,
     pub(crate) ephemeral_ports: Gauge,
+    pub(crate) ephemeral_ports_in_use: Gauge,
     pub(crate) open_files_limit: Gauge,
+    /// One warning per 10 s when origin dials run out of ports or files.
+    exhaustion_log: LogLimiter,
 }
 
 impl Metrics {
@@ -139,7 +208,9 @@ impl Metrics {
             reconnects: Counter::default(),
             dial_failures: Family::default(),
             ephemeral_ports: Gauge::default(),
+            ephemeral_ports_in_use: Gauge::default(),
             open_files_limit: Gauge::default(),
+            exhaustion_log: LogLimiter::default(),
             registry: Registry::default(),
         };
         let c = |s: &str| s.to_owned();
@@ -252,6 +323,11 @@ impl Metrics {
             m.ephemeral_ports.clone(),
         );
         r.register(
+            c("burrow_connector_ephemeral_ports_in_use"),
+            "Sockets on this host (network namespace) holding a port of the ephemeral range, read at scrape time",
+            m.ephemeral_ports_in_use.clone(),
+        );
+        r.register(
             c("burrow_connector_open_files_limit"),
             "The process's open-file limit (soft)",
             m.open_files_limit.clone(),
@@ -259,8 +335,12 @@ impl Metrics {
         Self { registry: r, ..m }
     }
 
-    /// Prometheus text exposition.
+    /// Prometheus text exposition (the ports in use read now).
     pub(crate) fn render(&self) -> String {
+        if let Some(n) = ports_in_use() {
+            self.ephemeral_ports_in_use
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.clear();
@@ -281,6 +361,23 @@ impl Metrics {
             .get_or_create(&ReasonLabels { reason })
             .inc();
         self.connect_errors.inc();
+        let fix = match reason {
+            "port_exhaustion" => {
+                "no free local port: the ephemeral port range is exhausted; widen it: \
+                 sysctl -w net.ipv4.ip_local_port_range=\"11000 60999\""
+            }
+            "too_many_open_files" => {
+                "too many open files: raise the limit (ulimit -n, LimitNOFILE= in the unit)"
+            }
+            _ => return,
+        };
+        if let Some(held) = self.exhaustion_log.allow(now_ms(), 10_000) {
+            tracing::warn!(
+                reason,
+                similar_since_last_warning = held,
+                "origin dials are failing: {fix}"
+            );
+        }
     }
 
     /// Adds a finished flow's bytes.
@@ -300,6 +397,24 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ports_in_use_are_counted_from_proc_net() {
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue\n                     0: 0100007F:9C40 0100007F:1F90 01 00000000:00000000\n                     1: 0100007F:1F90 00000000:0000 0A 00000000:00000000\n                     2: 00000000000000000000000001000000:EA60 00000000000000000000000000000000:0000 07 0\n";
+        // 0x9C40 = 40000 and 0xEA60 = 60000 are in range; 0x1F90 = 8080 is not.
+        assert_eq!(count_in_range(table, 32768, 60999), 2);
+        assert_eq!(count_in_range(table, 40001, 50000), 0);
+    }
+
+    #[test]
+    fn the_log_limiter_lets_one_through_per_period_and_counts_the_rest() {
+        let l = LogLimiter::default();
+        assert_eq!(l.allow(5, 10_000), Some(0));
+        assert_eq!(l.allow(6, 10_000), None);
+        assert_eq!(l.allow(9_000, 10_000), None);
+        assert_eq!(l.allow(10_005, 10_000), Some(2));
+        assert_eq!(l.allow(10_006, 10_000), None);
+    }
 
     #[test]
     fn cloudflared_names_are_kept_exactly() {
