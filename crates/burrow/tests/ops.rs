@@ -218,6 +218,23 @@ fn connector_metrics_keep_cloudflared_names_and_ready_follows_the_edge() {
         edge_text.contains("burrow_edge_session_log_queue 0"),
         "{edge_text}"
     );
+    // The app's bytes and (no longer) active flows, by app id.
+    let app_lines: Vec<&str> = edge_text
+        .lines()
+        .filter(|l| l.starts_with("burrow_edge_app_bytes_total{"))
+        .collect();
+    for direction in ["to_origin", "from_origin"] {
+        assert!(
+            app_lines
+                .iter()
+                .any(|l| l.contains(&format!("direction=\"{direction}\"")) && l.ends_with(" 2000")),
+            "{edge_text}"
+        );
+    }
+    assert!(
+        edge_text.contains("burrow_edge_app_active_flows{app="),
+        "{edge_text}"
+    );
 
     // The Grafana dashboard in deploy/ asks only for series burrow exports
     // (client sessions are exported once a client has had one).

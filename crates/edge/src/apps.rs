@@ -632,7 +632,7 @@ where
                     TlsMode::Full => &shared.origin_tls.full,
                     TlsMode::Strict => &shared.origin_tls.strict,
                     TlsMode::Off | TlsMode::Flexible => {
-                        return splice_counted(shared, &mut client, &mut origin).await;
+                        return splice_counted(shared, app, &mut client, &mut origin).await;
                     }
                 };
                 let name = origin_name(app, ip);
@@ -644,7 +644,7 @@ where
                 .map_err(|_| format!("origin {addr}: TLS handshake timed out"))
                 .and_then(|r| r.map_err(|e| format!("origin {addr}: TLS handshake failed: {e}")))
                 .inspect_err(|_| shared.metrics.tls_failure(crate::metrics::Side::origin))?;
-                return splice_counted(shared, &mut client, &mut origin).await;
+                return splice_counted(shared, app, &mut client, &mut origin).await;
             }
             Ok(Err(e)) => {
                 app.mark(ip, false);
@@ -683,17 +683,39 @@ fn origin_name(app: &Compiled, ip: IpAddr) -> rustls::pki_types::ServerName<'sta
         .unwrap_or(rustls::pki_types::ServerName::IpAddress(ip.into()))
 }
 
-/// Splices a flow, counting it as active meanwhile.
-async fn splice_counted<A, B>(shared: &Shared, a: &mut A, b: &mut B) -> Result<(), FlowError>
+/// Splices a flow, counting it as active meanwhile (overall and for its
+/// app) and adding its bytes to the app's.
+async fn splice_counted<A, B>(
+    shared: &Shared,
+    app: &Compiled,
+    a: &mut A,
+    b: &mut B,
+) -> Result<(), FlowError>
 where
     A: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
     B: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    shared.metrics.active_flows.inc();
+    let id = app.id.to_string();
+    let m = &shared.metrics;
+    let active = m
+        .app_active
+        .get_or_create(&crate::metrics::AppLabels { app: id.clone() })
+        .clone();
+    m.active_flows.inc();
+    active.inc();
     let res = burrow_transport::splice::splice(a, b).await;
-    shared.metrics.active_flows.dec();
+    m.active_flows.dec();
+    active.dec();
     match res {
         Ok((up, down)) => {
+            for (direction, n) in [("to_origin", up), ("from_origin", down)] {
+                m.app_bytes
+                    .get_or_create(&crate::metrics::AppBytesLabels {
+                        app: id.clone(),
+                        direction,
+                    })
+                    .inc_by(n);
+            }
             debug!(bytes_up = up, bytes_down = down, "flow finished");
             Ok(())
         }
@@ -732,7 +754,7 @@ where
     send_proxy_header(app, &mut stream, ends)
         .await
         .map_err(|e| format!("tunnel: sending the PROXY header: {e}"))?;
-    splice_counted(shared, &mut client, &mut stream).await
+    splice_counted(shared, app, &mut client, &mut stream).await
 }
 
 /// Opens a flow stream on a connection of the tunnel (the next one when a

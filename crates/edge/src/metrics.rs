@@ -107,6 +107,22 @@ pub(crate) struct Metrics {
     pub(crate) egress_decisions: Family<RuleLabels, Counter>,
     /// Records waiting in the session log queue.
     pub(crate) session_log_queue: Gauge,
+    /// TCP flows being spliced now, by app id.
+    pub(crate) app_active: Family<AppLabels, Gauge>,
+    /// Bytes of finished TCP flows, by app id and direction.
+    pub(crate) app_bytes: Family<AppBytesLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct AppLabels {
+    pub(crate) app: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct AppBytesLabels {
+    pub(crate) app: String,
+    /// `to_origin` or `from_origin`.
+    pub(crate) direction: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -189,6 +205,18 @@ impl Metrics {
             "Session log records waiting to be written",
             session_log_queue.clone(),
         );
+        let app_active = Family::<AppLabels, Gauge>::default();
+        registry.register(
+            "app_active_flows",
+            "TCP flows being spliced now, by app id",
+            app_active.clone(),
+        );
+        let app_bytes = Family::<AppBytesLabels, Counter>::default();
+        registry.register(
+            "app_bytes",
+            "Bytes of finished TCP flows, by app id and direction",
+            app_bytes.clone(),
+        );
         let logpush = crate::logpush::LogpushStats::default();
         registry.register(
             "logpush_records_sent",
@@ -225,6 +253,8 @@ impl Metrics {
             tunnel_connections_by_tunnel,
             egress_decisions,
             session_log_queue,
+            app_active,
+            app_bytes,
             registry,
             flows,
             flow_errors,
