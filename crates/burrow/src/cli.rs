@@ -723,6 +723,10 @@ pub(crate) enum TunnelCommand {
         /// The edge CA (PEM) to verify certificates with.
         #[arg(long)]
         edge_ca: Option<PathBuf>,
+        /// Also probe this port on every edge address (e.g. 443 when the
+        /// edge listens there too); its failures are warnings. Repeatable.
+        #[arg(long = "port", value_name = "PORT")]
+        ports: Vec<u16>,
         /// Print JSON.
         #[arg(long)]
         json: bool,

@@ -177,14 +177,18 @@ fn main() -> ExitCode {
                     dns_server,
                     credentials_file,
                     edge_ca,
+                    ports,
                     json,
                 } => {
                     run_cmd::diag(
-                        edge_domain,
-                        edges,
-                        dns_server,
-                        credentials_file,
-                        edge_ca,
+                        run_cmd::DiagArgs {
+                            edge_domain,
+                            edges,
+                            dns_server,
+                            credentials_file,
+                            edge_ca,
+                            ports,
+                        },
                         json,
                     )
                     .await

@@ -360,16 +360,30 @@ pub(crate) async fn ready(metrics: Option<String>) -> anyhow::Result<()> {
     anyhow::bail!("not ready: no connector metrics server answered (pass --metrics IP:PORT)")
 }
 
+/// `burrow tunnel diag`'s flags.
+pub(crate) struct DiagArgs {
+    pub(crate) edge_domain: String,
+    pub(crate) edges: Vec<String>,
+    pub(crate) dns_server: Option<String>,
+    pub(crate) credentials_file: Option<std::path::PathBuf>,
+    pub(crate) edge_ca: Option<std::path::PathBuf>,
+    pub(crate) ports: Vec<u16>,
+}
+
 /// `burrow tunnel diag`.
-pub(crate) async fn diag(
-    edge_domain: String,
-    edges: Vec<String>,
-    dns_server: Option<String>,
-    credentials_file: Option<std::path::PathBuf>,
-    edge_ca: Option<std::path::PathBuf>,
-    json: bool,
-) -> anyhow::Result<()> {
+pub(crate) async fn diag(a: DiagArgs, json: bool) -> anyhow::Result<()> {
     use burrow_connector::diag::{self, Verdict};
+    let DiagArgs {
+        edge_domain,
+        edges,
+        dns_server,
+        credentials_file,
+        edge_ca,
+        ports,
+    } = a;
+    if ports.contains(&0) {
+        return Err(config_err("--port: 0 is not a port"));
+    }
     let dns_server = dns_server
         .map(|s| {
             s.parse::<std::net::SocketAddr>()
@@ -398,6 +412,7 @@ pub(crate) async fn diag(
         dns_server,
         ca_pem,
         timeout: Duration::from_secs(3),
+        extra_ports: ports,
     };
     let checks = diag::run(&opts).await;
     let failed = checks.iter().any(|c| c.verdict == Verdict::Fail);

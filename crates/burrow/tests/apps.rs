@@ -929,6 +929,13 @@ fn full_and_strict_tls_encrypt_to_the_origin_and_strict_checks_its_name() {
         edge.metric(r#"burrow_edge_tls_handshake_failures_total{side="origin"}"#),
         1.0
     );
+    // The full and strict handshakes that worked are counted too (each
+    // client connection also terminated TLS at the edge).
+    assert_eq!(
+        edge.metric(r#"burrow_edge_tls_handshakes_total{side="origin"}"#),
+        2.0
+    );
+    assert!(edge.metric(r#"burrow_edge_tls_handshakes_total{side="client"}"#) >= 3.0);
     // burrow offers the cipher suites in the documented origin order.
     let report = std::fs::read_to_string(&log).unwrap();
     assert!(

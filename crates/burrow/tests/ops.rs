@@ -687,6 +687,40 @@ fn diag_checks_dns_tcp_tls_and_quic_and_names_blocked_udp() {
         );
     }
     assert!(v.to_string().contains("certificate verified"), "{v:#}");
+    // An optional extra port nothing listens on: warnings, still exit 0.
+    let extra = free_port();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_burrow"))
+        .args(["tunnel", "diag", "--json", "--dns-server", &dns.to_string()])
+        .args(["--port", &extra.to_string(), "--credentials-file"])
+        .arg(&creds)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let extra_lines: Vec<&serde_json::Value> = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| {
+            c["target"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!(":{extra}"))
+        })
+        .collect();
+    assert!(!extra_lines.is_empty(), "{v:#}");
+    assert!(
+        extra_lines.iter().all(|c| c["verdict"] == "warn"
+            && c["hint"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("optional port {extra}"))),
+        "{v:#}"
+    );
     // UDP blocked (the KIX edge has no QUIC listener): a warning that names
     // the fallback and the fix; TCP and TLS still pass; exit 0.
     let dns = srv_dns_server([no_quic.tunnel_addr.port(), no_quic.tunnel_addr.port()]);

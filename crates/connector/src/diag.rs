@@ -57,6 +57,9 @@ pub struct DiagOptions {
     pub ca_pem: Option<String>,
     /// Limit of each network check.
     pub timeout: Duration,
+    /// Optional extra ports to probe on every edge address (e.g. 443 when
+    /// the edge also listens there); their failures are warnings.
+    pub extra_ports: Vec<u16>,
 }
 
 fn line(
@@ -97,17 +100,52 @@ pub async fn run(o: &DiagOptions) -> Vec<Check> {
     } else {
         "certificate not verified (give --credentials-file or --edge-ca)"
     };
-    for addr in addrs {
+    let mut probes: Vec<(SocketAddr, bool)> = addrs.iter().map(|a| (*a, false)).collect();
+    for a in &addrs {
+        for p in &o.extra_ports {
+            let extra = SocketAddr::new(a.ip(), *p);
+            if !probes.iter().any(|(x, _)| *x == extra) {
+                probes.push((extra, true));
+            }
+        }
+    }
+    for (addr, optional) in probes {
+        let before = out.len();
+        probe_addr(o, addr, trust.as_ref(), verified, &mut out).await;
+        if optional {
+            for c in &mut out[before..] {
+                if c.verdict == Verdict::Fail {
+                    c.verdict = Verdict::Warn;
+                    c.hint = Some(format!(
+                        "optional port {} endpoint not reachable: the main port is used",
+                        addr.port()
+                    ));
+                }
+            }
+        }
+    }
+    local(&mut out);
+    out
+}
+
+/// TCP, TLS and QUIC checks of one address.
+async fn probe_addr(
+    o: &DiagOptions,
+    addr: SocketAddr,
+    trust: Option<&burrow_transport::pki::EdgeTrust>,
+    verified: &str,
+    out: &mut Vec<Check>,
+) {
+    {
         let t = addr.to_string();
         let tcp = burrow_transport::probe::tcp(addr, o.timeout).await;
         let tls = match &tcp {
-            Ok(_) => Some(
-                burrow_transport::probe::tls(addr, &o.edge_domain, trust.as_ref(), o.timeout).await,
-            ),
+            Ok(_) => {
+                Some(burrow_transport::probe::tls(addr, &o.edge_domain, trust, o.timeout).await)
+            }
             Err(_) => None,
         };
-        let quic =
-            burrow_transport::probe::quic(addr, &o.edge_domain, trust.as_ref(), o.timeout).await;
+        let quic = burrow_transport::probe::quic(addr, &o.edge_domain, trust, o.timeout).await;
         let port = addr.port();
         let h2_ok = matches!(tls, Some(Ok(_)));
         match &tcp {
@@ -173,8 +211,6 @@ pub async fn run(o: &DiagOptions) -> Vec<Check> {
             )),
         }
     }
-    local(&mut out);
-    out
 }
 
 /// The addresses to probe: `--edge` entries, or the SRV targets' A/AAAA.

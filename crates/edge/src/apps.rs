@@ -511,6 +511,7 @@ async fn proxy_flow(
     .map_err(|_| "client: TLS handshake timed out".to_owned())
     .and_then(|r| r.map_err(|e| format!("client: TLS handshake failed: {e}")))
     .inspect_err(|_| shared.metrics.tls_failure(crate::metrics::Side::client))?;
+    shared.metrics.tls_handshake(crate::metrics::Side::client);
     to_origin(shared, app, tls, ends).await
 }
 
@@ -644,6 +645,7 @@ where
                 .map_err(|_| format!("origin {addr}: TLS handshake timed out"))
                 .and_then(|r| r.map_err(|e| format!("origin {addr}: TLS handshake failed: {e}")))
                 .inspect_err(|_| shared.metrics.tls_failure(crate::metrics::Side::origin))?;
+                shared.metrics.tls_handshake(crate::metrics::Side::origin);
                 return splice_counted(shared, app, &mut client, &mut origin).await;
             }
             Ok(Err(e)) => {

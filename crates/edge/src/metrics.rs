@@ -107,6 +107,8 @@ pub(crate) struct Metrics {
     pub(crate) egress_decisions: Family<RuleLabels, Counter>,
     /// Records waiting in the session log queue.
     pub(crate) session_log_queue: Gauge,
+    /// Completed TLS handshakes by side.
+    pub(crate) tls_handshakes: Family<TlsLabels, Counter>,
     /// TCP flows being spliced now, by app id.
     pub(crate) app_active: Family<AppLabels, Gauge>,
     /// Bytes of finished TCP flows, by app id and direction.
@@ -205,6 +207,12 @@ impl Metrics {
             "Session log records waiting to be written",
             session_log_queue.clone(),
         );
+        let tls_handshakes = Family::<TlsLabels, Counter>::default();
+        registry.register(
+            "tls_handshakes",
+            "Completed TLS handshakes by side (client: termination at the edge; origin: full/strict)",
+            tls_handshakes.clone(),
+        );
         let app_active = Family::<AppLabels, Gauge>::default();
         registry.register(
             "app_active_flows",
@@ -255,6 +263,7 @@ impl Metrics {
             session_log_queue,
             app_active,
             app_bytes,
+            tls_handshakes,
             registry,
             flows,
             flow_errors,
@@ -317,6 +326,11 @@ impl Metrics {
     /// Counts a failed TLS handshake.
     pub(crate) fn tls_failure(&self, side: Side) {
         self.tls_failures.get_or_create(&TlsLabels { side }).inc();
+    }
+
+    /// Counts a completed TLS handshake.
+    pub(crate) fn tls_handshake(&self, side: Side) {
+        self.tls_handshakes.get_or_create(&TlsLabels { side }).inc();
     }
 }
 
