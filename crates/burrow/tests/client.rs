@@ -29,6 +29,35 @@ fn enroll(edge: &EdgeProc, dir: &std::path::Path) -> (std::path::PathBuf, String
     (creds, v["DeviceID"].as_str().unwrap().to_owned())
 }
 
+/// A TCP server on `bind` that answers each connection with the address
+/// it sees the connection come from, then closes it.
+fn peer_reporter(bind: &str) -> std::net::SocketAddr {
+    let l = std::net::TcpListener::bind(bind).unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let peer = s.peer_addr().unwrap().ip().to_string();
+            let _ = std::io::Write::write_all(&mut s, peer.as_bytes());
+        }
+    });
+    addr
+}
+
+/// `burrow client` with `creds` and a SOCKS5 port of its own, once it
+/// serves; the process and the SOCKS address.
+fn start_client(dir: &std::path::Path, creds: &std::path::Path) -> (Proc, String) {
+    let socks = format!("127.0.0.1:{}", free_port());
+    let c = creds.to_string_lossy().into_owned();
+    let client = Proc::spawn(
+        dir,
+        "client",
+        &["client", "--credentials", &c, "--socks", &socks],
+    );
+    client.wait_line("SOCKS5 proxy:", Duration::from_secs(20));
+    (client, socks)
+}
+
 #[test]
 fn socks5_through_the_edge_reaches_the_destination_and_logs_the_session() {
     let dir = tempdir();
@@ -219,14 +248,7 @@ fn the_client_reconnects_when_the_edge_comes_back() {
     let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &["--listen", &listen]);
     let (creds, _) = enroll(&edge, dir.path());
     let origin = HttpOrigin::start("A");
-    let socks = format!("127.0.0.1:{}", free_port());
-    let c = creds.to_string_lossy().into_owned();
-    let client = Proc::spawn(
-        dir.path(),
-        "client",
-        &["client", "--credentials", &c, "--socks", &socks],
-    );
-    client.wait_line("SOCKS5 proxy:", Duration::from_secs(20));
+    let (client, socks) = start_client(dir.path(), &creds);
     let url = format!("http://127.0.0.1:{}/", origin.addr.port());
     let fetch = || {
         std::process::Command::new("curl")
@@ -259,15 +281,7 @@ fn egress_policies_pick_the_source_address_first_match_wins() {
     let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &["--session-log", &log_s]);
     let (creds, _) = enroll(&edge, dir.path()); // ana@example.com, group eng
                                                 // A destination that answers with the peer address it sees.
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let dst = l.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for s in l.incoming() {
-            let Ok(mut s) = s else { continue };
-            let peer = s.peer_addr().unwrap().ip().to_string();
-            let _ = std::io::Write::write_all(&mut s, peer.as_bytes());
-        }
-    });
+    let dst = peer_reporter("127.0.0.1:0");
     let rules = dir.path().join("rules.json");
     let write_rules = |first_group: &str| {
         std::fs::write(
@@ -285,14 +299,7 @@ fn egress_policies_pick_the_source_address_first_match_wins() {
             .expect("policy set")
     };
     write_rules("eng");
-    let socks = format!("127.0.0.1:{}", free_port());
-    let c = creds.to_string_lossy().into_owned();
-    let client = Proc::spawn(
-        dir.path(),
-        "client",
-        &["client", "--credentials", &c, "--socks", &socks],
-    );
-    client.wait_line("SOCKS5 proxy:", Duration::from_secs(20));
+    let (_client, socks) = start_client(dir.path(), &creds);
     let seen = || {
         let out = std::process::Command::new("curl")
             .args(["-sS", "--max-time", "10", "--socks5-hostname", &socks])
@@ -443,18 +450,10 @@ fn private_networks_route_through_the_tunnel_of_the_clients_vnet() {
     let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &["--session-log", &log_s]);
     let (creds, _) = enroll(&edge, dir.path());
     // A private destination that answers with the peer address it sees.
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let dst = match l.local_addr().unwrap() {
+    let dst = match peer_reporter("127.0.0.1:0") {
         std::net::SocketAddr::V4(a) => a,
         other => panic!("{other}"),
     };
-    std::thread::spawn(move || {
-        for s in l.incoming() {
-            let Ok(mut s) = s else { continue };
-            let peer = s.peer_addr().unwrap().ip().to_string();
-            let _ = std::io::Write::write_all(&mut s, peer.as_bytes());
-        }
-    });
     // And one that holds connections open until the client closes.
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let hold = match l.local_addr().unwrap() {
@@ -704,14 +703,7 @@ fn logpush_delivers_every_record_with_retries_and_at_shutdown() {
     );
     let (creds, _) = enroll(&edge, dir.path());
     let origin = HttpOrigin::start("A");
-    let socks = format!("127.0.0.1:{}", free_port());
-    let c = creds.to_string_lossy().into_owned();
-    let client = Proc::spawn(
-        dir.path(),
-        "client",
-        &["client", "--credentials", &c, "--socks", &socks],
-    );
-    client.wait_line("SOCKS5 proxy:", Duration::from_secs(20));
+    let (_client, socks) = start_client(dir.path(), &creds);
     let fetch = || {
         let out = std::process::Command::new("curl")
             .args(["-sS", "--max-time", "10", "--socks5-hostname", &socks])
@@ -797,14 +789,7 @@ fn socks5_udp_associate_reaches_the_internet_and_private_networks() {
     edge.wait_connections("t", 1, Duration::from_secs(20));
     edge.admin(&["route", "ip", "add", "127.0.0.2", "t"])
         .expect("route");
-    let socks = format!("127.0.0.1:{}", free_port());
-    let c = creds.to_string_lossy().into_owned();
-    let client = Proc::spawn(
-        dir.path(),
-        "client",
-        &["client", "--credentials", &c, "--socks", &socks],
-    );
-    client.wait_line("SOCKS5 proxy:", Duration::from_secs(20));
+    let (_client, socks) = start_client(dir.path(), &creds);
 
     // UDP ASSOCIATE: the reply names the relay address.
     let mut ctl = std::net::TcpStream::connect(&socks).unwrap();
@@ -918,23 +903,8 @@ fn dedicated_egress_leaves_from_the_owning_colo_and_fails_over_to_the_secondary(
         .unwrap_err();
     assert!(err.contains("colo"), "{err}");
     // A destination that answers with the peer address it sees.
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let dst = l.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for s in l.incoming() {
-            let Ok(mut s) = s else { continue };
-            let peer = s.peer_addr().unwrap().ip().to_string();
-            let _ = std::io::Write::write_all(&mut s, peer.as_bytes());
-        }
-    });
-    let socks = format!("127.0.0.1:{}", free_port());
-    let c = creds.to_string_lossy().into_owned();
-    let client = Proc::spawn(
-        dir.path(),
-        "client",
-        &["client", "--credentials", &c, "--socks", &socks],
-    );
-    client.wait_line("SOCKS5 proxy:", Duration::from_secs(20));
+    let dst = peer_reporter("127.0.0.1:0");
+    let (_client, socks) = start_client(dir.path(), &creds);
     let seen = |to: std::net::SocketAddr| {
         let out = std::process::Command::new("curl")
             .args(["-sS", "--max-time", "25", "--socks5-hostname", &socks])
@@ -1035,14 +1005,7 @@ fn a_peer_with_the_wrong_secret_is_refused() {
     nrt.admin(&["policy", "add", "--id", "ded", "--dedicated", "127.0.0.7"])
         .expect("policy add");
     let origin = HttpOrigin::start("A");
-    let socks = format!("127.0.0.1:{}", free_port());
-    let c = creds.to_string_lossy().into_owned();
-    let client = Proc::spawn(
-        dir.path(),
-        "client",
-        &["client", "--credentials", &c, "--socks", &socks],
-    );
-    client.wait_line("SOCKS5 proxy:", Duration::from_secs(20));
+    let (_client, socks) = start_client(dir.path(), &creds);
     let out = std::process::Command::new("curl")
         .args(["-sS", "--max-time", "20", "--socks5-hostname", &socks])
         .arg(format!("http://{}/", origin.addr))
@@ -1122,23 +1085,8 @@ fn ipv6_destinations_leave_from_the_dedicated_ipv6_range() {
         "fd00:b0::7/128",
     ])
     .expect("policy add");
-    let l = std::net::TcpListener::bind("[::1]:0").unwrap();
-    let dst = l.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for s in l.incoming() {
-            let Ok(mut s) = s else { continue };
-            let peer = s.peer_addr().unwrap().ip().to_string();
-            let _ = std::io::Write::write_all(&mut s, peer.as_bytes());
-        }
-    });
-    let socks = format!("127.0.0.1:{}", free_port());
-    let c = creds.to_string_lossy().into_owned();
-    let client = Proc::spawn(
-        dir.path(),
-        "client",
-        &["client", "--credentials", &c, "--socks", &socks],
-    );
-    client.wait_line("SOCKS5 proxy:", Duration::from_secs(20));
+    let dst = peer_reporter("[::1]:0");
+    let (_client, socks) = start_client(dir.path(), &creds);
     let out = std::process::Command::new("curl")
         .args(["-sS", "--max-time", "10", "--socks5-hostname", &socks])
         .arg(format!("telnet://{dst}"))
