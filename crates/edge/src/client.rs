@@ -11,7 +11,7 @@ mod udp;
 
 use crate::session_log::SessionRecord;
 use crate::Shared;
-use burrow_proto::{FlowKind, Frame, Refusal, RefuseCode, Register, Registered};
+use burrow_proto::{FlowKind, Frame, Refusal, RefuseCode, Register};
 use burrow_transport::frames::{write_frame, FrameReader};
 use burrow_transport::{BoxStream, EdgeConn};
 use std::net::SocketAddr;
@@ -118,29 +118,17 @@ pub(crate) async fn serve(
         Ok(i) => i,
         Err(refusal) => {
             warn!(client = %peer, reason = %refusal.message, "client refused");
-            let _ = write_frame(&mut control, &Frame::Refused(refusal), false).await;
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            conn.close();
+            crate::tunnel::refuse(&mut control, &conn, refusal.code, &refusal.message).await;
             return;
         }
     };
     if matches!(conn, EdgeConn::H2(_)) {
-        let refusal = Refusal {
-            code: RefuseCode::Internal,
-            message:
-                "zero-trust clients over HTTP/2 must use ALPN burrow-h2c/1 (they open the streams)"
-                    .into(),
-        };
-        let _ = write_frame(&mut control, &Frame::Refused(refusal), false).await;
-        conn.close();
+        let why =
+            "zero-trust clients over HTTP/2 must use ALPN burrow-h2c/1 (they open the streams)";
+        crate::tunnel::refuse(&mut control, &conn, RefuseCode::Internal, why).await;
         return;
     }
-    let reply = Frame::Registered(Registered {
-        connection_id: *uuid::Uuid::new_v4().as_bytes(),
-        colo: shared.colo.clone(),
-    });
-    if write_frame(&mut control, &reply, false).await.is_err() {
-        conn.close();
+    if !crate::tunnel::accept_registration(&mut control, &conn, &shared.colo).await {
         return;
     }
     info!(client = %peer, device_id = %identity.device_id, user = %identity.email, "client connected");

@@ -14,7 +14,7 @@
 //! connected to.
 
 use crate::Shared;
-use burrow_proto::{FlowKind, Frame, Refusal, RefuseCode, Register, Registered, StreamOpen};
+use burrow_proto::{FlowKind, Frame, RefuseCode, Register, StreamOpen};
 use burrow_transport::frames::{write_frame, FrameReader};
 use burrow_transport::{BoxStream, ConnectorConn, EdgeConn};
 use std::collections::HashMap;
@@ -233,21 +233,10 @@ pub(crate) async fn serve(
             "peer secret does not match (or this edge has no --peer-secret-file)".to_owned()
         };
         warn!(peer = %from, %colo, reason = %message, "peer edge refused");
-        let refusal = Refusal {
-            code: RefuseCode::BadSecret,
-            message,
-        };
-        let _ = write_frame(&mut control, &Frame::Refused(refusal), false).await;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        conn.close();
+        crate::tunnel::refuse(&mut control, &conn, RefuseCode::BadSecret, &message).await;
         return;
     }
-    let reply = Frame::Registered(Registered {
-        connection_id: *uuid::Uuid::new_v4().as_bytes(),
-        colo: shared.colo.clone(),
-    });
-    if write_frame(&mut control, &reply, false).await.is_err() {
-        conn.close();
+    if !crate::tunnel::accept_registration(&mut control, &conn, &shared.colo).await {
         return;
     }
     info!(peer = %from, %colo, "peer edge connected");

@@ -168,12 +168,8 @@ async fn serve_conn(
         return;
     }
     if matches!(conn, EdgeConn::H2Served(_)) {
-        let refusal = Refusal {
-            code: RefuseCode::Internal,
-            message: "connectors use ALPN burrow-h2/1 (the edge opens the streams)".into(),
-        };
-        let _ = write_frame(&mut control, &Frame::Refused(refusal), false).await;
-        conn.close();
+        let why = "connectors use ALPN burrow-h2/1 (the edge opens the streams)";
+        refuse(&mut control, &conn, RefuseCode::Internal, why).await;
         return;
     }
     let tunnel_id = uuid::Uuid::from_bytes(reg.tunnel_id);
@@ -299,7 +295,32 @@ async fn serve_conn(
     info!(connection_id = %conn_id, "tunnel connection closed");
 }
 
-async fn refuse(control: &mut BoxStream, conn: &EdgeConn, code: RefuseCode, message: &str) {
+/// Answers a client's or peer's registration; `false` (connection closed)
+/// when the answer cannot be sent.
+pub(crate) async fn accept_registration(
+    control: &mut BoxStream,
+    conn: &EdgeConn,
+    colo: &str,
+) -> bool {
+    let reply = Frame::Registered(RegisteredFrame {
+        connection_id: *uuid::Uuid::new_v4().as_bytes(),
+        colo: colo.to_owned(),
+    });
+    if write_frame(control, &reply, false).await.is_err() {
+        conn.close();
+        return false;
+    }
+    true
+}
+
+/// Refuses a registration with the reason, then closes the connection
+/// (connectors, zero-trust clients and peer edges alike).
+pub(crate) async fn refuse(
+    control: &mut BoxStream,
+    conn: &EdgeConn,
+    code: RefuseCode,
+    message: &str,
+) {
     let frame = Frame::Refused(Refusal {
         code,
         message: message.to_owned(),
