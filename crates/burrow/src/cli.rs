@@ -48,8 +48,9 @@ pub(crate) enum Command {
     Quick(QuickArgs),
     /// Manage IP access rules (applied to apps created with --ip-firewall).
     AccessRule(AccessArgs),
-    /// Route public hostnames to tunnels (the edge's --http/--https
-    /// listeners serve them).
+    /// Route public hostnames (`route dns`, served by the edge's
+    /// --http/--https listeners) and private networks (`route ip`, for
+    /// zero-trust clients) to tunnels.
     Route(RouteArgs),
     /// Virtual networks: separate address spaces for private-network
     /// routes (`burrow route ip add --vnet NAME`).
@@ -61,8 +62,9 @@ pub(crate) enum Command {
     User(UserArgs),
     /// Enroll, list and revoke users' devices.
     Device(DeviceArgs),
-    /// Egress policies of zero-trust clients: set and show the edge's list,
-    /// or lint a rule file and see which rule a flow would match and why.
+    /// Egress policies of zero-trust clients: the edge's ordered list (set,
+    /// show, list, add, move, delete), or lint a rule file and see which
+    /// rule a flow would match and why.
     Policy(PolicyArgs),
     /// Install burrow as a systemd service.
     #[command(subcommand)]
