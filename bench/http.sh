@@ -8,6 +8,7 @@
 #
 # Usage: bash bench/http.sh            (appends a dated section to bench/RESULTS.md)
 #        SECS=5 bash bench/http.sh     (shorter)   NO_REPORT=1: print only
+#        PIN=1 bash bench/http.sh      (load generator + origin on CPU 0, proxies on CPU 1)
 # Traffic stays on 127.0.0.1; every process started here is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,14 +26,14 @@ wait_http() { # PORT: until GET / answers 200 with Host bench.example.com
 }
 
 ORIGIN_PORT=$(free_port)
-"$LOADGEN" http-server --listen 127.0.0.1:"$ORIGIN_PORT" >/dev/null & PIDS+=($!)
+"${LOAD_CPU[@]}" "$LOADGEN" http-server --listen 127.0.0.1:"$ORIGIN_PORT" >/dev/null & PIDS+=($!)
 wait_http "$ORIGIN_PORT"
 
 RESULTS=$WORK/results.jsonl
 measure() { # NAME PORT
   echo "== $1"
   local r
-  r=$("$LOADGEN" http --target 127.0.0.1:"$2" --conns "$CONNS" --secs "$SECS")
+  r=$("${LOAD_CPU[@]}" "$LOADGEN" http --target 127.0.0.1:"$2" --conns "$CONNS" --secs "$SECS")
   python3 -c 'import json,sys; d=json.loads(sys.argv[2]); d["name"]=sys.argv[1]; print(json.dumps(d))' "$1" "$r" >> "$RESULTS"
   tail -n 1 "$RESULTS"
 }
@@ -45,7 +46,7 @@ for proto in quic http2; do
   e=$EDGE_PID
   "$BURROW" tunnel create bench --credentials-file "$d/bench.json" >/dev/null
   "$BURROW" route dns bench bench.example.com >/dev/null
-  "$BURROW" tunnel run --credentials-file "$d/bench.json" --url "http://127.0.0.1:$ORIGIN_PORT" \
+  "${PROXY_CPU[@]}" "$BURROW" tunnel run --credentials-file "$d/bench.json" --url "http://127.0.0.1:$ORIGIN_PORT" \
     --protocol "$proto" --loglevel warn 2> "$d/connector.log" &
   c=$!; PIDS+=($c)
   wait_http "$hp"
@@ -56,24 +57,25 @@ done
 d=$WORK/rathole; mkdir -p "$d"; port=$(free_port); p=$(free_port)
 printf '[server]\nbind_addr = "127.0.0.1:%s"\n[server.services.h]\ntoken = "bench"\nbind_addr = "127.0.0.1:%s"\n' "$port" "$p" > "$d/server.toml"
 printf '[client]\nremote_addr = "127.0.0.1:%s"\n[client.services.h]\ntoken = "bench"\nlocal_addr = "127.0.0.1:%s"\n' "$port" "$ORIGIN_PORT" > "$d/client.toml"
-RUST_LOG=warn "$RATHOLE" --server "$d/server.toml" 2> "$d/server.log" > /dev/null & s=$!; PIDS+=($s)
+RUST_LOG=warn "${PROXY_CPU[@]}" "$RATHOLE" --server "$d/server.toml" 2> "$d/server.log" > /dev/null & s=$!; PIDS+=($s)
 sleep 0.5
-RUST_LOG=warn "$RATHOLE" --client "$d/client.toml" 2> "$d/client.log" > /dev/null & c=$!; PIDS+=($c)
+RUST_LOG=warn "${PROXY_CPU[@]}" "$RATHOLE" --client "$d/client.toml" 2> "$d/client.log" > /dev/null & c=$!; PIDS+=($c)
 wait_http "$p"
 measure "rathole tcp (HTTP as TCP)" "$p"
 stop "$c" "$s"
 
 if [ -n "${NO_REPORT:-}" ]; then exit 0; fi
-python3 - "$RESULTS" "$SECS" "$CONNS" >> "$ROOT/bench/RESULTS.md" <<'PY'
+python3 - "$RESULTS" "$SECS" "$CONNS" "${PIN:-}" >> "$ROOT/bench/RESULTS.md" <<'PY'
 import json, sys, platform, subprocess, datetime
-path, secs, conns = sys.argv[1:]
+path, secs, conns, pinned = sys.argv[1:]
 rows = [json.loads(l) for l in open(path)]
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 ncpu = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
 now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 print(f"\n## {now} — HTTP\n")
 print(f"Machine: {ncpu} cores, {cpu}, Linux {platform.release()}. Command: `bash bench/http.sh` "
-      f"(SECS={secs}, GET / with 64-byte answers over {conns} keep-alive HTTP/1.1 connections). "
+      f"(SECS={secs}, GET / with 64-byte answers over {conns} keep-alive HTTP/1.1 connections"
+      f"{'; PIN=1: load on CPU 0, proxies on CPU 1' if pinned else ''}). "
       f"Everything on 127.0.0.1; a Rust (hyper) origin.\n")
 direct = rows[0]
 print("| path | req/s | p50 µs | p99 µs | errors | p50 added µs | req/s vs direct |")

@@ -15,6 +15,9 @@ if [ ! -x "$TOOLS/bin/rathole" ]; then
 fi
 RATHOLE=$TOOLS/bin/rathole
 
+# PIN=1: the load generator and origins on CPU 0, the proxies under test
+# (edge, connector, rathole) on CPU 1, so each side has a core of its own.
+if [ -n "${PIN:-}" ]; then LOAD_CPU=(taskset -c 0); PROXY_CPU=(taskset -c 1); else LOAD_CPU=(); PROXY_CPU=(); fi
 WORK=$(mktemp -d /tmp/burrow-bench.XXXXXX)
 PIDS=()
 cleanup() {
@@ -36,7 +39,7 @@ stop() { for p in "$@"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null 
 start_edge() {
   local d=$1; shift
   mkdir -p "$d"
-  "$BURROW" edge --colo BENCH --listen 127.0.0.1:0 --admin 127.0.0.1:0 --state "$d/edge.db" \
+  "${PROXY_CPU[@]}" "$BURROW" edge --colo BENCH --listen 127.0.0.1:0 --admin 127.0.0.1:0 --state "$d/edge.db" \
     --loglevel warn "$@" > "$d/edge.out" 2> "$d/edge.log" &
   EDGE_PID=$!; PIDS+=($EDGE_PID)
   for _ in $(seq 1 100); do grep -q '^admin API:' "$d/edge.out" 2>/dev/null && break; sleep 0.1; done
