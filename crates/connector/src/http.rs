@@ -55,7 +55,7 @@ where
             m.concurrent_requests.dec();
             m.response_by_code
                 .get_or_create(&crate::metrics::CodeLabels {
-                    status_code: resp.status().as_str().to_owned(),
+                    status_code: resp.status().as_u16(),
                 })
                 .inc();
             Ok::<_, Infallible>(resp)

@@ -48,7 +48,7 @@ impl EncodeMetric for CompatCounter {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct CodeLabels {
-    pub(crate) status_code: String,
+    pub(crate) status_code: u16,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -421,9 +421,7 @@ mod tests {
         let m = Metrics::new();
         m.total_requests.inc();
         m.response_by_code
-            .get_or_create(&CodeLabels {
-                status_code: "200".into(),
-            })
+            .get_or_create(&CodeLabels { status_code: 200 })
             .inc();
         m.flow_bytes(Some(2), 10, 20);
         m.dial_failed(&std::io::Error::from_raw_os_error(99));

@@ -115,8 +115,8 @@ pub async fn accept(
             .await
             .map_err(|e| TransportError::Tls(e.to_string()))?;
         if tls.get_ref().1.alpn_protocol() == Some(crate::ALPN_H2_CLIENT) {
-            let (served, control) = serve::<_, Served>(tls).await?;
-            return Ok((EdgeConn::H2Served(served), control));
+            let (parts, control) = serve(tls).await?;
+            return Ok((EdgeConn::H2Served(parts.into()), control));
         }
         let edge = opener(tls).await?;
         let control = edge.open_stream().await?;
@@ -125,6 +125,22 @@ pub async fn accept(
     tokio::time::timeout(timeout, work)
         .await
         .map_err(|_| TransportError::Timeout(timeout, "waiting for the TLS/HTTP/2 handshake"))?
+}
+
+/// TCP to `addr`, then TLS verified for `h2.<domain>` with `alpn`.
+async fn dial_tls(
+    addr: SocketAddr,
+    trust: &EdgeTrust,
+    alpn: &[u8],
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, TransportError> {
+    let tls_cfg = Arc::new(trust.client_config(alpn, false)?);
+    let name = EdgeTrust::server_name(crate::pki::h2_server_name(&trust.domain))?;
+    let tcp = TcpStream::connect(addr).await?;
+    keepalive(&tcp);
+    tokio_rustls::TlsConnector::from(tls_cfg)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| TransportError::Tls(e.to_string()))
 }
 
 /// Connector side: dials `addr`, verifies the edge for `h2.<domain>`, serves
@@ -137,16 +153,9 @@ pub async fn connect(
     trust: &EdgeTrust,
     timeout: Duration,
 ) -> Result<(ConnectorConn, BoxStream), TransportError> {
-    let tls_cfg = Arc::new(trust.client_config(crate::ALPN_H2, false)?);
-    let name = EdgeTrust::server_name(crate::pki::h2_server_name(&trust.domain))?;
     let work = async move {
-        let tcp = TcpStream::connect(addr).await?;
-        keepalive(&tcp);
-        let tls = tokio_rustls::TlsConnector::from(tls_cfg)
-            .connect(name, tcp)
-            .await
-            .map_err(|e| TransportError::Tls(e.to_string()))?;
-        let (parts, control) = serve::<_, ServedParts>(tls).await?;
+        let tls = dial_tls(addr, trust, crate::ALPN_H2).await?;
+        let (parts, control) = serve(tls).await?;
         Ok((
             ConnectorConn::H2(ConnectorH2 {
                 streams: parts.streams,
@@ -212,7 +221,8 @@ impl Served {
     }
 }
 
-/// What [`serve`] hands back before it is wrapped for either side.
+/// What [`serve`] hands back; the connector keeps the parts, the edge
+/// wraps them in [`Served`].
 struct ServedParts {
     streams: mpsc::Receiver<BoxStream>,
     closed: CancellationToken,
@@ -231,10 +241,9 @@ impl From<ServedParts> for Served {
 
 /// The side that accepts streams: HTTP/2 server handshake on `io`; the
 /// first stream is the control stream.
-async fn serve<IO, S>(io: IO) -> Result<(S, BoxStream), TransportError>
+async fn serve<IO>(io: IO) -> Result<(ServedParts, BoxStream), TransportError>
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    S: From<ServedParts>,
 {
     let mut conn = ::h2::server::Builder::new()
         .initial_window_size(STREAM_WINDOW)
@@ -281,7 +290,7 @@ where
         closed,
         driver,
     };
-    Ok((S::from(parts), control))
+    Ok((parts, control))
 }
 
 fn ok_response() -> http::Response<()> {
@@ -302,15 +311,8 @@ pub async fn connect_opener(
     trust: &EdgeTrust,
     timeout: Duration,
 ) -> Result<(ConnectorConn, BoxStream), TransportError> {
-    let tls_cfg = Arc::new(trust.client_config(crate::ALPN_H2_CLIENT, false)?);
-    let name = EdgeTrust::server_name(crate::pki::h2_server_name(&trust.domain))?;
     let work = async move {
-        let tcp = TcpStream::connect(addr).await?;
-        keepalive(&tcp);
-        let tls = tokio_rustls::TlsConnector::from(tls_cfg)
-            .connect(name, tcp)
-            .await
-            .map_err(|e| TransportError::Tls(e.to_string()))?;
+        let tls = dial_tls(addr, trust, crate::ALPN_H2_CLIENT).await?;
         let h = opener(tls).await?;
         let control = h.open_stream().await?;
         Ok((ConnectorConn::H2Opener(h), control))
