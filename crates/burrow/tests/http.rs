@@ -223,11 +223,14 @@ fn large_bodies_stream_both_ways_and_websockets_upgrade() {
     assert_eq!(st, 200, "{body}");
     assert_eq!(body, format!("{} {SIZE}", hex::encode(sha256(&data))));
 
-    // Neither end held a body in memory.
+    // Neither end held a body in memory: one held whole would add 64 MiB.
+    // What may be in flight is bounded by the 6 MiB QUIC stream window at
+    // each end, plus the allocator's per-thread caches (measured 24-31 MiB
+    // on 2 cores).
     let growth = (rss_kb(edge_pid) + rss_kb(conn_pid)).saturating_sub(before);
     eprintln!("edge + connector RSS growth over 2 x 64 MiB: {growth} KB");
     assert!(
-        growth < 24 * 1024,
+        growth < 48 * 1024,
         "edge + connector RSS grew by {growth} KB"
     );
 

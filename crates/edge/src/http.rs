@@ -112,31 +112,123 @@ impl tower_service::Service<Uri> for TunnelConnector {
                 .host()
                 .and_then(|h| uuid::Uuid::parse_str(h).ok())
                 .ok_or("internal: no tunnel id in the pool key")?;
-            let header = StreamOpen {
-                kind: FlowKind::Http,
-                flow_id: shared.next_flow.fetch_add(1, Ordering::Relaxed),
-                hostname: String::new(),
-                edge_port: port,
-                client_addr: SocketAddr::from(([0, 0, 0, 0], 0)),
-            };
-            let (stream, leftover, _) = open_tunnel_stream(&shared, tunnel_id, header).await?;
-            if !leftover.is_empty() {
-                return Err("tunnel: connector sent bytes before the request".into());
-            }
-            Ok(TokioIo::new(TunnelIo(stream)))
+            open_http_stream(&shared, port, tunnel_id).await
         })
+    }
+}
+
+/// Opens a tunnel stream for HTTP/1.1 requests to `tunnel_id`.
+async fn open_http_stream(
+    shared: &Shared,
+    port: u16,
+    tunnel_id: uuid::Uuid,
+) -> Result<TokioIo<TunnelIo>, BoxError> {
+    let header = StreamOpen {
+        kind: FlowKind::Http,
+        flow_id: shared.next_flow.fetch_add(1, Ordering::Relaxed),
+        hostname: String::new(),
+        edge_port: port,
+        client_addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+    };
+    let (stream, leftover, _) = open_tunnel_stream(shared, tunnel_id, header).await?;
+    if !leftover.is_empty() {
+        return Err("tunnel: connector sent bytes before the request".into());
+    }
+    Ok(TokioIo::new(TunnelIo(stream)))
+}
+
+/// The tunnel stream one downstream HTTP/1.1 connection sends its requests
+/// on, kept while the connection lives and driven by its task
+/// ([`burrow_transport::same_task`]): no pool lookup and no task hop per
+/// request. HTTP/2 clients (concurrent requests) and upgrades use the pool.
+struct Sticky {
+    port: u16,
+    slot: std::sync::Mutex<Option<(uuid::Uuid, SendRequest)>>,
+    drivers: burrow_transport::same_task::Spawner,
+}
+
+type SendRequest = hyper::client::conn::http1::SendRequest<Body>;
+
+impl Sticky {
+    /// The kept stream if it leads to `tunnel_id` and is open, else a new one.
+    async fn sender(&self, shared: &Shared, tunnel_id: uuid::Uuid) -> Result<SendRequest, String> {
+        let kept = self.slot.lock().ok().and_then(|mut s| s.take());
+        if let Some((tunnel, mut send)) = kept {
+            if tunnel == tunnel_id && send.ready().await.is_ok() {
+                return Ok(send);
+            }
+        }
+        let io = open_http_stream(shared, self.port, tunnel_id)
+            .await
+            .map_err(|e| error_chain(&*e))?;
+        let (send, conn) = hyper::client::conn::http1::Builder::new()
+            .handshake(io)
+            .await
+            .map_err(|e| error_chain(&e))?;
+        self.drivers.spawn(async move {
+            if let Err(e) = conn.await {
+                debug!(error = %e, "tunnel stream ended with an error");
+            }
+        });
+        Ok(send)
+    }
+
+    async fn request(
+        &self,
+        shared: &Shared,
+        tunnel_id: uuid::Uuid,
+        req: Request<Body>,
+    ) -> Result<Response<Incoming>, Failed> {
+        let mut send = self
+            .sender(shared, tunnel_id)
+            .await
+            .map_err(Failed::Other)?;
+        match send.send_request(req).await {
+            Ok(resp) => {
+                if let Ok(mut s) = self.slot.lock() {
+                    *s = Some((tunnel_id, send));
+                }
+                Ok(resp)
+            }
+            Err(e) if e.is_incomplete_message() || e.is_canceled() => {
+                Err(Failed::ClosedUnderRequest(error_chain(&e)))
+            }
+            Err(e) => Err(Failed::Other(error_chain(&e))),
+        }
+    }
+}
+
+/// Why a request through the tunnel got no answer.
+enum Failed {
+    /// A kept-alive stream closed after the request went out and before
+    /// any answer: its connector drained (safe requests are sent again).
+    ClosedUnderRequest(String),
+    Other(String),
+}
+
+impl Failed {
+    fn reason(self) -> String {
+        match self {
+            Failed::ClosedUnderRequest(r) | Failed::Other(r) => r,
+        }
     }
 }
 
 /// The listeners' pooled client over tunnel streams.
 pub(crate) type TunnelClient = hyper_util::client::legacy::Client<TunnelConnector, Body>;
 
-/// Whether a pooled stream closed after the request went out and before
-/// any answer: the connector drained it (keep-alive race).
-fn stream_closed_under_request(e: &hyper_util::client::legacy::Error) -> bool {
-    std::error::Error::source(e)
-        .and_then(|s| s.downcast_ref::<hyper::Error>())
-        .is_some_and(|h| h.is_incomplete_message() || h.is_canceled())
+/// A request through the pooled client.
+async fn pooled(client: &TunnelClient, req: Request<Body>) -> Result<Response<Incoming>, Failed> {
+    client.request(req).await.map_err(|e| {
+        let closed = std::error::Error::source(&e)
+            .and_then(|s| s.downcast_ref::<hyper::Error>())
+            .is_some_and(|h| h.is_incomplete_message() || h.is_canceled());
+        if closed {
+            Failed::ClosedUnderRequest(error_chain(&e))
+        } else {
+            Failed::Other(error_chain(&e))
+        }
+    })
 }
 
 fn tunnel_client(shared: Arc<Shared>, port: u16) -> TunnelClient {
@@ -155,6 +247,8 @@ const MAX_HEADERS: usize = 100;
 /// Times a bodiless GET/HEAD/OPTIONS is resent when a kept-alive tunnel
 /// stream closes under it.
 const RESENDS: usize = 4;
+/// Time a finished downstream connection's tunnel streams get to close.
+const DRAIN_GRACE: Duration = Duration::from_secs(5);
 /// Time a client has to finish the TLS handshake.
 const TLS_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -181,9 +275,9 @@ pub(crate) async fn run(
         let shared2 = shared.clone();
         let tls = tls.clone();
         let span = tracing::info_span!("http", client = %peer);
-        shared
-            .flows
-            .spawn(serve_conn(shared2, client.clone(), tcp, peer, tls).instrument(span));
+        shared.flows.spawn(
+            serve_conn(shared2, client.clone(), tcp, peer, local.port(), tls).instrument(span),
+        );
     }
 }
 
@@ -192,13 +286,20 @@ async fn serve_conn(
     client: TunnelClient,
     tcp: TcpStream,
     peer: SocketAddr,
+    local_port: u16,
     tls: Option<Arc<rustls::ServerConfig>>,
 ) {
     let https = tls.is_some();
+    let (drivers, runner) = burrow_transport::same_task::pair();
+    let sticky = Arc::new(Sticky {
+        port: local_port,
+        slot: std::sync::Mutex::new(None),
+        drivers,
+    });
     let svc = hyper::service::service_fn(move |req| {
-        let (shared, client) = (shared.clone(), client.clone());
+        let (shared, client, sticky) = (shared.clone(), client.clone(), sticky.clone());
         async move {
-            let resp = handle(&shared, &client, req, peer, https).await;
+            let resp = handle(&shared, &client, &sticky, req, peer, https).await;
             let class = format!("{}xx", resp.status().as_u16() / 100);
             shared
                 .metrics
@@ -220,9 +321,8 @@ async fn serve_conn(
         .max_header_list_size(u32::try_from(MAX_HEAD).unwrap_or(u32::MAX));
     let result = match tls {
         None => {
-            builder
-                .serve_connection_with_upgrades(TokioIo::new(tcp), svc)
-                .await
+            let served = builder.serve_connection_with_upgrades(TokioIo::new(tcp), svc);
+            runner.run(served, DRAIN_GRACE).await
         }
         Some(cfg) => {
             let accepted = tokio::time::timeout(
@@ -232,9 +332,8 @@ async fn serve_conn(
             .await;
             match accepted {
                 Ok(Ok(stream)) => {
-                    builder
-                        .serve_connection_with_upgrades(TokioIo::new(stream), svc)
-                        .await
+                    let served = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+                    runner.run(served, DRAIN_GRACE).await
                 }
                 Ok(Err(e)) => {
                     debug!(error = %e, "TLS handshake failed");
@@ -291,6 +390,7 @@ fn request_host(req: &Request<Incoming>) -> Option<String> {
 async fn handle(
     shared: &Shared,
     client: &TunnelClient,
+    sticky: &Sticky,
     mut req: Request<Incoming>,
     peer: SocketAddr,
     https: bool,
@@ -312,6 +412,9 @@ async fn handle(
     let span = tracing::info_span!("flow", flow_id, host = %hostname);
     let upgrade = is_upgrade(req.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    // HTTP/1.1 requests come one at a time: they use the connection's
+    // own tunnel stream. Concurrent HTTP/2 ones and upgrades, the pool.
+    let use_sticky = req.version() <= Version::HTTP_11 && !upgrade;
 
     // Rewrite the request for the origin side of the stream.
     let (mut parts, body) = req.into_parts();
@@ -340,15 +443,19 @@ async fn handle(
     if let Ok(v) = HeaderValue::from_str(&ip) {
         parts.headers.insert(CONNECTING_IP, v);
     }
-    // The pool key: the tunnel. The Host header carries the hostname.
-    let pq = parts
-        .uri
-        .path_and_query()
-        .map(|pq| pq.as_str())
-        .unwrap_or("/");
-    parts.uri = match format!("http://{tunnel_id}{pq}").parse::<Uri>() {
+    // The Host header carries the hostname. The pool's key is the tunnel.
+    let pq = parts.uri.path_and_query().cloned();
+    let target = if use_sticky {
+        pq.map(Uri::from).ok_or(())
+    } else {
+        let pq = pq.as_ref().map(|pq| pq.as_str()).unwrap_or("/");
+        format!("http://{tunnel_id}{pq}")
+            .parse::<Uri>()
+            .map_err(|_| ())
+    };
+    parts.uri = match target {
         Ok(u) => u,
-        Err(_) => return page(StatusCode::BAD_REQUEST, "The request target is not valid."),
+        Err(()) => return page(StatusCode::BAD_REQUEST, "The request target is not valid."),
     };
     parts.version = Version::HTTP_11;
     // A request without a body and with a safe method can be sent again
@@ -369,14 +476,20 @@ async fn handle(
     });
     let out = Request::from_parts(parts, body.boxed());
 
-    let mut result = client.request(out).instrument(span.clone()).await;
+    let send = |req| async move {
+        if use_sticky {
+            sticky.request(shared, tunnel_id, req).await
+        } else {
+            pooled(client, req).await
+        }
+    };
+    let mut result = send(out).instrument(span.clone()).await;
     // Several kept-alive streams of a draining connector can close at once:
-    // resend a few times, each time on whatever the pool has then.
+    // resend a few times, each time on a stream open then.
     if let Some((method, uri, version, headers)) = retry {
         for _ in 0..RESENDS {
-            match &result {
-                Err(e) if stream_closed_under_request(e) => {}
-                _ => break,
+            if !matches!(result, Err(Failed::ClosedUnderRequest(_))) {
+                break;
             }
             span.in_scope(|| {
                 debug!("kept-alive tunnel stream closed under the request; sending it again")
@@ -386,10 +499,10 @@ async fn handle(
             *again.uri_mut() = uri.clone();
             *again.version_mut() = version;
             *again.headers_mut() = headers.clone();
-            result = client.request(again).instrument(span.clone()).await;
+            result = send(again).instrument(span.clone()).await;
         }
     }
-    let result = result.map_err(|e| error_chain(&e));
+    let result = result.map_err(Failed::reason);
     let resp = match result {
         Ok(r) => r,
         Err(reason) => {

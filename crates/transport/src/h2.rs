@@ -183,7 +183,7 @@ where
         .await?;
     let closed = CancellationToken::new();
     let on_close = closed.clone();
-    let driver = tokio::spawn(async move {
+    let driver = crate::run_last::spawn(async move {
         if let Err(e) = conn.await {
             tracing::debug!(error = %e, "HTTP/2 tunnel connection ended");
         }
@@ -260,7 +260,7 @@ where
     let (tx, rx) = mpsc::channel::<BoxStream>(cap);
     let closed = CancellationToken::new();
     let on_close = closed.clone();
-    let driver = tokio::spawn(async move {
+    let driver = crate::run_last::spawn(async move {
         // Polling accept() drives the whole connection, so never block
         // here: a full queue refuses the stream instead (h2 limits open
         // streams to MAX_STREAMS, so the queue cannot really fill).

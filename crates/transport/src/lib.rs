@@ -15,6 +15,8 @@
 //! - [`frames`]: reading and writing `burrow-proto` frames on a stream.
 //! - [`quic_datagrams`]: UDP-session datagrams as QUIC datagrams.
 //! - [`splice`]: copying a flow both ways with adaptive buffers.
+//! - [`same_task`]: futures polled by the task serving a connection
+//!   (its upstream HTTP/1.1 connections).
 //!
 //! Roles: the connector dials ([`quic::connect`], [`h2::connect`]) and gets a
 //! [`ConnectorConn`] plus the control stream; the edge accepts
@@ -33,6 +35,8 @@ pub mod pki;
 pub mod probe;
 pub mod quic;
 pub mod quic_datagrams;
+mod run_last;
+pub mod same_task;
 pub mod splice;
 pub mod stream;
 

@@ -80,6 +80,29 @@ fn udp_socket(addr: SocketAddr) -> Result<std::net::UdpSocket, TransportError> {
     Ok(s.into())
 }
 
+/// Tokio for quinn, except that the connection and endpoint drivers run
+/// last ([`crate::run_last`]), so one driver turn sends what many flow
+/// tasks wrote.
+#[derive(Debug)]
+struct BatchingRuntime;
+
+impl quinn::Runtime for BatchingRuntime {
+    fn new_timer(&self, i: std::time::Instant) -> std::pin::Pin<Box<dyn quinn::AsyncTimer>> {
+        quinn::TokioRuntime.new_timer(i)
+    }
+
+    fn spawn(&self, future: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>) {
+        tokio::spawn(crate::run_last::RunLast::new(future));
+    }
+
+    fn wrap_udp_socket(
+        &self,
+        t: std::net::UdpSocket,
+    ) -> std::io::Result<Arc<dyn quinn::AsyncUdpSocket>> {
+        quinn::TokioRuntime.wrap_udp_socket(t)
+    }
+}
+
 /// Binds the edge's QUIC endpoint on `addr` (UDP).
 ///
 /// # Errors
@@ -93,7 +116,7 @@ pub fn server_endpoint(
         endpoint_config(),
         Some(config),
         socket,
-        Arc::new(quinn::TokioRuntime),
+        Arc::new(BatchingRuntime),
     )
     .map_err(TransportError::Io)
 }
@@ -110,13 +133,8 @@ pub fn client_endpoint(for_peer: SocketAddr) -> Result<quinn::Endpoint, Transpor
         "0.0.0.0:0".parse().expect("valid literal")
     };
     let socket = udp_socket(bind)?;
-    quinn::Endpoint::new(
-        endpoint_config(),
-        None,
-        socket,
-        Arc::new(quinn::TokioRuntime),
-    )
-    .map_err(TransportError::Io)
+    quinn::Endpoint::new(endpoint_config(), None, socket, Arc::new(BatchingRuntime))
+        .map_err(TransportError::Io)
 }
 
 /// Edge side: completes the handshake of an incoming QUIC connection and
