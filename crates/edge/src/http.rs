@@ -300,11 +300,10 @@ async fn serve_conn(
         let (shared, client, sticky) = (shared.clone(), client.clone(), sticky.clone());
         async move {
             let resp = handle(&shared, &client, &sticky, req, peer, https).await;
-            let class = format!("{}xx", resp.status().as_u16() / 100);
             shared
                 .metrics
                 .http_requests
-                .get_or_create(&crate::metrics::StatusLabels { code: class })
+                .get_or_create(&crate::metrics::StatusLabels::of(resp.status()))
                 .inc();
             Ok::<_, Infallible>(resp)
         }

@@ -62,7 +62,21 @@ pub(crate) struct AccessLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct StatusLabels {
     /// `2xx`, `3xx`, `4xx`, `5xx` (or `1xx`).
-    pub(crate) code: String,
+    pub(crate) code: &'static str,
+}
+
+impl StatusLabels {
+    /// The labels of `status`'s class.
+    pub(crate) fn of(status: http::StatusCode) -> Self {
+        let code = match status.as_u16() / 100 {
+            1 => "1xx",
+            2 => "2xx",
+            3 => "3xx",
+            4 => "4xx",
+            _ => "5xx",
+        };
+        Self { code }
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
