@@ -183,18 +183,14 @@ impl Sticky {
             .sender(shared, tunnel_id)
             .await
             .map_err(Failed::Other)?;
-        match send.send_request(req).await {
-            Ok(resp) => {
-                if let Ok(mut s) = self.slot.lock() {
-                    *s = Some((tunnel_id, send));
-                }
-                Ok(resp)
-            }
-            Err(e) if e.is_incomplete_message() || e.is_canceled() => {
-                Err(Failed::ClosedUnderRequest(error_chain(&e)))
-            }
-            Err(e) => Err(Failed::Other(error_chain(&e))),
+        let resp = send
+            .send_request(req)
+            .await
+            .map_err(|e| Failed::new(Some(&e), error_chain(&e)))?;
+        if let Ok(mut s) = self.slot.lock() {
+            *s = Some((tunnel_id, send));
         }
+        Ok(resp)
     }
 }
 
@@ -207,6 +203,15 @@ enum Failed {
 }
 
 impl Failed {
+    /// Classifies a failure by the hyper error under it, if any.
+    fn new(cause: Option<&hyper::Error>, reason: String) -> Self {
+        if cause.is_some_and(|h| h.is_incomplete_message() || h.is_canceled()) {
+            Failed::ClosedUnderRequest(reason)
+        } else {
+            Failed::Other(reason)
+        }
+    }
+
     fn reason(self) -> String {
         match self {
             Failed::ClosedUnderRequest(r) | Failed::Other(r) => r,
@@ -220,14 +225,8 @@ pub(crate) type TunnelClient = hyper_util::client::legacy::Client<TunnelConnecto
 /// A request through the pooled client.
 async fn pooled(client: &TunnelClient, req: Request<Body>) -> Result<Response<Incoming>, Failed> {
     client.request(req).await.map_err(|e| {
-        let closed = std::error::Error::source(&e)
-            .and_then(|s| s.downcast_ref::<hyper::Error>())
-            .is_some_and(|h| h.is_incomplete_message() || h.is_canceled());
-        if closed {
-            Failed::ClosedUnderRequest(error_chain(&e))
-        } else {
-            Failed::Other(error_chain(&e))
-        }
+        let cause = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<hyper::Error>());
+        Failed::new(cause, error_chain(&e))
     })
 }
 
@@ -443,18 +442,18 @@ async fn handle(
         parts.headers.insert(CONNECTING_IP, v);
     }
     // The Host header carries the hostname. The pool's key is the tunnel.
-    let pq = parts.uri.path_and_query().cloned();
-    let target = if use_sticky {
-        pq.map(Uri::from).ok_or(())
+    let pq = parts
+        .uri
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+    parts.uri = if use_sticky {
+        Uri::from(pq)
     } else {
-        let pq = pq.as_ref().map(|pq| pq.as_str()).unwrap_or("/");
-        format!("http://{tunnel_id}{pq}")
-            .parse::<Uri>()
-            .map_err(|_| ())
-    };
-    parts.uri = match target {
-        Ok(u) => u,
-        Err(()) => return page(StatusCode::BAD_REQUEST, "The request target is not valid."),
+        match format!("http://{tunnel_id}{pq}").parse::<Uri>() {
+            Ok(u) => u,
+            Err(_) => return page(StatusCode::BAD_REQUEST, "The request target is not valid."),
+        }
     };
     parts.version = Version::HTTP_11;
     // A request without a body and with a safe method can be sent again
