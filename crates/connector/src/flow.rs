@@ -76,7 +76,10 @@ async fn dispatch(
         {
             return;
         }
-        let io = Prefixed::new(reader.into_leftover().freeze(), stream);
+        let io = match crate::h1::serve(&env, &conn, &open, reader.into_leftover(), stream).await {
+            crate::h1::Outcome::Closed => return,
+            crate::h1::Outcome::Hyper(io) => io,
+        };
         Box::pin(crate::http::serve(env, conn, open, io)).await;
         return;
     }
@@ -283,13 +286,13 @@ pub(crate) async fn dial_tcp(
 }
 
 /// A stream with some bytes already read from it, replayed first.
-struct Prefixed {
+pub(crate) struct Prefixed {
     head: Bytes,
     inner: BoxStream,
 }
 
 impl Prefixed {
-    fn new(head: Bytes, inner: BoxStream) -> Self {
+    pub(crate) fn new(head: Bytes, inner: BoxStream) -> Self {
         Self { head, inner }
     }
 }

@@ -20,6 +20,7 @@ mod conn;
 pub mod diag;
 mod discovery;
 mod flow;
+mod h1;
 mod http;
 mod metrics;
 pub use metrics::{MetricsAddr, AUTO_PORTS as METRICS_AUTO_PORTS};

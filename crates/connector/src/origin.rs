@@ -73,6 +73,9 @@ pub(crate) struct Routing {
     pub(crate) guards: Vec<Option<Arc<crate::access::AccessGuard>>>,
     /// `unix_tls[i]`: TLS toward rule `i`'s `unix+tls:` socket.
     pub(crate) unix_tls: Vec<Option<tokio_rustls::TlsConnector>>,
+    /// `idle[i]`: rule `i`'s idle origin connections for the lean path
+    /// ([`crate::h1`]).
+    pub(crate) idle: Vec<crate::h1::IdlePool>,
 }
 
 /// A byte stream to an origin.
@@ -236,6 +239,7 @@ pub(crate) fn routing(ingress: Ingress) -> Result<Routing, String> {
         })
         .collect::<Result<_, _>>()?;
     Ok(Routing {
+        idle: crate::h1::pools(&ingress),
         ingress,
         clients,
         guards,

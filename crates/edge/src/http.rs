@@ -15,9 +15,7 @@
 //! Unknown host: 404. No connector, or the connector/origin failed: 502
 //! with a short page, and a log line with the reason.
 
-use crate::apps::open_tunnel_stream;
 use crate::Shared;
-use burrow_proto::{FlowKind, StreamOpen};
 use burrow_transport::http_headers::{error_chain, is_upgrade, pass_response, strip_hop_by_hop};
 use bytes::Bytes;
 use http::header::{HeaderValue, HOST};
@@ -123,17 +121,7 @@ async fn open_http_stream(
     port: u16,
     tunnel_id: uuid::Uuid,
 ) -> Result<TokioIo<TunnelIo>, BoxError> {
-    let header = StreamOpen {
-        kind: FlowKind::Http,
-        flow_id: shared.next_flow.fetch_add(1, Ordering::Relaxed),
-        hostname: String::new(),
-        edge_port: port,
-        client_addr: SocketAddr::from(([0, 0, 0, 0], 0)),
-    };
-    let (stream, leftover, _) = open_tunnel_stream(shared, tunnel_id, header).await?;
-    if !leftover.is_empty() {
-        return Err("tunnel: connector sent bytes before the request".into());
-    }
+    let stream = crate::h1::open_stream(shared, port, tunnel_id).await?;
     Ok(TokioIo::new(TunnelIo(stream)))
 }
 
@@ -245,7 +233,10 @@ const MAX_HEAD: usize = 64 * 1024;
 const MAX_HEADERS: usize = 100;
 /// Times a bodiless GET/HEAD/OPTIONS is resent when a kept-alive tunnel
 /// stream closes under it.
-const RESENDS: usize = 4;
+pub(crate) const RESENDS: usize = 4;
+/// Time a client has to send a request head, counted from the connection's
+/// start or the end of the previous answer.
+pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Time a finished downstream connection's tunnel streams get to close.
 const DRAIN_GRACE: Duration = Duration::from_secs(5);
 /// Time a client has to finish the TLS handshake.
@@ -288,75 +279,129 @@ async fn serve_conn(
     local_port: u16,
     tls: Option<Arc<rustls::ServerConfig>>,
 ) {
-    let https = tls.is_some();
-    let (drivers, runner) = burrow_transport::same_task::pair();
-    let sticky = Arc::new(Sticky {
-        port: local_port,
-        slot: std::sync::Mutex::new(None),
-        drivers,
-    });
-    let svc = hyper::service::service_fn(move |req| {
-        let (shared, client, sticky) = (shared.clone(), client.clone(), sticky.clone());
-        async move {
-            let resp = handle(&shared, &client, &sticky, req, peer, https).await;
-            shared
-                .metrics
-                .http_requests
-                .get_or_create(&crate::metrics::StatusLabels::of(resp.status()))
-                .inc();
-            Ok::<_, Infallible>(resp)
-        }
-    });
-    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .max_buf_size(MAX_HEAD)
-        .max_headers(MAX_HEADERS)
-        .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30));
-    builder
-        .http2()
-        .max_header_list_size(u32::try_from(MAX_HEAD).unwrap_or(u32::MAX));
-    let result = match tls {
-        None => {
-            let served = builder.serve_connection_with_upgrades(TokioIo::new(tcp), svc);
-            runner.run(served, DRAIN_GRACE).await
-        }
-        Some(cfg) => {
-            let accepted = tokio::time::timeout(
-                TLS_TIMEOUT,
-                tokio_rustls::TlsAcceptor::from(cfg).accept(tcp),
-            )
-            .await;
-            match accepted {
-                Ok(Ok(stream)) => {
-                    let served = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-                    runner.run(served, DRAIN_GRACE).await
-                }
-                Ok(Err(e)) => {
-                    debug!(error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    debug!("TLS handshake timed out");
-                    return;
-                }
-            }
-        }
+    let conn = Conn {
+        shared,
+        client,
+        peer,
+        local_port,
+        https: tls.is_some(),
     };
-    if let Err(e) = result {
-        debug!(error = %e, "HTTP connection ended with an error");
+    let Some(cfg) = tls else {
+        return conn.serve(tcp).await;
+    };
+    let accepted = tokio::time::timeout(
+        TLS_TIMEOUT,
+        tokio_rustls::TlsAcceptor::from(cfg).accept(tcp),
+    )
+    .await;
+    match accepted {
+        Ok(Ok(stream)) if stream.get_ref().1.alpn_protocol() == Some(b"h2") => {
+            conn.serve_hyper(stream).await;
+        }
+        Ok(Ok(stream)) => conn.serve(stream).await,
+        Ok(Err(e)) => debug!(error = %e, "TLS handshake failed"),
+        Err(_) => debug!("TLS handshake timed out"),
     }
+}
+
+/// One client connection to a listener.
+struct Conn {
+    shared: Arc<Shared>,
+    client: TunnelClient,
+    peer: SocketAddr,
+    local_port: u16,
+    https: bool,
+}
+
+impl Conn {
+    /// Serves bodiless HTTP/1.1 requests on the lean path
+    /// ([`crate::h1`]), then hyper from the first request it does not take.
+    async fn serve<S>(self, io: S)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let outcome =
+            crate::h1::serve(&self.shared, io, self.peer, self.local_port, self.https).await;
+        if let crate::h1::Outcome::Hyper(io) = outcome {
+            self.serve_hyper(io).await;
+        }
+    }
+
+    /// Serves the connection with hyper (HTTP/1.1 or HTTP/2).
+    async fn serve_hyper<S>(self, io: S)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let Conn {
+            shared,
+            client,
+            peer,
+            local_port,
+            https,
+        } = self;
+        let (drivers, runner) = burrow_transport::same_task::pair();
+        let sticky = Arc::new(Sticky {
+            port: local_port,
+            slot: std::sync::Mutex::new(None),
+            drivers,
+        });
+        let svc = hyper::service::service_fn(move |req| {
+            let (shared, client, sticky) = (shared.clone(), client.clone(), sticky.clone());
+            async move {
+                let resp = handle(&shared, &client, &sticky, req, peer, https).await;
+                shared
+                    .metrics
+                    .http_requests
+                    .get_or_create(&crate::metrics::StatusLabels::of(resp.status()))
+                    .inc();
+                Ok::<_, Infallible>(resp)
+            }
+        });
+        let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .max_buf_size(MAX_HEAD)
+            .max_headers(MAX_HEADERS)
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT);
+        builder
+            .http2()
+            .max_header_list_size(u32::try_from(MAX_HEAD).unwrap_or(u32::MAX));
+        let served = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
+        if let Err(e) = runner.run(served, DRAIN_GRACE).await {
+            debug!(error = %e, "HTTP connection ended with an error");
+        }
+    }
+}
+
+/// The HTML of a short page with `status`.
+fn page_html(status: StatusCode, text: &str) -> String {
+    let reason = status.canonical_reason().unwrap_or("");
+    format!(
+        "<!doctype html>\n<html><head><title>{code} {reason}</title></head>\n\
+         <body><h1>{code} {reason}</h1>\n<p>{text}</p>\n<hr><p>burrow</p></body></html>\n",
+        code = status.as_u16(),
+    )
+}
+
+/// A short HTML page with `status`, as a whole HTTP/1.1 answer (with
+/// `Connection: close` when `close`).
+pub(crate) fn page_bytes(out: &mut Vec<u8>, status: StatusCode, text: &str, close: bool) {
+    use std::io::Write as _;
+    let html = page_html(status, text);
+    let _ = write!(
+        out,
+        "HTTP/1.1 {} {}\r\ncontent-type: text/html; charset=utf-8\r\ncontent-length: {}\r\n{}\r\n{html}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or(""),
+        html.len(),
+        if close { "connection: close\r\n" } else { "" },
+    );
 }
 
 /// A short HTML page with `status`.
 fn page(status: StatusCode, text: &str) -> Response<Body> {
-    let reason = status.canonical_reason().unwrap_or("");
-    let html = format!(
-        "<!doctype html>\n<html><head><title>{code} {reason}</title></head>\n\
-         <body><h1>{code} {reason}</h1>\n<p>{text}</p>\n<hr><p>burrow</p></body></html>\n",
-        code = status.as_u16(),
-    );
+    let html = page_html(status, text);
     let mut resp = Response::new(
         Full::new(Bytes::from(html))
             .map_err(|never| match never {})

@@ -17,6 +17,7 @@ mod apps;
 mod client;
 mod edge_tls;
 mod geoip;
+mod h1;
 mod http;
 mod logpush;
 mod peer;

@@ -5,6 +5,8 @@
 //! - this file: [`Frame`] and its messages, [`encode`] / [`decode`], the
 //!   connection [`PREFACE`] and [`decode_preface`].
 //! - [`datagram`]: UDP datagrams framed on a flow stream.
+//! - [`http1`]: HTTP/1.1 body framing and head rewriting for the
+//!   connector's lean request path.
 //! - [`http_connect`]: the client's HTTP CONNECT proxy request line.
 //! - [`socks5`]: the client's local SOCKS5 proxy greeting and request.
 //! - [`proxy_header`]: PROXY protocol v1/v2 and Simple Proxy Protocol headers.
@@ -23,6 +25,7 @@
 //! decoder reports how many it consumed).
 
 pub mod datagram;
+pub mod http1;
 pub mod http_connect;
 pub mod proxy_header;
 pub mod socks5;

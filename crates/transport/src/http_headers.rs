@@ -5,19 +5,7 @@
 use http::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, UPGRADE};
 use std::future::Future;
 
-/// Hop-by-hop headers (RFC 9110 7.6.1) plus the proxy ones; never
-/// forwarded. `Trailer` is not one: it announces end-to-end trailers (and
-/// HTTP/1.1 servers send only the trailers it names).
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "transfer-encoding",
-    "upgrade",
-];
+use burrow_proto::http1::HOP_BY_HOP;
 
 /// Whether a request (or a `101` response) switches protocols: an
 /// `Upgrade` header and `upgrade` among the `Connection` tokens.

@@ -30,6 +30,7 @@ pub mod dns;
 pub mod exposition;
 pub mod frames;
 pub mod h2;
+pub mod http1_relay;
 pub mod http_headers;
 pub mod pki;
 pub mod probe;

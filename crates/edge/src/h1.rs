@@ -1,0 +1,444 @@
+//! The lean path for the commonest public request: HTTP/1.1 without a
+//! body. Its head is parsed in place (`httparse`), routed by `Host`,
+//! rewritten (hop-by-hop headers out; `X-Forwarded-For`,
+//! `X-Forwarded-Proto` and `Burrow-Connecting-IP` in) and written to the
+//! client connection's own tunnel stream; the connector's answer is passed
+//! back as it is framed (`burrow_transport::http1_relay`). No header map,
+//! no hyper client, no re-encoding.
+//!
+//! Anything else (a body, an upgrade, `Expect`, HTTP/1.0 or HTTP/2, an
+//! unknown host, a malformed head) is handed to hyper
+//! ([`crate::http`]) with the bytes read so far, and hyper serves the
+//! connection from then on, with its own answers (400, 404, 431...).
+
+use crate::Shared;
+use burrow_proto::http1::{self, Bodiless};
+use burrow_proto::{FlowKind, StreamOpen};
+use burrow_transport::http1_relay::{self as relay, MAX_HEAD};
+use burrow_transport::BoxStream;
+use bytes::{Buf, Bytes, BytesMut};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tracing::{debug, info};
+
+/// Most request headers (as the hyper listener's cap).
+const MAX_HEADERS: usize = 100;
+
+/// A client connection with some bytes already read from it, replayed
+/// first (for hyper, when it takes over).
+pub(crate) struct Replay<S> {
+    head: Bytes,
+    inner: S,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Replay<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if !self.head.is_empty() {
+            let n = self.head.len().min(buf.remaining());
+            buf.put_slice(&self.head.split_to(n));
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Replay<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// What [`serve`] did with a client connection.
+pub(crate) enum Outcome<S> {
+    /// It is done (closed, timed out, or broken).
+    Closed,
+    /// A request this path does not take: hyper serves the connection
+    /// from its first unread byte.
+    Hyper(Replay<S>),
+}
+
+/// What to do with the bytes read so far of a request.
+enum Plan {
+    /// Not a whole head yet.
+    More,
+    /// Not for this path.
+    Hyper,
+    /// Send the head (in the caller's buffer) through `tunnel`.
+    Forward {
+        head_len: usize,
+        tunnel: uuid::Uuid,
+        hostname: String,
+        head_request: bool,
+        /// GET, HEAD or OPTIONS: sent again when a kept-alive stream
+        /// closes under it.
+        resendable: bool,
+        /// The client asked to close after this answer.
+        close: bool,
+    },
+}
+
+/// The client side of one connection.
+struct Client {
+    peer_ip: String,
+    proto: &'static [u8],
+}
+
+/// Reads a request head from `buf` and decides; for [`Plan::Forward`] the
+/// rewritten head is in `out`.
+fn plan(buf: &[u8], shared: &Shared, client: &Client, out: &mut Vec<u8>) -> Plan {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let head_len = match http1::parse_bodiless(buf, &mut req, MAX_HEAD) {
+        Bodiless::Head(n) => n,
+        Bodiless::Partial => return Plan::More,
+        Bodiless::Other => return Plan::Hyper,
+    };
+    let method = req.method.unwrap_or("GET");
+    let named = |name: &'static str| {
+        req.headers
+            .iter()
+            .filter(move |h| h.name.eq_ignore_ascii_case(name))
+    };
+    let mut hosts = named("host");
+    let (Some(host), None) = (hosts.next(), hosts.next()) else {
+        return Plan::Hyper;
+    };
+    let Ok(host) = std::str::from_utf8(host.value) else {
+        return Plan::Hyper;
+    };
+    let hostname = burrow_policy::routes::strip_port(host)
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
+    let Some(tunnel) = shared.routes().find(&hostname).copied() else {
+        return Plan::Hyper;
+    };
+    let close = named("connection")
+        .flat_map(|h| h.value.split(|&b| b == b','))
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"));
+    // X-Forwarded-For: the client's own list (all of its headers), then
+    // the client.
+    let mut xff: Vec<u8> = Vec::new();
+    for h in named("x-forwarded-for") {
+        xff.extend_from_slice(h.value);
+        xff.extend_from_slice(b", ");
+    }
+    xff.extend_from_slice(client.peer_ip.as_bytes());
+    out.clear();
+    http1::write_request_head(
+        out,
+        &req,
+        &[
+            // Written last, so a `Connection: host` cannot take it away.
+            ("host", host.as_bytes()),
+            ("x-forwarded-for", &xff),
+            ("x-forwarded-proto", client.proto),
+            (crate::http::CONNECTING_IP, client.peer_ip.as_bytes()),
+        ],
+    );
+    Plan::Forward {
+        head_len,
+        tunnel,
+        hostname,
+        head_request: method == "HEAD",
+        resendable: matches!(method, "GET" | "HEAD" | "OPTIONS"),
+        close,
+    }
+}
+
+/// The client connection's tunnel stream, kept between requests.
+struct Kept {
+    tunnel: uuid::Uuid,
+    stream: BoxStream,
+}
+
+/// Serves the client connection `io` while its requests are for this
+/// path.
+pub(crate) async fn serve<S>(
+    shared: &Shared,
+    mut io: S,
+    peer: SocketAddr,
+    port: u16,
+    https: bool,
+) -> Outcome<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let client = Client {
+        peer_ip: peer.ip().to_string(),
+        proto: if https { b"https" } else { b"http" },
+    };
+    let mut buf = BytesMut::with_capacity(8 * 1024);
+    let mut request = Vec::with_capacity(1024);
+    let mut answer = Vec::with_capacity(1024);
+    let mut from_tunnel = BytesMut::new();
+    let mut kept: Option<Kept> = None;
+    let header_timeout = tokio::time::sleep(crate::http::HEADER_READ_TIMEOUT);
+    tokio::pin!(header_timeout);
+    header_timeout
+        .as_mut()
+        .reset(tokio::time::Instant::now() + crate::http::HEADER_READ_TIMEOUT);
+    loop {
+        let (head_len, tunnel, hostname, head_request, resendable, close) =
+            match plan(&buf, shared, &client, &mut request) {
+                Plan::Forward {
+                    head_len,
+                    tunnel,
+                    hostname,
+                    head_request,
+                    resendable,
+                    close,
+                } => (head_len, tunnel, hostname, head_request, resendable, close),
+                Plan::Hyper => {
+                    if let Some(mut k) = kept.take() {
+                        let _ = k.stream.shutdown().await;
+                    }
+                    return Outcome::Hyper(Replay {
+                        head: buf.freeze(),
+                        inner: io,
+                    });
+                }
+                Plan::More => {
+                    buf.reserve(4096);
+                    let read = tokio::select! {
+                        r = io.read_buf(&mut buf) => r.ok(),
+                        () = &mut header_timeout => None,
+                    };
+                    if !matches!(read, Some(n) if n > 0) {
+                        if let Some(mut k) = kept.take() {
+                            let _ = k.stream.shutdown().await;
+                        }
+                        return Outcome::Closed;
+                    }
+                    continue;
+                }
+            };
+        buf.advance(head_len);
+        let extra: &[(&str, &[u8])] = if close {
+            &[("connection", b"close")]
+        } else {
+            &[]
+        };
+        let asked = Ask {
+            shared,
+            port,
+            tunnel,
+            head_request,
+            resendable,
+            request: &request,
+            extra,
+        };
+        let (status, done) = match asked.answer(&mut kept, &mut from_tunnel, &mut answer).await {
+            Ok((stream, head)) => {
+                from_tunnel.advance(head.len);
+                let passed = relay::pass_body(
+                    head.framing,
+                    &mut *stream,
+                    &mut answer,
+                    &mut from_tunnel,
+                    &mut io,
+                )
+                .await;
+                match passed {
+                    Ok(clean) if clean && head.keep_alive => {}
+                    Ok(_) => {
+                        if let Some(mut k) = kept.take() {
+                            let _ = k.stream.shutdown().await;
+                        }
+                    }
+                    Err(reason) => {
+                        debug!(host = %hostname, %reason, "answer cut short");
+                        return Outcome::Closed;
+                    }
+                }
+                (head.status, close)
+            }
+            Err(reason) => {
+                info!(host = %hostname, %reason, "HTTP request failed");
+                let text = if reason.contains("tunnel: no connector") {
+                    "No connector of this hostname's tunnel is connected to the edge."
+                } else {
+                    "The tunnel could not reach the origin."
+                };
+                answer.clear();
+                crate::http::page_bytes(&mut answer, http::StatusCode::BAD_GATEWAY, text, close);
+                if io.write_all(&answer).await.is_err() {
+                    return Outcome::Closed;
+                }
+                (502, close)
+            }
+        };
+        shared
+            .metrics
+            .http_requests
+            .get_or_create(&crate::metrics::StatusLabels::of(
+                http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::BAD_GATEWAY),
+            ))
+            .inc();
+        if done {
+            let _ = io.shutdown().await;
+            if let Some(mut k) = kept.take() {
+                let _ = k.stream.shutdown().await;
+            }
+            return Outcome::Closed;
+        }
+        header_timeout
+            .as_mut()
+            .reset(tokio::time::Instant::now() + crate::http::HEADER_READ_TIMEOUT);
+    }
+}
+
+/// One request through a tunnel.
+struct Ask<'a> {
+    shared: &'a Shared,
+    port: u16,
+    tunnel: uuid::Uuid,
+    head_request: bool,
+    resendable: bool,
+    request: &'a [u8],
+    extra: &'a [(&'a str, &'a [u8])],
+}
+
+impl Ask<'_> {
+    /// Sends the request on the kept stream (or a new one) and reads the
+    /// answer's head into `answer`. A stream that closes before any answer
+    /// (its connector drained) costs a resendable request nothing: it goes
+    /// again on a stream opened then.
+    async fn answer<'k>(
+        &self,
+        kept: &'k mut Option<Kept>,
+        buf: &mut BytesMut,
+        answer: &mut Vec<u8>,
+    ) -> Result<(&'k mut BoxStream, relay::Head), String> {
+        let mut resends = 0;
+        loop {
+            if kept.as_ref().is_some_and(|k| k.tunnel != self.tunnel) {
+                if let Some(mut k) = kept.take() {
+                    let _ = k.stream.shutdown().await;
+                }
+            }
+            if kept.is_none() {
+                let stream = open_stream(self.shared, self.port, self.tunnel).await?;
+                *kept = Some(Kept {
+                    tunnel: self.tunnel,
+                    stream,
+                });
+            }
+            let Some(k) = kept.as_mut() else {
+                return Err("internal: no tunnel stream".into());
+            };
+            match self.exchange(&mut k.stream, buf, answer).await {
+                Ok(head) => {
+                    let Some(k) = kept.as_mut() else {
+                        return Err("internal: no tunnel stream".into());
+                    };
+                    return Ok((&mut k.stream, head));
+                }
+                // A fresh stream too: the connector may start draining
+                // right after accepting it.
+                Err(Sent::Closed(reason)) if self.resendable && resends < crate::http::RESENDS => {
+                    debug!(%reason, "kept-alive tunnel stream closed under the request; sending it again");
+                    resends += 1;
+                    *kept = None;
+                }
+                Err(Sent::Closed(reason) | Sent::Bad(reason)) => {
+                    *kept = None;
+                    return Err(reason);
+                }
+            }
+        }
+    }
+
+    async fn exchange(
+        &self,
+        stream: &mut BoxStream,
+        buf: &mut BytesMut,
+        answer: &mut Vec<u8>,
+    ) -> Result<relay::Head, Sent> {
+        buf.clear();
+        stream
+            .write_all(self.request)
+            .await
+            .map_err(|e| Sent::Closed(format!("tunnel: {e}")))?;
+        loop {
+            match relay::read_head(buf, self.head_request, answer, self.extra) {
+                Ok(Some(head)) => return Ok(head),
+                Ok(None) => {}
+                Err(reason) => return Err(Sent::Bad(format!("connector: {reason}"))),
+            }
+            buf.reserve(16 * 1024);
+            match stream.read_buf(buf).await {
+                Ok(0) if buf.is_empty() => {
+                    return Err(Sent::Closed(
+                        "tunnel: the stream closed before an answer".into(),
+                    ))
+                }
+                Ok(0) => {
+                    return Err(Sent::Bad(
+                        "tunnel: the stream closed inside an answer".into(),
+                    ))
+                }
+                Ok(_) => {}
+                Err(e) if buf.is_empty() => return Err(Sent::Closed(format!("tunnel: {e}"))),
+                Err(e) => return Err(Sent::Bad(format!("tunnel: {e}"))),
+            }
+        }
+    }
+}
+
+/// Why a request got no answer's head.
+enum Sent {
+    /// The stream closed before any byte of an answer.
+    Closed(String),
+    /// Anything else.
+    Bad(String),
+}
+
+/// Opens a tunnel stream for HTTP/1.1 requests to `tunnel` (used by hyper's
+/// tunnel client too).
+pub(crate) async fn open_stream(
+    shared: &Shared,
+    port: u16,
+    tunnel: uuid::Uuid,
+) -> Result<BoxStream, String> {
+    let header = StreamOpen {
+        kind: FlowKind::Http,
+        flow_id: shared.next_flow.fetch_add(1, Ordering::Relaxed),
+        hostname: String::new(),
+        edge_port: port,
+        client_addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+    };
+    let (stream, leftover, _) = crate::apps::open_tunnel_stream(shared, tunnel, header)
+        .await
+        .map_err(|e| e.to_string())?;
+    if !leftover.is_empty() {
+        return Err("tunnel: connector sent bytes before the request".into());
+    }
+    Ok(stream)
+}

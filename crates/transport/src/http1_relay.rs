@@ -1,0 +1,178 @@
+//! The async half of relaying an HTTP/1.1 answer as it is framed (see
+//! `burrow_proto::http1`): read its head, then pass its body from one
+//! stream to another, with the edge's and the connector's lean request
+//! paths as callers.
+
+use burrow_proto::http1::{self, Chunked, Framing, MAX_HEADERS};
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// Largest head read (as hyper's limit on the same streams).
+pub const MAX_HEAD: usize = 64 * 1024;
+
+/// How much is read at a time while passing a body on.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// An answer's head as read.
+#[derive(Debug, Clone, Copy)]
+pub struct Head {
+    /// Bytes of the head in the buffer it was read from.
+    pub len: usize,
+    /// Status code.
+    pub status: u16,
+    /// How the body is delimited.
+    pub framing: Framing,
+    /// Whether the connection may carry another request afterwards.
+    pub keep_alive: bool,
+}
+
+/// Parses an answer's head from `buf`: `None` until it is whole. Interim
+/// `1xx` answers are dropped from `buf` (hyper, as a client, drops them
+/// too). `answer` gets the head for the next hop, with `extra` headers.
+///
+/// # Errors
+/// A readable reason when the bytes are not an answer this path passes on
+/// (malformed, over [`MAX_HEAD`], a `101` nobody asked for).
+pub fn read_head(
+    buf: &mut BytesMut,
+    head_request: bool,
+    answer: &mut Vec<u8>,
+    extra: &[(&str, &[u8])],
+) -> Result<Option<Head>, String> {
+    loop {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut resp = httparse::Response::new(&mut headers);
+        let len = match resp.parse(buf) {
+            Ok(httparse::Status::Complete(n)) => n,
+            Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => return Ok(None),
+            Ok(httparse::Status::Partial) => {
+                return Err(format!("the answer's head is over {MAX_HEAD} bytes"))
+            }
+            Err(e) => return Err(format!("invalid answer: {e}")),
+        };
+        let (Some(status), Some(version)) = (resp.code, resp.version) else {
+            return Err("invalid answer".into());
+        };
+        if status == 101 {
+            return Err("101 Switching Protocols to a request without Upgrade".into());
+        }
+        if (100..200).contains(&status) {
+            buf.advance(len);
+            continue;
+        }
+        let framing = http1::response_framing(head_request, status, resp.headers)
+            .map_err(|e| format!("invalid answer: {e}"))?;
+        let keep_alive = http1::response_keeps_alive(version, resp.headers, framing);
+        answer.clear();
+        http1::write_response_head(
+            answer,
+            status,
+            resp.reason.unwrap_or(""),
+            resp.headers,
+            framing,
+            extra,
+        );
+        return Ok(Some(Head {
+            len,
+            status,
+            framing,
+            keep_alive,
+        }));
+    }
+}
+
+/// Passes a body on to `to`, after the head in `answer` (sent together
+/// when the body is already in `buf`, which holds what was read after the
+/// head). Returns whether `from` ended exactly at the body's end, so it
+/// can carry another message.
+///
+/// # Errors
+/// A readable reason when either side fails or `from` cuts the body
+/// short; the message is then broken and both streams should close.
+pub async fn pass_body<R, W>(
+    framing: Framing,
+    from: &mut R,
+    answer: &mut Vec<u8>,
+    buf: &mut BytesMut,
+    to: &mut W,
+) -> Result<bool, String>
+where
+    R: AsyncRead + Unpin + ?Sized,
+    W: AsyncWrite + Unpin + ?Sized,
+{
+    let sent = |e: std::io::Error| format!("sending the answer on: {e}");
+    let mut clean = true;
+    match framing {
+        Framing::Empty => {
+            clean = buf.is_empty();
+            to.write_all(answer).await.map_err(sent)?;
+        }
+        Framing::Length(n) => {
+            let mut left = n;
+            loop {
+                let take = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+                answer.extend_from_slice(&buf[..take]);
+                left -= take as u64;
+                if left == 0 {
+                    clean = buf.len() == take;
+                }
+                to.write_all(answer).await.map_err(sent)?;
+                answer.clear();
+                if left == 0 {
+                    break;
+                }
+                read_more(from, buf).await?;
+            }
+        }
+        Framing::Chunked => {
+            let mut scan = Chunked::new();
+            loop {
+                let take = scan.scan(buf).map_err(|e| format!("chunked body: {e}"))?;
+                answer.extend_from_slice(&buf[..take]);
+                if scan.is_done() {
+                    clean = buf.len() == take;
+                }
+                to.write_all(answer).await.map_err(sent)?;
+                answer.clear();
+                if scan.is_done() {
+                    break;
+                }
+                read_more(from, buf).await?;
+            }
+        }
+        Framing::UntilClose => {
+            clean = false;
+            loop {
+                if !buf.is_empty() {
+                    http1::write_chunk(answer, buf);
+                }
+                to.write_all(answer).await.map_err(sent)?;
+                answer.clear();
+                buf.clear();
+                buf.reserve(READ_CHUNK);
+                if from.read_buf(buf).await.map_err(|e| e.to_string())? == 0 {
+                    http1::write_chunk(answer, b"");
+                    to.write_all(answer).await.map_err(sent)?;
+                    break;
+                }
+            }
+        }
+    }
+    to.flush().await.map_err(sent)?;
+    Ok(clean)
+}
+
+/// Reads the next bytes of a body into the emptied `buf`; `from` closing
+/// here cuts the body short.
+async fn read_more<R: AsyncRead + Unpin + ?Sized>(
+    from: &mut R,
+    buf: &mut BytesMut,
+) -> Result<(), String> {
+    buf.clear();
+    buf.reserve(READ_CHUNK);
+    match from.read_buf(buf).await {
+        Ok(0) => Err("closed before the body's end".into()),
+        Ok(_) => Ok(()),
+        Err(e) => Err(e.to_string()),
+    }
+}
