@@ -311,7 +311,7 @@ impl Exchange<'_> {
             .await
             .map_err(|e| Failure::Origin(e.to_string()))?;
         loop {
-            match relay::read_head(buf, self.head_request, answer, &[]) {
+            match relay::read_head(buf, self.head_request, false, answer, &[]) {
                 Ok(Some(head)) => return Ok(head),
                 Ok(None) => {}
                 Err(reason) => return Err(Failure::Origin(reason)),

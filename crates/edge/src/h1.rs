@@ -387,7 +387,7 @@ impl Ask<'_> {
             .await
             .map_err(|e| Sent::Closed(format!("tunnel: {e}")))?;
         loop {
-            match relay::read_head(buf, self.head_request, answer, self.extra) {
+            match relay::read_head(buf, self.head_request, true, answer, self.extra) {
                 Ok(Some(head)) => return Ok(head),
                 Ok(None) => {}
                 Err(reason) => return Err(Sent::Bad(format!("connector: {reason}"))),

@@ -26,21 +26,35 @@ pub struct Head {
     pub keep_alive: bool,
 }
 
+/// Headers a hop may add to an answer it passes on (`Transfer-Encoding`
+/// when it re-chunks, `Connection: close`): the next hop reads up to
+/// `MAX_HEADERS + HOP_HEADERS`.
+pub const HOP_HEADERS: usize = 4;
+
 /// Parses an answer's head from `buf`: `None` until it is whole. Interim
 /// `1xx` answers are dropped from `buf` (hyper, as a client, drops them
 /// too). `answer` gets the head for the next hop, with `extra` headers.
+/// An origin's answer may have [`MAX_HEADERS`] headers; one passed on by
+/// another hop (`from_hop`), [`HOP_HEADERS`] more.
 ///
 /// # Errors
 /// A readable reason when the bytes are not an answer this path passes on
-/// (malformed, over [`MAX_HEAD`], a `101` nobody asked for).
+/// (malformed, too many headers, over [`MAX_HEAD`], a `101` nobody asked
+/// for).
 pub fn read_head(
     buf: &mut BytesMut,
     head_request: bool,
+    from_hop: bool,
     answer: &mut Vec<u8>,
     extra: &[(&str, &[u8])],
 ) -> Result<Option<Head>, String> {
+    let limit = if from_hop {
+        MAX_HEADERS + HOP_HEADERS
+    } else {
+        MAX_HEADERS
+    };
     loop {
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS + HOP_HEADERS];
         let mut resp = httparse::Response::new(&mut headers);
         let len = match resp.parse(buf) {
             Ok(httparse::Status::Complete(n)) => n,
@@ -53,6 +67,9 @@ pub fn read_head(
         let (Some(status), Some(version)) = (resp.code, resp.version) else {
             return Err("invalid answer".into());
         };
+        if resp.headers.len() > limit {
+            return Err(format!("the answer has more than {limit} headers"));
+        }
         if status == 101 {
             return Err("101 Switching Protocols to a request without Upgrade".into());
         }
@@ -174,5 +191,95 @@ async fn read_more<R: AsyncRead + Unpin + ?Sized>(
         Ok(0) => Err("closed before the body's end".into()),
         Ok(_) => Ok(()),
         Err(e) => Err(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reads a head from `first`, then passes the body from `first`'s rest
+    /// and `rest`: (what was sent on, whether `from` ended clean).
+    async fn relay(first: &[u8], mut rest: &[u8]) -> Result<(Vec<u8>, bool), String> {
+        let mut buf = BytesMut::from(first);
+        let mut answer = Vec::new();
+        let head = read_head(&mut buf, false, false, &mut answer, &[])?.expect("a whole head");
+        buf.advance(head.len);
+        let mut out = Vec::new();
+        let clean = pass_body(head.framing, &mut rest, &mut answer, &mut buf, &mut out).await?;
+        Ok((out, clean))
+    }
+
+    #[tokio::test]
+    async fn bodies_pass_whole_across_reads() {
+        let (out, clean) = relay(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello",
+            b" world",
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            out,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello worl"
+        );
+        assert!(!clean, "a byte past the body");
+        let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n";
+        let (out, clean) = relay(chunked, b"0\r\nX-T: 1\r\n\r\n").await.unwrap();
+        assert_eq!(
+            out,
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-T: 1\r\n\r\n"
+        );
+        assert!(clean);
+    }
+
+    #[tokio::test]
+    async fn a_body_until_close_is_rechunked_and_a_cut_body_fails() {
+        let (out, clean) = relay(b"HTTP/1.0 200 OK\r\n\r\nab", b"cd").await.unwrap();
+        assert_eq!(
+            out,
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nab\r\n2\r\ncd\r\n0\r\n\r\n"
+        );
+        assert!(!clean);
+        let cut = relay(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello", b"").await;
+        assert_eq!(cut.unwrap_err(), "closed before the body's end");
+    }
+
+    #[test]
+    fn interim_answers_are_skipped_and_odd_ones_refused() {
+        let mut answer = Vec::new();
+        let mut buf =
+            BytesMut::from(&b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n"[..]);
+        let head = read_head(
+            &mut buf,
+            false,
+            false,
+            &mut answer,
+            &[("connection", b"close")],
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            (head.status, head.framing, head.len),
+            (204, Framing::Empty, buf.len())
+        );
+        assert_eq!(
+            answer,
+            b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n"
+        );
+        let mut buf = BytesMut::from(&b"HTTP/1.1 101 Switching Protocols\r\n\r\n"[..]);
+        assert!(read_head(&mut buf, false, false, &mut answer, &[]).is_err());
+        let many: String = (0..=MAX_HEADERS).map(|i| format!("X-{i}: v\r\n")).collect();
+        let raw = format!("HTTP/1.1 200 OK\r\n{many}\r\n");
+        let mut buf = BytesMut::from(raw.as_bytes());
+        let err = read_head(&mut buf, false, false, &mut answer, &[]).unwrap_err();
+        assert!(err.contains("more than 128 headers"), "{err}");
+        let mut buf = BytesMut::from(raw.as_bytes());
+        assert!(read_head(&mut buf, false, true, &mut answer, &[])
+            .unwrap()
+            .is_some());
+        let mut buf = BytesMut::from(&b"HTTP/1.1 200 OK\r\nX: 1\r\n"[..]);
+        assert!(read_head(&mut buf, false, false, &mut answer, &[])
+            .unwrap()
+            .is_none());
     }
 }
