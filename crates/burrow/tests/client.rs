@@ -973,6 +973,96 @@ fn dedicated_egress_leaves_from_the_owning_colo_and_fails_over_to_the_secondary(
 }
 
 #[test]
+fn a_peer_that_does_not_answer_holds_up_no_other_colo() {
+    let dir = tempdir();
+    let secret = dir.path().join("peer.secret");
+    std::fs::write(&secret, "0123456789abcdef0123456789abcdef-test\n").unwrap();
+    let secret_s = secret.to_string_lossy().into_owned();
+    let kix = EdgeProc::start(
+        dir.path(),
+        "KIX",
+        "kix.db",
+        &["--peer-secret-file", &secret_s],
+    );
+    let kix_ca = dir.path().join("kix.d").join("ca.pem");
+    // OSA's address: a UDP port nobody serves, so connecting to it takes
+    // the whole connect timeout.
+    let dead = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let osa = format!("OSA={}", dead.local_addr().unwrap());
+    drop(dead);
+    let kix_peer = format!("KIX={}", kix.tunnel_addr);
+    let nrt = EdgeProc::start(
+        dir.path(),
+        "NRT",
+        "nrt.db",
+        &[
+            "--peer",
+            &kix_peer,
+            "--peer",
+            &osa,
+            "--peer-secret-file",
+            &secret_s,
+            "--peer-ca",
+            kix_ca.to_str().unwrap(),
+        ],
+    );
+    let (creds, _) = enroll(&nrt, dir.path());
+    for (ip, colo) in [
+        ("127.0.0.7", "KIX"),
+        ("127.0.0.9", "OSA"),
+        ("127.0.0.8", "NRT"),
+    ] {
+        nrt.admin(&["egress-ip", "add", ip, "--colo", colo])
+            .expect("egress-ip add");
+    }
+    let (to_kix, to_osa) = (peer_reporter("127.0.0.1:0"), peer_reporter("127.0.0.1:0"));
+    for (id, dst, ip) in [("k", to_kix, "127.0.0.7"), ("o", to_osa, "127.0.0.9")] {
+        let port = dst.port().to_string();
+        nrt.admin(&[
+            "policy",
+            "add",
+            "--id",
+            id,
+            "--port",
+            &port,
+            "--dedicated",
+            ip,
+            "--secondary",
+            "127.0.0.8",
+        ])
+        .expect("policy add");
+    }
+    let (_client, socks) = start_client(dir.path(), &creds);
+    let seen = move |to: std::net::SocketAddr| {
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "--max-time", "25", "--socks5-hostname", &socks])
+            .arg(format!("telnet://{to}"))
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let seen2 = seen.clone();
+    // A flow toward OSA waits for OSA's connect timeout, then fails over.
+    let slow = std::thread::spawn(move || {
+        let started = std::time::Instant::now();
+        (seen2(to_osa), started.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    // Meanwhile a flow toward KIX goes through at once.
+    let started = std::time::Instant::now();
+    assert_eq!(seen(to_kix), "127.0.0.7");
+    let fast = started.elapsed();
+    let (osa_seen, slow) = slow.join().unwrap();
+    assert_eq!(osa_seen, "127.0.0.8", "OSA is down: the secondary");
+    assert!(slow >= Duration::from_secs(4), "OSA's flow took {slow:?}");
+    assert!(
+        fast < Duration::from_secs(3),
+        "KIX's flow waited {fast:?} for OSA's connect"
+    );
+}
+
+#[test]
 fn a_peer_with_the_wrong_secret_is_refused() {
     let dir = tempdir();
     let (a, b) = (dir.path().join("a.secret"), dir.path().join("b.secret"));

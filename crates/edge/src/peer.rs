@@ -49,9 +49,29 @@ pub struct PeerConfig {
 /// Open connections to peers, by colo.
 #[derive(Default)]
 pub(crate) struct Peers {
-    conns: tokio::sync::Mutex<HashMap<String, Arc<ConnectorConn>>>,
+    slots: std::sync::Mutex<HashMap<String, Arc<Slot>>>,
     /// Colos whose last connection attempt failed, until when to skip them.
     down: std::sync::Mutex<HashMap<String, std::time::Instant>>,
+}
+
+/// One colo's connection: flows read it without waiting; a (re)connect
+/// holds `connecting`, so flows to that colo share one attempt and flows
+/// to other colos never wait for it.
+#[derive(Default)]
+struct Slot {
+    live: std::sync::Mutex<Option<Arc<ConnectorConn>>>,
+    connecting: tokio::sync::Mutex<()>,
+}
+
+impl Slot {
+    fn open(&self) -> Option<Arc<ConnectorConn>> {
+        self.live
+            .lock()
+            .ok()?
+            .as_ref()
+            .filter(|c| !c.is_closed())
+            .cloned()
+    }
 }
 
 /// How long a peer that could not be reached is skipped (flows take the
@@ -81,11 +101,20 @@ impl Peers {
     }
 
     async fn connect(&self, shared: &Shared, colo: &str) -> Result<Arc<ConnectorConn>, String> {
-        let mut conns = self.conns.lock().await;
-        if let Some(c) = conns.get(colo) {
-            if !c.is_closed() {
-                return Ok(c.clone());
-            }
+        let slot = self
+            .slots
+            .lock()
+            .map_err(|_| "peer state lock poisoned".to_owned())?
+            .entry(colo.to_owned())
+            .or_default()
+            .clone();
+        if let Some(c) = slot.open() {
+            return Ok(c);
+        }
+        let _connecting = slot.connecting.lock().await;
+        // Another flow may have connected while this one waited.
+        if let Some(c) = slot.open() {
+            return Ok(c);
         }
         let cfg = &shared.peer_cfg;
         let addr = *cfg
@@ -132,7 +161,9 @@ impl Peers {
         });
         info!(colo, %addr, "connected to peer edge");
         let conn = Arc::new(conn);
-        conns.insert(colo.to_owned(), conn.clone());
+        if let Ok(mut live) = slot.live.lock() {
+            *live = Some(conn.clone());
+        }
         Ok(conn)
     }
 }
