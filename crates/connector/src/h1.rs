@@ -57,15 +57,46 @@ impl IdlePool {
 
     fn put(&self, conn: TcpStream) {
         if let Ok(mut conns) = self.conns.lock() {
-            // The oldest are first: close those idle too long.
-            let expired = conns
-                .iter()
-                .take_while(|(_, since)| since.elapsed() >= self.idle)
-                .count();
-            conns.drain(..expired);
+            self.drop_expired(&mut conns);
             if conns.len() < self.max {
                 conns.push((conn, Instant::now()));
             }
+        }
+    }
+
+    /// Closes the connections idle for `keepAliveTimeout`: the oldest,
+    /// first in the list.
+    fn drop_expired(&self, conns: &mut Vec<(TcpStream, Instant)>) {
+        let expired = conns
+            .iter()
+            .take_while(|(_, since)| since.elapsed() >= self.idle)
+            .count();
+        conns.drain(..expired);
+    }
+
+    fn prune(&self) {
+        if let Ok(mut conns) = self.conns.lock() {
+            self.drop_expired(&mut conns);
+        }
+    }
+}
+
+/// How often idle origin connections are checked for `keepAliveTimeout`.
+const PRUNE_EVERY: Duration = Duration::from_secs(5);
+
+/// Closes idle origin connections past `keepAliveTimeout` (within
+/// [`PRUNE_EVERY`]) even when no request comes to put one back; ends with
+/// the connector. Pools of replaced rules close with them.
+pub(crate) async fn close_idle(env: std::sync::Weak<FlowEnv>) {
+    let mut tick = tokio::time::interval(PRUNE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(env) = env.upgrade() else {
+            return;
+        };
+        for pool in &env.routing.load().idle {
+            pool.prune();
         }
     }
 }
@@ -373,4 +404,34 @@ pub(crate) fn pools(ingress: &burrow_config::connector::Ingress) -> Vec<IdlePool
         .iter()
         .map(|r| IdlePool::new(&r.origin))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn idle_connections_close_after_the_keep_alive_timeout() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let o = OriginRequest {
+            keep_alive_connections: 2,
+            keep_alive_timeout: Duration::from_millis(200),
+            ..OriginRequest::default()
+        };
+        let pool = IdlePool::new(&o);
+        for _ in 0..3 {
+            pool.put(TcpStream::connect(addr).await.unwrap());
+        }
+        let idle = |p: &IdlePool| p.conns.lock().unwrap().len();
+        assert_eq!(idle(&pool), 2, "keepAliveConnections caps the idle ones");
+        let (_accepted, _) = listener.accept().await.unwrap();
+        assert!(pool.take().is_some());
+        pool.prune();
+        assert_eq!(idle(&pool), 1, "not idle for long yet");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        pool.prune();
+        assert_eq!(idle(&pool), 0);
+        assert!(pool.take().is_none());
+    }
 }

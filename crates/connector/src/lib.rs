@@ -171,6 +171,7 @@ pub async fn run_with_updates(
         private: private::PrivateFlows::new(cfg.warp_routing.clone()),
         metrics: metrics.clone(),
     });
+    tokio::spawn(h1::close_idle(Arc::downgrade(&env)));
     let metrics_stop = CancellationToken::new();
     if let Some(l) = metrics_listener {
         tokio::spawn(metrics::serve(
