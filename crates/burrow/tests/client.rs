@@ -859,40 +859,46 @@ fn socks5_udp_associate_reaches_the_internet_and_private_networks() {
     }
 }
 
+/// Edge KIX, and edge NRT with KIX as its peer (shared secret, KIX's CA)
+/// plus `nrt_extra` flags.
+fn kix_and_nrt(dir: &std::path::Path, nrt_extra: &[&str]) -> (EdgeProc, EdgeProc) {
+    let secret = dir.join("peer.secret");
+    std::fs::write(&secret, "0123456789abcdef0123456789abcdef-test\n").unwrap();
+    let secret_s = secret.to_string_lossy().into_owned();
+    let kix = EdgeProc::start(dir, "KIX", "kix.db", &["--peer-secret-file", &secret_s]);
+    let kix_ca = dir.join("kix.d").join("ca.pem");
+    let peer = format!("KIX={}", kix.tunnel_addr);
+    let mut args = vec![
+        "--peer",
+        &peer,
+        "--peer-secret-file",
+        &secret_s,
+        "--peer-ca",
+        kix_ca.to_str().unwrap(),
+    ];
+    args.extend_from_slice(nrt_extra);
+    let nrt = EdgeProc::start(dir, "NRT", "nrt.db", &args);
+    (kix, nrt)
+}
+
+/// What `to` (a `peer_reporter`) saw as the connection's source, reached
+/// through the client's SOCKS5 proxy `socks`.
+fn seen_through(socks: &str, to: std::net::SocketAddr) -> String {
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--max-time", "25", "--socks5-hostname", socks])
+        .arg(format!("telnet://{to}"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 #[test]
 fn dedicated_egress_leaves_from_the_owning_colo_and_fails_over_to_the_secondary() {
     let dir = tempdir();
-    let secret = dir.path().join("peer.secret");
-    std::fs::write(&secret, "0123456789abcdef0123456789abcdef-test\n").unwrap();
-    let secret_s = secret.to_string_lossy().into_owned();
-    let kix = EdgeProc::start(
-        dir.path(),
-        "KIX",
-        "kix.db",
-        &["--peer-secret-file", &secret_s],
-    );
-    let kix_ca = dir.path().join("kix.d").join("ca.pem");
     let log = dir.path().join("sessions.jsonl");
-    let (log_s, kix_ca_s) = (
-        log.to_string_lossy().into_owned(),
-        kix_ca.to_string_lossy().into_owned(),
-    );
-    let peer = format!("KIX={}", kix.tunnel_addr);
-    let nrt = EdgeProc::start(
-        dir.path(),
-        "NRT",
-        "nrt.db",
-        &[
-            "--session-log",
-            &log_s,
-            "--peer",
-            &peer,
-            "--peer-secret-file",
-            &secret_s,
-            "--peer-ca",
-            &kix_ca_s,
-        ],
-    );
+    let log_s = log.to_string_lossy().into_owned();
+    let (kix, nrt) = kix_and_nrt(dir.path(), &["--session-log", &log_s]);
     let (creds, _) = enroll(&nrt, dir.path());
     nrt.admin(&["egress-ip", "add", "127.0.0.7", "--colo", "KIX"])
         .expect("egress-ip add");
@@ -905,15 +911,7 @@ fn dedicated_egress_leaves_from_the_owning_colo_and_fails_over_to_the_secondary(
     // A destination that answers with the peer address it sees.
     let dst = peer_reporter("127.0.0.1:0");
     let (_client, socks) = start_client(dir.path(), &creds);
-    let seen = |to: std::net::SocketAddr| {
-        let out = std::process::Command::new("curl")
-            .args(["-sS", "--max-time", "25", "--socks5-hostname", &socks])
-            .arg(format!("telnet://{to}"))
-            .stdin(std::process::Stdio::null())
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let seen = |to| seen_through(&socks, to);
     // No policy: the default egress takes the nearest colo's dedicated IP,
     // and NRT has one of its own.
     assert_eq!(seen(dst), "127.0.0.8");
@@ -975,37 +973,12 @@ fn dedicated_egress_leaves_from_the_owning_colo_and_fails_over_to_the_secondary(
 #[test]
 fn a_peer_that_does_not_answer_holds_up_no_other_colo() {
     let dir = tempdir();
-    let secret = dir.path().join("peer.secret");
-    std::fs::write(&secret, "0123456789abcdef0123456789abcdef-test\n").unwrap();
-    let secret_s = secret.to_string_lossy().into_owned();
-    let kix = EdgeProc::start(
-        dir.path(),
-        "KIX",
-        "kix.db",
-        &["--peer-secret-file", &secret_s],
-    );
-    let kix_ca = dir.path().join("kix.d").join("ca.pem");
     // OSA's address: a UDP port nobody serves, so connecting to it takes
     // the whole connect timeout.
     let dead = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let osa = format!("OSA={}", dead.local_addr().unwrap());
     drop(dead);
-    let kix_peer = format!("KIX={}", kix.tunnel_addr);
-    let nrt = EdgeProc::start(
-        dir.path(),
-        "NRT",
-        "nrt.db",
-        &[
-            "--peer",
-            &kix_peer,
-            "--peer",
-            &osa,
-            "--peer-secret-file",
-            &secret_s,
-            "--peer-ca",
-            kix_ca.to_str().unwrap(),
-        ],
-    );
+    let (_kix, nrt) = kix_and_nrt(dir.path(), &["--peer", &osa]);
     let (creds, _) = enroll(&nrt, dir.path());
     for (ip, colo) in [
         ("127.0.0.7", "KIX"),
@@ -1033,16 +1006,9 @@ fn a_peer_that_does_not_answer_holds_up_no_other_colo() {
         .expect("policy add");
     }
     let (_client, socks) = start_client(dir.path(), &creds);
-    let seen = move |to: std::net::SocketAddr| {
-        let out = std::process::Command::new("curl")
-            .args(["-sS", "--max-time", "25", "--socks5-hostname", &socks])
-            .arg(format!("telnet://{to}"))
-            .stdin(std::process::Stdio::null())
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    let seen2 = seen.clone();
+    let socks2 = socks.clone();
+    let seen = |to| seen_through(&socks, to);
+    let seen2 = move |to| seen_through(&socks2, to);
     // A flow toward OSA waits for OSA's connect timeout, then fails over.
     let slow = std::thread::spawn(move || {
         let started = std::time::Instant::now();
