@@ -18,7 +18,7 @@ use burrow_config::connector::Service;
 use burrow_config::origin_request::OriginRequest;
 use burrow_proto::http1::{self, Bodiless, MAX_HEADERS};
 use burrow_proto::StreamOpen;
-use burrow_transport::http1_relay::{self as relay, MAX_HEAD};
+use burrow_transport::http1_relay::{self as relay, AskError, MAX_HEAD};
 use burrow_transport::BoxStream;
 use bytes::{Buf, BytesMut};
 use std::sync::Mutex;
@@ -149,11 +149,9 @@ fn plan(buf: &[u8], routing: &Routing, open: &StreamOpen, out: &mut Vec<u8>) -> 
     let path = target.split_once('?').map_or(target, |(p, _)| p);
     // A kept-alive stream carries requests for any hostname of the tunnel:
     // each one is matched by its own Host.
-    let host = req
-        .headers
-        .iter()
-        .find(|h| h.name.eq_ignore_ascii_case("host"))
-        .and_then(|h| std::str::from_utf8(h.value).ok())
+    let host = http1::header(req.headers, "host")
+        .next()
+        .and_then(|h| std::str::from_utf8(h).ok())
         .map(|h| burrow_policy::routes::strip_port(h).to_ascii_lowercase());
     let host = host.as_deref().unwrap_or(&open.hostname);
     let Some((rule, r)) = routing.ingress.find(host, Some(path)) else {
@@ -298,33 +296,26 @@ impl Exchange<'_> {
             return Err(Failure::Origin("internal: not an http:// rule".into()));
         };
         let pool = &self.routing.idle[self.rule];
-        let (mut origin, head) = match pool.take() {
-            Some(mut kept) => match self.ask(&mut kept, request, answer, buf).await {
-                Ok(head) => (kept, head),
+        if let Some(mut kept) = pool.take() {
+            match self.ask(&mut kept, request, answer, buf).await {
+                Ok(head) => return self.pass(kept, head, answer, buf, tunnel).await,
                 // A kept connection the origin closed meanwhile: a request
                 // that may be repeated goes again on a fresh one.
-                Err(Failure::Origin(reason)) if self.idempotent && buf.is_empty() => {
+                Err(AskError::Unanswered(reason)) if self.idempotent => {
                     debug!(%reason, "kept origin connection failed; dialing again");
-                    let mut fresh = dial(addr, &r.origin).await.map_err(Failure::Origin)?;
-                    let head = self.ask(&mut fresh, request, answer, buf).await?;
-                    (fresh, head)
                 }
-                Err(e) => return Err(e),
-            },
-            None => {
-                let mut fresh = dial(addr, &r.origin).await.map_err(Failure::Origin)?;
-                let head = self.ask(&mut fresh, request, answer, buf).await?;
-                (fresh, head)
+                Err(AskError::Unanswered(reason) | AskError::Bad(reason)) => {
+                    return Err(Failure::Origin(reason))
+                }
             }
-        };
-        buf.advance(head.len);
-        let clean = relay::pass_body(head.framing, &mut origin, answer, buf, tunnel)
-            .await
-            .map_err(Failure::Broken)?;
-        if head.keep_alive && clean {
-            pool.put(origin);
         }
-        Ok(head.status)
+        let mut fresh = dial(addr, &r.origin).await.map_err(Failure::Origin)?;
+        match self.ask(&mut fresh, request, answer, buf).await {
+            Ok(head) => self.pass(fresh, head, answer, buf, tunnel).await,
+            Err(AskError::Unanswered(reason) | AskError::Bad(reason)) => {
+                Err(Failure::Origin(reason))
+            }
+        }
     }
 
     /// Sends the request and reads the answer's head (skipping `1xx`
@@ -335,35 +326,28 @@ impl Exchange<'_> {
         request: &[u8],
         answer: &mut Vec<u8>,
         buf: &mut BytesMut,
-    ) -> Result<relay::Head, Failure> {
-        buf.clear();
-        origin
-            .write_all(request)
+    ) -> Result<relay::Head, AskError> {
+        relay::ask(origin, request, buf, self.head_request, false, answer, &[]).await
+    }
+
+    /// Passes the answer's body on, then keeps the origin connection when
+    /// it can carry another request.
+    async fn pass(
+        &self,
+        mut origin: TcpStream,
+        head: relay::Head,
+        answer: &mut Vec<u8>,
+        buf: &mut BytesMut,
+        tunnel: &mut BoxStream,
+    ) -> Result<u16, Failure> {
+        buf.advance(head.len);
+        let clean = relay::pass_body(head.framing, &mut origin, answer, buf, tunnel)
             .await
-            .map_err(|e| Failure::Origin(e.to_string()))?;
-        loop {
-            match relay::read_head(buf, self.head_request, false, answer, &[]) {
-                Ok(Some(head)) => return Ok(head),
-                Ok(None) => {}
-                Err(reason) => return Err(Failure::Origin(reason)),
-            }
-            buf.reserve(16 * 1024);
-            match origin.read_buf(buf).await {
-                Ok(0) if buf.is_empty() => {
-                    return Err(Failure::Origin(
-                        "the origin closed the connection without answering".into(),
-                    ))
-                }
-                Ok(0) => {
-                    return Err(Failure::Origin(
-                        "the origin closed the connection in the middle of its answer's head"
-                            .into(),
-                    ))
-                }
-                Ok(_) => {}
-                Err(e) => return Err(Failure::Origin(e.to_string())),
-            }
+            .map_err(Failure::Broken)?;
+        if head.keep_alive && clean {
+            self.routing.idle[self.rule].put(origin);
         }
+        Ok(head.status)
     }
 }
 
@@ -386,15 +370,14 @@ async fn dial(addr: &str, o: &OriginRequest) -> Result<TcpStream, String> {
 
 /// A `502` answer with a one-line reason.
 fn bad_gateway(out: &mut Vec<u8>, msg: &str) {
-    let body = format!("{msg}\n");
-    out.extend_from_slice(
-        format!(
-            "HTTP/1.1 502 Bad Gateway\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\n\r\n",
-            body.len()
-        )
-        .as_bytes(),
+    http1::write_answer(
+        out,
+        502,
+        "Bad Gateway",
+        "text/plain; charset=utf-8",
+        format!("{msg}\n").as_bytes(),
+        &[],
     );
-    out.extend_from_slice(body.as_bytes());
 }
 
 /// The pools of a new set of rules.

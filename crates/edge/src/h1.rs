@@ -14,7 +14,7 @@
 use crate::Shared;
 use burrow_proto::http1::{self, Bodiless};
 use burrow_proto::{FlowKind, StreamOpen};
-use burrow_transport::http1_relay::{self as relay, MAX_HEAD};
+use burrow_transport::http1_relay::{self as relay, AskError, MAX_HEAD};
 use burrow_transport::BoxStream;
 use bytes::{Buf, Bytes, BytesMut};
 use std::net::SocketAddr;
@@ -121,16 +121,11 @@ fn plan(buf: &[u8], shared: &Shared, client: &Client, out: &mut Vec<u8>) -> Plan
         Bodiless::Other => return Plan::Hyper,
     };
     let method = req.method.unwrap_or("GET");
-    let named = |name: &'static str| {
-        req.headers
-            .iter()
-            .filter(move |h| h.name.eq_ignore_ascii_case(name))
-    };
-    let mut hosts = named("host");
+    let mut hosts = http1::header(req.headers, "host");
     let (Some(host), None) = (hosts.next(), hosts.next()) else {
         return Plan::Hyper;
     };
-    let Ok(host) = std::str::from_utf8(host.value) else {
+    let Ok(host) = std::str::from_utf8(host) else {
         return Plan::Hyper;
     };
     let hostname = burrow_policy::routes::strip_port(host)
@@ -139,14 +134,12 @@ fn plan(buf: &[u8], shared: &Shared, client: &Client, out: &mut Vec<u8>) -> Plan
     let Some(tunnel) = shared.routes().find(&hostname).copied() else {
         return Plan::Hyper;
     };
-    let close = named("connection")
-        .flat_map(|h| h.value.split(|&b| b == b','))
-        .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"));
+    let close = http1::tokens(req.headers, "connection").any(|t| t.eq_ignore_ascii_case(b"close"));
     // X-Forwarded-For: the client's own list (all of its headers), then
     // the client.
     let mut xff: Vec<u8> = Vec::new();
-    for h in named("x-forwarded-for") {
-        xff.extend_from_slice(h.value);
+    for v in http1::header(req.headers, "x-forwarded-for") {
+        xff.extend_from_slice(v);
         xff.extend_from_slice(b", ");
     }
     xff.extend_from_slice(client.peer_ip.as_bytes());
@@ -353,7 +346,17 @@ impl Ask<'_> {
             let Some(k) = kept.as_mut() else {
                 return Err("internal: no tunnel stream".into());
             };
-            match self.exchange(&mut k.stream, buf, answer).await {
+            let asked = relay::ask(
+                &mut k.stream,
+                self.request,
+                buf,
+                self.head_request,
+                true,
+                answer,
+                self.extra,
+            )
+            .await;
+            match asked {
                 Ok(head) => {
                     let Some(k) = kept.as_mut() else {
                         return Err("internal: no tunnel stream".into());
@@ -362,62 +365,20 @@ impl Ask<'_> {
                 }
                 // A fresh stream too: the connector may start draining
                 // right after accepting it.
-                Err(Sent::Closed(reason)) if self.resendable && resends < crate::http::RESENDS => {
+                Err(AskError::Unanswered(reason))
+                    if self.resendable && resends < crate::http::RESENDS =>
+                {
                     debug!(%reason, "kept-alive tunnel stream closed under the request; sending it again");
                     resends += 1;
                     *kept = None;
                 }
-                Err(Sent::Closed(reason) | Sent::Bad(reason)) => {
+                Err(AskError::Unanswered(reason) | AskError::Bad(reason)) => {
                     *kept = None;
-                    return Err(reason);
+                    return Err(format!("tunnel stream: {reason}"));
                 }
             }
         }
     }
-
-    async fn exchange(
-        &self,
-        stream: &mut BoxStream,
-        buf: &mut BytesMut,
-        answer: &mut Vec<u8>,
-    ) -> Result<relay::Head, Sent> {
-        buf.clear();
-        stream
-            .write_all(self.request)
-            .await
-            .map_err(|e| Sent::Closed(format!("tunnel: {e}")))?;
-        loop {
-            match relay::read_head(buf, self.head_request, true, answer, self.extra) {
-                Ok(Some(head)) => return Ok(head),
-                Ok(None) => {}
-                Err(reason) => return Err(Sent::Bad(format!("connector: {reason}"))),
-            }
-            buf.reserve(16 * 1024);
-            match stream.read_buf(buf).await {
-                Ok(0) if buf.is_empty() => {
-                    return Err(Sent::Closed(
-                        "tunnel: the stream closed before an answer".into(),
-                    ))
-                }
-                Ok(0) => {
-                    return Err(Sent::Bad(
-                        "tunnel: the stream closed inside an answer".into(),
-                    ))
-                }
-                Ok(_) => {}
-                Err(e) if buf.is_empty() => return Err(Sent::Closed(format!("tunnel: {e}"))),
-                Err(e) => return Err(Sent::Bad(format!("tunnel: {e}"))),
-            }
-        }
-    }
-}
-
-/// Why a request got no answer's head.
-enum Sent {
-    /// The stream closed before any byte of an answer.
-    Closed(String),
-    /// Anything else.
-    Bad(String),
 }
 
 /// Opens a tunnel stream for HTTP/1.1 requests to `tunnel` (used by hyper's

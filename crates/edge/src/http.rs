@@ -387,15 +387,18 @@ fn page_html(status: StatusCode, text: &str) -> String {
 /// A short HTML page with `status`, as a whole HTTP/1.1 answer (with
 /// `Connection: close` when `close`).
 pub(crate) fn page_bytes(out: &mut Vec<u8>, status: StatusCode, text: &str, close: bool) {
-    use std::io::Write as _;
-    let html = page_html(status, text);
-    let _ = write!(
+    let close: &[(&str, &[u8])] = if close {
+        &[("connection", b"close")]
+    } else {
+        &[]
+    };
+    burrow_proto::http1::write_answer(
         out,
-        "HTTP/1.1 {} {}\r\ncontent-type: text/html; charset=utf-8\r\ncontent-length: {}\r\n{}\r\n{html}",
         status.as_u16(),
         status.canonical_reason().unwrap_or(""),
-        html.len(),
-        if close { "connection: close\r\n" } else { "" },
+        "text/html; charset=utf-8",
+        page_html(status, text).as_bytes(),
+        close,
     );
 }
 

@@ -67,7 +67,8 @@ pub enum ChunkError {
     TrailersTooLong,
 }
 
-fn header<'h, 'b: 'h>(
+/// The values of every `name` header (names compare case-blind).
+pub fn header<'h, 'b: 'h>(
     headers: &'h [httparse::Header<'b>],
     name: &'h str,
 ) -> impl Iterator<Item = &'b [u8]> + 'h {
@@ -78,7 +79,7 @@ fn header<'h, 'b: 'h>(
 }
 
 /// The comma-separated tokens of every `name` header, trimmed.
-fn tokens<'h, 'b: 'h>(
+pub fn tokens<'h, 'b: 'h>(
     headers: &'h [httparse::Header<'b>],
     name: &'h str,
 ) -> impl Iterator<Item = &'b [u8]> + 'h {
@@ -313,6 +314,28 @@ pub fn write_response_head(
         put_header(out, "transfer-encoding", b"chunked");
     }
     out.extend_from_slice(b"\r\n");
+}
+
+/// Writes a whole answer with a fixed body (an error page, say): status
+/// line, `content-type`, `content-length`, `extra` headers, the body.
+pub fn write_answer(
+    out: &mut Vec<u8>,
+    status: u16,
+    reason: &str,
+    content_type: &str,
+    body: &[u8],
+    extra: &[(&str, &[u8])],
+) {
+    let _ = write!(
+        Bytes(out),
+        "HTTP/1.1 {status:03} {reason}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in extra {
+        put_header(out, name, value);
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
 }
 
 /// Wraps `data` as one chunk (the body of an [`Framing::UntilClose`]
@@ -665,6 +688,23 @@ mod tests {
         );
         assert!(!resp(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", false).2);
         assert!(!resp(b"HTTP/1.1 200 OK\r\n\r\n", false).2);
+    }
+
+    #[test]
+    fn a_fixed_answer_parses_back() {
+        let mut out = Vec::new();
+        write_answer(
+            &mut out,
+            502,
+            "Bad Gateway",
+            "text/plain",
+            b"no\n",
+            &[("connection", b"close")],
+        );
+        assert_eq!(
+            out,
+            b"HTTP/1.1 502 Bad Gateway\r\ncontent-type: text/plain\r\ncontent-length: 3\r\nconnection: close\r\n\r\nno\n"
+        );
     }
 
     #[test]

@@ -98,6 +98,58 @@ pub fn read_head(
     }
 }
 
+/// Why [`ask`] got no answer's head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AskError {
+    /// Nothing came back: the request could not be written, or the stream
+    /// closed or failed before any byte of an answer. A request whose
+    /// method allows it may be sent again elsewhere.
+    Unanswered(String),
+    /// Part of an answer came, or what came is not an answer to pass on.
+    Bad(String),
+}
+
+/// Writes `request` (a whole bodiless request) on `stream` and reads the
+/// answer's head into `buf` (cleared first), as [`read_head`] does.
+///
+/// # Errors
+/// [`AskError`], telling an unanswered request from a bad answer.
+pub async fn ask<S>(
+    stream: &mut S,
+    request: &[u8],
+    buf: &mut BytesMut,
+    head_request: bool,
+    from_hop: bool,
+    answer: &mut Vec<u8>,
+    extra: &[(&str, &[u8])],
+) -> Result<Head, AskError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + ?Sized,
+{
+    buf.clear();
+    stream
+        .write_all(request)
+        .await
+        .map_err(|e| AskError::Unanswered(format!("sending the request: {e}")))?;
+    loop {
+        if let Some(head) =
+            read_head(buf, head_request, from_hop, answer, extra).map_err(AskError::Bad)?
+        {
+            return Ok(head);
+        }
+        buf.reserve(16 * 1024);
+        match stream.read_buf(buf).await {
+            Ok(0) if buf.is_empty() => {
+                return Err(AskError::Unanswered("closed without answering".into()))
+            }
+            Ok(0) => return Err(AskError::Bad("closed inside the answer's head".into())),
+            Ok(_) => {}
+            Err(e) if buf.is_empty() => return Err(AskError::Unanswered(e.to_string())),
+            Err(e) => return Err(AskError::Bad(e.to_string())),
+        }
+    }
+}
+
 /// Passes a body on to `to`, after the head in `answer` (sent together
 /// when the body is already in `buf`, which holds what was read after the
 /// head). Returns whether `from` ended exactly at the body's end, so it
