@@ -180,13 +180,11 @@ where
             let mut left = n;
             loop {
                 let take = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-                answer.extend_from_slice(&buf[..take]);
                 left -= take as u64;
                 if left == 0 {
                     clean = buf.len() == take;
                 }
-                to.write_all(answer).await.map_err(sent)?;
-                answer.clear();
+                send(to, answer, &buf[..take]).await.map_err(sent)?;
                 if left == 0 {
                     break;
                 }
@@ -197,12 +195,10 @@ where
             let mut scan = Chunked::new();
             loop {
                 let take = scan.scan(buf).map_err(|e| format!("chunked body: {e}"))?;
-                answer.extend_from_slice(&buf[..take]);
                 if scan.is_done() {
                     clean = buf.len() == take;
                 }
-                to.write_all(answer).await.map_err(sent)?;
-                answer.clear();
+                send(to, answer, &buf[..take]).await.map_err(sent)?;
                 if scan.is_done() {
                     break;
                 }
@@ -229,6 +225,23 @@ where
     }
     to.flush().await.map_err(sent)?;
     Ok(clean)
+}
+
+/// Writes `body` to `to`: after the head still in `head` (then emptied),
+/// in one write, as the first bytes of a small answer; later parts
+/// straight from the read buffer, without a copy.
+async fn send<W: AsyncWrite + Unpin + ?Sized>(
+    to: &mut W,
+    head: &mut Vec<u8>,
+    body: &[u8],
+) -> std::io::Result<()> {
+    if head.is_empty() {
+        return to.write_all(body).await;
+    }
+    head.extend_from_slice(body);
+    let sent = to.write_all(head).await;
+    head.clear();
+    sent
 }
 
 /// Reads the next bytes of a body into the emptied `buf`; `from` closing
