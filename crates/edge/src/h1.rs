@@ -194,9 +194,6 @@ where
     let mut kept: Option<Kept> = None;
     let header_timeout = tokio::time::sleep(crate::http::HEADER_READ_TIMEOUT);
     tokio::pin!(header_timeout);
-    header_timeout
-        .as_mut()
-        .reset(tokio::time::Instant::now() + crate::http::HEADER_READ_TIMEOUT);
     loop {
         let (head_len, tunnel, hostname, head_request, resendable, close) =
             match plan(&buf, shared, &client, &mut request) {
