@@ -261,15 +261,8 @@ pub fn write_request_head(
     out.push(b' ');
     out.extend_from_slice(req.path.unwrap_or("/").as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    let mut wants_trailers = false;
+    let wants_trailers = tokens(req.headers, "te").any(|t| t.eq_ignore_ascii_case(b"trailers"));
     for h in req.headers.iter() {
-        if h.name.eq_ignore_ascii_case("te") {
-            wants_trailers |= h
-                .value
-                .split(|&b| b == b',')
-                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"trailers"));
-            continue;
-        }
         if stops_here(h.name, req.headers)
             || set.iter().any(|(n, _)| h.name.eq_ignore_ascii_case(n))
         {
