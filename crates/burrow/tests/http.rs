@@ -10,9 +10,10 @@ use std::time::Duration;
 use util::httporigin::{pattern_bytes, HttpOrigin};
 use util::*;
 
-/// `curl` against the edge; returns (status, body). `extra` goes before
-/// the URL (headers, data, ...).
-fn curl(url: &str, extra: &[&str]) -> (u16, String) {
+/// `curl` against the edge; returns (status, body, whether the transfer
+/// ended cleanly, else curl's stderr). `extra` goes before the URL
+/// (headers, data, ...).
+fn curl_run(url: &str, extra: &[&str]) -> (u16, String, Result<(), String>) {
     let out = std::process::Command::new("curl")
         .args(["-sS", "--max-time", "60", "-o", "-", "-w", "\n%{http_code}"])
         .args(extra)
@@ -21,15 +22,31 @@ fn curl(url: &str, extra: &[&str]) -> (u16, String) {
         .expect("curl must be installed");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-    (code.trim().parse().unwrap_or(0), body.to_owned())
+    let ended = if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    (code.trim().parse().unwrap_or(0), body.to_owned(), ended)
 }
 
 fn get(edge: &EdgeProc, host: &str, path: &str, extra: &[&str]) -> (u16, String) {
+    let (status, body, _) = get_run(edge, host, path, extra);
+    (status, body)
+}
+
+/// `get`, with whether the transfer ended cleanly.
+fn get_run(
+    edge: &EdgeProc,
+    host: &str,
+    path: &str,
+    extra: &[&str],
+) -> (u16, String, Result<(), String>) {
     let url = format!("http://{}{path}", edge.http_addr.unwrap());
     let h = format!("Host: {host}");
     let mut args = vec!["-H", h.as_str()];
     args.extend_from_slice(extra);
-    curl(&url, &args)
+    curl_run(&url, &args)
 }
 
 /// An edge with `--http`, a tunnel `t` whose connector runs `config`, and
@@ -884,30 +901,13 @@ fn exchange(s: &mut std::net::TcpStream, req: &str) -> (u16, String) {
 
 /// `get`, but the transfer must also end cleanly (curl exits 0 within 10 s).
 fn get_whole(edge: &EdgeProc, host: &str, path: &str, extra: &[&str]) -> (u16, String) {
-    let out = std::process::Command::new("curl")
-        .args([
-            "-sS",
-            "--max-time",
-            "10",
-            "-o",
-            "-",
-            "-w",
-            "\n%{http_code}",
-            "-H",
-        ])
-        .arg(format!("Host: {host}"))
-        .args(extra)
-        .arg(format!("http://{}{path}", edge.http_addr.unwrap()))
-        .output()
-        .expect("curl must be installed");
-    assert!(
-        out.status.success(),
-        "{path}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-    (code.trim().parse().unwrap_or(0), body.to_owned())
+    let mut args = vec!["--max-time", "10"];
+    args.extend_from_slice(extra);
+    let (status, body, ended) = get_run(edge, host, path, &args);
+    if let Err(e) = ended {
+        panic!("{path}: {e}");
+    }
+    (status, body)
 }
 
 #[test]
