@@ -68,17 +68,26 @@ pub(crate) fn print_json(v: &Value) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn write_credentials(path: &std::path::Path, json: &str) -> anyhow::Result<()> {
+/// Writes a credentials file, mode 0600; an existing file is an error
+/// unless `replace` (then it is truncated, keeping its 0600 mode).
+async fn write_credentials(
+    path: &std::path::Path,
+    json: &str,
+    replace: bool,
+) -> anyhow::Result<()> {
     let path = path.to_owned();
     let json = json.to_owned();
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-        use std::os::unix::fs::OpenOptionsExt;
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
         let mut f = std::fs::OpenOptions::new()
             .write(true)
-            .create_new(true)
+            .create_new(!replace)
+            .create(replace)
+            .truncate(replace)
             .mode(0o600)
             .open(&path)
             .map_err(|e| anyhow::anyhow!("cannot write credentials to {}: {e}", path.display()))?;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
         f.write_all(json.as_bytes())?;
         f.write_all(b"\n")?;
         Ok(())
@@ -114,7 +123,7 @@ pub(crate) async fn tunnel(admin: AdminConn, cmd: TunnelCommand) -> anyhow::Resu
             Credentials::from_json(&creds_json)
                 .map_err(|e| anyhow::anyhow!("the edge sent unusable credentials: {e}"))?;
             let path = credentials_file.unwrap_or_else(|| format!("{id}.json").into());
-            write_credentials(&path, &creds_json).await?;
+            write_credentials(&path, &creds_json, false).await?;
             println!("Created tunnel {name} with id {id}");
             println!("Credentials written to {}", path.display());
             println!(
@@ -163,6 +172,27 @@ pub(crate) async fn tunnel(admin: AdminConn, cmd: TunnelCommand) -> anyhow::Resu
                 .ok(Method::DELETE, &format!("/api/v1/tunnels/{name}"), None)
                 .await?;
             println!("Deleted tunnel {name}");
+        }
+        TunnelCommand::RotateSecret {
+            name,
+            credentials_file,
+        } => {
+            let name = path_segment("NAME", &name)?;
+            let v = client
+                .ok(
+                    Method::POST,
+                    &format!("/api/v1/tunnels/{name}/rotate-secret"),
+                    None,
+                )
+                .await?;
+            let id = v["id"].as_str().unwrap_or_default().to_owned();
+            let creds_json = serde_json::to_string_pretty(&v["credentials"])?;
+            Credentials::from_json(&creds_json)
+                .map_err(|e| anyhow::anyhow!("the edge sent unusable credentials: {e}"))?;
+            let path = credentials_file.unwrap_or_else(|| format!("{id}.json").into());
+            write_credentials(&path, &creds_json, true).await?;
+            println!("Rotated the secret of tunnel {name}; connectors on the old secret are disconnected");
+            println!("New credentials written to {}", path.display());
         }
         TunnelCommand::Token { name } => {
             let name = path_segment("NAME", &name)?;
@@ -467,7 +497,7 @@ pub(crate) async fn device(admin: AdminConn, cmd: crate::cli::DeviceCommand) -> 
                 .map_err(|e| anyhow::anyhow!("the edge sent unusable credentials: {e}"))?;
             let path = credentials_file
                 .unwrap_or_else(|| std::path::PathBuf::from(format!("device-{name}.json")));
-            write_credentials(&path, &creds_json).await?;
+            write_credentials(&path, &creds_json, false).await?;
             println!(
                 "Enrolled device {} for {}; credentials written to {}",
                 v["id"].as_str().unwrap_or(""),

@@ -132,8 +132,8 @@ pub(crate) enum PolicyCommand {
     /// List the edge's egress policies in order, one line each.
     List,
     /// Add one rule (at the end, or at --position). Selector flags are
-    /// AND-ed, repeated flags OR-ed; without --dedicated the action is the
-    /// default egress. Or give the whole rule as --json.
+    /// AND-ed, repeated flags OR-ed; without --dedicated or --block the
+    /// action is the default egress. Or give the whole rule as --json.
     Add(Box<PolicyAdd>),
     /// Move rule ID to POSITION (1 is first).
     Move {
@@ -243,8 +243,11 @@ pub(crate) struct PolicyAdd {
     #[arg(long = "vnet")]
     pub(crate) vnets: Vec<String>,
     /// Dedicated egress: the primary IPv4 source address.
-    #[arg(long, value_name = "IPV4")]
+    #[arg(long, value_name = "IPV4", conflicts_with = "block")]
     pub(crate) dedicated: Option<String>,
+    /// Refuse matching flows (session log: BLOCKED_BY_POLICY).
+    #[arg(long)]
+    pub(crate) block: bool,
     /// Dedicated egress: the secondary IPv4 (failover).
     #[arg(long, value_name = "IPV4", requires = "dedicated")]
     pub(crate) secondary: Option<String>,
@@ -576,6 +579,12 @@ pub(crate) struct EdgeArgs {
     /// How long open flows may finish after SIGTERM/SIGINT. [default: 30s]
     #[arg(long)]
     pub(crate) grace_period: Option<String>,
+    /// Let zero-trust clients reach CIDR although the built-in deny refuses
+    /// it (loopback, link-local, private ranges, this host's addresses).
+    /// Repeatable. DANGEROUS: clients then reach services on those
+    /// addresses as the edge host; the edge's own listeners stay refused.
+    #[arg(long = "egress-allow", value_name = "CIDR")]
+    pub(crate) egress_allow: Vec<String>,
     /// Serve HTTP/2 only: no UDP listener.
     #[arg(long)]
     pub(crate) disable_quic: bool,
@@ -698,6 +707,17 @@ pub(crate) enum TunnelCommand {
     Delete {
         /// Tunnel name or id.
         name: String,
+    },
+    /// Give the tunnel a new secret and write new credentials. Connectors
+    /// still on the old secret are disconnected within seconds (on every
+    /// edge sharing the state) and refused when they come back.
+    RotateSecret {
+        /// Tunnel name or id.
+        name: String,
+        /// Where to write the new credentials JSON (replaced if it exists).
+        /// [default: ./<tunnel-id>.json]
+        #[arg(long)]
+        credentials_file: Option<PathBuf>,
     },
     /// Print the tunnel's credentials as one token string (for `tunnel run --token`).
     Token {

@@ -97,6 +97,15 @@ pub(crate) async fn resolve(a: EdgeArgs) -> anyhow::Result<EdgeConfig> {
         .or(file.dns_server)
         .map(|s| parse_addr("dns-server", &s))
         .transpose()?;
+    // Flags add to edge.yaml's list.
+    let mut egress_allow = file.egress_allow.clone();
+    egress_allow.extend(
+        burrow_config::edge::parse_egress_allow("--egress-allow", &a.egress_allow)
+            .map_err(|e| config_err(e.to_string()))?,
+    );
+    if !egress_allow.is_empty() {
+        tracing::warn!(ranges = ?egress_allow, "--egress-allow: zero-trust clients may reach these ranges through this edge, including services of this host on them");
+    }
     let grace_period = match a.grace_period {
         Some(g) => burrow_config::duration::parse(&g)
             .map_err(|r| config_err(format!("grace-period: {r}")))?,
@@ -130,6 +139,7 @@ pub(crate) async fn resolve(a: EdgeArgs) -> anyhow::Result<EdgeConfig> {
         session_log: a.session_log.or(file.session_log),
         logpush,
         peers,
+        egress_allow,
     })
 }
 
@@ -201,7 +211,7 @@ fn peer_config(
                 f.display()
             )));
         }
-        cfg.secret = Some(secret.as_bytes().to_vec());
+        cfg.secret = Some(secret.as_bytes().to_vec().into());
     } else if !cfg.peers.is_empty() {
         return Err(config_err(
             "--peer needs --peer-secret-file (the secret shared by the peer edges)",

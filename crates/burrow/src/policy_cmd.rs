@@ -153,6 +153,7 @@ fn rule_json(a: &crate::cli::PolicyAdd) -> anyhow::Result<serde_json::Value> {
         selector.insert("proxied".into(), json!(p));
     }
     let action = match &a.dedicated {
+        None if a.block => json!({"type": "block"}),
         None => json!({"type": "default"}),
         Some(primary) => {
             let mut d = json!({"type": "dedicated", "primary_ipv4": primary});

@@ -55,6 +55,7 @@ pub(crate) async fn run(a: QuickArgs) -> anyhow::Result<()> {
         session_log: None,
         logpush: None,
         peers: Default::default(),
+        egress_allow: Vec::new(),
     })
     .await?;
     let shutdown = crate::shutdown_on_signals();

@@ -8,25 +8,18 @@ use std::time::Duration;
 use util::httporigin::HttpOrigin;
 use util::*;
 
+/// An edge whose clients may reach loopback destinations (the test
+/// origins): `--egress-allow 127.0.0.0/8 --egress-allow ::1/128`.
+fn client_edge(dir: &std::path::Path, colo: &str, state: &str, extra: &[&str]) -> EdgeProc {
+    let mut args = vec!["--egress-allow", "127.0.0.0/8", "--egress-allow", "::1/128"];
+    args.extend_from_slice(extra);
+    EdgeProc::start(dir, colo, state, &args)
+}
+
 fn enroll(edge: &EdgeProc, dir: &std::path::Path) -> (std::path::PathBuf, String) {
     edge.admin(&["user", "add", "ana@example.com", "--group", "eng"])
         .expect("user add");
-    let creds = dir.join("laptop.json");
-    let c = creds.to_string_lossy().into_owned();
-    edge.admin(&[
-        "device",
-        "enroll",
-        "--user",
-        "ana@example.com",
-        "--name",
-        "laptop",
-        "--credentials-file",
-        &c,
-    ])
-    .expect("enroll");
-    let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&creds).unwrap()).unwrap();
-    (creds, v["DeviceID"].as_str().unwrap().to_owned())
+    enroll_device(edge, dir, "ana@example.com", "laptop")
 }
 
 /// A TCP server on `bind` that answers each connection with the address
@@ -44,26 +37,12 @@ fn peer_reporter(bind: &str) -> std::net::SocketAddr {
     addr
 }
 
-/// `burrow client` with `creds` and a SOCKS5 port of its own, once it
-/// serves; the process and the SOCKS address.
-fn start_client(dir: &std::path::Path, creds: &std::path::Path) -> (Proc, String) {
-    let socks = format!("127.0.0.1:{}", free_port());
-    let c = creds.to_string_lossy().into_owned();
-    let client = Proc::spawn(
-        dir,
-        "client",
-        &["client", "--credentials", &c, "--socks", &socks],
-    );
-    client.wait_line("SOCKS5 proxy:", Duration::from_secs(20));
-    (client, socks)
-}
-
 #[test]
 fn socks5_through_the_edge_reaches_the_destination_and_logs_the_session() {
     let dir = tempdir();
     let log = dir.path().join("sessions.jsonl");
     let log_s = log.to_string_lossy().into_owned();
-    let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &["--session-log", &log_s]);
+    let edge = client_edge(dir.path(), "NRT", "edge.db", &["--session-log", &log_s]);
     let (creds, device_id) = enroll(&edge, dir.path());
     let origin = HttpOrigin::start("A");
     let socks = format!("127.0.0.1:{}", free_port());
@@ -201,7 +180,7 @@ fn socks5_through_the_edge_reaches_the_destination_and_logs_the_session() {
 #[test]
 fn a_revoked_device_is_refused() {
     let dir = tempdir();
-    let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &[]);
+    let edge = client_edge(dir.path(), "NRT", "edge.db", &[]);
     let (creds, device_id) = enroll(&edge, dir.path());
     edge.admin(&["device", "revoke", &device_id])
         .expect("revoke");
@@ -222,7 +201,7 @@ fn a_revoked_device_is_refused() {
 #[test]
 fn an_unenrolled_device_is_refused() {
     let dir = tempdir();
-    let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &[]);
+    let edge = client_edge(dir.path(), "NRT", "edge.db", &[]);
     let (creds, device_id) = enroll(&edge, dir.path());
     // Deleting the user removes the device: its credentials no longer work.
     edge.admin(&["user", "delete", "ana@example.com"])
@@ -245,7 +224,7 @@ fn an_unenrolled_device_is_refused() {
 fn the_client_reconnects_when_the_edge_comes_back() {
     let dir = tempdir();
     let listen = format!("127.0.0.1:{}", free_port());
-    let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &["--listen", &listen]);
+    let edge = client_edge(dir.path(), "NRT", "edge.db", &["--listen", &listen]);
     let (creds, _) = enroll(&edge, dir.path());
     let origin = HttpOrigin::start("A");
     let (client, socks) = start_client(dir.path(), &creds);
@@ -260,7 +239,7 @@ fn the_client_reconnects_when_the_edge_comes_back() {
     assert!(fetch());
     // The edge dies and comes back on the same address and state.
     drop(edge);
-    let _edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &["--listen", &listen]);
+    let _edge = client_edge(dir.path(), "NRT", "edge.db", &["--listen", &listen]);
     let deadline = std::time::Instant::now() + Duration::from_secs(40);
     while !fetch() {
         assert!(
@@ -278,7 +257,7 @@ fn egress_policies_pick_the_source_address_first_match_wins() {
     let dir = tempdir();
     let log = dir.path().join("sessions.jsonl");
     let log_s = log.to_string_lossy().into_owned();
-    let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &["--session-log", &log_s]);
+    let edge = client_edge(dir.path(), "NRT", "edge.db", &["--session-log", &log_s]);
     let (creds, _) = enroll(&edge, dir.path()); // ana@example.com, group eng
                                                 // A destination that answers with the peer address it sees.
     let dst = peer_reporter("127.0.0.1:0");
@@ -359,9 +338,11 @@ fn egress_policies_pick_the_source_address_first_match_wins() {
     let list = edge.admin(&["policy", "list"]).unwrap();
     assert_eq!(list.lines().count(), 2, "{list}");
 
-    // "proxied": an app of this edge is an orange destination.
+    // "proxied": a hostname routed through this edge is an orange
+    // destination; it leaves here, from the rule's dedicated IP.
     edge.create_tunnel("t");
-    let app = edge.create_app("t", "orange.example.com");
+    edge.admin(&["route", "dns", "t", "localhost"])
+        .expect("route dns");
     edge.admin(&[
         "policy",
         "add",
@@ -375,23 +356,37 @@ fn egress_policies_pick_the_source_address_first_match_wins() {
         "1",
     ])
     .expect("policy add");
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--max-time", "10", "--socks5-hostname", &socks])
+        .arg(format!("telnet://localhost:{}", dst.port()))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "127.0.0.9", "orange");
+    assert_eq!(
+        seen(),
+        "127.0.0.6",
+        "the same address by IP is grey: not the orange rule"
+    );
+    // An app listener of this edge is never dialled for a client, even
+    // inside --egress-allow: refused before any policy.
+    let app = edge.create_app("t", "orange.example.com");
     let _ = std::process::Command::new("curl")
         .args(["-sS", "--max-time", "5", "--socks5-hostname", &socks])
         .arg(format!("telnet://{app}"))
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
-    assert_eq!(
-        seen(),
-        "127.0.0.6",
-        "the destination is grey: not the orange rule"
-    );
-    let recs = session_records(&log, 5);
+    let recs = session_records(&log, 6);
     let to_app = recs
         .iter()
         .find(|r| r["OriginPort"] == app.port())
         .expect("a record for the app session");
-    assert_eq!(to_app["EgressRuleID"], "orange", "{to_app}");
+    assert_eq!(
+        to_app["ConnectionCloseReason"], "DESTINATION_DENIED",
+        "{to_app}"
+    );
+    assert_eq!(to_app["EgressRuleID"], "", "{to_app}");
     // Decisions are counted per rule.
     assert_eq!(
         edge.metric("burrow_edge_egress_decisions_total{rule=\"orange\"}"),
@@ -405,49 +400,12 @@ fn egress_policies_pick_the_source_address_first_match_wins() {
     assert_eq!(recs[1]["EgressIP"], "127.0.0.6");
 }
 
-/// The session log's records once there are at least `n` (or after 10 s).
-fn session_records(log: &std::path::Path, n: usize) -> Vec<serde_json::Value> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        let recs: Vec<serde_json::Value> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        if recs.len() >= n || std::time::Instant::now() > deadline {
-            return recs;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// Opens a SOCKS5 CONNECT to `dst` through `socks`; `Ok` once the proxy
-/// answers success (the flow stays open while the stream lives).
-fn socks_connect(socks: &str, dst: std::net::SocketAddrV4) -> std::io::Result<std::net::TcpStream> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(socks)?;
-    s.set_read_timeout(Some(Duration::from_secs(20)))?;
-    s.write_all(&[5, 1, 0])?;
-    let mut hello = [0u8; 2];
-    s.read_exact(&mut hello)?;
-    let mut req = vec![5, 1, 0, 1];
-    req.extend_from_slice(&dst.ip().octets());
-    req.extend_from_slice(&dst.port().to_be_bytes());
-    s.write_all(&req)?;
-    let mut reply = [0u8; 10];
-    s.read_exact(&mut reply)?;
-    if reply[1] != 0 {
-        return Err(std::io::Error::other(format!("SOCKS5 reply {}", reply[1])));
-    }
-    Ok(s)
-}
-
 #[test]
 fn private_networks_route_through_the_tunnel_of_the_clients_vnet() {
     let dir = tempdir();
     let log = dir.path().join("sessions.jsonl");
     let log_s = log.to_string_lossy().into_owned();
-    let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &["--session-log", &log_s]);
+    let edge = client_edge(dir.path(), "NRT", "edge.db", &["--session-log", &log_s]);
     let (creds, _) = enroll(&edge, dir.path());
     // A private destination that answers with the peer address it sees.
     let dst = match peer_reporter("127.0.0.1:0") {
@@ -695,7 +653,7 @@ fn logpush_delivers_every_record_with_retries_and_at_shutdown() {
     let log_s = log.to_string_lossy().into_owned();
     let (rx_addr, received) = logpush_receiver();
     let url = format!("http://{rx_addr}/ingest?token=s3cret");
-    let mut edge = EdgeProc::start(
+    let mut edge = client_edge(
         dir.path(),
         "NRT",
         "edge.db",
@@ -772,7 +730,7 @@ fn socks5_udp_associate_reaches_the_internet_and_private_networks() {
     let dir = tempdir();
     let log = dir.path().join("sessions.jsonl");
     let log_s = log.to_string_lossy().into_owned();
-    let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &["--session-log", &log_s]);
+    let edge = client_edge(dir.path(), "NRT", "edge.db", &["--session-log", &log_s]);
     let (creds, _) = enroll(&edge, dir.path());
     let rules = dir.path().join("rules.json");
     std::fs::write(
@@ -865,7 +823,7 @@ fn kix_and_nrt(dir: &std::path::Path, nrt_extra: &[&str]) -> (EdgeProc, EdgeProc
     let secret = dir.join("peer.secret");
     std::fs::write(&secret, "0123456789abcdef0123456789abcdef-test\n").unwrap();
     let secret_s = secret.to_string_lossy().into_owned();
-    let kix = EdgeProc::start(dir, "KIX", "kix.db", &["--peer-secret-file", &secret_s]);
+    let kix = client_edge(dir, "KIX", "kix.db", &["--peer-secret-file", &secret_s]);
     let kix_ca = dir.join("kix.d").join("ca.pem");
     let peer = format!("KIX={}", kix.tunnel_addr);
     let mut args = vec![
@@ -877,7 +835,7 @@ fn kix_and_nrt(dir: &std::path::Path, nrt_extra: &[&str]) -> (EdgeProc, EdgeProc
         kix_ca.to_str().unwrap(),
     ];
     args.extend_from_slice(nrt_extra);
-    let nrt = EdgeProc::start(dir, "NRT", "nrt.db", &args);
+    let nrt = client_edge(dir, "NRT", "nrt.db", &args);
     (kix, nrt)
 }
 
@@ -933,10 +891,18 @@ fn dedicated_egress_leaves_from_the_owning_colo_and_fails_over_to_the_secondary(
     kix.proc.wait_log("peer egress", Duration::from_secs(5));
     nrt.proc
         .wait_log("connected to peer edge", Duration::from_secs(5));
-    // Orange (an app of NRT): NRT dials itself, still from 127.0.0.7.
+    // Orange (a hostname routed through NRT): NRT dials it itself, still
+    // from 127.0.0.7.
     nrt.create_tunnel("t");
-    let app = nrt.create_app("t", "orange.example.com");
-    let _ = seen(app);
+    nrt.admin(&["route", "dns", "t", "localhost"])
+        .expect("route dns");
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--max-time", "25", "--socks5-hostname", &socks])
+        .arg(format!("telnet://localhost:{}", dst.port()))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "127.0.0.7");
     assert_eq!(
         kix.proc.log().matches("peer egress").count(),
         1,
@@ -948,10 +914,9 @@ fn dedicated_egress_leaves_from_the_owning_colo_and_fails_over_to_the_secondary(
     assert_eq!(seen(dst), "127.0.0.8");
 
     let recs = session_records(&log, 5);
-    let grey: Vec<&serde_json::Value> = recs
-        .iter()
-        .filter(|r| r["OriginPort"] == dst.port())
-        .collect();
+    // In order: default, grey via KIX, orange, grey twice via the secondary.
+    let mut grey: Vec<&serde_json::Value> = recs.iter().collect();
+    let orange = grey.remove(2);
     assert_eq!(grey.len(), 4, "{recs:#?}");
     assert_eq!(grey[0]["EgressRuleID"], "");
     assert_eq!(grey[0]["EgressIP"], "127.0.0.8");
@@ -962,10 +927,6 @@ fn dedicated_egress_leaves_from_the_owning_colo_and_fails_over_to_the_secondary(
     assert_eq!(grey[2]["EgressColoName"], "NRT");
     assert_eq!(grey[2]["EgressIP"], "127.0.0.8");
     assert_eq!(grey[2]["EgressRuleID"], "ded");
-    let orange = recs
-        .iter()
-        .find(|r| r["OriginPort"] == app.port())
-        .expect("the app session");
     assert_eq!(orange["EgressColoName"], "NRT");
     assert_eq!(orange["EgressIP"], "127.0.0.7");
 }
@@ -1034,7 +995,7 @@ fn a_peer_with_the_wrong_secret_is_refused() {
     let (a, b) = (dir.path().join("a.secret"), dir.path().join("b.secret"));
     std::fs::write(&a, "a".repeat(40)).unwrap();
     std::fs::write(&b, "b".repeat(40)).unwrap();
-    let kix = EdgeProc::start(
+    let kix = client_edge(
         dir.path(),
         "KIX",
         "kix.db",
@@ -1042,7 +1003,7 @@ fn a_peer_with_the_wrong_secret_is_refused() {
     );
     let kix_ca = dir.path().join("kix.d").join("ca.pem");
     let peer = format!("KIX={}", kix.tunnel_addr);
-    let nrt = EdgeProc::start(
+    let nrt = client_edge(
         dir.path(),
         "NRT",
         "nrt.db",
@@ -1128,7 +1089,7 @@ fn ipv6_destinations_leave_from_the_dedicated_ipv6_range() {
     }
     let _addr = LoAddr::add("fd00:b0::7/128").expect("ip -6 addr add fd00:b0::7/128 dev lo");
     let dir = tempdir();
-    let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &[]);
+    let edge = client_edge(dir.path(), "NRT", "edge.db", &[]);
     let (creds, _) = enroll(&edge, dir.path());
     edge.admin(&[
         "policy",
@@ -1158,7 +1119,7 @@ fn clients_fall_back_to_http2_when_udp_is_blocked() {
     let log = dir.path().join("sessions.jsonl");
     let log_s = log.to_string_lossy().into_owned();
     // No QUIC listener at all: UDP to the edge goes nowhere.
-    let edge = EdgeProc::start(
+    let edge = client_edge(
         dir.path(),
         "NRT",
         "edge.db",

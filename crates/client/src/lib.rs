@@ -121,7 +121,7 @@ async fn register(cfg: &ClientConfig) -> Result<ConnectorConn, ClientError> {
     let reg = Frame::Register(Register {
         account_id: *c.account_id.as_bytes(),
         tunnel_id: *c.device_id.as_bytes(),
-        secret: c.secret.0.clone(),
+        secret: c.secret.0.clone().into(),
         connector_id: *c.device_id.as_bytes(),
         conn_index: 0,
         version: format!("burrow-client {}", env!("CARGO_PKG_VERSION")),
@@ -141,11 +141,20 @@ async fn register(cfg: &ClientConfig) -> Result<ConnectorConn, ClientError> {
     match answer {
         Frame::Registered(r) => {
             info!(edge = %cfg.edge, colo = %r.colo, device_id = %c.device_id, protocol = conn.protocol().as_str(), "client connected to the edge");
-            // The control stream must stay open for the connection's life.
+            // The control stream must stay open for the connection's life;
+            // the edge says on it why it ends the connection, if it does.
             tokio::spawn(async move {
                 let mut control = control;
-                let mut buf = [0u8; 64];
-                while matches!(control.read(&mut buf).await, Ok(n) if n > 0) {}
+                loop {
+                    match reader.read_frame(&mut control).await {
+                        Ok(Frame::Refused(r)) => {
+                            warn!(reason = %r.message, "the edge ended this device's connection");
+                            break;
+                        }
+                        Ok(_) => {}
+                        Err(_) => break,
+                    }
+                }
             });
             Ok(conn)
         }

@@ -30,6 +30,7 @@ struct RawEdgeFile {
     session_log: Option<PathBuf>,
     logpush_url: Option<String>,
     logpush_ca: Option<PathBuf>,
+    egress_allow: Option<Vec<String>>,
 }
 
 /// A parsed `edge.yaml`; every field optional (flags and defaults fill in).
@@ -77,6 +78,43 @@ pub struct EdgeFile {
     pub logpush_url: Option<String>,
     /// `logpush-ca`: CA certificates (PEM) for an `https://` logpush URL.
     pub logpush_ca: Option<PathBuf>,
+    /// `egress-allow`: ranges clients may reach although the built-in
+    /// deny refuses them.
+    pub egress_allow: Vec<ipnet::IpNet>,
+}
+
+/// Parses `--egress-allow` / `egress-allow` values: CIDRs or single
+/// addresses, host bits clear.
+///
+/// # Errors
+/// [`ConfigError`] naming `field[i]`.
+pub fn parse_egress_allow(
+    field: &str,
+    values: &[String],
+) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let at = || format!("{field}[{i}]");
+            let net = match v.parse::<ipnet::IpNet>() {
+                Ok(n) => n,
+                Err(_) => v
+                    .parse::<std::net::IpAddr>()
+                    .map(ipnet::IpNet::from)
+                    .map_err(|_| {
+                        ConfigError::new(at(), format!("'{v}' is not a CIDR or an IP address"))
+                    })?,
+            };
+            if net.trunc() != net {
+                return Err(ConfigError::new(
+                    at(),
+                    format!("'{v}' has host bits set; did you mean {}?", net.trunc()),
+                ));
+            }
+            Ok(net)
+        })
+        .collect()
 }
 
 /// Parses an `edge.yaml`.
@@ -120,6 +158,7 @@ pub fn parse_edge_yaml(text: &str) -> Result<EdgeFile, ConfigError> {
         session_log: raw.session_log,
         logpush_url: raw.logpush_url,
         logpush_ca: raw.logpush_ca,
+        egress_allow: parse_egress_allow("egress-allow", &raw.egress_allow.unwrap_or_default())?,
     })
 }
 
@@ -150,5 +189,10 @@ mod tests {
         assert!(e.reason.contains("colour"), "{e}");
         let e = parse_edge_yaml("colo: 'N RT'\n").unwrap_err();
         assert_eq!(e.field, "colo");
+        let f = parse_edge_yaml("egress-allow: [127.0.0.0/8, 10.1.2.3]\n").unwrap();
+        assert_eq!(f.egress_allow.len(), 2);
+        let e = parse_edge_yaml("egress-allow: [127.0.0.1/8]\n").unwrap_err();
+        assert_eq!(e.field, "egress-allow[0]");
+        assert!(e.reason.contains("127.0.0.0/8"), "{e}");
     }
 }

@@ -146,6 +146,7 @@ pub fn parse_rules(json: &str) -> Result<Vec<Rule>, ConfigError> {
         let aat = format!("{at}.action");
         let action = match r.action.kind.as_str() {
             "default" => Action::Default,
+            "block" => Action::Block,
             "dedicated" => {
                 let v4 = |key: &str, v: &Option<String>| -> Result<Option<Ipv4Addr>, ConfigError> {
                     v.as_deref()
@@ -188,7 +189,7 @@ pub fn parse_rules(json: &str) -> Result<Vec<Rule>, ConfigError> {
             other => {
                 return Err(ConfigError::new(
                     format!("{aat}.type"),
-                    format!("'{other}' is not default or dedicated"),
+                    format!("'{other}' is not default, dedicated or block"),
                 ))
             }
         };

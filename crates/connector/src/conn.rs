@@ -257,7 +257,7 @@ async fn connect_with(
     let reg = Frame::Register(Register {
         account_id: *creds.account_id.as_bytes(),
         tunnel_id: *creds.tunnel_id.as_bytes(),
-        secret: creds.secret.0.clone(),
+        secret: creds.secret.0.clone().into(),
         connector_id: *shared.connector_id.as_bytes(),
         conn_index: index,
         version: format!("burrow {}", env!("CARGO_PKG_VERSION")),
@@ -369,6 +369,13 @@ async fn serve(
                     info!("edge asked us to move; reconnecting");
                     let grace = shared.cfg.grace_period;
                     drains.spawn(drain(live, flows, grace));
+                    return;
+                }
+                Ok(Frame::Refused(r)) => {
+                    // The edge took this tunnel's access away (deleted, or
+                    // its secret rotated): open flows end with it.
+                    warn!(code = ?r.code, reason = %r.message, "the edge ended this tunnel connection");
+                    live.conn.close();
                     return;
                 }
                 Ok(_) => {}

@@ -25,7 +25,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tracing::{debug, info};
+use tracing::debug;
 
 /// Idle connections to one rule's origin: at most `keepAliveConnections`,
 /// each for at most `keepAliveTimeout`.
@@ -245,9 +245,10 @@ pub(crate) async fn serve(
                     Service::Tcp { addr, .. } => addr.as_str(),
                     _ => "",
                 };
-                info!(rule, origin = %addr, %reason, "origin request failed");
                 answer.clear();
-                bad_gateway(&mut answer, &format!("origin {addr}: {reason}"));
+                let body =
+                    crate::reply::bad_gateway(Some(rule), &format!("origin {addr}: {reason}"));
+                bad_gateway(&mut answer, &body);
                 if tunnel.write_all(&answer).await.is_err() {
                     return Outcome::Closed;
                 }

@@ -39,6 +39,15 @@ fn text(status: StatusCode, msg: &str) -> Response<Body> {
     r
 }
 
+/// A `502` whose body names no detail; the detail is logged (see
+/// [`crate::reply`]).
+fn bad_gateway(rule: Option<usize>, detail: &str) -> Response<Body> {
+    text(
+        StatusCode::BAD_GATEWAY,
+        &crate::reply::bad_gateway(rule, detail),
+    )
+}
+
 /// Serves the HTTP exchange(s) the edge sends on one stream.
 pub(crate) async fn serve<S>(env: Arc<FlowEnv>, conn: Arc<ConnInfo>, open: StreamOpen, io: S)
 where
@@ -97,10 +106,7 @@ async fn handle(
         .unwrap_or_else(|| open.hostname.clone());
     let routing = env.routing.load_full();
     let Some((index, rule)) = routing.ingress.find(&host, Some(&path)) else {
-        return text(
-            StatusCode::BAD_GATEWAY,
-            "no ingress rule matches this request",
-        );
+        return bad_gateway(None, "no ingress rule matches this request");
     };
     if let Some(Some(guard)) = routing.guards.get(index) {
         if let Err(reason) = guard.check(req.headers()).await {
@@ -129,11 +135,7 @@ async fn handle(
         }
         Service::Unix { .. } => return over_unix(&routing, index, req).await,
         other => {
-            info!(rule = index, service = ?other, "ingress rule cannot serve HTTP");
-            return text(
-                StatusCode::BAD_GATEWAY,
-                &format!("ingress rule {index} does not serve HTTP requests (it is not an http://, https://, http_status or hello_world service)"),
-            );
+            return bad_gateway(Some(index), &format!("ingress rule {index} does not serve HTTP requests (it is not an http://, https://, http_status or hello_world service: {other:?})"));
         }
     };
     let client_up = prepare(&mut req, &rule.origin);
@@ -147,7 +149,7 @@ async fn handle(
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "/".into());
     let Some(Some(client)) = routing.clients.get(index) else {
-        return text(StatusCode::BAD_GATEWAY, "internal: no client for this rule");
+        return bad_gateway(Some(index), "internal: no client for this rule");
     };
     let mut req = req;
     if rule.origin.http2_origin {
@@ -155,20 +157,14 @@ async fn handle(
     }
     match format!("{scheme}://{addr}{pq}").parse::<Uri>() {
         Ok(u) => *req.uri_mut() = u,
-        Err(e) => {
-            return text(
-                StatusCode::BAD_GATEWAY,
-                &format!("origin address {addr}: {e}"),
-            )
-        }
+        Err(e) => return bad_gateway(Some(index), &format!("origin address {addr}: {e}")),
     }
     let resp = match client.request(req).await {
         Ok(r) => r,
         Err(e) => {
             let reason = error_chain(&e);
             env.metrics.request_errors.inc();
-            info!(rule = index, origin = %addr, %reason, "origin request failed");
-            return text(StatusCode::BAD_GATEWAY, &format!("origin {addr}: {reason}"));
+            return bad_gateway(Some(index), &format!("origin {addr}: {reason}"));
         }
     };
     finish(resp, client_up)
@@ -252,8 +248,7 @@ async fn over_unix(
     let io = match crate::origin::dial_unix(routing, index).await {
         Ok(io) => io,
         Err(reason) => {
-            info!(rule = index, %reason, "origin request failed");
-            return text(StatusCode::BAD_GATEWAY, &reason);
+            return bad_gateway(Some(index), &reason);
         }
     };
     let client_up = prepare(&mut req, &rule.origin);
@@ -263,7 +258,7 @@ async fn over_unix(
     };
     let (mut sender, conn) = match hyper::client::conn::http1::handshake(TokioIo::new(io)).await {
         Ok(x) => x,
-        Err(e) => return text(StatusCode::BAD_GATEWAY, &format!("origin: {e}")),
+        Err(e) => return bad_gateway(Some(index), &format!("origin: {e}")),
     };
     tokio::spawn(async move {
         if let Err(e) = conn.with_upgrades().await {
@@ -273,8 +268,7 @@ async fn over_unix(
     let resp = match sender.send_request(req).await {
         Ok(r) => r,
         Err(e) => {
-            info!(rule = index, error = %e, "origin request failed");
-            return text(StatusCode::BAD_GATEWAY, &format!("origin: {e}"));
+            return bad_gateway(Some(index), &format!("origin: {e}"));
         }
     };
     finish(resp, client_up)

@@ -26,6 +26,7 @@ mod metrics;
 pub use metrics::{MetricsAddr, AUTO_PORTS as METRICS_AUTO_PORTS};
 mod origin;
 mod private;
+mod reply;
 mod udp;
 
 use burrow_config::connector::{Ingress, ProtocolChoice};

@@ -9,7 +9,9 @@
 //! Routes:
 //! - `POST /api/v1/tunnels` `{"name"}` → 201 tunnel with `credentials`
 //! - `GET /api/v1/tunnels`, `GET /api/v1/tunnels/{name-or-id}` (with live connections)
-//! - `GET /api/v1/tunnels/{name-or-id}/credentials`
+//! - `GET /api/v1/tunnels/{name-or-id}/credentials`; `POST
+//!   /api/v1/tunnels/{name-or-id}/rotate-secret` → new `credentials` (the
+//!   old secret's connectors are disconnected)
 //! - `DELETE /api/v1/tunnels/{name-or-id}`
 //! - `POST /api/v1/apps` with a Spectrum-shaped body (see
 //!   `burrow_config::app`) → 201 app with its `listen` addresses
@@ -125,6 +127,10 @@ pub(crate) fn router(state: AdminState) -> Router {
         .route(
             "/api/v1/tunnels/{tunnel}/credentials",
             get(tunnel_credentials),
+        )
+        .route(
+            "/api/v1/tunnels/{tunnel}/rotate-secret",
+            post(rotate_tunnel_secret),
         )
         .route("/api/v1/apps", post(create_app).get(list_apps))
         .route(
@@ -368,6 +374,30 @@ async fn tunnel_credentials(
     Ok(Json(credentials_value(&credentials(&st.shared, &t))))
 }
 
+async fn rotate_tunnel_secret(
+    State(st): State<AdminState>,
+    Path(r): Path<String>,
+) -> Result<Response, ApiError> {
+    let mut t = find_tunnel(&st.shared, &r).await?;
+    let mut secret = vec![0u8; 32];
+    rand::thread_rng().fill_bytes(&mut secret);
+    if !st
+        .shared
+        .store
+        .set_tunnel_secret(t.id, &secret)
+        .await
+        .map_err(ApiError::internal)?
+    {
+        return Err(ApiError::not_found(&format!("tunnel '{r}'")));
+    }
+    t.secret = secret;
+    st.shared.grants.changed.notify_one();
+    tracing::info!(tunnel_id = %t.id, "tunnel secret rotated");
+    let mut v = tunnel_json(&st.shared, &t).await?;
+    v["credentials"] = credentials_value(&credentials(&st.shared, &t));
+    Ok(Json(v).into_response())
+}
+
 async fn delete_tunnel(
     State(st): State<AdminState>,
     Path(r): Path<String>,
@@ -379,6 +409,7 @@ async fn delete_tunnel(
         .await
         .map_err(ApiError::internal)?;
     st.shared.apps.sync(&st.shared, &st.shutdown).await;
+    st.shared.grants.changed.notify_one();
     tracing::info!(tunnel_id = %t.id, "tunnel deleted");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -802,6 +833,8 @@ async fn delete_user(
     {
         return Err(ApiError::not_found(&format!("user '{email}'")));
     }
+    st.shared.grants.changed.notify_one();
+    tracing::info!(user = %email, "user deleted");
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -888,6 +921,7 @@ async fn revoke_device(
     {
         return Err(ApiError::not_found(&format!("device '{id}'")));
     }
+    st.shared.grants.changed.notify_one();
     tracing::info!(device_id = %uuid, "device revoked");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -259,6 +259,19 @@ impl AppManager {
         })
     }
 
+    /// Whether `addr` is an app listener of this edge: its exact address,
+    /// or its port on a wildcard listener when `local` (the address is
+    /// one of this host's).
+    pub(crate) fn listens_on(&self, addr: SocketAddr, local: bool) -> bool {
+        let running = self.running.lock().expect("app map lock poisoned");
+        running.values().any(|r| {
+            r.addrs.iter().any(|l| {
+                l.port() == addr.port()
+                    && (l.ip() == addr.ip() || (l.ip().is_unspecified() && local))
+            })
+        })
+    }
+
     /// The addresses an app listens on right now (empty when not running).
     pub(crate) fn listen_addrs(&self, id: uuid::Uuid) -> Vec<SocketAddr> {
         self.running

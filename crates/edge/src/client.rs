@@ -39,6 +39,23 @@ struct Identity {
     /// The virtual network the client picked; `None`: the default one at
     /// the time of each flow.
     vnet: Option<(uuid::Uuid, String)>,
+    /// Digest of the device secret it registered with.
+    secret: crate::authz::SecretDigest,
+    /// Its live grant, once admitted: a flow that ends because the grant
+    /// was revoked says so in the session log.
+    live: Option<Arc<crate::authz::Live>>,
+}
+
+impl Identity {
+    /// The session log's close reason for a flow that ended with `r`:
+    /// `REVOKED` when the device's access was taken away.
+    fn close_reason(&self, r: &'static str) -> &'static str {
+        if self.live.as_ref().is_some_and(|l| l.reason().is_some()) {
+            "REVOKED"
+        } else {
+            r
+        }
+    }
 }
 
 /// The virtual network a client names with the registration feature
@@ -71,7 +88,7 @@ async fn authenticate(shared: &Shared, reg: &Register) -> Result<Identity, Refus
             format!("device {device_id} is not enrolled on this edge"),
         ));
     };
-    let secret_ok: bool = d.secret.ct_eq(&reg.secret).into();
+    let secret_ok: bool = d.secret.ct_eq(reg.secret.expose()).into();
     if !secret_ok || shared.account_id.as_bytes() != &reg.account_id {
         return Err(refuse(
             RefuseCode::BadSecret,
@@ -102,6 +119,8 @@ async fn authenticate(shared: &Shared, reg: &Register) -> Result<Identity, Refus
         email: d.user_email,
         groups,
         vnet: requested_vnet(shared, reg)?,
+        secret: crate::authz::digest(&d.secret),
+        live: None,
     })
 }
 
@@ -114,7 +133,7 @@ pub(crate) async fn serve(
     peer: SocketAddr,
     shutdown: CancellationToken,
 ) {
-    let identity = match authenticate(&shared, &reg).await {
+    let mut identity = match authenticate(&shared, &reg).await {
         Ok(i) => i,
         Err(refusal) => {
             warn!(client = %peer, reason = %refusal.message, "client refused");
@@ -131,12 +150,26 @@ pub(crate) async fn serve(
     if !crate::tunnel::accept_registration(&mut control, &conn, &shared.colo).await {
         return;
     }
+    let admitted = shared.grants.admit(crate::authz::Grant::Client {
+        device: identity.device_id,
+        email: identity.email.clone(),
+        secret: identity.secret,
+    });
+    identity.live = Some(admitted.live.clone());
     info!(client = %peer, device_id = %identity.device_id, user = %identity.email, "client connected");
     let identity = Arc::new(identity);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = conn.closed() => break,
+            why = admitted.live.revoked() => {
+                warn!(
+                    client = %peer, device_id = %identity.device_id, user = %identity.email,
+                    reason = why.message(), "access revoked; closing the client connection and its flows"
+                );
+                crate::tunnel::refuse(&mut control, &conn, RefuseCode::BadSecret, why.message()).await;
+                break;
+            }
             s = conn.accept_stream() => match s {
                 Some(stream) => {
                     let span = tracing::info_span!("client_flow", user = %identity.email);
@@ -164,6 +197,49 @@ fn split_host_port(s: &str) -> Option<(String, u16)> {
 fn is_proxied(shared: &Shared, host: &str, target: Option<SocketAddr>) -> bool {
     let name = host.parse::<std::net::IpAddr>().is_err().then_some(host);
     name.is_some_and(|h| shared.routes().find(h).is_some()) || shared.apps.serves(name, target)
+}
+
+/// Whether `ip` is an address of this host: binding a socket to it works.
+fn is_host_address(ip: std::net::IpAddr) -> bool {
+    let ip = match ip {
+        std::net::IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4),
+        v4 => v4,
+    };
+    ip.is_loopback() || std::net::UdpSocket::bind(SocketAddr::new(ip, 0)).is_ok()
+}
+
+/// The built-in deny ([`burrow_policy::dial_guard`]) for `target`, the
+/// address that will actually be dialled.
+pub(crate) fn guard(
+    shared: &Shared,
+    target: SocketAddr,
+) -> Result<(), burrow_policy::dial_guard::Denied> {
+    let edge_host = is_host_address(target.ip());
+    let facts = burrow_policy::dial_guard::DialFacts {
+        edge_host,
+        app_listener: shared.apps.listens_on(target, edge_host),
+    };
+    shared.dial_guard.check(target, facts)
+}
+
+/// Resolves `host` to the one address the flow will dial: with the edge's
+/// `--dns-server` when given, else the system's resolver.
+async fn resolve(shared: &Shared, host: &str, port: u16) -> Option<SocketAddr> {
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return Some(SocketAddr::new(ip, port));
+    }
+    match (&shared.dns_server, &shared.resolver) {
+        (Some(_), Ok(r)) => r
+            .lookup_ip(host)
+            .await
+            .ok()?
+            .iter()
+            .next()
+            .map(|ip| SocketAddr::new(ip, port)),
+        _ => tokio::net::lookup_host((host, port)).await.ok()?.next(),
+    }
 }
 
 /// Why a flow did not reach its destination: the session log's close
@@ -233,7 +309,7 @@ async fn egress(shared: Arc<Shared>, who: Arc<Identity>, mut stream: BoxStream, 
         Ok(Ok(Frame::StreamOpen(o))) if matches!(o.kind, FlowKind::Tcp | FlowKind::Udp) => o,
         Ok(Ok(other)) => {
             debug!(
-                ?other,
+                frame = other.kind_name(),
                 "client flow did not start with a TCP or UDP StreamOpen"
             );
             return;
@@ -251,10 +327,7 @@ async fn egress(shared: Arc<Shared>, who: Arc<Identity>, mut stream: BoxStream, 
         refuse(&mut stream, format!("'{}' is not host:port", open.hostname)).await;
         return;
     };
-    let target = match tokio::net::lookup_host((host.as_str(), port)).await {
-        Ok(mut addrs) => addrs.next(),
-        Err(_) => None,
-    };
+    let target = resolve(&shared, &host, port).await;
     // A private route of the client's vnet wins over Internet egress.
     let nets = shared.private();
     let vnet = who.vnet.as_ref().map(|v| v.0).or(nets.default_vnet);
@@ -274,11 +347,32 @@ async fn egress(shared: Arc<Shared>, who: Arc<Identity>, mut stream: BoxStream, 
             record.tunnel(route.target);
             let tunnel = route.target;
             drop(nets);
-            private(&shared, stream, reader, record, (tunnel, t, udp), peer).await;
+            private(
+                &shared,
+                &who,
+                stream,
+                reader,
+                record,
+                (tunnel, t, udp),
+                peer,
+            )
+            .await;
             return;
         }
     }
     drop(nets);
+    // The built-in deny comes before any policy, on the resolved address.
+    if let Some(t) = target {
+        if let Err(d) = guard(&shared, t) {
+            info!(destination = %t, host = %host, reason = d.message(), "client flow refused");
+            record.rule_evaluation(rule_started.elapsed());
+            record.origin(t);
+            record.close("DESTINATION_DENIED");
+            shared.log_session(record);
+            refuse(&mut stream, format!("{t} {}", d.message())).await;
+            return;
+        }
+    }
     // Egress policy, first match, once per flow.
     let facts = burrow_policy::egress::Facts {
         user_email: Some(who.email.clone()),
@@ -313,6 +407,17 @@ async fn egress(shared: Arc<Shared>, who: Arc<Identity>, mut stream: BoxStream, 
         .inc();
     if let Some(i) = decision.index {
         record.rule(&policies[i].id, &policies[i].name);
+    }
+    if *decision.action == burrow_policy::egress::Action::Block {
+        let id = decision.index.map_or("", |i| policies[i].id.as_str());
+        info!(host = %host, port, rule = %id, "client flow blocked by egress policy");
+        if let Some(t) = target {
+            record.origin(t);
+        }
+        record.close("BLOCKED_BY_POLICY");
+        shared.log_session(record);
+        refuse(&mut stream, format!("blocked by egress policy '{id}'")).await;
+        return;
     }
     let Some(target) = target else {
         record.close("DNS_FAILURE");
@@ -373,7 +478,7 @@ async fn egress(shared: Arc<Shared>, who: Arc<Identity>, mut stream: BoxStream, 
         Out::Peer(mut far, far_left) => splice_out(&mut stream, leftover, &mut far, far_left).await,
     };
     record.bytes(end.1, end.2);
-    record.close(end.0);
+    record.close(who.close_reason(end.0));
     shared.log_session(record);
 }
 
@@ -517,6 +622,7 @@ pub(crate) async fn udp_relay(
 /// dials `target` itself.
 async fn private(
     shared: &Shared,
+    who: &Identity,
     mut stream: BoxStream,
     reader: FrameReader,
     mut record: SessionRecord,
@@ -576,7 +682,7 @@ async fn private(
         )
         .await;
         record.bytes(end.sent, end.received);
-        record.close(end.reason);
+        record.close(who.close_reason(end.reason));
         shared.log_session(record);
         return;
     }
@@ -589,11 +695,11 @@ async fn private(
     match burrow_transport::splice::splice(&mut stream, &mut far).await {
         Ok((up, down)) => {
             record.bytes(up + leftover.len() as u64, down + far_leftover.len() as u64);
-            record.close("CLIENT_OR_ORIGIN_CLOSED");
+            record.close(who.close_reason("CLIENT_OR_ORIGIN_CLOSED"));
         }
         Err(e) => {
             debug!(error = %e, "private-network flow ended with an error");
-            record.close("ERROR");
+            record.close(who.close_reason("ERROR"));
         }
     }
     shared.log_session(record);

@@ -441,6 +441,18 @@ async fn handle(
     peer: SocketAddr,
     https: bool,
 ) -> Response<Body> {
+    if req.method() == http::Method::CONNECT {
+        return page(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "This listener does not proxy CONNECT.",
+        );
+    }
+    if req.headers().get_all(HOST).iter().nth(1).is_some() {
+        return page(
+            StatusCode::BAD_REQUEST,
+            "The request has more than one Host header.",
+        );
+    }
     let Some(host) = request_host(&req) else {
         return page(StatusCode::BAD_REQUEST, "The request names no host.");
     };
@@ -465,10 +477,15 @@ async fn handle(
     // Rewrite the request for the origin side of the stream.
     let (mut parts, body) = req.into_parts();
     strip_hop_by_hop(&mut parts.headers, upgrade);
-    if !parts.headers.contains_key(HOST) {
-        if let Ok(v) = HeaderValue::from_str(&host) {
+    // What the edge routed on is what the origin sees: the authority
+    // (absolute-form target or HTTP/2 `:authority`) replaces any Host the
+    // client sent (RFC 9112 3.2.2), so the connector matches its ingress
+    // rules on the routed name.
+    match HeaderValue::from_str(&host) {
+        Ok(v) => {
             parts.headers.insert(HOST, v);
         }
+        Err(_) => return page(StatusCode::BAD_REQUEST, "The request's host is not valid."),
     }
     let ip = peer.ip().to_string();
     let xff = match parts

@@ -14,6 +14,7 @@
 
 mod admin;
 mod apps;
+mod authz;
 mod client;
 mod edge_tls;
 mod geoip;
@@ -99,6 +100,10 @@ pub struct EdgeConfig {
     pub logpush: Option<LogpushTarget>,
     /// Peer edges for egress from other colos' dedicated IPs.
     pub peers: PeerConfig,
+    /// Ranges clients may reach although the built-in deny refuses them
+    /// (loopback, link-local, private ranges, this host's addresses);
+    /// the edge's own listeners stay refused. Dangerous: see the README.
+    pub egress_allow: Vec<ipnet::IpNet>,
 }
 
 /// Why the edge could not start.
@@ -145,6 +150,9 @@ pub(crate) struct PrivateNets {
 pub(crate) struct Shared {
     pub(crate) store: Store,
     pub(crate) registry: registry::Registry,
+    /// Grants of the connectors and clients connected now, re-checked
+    /// while they stay connected.
+    pub(crate) grants: Arc<authz::LiveGrants>,
     pub(crate) apps: apps::AppManager,
     pub(crate) colo: String,
     pub(crate) node_id: String,
@@ -189,6 +197,10 @@ pub(crate) struct Shared {
     pub(crate) logpush: Option<logpush::Logpush>,
     /// Resolver for `origin_dns` names (the error if it could not be set up).
     pub(crate) resolver: Result<hickory_resolver::TokioResolver, String>,
+    /// `--dns-server`, when given (client egress then resolves with it too).
+    pub(crate) dns_server: Option<SocketAddr>,
+    /// The built-in deny for destinations dialled for clients.
+    pub(crate) dial_guard: burrow_policy::dial_guard::DialGuard,
 }
 
 impl Shared {
@@ -595,6 +607,7 @@ impl Edge {
         let shared = Arc::new(Shared {
             store,
             registry: registry::Registry::default(),
+            grants: Arc::default(),
             apps: apps::AppManager::default(),
             colo: cfg.colo.clone(),
             node_id,
@@ -614,6 +627,14 @@ impl Edge {
             app_tls,
             origin_tls,
             resolver,
+            dns_server: cfg.dns_server,
+            dial_guard: burrow_policy::dial_guard::DialGuard::new(
+                [Some(tunnel_addr), Some(admin_addr), http_addr, https_addr]
+                    .into_iter()
+                    .flatten()
+                    .collect(),
+                cfg.egress_allow.clone(),
+            ),
             routes: std::sync::RwLock::new(Arc::new(Default::default())),
             session_log: session_log::SessionLog::start(cfg.session_log.clone()),
             logpush,
@@ -812,6 +833,9 @@ impl Edge {
                 .spawn(http::run(shared.clone(), l, Some(tls), accepting.clone()));
         }
         shared.apps.sync(&shared, &accepting).await;
+        shared
+            .tasks
+            .spawn(authz_sweeps(shared.clone(), shutdown.clone()));
         let mut tick = tokio::time::interval(HEARTBEAT);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -866,6 +890,45 @@ impl Edge {
         let _ = tokio::time::timeout(Duration::from_secs(2), shared.tasks.wait()).await;
         shared.store.close().await;
         info!("edge stopped");
+    }
+}
+
+/// How often every live grant is checked against the store, so changes
+/// made through another node sharing the store take effect here too.
+const AUTHZ_SWEEP: Duration = Duration::from_secs(1);
+
+/// Re-checks the grants of connected parties every [`AUTHZ_SWEEP`], and at
+/// once when an admin change on this node may have revoked one.
+async fn authz_sweeps(shared: Arc<Shared>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(AUTHZ_SWEEP);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+            _ = shared.grants.changed.notified() => {}
+        }
+        if shared.grants.len() == 0 {
+            continue;
+        }
+        let facts = match authz::Facts::load(&shared.store).await {
+            Ok(f) => f,
+            Err(e) => {
+                // Keep serving on the grants checked last; say so.
+                warn!(error = %e, "could not re-check live grants against the state store");
+                continue;
+            }
+        };
+        for (grant, why) in shared.grants.sweep(&facts) {
+            shared
+                .metrics
+                .revoked
+                .get_or_create(&metrics::RevokedLabels {
+                    party: grant.party(),
+                    reason: why.label(),
+                })
+                .inc();
+        }
     }
 }
 

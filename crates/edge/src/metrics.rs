@@ -86,6 +86,15 @@ pub(crate) struct OutcomeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct RevokedLabels {
+    /// `connector` or `client`.
+    pub(crate) party: &'static str,
+    /// `tunnel_deleted`, `secret_rotated`, `device_revoked`,
+    /// `device_deleted`, `user_deleted`.
+    pub(crate) reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct TlsLabels {
     pub(crate) side: Side,
 }
@@ -115,6 +124,9 @@ pub(crate) struct Metrics {
     pub(crate) http_requests: Family<StatusLabels, Counter>,
     /// Zero-trust client sessions, by close reason.
     pub(crate) client_sessions: Family<OutcomeLabels, Counter>,
+    /// Connections of connectors and clients ended because their access
+    /// was taken away, by party and reason.
+    pub(crate) revoked: Family<RevokedLabels, Counter>,
     /// Registered tunnel connections by tunnel id (and this colo).
     pub(crate) tunnel_connections_by_tunnel: Family<TunnelLabels, Gauge>,
     /// Egress policy decisions by rule id (`default` when none matched).
@@ -267,9 +279,16 @@ impl Metrics {
             "Zero-trust client sessions, by close reason",
             client_sessions.clone(),
         );
+        let revoked = Family::<RevokedLabels, Counter>::default();
+        registry.register(
+            "revoked_connections",
+            "Connections of connectors and clients ended because their access was revoked",
+            revoked.clone(),
+        );
         Self {
             http_requests,
             client_sessions,
+            revoked,
             session_log_dropped,
             logpush,
             tunnel_connections_by_tunnel,

@@ -39,7 +39,7 @@ pub struct PeerConfig {
     /// `COLO → tunnel endpoint address` of other edges.
     pub peers: HashMap<String, SocketAddr>,
     /// Shared secret; without it, no peer flows either way.
-    pub secret: Option<Vec<u8>>,
+    pub secret: Option<burrow_proto::WireSecret>,
     /// CA (PEM) that signed the peers' certificates; `None`: this edge's.
     pub ca_pem: Option<String>,
     /// Where the colos are (`--colo-location`), for the default egress.
@@ -250,7 +250,7 @@ pub(crate) async fn serve(
         .peer_cfg
         .secret
         .as_ref()
-        .is_some_and(|s| bool::from(s.ct_eq(&reg.secret)));
+        .is_some_and(|s| bool::from(s.expose().ct_eq(reg.secret.expose())));
     let colo = reg
         .features
         .iter()
@@ -278,7 +278,7 @@ pub(crate) async fn serve(
             s = conn.accept_stream() => match s {
                 Some(stream) => {
                     let span = tracing::info_span!("peer_flow", from_colo = %colo);
-                    shared.flows.spawn(egress(stream).instrument(span));
+                    shared.flows.spawn(egress(shared.clone(), stream).instrument(span));
                 }
                 None => break,
             },
@@ -288,7 +288,7 @@ pub(crate) async fn serve(
 }
 
 /// One handed flow: dial from the named source, splice.
-async fn egress(mut stream: BoxStream) {
+async fn egress(shared: Arc<Shared>, mut stream: BoxStream) {
     let mut reader = FrameReader::new();
     let open = match tokio::time::timeout(ACCEPT_TIMEOUT, reader.read_frame(&mut stream)).await {
         Ok(Ok(Frame::StreamOpen(o))) if matches!(o.kind, FlowKind::Tcp | FlowKind::Udp) => o,
@@ -299,6 +299,13 @@ async fn egress(mut stream: BoxStream) {
             crate::client::refuse(&mut stream, format!("'{}' is not ip:port", open.hostname)).await;
         return;
     };
+    // The handing edge checked too; this host's own addresses are known
+    // only here.
+    if let Err(d) = crate::client::guard(&shared, target) {
+        info!(destination = %target, reason = d.message(), "peer egress refused");
+        crate::client::refuse(&mut stream, format!("{target} {}", d.message())).await;
+        return;
+    }
     // 0.0.0.0: this edge's shared pool (its default source).
     let source = Some(open.client_addr.ip()).filter(|ip| !ip.is_unspecified());
     info!(destination = %target, source = %open.client_addr.ip(), "peer egress");

@@ -36,7 +36,7 @@ pub(crate) fn check_registration(reg: &Register, tunnel: Option<&Tunnel>) -> Res
     let Some(t) = tunnel else {
         return Err(unknown());
     };
-    let secret_ok: bool = t.secret.ct_eq(&reg.secret).into();
+    let secret_ok: bool = t.secret.ct_eq(reg.secret.expose()).into();
     let account_ok = t.account_id.as_bytes() == &reg.account_id;
     if !secret_ok || !account_ok {
         return Err(Refusal {
@@ -203,6 +203,13 @@ async fn serve_conn(
         .await;
         return;
     }
+    let Some(tunnel) = tunnel else {
+        return;
+    };
+    let admitted = shared.grants.admit(crate::authz::Grant::Connector {
+        tunnel: tunnel_id,
+        secret: crate::authz::digest(&tunnel.secret),
+    });
     let conn_id = uuid::Uuid::new_v4();
     let reply = Frame::Registered(RegisteredFrame {
         connection_id: *conn_id.as_bytes(),
@@ -264,13 +271,26 @@ async fn serve_conn(
     loop {
         tokio::select! {
             _ = conn.closed() => break,
+            why = admitted.live.revoked() => {
+                warn!(
+                    %tunnel_id, %connector_id, connection_id = %conn_id, reason = why.message(),
+                    "access revoked; closing the tunnel connection and its flows"
+                );
+                shared.registry.remove(tunnel_id, conn_id);
+                let code = match why {
+                    crate::authz::Revocation::TunnelDeleted => RefuseCode::UnknownTunnel,
+                    _ => RefuseCode::BadSecret,
+                };
+                refuse(&mut control, &conn, code, why.message()).await;
+                break;
+            }
             f = reader.read_frame(&mut control) => match f {
                 Ok(Frame::GoAway) => {
                     info!(connection_id = %conn_id, "connector is draining; no new flows on this connection");
                     registered.draining.store(true, Ordering::Relaxed);
                     shared.registry.remove(tunnel_id, conn_id);
                 }
-                Ok(other) => debug!(?other, "ignoring unexpected control frame"),
+                Ok(other) => debug!(frame = other.kind_name(), "ignoring unexpected control frame"),
                 Err(_) => {
                     // Control stream ended: treat as GoAway, keep serving
                     // open flows until the connection closes.
@@ -340,7 +360,7 @@ mod tests {
         Register {
             account_id: *account.as_bytes(),
             tunnel_id: *tunnel.as_bytes(),
-            secret: secret.to_vec(),
+            secret: secret.to_vec().into(),
             connector_id: [0; 16],
             conn_index: 0,
             version: String::new(),

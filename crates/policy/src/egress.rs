@@ -102,6 +102,9 @@ pub enum Action {
         /// IPv6 sources.
         ipv6_range: Option<Ipv6Net>,
     },
+    /// Refuse the flow (session log `ConnectionCloseReason`
+    /// `BLOCKED_BY_POLICY`).
+    Block,
 }
 
 /// One policy.

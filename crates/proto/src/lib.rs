@@ -91,6 +91,31 @@ pub enum DecodeError {
     NotUtf8(&'static str),
 }
 
+/// Secret bytes on the wire (a tunnel, device or peer secret). `Debug`
+/// prints `***`, so a frame can be logged with `?frame` without the secret.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct WireSecret(pub Vec<u8>);
+
+impl WireSecret {
+    /// The bytes, for the one place that compares or sends them.
+    #[must_use]
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for WireSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl From<Vec<u8>> for WireSecret {
+    fn from(v: Vec<u8>) -> Self {
+        Self(v)
+    }
+}
+
 /// Registration request, sent by the connector on the control stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Register {
@@ -98,8 +123,9 @@ pub struct Register {
     pub account_id: Id,
     /// Tunnel to serve.
     pub tunnel_id: Id,
-    /// Tunnel secret; compared in constant time by the edge.
-    pub secret: Vec<u8>,
+    /// Tunnel secret; compared in constant time by the edge. Its `Debug`
+    /// prints `***`.
+    pub secret: WireSecret,
     /// Stable id of this connector process (replicas differ).
     pub connector_id: Id,
     /// Index of this connection among the connector's HA connections.
@@ -257,6 +283,20 @@ mod ty {
 }
 
 impl Frame {
+    /// The frame's type name, for logs (never its contents).
+    #[must_use]
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Frame::Register(_) => "Register",
+            Frame::Registered(_) => "Registered",
+            Frame::Refused(_) => "Refused",
+            Frame::GoAway => "GoAway",
+            Frame::StreamOpen(_) => "StreamOpen",
+            Frame::StreamAccepted => "StreamAccepted",
+            Frame::StreamRejected(_) => "StreamRejected",
+        }
+    }
+
     fn type_byte(&self) -> u8 {
         match self {
             Frame::Register(_) => ty::REGISTER,
@@ -326,7 +366,7 @@ pub fn encode(frame: &Frame, out: &mut BytesMut) -> Result<(), EncodeError> {
         Frame::Register(r) => {
             payload.put_slice(&r.account_id);
             payload.put_slice(&r.tunnel_id);
-            put_bytes(&mut payload, "secret", &r.secret, MAX_SECRET_LEN)?;
+            put_bytes(&mut payload, "secret", r.secret.expose(), MAX_SECRET_LEN)?;
             payload.put_slice(&r.connector_id);
             payload.put_u8(r.conn_index);
             put_bytes(&mut payload, "version", r.version.as_bytes(), MAX_STR_LEN)?;
@@ -559,7 +599,7 @@ fn decode_payload(t: u8, payload: &[u8]) -> Result<Frame, DecodeError> {
         ty::REGISTER => {
             let account_id = r.id()?;
             let tunnel_id = r.id()?;
-            let secret = r.bytes("secret", MAX_SECRET_LEN)?.to_vec();
+            let secret = WireSecret(r.bytes("secret", MAX_SECRET_LEN)?.to_vec());
             let connector_id = r.id()?;
             let conn_index = r.u8()?;
             let version = r.string("version")?;

@@ -6,7 +6,7 @@ fn samples() -> Vec<Frame> {
         Frame::Register(Register {
             account_id: [1; 16],
             tunnel_id: [2; 16],
-            secret: vec![0xAB; 32],
+            secret: vec![0xAB; 32].into(),
             connector_id: [3; 16],
             conn_index: 2,
             version: "burrow 0.1.0".into(),
@@ -174,7 +174,7 @@ fn arb_frame() -> impl Strategy<Value = Frame> {
                 Frame::Register(Register {
                     account_id: a,
                     tunnel_id: t,
-                    secret,
+                    secret: secret.into(),
                     connector_id: a,
                     conn_index: i,
                     version,

@@ -49,8 +49,8 @@ pub enum StoreError {
     },
 }
 
-/// A tunnel.
-#[derive(Debug, Clone, Serialize)]
+/// A tunnel. `Debug` prints the secret as `***`.
+#[derive(Clone, Serialize)]
 pub struct Tunnel {
     /// Tunnel id.
     pub id: uuid::Uuid,
@@ -63,6 +63,31 @@ pub struct Tunnel {
     pub secret: Vec<u8>,
     /// Creation time, Unix seconds.
     pub created_at: i64,
+}
+
+impl std::fmt::Debug for Tunnel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tunnel")
+            .field("id", &self.id)
+            .field("account_id", &self.account_id)
+            .field("name", &self.name)
+            .field("secret", &"***")
+            .field("created_at", &self.created_at)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Device")
+            .field("id", &self.id)
+            .field("user_email", &self.user_email)
+            .field("name", &self.name)
+            .field("secret", &"***")
+            .field("revoked", &self.revoked)
+            .field("created_at", &self.created_at)
+            .finish()
+    }
 }
 
 /// A published app (edge listeners on a port or range).
@@ -111,8 +136,8 @@ pub struct User {
     pub created_at: i64,
 }
 
-/// An enrolled device of a user.
-#[derive(Debug, Clone, Serialize)]
+/// An enrolled device of a user. `Debug` prints the secret as `***`.
+#[derive(Clone, Serialize)]
 pub struct Device {
     /// Device id.
     pub id: uuid::Uuid,
@@ -459,6 +484,24 @@ impl Store {
             .await?
             .rows_affected();
         tx.commit().await?;
+        Ok(n > 0)
+    }
+
+    /// Replaces a tunnel's secret; `false` when the tunnel does not exist.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn set_tunnel_secret(
+        &self,
+        id: uuid::Uuid,
+        secret: &[u8],
+    ) -> Result<bool, StoreError> {
+        let n = sqlx::query("UPDATE tunnels SET secret = ? WHERE id = ?")
+            .bind(secret)
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
         Ok(n > 0)
     }
 

@@ -723,3 +723,83 @@ pub fn srv_dns_server(ports: [u16; 2]) -> SocketAddr {
         _ => Vec::new(),
     })
 }
+
+/// The session log's records once there are at least `n` (or after 10 s).
+pub fn session_records(log: &std::path::Path, n: usize) -> Vec<serde_json::Value> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let recs: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        if recs.len() >= n || std::time::Instant::now() > deadline {
+            return recs;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Opens a SOCKS5 CONNECT to `dst` through `socks`; `Ok` once the proxy
+/// answers success (the flow stays open while the stream lives).
+pub fn socks_connect(
+    socks: &str,
+    dst: std::net::SocketAddrV4,
+) -> std::io::Result<std::net::TcpStream> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(socks)?;
+    s.set_read_timeout(Some(Duration::from_secs(20)))?;
+    s.write_all(&[5, 1, 0])?;
+    let mut hello = [0u8; 2];
+    s.read_exact(&mut hello)?;
+    let mut req = vec![5, 1, 0, 1];
+    req.extend_from_slice(&dst.ip().octets());
+    req.extend_from_slice(&dst.port().to_be_bytes());
+    s.write_all(&req)?;
+    let mut reply = [0u8; 10];
+    s.read_exact(&mut reply)?;
+    if reply[1] != 0 {
+        return Err(std::io::Error::other(format!("SOCKS5 reply {}", reply[1])));
+    }
+    Ok(s)
+}
+
+/// `device enroll --user EMAIL --name NAME` (the user exists); the
+/// credentials file (`NAME.json`) and the device id.
+pub fn enroll_device(edge: &EdgeProc, dir: &Path, email: &str, name: &str) -> (PathBuf, String) {
+    let creds = dir.join(format!("{name}.json"));
+    let c = creds.to_string_lossy().into_owned();
+    edge.admin(&[
+        "device",
+        "enroll",
+        "--user",
+        email,
+        "--name",
+        name,
+        "--credentials-file",
+        &c,
+    ])
+    .expect("enroll");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&creds).unwrap()).unwrap();
+    (creds, v["DeviceID"].as_str().unwrap().to_owned())
+}
+
+/// `burrow client` with `creds` and a SOCKS5 port of its own, once it
+/// serves; the process and the SOCKS address.
+pub fn start_client(dir: &Path, creds: &Path) -> (Proc, String) {
+    start_client_named(dir, "client", creds)
+}
+
+/// [`start_client`] with the process (and its log) called `name`.
+pub fn start_client_named(dir: &Path, name: &str, creds: &Path) -> (Proc, String) {
+    let socks = format!("127.0.0.1:{}", free_port());
+    let c = creds.to_string_lossy().into_owned();
+    let client = Proc::spawn(
+        dir,
+        name,
+        &["client", "--credentials", &c, "--socks", &socks],
+    );
+    client.wait_line("SOCKS5 proxy:", Duration::from_secs(20));
+    (client, socks)
+}

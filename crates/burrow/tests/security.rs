@@ -1,0 +1,493 @@
+//! The attacker's view: each test is one thing a peer (an eyeball, a
+//! client device, a connector, an unauthenticated socket) must not be able
+//! to do, named after what it proves. Issue 13 lists the findings these
+//! tests pin down.
+#![allow(missing_docs)]
+
+mod util;
+
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+use util::httporigin::HttpOrigin;
+use util::*;
+
+/// An edge with `--http`, a tunnel `t` whose connector serves
+/// `web.example.com` (origin A), `internal.example.com` (origin B) and
+/// `dead.example.com` (a port nobody listens on), and routes for
+/// `web.example.com` and `dead.example.com` only.
+fn two_rule_tunnel(dir: &Path) -> (EdgeProc, Proc, HttpOrigin, HttpOrigin) {
+    let edge = EdgeProc::start(dir, "NRT", "edge.db", &["--http", "127.0.0.1:0"]);
+    let (a, b) = (HttpOrigin::start("A"), HttpOrigin::start("B"));
+    let creds = edge.create_tunnel("t");
+    let cfg = dir.join("config.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "ingress:\n  - hostname: web.example.com\n    service: http://{}\n  \
+             - hostname: internal.example.com\n    service: http://{}\n  \
+             - hostname: dead.example.com\n    service: http://127.0.0.1:{}\n  \
+             - service: http_status:404\n",
+            a.addr,
+            b.addr,
+            dead_port()
+        ),
+    )
+    .unwrap();
+    let c = connector(
+        dir,
+        "connector",
+        &creds,
+        &["--config", cfg.to_str().unwrap()],
+    );
+    edge.wait_connections("t", 1, Duration::from_secs(20));
+    for h in ["web.example.com", "dead.example.com"] {
+        edge.admin(&["route", "dns", "t", h]).expect("route dns");
+    }
+    (edge, c, a, b)
+}
+
+/// A loopback port nobody listens on (held by nobody: bound, then freed).
+fn dead_port() -> u16 {
+    free_port()
+}
+
+/// Sends `raw` on a fresh connection and reads until the edge closes (or
+/// 10 s pass); (status, whole answer).
+fn raw_exchange(addr: SocketAddr, raw: &str) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(raw.as_bytes()).unwrap();
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    let text = String::from_utf8_lossy(&resp).into_owned();
+    let status = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, text)
+}
+
+#[test]
+fn a_forged_host_reaches_only_the_routed_hostname() {
+    let dir = tempdir();
+    let (edge, _c, _a, _b) = two_rule_tunnel(dir.path());
+    let http = edge.http_addr.unwrap();
+
+    // The routed name in the request target, an unrouted one in Host: the
+    // origin behind the routed name answers, and sees the routed name.
+    let (status, text) = raw_exchange(
+        http,
+        "GET http://web.example.com/x HTTP/1.1\r\nHost: internal.example.com\r\nConnection: close\r\n\r\n",
+    );
+    assert!(
+        !text.contains("origin B"),
+        "the unrouted rule answered: {text}"
+    );
+    assert_eq!(status, 200, "{text}");
+    assert!(
+        text.contains("origin A") && text.contains("host web.example.com"),
+        "{text}"
+    );
+
+    // Two Host headers: refused (RFC 9112 3.2), on either path.
+    let (status, text) = raw_exchange(
+        http,
+        "GET / HTTP/1.1\r\nHost: web.example.com\r\nHost: internal.example.com\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status, 400, "{text}");
+    assert!(!text.contains("origin B"), "{text}");
+    let (status, text) = raw_exchange(
+        http,
+        "POST / HTTP/1.1\r\nHost: web.example.com\r\nHost: internal.example.com\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi",
+    );
+    assert_eq!(status, 400, "{text}");
+
+    // CONNECT is not something this listener does.
+    let (status, text) = raw_exchange(
+        http,
+        "CONNECT internal.example.com:80 HTTP/1.1\r\nHost: internal.example.com:80\r\n\r\n",
+    );
+    assert_eq!(status, 405, "{text}");
+
+    // The routed name still works as before, on both paths.
+    let (status, text) = raw_exchange(
+        http,
+        "GET / HTTP/1.1\r\nHost: web.example.com\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("origin A"), "{text}");
+}
+
+#[test]
+fn a_failing_origin_is_not_described_to_public_clients() {
+    let dir = tempdir();
+    let (edge, c, _a, _b) = two_rule_tunnel(dir.path());
+    let http = edge.http_addr.unwrap();
+    for raw in [
+        // The lean path (no body) and the hyper path (a body).
+        "GET / HTTP/1.1\r\nHost: dead.example.com\r\nConnection: close\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: dead.example.com\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi",
+    ] {
+        let (status, text) = raw_exchange(http, raw);
+        assert_eq!(status, 502, "{text}");
+        assert!(!text.contains("127.0.0.1"), "the origin address leaked: {text}");
+        assert!(!text.to_lowercase().contains("refused"), "the error leaked: {text}");
+        let id = text
+            .split("Request ID: ")
+            .nth(1)
+            .map(|r| r.trim().to_owned())
+            .unwrap_or_else(|| panic!("no request id in {text}"));
+        // The connector's log has the detail under the same id.
+        let log = c.wait_log(&id, Duration::from_secs(5));
+        let line = log.lines().find(|l| l.contains(&id)).expect("request id logged");
+        assert!(line.contains("127.0.0.1"), "{line}");
+    }
+}
+
+/// Reads from `s` until the peer closes it or it fails; how long that
+/// took (panics after `limit`).
+fn time_to_close(s: &mut std::net::TcpStream, limit: Duration) -> Duration {
+    let t = std::time::Instant::now();
+    s.set_read_timeout(Some(limit)).unwrap();
+    let mut buf = [0u8; 1024];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return t.elapsed(),
+            Ok(_) => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                panic!("still open after {limit:?}")
+            }
+            Err(_) => return t.elapsed(),
+        }
+    }
+}
+
+/// One echo round trip on an open stream.
+fn echo_once(s: &mut std::net::TcpStream, msg: &[u8]) {
+    s.write_all(msg).unwrap();
+    let mut back = vec![0u8; msg.len()];
+    s.read_exact(&mut back).unwrap();
+    assert_eq!(back, msg);
+}
+
+fn v4(addr: SocketAddr) -> std::net::SocketAddrV4 {
+    match addr {
+        SocketAddr::V4(a) => a,
+        SocketAddr::V6(_) => panic!("IPv4 expected"),
+    }
+}
+
+#[test]
+fn revoking_a_device_or_deleting_its_user_ends_live_sessions_within_2s() {
+    let dir = tempdir();
+    let log = dir.path().join("sessions.jsonl");
+    let log_s = log.to_string_lossy().into_owned();
+    let edge = EdgeProc::start(
+        dir.path(),
+        "NRT",
+        "edge.db",
+        &["--session-log", &log_s, "--egress-allow", "127.0.0.1/32"],
+    );
+    let echo = Origin::start(util::echo);
+    edge.admin(&["user", "add", "ana@example.com"]).unwrap();
+    edge.admin(&["user", "add", "bo@example.com"]).unwrap();
+    let (ana_creds, ana_device) = enroll_device(&edge, dir.path(), "ana@example.com", "ana");
+    let (bo_creds, _) = enroll_device(&edge, dir.path(), "bo@example.com", "bo");
+    let (ana, ana_socks) = start_client_named(dir.path(), "client-ana", &ana_creds);
+    let (bo, bo_socks) = start_client_named(dir.path(), "client-bo", &bo_creds);
+
+    let mut a = socks_connect(&ana_socks, v4(echo.addr)).unwrap();
+    let mut b = socks_connect(&bo_socks, v4(echo.addr)).unwrap();
+    echo_once(&mut a, b"before");
+    echo_once(&mut b, b"before");
+
+    // Revoke ana's device: her open flow ends within 2 s, bo's does not.
+    edge.admin(&["device", "revoke", &ana_device]).unwrap();
+    let took = time_to_close(&mut a, Duration::from_secs(5));
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    echo_once(&mut b, b"still here");
+    assert!(
+        socks_connect(&ana_socks, v4(echo.addr)).is_err(),
+        "a revoked device opened a new flow"
+    );
+    ana.wait_log(
+        "the edge ended this device's connection",
+        Duration::from_secs(5),
+    );
+    assert!(
+        ana.log().contains("the device was revoked"),
+        "{}",
+        ana.log()
+    );
+
+    // Delete bo's user: the same, with its own reason.
+    edge.admin(&["user", "delete", "bo@example.com"]).unwrap();
+    let took = time_to_close(&mut b, Duration::from_secs(5));
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    bo.wait_log("the device's user was deleted", Duration::from_secs(5));
+
+    let elog = edge.proc.log();
+    assert!(elog.contains("access revoked"), "{elog}");
+    assert!(
+        elog.contains("the device was revoked") && elog.contains("the device's user was deleted"),
+        "{elog}"
+    );
+    for reason in ["device_revoked", "user_deleted"] {
+        let series = format!(
+            "burrow_edge_revoked_connections_total{{party=\"client\",reason=\"{reason}\"}}"
+        );
+        assert_eq!(edge.metric(&series), 1.0, "{series}");
+    }
+    let recs = session_records(&log, 2);
+    let reasons: Vec<_> = recs
+        .iter()
+        .map(|r| r["ConnectionCloseReason"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(reasons, ["REVOKED", "REVOKED"], "{recs:?}");
+}
+
+#[test]
+fn deleting_or_rotating_a_tunnel_ends_its_connectors_and_their_flows_within_2s() {
+    let dir = tempdir();
+    let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &[]);
+    let echo = Origin::start(util::echo);
+    let mut conns = Vec::new();
+    for (name, what) in [("gone", "delete"), ("turned", "rotate")] {
+        let creds = edge.create_tunnel(name);
+        let cfg = write_config(
+            dir.path(),
+            &format!("{name}.yml"),
+            "echo.internal",
+            echo.addr,
+        );
+        let c = connector(
+            dir.path(),
+            &format!("connector-{name}"),
+            &creds,
+            &["--config", cfg.to_str().unwrap(), "--max-refusals", "1"],
+        );
+        edge.wait_connections(name, 4, Duration::from_secs(20));
+        let app = edge.create_app(name, "echo.internal");
+        let mut s = connect(app, Duration::from_secs(5));
+        echo_once(&mut s, b"before");
+        conns.push((name, what, c, s));
+    }
+    for (name, what, mut c, mut s) in conns {
+        match what {
+            "delete" => edge.admin(&["tunnel", "delete", name]).unwrap(),
+            _ => edge.admin(&["tunnel", "rotate-secret", name]).unwrap(),
+        };
+        let took = time_to_close(&mut s, Duration::from_secs(5));
+        assert!(took < Duration::from_secs(2), "{name}: took {took:?}");
+        // The connector is told why, is refused when it comes back, and
+        // gives up (--max-refusals 1).
+        let why = if what == "delete" {
+            "the tunnel was deleted"
+        } else {
+            "the tunnel secret was rotated"
+        };
+        c.wait_log(why, Duration::from_secs(5));
+        assert!(
+            c.log().contains("the edge ended this tunnel connection"),
+            "{}",
+            c.log()
+        );
+        assert_eq!(c.wait_exit(Duration::from_secs(15)), Some(1), "{}", c.log());
+        if what != "delete" {
+            assert!(edge.connections(name).is_empty());
+        }
+    }
+    assert_eq!(
+        edge.metric(
+            r#"burrow_edge_revoked_connections_total{party="connector",reason="tunnel_deleted"}"#
+        ),
+        4.0
+    );
+    assert_eq!(
+        edge.metric(
+            r#"burrow_edge_revoked_connections_total{party="connector",reason="secret_rotated"}"#
+        ),
+        4.0
+    );
+}
+
+/// The SOCKS5 reply code for a CONNECT to `host:port` (a name the edge
+/// resolves); 0 is success.
+fn socks_connect_name(socks: &str, host: &str, port: u16) -> u8 {
+    let mut s = std::net::TcpStream::connect(socks).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(&[5, 1, 0]).unwrap();
+    let mut hello = [0u8; 2];
+    s.read_exact(&mut hello).unwrap();
+    let mut req = vec![5, 1, 0, 3, u8::try_from(host.len()).unwrap()];
+    req.extend_from_slice(host.as_bytes());
+    req.extend_from_slice(&port.to_be_bytes());
+    s.write_all(&req).unwrap();
+    let mut reply = [0u8; 4];
+    match s.read_exact(&mut reply) {
+        Ok(()) => reply[1],
+        Err(_) => 255,
+    }
+}
+
+#[test]
+fn a_device_cannot_reach_the_edge_host_or_its_listeners() {
+    use hickory_proto::rr::rdata::A;
+    use hickory_proto::rr::{RData, RecordType};
+    let dir = tempdir();
+    let log = dir.path().join("sessions.jsonl");
+    let log_s = log.to_string_lossy().into_owned();
+    // A name that resolves to loopback (DNS rebinding onto the edge host).
+    let dns = dns_server(|name, kind| match (name, kind) {
+        ("rebind.example.com.", RecordType::A) => vec![RData::A(A::new(127, 0, 0, 1))],
+        _ => Vec::new(),
+    })
+    .to_string();
+    let echo = Origin::start(util::echo);
+
+    // Without --egress-allow: nothing on loopback, by address or by name.
+    let edge = EdgeProc::start(
+        dir.path(),
+        "NRT",
+        "edge.db",
+        &[
+            "--session-log",
+            &log_s,
+            "--dns-server",
+            &dns,
+            "--http",
+            "127.0.0.1:0",
+        ],
+    );
+    edge.admin(&["user", "add", "ana@example.com"]).unwrap();
+    let (creds, _) = enroll_device(&edge, dir.path(), "ana@example.com", "ana");
+    let (client, socks) = start_client(dir.path(), &creds);
+    let admin: SocketAddr = edge
+        .admin_url
+        .trim_start_matches("http://")
+        .parse()
+        .unwrap();
+    for (what, dst) in [
+        ("the admin API", admin),
+        ("the tunnel endpoint", edge.tunnel_addr),
+        ("a loopback service", echo.addr),
+    ] {
+        assert!(
+            socks_connect(&socks, v4(dst)).is_err(),
+            "{what} was reachable"
+        );
+    }
+    assert_ne!(
+        socks_connect_name(&socks, "rebind.example.com", echo.addr.port()),
+        0
+    );
+    assert_ne!(socks_connect_name(&socks, "localhost", admin.port()), 0);
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--max-time", "10", "--socks5-hostname", &socks])
+        .arg(format!("http://{admin}/metrics"))
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let recs = session_records(&log, 6);
+    assert!(recs.len() >= 6, "{recs:?}");
+    assert!(
+        recs.iter()
+            .all(|r| r["ConnectionCloseReason"] == "DESTINATION_DENIED"),
+        "{recs:?}"
+    );
+    assert!(
+        edge.proc.log().contains("is a loopback address"),
+        "{}",
+        edge.proc.log()
+    );
+    drop((client, edge));
+
+    // With --egress-allow 127.0.0.0/8 the loopback service is reachable,
+    // the edge's own listeners (admin, tunnel, HTTP, app) still are not.
+    let dir = tempdir();
+    let edge = EdgeProc::start(
+        dir.path(),
+        "NRT",
+        "edge.db",
+        &["--egress-allow", "127.0.0.0/8", "--http", "127.0.0.1:0"],
+    );
+    edge.admin(&["user", "add", "ana@example.com"]).unwrap();
+    edge.create_tunnel("t");
+    let app = edge.create_app("t", "x.example.com");
+    let (creds, _) = enroll_device(&edge, dir.path(), "ana@example.com", "ana");
+    let (_client, socks) = start_client(dir.path(), &creds);
+    let mut s = socks_connect(&socks, v4(echo.addr)).expect("allowed range");
+    echo_once(&mut s, b"allowed");
+    let admin: SocketAddr = edge
+        .admin_url
+        .trim_start_matches("http://")
+        .parse()
+        .unwrap();
+    for (what, dst) in [
+        ("the admin API", admin),
+        ("the tunnel endpoint", edge.tunnel_addr),
+        ("the HTTP listener", edge.http_addr.unwrap()),
+        ("an app listener", app),
+    ] {
+        assert!(
+            socks_connect(&socks, v4(dst)).is_err(),
+            "{what} was reachable"
+        );
+    }
+    assert!(edge.proc.log().contains("is a listener of this edge"));
+}
+
+#[test]
+fn a_block_policy_refuses_the_flow_and_says_so() {
+    let dir = tempdir();
+    let log = dir.path().join("sessions.jsonl");
+    let log_s = log.to_string_lossy().into_owned();
+    let edge = EdgeProc::start(
+        dir.path(),
+        "NRT",
+        "edge.db",
+        &["--session-log", &log_s, "--egress-allow", "127.0.0.0/8"],
+    );
+    let (a, b) = (Origin::start(util::echo), Origin::start(util::echo));
+    edge.admin(&["user", "add", "ana@example.com"]).unwrap();
+    let (creds, _) = enroll_device(&edge, dir.path(), "ana@example.com", "ana");
+    let (_client, socks) = start_client(dir.path(), &creds);
+    let port = a.addr.port().to_string();
+    edge.admin(&["policy", "add", "--id", "no-a", "--port", &port, "--block"])
+        .expect("a block rule is accepted");
+    assert!(
+        socks_connect(&socks, v4(a.addr)).is_err(),
+        "blocked port reached"
+    );
+    let mut s = socks_connect(&socks, v4(b.addr)).expect("other ports pass");
+    echo_once(&mut s, b"b");
+    let recs = session_records(&log, 1);
+    assert_eq!(
+        recs[0]["ConnectionCloseReason"], "BLOCKED_BY_POLICY",
+        "{recs:?}"
+    );
+    assert_eq!(recs[0]["EgressRuleID"], "no-a", "{recs:?}");
+    assert_eq!(
+        edge.metric(r#"burrow_edge_client_sessions_total{reason="BLOCKED_BY_POLICY"}"#),
+        1.0
+    );
+    // The API takes the same action as JSON.
+    let token = std::fs::read_to_string(&edge.token_file).unwrap();
+    let (status, body) = http(
+        &edge.admin_url,
+        "POST",
+        "/api/v1/policies/rules",
+        Some(token.trim()),
+        r#"{"rule": {"id": "blk", "action": {"type": "block"}}}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(r#""action":{"type":"block"}"#), "{body}");
+}
