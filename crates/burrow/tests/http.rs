@@ -942,9 +942,15 @@ fn bodiless_requests_take_the_lean_path_with_every_answer_framing() {
     assert_eq!(code, 502, "{body}");
     // The client gets a request id; the connector's log has the detail.
     let id = body.trim().rsplit(' ').next().unwrap().to_owned();
-    assert!(body.contains("Request ID") && !body.contains("invalid answer"), "{body}");
+    assert!(
+        body.contains("Request ID") && !body.contains("invalid answer"),
+        "{body}"
+    );
     let log = connector.wait_log(&id, Duration::from_secs(5));
-    let line = log.lines().find(|l| l.contains(&id)).expect("request id logged");
+    let line = log
+        .lines()
+        .find(|l| l.contains(&id))
+        .expect("request id logged");
     assert!(line.contains("invalid answer"), "{line}");
     let (code, head) = get_whole(&edge, "f.example.com", "/length", &["-I"]);
     assert_eq!(code, 200);

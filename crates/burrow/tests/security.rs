@@ -491,3 +491,229 @@ fn a_block_policy_refuses_the_flow_and_says_so() {
     assert_eq!(status, 200, "{body}");
     assert!(body.contains(r#""action":{"type":"block"}"#), "{body}");
 }
+
+/// Resident memory of a process, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+/// A TLS client config that trusts the edge's CA, with `alpn`.
+fn edge_tls(ca_pem: &str, alpn: &[u8], tls13: bool) -> rustls::ClientConfig {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pemfile::certs(&mut ca_pem.as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let b = rustls::ClientConfig::builder_with_provider(provider);
+    let b = if tls13 {
+        b.with_protocol_versions(&[&rustls::version::TLS13])
+    } else {
+        b.with_safe_default_protocol_versions()
+    }
+    .unwrap();
+    let mut cfg = b.with_root_certificates(roots).with_no_client_auth();
+    cfg.alpn_protocols = vec![alpn.to_vec()];
+    cfg
+}
+
+/// Unauthenticated peers that try to make the edge buffer data: over
+/// HTTP/2 as a client (many streams, much data), over HTTP/2 as the
+/// served side (data on the edge's control stream), and over QUIC (many
+/// streams). None of them ever sends a registration.
+async fn flood(
+    edge: SocketAddr,
+    ca_pem: String,
+    conns: usize,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
+    use bytes::Bytes;
+    let chunk = Bytes::from(vec![0x55u8; 64 * 1024]);
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..conns {
+        let (ca, chunk, mut stop) = (ca_pem.clone(), chunk.clone(), stop.clone());
+        tasks.spawn(async move {
+            let name = rustls::pki_types::ServerName::try_from("h2.burrow.internal").unwrap();
+            match i % 3 {
+                0 => {
+                    // HTTP/2 client role (ALPN burrow-h2c/1): open streams
+                    // and push data on each.
+                    let tls = edge_tls(&ca, b"burrow-h2c/1", false);
+                    let tcp = tokio::net::TcpStream::connect(edge).await.unwrap();
+                    let Ok(io) = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls))
+                        .connect(name, tcp)
+                        .await
+                    else {
+                        return;
+                    };
+                    let Ok((send, conn)) = h2::client::Builder::new()
+                        .initial_window_size(8 << 20)
+                        .handshake::<_, Bytes>(io)
+                        .await
+                    else {
+                        return;
+                    };
+                    tokio::spawn(conn);
+                    let mut streams = Vec::new();
+                    for _ in 0..64 {
+                        let Ok(mut ready) = send.clone().ready().await else {
+                            break;
+                        };
+                        let req = http::Request::post("https://burrow.tunnel/flow")
+                            .body(())
+                            .unwrap();
+                        let Ok((_resp, mut body)) = ready.send_request(req, false) else {
+                            break;
+                        };
+                        body.reserve_capacity(8 << 20);
+                        for _ in 0..16 {
+                            if body.send_data(chunk.clone(), false).is_err() {
+                                break;
+                            }
+                        }
+                        streams.push(body);
+                    }
+                    let _ = stop.changed().await;
+                    drop(streams);
+                }
+                1 => {
+                    // HTTP/2 served role (ALPN burrow-h2/1): the edge opens
+                    // the control stream; answer it with a flood.
+                    let tls = edge_tls(&ca, b"burrow-h2/1", false);
+                    let tcp = tokio::net::TcpStream::connect(edge).await.unwrap();
+                    let Ok(io) = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls))
+                        .connect(name, tcp)
+                        .await
+                    else {
+                        return;
+                    };
+                    let Ok(mut conn) = h2::server::handshake(io).await else {
+                        return;
+                    };
+                    if let Some(Ok((_req, mut respond))) = conn.accept().await {
+                        let resp = http::Response::builder().status(200).body(()).unwrap();
+                        if let Ok(mut body) = respond.send_response(resp, false) {
+                            body.reserve_capacity(32 << 20);
+                            for _ in 0..512 {
+                                if body.send_data(chunk.clone(), false).is_err() {
+                                    break;
+                                }
+                            }
+                            tokio::select! {
+                                _ = async { while conn.accept().await.is_some() {} } => {}
+                                _ = stop.changed() => {}
+                            }
+                        }
+                    }
+                }
+                _ => {
+                    // QUIC: open many streams and write to each.
+                    let tls = edge_tls(&ca, b"burrow/1", true);
+                    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
+                    let mut ep = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+                    ep.set_default_client_config(quinn::ClientConfig::new(std::sync::Arc::new(
+                        crypto,
+                    )));
+                    let Ok(conn) = ep.connect(edge, "quic.burrow.internal") else {
+                        return;
+                    };
+                    let Ok(conn) = conn.await else { return };
+                    for _ in 0..64 {
+                        let conn = conn.clone();
+                        let chunk = chunk.clone();
+                        tokio::spawn(async move {
+                            let Ok((mut send, _recv)) = conn.open_bi().await else {
+                                return;
+                            };
+                            for _ in 0..16 {
+                                if send.write_all(&chunk).await.is_err() {
+                                    return;
+                                }
+                            }
+                            std::future::pending::<()>().await;
+                        });
+                    }
+                    let _ = stop.changed().await;
+                    conn.close(0u32.into(), b"done");
+                }
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+#[test]
+fn unauthenticated_connections_cannot_make_the_edge_buffer_data() {
+    let dir = tempdir();
+    let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &[]);
+    let pid = edge.proc.child.id();
+    let ca_pem = std::fs::read_to_string(dir.path().join("edge.d").join("ca.pem")).unwrap();
+    let before = rss_kib(pid);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let addr = edge.tunnel_addr;
+    let flood_task = rt.spawn(flood(addr, ca_pem, 30, stop_rx));
+    // Let the flood reach whatever the edge lets it buffer.
+    std::thread::sleep(Duration::from_secs(4));
+    let during = rss_kib(pid);
+
+    // A real connector registers meanwhile, promptly.
+    let creds = edge.create_tunnel("t");
+    let started = std::time::Instant::now();
+    let _c = connector(
+        dir.path(),
+        "connector",
+        &creds,
+        &["--url", "tcp://127.0.0.1:9"],
+    );
+    edge.wait_connections("t", 1, Duration::from_secs(10));
+    let took = started.elapsed();
+
+    let _ = stop_tx.send(true);
+    let _ = rt.block_on(async { tokio::time::timeout(Duration::from_secs(10), flood_task).await });
+    let grown_mib = during.saturating_sub(before) / 1024;
+    eprintln!("edge RSS {before} KiB before, {during} KiB during the flood; a connector registered in {took:?}");
+    // 30 connections: without limits each could buffer its 30 MiB window.
+    assert!(
+        grown_mib < 48,
+        "the edge grew by {grown_mib} MiB for 30 unauthenticated connections"
+    );
+    assert!(
+        took < Duration::from_secs(3),
+        "a connector took {took:?} to register"
+    );
+}
+
+#[test]
+fn idle_sockets_from_one_address_do_not_delay_other_connectors() {
+    let dir = tempdir();
+    let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &["--disable-quic"]);
+    // More idle TCP connections from 127.0.0.2 than the edge has handshake
+    // slots in all (1,024); they never send a byte.
+    let mut idle = Vec::new();
+    for _ in 0..1100 {
+        idle.push(connect_from("127.0.0.2".parse().unwrap(), edge.tunnel_addr));
+    }
+    let creds = edge.create_tunnel("t");
+    let started = std::time::Instant::now();
+    let _c = connector(
+        dir.path(),
+        "connector",
+        &creds,
+        &["--url", "tcp://127.0.0.1:9", "--protocol", "http2"],
+    );
+    edge.wait_connections("t", 1, Duration::from_secs(20));
+    let took = started.elapsed();
+    eprintln!("a connector registered in {took:?} beside 1,100 idle sockets");
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+    drop(idle);
+}

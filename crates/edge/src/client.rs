@@ -132,6 +132,7 @@ pub(crate) async fn serve(
     reg: Register,
     peer: SocketAddr,
     shutdown: CancellationToken,
+    pre: crate::tunnel::PreAuth,
 ) {
     let mut identity = match authenticate(&shared, &reg).await {
         Ok(i) => i,
@@ -147,7 +148,7 @@ pub(crate) async fn serve(
         crate::tunnel::refuse(&mut control, &conn, RefuseCode::Internal, why).await;
         return;
     }
-    if !crate::tunnel::accept_registration(&mut control, &conn, &shared.colo).await {
+    if !crate::tunnel::accept_registration(&mut control, &conn, &shared.colo, pre).await {
         return;
     }
     let admitted = shared.grants.admit(crate::authz::Grant::Client {

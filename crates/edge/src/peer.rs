@@ -245,6 +245,7 @@ pub(crate) async fn serve(
     reg: Register,
     from: SocketAddr,
     shutdown: CancellationToken,
+    pre: crate::tunnel::PreAuth,
 ) {
     let ok = shared
         .peer_cfg
@@ -267,7 +268,7 @@ pub(crate) async fn serve(
         crate::tunnel::refuse(&mut control, &conn, RefuseCode::BadSecret, &message).await;
         return;
     }
-    if !crate::tunnel::accept_registration(&mut control, &conn, &shared.colo).await {
+    if !crate::tunnel::accept_registration(&mut control, &conn, &shared.colo, pre).await {
         return;
     }
     info!(peer = %from, %colo, "peer edge connected");

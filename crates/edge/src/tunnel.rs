@@ -18,10 +18,70 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
 
-/// Time a connector has to finish TLS/QUIC and send its registration.
+/// Time a peer has from its first packet to a registration the edge
+/// accepted: TLS/QUIC handshake and registration together.
 pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Most connections in the handshake phase at once.
+/// Most connections in the handshake phase (not registered yet) at once.
 pub(crate) const MAX_HANDSHAKING: usize = 1024;
+/// Most connections in the handshake phase from one source address, so
+/// one host cannot take every handshake slot.
+pub(crate) const MAX_HANDSHAKING_PER_SOURCE: usize = 64;
+
+/// What an unregistered connection holds until it registers or goes: one
+/// of the [`MAX_HANDSHAKING`] permits, one of its source's
+/// [`MAX_HANDSHAKING_PER_SOURCE`], and the deadline of the whole handshake.
+pub(crate) struct PreAuth {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    _source: SourceSlot,
+    pub(crate) deadline: tokio::time::Instant,
+}
+
+/// Connections in handshake per source address.
+#[derive(Default)]
+pub(crate) struct Handshaking {
+    by_source: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+}
+
+/// One source's handshake slot; freed on drop.
+pub(crate) struct SourceSlot {
+    ip: std::net::IpAddr,
+    table: Arc<Handshaking>,
+}
+
+impl Handshaking {
+    /// A slot for `ip`, unless it already has [`MAX_HANDSHAKING_PER_SOURCE`].
+    fn take(self: &Arc<Self>, ip: std::net::IpAddr) -> Option<SourceSlot> {
+        let mut map = self
+            .by_source
+            .lock()
+            .expect("handshake table lock poisoned");
+        let n = map.entry(ip).or_insert(0);
+        if *n >= MAX_HANDSHAKING_PER_SOURCE {
+            return None;
+        }
+        *n += 1;
+        Some(SourceSlot {
+            ip,
+            table: self.clone(),
+        })
+    }
+}
+
+impl Drop for SourceSlot {
+    fn drop(&mut self) {
+        let mut map = self
+            .table
+            .by_source
+            .lock()
+            .expect("handshake table lock poisoned");
+        if let Some(n) = map.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
+}
 
 /// Pure check of a registration against the stored tunnel: the secret is
 /// compared in constant time, and the account must match.
@@ -60,6 +120,7 @@ pub(crate) async fn run_tcp(
         return;
     };
     let permits = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKING));
+    let sources = Arc::new(Handshaking::default());
     loop {
         let permit = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -69,15 +130,23 @@ pub(crate) async fn run_tcp(
             _ = shutdown.cancelled() => return,
             r = burrow_transport::accept_tcp(&listener) => r,
         };
+        let Some(slot) = sources.take(peer.ip()) else {
+            debug!(%peer, "too many connections in handshake from this address; closed");
+            continue;
+        };
+        let pre = PreAuth {
+            _permit: permit,
+            _source: slot,
+            deadline: tokio::time::Instant::now() + HANDSHAKE_TIMEOUT,
+        };
         let shared2 = shared.clone();
         let tls = tls.clone();
         let sd = shutdown.clone();
         shared.tasks.spawn(
             async move {
                 let res = burrow_transport::h2::accept(tcp, tls, HANDSHAKE_TIMEOUT).await;
-                drop(permit);
                 match res {
-                    Ok((conn, control)) => serve_conn(shared2, conn, control, peer, sd).await,
+                    Ok((conn, control)) => serve_conn(shared2, conn, control, peer, sd, pre).await,
                     Err(e) => debug!(error = %e, "HTTP/2 tunnel handshake failed"),
                 }
             }
@@ -93,6 +162,7 @@ pub(crate) async fn run_quic(
     shutdown: CancellationToken,
 ) {
     let permits = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKING));
+    let sources = Arc::new(Handshaking::default());
     loop {
         let permit = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -103,14 +173,23 @@ pub(crate) async fn run_quic(
             i = endpoint.accept() => match i { Some(i) => i, None => break },
         };
         let peer = incoming.remote_address();
+        let Some(slot) = sources.take(peer.ip()) else {
+            debug!(%peer, "too many connections in handshake from this address; refused");
+            incoming.refuse();
+            continue;
+        };
+        let pre = PreAuth {
+            _permit: permit,
+            _source: slot,
+            deadline: tokio::time::Instant::now() + HANDSHAKE_TIMEOUT,
+        };
         let shared2 = shared.clone();
         let sd = shutdown.clone();
         shared.tasks.spawn(
             async move {
                 let res = burrow_transport::quic::accept(incoming, HANDSHAKE_TIMEOUT).await;
-                drop(permit);
                 match res {
-                    Ok((conn, control)) => serve_conn(shared2, conn, control, peer, sd).await,
+                    Ok((conn, control)) => serve_conn(shared2, conn, control, peer, sd, pre).await,
                     Err(e) => debug!(error = %e, "QUIC tunnel handshake failed"),
                 }
             }
@@ -139,32 +218,32 @@ async fn serve_conn(
     mut control: BoxStream,
     peer: SocketAddr,
     shutdown: CancellationToken,
+    pre: PreAuth,
 ) {
     let mut reader = FrameReader::new();
-    let reg = match tokio::time::timeout(
-        HANDSHAKE_TIMEOUT,
-        read_registration(&mut control, &mut reader),
-    )
-    .await
-    {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => {
-            debug!(error = %e, "registration failed");
-            conn.close();
-            return;
-        }
-        Err(_) => {
-            debug!("no registration within {HANDSHAKE_TIMEOUT:?}");
-            conn.close();
-            return;
-        }
-    };
+    // One deadline for the handshake and the registration together.
+    let reg =
+        match tokio::time::timeout_at(pre.deadline, read_registration(&mut control, &mut reader))
+            .await
+        {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                debug!(error = %e, "registration failed");
+                conn.close();
+                return;
+            }
+            Err(_) => {
+                debug!("no registration within {HANDSHAKE_TIMEOUT:?}");
+                conn.close();
+                return;
+            }
+        };
     if reg.features.iter().any(|f| f == crate::peer::FEATURE) {
-        crate::peer::serve(shared, conn, control, reg, peer, shutdown).await;
+        crate::peer::serve(shared, conn, control, reg, peer, shutdown, pre).await;
         return;
     }
     if reg.features.iter().any(|f| f == crate::client::FEATURE) {
-        crate::client::serve(shared, conn, control, reg, peer, shutdown).await;
+        crate::client::serve(shared, conn, control, reg, peer, shutdown, pre).await;
         return;
     }
     if matches!(conn, EdgeConn::H2Served(_)) {
@@ -215,6 +294,8 @@ async fn serve_conn(
         connection_id: *conn_id.as_bytes(),
         colo: shared.colo.clone(),
     });
+    conn.authorize();
+    drop(pre);
     if let Err(e) = write_frame(&mut control, &reply, false).await {
         debug!(error = %e, "could not confirm registration");
         conn.close();
@@ -321,11 +402,14 @@ pub(crate) async fn accept_registration(
     control: &mut BoxStream,
     conn: &EdgeConn,
     colo: &str,
+    pre: PreAuth,
 ) -> bool {
     let reply = Frame::Registered(RegisteredFrame {
         connection_id: *uuid::Uuid::new_v4().as_bytes(),
         colo: colo.to_owned(),
     });
+    conn.authorize();
+    drop(pre);
     if write_frame(control, &reply, false).await.is_err() {
         conn.close();
         return false;

@@ -30,6 +30,9 @@ pub const CONN_WINDOW: u32 = 30 * 1024 * 1024;
 pub const MAX_STREAMS: u32 = 16_384;
 /// Largest DATA frame we accept (and so the most one stream buffers on read).
 pub const MAX_FRAME: u32 = 64 * 1024;
+/// Receive window (per stream and per connection) the edge grants before
+/// the peer registers; [`EdgeConn::authorize`] raises it.
+pub const PREAUTH_WINDOW: u32 = 64 * 1024;
 /// TCP keep-alive idle time on tunnel sockets.
 pub const TCP_KEEPALIVE: Duration = Duration::from_secs(15);
 
@@ -42,15 +45,66 @@ fn keepalive(tcp: &TcpStream) {
     let _ = tcp.set_nodelay(true);
 }
 
+/// Whether a connection starts with the pre-registration limits (the
+/// edge's side), lifted when `grant` is cancelled, or trusts its peer from
+/// the start (the connector's and client's sides).
+#[derive(Clone)]
+enum Limits {
+    Full,
+    PreAuth { grant: CancellationToken },
+}
+
+impl Limits {
+    fn pre_auth() -> Self {
+        Self::PreAuth {
+            grant: CancellationToken::new(),
+        }
+    }
+
+    /// (stream window, connection window) to start with.
+    fn windows(&self) -> (u32, u32) {
+        match self {
+            Self::Full => (STREAM_WINDOW, CONN_WINDOW),
+            Self::PreAuth { .. } => (PREAUTH_WINDOW, PREAUTH_WINDOW),
+        }
+    }
+
+    fn grant(&self) {
+        if let Self::PreAuth { grant } = self {
+            grant.cancel();
+        }
+    }
+
+    /// Resolves when the limits are lifted; never for [`Limits::Full`].
+    async fn granted(&self) {
+        match self {
+            Self::Full => std::future::pending().await,
+            Self::PreAuth { grant } => grant.cancelled().await,
+        }
+    }
+
+    fn is_granted(&self) -> bool {
+        match self {
+            Self::Full => true,
+            Self::PreAuth { grant } => grant.is_cancelled(),
+        }
+    }
+}
+
 /// The edge's side of an HTTP/2 tunnel connection. Cheap to clone.
 #[derive(Clone)]
 pub struct EdgeH2 {
     send: ::h2::client::SendRequest<Bytes>,
     closed: CancellationToken,
     driver: AbortHandle,
+    limits: Limits,
 }
 
 impl EdgeH2 {
+    pub(crate) fn authorize(&self) {
+        self.limits.grant();
+    }
+
     pub(crate) async fn open_stream(&self) -> Result<BoxStream, TransportError> {
         let mut ready = self.send.clone().ready().await?;
         let req = http::Request::builder()
@@ -115,10 +169,10 @@ pub async fn accept(
             .await
             .map_err(|e| TransportError::Tls(e.to_string()))?;
         if tls.get_ref().1.alpn_protocol() == Some(crate::ALPN_H2_CLIENT) {
-            let (parts, control) = serve(tls).await?;
+            let (parts, control) = serve(tls, Limits::pre_auth()).await?;
             return Ok((EdgeConn::H2Served(parts.into()), control));
         }
-        let edge = opener(tls).await?;
+        let edge = opener(tls, Limits::pre_auth()).await?;
         let control = edge.open_stream().await?;
         Ok((EdgeConn::H2(edge), control))
     };
@@ -155,7 +209,7 @@ pub async fn connect(
 ) -> Result<(ConnectorConn, BoxStream), TransportError> {
     let work = async move {
         let tls = dial_tls(addr, trust, crate::ALPN_H2).await?;
-        let (parts, control) = serve(tls).await?;
+        let (parts, control) = serve(tls, Limits::Full).await?;
         Ok((
             ConnectorConn::H2(ConnectorH2 {
                 streams: parts.streams,
@@ -170,21 +224,37 @@ pub async fn connect(
 }
 
 /// The side that opens streams: HTTP/2 client handshake on `io`.
-async fn opener<IO>(io: IO) -> Result<EdgeH2, TransportError>
+async fn opener<IO>(io: IO, limits: Limits) -> Result<EdgeH2, TransportError>
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let (send, conn) = ::h2::client::Builder::new()
-        .initial_window_size(STREAM_WINDOW)
-        .initial_connection_window_size(CONN_WINDOW)
+    let (stream_window, conn_window) = limits.windows();
+    let (send, mut conn) = ::h2::client::Builder::new()
+        .initial_window_size(stream_window)
+        .initial_connection_window_size(conn_window)
         .max_frame_size(MAX_FRAME)
         .max_concurrent_reset_streams(1024)
         .handshake::<_, Bytes>(io)
         .await?;
     let closed = CancellationToken::new();
     let on_close = closed.clone();
+    let grant = limits.clone();
     let driver = crate::run_last::spawn(async move {
-        if let Err(e) = conn.await {
+        // Until the peer registers the windows stay small; then they grow
+        // to the full size (a SETTINGS frame and a WINDOW_UPDATE).
+        let end = tokio::select! {
+            r = &mut conn => Some(r),
+            () = grant.granted() => None,
+        };
+        let end = match end {
+            Some(r) => r,
+            None => {
+                conn.set_target_window_size(CONN_WINDOW);
+                let _ = conn.set_initial_window_size(STREAM_WINDOW);
+                conn.await
+            }
+        };
+        if let Err(e) = end {
             tracing::debug!(error = %e, "HTTP/2 tunnel connection ended");
         }
         on_close.cancel();
@@ -194,6 +264,7 @@ where
         send,
         closed,
         driver,
+        limits,
     })
 }
 
@@ -204,9 +275,14 @@ pub struct Served {
     streams: Arc<tokio::sync::Mutex<mpsc::Receiver<BoxStream>>>,
     closed: CancellationToken,
     driver: AbortHandle,
+    limits: Limits,
 }
 
 impl Served {
+    pub(crate) fn authorize(&self) {
+        self.limits.grant();
+    }
+
     pub(crate) async fn accept_stream(&self) -> Option<BoxStream> {
         self.streams.lock().await.recv().await
     }
@@ -227,6 +303,7 @@ struct ServedParts {
     streams: mpsc::Receiver<BoxStream>,
     closed: CancellationToken,
     driver: AbortHandle,
+    limits: Limits,
 }
 
 impl From<ServedParts> for Served {
@@ -235,19 +312,21 @@ impl From<ServedParts> for Served {
             streams: Arc::new(tokio::sync::Mutex::new(p.streams)),
             closed: p.closed,
             driver: p.driver,
+            limits: p.limits,
         }
     }
 }
 
 /// The side that accepts streams: HTTP/2 server handshake on `io`; the
 /// first stream is the control stream.
-async fn serve<IO>(io: IO) -> Result<(ServedParts, BoxStream), TransportError>
+async fn serve<IO>(io: IO, limits: Limits) -> Result<(ServedParts, BoxStream), TransportError>
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let (stream_window, conn_window) = limits.windows();
     let mut conn = ::h2::server::Builder::new()
-        .initial_window_size(STREAM_WINDOW)
-        .initial_connection_window_size(CONN_WINDOW)
+        .initial_window_size(stream_window)
+        .initial_connection_window_size(conn_window)
         .max_frame_size(MAX_FRAME)
         .max_concurrent_streams(MAX_STREAMS)
         .max_concurrent_reset_streams(1024)
@@ -260,11 +339,24 @@ where
     let (tx, rx) = mpsc::channel::<BoxStream>(cap);
     let closed = CancellationToken::new();
     let on_close = closed.clone();
+    let grant = limits.clone();
     let driver = crate::run_last::spawn(async move {
         // Polling accept() drives the whole connection, so never block
         // here: a full queue refuses the stream instead (h2 limits open
         // streams to MAX_STREAMS, so the queue cannot really fill).
-        while let Some(next) = conn.accept().await {
+        let mut granted = grant.is_granted();
+        loop {
+            let next = tokio::select! {
+                // accept() keeps no state between polls: cancel-safe.
+                n = conn.accept() => n,
+                () = grant.granted(), if !granted => {
+                    granted = true;
+                    conn.set_target_window_size(CONN_WINDOW);
+                    let _ = conn.set_initial_window_size(STREAM_WINDOW);
+                    continue;
+                }
+            };
+            let Some(next) = next else { break };
             let (req, mut respond) = match next {
                 Ok(x) => x,
                 Err(e) => {
@@ -272,6 +364,11 @@ where
                     break;
                 }
             };
+            if !granted {
+                // Nothing but the control stream before registration.
+                respond.send_reset(::h2::Reason::REFUSED_STREAM);
+                continue;
+            }
             match respond.send_response(ok_response(), false) {
                 Ok(send) => {
                     let s: BoxStream = Box::new(H2Stream::server(send, req.into_body()));
@@ -289,6 +386,7 @@ where
         streams: rx,
         closed,
         driver,
+        limits,
     };
     Ok((parts, control))
 }
@@ -313,7 +411,7 @@ pub async fn connect_opener(
 ) -> Result<(ConnectorConn, BoxStream), TransportError> {
     let work = async move {
         let tls = dial_tls(addr, trust, crate::ALPN_H2_CLIENT).await?;
-        let h = opener(tls).await?;
+        let h = opener(tls, Limits::Full).await?;
         let control = h.open_stream().await?;
         Ok((ConnectorConn::H2Opener(h), control))
     };

@@ -138,6 +138,17 @@ pub enum EdgeConn {
 }
 
 impl EdgeConn {
+    /// Lifts the limits a connection has until its peer registers (small
+    /// flow-control windows, no streams but the control stream): call it
+    /// once the peer is authenticated, before answering `Registered`.
+    pub fn authorize(&self) {
+        match self {
+            Self::Quic(c) => quic::authorize(c),
+            Self::H2(h) => h.authorize(),
+            Self::H2Served(h) => h.authorize(),
+        }
+    }
+
     /// Opens a new stream for one flow. Not cancel-safe for HTTP/2 while
     /// waiting for stream capacity (the request is simply not sent).
     ///

@@ -209,7 +209,7 @@ impl EdgePki {
         let tls = self.server_tls(crate::ALPN_QUIC, true)?;
         let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls).map_err(tls_err)?;
         let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-        cfg.transport_config(Arc::new(crate::quic::transport_config()));
+        cfg.transport_config(Arc::new(crate::quic::server_transport_config()));
         Ok(cfg)
     }
 }

@@ -24,6 +24,26 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(2);
 /// it (most of the Internet stops at 1500-byte frames) simply keep the
 /// largest size that got through; loopback and jumbo-frame networks use it.
 pub const MTU_UPPER_BOUND: u16 = 1452;
+/// Connection receive window of a connection that has not registered yet
+/// (the edge side): enough for a registration, not for a flood.
+pub const PREAUTH_WINDOW: u32 = 64 * 1024;
+
+/// The edge's transport parameters before a peer registers: one stream
+/// (the control stream) and a [`PREAUTH_WINDOW`]; [`authorize`] raises
+/// both to [`transport_config`]'s values once the peer is known.
+pub fn server_transport_config() -> quinn::TransportConfig {
+    let mut t = transport_config();
+    t.receive_window(PREAUTH_WINDOW.into())
+        .max_concurrent_bidi_streams(1u32.into());
+    t
+}
+
+/// Lifts the pre-registration limits of [`server_transport_config`].
+pub(crate) fn authorize(conn: &quinn::Connection) {
+    conn.set_receive_window(CONN_WINDOW.into());
+    conn.set_max_concurrent_bi_streams(MAX_STREAMS.into());
+}
+
 /// Requested UDP socket buffer size.
 pub const UDP_BUFFER: usize = 8 * 1024 * 1024;
 
