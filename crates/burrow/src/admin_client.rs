@@ -32,7 +32,15 @@ impl AdminClient {
             .ok_or_else(|| config_err("--admin-url: needs host:port"))?
             .to_string();
         let token = match (&c.admin_token, &c.admin_token_file) {
-            (Some(t), _) => t.trim().to_owned(),
+            (Some(t), _) => {
+                if std::env::var("BURROW_ADMIN_TOKEN").ok().as_deref() != Some(t.as_str()) {
+                    eprintln!(
+                        "warning: --admin-token on the command line is visible to every user of this host (ps, /proc); \
+                         prefer --admin-token-file FILE or BURROW_ADMIN_TOKEN_FILE"
+                    );
+                }
+                t.trim().to_owned()
+            }
             (None, Some(f)) => tokio::fs::read_to_string(f)
                 .await
                 .map_err(|e| config_err(format!("--admin-token-file {}: {e}", f.display())))?

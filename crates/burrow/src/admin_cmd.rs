@@ -194,17 +194,31 @@ pub(crate) async fn tunnel(admin: AdminConn, cmd: TunnelCommand) -> anyhow::Resu
             println!("Rotated the secret of tunnel {name}; connectors on the old secret are disconnected");
             println!("New credentials written to {}", path.display());
         }
-        TunnelCommand::Token { name } => {
-            let name = path_segment("NAME", &name)?;
+        TunnelCommand::Token {
+            name,
+            credentials_file,
+        } => {
+            let seg = path_segment("NAME", &name)?;
             let v = client
-                .ok(
-                    Method::GET,
-                    &format!("/api/v1/tunnels/{name}/credentials"),
-                    None,
-                )
+                .ok(Method::GET, &format!("/api/v1/tunnels/{seg}"), None)
                 .await?;
-            let creds = Credentials::from_json(&v.to_string())
-                .map_err(|e| anyhow::anyhow!("the edge sent unusable credentials: {e}"))?;
+            let id = v["id"].as_str().unwrap_or_default().to_owned();
+            let path = credentials_file.unwrap_or_else(|| format!("{id}.json").into());
+            let text = tokio::fs::read_to_string(&path).await.map_err(|e| {
+                config_err(format!(
+                    "--credentials-file {}: {e} (the edge keeps only a hash of the secret: give the file `tunnel create` wrote, or run `burrow tunnel rotate-secret {name}`)",
+                    path.display()
+                ))
+            })?;
+            let creds = Credentials::from_json(&text)
+                .map_err(|e| config_err(format!("{}: {e}", path.display())))?;
+            if creds.tunnel_id.to_string() != id {
+                return Err(config_err(format!(
+                    "{} holds the credentials of tunnel {}, not of {name} ({id})",
+                    path.display(),
+                    creds.tunnel_id
+                )));
+            }
             println!("{}", creds.to_token().expose());
         }
         TunnelCommand::Run(_)

@@ -657,7 +657,8 @@ pub(crate) struct AdminConn {
         default_value = "http://127.0.0.1:7845"
     )]
     pub(crate) admin_url: String,
-    /// Admin API token (the edge printed where it stored it at first start).
+    /// Admin API token. On the command line it is visible to other users
+    /// (ps): prefer --admin-token-file or the environment.
     #[arg(
         long,
         global = true,
@@ -719,10 +720,15 @@ pub(crate) enum TunnelCommand {
         #[arg(long)]
         credentials_file: Option<PathBuf>,
     },
-    /// Print the tunnel's credentials as one token string (for `tunnel run --token`).
+    /// Print a tunnel's credentials file as one token string (for `tunnel
+    /// run --token`). The edge keeps only a hash of the secret, so the
+    /// token comes from the file `tunnel create` wrote.
     Token {
         /// Tunnel name or id.
         name: String,
+        /// The tunnel's credentials file. [default: ./<tunnel-id>.json]
+        #[arg(long)]
+        credentials_file: Option<PathBuf>,
     },
     /// Run a connector for a tunnel.
     Run(Box<RunArgs>),

@@ -22,12 +22,13 @@ pub(crate) struct RotatingFile {
 }
 
 impl RotatingFile {
-    /// Opens (appending to) `path`, rotating at `max` bytes.
+    /// Opens (appending to) `path` (mode 0600: logs name peers and
+    /// users), rotating at `max` bytes.
     ///
     /// # Errors
     /// When the file cannot be opened.
     pub(crate) fn open(path: PathBuf, max: u64) -> io::Result<Self> {
-        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        let file = open_private(&path)?;
         let size = file.metadata()?.len();
         Ok(Self {
             path,
@@ -40,10 +41,7 @@ impl RotatingFile {
         let mut old = self.path.clone().into_os_string();
         old.push(".1");
         std::fs::rename(&self.path, &old)?;
-        st.file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)?;
+        st.file = open_private(&self.path)?;
         st.size = 0;
         Ok(())
     }
@@ -78,6 +76,18 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for RotatingFile {
     fn make_writer(&'a self) -> Self::Writer {
         self.clone()
     }
+}
+
+/// `path` for appending, created 0600; an existing file is narrowed to 0600.
+fn open_private(path: &std::path::Path) -> io::Result<File> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    Ok(f)
 }
 
 #[cfg(test)]

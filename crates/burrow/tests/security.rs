@@ -523,9 +523,9 @@ fn edge_tls(ca_pem: &str, alpn: &[u8], tls13: bool) -> rustls::ClientConfig {
 }
 
 /// Unauthenticated peers that try to make the edge buffer data: over
-/// HTTP/2 as a client (many streams, much data), over HTTP/2 as the
-/// served side (data on the edge's control stream), and over QUIC (many
-/// streams). None of them ever sends a registration.
+/// HTTP/2 as a client (ALPN burrow-h2c/1) and over QUIC, each with a
+/// control stream that starts a preface and never finishes it, and many
+/// more streams full of data. None of them ever registers.
 async fn flood(
     edge: SocketAddr,
     ca_pem: String,
@@ -539,17 +539,18 @@ async fn flood(
         let (ca, chunk, mut stop) = (ca_pem.clone(), chunk.clone(), stop.clone());
         tasks.spawn(async move {
             let name = rustls::pki_types::ServerName::try_from("h2.burrow.internal").unwrap();
-            match i % 3 {
+            match i % 2 {
                 0 => {
                     // HTTP/2 client role (ALPN burrow-h2c/1): open streams
                     // and push data on each.
                     let tls = edge_tls(&ca, b"burrow-h2c/1", false);
                     let tcp = tokio::net::TcpStream::connect(edge).await.unwrap();
-                    let Ok(io) = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls))
+                    let io = match tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls))
                         .connect(name, tcp)
                         .await
-                    else {
-                        return;
+                    {
+                        Ok(io) => io,
+                        Err(e) => panic!("flood TLS: {e}"),
                     };
                     let Ok((send, conn)) = h2::client::Builder::new()
                         .initial_window_size(8 << 20)
@@ -559,7 +560,19 @@ async fn flood(
                         return;
                     };
                     tokio::spawn(conn);
-                    let mut streams = Vec::new();
+                    // The control stream: a preface that never ends, so the
+                    // edge keeps waiting for a registration.
+                    let Ok(mut ready) = send.clone().ready().await else {
+                        return;
+                    };
+                    let req = http::Request::post("https://burrow.tunnel/flow")
+                        .body(())
+                        .unwrap();
+                    let Ok((_resp, mut control)) = ready.send_request(req, false) else {
+                        return;
+                    };
+                    let _ = control.send_data(Bytes::from_static(b"BURR"), false);
+                    let mut streams = vec![control];
                     for _ in 0..64 {
                         let Ok(mut ready) = send.clone().ready().await else {
                             break;
@@ -581,36 +594,6 @@ async fn flood(
                     let _ = stop.changed().await;
                     drop(streams);
                 }
-                1 => {
-                    // HTTP/2 served role (ALPN burrow-h2/1): the edge opens
-                    // the control stream; answer it with a flood.
-                    let tls = edge_tls(&ca, b"burrow-h2/1", false);
-                    let tcp = tokio::net::TcpStream::connect(edge).await.unwrap();
-                    let Ok(io) = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls))
-                        .connect(name, tcp)
-                        .await
-                    else {
-                        return;
-                    };
-                    let Ok(mut conn) = h2::server::handshake(io).await else {
-                        return;
-                    };
-                    if let Some(Ok((_req, mut respond))) = conn.accept().await {
-                        let resp = http::Response::builder().status(200).body(()).unwrap();
-                        if let Ok(mut body) = respond.send_response(resp, false) {
-                            body.reserve_capacity(32 << 20);
-                            for _ in 0..512 {
-                                if body.send_data(chunk.clone(), false).is_err() {
-                                    break;
-                                }
-                            }
-                            tokio::select! {
-                                _ = async { while conn.accept().await.is_some() {} } => {}
-                                _ = stop.changed() => {}
-                            }
-                        }
-                    }
-                }
                 _ => {
                     // QUIC: open many streams and write to each.
                     let tls = edge_tls(&ca, b"burrow/1", true);
@@ -623,6 +606,12 @@ async fn flood(
                         return;
                     };
                     let Ok(conn) = conn.await else { return };
+                    let Ok((mut control, _recv)) = conn.open_bi().await else {
+                        return;
+                    };
+                    if control.write_all(b"BURR").await.is_err() {
+                        return;
+                    }
                     for _ in 0..64 {
                         let conn = conn.clone();
                         let chunk = chunk.clone();
@@ -644,7 +633,11 @@ async fn flood(
             }
         });
     }
-    while tasks.join_next().await.is_some() {}
+    while let Some(r) = tasks.join_next().await {
+        if let Err(e) = r {
+            eprintln!("flood task: {e}");
+        }
+    }
 }
 
 #[test]
@@ -716,4 +709,327 @@ fn idle_sockets_from_one_address_do_not_delay_other_connectors() {
     eprintln!("a connector registered in {took:?} beside 1,100 idle sockets");
     assert!(took < Duration::from_secs(3), "took {took:?}");
     drop(idle);
+}
+
+/// Every form a secret could take in a log: the raw bytes, hex (both
+/// cases), base64 (standard and URL-safe, padded or not), and the
+/// decimal byte lists `Debug` prints for `Vec<u8>` and `[u8; N]`.
+fn secret_forms(raw: &[u8]) -> Vec<Vec<u8>> {
+    use base64::Engine;
+    let b64 = [
+        base64::engine::general_purpose::STANDARD,
+        base64::engine::general_purpose::STANDARD_NO_PAD,
+        base64::engine::general_purpose::URL_SAFE,
+        base64::engine::general_purpose::URL_SAFE_NO_PAD,
+    ];
+    let list: Vec<String> = raw.iter().map(u8::to_string).collect();
+    let mut forms = vec![
+        raw.to_vec(),
+        hex::encode(raw).into_bytes(),
+        hex::encode_upper(raw).into_bytes(),
+        list.join(", ").into_bytes(),
+        list.join(",").into_bytes(),
+    ];
+    forms.extend(b64.iter().map(|e| e.encode(raw).into_bytes()));
+    // A log line may carry a part of a long secret: any 12-byte window of
+    // the hex and base64 forms counts as a leak too.
+    forms.retain(|f| f.len() >= 12);
+    forms
+}
+
+fn leaks(log: &[u8], raw: &[u8]) -> Option<String> {
+    secret_forms(raw).into_iter().find_map(|form| {
+        log.windows(form.len())
+            .position(|w| w == form.as_slice())
+            .map(|at| {
+                String::from_utf8_lossy(
+                    &log[at.saturating_sub(80)..(at + form.len() + 20).min(log.len())],
+                )
+                .into_owned()
+            })
+    })
+}
+
+#[test]
+fn no_secret_reaches_any_log_even_at_trace_level() {
+    use base64::Engine;
+    let dir = tempdir();
+    let peer_secret = "0123456789abcdef0123456789abcdef-peer-secret";
+    let ps = dir.path().join("peer.secret");
+    std::fs::write(&ps, format!("{peer_secret}\n")).unwrap();
+    let ps = ps.to_string_lossy().into_owned();
+    let edge = EdgeProc::start(
+        dir.path(),
+        "NRT",
+        "edge.db",
+        &[
+            "--loglevel",
+            "trace",
+            "--egress-allow",
+            "127.0.0.0/8",
+            "--http",
+            "127.0.0.1:0",
+            "--peer-secret-file",
+            &ps,
+        ],
+    );
+    let echo = Origin::start(util::echo);
+    let creds = edge.create_tunnel("t");
+    let cfg = write_config(dir.path(), "config.yml", "echo.internal", echo.addr);
+    let c = connector(
+        dir.path(),
+        "connector",
+        &creds,
+        &["--config", cfg.to_str().unwrap(), "--loglevel", "trace"],
+    );
+    edge.wait_connections("t", 4, Duration::from_secs(20));
+    let app = edge.create_app("t", "echo.internal");
+    let mut s = connect(app, Duration::from_secs(5));
+    echo_once(&mut s, b"through the tunnel");
+    drop(s);
+    edge.admin(&["user", "add", "ana@example.com"]).unwrap();
+    let (dev, device_id) = enroll_device(&edge, dir.path(), "ana@example.com", "ana");
+    let socks = format!("127.0.0.1:{}", free_port());
+    let client = Proc::spawn(
+        dir.path(),
+        "client",
+        &[
+            "client",
+            "--credentials",
+            dev.to_str().unwrap(),
+            "--socks",
+            &socks,
+            "--loglevel",
+            "trace",
+        ],
+    );
+    client.wait_line("SOCKS5 proxy:", Duration::from_secs(20));
+    let mut s = socks_connect(&socks, v4(echo.addr)).unwrap();
+    echo_once(&mut s, b"through the client");
+    drop(s);
+    // Revocation and a rotation travel with reasons, not secrets.
+    edge.admin(&["device", "revoke", &device_id]).unwrap();
+    client.wait_log(
+        "the edge ended this device's connection",
+        Duration::from_secs(5),
+    );
+    let new_creds = dir.path().join("t-rotated.json");
+    edge.admin(&[
+        "tunnel",
+        "rotate-secret",
+        "t",
+        "--credentials-file",
+        new_creds.to_str().unwrap(),
+    ])
+    .unwrap();
+    c.wait_log(
+        "the edge ended this tunnel connection",
+        Duration::from_secs(5),
+    );
+
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let json = |p: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+    };
+    let secrets: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "tunnel secret",
+            b64.decode(json(&creds)["TunnelSecret"].as_str().unwrap())
+                .unwrap(),
+        ),
+        (
+            "rotated tunnel secret",
+            b64.decode(json(&new_creds)["TunnelSecret"].as_str().unwrap())
+                .unwrap(),
+        ),
+        (
+            "device secret",
+            b64.decode(json(&dev)["DeviceSecret"].as_str().unwrap())
+                .unwrap(),
+        ),
+        (
+            "admin token",
+            std::fs::read_to_string(&edge.token_file)
+                .unwrap()
+                .trim()
+                .as_bytes()
+                .to_vec(),
+        ),
+        ("peer secret", peer_secret.as_bytes().to_vec()),
+    ];
+    // The detector finds each form it claims to.
+    for form in secret_forms(&secrets[0].1) {
+        let mut line = b"INFO x: secret=".to_vec();
+        line.extend_from_slice(&form);
+        assert!(
+            leaks(&line, &secrets[0].1).is_some(),
+            "{}",
+            String::from_utf8_lossy(&form)
+        );
+    }
+    let logs = [
+        ("edge", std::fs::read(&edge.proc.stderr_path).unwrap()),
+        ("connector", std::fs::read(&c.stderr_path).unwrap()),
+        ("client", std::fs::read(&client.stderr_path).unwrap()),
+    ];
+    for (who, log) in &logs {
+        let text = String::from_utf8_lossy(log);
+        assert!(
+            text.contains(" DEBUG "),
+            "{who} did not log at debug/trace level:\n{text}"
+        );
+        for (what, raw) in &secrets {
+            if let Some(around) = leaks(log, raw) {
+                panic!("the {what} is in the {who}'s log: …{around}…");
+            }
+        }
+    }
+}
+
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+#[test]
+fn secrets_are_stored_hashed_and_state_files_are_private() {
+    use base64::Engine;
+    use std::os::unix::fs::PermissionsExt;
+    // A state directory written by the build before hashing (6a47fd0),
+    // with its 0644 state file and 0755 directory.
+    let dir = tempdir();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testdata/state-6a47fd0");
+    std::fs::create_dir(dir.path().join("state.d")).unwrap();
+    for f in ["state.db", "legacy.json", "device.json"] {
+        std::fs::copy(fixture.join(f), dir.path().join(f)).unwrap();
+    }
+    for f in std::fs::read_dir(fixture.join("state.d")).unwrap() {
+        let f = f.unwrap();
+        std::fs::copy(f.path(), dir.path().join("state.d").join(f.file_name())).unwrap();
+    }
+    let perm =
+        |p: &Path, m| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+    perm(&dir.path().join("state.db"), 0o644);
+    perm(&dir.path().join("state.d"), 0o755);
+    let token = std::fs::read_to_string(dir.path().join("state.d/admin.token")).unwrap();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let json = |f: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join(f)).unwrap()).unwrap()
+    };
+    let tunnel_secret = b64
+        .decode(json("legacy.json")["TunnelSecret"].as_str().unwrap())
+        .unwrap();
+    let device_secret = b64
+        .decode(json("device.json")["DeviceSecret"].as_str().unwrap())
+        .unwrap();
+    let raw = std::fs::read(dir.path().join("state.db")).unwrap();
+    assert!(
+        leaks(&raw, token.trim().as_bytes()).is_some(),
+        "the fixture holds the token in plain"
+    );
+
+    let log = dir.path().join("sessions.jsonl");
+    let log_s = log.to_string_lossy().into_owned();
+    let edge = EdgeProc::start(
+        dir.path(),
+        "NRT",
+        "state.db",
+        &["--session-log", &log_s, "--egress-allow", "127.0.0.0/8"],
+    );
+    // The old admin token, tunnel credentials and device credentials work.
+    edge.admin(&["tunnel", "list"])
+        .expect("the old admin token still works");
+    let echo = Origin::start(util::echo);
+    let conn_log = dir.path().join("connector.log");
+    let at = edge.tunnel_addr.to_string();
+    let _c = connector(
+        dir.path(),
+        "connector",
+        &dir.path().join("legacy.json"),
+        &[
+            "--url",
+            &format!("tcp://{}", echo.addr),
+            "--logfile",
+            conn_log.to_str().unwrap(),
+            "--edge",
+            &at,
+        ],
+    );
+    edge.wait_connections("legacy", 1, Duration::from_secs(20));
+    // The device's credentials name the old edge address too.
+    let socks = format!("127.0.0.1:{}", free_port());
+    let client = Proc::spawn(
+        dir.path(),
+        "client",
+        &[
+            "client",
+            "--credentials",
+            "device.json",
+            "--socks",
+            &socks,
+            "--edge",
+            &at,
+        ],
+    );
+    client.wait_line("SOCKS5 proxy:", Duration::from_secs(20));
+    let mut s = socks_connect(&socks, v4(echo.addr)).expect("the old device registers");
+    echo_once(&mut s, b"old device");
+    drop(s);
+    session_records(&log, 1);
+
+    // Nothing in the state is a secret as it is.
+    let mut state = std::fs::read(dir.path().join("state.db")).unwrap();
+    state.extend(std::fs::read(dir.path().join("state.db-wal")).unwrap_or_default());
+    for (what, secret) in [
+        ("admin token", token.trim().as_bytes().to_vec()),
+        ("tunnel secret", tunnel_secret),
+        ("device secret", device_secret),
+    ] {
+        assert!(
+            leaks(&state, &secret).is_none(),
+            "the {what} is stored as it is"
+        );
+    }
+    // Files that hold identities are the owner's alone.
+    for f in [
+        "state.db",
+        "state.db-wal",
+        "state.db-shm",
+        "sessions.jsonl",
+        "connector.log",
+        "state.d/admin.token",
+    ] {
+        assert_eq!(mode(&dir.path().join(f)), 0o600, "{f}");
+    }
+    assert_eq!(mode(&dir.path().join("state.d")), 0o700);
+    // `tunnel token` reads the credentials file; the API will not show a
+    // secret it no longer has.
+    let t = edge
+        .admin(&[
+            "tunnel",
+            "token",
+            "legacy",
+            "--credentials-file",
+            "legacy.json",
+        ])
+        .unwrap();
+    assert!(t.trim().len() > 40, "{t}");
+    let (status, body) = http(
+        &edge.admin_url,
+        "GET",
+        "/api/v1/tunnels/legacy/credentials",
+        Some(token.trim()),
+        "",
+    );
+    assert_eq!(status, 410, "{body}");
+    // A fresh edge makes its files private from the start.
+    let fresh = tempdir();
+    let _e = EdgeProc::start(fresh.path(), "KIX", "new/edge.db", &[]);
+    assert_eq!(mode(&fresh.path().join("new")), 0o700);
+    assert_eq!(mode(&fresh.path().join("new/edge.db")), 0o600);
+    assert_eq!(mode(&fresh.path().join("new/edge.d")), 0o700);
 }

@@ -9,7 +9,8 @@
 //! Routes:
 //! - `POST /api/v1/tunnels` `{"name"}` → 201 tunnel with `credentials`
 //! - `GET /api/v1/tunnels`, `GET /api/v1/tunnels/{name-or-id}` (with live connections)
-//! - `GET /api/v1/tunnels/{name-or-id}/credentials`; `POST
+//! - `GET /api/v1/tunnels/{name-or-id}/credentials` → 410 (secrets are
+//!   stored hashed; the credentials exist only where `create` wrote them); `POST
 //!   /api/v1/tunnels/{name-or-id}/rotate-secret` → new `credentials` (the
 //!   old secret's connectors are disconnected)
 //! - `DELETE /api/v1/tunnels/{name-or-id}`
@@ -59,7 +60,6 @@ use rand::RngCore;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
-use subtle::ConstantTimeEq;
 use tokio_util::sync::CancellationToken;
 
 /// Largest request body accepted.
@@ -209,10 +209,7 @@ async fn auth(State(st): State<AdminState>, req: Request, next: Next) -> Respons
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    let ok: bool = given
-        .as_bytes()
-        .ct_eq(st.shared.admin_token.expose().as_bytes())
-        .into();
+    let ok = burrow_store::secret::verify(&st.shared.admin_token_hash, given.as_bytes());
     if !ok {
         return ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -371,7 +368,16 @@ async fn tunnel_credentials(
     Path(r): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let t = find_tunnel(&st.shared, &r).await?;
-    Ok(Json(credentials_value(&credentials(&st.shared, &t))))
+    Err(ApiError::new(
+        StatusCode::GONE,
+        None,
+        format!(
+            "the edge keeps only a hash of tunnel {}'s secret, so it cannot show its credentials: \
+             use the credentials file written by `tunnel create` (`burrow tunnel token {} --credentials-file FILE` \
+             prints it as a token), or `burrow tunnel rotate-secret {}` for new ones",
+            t.name, t.name, t.name
+        ),
+    ))
 }
 
 async fn rotate_tunnel_secret(

@@ -17,7 +17,6 @@ use burrow_transport::{BoxStream, EdgeConn};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
-use subtle::ConstantTimeEq;
 use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
@@ -88,7 +87,7 @@ async fn authenticate(shared: &Shared, reg: &Register) -> Result<Identity, Refus
             format!("device {device_id} is not enrolled on this edge"),
         ));
     };
-    let secret_ok: bool = d.secret.ct_eq(reg.secret.expose()).into();
+    let secret_ok = burrow_store::secret::verify(&d.secret, reg.secret.expose());
     if !secret_ok || shared.account_id.as_bytes() != &reg.account_id {
         return Err(refuse(
             RefuseCode::BadSecret,

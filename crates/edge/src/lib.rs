@@ -157,7 +157,8 @@ pub(crate) struct Shared {
     pub(crate) colo: String,
     pub(crate) node_id: String,
     pub(crate) account_id: uuid::Uuid,
-    pub(crate) admin_token: Secret,
+    /// The admin token's stored (hashed) form.
+    pub(crate) admin_token_hash: Vec<u8>,
     pub(crate) ca_pem: String,
     pub(crate) edge_domain: String,
     pub(crate) tunnel_addr: SocketAddr,
@@ -462,11 +463,7 @@ impl Edge {
             path: cfg.state.clone(),
             source,
         };
-        if let Some(parent) = cfg.state.parent() {
-            if !parent.as_os_str().is_empty() {
-                tokio::fs::create_dir_all(parent).await?;
-            }
-        }
+        // The store creates the file's directory (0700) when missing.
         let store = Store::open(&cfg.state).await.map_err(store_err)?;
         let account_id = store
             .meta_or_init("account_id", || uuid::Uuid::new_v4().to_string())
@@ -478,29 +475,21 @@ impl Edge {
                 reason: format!("account_id: {e}"),
             })
         })?;
-        let token = Secret::new(
-            store
-                .meta_or_init("admin_token", || random_hex(32))
-                .await
-                .map_err(store_err)?,
-        );
         let (pki_dir, domain) = (cfg.pki_dir.clone(), cfg.edge_domain.clone());
-        let (pki, token_path, token_created) = tokio::task::spawn_blocking({
-            let token = token.clone();
-            move || -> Result<_, EdgeError> {
-                match pki_dir {
-                    Some(dir) => {
-                        let pki = EdgePki::load_or_create(&dir, &domain)?;
-                        let path = dir.join("admin.token");
-                        let created = write_token(&path, &token)?;
-                        Ok((pki, Some(path), created))
-                    }
-                    None => Ok((EdgePki::ephemeral(&domain)?, None, false)),
-                }
-            }
+        let pki = tokio::task::spawn_blocking(move || -> Result<_, EdgeError> {
+            Ok(match pki_dir {
+                Some(dir) => EdgePki::load_or_create(&dir, &domain)?,
+                None => EdgePki::ephemeral(&domain)?,
+            })
         })
         .await
         .map_err(|e| std::io::Error::other(e.to_string()))??;
+        let token_path = cfg.pki_dir.as_ref().map(|d| d.join("admin.token"));
+        let (token, token_hash, token_created) = admin_token(&store, token_path.as_deref())
+            .await
+            .map_err(store_err)?;
+        // Secrets migrated to hashes leave no plain copy in the WAL.
+        store.checkpoint().await.map_err(store_err)?;
         let mut created = pki.created.clone();
         if token_created {
             created.extend(token_path.clone());
@@ -612,7 +601,7 @@ impl Edge {
             colo: cfg.colo.clone(),
             node_id,
             account_id,
-            admin_token: token.clone(),
+            admin_token_hash: token_hash,
             ca_pem: pki.ca_pem.clone(),
             edge_domain: cfg.edge_domain.clone(),
             tunnel_addr,
@@ -932,17 +921,80 @@ async fn authz_sweeps(shared: Arc<Shared>, shutdown: CancellationToken) {
     }
 }
 
-fn write_token(path: &std::path::Path, token: &Secret) -> Result<bool, EdgeError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    if path.exists() {
-        return Ok(false);
+/// Meta key of the admin token's stored (hashed, hex) form.
+const ADMIN_TOKEN_HASH: &str = "admin_token_hash";
+/// Meta key where builds before hashing kept the admin token as it is.
+const ADMIN_TOKEN_PLAIN: &str = "admin_token";
+
+/// The admin token: its value, its stored form, and whether its file was
+/// (re)written now. The state keeps only a salted hash; the value lives in
+/// `path` (0600), which the CLI reads. A token stored in plain by an older
+/// build is migrated; a missing or stale file gets a new token (logged).
+/// Without a file (`burrow quick`), a new token every start.
+async fn admin_token(
+    store: &Store,
+    path: Option<&std::path::Path>,
+) -> Result<(Secret, Vec<u8>, bool), burrow_store::StoreError> {
+    use burrow_store::secret;
+    let stored = |hex_hash: &str| hex::decode(hex_hash).unwrap_or_default();
+    if let Some(plain) = store.meta(ADMIN_TOKEN_PLAIN).await? {
+        let hash = secret::hash(plain.as_bytes());
+        store
+            .set_meta(ADMIN_TOKEN_HASH, &hex::encode(&hash))
+            .await?;
+        store.delete_meta(ADMIN_TOKEN_PLAIN).await?;
+        info!("admin token: the state now keeps only its hash (migrated)");
     }
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    writeln!(f, "{}", token.expose())?;
-    Ok(true)
+    let fresh = random_hex(32);
+    let fresh_hash = secret::hash(fresh.as_bytes());
+    let Some(path) = path else {
+        store
+            .set_meta(ADMIN_TOKEN_HASH, &hex::encode(&fresh_hash))
+            .await?;
+        return Ok((Secret::new(fresh), fresh_hash, false));
+    };
+    let current = stored(
+        &store
+            .meta_or_init(ADMIN_TOKEN_HASH, || hex::encode(&fresh_hash))
+            .await?,
+    );
+    let in_file = tokio::fs::read_to_string(path)
+        .await
+        .ok()
+        .map(|t| t.trim().to_owned());
+    if let Some(t) = in_file.filter(|t| secret::verify(&current, t.as_bytes())) {
+        return Ok((Secret::new(t), current, false));
+    }
+    if current != fresh_hash {
+        // Another token is stored whose value is nowhere to be read.
+        warn!(file = %path.display(), "the admin token file is missing or does not match the state; a new admin token was made");
+        store
+            .set_meta(ADMIN_TOKEN_HASH, &hex::encode(&fresh_hash))
+            .await?;
+    }
+    let io = |e: std::io::Error| burrow_store::StoreError::Io {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    };
+    write_token(path, &fresh).await.map_err(io)?;
+    Ok((Secret::new(fresh), fresh_hash, true))
+}
+
+/// Writes the admin token file, mode 0600, replacing an old one.
+async fn write_token(path: &std::path::Path, token: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let (path, token) = (path.to_owned(), token.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)?;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        writeln!(f, "{token}")
+    })
+    .await
+    .map_err(std::io::Error::other)?
 }

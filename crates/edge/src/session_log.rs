@@ -193,11 +193,17 @@ impl SessionLog {
             let open = |p: &PathBuf| {
                 let p = p.clone();
                 async move {
-                    tokio::fs::OpenOptions::new()
+                    // Records name users and devices: owner-only (an
+                    // existing file made by an older build is narrowed).
+                    let f = tokio::fs::OpenOptions::new()
                         .create(true)
                         .append(true)
+                        .mode(0o600)
                         .open(&p)
-                        .await
+                        .await?;
+                    f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                        .await?;
+                    Ok::<_, std::io::Error>(f)
                 }
             };
             let mut file = match open(&path).await {
@@ -221,7 +227,8 @@ impl SessionLog {
                 let _ = file.flush().await;
                 size += batch.len() as u64;
                 if size >= ROTATE_AT {
-                    let rotated = path.with_extension("1");
+                    let mut rotated = path.clone().into_os_string();
+                    rotated.push(".1");
                     let _ = tokio::fs::rename(&path, &rotated).await;
                     if let Ok(f) = open(&path).await {
                         file = f;

@@ -13,7 +13,6 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
-use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
@@ -96,7 +95,7 @@ pub(crate) fn check_registration(reg: &Register, tunnel: Option<&Tunnel>) -> Res
     let Some(t) = tunnel else {
         return Err(unknown());
     };
-    let secret_ok: bool = t.secret.ct_eq(reg.secret.expose()).into();
+    let secret_ok = burrow_store::secret::verify(&t.secret, reg.secret.expose());
     let account_ok = t.account_id.as_bytes() == &reg.account_id;
     if !secret_ok || !account_ok {
         return Err(Refusal {

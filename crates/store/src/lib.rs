@@ -1,11 +1,19 @@
 //! burrow's persistent state: accounts, tunnels, apps and the registry of
 //! live tunnel connections, in SQLite through sqlx.
 //!
-//! Module map: everything is in this file; [`Store`] is the one handle.
+//! Module map: [`secret`] (how secrets are stored: salted hashes); the
+//! rest is in this file; [`Store`] is the one handle.
+//!
+//! Secrets at rest: tunnel and device secrets are hashed on write (their
+//! structs carry the stored form when read back; check a presented secret
+//! with [`secret::verify`]). The SQLite file and its `-wal`/`-shm` are
+//! created mode 0600, their directory 0700.
 //!
 //! Several edge processes may share one SQLite file on one host (WAL mode,
 //! busy timeout); a PostgreSQL backend for real clusters comes later behind
 //! the same methods. Times are Unix seconds, passed in by the caller.
+
+pub mod secret;
 
 use serde::Serialize;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
@@ -39,6 +47,14 @@ pub enum StoreError {
         /// Why not.
         reason: String,
     },
+    /// The state file or its directory could not be made private.
+    #[error("{path}: {reason}")]
+    Io {
+        /// The file.
+        path: String,
+        /// What failed.
+        reason: String,
+    },
     /// A stored value could not be read back.
     #[error("corrupt row in {table}: {reason}")]
     Corrupt {
@@ -58,7 +74,8 @@ pub struct Tunnel {
     pub account_id: uuid::Uuid,
     /// Unique name.
     pub name: String,
-    /// Secret bytes (never serialized).
+    /// Secret bytes (never serialized): as given when creating; read back,
+    /// the stored (hashed) form — check with [`secret::verify`].
     #[serde(skip)]
     pub secret: Vec<u8>,
     /// Creation time, Unix seconds.
@@ -145,7 +162,8 @@ pub struct Device {
     pub user_email: String,
     /// Name given at enrollment.
     pub name: String,
-    /// Secret bytes (never serialized).
+    /// Secret bytes (never serialized): as given when enrolling; read
+    /// back, the stored (hashed) form — check with [`secret::verify`].
     #[serde(skip)]
     pub secret: Vec<u8>,
     /// Revoked devices are refused.
@@ -322,6 +340,50 @@ fn device_row(row: &sqlx::sqlite::SqliteRow) -> Result<Device, StoreError> {
     })
 }
 
+/// The state file and its `-wal`/`-shm` hold identities: mode 0600 (made
+/// so before SQLite creates them, which then copies the mode to the WAL and
+/// SHM files), and a directory this creates is 0700.
+async fn secure_files(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    let path = path.to_owned();
+    let io = |e: std::io::Error, what: &Path| StoreError::Io {
+        path: what.display().to_string(),
+        reason: e.to_string(),
+    };
+    tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if !dir.exists() {
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(dir)
+                    .map_err(|e| io(e, dir))?;
+            }
+        }
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| io(e, &path))?;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = path.clone().into_os_string();
+            p.push(suffix);
+            let p = std::path::PathBuf::from(p);
+            if p.exists() {
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))
+                    .map_err(|e| io(e, &p))?;
+            }
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| StoreError::Io {
+        path: String::new(),
+        reason: e.to_string(),
+    })?
+}
+
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
@@ -332,10 +394,14 @@ impl Store {
     /// # Errors
     /// When the file cannot be opened or created.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        secure_files(path).await?;
         let opts = SqliteConnectOptions::from_str("sqlite://")?
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
+            // Deleted and overwritten content (a migrated plain secret) is
+            // zeroed, not left in free pages.
+            .pragma("secure_delete", "ON")
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
@@ -357,7 +423,41 @@ impl Store {
         .bind(now)
         .execute(&pool)
         .await?;
-        Ok(Self { pool })
+        let store = Self { pool };
+        store.migrate_secrets().await?;
+        Ok(store)
+    }
+
+    /// Hashes tunnel and device secrets that an older build stored as
+    /// they are. Idempotent.
+    async fn migrate_secrets(&self) -> Result<(), StoreError> {
+        for table in ["tunnels", "devices"] {
+            let rows = sqlx::query(&format!("SELECT id, secret FROM {table}"))
+                .fetch_all(&self.pool)
+                .await?;
+            let mut n = 0;
+            for row in rows {
+                let id: String = row.try_get("id")?;
+                let raw: Vec<u8> = row.try_get("secret")?;
+                if secret::is_hashed(&raw) {
+                    continue;
+                }
+                sqlx::query(&format!("UPDATE {table} SET secret = ? WHERE id = ?"))
+                    .bind(secret::hash(&raw))
+                    .bind(&id)
+                    .execute(&self.pool)
+                    .await?;
+                n += 1;
+            }
+            if n > 0 {
+                tracing::info!(
+                    table,
+                    rows = n,
+                    "stored secrets hashed (migrated from plain)"
+                );
+            }
+        }
+        Ok(())
     }
 
     /// Reads a meta value, or stores and returns `init()` when absent. Two
@@ -393,7 +493,7 @@ impl Store {
         .bind(t.id.to_string())
         .bind(t.account_id.to_string())
         .bind(&t.name)
-        .bind(&t.secret)
+        .bind(secret::stored(&t.secret))
         .bind(t.created_at)
         .execute(&self.pool)
         .await
@@ -497,7 +597,7 @@ impl Store {
         secret: &[u8],
     ) -> Result<bool, StoreError> {
         let n = sqlx::query("UPDATE tunnels SET secret = ? WHERE id = ?")
-            .bind(secret)
+            .bind(secret::hash(secret))
             .bind(id.to_string())
             .execute(&self.pool)
             .await?
@@ -724,7 +824,32 @@ impl Store {
             .transpose()?)
     }
 
-    /// Sets a metadata value.
+    /// Copies the write-ahead log into the database file and empties it,
+    /// so replaced content (a secret migrated to its hash) is gone from
+    /// both files.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn checkpoint(&self) -> Result<(), StoreError> {
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Removes a meta value (absent is fine).
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn delete_meta(&self, key: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM meta WHERE key = ?")
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Sets a meta value.
     ///
     /// # Errors
     /// On database failure.
@@ -826,7 +951,7 @@ impl Store {
         .bind(d.id.to_string())
         .bind(&d.user_email)
         .bind(&d.name)
-        .bind(&d.secret)
+        .bind(secret::stored(&d.secret))
         .bind(d.revoked)
         .bind(d.created_at)
         .execute(&self.pool)
@@ -1319,14 +1444,16 @@ mod tests {
             Err(StoreError::Exists { .. })
         ));
         assert_eq!(s.tunnel_by_ref("web").await.unwrap().unwrap().id, t.id);
-        assert_eq!(
-            s.tunnel_by_ref(&t.id.to_string())
-                .await
-                .unwrap()
-                .unwrap()
-                .secret,
-            vec![1; 32]
-        );
+        // Stored hashed: the read-back form verifies the secret, and is not it.
+        let stored = s
+            .tunnel_by_ref(&t.id.to_string())
+            .await
+            .unwrap()
+            .unwrap()
+            .secret;
+        assert!(secret::is_hashed(&stored));
+        assert!(secret::verify(&stored, &[1; 32]));
+        assert_ne!(stored, vec![1; 32]);
         let app = App {
             id: uuid::Uuid::new_v4(),
             spec: "{}".into(),

@@ -109,7 +109,14 @@ impl EdgePki {
     /// # Errors
     /// On unreadable, unparsable or unwritable files.
     pub fn load_or_create(dir: &Path, domain: &str) -> Result<Self, TransportError> {
-        std::fs::create_dir_all(dir)?;
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        // Keys and the admin token live here: owner-only, also when an
+        // older build made the directory 0755.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
         let mut created = Vec::new();
         let ca_path = dir.join("ca.pem");
         let ca_key_path = dir.join("ca.key");
