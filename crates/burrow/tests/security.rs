@@ -1033,3 +1033,156 @@ fn secrets_are_stored_hashed_and_state_files_are_private() {
     assert_eq!(mode(&fresh.path().join("new/edge.db")), 0o600);
     assert_eq!(mode(&fresh.path().join("new/edge.d")), 0o700);
 }
+
+/// `app create --json` with `body`; the app's id and listen address.
+fn create_app_json(edge: &EdgeProc, body: &serde_json::Value) -> (String, SocketAddr) {
+    let f = edge.dir.join(format!("app-{}.json", free_port()));
+    std::fs::write(&f, body.to_string()).unwrap();
+    let out = edge
+        .admin(&["app", "create", "--json", f.to_str().unwrap()])
+        .expect("app create");
+    let listen = out
+        .lines()
+        .find_map(|l| l.strip_prefix("listen:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let id = out
+        .split_whitespace()
+        .find(|w| uuid_like(w))
+        .unwrap_or_else(|| panic!("no app id in {out}"))
+        .to_owned();
+    (id, listen)
+}
+
+fn uuid_like(w: &str) -> bool {
+    w.len() == 36 && w.matches('-').count() == 4
+}
+
+/// Whether the edge echoes on a fresh connection from `src` to `app` (a
+/// refused connection is closed without a byte).
+fn echoes_from(src: &str, app: SocketAddr) -> Option<std::net::TcpStream> {
+    let mut s = connect_from(src.parse().unwrap(), app);
+    s.write_all(b"hi").ok()?;
+    let mut b = [0u8; 2];
+    s.read_exact(&mut b).ok()?;
+    (&b == b"hi").then_some(s)
+}
+
+#[test]
+fn app_connections_are_capped_per_app_and_source_and_idle_ones_close() {
+    let dir = tempdir();
+    let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &[]);
+    let echo = Origin::start(util::echo);
+    let port = free_port();
+    let (id, app) = create_app_json(
+        &edge,
+        &serde_json::json!({
+            "protocol": format!("tcp/{port}"),
+            "origin_direct": [format!("tcp://{}", echo.addr)],
+            "idle_timeout": 2,
+            "max_connections": 5,
+            "max_connections_per_ip": 3,
+        }),
+    );
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(echoes_from("127.0.0.1", app).expect("under the caps"));
+    }
+    assert!(
+        echoes_from("127.0.0.1", app).is_none(),
+        "a 4th from one address"
+    );
+    for _ in 0..2 {
+        held.push(echoes_from("127.0.0.2", app).expect("another address"));
+    }
+    assert!(echoes_from("127.0.0.3", app).is_none(), "a 6th for the app");
+    let refused = |limit: &str| {
+        edge.metric(&format!(
+            "burrow_edge_app_refused_total{{app=\"{id}\",limit=\"{limit}\"}}"
+        ))
+    };
+    assert_eq!(refused("source_cap"), 1.0);
+    assert_eq!(refused("app_cap"), 1.0);
+    let log = edge.proc.log();
+    assert_eq!(
+        log.matches("app connection refused by a limit").count(),
+        1,
+        "one line per app per 10 s:\n{log}"
+    );
+    // Idle connections close after the app's idle_timeout (2 s), busy ones
+    // stay: keep one busy past it.
+    let mut busy = held.pop().unwrap();
+    let t = std::time::Instant::now();
+    while t.elapsed() < Duration::from_secs(3) {
+        echo_once(&mut busy, b"x");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    for mut s in held {
+        let took = time_to_close(&mut s, Duration::from_secs(5));
+        assert!(
+            took < Duration::from_secs(2),
+            "closed {took:?} after the check"
+        );
+    }
+    echo_once(&mut busy, b"still open");
+    assert!(edge.metric("burrow_edge_app_idle_closed_total") >= 4.0);
+    // Closed connections free their slots.
+    assert!(echoes_from("127.0.0.3", app).is_some());
+    // The limits are validated, naming the field.
+    let f = dir.path().join("bad.json");
+    std::fs::write(
+        &f,
+        serde_json::json!({"protocol": "tcp/1", "origin_direct": ["tcp://127.0.0.1:1"], "max_connections_per_ip": 0})
+            .to_string(),
+    )
+    .unwrap();
+    let err = edge
+        .admin(&["app", "create", "--json", f.to_str().unwrap()])
+        .unwrap_err();
+    assert!(err.contains("max_connections_per_ip"), "{err}");
+}
+
+#[test]
+fn apps_at_their_file_limit_leave_the_tunnel_endpoint_and_admin_api_working() {
+    let dir = tempdir();
+    // 600 descriptors: app flows may take (600 - 256) / 2 = 172 flows.
+    let edge = EdgeProc::start_with(dir.path(), "NRT", "edge.db", &[], Some(600));
+    let echo = Origin::start(util::echo);
+    let port = free_port();
+    let (_, app) = create_app_json(
+        &edge,
+        &serde_json::json!({
+            "protocol": format!("tcp/{port}"),
+            "origin_direct": [format!("tcp://{}", echo.addr)],
+        }),
+    );
+    // 300 clients from many addresses: more than the app flows allowed.
+    let mut held = Vec::new();
+    for i in 0..300u32 {
+        let src = format!("127.0.1.{}", 1 + i % 200);
+        let s = connect_from(src.parse().unwrap(), app);
+        held.push(s);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    // The admin API and the tunnel endpoint still accept.
+    let creds = edge.create_tunnel("t");
+    let _c = connector(
+        dir.path(),
+        "connector",
+        &creds,
+        &["--url", &format!("tcp://{}", echo.addr)],
+    );
+    edge.wait_connections("t", 4, Duration::from_secs(20));
+    assert!(
+        !edge.proc.log().contains("Too many open files"),
+        "{}",
+        edge.proc.log()
+    );
+    // Once clients leave, waiting ones are served.
+    held.truncate(10);
+    let mut s = connect(app, Duration::from_secs(5));
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    echo_once(&mut s, b"after");
+}

@@ -126,6 +126,37 @@ pub struct AppSpec {
     pub tls: TlsMode,
     /// Address families.
     pub connectivity: Connectivity,
+    /// What one app lets its clients hold.
+    pub limits: AppLimits,
+}
+
+/// Per-app limits on what clients can make the edge hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppLimits {
+    /// A TCP flow with no byte either way for this long is closed
+    /// (`idle_timeout`, seconds; default [`AppLimits::DEFAULT_IDLE_SECS`]).
+    pub idle_timeout: std::time::Duration,
+    /// Most open TCP connections (UDP sessions) of the app at once
+    /// (`max_connections`; default 10,000).
+    pub max_connections: u32,
+    /// Most open connections (sessions) of one client address
+    /// (`max_connections_per_ip`; default 256).
+    pub max_per_ip: u32,
+}
+
+impl AppLimits {
+    /// Default idle timeout of TCP flows: 5 minutes.
+    pub const DEFAULT_IDLE_SECS: u32 = 300;
+}
+
+impl Default for AppLimits {
+    fn default() -> Self {
+        Self {
+            idle_timeout: std::time::Duration::from_secs(u64::from(Self::DEFAULT_IDLE_SECS)),
+            max_connections: 10_000,
+            max_per_ip: 256,
+        }
+    }
 }
 
 /// The API body, as sent and stored.
@@ -161,6 +192,18 @@ pub struct RawApp {
     /// `{type: dynamic, connectivity: all|ipv4|ipv6}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub edge_ips: Option<RawEdgeIps>,
+    /// Seconds a TCP flow may be idle (no byte either way) before it is
+    /// closed; 1-86400, default 300. burrow's addition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout: Option<u32>,
+    /// Most connections (TCP) or sessions (UDP) open at once; default
+    /// 10,000. burrow's addition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<u32>,
+    /// Most connections or sessions of one client address; default 256.
+    /// burrow's addition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections_per_ip: Option<u32>,
 }
 
 /// `dns` of an app.
@@ -403,6 +446,7 @@ impl RawApp {
                 Some(d.name.clone())
             }
         };
+        let limits = self.limits()?;
         Ok(AppSpec {
             l4,
             edge_ports,
@@ -412,6 +456,42 @@ impl RawApp {
             proxy_protocol,
             tls,
             connectivity,
+            limits,
+        })
+    }
+
+    fn limits(&self) -> Result<AppLimits, ConfigError> {
+        let d = AppLimits::default();
+        let bounded = |field: &str, v: Option<u32>, max: u32, default: u32| match v {
+            None => Ok(default),
+            Some(n) if (1..=max).contains(&n) => Ok(n),
+            Some(n) => Err(ConfigError::new(
+                field,
+                format!("{n} is not within 1-{max}"),
+            )),
+        };
+        let idle = bounded(
+            "idle_timeout",
+            self.idle_timeout,
+            86_400,
+            AppLimits::DEFAULT_IDLE_SECS,
+        )?;
+        let max_connections = bounded(
+            "max_connections",
+            self.max_connections,
+            1_000_000,
+            d.max_connections,
+        )?;
+        let max_per_ip = bounded(
+            "max_connections_per_ip",
+            self.max_connections_per_ip,
+            max_connections,
+            d.max_per_ip.min(max_connections),
+        )?;
+        Ok(AppLimits {
+            idle_timeout: std::time::Duration::from_secs(u64::from(idle)),
+            max_connections,
+            max_per_ip,
         })
     }
 }

@@ -56,6 +56,8 @@ pub(crate) struct Compiled {
     next: AtomicUsize,
     down: Mutex<HashMap<IpAddr, Instant>>,
     dns: Mutex<Option<(Instant, Vec<IpAddr>)>>,
+    /// Open connections (sessions), in all and per client address.
+    pub(crate) counts: Arc<crate::limits::Counts>,
 }
 
 impl Compiled {
@@ -72,11 +74,14 @@ impl Compiled {
         tunnel_id: Option<uuid::Uuid>,
         source: String,
     ) -> Self {
+        let counts =
+            crate::limits::Counts::new(spec.limits.max_connections, spec.limits.max_per_ip);
         Self {
             id,
             spec,
             tunnel_id,
             source,
+            counts,
             next: AtomicUsize::new(0),
             down: Mutex::new(HashMap::new()),
             dns: Mutex::new(None),
@@ -454,11 +459,24 @@ async fn run_listener(
         return;
     };
     loop {
+        // App flows take two descriptors each; a reserve stays for the
+        // tunnel endpoint, the admin API and the HTTP listeners.
+        let fds = tokio::select! {
+            _ = stop.cancelled() => return,
+            p = shared.app_fds.clone().acquire_owned() => p.expect("semaphore never closed"),
+        };
         let (client, peer) = tokio::select! {
             _ = stop.cancelled() => return,
             r = burrow_transport::accept_tcp(&listener) => r,
         };
         let app = cell.read().expect("app cell lock poisoned").clone();
+        let slot = match app.counts.admit(peer.ip()) {
+            Ok(s) => s,
+            Err(why) => {
+                shared.app_refused(&app, why, peer);
+                continue;
+            }
+        };
         // IP access rules run before any byte is read or any origin dialled.
         if app.spec.ip_firewall {
             let d = decide(&shared.access_rules(), &shared.geoip.facts(peer.ip()));
@@ -476,6 +494,7 @@ async fn run_listener(
         shared.metrics.flows.get_or_create(&labels).inc();
         shared.flows.spawn(
             async move {
+                let _held = (fds, slot);
                 if let Err(reason) =
                     proxy_flow(&shared2, &app, client, peer, edge_port, flow_id).await
                 {
@@ -718,7 +737,7 @@ where
         .clone();
     m.active_flows.inc();
     active.inc();
-    let res = burrow_transport::splice::splice(a, b).await;
+    let res = burrow_transport::splice::splice_idle(a, b, app.spec.limits.idle_timeout).await;
     m.active_flows.dec();
     active.dec();
     match res {
@@ -733,6 +752,10 @@ where
             }
             debug!(bytes_up = up, bytes_down = down, "flow finished");
             Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+            m.app_idle_closed.inc();
+            Err(format!("closed idle: {e} (the app's idle_timeout)"))
         }
         Err(e) => Err(format!("splice: {e}")),
     }

@@ -20,6 +20,7 @@ mod edge_tls;
 mod geoip;
 mod h1;
 mod http;
+mod limits;
 mod logpush;
 mod peer;
 pub use peer::PeerConfig;
@@ -202,9 +203,54 @@ pub(crate) struct Shared {
     pub(crate) dns_server: Option<SocketAddr>,
     /// The built-in deny for destinations dialled for clients.
     pub(crate) dial_guard: burrow_policy::dial_guard::DialGuard,
+    /// Descriptors app flows may take (two per TCP flow), leaving a
+    /// reserve for the tunnel endpoint, admin API and HTTP listeners.
+    pub(crate) app_fds: Arc<tokio::sync::Semaphore>,
+    /// New UDP app sessions per client address and second.
+    pub(crate) udp_rate: limits::Rate,
+    /// Warnings about refused app connections: one per app per 10 s.
+    pub(crate) refusal_log: limits::LogGate<uuid::Uuid>,
+}
+
+/// New UDP app sessions one client address may open per second (and in
+/// a burst).
+const UDP_SESSIONS_PER_SEC: u32 = 50;
+const UDP_SESSIONS_BURST: u32 = 200;
+/// Descriptors kept free of app flows for the edge's own listeners.
+const FD_RESERVE_MIN: u64 = 256;
+
+/// How many TCP app flows the open-file limit allows: two descriptors
+/// each, after a reserve of a tenth of the limit (at least
+/// [`FD_RESERVE_MIN`]).
+fn app_fd_budget() -> usize {
+    let soft = rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(s, _)| s);
+    let reserve = (soft / 10).max(FD_RESERVE_MIN);
+    usize::try_from(soft.saturating_sub(reserve) / 2)
+        .unwrap_or(usize::MAX)
+        .max(1)
 }
 
 impl Shared {
+    /// Counts and (at most once per app per 10 s) logs an app connection
+    /// or UDP session refused by `why`.
+    pub(crate) fn app_refused(&self, app: &apps::Compiled, why: limits::Refused, peer: SocketAddr) {
+        self.metrics
+            .app_refused
+            .get_or_create(&metrics::AppRefusedLabels {
+                app: app.id.to_string(),
+                limit: why.label(),
+            })
+            .inc();
+        if let Some(held) = self.refusal_log.pass(app.id, std::time::Instant::now()) {
+            warn!(
+                app_id = %app.id, client = %peer, limit = why.label(), refused_since_last_line = held,
+                max_connections = app.spec.limits.max_connections,
+                max_connections_per_ip = app.spec.limits.max_per_ip,
+                "app connection refused by a limit"
+            );
+        }
+    }
+
     /// Reloads the IP access rules from the store.
     pub(crate) async fn reload_access(&self) {
         match self.store.access_rules().await {
@@ -617,6 +663,9 @@ impl Edge {
             origin_tls,
             resolver,
             dns_server: cfg.dns_server,
+            app_fds: Arc::new(tokio::sync::Semaphore::new(app_fd_budget())),
+            udp_rate: limits::Rate::new(UDP_SESSIONS_PER_SEC, UDP_SESSIONS_BURST, 65_536),
+            refusal_log: limits::LogGate::new(Duration::from_secs(10)),
             dial_guard: burrow_policy::dial_guard::DialGuard::new(
                 [Some(tunnel_addr), Some(admin_addr), http_addr, https_addr]
                     .into_iter()

@@ -86,6 +86,13 @@ pub(crate) struct OutcomeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct AppRefusedLabels {
+    pub(crate) app: String,
+    /// `app_cap`, `source_cap`, `source_rate`.
+    pub(crate) limit: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct RevokedLabels {
     /// `connector` or `client`.
     pub(crate) party: &'static str,
@@ -127,6 +134,11 @@ pub(crate) struct Metrics {
     /// Connections of connectors and clients ended because their access
     /// was taken away, by party and reason.
     pub(crate) revoked: Family<RevokedLabels, Counter>,
+    /// App connections and UDP sessions refused by a limit, by app and
+    /// limit.
+    pub(crate) app_refused: Family<AppRefusedLabels, Counter>,
+    /// TCP app flows closed after their idle timeout.
+    pub(crate) app_idle_closed: Counter,
     /// Registered tunnel connections by tunnel id (and this colo).
     pub(crate) tunnel_connections_by_tunnel: Family<TunnelLabels, Gauge>,
     /// Egress policy decisions by rule id (`default` when none matched).
@@ -285,10 +297,24 @@ impl Metrics {
             "Connections of connectors and clients ended because their access was revoked",
             revoked.clone(),
         );
+        let app_refused = Family::<AppRefusedLabels, Counter>::default();
+        registry.register(
+            "app_refused",
+            "App connections and UDP sessions refused by a limit (max_connections, max_connections_per_ip, new-session rate)",
+            app_refused.clone(),
+        );
+        let app_idle_closed = Counter::default();
+        registry.register(
+            "app_idle_closed",
+            "TCP app flows closed after the app's idle_timeout",
+            app_idle_closed.clone(),
+        );
         Self {
             http_requests,
             client_sessions,
             revoked,
+            app_refused,
+            app_idle_closed,
             session_log_dropped,
             logpush,
             tunnel_connections_by_tunnel,

@@ -189,10 +189,19 @@ async fn session_for(
         debug!(%client, "too many UDP sessions on this port; datagram dropped");
         return None;
     }
+    // New sessions cost a socket and a task: a source (spoofed or not)
+    // may open only so many a second.
+    if !shared
+        .udp_rate
+        .allow(client.ip(), std::time::Instant::now())
+    {
+        shared.app_refused(app, crate::limits::Refused::TooFast, client);
+        return None;
+    }
     if let Origin::Dns { name, ttl, .. } = &app.spec.origin {
         // Cached for the TTL; a failure drops this datagram only.
         if let Err(reason) = crate::apps::resolve(shared, app, name, *ttl).await {
-            info!(%client, %reason, "UDP session not opened");
+            debug!(%client, %reason, "UDP session not opened");
             return None;
         }
     }
@@ -228,7 +237,7 @@ async fn session_for(
     sock.connect(origin_addr).await.ok()?;
     let origin = Arc::new(sock);
     let session = add_session(shared, app, port, client, Upstream::Socket(origin.clone()));
-    info!(%client, origin = %origin_addr, "UDP session opened");
+    debug!(%client, origin = %origin_addr, "UDP session opened");
     shared.flows.spawn(replies(
         shared.clone(),
         port.clone(),

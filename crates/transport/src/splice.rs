@@ -9,10 +9,11 @@
 //! When one side's read ends (EOF), the other side's write half is shut
 //! down and the opposite direction keeps flowing until it ends too.
 
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// First buffer size of each direction.
@@ -108,9 +109,35 @@ where
     A: AsyncRead + AsyncWrite + Unpin + ?Sized,
     B: AsyncRead + AsyncWrite + Unpin + ?Sized,
 {
+    splice_inner(a, b, None).await
+}
+
+/// [`splice`], ended with [`io::ErrorKind::TimedOut`] when no byte moved
+/// either way for `idle`. Costs one clock read per batch of bytes moved
+/// and one timer per flow.
+///
+/// # Errors
+/// As [`splice`], and `TimedOut` after `idle` without traffic.
+pub async fn splice_idle<A, B>(a: &mut A, b: &mut B, idle: Duration) -> io::Result<(u64, u64)>
+where
+    A: AsyncRead + AsyncWrite + Unpin + ?Sized,
+    B: AsyncRead + AsyncWrite + Unpin + ?Sized,
+{
+    splice_inner(a, b, Some(idle)).await
+}
+
+async fn splice_inner<A, B>(a: &mut A, b: &mut B, idle: Option<Duration>) -> io::Result<(u64, u64)>
+where
+    A: AsyncRead + AsyncWrite + Unpin + ?Sized,
+    B: AsyncRead + AsyncWrite + Unpin + ?Sized,
+{
     let mut ab = Pipe::default();
     let mut ba = Pipe::default();
     let (mut ab_done, mut ba_done) = (None, None);
+    let timer = tokio::time::sleep(idle.unwrap_or(Duration::MAX / 4));
+    tokio::pin!(timer);
+    let mut moved = 0u64;
+    let mut last = tokio::time::Instant::now();
     poll_fn(|cx| {
         if ab_done.is_none() {
             if let Poll::Ready(r) = ab.poll_copy(cx, Pin::new(&mut *a), Pin::new(&mut *b)) {
@@ -122,10 +149,27 @@ where
                 ba_done = Some(r?);
             }
         }
-        match (ab_done, ba_done) {
-            (Some(x), Some(y)) => Poll::Ready(Ok((x, y))),
-            _ => Poll::Pending,
+        if let (Some(x), Some(y)) = (ab_done, ba_done) {
+            return Poll::Ready(Ok((x, y)));
         }
+        if let Some(idle) = idle {
+            let now_moved = ab.total + ba.total + ab.end as u64 + ba.end as u64;
+            if now_moved != moved {
+                moved = now_moved;
+                last = tokio::time::Instant::now();
+            }
+            // The timer is reset only when it fires early, not per byte.
+            while timer.as_mut().poll(cx).is_ready() {
+                if last + idle <= tokio::time::Instant::now() {
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("no traffic either way for {idle:?}"),
+                    )));
+                }
+                timer.as_mut().reset(last + idle);
+            }
+        }
+        Poll::Pending
     })
     .await
 }
@@ -134,6 +178,25 @@ where
 mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_flow_times_out_and_a_busy_one_does_not() {
+        let (mut c1, mut e1) = tokio::io::duplex(1024);
+        let (mut o1, mut e2) = tokio::io::duplex(1024);
+        let idle = Duration::from_secs(10);
+        let flow = tokio::spawn(async move { splice_idle(&mut e1, &mut e2, idle).await });
+        // Traffic every 6 s keeps it open past several idle periods.
+        for _ in 0..5 {
+            tokio::time::sleep(Duration::from_secs(6)).await;
+            c1.write_all(b"x").await.unwrap();
+            let mut b = [0u8; 1];
+            o1.read_exact(&mut b).await.unwrap();
+        }
+        assert!(!flow.is_finished());
+        tokio::time::sleep(Duration::from_secs(11)).await;
+        let err = flow.await.unwrap().unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+    }
 
     #[tokio::test]
     async fn copies_both_ways_with_half_close() {

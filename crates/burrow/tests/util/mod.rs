@@ -32,6 +32,15 @@ impl Proc {
         Self::spawn_cmd(dir, name, cmd)
     }
 
+    /// `burrow ARGS` with at most `nofile` open files (soft and hard).
+    pub fn spawn_with_nofile(dir: &Path, name: &str, nofile: u32, args: &[&str]) -> Proc {
+        let mut cmd = Command::new("prlimit");
+        cmd.arg(format!("--nofile={nofile}:{nofile}"))
+            .arg(BIN)
+            .args(args);
+        Self::spawn_cmd(dir, name, cmd)
+    }
+
     /// `burrow ARGS` inside the network namespace `ns` (`ip netns exec`
     /// execs, so the child is burrow itself).
     pub fn spawn_in_netns(dir: &Path, name: &str, ns: &str, args: &[&str]) -> Proc {
@@ -147,6 +156,17 @@ pub struct EdgeProc {
 
 impl EdgeProc {
     pub fn start(dir: &Path, colo: &str, state: &str, extra: &[&str]) -> EdgeProc {
+        Self::start_with(dir, colo, state, extra, None)
+    }
+
+    /// [`EdgeProc::start`] with at most `nofile` open files, when given.
+    pub fn start_with(
+        dir: &Path,
+        colo: &str,
+        state: &str,
+        extra: &[&str],
+        nofile: Option<u32>,
+    ) -> EdgeProc {
         let mut args = vec![
             "edge",
             "--colo",
@@ -168,7 +188,11 @@ impl EdgeProc {
             args.extend_from_slice(&["--app-address", "127.0.0.1"]);
         }
         args.extend_from_slice(extra);
-        let proc = Proc::spawn(dir, &format!("edge-{colo}"), &args);
+        let name = format!("edge-{colo}");
+        let proc = match nofile {
+            Some(n) => Proc::spawn_with_nofile(dir, &name, n, &args),
+            None => Proc::spawn(dir, &name, &args),
+        };
         let tunnel_addr: SocketAddr = proc
             .wait_line("tunnel endpoint:", Duration::from_secs(30))
             .split_whitespace()
