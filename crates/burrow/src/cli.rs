@@ -529,7 +529,7 @@ pub(crate) enum AccessCommand {
     },
 }
 
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Clone)]
 pub(crate) struct EdgeArgs {
     /// YAML file with the same settings as these flags (flags win).
     #[arg(long, env = "BURROW_EDGE_CONFIG")]

@@ -261,6 +261,7 @@ fn app_pools(
 }
 
 pub(crate) async fn run(a: EdgeArgs) -> anyhow::Result<()> {
+    let args = a.clone();
     let cfg = resolve(a).await?;
     let state = cfg.state.clone();
     let edge = Edge::bind(cfg.clone()).await?;
@@ -294,8 +295,76 @@ pub(crate) async fn run(a: EdgeArgs) -> anyhow::Result<()> {
         tracing::info!(path = %p.display(), "created");
     }
     let shutdown = crate::shutdown_on_signals();
+    tokio::spawn(reload_on_sighup(args, cfg, edge.reloader()));
     edge.run(shutdown).await;
     Ok(())
+}
+
+/// The settings of a resolved config, by key, for telling what a changed
+/// `edge.yaml` would change.
+fn settings(c: &EdgeConfig) -> Vec<(&'static str, String)> {
+    vec![
+        ("colo", c.colo.clone()),
+        ("listen", c.listen.to_string()),
+        ("admin", c.admin.to_string()),
+        ("state", c.state.display().to_string()),
+        ("edge-domain", c.edge_domain.clone()),
+        ("app pools", format!("{:?}", c.app_pools)),
+        ("grace-period", format!("{:?}", c.grace_period)),
+        ("disable-quic", c.disable_quic.to_string()),
+        ("geoip-country", format!("{:?}", c.geoip_country)),
+        ("geoip-asn", format!("{:?}", c.geoip_asn)),
+        ("cert-dir", format!("{:?}", c.cert_dir)),
+        ("origin-ca", format!("{:?}", c.origin_ca)),
+        ("dns-server", format!("{:?}", c.dns_server)),
+        ("http", format!("{:?}", c.http)),
+        ("https", format!("{:?}", c.https)),
+        ("session-log", format!("{:?}", c.session_log)),
+        ("logpush-url", format!("{:?}", c.logpush.is_some())),
+        ("peers", format!("{:?}", c.peers)),
+        ("egress-allow", format!("{:?}", c.egress_allow)),
+    ]
+}
+
+/// SIGHUP: reads `edge.yaml` again and says which changed settings need a
+/// restart, then reloads what can be reloaded in place (certificates in
+/// `--cert-dir`, `--origin-ca`, GeoIP files). Never ends the process.
+async fn reload_on_sighup(
+    args: EdgeArgs,
+    running: EdgeConfig,
+    reloader: burrow_edge::EdgeReloader,
+) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "no SIGHUP handler; reloading needs a restart");
+            return;
+        }
+    };
+    while hup.recv().await.is_some() {
+        tracing::info!("SIGHUP received; reloading");
+        match resolve(args.clone()).await {
+            Ok(new) => {
+                let old = settings(&running);
+                let changed: Vec<&str> = settings(&new)
+                    .iter()
+                    .zip(&old)
+                    .filter(|(n, o)| n.1 != o.1)
+                    .map(|(n, _)| n.0)
+                    .collect();
+                if !changed.is_empty() {
+                    tracing::warn!(settings = ?changed, "changed in the configuration; these take effect after a restart");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the configuration no longer loads; nothing of it was applied")
+            }
+        }
+        for line in reloader.reload().await {
+            tracing::info!(result = %line, "reload");
+        }
+    }
 }
 
 #[cfg(test)]

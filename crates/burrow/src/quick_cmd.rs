@@ -59,6 +59,16 @@ pub(crate) async fn run(a: QuickArgs) -> anyhow::Result<()> {
     })
     .await?;
     let shutdown = crate::shutdown_on_signals();
+    tokio::spawn(async {
+        // SIGHUP (a terminal closing, `systemctl reload`) must not end a
+        // quick tunnel: there is nothing to reload, so say so.
+        if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        {
+            while hup.recv().await.is_some() {
+                tracing::info!("SIGHUP received; quick has nothing to reload");
+            }
+        }
+    });
     let (credentials, public) = edge.quick_setup("quick", a.port, &shutdown).await?;
     let info = edge.info().clone();
     let stats = edge.stats();

@@ -137,7 +137,7 @@ fn a_failing_origin_is_not_described_to_public_clients() {
             .map(|r| r.trim().to_owned())
             .unwrap_or_else(|| panic!("no request id in {text}"));
         // The connector's log has the detail under the same id.
-        let log = c.wait_log(&id, Duration::from_secs(5));
+        let log = c.wait_log_or_fail(&id, Duration::from_secs(5));
         let line = log.lines().find(|l| l.contains(&id)).expect("request id logged");
         assert!(line.contains("127.0.0.1"), "{line}");
     }
@@ -214,7 +214,7 @@ fn revoking_a_device_or_deleting_its_user_ends_live_sessions_within_2s() {
         socks_connect(&ana_socks, v4(echo.addr)).is_err(),
         "a revoked device opened a new flow"
     );
-    ana.wait_log(
+    ana.wait_log_or_fail(
         "the edge ended this device's connection",
         Duration::from_secs(5),
     );
@@ -228,7 +228,7 @@ fn revoking_a_device_or_deleting_its_user_ends_live_sessions_within_2s() {
     edge.admin(&["user", "delete", "bo@example.com"]).unwrap();
     let took = time_to_close(&mut b, Duration::from_secs(5));
     assert!(took < Duration::from_secs(2), "took {took:?}");
-    bo.wait_log("the device's user was deleted", Duration::from_secs(5));
+    bo.wait_log_or_fail("the device's user was deleted", Duration::from_secs(5));
 
     let elog = edge.proc.log();
     assert!(elog.contains("access revoked"), "{elog}");
@@ -290,7 +290,7 @@ fn deleting_or_rotating_a_tunnel_ends_its_connectors_and_their_flows_within_2s()
         } else {
             "the tunnel secret was rotated"
         };
-        c.wait_log(why, Duration::from_secs(5));
+        c.wait_log_or_fail(why, Duration::from_secs(5));
         assert!(
             c.log().contains("the edge ended this tunnel connection"),
             "{}",
@@ -809,7 +809,7 @@ fn no_secret_reaches_any_log_even_at_trace_level() {
     drop(s);
     // Revocation and a rotation travel with reasons, not secrets.
     edge.admin(&["device", "revoke", &device_id]).unwrap();
-    client.wait_log(
+    client.wait_log_or_fail(
         "the edge ended this device's connection",
         Duration::from_secs(5),
     );
@@ -822,7 +822,7 @@ fn no_secret_reaches_any_log_even_at_trace_level() {
         new_creds.to_str().unwrap(),
     ])
     .unwrap();
-    c.wait_log(
+    c.wait_log_or_fail(
         "the edge ended this tunnel connection",
         Duration::from_secs(5),
     );
@@ -1185,4 +1185,140 @@ fn apps_at_their_file_limit_leave_the_tunnel_endpoint_and_admin_api_working() {
     let mut s = connect(app, Duration::from_secs(5));
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     echo_once(&mut s, b"after");
+}
+
+/// Whether a TLS handshake to the HTTPS listener with SNI `host` succeeds
+/// and verifies against `ca`.
+fn tls_ok(https: SocketAddr, host: &str, ca: &str) -> bool {
+    let resolve = format!("{host}:{}:127.0.0.1", https.port());
+    std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "10",
+            "-o",
+            "/dev/null",
+            "--cacert",
+            ca,
+            "--resolve",
+            &resolve,
+        ])
+        .arg(format!("https://{host}:{}/", https.port()))
+        .status()
+        .unwrap()
+        .success()
+}
+
+#[test]
+fn sighup_reloads_certificates_and_never_ends_the_edge_or_quick() {
+    use util::tls::{make_ca, make_cert};
+    let dir = tempdir();
+    let certs = dir.path().join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    let ca = make_ca(dir.path());
+    make_cert(dir.path(), "a.example.com", &certs);
+    make_cert(dir.path(), "c.example.com", &certs);
+    let yaml = dir.path().join("edge.yaml");
+    std::fs::write(&yaml, "grace-period: 2s\n").unwrap();
+    let mut edge = EdgeProc::start(
+        dir.path(),
+        "NRT",
+        "edge.db",
+        &[
+            "--https",
+            "127.0.0.1:0",
+            "--cert-dir",
+            certs.to_str().unwrap(),
+            "--config",
+            yaml.to_str().unwrap(),
+        ],
+    );
+    let https = edge.https_addr.unwrap();
+    assert!(tls_ok(https, "a.example.com", &ca));
+    assert!(
+        !tls_ok(https, "b.example.com", &ca),
+        "no certificate for b yet"
+    );
+    make_cert(dir.path(), "b.example.com", &certs);
+    std::fs::write(&yaml, "grace-period: 9s\nsession-log: s.jsonl\n").unwrap();
+    edge.proc.signal("HUP");
+    edge.proc
+        .wait_log_or_fail("cert-dir: reloaded (3 hostnames)", Duration::from_secs(10));
+    assert!(tls_ok(https, "b.example.com", &ca), "b after SIGHUP");
+    let log = edge.proc.log();
+    assert!(
+        log.contains("take effect after a restart") && log.contains("session-log"),
+        "{log}"
+    );
+    assert_eq!(
+        edge.proc.wait_exit(Duration::from_secs(1)),
+        None,
+        "SIGHUP ended the edge"
+    );
+    edge.admin(&["tunnel", "list"]).expect("still serving");
+
+    let mut q = Proc::spawn(dir.path(), "quick", &["quick", "--hello-world"]);
+    q.wait_line("Your quick tunnel is ready:", Duration::from_secs(30));
+    q.signal("HUP");
+    q.wait_log_or_fail("quick has nothing to reload", Duration::from_secs(5));
+    assert_eq!(
+        q.wait_exit(Duration::from_secs(1)),
+        None,
+        "SIGHUP ended quick"
+    );
+}
+
+#[test]
+fn a_restarted_edge_gets_quic_back_not_a_fallback_to_http2() {
+    let dir = tempdir();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &["--listen", &listen]);
+    let creds = edge.create_tunnel("t");
+    let c = connector(
+        dir.path(),
+        "connector",
+        &creds,
+        &[
+            "--url",
+            "tcp://127.0.0.1:9",
+            "--protocol",
+            "auto",
+            "--quic-fallback-after",
+            "1s",
+        ],
+    );
+    edge.wait_connections("t", 4, Duration::from_secs(20));
+    // The edge goes away for a few seconds: every dial fails, QUIC and TCP.
+    drop(edge);
+    std::thread::sleep(Duration::from_secs(4));
+    let restarted = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &["--listen", &listen]);
+    // Rows of the killed edge's connections linger in the state for a
+    // while: count only connections registered since the restart.
+    let t = std::time::Instant::now();
+    let conns = loop {
+        let fresh: Vec<_> = edge
+            .connections("t")
+            .into_iter()
+            .filter(|x| x["since"].as_u64().unwrap_or(0) >= restarted)
+            .collect();
+        if fresh.len() >= 4 {
+            break fresh;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(40),
+            "{fresh:?}\n{}",
+            c.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        conns.iter().all(|x| x["protocol"] == "quic"),
+        "fell back although UDP was never blocked: {conns:?}\n{}",
+        c.log()
+    );
+    assert!(!c.log().contains("UDP looks blocked"), "{}", c.log());
 }

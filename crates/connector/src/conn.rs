@@ -207,25 +207,38 @@ async fn connect(
         ProtocolChoice::Http2 => connect_with(shared, index, addr, Protocol::Http2).await,
         ProtocolChoice::Auto => {
             let skip_quic = quic_blocked_until.is_some_and(|t| Instant::now() < t);
-            if !skip_quic {
-                match connect_with(shared, index, addr, Protocol::Quic).await {
-                    Ok(live) => {
-                        *quic_blocked_until = None;
-                        return Ok(live);
-                    }
-                    Err(Failure::Transport(reason)) => {
-                        warn!(
-                            edge = %addr, %reason,
-                            "QUIC could not connect; falling back to HTTP/2 (QUIC is retried every {:?})",
-                            shared.cfg.quic_retry_every
-                        );
-                        *quic_blocked_until = Some(Instant::now() + shared.cfg.quic_retry_every);
-                        shared.env.metrics.fallbacks.inc();
-                    }
-                    Err(refused) => return Err(refused),
-                }
+            if skip_quic {
+                return connect_with(shared, index, addr, Protocol::Http2).await;
             }
-            connect_with(shared, index, addr, Protocol::Http2).await
+            let quic_failed = match connect_with(shared, index, addr, Protocol::Quic).await {
+                Ok(live) => {
+                    *quic_blocked_until = None;
+                    return Ok(live);
+                }
+                Err(Failure::Transport(reason)) => reason,
+                Err(refused) => return Err(refused),
+            };
+            // Stay off QUIC only on evidence that UDP is what fails: HTTP/2
+            // over TCP to the same edge works. When both fail, the edge is
+            // down or unreachable, and the next attempt tries QUIC again.
+            match connect_with(shared, index, addr, Protocol::Http2).await {
+                Ok(live) => {
+                    warn!(
+                        edge = %addr, quic = %quic_failed,
+                        evidence = "QUIC failed while HTTP/2 over TCP to the same edge works",
+                        "UDP looks blocked; falling back to HTTP/2 (QUIC is retried every {:?})",
+                        shared.cfg.quic_retry_every
+                    );
+                    *quic_blocked_until = Some(Instant::now() + shared.cfg.quic_retry_every);
+                    shared.env.metrics.fallbacks.inc();
+                    Ok(live)
+                }
+                Err(Failure::Transport(h2)) => {
+                    tracing::debug!(edge = %addr, quic = %quic_failed, http2 = %h2, "both transports failed; not treating UDP as blocked");
+                    Err(Failure::Transport(format!("{quic_failed}; {h2}")))
+                }
+                Err(refused) => Err(refused),
+            }
         }
     }
 }

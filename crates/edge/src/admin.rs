@@ -649,7 +649,7 @@ async fn create_access_rule(
         .map_err(ApiError::internal)?;
     st.shared.reload_access().await;
     let mut v = access_rule_json(&rule);
-    if !st.shared.geoip.has(&rule.target) {
+    if !st.shared.geoip.load().has(&rule.target) {
         v["warning"] = json!(format!(
             "this edge has no --geoip-{} file, so the rule cannot match yet",
             rule.target

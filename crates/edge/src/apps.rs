@@ -479,7 +479,10 @@ async fn run_listener(
         };
         // IP access rules run before any byte is read or any origin dialled.
         if app.spec.ip_firewall {
-            let d = decide(&shared.access_rules(), &shared.geoip.facts(peer.ip()));
+            let d = decide(
+                &shared.access_rules(),
+                &shared.geoip.load().facts(peer.ip()),
+            );
             shared.metrics.access_decision(L4::Tcp, d.allowed);
             if !d.allowed {
                 info!(client = %peer, rule_id = d.rule_id.as_deref().unwrap_or("-"), "connection blocked by an IP access rule");
@@ -661,9 +664,10 @@ where
                 send_proxy_header(app, &mut origin, ends)
                     .await
                     .map_err(|e| format!("origin {addr}: sending the PROXY header: {e}"))?;
+                let origin_tls = shared.origin_tls.load();
                 let tls = match app.spec.tls {
-                    TlsMode::Full => &shared.origin_tls.full,
-                    TlsMode::Strict => &shared.origin_tls.strict,
+                    TlsMode::Full => &origin_tls.full,
+                    TlsMode::Strict => &origin_tls.strict,
                     TlsMode::Off | TlsMode::Flexible => {
                         return splice_counted(shared, app, &mut client, &mut origin).await;
                     }

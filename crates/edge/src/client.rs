@@ -437,7 +437,7 @@ async fn egress(shared: Arc<Shared>, who: Arc<Identity>, mut stream: BoxStream, 
         )
     } else {
         let dedicated: Vec<_> = owners.iter().map(|(ip, c)| (*ip, c.clone())).collect();
-        let country = shared.geoip.facts(peer.ip()).country;
+        let country = shared.geoip.load().facts(peer.ip()).country;
         burrow_policy::exits::default_plan(
             target.ip(),
             facts.proxied,

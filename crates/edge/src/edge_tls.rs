@@ -12,21 +12,44 @@ use std::path::Path;
 use std::sync::Arc;
 
 #[derive(Debug)]
-struct BySni {
-    certs: HashMap<String, Arc<CertifiedKey>>,
+struct Certs {
+    by_name: HashMap<String, Arc<CertifiedKey>>,
     only: Option<Arc<CertifiedKey>>,
+}
+
+/// The certificates of `--cert-dir`, chosen by SNI; [`BySni::reload`]
+/// swaps in a new set (SIGHUP) without touching open connections.
+#[derive(Debug)]
+pub(crate) struct BySni {
+    dir: std::path::PathBuf,
+    certs: arc_swap::ArcSwap<Certs>,
 }
 
 impl ResolvesServerCert for BySni {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let certs = self.certs.load();
         match hello.server_name() {
-            Some(name) => self
-                .certs
+            Some(name) => certs
+                .by_name
                 .get(&name.to_ascii_lowercase())
                 .cloned()
-                .or_else(|| self.only.clone()),
-            None => self.only.clone(),
+                .or_else(|| certs.only.clone()),
+            None => certs.only.clone(),
         }
+    }
+}
+
+impl BySni {
+    /// Reads the directory again (blocking); on success the new set serves
+    /// new handshakes. Returns the hostnames now served.
+    ///
+    /// # Errors
+    /// A message naming the file that could not be used; the old set stays.
+    pub(crate) fn reload(&self) -> Result<Vec<String>, String> {
+        let certs = read(&self.dir)?;
+        let names = certs.by_name.keys().cloned().collect();
+        self.certs.store(Arc::new(certs));
+        Ok(names)
     }
 }
 
@@ -35,7 +58,24 @@ impl ResolvesServerCert for BySni {
 ///
 /// # Errors
 /// A message naming the file that could not be used.
-pub(crate) fn load(dir: &Path) -> Result<(Arc<rustls::ServerConfig>, Vec<String>), String> {
+pub(crate) fn load(
+    dir: &Path,
+) -> Result<(Arc<rustls::ServerConfig>, Vec<String>, Arc<BySni>), String> {
+    let certs = read(dir)?;
+    let names: Vec<String> = certs.by_name.keys().cloned().collect();
+    let resolver = Arc::new(BySni {
+        dir: dir.to_owned(),
+        certs: arc_swap::ArcSwap::from_pointee(certs),
+    });
+    let cfg = rustls::ServerConfig::builder_with_provider(burrow_transport::pki::provider())
+        .with_protocol_versions(rustls::DEFAULT_VERSIONS)
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_cert_resolver(resolver.clone());
+    Ok((Arc::new(cfg), names, resolver))
+}
+
+fn read(dir: &Path) -> Result<Certs, String> {
     let provider = burrow_transport::pki::provider();
     let mut certs = HashMap::new();
     let entries =
@@ -71,11 +111,8 @@ pub(crate) fn load(dir: &Path) -> Result<(Arc<rustls::ServerConfig>, Vec<String>
     } else {
         None
     };
-    let names: Vec<String> = certs.keys().cloned().collect();
-    let cfg = rustls::ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(rustls::DEFAULT_VERSIONS)
-        .map_err(|e| e.to_string())?
-        .with_no_client_auth()
-        .with_cert_resolver(Arc::new(BySni { certs, only }));
-    Ok((Arc::new(cfg), names))
+    Ok(Certs {
+        by_name: certs,
+        only,
+    })
 }

@@ -172,12 +172,15 @@ pub(crate) struct Shared {
     pub(crate) metrics: metrics::Metrics,
     /// IP access rules, replaced whole on every change (readers clone the Arc).
     pub(crate) access: std::sync::RwLock<Arc<Vec<burrow_policy::access::Rule>>>,
-    /// Country / ASN lookups for access rules.
-    pub(crate) geoip: geoip::GeoIp,
+    /// Country / ASN lookups for access rules; replaced whole on SIGHUP.
+    pub(crate) geoip: arc_swap::ArcSwap<geoip::GeoIp>,
     /// TLS server config for apps with edge TLS termination, if certificates exist.
     pub(crate) app_tls: Option<Arc<rustls::ServerConfig>>,
-    /// TLS client configs toward origins (`tls: full|strict`).
-    pub(crate) origin_tls: origin_tls::OriginTls,
+    /// TLS client configs toward origins (`tls: full|strict`); replaced
+    /// whole on SIGHUP.
+    pub(crate) origin_tls: arc_swap::ArcSwap<origin_tls::OriginTls>,
+    /// The `--cert-dir` certificates, reloadable on SIGHUP.
+    pub(crate) cert_resolver: Option<Arc<edge_tls::BySni>>,
     /// Hostname → tunnel routes of the HTTP listeners, replaced whole on
     /// every change (readers clone the Arc).
     pub(crate) routes: std::sync::RwLock<Arc<burrow_policy::routes::RouteTable<uuid::Uuid>>>,
@@ -439,9 +442,78 @@ impl EdgeStats {
     }
 }
 
+/// The files a running edge can read again (SIGHUP).
+#[derive(Clone)]
+struct ReloadPaths {
+    geoip_country: Option<PathBuf>,
+    geoip_asn: Option<PathBuf>,
+    origin_ca: Option<PathBuf>,
+}
+
+/// Reloads what a running edge can take without a restart: the
+/// `--cert-dir` certificates, the `--origin-ca` roots and the GeoIP files.
+/// Everything else (addresses, pools, state, peers) needs a restart.
+#[derive(Clone)]
+pub struct EdgeReloader {
+    shared: Arc<Shared>,
+    paths: ReloadPaths,
+}
+
+impl EdgeReloader {
+    /// Reads the files again; each part that loads replaces the running
+    /// one, each that fails keeps the running one. Returns one line per
+    /// part: what was reloaded, or why not.
+    pub async fn reload(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(r) = self.shared.cert_resolver.clone() {
+            out.push(
+                match tokio::task::spawn_blocking(move || r.reload()).await {
+                    Ok(Ok(names)) => format!("cert-dir: reloaded ({} hostnames)", names.len()),
+                    Ok(Err(e)) => format!("cert-dir: kept the running certificates: {e}"),
+                    Err(e) => format!("cert-dir: {e}"),
+                },
+            );
+        }
+        let ca = self.paths.origin_ca.clone();
+        out.push(
+            match tokio::task::spawn_blocking(move || origin_tls::load(ca.as_deref())).await {
+                Ok(Ok(t)) => {
+                    let line = format!("origin-ca: reloaded ({})", t.roots_from);
+                    self.shared.origin_tls.store(Arc::new(t));
+                    line
+                }
+                Ok(Err(e)) => format!("origin-ca: kept the running roots: {e}"),
+                Err(e) => format!("origin-ca: {e}"),
+            },
+        );
+        if self.paths.geoip_country.is_some() || self.paths.geoip_asn.is_some() {
+            let (c, a) = (
+                self.paths.geoip_country.clone(),
+                self.paths.geoip_asn.clone(),
+            );
+            out.push(
+                match tokio::task::spawn_blocking(move || {
+                    geoip::GeoIp::open(c.as_deref(), a.as_deref())
+                })
+                .await
+                {
+                    Ok(Ok(g)) => {
+                        self.shared.geoip.store(Arc::new(g));
+                        "geoip: reloaded".to_owned()
+                    }
+                    Ok(Err(e)) => format!("geoip: kept the running databases: {e}"),
+                    Err(e) => format!("geoip: {e}"),
+                },
+            );
+        }
+        out
+    }
+}
+
 /// A bound, not yet running edge.
 pub struct Edge {
     shared: Arc<Shared>,
+    reload_paths: ReloadPaths,
     info: EdgeInfo,
     tcp: TcpListener,
     quic: Option<quinn::Endpoint>,
@@ -546,16 +618,17 @@ impl Edge {
                 .await
                 .map_err(|e| std::io::Error::other(e.to_string()))?
                 .map_err(std::io::Error::other)?;
-        let app_tls = match cfg.cert_dir.clone() {
+        let (app_tls, cert_resolver) = match cfg.cert_dir.clone() {
             Some(dir) => {
-                let (tls, names) = tokio::task::spawn_blocking(move || edge_tls::load(&dir))
-                    .await
-                    .map_err(|e| std::io::Error::other(e.to_string()))?
-                    .map_err(std::io::Error::other)?;
+                let (tls, names, resolver) =
+                    tokio::task::spawn_blocking(move || edge_tls::load(&dir))
+                        .await
+                        .map_err(|e| std::io::Error::other(e.to_string()))?
+                        .map_err(std::io::Error::other)?;
                 info!(hostnames = ?names, "edge certificates for apps loaded");
-                Some(tls)
+                (Some(tls), Some(resolver))
             }
-            None => None,
+            None => (None, None),
         };
         let ca = cfg.origin_ca.clone();
         let origin_tls = tokio::task::spawn_blocking(move || origin_tls::load(ca.as_deref()))
@@ -563,6 +636,11 @@ impl Edge {
             .map_err(|e| std::io::Error::other(e.to_string()))?
             .map_err(std::io::Error::other)?;
         info!(roots = %origin_tls.roots_from, "origin TLS (tls: strict) verifies against");
+        let reload_paths = ReloadPaths {
+            geoip_country: cfg.geoip_country.clone(),
+            geoip_asn: cfg.geoip_asn.clone(),
+            origin_ca: cfg.origin_ca.clone(),
+        };
         let app_pools = cfg.app_pools.usable(|ip, e| {
             warn!(address = %ip, error = %e, "app pool address cannot be bound on this host; apps will not listen on it");
         });
@@ -658,9 +736,10 @@ impl Edge {
             next_flow: AtomicU64::new(1),
             metrics,
             access: std::sync::RwLock::new(Arc::new(Vec::new())),
-            geoip,
+            geoip: arc_swap::ArcSwap::from_pointee(geoip),
             app_tls,
-            origin_tls,
+            cert_resolver,
+            origin_tls: arc_swap::ArcSwap::from_pointee(origin_tls),
             resolver,
             dns_server: cfg.dns_server,
             app_fds: Arc::new(tokio::sync::Semaphore::new(app_fd_budget())),
@@ -702,6 +781,7 @@ impl Edge {
         };
         Ok(Self {
             shared,
+            reload_paths,
             info,
             tcp,
             quic,
@@ -715,6 +795,15 @@ impl Edge {
     /// Addresses and credentials of this edge.
     pub fn info(&self) -> &EdgeInfo {
         &self.info
+    }
+
+    /// A handle that reloads certificates, origin roots and GeoIP files
+    /// while the edge runs (SIGHUP).
+    pub fn reloader(&self) -> EdgeReloader {
+        EdgeReloader {
+            shared: self.shared.clone(),
+            paths: self.reload_paths.clone(),
+        }
     }
 
     /// A live view of counters, usable while the edge runs.
@@ -821,6 +910,7 @@ impl Edge {
     pub async fn run(self, shutdown: CancellationToken) {
         let Self {
             shared,
+            reload_paths: _,
             info,
             tcp,
             quic,

@@ -170,7 +170,10 @@ async fn session_for(
         return Some(s.clone());
     }
     if app.spec.ip_firewall {
-        let d = decide(&shared.access_rules(), &shared.geoip.facts(client.ip()));
+        let d = decide(
+            &shared.access_rules(),
+            &shared.geoip.load().facts(client.ip()),
+        );
         shared
             .metrics
             .access_decision(burrow_config::app::L4::Udp, d.allowed);

@@ -114,6 +114,17 @@ impl Proc {
         }
     }
 
+    /// The log once it contains `needle`; fails the test after `timeout`.
+    pub fn wait_log_or_fail(&self, needle: &str, timeout: Duration) -> String {
+        let log = self.wait_log(needle, timeout);
+        assert!(
+            log.contains(needle),
+            "{}: no {needle:?} in the log within {timeout:?}:\n{log}",
+            self.name
+        );
+        log
+    }
+
     pub fn signal(&self, sig: &str) {
         let _ = Command::new("kill")
             .arg(format!("-{sig}"))
