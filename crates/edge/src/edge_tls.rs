@@ -58,9 +58,7 @@ impl BySni {
 ///
 /// # Errors
 /// A message naming the file that could not be used.
-pub(crate) fn load(
-    dir: &Path,
-) -> Result<(Arc<rustls::ServerConfig>, Vec<String>, Arc<BySni>), String> {
+pub(crate) fn load(dir: &Path) -> Result<Loaded, String> {
     let certs = read(dir)?;
     let names: Vec<String> = certs.by_name.keys().cloned().collect();
     let resolver = Arc::new(BySni {
@@ -72,7 +70,19 @@ pub(crate) fn load(
         .map_err(|e| e.to_string())?
         .with_no_client_auth()
         .with_cert_resolver(resolver.clone());
-    Ok((Arc::new(cfg), names, resolver))
+    Ok(Loaded {
+        config: Arc::new(cfg),
+        names,
+        resolver,
+    })
+}
+
+/// What [`load`] gives: the server config, the hostnames it serves, and
+/// its resolver (to reload the certificates later).
+pub(crate) struct Loaded {
+    pub(crate) config: Arc<rustls::ServerConfig>,
+    pub(crate) names: Vec<String>,
+    pub(crate) resolver: Arc<BySni>,
 }
 
 fn read(dir: &Path) -> Result<Certs, String> {

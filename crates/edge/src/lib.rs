@@ -620,13 +620,12 @@ impl Edge {
                 .map_err(std::io::Error::other)?;
         let (app_tls, cert_resolver) = match cfg.cert_dir.clone() {
             Some(dir) => {
-                let (tls, names, resolver) =
-                    tokio::task::spawn_blocking(move || edge_tls::load(&dir))
-                        .await
-                        .map_err(|e| std::io::Error::other(e.to_string()))?
-                        .map_err(std::io::Error::other)?;
-                info!(hostnames = ?names, "edge certificates for apps loaded");
-                (Some(tls), Some(resolver))
+                let loaded = tokio::task::spawn_blocking(move || edge_tls::load(&dir))
+                    .await
+                    .map_err(|e| std::io::Error::other(e.to_string()))?
+                    .map_err(std::io::Error::other)?;
+                info!(hostnames = ?loaded.names, "edge certificates for apps loaded");
+                (Some(loaded.config), Some(loaded.resolver))
             }
             None => (None, None),
         };
