@@ -282,6 +282,11 @@ pub(crate) struct ClientArgs {
     /// http2.
     #[arg(long, default_value = "auto", value_parser = ["auto", "quic", "http2"])]
     pub(crate) protocol: String,
+    /// Let --socks / --http-proxy listen on a non-loopback address. The
+    /// proxies have no authentication: anyone who reaches them uses this
+    /// device's identity and policies.
+    #[arg(long)]
+    pub(crate) allow_lan: bool,
 }
 
 #[derive(Args, Debug)]

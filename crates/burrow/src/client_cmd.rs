@@ -43,6 +43,20 @@ pub(crate) async fn run(a: ClientArgs) -> anyhow::Result<()> {
                 .map_err(|_| config_err(format!("--http-proxy: '{s}' is not an IP:port address")))
         })
         .transpose()?;
+    for (flag, addr) in
+        std::iter::once(("--socks", socks)).chain(http_proxy.map(|h| ("--http-proxy", h)))
+    {
+        let addr: std::net::SocketAddr = addr;
+        if !addr.ip().is_loopback() {
+            if !a.allow_lan {
+                return Err(config_err(format!(
+                    "{flag}: {addr} is not a loopback address; the proxy has no authentication, so anyone who \
+                     reaches it would use this device's identity (pass --allow-lan to do it anyway)"
+                )));
+            }
+            tracing::warn!(listen = %addr, "{flag} listens beyond loopback (--allow-lan): anyone who reaches it uses this device's identity");
+        }
+    }
     if let Some(v) = &a.vnet {
         burrow_config::identity::validate_label("--vnet", v)
             .map_err(|e| config_err(e.to_string()))?;

@@ -1322,3 +1322,80 @@ fn a_restarted_edge_gets_quic_back_not_a_fallback_to_http2() {
     );
     assert!(!c.log().contains("UDP looks blocked"), "{}", c.log());
 }
+
+#[test]
+fn small_holes_are_closed() {
+    let dir = tempdir();
+    let edge = EdgeProc::start(
+        dir.path(),
+        "NRT",
+        "edge.db",
+        &["--egress-allow", "127.0.0.0/8"],
+    );
+    // Names that are path segments, emails that break paths, '+' ports.
+    for (args, field) in [
+        (vec!["tunnel", "create", "."], "name"),
+        (vec!["tunnel", "create", ".."], "name"),
+        (vec!["user", "add", "a/b@example.com"], "email"),
+        (
+            vec![
+                "app",
+                "create",
+                "--protocol",
+                "tcp/+5",
+                "--origin",
+                "tcp://127.0.0.1:5",
+            ],
+            "protocol",
+        ),
+    ] {
+        let err = edge
+            .admin(&args)
+            .expect_err(&format!("{args:?} was accepted"));
+        assert!(err.contains(field), "{args:?}: {err}");
+    }
+    // An oversized admin body is 413, not 400.
+    let token = std::fs::read_to_string(&edge.token_file).unwrap();
+    let big = format!("{{\"name\": \"{}\"}}", "x".repeat(80 * 1024));
+    let (status, body) = http(
+        &edge.admin_url,
+        "POST",
+        "/api/v1/tunnels",
+        Some(token.trim()),
+        &big,
+    );
+    assert_eq!(status, 413, "{body}");
+
+    // A client proxy beyond loopback needs --allow-lan.
+    edge.admin(&["user", "add", "ana@example.com"]).unwrap();
+    let (creds, _) = enroll_device(&edge, dir.path(), "ana@example.com", "ana");
+    let out = std::process::Command::new(BIN)
+        .args([
+            "client",
+            "--credentials",
+            creds.to_str().unwrap(),
+            "--socks",
+            "0.0.0.0:0",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--socks") && err.contains("--allow-lan"),
+        "{err}"
+    );
+
+    // One device's credentials used twice: the newer connection wins and
+    // the older one is told why.
+    let echo = Origin::start(util::echo);
+    let (first, _) = start_client_named(dir.path(), "client-1", &creds);
+    let (_second, socks2) = start_client_named(dir.path(), "client-2", &creds);
+    first.wait_log_or_fail("the same device connected again", Duration::from_secs(5));
+    let mut s = socks_connect(&socks2, v4(echo.addr)).expect("the newer client works");
+    echo_once(&mut s, b"second");
+    assert!(
+        edge.metric(r#"burrow_edge_revoked_connections_total{party="client",reason="superseded"}"#)
+            >= 1.0
+    );
+}

@@ -20,6 +20,10 @@ pub fn validate_email(field: &str, email: &str) -> Result<String, ConfigError> {
     if e.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(bad("contains spaces or control characters"));
     }
+    // It is a path segment of the admin API (`/api/v1/users/{email}`).
+    if e.chars().any(|c| matches!(c, '/' | '\\' | '?' | '#' | '%')) {
+        return Err(bad("contains '/', '\\', '?', '#' or '%'"));
+    }
     match e.split_once('@') {
         Some((local, domain))
             if !local.is_empty() && domain.contains('.') && !domain.contains('@') =>

@@ -113,8 +113,16 @@ impl IntoResponse for ApiError {
 }
 
 fn body<T>(r: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
-    r.map(|Json(t)| t)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, None, e.body_text()))
+    r.map(|Json(t)| t).map_err(|e| {
+        // A body over the limit is 413 (axum says so in the rejection's
+        // status), every other unreadable body 400.
+        let status = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            StatusCode::PAYLOAD_TOO_LARGE
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        ApiError::new(status, None, e.body_text())
+    })
 }
 
 pub(crate) fn router(state: AdminState) -> Router {
@@ -256,6 +264,12 @@ struct CreateTunnel {
 }
 
 fn validate_name(name: &str) -> Result<(), ApiError> {
+    if name.bytes().all(|b| b == b'.') {
+        return Err(ApiError::bad(
+            "name",
+            "'.' and '..' are not names (they are path segments)",
+        ));
+    }
     if name.is_empty()
         || name.len() > 64
         || !name

@@ -63,6 +63,10 @@ pub(crate) enum Revocation {
     DeviceRevoked,
     DeviceDeleted,
     UserDeleted,
+    /// The same device registered again (on this node): the older
+    /// connection goes, so a client that moved networks is not locked out
+    /// by its own stale connection.
+    Superseded,
 }
 
 impl Revocation {
@@ -74,6 +78,7 @@ impl Revocation {
             Self::DeviceRevoked => "device_revoked",
             Self::DeviceDeleted => "device_deleted",
             Self::UserDeleted => "user_deleted",
+            Self::Superseded => "superseded",
         }
     }
 
@@ -85,6 +90,7 @@ impl Revocation {
             Self::DeviceRevoked => "the device was revoked",
             Self::DeviceDeleted => "the device no longer exists",
             Self::UserDeleted => "the device's user was deleted",
+            Self::Superseded => "the same device connected again; this older connection was closed",
         }
     }
 }
@@ -223,23 +229,42 @@ pub(crate) struct LiveGrants {
 
 impl LiveGrants {
     /// Records a party admitted with `grant`, until the returned guard
-    /// drops.
-    pub(crate) fn admit(self: &Arc<Self>, grant: Grant) -> Admitted {
+    /// drops. A client grant ends the live grants of the same device (one
+    /// connection per device: the newest wins); returns how many it ended.
+    pub(crate) fn admit(self: &Arc<Self>, grant: Grant) -> (Admitted, usize) {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let device = match &grant {
+            Grant::Client { device, .. } => Some(*device),
+            Grant::Connector { .. } => None,
+        };
         let live = Arc::new(Live {
             grant,
             ended: CancellationToken::new(),
             reason: OnceLock::new(),
         });
-        self.map
-            .lock()
-            .expect("live grants lock poisoned")
-            .insert(id, live.clone());
-        Admitted {
+        let older: Vec<Arc<Live>> = {
+            let mut map = self.map.lock().expect("live grants lock poisoned");
+            let older = map
+                .values()
+                .filter(|l| {
+                    device.is_some()
+                        && matches!(&l.grant, Grant::Client { device: d, .. } if Some(*d) == device)
+                        && l.reason().is_none()
+                })
+                .cloned()
+                .collect();
+            map.insert(id, live.clone());
+            older
+        };
+        for l in &older {
+            l.revoke(Revocation::Superseded);
+        }
+        let admitted = Admitted {
             live,
             id,
             grants: self.clone(),
-        }
+        };
+        (admitted, older.len())
     }
 
     /// Ends every grant that no longer holds under `facts`; returns them
@@ -323,8 +348,8 @@ mod tests {
     fn a_sweep_ends_each_revoked_grant_once_and_forgets_dropped_ones() {
         let (mut f, _, d) = facts();
         let grants = Arc::new(LiveGrants::default());
-        let a = grants.admit(client(d));
-        let other = grants.admit(client(uuid::Uuid::new_v4()));
+        let (a, _) = grants.admit(client(d));
+        let (other, _) = grants.admit(client(uuid::Uuid::new_v4()));
         assert_eq!(grants.len(), 2);
         // The other device was never in the facts: it goes at once.
         let ended = grants.sweep(&f);
@@ -338,5 +363,19 @@ mod tests {
         assert!(grants.sweep(&f).is_empty(), "each grant is ended once");
         drop((a, other));
         assert_eq!(grants.len(), 0);
+    }
+
+    #[test]
+    fn a_device_that_registers_again_ends_its_older_connection() {
+        let d = uuid::Uuid::new_v4();
+        let grants = Arc::new(LiveGrants::default());
+        let (first, n) = grants.admit(client(d));
+        assert_eq!(n, 0);
+        let (second, n) = grants.admit(client(d));
+        assert_eq!(n, 1);
+        assert_eq!(first.live.reason(), Some(Revocation::Superseded));
+        assert!(second.live.reason().is_none());
+        let (_other, n) = grants.admit(client(uuid::Uuid::new_v4()));
+        assert_eq!(n, 0, "other devices are untouched");
     }
 }

@@ -150,11 +150,21 @@ pub(crate) async fn serve(
     if !crate::tunnel::accept_registration(&mut control, &conn, &shared.colo, pre).await {
         return;
     }
-    let admitted = shared.grants.admit(crate::authz::Grant::Client {
+    let (admitted, superseded) = shared.grants.admit(crate::authz::Grant::Client {
         device: identity.device_id,
         email: identity.email.clone(),
         secret: identity.secret,
     });
+    if superseded > 0 {
+        shared
+            .metrics
+            .revoked
+            .get_or_create(&crate::metrics::RevokedLabels {
+                party: "client",
+                reason: crate::authz::Revocation::Superseded.label(),
+            })
+            .inc_by(u64::try_from(superseded).unwrap_or(u64::MAX));
+    }
     identity.live = Some(admitted.live.clone());
     info!(client = %peer, device_id = %identity.device_id, user = %identity.email, "client connected");
     let identity = Arc::new(identity);

@@ -284,7 +284,7 @@ async fn serve_conn(
     let Some(tunnel) = tunnel else {
         return;
     };
-    let admitted = shared.grants.admit(crate::authz::Grant::Connector {
+    let (admitted, _) = shared.grants.admit(crate::authz::Grant::Connector {
         tunnel: tunnel_id,
         secret: crate::authz::digest(&tunnel.secret),
     });

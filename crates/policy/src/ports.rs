@@ -24,8 +24,12 @@ impl fmt::Display for PortError {
 }
 
 fn port(s: &str) -> Result<u16, PortError> {
-    let n: u32 = s
-        .trim()
+    let t = s.trim();
+    // Digits only: Rust's integer parser also takes a leading '+'.
+    if t.is_empty() || t.len() > 5 || !t.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(PortError(format!("'{s}' is not a port number")));
+    }
+    let n: u32 = t
         .parse()
         .map_err(|_| PortError(format!("'{s}' is not a port number")))?;
     match u16::try_from(n) {
@@ -151,6 +155,16 @@ impl PortMap {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn only_digits_make_a_port() {
+        for bad in ["+80", "-80", "8 0", "0x50", "", "123456", "80a"] {
+            assert!(PortRange::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(PortRange::parse("tcp/+5".trim_start_matches("tcp/")).is_err());
+        assert_eq!(PortRange::parse(" 80 ").unwrap().start(), 80);
+    }
+
     use super::*;
     use proptest::prelude::*;
 
