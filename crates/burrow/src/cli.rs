@@ -481,6 +481,25 @@ pub(crate) enum VnetCommand {
         /// Make it the default for clients that name none.
         #[arg(long)]
         default: bool,
+        /// A user whose devices may use it (`client --vnet NAME`);
+        /// repeatable. Nobody may use a non-default vnet until allowed.
+        #[arg(long = "allow-user", value_name = "EMAIL")]
+        allow_users: Vec<String>,
+        /// A group whose members' devices may use it; repeatable.
+        #[arg(long = "allow-group", value_name = "GROUP")]
+        allow_groups: Vec<String>,
+    },
+    /// Set who may use virtual network NAME (replaces the lists; clients
+    /// no longer allowed are disconnected). The default vnet is everyone's.
+    Allow {
+        /// Name.
+        name: String,
+        /// A user whose devices may use it; repeatable.
+        #[arg(long = "user", value_name = "EMAIL")]
+        users: Vec<String>,
+        /// A group whose members' devices may use it; repeatable.
+        #[arg(long = "group", value_name = "GROUP")]
+        groups: Vec<String>,
     },
     /// List virtual networks.
     List {

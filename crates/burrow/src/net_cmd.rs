@@ -21,12 +21,15 @@ pub(crate) async fn vnet(admin: AdminConn, cmd: VnetCommand) -> anyhow::Result<(
             name,
             comment,
             default,
+            allow_users,
+            allow_groups,
         } => {
             let v = client
                 .ok(
                     Method::POST,
                     "/api/v1/vnets",
-                    Some(json!({"name": name, "comment": comment, "default": default})),
+                    Some(json!({"name": name, "comment": comment, "default": default,
+                                "allow_users": allow_users, "allow_groups": allow_groups})),
                 )
                 .await?;
             let note = if default { " (now the default)" } else { "" };
@@ -34,6 +37,26 @@ pub(crate) async fn vnet(admin: AdminConn, cmd: VnetCommand) -> anyhow::Result<(
                 "Added virtual network {} ({}){note}",
                 s(&v, "name"),
                 s(&v, "id")
+            );
+        }
+        VnetCommand::Allow {
+            name,
+            users,
+            groups,
+        } => {
+            let seg = crate::admin_cmd::path_segment("NAME", &name)?;
+            let v = client
+                .ok(
+                    Method::PUT,
+                    &format!("/api/v1/vnets/{seg}/access"),
+                    Some(json!({"users": users, "groups": groups})),
+                )
+                .await?;
+            println!(
+                "Virtual network {} may be used by users {} and groups {}",
+                s(&v, "name"),
+                v["allow_users"],
+                v["allow_groups"]
             );
         }
         VnetCommand::List { json } => {

@@ -455,8 +455,16 @@ fn private_networks_route_through_the_tunnel_of_the_clients_vnet() {
     );
     edge.wait_connections("a", 1, Duration::from_secs(20));
     edge.wait_connections("b", 1, Duration::from_secs(20));
-    edge.admin(&["vnet", "add", "lab", "--comment", "the lab"])
-        .expect("vnet add");
+    edge.admin(&[
+        "vnet",
+        "add",
+        "lab",
+        "--comment",
+        "the lab",
+        "--allow-group",
+        "eng",
+    ])
+    .expect("vnet add");
     edge.admin(&["route", "ip", "add", "127.0.0.0/8", "a"])
         .expect("route a");
     edge.admin(&[
@@ -489,10 +497,14 @@ fn private_networks_route_through_the_tunnel_of_the_clients_vnet() {
         .unwrap();
     assert!(got.contains(&idb), "{got}");
 
+    // One device per client: a device connects once at a time.
+    let (lab_creds, _) = enroll_device(&edge, dir.path(), "ana@example.com", "laptop-lab");
     let c = creds.to_string_lossy().into_owned();
+    let c_lab = lab_creds.to_string_lossy().into_owned();
     let client = |name: &str, vnet: Option<&str>| {
         let socks = format!("127.0.0.1:{}", free_port());
-        let mut args = vec!["client", "--credentials", &c, "--socks", &socks];
+        let c = if vnet.is_some() { &c_lab } else { &c };
+        let mut args = vec!["client", "--credentials", c, "--socks", &socks];
         if let Some(v) = vnet {
             args.extend(["--vnet", v]);
         }
@@ -1126,18 +1138,22 @@ fn clients_fall_back_to_http2_when_udp_is_blocked() {
         &["--session-log", &log_s, "--disable-quic"],
     );
     let (creds, _) = enroll(&edge, dir.path());
+    // One device per client: a device connects once at a time.
+    let (creds2, _) = enroll_device(&edge, dir.path(), "ana@example.com", "laptop-2");
     let origin = HttpOrigin::start("A");
     let echo = udp_echo("127.0.0.1");
     let c = creds.to_string_lossy().into_owned();
+    let c2 = creds2.to_string_lossy().into_owned();
     let start = |name: &str, protocol: &str| {
         let socks = format!("127.0.0.1:{}", free_port());
+        let c = if protocol == "auto" { &c2 } else { &c };
         let p = Proc::spawn(
             dir.path(),
             name,
             &[
                 "client",
                 "--credentials",
-                &c,
+                c,
                 "--socks",
                 &socks,
                 "--protocol",

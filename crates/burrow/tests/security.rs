@@ -1399,3 +1399,72 @@ fn small_holes_are_closed() {
             >= 1.0
     );
 }
+
+#[test]
+fn which_virtual_network_a_device_uses_is_policy_not_its_choice() {
+    let dir = tempdir();
+    let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &[]);
+    edge.admin(&["user", "add", "ana@example.com", "--group", "eng"])
+        .unwrap();
+    edge.admin(&["user", "add", "bo@example.com", "--group", "sales"])
+        .unwrap();
+    edge.admin(&["vnet", "add", "lab", "--allow-group", "eng"])
+        .unwrap();
+    edge.admin(&["vnet", "add", "vault"]).unwrap();
+    let (ana, _) = enroll_device(&edge, dir.path(), "ana@example.com", "ana");
+    let (bo, _) = enroll_device(&edge, dir.path(), "bo@example.com", "bo");
+    let run = |name: &str, creds: &Path, vnet: &str| {
+        let socks = format!("127.0.0.1:{}", free_port());
+        Proc::spawn(
+            dir.path(),
+            name,
+            &[
+                "client",
+                "--credentials",
+                creds.to_str().unwrap(),
+                "--socks",
+                &socks,
+                "--vnet",
+                vnet,
+            ],
+        )
+    };
+    // Allowed by group: connects.
+    let ana_lab = run("ana-lab", &ana, "lab");
+    ana_lab.wait_line("SOCKS5 proxy:", Duration::from_secs(20));
+    // Not in the group, a vnet nobody is allowed, an unknown vnet: refused
+    // with the reason.
+    for (name, creds, vnet, why) in [
+        ("bo-lab", &bo, "lab", "may not use virtual network 'lab'"),
+        (
+            "ana-vault",
+            &ana,
+            "vault",
+            "may not use virtual network 'vault'",
+        ),
+        (
+            "ana-nope",
+            &ana,
+            "nope",
+            "virtual network 'nope' does not exist",
+        ),
+    ] {
+        let mut p = run(name, creds, vnet);
+        let code = p.wait_exit(Duration::from_secs(20));
+        assert!(matches!(code, Some(c) if c != 0), "{name}: exit {code:?}");
+        assert!(p.log().contains(why), "{name}: {}", p.log());
+    }
+    // Taking the group's access away disconnects the client already on it.
+    edge.admin(&["vnet", "allow", "lab", "--user", "bo@example.com"])
+        .unwrap();
+    ana_lab.wait_log_or_fail(
+        "may no longer use its virtual network",
+        Duration::from_secs(5),
+    );
+    assert_eq!(
+        edge.metric(
+            r#"burrow_edge_revoked_connections_total{party="client",reason="vnet_access"}"#
+        ),
+        1.0
+    );
+}

@@ -36,7 +36,9 @@
 //! - `POST /api/v1/egress-ips` `{"ip", "colo"}`, `GET`,
 //!   `DELETE /api/v1/egress-ips/{ip}`
 //! - `POST /api/v1/vnets` `{"name", "comment", "default"}`, `GET`,
-//!   `DELETE /api/v1/vnets/{name}`, `PUT /api/v1/vnets/{name}/default`
+//!   `DELETE /api/v1/vnets/{name}`, `PUT /api/v1/vnets/{name}/default`,
+//!   `PUT /api/v1/vnets/{name}/access` `{"users", "groups"}` (who may use
+//!   a non-default vnet; nobody until set)
 //! - `POST /api/v1/ip-routes` `{"network", "tunnel", "vnet", "comment"}`
 //!   (`vnet` defaults to the default vnet), `GET`,
 //!   `DELETE /api/v1/ip-routes/{network}?vnet=NAME` (`10.0.0.0-8` for
@@ -165,6 +167,10 @@ pub(crate) fn router(state: AdminState) -> Router {
         .route(
             "/api/v1/vnets/{name}/default",
             axum::routing::put(private::make_default_vnet),
+        )
+        .route(
+            "/api/v1/vnets/{name}/access",
+            axum::routing::put(private::set_vnet_access),
         )
         .route(
             "/api/v1/ip-routes",

@@ -13,7 +13,7 @@
 //! Locking: the map's `std` mutex is held only to insert, remove or clone
 //! the entries out; never across `.await`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use tokio_util::sync::CancellationToken;
@@ -37,11 +37,13 @@ pub(crate) enum Grant {
         tunnel: uuid::Uuid,
         secret: SecretDigest,
     },
-    /// A zero-trust client: `device` of user `email`.
+    /// A zero-trust client: `device` of user `email`, on the virtual
+    /// network it chose (`None`: the default one).
     Client {
         device: uuid::Uuid,
         email: String,
         secret: SecretDigest,
+        vnet: Option<uuid::Uuid>,
     },
 }
 
@@ -63,6 +65,8 @@ pub(crate) enum Revocation {
     DeviceRevoked,
     DeviceDeleted,
     UserDeleted,
+    /// The client's virtual network was deleted or no longer allows it.
+    VnetAccess,
     /// The same device registered again (on this node): the older
     /// connection goes, so a client that moved networks is not locked out
     /// by its own stale connection.
@@ -78,6 +82,7 @@ impl Revocation {
             Self::DeviceRevoked => "device_revoked",
             Self::DeviceDeleted => "device_deleted",
             Self::UserDeleted => "user_deleted",
+            Self::VnetAccess => "vnet_access",
             Self::Superseded => "superseded",
         }
     }
@@ -90,6 +95,7 @@ impl Revocation {
             Self::DeviceRevoked => "the device was revoked",
             Self::DeviceDeleted => "the device no longer exists",
             Self::UserDeleted => "the device's user was deleted",
+            Self::VnetAccess => "the device may no longer use its virtual network",
             Self::Superseded => "the same device connected again; this older connection was closed",
         }
     }
@@ -109,8 +115,9 @@ pub(crate) struct Facts {
     /// Tunnel id → digest of its stored secret.
     pub(crate) tunnels: HashMap<uuid::Uuid, SecretDigest>,
     pub(crate) devices: HashMap<uuid::Uuid, DeviceFacts>,
-    /// Emails of existing users.
-    pub(crate) users: HashSet<String>,
+    /// Existing users' emails → their groups.
+    pub(crate) users: HashMap<String, Vec<String>>,
+    pub(crate) vnets: HashMap<uuid::Uuid, burrow_store::Vnet>,
 }
 
 impl Facts {
@@ -137,11 +144,23 @@ impl Facts {
                 (d.id, f)
             })
             .collect();
-        let users = store.users().await?.into_iter().map(|u| u.email).collect();
+        let users = store
+            .users()
+            .await?
+            .into_iter()
+            .map(|u| (u.email, u.groups))
+            .collect();
+        let vnets = store
+            .vnets()
+            .await?
+            .into_iter()
+            .map(|v| (v.id, v))
+            .collect();
         Ok(Self {
             tunnels,
             devices,
             users,
+            vnets,
         })
     }
 }
@@ -158,18 +177,24 @@ pub(crate) fn check(grant: &Grant, facts: &Facts) -> Result<(), Revocation> {
             device,
             email,
             secret,
+            vnet,
         } => {
             // Deleting a user deletes its devices: say which went first.
-            if !facts.users.contains(email) {
+            let Some(groups) = facts.users.get(email) else {
                 return Err(Revocation::UserDeleted);
-            }
+            };
             let Some(d) = facts.devices.get(device) else {
                 return Err(Revocation::DeviceDeleted);
             };
             if d.revoked || &d.secret != secret || &d.email != email {
                 return Err(Revocation::DeviceRevoked);
             }
-            Ok(())
+            match vnet {
+                Some(v) if !facts.vnets.get(v).is_some_and(|v| v.allows(email, groups)) => {
+                    Err(Revocation::VnetAccess)
+                }
+                _ => Ok(()),
+            }
         }
     }
 }
@@ -309,7 +334,7 @@ mod tests {
                 secret: digest(b"device secret"),
             },
         );
-        f.users.insert("ana@example.com".into());
+        f.users.insert("ana@example.com".into(), vec!["eng".into()]);
         (f, t, d)
     }
 
@@ -318,6 +343,7 @@ mod tests {
             device: d,
             email: "ana@example.com".into(),
             secret: digest(b"device secret"),
+            vnet: None,
         }
     }
 

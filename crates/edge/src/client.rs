@@ -58,23 +58,36 @@ impl Identity {
 }
 
 /// The virtual network a client names with the registration feature
-/// `vnet=NAME`.
+/// `vnet=NAME`, if its user may use it (the default vnet: everyone; any
+/// other: the users and groups its access lists name).
 fn requested_vnet(
     shared: &Shared,
     reg: &Register,
+    email: &str,
+    groups: &[String],
 ) -> Result<Option<(uuid::Uuid, String)>, Refusal> {
     let Some(name) = reg.features.iter().find_map(|f| f.strip_prefix("vnet=")) else {
         return Ok(None);
     };
-    match shared.private().vnets.get(name) {
-        Some(id) => Ok(Some((*id, name.to_owned()))),
-        None => Err(Refusal {
+    let nets = shared.private();
+    let Some(v) = nets.vnets.get(name).and_then(|id| nets.rows.get(id)) else {
+        return Err(Refusal {
             code: RefuseCode::UnknownTunnel,
             message: format!(
                 "virtual network '{name}' does not exist on this edge (see burrow vnet list)"
             ),
-        }),
+        });
+    };
+    if !v.allows(email, groups) {
+        return Err(Refusal {
+            code: RefuseCode::BadSecret,
+            message: format!(
+                "{email} may not use virtual network '{name}' (an operator allows it with \
+                 `burrow vnet allow {name} --user EMAIL | --group GROUP`)"
+            ),
+        });
     }
+    Ok(Some((v.id, name.to_owned())))
 }
 
 async fn authenticate(shared: &Shared, reg: &Register) -> Result<Identity, Refusal> {
@@ -112,12 +125,13 @@ async fn authenticate(shared: &Shared, reg: &Register) -> Result<Identity, Refus
                 format!("the user of device {device_id} no longer exists"),
             )
         })?;
+    let vnet = requested_vnet(shared, reg, &d.user_email, &groups)?;
     Ok(Identity {
         device_id,
         device_name: d.name,
         email: d.user_email,
         groups,
-        vnet: requested_vnet(shared, reg)?,
+        vnet,
         secret: crate::authz::digest(&d.secret),
         live: None,
     })
@@ -154,6 +168,7 @@ pub(crate) async fn serve(
         device: identity.device_id,
         email: identity.email.clone(),
         secret: identity.secret,
+        vnet: identity.vnet.as_ref().map(|v| v.0),
     });
     if superseded > 0 {
         shared

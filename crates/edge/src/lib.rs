@@ -144,6 +144,8 @@ pub(crate) struct PrivateNets {
     /// Name → id.
     pub(crate) vnets: std::collections::HashMap<String, uuid::Uuid>,
     pub(crate) default_vnet: Option<uuid::Uuid>,
+    /// Id → the vnet as stored (for its access lists).
+    pub(crate) rows: std::collections::HashMap<uuid::Uuid, burrow_store::Vnet>,
     /// `(vnet id, network) → tunnel id`.
     pub(crate) table: burrow_policy::ip_routes::IpRouteTable<uuid::Uuid, uuid::Uuid>,
 }
@@ -308,7 +310,8 @@ impl Shared {
         }));
         let nets = PrivateNets {
             default_vnet: vnets.iter().find(|v| v.is_default).map(|v| v.id),
-            vnets: vnets.into_iter().map(|v| (v.name, v.id)).collect(),
+            vnets: vnets.iter().map(|v| (v.name.clone(), v.id)).collect(),
+            rows: vnets.into_iter().map(|v| (v.id, v)).collect(),
             table,
         };
         *self.private.write().expect("private nets lock poisoned") = Arc::new(nets);

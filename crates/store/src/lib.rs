@@ -197,6 +197,22 @@ pub struct Vnet {
     pub comment: String,
     /// Creation time, Unix seconds.
     pub created_at: i64,
+    /// Users (emails) whose devices may use it; see [`Vnet::allows`].
+    pub allow_users: Vec<String>,
+    /// Groups whose members' devices may use it.
+    pub allow_groups: Vec<String>,
+}
+
+impl Vnet {
+    /// Whether a device of `email` in `groups` may use this vnet: the
+    /// default vnet is everyone's; any other only its allowed users' and
+    /// groups' (none by default).
+    #[must_use]
+    pub fn allows(&self, email: &str, groups: &[String]) -> bool {
+        self.is_default
+            || self.allow_users.iter().any(|u| u == email)
+            || groups.iter().any(|g| self.allow_groups.contains(g))
+    }
 }
 
 /// A private network routed to a tunnel (`burrow route ip add`).
@@ -409,6 +425,23 @@ impl Store {
             .await?;
         for stmt in SCHEMA {
             sqlx::query(stmt).execute(&pool).await?;
+        }
+        // Columns added after the first release of a table.
+        for (table, column, decl) in [
+            ("vnets", "allow_users", "TEXT NOT NULL DEFAULT '[]'"),
+            ("vnets", "allow_groups", "TEXT NOT NULL DEFAULT '[]'"),
+        ] {
+            let cols = sqlx::query(&format!("PRAGMA table_info({table})"))
+                .fetch_all(&pool)
+                .await?;
+            let has = cols
+                .iter()
+                .any(|c| c.try_get::<String, _>("name").is_ok_and(|n| n == column));
+            if !has {
+                sqlx::query(&format!("ALTER TABLE {table} ADD COLUMN {column} {decl}"))
+                    .execute(&pool)
+                    .await?;
+            }
         }
         // Every account has a default virtual network, as in Cloudflare's.
         let now = std::time::SystemTime::now()
@@ -1067,13 +1100,16 @@ impl Store {
                 .await?;
         }
         sqlx::query(
-            "INSERT INTO vnets (id, name, is_default, comment, created_at) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO vnets (id, name, is_default, comment, created_at, allow_users, allow_groups) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(v.id.to_string())
         .bind(&v.name)
         .bind(v.is_default)
         .bind(&v.comment)
         .bind(v.created_at)
+        .bind(serde_json::to_string(&v.allow_users).expect("strings serialize"))
+        .bind(serde_json::to_string(&v.allow_groups).expect("strings serialize"))
         .execute(&mut *tx)
         .await
         .map_err(|e| {
@@ -1088,6 +1124,27 @@ impl Store {
         })?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Replaces who may use the vnet named `name`; returns whether it
+    /// exists.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn set_vnet_access(
+        &self,
+        name: &str,
+        users: &[String],
+        groups: &[String],
+    ) -> Result<bool, StoreError> {
+        let n = sqlx::query("UPDATE vnets SET allow_users = ?, allow_groups = ? WHERE name = ?")
+            .bind(serde_json::to_string(users).expect("strings serialize"))
+            .bind(serde_json::to_string(groups).expect("strings serialize"))
+            .bind(name)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(n > 0)
     }
 
     /// Makes the vnet named `name` the default; returns whether it exists.
@@ -1121,12 +1178,21 @@ impl Store {
             .await?
             .iter()
             .map(|row| {
+                let list = |col: &str| -> Result<Vec<String>, StoreError> {
+                    let text: String = row.try_get(col)?;
+                    serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
+                        table: "vnets",
+                        reason: format!("{col}: {e}"),
+                    })
+                };
                 Ok(Vnet {
                     id: uuid_col(row, "id", "vnets")?,
                     name: row.try_get("name")?,
                     is_default: row.try_get("is_default")?,
                     comment: row.try_get("comment")?,
                     created_at: row.try_get("created_at")?,
+                    allow_users: list("allow_users")?,
+                    allow_groups: list("allow_groups")?,
                 })
             })
             .collect()
@@ -1358,6 +1424,8 @@ mod tests {
             is_default: true,
             comment: String::new(),
             created_at: 1,
+            allow_users: vec![],
+            allow_groups: vec!["eng".into()],
         };
         s.create_vnet(&lab).await.unwrap();
         assert!(matches!(

@@ -20,10 +20,70 @@ pub(super) struct CreateVnet {
     comment: String,
     #[serde(default)]
     default: bool,
+    /// Users whose devices may use it (`burrow client --vnet NAME`).
+    #[serde(default)]
+    allow_users: Vec<String>,
+    /// Groups whose members' devices may use it.
+    #[serde(default)]
+    allow_groups: Vec<String>,
+}
+
+/// `PUT /api/v1/vnets/{name}/access`: who may use a vnet, replaced whole.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct VnetAccess {
+    #[serde(default)]
+    users: Vec<String>,
+    #[serde(default)]
+    groups: Vec<String>,
 }
 
 fn vnet_json(v: &burrow_store::Vnet) -> Value {
-    json!({"id": v.id, "name": v.name, "default": v.is_default, "comment": v.comment, "created_at": v.created_at})
+    json!({"id": v.id, "name": v.name, "default": v.is_default, "comment": v.comment,
+           "created_at": v.created_at, "allow_users": v.allow_users, "allow_groups": v.allow_groups})
+}
+
+/// Validated (lower-case emails, checked group names) access lists.
+fn access_lists(
+    users: &[String],
+    groups: &[String],
+    at: &str,
+) -> Result<(Vec<String>, Vec<String>), ApiError> {
+    use burrow_config::identity::{validate_email, validate_label};
+    let users = users
+        .iter()
+        .enumerate()
+        .map(|(i, u)| validate_email(&format!("{at}users[{i}]"), u))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(super::config_error)?;
+    for (i, g) in groups.iter().enumerate() {
+        validate_label(&format!("{at}groups[{i}]"), g).map_err(super::config_error)?;
+    }
+    Ok((users, groups.to_vec()))
+}
+
+pub(super) async fn set_vnet_access(
+    State(st): State<AdminState>,
+    Path(name): Path<String>,
+    req: Result<Json<VnetAccess>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let req = body(req)?;
+    let (users, groups) = access_lists(&req.users, &req.groups, "")?;
+    if !st
+        .shared
+        .store
+        .set_vnet_access(&name, &users, &groups)
+        .await
+        .map_err(ApiError::internal)?
+    {
+        return Err(ApiError::not_found(&format!("virtual network '{name}'")));
+    }
+    st.shared.reload_private().await;
+    // Clients on this vnet that may no longer use it are disconnected.
+    st.shared.grants.changed.notify_one();
+    tracing::info!(vnet = %name, ?users, ?groups, "virtual network access set");
+    let v = find_vnet(&st, Some(&name)).await?;
+    Ok(Json(vnet_json(&v)))
 }
 
 fn in_use(field: &str, e: StoreError) -> ApiError {
@@ -52,12 +112,15 @@ pub(super) async fn create_vnet(
     let req = body(req)?;
     burrow_config::identity::validate_label("name", &req.name).map_err(super::config_error)?;
     check_comment(&req.comment)?;
+    let (allow_users, allow_groups) = access_lists(&req.allow_users, &req.allow_groups, "allow_")?;
     let v = burrow_store::Vnet {
         id: uuid::Uuid::new_v4(),
         name: req.name,
         is_default: req.default,
         comment: req.comment,
         created_at: unix_now(),
+        allow_users,
+        allow_groups,
     };
     st.shared
         .store
