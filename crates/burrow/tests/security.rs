@@ -1288,9 +1288,12 @@ fn a_restarted_edge_gets_quic_back_not_a_fallback_to_http2() {
         ],
     );
     edge.wait_connections("t", 4, Duration::from_secs(20));
-    // The edge goes away for a few seconds: every dial fails, QUIC and TCP.
+    // The edge goes away for longer than the QUIC idle timeout (10 s), so
+    // the connector redials while it is down: every dial fails, QUIC and
+    // TCP alike.
     drop(edge);
-    std::thread::sleep(Duration::from_secs(4));
+    c.wait_log_or_fail("tunnel connection lost", Duration::from_secs(20));
+    std::thread::sleep(Duration::from_secs(3));
     let restarted = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

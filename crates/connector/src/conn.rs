@@ -210,7 +210,19 @@ async fn connect(
             if skip_quic {
                 return connect_with(shared, index, addr, Protocol::Http2).await;
             }
-            let quic_failed = match connect_with(shared, index, addr, Protocol::Quic).await {
+            // While QUIC is tried, a plain TCP connect to the same address
+            // says whether the edge is there at all.
+            let tcp_probe = async {
+                tokio::time::timeout(
+                    shared.cfg.quic_fallback_after,
+                    tokio::net::TcpStream::connect(addr),
+                )
+                .await
+                .is_ok_and(|r| r.is_ok())
+            };
+            let (quic, tcp_answers) =
+                tokio::join!(connect_with(shared, index, addr, Protocol::Quic), tcp_probe);
+            let quic_failed = match quic {
                 Ok(live) => {
                     *quic_blocked_until = None;
                     return Ok(live);
@@ -218,14 +230,20 @@ async fn connect(
                 Err(Failure::Transport(reason)) => reason,
                 Err(refused) => return Err(refused),
             };
-            // Stay off QUIC only on evidence that UDP is what fails: HTTP/2
-            // over TCP to the same edge works. When both fail, the edge is
-            // down or unreachable, and the next attempt tries QUIC again.
+            // Fall back only on evidence that UDP is what fails: TCP to the
+            // same edge answered while QUIC did not. When neither did, the
+            // edge is down or unreachable: this attempt fails, and the next
+            // one (after the backoff) tries QUIC again.
+            if !tcp_answers {
+                return Err(Failure::Transport(format!(
+                    "{quic_failed}; TCP to {addr} did not answer either (the edge looks down, not UDP blocked)"
+                )));
+            }
             match connect_with(shared, index, addr, Protocol::Http2).await {
                 Ok(live) => {
                     warn!(
                         edge = %addr, quic = %quic_failed,
-                        evidence = "QUIC failed while HTTP/2 over TCP to the same edge works",
+                        evidence = "QUIC failed while TCP to the same edge answered",
                         "UDP looks blocked; falling back to HTTP/2 (QUIC is retried every {:?})",
                         shared.cfg.quic_retry_every
                     );
@@ -233,6 +251,7 @@ async fn connect(
                     shared.env.metrics.fallbacks.inc();
                     Ok(live)
                 }
+
                 Err(Failure::Transport(h2)) => {
                     tracing::debug!(edge = %addr, quic = %quic_failed, http2 = %h2, "both transports failed; not treating UDP as blocked");
                     Err(Failure::Transport(format!("{quic_failed}; {h2}")))
