@@ -65,6 +65,9 @@ struct Session {
     upstream: Upstream,
     /// Milliseconds since `epoch` of the last datagram either way.
     last: AtomicU64,
+    /// Counts against the app's `max_connections` and
+    /// `max_connections_per_ip` while the session lives.
+    _slot: crate::limits::Slot,
 }
 
 /// One edge port's sessions.
@@ -201,6 +204,13 @@ async fn session_for(
         shared.app_refused(app, crate::limits::Refused::TooFast, client);
         return None;
     }
+    let slot = match app.counts.admit(client.ip()) {
+        Ok(s) => s,
+        Err(why) => {
+            shared.app_refused(app, why, client);
+            return None;
+        }
+    };
     if let Origin::Dns { name, ttl, .. } = &app.spec.origin {
         // Cached for the TTL; a failure drops this datagram only.
         if let Err(reason) = crate::apps::resolve(shared, app, name, *ttl).await {
@@ -211,7 +221,7 @@ async fn session_for(
     if let Origin::Tunnel { hostname, .. } = &app.spec.origin {
         let tunnel_id = app.tunnel_id?;
         let (tx, rx) = mpsc::channel(TUNNEL_QUEUE);
-        let session = add_session(shared, app, port, client, Upstream::Tunnel(tx));
+        let session = add_session(shared, app, port, client, Upstream::Tunnel(tx), slot);
         let header = StreamOpen {
             kind: FlowKind::Udp,
             flow_id: shared.next_flow.fetch_add(1, Ordering::Relaxed),
@@ -239,7 +249,14 @@ async fn session_for(
     let sock = UdpSocket::bind(bind).await.ok()?;
     sock.connect(origin_addr).await.ok()?;
     let origin = Arc::new(sock);
-    let session = add_session(shared, app, port, client, Upstream::Socket(origin.clone()));
+    let session = add_session(
+        shared,
+        app,
+        port,
+        client,
+        Upstream::Socket(origin.clone()),
+        slot,
+    );
     debug!(%client, origin = %origin_addr, "UDP session opened");
     shared.flows.spawn(replies(
         shared.clone(),
@@ -259,10 +276,12 @@ fn add_session(
     port: &Port,
     client: SocketAddr,
     upstream: Upstream,
+    slot: crate::limits::Slot,
 ) -> Arc<Session> {
     let session = Arc::new(Session {
         upstream,
         last: AtomicU64::new(port.now_ms()),
+        _slot: slot,
     });
     port.sessions
         .lock()
