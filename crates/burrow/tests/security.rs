@@ -1471,3 +1471,47 @@ fn which_virtual_network_a_device_uses_is_policy_not_its_choice() {
         1.0
     );
 }
+
+#[test]
+fn a_revocation_made_through_one_edge_ends_sessions_on_another_sharing_the_state() {
+    let dir = tempdir();
+    let a = EdgeProc::start(dir.path(), "NRT", "shared.db", &[]);
+    let b = EdgeProc::start(
+        dir.path(),
+        "KIX",
+        "shared.db",
+        &[
+            "--app-address",
+            "127.0.0.2",
+            "--egress-allow",
+            "127.0.0.0/8",
+        ],
+    );
+    let echo = Origin::start(util::echo);
+    a.admin(&["user", "add", "ana@example.com"]).unwrap();
+    let (creds, device) = enroll_device(&a, dir.path(), "ana@example.com", "ana");
+    // The client connects to B; the revocation is made through A.
+    let socks = format!("127.0.0.1:{}", free_port());
+    let at_b = b.tunnel_addr.to_string();
+    let client = Proc::spawn(
+        dir.path(),
+        "client",
+        &[
+            "client",
+            "--credentials",
+            creds.to_str().unwrap(),
+            "--socks",
+            &socks,
+            "--edge",
+            &at_b,
+        ],
+    );
+    client.wait_line("SOCKS5 proxy:", Duration::from_secs(20));
+    let mut s = socks_connect(&socks, v4(echo.addr)).unwrap();
+    echo_once(&mut s, b"via KIX");
+    a.admin(&["device", "revoke", &device]).unwrap();
+    let took = time_to_close(&mut s, Duration::from_secs(5));
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    b.proc
+        .wait_log_or_fail("the device was revoked", Duration::from_secs(5));
+}
