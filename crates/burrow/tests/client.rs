@@ -1165,9 +1165,9 @@ fn clients_fall_back_to_http2_when_udp_is_blocked() {
     let (explicit, socks_h2) = start("client-h2", "http2");
     let (auto, socks_auto) = start("client-auto", "auto");
     explicit.wait_line("SOCKS5 proxy:", Duration::from_secs(20));
-    explicit.wait_log("protocol=http2", Duration::from_secs(5));
+    explicit.wait_log("protocol=\"http2\"", Duration::from_secs(5));
     auto.wait_log("falling back to HTTP/2", Duration::from_secs(30));
-    auto.wait_log("protocol=http2", Duration::from_secs(10));
+    auto.wait_log("protocol=\"http2\"", Duration::from_secs(10));
     for socks in [&socks_h2, &socks_auto] {
         let out = std::process::Command::new("curl")
             .args(["-sS", "--max-time", "10", "--socks5-hostname", socks])

@@ -550,7 +550,7 @@ fn https_origins_use_ca_pool_server_name_and_no_tls_verify() {
     // certificate's name): 502, with the reason in the connector's log.
     let (st, body) = get(&edge, "strict.example.com", "/", &[]);
     assert_eq!(st, 502, "{body}");
-    let log = connector.wait_log("origin request failed", Duration::from_secs(5));
+    let log = connector.wait_log("answered 502 Bad Gateway", Duration::from_secs(5));
     assert!(log.contains("certificate"), "{log}");
     // httpHostHeader replaces Host toward the origin.
     let (st, body) = get(&edge, "host.example.com", "/", &[]);

@@ -137,7 +137,7 @@ fn a_failing_origin_is_not_described_to_public_clients() {
             .map(|r| r.trim().to_owned())
             .unwrap_or_else(|| panic!("no request id in {text}"));
         // The connector's log has the detail under the same id.
-        let log = c.wait_log_or_fail(&id, Duration::from_secs(5));
+        let log = c.wait_log(&id, Duration::from_secs(5));
         let line = log.lines().find(|l| l.contains(&id)).expect("request id logged");
         assert!(line.contains("127.0.0.1"), "{line}");
     }
@@ -214,7 +214,7 @@ fn revoking_a_device_or_deleting_its_user_ends_live_sessions_within_2s() {
         socks_connect(&ana_socks, v4(echo.addr)).is_err(),
         "a revoked device opened a new flow"
     );
-    ana.wait_log_or_fail(
+    ana.wait_log(
         "the edge ended this device's connection",
         Duration::from_secs(5),
     );
@@ -228,7 +228,7 @@ fn revoking_a_device_or_deleting_its_user_ends_live_sessions_within_2s() {
     edge.admin(&["user", "delete", "bo@example.com"]).unwrap();
     let took = time_to_close(&mut b, Duration::from_secs(5));
     assert!(took < Duration::from_secs(2), "took {took:?}");
-    bo.wait_log_or_fail("the device's user was deleted", Duration::from_secs(5));
+    bo.wait_log("the device's user was deleted", Duration::from_secs(5));
 
     let elog = edge.proc.log();
     assert!(elog.contains("access revoked"), "{elog}");
@@ -290,7 +290,7 @@ fn deleting_or_rotating_a_tunnel_ends_its_connectors_and_their_flows_within_2s()
         } else {
             "the tunnel secret was rotated"
         };
-        c.wait_log_or_fail(why, Duration::from_secs(5));
+        c.wait_log(why, Duration::from_secs(5));
         assert!(
             c.log().contains("the edge ended this tunnel connection"),
             "{}",
@@ -809,7 +809,7 @@ fn no_secret_reaches_any_log_even_at_trace_level() {
     drop(s);
     // Revocation and a rotation travel with reasons, not secrets.
     edge.admin(&["device", "revoke", &device_id]).unwrap();
-    client.wait_log_or_fail(
+    client.wait_log(
         "the edge ended this device's connection",
         Duration::from_secs(5),
     );
@@ -822,7 +822,7 @@ fn no_secret_reaches_any_log_even_at_trace_level() {
         new_creds.to_str().unwrap(),
     ])
     .unwrap();
-    c.wait_log_or_fail(
+    c.wait_log(
         "the edge ended this tunnel connection",
         Duration::from_secs(5),
     );
@@ -1243,7 +1243,7 @@ fn sighup_reloads_certificates_and_never_ends_the_edge_or_quick() {
     std::fs::write(&yaml, "grace-period: 9s\nsession-log: s.jsonl\n").unwrap();
     edge.proc.signal("HUP");
     edge.proc
-        .wait_log_or_fail("cert-dir: reloaded (3 hostnames)", Duration::from_secs(10));
+        .wait_log("cert-dir: reloaded (3 hostnames)", Duration::from_secs(10));
     assert!(tls_ok(https, "b.example.com", &ca), "b after SIGHUP");
     let log = edge.proc.log();
     assert!(
@@ -1260,7 +1260,7 @@ fn sighup_reloads_certificates_and_never_ends_the_edge_or_quick() {
     let mut q = Proc::spawn(dir.path(), "quick", &["quick", "--hello-world"]);
     q.wait_line("Your quick tunnel is ready:", Duration::from_secs(30));
     q.signal("HUP");
-    q.wait_log_or_fail("quick has nothing to reload", Duration::from_secs(5));
+    q.wait_log("quick has nothing to reload", Duration::from_secs(5));
     assert_eq!(
         q.wait_exit(Duration::from_secs(1)),
         None,
@@ -1292,7 +1292,7 @@ fn a_restarted_edge_gets_quic_back_not_a_fallback_to_http2() {
     // the connector redials while it is down: every dial fails, QUIC and
     // TCP alike.
     drop(edge);
-    c.wait_log_or_fail("tunnel connection lost", Duration::from_secs(20));
+    c.wait_log("tunnel connection lost", Duration::from_secs(20));
     std::thread::sleep(Duration::from_secs(3));
     let restarted = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -1394,7 +1394,7 @@ fn small_holes_are_closed() {
     let echo = Origin::start(util::echo);
     let (first, _) = start_client_named(dir.path(), "client-1", &creds);
     let (_second, socks2) = start_client_named(dir.path(), "client-2", &creds);
-    first.wait_log_or_fail("the same device connected again", Duration::from_secs(5));
+    first.wait_log("the same device connected again", Duration::from_secs(5));
     let mut s = socks_connect(&socks2, v4(echo.addr)).expect("the newer client works");
     echo_once(&mut s, b"second");
     assert!(
@@ -1460,7 +1460,7 @@ fn which_virtual_network_a_device_uses_is_policy_not_its_choice() {
     // Taking the group's access away disconnects the client already on it.
     edge.admin(&["vnet", "allow", "lab", "--user", "bo@example.com"])
         .unwrap();
-    ana_lab.wait_log_or_fail(
+    ana_lab.wait_log(
         "may no longer use its virtual network",
         Duration::from_secs(5),
     );
@@ -1513,5 +1513,5 @@ fn a_revocation_made_through_one_edge_ends_sessions_on_another_sharing_the_state
     let took = time_to_close(&mut s, Duration::from_secs(5));
     assert!(took < Duration::from_secs(2), "took {took:?}");
     b.proc
-        .wait_log_or_fail("the device was revoked", Duration::from_secs(5));
+        .wait_log("the device was revoked", Duration::from_secs(5));
 }

@@ -102,27 +102,22 @@ impl Proc {
     }
 
     /// The log once it contains `needle` (a line is written a moment after
-    /// the event it reports); the log as it is after `timeout` otherwise.
+    /// the event it reports); fails the test, showing the log, when it does
+    /// not within `timeout`.
     pub fn wait_log(&self, needle: &str, timeout: Duration) -> String {
         let deadline = Instant::now() + timeout;
         loop {
             let log = self.log();
-            if log.contains(needle) || Instant::now() > deadline {
+            if log.contains(needle) {
                 return log;
             }
+            assert!(
+                Instant::now() < deadline,
+                "{}: no {needle:?} in the log within {timeout:?}:\n{log}",
+                self.name
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
-    }
-
-    /// The log once it contains `needle`; fails the test after `timeout`.
-    pub fn wait_log_or_fail(&self, needle: &str, timeout: Duration) -> String {
-        let log = self.wait_log(needle, timeout);
-        assert!(
-            log.contains(needle),
-            "{}: no {needle:?} in the log within {timeout:?}:\n{log}",
-            self.name
-        );
-        log
     }
 
     pub fn signal(&self, sig: &str) {
