@@ -913,7 +913,15 @@ fn secrets_are_stored_hashed_and_state_files_are_private() {
     }
     let perm =
         |p: &Path, m| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
-    perm(&dir.path().join("state.db"), 0o644);
+    // As a checkout or a copy leaves them: nothing is 0600.
+    for f in [
+        "state.db",
+        "state.d/admin.token",
+        "state.d/ca.key",
+        "state.d/edge-burrow.internal.key",
+    ] {
+        perm(&dir.path().join(f), 0o644);
+    }
     perm(&dir.path().join("state.d"), 0o755);
     let token = std::fs::read_to_string(dir.path().join("state.d/admin.token")).unwrap();
     let b64 = base64::engine::general_purpose::STANDARD;
@@ -1002,6 +1010,8 @@ fn secrets_are_stored_hashed_and_state_files_are_private() {
         "sessions.jsonl",
         "connector.log",
         "state.d/admin.token",
+        "state.d/ca.key",
+        "state.d/edge-burrow.internal.key",
     ] {
         assert_eq!(mode(&dir.path().join(f)), 0o600, "{f}");
     }

@@ -1104,6 +1104,9 @@ async fn admin_token(
         .ok()
         .map(|t| t.trim().to_owned());
     if let Some(t) = in_file.filter(|t| secret::verify(&current, t.as_bytes())) {
+        // The file holds the token: the owner's alone, whatever made it.
+        use std::os::unix::fs::PermissionsExt;
+        let _ = tokio::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).await;
         return Ok((Secret::new(t), current, false));
     }
     if current != fresh_hash {

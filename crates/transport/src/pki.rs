@@ -97,6 +97,12 @@ fn write_new(path: &Path, data: &str, secret: bool) -> Result<(), TransportError
 }
 
 fn read(path: &Path) -> Result<String, TransportError> {
+    // Private keys are the owner's alone, also when something (a copy, a
+    // checkout) left them wider.
+    if path.extension().is_some_and(|e| e == "key") {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+    }
     std::fs::read_to_string(path)
         .map_err(|e| TransportError::Tls(format!("reading {}: {e}", path.display())))
 }
