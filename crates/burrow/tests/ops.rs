@@ -12,10 +12,7 @@ use util::*;
 
 /// The series' value in a Prometheus text exposition (0 when absent).
 fn value(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')))
-        .map(|v| v.trim().parse().unwrap())
-        .unwrap_or(0.0)
+    series_value(text, series)
 }
 
 fn promtool(text: &str, what: &str) {

@@ -257,14 +257,12 @@ impl EdgeProc {
     }
 
     /// The value of a metric series from `GET /metrics` (the whole series
-    /// name with labels, as printed), or 0 when absent.
+    /// name with labels, as printed). A series that is not there fails
+    /// the test (0 and absent are different answers).
     pub fn metric(&self, series: &str) -> f64 {
         let (status, body) = http(&self.admin_url, "GET", "/metrics", None, "");
         assert_eq!(status, 200, "{body}");
-        body.lines()
-            .find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')))
-            .map(|v| v.trim().parse().unwrap())
-            .unwrap_or(0.0)
+        series_value(&body, series)
     }
 
     /// `tunnel create NAME`; returns the credentials file path.
@@ -832,4 +830,26 @@ pub fn start_client_named(dir: &Path, name: &str, creds: &Path) -> (Proc, String
     );
     client.wait_line("SOCKS5 proxy:", Duration::from_secs(20));
     (client, socks)
+}
+
+/// The value of `series` (name and labels, as printed) in a Prometheus
+/// text exposition; fails the test, listing the family's series, when it
+/// is not there.
+pub fn series_value(text: &str, series: &str) -> f64 {
+    if let Some(v) = text
+        .lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')))
+    {
+        return v.trim().parse().unwrap();
+    }
+    let family = series.split('{').next().unwrap_or(series);
+    let family = family.strip_suffix("_total").unwrap_or(family);
+    let near: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && l.starts_with(family))
+        .collect();
+    panic!(
+        "no series {series} in /metrics; its family has:\n{}",
+        near.join("\n")
+    );
 }
