@@ -1157,8 +1157,15 @@ fn app_connections_are_capped_per_app_and_source_and_idle_ones_close() {
 #[test]
 fn apps_at_their_file_limit_leave_the_tunnel_endpoint_and_admin_api_working() {
     let dir = tempdir();
-    // 600 descriptors: app flows may take (600 - 256) / 2 = 172 flows.
-    let edge = EdgeProc::start_with(dir.path(), "NRT", "edge.db", &[], Some(600));
+    // 600 descriptors: app flows and HTTP clients may take (600 - 256) / 2
+    // = 172 of them.
+    let edge = EdgeProc::start_with(
+        dir.path(),
+        "NRT",
+        "edge.db",
+        &["--http", "127.0.0.1:0"],
+        Some(600),
+    );
     let echo = Origin::start(util::echo);
     let port = free_port();
     let (_, app) = create_app_json(
@@ -1168,12 +1175,17 @@ fn apps_at_their_file_limit_leave_the_tunnel_endpoint_and_admin_api_working() {
             "origin_direct": [format!("tcp://{}", echo.addr)],
         }),
     );
-    // 300 clients from many addresses: more than the app flows allowed.
+    // 200 app clients from many addresses and 100 idle HTTP clients: more
+    // than the budget allows.
     let mut held = Vec::new();
     for i in 0..300u32 {
         let src = format!("127.0.1.{}", 1 + i % 200);
-        let s = connect_from(src.parse().unwrap(), app);
-        held.push(s);
+        let to = if i % 3 == 2 {
+            edge.http_addr.unwrap()
+        } else {
+            app
+        };
+        held.push(connect_from(src.parse().unwrap(), to));
     }
     std::thread::sleep(Duration::from_millis(500));
     // The admin API and the tunnel endpoint still accept.

@@ -257,6 +257,12 @@ pub(crate) async fn run(
     };
     let client = tunnel_client(shared.clone(), local.port());
     loop {
+        // Client connections share the app flows' descriptor budget, so
+        // the tunnel endpoint and admin API keep their reserve.
+        let fds = tokio::select! {
+            _ = stop.cancelled() => return,
+            p = shared.app_fds.clone().acquire_owned() => p.expect("semaphore never closed"),
+        };
         let (tcp, peer) = tokio::select! {
             _ = stop.cancelled() => return,
             r = burrow_transport::accept_tcp(&listener) => r,
@@ -265,8 +271,13 @@ pub(crate) async fn run(
         let shared2 = shared.clone();
         let tls = tls.clone();
         let span = tracing::info_span!("http", client = %peer);
+        let conn = serve_conn(shared2, client.clone(), tcp, peer, local.port(), tls);
         shared.flows.spawn(
-            serve_conn(shared2, client.clone(), tcp, peer, local.port(), tls).instrument(span),
+            async move {
+                let _fds = fds;
+                conn.await;
+            }
+            .instrument(span),
         );
     }
 }
