@@ -31,7 +31,8 @@ fn two_rule_tunnel(dir: &Path) -> (EdgeProc, Proc, HttpOrigin, HttpOrigin) {
              - service: http_status:404\n",
             a.addr,
             b.addr,
-            dead_port()
+            // A port nobody listens on: bound, then freed.
+            free_port()
         ),
     )
     .unwrap();
@@ -46,11 +47,6 @@ fn two_rule_tunnel(dir: &Path) -> (EdgeProc, Proc, HttpOrigin, HttpOrigin) {
         edge.admin(&["route", "dns", "t", h]).expect("route dns");
     }
     (edge, c, a, b)
-}
-
-/// A loopback port nobody listens on (held by nobody: bound, then freed).
-fn dead_port() -> u16 {
-    free_port()
 }
 
 /// Sends `raw` on a fresh connection and reads until the edge closes (or

@@ -226,12 +226,7 @@ fn is_proxied(shared: &Shared, host: &str, target: Option<SocketAddr>) -> bool {
 
 /// Whether `ip` is an address of this host: binding a socket to it works.
 fn is_host_address(ip: std::net::IpAddr) -> bool {
-    let ip = match ip {
-        std::net::IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4),
-        v4 => v4,
-    };
+    let ip = burrow_policy::dial_guard::canonical(ip);
     ip.is_loopback() || std::net::UdpSocket::bind(SocketAddr::new(ip, 0)).is_ok()
 }
 

@@ -31,55 +31,15 @@ pub(crate) const MAX_HANDSHAKING_PER_SOURCE: usize = 64;
 /// [`MAX_HANDSHAKING_PER_SOURCE`], and the deadline of the whole handshake.
 pub(crate) struct PreAuth {
     _permit: tokio::sync::OwnedSemaphorePermit,
-    _source: SourceSlot,
+    _source: crate::limits::Slot,
     pub(crate) deadline: tokio::time::Instant,
 }
 
-/// Connections in handshake per source address.
-#[derive(Default)]
-pub(crate) struct Handshaking {
-    by_source: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
-}
-
-/// One source's handshake slot; freed on drop.
-pub(crate) struct SourceSlot {
-    ip: std::net::IpAddr,
-    table: Arc<Handshaking>,
-}
-
-impl Handshaking {
-    /// A slot for `ip`, unless it already has [`MAX_HANDSHAKING_PER_SOURCE`].
-    fn take(self: &Arc<Self>, ip: std::net::IpAddr) -> Option<SourceSlot> {
-        let mut map = self
-            .by_source
-            .lock()
-            .expect("handshake table lock poisoned");
-        let n = map.entry(ip).or_insert(0);
-        if *n >= MAX_HANDSHAKING_PER_SOURCE {
-            return None;
-        }
-        *n += 1;
-        Some(SourceSlot {
-            ip,
-            table: self.clone(),
-        })
-    }
-}
-
-impl Drop for SourceSlot {
-    fn drop(&mut self) {
-        let mut map = self
-            .table
-            .by_source
-            .lock()
-            .expect("handshake table lock poisoned");
-        if let Some(n) = map.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                map.remove(&self.ip);
-            }
-        }
-    }
+/// Connections in handshake per source address (the total is the
+/// semaphore's).
+fn handshaking() -> Arc<crate::limits::Counts> {
+    let per_source = u32::try_from(MAX_HANDSHAKING_PER_SOURCE).expect("small constant");
+    crate::limits::Counts::new(u32::MAX, per_source)
 }
 
 /// Pure check of a registration against the stored tunnel: the secret is
@@ -119,7 +79,7 @@ pub(crate) async fn run_tcp(
         return;
     };
     let permits = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKING));
-    let sources = Arc::new(Handshaking::default());
+    let sources = handshaking();
     loop {
         let permit = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -129,7 +89,7 @@ pub(crate) async fn run_tcp(
             _ = shutdown.cancelled() => return,
             r = burrow_transport::accept_tcp(&listener) => r,
         };
-        let Some(slot) = sources.take(peer.ip()) else {
+        let Ok(slot) = sources.admit(peer.ip()) else {
             debug!(%peer, "too many connections in handshake from this address; closed");
             continue;
         };
@@ -161,7 +121,7 @@ pub(crate) async fn run_quic(
     shutdown: CancellationToken,
 ) {
     let permits = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKING));
-    let sources = Arc::new(Handshaking::default());
+    let sources = handshaking();
     loop {
         let permit = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -172,7 +132,7 @@ pub(crate) async fn run_quic(
             i = endpoint.accept() => match i { Some(i) => i, None => break },
         };
         let peer = incoming.remote_address();
-        let Some(slot) = sources.take(peer.ip()) else {
+        let Ok(slot) = sources.admit(peer.ip()) else {
             debug!(%peer, "too many connections in handshake from this address; refused");
             incoming.refuse();
             continue;

@@ -75,7 +75,9 @@ pub struct DialGuard {
     allow: Vec<IpNet>,
 }
 
-fn canonical(ip: IpAddr) -> IpAddr {
+/// `ip`, with an IPv4-mapped IPv6 address as the IPv4 address it carries.
+#[must_use]
+pub fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
         v4 => v4,
