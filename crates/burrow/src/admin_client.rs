@@ -123,3 +123,24 @@ impl AdminClient {
         }
     }
 }
+
+/// Checks a name or id given on the command line before it goes into an
+/// API path.
+pub(crate) fn path_segment(field: &str, s: &str) -> anyhow::Result<String> {
+    if s.is_empty()
+        || !s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        return Err(config_err(format!(
+            "{field}: '{s}' is not a valid name or id (letters, digits, '-', '_', '.')"
+        )));
+    }
+    Ok(s.to_owned())
+}
+
+/// Prints an API answer as indented JSON.
+pub(crate) fn print_json(v: &Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}

@@ -1,26 +1,13 @@
 //! Admin commands: `burrow tunnel create|list|info|delete|token` and
 //! `burrow app create|list|delete`.
 
-use crate::admin_client::AdminClient;
+use crate::admin_client::{path_segment, print_json, AdminClient};
 use crate::cli::{AdminConn, AppCommand, AppCreate, TunnelCommand};
 use crate::config_err;
 use burrow_config::credentials::Credentials;
 use http::Method;
 use serde_json::{json, Value};
 use std::io::Write;
-
-pub(crate) fn path_segment(field: &str, s: &str) -> anyhow::Result<String> {
-    if s.is_empty()
-        || !s
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-    {
-        return Err(config_err(format!(
-            "{field}: '{s}' is not a valid name or id (letters, digits, '-', '_', '.')"
-        )));
-    }
-    Ok(s.to_owned())
-}
 
 fn ts(secs: i64) -> String {
     // Seconds since the epoch, rendered as UTC without a date library.
@@ -61,11 +48,6 @@ fn print_connections(t: &Value) {
             ts(c["since"].as_i64().unwrap_or(0)),
         );
     }
-}
-
-pub(crate) fn print_json(v: &Value) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
-    Ok(())
 }
 
 /// Writes a credentials file, mode 0600; an existing file is an error
@@ -399,62 +381,6 @@ pub(crate) async fn access(admin: AdminConn, cmd: crate::cli::AccessCommand) -> 
                 .await?;
             println!("Deleted access rule {id}");
         }
-    }
-    Ok(())
-}
-
-pub(crate) async fn route(admin: AdminConn, cmd: crate::cli::RouteCommand) -> anyhow::Result<()> {
-    use crate::cli::RouteCommand;
-    let client = AdminClient::new(&admin).await?;
-    match cmd {
-        RouteCommand::Dns { tunnel, hostname } => {
-            let v = client
-                .ok(
-                    Method::POST,
-                    "/api/v1/routes",
-                    Some(json!({"hostname": hostname, "tunnel": tunnel})),
-                )
-                .await?;
-            println!(
-                "Routed {} to tunnel {} ({})",
-                v["hostname"].as_str().unwrap_or(""),
-                v["tunnel"].as_str().unwrap_or(""),
-                v["tunnel_id"].as_str().unwrap_or("")
-            );
-        }
-        RouteCommand::List { json } => {
-            let v = client.ok(Method::GET, "/api/v1/routes", None).await?;
-            if json {
-                return print_json(&v);
-            }
-            let list = v.as_array().cloned().unwrap_or_default();
-            if list.is_empty() {
-                println!("No routes. Add one with: burrow route dns TUNNEL HOSTNAME");
-            }
-            for r in list {
-                println!(
-                    "{}\t{}\t{}",
-                    r["hostname"].as_str().unwrap_or(""),
-                    r["tunnel"].as_str().unwrap_or("-"),
-                    r["tunnel_id"].as_str().unwrap_or("")
-                );
-            }
-        }
-        RouteCommand::Delete { hostname } => {
-            // `*.` is sent percent-encoded; the rest must be a plain name.
-            let rest = hostname.strip_prefix("*.").unwrap_or(&hostname);
-            path_segment("HOSTNAME", rest)?;
-            let seg = if hostname.starts_with("*.") {
-                format!("%2A.{rest}")
-            } else {
-                rest.to_owned()
-            };
-            client
-                .ok(Method::DELETE, &format!("/api/v1/routes/{seg}"), None)
-                .await?;
-            println!("Deleted route {hostname}");
-        }
-        RouteCommand::Ip(cmd) => return crate::net_cmd::ip_route(&client, cmd).await,
     }
     Ok(())
 }

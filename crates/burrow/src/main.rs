@@ -194,13 +194,13 @@ fn main() -> ExitCode {
                     .await
                 }
                 cli::TunnelCommand::Ingress(c) => run_cmd::ingress(c).await,
-                cli::TunnelCommand::Route(c) => admin_cmd::route(t.admin, c).await,
+                cli::TunnelCommand::Route(c) => net_cmd::route(t.admin, c).await,
                 cli::TunnelCommand::Vnet(c) => net_cmd::vnet(t.admin, c).await,
                 cmd => admin_cmd::tunnel(t.admin, cmd).await,
             },
             cli::Command::App(a) => admin_cmd::app(a.admin, a.command).await,
             cli::Command::AccessRule(a) => admin_cmd::access(a.admin, a.command).await,
-            cli::Command::Route(a) => admin_cmd::route(a.admin, a.command).await,
+            cli::Command::Route(a) => net_cmd::route(a.admin, a.command).await,
             cli::Command::Vnet(a) => net_cmd::vnet(a.admin, a.command).await,
             cli::Command::EgressIp(a) => net_cmd::egress_ip(a.admin, a.command).await,
             cli::Command::User(a) => admin_cmd::user(a.admin, a.command).await,

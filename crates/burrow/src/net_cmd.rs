@@ -2,8 +2,7 @@
 //! networks, private network routes and dedicated egress IPs, through the
 //! edge admin API.
 
-use crate::admin_client::AdminClient;
-use crate::admin_cmd::{path_segment, print_json};
+use crate::admin_client::{path_segment, print_json, AdminClient};
 use crate::cli::{AdminConn, EgressIpCommand, IpRouteCommand, VnetCommand};
 use crate::config_err;
 use burrow_policy::ip_routes::{parse_network, IpRoute, IpRouteTable};
@@ -44,7 +43,7 @@ pub(crate) async fn vnet(admin: AdminConn, cmd: VnetCommand) -> anyhow::Result<(
             users,
             groups,
         } => {
-            let seg = crate::admin_cmd::path_segment("NAME", &name)?;
+            let seg = path_segment("NAME", &name)?;
             let v = client
                 .ok(
                     Method::PUT,
@@ -227,6 +226,62 @@ pub(crate) async fn egress_ip(admin: AdminConn, cmd: EgressIpCommand) -> anyhow:
                 .await?;
             println!("Deleted egress IP {ip}");
         }
+    }
+    Ok(())
+}
+
+pub(crate) async fn route(admin: AdminConn, cmd: crate::cli::RouteCommand) -> anyhow::Result<()> {
+    use crate::cli::RouteCommand;
+    let client = AdminClient::new(&admin).await?;
+    match cmd {
+        RouteCommand::Dns { tunnel, hostname } => {
+            let v = client
+                .ok(
+                    Method::POST,
+                    "/api/v1/routes",
+                    Some(json!({"hostname": hostname, "tunnel": tunnel})),
+                )
+                .await?;
+            println!(
+                "Routed {} to tunnel {} ({})",
+                v["hostname"].as_str().unwrap_or(""),
+                v["tunnel"].as_str().unwrap_or(""),
+                v["tunnel_id"].as_str().unwrap_or("")
+            );
+        }
+        RouteCommand::List { json } => {
+            let v = client.ok(Method::GET, "/api/v1/routes", None).await?;
+            if json {
+                return print_json(&v);
+            }
+            let list = v.as_array().cloned().unwrap_or_default();
+            if list.is_empty() {
+                println!("No routes. Add one with: burrow route dns TUNNEL HOSTNAME");
+            }
+            for r in list {
+                println!(
+                    "{}\t{}\t{}",
+                    r["hostname"].as_str().unwrap_or(""),
+                    r["tunnel"].as_str().unwrap_or("-"),
+                    r["tunnel_id"].as_str().unwrap_or("")
+                );
+            }
+        }
+        RouteCommand::Delete { hostname } => {
+            // `*.` is sent percent-encoded; the rest must be a plain name.
+            let rest = hostname.strip_prefix("*.").unwrap_or(&hostname);
+            path_segment("HOSTNAME", rest)?;
+            let seg = if hostname.starts_with("*.") {
+                format!("%2A.{rest}")
+            } else {
+                rest.to_owned()
+            };
+            client
+                .ok(Method::DELETE, &format!("/api/v1/routes/{seg}"), None)
+                .await?;
+            println!("Deleted route {hostname}");
+        }
+        RouteCommand::Ip(cmd) => return ip_route(&client, cmd).await,
     }
     Ok(())
 }

@@ -195,7 +195,7 @@ fn print_rules(rules: &serde_json::Value) {
 async fn edit(admin: crate::cli::AdminConn, cmd: PolicyCommand) -> anyhow::Result<()> {
     use http::Method;
     let client = crate::admin_client::AdminClient::new(&admin).await?;
-    let seg = |id: &str| crate::admin_cmd::path_segment("ID", id);
+    let seg = |id: &str| crate::admin_client::path_segment("ID", id);
     let v = match cmd {
         PolicyCommand::List => {
             let v = client.ok(Method::GET, "/api/v1/policies", None).await?;

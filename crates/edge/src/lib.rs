@@ -668,7 +668,7 @@ impl Edge {
         let quic_cfg = if cfg.disable_quic {
             None
         } else {
-            Some(pki.quic_server_config()?)
+            Some(burrow_transport::quic::server_config(&pki)?)
         };
         let (tcp, quic) = bind_tunnel(cfg.listen, quic_cfg).await?;
         let tunnel_addr = tcp.local_addr()?;

@@ -35,7 +35,7 @@ pub struct EdgePki {
     pub ca_path: Option<PathBuf>,
 }
 
-fn tls_err(e: impl std::fmt::Display) -> TransportError {
+pub(crate) fn tls_err(e: impl std::fmt::Display) -> TransportError {
     TransportError::Tls(e.to_string())
 }
 
@@ -214,16 +214,13 @@ impl EdgePki {
         Ok(Arc::new(cfg))
     }
 
-    /// quinn server config of the QUIC tunnel endpoint.
+    /// rustls config of the QUIC tunnel endpoint (TLS 1.3 only);
+    /// [`crate::quic::server_config`] wraps it for quinn.
     ///
     /// # Errors
     /// When the key does not match the certificate.
-    pub fn quic_server_config(&self) -> Result<quinn::ServerConfig, TransportError> {
-        let tls = self.server_tls(crate::ALPN_QUIC, true)?;
-        let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls).map_err(tls_err)?;
-        let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-        cfg.transport_config(Arc::new(crate::quic::server_transport_config()));
-        Ok(cfg)
+    pub fn quic_server_tls(&self) -> Result<rustls::ServerConfig, TransportError> {
+        self.server_tls(crate::ALPN_QUIC, true)
     }
 }
 

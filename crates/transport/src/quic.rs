@@ -28,6 +28,19 @@ pub const MTU_UPPER_BOUND: u16 = 1452;
 /// (the edge side): enough for a registration, not for a flood.
 pub const PREAUTH_WINDOW: u32 = 64 * 1024;
 
+/// quinn server config of the QUIC tunnel endpoint: the edge's
+/// certificate and the pre-registration transport parameters.
+///
+/// # Errors
+/// When the key does not match the certificate.
+pub fn server_config(pki: &crate::pki::EdgePki) -> Result<quinn::ServerConfig, TransportError> {
+    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(pki.quic_server_tls()?)
+        .map_err(crate::pki::tls_err)?;
+    let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    cfg.transport_config(Arc::new(server_transport_config()));
+    Ok(cfg)
+}
+
 /// The edge's transport parameters before a peer registers: one stream
 /// (the control stream) and a [`PREAUTH_WINDOW`]; [`authorize`] raises
 /// both to [`transport_config`]'s values once the peer is known.
