@@ -47,8 +47,10 @@
 mod egress_ips;
 mod policies;
 mod private;
+pub(crate) mod token;
 
-use crate::{unix_now, Shared, CONNECTION_FRESHNESS};
+use crate::context::Ctx;
+use crate::{unix_now, CONNECTION_FRESHNESS};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::StatusCode;
@@ -69,7 +71,7 @@ const BODY_LIMIT: usize = 64 * 1024;
 
 #[derive(Clone)]
 pub(crate) struct AdminState {
-    pub(crate) shared: Arc<Shared>,
+    pub(crate) ctx: Arc<Ctx>,
     pub(crate) shutdown: CancellationToken,
 }
 
@@ -223,7 +225,7 @@ async fn auth(State(st): State<AdminState>, req: Request, next: Next) -> Respons
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    let ok = burrow_store::secret::verify(&st.shared.admin_token_hash, given.as_bytes());
+    let ok = burrow_store::secret::verify(&st.ctx.id.admin_token_hash, given.as_bytes());
     if !ok {
         return ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -243,11 +245,12 @@ async fn metrics(State(st): State<AdminState>, headers: axum::http::HeaderMap) -
         .get(axum::http::header::ACCEPT)
         .and_then(|v| v.to_str().ok());
     // Read at scrape time: the writer drains it between records.
-    st.shared
+    st.ctx
+        .telemetry
         .metrics
         .session_log_queue
-        .set(i64::try_from(st.shared.session_log.queued()).unwrap_or(i64::MAX));
-    let text = st.shared.metrics.encode();
+        .set(i64::try_from(st.ctx.telemetry.session_log.queued()).unwrap_or(i64::MAX));
+    let text = st.ctx.telemetry.metrics.encode();
     let (ctype, body) = if x::wants_openmetrics(accept) {
         (x::OPENMETRICS, text)
     } else {
@@ -290,8 +293,8 @@ fn validate_name(name: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-async fn tunnel_json(shared: &Shared, t: &burrow_store::Tunnel) -> Result<Value, ApiError> {
-    let conns = shared
+async fn tunnel_json(ctx: &Ctx, t: &burrow_store::Tunnel) -> Result<Value, ApiError> {
+    let conns = ctx
         .store
         .connections(t.id, unix_now() - CONNECTION_FRESHNESS)
         .await
@@ -305,15 +308,15 @@ async fn tunnel_json(shared: &Shared, t: &burrow_store::Tunnel) -> Result<Value,
     }))
 }
 
-fn credentials(shared: &Shared, t: &burrow_store::Tunnel) -> Credentials {
+fn credentials(ctx: &Ctx, t: &burrow_store::Tunnel) -> Credentials {
     Credentials {
         account_id: t.account_id,
         tunnel_id: t.id,
         secret: SecretBytes(t.secret.clone()),
         tunnel_name: Some(t.name.clone()),
-        edge_ca_pem: Some(shared.ca_pem.clone()),
-        edges: vec![shared.tunnel_addr.to_string()],
-        edge_domain: Some(shared.edge_domain.clone()),
+        edge_ca_pem: Some(ctx.id.ca_pem.clone()),
+        edges: vec![ctx.id.tunnel_addr.to_string()],
+        edge_domain: Some(ctx.id.edge_domain.clone()),
     }
 }
 
@@ -331,44 +334,33 @@ async fn create_tunnel(
     rand::thread_rng().fill_bytes(&mut secret);
     let t = burrow_store::Tunnel {
         id: uuid::Uuid::new_v4(),
-        account_id: st.shared.account_id,
+        account_id: st.ctx.id.account_id,
         name: req.name,
         secret,
         created_at: unix_now(),
     };
-    st.shared
-        .store
-        .create_tunnel(&t)
-        .await
-        .map_err(|e| match e {
-            burrow_store::StoreError::Exists { .. } => {
-                ApiError::new(StatusCode::CONFLICT, Some("name".into()), e.to_string())
-            }
-            e => ApiError::internal(e),
-        })?;
+    st.ctx.store.create_tunnel(&t).await.map_err(|e| match e {
+        burrow_store::StoreError::Exists { .. } => {
+            ApiError::new(StatusCode::CONFLICT, Some("name".into()), e.to_string())
+        }
+        e => ApiError::internal(e),
+    })?;
     tracing::info!(tunnel_id = %t.id, name = %t.name, "tunnel created");
-    let mut v = tunnel_json(&st.shared, &t).await?;
-    v["credentials"] = credentials_value(&credentials(&st.shared, &t));
+    let mut v = tunnel_json(&st.ctx, &t).await?;
+    v["credentials"] = credentials_value(&credentials(&st.ctx, &t));
     Ok((StatusCode::CREATED, Json(v)).into_response())
 }
 
 async fn list_tunnels(State(st): State<AdminState>) -> Result<Json<Value>, ApiError> {
     let mut out = Vec::new();
-    for t in st
-        .shared
-        .store
-        .tunnels()
-        .await
-        .map_err(ApiError::internal)?
-    {
-        out.push(tunnel_json(&st.shared, &t).await?);
+    for t in st.ctx.store.tunnels().await.map_err(ApiError::internal)? {
+        out.push(tunnel_json(&st.ctx, &t).await?);
     }
     Ok(Json(Value::Array(out)))
 }
 
-async fn find_tunnel(shared: &Shared, r: &str) -> Result<burrow_store::Tunnel, ApiError> {
-    shared
-        .store
+async fn find_tunnel(ctx: &Ctx, r: &str) -> Result<burrow_store::Tunnel, ApiError> {
+    ctx.store
         .tunnel_by_ref(r)
         .await
         .map_err(ApiError::internal)?
@@ -379,15 +371,15 @@ async fn tunnel_info(
     State(st): State<AdminState>,
     Path(r): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let t = find_tunnel(&st.shared, &r).await?;
-    Ok(Json(tunnel_json(&st.shared, &t).await?))
+    let t = find_tunnel(&st.ctx, &r).await?;
+    Ok(Json(tunnel_json(&st.ctx, &t).await?))
 }
 
 async fn tunnel_credentials(
     State(st): State<AdminState>,
     Path(r): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let t = find_tunnel(&st.shared, &r).await?;
+    let t = find_tunnel(&st.ctx, &r).await?;
     Err(ApiError::new(
         StatusCode::GONE,
         None,
@@ -404,11 +396,11 @@ async fn rotate_tunnel_secret(
     State(st): State<AdminState>,
     Path(r): Path<String>,
 ) -> Result<Response, ApiError> {
-    let mut t = find_tunnel(&st.shared, &r).await?;
+    let mut t = find_tunnel(&st.ctx, &r).await?;
     let mut secret = vec![0u8; 32];
     rand::thread_rng().fill_bytes(&mut secret);
     if !st
-        .shared
+        .ctx
         .store
         .set_tunnel_secret(t.id, &secret)
         .await
@@ -417,10 +409,10 @@ async fn rotate_tunnel_secret(
         return Err(ApiError::not_found(&format!("tunnel '{r}'")));
     }
     t.secret = secret;
-    st.shared.grants.changed.notify_one();
+    st.ctx.grants.changed.notify_one();
     tracing::info!(tunnel_id = %t.id, "tunnel secret rotated");
-    let mut v = tunnel_json(&st.shared, &t).await?;
-    v["credentials"] = credentials_value(&credentials(&st.shared, &t));
+    let mut v = tunnel_json(&st.ctx, &t).await?;
+    v["credentials"] = credentials_value(&credentials(&st.ctx, &t));
     Ok(Json(v).into_response())
 }
 
@@ -428,27 +420,28 @@ async fn delete_tunnel(
     State(st): State<AdminState>,
     Path(r): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let t = find_tunnel(&st.shared, &r).await?;
-    st.shared
+    let t = find_tunnel(&st.ctx, &r).await?;
+    st.ctx
         .store
         .delete_tunnel(t.id)
         .await
         .map_err(ApiError::internal)?;
-    st.shared.apps.sync(&st.shared, &st.shutdown).await;
-    st.shared.grants.changed.notify_one();
+    st.ctx.apps.running.sync(&st.ctx, &st.shutdown).await;
+    st.ctx.grants.changed.notify_one();
     tracing::info!(tunnel_id = %t.id, "tunnel deleted");
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn app_json(shared: &Shared, a: &burrow_store::App) -> Value {
+fn app_json(ctx: &Ctx, a: &burrow_store::App) -> Value {
     let mut v: Value = serde_json::from_str(&a.spec).unwrap_or(Value::Null);
     if !v.is_object() {
         v = json!({});
     }
     v["id"] = json!(a.id);
     v["created_at"] = json!(a.created_at);
-    let listen: Vec<String> = shared
+    let listen: Vec<String> = ctx
         .apps
+        .running
         .listen_addrs(a.id)
         .iter()
         .map(ToString::to_string)
@@ -463,26 +456,26 @@ fn app_json(shared: &Shared, a: &burrow_store::App) -> Value {
 /// Validates an app body and everything it refers to; `exclude` is the app
 /// being updated (its own ports do not count as taken).
 async fn prepare(
-    shared: &Shared,
+    ctx: &Ctx,
     raw: &RawApp,
     exclude: Option<uuid::Uuid>,
 ) -> Result<(AppSpec, Option<uuid::Uuid>), ApiError> {
     let spec = raw
         .validate()
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, Some(e.field), e.reason))?;
-    if spec.tls != TlsMode::Off && shared.app_tls.is_none() {
+    if spec.tls != TlsMode::Off && ctx.files.app_tls.is_none() {
         return Err(ApiError::bad(
             "tls",
             "this edge has no app certificates; start it with --cert-dir DIR (NAME.pem + NAME.key)",
         ));
     }
-    shared
+    ctx.id
         .app_pools
         .addresses(uuid::Uuid::nil(), spec.connectivity)
         .map_err(|why| ApiError::bad("edge_ips.connectivity", why))?;
     let tunnel_id = match &spec.origin {
         Origin::Tunnel { tunnel, .. } => Some(
-            find_tunnel(shared, tunnel)
+            find_tunnel(ctx, tunnel)
                 .await
                 .map_err(|e| ApiError {
                     field: Some("origin_tunnel.tunnel".into()),
@@ -493,7 +486,7 @@ async fn prepare(
         _ => None,
     };
     // Edge ports of one protocol belong to one app.
-    for other in shared.store.apps().await.map_err(ApiError::internal)? {
+    for other in ctx.store.apps().await.map_err(ApiError::internal)? {
         if Some(other.id) == exclude {
             continue;
         }
@@ -540,28 +533,29 @@ async fn create_app(
     req: Result<Json<RawApp>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let raw = body(req)?;
-    let (spec, tunnel_id) = prepare(&st.shared, &raw, None).await?;
+    let (spec, tunnel_id) = prepare(&st.ctx, &raw, None).await?;
     let id = uuid::Uuid::new_v4();
-    let listeners = crate::apps::bind_all(&st.shared, id, &spec)
+    let listeners = crate::apps::bind_all(&st.ctx, id, &spec)
         .await
         .map_err(|m| ApiError::new(StatusCode::CONFLICT, Some("protocol".into()), m))?;
     let app = app_record(id, &raw, &spec, tunnel_id, unix_now())?;
-    st.shared
+    st.ctx
         .store
         .create_app(&app)
         .await
         .map_err(ApiError::internal)?;
-    let compiled = Arc::new(crate::apps::Compiled::new(
+    let compiled = Arc::new(crate::apps::compiled::Compiled::new(
         app.id,
         spec,
         tunnel_id,
         app.spec.clone(),
     ));
-    st.shared
+    st.ctx
         .apps
-        .adopt(&st.shared, compiled, listeners, &st.shutdown);
+        .running
+        .adopt(&st.ctx, compiled, listeners, &st.shutdown);
     tracing::info!(app_id = %app.id, protocol = %raw.protocol, "app created");
-    Ok((StatusCode::CREATED, Json(app_json(&st.shared, &app))).into_response())
+    Ok((StatusCode::CREATED, Json(app_json(&st.ctx, &app))).into_response())
 }
 
 async fn update_app(
@@ -569,42 +563,42 @@ async fn update_app(
     Path(id): Path<String>,
     req: Result<Json<RawApp>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let old = find_app(&st.shared, &id).await?;
+    let old = find_app(&st.ctx, &id).await?;
     let raw = body(req)?;
-    let (spec, tunnel_id) = prepare(&st.shared, &raw, Some(old.id)).await?;
+    let (spec, tunnel_id) = prepare(&st.ctx, &raw, Some(old.id)).await?;
     let app = app_record(old.id, &raw, &spec, tunnel_id, old.created_at)?;
-    let compiled = Arc::new(crate::apps::Compiled::new(
+    let compiled = Arc::new(crate::apps::compiled::Compiled::new(
         app.id,
         spec,
         tunnel_id,
         app.spec.clone(),
     ));
-    st.shared
+    st.ctx
         .apps
-        .replace(&st.shared, compiled, &st.shutdown)
+        .running
+        .replace(&st.ctx, compiled, &st.shutdown)
         .await
         .map_err(|m| ApiError::new(StatusCode::CONFLICT, Some("protocol".into()), m))?;
-    st.shared
+    st.ctx
         .store
         .update_app(&app)
         .await
         .map_err(ApiError::internal)?;
     tracing::info!(app_id = %app.id, protocol = %raw.protocol, "app updated");
-    Ok(Json(app_json(&st.shared, &app)))
+    Ok(Json(app_json(&st.ctx, &app)))
 }
 
 async fn list_apps(State(st): State<AdminState>) -> Result<Json<Value>, ApiError> {
-    let apps = st.shared.store.apps().await.map_err(ApiError::internal)?;
+    let apps = st.ctx.store.apps().await.map_err(ApiError::internal)?;
     Ok(Json(Value::Array(
-        apps.iter().map(|a| app_json(&st.shared, a)).collect(),
+        apps.iter().map(|a| app_json(&st.ctx, a)).collect(),
     )))
 }
 
-async fn find_app(shared: &Shared, id: &str) -> Result<burrow_store::App, ApiError> {
+async fn find_app(ctx: &Ctx, id: &str) -> Result<burrow_store::App, ApiError> {
     let uuid =
         uuid::Uuid::parse_str(id).map_err(|_| ApiError::not_found(&format!("app '{id}'")))?;
-    shared
-        .store
+    ctx.store
         .apps()
         .await
         .map_err(ApiError::internal)?
@@ -617,21 +611,21 @@ async fn get_app(
     State(st): State<AdminState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let a = find_app(&st.shared, &id).await?;
-    Ok(Json(app_json(&st.shared, &a)))
+    let a = find_app(&st.ctx, &id).await?;
+    Ok(Json(app_json(&st.ctx, &a)))
 }
 
 async fn delete_app(
     State(st): State<AdminState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let a = find_app(&st.shared, &id).await?;
-    st.shared
+    let a = find_app(&st.ctx, &id).await?;
+    st.ctx
         .store
         .delete_app(a.id)
         .await
         .map_err(ApiError::internal)?;
-    st.shared.apps.stop(a.id);
+    st.ctx.apps.running.stop(a.id);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -662,14 +656,14 @@ async fn create_access_rule(
         value: req.value.trim().to_owned(),
         created_at: unix_now(),
     };
-    st.shared
+    st.ctx
         .store
         .create_access_rule(&rule)
         .await
         .map_err(ApiError::internal)?;
-    st.shared.reload_access().await;
+    st.ctx.committed().await;
     let mut v = access_rule_json(&rule);
-    if !st.shared.geoip.load().has(&rule.target) {
+    if !st.ctx.files.geoip.load().has(&rule.target) {
         v["warning"] = json!(format!(
             "this edge has no --geoip-{} file, so the rule cannot match yet",
             rule.target
@@ -680,7 +674,7 @@ async fn create_access_rule(
 
 async fn list_access_rules(State(st): State<AdminState>) -> Result<Json<Value>, ApiError> {
     let rules = st
-        .shared
+        .ctx
         .store
         .access_rules()
         .await
@@ -697,7 +691,7 @@ async fn delete_access_rule(
     let uuid = uuid::Uuid::parse_str(&id)
         .map_err(|_| ApiError::not_found(&format!("access rule '{id}'")))?;
     if !st
-        .shared
+        .ctx
         .store
         .delete_access_rule(uuid)
         .await
@@ -705,7 +699,7 @@ async fn delete_access_rule(
     {
         return Err(ApiError::not_found(&format!("access rule '{id}'")));
     }
-    st.shared.reload_access().await;
+    st.ctx.committed().await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -727,7 +721,7 @@ async fn create_route(
     let req = body(req)?;
     let hostname = burrow_policy::routes::normalize_route(&req.hostname)
         .map_err(|e| ApiError::bad("hostname", format!("'{}': {e}", req.hostname)))?;
-    let t = find_tunnel(&st.shared, &req.tunnel)
+    let t = find_tunnel(&st.ctx, &req.tunnel)
         .await
         .map_err(|e| ApiError {
             field: Some("tunnel".into()),
@@ -738,7 +732,7 @@ async fn create_route(
         tunnel_id: t.id,
         created_at: unix_now(),
     };
-    st.shared
+    st.ctx
         .store
         .create_route(&route)
         .await
@@ -753,19 +747,14 @@ async fn create_route(
             ),
             other => ApiError::internal(other),
         })?;
-    st.shared.reload_routes().await;
+    st.ctx.committed().await;
     tracing::info!(hostname = %route.hostname, tunnel_id = %t.id, "route created");
     Ok((StatusCode::CREATED, Json(route_json(&route, Some(&t.name)))).into_response())
 }
 
 async fn list_routes(State(st): State<AdminState>) -> Result<Json<Value>, ApiError> {
-    let routes = st.shared.store.routes().await.map_err(ApiError::internal)?;
-    let tunnels = st
-        .shared
-        .store
-        .tunnels()
-        .await
-        .map_err(ApiError::internal)?;
+    let routes = st.ctx.store.routes().await.map_err(ApiError::internal)?;
+    let tunnels = st.ctx.store.tunnels().await.map_err(ApiError::internal)?;
     Ok(Json(Value::Array(
         routes
             .iter()
@@ -787,7 +776,7 @@ async fn delete_route(
     let h = burrow_policy::routes::normalize_route(&hostname)
         .map_err(|_| ApiError::not_found(&format!("route '{hostname}'")))?;
     if !st
-        .shared
+        .ctx
         .store
         .delete_route(&h)
         .await
@@ -795,7 +784,7 @@ async fn delete_route(
     {
         return Err(ApiError::not_found(&format!("route '{hostname}'")));
     }
-    st.shared.reload_routes().await;
+    st.ctx.committed().await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -826,22 +815,18 @@ async fn create_user(
         groups: req.groups,
         created_at: unix_now(),
     };
-    st.shared
-        .store
-        .create_user(&user)
-        .await
-        .map_err(|e| match e {
-            burrow_store::StoreError::Exists { .. } => {
-                ApiError::new(StatusCode::CONFLICT, Some("email".into()), e.to_string())
-            }
-            other => ApiError::internal(other),
-        })?;
+    st.ctx.store.create_user(&user).await.map_err(|e| match e {
+        burrow_store::StoreError::Exists { .. } => {
+            ApiError::new(StatusCode::CONFLICT, Some("email".into()), e.to_string())
+        }
+        other => ApiError::internal(other),
+    })?;
     tracing::info!(email = %user.email, "user added");
     Ok((StatusCode::CREATED, Json(json!(user))).into_response())
 }
 
 async fn list_users(State(st): State<AdminState>) -> Result<Json<Value>, ApiError> {
-    let users = st.shared.store.users().await.map_err(ApiError::internal)?;
+    let users = st.ctx.store.users().await.map_err(ApiError::internal)?;
     Ok(Json(json!(users)))
 }
 
@@ -851,7 +836,7 @@ async fn delete_user(
 ) -> Result<StatusCode, ApiError> {
     let email = email.to_ascii_lowercase();
     if !st
-        .shared
+        .ctx
         .store
         .delete_user(&email)
         .await
@@ -859,7 +844,7 @@ async fn delete_user(
     {
         return Err(ApiError::not_found(&format!("user '{email}'")));
     }
-    st.shared.grants.changed.notify_one();
+    st.ctx.grants.changed.notify_one();
     tracing::info!(user = %email, "user deleted");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -880,7 +865,7 @@ async fn enroll_device(
     let email = validate_email("user", &req.user).map_err(config_error)?;
     validate_label("name", &req.name).map_err(config_error)?;
     let user = st
-        .shared
+        .ctx
         .store
         .user(&email)
         .await
@@ -902,19 +887,19 @@ async fn enroll_device(
         revoked: false,
         created_at: unix_now(),
     };
-    st.shared
+    st.ctx
         .store
         .create_device(&device)
         .await
         .map_err(ApiError::internal)?;
     let creds = DeviceCredentials {
-        account_id: st.shared.account_id,
+        account_id: st.ctx.id.account_id,
         device_id: device.id,
         user_email: device.user_email.clone(),
         secret: SecretBytes(device.secret.clone()),
-        edge_ca_pem: Some(st.shared.ca_pem.clone()),
-        edges: vec![st.shared.tunnel_addr.to_string()],
-        edge_domain: Some(st.shared.edge_domain.clone()),
+        edge_ca_pem: Some(st.ctx.id.ca_pem.clone()),
+        edges: vec![st.ctx.id.tunnel_addr.to_string()],
+        edge_domain: Some(st.ctx.id.edge_domain.clone()),
     };
     tracing::info!(device_id = %device.id, user = %device.user_email, "device enrolled");
     let mut v = json!(device);
@@ -923,12 +908,7 @@ async fn enroll_device(
 }
 
 async fn list_devices(State(st): State<AdminState>) -> Result<Json<Value>, ApiError> {
-    let devices = st
-        .shared
-        .store
-        .devices()
-        .await
-        .map_err(ApiError::internal)?;
+    let devices = st.ctx.store.devices().await.map_err(ApiError::internal)?;
     Ok(Json(json!(devices)))
 }
 
@@ -939,7 +919,7 @@ async fn revoke_device(
     let uuid =
         uuid::Uuid::parse_str(&id).map_err(|_| ApiError::not_found(&format!("device '{id}'")))?;
     if !st
-        .shared
+        .ctx
         .store
         .revoke_device(uuid)
         .await
@@ -947,16 +927,16 @@ async fn revoke_device(
     {
         return Err(ApiError::not_found(&format!("device '{id}'")));
     }
-    st.shared.grants.changed.notify_one();
+    st.ctx.grants.changed.notify_one();
     tracing::info!(device_id = %uuid, "device revoked");
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn get_policies(State(st): State<AdminState>) -> Result<Json<Value>, ApiError> {
     let json = st
-        .shared
+        .ctx
         .store
-        .meta(crate::POLICIES_KEY)
+        .meta(crate::tables::POLICIES_KEY)
         .await
         .map_err(ApiError::internal)?
         .unwrap_or_else(|| "[]".into());
@@ -973,12 +953,12 @@ async fn put_policies(
     let v = body(req)?;
     let text = v.to_string();
     let rules = burrow_config::egress::parse_rules(&text).map_err(config_error)?;
-    st.shared
+    st.ctx
         .store
-        .set_meta(crate::POLICIES_KEY, &text)
+        .set_meta(crate::tables::POLICIES_KEY, &text)
         .await
         .map_err(ApiError::internal)?;
-    st.shared.reload_policies().await;
+    st.ctx.committed().await;
     tracing::info!(rules = rules.len(), "egress policies replaced");
     let findings: Vec<String> = burrow_policy::egress::lint(&rules)
         .iter()

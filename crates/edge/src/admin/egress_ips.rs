@@ -39,7 +39,7 @@ pub(super) async fn create(
         colo,
         created_at: unix_now(),
     };
-    st.shared
+    st.ctx
         .store
         .create_egress_ip(&e)
         .await
@@ -51,14 +51,14 @@ pub(super) async fn create(
             ),
             other => ApiError::internal(other),
         })?;
-    st.shared.reload_egress_ips().await;
+    st.ctx.committed().await;
     tracing::info!(ip = %e.ip, colo = %e.colo, "egress IP declared");
     Ok((StatusCode::CREATED, Json(to_json(&e))).into_response())
 }
 
 pub(super) async fn list(State(st): State<AdminState>) -> Result<Json<Value>, ApiError> {
     let all = st
-        .shared
+        .ctx
         .store
         .egress_ips()
         .await
@@ -71,7 +71,7 @@ pub(super) async fn delete(
     Path(ip): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     if !st
-        .shared
+        .ctx
         .store
         .delete_egress_ip(&ip)
         .await
@@ -79,6 +79,6 @@ pub(super) async fn delete(
     {
         return Err(ApiError::not_found(&format!("egress IP '{ip}'")));
     }
-    st.shared.reload_egress_ips().await;
+    st.ctx.committed().await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -15,9 +15,9 @@ static EDITING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 async fn apply(st: &AdminState, edit: Edit) -> Result<Json<Value>, ApiError> {
     let _one = EDITING.lock().await;
-    let store = &st.shared.store;
+    let store = &st.ctx.store;
     let stored = store
-        .meta(crate::POLICIES_KEY)
+        .meta(crate::tables::POLICIES_KEY)
         .await
         .map_err(ApiError::internal)?
         .unwrap_or_else(|| "[]".into());
@@ -25,10 +25,10 @@ async fn apply(st: &AdminState, edit: Edit) -> Result<Json<Value>, ApiError> {
     let list = burrow_config::egress::edit(list, edit).map_err(config_error)?;
     let text = Value::Array(list.clone()).to_string();
     store
-        .set_meta(crate::POLICIES_KEY, &text)
+        .set_meta(crate::tables::POLICIES_KEY, &text)
         .await
         .map_err(ApiError::internal)?;
-    st.shared.reload_policies().await;
+    st.ctx.committed().await;
     let rules = burrow_config::egress::parse_rules(&text).map_err(config_error)?;
     let lint: Vec<String> = burrow_policy::egress::lint(&rules)
         .iter()

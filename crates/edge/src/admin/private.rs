@@ -70,7 +70,7 @@ pub(super) async fn set_vnet_access(
     let req = body(req)?;
     let (users, groups) = access_lists(&req.users, &req.groups, "")?;
     if !st
-        .shared
+        .ctx
         .store
         .set_vnet_access(&name, &users, &groups)
         .await
@@ -78,9 +78,9 @@ pub(super) async fn set_vnet_access(
     {
         return Err(ApiError::not_found(&format!("virtual network '{name}'")));
     }
-    st.shared.reload_private().await;
+    st.ctx.committed().await;
     // Clients on this vnet that may no longer use it are disconnected.
-    st.shared.grants.changed.notify_one();
+    st.ctx.grants.changed.notify_one();
     tracing::info!(vnet = %name, ?users, ?groups, "virtual network access set");
     let v = find_vnet(&st, Some(&name)).await?;
     Ok(Json(vnet_json(&v)))
@@ -122,18 +122,18 @@ pub(super) async fn create_vnet(
         allow_users,
         allow_groups,
     };
-    st.shared
+    st.ctx
         .store
         .create_vnet(&v)
         .await
         .map_err(|e| in_use("name", e))?;
-    st.shared.reload_private().await;
+    st.ctx.committed().await;
     tracing::info!(vnet = %v.name, default = v.is_default, "virtual network created");
     Ok((StatusCode::CREATED, Json(vnet_json(&v))).into_response())
 }
 
 pub(super) async fn list_vnets(State(st): State<AdminState>) -> Result<Json<Value>, ApiError> {
-    let v = st.shared.store.vnets().await.map_err(ApiError::internal)?;
+    let v = st.ctx.store.vnets().await.map_err(ApiError::internal)?;
     Ok(Json(Value::Array(v.iter().map(vnet_json).collect())))
 }
 
@@ -142,7 +142,7 @@ pub(super) async fn delete_vnet(
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     if !st
-        .shared
+        .ctx
         .store
         .delete_vnet(&name)
         .await
@@ -150,7 +150,7 @@ pub(super) async fn delete_vnet(
     {
         return Err(ApiError::not_found(&format!("virtual network '{name}'")));
     }
-    st.shared.reload_private().await;
+    st.ctx.committed().await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -159,7 +159,7 @@ pub(super) async fn make_default_vnet(
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     if !st
-        .shared
+        .ctx
         .store
         .set_default_vnet(&name)
         .await
@@ -167,7 +167,7 @@ pub(super) async fn make_default_vnet(
     {
         return Err(ApiError::not_found(&format!("virtual network '{name}'")));
     }
-    st.shared.reload_private().await;
+    st.ctx.committed().await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -184,7 +184,7 @@ pub(super) struct CreateIpRoute {
 
 /// The vnet named `name`, or the default one.
 async fn find_vnet(st: &AdminState, name: Option<&str>) -> Result<burrow_store::Vnet, ApiError> {
-    let all = st.shared.store.vnets().await.map_err(ApiError::internal)?;
+    let all = st.ctx.store.vnets().await.map_err(ApiError::internal)?;
     match name {
         Some(n) => all.into_iter().find(|v| v.name == n).ok_or_else(|| {
             ApiError::new(
@@ -222,7 +222,7 @@ pub(super) async fn create_ip_route(
     let network = burrow_policy::ip_routes::parse_network(&req.network)
         .map_err(|e| ApiError::bad("network", e))?;
     check_comment(&req.comment)?;
-    let t = find_tunnel(&st.shared, &req.tunnel)
+    let t = find_tunnel(&st.ctx, &req.tunnel)
         .await
         .map_err(|e| ApiError {
             field: Some("tunnel".into()),
@@ -237,7 +237,7 @@ pub(super) async fn create_ip_route(
         comment: req.comment,
         created_at: unix_now(),
     };
-    st.shared
+    st.ctx
         .store
         .create_ip_route(&r)
         .await
@@ -252,13 +252,13 @@ pub(super) async fn create_ip_route(
             ),
             other => ApiError::internal(other),
         })?;
-    st.shared.reload_private().await;
+    st.ctx.committed().await;
     tracing::info!(network = %r.network, tunnel_id = %t.id, vnet = %v.name, "IP route created");
     Ok((StatusCode::CREATED, Json(ip_route_json(&r, &[t], &[v]))).into_response())
 }
 
 pub(super) async fn list_ip_routes(State(st): State<AdminState>) -> Result<Json<Value>, ApiError> {
-    let store = &st.shared.store;
+    let store = &st.ctx.store;
     let routes = store.ip_routes().await.map_err(ApiError::internal)?;
     let tunnels = store.tunnels().await.map_err(ApiError::internal)?;
     let vnets = store.vnets().await.map_err(ApiError::internal)?;
@@ -291,7 +291,7 @@ pub(super) async fn delete_ip_route(
         burrow_policy::ip_routes::parse_network(&text).map_err(|e| ApiError::bad("network", e))?;
     let v = find_vnet(&st, q.vnet.as_deref()).await?;
     if !st
-        .shared
+        .ctx
         .store
         .delete_ip_route(&net.to_string(), v.id)
         .await
@@ -302,6 +302,6 @@ pub(super) async fn delete_ip_route(
             v.name
         )));
     }
-    st.shared.reload_private().await;
+    st.ctx.committed().await;
     Ok(StatusCode::NO_CONTENT)
 }

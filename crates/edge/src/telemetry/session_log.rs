@@ -25,7 +25,6 @@
 //! `BytesSent` counts client → destination, `BytesReceived` destination →
 //! client.
 
-use crate::Shared;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -58,11 +57,16 @@ fn user_id(account: &Value, email: &str) -> String {
 pub(crate) struct SessionRecord(Value);
 
 impl SessionRecord {
-    pub(crate) fn new(shared: &Shared, started: SystemTime, client: SocketAddr) -> Self {
+    pub(crate) fn new(
+        account_id: uuid::Uuid,
+        colo: &str,
+        started: SystemTime,
+        client: SocketAddr,
+    ) -> Self {
         let mut id = [0u8; 16];
         rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut id);
         Self(json!({
-            "AccountID": shared.account_id.to_string(),
+            "AccountID": account_id.to_string(),
             "BytesReceived": 0,
             "BytesSent": 0,
             "ClientTCPHandshakeDurationMs": 0,
@@ -75,13 +79,13 @@ impl SessionRecord {
             "DetectedProtocol": "",
             "DeviceID": "",
             "DeviceName": "",
-            "EgressColoName": shared.colo,
+            "EgressColoName": colo,
             "EgressIP": "",
             "EgressPort": 0,
             "EgressRuleID": "",
             "EgressRuleName": "",
             "Email": "",
-            "IngressColoName": shared.colo,
+            "IngressColoName": colo,
             "Offramp": "INTERNET",
             "OriginIP": "",
             "OriginPort": 0,
@@ -173,7 +177,7 @@ impl SessionRecord {
     }
 }
 
-/// The writer's handle, held by [`Shared`].
+/// The writer's handle, held by [`Ctx`].
 pub(crate) struct SessionLog {
     tx: std::sync::Mutex<Option<mpsc::Sender<String>>>,
     task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,

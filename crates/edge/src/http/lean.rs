@@ -11,21 +11,19 @@
 //! ([`crate::http`]) with the bytes read so far, and hyper serves the
 //! connection from then on, with its own answers (400, 404, 431...).
 
-use crate::Shared;
+use crate::context::Ctx;
 use burrow_proto::http1::{self, Bodiless};
-use burrow_proto::{FlowKind, StreamOpen};
 use burrow_transport::http1_relay::{self as relay, AskError, MAX_HEAD};
 use burrow_transport::BoxStream;
 use bytes::{Buf, Bytes, BytesMut};
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tracing::{debug, info};
 
 /// Most request headers (as the hyper listener's cap).
-const MAX_HEADERS: usize = 100;
+pub(crate) const MAX_HEADERS: usize = 100;
 
 /// A client connection with some bytes already read from it, replayed
 /// first (for hyper, when it takes over).
@@ -85,7 +83,7 @@ pub(crate) enum Outcome<S> {
 }
 
 /// What to do with the bytes read so far of a request.
-enum Plan {
+pub(crate) enum Plan {
     /// Not a whole head yet.
     More,
     /// Not for this path.
@@ -105,14 +103,14 @@ enum Plan {
 }
 
 /// The client side of one connection.
-struct Client {
+pub(crate) struct Client {
     peer_ip: String,
     proto: &'static [u8],
 }
 
 /// Reads a request head from `buf` and decides; for [`Plan::Forward`] the
 /// rewritten head is in `out`.
-fn plan(buf: &[u8], shared: &Shared, client: &Client, out: &mut Vec<u8>) -> Plan {
+pub(crate) fn plan(buf: &[u8], ctx: &Ctx, client: &Client, out: &mut Vec<u8>) -> Plan {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     let head_len = match http1::parse_bodiless(buf, &mut req, MAX_HEAD) {
@@ -131,7 +129,7 @@ fn plan(buf: &[u8], shared: &Shared, client: &Client, out: &mut Vec<u8>) -> Plan
     let hostname = burrow_policy::routes::strip_port(host)
         .trim_end_matches('.')
         .to_ascii_lowercase();
-    let Some(tunnel) = shared.routes().find(&hostname).copied() else {
+    let Some(tunnel) = ctx.tables.now().routes.find(&hostname).copied() else {
         return Plan::Hyper;
     };
     let close = http1::tokens(req.headers, "connection").any(|t| t.eq_ignore_ascii_case(b"close"));
@@ -152,7 +150,10 @@ fn plan(buf: &[u8], shared: &Shared, client: &Client, out: &mut Vec<u8>) -> Plan
             ("host", host.as_bytes()),
             ("x-forwarded-for", &xff),
             ("x-forwarded-proto", client.proto),
-            (crate::http::CONNECTING_IP, client.peer_ip.as_bytes()),
+            (
+                crate::http::policy::CONNECTING_IP,
+                client.peer_ip.as_bytes(),
+            ),
         ],
     );
     Plan::Forward {
@@ -166,7 +167,7 @@ fn plan(buf: &[u8], shared: &Shared, client: &Client, out: &mut Vec<u8>) -> Plan
 }
 
 /// The client connection's tunnel stream, kept between requests.
-struct Kept {
+pub(crate) struct Kept {
     tunnel: uuid::Uuid,
     stream: BoxStream,
 }
@@ -174,7 +175,7 @@ struct Kept {
 /// Serves the client connection `io` while its requests are for this
 /// path.
 pub(crate) async fn serve<S>(
-    shared: &Shared,
+    ctx: &Ctx,
     mut io: S,
     peer: SocketAddr,
     port: u16,
@@ -192,11 +193,11 @@ where
     let mut answer = Vec::with_capacity(1024);
     let mut from_tunnel = BytesMut::new();
     let mut kept: Option<Kept> = None;
-    let header_timeout = tokio::time::sleep(crate::http::HEADER_READ_TIMEOUT);
+    let header_timeout = tokio::time::sleep(crate::http::policy::HEADER_READ_TIMEOUT);
     tokio::pin!(header_timeout);
     loop {
         let (head_len, tunnel, hostname, head_request, resendable, close) =
-            match plan(&buf, shared, &client, &mut request) {
+            match plan(&buf, ctx, &client, &mut request) {
                 Plan::Forward {
                     head_len,
                     tunnel,
@@ -236,7 +237,7 @@ where
             &[]
         };
         let asked = Ask {
-            shared,
+            ctx,
             port,
             tunnel,
             head_request,
@@ -277,17 +278,22 @@ where
                     "The tunnel could not reach the origin."
                 };
                 answer.clear();
-                crate::http::page_bytes(&mut answer, http::StatusCode::BAD_GATEWAY, text, close);
+                crate::http::page::page_bytes(
+                    &mut answer,
+                    http::StatusCode::BAD_GATEWAY,
+                    text,
+                    close,
+                );
                 if io.write_all(&answer).await.is_err() {
                     return Outcome::Closed;
                 }
                 (502, close)
             }
         };
-        shared
+        ctx.telemetry
             .metrics
             .http_requests
-            .get_or_create(&crate::metrics::StatusLabels::of(
+            .get_or_create(&crate::telemetry::metrics::StatusLabels::of(
                 http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::BAD_GATEWAY),
             ))
             .inc();
@@ -300,13 +306,13 @@ where
         }
         header_timeout
             .as_mut()
-            .reset(tokio::time::Instant::now() + crate::http::HEADER_READ_TIMEOUT);
+            .reset(tokio::time::Instant::now() + crate::http::policy::HEADER_READ_TIMEOUT);
     }
 }
 
 /// One request through a tunnel.
-struct Ask<'a> {
-    shared: &'a Shared,
+pub(crate) struct Ask<'a> {
+    ctx: &'a Ctx,
     port: u16,
     tunnel: uuid::Uuid,
     head_request: bool,
@@ -334,7 +340,8 @@ impl Ask<'_> {
                 }
             }
             if kept.is_none() {
-                let stream = open_stream(self.shared, self.port, self.tunnel).await?;
+                let stream =
+                    crate::tunnel::open::open_stream(self.ctx, self.port, self.tunnel).await?;
                 *kept = Some(Kept {
                     tunnel: self.tunnel,
                     stream,
@@ -363,7 +370,7 @@ impl Ask<'_> {
                 // A fresh stream too: the connector may start draining
                 // right after accepting it.
                 Err(AskError::Unanswered(reason))
-                    if self.resendable && resends < crate::http::RESENDS =>
+                    if self.resendable && resends < crate::http::policy::RESENDS =>
                 {
                     debug!(%reason, "kept-alive tunnel stream closed under the request; sending it again");
                     resends += 1;
@@ -376,27 +383,4 @@ impl Ask<'_> {
             }
         }
     }
-}
-
-/// Opens a tunnel stream for HTTP/1.1 requests to `tunnel` (used by hyper's
-/// tunnel client too).
-pub(crate) async fn open_stream(
-    shared: &Shared,
-    port: u16,
-    tunnel: uuid::Uuid,
-) -> Result<BoxStream, String> {
-    let header = StreamOpen {
-        kind: FlowKind::Http,
-        flow_id: shared.next_flow.fetch_add(1, Ordering::Relaxed),
-        hostname: String::new(),
-        edge_port: port,
-        client_addr: SocketAddr::from(([0, 0, 0, 0], 0)),
-    };
-    let (stream, leftover, _) = crate::apps::open_tunnel_stream(shared, tunnel, header)
-        .await
-        .map_err(|e| e.to_string())?;
-    if !leftover.is_empty() {
-        return Err("tunnel: connector sent bytes before the request".into());
-    }
-    Ok(stream)
 }

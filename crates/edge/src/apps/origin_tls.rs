@@ -29,7 +29,7 @@ pub(crate) struct OriginTls {
 }
 
 /// The provider with the suites in the documented origin order.
-fn provider() -> Arc<CryptoProvider> {
+pub(crate) fn provider() -> Arc<CryptoProvider> {
     use ring::cipher_suite as cs;
     Arc::new(CryptoProvider {
         cipher_suites: vec![

@@ -21,9 +21,9 @@
 //! Memory: no per-port buffer is held while idle; a 64 KiB buffer is taken
 //! only while a socket has datagrams to drain.
 
-use crate::apps::{AppCell, Compiled};
-use crate::metrics::FlowLabels;
-use crate::Shared;
+use crate::apps::compiled::{AppCell, Compiled};
+use crate::context::Ctx;
+use crate::telemetry::metrics::FlowLabels;
 use burrow_config::app::{Origin, ProxyProtocol};
 use burrow_policy::access::decide;
 use burrow_proto::proxy_header::{proxy_header, simple_header, ProxyVersion, Transport};
@@ -49,19 +49,19 @@ pub(crate) const SESSION_IDLE: Duration = Duration::from_secs(60);
 /// are dropped until sessions end.
 pub(crate) const MAX_SESSIONS: usize = 16_384;
 /// Largest datagram carried.
-const MAX_DATAGRAM: usize = 65_535;
+pub(crate) const MAX_DATAGRAM: usize = 65_535;
 /// Datagrams queued toward a tunnel stream per session; more are dropped.
-const TUNNEL_QUEUE: usize = 256;
+pub(crate) const TUNNEL_QUEUE: usize = 256;
 
 /// Where a session's datagrams go.
-enum Upstream {
+pub(crate) enum Upstream {
     /// A socket connected to a direct or DNS origin.
     Socket(Arc<UdpSocket>),
     /// The queue of a flow stream through a tunnel.
     Tunnel(mpsc::Sender<Bytes>),
 }
 
-struct Session {
+pub(crate) struct Session {
     upstream: Upstream,
     /// Milliseconds since `epoch` of the last datagram either way.
     last: AtomicU64,
@@ -71,7 +71,7 @@ struct Session {
 }
 
 /// One edge port's sessions.
-struct Port {
+pub(crate) struct Port {
     socket: Arc<UdpSocket>,
     local: SocketAddr,
     sessions: Mutex<HashMap<SocketAddr, Arc<Session>>>,
@@ -86,7 +86,7 @@ impl Port {
 
 /// Serves one UDP edge port until `stop`.
 pub(crate) async fn run_port(
-    shared: Arc<Shared>,
+    ctx: Arc<Ctx>,
     cell: AppCell,
     socket: UdpSocket,
     stop: CancellationToken,
@@ -118,7 +118,7 @@ pub(crate) async fn run_port(
                 }
             };
             let app = cell.read().expect("app cell lock poisoned").clone();
-            let session = match session_for(&shared, &app, &port, client, &stop).await {
+            let session = match session_for(&ctx, &app, &port, client, &stop).await {
                 Some(s) => s,
                 None => continue,
             };
@@ -157,8 +157,8 @@ pub(crate) async fn run_port(
 }
 
 /// The session of `client`, opening one (after the access rules) when new.
-async fn session_for(
-    shared: &Arc<Shared>,
+pub(crate) async fn session_for(
+    ctx: &Arc<Ctx>,
     app: &Arc<Compiled>,
     port: &Arc<Port>,
     client: SocketAddr,
@@ -174,10 +174,10 @@ async fn session_for(
     }
     if app.spec.ip_firewall {
         let d = decide(
-            &shared.access_rules(),
-            &shared.geoip.load().facts(client.ip()),
+            &ctx.tables.now().access,
+            &ctx.files.geoip.load().facts(client.ip()),
         );
-        shared
+        ctx.telemetry
             .metrics
             .access_decision(burrow_config::app::L4::Udp, d.allowed);
         if !d.allowed {
@@ -197,23 +197,24 @@ async fn session_for(
     }
     // New sessions cost a socket and a task: a source (spoofed or not)
     // may open only so many a second.
-    if !shared
+    if !ctx
+        .apps
         .udp_rate
         .allow(client.ip(), std::time::Instant::now())
     {
-        shared.app_refused(app, crate::limits::Refused::TooFast, client);
+        super::refusal::refused(ctx, app, crate::limits::Refused::TooFast, client);
         return None;
     }
     let slot = match app.counts.admit(client.ip()) {
         Ok(s) => s,
         Err(why) => {
-            shared.app_refused(app, why, client);
+            super::refusal::refused(ctx, app, why, client);
             return None;
         }
     };
     if let Origin::Dns { name, ttl, .. } = &app.spec.origin {
         // Cached for the TTL; a failure drops this datagram only.
-        if let Err(reason) = crate::apps::resolve(shared, app, name, *ttl).await {
+        if let Err(reason) = crate::apps::origin::resolve(ctx, app, name, *ttl).await {
             debug!(%client, %reason, "UDP session not opened");
             return None;
         }
@@ -221,16 +222,16 @@ async fn session_for(
     if let Origin::Tunnel { hostname, .. } = &app.spec.origin {
         let tunnel_id = app.tunnel_id?;
         let (tx, rx) = mpsc::channel(TUNNEL_QUEUE);
-        let session = add_session(shared, app, port, client, Upstream::Tunnel(tx), slot);
+        let session = add_session(ctx, app, port, client, Upstream::Tunnel(tx), slot);
         let header = StreamOpen {
             kind: FlowKind::Udp,
-            flow_id: shared.next_flow.fetch_add(1, Ordering::Relaxed),
+            flow_id: ctx.tasks.next_flow(),
             hostname: hostname.clone(),
             edge_port: port.local.port(),
             client_addr: client,
         };
-        shared.flows.spawn(tunnel_session(
-            shared.clone(),
+        ctx.tasks.flows.spawn(tunnel_session(
+            ctx.clone(),
             tunnel_id,
             header,
             port.clone(),
@@ -250,7 +251,7 @@ async fn session_for(
     sock.connect(origin_addr).await.ok()?;
     let origin = Arc::new(sock);
     let session = add_session(
-        shared,
+        ctx,
         app,
         port,
         client,
@@ -258,8 +259,8 @@ async fn session_for(
         slot,
     );
     debug!(%client, origin = %origin_addr, "UDP session opened");
-    shared.flows.spawn(replies(
-        shared.clone(),
+    ctx.tasks.flows.spawn(replies(
+        ctx.clone(),
         port.clone(),
         session.clone(),
         origin,
@@ -270,8 +271,8 @@ async fn session_for(
 }
 
 /// Registers a new session of `client` on `port` and counts it.
-fn add_session(
-    shared: &Shared,
+pub(crate) fn add_session(
+    ctx: &Ctx,
     app: &Compiled,
     port: &Port,
     client: SocketAddr,
@@ -287,8 +288,8 @@ fn add_session(
         .lock()
         .expect("session map lock poisoned")
         .insert(client, session.clone());
-    shared.metrics.udp_sessions.inc();
-    shared
+    ctx.telemetry.metrics.udp_sessions.inc();
+    ctx.telemetry
         .metrics
         .flows
         .get_or_create(&FlowLabels::of(&app.spec))
@@ -298,7 +299,7 @@ fn add_session(
 
 /// Round-robin over the app's origin addresses (DNS origins: the addresses
 /// resolved last, at most a TTL ago).
-fn pick_origin(app: &Compiled, edge_port: u16) -> Option<SocketAddr> {
+pub(crate) fn pick_origin(app: &Compiled, edge_port: u16) -> Option<SocketAddr> {
     let targets: Vec<SocketAddr> = match &app.spec.origin {
         Origin::Direct(list) => list
             .iter()
@@ -320,7 +321,7 @@ fn pick_origin(app: &Compiled, edge_port: u16) -> Option<SocketAddr> {
 }
 
 /// How long a session waits without datagrams either way.
-fn idle_left(port: &Port, session: &Session) -> Option<Duration> {
+pub(crate) fn idle_left(port: &Port, session: &Session) -> Option<Duration> {
     let idle_ms = u64::try_from(SESSION_IDLE.as_millis()).unwrap_or(u64::MAX);
     let since = port
         .now_ms()
@@ -331,8 +332,8 @@ fn idle_left(port: &Port, session: &Session) -> Option<Duration> {
 /// One UDP session through a tunnel: opens the flow stream, then relays
 /// queued datagrams to it and its datagrams back to the client, until
 /// the session idles or the stream ends.
-async fn tunnel_session(
-    shared: Arc<Shared>,
+pub(crate) async fn tunnel_session(
+    ctx: Arc<Ctx>,
     tunnel_id: uuid::Uuid,
     header: StreamOpen,
     port: Arc<Port>,
@@ -342,7 +343,7 @@ async fn tunnel_session(
 ) {
     let (client, flow_id) = (header.client_addr, header.flow_id);
     let span = tracing::info_span!("flow", flow_id, %client);
-    let opened = crate::apps::open_tunnel_stream(&shared, tunnel_id, header)
+    let opened = crate::tunnel::open::open_tunnel_stream(&ctx, tunnel_id, header)
         .instrument(span.clone())
         .await;
     match opened {
@@ -405,18 +406,18 @@ async fn tunnel_session(
             });
         }
         Err(reason) => {
-            shared
+            ctx.telemetry
                 .metrics
                 .flow_errors
                 .get_or_create(&FlowLabels {
-                    protocol: crate::metrics::L4::udp,
-                    origin: crate::metrics::OriginKind::tunnel,
+                    protocol: crate::telemetry::metrics::L4::udp,
+                    origin: crate::telemetry::metrics::OriginKind::tunnel,
                 })
                 .inc();
             span.in_scope(|| info!(%reason, "UDP session through the tunnel failed"));
         }
     }
-    shared.metrics.udp_sessions.dec();
+    ctx.telemetry.metrics.udp_sessions.dec();
     port.sessions
         .lock()
         .expect("session map lock poisoned")
@@ -425,8 +426,8 @@ async fn tunnel_session(
 }
 
 /// Carries the origin's replies back to `client` until the session idles.
-async fn replies(
-    shared: Arc<Shared>,
+pub(crate) async fn replies(
+    ctx: Arc<Ctx>,
     port: Arc<Port>,
     session: Arc<Session>,
     origin: Arc<UdpSocket>,
@@ -458,6 +459,6 @@ async fn replies(
         .lock()
         .expect("session map lock poisoned")
         .remove(&client);
-    shared.metrics.udp_sessions.dec();
+    ctx.telemetry.metrics.udp_sessions.dec();
     debug!(%client, "UDP session closed");
 }

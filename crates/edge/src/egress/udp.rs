@@ -4,7 +4,7 @@
 //! (private networks). A session ends when either stream ends or after
 //! [`IDLE`] without a datagram either way; bytes are counted as payload.
 
-use super::Unreachable;
+use super::dial::Unreachable;
 use burrow_transport::datagrams::{write_datagram, DatagramReader};
 use burrow_transport::quic_datagrams::{next_from, DatagramMux};
 use burrow_transport::BoxStream;
@@ -16,18 +16,18 @@ use tokio::net::UdpSocket;
 use tracing::debug;
 
 /// Silence after which a UDP session ends.
-pub(super) const IDLE: Duration = Duration::from_secs(60);
+pub(crate) const IDLE: Duration = Duration::from_secs(60);
 
 /// How a session ended, and its payload bytes (to the destination, back).
-pub(super) struct Ended {
-    pub(super) reason: &'static str,
-    pub(super) sent: u64,
-    pub(super) received: u64,
+pub(crate) struct Ended {
+    pub(crate) reason: &'static str,
+    pub(crate) sent: u64,
+    pub(crate) received: u64,
 }
 
 /// A UDP socket connected to `target`, bound to `source` when a dedicated
 /// egress IP applies (and the families match).
-pub(super) async fn socket(
+pub(crate) async fn socket(
     target: SocketAddr,
     source: Option<IpAddr>,
 ) -> Result<UdpSocket, Unreachable> {
@@ -54,7 +54,7 @@ pub(super) async fn socket(
 }
 
 /// Relays between the client's stream and `sock` until either side ends.
-pub(super) async fn relay_socket(stream: BoxStream, leftover: BytesMut, sock: UdpSocket) -> Ended {
+pub(crate) async fn relay_socket(stream: BoxStream, leftover: BytesMut, sock: UdpSocket) -> Ended {
     let (mut rd, mut wr) = tokio::io::split(stream);
     let mut reader = DatagramReader::new(leftover);
     let mut scratch = BytesMut::new();
@@ -97,7 +97,7 @@ pub(super) async fn relay_socket(stream: BoxStream, leftover: BytesMut, sock: Ud
 /// (tunnel or peer). With `mux` (a QUIC tunnel connection with datagrams,
 /// and the flow id), datagrams to the far side go as QUIC datagrams when
 /// they fit and come back either way.
-pub(super) async fn relay_streams(
+pub(crate) async fn relay_streams(
     client: BoxStream,
     client_left: BytesMut,
     far: BoxStream,

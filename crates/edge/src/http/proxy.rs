@@ -1,21 +1,11 @@
-//! Public HTTP and HTTPS listeners for hostnames routed to tunnels
-//! (`burrow route dns TUNNEL HOSTNAME`).
-//!
-//! Each request becomes one flow stream (`FlowKind::Http`) to a connector
-//! of the route's tunnel; on it the edge is an HTTP/1.1 client and the
-//! connector an HTTP/1.1 server, so hyper frames the exchange: method, path,
-//! headers, a streamed body both ways (never buffered whole) and trailers.
-//! A `101 Switching Protocols` answer (WebSocket) turns the stream into the
-//! upgraded connection's bytes. Clients may speak HTTP/1.1 or HTTP/2 (ALPN
-//! on the HTTPS listener).
-//!
-//! The edge adds `X-Forwarded-For` (appended), `X-Forwarded-Proto` and
-//! `Burrow-Connecting-IP` (replaced: clients cannot forge it), removes
-//! hop-by-hop headers, and caps request headers (64 KiB, 100 on HTTP/1.1).
-//! Unknown host: 404. No connector, or the connector/origin failed: 502
-//! with a short page, and a log line with the reason.
+//! The hyper path: every request the lean path does not take (bodies,
+//! upgrades, HTTP/2, HTTP/1.0...) is framed by hyper on both sides and
+//! sent over the connection's own tunnel stream (HTTP/1.1, one request at
+//! a time) or a pooled one (HTTP/2 and upgrades).
 
-use crate::Shared;
+use super::page::page_html;
+use super::policy::{CONNECTING_IP, RESENDS};
+use crate::context::Ctx;
 use burrow_transport::http_headers::{error_chain, is_upgrade, pass_response, strip_hop_by_hop};
 use bytes::Bytes;
 use http::header::{HeaderValue, HOST};
@@ -24,19 +14,15 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpStream};
-use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, Instrument};
 
 /// Response body type of the listeners.
 pub(crate) type Body = BoxBody<Bytes, hyper::Error>;
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A tunnel stream used as an HTTP/1.1 connection by the pooled client.
 pub(crate) struct TunnelIo(burrow_transport::BoxStream);
@@ -51,41 +37,13 @@ impl tokio::io::AsyncRead for TunnelIo {
     }
 }
 
-impl tokio::io::AsyncWrite for TunnelIo {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
-    }
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_flush(cx)
-    }
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
-    }
-}
-
-impl hyper_util::client::legacy::connect::Connection for TunnelIo {
-    fn connected(&self) -> hyper_util::client::legacy::connect::Connected {
-        hyper_util::client::legacy::connect::Connected::new()
-    }
-}
-
 /// Opens tunnel streams for the pooled client: the URI's host is the
 /// tunnel id, so the pool keeps idle HTTP/1.1 streams per tunnel and a
 /// request reuses one instead of opening a stream and waiting for the
 /// connector's answer each time.
 #[derive(Clone)]
 pub(crate) struct TunnelConnector {
-    shared: Arc<Shared>,
+    ctx: Arc<Ctx>,
     port: u16,
 }
 
@@ -104,24 +62,24 @@ impl tower_service::Service<Uri> for TunnelConnector {
     }
 
     fn call(&mut self, uri: Uri) -> Self::Future {
-        let (shared, port) = (self.shared.clone(), self.port);
+        let (ctx, port) = (self.ctx.clone(), self.port);
         Box::pin(async move {
             let tunnel_id = uri
                 .host()
                 .and_then(|h| uuid::Uuid::parse_str(h).ok())
                 .ok_or("internal: no tunnel id in the pool key")?;
-            open_http_stream(&shared, port, tunnel_id).await
+            open_http_stream(&ctx, port, tunnel_id).await
         })
     }
 }
 
 /// Opens a tunnel stream for HTTP/1.1 requests to `tunnel_id`.
-async fn open_http_stream(
-    shared: &Shared,
+pub(crate) async fn open_http_stream(
+    ctx: &Ctx,
     port: u16,
     tunnel_id: uuid::Uuid,
 ) -> Result<TokioIo<TunnelIo>, BoxError> {
-    let stream = crate::h1::open_stream(shared, port, tunnel_id).await?;
+    let stream = crate::tunnel::open::open_stream(ctx, port, tunnel_id).await?;
     Ok(TokioIo::new(TunnelIo(stream)))
 }
 
@@ -129,24 +87,24 @@ async fn open_http_stream(
 /// on, kept while the connection lives and driven by its task
 /// ([`burrow_transport::same_task`]): no pool lookup and no task hop per
 /// request. HTTP/2 clients (concurrent requests) and upgrades use the pool.
-struct Sticky {
-    port: u16,
-    slot: std::sync::Mutex<Option<(uuid::Uuid, SendRequest)>>,
-    drivers: burrow_transport::same_task::Spawner,
+pub(crate) struct Sticky {
+    pub(super) port: u16,
+    pub(super) slot: std::sync::Mutex<Option<(uuid::Uuid, SendRequest)>>,
+    pub(super) drivers: burrow_transport::same_task::Spawner,
 }
 
-type SendRequest = hyper::client::conn::http1::SendRequest<Body>;
+pub(crate) type SendRequest = hyper::client::conn::http1::SendRequest<Body>;
 
 impl Sticky {
     /// The kept stream if it leads to `tunnel_id` and is open, else a new one.
-    async fn sender(&self, shared: &Shared, tunnel_id: uuid::Uuid) -> Result<SendRequest, String> {
+    async fn sender(&self, ctx: &Ctx, tunnel_id: uuid::Uuid) -> Result<SendRequest, String> {
         let kept = self.slot.lock().ok().and_then(|mut s| s.take());
         if let Some((tunnel, mut send)) = kept {
             if tunnel == tunnel_id && send.ready().await.is_ok() {
                 return Ok(send);
             }
         }
-        let io = open_http_stream(shared, self.port, tunnel_id)
+        let io = open_http_stream(ctx, self.port, tunnel_id)
             .await
             .map_err(|e| error_chain(&*e))?;
         let (send, conn) = hyper::client::conn::http1::Builder::new()
@@ -163,14 +121,11 @@ impl Sticky {
 
     async fn request(
         &self,
-        shared: &Shared,
+        ctx: &Ctx,
         tunnel_id: uuid::Uuid,
         req: Request<Body>,
     ) -> Result<Response<Incoming>, Failed> {
-        let mut send = self
-            .sender(shared, tunnel_id)
-            .await
-            .map_err(Failed::Other)?;
+        let mut send = self.sender(ctx, tunnel_id).await.map_err(Failed::Other)?;
         let resp = send
             .send_request(req)
             .await
@@ -183,7 +138,7 @@ impl Sticky {
 }
 
 /// Why a request through the tunnel got no answer.
-enum Failed {
+pub(crate) enum Failed {
     /// A kept-alive stream closed after the request went out and before
     /// any answer: its connector drained (safe requests are sent again).
     ClosedUnderRequest(String),
@@ -211,210 +166,27 @@ impl Failed {
 pub(crate) type TunnelClient = hyper_util::client::legacy::Client<TunnelConnector, Body>;
 
 /// A request through the pooled client.
-async fn pooled(client: &TunnelClient, req: Request<Body>) -> Result<Response<Incoming>, Failed> {
+pub(crate) async fn pooled(
+    client: &TunnelClient,
+    req: Request<Body>,
+) -> Result<Response<Incoming>, Failed> {
     client.request(req).await.map_err(|e| {
         let cause = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<hyper::Error>());
         Failed::new(cause, error_chain(&e))
     })
 }
 
-fn tunnel_client(shared: Arc<Shared>, port: u16) -> TunnelClient {
+pub(crate) fn tunnel_client(ctx: Arc<Ctx>, port: u16) -> TunnelClient {
     hyper_util::client::legacy::Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(60))
         .pool_max_idle_per_host(256)
         .pool_timer(hyper_util::rt::TokioTimer::new())
         .set_host(false)
-        .build(TunnelConnector { shared, port })
-}
-
-/// Largest request head accepted (HTTP/1.1 buffer; HTTP/2 header list).
-const MAX_HEAD: usize = 64 * 1024;
-/// Most request headers on HTTP/1.1.
-const MAX_HEADERS: usize = 100;
-/// Times a bodiless GET/HEAD/OPTIONS is resent when a kept-alive tunnel
-/// stream closes under it.
-pub(crate) const RESENDS: usize = 4;
-/// Time a client has to send a request head, counted from the connection's
-/// start or the end of the previous answer.
-pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
-/// Time a finished downstream connection's tunnel streams get to close.
-const DRAIN_GRACE: Duration = Duration::from_secs(5);
-/// Time a client has to finish the TLS handshake.
-const TLS_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Header carrying the client's address to the origin.
-pub(crate) const CONNECTING_IP: &str = "burrow-connecting-ip";
-
-/// Serves one listener until `stop`; `tls` makes it the HTTPS listener.
-pub(crate) async fn run(
-    shared: Arc<Shared>,
-    listener: TcpListener,
-    tls: Option<Arc<rustls::ServerConfig>>,
-    stop: CancellationToken,
-) {
-    let Ok(local) = listener.local_addr() else {
-        return;
-    };
-    let client = tunnel_client(shared.clone(), local.port());
-    loop {
-        // Client connections share the app flows' descriptor budget, so
-        // the tunnel endpoint and admin API keep their reserve.
-        let fds = tokio::select! {
-            _ = stop.cancelled() => return,
-            p = shared.app_fds.clone().acquire_owned() => p.expect("semaphore never closed"),
-        };
-        let (tcp, peer) = tokio::select! {
-            _ = stop.cancelled() => return,
-            r = burrow_transport::accept_tcp(&listener) => r,
-        };
-        let _ = tcp.set_nodelay(true);
-        let shared2 = shared.clone();
-        let tls = tls.clone();
-        let span = tracing::info_span!("http", client = %peer);
-        let conn = serve_conn(shared2, client.clone(), tcp, peer, local.port(), tls);
-        shared.flows.spawn(
-            async move {
-                let _fds = fds;
-                conn.await;
-            }
-            .instrument(span),
-        );
-    }
-}
-
-async fn serve_conn(
-    shared: Arc<Shared>,
-    client: TunnelClient,
-    tcp: TcpStream,
-    peer: SocketAddr,
-    local_port: u16,
-    tls: Option<Arc<rustls::ServerConfig>>,
-) {
-    let conn = Conn {
-        shared,
-        client,
-        peer,
-        local_port,
-        https: tls.is_some(),
-    };
-    let Some(cfg) = tls else {
-        return conn.serve(tcp).await;
-    };
-    let accepted = tokio::time::timeout(
-        TLS_TIMEOUT,
-        tokio_rustls::TlsAcceptor::from(cfg).accept(tcp),
-    )
-    .await;
-    match accepted {
-        Ok(Ok(stream)) if stream.get_ref().1.alpn_protocol() == Some(b"h2") => {
-            conn.serve_hyper(stream).await;
-        }
-        Ok(Ok(stream)) => conn.serve(stream).await,
-        Ok(Err(e)) => debug!(error = %e, "TLS handshake failed"),
-        Err(_) => debug!("TLS handshake timed out"),
-    }
-}
-
-/// One client connection to a listener.
-struct Conn {
-    shared: Arc<Shared>,
-    client: TunnelClient,
-    peer: SocketAddr,
-    local_port: u16,
-    https: bool,
-}
-
-impl Conn {
-    /// Serves bodiless HTTP/1.1 requests on the lean path
-    /// ([`crate::h1`]), then hyper from the first request it does not take.
-    async fn serve<S>(self, io: S)
-    where
-        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    {
-        let outcome =
-            crate::h1::serve(&self.shared, io, self.peer, self.local_port, self.https).await;
-        if let crate::h1::Outcome::Hyper(io) = outcome {
-            self.serve_hyper(io).await;
-        }
-    }
-
-    /// Serves the connection with hyper (HTTP/1.1 or HTTP/2).
-    async fn serve_hyper<S>(self, io: S)
-    where
-        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    {
-        let Conn {
-            shared,
-            client,
-            peer,
-            local_port,
-            https,
-        } = self;
-        let (drivers, runner) = burrow_transport::same_task::pair();
-        let sticky = Arc::new(Sticky {
-            port: local_port,
-            slot: std::sync::Mutex::new(None),
-            drivers,
-        });
-        let svc = hyper::service::service_fn(move |req| {
-            let (shared, client, sticky) = (shared.clone(), client.clone(), sticky.clone());
-            async move {
-                let resp = handle(&shared, &client, &sticky, req, peer, https).await;
-                shared
-                    .metrics
-                    .http_requests
-                    .get_or_create(&crate::metrics::StatusLabels::of(resp.status()))
-                    .inc();
-                Ok::<_, Infallible>(resp)
-            }
-        });
-        let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            .max_buf_size(MAX_HEAD)
-            .max_headers(MAX_HEADERS)
-            .timer(hyper_util::rt::TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT);
-        builder
-            .http2()
-            .max_header_list_size(u32::try_from(MAX_HEAD).unwrap_or(u32::MAX));
-        let served = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
-        if let Err(e) = runner.run(served, DRAIN_GRACE).await {
-            debug!(error = %e, "HTTP connection ended with an error");
-        }
-    }
-}
-
-/// The HTML of a short page with `status`.
-fn page_html(status: StatusCode, text: &str) -> String {
-    let reason = status.canonical_reason().unwrap_or("");
-    format!(
-        "<!doctype html>\n<html><head><title>{code} {reason}</title></head>\n\
-         <body><h1>{code} {reason}</h1>\n<p>{text}</p>\n<hr><p>burrow</p></body></html>\n",
-        code = status.as_u16(),
-    )
-}
-
-/// A short HTML page with `status`, as a whole HTTP/1.1 answer (with
-/// `Connection: close` when `close`).
-pub(crate) fn page_bytes(out: &mut Vec<u8>, status: StatusCode, text: &str, close: bool) {
-    let close: &[(&str, &[u8])] = if close {
-        &[("connection", b"close")]
-    } else {
-        &[]
-    };
-    burrow_proto::http1::write_answer(
-        out,
-        status.as_u16(),
-        status.canonical_reason().unwrap_or(""),
-        "text/html; charset=utf-8",
-        page_html(status, text).as_bytes(),
-        close,
-    );
+        .build(TunnelConnector { ctx, port })
 }
 
 /// A short HTML page with `status`.
-fn page(status: StatusCode, text: &str) -> Response<Body> {
+pub(crate) fn page(status: StatusCode, text: &str) -> Response<Body> {
     let html = page_html(status, text);
     let mut resp = Response::new(
         Full::new(Bytes::from(html))
@@ -431,7 +203,7 @@ fn page(status: StatusCode, text: &str) -> Response<Body> {
 
 /// The request's host: the URI authority (HTTP/2, absolute form) or the
 /// `Host` header.
-fn request_host(req: &Request<Incoming>) -> Option<String> {
+pub(crate) fn request_host(req: &Request<Incoming>) -> Option<String> {
     req.uri()
         .authority()
         .map(|a| a.as_str().to_owned())
@@ -444,8 +216,8 @@ fn request_host(req: &Request<Incoming>) -> Option<String> {
         .filter(|h| !h.is_empty())
 }
 
-async fn handle(
-    shared: &Shared,
+pub(crate) async fn handle(
+    ctx: &Ctx,
     client: &TunnelClient,
     sticky: &Sticky,
     mut req: Request<Incoming>,
@@ -470,14 +242,14 @@ async fn handle(
     let hostname = burrow_policy::routes::strip_port(&host)
         .trim_end_matches('.')
         .to_ascii_lowercase();
-    let Some(tunnel_id) = shared.routes().find(&hostname).copied() else {
+    let Some(tunnel_id) = ctx.tables.now().routes.find(&hostname).copied() else {
         debug!(%hostname, "no route for this hostname");
         return page(
             StatusCode::NOT_FOUND,
             "No tunnel serves this hostname on this edge.",
         );
     };
-    let flow_id = shared.next_flow.fetch_add(1, Ordering::Relaxed);
+    let flow_id = ctx.tasks.next_flow();
     let span = tracing::info_span!("flow", flow_id, host = %hostname);
     let upgrade = is_upgrade(req.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
@@ -552,7 +324,7 @@ async fn handle(
 
     let send = |req| async move {
         if use_sticky {
-            sticky.request(shared, tunnel_id, req).await
+            sticky.request(ctx, tunnel_id, req).await
         } else {
             pooled(client, req).await
         }
@@ -591,7 +363,35 @@ async fn handle(
     };
     let (resp, join) = pass_response(resp, client_upgrade);
     if let Some(join) = join {
-        shared.flows.spawn(join.instrument(span));
+        ctx.tasks.flows.spawn(join.instrument(span));
     }
     resp.map(|b| b.boxed())
+}
+
+impl tokio::io::AsyncWrite for TunnelIo {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+impl hyper_util::client::legacy::connect::Connection for TunnelIo {
+    fn connected(&self) -> hyper_util::client::legacy::connect::Connected {
+        hyper_util::client::legacy::connect::Connected::new()
+    }
 }

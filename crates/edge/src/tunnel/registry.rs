@@ -22,7 +22,7 @@ pub(crate) struct Registered {
 }
 
 #[derive(Default)]
-struct TunnelConns {
+pub(crate) struct TunnelConns {
     conns: Vec<Arc<Registered>>,
     next: AtomicUsize,
 }

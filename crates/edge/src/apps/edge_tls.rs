@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 #[derive(Debug)]
-struct Certs {
+pub(crate) struct Certs {
     by_name: HashMap<String, Arc<CertifiedKey>>,
     only: Option<Arc<CertifiedKey>>,
 }
@@ -85,7 +85,7 @@ pub(crate) struct Loaded {
     pub(crate) resolver: Arc<BySni>,
 }
 
-fn read(dir: &Path) -> Result<Certs, String> {
+pub(crate) fn read(dir: &Path) -> Result<Certs, String> {
     let provider = burrow_transport::pki::provider();
     let mut certs = HashMap::new();
     let entries =

@@ -126,7 +126,7 @@ pub(crate) struct Metrics {
     /// Session log records dropped because the writer fell behind.
     pub(crate) session_log_dropped: Counter,
     /// Logpush: records sent, dropped, failed requests.
-    pub(crate) logpush: crate::logpush::LogpushStats,
+    pub(crate) logpush: crate::telemetry::logpush::LogpushStats,
     /// HTTP requests on the public listeners, by status class.
     pub(crate) http_requests: Family<StatusLabels, Counter>,
     /// Zero-trust client sessions, by close reason.
@@ -263,7 +263,7 @@ impl Metrics {
             "Bytes of finished TCP flows, by app id and direction",
             app_bytes.clone(),
         );
-        let logpush = crate::logpush::LogpushStats::default();
+        let logpush = crate::telemetry::logpush::LogpushStats::default();
         registry.register(
             "logpush_records_sent",
             "Network session log records accepted by the logpush endpoint",

@@ -13,6 +13,8 @@
 //! Locking: the map's `std` mutex is held only to insert, remove or clone
 //! the entries out; never across `.await`.
 
+pub(crate) mod sweep;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};

@@ -1,0 +1,148 @@
+//! [`Ctx`]: what every task of one edge process shares, grouped by
+//! concept. Each group is defined by the module that owns the concept;
+//! this file only puts them side by side, so it imports leaves and no
+//! module it holds imports it back.
+
+use crate::apps::running::AppManager;
+use crate::authz::LiveGrants;
+use crate::egress::peers::Peers;
+use crate::limits::{LogGate, Rate};
+use crate::tables::Tables;
+use crate::telemetry::Telemetry;
+use crate::tunnel::registry::Registry;
+use crate::AppPools;
+use burrow_store::Store;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio_util::task::TaskTracker;
+
+/// State shared by every task of one edge process.
+pub(crate) struct Ctx {
+    /// Who this edge is.
+    pub(crate) id: Identity,
+    /// The state store (SQLite).
+    pub(crate) store: Store,
+    /// Routing tables, one snapshot swapped whole.
+    pub(crate) tables: Tables,
+    /// This node's live tunnel connections.
+    pub(crate) registry: Registry,
+    /// Grants of the connectors and clients connected now, re-checked
+    /// while they stay connected.
+    pub(crate) grants: Arc<LiveGrants>,
+    /// Running apps and the limits app flows share.
+    pub(crate) apps: Apps,
+    /// What was loaded from files and reloads on SIGHUP.
+    pub(crate) files: Files,
+    /// How client flows leave: resolver, built-in deny, peer edges.
+    pub(crate) egress: Egress,
+    /// Metrics, session log, logpush.
+    pub(crate) telemetry: Telemetry,
+    /// Background tasks and flows.
+    pub(crate) tasks: Tasks,
+}
+
+/// Who this edge is.
+pub(crate) struct Identity {
+    /// Short name of this node's location, e.g. `NRT`.
+    pub(crate) colo: String,
+    /// This process's id in the connection registry.
+    pub(crate) node_id: String,
+    pub(crate) account_id: uuid::Uuid,
+    /// The admin token's stored (hashed) form.
+    pub(crate) admin_token_hash: Vec<u8>,
+    /// The CA connectors trust, PEM.
+    pub(crate) ca_pem: String,
+    pub(crate) edge_domain: String,
+    /// Bound tunnel endpoint.
+    pub(crate) tunnel_addr: SocketAddr,
+    /// Addresses app listeners bind to.
+    pub(crate) app_pools: AppPools,
+}
+
+/// Running apps and the limits their flows share.
+pub(crate) struct Apps {
+    pub(crate) running: AppManager,
+    /// Descriptors app flows and public HTTP connections may take (two
+    /// per TCP flow), leaving a reserve for the tunnel endpoint and the
+    /// admin API.
+    pub(crate) fds: Arc<tokio::sync::Semaphore>,
+    /// New UDP app sessions per client address and second.
+    pub(crate) udp_rate: Rate,
+    /// Warnings about refused app connections: one per app per 10 s.
+    pub(crate) refusal_log: LogGate<uuid::Uuid>,
+}
+
+/// What was loaded from files; the reloadable parts are swapped whole on
+/// SIGHUP.
+pub(crate) struct Files {
+    /// TLS config of the HTTP/2 tunnel endpoint.
+    pub(crate) h2_tls: Arc<rustls::ServerConfig>,
+    /// TLS config of apps that terminate TLS at the edge (`--cert-dir`).
+    pub(crate) app_tls: Option<Arc<rustls::ServerConfig>>,
+    /// The `--cert-dir` certificates, reloadable.
+    pub(crate) cert_resolver: Option<Arc<crate::apps::edge_tls::BySni>>,
+    /// TLS client configs toward origins (`tls: full|strict`).
+    pub(crate) origin_tls: arc_swap::ArcSwap<crate::apps::origin_tls::OriginTls>,
+    /// Country / ASN lookups for access rules.
+    pub(crate) geoip: arc_swap::ArcSwap<crate::geoip::GeoIp>,
+}
+
+/// How client flows leave the edge.
+pub(crate) struct Egress {
+    /// Resolver of `origin_dns` names and, with `--dns-server`, of client
+    /// destinations (the error if it could not be set up).
+    pub(crate) resolver: Result<hickory_resolver::TokioResolver, String>,
+    /// `--dns-server`, when given.
+    pub(crate) dns_server: Option<SocketAddr>,
+    /// The built-in deny for destinations dialled for clients.
+    pub(crate) dial_guard: burrow_policy::dial_guard::DialGuard,
+    /// Peer edges of other colos.
+    pub(crate) peers: Peers,
+}
+
+/// Where the edge's tasks run: `background` (accept loops, sweeps,
+/// connection drivers) and `flows` (one per flow, drained on shutdown).
+pub(crate) struct Tasks {
+    pub(crate) background: TaskTracker,
+    pub(crate) flows: TaskTracker,
+    next_flow: AtomicU64,
+}
+
+impl Default for Tasks {
+    fn default() -> Self {
+        Self {
+            background: TaskTracker::new(),
+            flows: TaskTracker::new(),
+            next_flow: AtomicU64::new(1),
+        }
+    }
+}
+
+impl Tasks {
+    /// A new flow id (unique in this process; logs and stream headers).
+    pub(crate) fn next_flow(&self) -> u64 {
+        self.next_flow.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Runs a background task.
+    pub(crate) fn spawn<F>(&self, f: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.background.spawn(f)
+    }
+}
+
+impl Ctx {
+    /// After an admin change commits: marks it for the nodes sharing the
+    /// store, rebuilds the routing tables, and has live grants re-checked.
+    pub(crate) async fn committed(&self) {
+        if let Err(e) = crate::tables::bump(&self.store).await {
+            tracing::warn!(error = %e, "could not mark the change for other nodes sharing the store");
+        }
+        self.tables.reload(&self.store).await;
+        self.grants.changed.notify_one();
+    }
+}

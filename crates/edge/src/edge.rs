@@ -1,0 +1,622 @@
+//! The front door: [`Edge::bind`] opens the store, loads certificates
+//! and binds every socket; [`Edge::run`] starts the listeners and
+//! background tasks, heartbeats, and on shutdown drains flows and stops.
+
+use crate::admin::token::admin_token;
+use crate::apps::{edge_tls, origin_tls};
+use crate::authz::sweep::authz_sweeps;
+use crate::context::Ctx;
+use crate::telemetry::{logpush, metrics};
+use crate::{admin, apps, geoip, http, tunnel};
+use crate::{random_hex, unix_now, EdgeConfig, EdgeError, EdgeInfo, CONNECTION_FRESHNESS};
+use burrow_store::Store;
+use burrow_transport::pki::EdgePki;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+/// New UDP app sessions one client address may open per second (and in
+/// a burst).
+const UDP_SESSIONS_PER_SEC: u32 = 50;
+
+const UDP_SESSIONS_BURST: u32 = 200;
+
+/// Descriptors kept free of app flows for the edge's own listeners.
+const FD_RESERVE_MIN: u64 = 256;
+
+/// How many TCP app flows the open-file limit allows: two descriptors
+/// each, after a reserve of a tenth of the limit (at least
+/// [`FD_RESERVE_MIN`]).
+fn app_fd_budget() -> usize {
+    let soft = rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(s, _)| s);
+    let reserve = (soft / 10).max(FD_RESERVE_MIN);
+    usize::try_from(soft.saturating_sub(reserve) / 2)
+        .unwrap_or(usize::MAX)
+        .max(1)
+}
+
+/// Live counters of a running edge.
+#[derive(Clone)]
+pub struct EdgeStats(Arc<Ctx>);
+
+impl EdgeStats {
+    /// Registered tunnel connections on this node.
+    pub fn tunnel_connections(&self) -> u64 {
+        u64::try_from(self.0.telemetry.metrics.tunnel_connections.get()).unwrap_or(0)
+    }
+    /// Flows being spliced right now.
+    pub fn active_flows(&self) -> u64 {
+        u64::try_from(self.0.telemetry.metrics.active_flows.get()).unwrap_or(0)
+    }
+}
+
+/// The files a running edge can read again (SIGHUP).
+#[derive(Clone)]
+struct ReloadPaths {
+    geoip_country: Option<PathBuf>,
+    geoip_asn: Option<PathBuf>,
+    origin_ca: Option<PathBuf>,
+}
+
+/// Reloads what a running edge can take without a restart: the
+/// `--cert-dir` certificates, the `--origin-ca` roots and the GeoIP files.
+/// Everything else (addresses, pools, state, peers) needs a restart.
+#[derive(Clone)]
+pub struct EdgeReloader {
+    ctx: Arc<Ctx>,
+    paths: ReloadPaths,
+}
+
+impl EdgeReloader {
+    /// Reads the files again; each part that loads replaces the running
+    /// one, each that fails keeps the running one. Returns one line per
+    /// part: what was reloaded, or why not.
+    pub async fn reload(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(r) = self.ctx.files.cert_resolver.clone() {
+            out.push(
+                match tokio::task::spawn_blocking(move || r.reload()).await {
+                    Ok(Ok(names)) => format!("cert-dir: reloaded ({} hostnames)", names.len()),
+                    Ok(Err(e)) => format!("cert-dir: kept the running certificates: {e}"),
+                    Err(e) => format!("cert-dir: {e}"),
+                },
+            );
+        }
+        let ca = self.paths.origin_ca.clone();
+        out.push(
+            match tokio::task::spawn_blocking(move || origin_tls::load(ca.as_deref())).await {
+                Ok(Ok(t)) => {
+                    let line = format!("origin-ca: reloaded ({})", t.roots_from);
+                    self.ctx.files.origin_tls.store(Arc::new(t));
+                    line
+                }
+                Ok(Err(e)) => format!("origin-ca: kept the running roots: {e}"),
+                Err(e) => format!("origin-ca: {e}"),
+            },
+        );
+        if self.paths.geoip_country.is_some() || self.paths.geoip_asn.is_some() {
+            let (c, a) = (
+                self.paths.geoip_country.clone(),
+                self.paths.geoip_asn.clone(),
+            );
+            out.push(
+                match tokio::task::spawn_blocking(move || {
+                    geoip::GeoIp::open(c.as_deref(), a.as_deref())
+                })
+                .await
+                {
+                    Ok(Ok(g)) => {
+                        self.ctx.files.geoip.store(Arc::new(g));
+                        "geoip: reloaded".to_owned()
+                    }
+                    Ok(Err(e)) => format!("geoip: kept the running databases: {e}"),
+                    Err(e) => format!("geoip: {e}"),
+                },
+            );
+        }
+        out
+    }
+}
+
+/// A bound, not yet running edge.
+pub struct Edge {
+    ctx: Arc<Ctx>,
+    reload_paths: ReloadPaths,
+    info: EdgeInfo,
+    tcp: TcpListener,
+    quic: Option<quinn::Endpoint>,
+    admin: TcpListener,
+    http: Option<TcpListener>,
+    https: Option<(TcpListener, Arc<rustls::ServerConfig>)>,
+    grace: Duration,
+}
+
+async fn bind_tunnel(
+    listen: SocketAddr,
+    quic_cfg: Option<quinn::ServerConfig>,
+) -> Result<(TcpListener, Option<quinn::Endpoint>), EdgeError> {
+    // With port 0, pick the TCP port first and take the same UDP port; retry
+    // a few times if that UDP port happens to be taken.
+    let tries = if listen.port() == 0 { 20 } else { 1 };
+    let mut last = None;
+    for _ in 0..tries {
+        let tcp = TcpListener::bind(listen)
+            .await
+            .map_err(|e| EdgeError::Bind {
+                what: "tunnel endpoint, TCP",
+                addr: listen,
+                source: e,
+            })?;
+        let bound = tcp.local_addr()?;
+        let Some(cfg) = quic_cfg.clone() else {
+            return Ok((tcp, None));
+        };
+        match burrow_transport::quic::server_endpoint(bound, cfg) {
+            Ok(ep) => return Ok((tcp, Some(ep))),
+            Err(e) => last = Some((bound, e)),
+        }
+    }
+    let (addr, e) = last.expect("at least one try");
+    Err(EdgeError::Bind {
+        what: "tunnel endpoint, UDP",
+        addr,
+        source: std::io::Error::other(e.to_string()),
+    })
+}
+
+impl Edge {
+    /// Opens the state store, loads or creates certificates and the admin
+    /// token, and binds the tunnel endpoint and the admin API.
+    ///
+    /// # Errors
+    /// [`EdgeError`] naming the file or address that failed.
+    pub async fn bind(cfg: EdgeConfig) -> Result<Self, EdgeError> {
+        let store_err = |source| EdgeError::Store {
+            path: cfg.state.clone(),
+            source,
+        };
+        // The store creates the file's directory (0700) when missing.
+        let store = Store::open(&cfg.state).await.map_err(store_err)?;
+        let account_id = store
+            .meta_or_init("account_id", || uuid::Uuid::new_v4().to_string())
+            .await
+            .map_err(store_err)?;
+        let account_id = uuid::Uuid::parse_str(&account_id).map_err(|e| {
+            store_err(burrow_store::StoreError::Corrupt {
+                table: "meta",
+                reason: format!("account_id: {e}"),
+            })
+        })?;
+        let (pki_dir, domain) = (cfg.pki_dir.clone(), cfg.edge_domain.clone());
+        let pki = tokio::task::spawn_blocking(move || -> Result<_, EdgeError> {
+            Ok(match pki_dir {
+                Some(dir) => EdgePki::load_or_create(&dir, &domain)?,
+                None => EdgePki::ephemeral(&domain)?,
+            })
+        })
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))??;
+        let token_path = cfg.pki_dir.as_ref().map(|d| d.join("admin.token"));
+        let (token, token_hash, token_created) = admin_token(&store, token_path.as_deref())
+            .await
+            .map_err(store_err)?;
+        // Secrets migrated to hashes leave no plain copy in the WAL.
+        store.checkpoint().await.map_err(store_err)?;
+        let mut created = pki.created.clone();
+        if token_created {
+            created.extend(token_path.clone());
+        }
+        let (gc, ga) = (cfg.geoip_country.clone(), cfg.geoip_asn.clone());
+        let geoip =
+            tokio::task::spawn_blocking(move || geoip::GeoIp::open(gc.as_deref(), ga.as_deref()))
+                .await
+                .map_err(|e| std::io::Error::other(e.to_string()))?
+                .map_err(std::io::Error::other)?;
+        let (app_tls, cert_resolver) = match cfg.cert_dir.clone() {
+            Some(dir) => {
+                let loaded = tokio::task::spawn_blocking(move || edge_tls::load(&dir))
+                    .await
+                    .map_err(|e| std::io::Error::other(e.to_string()))?
+                    .map_err(std::io::Error::other)?;
+                info!(hostnames = ?loaded.names, "edge certificates for apps loaded");
+                (Some(loaded.config), Some(loaded.resolver))
+            }
+            None => (None, None),
+        };
+        let ca = cfg.origin_ca.clone();
+        let origin_tls = tokio::task::spawn_blocking(move || origin_tls::load(ca.as_deref()))
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))?
+            .map_err(std::io::Error::other)?;
+        info!(roots = %origin_tls.roots_from, "origin TLS (tls: strict) verifies against");
+        let reload_paths = ReloadPaths {
+            geoip_country: cfg.geoip_country.clone(),
+            geoip_asn: cfg.geoip_asn.clone(),
+            origin_ca: cfg.origin_ca.clone(),
+        };
+        let app_pools = cfg.app_pools.usable(|ip, e| {
+            warn!(address = %ip, error = %e, "app pool address cannot be bound on this host; apps will not listen on it");
+        });
+        if app_pools.v4.is_empty() && app_pools.v6.is_empty() {
+            return Err(EdgeError::Bind {
+                what: "app address pools (none of the addresses exists on this host)",
+                addr: SocketAddr::new(
+                    cfg.app_pools
+                        .v4
+                        .first()
+                        .or(cfg.app_pools.v6.first())
+                        .copied()
+                        .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into()),
+                    0,
+                ),
+                source: std::io::ErrorKind::AddrNotAvailable.into(),
+            });
+        }
+        let resolver = burrow_transport::dns::resolver(cfg.dns_server, false);
+        if let Err(e) = &resolver {
+            warn!(error = %e, "DNS origins will not resolve");
+        }
+        let quic_cfg = if cfg.disable_quic {
+            None
+        } else {
+            Some(burrow_transport::quic::server_config(&pki)?)
+        };
+        let (tcp, quic) = bind_tunnel(cfg.listen, quic_cfg).await?;
+        let tunnel_addr = tcp.local_addr()?;
+        let admin = TcpListener::bind(cfg.admin)
+            .await
+            .map_err(|e| EdgeError::Bind {
+                what: "admin API",
+                addr: cfg.admin,
+                source: e,
+            })?;
+        let admin_addr = admin.local_addr()?;
+        let http = match cfg.http {
+            Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| EdgeError::Bind {
+                what: "HTTP listener",
+                addr,
+                source: e,
+            })?),
+            None => None,
+        };
+        let https = match cfg.https {
+            Some(addr) => {
+                let Some(tls) = &app_tls else {
+                    return Err(EdgeError::Io(std::io::Error::other(
+                        "--https needs certificates: give --cert-dir DIR (NAME.pem + NAME.key per hostname)",
+                    )));
+                };
+                // Same certificates as the apps, plus ALPN for HTTP/2.
+                let mut tls = (**tls).clone();
+                tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+                let l = TcpListener::bind(addr).await.map_err(|e| EdgeError::Bind {
+                    what: "HTTPS listener",
+                    addr,
+                    source: e,
+                })?;
+                Some((l, Arc::new(tls)))
+            }
+            None => None,
+        };
+        let http_addr = http.as_ref().and_then(|l| l.local_addr().ok());
+        let https_addr = https.as_ref().and_then(|(l, _)| l.local_addr().ok());
+        let node_id = format!("{}-{}", cfg.colo, &random_hex(4));
+        // Rows left by a previous run of a crashed node are pruned by age.
+        let _ = store
+            .prune_connections(&node_id, unix_now() - CONNECTION_FRESHNESS)
+            .await;
+        let metrics = metrics::Metrics::new();
+        let logpush = cfg
+            .logpush
+            .clone()
+            .map(|t| logpush::Logpush::start(t, metrics.logpush.clone()));
+        let tasks = crate::context::Tasks::default();
+        let peers = crate::egress::peers::Peers::new(
+            cfg.peers.clone(),
+            crate::egress::peers::Me {
+                account_id,
+                colo: cfg.colo.clone(),
+                ca_pem: pki.ca_pem.clone(),
+                edge_domain: cfg.edge_domain.clone(),
+            },
+            tasks.background.clone(),
+        );
+        let ctx = Arc::new(Ctx {
+            id: crate::context::Identity {
+                colo: cfg.colo.clone(),
+                node_id,
+                account_id,
+                admin_token_hash: token_hash,
+                ca_pem: pki.ca_pem.clone(),
+                edge_domain: cfg.edge_domain.clone(),
+                tunnel_addr,
+                app_pools,
+            },
+            store,
+            tables: crate::tables::Tables::default(),
+            registry: crate::tunnel::registry::Registry::default(),
+            grants: Arc::default(),
+            apps: crate::context::Apps {
+                running: crate::apps::running::AppManager::default(),
+                fds: Arc::new(tokio::sync::Semaphore::new(app_fd_budget())),
+                udp_rate: crate::limits::Rate::new(
+                    UDP_SESSIONS_PER_SEC,
+                    UDP_SESSIONS_BURST,
+                    65_536,
+                ),
+                refusal_log: crate::limits::LogGate::new(Duration::from_secs(10)),
+            },
+            files: crate::context::Files {
+                h2_tls: pki.h2_server_config()?,
+                app_tls,
+                cert_resolver,
+                origin_tls: arc_swap::ArcSwap::from_pointee(origin_tls),
+                geoip: arc_swap::ArcSwap::from_pointee(geoip),
+            },
+            egress: crate::context::Egress {
+                resolver,
+                dns_server: cfg.dns_server,
+                dial_guard: burrow_policy::dial_guard::DialGuard::new(
+                    [Some(tunnel_addr), Some(admin_addr), http_addr, https_addr]
+                        .into_iter()
+                        .flatten()
+                        .collect(),
+                    cfg.egress_allow.clone(),
+                ),
+                peers,
+            },
+            telemetry: crate::telemetry::Telemetry {
+                metrics,
+                session_log: crate::telemetry::session_log::SessionLog::start(
+                    cfg.session_log.clone(),
+                ),
+                logpush,
+            },
+            tasks,
+        });
+        ctx.tables.reload(&ctx.store).await;
+        let info = EdgeInfo {
+            tunnel_addr,
+            admin_addr,
+            ca_pem: pki.ca_pem.clone(),
+            ca_path: pki.ca_path.clone(),
+            token_path,
+            created,
+            admin_token: token,
+            account_id,
+            edge_domain: cfg.edge_domain.clone(),
+            http_addr,
+            https_addr,
+        };
+        Ok(Self {
+            ctx,
+            reload_paths,
+            info,
+            tcp,
+            quic,
+            admin,
+            http,
+            https,
+            grace: cfg.grace_period,
+        })
+    }
+
+    /// Addresses and credentials of this edge.
+    pub fn info(&self) -> &EdgeInfo {
+        &self.info
+    }
+
+    /// A handle that reloads certificates, origin roots and GeoIP files
+    /// while the edge runs (SIGHUP).
+    pub fn reloader(&self) -> EdgeReloader {
+        EdgeReloader {
+            ctx: self.ctx.clone(),
+            paths: self.reload_paths.clone(),
+        }
+    }
+
+    /// A live view of counters, usable while the edge runs.
+    pub fn stats(&self) -> EdgeStats {
+        EdgeStats(self.ctx.clone())
+    }
+
+    /// Creates a tunnel and a TCP app in the store directly (for `burrow
+    /// quick`, which has no separate admin client). Returns the tunnel's
+    /// credentials and the app's bound address.
+    ///
+    /// # Errors
+    /// On store or bind failure.
+    pub async fn quick_setup(
+        &self,
+        name: &str,
+        port: u16,
+        shutdown: &CancellationToken,
+    ) -> Result<(burrow_config::credentials::Credentials, SocketAddr), EdgeError> {
+        use rand::RngCore;
+        let store_err = |source| EdgeError::Store {
+            path: PathBuf::from("(quick)"),
+            source,
+        };
+        let mut secret = vec![0u8; 32];
+        rand::thread_rng().fill_bytes(&mut secret);
+        let t = burrow_store::Tunnel {
+            id: uuid::Uuid::new_v4(),
+            account_id: self.ctx.id.account_id,
+            name: name.to_owned(),
+            secret: secret.clone(),
+            created_at: unix_now(),
+        };
+        self.ctx.store.create_tunnel(&t).await.map_err(store_err)?;
+        let raw = burrow_config::app::RawApp {
+            protocol: format!("tcp/{port}"),
+            origin_tunnel: Some(burrow_config::app::RawOriginTunnel {
+                tunnel: t.id.to_string(),
+                hostname: String::new(),
+            }),
+            ..Default::default()
+        };
+        // Port 0 is not a valid app port; quick picks a free one here, on
+        // the first pool address (quick's pool is loopback).
+        let pools = &self.ctx.id.app_pools;
+        let quick_ip = *pools
+            .v4
+            .first()
+            .or(pools.v6.first())
+            .ok_or_else(|| std::io::Error::other("no app address pool"))?;
+        let listener = tokio::net::TcpListener::bind(SocketAddr::new(quick_ip, port)).await?;
+        let addr = listener.local_addr()?;
+        let raw = burrow_config::app::RawApp {
+            protocol: format!("tcp/{}", addr.port()),
+            ..raw
+        };
+        let spec = raw
+            .validate()
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let app = burrow_store::App {
+            id: uuid::Uuid::new_v4(),
+            spec: serde_json::to_string(&raw).map_err(std::io::Error::other)?,
+            l4: "tcp".into(),
+            port_start: addr.port(),
+            port_end: addr.port(),
+            tunnel_id: Some(t.id),
+            created_at: unix_now(),
+        };
+        self.ctx.store.create_app(&app).await.map_err(store_err)?;
+        let compiled = Arc::new(apps::compiled::Compiled::new(
+            app.id,
+            spec,
+            Some(t.id),
+            app.spec.clone(),
+        ));
+        self.ctx.apps.running.adopt(
+            &self.ctx,
+            compiled,
+            vec![apps::running::Listener::Tcp(listener)],
+            shutdown,
+        );
+        let creds = burrow_config::credentials::Credentials {
+            account_id: t.account_id,
+            tunnel_id: t.id,
+            secret: burrow_config::credentials::SecretBytes(secret),
+            tunnel_name: Some(t.name),
+            edge_ca_pem: Some(self.ctx.id.ca_pem.clone()),
+            edges: vec![self.info.tunnel_addr.to_string()],
+            edge_domain: Some(self.ctx.id.edge_domain.clone()),
+        };
+        Ok((creds, addr))
+    }
+
+    /// Serves until `shutdown` is cancelled, then stops taking new flows,
+    /// lets open flows finish for the grace period, and closes.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let Self {
+            ctx,
+            reload_paths: _,
+            info,
+            tcp,
+            quic,
+            admin,
+            http,
+            https,
+            grace,
+        } = self;
+        info!(
+            colo = %ctx.id.colo, tunnel = %info.tunnel_addr, quic = quic.is_some(),
+            admin = %info.admin_addr, "edge running"
+        );
+        // Listeners stop taking new work when `accepting` is cancelled.
+        let accepting = shutdown.child_token();
+        ctx.tasks
+            .spawn(tunnel::run_tcp(ctx.clone(), tcp, accepting.clone()));
+        if let Some(ep) = quic.clone() {
+            ctx.tasks
+                .spawn(tunnel::run_quic(ctx.clone(), ep, accepting.clone()));
+        }
+        let admin_state = admin::AdminState {
+            ctx: ctx.clone(),
+            shutdown: accepting.clone(),
+        };
+        let admin_stop = CancellationToken::new();
+        let admin_task = ctx.tasks.spawn({
+            let stop = admin_stop.clone();
+            async move {
+                let app = admin::router(admin_state);
+                if let Err(e) = axum::serve(admin, app)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await
+                {
+                    warn!(error = %e, "admin API stopped");
+                }
+            }
+        });
+        if let Some(l) = http {
+            ctx.tasks
+                .spawn(http::run(ctx.clone(), l, None, accepting.clone()));
+        }
+        if let Some((l, tls)) = https {
+            ctx.tasks
+                .spawn(http::run(ctx.clone(), l, Some(tls), accepting.clone()));
+        }
+        ctx.apps.running.sync(&ctx, &accepting).await;
+        ctx.tasks.spawn(authz_sweeps(ctx.clone(), shutdown.clone()));
+        let mut tick = tokio::time::interval(HEARTBEAT);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tick.tick() => {
+                    let now = unix_now();
+                    if let Err(e) = ctx.store.touch_node(&ctx.id.node_id, now).await {
+                        warn!(error = %e, "heartbeat to the state store failed");
+                    }
+                    // Another node sharing the store committed a change.
+                    if ctx.tables.follow(&ctx.store).await {
+                        ctx.apps.running.sync(&ctx, &accepting).await;
+                    }
+                }
+            }
+        }
+
+        let open = ctx.telemetry.metrics.active_flows.get();
+        info!(open_flows = open, grace = ?grace, "shutting down: no new flows, draining");
+        accepting.cancel();
+        ctx.apps.running.stop_all();
+        ctx.tasks.flows.close();
+        if tokio::time::timeout(grace, ctx.tasks.flows.wait())
+            .await
+            .is_err()
+        {
+            warn!(
+                open_flows = ctx.telemetry.metrics.active_flows.get(),
+                "grace period over; closing remaining flows"
+            );
+        }
+        // Let the last bytes of finished flows be acknowledged before the
+        // QUIC connections close (closing drops unacknowledged data).
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        for r in ctx.registry.all() {
+            r.conn.close();
+        }
+        if let Some(ep) = quic {
+            ep.close(0u32.into(), b"edge shutting down");
+        }
+        let _ = ctx.store.prune_connections(&ctx.id.node_id, 0).await;
+        if let Some(lp) = &ctx.telemetry.logpush {
+            lp.flush_and_stop().await;
+        }
+        ctx.telemetry.session_log.flush_and_stop().await;
+        admin_stop.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(2), admin_task).await;
+        ctx.tasks.background.close();
+        let _ = tokio::time::timeout(Duration::from_secs(2), ctx.tasks.background.wait()).await;
+        ctx.store.close().await;
+        info!("edge stopped");
+    }
+}
+
+/// Heartbeat and app-sync period.
+const HEARTBEAT: Duration = Duration::from_secs(5);

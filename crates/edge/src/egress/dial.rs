@@ -1,0 +1,137 @@
+//! Dialing a destination for a client or peer flow: resolving (with
+//! `--dns-server` when given), the built-in deny, binding a dedicated
+//! egress IP, and the close reason when it fails.
+
+use crate::context::Ctx;
+use crate::egress::udp;
+use burrow_proto::{Frame, Refusal, RefuseCode};
+use burrow_transport::frames::write_frame;
+use burrow_transport::BoxStream;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Dial timeout toward a destination.
+pub(crate) const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a flow did not reach its destination: the session log's close
+/// reason and the message for the client.
+pub(crate) struct Unreachable {
+    pub(crate) reason: &'static str,
+    pub(crate) message: String,
+}
+
+/// Dials `target` within [`DIAL_TIMEOUT`], from `source` when a dedicated
+/// egress IP of the same family applies.
+pub(crate) async fn dial(
+    target: SocketAddr,
+    source: Option<std::net::IpAddr>,
+) -> Result<tokio::net::TcpStream, Unreachable> {
+    let fail = |reason, e: &dyn std::fmt::Display| Unreachable {
+        reason,
+        message: format!("cannot reach {target}: {e}"),
+    };
+    let socket = if target.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+    .map_err(|e| fail("ORIGIN_UNREACHABLE", &e))?;
+    if let Some(ip) = source.filter(|ip| ip.is_ipv4() == target.is_ipv4()) {
+        socket.bind(SocketAddr::new(ip, 0)).map_err(|e| {
+            fail(
+                "EGRESS_IP_UNAVAILABLE",
+                &format!("egress IP {ip} is not an address of this edge: {e}"),
+            )
+        })?;
+    }
+    match tokio::time::timeout(DIAL_TIMEOUT, socket.connect(target)).await {
+        Ok(Ok(o)) => Ok(o),
+        Ok(Err(e)) => {
+            let reason = if e.raw_os_error() == Some(99) {
+                "PORT_EXHAUSTION"
+            } else if e.kind() == std::io::ErrorKind::ConnectionRefused {
+                "ORIGIN_REFUSED"
+            } else {
+                "ORIGIN_UNREACHABLE"
+            };
+            Err(fail(reason, &e))
+        }
+        Err(_) => Err(Unreachable {
+            reason: "ORIGIN_TIMEOUT",
+            message: format!("{target} did not answer within {DIAL_TIMEOUT:?}"),
+        }),
+    }
+}
+
+/// A TCP connection to `target` from `source` (for peer flows); the
+/// message when it fails.
+pub(crate) async fn dial_from(
+    target: SocketAddr,
+    source: Option<std::net::IpAddr>,
+) -> Result<tokio::net::TcpStream, String> {
+    dial(target, source).await.map_err(|u| u.message)
+}
+
+/// A UDP socket to `target` from `source` (for peer flows).
+pub(crate) async fn udp_socket(
+    target: SocketAddr,
+    source: Option<std::net::IpAddr>,
+) -> Result<tokio::net::UdpSocket, String> {
+    udp::socket(target, source).await.map_err(|u| u.message)
+}
+
+/// Relays a UDP session between a stream and a socket (for peer flows).
+pub(crate) async fn udp_relay(
+    stream: BoxStream,
+    leftover: bytes::BytesMut,
+    sock: tokio::net::UdpSocket,
+) {
+    udp::relay_socket(stream, leftover, sock).await;
+}
+
+/// Resolves `host` to the one address the flow will dial: with the edge's
+/// `--dns-server` when given, else the system's resolver.
+pub(crate) async fn resolve(ctx: &Ctx, host: &str, port: u16) -> Option<SocketAddr> {
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return Some(SocketAddr::new(ip, port));
+    }
+    match (&ctx.egress.dns_server, &ctx.egress.resolver) {
+        (Some(_), Ok(r)) => r
+            .lookup_ip(host)
+            .await
+            .ok()?
+            .iter()
+            .next()
+            .map(|ip| SocketAddr::new(ip, port)),
+        _ => tokio::net::lookup_host((host, port)).await.ok()?.next(),
+    }
+}
+
+/// The built-in deny ([`burrow_policy::dial_guard`]) for `target`, the
+/// address that will actually be dialled.
+pub(crate) fn guard(
+    ctx: &Ctx,
+    target: SocketAddr,
+) -> Result<(), burrow_policy::dial_guard::Denied> {
+    let edge_host = is_host_address(target.ip());
+    let facts = burrow_policy::dial_guard::DialFacts {
+        edge_host,
+        app_listener: ctx.apps.running.listens_on(target, edge_host),
+    };
+    ctx.egress.dial_guard.check(target, facts)
+}
+
+/// Whether `ip` is an address of this host: binding a socket to it works.
+pub(crate) fn is_host_address(ip: std::net::IpAddr) -> bool {
+    let ip = burrow_policy::dial_guard::canonical(ip);
+    ip.is_loopback() || std::net::UdpSocket::bind(SocketAddr::new(ip, 0)).is_ok()
+}
+
+/// Refuses a client flow with `message`.
+pub(crate) async fn refuse(stream: &mut BoxStream, message: String) {
+    let f = Frame::StreamRejected(Refusal {
+        code: RefuseCode::OriginUnreachable,
+        message,
+    });
+    let _ = write_frame(stream, &f, false).await;
+}

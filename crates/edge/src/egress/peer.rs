@@ -1,0 +1,205 @@
+//! Edge-to-edge egress (`--peer COLO=HOST:PORT`): a client flow whose
+//! dedicated egress IP belongs to another colo is handed to that colo's
+//! edge, which dials the destination from the IP and splices.
+//!
+//! A peer connects to the other edge's tunnel endpoint over QUIC like a
+//! connector, verifying its certificate (`--peer-ca`, default this edge's
+//! own CA), and registers with the feature [`FEATURE`] and the shared peer
+//! secret (`--peer-secret-file`, compared in constant time). Each handed
+//! flow is one stream: `StreamOpen` of kind TCP or UDP whose `hostname`
+//! is the destination `ip:port` and whose `client_addr` carries the source
+//! IP to dial from (port 0; `0.0.0.0` for its shared pool); the peer answers `StreamAccepted` or
+//! `StreamRejected` with the reason, then bytes (or framed datagrams)
+//! follow. The session log record is written by the edge the client is
+//! connected to.
+
+use crate::context::Ctx;
+use burrow_proto::{FlowKind, Frame, RefuseCode, Register, StreamOpen};
+use burrow_transport::frames::{write_frame, FrameReader};
+use burrow_transport::{BoxStream, EdgeConn};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use subtle::ConstantTimeEq;
+use tokio::io::AsyncWriteExt;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn, Instrument};
+
+/// Time a peer has to answer a handed flow (it dials within 10 s).
+pub(crate) const ACCEPT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// What a handed flow came to.
+pub(crate) enum Handed {
+    /// The peer reached the destination: the stream and bytes read past
+    /// its answer.
+    Open(BoxStream, bytes::BytesMut),
+    /// The peer is up but the destination is not reachable (the reason).
+    Refused(String),
+    /// The peer could not be reached: try the next exit.
+    Down(String),
+}
+
+/// Hands a flow to the edge of `colo`; a peer found down is skipped for
+/// a while.
+pub(crate) async fn hand(
+    ctx: &Ctx,
+    colo: &str,
+    udp: bool,
+    target: SocketAddr,
+    source: Option<std::net::Ipv4Addr>,
+) -> Handed {
+    let r = hand_once(ctx, colo, udp, target, source).await;
+    if matches!(r, Handed::Down(_)) {
+        ctx.egress.peers.mark_down(colo);
+    }
+    r
+}
+
+pub(crate) async fn hand_once(
+    ctx: &Ctx,
+    colo: &str,
+    udp: bool,
+    target: SocketAddr,
+    source: Option<std::net::Ipv4Addr>,
+) -> Handed {
+    let conn = match ctx.egress.peers.conn(colo).await {
+        Ok(c) => c,
+        Err(e) => return Handed::Down(e),
+    };
+    let mut stream = match conn.open_stream().await {
+        Ok(s) => s,
+        Err(e) => return Handed::Down(format!("peer {colo}: {e}")),
+    };
+    let open = Frame::StreamOpen(StreamOpen {
+        kind: if udp { FlowKind::Udp } else { FlowKind::Tcp },
+        flow_id: ctx.tasks.next_flow(),
+        hostname: target.to_string(),
+        edge_port: 0,
+        client_addr: SocketAddr::new(source.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED).into(), 0),
+    });
+    if let Err(e) = write_frame(&mut stream, &open, false).await {
+        return Handed::Down(format!("peer {colo}: {e}"));
+    }
+    let mut reader = FrameReader::new();
+    match tokio::time::timeout(ACCEPT_TIMEOUT, reader.read_frame(&mut stream)).await {
+        Ok(Ok(Frame::StreamAccepted)) => Handed::Open(stream, reader.into_leftover()),
+        Ok(Ok(Frame::StreamRejected(r))) => Handed::Refused(r.message),
+        Ok(Ok(other)) => Handed::Down(format!("peer {colo}: unexpected answer {other:?}")),
+        Ok(Err(e)) => Handed::Down(format!("peer {colo}: {e}")),
+        Err(_) => Handed::Down(format!("peer {colo}: no answer within {ACCEPT_TIMEOUT:?}")),
+    }
+}
+
+/// Serves a registered peer edge: dials the flows it hands over.
+pub(crate) async fn serve(
+    ctx: Arc<Ctx>,
+    conn: EdgeConn,
+    mut control: BoxStream,
+    reg: Register,
+    from: SocketAddr,
+    shutdown: CancellationToken,
+    pre: crate::tunnel::handshake::PreAuth,
+) {
+    let ok = ctx
+        .egress
+        .peers
+        .cfg
+        .secret
+        .as_ref()
+        .is_some_and(|s| bool::from(s.expose().ct_eq(reg.secret.expose())));
+    let colo = reg
+        .features
+        .iter()
+        .find_map(|f| f.strip_prefix("colo="))
+        .unwrap_or("?")
+        .to_owned();
+    if !ok || !matches!(conn, EdgeConn::Quic(_)) {
+        let message = if ok {
+            "peer edges connect over QUIC".to_owned()
+        } else {
+            "peer secret does not match (or this edge has no --peer-secret-file)".to_owned()
+        };
+        warn!(peer = %from, %colo, reason = %message, "peer edge refused");
+        crate::tunnel::handshake::refuse(&mut control, &conn, RefuseCode::BadSecret, &message)
+            .await;
+        return;
+    }
+    if !crate::tunnel::handshake::accept_registration(&mut control, &conn, &ctx.id.colo, pre).await
+    {
+        return;
+    }
+    info!(peer = %from, %colo, "peer edge connected");
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = conn.closed() => break,
+            s = conn.accept_stream() => match s {
+                Some(stream) => {
+                    let span = tracing::info_span!("peer_flow", from_colo = %colo);
+                    ctx.tasks.flows.spawn(egress(ctx.clone(), stream).instrument(span));
+                }
+                None => break,
+            },
+        }
+    }
+    info!(peer = %from, %colo, "peer edge disconnected");
+}
+
+/// One handed flow: dial from the named source, splice.
+pub(crate) async fn egress(ctx: Arc<Ctx>, mut stream: BoxStream) {
+    let mut reader = FrameReader::new();
+    let open = match tokio::time::timeout(ACCEPT_TIMEOUT, reader.read_frame(&mut stream)).await {
+        Ok(Ok(Frame::StreamOpen(o))) if matches!(o.kind, FlowKind::Tcp | FlowKind::Udp) => o,
+        _ => return,
+    };
+    let Ok(target) = open.hostname.parse::<SocketAddr>() else {
+        let _ =
+            crate::egress::dial::refuse(&mut stream, format!("'{}' is not ip:port", open.hostname))
+                .await;
+        return;
+    };
+    // The handing edge checked too; this host's own addresses are known
+    // only here.
+    if let Err(d) = crate::egress::dial::guard(&ctx, target) {
+        info!(destination = %target, reason = d.message(), "peer egress refused");
+        crate::egress::dial::refuse(&mut stream, format!("{target} {}", d.message())).await;
+        return;
+    }
+    // 0.0.0.0: this edge's shared pool (its default source).
+    let source = Some(open.client_addr.ip()).filter(|ip| !ip.is_unspecified());
+    info!(destination = %target, source = %open.client_addr.ip(), "peer egress");
+    if open.kind == FlowKind::Udp {
+        match crate::egress::dial::udp_socket(target, source).await {
+            Ok(sock) => {
+                if write_frame(&mut stream, &Frame::StreamAccepted, false)
+                    .await
+                    .is_ok()
+                {
+                    crate::egress::dial::udp_relay(stream, reader.into_leftover(), sock).await;
+                }
+            }
+            Err(message) => crate::egress::dial::refuse(&mut stream, message).await,
+        }
+        return;
+    }
+    let mut origin = match crate::egress::dial::dial_from(target, source).await {
+        Ok(o) => o,
+        Err(message) => {
+            crate::egress::dial::refuse(&mut stream, message).await;
+            return;
+        }
+    };
+    if write_frame(&mut stream, &Frame::StreamAccepted, false)
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let leftover = reader.into_leftover();
+    if !leftover.is_empty() && origin.write_all(&leftover).await.is_err() {
+        return;
+    }
+    if let Err(e) = burrow_transport::splice::splice(&mut stream, &mut origin).await {
+        debug!(error = %e, "peer flow ended with an error");
+    }
+}

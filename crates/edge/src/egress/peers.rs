@@ -1,0 +1,185 @@
+//! Connections from this edge to its peer edges (`--peer`), one per colo,
+//! made on first use and shared by every flow handed to that colo.
+
+use burrow_proto::{Frame, Register};
+use burrow_transport::frames::{write_frame, FrameReader};
+use burrow_transport::ConnectorConn;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+use tracing::info;
+
+/// Registration feature of peer edges.
+pub(crate) const FEATURE: &str = "peer";
+
+/// Who this edge is when it registers with a peer.
+pub(crate) struct Me {
+    pub(crate) account_id: uuid::Uuid,
+    pub(crate) colo: String,
+    /// This edge's CA (trusted for peers unless `--peer-ca`).
+    pub(crate) ca_pem: String,
+    pub(crate) edge_domain: String,
+}
+
+/// Peer settings of this edge.
+#[derive(Debug, Clone, Default)]
+pub struct PeerConfig {
+    /// `COLO → tunnel endpoint address` of other edges.
+    pub peers: HashMap<String, SocketAddr>,
+    /// Shared secret; without it, no peer flows either way.
+    pub secret: Option<burrow_proto::WireSecret>,
+    /// CA (PEM) that signed the peers' certificates; `None`: this edge's.
+    pub ca_pem: Option<String>,
+    /// Where the colos are (`--colo-location`), for the default egress.
+    pub sites: Vec<burrow_policy::exits::Site>,
+}
+
+/// Open connections to peers, by colo.
+pub(crate) struct Peers {
+    /// `--peer`, `--peer-secret-file`, `--peer-ca`, `--colo-location`.
+    pub(crate) cfg: PeerConfig,
+    /// Who this edge is to its peers.
+    me: Me,
+    /// Where the control-stream readers of peer connections run.
+    tasks: tokio_util::task::TaskTracker,
+    slots: std::sync::Mutex<HashMap<String, Arc<Slot>>>,
+    /// Colos whose last connection attempt failed, until when to skip them.
+    down: std::sync::Mutex<HashMap<String, std::time::Instant>>,
+}
+
+/// One colo's connection: flows read it without waiting; a (re)connect
+/// holds `connecting`, so flows to that colo share one attempt and flows
+/// to other colos never wait for it.
+#[derive(Default)]
+pub(crate) struct Slot {
+    live: std::sync::Mutex<Option<Arc<ConnectorConn>>>,
+    connecting: tokio::sync::Mutex<()>,
+}
+
+impl Slot {
+    fn open(&self) -> Option<Arc<ConnectorConn>> {
+        self.live
+            .lock()
+            .ok()?
+            .as_ref()
+            .filter(|c| !c.is_closed())
+            .cloned()
+    }
+}
+
+/// How long a peer that could not be reached is skipped (flows take the
+/// next exit at once meanwhile).
+pub(crate) const DOWN_FOR: Duration = Duration::from_secs(10);
+
+impl Peers {
+    pub(crate) fn new(cfg: PeerConfig, me: Me, tasks: tokio_util::task::TaskTracker) -> Self {
+        Self {
+            cfg,
+            me,
+            tasks,
+            slots: std::sync::Mutex::default(),
+            down: std::sync::Mutex::default(),
+        }
+    }
+
+    /// A live connection to the edge of `colo`, made on first use.
+    /// Skips `colo` for [`DOWN_FOR`]: a flow handed to it found it down.
+    pub(crate) fn mark_down(&self, colo: &str) {
+        self.down
+            .lock()
+            .expect("peer state lock poisoned")
+            .insert(colo.to_owned(), std::time::Instant::now() + DOWN_FOR);
+    }
+
+    pub(crate) async fn conn(&self, colo: &str) -> Result<Arc<ConnectorConn>, String> {
+        if let Some(until) = self
+            .down
+            .lock()
+            .expect("peer state lock poisoned")
+            .get(colo)
+        {
+            if *until > std::time::Instant::now() {
+                return Err(format!("peer {colo} was unreachable moments ago"));
+            }
+        }
+        let r = self.connect(colo).await;
+        let mut down = self.down.lock().expect("peer state lock poisoned");
+        match &r {
+            Ok(_) => down.remove(colo),
+            Err(_) => down.insert(colo.to_owned(), std::time::Instant::now() + DOWN_FOR),
+        };
+        r
+    }
+
+    async fn connect(&self, colo: &str) -> Result<Arc<ConnectorConn>, String> {
+        let slot = self
+            .slots
+            .lock()
+            .map_err(|_| "peer state lock poisoned".to_owned())?
+            .entry(colo.to_owned())
+            .or_default()
+            .clone();
+        if let Some(c) = slot.open() {
+            return Ok(c);
+        }
+        let _connecting = slot.connecting.lock().await;
+        // Another flow may have connected while this one waited.
+        if let Some(c) = slot.open() {
+            return Ok(c);
+        }
+        let cfg = &self.cfg;
+        let addr = *cfg
+            .peers
+            .get(colo)
+            .ok_or_else(|| format!("no --peer configured for colo {colo}"))?;
+        let secret = cfg
+            .secret
+            .clone()
+            .ok_or("no --peer-secret-file: peer egress is off")?;
+        let ca = cfg.ca_pem.as_deref().unwrap_or(&self.me.ca_pem);
+        let trust = burrow_transport::pki::EdgeTrust::new(ca, &self.me.edge_domain)
+            .map_err(|e| format!("peer CA: {e}"))?;
+        let ep = burrow_transport::quic::client_endpoint(addr).map_err(|e| e.to_string())?;
+        let (conn, mut control) =
+            burrow_transport::quic::connect(&ep, addr, &trust, CONNECT_TIMEOUT)
+                .await
+                .map_err(|e| format!("peer {colo} at {addr}: {e}"))?;
+        let reg = Frame::Register(Register {
+            account_id: *self.me.account_id.as_bytes(),
+            tunnel_id: [0; 16],
+            secret,
+            connector_id: *uuid::Uuid::new_v4().as_bytes(),
+            conn_index: 0,
+            version: format!("burrow-edge {} {}", env!("CARGO_PKG_VERSION"), self.me.colo),
+            features: vec![FEATURE.into(), format!("colo={}", self.me.colo)],
+        });
+        let mut reader = FrameReader::new();
+        let answer = tokio::time::timeout(CONNECT_TIMEOUT, async {
+            write_frame(&mut control, &reg, true).await?;
+            reader.read_frame(&mut control).await
+        })
+        .await
+        .map_err(|_| format!("peer {colo}: no answer to registration"))?
+        .map_err(|e| format!("peer {colo}: {e}"))?;
+        match answer {
+            Frame::Registered(_) => {}
+            Frame::Refused(r) => return Err(format!("peer {colo} refused: {}", r.message)),
+            other => return Err(format!("peer {colo}: unexpected answer {other:?}")),
+        }
+        self.tasks.spawn(async move {
+            let mut buf = [0u8; 64];
+            while matches!(control.read(&mut buf).await, Ok(n) if n > 0) {}
+        });
+        info!(colo, %addr, "connected to peer edge");
+        let conn = Arc::new(conn);
+        if let Ok(mut live) = slot.live.lock() {
+            *live = Some(conn.clone());
+        }
+        Ok(conn)
+    }
+}
+
+/// Time to connect to and register with a peer.
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);

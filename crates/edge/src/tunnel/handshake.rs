@@ -1,0 +1,156 @@
+//! The registration handshake every party of the tunnel endpoint goes
+//! through (connectors, zero-trust clients, peer edges): what an
+//! unregistered connection may hold, how long it has, and the answers.
+
+use burrow_proto::{Frame, Refusal, RefuseCode, Register, Registered as RegisteredFrame};
+use burrow_store::Tunnel;
+use burrow_transport::frames::{write_frame, FrameReader};
+use burrow_transport::{BoxStream, EdgeConn, TransportError};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Time a peer has from its first packet to a registration the edge
+/// accepted: TLS/QUIC handshake and registration together.
+pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Most connections in the handshake phase (not registered yet) at once.
+pub(crate) const MAX_HANDSHAKING: usize = 1024;
+
+/// Most connections in the handshake phase from one source address, so
+/// one host cannot take every handshake slot.
+pub(crate) const MAX_HANDSHAKING_PER_SOURCE: usize = 64;
+
+/// What an unregistered connection holds until it registers or goes: one
+/// of the [`MAX_HANDSHAKING`] permits, one of its source's
+/// [`MAX_HANDSHAKING_PER_SOURCE`], and the deadline of the whole handshake.
+pub(crate) struct PreAuth {
+    pub(crate) _permit: tokio::sync::OwnedSemaphorePermit,
+    pub(crate) _source: crate::limits::Slot,
+    pub(crate) deadline: tokio::time::Instant,
+}
+
+/// Connections in handshake per source address (the total is the
+/// semaphore's).
+pub(crate) fn handshaking() -> Arc<crate::limits::Counts> {
+    let per_source = u32::try_from(MAX_HANDSHAKING_PER_SOURCE).expect("small constant");
+    crate::limits::Counts::new(u32::MAX, per_source)
+}
+
+/// Pure check of a registration against the stored tunnel: the secret is
+/// compared in constant time, and the account must match.
+pub(crate) fn check_registration(reg: &Register, tunnel: Option<&Tunnel>) -> Result<(), Refusal> {
+    let unknown = || Refusal {
+        code: RefuseCode::UnknownTunnel,
+        message: format!(
+            "tunnel {} is not known to this edge (deleted, or created on another edge)",
+            uuid::Uuid::from_bytes(reg.tunnel_id)
+        ),
+    };
+    let Some(t) = tunnel else {
+        return Err(unknown());
+    };
+    let secret_ok = burrow_store::secret::verify(&t.secret, reg.secret.expose());
+    let account_ok = t.account_id.as_bytes() == &reg.account_id;
+    if !secret_ok || !account_ok {
+        return Err(Refusal {
+            code: RefuseCode::BadSecret,
+            message: format!(
+                "tunnel secret does not match for tunnel {}: check the credentials file",
+                t.id
+            ),
+        });
+    }
+    Ok(())
+}
+
+pub(crate) async fn read_registration(
+    control: &mut BoxStream,
+    reader: &mut FrameReader,
+) -> Result<Register, TransportError> {
+    reader.read_preface(control).await?;
+    match reader.read_frame(control).await? {
+        Frame::Register(r) => Ok(r),
+        other => Err(TransportError::Protocol(format!(
+            "expected Register as the first frame, got {other:?}"
+        ))),
+    }
+}
+
+/// Answers a client's or peer's registration; `false` (connection closed)
+/// when the answer cannot be sent.
+pub(crate) async fn accept_registration(
+    control: &mut BoxStream,
+    conn: &EdgeConn,
+    colo: &str,
+    pre: PreAuth,
+) -> bool {
+    let reply = Frame::Registered(RegisteredFrame {
+        connection_id: *uuid::Uuid::new_v4().as_bytes(),
+        colo: colo.to_owned(),
+    });
+    conn.authorize();
+    drop(pre);
+    if write_frame(control, &reply, false).await.is_err() {
+        conn.close();
+        return false;
+    }
+    true
+}
+
+/// Refuses a registration with the reason, then closes the connection
+/// (connectors, zero-trust clients and peer edges alike).
+pub(crate) async fn refuse(
+    control: &mut BoxStream,
+    conn: &EdgeConn,
+    code: RefuseCode,
+    message: &str,
+) {
+    let frame = Frame::Refused(Refusal {
+        code,
+        message: message.to_owned(),
+    });
+    let _ = write_frame(control, &frame, false).await;
+    let _ = tokio::io::AsyncWriteExt::shutdown(control).await;
+    // Give the refusal a moment to reach the connector before closing.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    conn.close();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reg(secret: &[u8], account: uuid::Uuid, tunnel: uuid::Uuid) -> Register {
+        Register {
+            account_id: *account.as_bytes(),
+            tunnel_id: *tunnel.as_bytes(),
+            secret: secret.to_vec().into(),
+            connector_id: [0; 16],
+            conn_index: 0,
+            version: String::new(),
+            features: vec![],
+        }
+    }
+
+    #[test]
+    fn registration_checks_secret_account_and_existence() {
+        let t = Tunnel {
+            id: uuid::Uuid::new_v4(),
+            account_id: uuid::Uuid::new_v4(),
+            name: "t".into(),
+            secret: vec![5; 32],
+            created_at: 0,
+        };
+        assert!(check_registration(&reg(&[5; 32], t.account_id, t.id), Some(&t)).is_ok());
+        let e = check_registration(&reg(&[6; 32], t.account_id, t.id), Some(&t)).unwrap_err();
+        assert_eq!(e.code, RefuseCode::BadSecret);
+        assert!(e.message.contains("secret does not match"));
+        let e = check_registration(&reg(&[5; 31], t.account_id, t.id), Some(&t)).unwrap_err();
+        assert_eq!(e.code, RefuseCode::BadSecret);
+        let e =
+            check_registration(&reg(&[5; 32], uuid::Uuid::new_v4(), t.id), Some(&t)).unwrap_err();
+        assert_eq!(e.code, RefuseCode::BadSecret);
+        let e = check_registration(&reg(&[5; 32], t.account_id, t.id), None).unwrap_err();
+        assert_eq!(e.code, RefuseCode::UnknownTunnel);
+    }
+}

@@ -1,0 +1,115 @@
+//! Opening a flow stream to a connector of a tunnel: the one primitive
+//! every edge flow kind (TCP and UDP apps, HTTP routes, private-network
+//! client flows) uses to reach a tunnel.
+
+use crate::context::Ctx;
+use burrow_proto::{FlowKind, Frame, RefuseCode, StreamOpen};
+
+/// Why a flow ended badly, for logs. The side is part of the text.
+pub(crate) type FlowError = String;
+use burrow_transport::frames::{write_frame, FrameReader};
+use burrow_transport::BoxStream;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Opens a flow stream on a connection of the tunnel (the next one when a
+/// stream cannot be opened), sends `header` and waits for the connector to
+/// accept. Returns the stream, any bytes read past the answer, and the
+/// connection it runs on.
+///
+/// # Errors
+/// Why no connector took the flow, side first (`tunnel:` / `origin:`).
+pub(crate) async fn open_tunnel_stream(
+    ctx: &Ctx,
+    tunnel_id: uuid::Uuid,
+    header: StreamOpen,
+) -> Result<
+    (
+        BoxStream,
+        bytes::BytesMut,
+        Arc<crate::tunnel::registry::Registered>,
+    ),
+    FlowError,
+> {
+    let header = Frame::StreamOpen(header);
+    let mut last_err = format!("tunnel: no connector is connected for tunnel {tunnel_id}");
+    let mut tried: Vec<uuid::Uuid> = Vec::with_capacity(TRIES);
+    for _ in 0..TRIES {
+        // A fresh pick each time: a connection that said GoAway meanwhile
+        // is out of the registry already.
+        let Some(conn) = ctx
+            .registry
+            .pick(tunnel_id, TRIES + 1)
+            .into_iter()
+            .find(|c| !tried.contains(&c.id))
+        else {
+            break;
+        };
+        tried.push(conn.id);
+        let mut stream = match conn.conn.open_stream().await {
+            Ok(s) => s,
+            Err(e) => {
+                last_err = format!("tunnel: cannot open a stream: {e}");
+                continue;
+            }
+        };
+        if let Err(e) = write_frame(&mut stream, &header, false).await {
+            last_err = format!("tunnel: cannot send the flow header: {e}");
+            continue;
+        }
+        let mut reader = FrameReader::new();
+        let reply = tokio::time::timeout(ACCEPT_TIMEOUT, reader.read_frame(&mut stream)).await;
+        match reply {
+            Ok(Ok(Frame::StreamAccepted)) => return Ok((stream, reader.into_leftover(), conn)),
+            Ok(Ok(Frame::StreamRejected(r))) if r.code == RefuseCode::ShuttingDown => {
+                // Raced with the connector's GoAway: try another connection.
+                last_err = format!("tunnel: connector refused the flow: {}", r.message);
+                continue;
+            }
+            Ok(Ok(Frame::StreamRejected(r))) => {
+                return Err(format!("origin: connector refused the flow: {}", r.message));
+            }
+            Ok(Ok(other)) => return Err(format!("tunnel: unexpected reply {other:?}")),
+            Ok(Err(e)) => {
+                last_err = format!("tunnel: no answer to the flow header: {e}");
+                continue;
+            }
+            Err(_) => {
+                return Err(format!(
+                    "origin: connector did not accept the flow within {ACCEPT_TIMEOUT:?}"
+                ))
+            }
+        }
+    }
+    Err(last_err)
+}
+
+/// Opens a tunnel stream for HTTP/1.1 requests to `tunnel` (used by hyper's
+/// tunnel client too).
+pub(crate) async fn open_stream(
+    ctx: &Ctx,
+    port: u16,
+    tunnel: uuid::Uuid,
+) -> Result<BoxStream, String> {
+    let header = StreamOpen {
+        kind: FlowKind::Http,
+        flow_id: ctx.tasks.next_flow(),
+        hostname: String::new(),
+        edge_port: port,
+        client_addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+    };
+    let (stream, leftover, _) = crate::tunnel::open::open_tunnel_stream(ctx, tunnel, header)
+        .await
+        .map_err(|e| e.to_string())?;
+    if !leftover.is_empty() {
+        return Err("tunnel: connector sent bytes before the request".into());
+    }
+    Ok(stream)
+}
+
+/// How long the connector has to reach the origin and accept a flow.
+pub(crate) const ACCEPT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Tunnel connections tried for one flow before giving up.
+pub(crate) const TRIES: usize = 3;

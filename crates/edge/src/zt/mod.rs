@@ -1,0 +1,234 @@
+//! Zero-trust clients (`burrow client`): enrolled devices that connect to
+//! the tunnel endpoint like connectors (QUIC), register with the feature
+//! [`FEATURE`] and their device credentials, and then open one stream per
+//! flow toward the edge. A destination inside a network routed to a tunnel
+//! in the client's virtual network goes through that tunnel (the connector
+//! dials it); anything else leaves to the Internet from this colo, from
+//! the source address the first matching egress policy picks. Each
+//! finished flow writes one network session log record.
+
+pub(crate) mod flow;
+pub(crate) mod private;
+
+use crate::context::Ctx;
+use burrow_proto::{Refusal, RefuseCode, Register};
+use burrow_transport::{BoxStream, EdgeConn};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn, Instrument};
+
+/// Registration feature of zero-trust clients.
+pub(crate) const FEATURE: &str = "client";
+/// Time a client has to send a flow header.
+pub(crate) const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Who a registered client is.
+#[derive(Debug, Clone)]
+pub(crate) struct Identity {
+    device_id: uuid::Uuid,
+    device_name: String,
+    email: String,
+    groups: Vec<String>,
+    /// The virtual network the client picked; `None`: the default one at
+    /// the time of each flow.
+    vnet: Option<(uuid::Uuid, String)>,
+    /// Digest of the device secret it registered with.
+    secret: crate::authz::SecretDigest,
+    /// Its live grant, once admitted: a flow that ends because the grant
+    /// was revoked says so in the session log.
+    live: Option<Arc<crate::authz::Live>>,
+}
+
+impl Identity {
+    /// The session log's close reason for a flow that ended with `r`:
+    /// `REVOKED` when the device's access was taken away.
+    fn close_reason(&self, r: &'static str) -> &'static str {
+        if self.live.as_ref().is_some_and(|l| l.reason().is_some()) {
+            "REVOKED"
+        } else {
+            r
+        }
+    }
+}
+
+/// The virtual network a client names with the registration feature
+/// `vnet=NAME`, if its user may use it (the default vnet: everyone; any
+/// other: the users and groups its access lists name).
+pub(crate) fn requested_vnet(
+    ctx: &Ctx,
+    reg: &Register,
+    email: &str,
+    groups: &[String],
+) -> Result<Option<(uuid::Uuid, String)>, Refusal> {
+    let Some(name) = reg.features.iter().find_map(|f| f.strip_prefix("vnet=")) else {
+        return Ok(None);
+    };
+    let tables = ctx.tables.now();
+    let nets = &tables.private;
+    let Some(v) = nets.vnets.get(name).and_then(|id| nets.rows.get(id)) else {
+        return Err(Refusal {
+            code: RefuseCode::UnknownTunnel,
+            message: format!(
+                "virtual network '{name}' does not exist on this edge (see burrow vnet list)"
+            ),
+        });
+    };
+    if !v.allows(email, groups) {
+        return Err(Refusal {
+            code: RefuseCode::BadSecret,
+            message: format!(
+                "{email} may not use virtual network '{name}' (an operator allows it with \
+                 `burrow vnet allow {name} --user EMAIL | --group GROUP`)"
+            ),
+        });
+    }
+    Ok(Some((v.id, name.to_owned())))
+}
+
+pub(crate) async fn authenticate(ctx: &Ctx, reg: &Register) -> Result<Identity, Refusal> {
+    let refuse = |code, message: String| Refusal { code, message };
+    let device_id = uuid::Uuid::from_bytes(reg.tunnel_id);
+    let state = |e| refuse(RefuseCode::Internal, format!("edge state unavailable: {e}"));
+    let Some(d) = ctx.store.device(device_id).await.map_err(state)? else {
+        return Err(refuse(
+            RefuseCode::UnknownTunnel,
+            format!("device {device_id} is not enrolled on this edge"),
+        ));
+    };
+    let secret_ok = burrow_store::secret::verify(&d.secret, reg.secret.expose());
+    if !secret_ok || ctx.id.account_id.as_bytes() != &reg.account_id {
+        return Err(refuse(
+            RefuseCode::BadSecret,
+            format!("device secret does not match for device {device_id}"),
+        ));
+    }
+    if d.revoked {
+        return Err(refuse(
+            RefuseCode::BadSecret,
+            format!("device {device_id} is revoked"),
+        ));
+    }
+    let groups = ctx
+        .store
+        .user(&d.user_email)
+        .await
+        .map_err(state)?
+        .map(|u| u.groups)
+        .ok_or_else(|| {
+            refuse(
+                RefuseCode::BadSecret,
+                format!("the user of device {device_id} no longer exists"),
+            )
+        })?;
+    let vnet = requested_vnet(ctx, reg, &d.user_email, &groups)?;
+    Ok(Identity {
+        device_id,
+        device_name: d.name,
+        email: d.user_email,
+        groups,
+        vnet,
+        secret: crate::authz::digest(&d.secret),
+        live: None,
+    })
+}
+
+/// Serves a registered client connection until it closes.
+pub(crate) async fn serve(
+    ctx: Arc<Ctx>,
+    conn: EdgeConn,
+    mut control: BoxStream,
+    reg: Register,
+    peer: SocketAddr,
+    shutdown: CancellationToken,
+    pre: crate::tunnel::handshake::PreAuth,
+) {
+    let mut identity = match authenticate(&ctx, &reg).await {
+        Ok(i) => i,
+        Err(refusal) => {
+            warn!(client = %peer, reason = %refusal.message, "client refused");
+            crate::tunnel::handshake::refuse(&mut control, &conn, refusal.code, &refusal.message)
+                .await;
+            return;
+        }
+    };
+    if matches!(conn, EdgeConn::H2(_)) {
+        let why =
+            "zero-trust clients over HTTP/2 must use ALPN burrow-h2c/1 (they open the streams)";
+        crate::tunnel::handshake::refuse(&mut control, &conn, RefuseCode::Internal, why).await;
+        return;
+    }
+    if !crate::tunnel::handshake::accept_registration(&mut control, &conn, &ctx.id.colo, pre).await
+    {
+        return;
+    }
+    let (admitted, superseded) = ctx.grants.admit(crate::authz::Grant::Client {
+        device: identity.device_id,
+        email: identity.email.clone(),
+        secret: identity.secret,
+        vnet: identity.vnet.as_ref().map(|v| v.0),
+    });
+    if superseded > 0 {
+        ctx.telemetry
+            .metrics
+            .revoked
+            .get_or_create(&crate::telemetry::metrics::RevokedLabels {
+                party: "client",
+                reason: crate::authz::Revocation::Superseded.label(),
+            })
+            .inc_by(u64::try_from(superseded).unwrap_or(u64::MAX));
+    }
+    identity.live = Some(admitted.live.clone());
+    info!(client = %peer, device_id = %identity.device_id, user = %identity.email, "client connected");
+    let identity = Arc::new(identity);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = conn.closed() => break,
+            why = admitted.live.revoked() => {
+                warn!(
+                    client = %peer, device_id = %identity.device_id, user = %identity.email,
+                    reason = why.message(), "access revoked; closing the client connection and its flows"
+                );
+                crate::tunnel::handshake::refuse(&mut control, &conn, RefuseCode::BadSecret, why.message()).await;
+                break;
+            }
+            s = conn.accept_stream() => match s {
+                Some(stream) => {
+                    let span = tracing::info_span!("client_flow", user = %identity.email);
+                    ctx.tasks.flows.spawn(
+                        flow::run(ctx.clone(), identity.clone(), stream, peer).instrument(span),
+                    );
+                }
+                None => break,
+            },
+        }
+    }
+    info!(client = %peer, device_id = %identity.device_id, "client disconnected");
+}
+
+/// `host:port` or `[v6]:port` → (host, port).
+pub(crate) fn split_host_port(s: &str) -> Option<(String, u16)> {
+    let (host, port) = s.rsplit_once(':')?;
+    let port: u16 = port.parse().ok().filter(|p| *p != 0)?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    (!host.is_empty()).then(|| (host.to_ascii_lowercase(), port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_port_splits() {
+        assert_eq!(
+            split_host_port("Example.com:443"),
+            Some(("example.com".into(), 443))
+        );
+        assert_eq!(split_host_port("[::1]:80"), Some(("::1".into(), 80)));
+        assert_eq!(split_host_port("example.com"), None);
+        assert_eq!(split_host_port("example.com:0"), None);
+        assert_eq!(split_host_port(":80"), None);
+    }
+}

@@ -1,0 +1,101 @@
+//! A client flow into a private network: through a connector of the
+//! tunnel its vnet routes the destination to.
+
+use super::Identity;
+use crate::context::Ctx;
+use crate::egress::dial::refuse;
+use crate::egress::udp;
+use crate::telemetry::session_log::SessionRecord;
+use burrow_proto::{FlowKind, Frame};
+use burrow_transport::frames::{write_frame, FrameReader};
+use burrow_transport::BoxStream;
+use std::net::SocketAddr;
+use tokio::io::AsyncWriteExt;
+use tracing::{debug, info};
+
+/// A flow into a private network: through a connector of `tunnel`, which
+/// dials `target` itself.
+pub(crate) async fn private(
+    ctx: &Ctx,
+    who: &Identity,
+    mut stream: BoxStream,
+    reader: FrameReader,
+    mut record: SessionRecord,
+    (tunnel, target, udp): (uuid::Uuid, SocketAddr, bool),
+    peer: SocketAddr,
+) {
+    let header = burrow_proto::StreamOpen {
+        kind: if udp {
+            FlowKind::PrivateUdp
+        } else {
+            FlowKind::PrivateTcp
+        },
+        flow_id: ctx.tasks.next_flow(),
+        hostname: target.ip().to_string(),
+        edge_port: target.port(),
+        client_addr: peer,
+    };
+    let flow_id = header.flow_id;
+    let (mut far, far_leftover, via) = match crate::tunnel::open::open_tunnel_stream(
+        ctx, tunnel, header,
+    )
+    .await
+    {
+        Ok(x) => x,
+        Err(e) => {
+            let reason = if e.starts_with("tunnel:") {
+                "TUNNEL_UNAVAILABLE"
+            } else {
+                "ORIGIN_UNREACHABLE"
+            };
+            info!(destination = %target, tunnel_id = %tunnel, reason = %e, "private-network flow failed");
+            record.close(reason);
+            ctx.telemetry.log_session(record);
+            refuse(
+                &mut stream,
+                format!("cannot reach {target} through tunnel {tunnel}: {e}"),
+            )
+            .await;
+            return;
+        }
+    };
+    if write_frame(&mut stream, &Frame::StreamAccepted, false)
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let leftover = reader.into_leftover();
+    if udp {
+        // QUIC datagrams toward the connector when the connection has them.
+        let end = udp::relay_streams(
+            stream,
+            leftover,
+            far,
+            far_leftover,
+            via.mux.clone().map(|m| (m, flow_id)),
+        )
+        .await;
+        record.bytes(end.sent, end.received);
+        record.close(who.close_reason(end.reason));
+        ctx.telemetry.log_session(record);
+        return;
+    }
+    if !leftover.is_empty() && far.write_all(&leftover).await.is_err() {
+        return;
+    }
+    if !far_leftover.is_empty() && stream.write_all(&far_leftover).await.is_err() {
+        return;
+    }
+    match burrow_transport::splice::splice(&mut stream, &mut far).await {
+        Ok((up, down)) => {
+            record.bytes(up + leftover.len() as u64, down + far_leftover.len() as u64);
+            record.close(who.close_reason("CLIENT_OR_ORIGIN_CLOSED"));
+        }
+        Err(e) => {
+            debug!(error = %e, "private-network flow ended with an error");
+            record.close(who.close_reason("ERROR"));
+        }
+    }
+    ctx.telemetry.log_session(record);
+}
