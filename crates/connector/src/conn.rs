@@ -6,7 +6,8 @@
 //! try QUIC again every `quic_retry_every`; when it works, register the QUIC
 //! connection and drain the HTTP/2 one (open flows finish on it).
 
-use crate::flow::{self, FlowEnv};
+use crate::env::FlowEnv;
+use crate::flow;
 use crate::{backoff, ConnInfo, ConnectorConfig};
 use burrow_config::connector::ProtocolChoice;
 use burrow_proto::{Frame, RefuseCode, Register};
@@ -451,7 +452,7 @@ async fn drain(mut live: Live, flows: TaskTracker, grace: Duration) {
     let conn = &mut live.conn;
     let refuse_late = async {
         while let Some(stream) = conn.accept_stream().await {
-            tokio::spawn(flow::refuse_shutting_down(stream));
+            tokio::spawn(crate::reply::refuse_shutting_down(stream));
         }
     };
     let finish = async {

@@ -14,17 +14,16 @@
 //! is cancelled. On shutdown every connection tells the edge `GoAway`, open
 //! flows get the grace period to finish, then the connections close.
 
-mod access;
 pub mod backoff;
 mod conn;
 pub mod diag;
 mod discovery;
+mod env;
 mod flow;
-mod h1;
 mod http;
+mod ingress;
 mod metrics;
 pub use metrics::{MetricsAddr, AUTO_PORTS as METRICS_AUTO_PORTS};
-mod origin;
 mod private;
 mod reply;
 mod udp;
@@ -164,15 +163,15 @@ pub async fn run_with_updates(
         edges = ?edges, ha_connections = cfg.ha_connections, protocol = ?cfg.protocol,
         "connector starting"
     );
-    let routing = origin::routing(cfg.ingress.clone()).map_err(ConnectorError::Origin)?;
-    let env = Arc::new(flow::FlowEnv {
+    let routing = ingress::routing(cfg.ingress.clone()).map_err(ConnectorError::Origin)?;
+    let env = Arc::new(env::FlowEnv {
         routing: arc_swap::ArcSwap::from_pointee(routing),
         connect_timeout: cfg.origin_connect_timeout,
         tunnel_id: cfg.credentials.tunnel_id,
         private: private::PrivateFlows::new(cfg.warp_routing.clone()),
         metrics: metrics.clone(),
     });
-    tokio::spawn(h1::close_idle(Arc::downgrade(&env)));
+    tokio::spawn(env::close_idle(Arc::downgrade(&env)));
     let metrics_stop = CancellationToken::new();
     if let Some(l) = metrics_listener {
         tokio::spawn(metrics::serve(
@@ -196,7 +195,7 @@ pub async fn run_with_updates(
     let reload = tokio::spawn(async move {
         while let Some(ingress) = updates.recv().await {
             let n = ingress.rules.len();
-            match tokio::task::spawn_blocking(move || origin::routing(ingress)).await {
+            match tokio::task::spawn_blocking(move || ingress::routing(ingress)).await {
                 Ok(Ok(routing)) => {
                     env.routing.store(Arc::new(routing));
                     tracing::info!(rules = n, "ingress rules replaced; new requests use them");

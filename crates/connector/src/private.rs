@@ -103,14 +103,14 @@ pub(crate) async fn relay(
 ) {
     let Some(to) = open.destination() else {
         let msg = format!("'{}' is not an IP address", open.hostname);
-        crate::flow::reject(&mut stream, RefuseCode::NoIngress, &msg).await;
+        crate::reply::reject(&mut stream, RefuseCode::NoIngress, &msg).await;
         return;
     };
     let slot = match flows.admit() {
         Ok(s) => s,
         Err(msg) => {
             info!(destination = %to, reason = %msg, "private-network flow refused");
-            crate::flow::reject(&mut stream, RefuseCode::NoIngress, &msg).await;
+            crate::reply::reject(&mut stream, RefuseCode::NoIngress, &msg).await;
             return;
         }
     };
@@ -142,11 +142,11 @@ pub(crate) async fn relay(
     match dialled.map_err(|(_, msg)| msg) {
         Ok(origin) => {
             info!(destination = %to, "private-network flow");
-            crate::flow::splice(stream, origin, leftover, None, metrics).await;
+            crate::flow::tcp::splice(stream, origin, leftover, None, metrics).await;
         }
         Err(msg) => {
             info!(destination = %to, reason = %msg, "private destination unreachable");
-            crate::flow::reject(&mut stream, RefuseCode::OriginUnreachable, &msg).await;
+            crate::reply::reject(&mut stream, RefuseCode::OriginUnreachable, &msg).await;
         }
     }
     drop(slot);

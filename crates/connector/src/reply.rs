@@ -1,10 +1,15 @@
 //! What a public HTTP client is told when its request fails at the
 //! connector: a generic line with a request id. The detail (origin
 //! addresses, rule numbers, error chains) goes to the connector's log
-//! under the same id, never to the client.
+//! under the same id, never to the client. Also how a flow stream is
+//! refused before it reaches an origin.
 
+use burrow_proto::{Frame, Refusal, RefuseCode};
+use burrow_transport::frames::write_frame;
+use burrow_transport::BoxStream;
 use rand::RngCore;
-use tracing::info;
+use tokio::io::AsyncWriteExt;
+use tracing::{debug, info};
 
 /// Logs `detail` under a fresh request id and returns the body of the
 /// `502` the client gets.
@@ -26,4 +31,24 @@ mod tests {
         let id = body.rsplit(' ').next().unwrap();
         assert_eq!(id.len(), 16, "{body}");
     }
+}
+
+/// Refuses a flow that arrived after this connection started draining.
+pub(crate) async fn refuse_shutting_down(mut stream: BoxStream) {
+    debug!("flow arrived while draining; refused so the edge retries elsewhere");
+    reject(
+        &mut stream,
+        RefuseCode::ShuttingDown,
+        "connector is shutting down",
+    )
+    .await;
+}
+
+pub(crate) async fn reject(stream: &mut BoxStream, code: RefuseCode, message: &str) {
+    let f = Frame::StreamRejected(Refusal {
+        code,
+        message: message.to_owned(),
+    });
+    let _ = write_frame(stream, &f, false).await;
+    let _ = stream.shutdown().await;
 }

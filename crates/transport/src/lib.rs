@@ -36,6 +36,7 @@ pub mod pki;
 pub mod probe;
 pub mod quic;
 pub mod quic_datagrams;
+pub mod replay;
 mod run_last;
 pub mod same_task;
 pub mod splice;

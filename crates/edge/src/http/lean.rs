@@ -14,64 +14,15 @@
 use crate::context::Ctx;
 use burrow_proto::http1::{self, Bodiless};
 use burrow_transport::http1_relay::{self as relay, AskError, MAX_HEAD};
+use burrow_transport::replay::Replay;
 use burrow_transport::BoxStream;
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BytesMut};
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tracing::{debug, info};
 
 /// Most request headers (as the hyper listener's cap).
 pub(crate) const MAX_HEADERS: usize = 100;
-
-/// A client connection with some bytes already read from it, replayed
-/// first (for hyper, when it takes over).
-pub(crate) struct Replay<S> {
-    head: Bytes,
-    inner: S,
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Replay<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        if !self.head.is_empty() {
-            let n = self.head.len().min(buf.remaining());
-            buf.put_slice(&self.head.split_to(n));
-            return Poll::Ready(Ok(()));
-        }
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Replay<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
 
 /// What [`serve`] did with a client connection.
 pub(crate) enum Outcome<S> {
@@ -210,10 +161,7 @@ where
                     if let Some(mut k) = kept.take() {
                         let _ = k.stream.shutdown().await;
                     }
-                    return Outcome::Hyper(Replay {
-                        head: buf.freeze(),
-                        inner: io,
-                    });
+                    return Outcome::Hyper(Replay::new(buf.freeze(), io));
                 }
                 Plan::More => {
                     buf.reserve(4096);

@@ -4,6 +4,9 @@
 //! keep-alive, TLS roots (`caPool` or the system's), `originServerName`,
 //! `noTLSVerify`, and HTTP/2 toward the origin (`http2Origin`).
 
+pub(crate) mod access;
+pub(crate) mod pool;
+
 use burrow_config::connector::{Ingress, Service};
 use burrow_config::origin_request::OriginRequest;
 use http::Uri;
@@ -64,18 +67,24 @@ pub(crate) type Client =
 /// `disableChunkedEncoding`) read whole first so it can carry a length.
 pub(crate) type OriginBody = http_body_util::Either<Incoming, http_body_util::Full<bytes::Bytes>>;
 
-/// Rules and their clients, swapped together on reload.
+/// The ingress rules and what each needs to reach its origin, swapped
+/// together on reload.
 pub(crate) struct Routing {
     pub(crate) ingress: Ingress,
-    /// `clients[i]` serves rule `i` when it is an http:// or https:// rule.
-    pub(crate) clients: Vec<Option<Client>>,
-    /// `guards[i]`: rule `i`'s access-token check, when required.
-    pub(crate) guards: Vec<Option<Arc<crate::access::AccessGuard>>>,
-    /// `unix_tls[i]`: TLS toward rule `i`'s `unix+tls:` socket.
-    pub(crate) unix_tls: Vec<Option<tokio_rustls::TlsConnector>>,
-    /// `idle[i]`: rule `i`'s idle origin connections for the lean path
-    /// ([`crate::h1`]).
-    pub(crate) idle: Vec<crate::h1::IdlePool>,
+    /// `rules[i]` serves `ingress.rules[i]`.
+    pub(crate) rules: Vec<RuleState>,
+}
+
+/// One rule's origin side.
+pub(crate) struct RuleState {
+    /// The HTTP client of an http:// or https:// rule.
+    pub(crate) client: Option<Client>,
+    /// The access-token check, when `access.required`.
+    pub(crate) guard: Option<Arc<access::AccessGuard>>,
+    /// TLS toward a `unix+tls:` socket.
+    pub(crate) unix_tls: Option<tokio_rustls::TlsConnector>,
+    /// Idle origin connections for the lean HTTP path.
+    pub(crate) idle: pool::IdlePool,
 }
 
 /// A byte stream to an origin.
@@ -114,7 +123,7 @@ pub(crate) async fn dial_unix(
     if !*tls {
         return Ok(Box::new(sock));
     }
-    let Some(Some(connector)) = routing.unix_tls.get(index) else {
+    let Some(Some(connector)) = routing.rules.get(index).map(|r| &r.unix_tls) else {
         return Err("internal: no TLS settings for this rule".into());
     };
     let name = o
@@ -203,46 +212,41 @@ pub(crate) fn client(o: &OriginRequest, at: &str) -> Result<Client, String> {
 /// # Errors
 /// The first rule whose settings cannot be used.
 pub(crate) fn routing(ingress: Ingress) -> Result<Routing, String> {
-    let clients = ingress
+    let rules = ingress
         .rules
         .iter()
         .enumerate()
-        .map(|(i, r)| match &r.service {
-            Service::Tcp { scheme, .. } if scheme == "http" || scheme == "https" => {
-                client(&r.origin, &format!("ingress[{i}].originRequest")).map(Some)
-            }
-            _ => Ok(None),
-        })
+        .map(|(i, r)| rule_state(i, r))
         .collect::<Result<_, _>>()?;
-    let guards = ingress
-        .rules
-        .iter()
-        .enumerate()
-        .map(|(i, r)| match &r.origin.access {
-            Some(a) if a.required => {
-                crate::access::AccessGuard::new(a, &format!("ingress[{i}].originRequest.access"))
-                    .map(|g| Some(Arc::new(g)))
-            }
-            _ => Ok(None),
-        })
-        .collect::<Result<_, _>>()?;
-    let unix_tls = ingress
-        .rules
-        .iter()
-        .enumerate()
-        .map(|(i, r)| match &r.service {
-            Service::Unix { tls: true, .. } => {
-                tls_config(&r.origin, &format!("ingress[{i}].originRequest"))
-                    .map(|c| Some(tokio_rustls::TlsConnector::from(Arc::new(c))))
-            }
-            _ => Ok(None),
-        })
-        .collect::<Result<_, _>>()?;
-    Ok(Routing {
-        idle: crate::h1::pools(&ingress),
-        ingress,
-        clients,
-        guards,
+    Ok(Routing { ingress, rules })
+}
+
+/// What rule `i` needs to reach its origin.
+fn rule_state(i: usize, r: &burrow_config::connector::IngressRule) -> Result<RuleState, String> {
+    let at = format!("ingress[{i}].originRequest");
+    let client = match &r.service {
+        Service::Tcp { scheme, .. } if scheme == "http" || scheme == "https" => {
+            Some(client(&r.origin, &at)?)
+        }
+        _ => None,
+    };
+    let guard = match &r.origin.access {
+        Some(a) if a.required => Some(Arc::new(access::AccessGuard::new(
+            a,
+            &format!("{at}.access"),
+        )?)),
+        _ => None,
+    };
+    let unix_tls = match &r.service {
+        Service::Unix { tls: true, .. } => Some(tokio_rustls::TlsConnector::from(Arc::new(
+            tls_config(&r.origin, &at)?,
+        ))),
+        _ => None,
+    };
+    Ok(RuleState {
+        client,
+        guard,
         unix_tls,
+        idle: pool::IdlePool::new(&r.origin),
     })
 }

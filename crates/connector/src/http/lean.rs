@@ -11,103 +11,20 @@
 //! is handed to hyper ([`crate::http::serve`]) with the bytes read so far,
 //! and hyper serves the stream from then on.
 
-use crate::flow::{FlowEnv, Prefixed};
-use crate::origin::Routing;
+use crate::env::FlowEnv;
+use crate::ingress::Routing;
 use crate::ConnInfo;
 use burrow_config::connector::Service;
 use burrow_config::origin_request::OriginRequest;
 use burrow_proto::http1::{self, Bodiless, MAX_HEADERS};
 use burrow_proto::StreamOpen;
 use burrow_transport::http1_relay::{self as relay, AskError, MAX_HEAD};
+use burrow_transport::replay::Replay;
 use burrow_transport::BoxStream;
 use bytes::{Buf, BytesMut};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::debug;
-
-/// Idle connections to one rule's origin: at most `keepAliveConnections`,
-/// each for at most `keepAliveTimeout`.
-pub(crate) struct IdlePool {
-    conns: Mutex<Vec<(TcpStream, Instant)>>,
-    max: usize,
-    idle: Duration,
-}
-
-impl IdlePool {
-    pub(crate) fn new(o: &OriginRequest) -> Self {
-        Self {
-            conns: Mutex::new(Vec::new()),
-            max: o.keep_alive_connections,
-            idle: o.keep_alive_timeout,
-        }
-    }
-
-    /// The most recently used idle connection that is still open.
-    fn take(&self) -> Option<TcpStream> {
-        let mut conns = self.conns.lock().ok()?;
-        while let Some((conn, since)) = conns.pop() {
-            if since.elapsed() < self.idle && still_open(&conn) {
-                return Some(conn);
-            }
-        }
-        None
-    }
-
-    fn put(&self, conn: TcpStream) {
-        if let Ok(mut conns) = self.conns.lock() {
-            self.drop_expired(&mut conns);
-            if conns.len() < self.max {
-                conns.push((conn, Instant::now()));
-            }
-        }
-    }
-
-    /// Closes the connections idle for `keepAliveTimeout`: the oldest,
-    /// first in the list.
-    fn drop_expired(&self, conns: &mut Vec<(TcpStream, Instant)>) {
-        let expired = conns
-            .iter()
-            .take_while(|(_, since)| since.elapsed() >= self.idle)
-            .count();
-        conns.drain(..expired);
-    }
-
-    fn prune(&self) {
-        if let Ok(mut conns) = self.conns.lock() {
-            self.drop_expired(&mut conns);
-        }
-    }
-}
-
-/// How often idle origin connections are checked for `keepAliveTimeout`.
-const PRUNE_EVERY: Duration = Duration::from_secs(5);
-
-/// Closes idle origin connections past `keepAliveTimeout` (within
-/// [`PRUNE_EVERY`]) even when no request comes to put one back; ends with
-/// the connector. Pools of replaced rules close with them.
-pub(crate) async fn close_idle(env: std::sync::Weak<FlowEnv>) {
-    let mut tick = tokio::time::interval(PRUNE_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let Some(env) = env.upgrade() else {
-            return;
-        };
-        for pool in &env.routing.load().idle {
-            pool.prune();
-        }
-    }
-}
-
-/// An idle connection is open while it has nothing to read: a close (or
-/// stray bytes) makes it readable. Tokio answers from its readiness state,
-/// so this costs no system call while the socket is quiet.
-fn still_open(conn: &TcpStream) -> bool {
-    let mut byte = [0u8; 1];
-    matches!(conn.try_read(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
-}
 
 /// What [`serve`] did with a stream.
 pub(crate) enum Outcome {
@@ -115,7 +32,7 @@ pub(crate) enum Outcome {
     Closed,
     /// A request this path does not take: hyper serves the stream from its
     /// first unread byte.
-    Hyper(Prefixed),
+    Hyper(Replay<BoxStream>),
 }
 
 /// What to do with the bytes read so far of a request.
@@ -158,7 +75,7 @@ fn plan(buf: &[u8], routing: &Routing, open: &StreamOpen, out: &mut Vec<u8>) -> 
         return Plan::Hyper;
     };
     let plain_http = matches!(&r.service, Service::Tcp { scheme, .. } if scheme == "http");
-    let guarded = matches!(routing.guards.get(rule), Some(Some(_)));
+    let guarded = routing.rules.get(rule).is_some_and(|r| r.guard.is_some());
     if !plain_http || guarded || r.origin.http2_origin {
         return Plan::Hyper;
     }
@@ -202,7 +119,7 @@ pub(crate) async fn serve(
                     head_request,
                     idempotent,
                 } => (head_len, rule, head_request, idempotent),
-                Plan::Hyper => return Outcome::Hyper(Prefixed::new(buf.freeze(), tunnel)),
+                Plan::Hyper => return Outcome::Hyper(Replay::new(buf.freeze(), tunnel)),
                 Plan::More => {
                     buf.reserve(4096);
                     let read = if buf.is_empty() {
@@ -296,7 +213,7 @@ impl Exchange<'_> {
         let Service::Tcp { addr, .. } = &r.service else {
             return Err(Failure::Origin("internal: not an http:// rule".into()));
         };
-        let pool = &self.routing.idle[self.rule];
+        let pool = &self.routing.rules[self.rule].idle;
         if let Some(mut kept) = pool.take() {
             match self.ask(&mut kept, request, answer, buf).await {
                 Ok(head) => return self.pass(kept, head, answer, buf, tunnel).await,
@@ -346,7 +263,7 @@ impl Exchange<'_> {
             .await
             .map_err(Failure::Broken)?;
         if head.keep_alive && clean {
-            self.routing.idle[self.rule].put(origin);
+            self.routing.rules[self.rule].idle.put(origin);
         }
         Ok(head.status)
     }
@@ -379,15 +296,6 @@ fn bad_gateway(out: &mut Vec<u8>, msg: &str) {
         format!("{msg}\n").as_bytes(),
         &[],
     );
-}
-
-/// The pools of a new set of rules.
-pub(crate) fn pools(ingress: &burrow_config::connector::Ingress) -> Vec<IdlePool> {
-    ingress
-        .rules
-        .iter()
-        .map(|r| IdlePool::new(&r.origin))
-        .collect()
 }
 
 #[cfg(test)]

@@ -5,8 +5,11 @@
 //! pooled HTTP client. Bodies stream both ways; a `101` answer (WebSocket)
 //! joins the two upgraded connections.
 
-use crate::flow::{builtin_response, FlowEnv};
-use crate::origin::OriginBody;
+pub(crate) mod lean;
+
+use crate::env::FlowEnv;
+use crate::flow::builtin::builtin_response;
+use crate::ingress::OriginBody;
 use crate::ConnInfo;
 use burrow_config::connector::Service;
 use burrow_proto::StreamOpen;
@@ -108,7 +111,7 @@ async fn handle(
     let Some((index, rule)) = routing.ingress.find(&host, Some(&path)) else {
         return bad_gateway(None, "no ingress rule matches this request");
     };
-    if let Some(Some(guard)) = routing.guards.get(index) {
+    if let Some(guard) = routing.rules.get(index).and_then(|r| r.guard.as_ref()) {
         if let Err(reason) = guard.check(req.headers()).await {
             info!(rule = index, %reason, "request refused by the access check");
             return text(StatusCode::FORBIDDEN, &format!("Forbidden: {reason}"));
@@ -148,7 +151,7 @@ async fn handle(
         .path_and_query()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "/".into());
-    let Some(Some(client)) = routing.clients.get(index) else {
+    let Some(client) = routing.rules.get(index).and_then(|r| r.client.as_ref()) else {
         return bad_gateway(Some(index), "internal: no client for this rule");
     };
     let mut req = req;
@@ -240,12 +243,12 @@ async fn with_length(
 
 /// One request over a fresh connection to a `unix:` / `unix+tls:` origin.
 async fn over_unix(
-    routing: &crate::origin::Routing,
+    routing: &crate::ingress::Routing,
     index: usize,
     mut req: Request<Incoming>,
 ) -> Response<Body> {
     let rule = &routing.ingress.rules[index];
-    let io = match crate::origin::dial_unix(routing, index).await {
+    let io = match crate::ingress::dial_unix(routing, index).await {
         Ok(io) => io,
         Err(reason) => {
             return bad_gateway(Some(index), &reason);

@@ -1,0 +1,176 @@
+//! One proxied flow on the connector: read the `StreamOpen` header, pick the
+//! ingress rule, reach the origin, answer `StreamAccepted` (or
+//! `StreamRejected` with the reason), then splice bytes both ways.
+//!
+//! Built-in services (`hello_world`, `http_status:NNN`) are answered here by
+//! a small HTTP/1.1 server on the stream itself, with no origin socket.
+
+pub(crate) mod builtin;
+pub(crate) mod tcp;
+
+use crate::env::FlowEnv;
+use crate::reply::reject;
+use crate::ConnInfo;
+use builtin::serve_builtin;
+use burrow_config::connector::Service;
+use burrow_proto::{FlowKind, Frame, RefuseCode, StreamOpen};
+use burrow_transport::frames::{write_frame, FrameReader};
+use burrow_transport::replay::Replay;
+use burrow_transport::BoxStream;
+use std::sync::Arc;
+use std::time::Duration;
+use tcp::{dial_tcp, origin_error, splice};
+use tracing::{debug, info, Instrument};
+
+/// How long the edge has to send the flow header.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Handles one flow stream to completion.
+pub(crate) async fn handle(env: Arc<FlowEnv>, conn: Arc<ConnInfo>, mut stream: BoxStream) {
+    let mut reader = FrameReader::new();
+    let open = match tokio::time::timeout(HEADER_TIMEOUT, reader.read_frame(&mut stream)).await {
+        Ok(Ok(Frame::StreamOpen(o))) => o,
+        Ok(Ok(other)) => {
+            debug!(?other, "flow stream did not start with StreamOpen");
+            return;
+        }
+        Ok(Err(e)) => {
+            debug!(error = %e, "bad flow header");
+            return;
+        }
+        Err(_) => {
+            debug!("no flow header in time");
+            return;
+        }
+    };
+    let span = tracing::info_span!("flow", flow_id = open.flow_id, host = %open.hostname, client = %open.client_addr);
+    // Instrumented, not entered: an entered guard held across awaits would
+    // leak this span into other tasks on the same thread.
+    dispatch(env, conn, stream, reader, open)
+        .instrument(span)
+        .await;
+}
+
+async fn dispatch(
+    env: Arc<FlowEnv>,
+    conn: Arc<ConnInfo>,
+    mut stream: BoxStream,
+    reader: FrameReader,
+    open: StreamOpen,
+) {
+    if open.kind == FlowKind::Http {
+        // Each request on the stream picks its own rule (host and path).
+        if write_frame(&mut stream, &Frame::StreamAccepted, false)
+            .await
+            .is_err()
+        {
+            return;
+        }
+        let io = match crate::http::lean::serve(&env, &conn, &open, reader.into_leftover(), stream)
+            .await
+        {
+            crate::http::lean::Outcome::Closed => return,
+            crate::http::lean::Outcome::Hyper(io) => io,
+        };
+        Box::pin(crate::http::serve(env, conn, open, io)).await;
+        return;
+    }
+    if matches!(open.kind, FlowKind::PrivateTcp | FlowKind::PrivateUdp) {
+        crate::private::relay(
+            &env.private,
+            &env.metrics,
+            &conn,
+            stream,
+            reader.into_leftover(),
+            &open,
+        )
+        .await;
+        return;
+    }
+    let routing = env.routing.load_full();
+    let Some((rule_index, rule)) = routing.ingress.find(&open.hostname, None) else {
+        reject(
+            &mut stream,
+            RefuseCode::NoIngress,
+            "no ingress rule matched",
+        )
+        .await;
+        return;
+    };
+    let leftover = reader.into_leftover();
+    let udp_rule = matches!(rule.service, Service::Udp { .. });
+    if udp_rule != (open.kind == FlowKind::Udp) {
+        let msg = if udp_rule {
+            format!("ingress rule {rule_index} is a udp:// service; this flow is TCP")
+        } else {
+            format!("ingress rule {rule_index} is not a udp:// service; this flow is UDP")
+        };
+        info!(rule = rule_index, reason = %msg, "flow refused");
+        reject(&mut stream, RefuseCode::NoIngress, &msg).await;
+        return;
+    }
+    match &rule.service {
+        Service::Udp { addr } => {
+            crate::udp::relay(
+                stream,
+                addr,
+                leftover,
+                Some(rule_index),
+                conn.mux.clone(),
+                open.flow_id,
+                &env.metrics,
+            )
+            .await;
+        }
+        Service::Tcp { addr, .. } => {
+            match dial_tcp(addr, env.connect_timeout, &env.metrics).await {
+                Ok(o) => {
+                    splice(stream, o, leftover, Some(rule_index), &env.metrics).await;
+                }
+                Err(Some(e)) => {
+                    let msg = origin_error(addr, &e);
+                    if matches!(e.raw_os_error(), Some(99 | 23 | 24)) {
+                        // A rate-limited warning names the cause (metrics.rs).
+                        debug!(rule = rule_index, reason = %msg, "origin unreachable");
+                    } else {
+                        info!(rule = rule_index, reason = %msg, "origin unreachable");
+                    }
+                    reject(&mut stream, RefuseCode::OriginUnreachable, &msg).await;
+                }
+                Err(None) => {
+                    let msg = format!(
+                        "origin {addr} did not answer within {:?}",
+                        env.connect_timeout
+                    );
+                    info!(rule = rule_index, reason = %msg, "origin unreachable");
+                    reject(&mut stream, RefuseCode::OriginUnreachable, &msg).await;
+                }
+            }
+        }
+        Service::Unix { .. } => match crate::ingress::dial_unix(&routing, rule_index).await {
+            Ok(o) => splice(stream, o, leftover, Some(rule_index), &env.metrics).await,
+            Err(msg) => {
+                info!(rule = rule_index, reason = %msg, "origin unreachable");
+                reject(&mut stream, RefuseCode::OriginUnreachable, &msg).await;
+            }
+        },
+        Service::HelloWorld | Service::HttpStatus(_) => {
+            if write_frame(&mut stream, &Frame::StreamAccepted, false)
+                .await
+                .is_err()
+            {
+                return;
+            }
+            let io = Replay::new(leftover.freeze(), stream);
+            // Boxed: hyper's state is large and only this path needs it.
+            Box::pin(serve_builtin(
+                io,
+                rule.service.clone(),
+                env.tunnel_id,
+                conn,
+                open,
+            ))
+            .await;
+        }
+    }
+}
