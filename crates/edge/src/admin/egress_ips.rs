@@ -1,7 +1,7 @@
 //! Admin API for dedicated egress IPs and their colos
 //! (`/api/v1/egress-ips`).
 
-use super::{body, AdminState, ApiError};
+use super::api::{body, AdminState, ApiError};
 use crate::unix_now;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
@@ -43,14 +43,10 @@ pub(super) async fn create(
         .store
         .create_egress_ip(&e)
         .await
-        .map_err(|err| match err {
-            burrow_store::StoreError::Exists { .. } => ApiError::new(
-                StatusCode::CONFLICT,
-                Some("ip".into()),
-                format!("{} is declared already; delete it first", e.ip),
-            ),
-            other => ApiError::internal(other),
-        })?;
+        .map_err(ApiError::store(
+            "ip",
+            Some(format!("{} is declared already; delete it first", e.ip)),
+        ))?;
     st.ctx.committed().await;
     tracing::info!(ip = %e.ip, colo = %e.colo, "egress IP declared");
     Ok((StatusCode::CREATED, Json(to_json(&e))).into_response())

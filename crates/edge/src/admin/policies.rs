@@ -2,7 +2,7 @@
 //! delete (`/api/v1/policies/rules`). The whole list is replaced with
 //! `PUT /api/v1/policies` (in the parent module).
 
-use super::{body, config_error, AdminState, ApiError};
+use super::api::{body, config_error, AdminState, ApiError};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::Json;
@@ -87,4 +87,39 @@ pub(super) async fn delete_rule(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     apply(&st, Edit::Delete { id }).await
+}
+
+pub(super) async fn get_policies(State(st): State<AdminState>) -> Result<Json<Value>, ApiError> {
+    let json = st
+        .ctx
+        .store
+        .meta(crate::tables::POLICIES_KEY)
+        .await
+        .map_err(ApiError::internal)?
+        .unwrap_or_else(|| "[]".into());
+    Ok(Json(
+        serde_json::from_str(&json).map_err(ApiError::internal)?,
+    ))
+}
+
+/// Replaces the whole ordered list (first match wins).
+pub(super) async fn put_policies(
+    State(st): State<AdminState>,
+    req: Result<Json<Value>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let v = body(req)?;
+    let text = v.to_string();
+    let rules = burrow_config::egress::parse_rules(&text).map_err(config_error)?;
+    st.ctx
+        .store
+        .set_meta(crate::tables::POLICIES_KEY, &text)
+        .await
+        .map_err(ApiError::internal)?;
+    st.ctx.committed().await;
+    tracing::info!(rules = rules.len(), "egress policies replaced");
+    let findings: Vec<String> = burrow_policy::egress::lint(&rules)
+        .iter()
+        .map(|f| format!("{f:?}"))
+        .collect();
+    Ok(Json(json!({"rules": rules.len(), "lint": findings})))
 }

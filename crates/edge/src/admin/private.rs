@@ -1,14 +1,14 @@
 //! Admin API for private networks: virtual networks (`/api/v1/vnets`) and
 //! IP routes into tunnels (`/api/v1/ip-routes`).
 
-use super::{body, find_tunnel, AdminState, ApiError};
+use super::api::{body, AdminState, ApiError};
+use super::tunnels::find_tunnel;
 use crate::unix_now;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use burrow_store::StoreError;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -55,9 +55,9 @@ fn access_lists(
         .enumerate()
         .map(|(i, u)| validate_email(&format!("{at}users[{i}]"), u))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(super::config_error)?;
+        .map_err(super::api::config_error)?;
     for (i, g) in groups.iter().enumerate() {
-        validate_label(&format!("{at}groups[{i}]"), g).map_err(super::config_error)?;
+        validate_label(&format!("{at}groups[{i}]"), g).map_err(super::api::config_error)?;
     }
     Ok((users, groups.to_vec()))
 }
@@ -86,15 +86,6 @@ pub(super) async fn set_vnet_access(
     Ok(Json(vnet_json(&v)))
 }
 
-fn in_use(field: &str, e: StoreError) -> ApiError {
-    match e {
-        StoreError::Exists { .. } | StoreError::InUse { .. } => {
-            ApiError::new(StatusCode::CONFLICT, Some(field.into()), e.to_string())
-        }
-        other => ApiError::internal(other),
-    }
-}
-
 fn check_comment(comment: &str) -> Result<(), ApiError> {
     if comment.len() > 256 || comment.chars().any(char::is_control) {
         return Err(ApiError::bad(
@@ -110,7 +101,7 @@ pub(super) async fn create_vnet(
     req: Result<Json<CreateVnet>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let req = body(req)?;
-    burrow_config::identity::validate_label("name", &req.name).map_err(super::config_error)?;
+    burrow_config::identity::validate_label("name", &req.name).map_err(super::api::config_error)?;
     check_comment(&req.comment)?;
     let (allow_users, allow_groups) = access_lists(&req.allow_users, &req.allow_groups, "allow_")?;
     let v = burrow_store::Vnet {
@@ -126,7 +117,7 @@ pub(super) async fn create_vnet(
         .store
         .create_vnet(&v)
         .await
-        .map_err(|e| in_use("name", e))?;
+        .map_err(ApiError::store("name", None))?;
     st.ctx.committed().await;
     tracing::info!(vnet = %v.name, default = v.is_default, "virtual network created");
     Ok((StatusCode::CREATED, Json(vnet_json(&v))).into_response())
@@ -146,7 +137,7 @@ pub(super) async fn delete_vnet(
         .store
         .delete_vnet(&name)
         .await
-        .map_err(|e| in_use("name", e))?
+        .map_err(ApiError::store("name", None))?
     {
         return Err(ApiError::not_found(&format!("virtual network '{name}'")));
     }
@@ -224,10 +215,7 @@ pub(super) async fn create_ip_route(
     check_comment(&req.comment)?;
     let t = find_tunnel(&st.ctx, &req.tunnel)
         .await
-        .map_err(|e| ApiError {
-            field: Some("tunnel".into()),
-            ..e
-        })?;
+        .map_err(|e| e.about("tunnel"))?;
     let v = find_vnet(&st, req.vnet.as_deref()).await?;
     let r = burrow_store::IpRoute {
         id: uuid::Uuid::new_v4(),
@@ -241,17 +229,13 @@ pub(super) async fn create_ip_route(
         .store
         .create_ip_route(&r)
         .await
-        .map_err(|e| match e {
-            StoreError::Exists { .. } => ApiError::new(
-                StatusCode::CONFLICT,
-                Some("network".into()),
-                format!(
-                    "{} is routed already in virtual network '{}'; delete that route first",
-                    r.network, v.name
-                ),
-            ),
-            other => ApiError::internal(other),
-        })?;
+        .map_err(ApiError::store(
+            "network",
+            Some(format!(
+                "{} is routed already in virtual network '{}'; delete that route first",
+                r.network, v.name
+            )),
+        ))?;
     st.ctx.committed().await;
     tracing::info!(network = %r.network, tunnel_id = %t.id, vnet = %v.name, "IP route created");
     Ok((StatusCode::CREATED, Json(ip_route_json(&r, &[t], &[v]))).into_response())

@@ -1,0 +1,87 @@
+//! IP access rules: create, list, delete.
+
+use super::api::{body, AdminState, ApiError};
+use crate::unix_now;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CreateAccessRule {
+    mode: String,
+    target: String,
+    value: String,
+}
+
+pub(super) fn access_rule_json(r: &burrow_store::AccessRule) -> Value {
+    json!({"id": r.id, "mode": r.mode, "target": r.target, "value": r.value, "created_at": r.created_at})
+}
+
+pub(super) async fn create_access_rule(
+    State(st): State<AdminState>,
+    req: Result<Json<CreateAccessRule>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let req = body(req)?;
+    let id = uuid::Uuid::new_v4();
+    burrow_policy::access::Rule::parse(&id.to_string(), &req.mode, &req.target, &req.value)
+        .map_err(|e| ApiError::bad(e.field, e.reason))?;
+    let rule = burrow_store::AccessRule {
+        id,
+        mode: req.mode,
+        target: req.target,
+        value: req.value.trim().to_owned(),
+        created_at: unix_now(),
+    };
+    st.ctx
+        .store
+        .create_access_rule(&rule)
+        .await
+        .map_err(ApiError::internal)?;
+    st.ctx.committed().await;
+    let mut v = access_rule_json(&rule);
+    if !st.ctx.files.geoip.load().has(&rule.target) {
+        v["warning"] = json!(format!(
+            "this edge has no --geoip-{} file, so the rule cannot match yet",
+            rule.target
+        ));
+    }
+    Ok((StatusCode::CREATED, Json(v)).into_response())
+}
+
+pub(super) async fn list_access_rules(
+    State(st): State<AdminState>,
+) -> Result<Json<Value>, ApiError> {
+    let rules = st
+        .ctx
+        .store
+        .access_rules()
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(Value::Array(
+        rules.iter().map(access_rule_json).collect(),
+    )))
+}
+
+pub(super) async fn delete_access_rule(
+    State(st): State<AdminState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let uuid = uuid::Uuid::parse_str(&id)
+        .map_err(|_| ApiError::not_found(&format!("access rule '{id}'")))?;
+    if !st
+        .ctx
+        .store
+        .delete_access_rule(uuid)
+        .await
+        .map_err(ApiError::internal)?
+    {
+        return Err(ApiError::not_found(&format!("access rule '{id}'")));
+    }
+    st.ctx.committed().await;
+    Ok(StatusCode::NO_CONTENT)
+}

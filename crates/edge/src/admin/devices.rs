@@ -1,0 +1,96 @@
+//! Devices of zero-trust clients: enroll (with credentials), list, revoke.
+
+use super::api::{body, config_error, AdminState, ApiError};
+use crate::unix_now;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use burrow_config::credentials::SecretBytes;
+use rand::RngCore;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct EnrollDevice {
+    user: String,
+    name: String,
+}
+
+pub(super) async fn enroll_device(
+    State(st): State<AdminState>,
+    req: Result<Json<EnrollDevice>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    use burrow_config::identity::{validate_email, validate_label, DeviceCredentials};
+    let req = body(req)?;
+    let email = validate_email("user", &req.user).map_err(config_error)?;
+    validate_label("name", &req.name).map_err(config_error)?;
+    let user = st
+        .ctx
+        .store
+        .user(&email)
+        .await
+        .map_err(ApiError::internal)?;
+    if user.is_none() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            Some("user".into()),
+            format!("user '{email}' not found; add it with `burrow user add {email}`"),
+        ));
+    }
+    let mut secret = vec![0u8; 32];
+    rand::thread_rng().fill_bytes(&mut secret);
+    let device = burrow_store::Device {
+        id: uuid::Uuid::new_v4(),
+        user_email: email,
+        name: req.name,
+        secret,
+        revoked: false,
+        created_at: unix_now(),
+    };
+    st.ctx
+        .store
+        .create_device(&device)
+        .await
+        .map_err(ApiError::internal)?;
+    let creds = DeviceCredentials {
+        account_id: st.ctx.id.account_id,
+        device_id: device.id,
+        user_email: device.user_email.clone(),
+        secret: SecretBytes(device.secret.clone()),
+        edge_ca_pem: Some(st.ctx.id.ca_pem.clone()),
+        edges: vec![st.ctx.id.tunnel_addr.to_string()],
+        edge_domain: Some(st.ctx.id.edge_domain.clone()),
+    };
+    tracing::info!(device_id = %device.id, user = %device.user_email, "device enrolled");
+    let mut v = json!(device);
+    v["credentials"] = serde_json::from_str(&creds.to_json()).map_err(ApiError::internal)?;
+    Ok((StatusCode::CREATED, Json(v)).into_response())
+}
+
+pub(super) async fn list_devices(State(st): State<AdminState>) -> Result<Json<Value>, ApiError> {
+    let devices = st.ctx.store.devices().await.map_err(ApiError::internal)?;
+    Ok(Json(json!(devices)))
+}
+
+pub(super) async fn revoke_device(
+    State(st): State<AdminState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let uuid =
+        uuid::Uuid::parse_str(&id).map_err(|_| ApiError::not_found(&format!("device '{id}'")))?;
+    if !st
+        .ctx
+        .store
+        .revoke_device(uuid)
+        .await
+        .map_err(ApiError::internal)?
+    {
+        return Err(ApiError::not_found(&format!("device '{id}'")));
+    }
+    st.ctx.grants.changed.notify_one();
+    tracing::info!(device_id = %uuid, "device revoked");
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,158 @@
+//! Tunnels: create (with credentials), list, info with live connections, rotate the secret, delete.
+
+use super::api::{body, validate_name, AdminState, ApiError};
+use crate::context::Ctx;
+use crate::{unix_now, CONNECTION_FRESHNESS};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use burrow_config::credentials::{Credentials, SecretBytes};
+use rand::RngCore;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CreateTunnel {
+    name: String,
+}
+
+pub(super) async fn tunnel_json(ctx: &Ctx, t: &burrow_store::Tunnel) -> Result<Value, ApiError> {
+    let conns = ctx
+        .store
+        .connections(t.id, unix_now() - CONNECTION_FRESHNESS)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(json!({
+        "id": t.id,
+        "name": t.name,
+        "account_id": t.account_id,
+        "created_at": t.created_at,
+        "connections": conns,
+    }))
+}
+
+pub(super) fn credentials(ctx: &Ctx, t: &burrow_store::Tunnel) -> Credentials {
+    Credentials {
+        account_id: t.account_id,
+        tunnel_id: t.id,
+        secret: SecretBytes(t.secret.clone()),
+        tunnel_name: Some(t.name.clone()),
+        edge_ca_pem: Some(ctx.id.ca_pem.clone()),
+        edges: vec![ctx.id.tunnel_addr.to_string()],
+        edge_domain: Some(ctx.id.edge_domain.clone()),
+    }
+}
+
+pub(super) fn credentials_value(c: &Credentials) -> Value {
+    serde_json::from_str(&c.to_json()).expect("credentials JSON is valid")
+}
+
+pub(super) async fn create_tunnel(
+    State(st): State<AdminState>,
+    req: Result<Json<CreateTunnel>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let req = body(req)?;
+    validate_name(&req.name)?;
+    let mut secret = vec![0u8; 32];
+    rand::thread_rng().fill_bytes(&mut secret);
+    let t = burrow_store::Tunnel {
+        id: uuid::Uuid::new_v4(),
+        account_id: st.ctx.id.account_id,
+        name: req.name,
+        secret,
+        created_at: unix_now(),
+    };
+    st.ctx
+        .store
+        .create_tunnel(&t)
+        .await
+        .map_err(ApiError::store("name", None))?;
+    tracing::info!(tunnel_id = %t.id, name = %t.name, "tunnel created");
+    let mut v = tunnel_json(&st.ctx, &t).await?;
+    v["credentials"] = credentials_value(&credentials(&st.ctx, &t));
+    Ok((StatusCode::CREATED, Json(v)).into_response())
+}
+
+pub(super) async fn list_tunnels(State(st): State<AdminState>) -> Result<Json<Value>, ApiError> {
+    let mut out = Vec::new();
+    for t in st.ctx.store.tunnels().await.map_err(ApiError::internal)? {
+        out.push(tunnel_json(&st.ctx, &t).await?);
+    }
+    Ok(Json(Value::Array(out)))
+}
+
+pub(super) async fn find_tunnel(ctx: &Ctx, r: &str) -> Result<burrow_store::Tunnel, ApiError> {
+    ctx.store
+        .tunnel_by_ref(r)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found(&format!("tunnel '{r}'")))
+}
+
+pub(super) async fn tunnel_info(
+    State(st): State<AdminState>,
+    Path(r): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let t = find_tunnel(&st.ctx, &r).await?;
+    Ok(Json(tunnel_json(&st.ctx, &t).await?))
+}
+
+pub(super) async fn tunnel_credentials(
+    State(st): State<AdminState>,
+    Path(r): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let t = find_tunnel(&st.ctx, &r).await?;
+    Err(ApiError::new(
+        StatusCode::GONE,
+        None,
+        format!(
+            "the edge keeps only a hash of tunnel {}'s secret, so it cannot show its credentials: \
+             use the credentials file written by `tunnel create` (`burrow tunnel token {} --credentials-file FILE` \
+             prints it as a token), or `burrow tunnel rotate-secret {}` for new ones",
+            t.name, t.name, t.name
+        ),
+    ))
+}
+
+pub(super) async fn rotate_tunnel_secret(
+    State(st): State<AdminState>,
+    Path(r): Path<String>,
+) -> Result<Response, ApiError> {
+    let mut t = find_tunnel(&st.ctx, &r).await?;
+    let mut secret = vec![0u8; 32];
+    rand::thread_rng().fill_bytes(&mut secret);
+    if !st
+        .ctx
+        .store
+        .set_tunnel_secret(t.id, &secret)
+        .await
+        .map_err(ApiError::internal)?
+    {
+        return Err(ApiError::not_found(&format!("tunnel '{r}'")));
+    }
+    t.secret = secret;
+    st.ctx.grants.changed.notify_one();
+    tracing::info!(tunnel_id = %t.id, "tunnel secret rotated");
+    let mut v = tunnel_json(&st.ctx, &t).await?;
+    v["credentials"] = credentials_value(&credentials(&st.ctx, &t));
+    Ok(Json(v).into_response())
+}
+
+pub(super) async fn delete_tunnel(
+    State(st): State<AdminState>,
+    Path(r): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let t = find_tunnel(&st.ctx, &r).await?;
+    st.ctx
+        .store
+        .delete_tunnel(t.id)
+        .await
+        .map_err(ApiError::internal)?;
+    st.ctx.apps.running.sync(&st.ctx, &st.shutdown).await;
+    st.ctx.grants.changed.notify_one();
+    tracing::info!(tunnel_id = %t.id, "tunnel deleted");
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,67 @@
+//! Users: create, list, delete (with their devices).
+
+use super::api::{body, config_error, AdminState, ApiError};
+use crate::unix_now;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CreateUser {
+    email: String,
+    #[serde(default)]
+    groups: Vec<String>,
+}
+
+pub(super) async fn create_user(
+    State(st): State<AdminState>,
+    req: Result<Json<CreateUser>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    use burrow_config::identity::{validate_email, validate_label};
+    let req = body(req)?;
+    let email = validate_email("email", &req.email).map_err(config_error)?;
+    for (i, g) in req.groups.iter().enumerate() {
+        validate_label(&format!("groups[{i}]"), g).map_err(config_error)?;
+    }
+    let user = burrow_store::User {
+        email,
+        groups: req.groups,
+        created_at: unix_now(),
+    };
+    st.ctx
+        .store
+        .create_user(&user)
+        .await
+        .map_err(ApiError::store("email", None))?;
+    tracing::info!(email = %user.email, "user added");
+    Ok((StatusCode::CREATED, Json(json!(user))).into_response())
+}
+
+pub(super) async fn list_users(State(st): State<AdminState>) -> Result<Json<Value>, ApiError> {
+    let users = st.ctx.store.users().await.map_err(ApiError::internal)?;
+    Ok(Json(json!(users)))
+}
+
+pub(super) async fn delete_user(
+    State(st): State<AdminState>,
+    Path(email): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let email = email.to_ascii_lowercase();
+    if !st
+        .ctx
+        .store
+        .delete_user(&email)
+        .await
+        .map_err(ApiError::internal)?
+    {
+        return Err(ApiError::not_found(&format!("user '{email}'")));
+    }
+    st.ctx.grants.changed.notify_one();
+    tracing::info!(user = %email, "user deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
