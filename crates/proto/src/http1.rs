@@ -234,9 +234,18 @@ pub const HOP_BY_HOP: &[&str] = &[
     "upgrade",
 ];
 
+/// Whether a request may be sent again after the hop it went to closed
+/// without an answer — the one resend rule of both roles: only the safe
+/// methods GET, HEAD and OPTIONS, and only without a body (callers check
+/// the body). PUT and DELETE are idempotent too, but a resent one may
+/// repeat a change whose answer was lost, so they are never resent.
+pub fn resendable(method: &str) -> bool {
+    matches!(method, "GET" | "HEAD" | "OPTIONS")
+}
+
 /// Whether header `name` stops at this hop: a hop-by-hop header or one
 /// the `Connection` header names.
-fn stops_here(name: &str, headers: &[httparse::Header<'_>]) -> bool {
+pub fn stops_here(name: &str, headers: &[httparse::Header<'_>]) -> bool {
     HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
         || tokens(headers, "connection").any(|t| t.eq_ignore_ascii_case(name.as_bytes()))
 }

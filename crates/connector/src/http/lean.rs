@@ -88,10 +88,7 @@ fn plan(buf: &[u8], routing: &Routing, open: &StreamOpen, out: &mut Vec<u8>) -> 
         head_len,
         rule,
         head_request: method == "HEAD",
-        idempotent: matches!(
-            method,
-            "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE"
-        ),
+        idempotent: http1::resendable(method),
     }
 }
 
@@ -296,34 +293,4 @@ fn bad_gateway(out: &mut Vec<u8>, msg: &str) {
         format!("{msg}\n").as_bytes(),
         &[],
     );
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn idle_connections_close_after_the_keep_alive_timeout() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let o = OriginRequest {
-            keep_alive_connections: 2,
-            keep_alive_timeout: Duration::from_millis(200),
-            ..OriginRequest::default()
-        };
-        let pool = IdlePool::new(&o);
-        for _ in 0..3 {
-            pool.put(TcpStream::connect(addr).await.unwrap());
-        }
-        let idle = |p: &IdlePool| p.conns.lock().unwrap().len();
-        assert_eq!(idle(&pool), 2, "keepAliveConnections caps the idle ones");
-        let (_accepted, _) = listener.accept().await.unwrap();
-        assert!(pool.take().is_some());
-        pool.prune();
-        assert_eq!(idle(&pool), 1, "not idle for long yet");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        pool.prune();
-        assert_eq!(idle(&pool), 0);
-        assert!(pool.take().is_none());
-    }
 }

@@ -69,3 +69,33 @@ pub(crate) fn still_open(conn: &TcpStream) -> bool {
     let mut byte = [0u8; 1];
     matches!(conn.try_read(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn idle_connections_close_after_the_keep_alive_timeout() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let o = OriginRequest {
+            keep_alive_connections: 2,
+            keep_alive_timeout: Duration::from_millis(200),
+            ..OriginRequest::default()
+        };
+        let pool = IdlePool::new(&o);
+        for _ in 0..3 {
+            pool.put(TcpStream::connect(addr).await.unwrap());
+        }
+        let idle = |p: &IdlePool| p.conns.lock().unwrap().len();
+        assert_eq!(idle(&pool), 2, "keepAliveConnections caps the idle ones");
+        let (_accepted, _) = listener.accept().await.unwrap();
+        assert!(pool.take().is_some());
+        pool.prune();
+        assert_eq!(idle(&pool), 1, "not idle for long yet");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        pool.prune();
+        assert_eq!(idle(&pool), 0);
+        assert!(pool.take().is_none());
+    }
+}

@@ -56,7 +56,7 @@ pub(crate) enum Plan {
 /// The client side of one connection.
 pub(crate) struct Client {
     peer_ip: String,
-    proto: &'static [u8],
+    https: bool,
 }
 
 /// Reads a request head from `buf` and decides; for [`Plan::Forward`] the
@@ -84,35 +84,32 @@ pub(crate) fn plan(buf: &[u8], ctx: &Ctx, client: &Client, out: &mut Vec<u8>) ->
         return Plan::Hyper;
     };
     let close = http1::tokens(req.headers, "connection").any(|t| t.eq_ignore_ascii_case(b"close"));
-    // X-Forwarded-For: the client's own list (all of its headers), then
-    // the client.
-    let mut xff: Vec<u8> = Vec::new();
-    for v in http1::header(req.headers, "x-forwarded-for") {
-        xff.extend_from_slice(v);
-        xff.extend_from_slice(b", ");
-    }
-    xff.extend_from_slice(client.peer_ip.as_bytes());
-    out.clear();
-    http1::write_request_head(
-        out,
-        &req,
-        &[
-            // Written last, so a `Connection: host` cannot take it away.
-            ("host", host.as_bytes()),
-            ("x-forwarded-for", &xff),
-            ("x-forwarded-proto", client.proto),
-            (
-                crate::http::policy::CONNECTING_IP,
-                client.peer_ip.as_bytes(),
-            ),
-        ],
+    // What the edge sets: the forwarding policy, as on the hyper path. A
+    // client's X-Forwarded-For that `Connection` names stops here.
+    let set = super::policy::edge_headers(
+        host.as_bytes(),
+        req.headers
+            .iter()
+            .filter(|h| {
+                h.name.eq_ignore_ascii_case("x-forwarded-for")
+                    && !http1::stops_here(h.name, req.headers)
+            })
+            .map(|h| h.value),
+        &super::policy::Client {
+            ip: &client.peer_ip,
+            https: client.https,
+        },
     );
+    let set: [(&str, &[u8]); 4] = set.each_ref().map(|(n, v)| (*n, v.as_slice()));
+    out.clear();
+    // Written last, so a `Connection: host` cannot take them away.
+    http1::write_request_head(out, &req, &set);
     Plan::Forward {
         head_len,
         tunnel,
         hostname,
         head_request: method == "HEAD",
-        resendable: matches!(method, "GET" | "HEAD" | "OPTIONS"),
+        resendable: super::policy::resendable(method, true),
         close,
     }
 }
@@ -137,7 +134,7 @@ where
 {
     let client = Client {
         peer_ip: peer.ip().to_string(),
-        proto: if https { b"https" } else { b"http" },
+        https,
     };
     let mut buf = BytesMut::with_capacity(8 * 1024);
     let mut request = Vec::with_capacity(1024);

@@ -4,7 +4,7 @@
 //! a time) or a pooled one (HTTP/2 and upgrades).
 
 use super::page::page_html;
-use super::policy::{CONNECTING_IP, RESENDS};
+use super::policy::RESENDS;
 use crate::context::Ctx;
 use burrow_transport::http_headers::{error_chain, is_upgrade, pass_response, strip_hop_by_hop};
 use bytes::Bytes;
@@ -264,30 +264,26 @@ pub(crate) async fn handle(
     // (absolute-form target or HTTP/2 `:authority`) replaces any Host the
     // client sent (RFC 9112 3.2.2), so the connector matches its ingress
     // rules on the routed name.
-    match HeaderValue::from_str(&host) {
-        Ok(v) => {
-            parts.headers.insert(HOST, v);
-        }
-        Err(_) => return page(StatusCode::BAD_REQUEST, "The request's host is not valid."),
-    }
     let ip = peer.ip().to_string();
-    let xff = match parts
-        .headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-    {
-        Some(prev) => format!("{prev}, {ip}"),
-        None => ip.clone(),
-    };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
-        parts.headers.insert("x-forwarded-for", v);
-    }
-    parts.headers.insert(
-        "x-forwarded-proto",
-        HeaderValue::from_static(if https { "https" } else { "http" }),
+    let set = super::policy::edge_headers(
+        host.as_bytes(),
+        parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .map(HeaderValue::as_bytes),
+        &super::policy::Client { ip: &ip, https },
     );
-    if let Ok(v) = HeaderValue::from_str(&ip) {
-        parts.headers.insert(CONNECTING_IP, v);
+    for (name, value) in set {
+        match HeaderValue::from_bytes(&value) {
+            Ok(v) => {
+                parts.headers.insert(name, v);
+            }
+            Err(_) if name == "host" => {
+                return page(StatusCode::BAD_REQUEST, "The request's host is not valid.")
+            }
+            Err(_) => {}
+        }
     }
     // The Host header carries the hostname. The pool's key is the tunnel.
     let pq = parts
@@ -307,12 +303,7 @@ pub(crate) async fn handle(
     // A request without a body and with a safe method can be sent again
     // when a kept-alive stream closes under it (its connector drained).
     use hyper::body::Body as _;
-    let retry = (body.is_end_stream()
-        && matches!(
-            parts.method,
-            http::Method::GET | http::Method::HEAD | http::Method::OPTIONS
-        ))
-    .then(|| {
+    let retry = super::policy::resendable(parts.method.as_str(), body.is_end_stream()).then(|| {
         (
             parts.method.clone(),
             parts.uri.clone(),
