@@ -1102,3 +1102,137 @@ fn kept_origin_connections_closed_by_the_origin_are_not_a_failure() {
     assert!(origin.count() >= 30);
     drop(connector);
 }
+
+/// An origin that answers each request with the head it received (the
+/// body read and dropped), one request per connection.
+fn head_echo_origin() -> std::net::SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { return };
+            std::thread::spawn(move || {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if s.read(&mut byte).unwrap_or(0) != 1 {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
+                let len: usize = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .map_or(0, |v| v.trim().parse().unwrap_or(0));
+                let mut body = vec![0u8; len];
+                let _ = s.read_exact(&mut body);
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    head.len()
+                );
+                let _ = s.write_all(answer.as_bytes());
+                let _ = s.write_all(&head);
+            });
+        }
+    });
+    addr
+}
+
+/// The request line and the headers of a received head, names lowered,
+/// sorted; `content-length` left out (only the POST has one).
+fn head_lines(head: &str) -> (String, Vec<String>) {
+    let mut lines = head.split("\r\n").filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or("").to_owned();
+    let mut headers: Vec<String> = lines
+        .map(|l| {
+            let (n, v) = l.split_once(':').unwrap_or((l, ""));
+            format!("{}: {}", n.trim().to_ascii_lowercase(), v.trim())
+        })
+        .filter(|l| !l.starts_with("content-length:"))
+        .collect();
+    headers.sort();
+    (first, headers)
+}
+
+#[test]
+fn the_lean_and_hyper_paths_forward_the_same_head() {
+    let dir = tempdir();
+    let origin = head_echo_origin();
+    let config = format!("ingress:\n  - service: http://{origin}\n");
+    let (edge, _connector) = setup(dir.path(), &config, &["heads.test"]);
+    let addr = edge.http_addr.unwrap();
+    let forged = "X-Forwarded-For: 10.0.0.1\r\nX-Forwarded-For: 10.0.0.2\r\n\
+                  Burrow-Connecting-IP: 6.6.6.6\r\nConnection: keep-alive, x-custom\r\n\
+                  X-Custom: dropped\r\nX-Keep: kept\r\n";
+    let requests = [
+        // Bodiless HTTP/1.1 GET: the lean path.
+        ("lean GET", format!("GET /h?x=1 HTTP/1.1\r\nHost: heads.test\r\n{forged}\r\n")),
+        // An absolute-form target names the host itself.
+        (
+            "absolute-form GET",
+            format!("GET http://heads.test/h?x=1 HTTP/1.1\r\nHost: heads.test\r\n{forged}\r\n"),
+        ),
+        // HTTP/1.0: the hyper path.
+        ("HTTP/1.0 GET", format!("GET /h?x=1 HTTP/1.0\r\nHost: heads.test\r\n{forged}\r\n")),
+        // A body: the hyper path.
+        (
+            "POST",
+            format!("POST /h?x=1 HTTP/1.1\r\nHost: heads.test\r\n{forged}Content-Length: 5\r\n\r\nhello"),
+        ),
+    ];
+    let by_path = |p: &str| {
+        edge.metric(&format!(
+            r#"burrow_edge_http_requests_by_path_total{{path="{p}"}}"#
+        ))
+    };
+    let mut seen = Vec::new();
+    for (what, req) in &requests {
+        let lean_before =
+            edge.metric_or_zero(r#"burrow_edge_http_requests_by_path_total{path="lean"}"#);
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let (status, head) = exchange(&mut s, req);
+        assert_eq!(status, 200, "{what}: {head}");
+        let (first, headers) = head_lines(&head);
+        let method = if *what == "POST" { "post" } else { "get" };
+        assert_eq!(
+            first.to_ascii_lowercase(),
+            format!("{method} /h?x=1 http/1.1"),
+            "{what}"
+        );
+        let lean_after =
+            edge.metric_or_zero(r#"burrow_edge_http_requests_by_path_total{path="lean"}"#);
+        seen.push((what.to_string(), headers, lean_after > lean_before));
+    }
+    assert!(
+        by_path("lean") >= 1.0 && by_path("hyper") >= 2.0,
+        "both paths served"
+    );
+    assert!(seen[0].2, "the bodiless HTTP/1.1 GET took the lean path");
+    assert!(
+        !seen[2].2 && !seen[3].2,
+        "HTTP/1.0 and the POST took the hyper path"
+    );
+    let want = |h: &str| seen[0].1.iter().any(|l| l == h);
+    assert!(
+        want("x-forwarded-for: 10.0.0.1, 10.0.0.2, 127.0.0.1"),
+        "{:?}",
+        seen[0].1
+    );
+    assert!(want("burrow-connecting-ip: 127.0.0.1"), "{:?}", seen[0].1);
+    assert!(want("x-forwarded-proto: http"), "{:?}", seen[0].1);
+    assert!(want("host: heads.test"), "{:?}", seen[0].1);
+    assert!(want("x-keep: kept"), "{:?}", seen[0].1);
+    assert!(
+        !seen[0].1.iter().any(|l| l.starts_with("x-custom")),
+        "{:?}",
+        seen[0].1
+    );
+    for (what, headers, _) in &seen[1..] {
+        assert_eq!(
+            headers, &seen[0].1,
+            "{what} reached the origin with another head than the lean GET"
+        );
+    }
+}

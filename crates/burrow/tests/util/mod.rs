@@ -265,6 +265,16 @@ impl EdgeProc {
         series_value(&body, series)
     }
 
+    /// [`Self::metric`] for a series that does not exist until its first
+    /// event (a labelled counter): 0 while absent.
+    pub fn metric_or_zero(&self, series: &str) -> f64 {
+        let (status, body) = http(&self.admin_url, "GET", "/metrics", None, "");
+        assert_eq!(status, 200, "{body}");
+        body.lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')))
+            .map_or(0.0, |v| v.trim().parse().unwrap())
+    }
+
     /// `tunnel create NAME`; returns the credentials file path.
     pub fn create_tunnel(&self, name: &str) -> PathBuf {
         let path = self.dir.join(format!("{name}.json"));

@@ -42,7 +42,6 @@ pub(super) async fn create_access_rule(
         .create_access_rule(&rule)
         .await
         .map_err(ApiError::internal)?;
-    st.ctx.committed().await;
     let mut v = access_rule_json(&rule);
     if !st.ctx.files.geoip.load().has(&rule.target) {
         v["warning"] = json!(format!(
@@ -82,6 +81,5 @@ pub(super) async fn delete_access_rule(
     {
         return Err(ApiError::not_found(&format!("access rule '{id}'")));
     }
-    st.ctx.committed().await;
     Ok(StatusCode::NO_CONTENT)
 }

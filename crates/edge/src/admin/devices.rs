@@ -90,7 +90,6 @@ pub(super) async fn revoke_device(
     {
         return Err(ApiError::not_found(&format!("device '{id}'")));
     }
-    st.ctx.grants.changed.notify_one();
     tracing::info!(device_id = %uuid, "device revoked");
     Ok(StatusCode::NO_CONTENT)
 }

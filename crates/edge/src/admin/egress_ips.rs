@@ -47,7 +47,6 @@ pub(super) async fn create(
             "ip",
             Some(format!("{} is declared already; delete it first", e.ip)),
         ))?;
-    st.ctx.committed().await;
     tracing::info!(ip = %e.ip, colo = %e.colo, "egress IP declared");
     Ok((StatusCode::CREATED, Json(to_json(&e))).into_response())
 }
@@ -75,6 +74,5 @@ pub(super) async fn delete(
     {
         return Err(ApiError::not_found(&format!("egress IP '{ip}'")));
     }
-    st.ctx.committed().await;
     Ok(StatusCode::NO_CONTENT)
 }

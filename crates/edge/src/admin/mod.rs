@@ -165,6 +165,7 @@ pub(crate) fn router(state: AdminState) -> Router {
             "/api/v1/routes/{hostname}",
             axum::routing::delete(routes::delete_route),
         )
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), commit))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth));
     Router::new()
         .route("/healthcheck", get(|| async { "OK\n" }))
@@ -173,6 +174,20 @@ pub(crate) fn router(state: AdminState) -> Router {
         .merge(v1)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
+}
+
+/// After a change the API accepted (any method but GET, answered 2xx):
+/// the routing tables are rebuilt and the change is marked for other
+/// nodes sharing the store, before the answer goes out — so a route or
+/// policy is in force when its `POST` returns, and every resource gets
+/// this the same way.
+async fn commit(State(st): State<AdminState>, req: Request, next: Next) -> Response {
+    let change = req.method() != axum::http::Method::GET;
+    let resp = next.run(req).await;
+    if change && resp.status().is_success() {
+        st.ctx.committed().await;
+    }
+    resp
 }
 
 async fn auth(State(st): State<AdminState>, req: Request, next: Next) -> Response {

@@ -28,7 +28,6 @@ async fn apply(st: &AdminState, edit: Edit) -> Result<Json<Value>, ApiError> {
         .set_meta(crate::tables::POLICIES_KEY, &text)
         .await
         .map_err(ApiError::internal)?;
-    st.ctx.committed().await;
     let rules = burrow_config::egress::parse_rules(&text).map_err(config_error)?;
     let lint: Vec<String> = burrow_policy::egress::lint(&rules)
         .iter()
@@ -115,7 +114,6 @@ pub(super) async fn put_policies(
         .set_meta(crate::tables::POLICIES_KEY, &text)
         .await
         .map_err(ApiError::internal)?;
-    st.ctx.committed().await;
     tracing::info!(rules = rules.len(), "egress policies replaced");
     let findings: Vec<String> = burrow_policy::egress::lint(&rules)
         .iter()

@@ -78,9 +78,7 @@ pub(super) async fn set_vnet_access(
     {
         return Err(ApiError::not_found(&format!("virtual network '{name}'")));
     }
-    st.ctx.committed().await;
     // Clients on this vnet that may no longer use it are disconnected.
-    st.ctx.grants.changed.notify_one();
     tracing::info!(vnet = %name, ?users, ?groups, "virtual network access set");
     let v = find_vnet(&st, Some(&name)).await?;
     Ok(Json(vnet_json(&v)))
@@ -118,7 +116,6 @@ pub(super) async fn create_vnet(
         .create_vnet(&v)
         .await
         .map_err(ApiError::store("name", None))?;
-    st.ctx.committed().await;
     tracing::info!(vnet = %v.name, default = v.is_default, "virtual network created");
     Ok((StatusCode::CREATED, Json(vnet_json(&v))).into_response())
 }
@@ -141,7 +138,6 @@ pub(super) async fn delete_vnet(
     {
         return Err(ApiError::not_found(&format!("virtual network '{name}'")));
     }
-    st.ctx.committed().await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -158,7 +154,6 @@ pub(super) async fn make_default_vnet(
     {
         return Err(ApiError::not_found(&format!("virtual network '{name}'")));
     }
-    st.ctx.committed().await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -236,7 +231,6 @@ pub(super) async fn create_ip_route(
                 r.network, v.name
             )),
         ))?;
-    st.ctx.committed().await;
     tracing::info!(network = %r.network, tunnel_id = %t.id, vnet = %v.name, "IP route created");
     Ok((StatusCode::CREATED, Json(ip_route_json(&r, &[t], &[v]))).into_response())
 }
@@ -286,6 +280,5 @@ pub(super) async fn delete_ip_route(
             v.name
         )));
     }
-    st.ctx.committed().await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -48,7 +48,6 @@ pub(super) async fn create_route(
                 route.hostname
             )),
         ))?;
-    st.ctx.committed().await;
     tracing::info!(hostname = %route.hostname, tunnel_id = %t.id, "route created");
     Ok((StatusCode::CREATED, Json(route_json(&route, Some(&t.name)))).into_response())
 }
@@ -85,6 +84,5 @@ pub(super) async fn delete_route(
     {
         return Err(ApiError::not_found(&format!("route '{hostname}'")));
     }
-    st.ctx.committed().await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -134,7 +134,6 @@ pub(super) async fn rotate_tunnel_secret(
         return Err(ApiError::not_found(&format!("tunnel '{r}'")));
     }
     t.secret = secret;
-    st.ctx.grants.changed.notify_one();
     tracing::info!(tunnel_id = %t.id, "tunnel secret rotated");
     let mut v = tunnel_json(&st.ctx, &t).await?;
     v["credentials"] = credentials_value(&credentials(&st.ctx, &t));
@@ -152,7 +151,6 @@ pub(super) async fn delete_tunnel(
         .await
         .map_err(ApiError::internal)?;
     st.ctx.apps.running.sync(&st.ctx, &st.shutdown).await;
-    st.ctx.grants.changed.notify_one();
     tracing::info!(tunnel_id = %t.id, "tunnel deleted");
     Ok(StatusCode::NO_CONTENT)
 }

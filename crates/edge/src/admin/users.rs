@@ -61,7 +61,6 @@ pub(super) async fn delete_user(
     {
         return Err(ApiError::not_found(&format!("user '{email}'")));
     }
-    st.ctx.grants.changed.notify_one();
     tracing::info!(user = %email, "user deleted");
     Ok(StatusCode::NO_CONTENT)
 }

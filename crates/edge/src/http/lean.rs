@@ -242,6 +242,11 @@ where
                 http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::BAD_GATEWAY),
             ))
             .inc();
+        ctx.telemetry
+            .metrics
+            .http_requests_by_path
+            .get_or_create(&crate::telemetry::metrics::PathLabels { path: "lean" })
+            .inc();
         if done {
             let _ = io.shutdown().await;
             if let Some(mut k) = kept.take() {

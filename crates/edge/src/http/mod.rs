@@ -156,6 +156,11 @@ impl Conn {
                     .http_requests
                     .get_or_create(&crate::telemetry::metrics::StatusLabels::of(resp.status()))
                     .inc();
+                ctx.telemetry
+                    .metrics
+                    .http_requests_by_path
+                    .get_or_create(&crate::telemetry::metrics::PathLabels { path: "hyper" })
+                    .inc();
                 Ok::<_, Infallible>(resp)
             }
         });

@@ -59,6 +59,13 @@ pub(crate) struct AccessLabels {
     pub(crate) decision: Decision,
 }
 
+/// Which path of the HTTP listeners served a request: `lean` (bodiless
+/// HTTP/1.1, relayed as framed) or `hyper` (everything else).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct PathLabels {
+    pub(crate) path: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct StatusLabels {
     /// `2xx`, `3xx`, `4xx`, `5xx` (or `1xx`).
@@ -129,6 +136,7 @@ pub(crate) struct Metrics {
     pub(crate) logpush: crate::telemetry::logpush::LogpushStats,
     /// HTTP requests on the public listeners, by status class.
     pub(crate) http_requests: Family<StatusLabels, Counter>,
+    pub(crate) http_requests_by_path: Family<PathLabels, Counter>,
     /// Zero-trust client sessions, by close reason.
     pub(crate) client_sessions: Family<OutcomeLabels, Counter>,
     /// Connections of connectors and clients ended because their access
@@ -285,6 +293,12 @@ impl Metrics {
             "HTTP requests on the public listeners, by status class",
             http_requests.clone(),
         );
+        let http_requests_by_path = Family::<PathLabels, Counter>::default();
+        registry.register(
+            "http_requests_by_path",
+            "HTTP requests on the public listeners, by the path that served them (lean or hyper)",
+            http_requests_by_path.clone(),
+        );
         let client_sessions = Family::<OutcomeLabels, Counter>::default();
         registry.register(
             "client_sessions",
@@ -311,6 +325,7 @@ impl Metrics {
         );
         Self {
             http_requests,
+            http_requests_by_path,
             client_sessions,
             revoked,
             app_refused,
