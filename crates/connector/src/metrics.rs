@@ -350,30 +350,19 @@ impl Metrics {
 
     /// Counts an origin dial failure under its reason.
     pub(crate) fn dial_failed(&self, e: &std::io::Error) {
-        let reason = match e.raw_os_error() {
-            Some(99) => "port_exhaustion",
-            Some(24) | Some(23) => "too_many_open_files",
-            _ if e.kind() == std::io::ErrorKind::ConnectionRefused => "refused",
-            _ if e.kind() == std::io::ErrorKind::TimedOut => "timeout",
-            _ => "unreachable",
-        };
+        let failure = burrow_transport::dial::classify(e);
         self.dial_failures
-            .get_or_create(&ReasonLabels { reason })
+            .get_or_create(&ReasonLabels {
+                reason: failure.label(),
+            })
             .inc();
         self.connect_errors.inc();
-        let fix = match reason {
-            "port_exhaustion" => {
-                "no free local port: the ephemeral port range is exhausted; widen it: \
-                 sysctl -w net.ipv4.ip_local_port_range=\"11000 60999\""
-            }
-            "too_many_open_files" => {
-                "too many open files: raise the limit (ulimit -n, LimitNOFILE= in the unit)"
-            }
-            _ => return,
+        let Some(fix) = failure.hint() else {
+            return;
         };
         if let Some(held) = self.exhaustion_log.allow(now_ms(), 10_000) {
             tracing::warn!(
-                reason,
+                reason = failure.label(),
                 similar_since_last_warning = held,
                 "origin dials are failing: {fix}"
             );

@@ -74,12 +74,11 @@ async fn dial(
             let _ = s.set_nodelay(true);
             Ok(s)
         }
-        Ok(Err(e)) if e.raw_os_error() == Some(99) => Err((
-            Some(e),
-            format!("cannot reach {to}: no free local port (ephemeral port range exhausted)"),
-        )),
         Ok(Err(e)) => {
-            let msg = format!("cannot reach {to}: {e}");
+            let msg = match burrow_transport::dial::classify(&e).hint() {
+                Some(hint) => format!("cannot reach {to}: {hint}"),
+                None => format!("cannot reach {to}: {e}"),
+            };
             Err((Some(e), msg))
         }
         Err(_) => Err((

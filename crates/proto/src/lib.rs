@@ -24,6 +24,7 @@
 //! panics on any input; bytes after a frame stay in the caller's buffer (the
 //! decoder reports how many it consumed).
 
+pub mod close;
 pub mod datagram;
 pub mod http1;
 pub mod http_connect;

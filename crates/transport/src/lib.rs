@@ -26,6 +26,7 @@
 //! with [`ConnectorConn::accept_stream`].
 
 pub mod datagrams;
+pub mod dial;
 pub mod dns;
 pub mod exposition;
 pub mod frames;

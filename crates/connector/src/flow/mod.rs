@@ -129,7 +129,7 @@ async fn dispatch(
                 }
                 Err(Some(e)) => {
                     let msg = origin_error(addr, &e);
-                    if matches!(e.raw_os_error(), Some(99 | 23 | 24)) {
+                    if burrow_transport::dial::classify(&e).hint().is_some() {
                         // A rate-limited warning names the cause (metrics.rs).
                         debug!(rule = rule_index, reason = %msg, "origin unreachable");
                     } else {

@@ -11,22 +11,10 @@ use tracing::debug;
 /// A readable message for a failed origin dial. Running out of local ports
 /// is named as such (cloudflared stays silent there).
 pub(crate) fn origin_error(addr: &str, e: &std::io::Error) -> String {
-    match e.raw_os_error() {
-        // EADDRNOTAVAIL on connect: the ephemeral port range is exhausted.
-        Some(99) => {
-            return format!(
-                "cannot reach origin {addr}: no free local port (ephemeral port range exhausted; \
-                 widen net.ipv4.ip_local_port_range)"
-            )
-        }
-        Some(23 | 24) => {
-            return format!(
-                "cannot reach origin {addr}: too many open files (raise the connector's open-file limit)"
-            )
-        }
-        _ => {}
+    match burrow_transport::dial::classify(e).hint() {
+        Some(hint) => format!("cannot reach origin {addr}: {hint}"),
+        None => format!("cannot reach origin {addr}: {e}"),
     }
-    format!("cannot reach origin {addr}: {e}")
 }
 
 pub(crate) async fn splice<O: AsyncRead + AsyncWrite + Unpin>(

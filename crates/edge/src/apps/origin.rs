@@ -2,7 +2,7 @@
 
 use super::compiled::Compiled;
 use crate::context::Ctx;
-use crate::tunnel::open::FlowError;
+use burrow_proto::close::{CloseReason, FlowError, Side};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -18,19 +18,31 @@ pub(crate) async fn resolve(
             return Ok(ips.clone());
         }
     }
-    let resolver = ctx
-        .egress
-        .resolver
-        .as_ref()
-        .map_err(|e| format!("origin: cannot resolve {name}: {e}"))?;
+    let resolver = ctx.egress.resolver.as_ref().map_err(|e| {
+        FlowError::new(
+            Side::Origin,
+            CloseReason::DnsFailure,
+            format!("cannot resolve {name}: {e}"),
+        )
+    })?;
     let ips: Vec<IpAddr> = resolver
         .lookup_ip(name)
         .await
-        .map_err(|e| format!("origin: cannot resolve {name}: {e}"))?
+        .map_err(|e| {
+            FlowError::new(
+                Side::Origin,
+                CloseReason::DnsFailure,
+                format!("cannot resolve {name}: {e}"),
+            )
+        })?
         .iter()
         .collect();
     if ips.is_empty() {
-        return Err(format!("origin: {name} has no addresses"));
+        return Err(FlowError::new(
+            Side::Origin,
+            CloseReason::DnsFailure,
+            format!("{name} has no addresses"),
+        ));
     }
     *app.dns.lock().expect("dns cache lock poisoned") = Some((Instant::now(), ips.clone()));
     Ok(ips)

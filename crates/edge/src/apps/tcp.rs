@@ -7,10 +7,11 @@
 use super::compiled::{AppCell, Compiled};
 use super::origin::resolve;
 use crate::context::Ctx;
-use crate::tunnel::open::{open_tunnel_stream, FlowError};
+use crate::tunnel::open::open_tunnel_stream;
 use burrow_config::app::{Origin, ProxyProtocol, TlsMode, L4};
 use burrow_policy::access::decide;
 use burrow_policy::ports::PortMap;
+use burrow_proto::close::{CloseReason, FlowError, Side};
 use burrow_proto::proxy_header::{proxy_header, ProxyVersion, Transport};
 use burrow_proto::{FlowKind, StreamOpen};
 use std::net::{IpAddr, SocketAddr};
@@ -97,7 +98,9 @@ pub(crate) async fn proxy_flow(
     edge_port: u16,
     flow_id: u64,
 ) -> Result<(), FlowError> {
-    let local = client.local_addr().map_err(|e| format!("client: {e}"))?;
+    let local = client
+        .local_addr()
+        .map_err(|e| FlowError::io(Side::Client, e))?;
     let ends = Ends {
         peer,
         local,
@@ -111,14 +114,14 @@ pub(crate) async fn proxy_flow(
         .files
         .app_tls
         .clone()
-        .ok_or_else(|| "internal: TLS app without edge certificates".to_owned())?;
+        .ok_or_else(|| FlowError::io(Side::Local, "TLS app without edge certificates"))?;
     let tls = tokio::time::timeout(
         CLIENT_TLS_TIMEOUT,
         tokio_rustls::TlsAcceptor::from(cfg).accept(client),
     )
     .await
-    .map_err(|_| "client: TLS handshake timed out".to_owned())
-    .and_then(|r| r.map_err(|e| format!("client: TLS handshake failed: {e}")))
+    .map_err(|_| FlowError::io(Side::Client, "TLS handshake timed out"))
+    .and_then(|r| r.map_err(|e| FlowError::io(Side::Client, format!("TLS handshake failed: {e}"))))
     .inspect_err(|_| {
         ctx.telemetry
             .metrics
@@ -155,7 +158,7 @@ where
         Origin::Tunnel { hostname, .. } => {
             let tunnel_id = app
                 .tunnel_id
-                .ok_or_else(|| "internal: tunnel app without tunnel id".to_owned())?;
+                .ok_or_else(|| FlowError::io(Side::Local, "tunnel app without tunnel id"))?;
             return tunnel_flow(ctx, app, tunnel_id, hostname, client, ends).await;
         }
         Origin::Direct(list) => list.iter().map(|o| (o.ip, o.ports)).collect(),
@@ -181,7 +184,11 @@ where
     C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     if targets.is_empty() {
-        return Err("origin: no addresses".into());
+        return Err(FlowError::new(
+            Side::Origin,
+            CloseReason::OriginUnreachable,
+            "no addresses",
+        ));
     }
     let now = Instant::now();
     let start = app.next.fetch_add(1, Ordering::Relaxed);
@@ -190,13 +197,18 @@ where
         .collect();
     // Addresses marked down go last (stable sort keeps round-robin order).
     order.sort_by_key(|&i| app.is_down(targets[i].0, now));
-    let mut last_err = String::new();
+    let mut last_err = FlowError::new(
+        Side::Origin,
+        CloseReason::OriginUnreachable,
+        "no address tried",
+    );
     for i in order {
         let (ip, map) = targets[i];
         let edge_port = ends.edge_port;
         let Some(port) = map.map(edge_port) else {
-            return Err(format!(
-                "internal: edge port {edge_port} outside the app range"
+            return Err(FlowError::io(
+                Side::Local,
+                format!("edge port {edge_port} outside the app range"),
             ));
         };
         let addr = SocketAddr::new(ip, port);
@@ -206,7 +218,12 @@ where
                 let _ = origin.set_nodelay(true);
                 send_proxy_header(app, &mut origin, ends)
                     .await
-                    .map_err(|e| format!("origin {addr}: sending the PROXY header: {e}"))?;
+                    .map_err(|e| {
+                        FlowError::io(
+                            Side::Origin,
+                            format!("{addr}: sending the PROXY header: {e}"),
+                        )
+                    })?;
                 let origin_tls = ctx.files.origin_tls.load();
                 let tls = match app.spec.tls {
                     TlsMode::Full => &origin_tls.full,
@@ -221,8 +238,14 @@ where
                     tokio_rustls::TlsConnector::from(tls.clone()).connect(name, origin),
                 )
                 .await
-                .map_err(|_| format!("origin {addr}: TLS handshake timed out"))
-                .and_then(|r| r.map_err(|e| format!("origin {addr}: TLS handshake failed: {e}")))
+                .map_err(|_| {
+                    FlowError::io(Side::Origin, format!("{addr}: TLS handshake timed out"))
+                })
+                .and_then(|r| {
+                    r.map_err(|e| {
+                        FlowError::io(Side::Origin, format!("{addr}: TLS handshake failed: {e}"))
+                    })
+                })
                 .inspect_err(|_| {
                     ctx.telemetry
                         .metrics
@@ -235,11 +258,19 @@ where
             }
             Ok(Err(e)) => {
                 app.mark(ip, false);
-                last_err = format!("origin {addr}: {e}");
+                last_err = FlowError::new(
+                    Side::Origin,
+                    burrow_transport::dial::classify(&e).close_reason(),
+                    format!("{addr}: {e}"),
+                );
             }
             Err(_) => {
                 app.mark(ip, false);
-                last_err = format!("origin {addr}: no answer within {ORIGIN_CONNECT_TIMEOUT:?}");
+                last_err = FlowError::new(
+                    Side::Origin,
+                    CloseReason::OriginTimeout,
+                    format!("{addr}: no answer within {ORIGIN_CONNECT_TIMEOUT:?}"),
+                );
             }
         }
     }
@@ -320,9 +351,13 @@ where
         }
         Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
             m.app_idle_closed.inc();
-            Err(format!("closed idle: {e} (the app's idle_timeout)"))
+            Err(FlowError::new(
+                Side::Client,
+                CloseReason::IdleTimeout,
+                format!("closed idle: {e} (the app's idle_timeout)"),
+            ))
         }
-        Err(e) => Err(format!("splice: {e}")),
+        Err(e) => Err(FlowError::io(Side::Client, format!("splice: {e}"))),
     }
 }
 
@@ -349,14 +384,14 @@ where
         client
             .write_all(&leftover)
             .await
-            .map_err(|e| format!("client: {e}"))?;
+            .map_err(|e| FlowError::io(Side::Client, e))?;
     }
     drop(leftover);
     // The connector passes stream bytes to the origin unchanged, so a
     // PROXY header written first reaches the origin first.
     send_proxy_header(app, &mut stream, ends)
         .await
-        .map_err(|e| format!("tunnel: sending the PROXY header: {e}"))?;
+        .map_err(|e| FlowError::io(Side::Tunnel, format!("sending the PROXY header: {e}")))?;
     splice_counted(ctx, app, &mut client, &mut stream).await
 }
 

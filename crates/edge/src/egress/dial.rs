@@ -4,6 +4,7 @@
 
 use crate::context::Ctx;
 use crate::egress::udp;
+use burrow_proto::close::{CloseReason, FlowError, Side};
 use burrow_proto::{Frame, Refusal, RefuseCode};
 use burrow_transport::frames::write_frame;
 use burrow_transport::BoxStream;
@@ -13,54 +14,47 @@ use std::time::Duration;
 /// Dial timeout toward a destination.
 pub(crate) const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Why a flow did not reach its destination: the session log's close
-/// reason and the message for the client.
-pub(crate) struct Unreachable {
-    pub(crate) reason: &'static str,
-    pub(crate) message: String,
-}
-
 /// Dials `target` within [`DIAL_TIMEOUT`], from `source` when a dedicated
 /// egress IP of the same family applies.
+///
+/// # Errors
+/// Why not, with the close reason the flow ends with (the message is the
+/// one the client is told).
 pub(crate) async fn dial(
     target: SocketAddr,
     source: Option<std::net::IpAddr>,
-) -> Result<tokio::net::TcpStream, Unreachable> {
-    let fail = |reason, e: &dyn std::fmt::Display| Unreachable {
-        reason,
-        message: format!("cannot reach {target}: {e}"),
+) -> Result<tokio::net::TcpStream, FlowError> {
+    let fail = |reason, e: &dyn std::fmt::Display| {
+        FlowError::new(Side::Origin, reason, format!("cannot reach {target}: {e}"))
     };
     let socket = if target.is_ipv4() {
         tokio::net::TcpSocket::new_v4()
     } else {
         tokio::net::TcpSocket::new_v6()
     }
-    .map_err(|e| fail("ORIGIN_UNREACHABLE", &e))?;
+    .map_err(|e| fail(dial_failure(&e), &e))?;
     if let Some(ip) = source.filter(|ip| ip.is_ipv4() == target.is_ipv4()) {
         socket.bind(SocketAddr::new(ip, 0)).map_err(|e| {
             fail(
-                "EGRESS_IP_UNAVAILABLE",
+                CloseReason::EgressIpUnavailable,
                 &format!("egress IP {ip} is not an address of this edge: {e}"),
             )
         })?;
     }
     match tokio::time::timeout(DIAL_TIMEOUT, socket.connect(target)).await {
         Ok(Ok(o)) => Ok(o),
-        Ok(Err(e)) => {
-            let reason = if e.raw_os_error() == Some(99) {
-                "PORT_EXHAUSTION"
-            } else if e.kind() == std::io::ErrorKind::ConnectionRefused {
-                "ORIGIN_REFUSED"
-            } else {
-                "ORIGIN_UNREACHABLE"
-            };
-            Err(fail(reason, &e))
-        }
-        Err(_) => Err(Unreachable {
-            reason: "ORIGIN_TIMEOUT",
-            message: format!("{target} did not answer within {DIAL_TIMEOUT:?}"),
-        }),
+        Ok(Err(e)) => Err(fail(dial_failure(&e), &e)),
+        Err(_) => Err(FlowError::new(
+            Side::Origin,
+            CloseReason::OriginTimeout,
+            format!("{target} did not answer within {DIAL_TIMEOUT:?}"),
+        )),
     }
+}
+
+/// The close reason of a failed dial.
+fn dial_failure(e: &std::io::Error) -> CloseReason {
+    burrow_transport::dial::classify(e).close_reason()
 }
 
 /// A TCP connection to `target` from `source` (for peer flows); the
@@ -69,7 +63,7 @@ pub(crate) async fn dial_from(
     target: SocketAddr,
     source: Option<std::net::IpAddr>,
 ) -> Result<tokio::net::TcpStream, String> {
-    dial(target, source).await.map_err(|u| u.message)
+    dial(target, source).await.map_err(|u| u.detail)
 }
 
 /// A UDP socket to `target` from `source` (for peer flows).
@@ -77,7 +71,7 @@ pub(crate) async fn udp_socket(
     target: SocketAddr,
     source: Option<std::net::IpAddr>,
 ) -> Result<tokio::net::UdpSocket, String> {
-    udp::socket(target, source).await.map_err(|u| u.message)
+    udp::socket(target, source).await.map_err(|u| u.detail)
 }
 
 /// Relays a UDP session between a stream and a socket (for peer flows).

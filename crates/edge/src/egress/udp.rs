@@ -4,7 +4,7 @@
 //! (private networks). A session ends when either stream ends or after
 //! [`IDLE`] without a datagram either way; bytes are counted as payload.
 
-use super::dial::Unreachable;
+use burrow_proto::close::{CloseReason, FlowError, Side};
 use burrow_transport::datagrams::{write_datagram, DatagramReader};
 use burrow_transport::quic_datagrams::{next_from, DatagramMux};
 use burrow_transport::BoxStream;
@@ -20,7 +20,7 @@ pub(crate) const IDLE: Duration = Duration::from_secs(60);
 
 /// How a session ended, and its payload bytes (to the destination, back).
 pub(crate) struct Ended {
-    pub(crate) reason: &'static str,
+    pub(crate) reason: CloseReason,
     pub(crate) sent: u64,
     pub(crate) received: u64,
 }
@@ -30,25 +30,30 @@ pub(crate) struct Ended {
 pub(crate) async fn socket(
     target: SocketAddr,
     source: Option<IpAddr>,
-) -> Result<UdpSocket, Unreachable> {
+) -> Result<UdpSocket, FlowError> {
     let bind_ip = match source.filter(|ip| ip.is_ipv4() == target.is_ipv4()) {
         Some(ip) => ip,
         None if target.is_ipv4() => IpAddr::from([0u8; 4]),
         None => IpAddr::from([0u16; 8]),
     };
-    let sock = UdpSocket::bind((bind_ip, 0))
-        .await
-        .map_err(|e| Unreachable {
-            reason: if source.is_some() {
-                "EGRESS_IP_UNAVAILABLE"
-            } else {
-                "ORIGIN_UNREACHABLE"
-            },
-            message: format!("cannot open a UDP socket on {bind_ip}: {e}"),
-        })?;
-    sock.connect(target).await.map_err(|e| Unreachable {
-        reason: "ORIGIN_UNREACHABLE",
-        message: format!("cannot reach udp://{target}: {e}"),
+    let sock = UdpSocket::bind((bind_ip, 0)).await.map_err(|e| {
+        let reason = if source.is_some() {
+            CloseReason::EgressIpUnavailable
+        } else {
+            CloseReason::OriginUnreachable
+        };
+        FlowError::new(
+            Side::Origin,
+            reason,
+            format!("cannot open a UDP socket on {bind_ip}: {e}"),
+        )
+    })?;
+    sock.connect(target).await.map_err(|e| {
+        FlowError::new(
+            Side::Origin,
+            CloseReason::OriginUnreachable,
+            format!("cannot reach udp://{target}: {e}"),
+        )
     })?;
     Ok(sock)
 }
@@ -69,20 +74,20 @@ pub(crate) async fn relay_socket(stream: BoxStream, leftover: BytesMut, sock: Ud
                         debug!(error = %e, "datagram to the destination not sent");
                     }
                 }
-                Ok(None) => break "CLIENT_OR_ORIGIN_CLOSED",
-                Err(_) => break "ERROR",
+                Ok(None) => break CloseReason::ClientOrOriginClosed,
+                Err(_) => break CloseReason::Error,
             },
             r = sock.recv(&mut buf) => match r {
                 Ok(n) => {
                     received += n as u64;
                     if write_datagram(&mut wr, &buf[..n], &mut scratch).await.is_err() {
-                        break "CLIENT_OR_ORIGIN_CLOSED";
+                        break CloseReason::ClientOrOriginClosed;
                     }
                 }
                 // ICMP port unreachable: this datagram only.
                 Err(e) => debug!(error = %e, "datagram from the destination failed"),
             },
-            () = tokio::time::sleep(IDLE) => break "IDLE_TIMEOUT",
+            () = tokio::time::sleep(IDLE) => break CloseReason::IdleTimeout,
         }
     };
     let _ = tokio::io::AsyncWriteExt::shutdown(&mut wr).await;
@@ -120,29 +125,29 @@ pub(crate) async fn relay_streams(
                     sent += d.len() as u64;
                     let quic = mux.as_ref().is_some_and(|(m, id)| m.send(*id, &d));
                     if !quic && write_datagram(&mut fwr, &d, &mut scratch).await.is_err() {
-                        break "ERROR";
+                        break CloseReason::Error;
                     }
                 }
-                Ok(None) => break "CLIENT_OR_ORIGIN_CLOSED",
-                Err(_) => break "ERROR",
+                Ok(None) => break CloseReason::ClientOrOriginClosed,
+                Err(_) => break CloseReason::Error,
             },
             d = next_from(&mut from_mux) => {
                 received += d.len() as u64;
                 if write_datagram(&mut cwr, &d, &mut scratch).await.is_err() {
-                    break "CLIENT_OR_ORIGIN_CLOSED";
+                    break CloseReason::ClientOrOriginClosed;
                 }
             },
             d = from_far.next(&mut frd) => match d {
                 Ok(Some(d)) => {
                     received += d.len() as u64;
                     if write_datagram(&mut cwr, &d, &mut scratch).await.is_err() {
-                        break "CLIENT_OR_ORIGIN_CLOSED";
+                        break CloseReason::ClientOrOriginClosed;
                     }
                 }
-                Ok(None) => break "CLIENT_OR_ORIGIN_CLOSED",
-                Err(_) => break "ERROR",
+                Ok(None) => break CloseReason::ClientOrOriginClosed,
+                Err(_) => break CloseReason::Error,
             },
-            () = tokio::time::sleep(IDLE) => break "IDLE_TIMEOUT",
+            () = tokio::time::sleep(IDLE) => break CloseReason::IdleTimeout,
         }
     };
     if let Some((m, id)) = &mux {

@@ -12,6 +12,7 @@
 //! connection from then on, with its own answers (400, 404, 431...).
 
 use crate::context::Ctx;
+use burrow_proto::close::{FlowError, Side};
 use burrow_proto::http1::{self, Bodiless};
 use burrow_transport::http1_relay::{self as relay, AskError, MAX_HEAD};
 use burrow_transport::replay::Replay;
@@ -215,13 +216,9 @@ where
                 }
                 (head.status, close)
             }
-            Err(reason) => {
-                info!(host = %hostname, %reason, "HTTP request failed");
-                let text = if reason.contains("tunnel: no connector") {
-                    "No connector of this hostname's tunnel is connected to the edge."
-                } else {
-                    "The tunnel could not reach the origin."
-                };
+            Err(e) => {
+                info!(host = %hostname, reason = %e, "HTTP request failed");
+                let text = super::page::bad_gateway_text(&e);
                 answer.clear();
                 crate::http::page::page_bytes(
                     &mut answer,
@@ -281,7 +278,7 @@ impl Ask<'_> {
         kept: &'k mut Option<Kept>,
         buf: &mut BytesMut,
         answer: &mut Vec<u8>,
-    ) -> Result<(&'k mut BoxStream, relay::Head), String> {
+    ) -> Result<(&'k mut BoxStream, relay::Head), FlowError> {
         let mut resends = 0;
         loop {
             if kept.as_ref().is_some_and(|k| k.tunnel != self.tunnel) {
@@ -298,7 +295,7 @@ impl Ask<'_> {
                 });
             }
             let Some(k) = kept.as_mut() else {
-                return Err("internal: no tunnel stream".into());
+                return Err(FlowError::io(Side::Local, "no tunnel stream"));
             };
             let asked = relay::ask(
                 &mut k.stream,
@@ -313,7 +310,7 @@ impl Ask<'_> {
             match asked {
                 Ok(head) => {
                     let Some(k) = kept.as_mut() else {
-                        return Err("internal: no tunnel stream".into());
+                        return Err(FlowError::io(Side::Local, "no tunnel stream"));
                     };
                     return Ok((&mut k.stream, head));
                 }
@@ -328,7 +325,10 @@ impl Ask<'_> {
                 }
                 Err(AskError::Unanswered(reason) | AskError::Bad(reason)) => {
                     *kept = None;
-                    return Err(format!("tunnel stream: {reason}"));
+                    return Err(FlowError::io(
+                        Side::Tunnel,
+                        format!("tunnel stream: {reason}"),
+                    ));
                 }
             }
         }

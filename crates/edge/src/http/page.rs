@@ -1,5 +1,6 @@
 //! The short HTML pages the edge answers with itself (404, 502...).
 
+use burrow_proto::close::{CloseReason, FlowError, Side};
 use http::StatusCode;
 
 /// The HTML of a short page with `status`.
@@ -28,4 +29,15 @@ pub(crate) fn page_bytes(out: &mut Vec<u8>, status: StatusCode, text: &str, clos
         page_html(status, text).as_bytes(),
         close,
     );
+}
+
+/// The 502 page's text for a request that failed with `e`: which side
+/// failed, never the detail (that goes to the log).
+pub(crate) fn bad_gateway_text(e: &FlowError) -> &'static str {
+    match (e.side, e.reason) {
+        (Side::Tunnel, CloseReason::TunnelUnavailable) => {
+            "No connector of this hostname's tunnel is connected to the edge."
+        }
+        _ => "The tunnel could not reach the origin.",
+    }
 }

@@ -6,6 +6,7 @@
 use super::page::page_html;
 use super::policy::RESENDS;
 use crate::context::Ctx;
+use burrow_proto::close::{FlowError, Side};
 use burrow_transport::http_headers::{error_chain, is_upgrade, pass_response, strip_hop_by_hop};
 use bytes::Bytes;
 use http::header::{HeaderValue, HOST};
@@ -68,7 +69,7 @@ impl tower_service::Service<Uri> for TunnelConnector {
                 .host()
                 .and_then(|h| uuid::Uuid::parse_str(h).ok())
                 .ok_or("internal: no tunnel id in the pool key")?;
-            open_http_stream(&ctx, port, tunnel_id).await
+            Ok(open_http_stream(&ctx, port, tunnel_id).await?)
         })
     }
 }
@@ -78,7 +79,7 @@ pub(crate) async fn open_http_stream(
     ctx: &Ctx,
     port: u16,
     tunnel_id: uuid::Uuid,
-) -> Result<TokioIo<TunnelIo>, BoxError> {
+) -> Result<TokioIo<TunnelIo>, FlowError> {
     let stream = crate::tunnel::open::open_stream(ctx, port, tunnel_id).await?;
     Ok(TokioIo::new(TunnelIo(stream)))
 }
@@ -97,20 +98,18 @@ pub(crate) type SendRequest = hyper::client::conn::http1::SendRequest<Body>;
 
 impl Sticky {
     /// The kept stream if it leads to `tunnel_id` and is open, else a new one.
-    async fn sender(&self, ctx: &Ctx, tunnel_id: uuid::Uuid) -> Result<SendRequest, String> {
+    async fn sender(&self, ctx: &Ctx, tunnel_id: uuid::Uuid) -> Result<SendRequest, FlowError> {
         let kept = self.slot.lock().ok().and_then(|mut s| s.take());
         if let Some((tunnel, mut send)) = kept {
             if tunnel == tunnel_id && send.ready().await.is_ok() {
                 return Ok(send);
             }
         }
-        let io = open_http_stream(ctx, self.port, tunnel_id)
-            .await
-            .map_err(|e| error_chain(&*e))?;
+        let io = open_http_stream(ctx, self.port, tunnel_id).await?;
         let (send, conn) = hyper::client::conn::http1::Builder::new()
             .handshake(io)
             .await
-            .map_err(|e| error_chain(&e))?;
+            .map_err(|e| FlowError::io(Side::Tunnel, error_chain(&e)))?;
         self.drivers.spawn(async move {
             if let Err(e) = conn.await {
                 debug!(error = %e, "tunnel stream ended with an error");
@@ -129,7 +128,7 @@ impl Sticky {
         let resp = send
             .send_request(req)
             .await
-            .map_err(|e| Failed::new(Some(&e), error_chain(&e)))?;
+            .map_err(|e| Failed::new(&e, Some(&e)))?;
         if let Ok(mut s) = self.slot.lock() {
             *s = Some((tunnel_id, send));
         }
@@ -142,22 +141,30 @@ pub(crate) enum Failed {
     /// A kept-alive stream closed after the request went out and before
     /// any answer: its connector drained (safe requests are sent again).
     ClosedUnderRequest(String),
-    Other(String),
+    Other(FlowError),
 }
 
 impl Failed {
-    /// Classifies a failure by the hyper error under it, if any.
-    fn new(cause: Option<&hyper::Error>, reason: String) -> Self {
+    /// Classifies a failure by the hyper error under it, if any; the
+    /// tunnel's own [`FlowError`] is found in the error's sources.
+    fn new(e: &(dyn std::error::Error + 'static), cause: Option<&hyper::Error>) -> Self {
         if cause.is_some_and(|h| h.is_incomplete_message() || h.is_canceled()) {
-            Failed::ClosedUnderRequest(reason)
-        } else {
-            Failed::Other(reason)
+            return Failed::ClosedUnderRequest(error_chain(e));
         }
+        let mut at = Some(e);
+        while let Some(err) = at {
+            if let Some(f) = err.downcast_ref::<FlowError>() {
+                return Failed::Other(f.clone());
+            }
+            at = err.source();
+        }
+        Failed::Other(FlowError::io(Side::Tunnel, error_chain(e)))
     }
 
-    fn reason(self) -> String {
+    fn into_error(self) -> FlowError {
         match self {
-            Failed::ClosedUnderRequest(r) | Failed::Other(r) => r,
+            Failed::ClosedUnderRequest(r) => FlowError::io(Side::Tunnel, r),
+            Failed::Other(e) => e,
         }
     }
 }
@@ -172,7 +179,7 @@ pub(crate) async fn pooled(
 ) -> Result<Response<Incoming>, Failed> {
     client.request(req).await.map_err(|e| {
         let cause = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<hyper::Error>());
-        Failed::new(cause, error_chain(&e))
+        Failed::new(&e, cause)
     })
 }
 
@@ -339,17 +346,11 @@ pub(crate) async fn handle(
             result = send(again).instrument(span.clone()).await;
         }
     }
-    let result = result.map_err(Failed::reason);
-    let resp = match result {
+    let resp = match result.map_err(Failed::into_error) {
         Ok(r) => r,
-        Err(reason) => {
-            span.in_scope(|| info!(%reason, "HTTP request failed"));
-            let text = if reason.contains("tunnel: no connector") {
-                "No connector of this hostname's tunnel is connected to the edge."
-            } else {
-                "The tunnel could not reach the origin."
-            };
-            return page(StatusCode::BAD_GATEWAY, text);
+        Err(e) => {
+            span.in_scope(|| info!(reason = %e, "HTTP request failed"));
+            return page(StatusCode::BAD_GATEWAY, super::page::bad_gateway_text(&e));
         }
     };
     let (resp, join) = pass_response(resp, client_upgrade);

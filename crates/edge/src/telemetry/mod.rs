@@ -23,7 +23,7 @@ impl Telemetry {
         self.metrics
             .client_sessions
             .get_or_create(&metrics::OutcomeLabels {
-                reason: r.close_reason().to_owned(),
+                reason: r.close_reason().as_str().to_owned(),
             })
             .inc();
         let line = r.into_line();

@@ -25,6 +25,7 @@
 //! `BytesSent` counts client → destination, `BytesReceived` destination →
 //! client.
 
+use burrow_proto::close::CloseReason;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -54,7 +55,7 @@ fn user_id(account: &Value, email: &str) -> String {
 }
 
 /// One session, filled in as the flow goes.
-pub(crate) struct SessionRecord(Value);
+pub(crate) struct SessionRecord(Value, CloseReason);
 
 impl SessionRecord {
     pub(crate) fn new(
@@ -65,46 +66,49 @@ impl SessionRecord {
     ) -> Self {
         let mut id = [0u8; 16];
         rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut id);
-        Self(json!({
-            "AccountID": account_id.to_string(),
-            "BytesReceived": 0,
-            "BytesSent": 0,
-            "ClientTCPHandshakeDurationMs": 0,
-            "ClientTLSCipher": "",
-            "ClientTLSHandshakeDurationMs": 0,
-            "ClientTLSVersion": "none",
-            "ConnectionCloseReason": "UNKNOWN",
-            "ConnectionReuse": false,
-            "DestinationTunnelID": "00000000-0000-0000-0000-000000000000",
-            "DetectedProtocol": "",
-            "DeviceID": "",
-            "DeviceName": "",
-            "EgressColoName": colo,
-            "EgressIP": "",
-            "EgressPort": 0,
-            "EgressRuleID": "",
-            "EgressRuleName": "",
-            "Email": "",
-            "IngressColoName": colo,
-            "Offramp": "INTERNET",
-            "OriginIP": "",
-            "OriginPort": 0,
-            "OriginTLSCertificateIssuer": "",
-            "OriginTLSCertificateValidationResult": "NONE",
-            "OriginTLSCipher": "",
-            "OriginTLSHandshakeDurationMs": 0,
-            "OriginTLSVersion": "none",
-            "Protocol": "TCP",
-            "RuleEvaluationDurationMs": 0,
-            "SessionEndTime": 0,
-            "SessionID": hex::encode(id),
-            "SessionStartTime": nanos(started),
-            "SourceIP": client.ip().to_string(),
-            "SourceInternalIP": "",
-            "SourcePort": client.port(),
-            "UserID": "",
-            "VirtualNetworkID": "",
-        }))
+        Self(
+            json!({
+                "AccountID": account_id.to_string(),
+                "BytesReceived": 0,
+                "BytesSent": 0,
+                "ClientTCPHandshakeDurationMs": 0,
+                "ClientTLSCipher": "",
+                "ClientTLSHandshakeDurationMs": 0,
+                "ClientTLSVersion": "none",
+                "ConnectionCloseReason": CloseReason::Unknown.as_str(),
+                "ConnectionReuse": false,
+                "DestinationTunnelID": "00000000-0000-0000-0000-000000000000",
+                "DetectedProtocol": "",
+                "DeviceID": "",
+                "DeviceName": "",
+                "EgressColoName": colo,
+                "EgressIP": "",
+                "EgressPort": 0,
+                "EgressRuleID": "",
+                "EgressRuleName": "",
+                "Email": "",
+                "IngressColoName": colo,
+                "Offramp": "INTERNET",
+                "OriginIP": "",
+                "OriginPort": 0,
+                "OriginTLSCertificateIssuer": "",
+                "OriginTLSCertificateValidationResult": "NONE",
+                "OriginTLSCipher": "",
+                "OriginTLSHandshakeDurationMs": 0,
+                "OriginTLSVersion": "none",
+                "Protocol": "TCP",
+                "RuleEvaluationDurationMs": 0,
+                "SessionEndTime": 0,
+                "SessionID": hex::encode(id),
+                "SessionStartTime": nanos(started),
+                "SourceIP": client.ip().to_string(),
+                "SourceInternalIP": "",
+                "SourcePort": client.port(),
+                "UserID": "",
+                "VirtualNetworkID": "",
+            }),
+            CloseReason::Unknown,
+        )
     }
 
     pub(crate) fn device(&mut self, id: &str, name: &str, email: &str) {
@@ -160,16 +164,15 @@ impl SessionRecord {
     }
 
     /// Sets the close reason and the end time (now).
-    pub(crate) fn close(&mut self, reason: &str) {
-        self.0["ConnectionCloseReason"] = json!(reason);
+    pub(crate) fn close(&mut self, reason: CloseReason) {
+        self.1 = reason;
+        self.0["ConnectionCloseReason"] = json!(reason.as_str());
         self.0["SessionEndTime"] = json!(nanos(SystemTime::now()));
     }
 
     /// The close reason set so far.
-    pub(crate) fn close_reason(&self) -> &str {
-        self.0["ConnectionCloseReason"]
-            .as_str()
-            .unwrap_or("UNKNOWN")
+    pub(crate) fn close_reason(&self) -> CloseReason {
+        self.1
     }
 
     pub(crate) fn into_line(self) -> String {

@@ -3,10 +3,9 @@
 //! client flows) uses to reach a tunnel.
 
 use crate::context::Ctx;
+use burrow_proto::close::{CloseReason, FlowError, Side};
 use burrow_proto::{FlowKind, Frame, RefuseCode, StreamOpen};
 
-/// Why a flow ended badly, for logs. The side is part of the text.
-pub(crate) type FlowError = String;
 use burrow_transport::frames::{write_frame, FrameReader};
 use burrow_transport::BoxStream;
 use std::net::SocketAddr;
@@ -33,7 +32,11 @@ pub(crate) async fn open_tunnel_stream(
     FlowError,
 > {
     let header = Frame::StreamOpen(header);
-    let mut last_err = format!("tunnel: no connector is connected for tunnel {tunnel_id}");
+    let tunnel = |reason, detail: String| FlowError::new(Side::Tunnel, reason, detail);
+    let mut last_err = tunnel(
+        CloseReason::TunnelUnavailable,
+        format!("no connector is connected for tunnel {tunnel_id}"),
+    );
     let mut tried: Vec<uuid::Uuid> = Vec::with_capacity(TRIES);
     for _ in 0..TRIES {
         // A fresh pick each time: a connection that said GoAway meanwhile
@@ -50,12 +53,15 @@ pub(crate) async fn open_tunnel_stream(
         let mut stream = match conn.conn.open_stream().await {
             Ok(s) => s,
             Err(e) => {
-                last_err = format!("tunnel: cannot open a stream: {e}");
+                last_err = tunnel(CloseReason::Error, format!("cannot open a stream: {e}"));
                 continue;
             }
         };
         if let Err(e) = write_frame(&mut stream, &header, false).await {
-            last_err = format!("tunnel: cannot send the flow header: {e}");
+            last_err = tunnel(
+                CloseReason::Error,
+                format!("cannot send the flow header: {e}"),
+            );
             continue;
         }
         let mut reader = FrameReader::new();
@@ -64,20 +70,37 @@ pub(crate) async fn open_tunnel_stream(
             Ok(Ok(Frame::StreamAccepted)) => return Ok((stream, reader.into_leftover(), conn)),
             Ok(Ok(Frame::StreamRejected(r))) if r.code == RefuseCode::ShuttingDown => {
                 // Raced with the connector's GoAway: try another connection.
-                last_err = format!("tunnel: connector refused the flow: {}", r.message);
+                last_err = tunnel(
+                    CloseReason::TunnelUnavailable,
+                    format!("connector refused the flow: {}", r.message),
+                );
                 continue;
             }
             Ok(Ok(Frame::StreamRejected(r))) => {
-                return Err(format!("origin: connector refused the flow: {}", r.message));
+                return Err(FlowError::new(
+                    Side::Origin,
+                    CloseReason::OriginUnreachable,
+                    format!("connector refused the flow: {}", r.message),
+                ));
             }
-            Ok(Ok(other)) => return Err(format!("tunnel: unexpected reply {other:?}")),
+            Ok(Ok(other)) => {
+                return Err(tunnel(
+                    CloseReason::Error,
+                    format!("unexpected reply {}", other.kind_name()),
+                ))
+            }
             Ok(Err(e)) => {
-                last_err = format!("tunnel: no answer to the flow header: {e}");
+                last_err = tunnel(
+                    CloseReason::Error,
+                    format!("no answer to the flow header: {e}"),
+                );
                 continue;
             }
             Err(_) => {
-                return Err(format!(
-                    "origin: connector did not accept the flow within {ACCEPT_TIMEOUT:?}"
+                return Err(FlowError::new(
+                    Side::Origin,
+                    CloseReason::OriginTimeout,
+                    format!("connector did not accept the flow within {ACCEPT_TIMEOUT:?}"),
                 ))
             }
         }
@@ -91,7 +114,7 @@ pub(crate) async fn open_stream(
     ctx: &Ctx,
     port: u16,
     tunnel: uuid::Uuid,
-) -> Result<BoxStream, String> {
+) -> Result<BoxStream, FlowError> {
     let header = StreamOpen {
         kind: FlowKind::Http,
         flow_id: ctx.tasks.next_flow(),
@@ -99,11 +122,14 @@ pub(crate) async fn open_stream(
         edge_port: port,
         client_addr: SocketAddr::from(([0, 0, 0, 0], 0)),
     };
-    let (stream, leftover, _) = crate::tunnel::open::open_tunnel_stream(ctx, tunnel, header)
-        .await
-        .map_err(|e| e.to_string())?;
+    let (stream, leftover, _) =
+        crate::tunnel::open::open_tunnel_stream(ctx, tunnel, header).await?;
     if !leftover.is_empty() {
-        return Err("tunnel: connector sent bytes before the request".into());
+        return Err(FlowError::new(
+            Side::Tunnel,
+            CloseReason::Error,
+            "connector sent bytes before the request",
+        ));
     }
     Ok(stream)
 }

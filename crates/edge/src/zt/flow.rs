@@ -5,9 +5,10 @@
 use super::private::private;
 use super::{split_host_port, Identity, HEADER_TIMEOUT};
 use crate::context::Ctx;
-use crate::egress::dial::{dial, guard, refuse, resolve, Unreachable};
+use crate::egress::dial::{dial, guard, refuse, resolve};
 use crate::egress::udp;
 use crate::telemetry::session_log::SessionRecord;
+use burrow_proto::close::{CloseReason, FlowError, Side};
 use burrow_proto::{FlowKind, Frame};
 use burrow_transport::frames::{write_frame, FrameReader};
 use burrow_transport::BoxStream;
@@ -74,7 +75,7 @@ pub(crate) async fn run(
             info!(destination = %t, host = %host, reason = d.message(), "client flow refused");
             record.rule_evaluation(rule_started.elapsed());
             record.origin(t);
-            record.close("DESTINATION_DENIED");
+            record.close(CloseReason::DestinationDenied);
             ctx.telemetry.log_session(record);
             refuse(&mut stream, format!("{t} {}", d.message())).await;
             return;
@@ -121,13 +122,13 @@ pub(crate) async fn run(
         if let Some(t) = target {
             record.origin(t);
         }
-        record.close("BLOCKED_BY_POLICY");
+        record.close(CloseReason::BlockedByPolicy);
         ctx.telemetry.log_session(record);
         refuse(&mut stream, format!("blocked by egress policy '{id}'")).await;
         return;
     }
     let Some(target) = target else {
-        record.close("DNS_FAILURE");
+        record.close(CloseReason::DnsFailure);
         ctx.telemetry.log_session(record);
         refuse(&mut stream, format!("cannot resolve {host}")).await;
         return;
@@ -159,7 +160,7 @@ pub(crate) async fn run(
         Err(u) => {
             record.close(u.reason);
             ctx.telemetry.log_session(record);
-            refuse(&mut stream, u.message).await;
+            refuse(&mut stream, u.detail).await;
             return;
         }
     };
@@ -207,12 +208,9 @@ pub(crate) async fn leave(
     target: SocketAddr,
     udp: bool,
     record: &mut SessionRecord,
-) -> Result<Out, Unreachable> {
+) -> Result<Out, FlowError> {
     use burrow_policy::exits::Exit;
-    let mut last = Unreachable {
-        reason: "ORIGIN_UNREACHABLE",
-        message: "no way out".into(),
-    };
+    let mut last = FlowError::new(Side::Origin, CloseReason::OriginUnreachable, "no way out");
     for (i, exit) in exits.iter().enumerate() {
         let more = i + 1 < exits.len();
         match exit {
@@ -234,8 +232,8 @@ pub(crate) async fn leave(
                         }
                         return Ok(o);
                     }
-                    Err(u) if u.reason == "EGRESS_IP_UNAVAILABLE" && more => {
-                        warn!(reason = %u.message, "egress IP unusable here; trying the next");
+                    Err(u) if u.reason == CloseReason::EgressIpUnavailable && more => {
+                        warn!(reason = %u.detail, "egress IP unusable here; trying the next");
                         last = u;
                     }
                     Err(u) => return Err(u),
@@ -251,17 +249,16 @@ pub(crate) async fn leave(
                         return Ok(Out::Peer(far, left));
                     }
                     crate::egress::peer::Handed::Refused(message) => {
-                        return Err(Unreachable {
-                            reason: "ORIGIN_UNREACHABLE",
+                        return Err(FlowError::new(
+                            Side::Origin,
+                            CloseReason::OriginUnreachable,
                             message,
-                        })
+                        ))
                     }
                     crate::egress::peer::Handed::Down(message) => {
                         warn!(%colo, reason = %message, "peer edge unreachable; trying the next exit");
-                        last = Unreachable {
-                            reason: "EGRESS_IP_UNAVAILABLE",
-                            message,
-                        };
+                        last =
+                            FlowError::new(Side::Origin, CloseReason::EgressIpUnavailable, message);
                     }
                 }
             }
@@ -276,25 +273,29 @@ pub(crate) async fn splice_out<O>(
     leftover: bytes::BytesMut,
     out: &mut O,
     out_left: bytes::BytesMut,
-) -> (&'static str, u64, u64)
+) -> (CloseReason, u64, u64)
 where
     O: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     if !leftover.is_empty() && out.write_all(&leftover).await.is_err() {
-        return ("ERROR", 0, 0);
+        return (CloseReason::Error, 0, 0);
     }
     if !out_left.is_empty() && stream.write_all(&out_left).await.is_err() {
-        return ("ERROR", leftover.len() as u64, 0);
+        return (CloseReason::Error, leftover.len() as u64, 0);
     }
     match burrow_transport::splice::splice(stream, out).await {
         Ok((up, down)) => (
-            "CLIENT_OR_ORIGIN_CLOSED",
+            CloseReason::ClientOrOriginClosed,
             up + leftover.len() as u64,
             down + out_left.len() as u64,
         ),
         Err(e) => {
             debug!(error = %e, "client flow ended with an error");
-            ("ERROR", leftover.len() as u64, out_left.len() as u64)
+            (
+                CloseReason::Error,
+                leftover.len() as u64,
+                out_left.len() as u64,
+            )
         }
     }
 }

@@ -11,6 +11,7 @@ pub(crate) mod flow;
 pub(crate) mod private;
 
 use crate::context::Ctx;
+use burrow_proto::close::CloseReason;
 use burrow_proto::{Refusal, RefuseCode, Register};
 use burrow_transport::{BoxStream, EdgeConn};
 use std::net::SocketAddr;
@@ -44,9 +45,9 @@ pub(crate) struct Identity {
 impl Identity {
     /// The session log's close reason for a flow that ended with `r`:
     /// `REVOKED` when the device's access was taken away.
-    fn close_reason(&self, r: &'static str) -> &'static str {
+    pub(crate) fn close_reason(&self, r: CloseReason) -> CloseReason {
         if self.live.as_ref().is_some_and(|l| l.reason().is_some()) {
-            "REVOKED"
+            CloseReason::Revoked
         } else {
             r
         }

@@ -6,6 +6,7 @@ use crate::context::Ctx;
 use crate::egress::dial::refuse;
 use crate::egress::udp;
 use crate::telemetry::session_log::SessionRecord;
+use burrow_proto::close::{CloseReason, Side};
 use burrow_proto::{FlowKind, Frame};
 use burrow_transport::frames::{write_frame, FrameReader};
 use burrow_transport::BoxStream;
@@ -43,10 +44,12 @@ pub(crate) async fn private(
     {
         Ok(x) => x,
         Err(e) => {
-            let reason = if e.starts_with("tunnel:") {
-                "TUNNEL_UNAVAILABLE"
-            } else {
-                "ORIGIN_UNREACHABLE"
+            // Whatever failed on the tunnel's side, the session log says
+            // the tunnel was unavailable; the connector's refusal is the
+            // origin's.
+            let reason = match e.side {
+                Side::Tunnel => CloseReason::TunnelUnavailable,
+                _ => CloseReason::OriginUnreachable,
             };
             info!(destination = %target, tunnel_id = %tunnel, reason = %e, "private-network flow failed");
             record.close(reason);
@@ -90,11 +93,11 @@ pub(crate) async fn private(
     match burrow_transport::splice::splice(&mut stream, &mut far).await {
         Ok((up, down)) => {
             record.bytes(up + leftover.len() as u64, down + far_leftover.len() as u64);
-            record.close(who.close_reason("CLIENT_OR_ORIGIN_CLOSED"));
+            record.close(who.close_reason(CloseReason::ClientOrOriginClosed));
         }
         Err(e) => {
             debug!(error = %e, "private-network flow ended with an error");
-            record.close(who.close_reason("ERROR"));
+            record.close(who.close_reason(CloseReason::Error));
         }
     }
     ctx.telemetry.log_session(record);
