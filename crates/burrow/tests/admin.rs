@@ -292,3 +292,57 @@ fn users_and_devices_enroll_revoke_and_name_bad_fields() {
         .expect("delete");
     assert!(!edge.admin(&["device", "list"]).unwrap().contains(&id));
 }
+
+/// Copies a committed state directory (`testdata/NAME`) into `dir`.
+fn fixture(dir: &std::path::Path, name: &str) {
+    let from = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/testdata")
+        .join(name);
+    std::fs::create_dir(dir.join("state.d")).unwrap();
+    for f in std::fs::read_dir(&from).unwrap() {
+        let f = f.unwrap();
+        if f.file_type().unwrap().is_file() {
+            std::fs::copy(f.path(), dir.join(f.file_name())).unwrap();
+        }
+    }
+    for f in std::fs::read_dir(from.join("state.d")).unwrap() {
+        let f = f.unwrap();
+        std::fs::copy(f.path(), dir.join("state.d").join(f.file_name())).unwrap();
+    }
+}
+
+#[test]
+fn a_state_file_from_before_versioned_migrations_opens_with_everything_in_it() {
+    // Written by the build before `sqlx::migrate!` (see its README).
+    let dir = tempdir();
+    fixture(dir.path(), "state-e758da8");
+    let edge = EdgeProc::start(dir.path(), "NRT", "state.db", &[]);
+    let list = |args: &[&str]| edge.admin(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    assert!(list(&["tunnel", "list"]).contains("keep"));
+    assert!(list(&["app", "list"]).contains("47001"));
+    assert!(list(&["route", "list"]).contains("www.example.com"));
+    assert!(list(&["user", "list"]).contains("kept@example.com"));
+    assert!(list(&["device", "list"]).contains("laptop"));
+    let vnets = list(&["vnet", "list", "--json"]);
+    assert!(vnets.contains("lab") && vnets.contains("eng"), "{vnets}");
+    assert!(list(&["route", "ip", "list"]).contains("10.20.0.0/16"));
+    assert!(list(&["egress-ip", "list"]).contains("127.0.0.9"));
+    assert!(list(&["access-rule", "list"]).contains("192.0.2.0/24"));
+    assert!(list(&["policy", "list"]).contains("eng-lab"));
+    // The app listens again, and the tunnel's credentials still register.
+    TcpStream::connect("127.0.0.1:47001").expect("the stored app listens");
+    let _c = connector(
+        dir.path(),
+        "connector",
+        &dir.path().join("keep.json"),
+        &[
+            "--url",
+            "tcp://127.0.0.1:9",
+            "--edge",
+            &edge.tunnel_addr.to_string(),
+        ],
+    );
+    edge.wait_connections("keep", 1, Duration::from_secs(20));
+    // Versioned now: the edge says which schema it opened.
+    edge.proc.wait_log("schema version", Duration::from_secs(5));
+}

@@ -181,6 +181,11 @@ impl Edge {
         };
         // The store creates the file's directory (0700) when missing.
         let store = Store::open(&cfg.state).await.map_err(store_err)?;
+        info!(
+            state = %cfg.state.display(),
+            "state store open at schema version {}",
+            burrow_store::schema_version()
+        );
         let account_id = store
             .meta_or_init("account_id", || uuid::Uuid::new_v4().to_string())
             .await

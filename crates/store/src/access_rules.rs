@@ -1,0 +1,73 @@
+//! IP access rules of apps.
+
+use crate::{uuid_col, Store, StoreError};
+use serde::Serialize;
+use sqlx::Row;
+
+/// An IP access rule, as the API received it.
+#[derive(Debug, Clone, Serialize)]
+pub struct AccessRule {
+    /// Rule id.
+    pub id: uuid::Uuid,
+    /// `allow` or `block`.
+    pub mode: String,
+    /// `ip`, `ip_range`, `country` or `asn`.
+    pub target: String,
+    /// The address, range, code or number.
+    pub value: String,
+    /// Creation time, Unix seconds.
+    pub created_at: i64,
+}
+impl Store {
+    /// Adds an IP access rule.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn create_access_rule(&self, r: &AccessRule) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO access_rules (id, mode, target, value, created_at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(r.id.to_string())
+        .bind(&r.mode)
+        .bind(&r.target)
+        .bind(&r.value)
+        .bind(r.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// All IP access rules, oldest first.
+    ///
+    /// # Errors
+    /// On database failure or a corrupt row.
+    pub async fn access_rules(&self) -> Result<Vec<AccessRule>, StoreError> {
+        sqlx::query("SELECT * FROM access_rules ORDER BY created_at, id")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(AccessRule {
+                    id: uuid_col(row, "id", "access_rules")?,
+                    mode: row.try_get("mode")?,
+                    target: row.try_get("target")?,
+                    value: row.try_get("value")?,
+                    created_at: row.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Deletes an IP access rule; returns whether it existed.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn delete_access_rule(&self, id: uuid::Uuid) -> Result<bool, StoreError> {
+        Ok(sqlx::query("DELETE FROM access_rules WHERE id = ?")
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?
+            .rows_affected()
+            > 0)
+    }
+}

@@ -1,0 +1,134 @@
+//! The registry of live tunnel connections, by node.
+
+use crate::{int_col, uuid_col, Store, StoreError};
+use serde::Serialize;
+use sqlx::Row;
+
+/// One live tunnel connection, as registered by an edge node.
+#[derive(Debug, Clone, Serialize)]
+pub struct Connection {
+    /// Connection id.
+    pub id: uuid::Uuid,
+    /// Tunnel served.
+    pub tunnel_id: uuid::Uuid,
+    /// Connector process id.
+    pub connector_id: uuid::Uuid,
+    /// HA connection index within the connector.
+    pub conn_index: u8,
+    /// Colo of the edge node holding the connection.
+    pub colo: String,
+    /// Edge node id.
+    pub node_id: String,
+    /// `quic` or `http2`.
+    pub protocol: String,
+    /// Connector's address as the edge saw it.
+    pub origin_ip: String,
+    /// Connector version string.
+    pub version: String,
+    /// Registered at, Unix seconds.
+    pub since: i64,
+    /// Last heartbeat of the holding node, Unix seconds.
+    pub seen_at: i64,
+}
+impl Store {
+    /// Records a live tunnel connection.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn add_connection(&self, c: &Connection) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT OR REPLACE INTO connections (id, tunnel_id, connector_id, conn_index, colo, \
+             node_id, protocol, origin_ip, version, since, seen_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(c.id.to_string())
+        .bind(c.tunnel_id.to_string())
+        .bind(c.connector_id.to_string())
+        .bind(i64::from(c.conn_index))
+        .bind(&c.colo)
+        .bind(&c.node_id)
+        .bind(&c.protocol)
+        .bind(&c.origin_ip)
+        .bind(&c.version)
+        .bind(c.since)
+        .bind(c.seen_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Forgets a connection.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn remove_connection(&self, id: uuid::Uuid) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM connections WHERE id = ?")
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Heartbeat: marks all of `node_id`'s connections as seen at `now`.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn touch_node(&self, node_id: &str, now: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE connections SET seen_at = ? WHERE node_id = ?")
+            .bind(now)
+            .bind(node_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Drops connections whose node has not been seen since `before`
+    /// (crashed nodes), and all of `node_id`'s (used at start and stop).
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn prune_connections(&self, node_id: &str, before: i64) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM connections WHERE node_id = ? OR seen_at < ?")
+            .bind(node_id)
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Live connections of a tunnel seen at or after `fresh_since`.
+    ///
+    /// # Errors
+    /// On database failure or a corrupt row.
+    pub async fn connections(
+        &self,
+        tunnel_id: uuid::Uuid,
+        fresh_since: i64,
+    ) -> Result<Vec<Connection>, StoreError> {
+        sqlx::query(
+            "SELECT * FROM connections WHERE tunnel_id = ? AND seen_at >= ? \
+             ORDER BY colo, connector_id, conn_index",
+        )
+        .bind(tunnel_id.to_string())
+        .bind(fresh_since)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(Connection {
+                id: uuid_col(row, "id", "connections")?,
+                tunnel_id: uuid_col(row, "tunnel_id", "connections")?,
+                connector_id: uuid_col(row, "connector_id", "connections")?,
+                conn_index: int_col(row, "conn_index", "connections")?,
+                colo: row.try_get("colo")?,
+                node_id: row.try_get("node_id")?,
+                protocol: row.try_get("protocol")?,
+                origin_ip: row.try_get("origin_ip")?,
+                version: row.try_get("version")?,
+                since: row.try_get("since")?,
+                seen_at: row.try_get("seen_at")?,
+            })
+        })
+        .collect()
+    }
+}

@@ -1,0 +1,73 @@
+//! Dedicated egress IPs and the colo that owns each.
+
+use crate::{is_unique_violation, Store, StoreError};
+use serde::Serialize;
+use sqlx::Row;
+
+/// A dedicated egress IP and the colo that owns it (`burrow egress-ip add`).
+#[derive(Debug, Clone, Serialize)]
+pub struct EgressIp {
+    /// The address (IPv4, text).
+    pub ip: String,
+    /// Owning colo.
+    pub colo: String,
+    /// Creation time, Unix seconds.
+    pub created_at: i64,
+}
+impl Store {
+    /// Declares a dedicated egress IP of `colo`.
+    ///
+    /// # Errors
+    /// [`StoreError::Exists`] when the IP is declared already.
+    pub async fn create_egress_ip(&self, e: &EgressIp) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO egress_ips (ip, colo, created_at) VALUES (?, ?, ?)")
+            .bind(&e.ip)
+            .bind(&e.colo)
+            .bind(e.created_at)
+            .execute(&self.pool)
+            .await
+            .map_err(|err| {
+                if is_unique_violation(&err) {
+                    StoreError::Exists {
+                        what: "egress IP",
+                        name: e.ip.clone(),
+                    }
+                } else {
+                    err.into()
+                }
+            })?;
+        Ok(())
+    }
+
+    /// Every declared egress IP, by address.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn egress_ips(&self) -> Result<Vec<EgressIp>, StoreError> {
+        sqlx::query("SELECT * FROM egress_ips ORDER BY ip")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(EgressIp {
+                    ip: row.try_get("ip")?,
+                    colo: row.try_get("colo")?,
+                    created_at: row.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Removes an egress IP; returns whether it existed.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn delete_egress_ip(&self, ip: &str) -> Result<bool, StoreError> {
+        let n = sqlx::query("DELETE FROM egress_ips WHERE ip = ?")
+            .bind(ip)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(n > 0)
+    }
+}

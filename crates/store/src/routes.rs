@@ -1,0 +1,73 @@
+//! Hostname routes of the public HTTP listeners.
+
+use crate::{is_unique_violation, uuid_col, Store, StoreError};
+use serde::Serialize;
+use sqlx::Row;
+
+/// A public hostname routed to a tunnel (`burrow route dns`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Route {
+    /// Hostname, lower case; may start with `*.`.
+    pub hostname: String,
+    /// The tunnel its HTTP requests go to.
+    pub tunnel_id: uuid::Uuid,
+    /// Creation time, Unix seconds.
+    pub created_at: i64,
+}
+impl Store {
+    /// Routes a hostname to a tunnel.
+    ///
+    /// # Errors
+    /// [`StoreError::Exists`] when the hostname is routed already.
+    pub async fn create_route(&self, r: &Route) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO routes (hostname, tunnel_id, created_at) VALUES (?, ?, ?)")
+            .bind(&r.hostname)
+            .bind(r.tunnel_id.to_string())
+            .bind(r.created_at)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::Exists {
+                        what: "route",
+                        name: r.hostname.clone(),
+                    }
+                } else {
+                    e.into()
+                }
+            })?;
+        Ok(())
+    }
+
+    /// Every route, by hostname.
+    ///
+    /// # Errors
+    /// On database failure or a corrupt row.
+    pub async fn routes(&self) -> Result<Vec<Route>, StoreError> {
+        sqlx::query("SELECT * FROM routes ORDER BY hostname")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(Route {
+                    hostname: row.try_get("hostname")?,
+                    tunnel_id: uuid_col(row, "tunnel_id", "routes")?,
+                    created_at: row.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Removes a route; returns whether it existed.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn delete_route(&self, hostname: &str) -> Result<bool, StoreError> {
+        let n = sqlx::query("DELETE FROM routes WHERE hostname = ?")
+            .bind(hostname)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(n > 0)
+    }
+}

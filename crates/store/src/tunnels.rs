@@ -1,0 +1,158 @@
+//! Tunnels and their (hashed) secrets.
+
+use crate::{is_unique_violation, secret, uuid_col, Store, StoreError};
+use serde::Serialize;
+use sqlx::Row;
+
+/// A tunnel. `Debug` prints the secret as `***`.
+#[derive(Clone, Serialize)]
+pub struct Tunnel {
+    /// Tunnel id.
+    pub id: uuid::Uuid,
+    /// Owning account.
+    pub account_id: uuid::Uuid,
+    /// Unique name.
+    pub name: String,
+    /// Secret bytes (never serialized): as given when creating; read back,
+    /// the stored (hashed) form — check with [`secret::verify`].
+    #[serde(skip)]
+    pub secret: Vec<u8>,
+    /// Creation time, Unix seconds.
+    pub created_at: i64,
+}
+
+impl std::fmt::Debug for Tunnel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tunnel")
+            .field("id", &self.id)
+            .field("account_id", &self.account_id)
+            .field("name", &self.name)
+            .field("secret", &"***")
+            .field("created_at", &self.created_at)
+            .finish()
+    }
+}
+impl Store {
+    /// Creates a tunnel.
+    ///
+    /// # Errors
+    /// [`StoreError::Exists`] when the name is taken.
+    pub async fn create_tunnel(&self, t: &Tunnel) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO tunnels (id, account_id, name, secret, created_at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(t.id.to_string())
+        .bind(t.account_id.to_string())
+        .bind(&t.name)
+        .bind(secret::stored(&t.secret))
+        .bind(t.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::Exists {
+                    what: "tunnel",
+                    name: t.name.clone(),
+                }
+            } else {
+                e.into()
+            }
+        })?;
+        Ok(())
+    }
+
+    fn tunnel_row(row: &sqlx::sqlite::SqliteRow) -> Result<Tunnel, StoreError> {
+        Ok(Tunnel {
+            id: uuid_col(row, "id", "tunnels")?,
+            account_id: uuid_col(row, "account_id", "tunnels")?,
+            name: row.try_get("name")?,
+            secret: row.try_get("secret")?,
+            created_at: row.try_get("created_at")?,
+        })
+    }
+
+    /// A tunnel by id.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn tunnel(&self, id: uuid::Uuid) -> Result<Option<Tunnel>, StoreError> {
+        sqlx::query("SELECT * FROM tunnels WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(Self::tunnel_row)
+            .transpose()
+    }
+
+    /// A tunnel by name, or by id written as text.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn tunnel_by_ref(&self, name_or_id: &str) -> Result<Option<Tunnel>, StoreError> {
+        sqlx::query("SELECT * FROM tunnels WHERE name = ? OR id = ?")
+            .bind(name_or_id)
+            .bind(name_or_id.to_ascii_lowercase())
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(Self::tunnel_row)
+            .transpose()
+    }
+
+    /// All tunnels, by name.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn tunnels(&self) -> Result<Vec<Tunnel>, StoreError> {
+        sqlx::query("SELECT * FROM tunnels ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(Self::tunnel_row)
+            .collect()
+    }
+
+    /// Deletes a tunnel with its apps and routes; returns whether it existed.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn delete_tunnel(&self, id: uuid::Uuid) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM apps WHERE tunnel_id = ?")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        for table in ["routes", "ip_routes"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE tunnel_id = ?"))
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        let n = sqlx::query("DELETE FROM tunnels WHERE id = ?")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(n > 0)
+    }
+
+    /// Replaces a tunnel's secret; `false` when the tunnel does not exist.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn set_tunnel_secret(
+        &self,
+        id: uuid::Uuid,
+        secret: &[u8],
+    ) -> Result<bool, StoreError> {
+        let n = sqlx::query("UPDATE tunnels SET secret = ? WHERE id = ?")
+            .bind(secret::hash(secret))
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(n > 0)
+    }
+}

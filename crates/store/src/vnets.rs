@@ -1,0 +1,272 @@
+//! Virtual networks and the IP routes into tunnels within them.
+
+use crate::{is_unique_violation, uuid_col, Store, StoreError};
+use serde::Serialize;
+use sqlx::Row;
+
+/// A virtual network: a separate address space for private-network
+/// routes (`burrow vnet add`). Exactly one is the default.
+#[derive(Debug, Clone, Serialize)]
+pub struct Vnet {
+    /// Vnet id.
+    pub id: uuid::Uuid,
+    /// Unique name.
+    pub name: String,
+    /// Clients that name no vnet use the default one.
+    pub is_default: bool,
+    /// Free text.
+    pub comment: String,
+    /// Creation time, Unix seconds.
+    pub created_at: i64,
+    /// Users (emails) whose devices may use it; see [`Vnet::allows`].
+    pub allow_users: Vec<String>,
+    /// Groups whose members' devices may use it.
+    pub allow_groups: Vec<String>,
+}
+
+impl Vnet {
+    /// Whether a device of `email` in `groups` may use this vnet: the
+    /// default vnet is everyone's; any other only its allowed users' and
+    /// groups' (none by default).
+    #[must_use]
+    pub fn allows(&self, email: &str, groups: &[String]) -> bool {
+        self.is_default
+            || self.allow_users.iter().any(|u| u == email)
+            || groups.iter().any(|g| self.allow_groups.contains(g))
+    }
+}
+
+/// A private network routed to a tunnel (`burrow route ip add`).
+#[derive(Debug, Clone, Serialize)]
+pub struct IpRoute {
+    /// Route id.
+    pub id: uuid::Uuid,
+    /// The network in CIDR form, host bits clear (checked by the caller).
+    pub network: String,
+    /// The tunnel whose connectors reach it.
+    pub tunnel_id: uuid::Uuid,
+    /// The virtual network it belongs to.
+    pub vnet_id: uuid::Uuid,
+    /// Free text.
+    pub comment: String,
+    /// Creation time, Unix seconds.
+    pub created_at: i64,
+}
+impl Store {
+    /// Adds a virtual network; with `is_default` it becomes the default.
+    ///
+    /// # Errors
+    /// [`StoreError::Exists`] when the name is taken.
+    pub async fn create_vnet(&self, v: &Vnet) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if v.is_default {
+            sqlx::query("UPDATE vnets SET is_default = 0")
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(
+            "INSERT INTO vnets (id, name, is_default, comment, created_at, allow_users, allow_groups) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(v.id.to_string())
+        .bind(&v.name)
+        .bind(v.is_default)
+        .bind(&v.comment)
+        .bind(v.created_at)
+        .bind(serde_json::to_string(&v.allow_users).expect("strings serialize"))
+        .bind(serde_json::to_string(&v.allow_groups).expect("strings serialize"))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::Exists {
+                    what: "virtual network",
+                    name: v.name.clone(),
+                }
+            } else {
+                e.into()
+            }
+        })?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Replaces who may use the vnet named `name`; returns whether it
+    /// exists.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn set_vnet_access(
+        &self,
+        name: &str,
+        users: &[String],
+        groups: &[String],
+    ) -> Result<bool, StoreError> {
+        let n = sqlx::query("UPDATE vnets SET allow_users = ?, allow_groups = ? WHERE name = ?")
+            .bind(serde_json::to_string(users).expect("strings serialize"))
+            .bind(serde_json::to_string(groups).expect("strings serialize"))
+            .bind(name)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(n > 0)
+    }
+
+    /// Makes the vnet named `name` the default; returns whether it exists.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn set_default_vnet(&self, name: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let found = sqlx::query("SELECT 1 FROM vnets WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        if found {
+            sqlx::query("UPDATE vnets SET is_default = (name = ?)")
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(found)
+    }
+
+    /// Every virtual network, by name.
+    ///
+    /// # Errors
+    /// On database failure or a corrupt row.
+    pub async fn vnets(&self) -> Result<Vec<Vnet>, StoreError> {
+        sqlx::query("SELECT * FROM vnets ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| {
+                let list = |col: &str| -> Result<Vec<String>, StoreError> {
+                    let text: String = row.try_get(col)?;
+                    serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
+                        table: "vnets",
+                        reason: format!("{col}: {e}"),
+                    })
+                };
+                Ok(Vnet {
+                    id: uuid_col(row, "id", "vnets")?,
+                    name: row.try_get("name")?,
+                    is_default: row.try_get("is_default")?,
+                    comment: row.try_get("comment")?,
+                    created_at: row.try_get("created_at")?,
+                    allow_users: list("allow_users")?,
+                    allow_groups: list("allow_groups")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Removes the vnet named `name`; returns whether it existed.
+    ///
+    /// # Errors
+    /// [`StoreError::InUse`] for the default vnet or one that still has
+    /// routes.
+    pub async fn delete_vnet(&self, name: &str) -> Result<bool, StoreError> {
+        let Some(v) = self.vnets().await?.into_iter().find(|v| v.name == name) else {
+            return Ok(false);
+        };
+        let in_use = |reason: String| StoreError::InUse {
+            what: "virtual network",
+            name: name.to_owned(),
+            reason,
+        };
+        if v.is_default {
+            return Err(in_use(
+                "it is the default; make another one the default first".into(),
+            ));
+        }
+        let routes: i64 = sqlx::query("SELECT COUNT(*) AS n FROM ip_routes WHERE vnet_id = ?")
+            .bind(v.id.to_string())
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("n")?;
+        if routes > 0 {
+            return Err(in_use(format!(
+                "{routes} route(s) still use it; delete them first"
+            )));
+        }
+        sqlx::query("DELETE FROM vnets WHERE id = ? AND is_default = 0")
+            .bind(v.id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(true)
+    }
+
+    /// Routes a network (in a vnet) to a tunnel.
+    ///
+    /// # Errors
+    /// [`StoreError::Exists`] when that vnet routes the network already.
+    pub async fn create_ip_route(&self, r: &IpRoute) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO ip_routes (id, network, tunnel_id, vnet_id, comment, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(r.id.to_string())
+        .bind(&r.network)
+        .bind(r.tunnel_id.to_string())
+        .bind(r.vnet_id.to_string())
+        .bind(&r.comment)
+        .bind(r.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::Exists {
+                    what: "IP route",
+                    name: r.network.clone(),
+                }
+            } else {
+                e.into()
+            }
+        })?;
+        Ok(())
+    }
+
+    /// Every IP route, by network.
+    ///
+    /// # Errors
+    /// On database failure or a corrupt row.
+    pub async fn ip_routes(&self) -> Result<Vec<IpRoute>, StoreError> {
+        sqlx::query("SELECT * FROM ip_routes ORDER BY network")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(IpRoute {
+                    id: uuid_col(row, "id", "ip_routes")?,
+                    network: row.try_get("network")?,
+                    tunnel_id: uuid_col(row, "tunnel_id", "ip_routes")?,
+                    vnet_id: uuid_col(row, "vnet_id", "ip_routes")?,
+                    comment: row.try_get("comment")?,
+                    created_at: row.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Removes the route of `network` in `vnet_id`; returns whether it
+    /// existed.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn delete_ip_route(
+        &self,
+        network: &str,
+        vnet_id: uuid::Uuid,
+    ) -> Result<bool, StoreError> {
+        let n = sqlx::query("DELETE FROM ip_routes WHERE network = ? AND vnet_id = ?")
+            .bind(network)
+            .bind(vnet_id.to_string())
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(n > 0)
+    }
+}
