@@ -1,13 +1,13 @@
 //! IP access rules of apps.
 
-use crate::{uuid_col, Store, StoreError};
+use crate::{Store, StoreError};
 use serde::Serialize;
-use sqlx::Row;
 
 /// An IP access rule, as the API received it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct AccessRule {
     /// Rule id.
+    #[sqlx(try_from = "String")]
     pub id: uuid::Uuid,
     /// `allow` or `block`.
     pub mode: String,
@@ -42,20 +42,11 @@ impl Store {
     /// # Errors
     /// On database failure or a corrupt row.
     pub async fn access_rules(&self) -> Result<Vec<AccessRule>, StoreError> {
-        sqlx::query("SELECT * FROM access_rules ORDER BY created_at, id")
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|row| {
-                Ok(AccessRule {
-                    id: uuid_col(row, "id", "access_rules")?,
-                    mode: row.try_get("mode")?,
-                    target: row.try_get("target")?,
-                    value: row.try_get("value")?,
-                    created_at: row.try_get("created_at")?,
-                })
-            })
-            .collect()
+        Ok(
+            sqlx::query_as::<_, AccessRule>("SELECT * FROM access_rules ORDER BY created_at, id")
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     /// Deletes an IP access rule; returns whether it existed.

@@ -1,13 +1,13 @@
 //! Published apps: the API's JSON and the edge ports they hold.
 
-use crate::{int_col, uuid_col, Store, StoreError};
+use crate::{Store, StoreError};
 use serde::Serialize;
-use sqlx::Row;
 
 /// A published app (edge listeners on a port or range).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct App {
     /// App id.
+    #[sqlx(try_from = "String")]
     pub id: uuid::Uuid,
     /// The app as the API received it (Spectrum-shaped JSON), re-validated
     /// on load.
@@ -15,10 +15,13 @@ pub struct App {
     /// `tcp` or `udp`.
     pub l4: String,
     /// First edge port.
+    #[sqlx(try_from = "i64")]
     pub port_start: u16,
     /// Last edge port (inclusive).
+    #[sqlx(try_from = "i64")]
     pub port_end: u16,
     /// Tunnel that serves it, for tunnel origins.
+    #[sqlx(try_from = "crate::NullableText")]
     pub tunnel_id: Option<uuid::Uuid>,
     /// Creation time, Unix seconds.
     pub created_at: i64,
@@ -71,31 +74,11 @@ impl Store {
     /// # Errors
     /// On database failure or a corrupt row.
     pub async fn apps(&self) -> Result<Vec<App>, StoreError> {
-        sqlx::query("SELECT * FROM apps ORDER BY created_at, id")
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|row| {
-                let tunnel: Option<String> = row.try_get("tunnel_id")?;
-                let tunnel_id = tunnel
-                    .map(|t| {
-                        uuid::Uuid::parse_str(&t).map_err(|e| StoreError::Corrupt {
-                            table: "apps",
-                            reason: format!("tunnel_id: {e}"),
-                        })
-                    })
-                    .transpose()?;
-                Ok(App {
-                    id: uuid_col(row, "id", "apps")?,
-                    spec: row.try_get("spec")?,
-                    l4: row.try_get("l4")?,
-                    port_start: int_col(row, "port_start", "apps")?,
-                    port_end: int_col(row, "port_end", "apps")?,
-                    tunnel_id,
-                    created_at: row.try_get("created_at")?,
-                })
-            })
-            .collect()
+        Ok(
+            sqlx::query_as::<_, App>("SELECT * FROM apps ORDER BY created_at, id")
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     /// Deletes an app; returns whether it existed.

@@ -1,19 +1,22 @@
 //! The registry of live tunnel connections, by node.
 
-use crate::{int_col, uuid_col, Store, StoreError};
+use crate::{Store, StoreError};
 use serde::Serialize;
-use sqlx::Row;
 
 /// One live tunnel connection, as registered by an edge node.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Connection {
     /// Connection id.
+    #[sqlx(try_from = "String")]
     pub id: uuid::Uuid,
     /// Tunnel served.
+    #[sqlx(try_from = "String")]
     pub tunnel_id: uuid::Uuid,
     /// Connector process id.
+    #[sqlx(try_from = "String")]
     pub connector_id: uuid::Uuid,
     /// HA connection index within the connector.
+    #[sqlx(try_from = "i64")]
     pub conn_index: u8,
     /// Colo of the edge node holding the connection.
     pub colo: String,
@@ -105,30 +108,13 @@ impl Store {
         tunnel_id: uuid::Uuid,
         fresh_since: i64,
     ) -> Result<Vec<Connection>, StoreError> {
-        sqlx::query(
+        Ok(sqlx::query_as::<_, Connection>(
             "SELECT * FROM connections WHERE tunnel_id = ? AND seen_at >= ? \
              ORDER BY colo, connector_id, conn_index",
         )
         .bind(tunnel_id.to_string())
         .bind(fresh_since)
         .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|row| {
-            Ok(Connection {
-                id: uuid_col(row, "id", "connections")?,
-                tunnel_id: uuid_col(row, "tunnel_id", "connections")?,
-                connector_id: uuid_col(row, "connector_id", "connections")?,
-                conn_index: int_col(row, "conn_index", "connections")?,
-                colo: row.try_get("colo")?,
-                node_id: row.try_get("node_id")?,
-                protocol: row.try_get("protocol")?,
-                origin_ip: row.try_get("origin_ip")?,
-                version: row.try_get("version")?,
-                since: row.try_get("since")?,
-                seen_at: row.try_get("seen_at")?,
-            })
-        })
-        .collect()
+        .await?)
     }
 }

@@ -2,10 +2,9 @@
 
 use crate::{is_unique_violation, Store, StoreError};
 use serde::Serialize;
-use sqlx::Row;
 
 /// A dedicated egress IP and the colo that owns it (`burrow egress-ip add`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct EgressIp {
     /// The address (IPv4, text).
     pub ip: String,
@@ -44,18 +43,11 @@ impl Store {
     /// # Errors
     /// On database failure.
     pub async fn egress_ips(&self) -> Result<Vec<EgressIp>, StoreError> {
-        sqlx::query("SELECT * FROM egress_ips ORDER BY ip")
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|row| {
-                Ok(EgressIp {
-                    ip: row.try_get("ip")?,
-                    colo: row.try_get("colo")?,
-                    created_at: row.try_get("created_at")?,
-                })
-            })
-            .collect()
+        Ok(
+            sqlx::query_as::<_, EgressIp>("SELECT * FROM egress_ips ORDER BY ip")
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     /// Removes an egress IP; returns whether it existed.

@@ -97,6 +97,19 @@ pub enum StoreError {
     },
 }
 
+/// A nullable TEXT column, as read before it becomes an `Option<Uuid>`
+/// (`#[sqlx(try_from = "crate::NullableText")]`).
+#[derive(sqlx::Type)]
+#[sqlx(transparent)]
+pub(crate) struct NullableText(Option<String>);
+
+impl TryFrom<NullableText> for Option<uuid::Uuid> {
+    type Error = uuid::Error;
+    fn try_from(t: NullableText) -> Result<Self, Self::Error> {
+        t.0.as_deref().map(uuid::Uuid::parse_str).transpose()
+    }
+}
+
 /// The store handle; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -105,30 +118,6 @@ pub struct Store {
 
 /// Name of the virtual network every store starts with.
 pub const DEFAULT_VNET: &str = "default";
-
-pub(crate) fn uuid_col(
-    row: &sqlx::sqlite::SqliteRow,
-    col: &str,
-    table: &'static str,
-) -> Result<uuid::Uuid, StoreError> {
-    let s: String = row.try_get(col)?;
-    uuid::Uuid::parse_str(&s).map_err(|e| StoreError::Corrupt {
-        table,
-        reason: format!("{col}: {e}"),
-    })
-}
-
-pub(crate) fn int_col<T: TryFrom<i64>>(
-    row: &sqlx::sqlite::SqliteRow,
-    col: &str,
-    table: &'static str,
-) -> Result<T, StoreError> {
-    let v: i64 = row.try_get(col)?;
-    T::try_from(v).map_err(|_| StoreError::Corrupt {
-        table,
-        reason: format!("{col}: {v} out of range"),
-    })
-}
 
 /// The state file and its `-wal`/`-shm` hold identities: mode 0600 (made
 /// so before SQLite creates them, which then copies the mode to the WAL and

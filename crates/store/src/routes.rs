@@ -1,15 +1,15 @@
 //! Hostname routes of the public HTTP listeners.
 
-use crate::{is_unique_violation, uuid_col, Store, StoreError};
+use crate::{is_unique_violation, Store, StoreError};
 use serde::Serialize;
-use sqlx::Row;
 
 /// A public hostname routed to a tunnel (`burrow route dns`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Route {
     /// Hostname, lower case; may start with `*.`.
     pub hostname: String,
     /// The tunnel its HTTP requests go to.
+    #[sqlx(try_from = "String")]
     pub tunnel_id: uuid::Uuid,
     /// Creation time, Unix seconds.
     pub created_at: i64,
@@ -44,18 +44,11 @@ impl Store {
     /// # Errors
     /// On database failure or a corrupt row.
     pub async fn routes(&self) -> Result<Vec<Route>, StoreError> {
-        sqlx::query("SELECT * FROM routes ORDER BY hostname")
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|row| {
-                Ok(Route {
-                    hostname: row.try_get("hostname")?,
-                    tunnel_id: uuid_col(row, "tunnel_id", "routes")?,
-                    created_at: row.try_get("created_at")?,
-                })
-            })
-            .collect()
+        Ok(
+            sqlx::query_as::<_, Route>("SELECT * FROM routes ORDER BY hostname")
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     /// Removes a route; returns whether it existed.

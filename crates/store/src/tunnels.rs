@@ -1,15 +1,16 @@
 //! Tunnels and their (hashed) secrets.
 
-use crate::{is_unique_violation, secret, uuid_col, Store, StoreError};
+use crate::{is_unique_violation, secret, Store, StoreError};
 use serde::Serialize;
-use sqlx::Row;
 
 /// A tunnel. `Debug` prints the secret as `***`.
-#[derive(Clone, Serialize)]
+#[derive(Clone, Serialize, sqlx::FromRow)]
 pub struct Tunnel {
     /// Tunnel id.
+    #[sqlx(try_from = "String")]
     pub id: uuid::Uuid,
     /// Owning account.
+    #[sqlx(try_from = "String")]
     pub account_id: uuid::Uuid,
     /// Unique name.
     pub name: String,
@@ -61,28 +62,17 @@ impl Store {
         Ok(())
     }
 
-    fn tunnel_row(row: &sqlx::sqlite::SqliteRow) -> Result<Tunnel, StoreError> {
-        Ok(Tunnel {
-            id: uuid_col(row, "id", "tunnels")?,
-            account_id: uuid_col(row, "account_id", "tunnels")?,
-            name: row.try_get("name")?,
-            secret: row.try_get("secret")?,
-            created_at: row.try_get("created_at")?,
-        })
-    }
-
     /// A tunnel by id.
     ///
     /// # Errors
     /// On database failure.
     pub async fn tunnel(&self, id: uuid::Uuid) -> Result<Option<Tunnel>, StoreError> {
-        sqlx::query("SELECT * FROM tunnels WHERE id = ?")
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(Self::tunnel_row)
-            .transpose()
+        Ok(
+            sqlx::query_as::<_, Tunnel>("SELECT * FROM tunnels WHERE id = ?")
+                .bind(id.to_string())
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     /// A tunnel by name, or by id written as text.
@@ -90,14 +80,13 @@ impl Store {
     /// # Errors
     /// On database failure.
     pub async fn tunnel_by_ref(&self, name_or_id: &str) -> Result<Option<Tunnel>, StoreError> {
-        sqlx::query("SELECT * FROM tunnels WHERE name = ? OR id = ?")
-            .bind(name_or_id)
-            .bind(name_or_id.to_ascii_lowercase())
-            .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(Self::tunnel_row)
-            .transpose()
+        Ok(
+            sqlx::query_as::<_, Tunnel>("SELECT * FROM tunnels WHERE name = ? OR id = ?")
+                .bind(name_or_id)
+                .bind(name_or_id.to_ascii_lowercase())
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     /// All tunnels, by name.
@@ -105,12 +94,11 @@ impl Store {
     /// # Errors
     /// On database failure.
     pub async fn tunnels(&self) -> Result<Vec<Tunnel>, StoreError> {
-        sqlx::query("SELECT * FROM tunnels ORDER BY name")
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(Self::tunnel_row)
-            .collect()
+        Ok(
+            sqlx::query_as::<_, Tunnel>("SELECT * FROM tunnels ORDER BY name")
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     /// Deletes a tunnel with its apps and routes; returns whether it existed.

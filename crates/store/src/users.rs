@@ -1,24 +1,25 @@
 //! Users and their enrolled devices.
 
-use crate::{is_unique_violation, secret, uuid_col, Store, StoreError};
+use crate::{is_unique_violation, secret, Store, StoreError};
 use serde::Serialize;
-use sqlx::Row;
 
 /// A user of the zero-trust client.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct User {
     /// Email, lower case; the user's id.
     pub email: String,
     /// Group names.
+    #[sqlx(json)]
     pub groups: Vec<String>,
     /// Creation time, Unix seconds.
     pub created_at: i64,
 }
 
 /// An enrolled device of a user. `Debug` prints the secret as `***`.
-#[derive(Clone, Serialize)]
+#[derive(Clone, Serialize, sqlx::FromRow)]
 pub struct Device {
     /// Device id.
+    #[sqlx(try_from = "String")]
     pub id: uuid::Uuid,
     /// Owner's email.
     pub user_email: String,
@@ -47,28 +48,6 @@ impl std::fmt::Debug for Device {
     }
 }
 
-pub(crate) fn user_row(row: &sqlx::sqlite::SqliteRow) -> Result<User, StoreError> {
-    let groups: String = row.try_get("groups")?;
-    Ok(User {
-        email: row.try_get("email")?,
-        groups: serde_json::from_str(&groups).map_err(|e| StoreError::Corrupt {
-            table: "users",
-            reason: format!("groups: {e}"),
-        })?,
-        created_at: row.try_get("created_at")?,
-    })
-}
-
-pub(crate) fn device_row(row: &sqlx::sqlite::SqliteRow) -> Result<Device, StoreError> {
-    Ok(Device {
-        id: uuid_col(row, "id", "devices")?,
-        user_email: row.try_get("user_email")?,
-        name: row.try_get("name")?,
-        secret: row.try_get("secret")?,
-        revoked: row.try_get("revoked")?,
-        created_at: row.try_get("created_at")?,
-    })
-}
 impl Store {
     /// Adds a user.
     ///
@@ -103,12 +82,11 @@ impl Store {
     /// # Errors
     /// On database failure or a corrupt row.
     pub async fn users(&self) -> Result<Vec<User>, StoreError> {
-        sqlx::query("SELECT * FROM users ORDER BY email")
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(user_row)
-            .collect()
+        Ok(
+            sqlx::query_as::<_, User>("SELECT * FROM users ORDER BY email")
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     /// One user by email (lower case).
@@ -116,13 +94,12 @@ impl Store {
     /// # Errors
     /// On database failure or a corrupt row.
     pub async fn user(&self, email: &str) -> Result<Option<User>, StoreError> {
-        sqlx::query("SELECT * FROM users WHERE email = ?")
-            .bind(email)
-            .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(user_row)
-            .transpose()
+        Ok(
+            sqlx::query_as::<_, User>("SELECT * FROM users WHERE email = ?")
+                .bind(email)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     /// Deletes a user and their devices; returns whether the user existed.
@@ -169,12 +146,11 @@ impl Store {
     /// # Errors
     /// On database failure or a corrupt row.
     pub async fn devices(&self) -> Result<Vec<Device>, StoreError> {
-        sqlx::query("SELECT * FROM devices ORDER BY created_at, id")
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(device_row)
-            .collect()
+        Ok(
+            sqlx::query_as::<_, Device>("SELECT * FROM devices ORDER BY created_at, id")
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     /// One device by id.
@@ -182,13 +158,12 @@ impl Store {
     /// # Errors
     /// On database failure or a corrupt row.
     pub async fn device(&self, id: uuid::Uuid) -> Result<Option<Device>, StoreError> {
-        sqlx::query("SELECT * FROM devices WHERE id = ?")
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(device_row)
-            .transpose()
+        Ok(
+            sqlx::query_as::<_, Device>("SELECT * FROM devices WHERE id = ?")
+                .bind(id.to_string())
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     /// Marks a device revoked; returns whether it existed.

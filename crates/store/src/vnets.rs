@@ -1,14 +1,15 @@
 //! Virtual networks and the IP routes into tunnels within them.
 
-use crate::{is_unique_violation, uuid_col, Store, StoreError};
+use crate::{is_unique_violation, Store, StoreError};
 use serde::Serialize;
 use sqlx::Row;
 
 /// A virtual network: a separate address space for private-network
 /// routes (`burrow vnet add`). Exactly one is the default.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Vnet {
     /// Vnet id.
+    #[sqlx(try_from = "String")]
     pub id: uuid::Uuid,
     /// Unique name.
     pub name: String,
@@ -19,8 +20,10 @@ pub struct Vnet {
     /// Creation time, Unix seconds.
     pub created_at: i64,
     /// Users (emails) whose devices may use it; see [`Vnet::allows`].
+    #[sqlx(json)]
     pub allow_users: Vec<String>,
     /// Groups whose members' devices may use it.
+    #[sqlx(json)]
     pub allow_groups: Vec<String>,
 }
 
@@ -37,15 +40,18 @@ impl Vnet {
 }
 
 /// A private network routed to a tunnel (`burrow route ip add`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct IpRoute {
     /// Route id.
+    #[sqlx(try_from = "String")]
     pub id: uuid::Uuid,
     /// The network in CIDR form, host bits clear (checked by the caller).
     pub network: String,
     /// The tunnel whose connectors reach it.
+    #[sqlx(try_from = "String")]
     pub tunnel_id: uuid::Uuid,
     /// The virtual network it belongs to.
+    #[sqlx(try_from = "String")]
     pub vnet_id: uuid::Uuid,
     /// Free text.
     pub comment: String,
@@ -138,29 +144,11 @@ impl Store {
     /// # Errors
     /// On database failure or a corrupt row.
     pub async fn vnets(&self) -> Result<Vec<Vnet>, StoreError> {
-        sqlx::query("SELECT * FROM vnets ORDER BY name")
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|row| {
-                let list = |col: &str| -> Result<Vec<String>, StoreError> {
-                    let text: String = row.try_get(col)?;
-                    serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
-                        table: "vnets",
-                        reason: format!("{col}: {e}"),
-                    })
-                };
-                Ok(Vnet {
-                    id: uuid_col(row, "id", "vnets")?,
-                    name: row.try_get("name")?,
-                    is_default: row.try_get("is_default")?,
-                    comment: row.try_get("comment")?,
-                    created_at: row.try_get("created_at")?,
-                    allow_users: list("allow_users")?,
-                    allow_groups: list("allow_groups")?,
-                })
-            })
-            .collect()
+        Ok(
+            sqlx::query_as::<_, Vnet>("SELECT * FROM vnets ORDER BY name")
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     /// Removes the vnet named `name`; returns whether it existed.
@@ -234,21 +222,11 @@ impl Store {
     /// # Errors
     /// On database failure or a corrupt row.
     pub async fn ip_routes(&self) -> Result<Vec<IpRoute>, StoreError> {
-        sqlx::query("SELECT * FROM ip_routes ORDER BY network")
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|row| {
-                Ok(IpRoute {
-                    id: uuid_col(row, "id", "ip_routes")?,
-                    network: row.try_get("network")?,
-                    tunnel_id: uuid_col(row, "tunnel_id", "ip_routes")?,
-                    vnet_id: uuid_col(row, "vnet_id", "ip_routes")?,
-                    comment: row.try_get("comment")?,
-                    created_at: row.try_get("created_at")?,
-                })
-            })
-            .collect()
+        Ok(
+            sqlx::query_as::<_, IpRoute>("SELECT * FROM ip_routes ORDER BY network")
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     /// Removes the route of `network` in `vnet_id`; returns whether it
