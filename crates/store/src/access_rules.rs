@@ -25,7 +25,7 @@ impl Store {
     /// On database failure.
     pub async fn create_access_rule(&self, r: &AccessRule) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO access_rules (id, mode, target, value, created_at) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO access_rules (id, mode, target, value, created_at) VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(r.id.to_string())
         .bind(&r.mode)
@@ -54,7 +54,7 @@ impl Store {
     /// # Errors
     /// On database failure.
     pub async fn delete_access_rule(&self, id: uuid::Uuid) -> Result<bool, StoreError> {
-        Ok(sqlx::query("DELETE FROM access_rules WHERE id = ?")
+        Ok(sqlx::query("DELETE FROM access_rules WHERE id = $1")
             .bind(id.to_string())
             .execute(&self.pool)
             .await?

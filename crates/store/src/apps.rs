@@ -34,7 +34,7 @@ impl Store {
     pub async fn create_app(&self, a: &App) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO apps (id, spec, l4, port_start, port_end, tunnel_id, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(a.id.to_string())
         .bind(&a.spec)
@@ -54,8 +54,8 @@ impl Store {
     /// On database failure.
     pub async fn update_app(&self, a: &App) -> Result<bool, StoreError> {
         Ok(sqlx::query(
-            "UPDATE apps SET spec = ?, l4 = ?, port_start = ?, port_end = ?, tunnel_id = ? \
-             WHERE id = ?",
+            "UPDATE apps SET spec = $1, l4 = $2, port_start = $3, port_end = $4, tunnel_id = $5 \
+             WHERE id = $6",
         )
         .bind(&a.spec)
         .bind(&a.l4)
@@ -86,7 +86,7 @@ impl Store {
     /// # Errors
     /// On database failure.
     pub async fn delete_app(&self, id: uuid::Uuid) -> Result<bool, StoreError> {
-        Ok(sqlx::query("DELETE FROM apps WHERE id = ?")
+        Ok(sqlx::query("DELETE FROM apps WHERE id = $1")
             .bind(id.to_string())
             .execute(&self.pool)
             .await?

@@ -40,9 +40,14 @@ impl Store {
     /// On database failure.
     pub async fn add_connection(&self, c: &Connection) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT OR REPLACE INTO connections (id, tunnel_id, connector_id, conn_index, colo, \
+            "INSERT INTO connections (id, tunnel_id, connector_id, conn_index, colo, \
              node_id, protocol, origin_ip, version, since, seen_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+             ON CONFLICT (id) DO UPDATE SET tunnel_id = excluded.tunnel_id, \
+             connector_id = excluded.connector_id, conn_index = excluded.conn_index, \
+             colo = excluded.colo, node_id = excluded.node_id, protocol = excluded.protocol, \
+             origin_ip = excluded.origin_ip, version = excluded.version, since = excluded.since, \
+             seen_at = excluded.seen_at",
         )
         .bind(c.id.to_string())
         .bind(c.tunnel_id.to_string())
@@ -65,7 +70,7 @@ impl Store {
     /// # Errors
     /// On database failure.
     pub async fn remove_connection(&self, id: uuid::Uuid) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM connections WHERE id = ?")
+        sqlx::query("DELETE FROM connections WHERE id = $1")
             .bind(id.to_string())
             .execute(&self.pool)
             .await?;
@@ -77,7 +82,7 @@ impl Store {
     /// # Errors
     /// On database failure.
     pub async fn touch_node(&self, node_id: &str, now: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE connections SET seen_at = ? WHERE node_id = ?")
+        sqlx::query("UPDATE connections SET seen_at = $1 WHERE node_id = $2")
             .bind(now)
             .bind(node_id)
             .execute(&self.pool)
@@ -91,7 +96,7 @@ impl Store {
     /// # Errors
     /// On database failure.
     pub async fn prune_connections(&self, node_id: &str, before: i64) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM connections WHERE node_id = ? OR seen_at < ?")
+        sqlx::query("DELETE FROM connections WHERE node_id = $1 OR seen_at < $2")
             .bind(node_id)
             .bind(before)
             .execute(&self.pool)
@@ -109,7 +114,7 @@ impl Store {
         fresh_since: i64,
     ) -> Result<Vec<Connection>, StoreError> {
         Ok(sqlx::query_as::<_, Connection>(
-            "SELECT * FROM connections WHERE tunnel_id = ? AND seen_at >= ? \
+            "SELECT * FROM connections WHERE tunnel_id = $1 AND seen_at >= $2 \
              ORDER BY colo, connector_id, conn_index",
         )
         .bind(tunnel_id.to_string())

@@ -19,7 +19,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::Exists`] when the IP is declared already.
     pub async fn create_egress_ip(&self, e: &EgressIp) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO egress_ips (ip, colo, created_at) VALUES (?, ?, ?)")
+        sqlx::query("INSERT INTO egress_ips (ip, colo, created_at) VALUES ($1, $2, $3)")
             .bind(&e.ip)
             .bind(&e.colo)
             .bind(e.created_at)
@@ -55,7 +55,7 @@ impl Store {
     /// # Errors
     /// On database failure.
     pub async fn delete_egress_ip(&self, ip: &str) -> Result<bool, StoreError> {
-        let n = sqlx::query("DELETE FROM egress_ips WHERE ip = ?")
+        let n = sqlx::query("DELETE FROM egress_ips WHERE ip = $1")
             .bind(ip)
             .execute(&self.pool)
             .await?

@@ -1,8 +1,11 @@
 //! burrow's persistent state: accounts, tunnels, apps and the registry of
 //! live tunnel connections, in SQLite through sqlx.
 //!
-//! Module map: [`secret`] (how secrets are stored: salted hashes); the
-//! rest is in this file; [`Store`] is the one handle.
+//! Module map: one file per aggregate (tunnels, apps, connections, access
+//! rules, users and devices, routes, vnets and IP routes, egress IPs,
+//! meta), each an `impl Store` block with its row type; [`secret`] (how
+//! secrets are stored: salted hashes); this file opens the store and
+//! migrates it. [`Store`] is the one handle.
 //!
 //! Secrets at rest: tunnel and device secrets are hashed on write (their
 //! structs carry the stored form when read back; check a presented secret
@@ -12,6 +15,13 @@
 //! Several edge processes may share one SQLite file on one host (WAL mode,
 //! busy timeout); a PostgreSQL backend for real clusters comes later behind
 //! the same methods. Times are Unix seconds, passed in by the caller.
+//!
+//! Schema: versioned migrations in `migrations/` ([`schema_version`]).
+//! Queries are written to run on PostgreSQL unchanged: numbered `$N`
+//! parameters, `ON CONFLICT` upserts, TEXT ids, INTEGER times. What stays
+//! SQLite's own is in this file only: the connection options, the
+//! pre-versioning column fix-up (`PRAGMA table_info`), the versioning
+//! check (`sqlite_master`) and the WAL checkpoint.
 
 pub mod secret;
 
@@ -259,7 +269,7 @@ impl Store {
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
         sqlx::query(
             "INSERT INTO vnets (id, name, is_default, comment, created_at) \
-             SELECT ?, ?, 1, 'created with the store', ? WHERE NOT EXISTS (SELECT 1 FROM vnets)",
+             SELECT $1, $2, 1, 'created with the store', $3 WHERE NOT EXISTS (SELECT 1 FROM vnets)",
         )
         .bind(uuid::Uuid::new_v4().to_string())
         .bind(DEFAULT_VNET)
@@ -285,7 +295,7 @@ impl Store {
                 if secret::is_hashed(&raw) {
                     continue;
                 }
-                sqlx::query(&format!("UPDATE {table} SET secret = ? WHERE id = ?"))
+                sqlx::query(&format!("UPDATE {table} SET secret = $1 WHERE id = $2"))
                     .bind(secret::hash(&raw))
                     .bind(&id)
                     .execute(&self.pool)

@@ -14,12 +14,12 @@ impl Store {
         key: &str,
         init: impl FnOnce() -> String,
     ) -> Result<String, StoreError> {
-        sqlx::query("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)")
+        sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
             .bind(key)
             .bind(init())
             .execute(&self.pool)
             .await?;
-        let row = sqlx::query("SELECT value FROM meta WHERE key = ?")
+        let row = sqlx::query("SELECT value FROM meta WHERE key = $1")
             .bind(key)
             .fetch_one(&self.pool)
             .await?;
@@ -31,7 +31,7 @@ impl Store {
     /// # Errors
     /// On database failure.
     pub async fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query("SELECT value FROM meta WHERE key = ?")
+        Ok(sqlx::query("SELECT value FROM meta WHERE key = $1")
             .bind(key)
             .fetch_optional(&self.pool)
             .await?
@@ -44,7 +44,7 @@ impl Store {
     /// # Errors
     /// On database failure.
     pub async fn delete_meta(&self, key: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM meta WHERE key = ?")
+        sqlx::query("DELETE FROM meta WHERE key = $1")
             .bind(key)
             .execute(&self.pool)
             .await?;
@@ -57,7 +57,7 @@ impl Store {
     /// On database failure.
     pub async fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO meta (key, value) VALUES (?, ?) \
+            "INSERT INTO meta (key, value) VALUES ($1, $2) \
              ON CONFLICT(key) DO UPDATE SET value = excluded.value",
         )
         .bind(key)

@@ -20,7 +20,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::Exists`] when the hostname is routed already.
     pub async fn create_route(&self, r: &Route) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO routes (hostname, tunnel_id, created_at) VALUES (?, ?, ?)")
+        sqlx::query("INSERT INTO routes (hostname, tunnel_id, created_at) VALUES ($1, $2, $3)")
             .bind(&r.hostname)
             .bind(r.tunnel_id.to_string())
             .bind(r.created_at)
@@ -56,7 +56,7 @@ impl Store {
     /// # Errors
     /// On database failure.
     pub async fn delete_route(&self, hostname: &str) -> Result<bool, StoreError> {
-        let n = sqlx::query("DELETE FROM routes WHERE hostname = ?")
+        let n = sqlx::query("DELETE FROM routes WHERE hostname = $1")
             .bind(hostname)
             .execute(&self.pool)
             .await?

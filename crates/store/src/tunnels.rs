@@ -40,7 +40,7 @@ impl Store {
     /// [`StoreError::Exists`] when the name is taken.
     pub async fn create_tunnel(&self, t: &Tunnel) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO tunnels (id, account_id, name, secret, created_at) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO tunnels (id, account_id, name, secret, created_at) VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(t.id.to_string())
         .bind(t.account_id.to_string())
@@ -68,7 +68,7 @@ impl Store {
     /// On database failure.
     pub async fn tunnel(&self, id: uuid::Uuid) -> Result<Option<Tunnel>, StoreError> {
         Ok(
-            sqlx::query_as::<_, Tunnel>("SELECT * FROM tunnels WHERE id = ?")
+            sqlx::query_as::<_, Tunnel>("SELECT * FROM tunnels WHERE id = $1")
                 .bind(id.to_string())
                 .fetch_optional(&self.pool)
                 .await?,
@@ -81,7 +81,7 @@ impl Store {
     /// On database failure.
     pub async fn tunnel_by_ref(&self, name_or_id: &str) -> Result<Option<Tunnel>, StoreError> {
         Ok(
-            sqlx::query_as::<_, Tunnel>("SELECT * FROM tunnels WHERE name = ? OR id = ?")
+            sqlx::query_as::<_, Tunnel>("SELECT * FROM tunnels WHERE name = $1 OR id = $2")
                 .bind(name_or_id)
                 .bind(name_or_id.to_ascii_lowercase())
                 .fetch_optional(&self.pool)
@@ -107,17 +107,17 @@ impl Store {
     /// On database failure.
     pub async fn delete_tunnel(&self, id: uuid::Uuid) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM apps WHERE tunnel_id = ?")
+        sqlx::query("DELETE FROM apps WHERE tunnel_id = $1")
             .bind(id.to_string())
             .execute(&mut *tx)
             .await?;
         for table in ["routes", "ip_routes"] {
-            sqlx::query(&format!("DELETE FROM {table} WHERE tunnel_id = ?"))
+            sqlx::query(&format!("DELETE FROM {table} WHERE tunnel_id = $1"))
                 .bind(id.to_string())
                 .execute(&mut *tx)
                 .await?;
         }
-        let n = sqlx::query("DELETE FROM tunnels WHERE id = ?")
+        let n = sqlx::query("DELETE FROM tunnels WHERE id = $1")
             .bind(id.to_string())
             .execute(&mut *tx)
             .await?
@@ -135,7 +135,7 @@ impl Store {
         id: uuid::Uuid,
         secret: &[u8],
     ) -> Result<bool, StoreError> {
-        let n = sqlx::query("UPDATE tunnels SET secret = ? WHERE id = ?")
+        let n = sqlx::query("UPDATE tunnels SET secret = $1 WHERE id = $2")
             .bind(secret::hash(secret))
             .bind(id.to_string())
             .execute(&self.pool)

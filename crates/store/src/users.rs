@@ -58,7 +58,7 @@ impl Store {
             table: "users",
             reason: e.to_string(),
         })?;
-        sqlx::query("INSERT INTO users (email, groups, created_at) VALUES (?, ?, ?)")
+        sqlx::query("INSERT INTO users (email, groups, created_at) VALUES ($1, $2, $3)")
             .bind(&u.email)
             .bind(groups)
             .bind(u.created_at)
@@ -95,7 +95,7 @@ impl Store {
     /// On database failure or a corrupt row.
     pub async fn user(&self, email: &str) -> Result<Option<User>, StoreError> {
         Ok(
-            sqlx::query_as::<_, User>("SELECT * FROM users WHERE email = ?")
+            sqlx::query_as::<_, User>("SELECT * FROM users WHERE email = $1")
                 .bind(email)
                 .fetch_optional(&self.pool)
                 .await?,
@@ -108,11 +108,11 @@ impl Store {
     /// On database failure.
     pub async fn delete_user(&self, email: &str) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM devices WHERE user_email = ?")
+        sqlx::query("DELETE FROM devices WHERE user_email = $1")
             .bind(email)
             .execute(&mut *tx)
             .await?;
-        let n = sqlx::query("DELETE FROM users WHERE email = ?")
+        let n = sqlx::query("DELETE FROM users WHERE email = $1")
             .bind(email)
             .execute(&mut *tx)
             .await?
@@ -128,7 +128,7 @@ impl Store {
     pub async fn create_device(&self, d: &Device) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO devices (id, user_email, name, secret, revoked, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(d.id.to_string())
         .bind(&d.user_email)
@@ -159,7 +159,7 @@ impl Store {
     /// On database failure or a corrupt row.
     pub async fn device(&self, id: uuid::Uuid) -> Result<Option<Device>, StoreError> {
         Ok(
-            sqlx::query_as::<_, Device>("SELECT * FROM devices WHERE id = ?")
+            sqlx::query_as::<_, Device>("SELECT * FROM devices WHERE id = $1")
                 .bind(id.to_string())
                 .fetch_optional(&self.pool)
                 .await?,
@@ -171,7 +171,7 @@ impl Store {
     /// # Errors
     /// On database failure.
     pub async fn revoke_device(&self, id: uuid::Uuid) -> Result<bool, StoreError> {
-        let n = sqlx::query("UPDATE devices SET revoked = 1 WHERE id = ?")
+        let n = sqlx::query("UPDATE devices SET revoked = 1 WHERE id = $1")
             .bind(id.to_string())
             .execute(&self.pool)
             .await?

@@ -72,7 +72,7 @@ impl Store {
         }
         sqlx::query(
             "INSERT INTO vnets (id, name, is_default, comment, created_at, allow_users, allow_groups) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(v.id.to_string())
         .bind(&v.name)
@@ -108,7 +108,7 @@ impl Store {
         users: &[String],
         groups: &[String],
     ) -> Result<bool, StoreError> {
-        let n = sqlx::query("UPDATE vnets SET allow_users = ?, allow_groups = ? WHERE name = ?")
+        let n = sqlx::query("UPDATE vnets SET allow_users = $1, allow_groups = $2 WHERE name = $3")
             .bind(serde_json::to_string(users).expect("strings serialize"))
             .bind(serde_json::to_string(groups).expect("strings serialize"))
             .bind(name)
@@ -124,13 +124,13 @@ impl Store {
     /// On database failure.
     pub async fn set_default_vnet(&self, name: &str) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let found = sqlx::query("SELECT 1 FROM vnets WHERE name = ?")
+        let found = sqlx::query("SELECT 1 FROM vnets WHERE name = $1")
             .bind(name)
             .fetch_optional(&mut *tx)
             .await?
             .is_some();
         if found {
-            sqlx::query("UPDATE vnets SET is_default = (name = ?)")
+            sqlx::query("UPDATE vnets SET is_default = (name = $1)")
                 .bind(name)
                 .execute(&mut *tx)
                 .await?;
@@ -170,7 +170,7 @@ impl Store {
                 "it is the default; make another one the default first".into(),
             ));
         }
-        let routes: i64 = sqlx::query("SELECT COUNT(*) AS n FROM ip_routes WHERE vnet_id = ?")
+        let routes: i64 = sqlx::query("SELECT COUNT(*) AS n FROM ip_routes WHERE vnet_id = $1")
             .bind(v.id.to_string())
             .fetch_one(&self.pool)
             .await?
@@ -180,7 +180,7 @@ impl Store {
                 "{routes} route(s) still use it; delete them first"
             )));
         }
-        sqlx::query("DELETE FROM vnets WHERE id = ? AND is_default = 0")
+        sqlx::query("DELETE FROM vnets WHERE id = $1 AND is_default = 0")
             .bind(v.id.to_string())
             .execute(&self.pool)
             .await?;
@@ -194,7 +194,7 @@ impl Store {
     pub async fn create_ip_route(&self, r: &IpRoute) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO ip_routes (id, network, tunnel_id, vnet_id, comment, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(r.id.to_string())
         .bind(&r.network)
@@ -239,7 +239,7 @@ impl Store {
         network: &str,
         vnet_id: uuid::Uuid,
     ) -> Result<bool, StoreError> {
-        let n = sqlx::query("DELETE FROM ip_routes WHERE network = ? AND vnet_id = ?")
+        let n = sqlx::query("DELETE FROM ip_routes WHERE network = $1 AND vnet_id = $2")
             .bind(network)
             .bind(vnet_id.to_string())
             .execute(&self.pool)
