@@ -6,13 +6,13 @@ use crate::admin::token::admin_token;
 use crate::apps::{edge_tls, origin_tls};
 use crate::authz::sweep::authz_sweeps;
 use crate::context::Ctx;
+use crate::reload::{EdgeReloader, ReloadPaths};
 use crate::telemetry::{logpush, metrics};
-use crate::{admin, apps, geoip, http, tunnel};
+use crate::{admin, geoip, http, tunnel};
 use crate::{random_hex, unix_now, EdgeConfig, EdgeError, EdgeInfo, CONNECTION_FRESHNESS};
 use burrow_store::Store;
 use burrow_transport::pki::EdgePki;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -54,79 +54,11 @@ impl EdgeStats {
     }
 }
 
-/// The files a running edge can read again (SIGHUP).
-#[derive(Clone)]
-struct ReloadPaths {
-    geoip_country: Option<PathBuf>,
-    geoip_asn: Option<PathBuf>,
-    origin_ca: Option<PathBuf>,
-}
-
-/// Reloads what a running edge can take without a restart: the
-/// `--cert-dir` certificates, the `--origin-ca` roots and the GeoIP files.
-/// Everything else (addresses, pools, state, peers) needs a restart.
-#[derive(Clone)]
-pub struct EdgeReloader {
-    ctx: Arc<Ctx>,
-    paths: ReloadPaths,
-}
-
-impl EdgeReloader {
-    /// Reads the files again; each part that loads replaces the running
-    /// one, each that fails keeps the running one. Returns one line per
-    /// part: what was reloaded, or why not.
-    pub async fn reload(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        if let Some(r) = self.ctx.files.cert_resolver.clone() {
-            out.push(
-                match tokio::task::spawn_blocking(move || r.reload()).await {
-                    Ok(Ok(names)) => format!("cert-dir: reloaded ({} hostnames)", names.len()),
-                    Ok(Err(e)) => format!("cert-dir: kept the running certificates: {e}"),
-                    Err(e) => format!("cert-dir: {e}"),
-                },
-            );
-        }
-        let ca = self.paths.origin_ca.clone();
-        out.push(
-            match tokio::task::spawn_blocking(move || origin_tls::load(ca.as_deref())).await {
-                Ok(Ok(t)) => {
-                    let line = format!("origin-ca: reloaded ({})", t.roots_from);
-                    self.ctx.files.origin_tls.store(Arc::new(t));
-                    line
-                }
-                Ok(Err(e)) => format!("origin-ca: kept the running roots: {e}"),
-                Err(e) => format!("origin-ca: {e}"),
-            },
-        );
-        if self.paths.geoip_country.is_some() || self.paths.geoip_asn.is_some() {
-            let (c, a) = (
-                self.paths.geoip_country.clone(),
-                self.paths.geoip_asn.clone(),
-            );
-            out.push(
-                match tokio::task::spawn_blocking(move || {
-                    geoip::GeoIp::open(c.as_deref(), a.as_deref())
-                })
-                .await
-                {
-                    Ok(Ok(g)) => {
-                        self.ctx.files.geoip.store(Arc::new(g));
-                        "geoip: reloaded".to_owned()
-                    }
-                    Ok(Err(e)) => format!("geoip: kept the running databases: {e}"),
-                    Err(e) => format!("geoip: {e}"),
-                },
-            );
-        }
-        out
-    }
-}
-
 /// A bound, not yet running edge.
 pub struct Edge {
-    ctx: Arc<Ctx>,
+    pub(crate) ctx: Arc<Ctx>,
     reload_paths: ReloadPaths,
-    info: EdgeInfo,
+    pub(crate) info: EdgeInfo,
     tcp: TcpListener,
     quic: Option<quinn::Endpoint>,
     admin: TcpListener,
@@ -427,92 +359,6 @@ impl Edge {
     /// A live view of counters, usable while the edge runs.
     pub fn stats(&self) -> EdgeStats {
         EdgeStats(self.ctx.clone())
-    }
-
-    /// Creates a tunnel and a TCP app in the store directly (for `burrow
-    /// quick`, which has no separate admin client). Returns the tunnel's
-    /// credentials and the app's bound address.
-    ///
-    /// # Errors
-    /// On store or bind failure.
-    pub async fn quick_setup(
-        &self,
-        name: &str,
-        port: u16,
-        shutdown: &CancellationToken,
-    ) -> Result<(burrow_config::credentials::Credentials, SocketAddr), EdgeError> {
-        use rand::RngCore;
-        let store_err = |source| EdgeError::Store {
-            path: PathBuf::from("(quick)"),
-            source,
-        };
-        let mut secret = vec![0u8; 32];
-        rand::thread_rng().fill_bytes(&mut secret);
-        let t = burrow_store::Tunnel {
-            id: uuid::Uuid::new_v4(),
-            account_id: self.ctx.id.account_id,
-            name: name.to_owned(),
-            secret: secret.clone(),
-            created_at: unix_now(),
-        };
-        self.ctx.store.create_tunnel(&t).await.map_err(store_err)?;
-        let raw = burrow_config::app::RawApp {
-            protocol: format!("tcp/{port}"),
-            origin_tunnel: Some(burrow_config::app::RawOriginTunnel {
-                tunnel: t.id.to_string(),
-                hostname: String::new(),
-            }),
-            ..Default::default()
-        };
-        // Port 0 is not a valid app port; quick picks a free one here, on
-        // the first pool address (quick's pool is loopback).
-        let pools = &self.ctx.id.app_pools;
-        let quick_ip = *pools
-            .v4
-            .first()
-            .or(pools.v6.first())
-            .ok_or_else(|| std::io::Error::other("no app address pool"))?;
-        let listener = tokio::net::TcpListener::bind(SocketAddr::new(quick_ip, port)).await?;
-        let addr = listener.local_addr()?;
-        let raw = burrow_config::app::RawApp {
-            protocol: format!("tcp/{}", addr.port()),
-            ..raw
-        };
-        let spec = raw
-            .validate()
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
-        let app = burrow_store::App {
-            id: uuid::Uuid::new_v4(),
-            spec: serde_json::to_string(&raw).map_err(std::io::Error::other)?,
-            l4: "tcp".into(),
-            port_start: addr.port(),
-            port_end: addr.port(),
-            tunnel_id: Some(t.id),
-            created_at: unix_now(),
-        };
-        self.ctx.store.create_app(&app).await.map_err(store_err)?;
-        let compiled = Arc::new(apps::compiled::Compiled::new(
-            app.id,
-            spec,
-            Some(t.id),
-            app.spec.clone(),
-        ));
-        self.ctx.apps.running.adopt(
-            &self.ctx,
-            compiled,
-            vec![apps::running::Listener::Tcp(listener)],
-            shutdown,
-        );
-        let creds = burrow_config::credentials::Credentials {
-            account_id: t.account_id,
-            tunnel_id: t.id,
-            secret: burrow_config::credentials::SecretBytes(secret),
-            tunnel_name: Some(t.name),
-            edge_ca_pem: Some(self.ctx.id.ca_pem.clone()),
-            edges: vec![self.info.tunnel_addr.to_string()],
-            edge_domain: Some(self.ctx.id.edge_domain.clone()),
-        };
-        Ok((creds, addr))
     }
 
     /// Serves until `shutdown` is cancelled, then stops taking new flows,

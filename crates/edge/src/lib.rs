@@ -32,14 +32,17 @@ mod geoip;
 mod http;
 mod limits;
 mod pools;
+mod quick;
+mod reload;
 mod tables;
 mod telemetry;
 mod tunnel;
 mod zt;
 
-pub use edge::{Edge, EdgeReloader, EdgeStats};
+pub use edge::{Edge, EdgeStats};
 pub use egress::peers::PeerConfig;
 pub use pools::AppPools;
+pub use reload::EdgeReloader;
 pub use telemetry::logpush::LogpushTarget;
 
 use burrow_config::Secret;

@@ -11,6 +11,13 @@
 //! index, direction, reason, protocol, connection index, status code —
 //! never client addresses.
 
+mod ports;
+mod server;
+
+use ports::ports_in_use;
+pub(crate) use server::{bind, serve};
+pub use server::{MetricsAddr, AUTO_PORTS};
+
 use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -113,35 +120,6 @@ impl LogLimiter {
         }
         Some(self.held.swap(0, Ordering::Relaxed))
     }
-}
-
-/// Sockets in `/proc/net/{tcp,tcp6,udp,udp6}` whose local port lies in
-/// the ephemeral range.
-fn ports_in_use() -> Option<u64> {
-    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
-    let mut it = range
-        .split_whitespace()
-        .filter_map(|p| p.parse::<u16>().ok());
-    let (lo, hi) = (it.next()?, it.next()?);
-    let mut n = 0;
-    for f in ["tcp", "tcp6", "udp", "udp6"] {
-        if let Ok(text) = std::fs::read_to_string(format!("/proc/net/{f}")) {
-            n += count_in_range(&text, lo, hi);
-        }
-    }
-    Some(n)
-}
-
-/// Lines of a `/proc/net/tcp`-style table whose local port is in `lo..=hi`.
-pub(crate) fn count_in_range(table: &str, lo: u16, hi: u16) -> u64 {
-    table
-        .lines()
-        .skip(1)
-        .filter_map(|l| l.split_whitespace().nth(1))
-        .filter_map(|local| local.rsplit_once(':'))
-        .filter_map(|(_, port)| u16::from_str_radix(port, 16).ok())
-        .filter(|p| (lo..=hi).contains(p))
-        .count() as u64
 }
 
 /// Milliseconds since the first call (at least 1).
@@ -385,6 +363,7 @@ impl Metrics {
 
 #[cfg(test)]
 mod tests {
+    use super::ports::count_in_range;
     use super::*;
 
     #[test]
@@ -435,100 +414,4 @@ mod tests {
         );
         assert!(text.contains("build_info{version="), "{text}");
     }
-}
-
-/// Where `--metrics` listens.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum MetricsAddr {
-    /// The first free port of 127.0.0.1:20241-20245, as cloudflared.
-    #[default]
-    Auto,
-    /// This address.
-    At(std::net::SocketAddr),
-    /// No metrics server.
-    Off,
-}
-
-/// The ports cloudflared tries for its metrics server, in order.
-pub const AUTO_PORTS: std::ops::RangeInclusive<u16> = 20241..=20245;
-
-/// Binds the metrics listener; `None` when off or (auto) no port is free.
-pub(crate) async fn bind(addr: &MetricsAddr) -> Result<Option<tokio::net::TcpListener>, String> {
-    match addr {
-        MetricsAddr::Off => Ok(None),
-        MetricsAddr::At(a) => tokio::net::TcpListener::bind(a)
-            .await
-            .map(Some)
-            .map_err(|e| format!("--metrics {a}: {e}")),
-        MetricsAddr::Auto => {
-            for port in AUTO_PORTS {
-                if let Ok(l) = tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
-                    return Ok(Some(l));
-                }
-            }
-            tracing::warn!("no free port in 127.0.0.1:20241-20245; metrics server not started (use --metrics ADDR)");
-            Ok(None)
-        }
-    }
-}
-
-/// Serves `/metrics`, `/ready` and `/healthcheck` until `shutdown`.
-pub(crate) async fn serve(
-    listener: tokio::net::TcpListener,
-    metrics: Arc<Metrics>,
-    connector_id: uuid::Uuid,
-    shutdown: tokio_util::sync::CancellationToken,
-) {
-    use axum::http::{header, StatusCode};
-    use axum::response::IntoResponse;
-    let m = metrics.clone();
-    let app = axum::Router::new()
-        .route(
-            "/metrics",
-            axum::routing::get(move |headers: axum::http::HeaderMap| {
-                let m = m.clone();
-                async move {
-                    // OpenMetrics when asked for (Prometheus), else classic text.
-                    use burrow_transport::exposition as x;
-                    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
-                    let text = m.render();
-                    if x::wants_openmetrics(accept) {
-                        ([(header::CONTENT_TYPE, x::OPENMETRICS)], text)
-                    } else {
-                        (
-                            [(header::CONTENT_TYPE, x::PROMETHEUS_TEXT)],
-                            x::to_prometheus_text(&text),
-                        )
-                    }
-                }
-            }),
-        )
-        .route(
-            "/ready",
-            axum::routing::get(move || {
-                let m = metrics.clone();
-                async move {
-                    let n = m.ha_connections.get();
-                    let status = if n > 0 {
-                        StatusCode::OK
-                    } else {
-                        StatusCode::SERVICE_UNAVAILABLE
-                    };
-                    let body = serde_json::json!({
-                        "status": status.as_u16(),
-                        "readyConnections": n,
-                        "connectorId": connector_id,
-                    });
-                    (status, axum::Json(body)).into_response()
-                }
-            }),
-        )
-        .route("/healthcheck", axum::routing::get(|| async { "OK\n" }));
-    if let Ok(a) = listener.local_addr() {
-        tracing::info!("metrics server on http://{a}/metrics");
-        println!("metrics: http://{a}/metrics");
-    }
-    let _ = axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await;
 }
