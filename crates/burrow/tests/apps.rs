@@ -1128,3 +1128,77 @@ fn apps_listen_on_pool_addresses_by_connectivity() {
         "{err}"
     );
 }
+
+#[test]
+fn a_new_udp_client_waiting_on_dns_does_not_hold_up_the_others() {
+    use hickory_proto::rr::rdata::A;
+    use hickory_proto::rr::{RData, RecordType};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let dir = tempdir();
+    let p = tagged_origins([127, 0, 0, 5], None, b"A");
+    // Answers at once, or (once `slow`) after 3 s.
+    let slow = Arc::new(AtomicBool::new(false));
+    let answer_slowly = slow.clone();
+    let dns = dns_server(move |name, kind| match kind {
+        RecordType::A if name == "origin.test." => {
+            if answer_slowly.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_secs(3));
+            }
+            vec![RData::A(A::new(127, 0, 0, 5))]
+        }
+        _ => Vec::new(),
+    });
+    let dns = dns.to_string();
+    let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &["--dns-server", &dns]);
+    let port = free_port();
+    let (protocol, op) = (format!("udp/{port}"), p.to_string());
+    edge.admin(&[
+        "app",
+        "create",
+        "--protocol",
+        &protocol,
+        "--origin-dns",
+        "origin.test",
+        "--origin-port",
+        &op,
+        "--origin-dns-ttl",
+        "1",
+    ])
+    .expect("app create");
+    let app = SocketAddr::from(([127, 0, 0, 1], port));
+    let ask = |c: &std::net::UdpSocket, wait: Duration| -> Option<(Vec<u8>, Duration)> {
+        let started = std::time::Instant::now();
+        c.set_read_timeout(Some(wait)).unwrap();
+        c.send_to(b"?", app).unwrap();
+        let mut buf = [0u8; 16];
+        let (n, _) = c.recv_from(&mut buf).ok()?;
+        Some((buf[..n].to_vec(), started.elapsed()))
+    };
+    // B has a session; then the name's TTL runs out and lookups get slow.
+    let b = udp_client("127.0.0.1");
+    assert_eq!(
+        ask(&b, Duration::from_secs(10))
+            .expect("B's first answer")
+            .0,
+        b"A"
+    );
+    slow.store(true, Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(1300));
+    // A new client A needs a lookup (3 s); B, meanwhile, is answered at once.
+    let a = udp_client("127.0.0.1");
+    a.set_read_timeout(Some(Duration::from_millis(10))).unwrap();
+    a.send_to(b"?", app).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let (tag, took) = ask(&b, Duration::from_secs(2)).expect("B answered while A waits on DNS");
+    assert_eq!(tag, b"A");
+    assert!(
+        took < Duration::from_secs(1),
+        "B waited {took:?} behind A's lookup"
+    );
+    // A's datagram was queued, not dropped: its answer comes after the lookup.
+    a.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = [0u8; 16];
+    let (n, _) = a.recv_from(&mut buf).expect("A answered after its lookup");
+    assert_eq!(&buf[..n], b"A");
+}

@@ -314,7 +314,7 @@ async fn connect_with(
             let mux = match &conn {
                 ConnectorConn::Quic(q) => {
                     let mux = burrow_transport::quic_datagrams::DatagramMux::new(q.clone());
-                    tokio::spawn(mux.clone().run());
+                    shared.env.tasks.spawn(mux.clone().run());
                     Some(mux)
                 }
                 ConnectorConn::H2(_) | ConnectorConn::H2Opener(_) => None,
@@ -452,7 +452,7 @@ async fn drain(mut live: Live, flows: TaskTracker, grace: Duration) {
     let conn = &mut live.conn;
     let refuse_late = async {
         while let Some(stream) = conn.accept_stream().await {
-            tokio::spawn(crate::reply::refuse_shutting_down(stream));
+            flows.spawn(crate::reply::refuse_shutting_down(stream));
         }
     };
     let finish = async {

@@ -15,6 +15,10 @@ pub(crate) struct FlowEnv {
     pub(crate) private: crate::private::PrivateFlows,
     /// Prometheus metrics.
     pub(crate) metrics: Arc<crate::metrics::Metrics>,
+    /// Where the connector's background tasks run (connection drivers,
+    /// upgraded connections, the idle-pool pruner, the metrics server);
+    /// waited for when the connector stops.
+    pub(crate) tasks: tokio_util::task::TaskTracker,
 }
 
 /// Closes idle origin connections past `keepAliveTimeout` (within

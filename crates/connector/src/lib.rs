@@ -163,18 +163,25 @@ pub async fn run_with_updates(
         edges = ?edges, ha_connections = cfg.ha_connections, protocol = ?cfg.protocol,
         "connector starting"
     );
-    let routing = ingress::routing(cfg.ingress.clone()).map_err(ConnectorError::Origin)?;
+    // Building the rules reads files (CA pools, JWKS): off the runtime.
+    let ingress = cfg.ingress.clone();
+    let routing = tokio::task::spawn_blocking(move || ingress::routing(ingress))
+        .await
+        .map_err(|e| ConnectorError::Origin(e.to_string()))?
+        .map_err(ConnectorError::Origin)?;
+    let background = tokio_util::task::TaskTracker::new();
     let env = Arc::new(env::FlowEnv {
         routing: arc_swap::ArcSwap::from_pointee(routing),
         connect_timeout: cfg.origin_connect_timeout,
         tunnel_id: cfg.credentials.tunnel_id,
         private: private::PrivateFlows::new(cfg.warp_routing.clone()),
         metrics: metrics.clone(),
+        tasks: background.clone(),
     });
-    tokio::spawn(env::close_idle(Arc::downgrade(&env)));
+    background.spawn(env::close_idle(Arc::downgrade(&env)));
     let metrics_stop = CancellationToken::new();
     if let Some(l) = metrics_listener {
-        tokio::spawn(metrics::serve(
+        background.spawn(metrics::serve(
             l,
             metrics.clone(),
             connector_id,
@@ -192,7 +199,7 @@ pub async fn run_with_updates(
         quic_endpoints: std::sync::Mutex::new(Default::default()),
     });
     let env = shared.env.clone();
-    let reload = tokio::spawn(async move {
+    let reload = background.spawn(async move {
         while let Some(ingress) = updates.recv().await {
             let n = ingress.rules.len();
             match tokio::task::spawn_blocking(move || ingress::routing(ingress)).await {
@@ -221,6 +228,7 @@ pub async fn run_with_updates(
     }
     reload.abort();
     metrics_stop.cancel();
+    background.close();
     let reason = shared
         .fatal_reason
         .lock()
@@ -235,11 +243,11 @@ pub async fn run_with_updates(
     }
 }
 
-/// The soft open-file limit (`/proc/self/limits`), if readable.
+/// The soft open-file limit (`getrlimit`, no file read), if known.
 fn rlimit_nofile() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
-    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
-    line.split_whitespace().nth(3)?.parse().ok()
+    rlimit::getrlimit(rlimit::Resource::NOFILE)
+        .ok()
+        .map(|(soft, _)| soft)
 }
 
 /// Warns when the ephemeral port range is small: each origin connection

@@ -136,7 +136,7 @@ async fn handle(
         Service::Tcp { scheme, addr } if scheme == "http" || scheme == "https" => {
             (scheme.clone(), addr.clone())
         }
-        Service::Unix { .. } => return over_unix(&routing, index, req).await,
+        Service::Unix { .. } => return over_unix(env, &routing, index, req).await,
         other => {
             return bad_gateway(Some(index), &format!("ingress rule {index} does not serve HTTP requests (it is not an http://, https://, http_status or hello_world service: {other:?})"));
         }
@@ -170,7 +170,7 @@ async fn handle(
             return bad_gateway(Some(index), &format!("origin {addr}: {reason}"));
         }
     };
-    finish(resp, client_up)
+    finish(env, resp, client_up)
 }
 
 /// Readies a request for the origin: takes the client's upgrade (if it
@@ -243,6 +243,7 @@ async fn with_length(
 
 /// One request over a fresh connection to a `unix:` / `unix+tls:` origin.
 async fn over_unix(
+    env: &FlowEnv,
     routing: &crate::ingress::Routing,
     index: usize,
     mut req: Request<Incoming>,
@@ -263,7 +264,7 @@ async fn over_unix(
         Ok(x) => x,
         Err(e) => return bad_gateway(Some(index), &format!("origin: {e}")),
     };
-    tokio::spawn(async move {
+    env.tasks.spawn(async move {
         if let Err(e) = conn.with_upgrades().await {
             debug!(error = %e, "unix origin connection ended with an error");
         }
@@ -274,17 +275,18 @@ async fn over_unix(
             return bad_gateway(Some(index), &format!("origin: {e}"));
         }
     };
-    finish(resp, client_up)
+    finish(env, resp, client_up)
 }
 
 /// Passes the origin's response on (see `pass_response`).
 fn finish(
+    env: &FlowEnv,
     resp: Response<Incoming>,
     client_up: Option<hyper::upgrade::OnUpgrade>,
 ) -> Response<Body> {
     let (resp, join) = pass_response(resp, client_up);
     if let Some(join) = join {
-        tokio::spawn(join);
+        env.tasks.spawn(join);
     }
     resp.map(|b| b.boxed())
 }

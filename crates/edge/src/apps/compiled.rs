@@ -63,6 +63,16 @@ impl Compiled {
 
     /// The DNS origin's addresses as last resolved (empty before the first
     /// TCP flow or resolution).
+    /// Whether the DNS origin's addresses were resolved less than `ttl`
+    /// seconds ago.
+    pub(crate) fn dns_fresh(&self, ttl: u32) -> bool {
+        self.dns
+            .lock()
+            .expect("dns cache lock poisoned")
+            .as_ref()
+            .is_some_and(|(at, _)| at.elapsed() < Duration::from_secs(u64::from(ttl)))
+    }
+
     pub(crate) fn cached_dns(&self) -> Vec<IpAddr> {
         self.dns
             .lock()

@@ -57,8 +57,9 @@ pub(crate) const TUNNEL_QUEUE: usize = 256;
 pub(crate) enum Upstream {
     /// A socket connected to a direct or DNS origin.
     Socket(Arc<UdpSocket>),
-    /// The queue of a flow stream through a tunnel.
-    Tunnel(mpsc::Sender<Bytes>),
+    /// The queue of a session's own task: a flow stream through a
+    /// tunnel, or a DNS origin still being resolved.
+    Queue(mpsc::Sender<Bytes>),
 }
 
 pub(crate) struct Session {
@@ -118,7 +119,10 @@ pub(crate) async fn run_port(
                 }
             };
             let app = cell.read().expect("app cell lock poisoned").clone();
-            let session = match session_for(&ctx, &app, &port, client, &stop).await {
+            // Never awaits: a new client whose session takes time to set
+            // up (a DNS lookup, a tunnel stream) gets a queue and a task,
+            // so other clients' datagrams are not held behind it.
+            let session = match session_for(&ctx, &app, &port, client, &stop) {
                 Some(s) => s,
                 None => continue,
             };
@@ -140,13 +144,14 @@ pub(crate) async fn run_port(
             };
             let d = with_header.as_deref().unwrap_or(datagram);
             match &session.upstream {
+                // A full socket buffer drops the datagram, as a congested
+                // link would; so does a full queue.
                 Upstream::Socket(origin) => {
-                    if let Err(e) = origin.send(d).await {
+                    if let Err(e) = origin.try_send(d) {
                         debug!(%client, error = %e, "could not forward a datagram to the origin");
                     }
                 }
-                // A full queue drops the datagram, as a congested link would.
-                Upstream::Tunnel(tx) => {
+                Upstream::Queue(tx) => {
                     if tx.try_send(Bytes::copy_from_slice(d)).is_err() {
                         debug!(%client, "tunnel queue full or closed; datagram dropped");
                     }
@@ -157,7 +162,7 @@ pub(crate) async fn run_port(
 }
 
 /// The session of `client`, opening one (after the access rules) when new.
-pub(crate) async fn session_for(
+pub(crate) fn session_for(
     ctx: &Arc<Ctx>,
     app: &Arc<Compiled>,
     port: &Arc<Port>,
@@ -212,17 +217,28 @@ pub(crate) async fn session_for(
             return None;
         }
     };
-    if let Origin::Dns { name, ttl, .. } = &app.spec.origin {
-        // Cached for the TTL; a failure drops this datagram only.
-        if let Err(reason) = crate::apps::origin::resolve(ctx, app, name, *ttl).await {
-            debug!(%client, %reason, "UDP session not opened");
-            return None;
+    if let Origin::Dns { ttl, .. } = &app.spec.origin {
+        if !app.dns_fresh(*ttl) {
+            // The name must be looked up: in the session's own task, its
+            // datagrams queued meanwhile.
+            let (tx, rx) = mpsc::channel(TUNNEL_QUEUE);
+            let session = add_session(ctx, app, port, client, Upstream::Queue(tx), slot);
+            ctx.tasks.flows.spawn(resolving_session(
+                ctx.clone(),
+                app.clone(),
+                port.clone(),
+                session.clone(),
+                rx,
+                stop.clone(),
+                client,
+            ));
+            return Some(session);
         }
     }
     if let Origin::Tunnel { hostname, .. } = &app.spec.origin {
         let tunnel_id = app.tunnel_id?;
         let (tx, rx) = mpsc::channel(TUNNEL_QUEUE);
-        let session = add_session(ctx, app, port, client, Upstream::Tunnel(tx), slot);
+        let session = add_session(ctx, app, port, client, Upstream::Queue(tx), slot);
         let header = StreamOpen {
             kind: FlowKind::Udp,
             flow_id: ctx.tasks.next_flow(),
@@ -242,14 +258,13 @@ pub(crate) async fn session_for(
         return Some(session);
     }
     let origin_addr = pick_origin(app, port.local.port())?;
-    let bind: SocketAddr = if origin_addr.is_ipv6() {
-        (IpAddr::from([0u16; 8]), 0).into()
-    } else {
-        (IpAddr::from([0u8; 4]), 0).into()
+    let origin = match origin_socket(origin_addr) {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            debug!(%client, origin = %origin_addr, error = %e, "UDP session not opened");
+            return None;
+        }
     };
-    let sock = UdpSocket::bind(bind).await.ok()?;
-    sock.connect(origin_addr).await.ok()?;
-    let origin = Arc::new(sock);
     let session = add_session(
         ctx,
         app,
@@ -268,6 +283,69 @@ pub(crate) async fn session_for(
         stop.clone(),
     ));
     Some(session)
+}
+
+/// A non-blocking UDP socket connected to `origin` (both calls return at
+/// once: no await in the port's receive loop).
+fn origin_socket(origin: SocketAddr) -> std::io::Result<UdpSocket> {
+    let bind: SocketAddr = if origin.is_ipv6() {
+        (IpAddr::from([0u16; 8]), 0).into()
+    } else {
+        (IpAddr::from([0u8; 4]), 0).into()
+    };
+    let sock = std::net::UdpSocket::bind(bind)?;
+    sock.connect(origin)?;
+    sock.set_nonblocking(true)?;
+    UdpSocket::from_std(sock)
+}
+
+/// A session of a DNS origin whose addresses were stale: resolves, opens
+/// the origin socket, then forwards the queued datagrams (and later ones)
+/// while [`replies`] carries the answers back. A failed lookup ends the
+/// session (its datagrams are dropped) and is logged.
+pub(crate) async fn resolving_session(
+    ctx: Arc<Ctx>,
+    app: Arc<Compiled>,
+    port: Arc<Port>,
+    session: Arc<Session>,
+    mut queue: mpsc::Receiver<Bytes>,
+    stop: CancellationToken,
+    client: SocketAddr,
+) {
+    let Origin::Dns { name, ttl, .. } = &app.spec.origin else {
+        return;
+    };
+    let opened = match crate::apps::origin::resolve(&ctx, &app, name, *ttl).await {
+        Ok(_) => pick_origin(&app, port.local.port())
+            .ok_or_else(|| format!("{name} has no address for this port"))
+            .and_then(|a| origin_socket(a).map_err(|e| format!("{a}: {e}"))),
+        Err(e) => Err(e.to_string()),
+    };
+    let origin = match opened {
+        Ok(s) => Arc::new(s),
+        Err(reason) => {
+            debug!(%client, %reason, "UDP session not opened");
+            port.sessions
+                .lock()
+                .expect("session map lock poisoned")
+                .remove(&client);
+            ctx.telemetry.metrics.udp_sessions.dec();
+            return;
+        }
+    };
+    let forward = {
+        let origin = origin.clone();
+        async move {
+            while let Some(d) = queue.recv().await {
+                if let Err(e) = origin.send(&d).await {
+                    debug!(%client, error = %e, "could not forward a datagram to the origin");
+                }
+            }
+        }
+    };
+    // The forwarder ends when the session is gone (its queue's sender
+    // with it); replies end the session when it idles.
+    tokio::join!(forward, replies(ctx, port, session, origin, client, stop));
 }
 
 /// Registers a new session of `client` on `port` and counts it.
