@@ -1198,6 +1198,10 @@ fn apps_at_their_file_limit_leave_the_tunnel_endpoint_and_admin_api_working() {
         "{}",
         edge.proc.log()
     );
+    // The full budget is counted and said, per listener.
+    assert!(edge.metric(r#"burrow_edge_listener_full_total{listener="app"}"#) >= 1.0);
+    edge.proc
+        .wait_log("no descriptor permit left", Duration::from_secs(5));
     // Once clients leave, waiting ones are served.
     held.truncate(10);
     let mut s = connect(app, Duration::from_secs(5));

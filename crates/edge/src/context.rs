@@ -71,6 +71,9 @@ pub(crate) struct Apps {
     pub(crate) udp_rate: Rate,
     /// Warnings about refused app connections: one per app per 10 s.
     pub(crate) refusal_log: LogGate<uuid::Uuid>,
+    /// Warnings about listeners out of descriptor permits: one per
+    /// listener per 10 s.
+    pub(crate) full_log: LogGate<&'static str>,
 }
 
 /// What was loaded from files; the reloadable parts are swapped whole on
@@ -106,6 +109,9 @@ pub(crate) struct Egress {
 pub(crate) struct Tasks {
     pub(crate) background: TaskTracker,
     pub(crate) flows: TaskTracker,
+    /// Cancelled when the grace period is over: every flow still open
+    /// ends then (see [`Tasks::spawn_flow`]).
+    pub(crate) end_flows: tokio_util::sync::CancellationToken,
     next_flow: AtomicU64,
 }
 
@@ -114,6 +120,7 @@ impl Default for Tasks {
         Self {
             background: TaskTracker::new(),
             flows: TaskTracker::new(),
+            end_flows: tokio_util::sync::CancellationToken::new(),
             next_flow: AtomicU64::new(1),
         }
     }
@@ -123,6 +130,21 @@ impl Tasks {
     /// A new flow id (unique in this process; logs and stream headers).
     pub(crate) fn next_flow(&self) -> u64 {
         self.next_flow.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Runs a flow: tracked (shutdown drains it) and ended when
+    /// [`Tasks::end_flows`] is cancelled.
+    pub(crate) fn spawn_flow<F>(&self, f: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let end = self.end_flows.clone();
+        self.flows.spawn(async move {
+            tokio::select! {
+                () = f => {}
+                () = end.cancelled() => {}
+            }
+        });
     }
 
     /// Runs a background task.

@@ -286,6 +286,7 @@ impl Edge {
                     65_536,
                 ),
                 refusal_log: crate::limits::LogGate::new(Duration::from_secs(10)),
+                full_log: crate::limits::LogGate::new(Duration::from_secs(10)),
             },
             files: crate::context::Files {
                 h2_tls: pki.h2_server_config()?,
@@ -445,6 +446,9 @@ impl Edge {
                 open_flows = ctx.telemetry.metrics.active_flows.get(),
                 "grace period over; closing remaining flows"
             );
+            // Every flow still open ends now; run() returns after them.
+            ctx.tasks.end_flows.cancel();
+            let _ = tokio::time::timeout(Duration::from_secs(5), ctx.tasks.flows.wait()).await;
         }
         // Let the last bytes of finished flows be acknowledged before the
         // QUIC connections close (closing drops unacknowledged data).

@@ -1,9 +1,11 @@
-//! Connections and sessions an app's limits refused: counted, and logged
-//! at most once per app per 10 s.
+//! Connections and sessions an app's limits refused, and listeners out of
+//! descriptor permits: counted, and logged at most once per app (or
+//! listener) per 10 s.
 
 use super::compiled::Compiled;
 use crate::context::Ctx;
 use std::net::SocketAddr;
+use tokio::sync::OwnedSemaphorePermit;
 use tracing::warn;
 
 /// Counts and (at most once per app per 10 s) logs an app connection
@@ -25,4 +27,31 @@ pub(crate) fn refused(ctx: &Ctx, app: &Compiled, why: crate::limits::Refused, pe
             "app connection refused by a limit"
         );
     }
+}
+
+/// A descriptor permit from the shared budget (`ctx.apps.fds`), taken
+/// before `listener` accepts. When none is left the wait is counted
+/// (`burrow_edge_listener_full_total{listener}`) and logged (once per
+/// listener per 10 s), then the listener waits for a flow to end.
+pub(crate) async fn descriptor(ctx: &Ctx, listener: &'static str) -> OwnedSemaphorePermit {
+    if let Ok(p) = ctx.apps.fds.clone().try_acquire_owned() {
+        return p;
+    }
+    ctx.telemetry
+        .metrics
+        .listener_full
+        .get_or_create(&crate::telemetry::metrics::ListenerLabels { listener })
+        .inc();
+    if let Some(held) = ctx.apps.full_log.pass(listener, std::time::Instant::now()) {
+        warn!(
+            listener, waited_since_last_line = held,
+            "no descriptor permit left: this listener waits for open flows to end before accepting (raise the open-file limit)"
+        );
+    }
+    ctx.apps
+        .fds
+        .clone()
+        .acquire_owned()
+        .await
+        .expect("the descriptor semaphore is never closed")
 }

@@ -37,7 +37,7 @@ pub(crate) async fn run_listener(
         // tunnel endpoint, the admin API and the HTTP listeners.
         let fds = tokio::select! {
             _ = stop.cancelled() => return,
-            p = ctx.apps.fds.clone().acquire_owned() => p.expect("semaphore never closed"),
+            p = super::refusal::descriptor(&ctx, "app") => p,
         };
         let (client, peer) = tokio::select! {
             _ = stop.cancelled() => return,
@@ -69,7 +69,7 @@ pub(crate) async fn run_listener(
         let ctx2 = ctx.clone();
         let labels = crate::telemetry::metrics::FlowLabels::of(&app.spec);
         ctx.telemetry.metrics.flows.get_or_create(&labels).inc();
-        ctx.tasks.flows.spawn(
+        ctx.tasks.spawn_flow(
             async move {
                 let _held = (fds, slot);
                 if let Err(reason) = proxy_flow(&ctx2, &app, client, peer, edge_port, flow_id).await

@@ -223,7 +223,7 @@ pub(crate) fn session_for(
             // datagrams queued meanwhile.
             let (tx, rx) = mpsc::channel(TUNNEL_QUEUE);
             let session = add_session(ctx, app, port, client, Upstream::Queue(tx), slot);
-            ctx.tasks.flows.spawn(resolving_session(
+            ctx.tasks.spawn_flow(resolving_session(
                 ctx.clone(),
                 app.clone(),
                 port.clone(),
@@ -246,7 +246,7 @@ pub(crate) fn session_for(
             edge_port: port.local.port(),
             client_addr: client,
         };
-        ctx.tasks.flows.spawn(tunnel_session(
+        ctx.tasks.spawn_flow(tunnel_session(
             ctx.clone(),
             tunnel_id,
             header,
@@ -274,7 +274,7 @@ pub(crate) fn session_for(
         slot,
     );
     debug!(%client, origin = %origin_addr, "UDP session opened");
-    ctx.tasks.flows.spawn(replies(
+    ctx.tasks.spawn_flow(replies(
         ctx.clone(),
         port.clone(),
         session.clone(),

@@ -133,10 +133,21 @@ pub(crate) async fn serve(
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = conn.closed() => break,
-            s = conn.accept_stream() => match s {
+            // A descriptor permit before each stream: the flow dials out.
+            (fds, s) = async {
+                let fds = crate::apps::refusal::descriptor(&ctx, "peer").await;
+                (fds, conn.accept_stream().await)
+            } => match s {
                 Some(stream) => {
                     let span = tracing::info_span!("peer_flow", from_colo = %colo);
-                    ctx.tasks.flows.spawn(egress(ctx.clone(), stream).instrument(span));
+                    let flow = egress(ctx.clone(), stream);
+                    ctx.tasks.spawn_flow(
+                        async move {
+                            let _fds = fds;
+                            flow.await;
+                        }
+                        .instrument(span),
+                    );
                 }
                 None => break,
             },

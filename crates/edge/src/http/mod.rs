@@ -53,7 +53,7 @@ pub(crate) async fn run(
         // the tunnel endpoint and admin API keep their reserve.
         let fds = tokio::select! {
             _ = stop.cancelled() => return,
-            p = ctx.apps.fds.clone().acquire_owned() => p.expect("semaphore never closed"),
+            p = crate::apps::refusal::descriptor(&ctx, "http") => p,
         };
         let (tcp, peer) = tokio::select! {
             _ = stop.cancelled() => return,
@@ -64,7 +64,7 @@ pub(crate) async fn run(
         let tls = tls.clone();
         let span = tracing::info_span!("http", client = %peer);
         let conn = serve_conn(ctx2, client.clone(), tcp, peer, local.port(), tls);
-        ctx.tasks.flows.spawn(
+        ctx.tasks.spawn_flow(
             async move {
                 let _fds = fds;
                 conn.await;

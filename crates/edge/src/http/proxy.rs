@@ -355,7 +355,7 @@ pub(crate) async fn handle(
     };
     let (resp, join) = pass_response(resp, client_upgrade);
     if let Some(join) = join {
-        ctx.tasks.flows.spawn(join.instrument(span));
+        ctx.tasks.spawn_flow(join.instrument(span));
     }
     resp.map(|b| b.boxed())
 }

@@ -66,6 +66,13 @@ pub(crate) struct PathLabels {
     pub(crate) path: &'static str,
 }
 
+/// A listener that waited for a descriptor permit.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ListenerLabels {
+    /// `app`, `http`, `client` or `peer`.
+    pub(crate) listener: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct StatusLabels {
     /// `2xx`, `3xx`, `4xx`, `5xx` (or `1xx`).
@@ -145,6 +152,7 @@ pub(crate) struct Metrics {
     /// App connections and UDP sessions refused by a limit, by app and
     /// limit.
     pub(crate) app_refused: Family<AppRefusedLabels, Counter>,
+    pub(crate) listener_full: Family<ListenerLabels, Counter>,
     /// TCP app flows closed after their idle timeout.
     pub(crate) app_idle_closed: Counter,
     /// Registered tunnel connections by tunnel id (and this colo).
@@ -311,6 +319,12 @@ impl Metrics {
             "Connections of connectors and clients ended because their access was revoked",
             revoked.clone(),
         );
+        let listener_full = Family::<ListenerLabels, Counter>::default();
+        registry.register(
+            "listener_full",
+            "Times a listener had no descriptor permit left and waited before accepting (the budget is the open-file limit less a reserve)",
+            listener_full.clone(),
+        );
         let app_refused = Family::<AppRefusedLabels, Counter>::default();
         registry.register(
             "app_refused",
@@ -329,6 +343,7 @@ impl Metrics {
             client_sessions,
             revoked,
             app_refused,
+            listener_full,
             app_idle_closed,
             session_log_dropped,
             logpush,

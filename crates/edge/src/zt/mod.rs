@@ -195,11 +195,20 @@ pub(crate) async fn serve(
                 crate::tunnel::handshake::refuse(&mut control, &conn, RefuseCode::BadSecret, why.message()).await;
                 break;
             }
-            s = conn.accept_stream() => match s {
+            // A descriptor permit before each stream: the flow dials out.
+            (fds, s) = async {
+                let fds = crate::apps::refusal::descriptor(&ctx, "client").await;
+                (fds, conn.accept_stream().await)
+            } => match s {
                 Some(stream) => {
                     let span = tracing::info_span!("client_flow", user = %identity.email);
-                    ctx.tasks.flows.spawn(
-                        flow::run(ctx.clone(), identity.clone(), stream, peer).instrument(span),
+                    let flow = flow::run(ctx.clone(), identity.clone(), stream, peer);
+                    ctx.tasks.spawn_flow(
+                        async move {
+                            let _fds = fds;
+                            flow.await;
+                        }
+                        .instrument(span),
                     );
                 }
                 None => break,
