@@ -146,8 +146,10 @@ pub(crate) async fn run_port(
             match &session.upstream {
                 // A full socket buffer drops the datagram, as a congested
                 // link would; so does a full queue.
+                // A plain non-blocking send(2): tokio's try_send would
+                // wait for a first writable event of a new socket.
                 Upstream::Socket(origin) => {
-                    if let Err(e) = origin.try_send(d) {
+                    if let Err(e) = socket2::SockRef::from(&**origin).send(d) {
                         debug!(%client, error = %e, "could not forward a datagram to the origin");
                     }
                 }
