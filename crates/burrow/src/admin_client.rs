@@ -100,6 +100,26 @@ impl AdminClient {
         Ok((status, v))
     }
 
+    /// [`ok`](Self::ok) with a typed body and answer (the admin API's
+    /// shared types, `burrow_config::api`): an answer of another shape is
+    /// an error naming the field, never a blank column.
+    pub(crate) async fn typed<B, T>(
+        &self,
+        method: http::Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> anyhow::Result<T>
+    where
+        B: serde::Serialize,
+        T: serde::de::DeserializeOwned,
+    {
+        let body = body.map(serde_json::to_value).transpose()?;
+        let v = self.ok(method, path, body).await?;
+        serde_json::from_value(v).map_err(|e| {
+            anyhow::anyhow!("the admin API answered {path} in an unexpected shape: {e}")
+        })
+    }
+
     /// Like [`call`](Self::call), but a non-2xx answer becomes an error
     /// carrying the API's message and field.
     pub(crate) async fn ok(

@@ -4,6 +4,7 @@
 use crate::admin_client::{path_segment, print_json, AdminClient};
 use crate::cli::{AdminConn, AppCommand, AppCreate, TunnelCommand};
 use crate::config_err;
+use burrow_config::api::{AccessRuleInfo, CreateAccessRule, CreateTunnel, TunnelInfo};
 use burrow_config::credentials::Credentials;
 use http::Method;
 use serde_json::{json, Value};
@@ -27,8 +28,8 @@ fn ts(secs: i64) -> String {
     format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}Z")
 }
 
-fn print_connections(t: &Value) {
-    let conns = t["connections"].as_array().cloned().unwrap_or_default();
+fn print_connections(t: &TunnelInfo) {
+    let conns = &t.connections;
     if conns.is_empty() {
         println!("  (no live connections)");
         return;
@@ -40,12 +41,12 @@ fn print_connections(t: &Value) {
     for c in conns {
         println!(
             "  {:<6} {:<7} {:<36} {:<5} {:<16} {}",
-            c["colo"].as_str().unwrap_or(""),
-            c["protocol"].as_str().unwrap_or(""),
-            c["connector_id"].as_str().unwrap_or(""),
-            c["conn_index"].as_u64().unwrap_or(0),
-            c["origin_ip"].as_str().unwrap_or(""),
-            ts(c["since"].as_i64().unwrap_or(0)),
+            c.colo,
+            c.protocol,
+            c.connector_id,
+            c.conn_index,
+            c.origin_ip,
+            ts(c.since),
         );
     }
 }
@@ -92,15 +93,12 @@ pub(crate) async fn tunnel(admin: AdminConn, cmd: TunnelCommand) -> anyhow::Resu
             name,
             credentials_file,
         } => {
-            let v = client
-                .ok(
-                    Method::POST,
-                    "/api/v1/tunnels",
-                    Some(json!({ "name": name })),
-                )
+            let body = CreateTunnel { name: name.clone() };
+            let v: TunnelInfo = client
+                .typed(Method::POST, "/api/v1/tunnels", Some(&body))
                 .await?;
-            let id = v["id"].as_str().unwrap_or_default().to_owned();
-            let creds_json = serde_json::to_string_pretty(&v["credentials"])?;
+            let id = v.id.to_string();
+            let creds_json = serde_json::to_string_pretty(&v.credentials)?;
             // Validate what the edge sent before writing it.
             Credentials::from_json(&creds_json)
                 .map_err(|e| anyhow::anyhow!("the edge sent unusable credentials: {e}"))?;
@@ -118,17 +116,17 @@ pub(crate) async fn tunnel(admin: AdminConn, cmd: TunnelCommand) -> anyhow::Resu
             if json {
                 return print_json(&v);
             }
-            let list = v.as_array().cloned().unwrap_or_default();
+            let list: Vec<TunnelInfo> = serde_json::from_value(v)?;
             if list.is_empty() {
                 println!("No tunnels. Create one with: burrow tunnel create NAME");
             }
             for t in list {
                 println!(
                     "{}  {}  created {}  connections {}",
-                    t["id"].as_str().unwrap_or(""),
-                    t["name"].as_str().unwrap_or(""),
-                    ts(t["created_at"].as_i64().unwrap_or(0)),
-                    t["connections"].as_array().map_or(0, Vec::len)
+                    t.id,
+                    t.name,
+                    ts(t.created_at),
+                    t.connections.len()
                 );
             }
         }
@@ -140,13 +138,10 @@ pub(crate) async fn tunnel(admin: AdminConn, cmd: TunnelCommand) -> anyhow::Resu
             if json {
                 return print_json(&v);
             }
-            println!(
-                "Tunnel {} ({})",
-                v["name"].as_str().unwrap_or(""),
-                v["id"].as_str().unwrap_or("")
-            );
-            println!("Created {}", ts(v["created_at"].as_i64().unwrap_or(0)));
-            print_connections(&v);
+            let t: TunnelInfo = serde_json::from_value(v)?;
+            println!("Tunnel {} ({})", t.name, t.id);
+            println!("Created {}", ts(t.created_at));
+            print_connections(&t);
         }
         TunnelCommand::Delete { name } => {
             let name = path_segment("NAME", &name)?;
@@ -160,15 +155,15 @@ pub(crate) async fn tunnel(admin: AdminConn, cmd: TunnelCommand) -> anyhow::Resu
             credentials_file,
         } => {
             let name = path_segment("NAME", &name)?;
-            let v = client
-                .ok(
+            let v: TunnelInfo = client
+                .typed(
                     Method::POST,
                     &format!("/api/v1/tunnels/{name}/rotate-secret"),
-                    None,
+                    None::<&()>,
                 )
                 .await?;
-            let id = v["id"].as_str().unwrap_or_default().to_owned();
-            let creds_json = serde_json::to_string_pretty(&v["credentials"])?;
+            let id = v.id.to_string();
+            let creds_json = serde_json::to_string_pretty(&v.credentials)?;
             Credentials::from_json(&creds_json)
                 .map_err(|e| anyhow::anyhow!("the edge sent unusable credentials: {e}"))?;
             let path = credentials_file.unwrap_or_else(|| format!("{id}.json").into());
@@ -181,10 +176,10 @@ pub(crate) async fn tunnel(admin: AdminConn, cmd: TunnelCommand) -> anyhow::Resu
             credentials_file,
         } => {
             let seg = path_segment("NAME", &name)?;
-            let v = client
-                .ok(Method::GET, &format!("/api/v1/tunnels/{seg}"), None)
+            let v: TunnelInfo = client
+                .typed(Method::GET, &format!("/api/v1/tunnels/{seg}"), None::<&()>)
                 .await?;
-            let id = v["id"].as_str().unwrap_or_default().to_owned();
+            let id = v.id.to_string();
             let path = credentials_file.unwrap_or_else(|| format!("{id}.json").into());
             let text = tokio::fs::read_to_string(&path).await.map_err(|e| {
                 config_err(format!(
@@ -359,15 +354,16 @@ pub(crate) async fn access(admin: AdminConn, cmd: crate::cli::AccessCommand) -> 
             target,
             value,
         } => {
-            let v = client
-                .ok(
-                    Method::POST,
-                    "/api/v1/access-rules",
-                    Some(json!({"mode": mode, "target": target, "value": value})),
-                )
+            let body = CreateAccessRule {
+                mode,
+                target,
+                value,
+            };
+            let v: AccessRuleInfo = client
+                .typed(Method::POST, "/api/v1/access-rules", Some(&body))
                 .await?;
-            println!("Created access rule {}", v["id"].as_str().unwrap_or(""));
-            if let Some(w) = v["warning"].as_str() {
+            println!("Created access rule {}", v.id);
+            if let Some(w) = v.warning {
                 eprintln!("warning: {w}");
             }
         }

@@ -5,6 +5,9 @@
 use crate::admin_client::{path_segment, print_json, AdminClient};
 use crate::cli::{AdminConn, EgressIpCommand, IpRouteCommand, VnetCommand};
 use crate::config_err;
+use burrow_config::api::{
+    CreateEgressIp, CreateRoute, EgressIpInfo, IpRouteInfo, RouteInfo, VnetInfo,
+};
 use burrow_policy::ip_routes::{parse_network, IpRoute, IpRouteTable};
 use http::Method;
 use serde_json::{json, Value};
@@ -64,13 +67,9 @@ pub(crate) async fn vnet(admin: AdminConn, cmd: VnetCommand) -> anyhow::Result<(
                 return print_json(&v);
             }
             println!("NAME\tDEFAULT\tID\tCOMMENT");
-            for n in v.as_array().into_iter().flatten() {
-                let d = if n["default"].as_bool() == Some(true) {
-                    "yes"
-                } else {
-                    ""
-                };
-                println!("{}\t{d}\t{}\t{}", s(n, "name"), s(n, "id"), s(n, "comment"));
+            for n in serde_json::from_value::<Vec<VnetInfo>>(v)? {
+                let d = if n.default { "yes" } else { "" };
+                println!("{}\t{d}\t{}\t{}", n.name, n.id, n.comment);
             }
         }
         VnetCommand::Default { name } => {
@@ -127,7 +126,7 @@ pub(crate) async fn ip_route(client: &AdminClient, cmd: IpRouteCommand) -> anyho
             if json {
                 return print_json(&v);
             }
-            let list = v.as_array().cloned().unwrap_or_default();
+            let list: Vec<IpRouteInfo> = serde_json::from_value(v)?;
             if list.is_empty() {
                 println!("No IP routes. Add one with: burrow route ip add 10.0.0.0/8 TUNNEL");
                 return Ok(());
@@ -136,11 +135,11 @@ pub(crate) async fn ip_route(client: &AdminClient, cmd: IpRouteCommand) -> anyho
             for r in list {
                 println!(
                     "{}\t{}\t{}\t{}\t{}",
-                    s(&r, "network"),
-                    s(&r, "vnet"),
-                    s(&r, "tunnel"),
-                    s(&r, "tunnel_id"),
-                    s(&r, "comment")
+                    r.network,
+                    r.vnet.unwrap_or_default(),
+                    r.tunnel.unwrap_or_default(),
+                    r.tunnel_id,
+                    r.comment
                 );
             }
         }
@@ -194,18 +193,11 @@ pub(crate) async fn egress_ip(admin: AdminConn, cmd: EgressIpCommand) -> anyhow:
     let client = AdminClient::new(&admin).await?;
     match cmd {
         EgressIpCommand::Add { ip, colo } => {
-            let v = client
-                .ok(
-                    Method::POST,
-                    "/api/v1/egress-ips",
-                    Some(json!({"ip": ip, "colo": colo})),
-                )
+            let body = CreateEgressIp { ip, colo };
+            let v: EgressIpInfo = client
+                .typed(Method::POST, "/api/v1/egress-ips", Some(&body))
                 .await?;
-            println!(
-                "Egress IP {} belongs to colo {}",
-                s(&v, "ip"),
-                s(&v, "colo")
-            );
+            println!("Egress IP {} belongs to colo {}", v.ip, v.colo);
         }
         EgressIpCommand::List { json } => {
             let v = client.ok(Method::GET, "/api/v1/egress-ips", None).await?;
@@ -213,8 +205,8 @@ pub(crate) async fn egress_ip(admin: AdminConn, cmd: EgressIpCommand) -> anyhow:
                 return print_json(&v);
             }
             println!("IP\tCOLO");
-            for e in v.as_array().into_iter().flatten() {
-                println!("{}\t{}", s(e, "ip"), s(e, "colo"));
+            for e in serde_json::from_value::<Vec<EgressIpInfo>>(v)? {
+                println!("{}\t{}", e.ip, e.colo);
             }
         }
         EgressIpCommand::Delete { ip } => {
@@ -235,18 +227,15 @@ pub(crate) async fn route(admin: AdminConn, cmd: crate::cli::RouteCommand) -> an
     let client = AdminClient::new(&admin).await?;
     match cmd {
         RouteCommand::Dns { tunnel, hostname } => {
-            let v = client
-                .ok(
-                    Method::POST,
-                    "/api/v1/routes",
-                    Some(json!({"hostname": hostname, "tunnel": tunnel})),
-                )
+            let body = CreateRoute { hostname, tunnel };
+            let v: RouteInfo = client
+                .typed(Method::POST, "/api/v1/routes", Some(&body))
                 .await?;
             println!(
                 "Routed {} to tunnel {} ({})",
-                v["hostname"].as_str().unwrap_or(""),
-                v["tunnel"].as_str().unwrap_or(""),
-                v["tunnel_id"].as_str().unwrap_or("")
+                v.hostname,
+                v.tunnel.unwrap_or_default(),
+                v.tunnel_id
             );
         }
         RouteCommand::List { json } => {

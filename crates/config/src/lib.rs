@@ -10,6 +10,7 @@
 //! - [`duration`]: `30s` / `1m` / `500ms` durations.
 //! - [`Secret`]: a string whose `Debug` and `Display` print a mask.
 
+pub mod api;
 pub mod app;
 pub mod connector;
 pub mod credentials;

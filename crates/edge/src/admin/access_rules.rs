@@ -7,19 +7,19 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
 use serde_json::{json, Value};
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct CreateAccessRule {
-    mode: String,
-    target: String,
-    value: String,
-}
+use burrow_config::api::{AccessRuleInfo, CreateAccessRule};
 
 pub(super) fn access_rule_json(r: &burrow_store::AccessRule) -> Value {
-    json!({"id": r.id, "mode": r.mode, "target": r.target, "value": r.value, "created_at": r.created_at})
+    json!(AccessRuleInfo {
+        id: r.id,
+        mode: r.mode.clone(),
+        target: r.target.clone(),
+        value: r.value.clone(),
+        created_at: r.created_at,
+        warning: None,
+    })
 }
 
 pub(super) async fn create_access_rule(

@@ -8,18 +8,16 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
 use serde_json::{json, Value};
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct CreateEgressIp {
-    ip: String,
-    colo: String,
-}
+use burrow_config::api::{CreateEgressIp, EgressIpInfo};
 
 fn to_json(e: &burrow_store::EgressIp) -> Value {
-    json!({"ip": e.ip, "colo": e.colo, "created_at": e.created_at})
+    json!(EgressIpInfo {
+        ip: e.ip.clone(),
+        colo: e.colo.clone(),
+        created_at: e.created_at,
+    })
 }
 
 pub(super) async fn create(

@@ -9,6 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use burrow_config::api::{IpRouteInfo, VnetInfo};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -39,8 +40,15 @@ pub(super) struct VnetAccess {
 }
 
 fn vnet_json(v: &burrow_store::Vnet) -> Value {
-    json!({"id": v.id, "name": v.name, "default": v.is_default, "comment": v.comment,
-           "created_at": v.created_at, "allow_users": v.allow_users, "allow_groups": v.allow_groups})
+    json!(VnetInfo {
+        id: v.id,
+        name: v.name.clone(),
+        default: v.is_default,
+        comment: v.comment.clone(),
+        created_at: v.created_at,
+        allow_users: v.allow_users.clone(),
+        allow_groups: v.allow_groups.clone(),
+    })
 }
 
 /// Validated (lower-case emails, checked group names) access lists.
@@ -196,8 +204,16 @@ fn ip_route_json(
         .find(|t| t.id == r.tunnel_id)
         .map(|t| &t.name);
     let vnet = vnets.iter().find(|v| v.id == r.vnet_id).map(|v| &v.name);
-    json!({"id": r.id, "network": r.network, "tunnel_id": r.tunnel_id, "tunnel": tunnel,
-           "vnet_id": r.vnet_id, "vnet": vnet, "comment": r.comment, "created_at": r.created_at})
+    json!(IpRouteInfo {
+        id: r.id,
+        network: r.network.clone(),
+        tunnel_id: r.tunnel_id,
+        tunnel: tunnel.cloned(),
+        vnet_id: r.vnet_id,
+        vnet: vnet.cloned(),
+        comment: r.comment.clone(),
+        created_at: r.created_at,
+    })
 }
 
 pub(super) async fn create_ip_route(

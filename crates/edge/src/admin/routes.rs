@@ -8,18 +8,17 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
 use serde_json::{json, Value};
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct CreateRoute {
-    hostname: String,
-    tunnel: String,
-}
+use burrow_config::api::{CreateRoute, RouteInfo};
 
 pub(super) fn route_json(r: &burrow_store::Route, tunnel_name: Option<&str>) -> Value {
-    json!({"hostname": r.hostname, "tunnel_id": r.tunnel_id, "tunnel": tunnel_name, "created_at": r.created_at})
+    json!(RouteInfo {
+        hostname: r.hostname.clone(),
+        tunnel_id: r.tunnel_id,
+        tunnel: tunnel_name.map(str::to_owned),
+        created_at: r.created_at,
+    })
 }
 
 pub(super) async fn create_route(

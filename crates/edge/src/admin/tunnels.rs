@@ -10,14 +10,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use burrow_config::credentials::{Credentials, SecretBytes};
 use rand::RngCore;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct CreateTunnel {
-    name: String,
-}
+use burrow_config::api::{ConnectionInfo, CreateTunnel, TunnelInfo};
 
 pub(super) async fn tunnel_json(ctx: &Ctx, t: &burrow_store::Tunnel) -> Result<Value, ApiError> {
     let conns = ctx
@@ -25,13 +20,30 @@ pub(super) async fn tunnel_json(ctx: &Ctx, t: &burrow_store::Tunnel) -> Result<V
         .connections(t.id, unix_now() - CONNECTION_FRESHNESS)
         .await
         .map_err(ApiError::internal)?;
-    Ok(json!({
-        "id": t.id,
-        "name": t.name,
-        "account_id": t.account_id,
-        "created_at": t.created_at,
-        "connections": conns,
-    }))
+    let info = TunnelInfo {
+        id: t.id,
+        name: t.name.clone(),
+        account_id: t.account_id,
+        created_at: t.created_at,
+        connections: conns
+            .into_iter()
+            .map(|c| ConnectionInfo {
+                id: c.id,
+                tunnel_id: c.tunnel_id,
+                connector_id: c.connector_id,
+                conn_index: c.conn_index,
+                colo: c.colo,
+                node_id: c.node_id,
+                protocol: c.protocol,
+                origin_ip: c.origin_ip,
+                version: c.version,
+                since: c.since,
+                seen_at: c.seen_at,
+            })
+            .collect(),
+        credentials: None,
+    };
+    serde_json::to_value(info).map_err(ApiError::internal)
 }
 
 pub(super) fn credentials(ctx: &Ctx, t: &burrow_store::Tunnel) -> Credentials {

@@ -1,0 +1,206 @@
+//! The admin API's bodies and answers, shared by the edge's handlers and
+//! the CLI's client: a field renamed on one side is a compile error on the
+//! other, not a blank column. Requests refuse unknown fields.
+
+use serde::{Deserialize, Serialize};
+
+/// An error answer: `{"error": "...", "field": "..."}`; `field` names the
+/// body field it is about, when there is one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: String,
+    /// The offending field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+/// `POST /api/v1/tunnels`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTunnel {
+    /// Unique name.
+    pub name: String,
+}
+
+/// A tunnel, with the live connections of every node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TunnelInfo {
+    /// Tunnel id.
+    pub id: uuid::Uuid,
+    /// Unique name.
+    pub name: String,
+    /// Owning account.
+    pub account_id: uuid::Uuid,
+    /// Creation time, Unix seconds.
+    pub created_at: i64,
+    /// Live connections (fresh heartbeat).
+    pub connections: Vec<ConnectionInfo>,
+    /// The credentials file's content: only in the answers of create and
+    /// rotate-secret (the store keeps the secret hashed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<serde_json::Value>,
+}
+
+/// One live tunnel connection.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConnectionInfo {
+    /// Connection id.
+    pub id: uuid::Uuid,
+    /// The tunnel it serves.
+    pub tunnel_id: uuid::Uuid,
+    /// The connector process.
+    pub connector_id: uuid::Uuid,
+    /// Its HA index on that connector.
+    pub conn_index: u8,
+    /// The edge node's colo.
+    pub colo: String,
+    /// The edge node.
+    pub node_id: String,
+    /// `quic` or `http2`.
+    pub protocol: String,
+    /// The connector's address as the edge saw it.
+    pub origin_ip: String,
+    /// The connector's version.
+    pub version: String,
+    /// Registered at, Unix seconds.
+    pub since: i64,
+    /// Last heartbeat, Unix seconds.
+    pub seen_at: i64,
+}
+
+/// `POST /api/v1/routes`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRoute {
+    /// Exact hostname or `*.example.com`.
+    pub hostname: String,
+    /// Tunnel name or id.
+    pub tunnel: String,
+}
+
+/// A hostname route.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RouteInfo {
+    /// The hostname, normalized.
+    pub hostname: String,
+    /// The tunnel it goes to.
+    pub tunnel_id: uuid::Uuid,
+    /// The tunnel's name, when it still exists.
+    pub tunnel: Option<String>,
+    /// Creation time, Unix seconds.
+    pub created_at: i64,
+}
+
+/// `POST /api/v1/access-rules`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateAccessRule {
+    /// `allow` or `block`.
+    pub mode: String,
+    /// `ip`, `ip_range`, `country` or `asn`.
+    pub target: String,
+    /// The address, range, code or number.
+    pub value: String,
+}
+
+/// An IP access rule.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccessRuleInfo {
+    /// Rule id.
+    pub id: uuid::Uuid,
+    /// `allow` or `block`.
+    pub mode: String,
+    /// `ip`, `ip_range`, `country` or `asn`.
+    pub target: String,
+    /// The address, range, code or number.
+    pub value: String,
+    /// Creation time, Unix seconds.
+    pub created_at: i64,
+    /// Why the rule cannot match yet, if so (no GeoIP file for its target).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
+}
+
+/// `POST /api/v1/egress-ips`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateEgressIp {
+    /// The IPv4 address.
+    pub ip: String,
+    /// The colo that owns it.
+    pub colo: String,
+}
+
+/// A dedicated egress IP.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EgressIpInfo {
+    /// The IPv4 address.
+    pub ip: String,
+    /// The colo that owns it.
+    pub colo: String,
+    /// Creation time, Unix seconds.
+    pub created_at: i64,
+}
+
+/// A virtual network.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VnetInfo {
+    /// Vnet id.
+    pub id: uuid::Uuid,
+    /// Unique name.
+    pub name: String,
+    /// Whether it is the account's default.
+    pub default: bool,
+    /// Free text.
+    pub comment: String,
+    /// Creation time, Unix seconds.
+    pub created_at: i64,
+    /// Users who may use it (a non-default vnet).
+    pub allow_users: Vec<String>,
+    /// Groups whose users may use it.
+    pub allow_groups: Vec<String>,
+}
+
+/// A private-network route.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IpRouteInfo {
+    /// Route id.
+    pub id: uuid::Uuid,
+    /// The network, CIDR.
+    pub network: String,
+    /// The tunnel it goes to.
+    pub tunnel_id: uuid::Uuid,
+    /// The tunnel's name, when it still exists.
+    pub tunnel: Option<String>,
+    /// Its virtual network.
+    pub vnet_id: uuid::Uuid,
+    /// The vnet's name.
+    pub vnet: Option<String>,
+    /// Free text.
+    pub comment: String,
+    /// Creation time, Unix seconds.
+    pub created_at: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_refuse_unknown_fields_and_answers_round_trip() {
+        let bad: Result<CreateRoute, _> =
+            serde_json::from_str(r#"{"hostname":"a.example","tunnel":"t","extra":1}"#);
+        assert!(bad.unwrap_err().to_string().contains("extra"));
+        let r = RouteInfo {
+            hostname: "a.example".into(),
+            tunnel_id: uuid::Uuid::nil(),
+            tunnel: Some("t".into()),
+            created_at: 1,
+        };
+        let back: RouteInfo = serde_json::from_value(serde_json::to_value(&r).unwrap()).unwrap();
+        assert_eq!(back.hostname, "a.example");
+        let e: ErrorBody = serde_json::from_str(r#"{"error":"no"}"#).unwrap();
+        assert!(e.field.is_none());
+    }
+}
