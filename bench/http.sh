@@ -9,6 +9,7 @@
 # Usage: bash bench/http.sh            (appends a dated section to bench/RESULTS.md)
 #        SECS=5 bash bench/http.sh     (shorter)   NO_REPORT=1: print only
 #        PIN=1 bash bench/http.sh      (load generator + origin on CPU 0, proxies on CPU 1)
+#        BURROW=PATH: another build's binary; SKIP_RATHOLE=1: leave rathole out
 # Traffic stays on 127.0.0.1; every process started here is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -54,15 +55,17 @@ for proto in quic http2; do
   stop "$c" "$e"
 done
 
-d=$WORK/rathole; mkdir -p "$d"; port=$(free_port); p=$(free_port)
-printf '[server]\nbind_addr = "127.0.0.1:%s"\n[server.services.h]\ntoken = "bench"\nbind_addr = "127.0.0.1:%s"\n' "$port" "$p" > "$d/server.toml"
-printf '[client]\nremote_addr = "127.0.0.1:%s"\n[client.services.h]\ntoken = "bench"\nlocal_addr = "127.0.0.1:%s"\n' "$port" "$ORIGIN_PORT" > "$d/client.toml"
-RUST_LOG=warn "${PROXY_CPU[@]}" "$RATHOLE" --server "$d/server.toml" 2> "$d/server.log" > /dev/null & s=$!; PIDS+=($s)
-sleep 0.5
-RUST_LOG=warn "${PROXY_CPU[@]}" "$RATHOLE" --client "$d/client.toml" 2> "$d/client.log" > /dev/null & c=$!; PIDS+=($c)
-wait_http "$p"
-measure "rathole tcp (HTTP as TCP)" "$p"
-stop "$c" "$s"
+if [ -z "${SKIP_RATHOLE:-}" ]; then
+  d=$WORK/rathole; mkdir -p "$d"; port=$(free_port); p=$(free_port)
+  printf '[server]\nbind_addr = "127.0.0.1:%s"\n[server.services.h]\ntoken = "bench"\nbind_addr = "127.0.0.1:%s"\n' "$port" "$p" > "$d/server.toml"
+  printf '[client]\nremote_addr = "127.0.0.1:%s"\n[client.services.h]\ntoken = "bench"\nlocal_addr = "127.0.0.1:%s"\n' "$port" "$ORIGIN_PORT" > "$d/client.toml"
+  RUST_LOG=warn "${PROXY_CPU[@]}" "$RATHOLE" --server "$d/server.toml" 2> "$d/server.log" > /dev/null & s=$!; PIDS+=($s)
+  sleep 0.5
+  RUST_LOG=warn "${PROXY_CPU[@]}" "$RATHOLE" --client "$d/client.toml" 2> "$d/client.log" > /dev/null & c=$!; PIDS+=($c)
+  wait_http "$p"
+  measure "rathole tcp (HTTP as TCP)" "$p"
+  stop "$c" "$s"
+fi
 
 if [ -n "${NO_REPORT:-}" ]; then exit 0; fi
 python3 - "$RESULTS" "$SECS" "$CONNS" "${PIN:-}" >> "$ROOT/bench/RESULTS.md" <<'PY'

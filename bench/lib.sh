@@ -3,12 +3,19 @@
 # a work directory cleaned on exit with every started process, free ports,
 # and an edge on loopback.
 
-echo "== building (release)"
-cargo build --release -q -p burrow -p burrow-loadgen
-BURROW=$ROOT/target/release/burrow
+# BURROW=PATH benchmarks another build (an older commit's, side by side
+# in one session); otherwise this tree's release build.
+if [ -n "${BURROW:-}" ]; then
+  echo "== building the load generator (release); burrow under test: $BURROW"
+  cargo build --release -q -p burrow-loadgen
+else
+  echo "== building (release)"
+  cargo build --release -q -p burrow -p burrow-loadgen
+  BURROW=$ROOT/target/release/burrow
+fi
 LOADGEN=$ROOT/target/release/burrow-loadgen
 TOOLS=$ROOT/target/bench-tools
-if [ ! -x "$TOOLS/bin/rathole" ]; then
+if [ -z "${SKIP_RATHOLE:-}" ] && [ ! -x "$TOOLS/bin/rathole" ]; then
   echo "== installing rathole 0.5.0 from crates.io into $TOOLS"
   cargo install rathole --version 0.5.0 --root "$TOOLS" --locked -q \
     || cargo install rathole --version 0.5.0 --root "$TOOLS" -q

@@ -12,7 +12,13 @@ use libfuzzer_sys::fuzz_target;
 
 fn no_hop_by_hop(headers: &[httparse::Header<'_>]) {
     for h in headers {
-        for bad in ["connection", "keep-alive", "upgrade", "transfer-encoding", "proxy-connection"] {
+        for bad in [
+            "connection",
+            "keep-alive",
+            "upgrade",
+            "transfer-encoding",
+            "proxy-connection",
+        ] {
             assert!(!h.name.eq_ignore_ascii_case(bad), "{} passed on", h.name);
         }
     }
@@ -26,7 +32,10 @@ fuzz_target!(|data: &[u8]| {
     let mut req = httparse::Request::new(&mut h);
     if let Bodiless::Head(n) = parse_bodiless(data, &mut req, 64 * 1024) {
         assert!(n <= data.len());
-        assert_eq!(request_framing(req.headers), Ok(burrow_proto::http1::Framing::Empty));
+        assert_eq!(
+            request_framing(req.headers),
+            Ok(burrow_proto::http1::Framing::Empty)
+        );
     }
     let mut h = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut h);
@@ -49,11 +58,20 @@ fuzz_target!(|data: &[u8]| {
         let status = resp.code.unwrap_or(200);
         if let Ok(framing) = response_framing(false, status, resp.headers) {
             let mut out = Vec::new();
-            write_response_head(&mut out, status, resp.reason.unwrap_or(""), resp.headers, framing, &[]);
+            write_response_head(
+                &mut out,
+                status,
+                resp.reason.unwrap_or(""),
+                resp.headers,
+                framing,
+                &[],
+            );
             // One more header than the original at most (transfer-encoding).
             let mut h2 = [httparse::EMPTY_HEADER; MAX_HEADERS + 1];
             let mut again = httparse::Response::new(&mut h2);
-            assert!(matches!(again.parse(&out), Ok(httparse::Status::Complete(n)) if n == out.len()));
+            assert!(
+                matches!(again.parse(&out), Ok(httparse::Status::Complete(n)) if n == out.len())
+            );
             assert_eq!(again.code, Some(status));
             for hd in again.headers.iter() {
                 if hd.name != "transfer-encoding" {

@@ -385,7 +385,12 @@ fn ip_access_rules_block_before_the_origin_and_specific_rules_win() {
 #[test]
 fn updating_an_app_is_live_and_never_drops_open_connections() {
     let dir = tempdir();
-    let a = Origin::start(say_a);
+    // A says "A", then echoes: its connections stay open.
+    let a = Origin::start(|mut s: std::net::TcpStream| {
+        if s.write_all(b"A").is_ok() {
+            echo(s);
+        }
+    });
     let b = Origin::start(say_b);
     let echo_origin = Origin::start(echo);
     let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &[]);
@@ -408,12 +413,17 @@ fn updating_an_app_is_live_and_never_drops_open_connections() {
         .expect("app create");
     let app1 = SocketAddr::from(([127, 0, 0, 1], p1));
     let app2 = SocketAddr::from(([127, 0, 0, 1], p2));
-    assert_eq!(read_all(app1), b"A");
-
-    // An established connection of the other app, mid-conversation.
+    // An established connection of the app about to be updated, and one
+    // of the other app, both mid-conversation.
+    let mut mine = connect(app1, Duration::from_secs(5));
+    let mut first = [0u8; 1];
+    mine.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"A");
+    let mut buf = [0u8; 3];
+    mine.write_all(b"one").unwrap();
+    mine.read_exact(&mut buf).unwrap();
     let mut held = connect(app2, Duration::from_secs(5));
     held.write_all(b"one").unwrap();
-    let mut buf = [0u8; 3];
     held.read_exact(&mut buf).unwrap();
 
     // Change app 1's origin from A to B (same port: swapped in place).
@@ -436,6 +446,10 @@ fn updating_an_app_is_live_and_never_drops_open_connections() {
         &buf, b"two",
         "the other app's open connection was disturbed"
     );
+    // The updated app's own open connection keeps the origin it started with.
+    mine.write_all(b"two").unwrap();
+    mine.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"two", "the updated app's open connection was cut");
 
     // Move app 1 to another port: the old one stops, the new one serves.
     let p3 = free_port();
@@ -451,9 +465,11 @@ fn updating_an_app_is_live_and_never_drops_open_connections() {
         .expect("app update");
     assert_eq!(read_all(SocketAddr::from(([127, 0, 0, 1], p3))), b"B");
     assert!(std::net::TcpStream::connect(app1).is_err());
-    held.write_all(b"end").unwrap();
-    held.read_exact(&mut buf).unwrap();
-    assert_eq!(&buf, b"end");
+    for c in [&mut held, &mut mine] {
+        c.write_all(b"end").unwrap();
+        c.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"end");
+    }
     // A bad update is refused and changes nothing.
     std::fs::write(
         &body,
@@ -975,6 +991,24 @@ fn tagged_origins(ip: [u8; 4], port: Option<u16>, tag: &'static [u8]) -> u16 {
     panic!("no free port pair on {ip:?}");
 }
 
+/// An app on `protocol` whose origin is `origin.test` (TTL 1 s) at
+/// `origin_port`.
+fn dns_app(edge: &EdgeProc, protocol: &str, origin_port: &str) {
+    edge.admin(&[
+        "app",
+        "create",
+        "--protocol",
+        protocol,
+        "--origin-dns",
+        "origin.test",
+        "--origin-port",
+        origin_port,
+        "--origin-dns-ttl",
+        "1",
+    ])
+    .expect("app create");
+}
+
 #[test]
 fn dns_origins_follow_the_name_as_it_changes() {
     use hickory_proto::rr::rdata::A;
@@ -997,20 +1031,7 @@ fn dns_origins_follow_the_name_as_it_changes() {
     let (tcp_port, udp_port) = (free_port(), free_port());
     let op = p.to_string();
     for (proto, port) in [("tcp", tcp_port), ("udp", udp_port)] {
-        let protocol = format!("{proto}/{port}");
-        edge.admin(&[
-            "app",
-            "create",
-            "--protocol",
-            &protocol,
-            "--origin-dns",
-            "origin.test",
-            "--origin-port",
-            &op,
-            "--origin-dns-ttl",
-            "1",
-        ])
-        .expect("app create");
+        dns_app(&edge, &format!("{proto}/{port}"), &op);
     }
     let tcp_app = SocketAddr::from(([127, 0, 0, 1], tcp_port));
     let udp_app = SocketAddr::from(([127, 0, 0, 1], udp_port));
@@ -1152,20 +1173,7 @@ fn a_new_udp_client_waiting_on_dns_does_not_hold_up_the_others() {
     let dns = dns.to_string();
     let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &["--dns-server", &dns]);
     let port = free_port();
-    let (protocol, op) = (format!("udp/{port}"), p.to_string());
-    edge.admin(&[
-        "app",
-        "create",
-        "--protocol",
-        &protocol,
-        "--origin-dns",
-        "origin.test",
-        "--origin-port",
-        &op,
-        "--origin-dns-ttl",
-        "1",
-    ])
-    .expect("app create");
+    dns_app(&edge, &format!("udp/{port}"), &p.to_string());
     let app = SocketAddr::from(([127, 0, 0, 1], port));
     let ask = |c: &std::net::UdpSocket, wait: Duration| -> Option<(Vec<u8>, Duration)> {
         let started = std::time::Instant::now();

@@ -23,7 +23,7 @@ mod flow;
 mod http;
 mod ingress;
 mod metrics;
-pub use metrics::{MetricsAddr, AUTO_PORTS as METRICS_AUTO_PORTS};
+pub use metrics::server::{MetricsAddr, AUTO_PORTS as METRICS_AUTO_PORTS};
 mod private;
 mod reply;
 mod udp;
@@ -155,7 +155,7 @@ pub async fn run_with_updates(
     let metrics = Arc::new(metrics::Metrics::new());
     check_port_range(&metrics).await;
     let connector_id = uuid::Uuid::new_v4();
-    let metrics_listener = metrics::bind(&cfg.metrics)
+    let metrics_listener = metrics::server::bind(&cfg.metrics)
         .await
         .map_err(ConnectorError::Metrics)?;
     tracing::info!(
@@ -181,7 +181,7 @@ pub async fn run_with_updates(
     background.spawn(env::close_idle(Arc::downgrade(&env)));
     let metrics_stop = CancellationToken::new();
     if let Some(l) = metrics_listener {
-        background.spawn(metrics::serve(
+        background.spawn(metrics::server::serve(
             l,
             metrics.clone(),
             connector_id,

@@ -139,6 +139,11 @@ impl PortMap {
         self.edge
     }
 
+    /// The origin range (one port, or as many as the edge range).
+    pub fn origin(self) -> PortRange {
+        self.origin
+    }
+
     /// The origin port for edge port `p`, or `None` when `p` is outside the
     /// edge range.
     pub fn map(self, p: u16) -> Option<u16> {

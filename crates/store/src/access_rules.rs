@@ -42,11 +42,8 @@ impl Store {
     /// # Errors
     /// On database failure or a corrupt row.
     pub async fn access_rules(&self) -> Result<Vec<AccessRule>, StoreError> {
-        Ok(
-            sqlx::query_as::<_, AccessRule>("SELECT * FROM access_rules ORDER BY created_at, id")
-                .fetch_all(&self.pool)
-                .await?,
-        )
+        self.all("SELECT * FROM access_rules ORDER BY created_at, id")
+            .await
     }
 
     /// Deletes an IP access rule; returns whether it existed.
@@ -54,11 +51,7 @@ impl Store {
     /// # Errors
     /// On database failure.
     pub async fn delete_access_rule(&self, id: uuid::Uuid) -> Result<bool, StoreError> {
-        Ok(sqlx::query("DELETE FROM access_rules WHERE id = $1")
-            .bind(id.to_string())
-            .execute(&self.pool)
-            .await?
-            .rows_affected()
-            > 0)
+        self.changed("DELETE FROM access_rules WHERE id = $1", id.to_string())
+            .await
     }
 }

@@ -74,11 +74,7 @@ impl Store {
     /// # Errors
     /// On database failure or a corrupt row.
     pub async fn apps(&self) -> Result<Vec<App>, StoreError> {
-        Ok(
-            sqlx::query_as::<_, App>("SELECT * FROM apps ORDER BY created_at, id")
-                .fetch_all(&self.pool)
-                .await?,
-        )
+        self.all("SELECT * FROM apps ORDER BY created_at, id").await
     }
 
     /// Deletes an app; returns whether it existed.
@@ -86,11 +82,7 @@ impl Store {
     /// # Errors
     /// On database failure.
     pub async fn delete_app(&self, id: uuid::Uuid) -> Result<bool, StoreError> {
-        Ok(sqlx::query("DELETE FROM apps WHERE id = $1")
-            .bind(id.to_string())
-            .execute(&self.pool)
-            .await?
-            .rows_affected()
-            > 0)
+        self.changed("DELETE FROM apps WHERE id = $1", id.to_string())
+            .await
     }
 }

@@ -1,6 +1,6 @@
 //! Dedicated egress IPs and the colo that owns each.
 
-use crate::{is_unique_violation, Store, StoreError};
+use crate::{Store, StoreError};
 use serde::Serialize;
 
 /// A dedicated egress IP and the colo that owns it (`burrow egress-ip add`).
@@ -25,16 +25,7 @@ impl Store {
             .bind(e.created_at)
             .execute(&self.pool)
             .await
-            .map_err(|err| {
-                if is_unique_violation(&err) {
-                    StoreError::Exists {
-                        what: "egress IP",
-                        name: e.ip.clone(),
-                    }
-                } else {
-                    err.into()
-                }
-            })?;
+            .map_err(StoreError::taken("egress IP", e.ip.clone()))?;
         Ok(())
     }
 
@@ -43,11 +34,7 @@ impl Store {
     /// # Errors
     /// On database failure.
     pub async fn egress_ips(&self) -> Result<Vec<EgressIp>, StoreError> {
-        Ok(
-            sqlx::query_as::<_, EgressIp>("SELECT * FROM egress_ips ORDER BY ip")
-                .fetch_all(&self.pool)
-                .await?,
-        )
+        self.all("SELECT * FROM egress_ips ORDER BY ip").await
     }
 
     /// Removes an egress IP; returns whether it existed.
@@ -55,11 +42,7 @@ impl Store {
     /// # Errors
     /// On database failure.
     pub async fn delete_egress_ip(&self, ip: &str) -> Result<bool, StoreError> {
-        let n = sqlx::query("DELETE FROM egress_ips WHERE ip = $1")
-            .bind(ip)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        Ok(n > 0)
+        self.changed("DELETE FROM egress_ips WHERE ip = $1", ip.to_owned())
+            .await
     }
 }

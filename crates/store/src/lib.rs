@@ -243,6 +243,20 @@ pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
 
+impl StoreError {
+    /// Maps an insert's failure: a unique violation is [`StoreError::Exists`]
+    /// for `what` named `name`, anything else a database error.
+    pub(crate) fn taken(what: &'static str, name: String) -> impl FnOnce(sqlx::Error) -> Self {
+        move |e| {
+            if is_unique_violation(&e) {
+                StoreError::Exists { what, name }
+            } else {
+                e.into()
+            }
+        }
+    }
+}
+
 impl Store {
     /// Opens (creating if missing) the SQLite file at `path` and its schema.
     ///
@@ -279,6 +293,24 @@ impl Store {
         let store = Self { pool };
         store.migrate_secrets().await?;
         Ok(store)
+    }
+
+    /// Every row `sql` selects, mapped by its `FromRow`.
+    pub(crate) async fn all<T>(&self, sql: &'static str) -> Result<Vec<T>, StoreError>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin,
+    {
+        Ok(sqlx::query_as::<_, T>(sql).fetch_all(&self.pool).await?)
+    }
+
+    /// Runs a one-parameter `DELETE` or `UPDATE`; whether a row changed.
+    pub(crate) async fn changed(&self, sql: &'static str, key: String) -> Result<bool, StoreError> {
+        let n = sqlx::query(sql)
+            .bind(key)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(n > 0)
     }
 
     /// Hashes tunnel and device secrets that an older build stored as

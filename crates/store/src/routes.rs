@@ -1,6 +1,6 @@
 //! Hostname routes of the public HTTP listeners.
 
-use crate::{is_unique_violation, Store, StoreError};
+use crate::{Store, StoreError};
 use serde::Serialize;
 
 /// A public hostname routed to a tunnel (`burrow route dns`).
@@ -26,16 +26,7 @@ impl Store {
             .bind(r.created_at)
             .execute(&self.pool)
             .await
-            .map_err(|e| {
-                if is_unique_violation(&e) {
-                    StoreError::Exists {
-                        what: "route",
-                        name: r.hostname.clone(),
-                    }
-                } else {
-                    e.into()
-                }
-            })?;
+            .map_err(StoreError::taken("route", r.hostname.clone()))?;
         Ok(())
     }
 
@@ -44,11 +35,7 @@ impl Store {
     /// # Errors
     /// On database failure or a corrupt row.
     pub async fn routes(&self) -> Result<Vec<Route>, StoreError> {
-        Ok(
-            sqlx::query_as::<_, Route>("SELECT * FROM routes ORDER BY hostname")
-                .fetch_all(&self.pool)
-                .await?,
-        )
+        self.all("SELECT * FROM routes ORDER BY hostname").await
     }
 
     /// Removes a route; returns whether it existed.
@@ -56,11 +43,10 @@ impl Store {
     /// # Errors
     /// On database failure.
     pub async fn delete_route(&self, hostname: &str) -> Result<bool, StoreError> {
-        let n = sqlx::query("DELETE FROM routes WHERE hostname = $1")
-            .bind(hostname)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        Ok(n > 0)
+        self.changed(
+            "DELETE FROM routes WHERE hostname = $1",
+            hostname.to_owned(),
+        )
+        .await
     }
 }

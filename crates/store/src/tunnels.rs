@@ -1,6 +1,6 @@
 //! Tunnels and their (hashed) secrets.
 
-use crate::{is_unique_violation, secret, Store, StoreError};
+use crate::{secret, Store, StoreError};
 use serde::Serialize;
 
 /// A tunnel. `Debug` prints the secret as `***`.
@@ -49,16 +49,7 @@ impl Store {
         .bind(t.created_at)
         .execute(&self.pool)
         .await
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                StoreError::Exists {
-                    what: "tunnel",
-                    name: t.name.clone(),
-                }
-            } else {
-                e.into()
-            }
-        })?;
+        .map_err(StoreError::taken("tunnel", t.name.clone()))?;
         Ok(())
     }
 
@@ -94,11 +85,7 @@ impl Store {
     /// # Errors
     /// On database failure.
     pub async fn tunnels(&self) -> Result<Vec<Tunnel>, StoreError> {
-        Ok(
-            sqlx::query_as::<_, Tunnel>("SELECT * FROM tunnels ORDER BY name")
-                .fetch_all(&self.pool)
-                .await?,
-        )
+        self.all("SELECT * FROM tunnels ORDER BY name").await
     }
 
     /// Deletes a tunnel with its apps and routes; returns whether it existed.

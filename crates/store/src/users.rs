@@ -1,6 +1,6 @@
 //! Users and their enrolled devices.
 
-use crate::{is_unique_violation, secret, Store, StoreError};
+use crate::{secret, Store, StoreError};
 use serde::Serialize;
 
 /// A user of the zero-trust client.
@@ -64,16 +64,7 @@ impl Store {
             .bind(u.created_at)
             .execute(&self.pool)
             .await
-            .map_err(|e| {
-                if is_unique_violation(&e) {
-                    StoreError::Exists {
-                        what: "user",
-                        name: u.email.clone(),
-                    }
-                } else {
-                    e.into()
-                }
-            })?;
+            .map_err(StoreError::taken("user", u.email.clone()))?;
         Ok(())
     }
 
@@ -82,11 +73,7 @@ impl Store {
     /// # Errors
     /// On database failure or a corrupt row.
     pub async fn users(&self) -> Result<Vec<User>, StoreError> {
-        Ok(
-            sqlx::query_as::<_, User>("SELECT * FROM users ORDER BY email")
-                .fetch_all(&self.pool)
-                .await?,
-        )
+        self.all("SELECT * FROM users ORDER BY email").await
     }
 
     /// One user by email (lower case).
@@ -146,11 +133,8 @@ impl Store {
     /// # Errors
     /// On database failure or a corrupt row.
     pub async fn devices(&self) -> Result<Vec<Device>, StoreError> {
-        Ok(
-            sqlx::query_as::<_, Device>("SELECT * FROM devices ORDER BY created_at, id")
-                .fetch_all(&self.pool)
-                .await?,
-        )
+        self.all("SELECT * FROM devices ORDER BY created_at, id")
+            .await
     }
 
     /// One device by id.
@@ -171,11 +155,10 @@ impl Store {
     /// # Errors
     /// On database failure.
     pub async fn revoke_device(&self, id: uuid::Uuid) -> Result<bool, StoreError> {
-        let n = sqlx::query("UPDATE devices SET revoked = 1 WHERE id = $1")
-            .bind(id.to_string())
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        Ok(n > 0)
+        self.changed(
+            "UPDATE devices SET revoked = 1 WHERE id = $1",
+            id.to_string(),
+        )
+        .await
     }
 }

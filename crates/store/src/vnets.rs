@@ -1,6 +1,6 @@
 //! Virtual networks and the IP routes into tunnels within them.
 
-use crate::{is_unique_violation, Store, StoreError};
+use crate::{Store, StoreError};
 use serde::Serialize;
 use sqlx::Row;
 
@@ -83,16 +83,7 @@ impl Store {
         .bind(serde_json::to_string(&v.allow_groups).expect("strings serialize"))
         .execute(&mut *tx)
         .await
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                StoreError::Exists {
-                    what: "virtual network",
-                    name: v.name.clone(),
-                }
-            } else {
-                e.into()
-            }
-        })?;
+        .map_err(StoreError::taken("virtual network", v.name.clone()))?;
         tx.commit().await?;
         Ok(())
     }
@@ -144,11 +135,7 @@ impl Store {
     /// # Errors
     /// On database failure or a corrupt row.
     pub async fn vnets(&self) -> Result<Vec<Vnet>, StoreError> {
-        Ok(
-            sqlx::query_as::<_, Vnet>("SELECT * FROM vnets ORDER BY name")
-                .fetch_all(&self.pool)
-                .await?,
-        )
+        self.all("SELECT * FROM vnets ORDER BY name").await
     }
 
     /// Removes the vnet named `name`; returns whether it existed.
@@ -204,16 +191,7 @@ impl Store {
         .bind(r.created_at)
         .execute(&self.pool)
         .await
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                StoreError::Exists {
-                    what: "IP route",
-                    name: r.network.clone(),
-                }
-            } else {
-                e.into()
-            }
-        })?;
+        .map_err(StoreError::taken("IP route", r.network.clone()))?;
         Ok(())
     }
 
@@ -222,11 +200,7 @@ impl Store {
     /// # Errors
     /// On database failure or a corrupt row.
     pub async fn ip_routes(&self) -> Result<Vec<IpRoute>, StoreError> {
-        Ok(
-            sqlx::query_as::<_, IpRoute>("SELECT * FROM ip_routes ORDER BY network")
-                .fetch_all(&self.pool)
-                .await?,
-        )
+        self.all("SELECT * FROM ip_routes ORDER BY network").await
     }
 
     /// Removes the route of `network` in `vnet_id`; returns whether it

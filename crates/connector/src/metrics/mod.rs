@@ -12,11 +12,9 @@
 //! never client addresses.
 
 mod ports;
-mod server;
+pub(crate) mod server;
 
 use ports::ports_in_use;
-pub(crate) use server::{bind, serve};
-pub use server::{MetricsAddr, AUTO_PORTS};
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder};
 use prometheus_client::metrics::counter::Counter;

@@ -25,6 +25,7 @@ pub(crate) mod refusal;
 pub(crate) mod running;
 pub(crate) mod tcp;
 pub(crate) mod udp;
+pub(crate) mod udp_session;
 
 use crate::context::Ctx;
 use burrow_config::app::{AppSpec, L4};

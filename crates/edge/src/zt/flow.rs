@@ -2,8 +2,8 @@
 //! private route of the client's vnet? (then [`super::private`]) →
 //! built-in deny → egress policy → exits → dial → splice → session log.
 
+use super::identity::{split_host_port, Identity, HEADER_TIMEOUT};
 use super::private::private;
-use super::{split_host_port, Identity, HEADER_TIMEOUT};
 use crate::context::Ctx;
 use crate::egress::dial::{dial, guard, refuse, resolve};
 use crate::egress::udp;

@@ -1,7 +1,7 @@
 //! A client flow into a private network: through a connector of the
 //! tunnel its vnet routes the destination to.
 
-use super::Identity;
+use super::identity::Identity;
 use crate::context::Ctx;
 use crate::egress::dial::refuse;
 use crate::egress::udp;
