@@ -21,18 +21,6 @@ pub(crate) fn bad_gateway(rule: Option<usize>, detail: &str) -> String {
     format!("Bad Gateway: the origin could not be reached. Request ID: {request_id}")
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_public_text_names_no_detail() {
-        let body = super::bad_gateway(Some(1), "origin 10.0.0.5:8080: connection refused");
-        assert!(!body.contains("10.0.0.5"), "{body}");
-        assert!(body.starts_with("Bad Gateway"), "{body}");
-        let id = body.rsplit(' ').next().unwrap();
-        assert_eq!(id.len(), 16, "{body}");
-    }
-}
-
 /// Refuses a flow that arrived after this connection started draining.
 pub(crate) async fn refuse_shutting_down(mut stream: BoxStream) {
     debug!("flow arrived while draining; refused so the edge retries elsewhere");
@@ -51,4 +39,16 @@ pub(crate) async fn reject(stream: &mut BoxStream, code: RefuseCode, message: &s
     });
     let _ = write_frame(stream, &f, false).await;
     let _ = stream.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_public_text_names_no_detail() {
+        let body = super::bad_gateway(Some(1), "origin 10.0.0.5:8080: connection refused");
+        assert!(!body.contains("10.0.0.5"), "{body}");
+        assert!(body.starts_with("Bad Gateway"), "{body}");
+        let id = body.rsplit(' ').next().unwrap();
+        assert_eq!(id.len(), 16, "{body}");
+    }
 }
