@@ -4,7 +4,10 @@
 use crate::admin_client::{path_segment, print_json, AdminClient};
 use crate::cli::{AdminConn, AppCommand, AppCreate, TunnelCommand};
 use crate::config_err;
-use burrow_config::api::{AccessRuleInfo, CreateAccessRule, CreateTunnel, TunnelInfo};
+use burrow_config::api::{
+    AccessRuleInfo, CreateAccessRule, CreateTunnel, CreateUser, DeviceInfo, EnrollDevice,
+    TunnelInfo, UserInfo,
+};
 use burrow_config::credentials::Credentials;
 use http::Method;
 use serde_json::{json, Value};
@@ -386,14 +389,11 @@ pub(crate) async fn user(admin: AdminConn, cmd: crate::cli::UserCommand) -> anyh
     let client = AdminClient::new(&admin).await?;
     match cmd {
         UserCommand::Add { email, groups } => {
-            let v = client
-                .ok(
-                    Method::POST,
-                    "/api/v1/users",
-                    Some(json!({"email": email, "groups": groups})),
-                )
+            let body = CreateUser { email, groups };
+            let v: UserInfo = client
+                .typed(Method::POST, "/api/v1/users", Some(&body))
                 .await?;
-            println!("Added user {}", v["email"].as_str().unwrap_or(""));
+            println!("Added user {}", v.email);
         }
         UserCommand::List => print_json(&client.ok(Method::GET, "/api/v1/users", None).await?)?,
         UserCommand::Delete { email } => {
@@ -421,14 +421,14 @@ pub(crate) async fn device(admin: AdminConn, cmd: crate::cli::DeviceCommand) -> 
             name,
             credentials_file,
         } => {
-            let v = client
-                .ok(
-                    Method::POST,
-                    "/api/v1/devices",
-                    Some(json!({"user": user, "name": name})),
-                )
+            let body = EnrollDevice {
+                user,
+                name: name.clone(),
+            };
+            let v: DeviceInfo = client
+                .typed(Method::POST, "/api/v1/devices", Some(&body))
                 .await?;
-            let creds_json = serde_json::to_string_pretty(&v["credentials"])?;
+            let creds_json = serde_json::to_string_pretty(&v.credentials)?;
             burrow_config::identity::DeviceCredentials::from_json(&creds_json)
                 .map_err(|e| anyhow::anyhow!("the edge sent unusable credentials: {e}"))?;
             let path = credentials_file
@@ -436,8 +436,8 @@ pub(crate) async fn device(admin: AdminConn, cmd: crate::cli::DeviceCommand) -> 
             write_credentials(&path, &creds_json, false).await?;
             println!(
                 "Enrolled device {} for {}; credentials written to {}",
-                v["id"].as_str().unwrap_or(""),
-                v["user_email"].as_str().unwrap_or(""),
+                v.id,
+                v.user_email,
                 path.display()
             );
         }

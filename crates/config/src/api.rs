@@ -183,6 +183,56 @@ pub struct IpRouteInfo {
     pub created_at: i64,
 }
 
+/// `POST /api/v1/users`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUser {
+    /// The user's email (lower-cased by the edge).
+    pub email: String,
+    /// Groups, for policies and vnet access.
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+/// A user.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UserInfo {
+    /// Email, lower case.
+    pub email: String,
+    /// Groups.
+    pub groups: Vec<String>,
+    /// Creation time, Unix seconds.
+    pub created_at: i64,
+}
+
+/// `POST /api/v1/devices`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollDevice {
+    /// The owner's email.
+    pub user: String,
+    /// A name for the device.
+    pub name: String,
+}
+
+/// An enrolled device.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeviceInfo {
+    /// Device id.
+    pub id: uuid::Uuid,
+    /// The owner's email.
+    pub user_email: String,
+    /// Its name.
+    pub name: String,
+    /// Whether its access was revoked.
+    pub revoked: bool,
+    /// Enrollment time, Unix seconds.
+    pub created_at: i64,
+    /// The device credentials file's content: only in the enroll answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<serde_json::Value>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -196,6 +196,9 @@ fn prepare(
 /// The most of a request body `disableChunkedEncoding` reads into memory
 /// to send it with a `Content-Length`; a longer body is refused with 413.
 pub(crate) const UNCHUNKED_BODY_LIMIT: usize = 16 * 1024 * 1024;
+/// How much of a body over [`UNCHUNKED_BODY_LIMIT`] is read and dropped
+/// before the 413 goes out.
+pub(crate) const UNCHUNKED_DRAIN: usize = 1024 * 1024;
 
 /// With `disableChunkedEncoding` (for origins such as WSGI servers that
 /// cannot read chunked bodies), a body of unknown length is read whole, up
@@ -212,27 +215,40 @@ async fn with_length(
     if !origin.disable_chunked_encoding || known {
         return Ok(req.map(Either::Left));
     }
-    let (mut parts, body) = req.into_parts();
-    let bytes = match http_body_util::Limited::new(body, UNCHUNKED_BODY_LIMIT)
-        .collect()
-        .await
-    {
-        Ok(c) => c.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            info!(
-                limit = UNCHUNKED_BODY_LIMIT,
-                "request body too large to send unchunked (disableChunkedEncoding)"
-            );
-            return Err(text(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                &format!("request body over {UNCHUNKED_BODY_LIMIT} bytes cannot be sent without chunked encoding (disableChunkedEncoding)"),
-            ));
-        }
-        Err(e) => {
-            debug!(error = %e, "request body ended early");
+    let (mut parts, mut body) = req.into_parts();
+    let mut bytes = bytes::BytesMut::new();
+    let mut over = 0usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            debug!("request body ended early");
             return Err(text(StatusCode::BAD_REQUEST, "request body ended early"));
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if over == 0 && bytes.len() + data.len() <= UNCHUNKED_BODY_LIMIT {
+            bytes.extend_from_slice(&data);
+            continue;
         }
-    };
+        // Over the bound: read (and drop) a little more, so a body that
+        // ends soon after it is read whole and the 413 reaches the client
+        // on a clean stream instead of racing a reset.
+        over += data.len();
+        if over > UNCHUNKED_DRAIN {
+            break;
+        }
+    }
+    if over > 0 {
+        info!(
+            limit = UNCHUNKED_BODY_LIMIT,
+            "request body too large to send unchunked (disableChunkedEncoding)"
+        );
+        return Err(text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("request body over {UNCHUNKED_BODY_LIMIT} bytes cannot be sent without chunked encoding (disableChunkedEncoding)"),
+        ));
+    }
+    let bytes = bytes.freeze();
     parts.headers.remove(http::header::TRANSFER_ENCODING);
     parts.headers.insert(
         http::header::CONTENT_LENGTH,

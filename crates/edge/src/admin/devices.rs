@@ -9,14 +9,20 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use burrow_config::credentials::SecretBytes;
 use rand::RngCore;
-use serde::Deserialize;
 use serde_json::{json, Value};
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct EnrollDevice {
-    user: String,
-    name: String,
+use burrow_config::api::{DeviceInfo, EnrollDevice};
+
+/// A device as the API answers it (never its secret).
+pub(super) fn device_info(d: &burrow_store::Device) -> DeviceInfo {
+    DeviceInfo {
+        id: d.id,
+        user_email: d.user_email.clone(),
+        name: d.name.clone(),
+        revoked: d.revoked,
+        created_at: d.created_at,
+        credentials: None,
+    }
 }
 
 pub(super) async fn enroll_device(
@@ -65,14 +71,17 @@ pub(super) async fn enroll_device(
         edge_domain: Some(st.ctx.id.edge_domain.clone()),
     };
     tracing::info!(device_id = %device.id, user = %device.user_email, "device enrolled");
-    let mut v = json!(device);
-    v["credentials"] = serde_json::from_str(&creds.to_json()).map_err(ApiError::internal)?;
-    Ok((StatusCode::CREATED, Json(v)).into_response())
+    let mut info = device_info(&device);
+    info.credentials = Some(serde_json::from_str(&creds.to_json()).map_err(ApiError::internal)?);
+    Ok((StatusCode::CREATED, Json(info)).into_response())
 }
 
 pub(super) async fn list_devices(State(st): State<AdminState>) -> Result<Json<Value>, ApiError> {
     let devices = st.ctx.store.devices().await.map_err(ApiError::internal)?;
-    Ok(Json(json!(devices)))
+    Ok(Json(json!(devices
+        .iter()
+        .map(device_info)
+        .collect::<Vec<_>>())))
 }
 
 pub(super) async fn revoke_device(

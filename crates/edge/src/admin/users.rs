@@ -7,15 +7,17 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
 use serde_json::{json, Value};
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct CreateUser {
-    email: String,
-    #[serde(default)]
-    groups: Vec<String>,
+use burrow_config::api::{CreateUser, UserInfo};
+
+/// A user as the API answers it.
+pub(super) fn user_info(u: burrow_store::User) -> UserInfo {
+    UserInfo {
+        email: u.email,
+        groups: u.groups,
+        created_at: u.created_at,
+    }
 }
 
 pub(super) async fn create_user(
@@ -39,12 +41,15 @@ pub(super) async fn create_user(
         .await
         .map_err(ApiError::store("email", None))?;
     tracing::info!(email = %user.email, "user added");
-    Ok((StatusCode::CREATED, Json(json!(user))).into_response())
+    Ok((StatusCode::CREATED, Json(user_info(user))).into_response())
 }
 
 pub(super) async fn list_users(State(st): State<AdminState>) -> Result<Json<Value>, ApiError> {
     let users = st.ctx.store.users().await.map_err(ApiError::internal)?;
-    Ok(Json(json!(users)))
+    Ok(Json(json!(users
+        .into_iter()
+        .map(user_info)
+        .collect::<Vec<_>>())))
 }
 
 pub(super) async fn delete_user(
