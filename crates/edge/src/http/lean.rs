@@ -62,7 +62,12 @@ pub(crate) struct Client {
 
 /// Reads a request head from `buf` and decides; for [`Plan::Forward`] the
 /// rewritten head is in `out`.
-pub(crate) fn plan(buf: &[u8], ctx: &Ctx, client: &Client, out: &mut Vec<u8>) -> Plan {
+pub(crate) fn plan(
+    buf: &[u8],
+    routes: &burrow_policy::routes::RouteTable<uuid::Uuid>,
+    client: &Client,
+    out: &mut Vec<u8>,
+) -> Plan {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     let head_len = match http1::parse_bodiless(buf, &mut req, MAX_HEAD) {
@@ -81,7 +86,7 @@ pub(crate) fn plan(buf: &[u8], ctx: &Ctx, client: &Client, out: &mut Vec<u8>) ->
     let hostname = burrow_policy::routes::strip_port(host)
         .trim_end_matches('.')
         .to_ascii_lowercase();
-    let Some(tunnel) = ctx.tables.now().routes.find(&hostname).copied() else {
+    let Some(tunnel) = routes.find(&hostname).copied() else {
         return Plan::Hyper;
     };
     let close = http1::tokens(req.headers, "connection").any(|t| t.eq_ignore_ascii_case(b"close"));
@@ -146,7 +151,7 @@ where
     tokio::pin!(header_timeout);
     loop {
         let (head_len, tunnel, hostname, head_request, resendable, close) =
-            match plan(&buf, ctx, &client, &mut request) {
+            match plan(&buf, &ctx.tables.now().routes, &client, &mut request) {
                 Plan::Forward {
                     head_len,
                     tunnel,
@@ -330,6 +335,114 @@ impl Ask<'_> {
                         format!("tunnel stream: {reason}"),
                     ));
                 }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn routes() -> (burrow_policy::routes::RouteTable<uuid::Uuid>, uuid::Uuid) {
+        let t = uuid::Uuid::from_u128(7);
+        (
+            burrow_policy::routes::RouteTable::new([("app.example".to_owned(), t)]),
+            t,
+        )
+    }
+
+    fn client() -> Client {
+        Client {
+            peer_ip: "192.0.2.9".into(),
+            https: false,
+        }
+    }
+
+    fn run(req: &str) -> (Plan, String) {
+        let (table, _) = routes();
+        let mut out = Vec::new();
+        let p = plan(req.as_bytes(), &table, &client(), &mut out);
+        (p, String::from_utf8_lossy(&out).into_owned())
+    }
+
+    #[test]
+    fn a_routed_bodiless_get_is_forwarded_with_the_edge_headers() {
+        let req = "GET /a HTTP/1.1\r\nHost: App.Example:80\r\nX-Forwarded-For: 10.0.0.1\r\n\
+                   Burrow-Connecting-IP: 6.6.6.6\r\nConnection: x-drop\r\nX-Drop: 1\r\n\r\n";
+        let (p, head) = run(req);
+        let Plan::Forward {
+            head_len,
+            tunnel,
+            hostname,
+            head_request,
+            resendable,
+            close,
+        } = p
+        else {
+            panic!("not forwarded: {head}");
+        };
+        assert_eq!(head_len, req.len());
+        assert_eq!(tunnel, routes().1);
+        assert_eq!(hostname, "app.example");
+        assert!(!head_request && resendable && !close);
+        let lower = head.to_ascii_lowercase();
+        assert!(
+            lower.contains("x-forwarded-for: 10.0.0.1, 192.0.2.9\r\n"),
+            "{head}"
+        );
+        assert!(
+            lower.contains("burrow-connecting-ip: 192.0.2.9\r\n"),
+            "{head}"
+        );
+        assert!(
+            !lower.contains("6.6.6.6") && !lower.contains("x-drop"),
+            "{head}"
+        );
+        assert!(lower.contains("x-forwarded-proto: http\r\n"), "{head}");
+    }
+
+    #[test]
+    fn what_the_lean_path_does_not_take_goes_to_hyper() {
+        for req in [
+            // A body.
+            "POST /a HTTP/1.1\r\nHost: app.example\r\nContent-Length: 3\r\n\r\nabc",
+            // No route.
+            "GET / HTTP/1.1\r\nHost: other.example\r\n\r\n",
+            // Two Host headers.
+            "GET / HTTP/1.1\r\nHost: app.example\r\nHost: app.example\r\n\r\n",
+            // HTTP/1.0.
+            "GET / HTTP/1.0\r\nHost: app.example\r\n\r\n",
+            // An upgrade.
+            "GET / HTTP/1.1\r\nHost: app.example\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
+        ] {
+            assert!(matches!(run(req).0, Plan::Hyper), "{req:?}");
+        }
+    }
+
+    #[test]
+    fn partial_heads_wait_and_only_safe_methods_are_resendable() {
+        assert!(matches!(run("GET / HTTP/1.1\r\nHost: app").0, Plan::More));
+        for (m, resend, head) in [
+            ("HEAD", true, true),
+            ("OPTIONS", true, false),
+            ("DELETE", false, false),
+        ] {
+            let req = format!("{m} / HTTP/1.1\r\nHost: app.example\r\nConnection: close\r\n\r\n");
+            match run(&req).0 {
+                Plan::Forward {
+                    resendable,
+                    head_request,
+                    close,
+                    ..
+                } => {
+                    assert_eq!(
+                        (resendable, head_request, close),
+                        (resend, head, true),
+                        "{m}"
+                    );
+                }
+                _ => panic!("{m} not forwarded"),
             }
         }
     }
