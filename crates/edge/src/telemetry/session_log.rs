@@ -189,13 +189,19 @@ pub(crate) struct SessionLog {
 impl SessionLog {
     /// Starts the writer for `path` (`None`: records are discarded).
     pub(crate) fn start(path: Option<PathBuf>) -> Self {
+        Self::start_with(path, ROTATE_AT, QUEUE)
+    }
+
+    /// [`start`](Self::start) with another rotation size and queue length
+    /// (tests).
+    pub(crate) fn start_with(path: Option<PathBuf>, rotate_at: u64, queue: usize) -> Self {
         let Some(path) = path else {
             return Self {
                 tx: std::sync::Mutex::new(None),
                 task: std::sync::Mutex::new(None),
             };
         };
-        let (tx, mut rx) = mpsc::channel::<String>(QUEUE);
+        let (tx, mut rx) = mpsc::channel::<String>(queue);
         let task = tokio::spawn(async move {
             let open = |p: &PathBuf| {
                 let p = p.clone();
@@ -233,7 +239,7 @@ impl SessionLog {
                 }
                 let _ = file.flush().await;
                 size += batch.len() as u64;
-                if size >= ROTATE_AT {
+                if size >= rotate_at {
                     let mut rotated = path.clone().into_os_string();
                     rotated.push(".1");
                     let _ = tokio::fs::rename(&path, &rotated).await;
@@ -276,5 +282,51 @@ impl SessionLog {
         if let Some(t) = task {
             let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_log() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("burrow-slog-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join("sessions.jsonl")
+    }
+
+    #[tokio::test]
+    async fn the_log_rotates_to_file_dot_1_and_keeps_writing() {
+        let path = temp_log();
+        let log = SessionLog::start_with(Some(path.clone()), 100, 64);
+        for i in 0..3 {
+            assert!(log.push(format!("{{\"n\":{i},\"pad\":\"{}\"}}", "x".repeat(60))));
+            // One line per batch: give the writer its turn.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        log.flush_and_stop().await;
+        let mut rotated = path.clone().into_os_string();
+        rotated.push(".1");
+        let old = std::fs::read_to_string(&rotated).expect("FILE.1 exists");
+        let new = std::fs::read_to_string(&path).expect("FILE exists again");
+        assert!(
+            old.contains("\"n\":1") && new.contains("\"n\":2"),
+            "{old}\n--\n{new}"
+        );
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_drops_and_says_so() {
+        let path = temp_log();
+        let log = SessionLog::start_with(Some(path), 1 << 30, 2);
+        // The writer has not run yet (no await since start): the third
+        // line finds the queue of two full.
+        let took: Vec<bool> = (0..3).map(|i| log.push(format!("{i}"))).collect();
+        assert_eq!(took, [true, true, false]);
+        assert_eq!(log.queued(), 2);
+        log.flush_and_stop().await;
     }
 }
