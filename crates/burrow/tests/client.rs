@@ -1207,3 +1207,55 @@ fn clients_fall_back_to_http2_when_udp_is_blocked() {
     let (n, _) = app.recv_from(&mut buf).expect("an answer");
     assert_eq!(&buf[head..n], b"127.0.0.1 ping over h2");
 }
+
+#[test]
+fn flows_that_cannot_leave_are_logged_with_their_close_reason() {
+    let dir = tempdir();
+    // Every name is unknown to this DNS server.
+    let dns = dns_server(|_, _| Vec::new()).to_string();
+    let log = dir.path().join("sessions.jsonl");
+    let log_s = log.to_string_lossy().into_owned();
+    let edge = client_edge(
+        dir.path(),
+        "NRT",
+        "edge.db",
+        &["--session-log", &log_s, "--dns-server", &dns],
+    );
+    let (creds, _) = enroll(&edge, dir.path());
+    let (_client, socks) = start_client(dir.path(), &creds);
+    let echo = Origin::start(util::echo);
+
+    // A name that does not resolve (the edge asks its --dns-server).
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--max-time", "20", "--socks5-hostname", &socks])
+        .arg("http://missing.test/")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "an unknown name was reached");
+    let recs = session_records(&log, 1);
+    assert_eq!(recs[0]["ConnectionCloseReason"], "DNS_FAILURE", "{recs:?}");
+
+    // A dedicated egress IP this host does not have, and no other exit.
+    edge.admin(&[
+        "policy",
+        "add",
+        "--id",
+        "far",
+        "--dst",
+        "127.0.0.1/32",
+        "--dedicated",
+        "192.0.2.77",
+    ])
+    .expect("policy add");
+    let err = socks_connect(&socks, v4(echo.addr)).expect_err("no way out");
+    assert!(err.to_string().contains("SOCKS5 reply"), "{err}");
+    let recs = session_records(&log, 2);
+    assert_eq!(
+        recs[1]["ConnectionCloseReason"], "EGRESS_IP_UNAVAILABLE",
+        "{recs:?}"
+    );
+    assert_eq!(recs[1]["EgressRuleID"], "far", "{recs:?}");
+    assert!(
+        edge.metric(r#"burrow_edge_client_sessions_total{reason="EGRESS_IP_UNAVAILABLE"}"#) >= 1.0
+    );
+}

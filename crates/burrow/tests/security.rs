@@ -170,13 +170,6 @@ fn echo_once(s: &mut std::net::TcpStream, msg: &[u8]) {
     assert_eq!(back, msg);
 }
 
-fn v4(addr: SocketAddr) -> std::net::SocketAddrV4 {
-    match addr {
-        SocketAddr::V4(a) => a,
-        SocketAddr::V6(_) => panic!("IPv4 expected"),
-    }
-}
-
 #[test]
 fn revoking_a_device_or_deleting_its_user_ends_live_sessions_within_2s() {
     let dir = tempdir();

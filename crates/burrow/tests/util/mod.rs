@@ -778,6 +778,14 @@ pub fn session_records(log: &std::path::Path, n: usize) -> Vec<serde_json::Value
     }
 }
 
+/// The IPv4 socket address of `addr` (panics on IPv6).
+pub fn v4(addr: SocketAddr) -> std::net::SocketAddrV4 {
+    match addr {
+        SocketAddr::V4(a) => a,
+        SocketAddr::V6(_) => panic!("IPv4 expected"),
+    }
+}
+
 /// Opens a SOCKS5 CONNECT to `dst` through `socks`; `Ok` once the proxy
 /// answers success (the flow stays open while the stream lives).
 pub fn socks_connect(
