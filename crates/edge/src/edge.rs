@@ -425,10 +425,13 @@ impl Edge {
                     if let Err(e) = ctx.store.touch_node(&ctx.id.node_id, now).await {
                         warn!(error = %e, "heartbeat to the state store failed");
                     }
-                    // Another node sharing the store committed a change.
-                    if ctx.tables.follow(&ctx.store).await {
-                        ctx.apps.running.sync(&ctx, &accepting).await;
-                    }
+                    // Another node sharing the store committed a change:
+                    // rebuild the tables (one meta row read when none did).
+                    ctx.tables.follow(&ctx.store).await;
+                    // Listeners follow the apps table every beat: a port
+                    // that could not be bound (still held by an exiting
+                    // process) is tried again.
+                    ctx.apps.running.sync(&ctx, &accepting).await;
                 }
             }
         }
