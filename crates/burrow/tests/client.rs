@@ -16,6 +16,14 @@ fn client_edge(dir: &std::path::Path, colo: &str, state: &str, extra: &[&str]) -
     EdgeProc::start(dir, colo, state, &args)
 }
 
+/// [`client_edge`] writing its session log to `dir/sessions.jsonl`;
+/// the edge and the log's path.
+fn logged_client_edge(dir: &std::path::Path, extra: &[&str]) -> (EdgeProc, std::path::PathBuf) {
+    let mut args = vec!["--egress-allow", "127.0.0.0/8", "--egress-allow", "::1/128"];
+    args.extend_from_slice(extra);
+    logged_edge(dir, &args)
+}
+
 fn enroll(edge: &EdgeProc, dir: &std::path::Path) -> (std::path::PathBuf, String) {
     edge.admin(&["user", "add", "ana@example.com", "--group", "eng"])
         .expect("user add");
@@ -40,9 +48,7 @@ fn peer_reporter(bind: &str) -> std::net::SocketAddr {
 #[test]
 fn socks5_through_the_edge_reaches_the_destination_and_logs_the_session() {
     let dir = tempdir();
-    let log = dir.path().join("sessions.jsonl");
-    let log_s = log.to_string_lossy().into_owned();
-    let edge = client_edge(dir.path(), "NRT", "edge.db", &["--session-log", &log_s]);
+    let (edge, log) = logged_client_edge(dir.path(), &[]);
     let (creds, device_id) = enroll(&edge, dir.path());
     let origin = HttpOrigin::start("A");
     let socks = format!("127.0.0.1:{}", free_port());
@@ -255,9 +261,7 @@ fn the_client_reconnects_when_the_edge_comes_back() {
 #[test]
 fn egress_policies_pick_the_source_address_first_match_wins() {
     let dir = tempdir();
-    let log = dir.path().join("sessions.jsonl");
-    let log_s = log.to_string_lossy().into_owned();
-    let edge = client_edge(dir.path(), "NRT", "edge.db", &["--session-log", &log_s]);
+    let (edge, log) = logged_client_edge(dir.path(), &[]);
     let (creds, _) = enroll(&edge, dir.path()); // ana@example.com, group eng
                                                 // A destination that answers with the peer address it sees.
     let dst = peer_reporter("127.0.0.1:0");
@@ -403,9 +407,7 @@ fn egress_policies_pick_the_source_address_first_match_wins() {
 #[test]
 fn private_networks_route_through_the_tunnel_of_the_clients_vnet() {
     let dir = tempdir();
-    let log = dir.path().join("sessions.jsonl");
-    let log_s = log.to_string_lossy().into_owned();
-    let edge = client_edge(dir.path(), "NRT", "edge.db", &["--session-log", &log_s]);
+    let (edge, log) = logged_client_edge(dir.path(), &[]);
     let (creds, _) = enroll(&edge, dir.path());
     // A private destination that answers with the peer address it sees.
     let dst = match peer_reporter("127.0.0.1:0") {
@@ -740,9 +742,7 @@ fn udp_echo(ip: &str) -> std::net::SocketAddr {
 fn socks5_udp_associate_reaches_the_internet_and_private_networks() {
     use std::io::{Read, Write};
     let dir = tempdir();
-    let log = dir.path().join("sessions.jsonl");
-    let log_s = log.to_string_lossy().into_owned();
-    let edge = client_edge(dir.path(), "NRT", "edge.db", &["--session-log", &log_s]);
+    let (edge, log) = logged_client_edge(dir.path(), &[]);
     let (creds, _) = enroll(&edge, dir.path());
     let rules = dir.path().join("rules.json");
     std::fs::write(
@@ -1213,14 +1213,7 @@ fn flows_that_cannot_leave_are_logged_with_their_close_reason() {
     let dir = tempdir();
     // Every name is unknown to this DNS server.
     let dns = dns_server(|_, _| Vec::new()).to_string();
-    let log = dir.path().join("sessions.jsonl");
-    let log_s = log.to_string_lossy().into_owned();
-    let edge = client_edge(
-        dir.path(),
-        "NRT",
-        "edge.db",
-        &["--session-log", &log_s, "--dns-server", &dns],
-    );
+    let (edge, log) = logged_client_edge(dir.path(), &["--dns-server", &dns]);
     let (creds, _) = enroll(&edge, dir.path());
     let (_client, socks) = start_client(dir.path(), &creds);
     let echo = Origin::start(util::echo);

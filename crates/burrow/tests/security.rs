@@ -173,14 +173,7 @@ fn echo_once(s: &mut std::net::TcpStream, msg: &[u8]) {
 #[test]
 fn revoking_a_device_or_deleting_its_user_ends_live_sessions_within_2s() {
     let dir = tempdir();
-    let log = dir.path().join("sessions.jsonl");
-    let log_s = log.to_string_lossy().into_owned();
-    let edge = EdgeProc::start(
-        dir.path(),
-        "NRT",
-        "edge.db",
-        &["--session-log", &log_s, "--egress-allow", "127.0.0.1/32"],
-    );
+    let (edge, log) = logged_edge(dir.path(), &["--egress-allow", "127.0.0.1/32"]);
     let echo = Origin::start(util::echo);
     edge.admin(&["user", "add", "ana@example.com"]).unwrap();
     edge.admin(&["user", "add", "bo@example.com"]).unwrap();
@@ -437,14 +430,7 @@ fn a_device_cannot_reach_the_edge_host_or_its_listeners() {
 #[test]
 fn a_block_policy_refuses_the_flow_and_says_so() {
     let dir = tempdir();
-    let log = dir.path().join("sessions.jsonl");
-    let log_s = log.to_string_lossy().into_owned();
-    let edge = EdgeProc::start(
-        dir.path(),
-        "NRT",
-        "edge.db",
-        &["--session-log", &log_s, "--egress-allow", "127.0.0.0/8"],
-    );
+    let (edge, log) = logged_edge(dir.path(), &["--egress-allow", "127.0.0.0/8"]);
     let (a, b) = (Origin::start(util::echo), Origin::start(util::echo));
     edge.admin(&["user", "add", "ana@example.com"]).unwrap();
     let (creds, _) = enroll_device(&edge, dir.path(), "ana@example.com", "ana");

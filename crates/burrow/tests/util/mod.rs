@@ -778,6 +778,17 @@ pub fn session_records(log: &std::path::Path, n: usize) -> Vec<serde_json::Value
     }
 }
 
+/// An edge (colo `NRT`, state `edge.db` in `dir`) that writes its network
+/// session log to `dir/sessions.jsonl`; `extra` are more edge flags.
+/// Returns the edge and the log's path.
+pub fn logged_edge(dir: &Path, extra: &[&str]) -> (EdgeProc, PathBuf) {
+    let log = dir.join("sessions.jsonl");
+    let log_s = log.to_string_lossy().into_owned();
+    let mut args = vec!["--session-log", log_s.as_str()];
+    args.extend_from_slice(extra);
+    (EdgeProc::start(dir, "NRT", "edge.db", &args), log)
+}
+
 /// The IPv4 socket address of `addr` (panics on IPv6).
 pub fn v4(addr: SocketAddr) -> std::net::SocketAddrV4 {
     match addr {
