@@ -86,6 +86,15 @@ EOF
 [ -n "${SKIP_DIRECT:-}" ] || measure direct "$IPERF_PORT" "$ECHO_PORT"
 
 # --- burrow -----------------------------------------------------------------
+# app_create PORT ORIGIN-JSON: an app whose connection limits are above what
+# the benchmark holds (all its connections come from one source address,
+# and the default per-source limit is 256).
+app_create() {
+  local f=$WORK/app-$1.json
+  printf '{"protocol":"tcp/%s",%s,"max_connections":100000,"max_connections_per_ip":100000}\n' \
+    "$1" "$2" > "$f"
+  "$BURROW" app create --json "$f" >/dev/null
+}
 burrow_run() { # PROTOCOL
   local proto=$1 d=$WORK/burrow-$1
   start_edge "$d" --app-address 127.0.0.1
@@ -93,8 +102,8 @@ burrow_run() { # PROTOCOL
   "$BURROW" tunnel create bench --credentials-file "$d/bench.json" >/dev/null
   local ip ep
   ip=$(free_port); ep=$(free_port)
-  "$BURROW" app create --protocol "tcp/$ip" --tunnel bench --hostname iperf.bench >/dev/null
-  "$BURROW" app create --protocol "tcp/$ep" --tunnel bench --hostname echo.bench >/dev/null
+  app_create "$ip" '"origin_tunnel":{"tunnel":"bench","hostname":"iperf.bench"}'
+  app_create "$ep" '"origin_tunnel":{"tunnel":"bench","hostname":"echo.bench"}'
   cat > "$d/config.yml" <<EOF
 ingress:
   - hostname: iperf.bench
@@ -123,8 +132,8 @@ burrow_app_run() {
   local edge=$EDGE_PID
   local ip ep
   ip=$(free_port); ep=$(free_port)
-  "$BURROW" app create --protocol "tcp/$ip" --origin "tcp://127.0.0.1:$IPERF_PORT" >/dev/null
-  "$BURROW" app create --protocol "tcp/$ep" --origin "tcp://127.0.0.1:$ECHO_PORT" >/dev/null
+  app_create "$ip" "\"origin_direct\":[\"tcp://127.0.0.1:$IPERF_PORT\"]"
+  app_create "$ep" "\"origin_direct\":[\"tcp://127.0.0.1:$ECHO_PORT\"]"
   wait_echo "$ep"
   IDLE_N=$IDLE_APP measure "burrow app (direct)" "$ip" "$ep" "$edge"
   stop "$edge"
