@@ -277,6 +277,51 @@ where
 mod tests {
     use super::*;
 
+    /// A port nothing listens on (bound, then released).
+    fn closed_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_endpoint_is_tried_five_times_then_the_batch_is_dropped() {
+        let url = format!("http://127.0.0.1:{}/logs", closed_port());
+        let stats = LogpushStats::default();
+        let lp = Logpush::start(LogpushTarget::new(&url, None).unwrap(), stats.clone());
+        lp.push("{\"a\":1}");
+        lp.push("{\"a\":2}");
+        lp.flush_and_stop().await;
+        assert_eq!(stats.failed_requests.get(), u64::from(ATTEMPTS));
+        assert_eq!(stats.dropped.get(), 2);
+        assert_eq!(stats.sent.get(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_refusal_that_retrying_cannot_fix_is_not_retried() {
+        // An endpoint that answers every request 400.
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/logs", l.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut buf = vec![0u8; 65536];
+                let _ = s.read(&mut buf).await;
+                let _ = s
+                    .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    .await;
+            }
+        });
+        let stats = LogpushStats::default();
+        let lp = Logpush::start(LogpushTarget::new(&url, None).unwrap(), stats.clone());
+        lp.push("{\"a\":1}");
+        lp.flush_and_stop().await;
+        assert_eq!(stats.failed_requests.get(), 1);
+        assert_eq!(stats.dropped.get(), 1);
+    }
+
     #[test]
     fn targets_are_checked() {
         assert!(LogpushTarget::new("http://127.0.0.1:9/logs?token=x", None).is_ok());
