@@ -147,6 +147,19 @@ impl Tasks {
         });
     }
 
+    /// [`spawn_flow`](Self::spawn_flow), keeping `held` (a descriptor
+    /// permit, a connection slot) until the flow ends.
+    pub(crate) fn spawn_flow_holding<H, F>(&self, held: H, f: F)
+    where
+        H: Send + 'static,
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.spawn_flow(async move {
+            let _held = held;
+            f.await;
+        });
+    }
+
     /// Runs a background task.
     pub(crate) fn spawn<F>(&self, f: F) -> tokio::task::JoinHandle<F::Output>
     where

@@ -4,6 +4,7 @@
 
 use super::compiled::Compiled;
 use crate::context::Ctx;
+use burrow_transport::{BoxStream, EdgeConn};
 use std::net::SocketAddr;
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::warn;
@@ -54,4 +55,16 @@ pub(crate) async fn descriptor(ctx: &Ctx, listener: &'static str) -> OwnedSemaph
         .acquire_owned()
         .await
         .expect("the descriptor semaphore is never closed")
+}
+
+/// The next flow stream a client or peer opens on `conn`, with the
+/// descriptor permit (see [`descriptor`]) taken before it is accepted: the
+/// flow dials out. `None` when the connection ends.
+pub(crate) async fn accept_flow_stream(
+    ctx: &Ctx,
+    conn: &EdgeConn,
+    listener: &'static str,
+) -> Option<(OwnedSemaphorePermit, BoxStream)> {
+    let fds = descriptor(ctx, listener).await;
+    Some((fds, conn.accept_stream().await?))
 }

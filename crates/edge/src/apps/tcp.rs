@@ -69,9 +69,9 @@ pub(crate) async fn run_listener(
         let ctx2 = ctx.clone();
         let labels = crate::telemetry::metrics::FlowLabels::of(&app.spec);
         ctx.telemetry.metrics.flows.get_or_create(&labels).inc();
-        ctx.tasks.spawn_flow(
+        ctx.tasks.spawn_flow_holding(
+            (fds, slot),
             async move {
-                let _held = (fds, slot);
                 if let Err(reason) = proxy_flow(&ctx2, &app, client, peer, edge_port, flow_id).await
                 {
                     ctx2.telemetry

@@ -133,21 +133,10 @@ pub(crate) async fn serve(
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = conn.closed() => break,
-            // A descriptor permit before each stream: the flow dials out.
-            (fds, s) = async {
-                let fds = crate::apps::refusal::descriptor(&ctx, "peer").await;
-                (fds, conn.accept_stream().await)
-            } => match s {
-                Some(stream) => {
+            s = crate::apps::refusal::accept_flow_stream(&ctx, &conn, "peer") => match s {
+                Some((fds, stream)) => {
                     let span = tracing::info_span!("peer_flow", from_colo = %colo);
-                    let flow = egress(ctx.clone(), stream);
-                    ctx.tasks.spawn_flow(
-                        async move {
-                            let _fds = fds;
-                            flow.await;
-                        }
-                        .instrument(span),
-                    );
+                    ctx.tasks.spawn_flow_holding(fds, egress(ctx.clone(), stream).instrument(span));
                 }
                 None => break,
             },

@@ -64,13 +64,7 @@ pub(crate) async fn run(
         let tls = tls.clone();
         let span = tracing::info_span!("http", client = %peer);
         let conn = serve_conn(ctx2, client.clone(), tcp, peer, local.port(), tls);
-        ctx.tasks.spawn_flow(
-            async move {
-                let _fds = fds;
-                conn.await;
-            }
-            .instrument(span),
-        );
+        ctx.tasks.spawn_flow_holding(fds, conn.instrument(span));
     }
 }
 

@@ -164,21 +164,11 @@ pub(crate) async fn serve(
                 crate::tunnel::handshake::refuse(&mut control, &conn, RefuseCode::BadSecret, why.message()).await;
                 break;
             }
-            // A descriptor permit before each stream: the flow dials out.
-            (fds, s) = async {
-                let fds = crate::apps::refusal::descriptor(&ctx, "client").await;
-                (fds, conn.accept_stream().await)
-            } => match s {
-                Some(stream) => {
+            s = crate::apps::refusal::accept_flow_stream(&ctx, &conn, "client") => match s {
+                Some((fds, stream)) => {
                     let span = tracing::info_span!("client_flow", user = %identity.email);
                     let flow = flow::run(ctx.clone(), identity.clone(), stream, peer);
-                    ctx.tasks.spawn_flow(
-                        async move {
-                            let _fds = fds;
-                            flow.await;
-                        }
-                        .instrument(span),
-                    );
+                    ctx.tasks.spawn_flow_holding(fds, flow.instrument(span));
                 }
                 None => break,
             },
