@@ -182,6 +182,13 @@ where
                 }
             };
         buf.advance(head_len);
+        // Counted when the lean path takes the request, before its answer
+        // can reach the client.
+        ctx.telemetry
+            .metrics
+            .http_requests_by_path
+            .get_or_create(&crate::telemetry::metrics::PathLabels { path: "lean" })
+            .inc();
         let extra: &[(&str, &[u8])] = if close {
             &[("connection", b"close")]
         } else {
@@ -243,11 +250,6 @@ where
             .get_or_create(&crate::telemetry::metrics::StatusLabels::of(
                 http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::BAD_GATEWAY),
             ))
-            .inc();
-        ctx.telemetry
-            .metrics
-            .http_requests_by_path
-            .get_or_create(&crate::telemetry::metrics::PathLabels { path: "lean" })
             .inc();
         if done {
             let _ = io.shutdown().await;
