@@ -5,4 +5,5 @@
 pub(crate) mod dial;
 pub(crate) mod peer;
 pub(crate) mod peers;
+pub(crate) mod tcp;
 pub(crate) mod udp;

@@ -21,9 +21,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use subtle::ConstantTimeEq;
-use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn, Instrument};
+use tracing::{info, warn, Instrument};
 
 /// Time a peer has to answer a handed flow (it dials within 10 s).
 pub(crate) const ACCEPT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -195,11 +194,7 @@ pub(crate) async fn egress(ctx: Arc<Ctx>, mut stream: BoxStream) {
     {
         return;
     }
+    // The client's edge logs the session; here only the bytes move.
     let leftover = reader.into_leftover();
-    if !leftover.is_empty() && origin.write_all(&leftover).await.is_err() {
-        return;
-    }
-    if let Err(e) = burrow_transport::splice::splice(&mut stream, &mut origin).await {
-        debug!(error = %e, "peer flow ended with an error");
-    }
+    super::tcp::splice_out(&mut stream, leftover, &mut origin, bytes::BytesMut::new()).await;
 }

@@ -6,6 +6,7 @@ use super::identity::{split_host_port, Identity, HEADER_TIMEOUT};
 use super::private::private;
 use crate::context::Ctx;
 use crate::egress::dial::{dial, guard, refuse, resolve};
+use crate::egress::tcp::splice_out;
 use crate::egress::udp;
 use crate::telemetry::session_log::SessionRecord;
 use burrow_proto::close::{CloseReason, FlowError, Side};
@@ -15,7 +16,6 @@ use burrow_transport::BoxStream;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
-use tokio::io::AsyncWriteExt;
 use tracing::{debug, info, warn};
 
 /// One client flow: dial the destination, splice, log the session.
@@ -265,39 +265,6 @@ pub(crate) async fn leave(
         }
     }
     Err(last)
-}
-
-/// Splices a TCP flow; (close reason, bytes sent, bytes received).
-pub(crate) async fn splice_out<O>(
-    stream: &mut BoxStream,
-    leftover: bytes::BytesMut,
-    out: &mut O,
-    out_left: bytes::BytesMut,
-) -> (CloseReason, u64, u64)
-where
-    O: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    if !leftover.is_empty() && out.write_all(&leftover).await.is_err() {
-        return (CloseReason::Error, 0, 0);
-    }
-    if !out_left.is_empty() && stream.write_all(&out_left).await.is_err() {
-        return (CloseReason::Error, leftover.len() as u64, 0);
-    }
-    match burrow_transport::splice::splice(stream, out).await {
-        Ok((up, down)) => (
-            CloseReason::ClientOrOriginClosed,
-            up + leftover.len() as u64,
-            down + out_left.len() as u64,
-        ),
-        Err(e) => {
-            debug!(error = %e, "client flow ended with an error");
-            (
-                CloseReason::Error,
-                leftover.len() as u64,
-                out_left.len() as u64,
-            )
-        }
-    }
 }
 
 /// Whether the destination is served by this edge ("orange"): a hostname

@@ -11,8 +11,7 @@ use burrow_proto::{FlowKind, Frame};
 use burrow_transport::frames::{write_frame, FrameReader};
 use burrow_transport::BoxStream;
 use std::net::SocketAddr;
-use tokio::io::AsyncWriteExt;
-use tracing::{debug, info};
+use tracing::info;
 
 /// A flow into a private network: through a connector of `tunnel`, which
 /// dials `target` itself.
@@ -84,21 +83,9 @@ pub(crate) async fn private(
         ctx.telemetry.log_session(record);
         return;
     }
-    if !leftover.is_empty() && far.write_all(&leftover).await.is_err() {
-        return;
-    }
-    if !far_leftover.is_empty() && stream.write_all(&far_leftover).await.is_err() {
-        return;
-    }
-    match burrow_transport::splice::splice(&mut stream, &mut far).await {
-        Ok((up, down)) => {
-            record.bytes(up + leftover.len() as u64, down + far_leftover.len() as u64);
-            record.close(who.close_reason(CloseReason::ClientOrOriginClosed));
-        }
-        Err(e) => {
-            debug!(error = %e, "private-network flow ended with an error");
-            record.close(who.close_reason(CloseReason::Error));
-        }
-    }
+    let (reason, sent, received) =
+        crate::egress::tcp::splice_out(&mut stream, leftover, &mut far, far_leftover).await;
+    record.bytes(sent, received);
+    record.close(who.close_reason(reason));
     ctx.telemetry.log_session(record);
 }
