@@ -13,8 +13,9 @@ use std::path::PathBuf;
 #[command(name = "burrow", version, propagate_version = true)]
 pub(crate) struct Cli {
     /// Log level: error, warn, info, debug or trace (or a tracing filter).
-    #[arg(long, global = true, default_value = "info", env = "BURROW_LOGLEVEL")]
-    pub(crate) loglevel: String,
+    /// Wins over `loglevel:` in edge.yaml or config.yml. [default: info]
+    #[arg(long, global = true, env = "BURROW_LOGLEVEL")]
+    pub(crate) loglevel: Option<String>,
     /// Log format (`--output` is cloudflared's spelling).
     #[arg(long, alias = "output", global = true, value_enum, default_value_t = LogFormat::Text, env = "BURROW_LOG_FORMAT")]
     pub(crate) log_format: LogFormat,
@@ -39,7 +40,7 @@ pub(crate) enum LogFormat {
 pub(crate) enum Command {
     /// Run an edge node: the tunnel endpoint connectors dial, app listeners
     /// and the admin API.
-    Edge(Box<EdgeArgs>),
+    Edge(Box<burrow_config::edge::EdgeSettings>),
     /// Manage tunnels (through the edge admin API) and run a connector.
     Tunnel(TunnelArgs),
     /// Manage apps: edge TCP/UDP ports proxied to direct, DNS or tunnel origins.
@@ -551,123 +552,6 @@ pub(crate) enum AccessCommand {
         /// Rule id.
         id: String,
     },
-}
-
-#[derive(Args, Debug, Clone)]
-pub(crate) struct EdgeArgs {
-    /// YAML file with the same settings as these flags (flags win).
-    #[arg(long, env = "BURROW_EDGE_CONFIG")]
-    pub(crate) config: Option<PathBuf>,
-    /// Short name of this edge node, e.g. NRT. [default: LOCAL]
-    #[arg(long)]
-    pub(crate) colo: Option<String>,
-    /// Tunnel endpoint: QUIC on UDP and HTTP/2 over TLS on TCP, same port.
-    /// Port 0 picks a free port (logged). [default: 0.0.0.0:7844]
-    #[arg(long)]
-    pub(crate) listen: Option<String>,
-    /// Admin API and health endpoints. Keep it on loopback.
-    /// [default: 127.0.0.1:7845]
-    #[arg(long)]
-    pub(crate) admin: Option<String>,
-    /// SQLite state file, created on first start. Certificates and the
-    /// admin token go to a directory beside it (`edge.db` → `edge.d/`).
-    /// [default: ./burrow-edge.db]
-    #[arg(long)]
-    pub(crate) state: Option<PathBuf>,
-    /// Edge domain: TLS names are quic.<domain> and h2.<domain>.
-    /// [default: burrow.internal]
-    #[arg(long)]
-    pub(crate) edge_domain: Option<String>,
-    /// IPv4 addresses apps listen on, comma-separated; each app takes one
-    /// (chosen by its id) unless its edge_ips.connectivity is ipv6. Use
-    /// 0.0.0.0 for every interface. [default: 127.0.0.1]
-    #[arg(long, value_name = "IP[,IP...]")]
-    pub(crate) app_ipv4_pool: Option<String>,
-    /// IPv6 addresses apps listen on, comma-separated; each app takes one
-    /// unless its edge_ips.connectivity is ipv4. Give "" for none.
-    /// [default: ::1]
-    #[arg(long, value_name = "IP[,IP...]")]
-    pub(crate) app_ipv6_pool: Option<String>,
-    /// One address for every app (sets that family's pool and empties the
-    /// other); shorthand for the two pool flags.
-    #[arg(long, value_name = "IP", conflicts_with_all = ["app_ipv4_pool", "app_ipv6_pool"])]
-    pub(crate) app_address: Option<String>,
-    /// CA certificates (PEM) that origins of tls: strict apps must chain
-    /// to. [default: the system roots]
-    #[arg(long, value_name = "FILE")]
-    pub(crate) origin_ca: Option<PathBuf>,
-    /// DNS server (IP:PORT) for origin_dns names. [default: the system's
-    /// resolver configuration]
-    #[arg(long, value_name = "IP:PORT")]
-    pub(crate) dns_server: Option<String>,
-    /// How long open flows may finish after SIGTERM/SIGINT. [default: 30s]
-    #[arg(long)]
-    pub(crate) grace_period: Option<String>,
-    /// Let zero-trust clients reach CIDR although the built-in deny refuses
-    /// it (loopback, link-local, private ranges, this host's addresses).
-    /// Repeatable. DANGEROUS: clients then reach services on those
-    /// addresses as the edge host; the edge's own listeners stay refused.
-    #[arg(long = "egress-allow", value_name = "CIDR")]
-    pub(crate) egress_allow: Vec<String>,
-    /// Serve HTTP/2 only: no UDP listener.
-    #[arg(long)]
-    pub(crate) disable_quic: bool,
-    /// Public HTTP listener for hostnames routed to tunnels (`burrow route
-    /// dns`), e.g. 0.0.0.0:80. [default: off]
-    #[arg(long, value_name = "IP:PORT")]
-    pub(crate) http: Option<String>,
-    /// Public HTTPS listener (HTTP/1.1 and HTTP/2) for routed hostnames,
-    /// with the --cert-dir certificates chosen by SNI. [default: off]
-    #[arg(long, value_name = "IP:PORT")]
-    pub(crate) https: Option<String>,
-    /// Network session log of zero-trust client flows: one JSON object per
-    /// finished session (Gateway's field names), rotated at 64 MiB.
-    #[arg(long, value_name = "FILE")]
-    pub(crate) session_log: Option<PathBuf>,
-    /// Also send each session log record to this HTTP(S) endpoint: batches
-    /// of JSON lines in a POST (application/x-ndjson), up to 1,000 records
-    /// or 1 s apart, retried 5 times; drops are counted in
-    /// burrow_edge_logpush_records_dropped_total. A query string is kept
-    /// (and never logged), e.g. for a token.
-    #[arg(long, value_name = "URL")]
-    pub(crate) logpush_url: Option<String>,
-    /// A peer edge of another colo, for egress from that colo's dedicated
-    /// IPs (`burrow egress-ip add IP --colo KIX`): COLO=HOST:PORT, its
-    /// tunnel endpoint. Repeat for several. Needs --peer-secret-file.
-    #[arg(long = "peer", value_name = "COLO=HOST:PORT")]
-    pub(crate) peers: Vec<String>,
-    /// File holding the secret shared by all peer edges (at least 32
-    /// characters; the same file on every edge). Also lets this edge accept
-    /// flows from its peers.
-    #[arg(long, value_name = "FILE")]
-    pub(crate) peer_secret_file: Option<PathBuf>,
-    /// Where a colo is, for the default egress (flows no policy matches
-    /// leave with the dedicated IP of the nearest colo; without dedicated
-    /// IPs, users in a country with its own colo leave from that colo):
-    /// COLO=LAT,LON[,COUNTRY], e.g. NRT=35.76,140.38,JP. Repeat for each
-    /// colo, this one included.
-    #[arg(long = "colo-location", value_name = "COLO=LAT,LON[,CC]")]
-    pub(crate) colo_locations: Vec<String>,
-    /// CA certificate (PEM) of the peer edges' endpoints. [default: this
-    /// edge's own CA, i.e. edges that share a CA]
-    #[arg(long, value_name = "FILE")]
-    pub(crate) peer_ca: Option<PathBuf>,
-    /// CA certificates (PEM) to verify an https:// logpush endpoint with.
-    /// [default: the system roots]
-    #[arg(long, value_name = "FILE")]
-    pub(crate) logpush_ca: Option<PathBuf>,
-    /// Directory of certificates for apps that terminate TLS at the edge:
-    /// NAME.pem (chain) and NAME.key per hostname, chosen by SNI.
-    #[arg(long)]
-    pub(crate) cert_dir: Option<PathBuf>,
-    /// MaxMind-DB country file (GeoLite2-Country, DB-IP country lite) for
-    /// access rules with target country.
-    #[arg(long)]
-    pub(crate) geoip_country: Option<PathBuf>,
-    /// MaxMind-DB ASN file (GeoLite2-ASN, DB-IP ASN lite) for access rules
-    /// with target asn.
-    #[arg(long)]
-    pub(crate) geoip_asn: Option<PathBuf>,
 }
 
 /// Where the admin API is and how to authenticate.

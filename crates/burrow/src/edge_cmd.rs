@@ -1,9 +1,8 @@
 //! `burrow edge`: flags and `edge.yaml` resolved into an `EdgeConfig`, then
 //! the edge runs until SIGINT/SIGTERM.
 
-use crate::cli::EdgeArgs;
 use crate::config_err;
-use burrow_config::edge::{parse_edge_yaml, validate_colo, EdgeFile};
+use burrow_config::edge::{parse_edge_yaml, validate_colo, EdgeSettings};
 use burrow_edge::{AppPools, Edge, EdgeConfig};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -27,40 +26,33 @@ pub(crate) fn pki_dir_for(state: &Path) -> PathBuf {
     state.with_file_name(format!("{stem}.d"))
 }
 
-pub(crate) async fn resolve(a: EdgeArgs) -> anyhow::Result<EdgeConfig> {
-    let file = match &a.config {
+/// The flags over the `--config` file's settings (flags win, lists add).
+pub(crate) async fn settings(flags: &EdgeSettings) -> anyhow::Result<EdgeSettings> {
+    let file = match &flags.config {
         Some(p) => {
             let text = tokio::fs::read_to_string(p)
                 .await
                 .map_err(|e| config_err(format!("--config {}: {e}", p.display())))?;
             parse_edge_yaml(&text).map_err(|e| config_err(format!("{}: {e}", p.display())))?
         }
-        None => EdgeFile::default(),
+        None => EdgeSettings::default(),
     };
-    let colo = a.colo.or(file.colo).unwrap_or_else(|| "LOCAL".into());
+    Ok(flags.over(&file))
+}
+
+/// Checks merged settings and turns them into the edge's typed config,
+/// applying the defaults. Errors name the setting (flag and key alike).
+pub(crate) fn resolve(s: EdgeSettings) -> anyhow::Result<EdgeConfig> {
+    let colo = s.colo.unwrap_or_else(|| "LOCAL".into());
     validate_colo(&colo).map_err(|e| config_err(e.to_string()))?;
-    let listen = parse_addr(
-        "listen",
-        &a.listen
-            .or(file.listen)
-            .unwrap_or_else(|| "0.0.0.0:7844".into()),
-    )?;
-    let admin = parse_addr(
-        "admin",
-        &a.admin
-            .or(file.admin)
-            .unwrap_or_else(|| "127.0.0.1:7845".into()),
-    )?;
+    let listen = parse_addr("listen", s.listen.as_deref().unwrap_or("0.0.0.0:7844"))?;
+    let admin = parse_addr("admin", s.admin.as_deref().unwrap_or("127.0.0.1:7845"))?;
     if !admin.ip().is_loopback() {
         tracing::warn!(%admin, "the admin API listens beyond loopback; protect it with a firewall");
     }
-    let state = a
-        .state
-        .or(file.state)
-        .unwrap_or_else(|| "burrow-edge.db".into());
-    let edge_domain = a
+    let state = s.state.unwrap_or_else(|| "burrow-edge.db".into());
+    let edge_domain = s
         .edge_domain
-        .or(file.edge_domain)
         .unwrap_or_else(|| burrow_transport::pki::DEFAULT_EDGE_DOMAIN.into());
     if burrow_policy::host::HostPattern::parse(&edge_domain)
         .map(|p| !matches!(p, burrow_policy::host::HostPattern::Exact(_)))
@@ -70,47 +62,30 @@ pub(crate) async fn resolve(a: EdgeArgs) -> anyhow::Result<EdgeConfig> {
             "edge-domain: '{edge_domain}' is not a DNS name"
         )));
     }
-    let app_pools = app_pools(
-        a.app_address.or(file.app_address),
-        a.app_ipv4_pool.or(file.app_ipv4_pool),
-        a.app_ipv6_pool.or(file.app_ipv6_pool),
-    )?;
-    let logpush = match a.logpush_url.as_deref().or(file.logpush_url.as_deref()) {
-        Some(url) => {
-            let ca = a.logpush_ca.clone().or(file.logpush_ca.clone());
-            Some(burrow_edge::LogpushTarget::new(url, ca.as_deref()).map_err(config_err)?)
-        }
+    let app_pools = app_pools(s.app_address, s.app_ipv4_pool, s.app_ipv6_pool)?;
+    let logpush = match s.logpush_url.as_deref() {
+        Some(url) => Some(
+            burrow_edge::LogpushTarget::new(url, s.logpush_ca.as_deref()).map_err(config_err)?,
+        ),
         None => None,
     };
-    let mut peers = peer_config(
-        &a.peers,
-        a.peer_secret_file.as_deref(),
-        a.peer_ca.as_deref(),
-    )?;
-    peers.sites = a
-        .colo_locations
+    let mut peers = peer_config(&s.peer, s.peer_secret_file.as_deref(), s.peer_ca.as_deref())?;
+    peers.sites = s
+        .colo_location
         .iter()
-        .map(|s| colo_location(s))
+        .map(|l| colo_location(l))
         .collect::<anyhow::Result<_>>()?;
-    let dns_server = a
-        .dns_server
-        .or(file.dns_server)
-        .map(|s| parse_addr("dns-server", &s))
-        .transpose()?;
-    // Flags add to edge.yaml's list.
-    let mut egress_allow = file.egress_allow.clone();
-    egress_allow.extend(
-        burrow_config::edge::parse_egress_allow("--egress-allow", &a.egress_allow)
-            .map_err(|e| config_err(e.to_string()))?,
-    );
+    let egress_allow = burrow_config::edge::parse_egress_allow("egress-allow", &s.egress_allow)
+        .map_err(|e| config_err(e.to_string()))?;
     if !egress_allow.is_empty() {
-        tracing::warn!(ranges = ?egress_allow, "--egress-allow: zero-trust clients may reach these ranges through this edge, including services of this host on them");
+        tracing::warn!(ranges = ?egress_allow, "egress-allow: zero-trust clients may reach these ranges through this edge, including services of this host on them");
     }
-    let grace_period = match a.grace_period {
-        Some(g) => burrow_config::duration::parse(&g)
+    let grace_period = match &s.grace_period {
+        Some(g) => burrow_config::duration::parse(g)
             .map_err(|r| config_err(format!("grace-period: {r}")))?,
-        None => file.grace_period.unwrap_or(Duration::from_secs(30)),
+        None => Duration::from_secs(30),
     };
+    let addr = |field: &str, v: Option<String>| v.map(|v| parse_addr(field, &v)).transpose();
     Ok(EdgeConfig {
         colo,
         listen,
@@ -120,23 +95,15 @@ pub(crate) async fn resolve(a: EdgeArgs) -> anyhow::Result<EdgeConfig> {
         edge_domain,
         app_pools,
         grace_period,
-        disable_quic: a.disable_quic || file.disable_quic.unwrap_or(false),
-        geoip_country: a.geoip_country.or(file.geoip_country),
-        geoip_asn: a.geoip_asn.or(file.geoip_asn),
-        cert_dir: a.cert_dir.or(file.cert_dir),
-        origin_ca: a.origin_ca.or(file.origin_ca),
-        dns_server,
-        http: a
-            .http
-            .or(file.http)
-            .map(|s| parse_addr("http", &s))
-            .transpose()?,
-        https: a
-            .https
-            .or(file.https)
-            .map(|s| parse_addr("https", &s))
-            .transpose()?,
-        session_log: a.session_log.or(file.session_log),
+        disable_quic: s.disable_quic,
+        geoip_country: s.geoip_country,
+        geoip_asn: s.geoip_asn,
+        cert_dir: s.cert_dir,
+        origin_ca: s.origin_ca,
+        dns_server: addr("dns-server", s.dns_server)?,
+        http: addr("http", s.http)?,
+        https: addr("https", s.https)?,
+        session_log: s.session_log,
         logpush,
         peers,
         egress_allow,
@@ -260,9 +227,9 @@ fn app_pools(
     Ok(pools)
 }
 
-pub(crate) async fn run(a: EdgeArgs) -> anyhow::Result<()> {
-    let args = a.clone();
-    let cfg = resolve(a).await?;
+pub(crate) async fn run(flags: EdgeSettings) -> anyhow::Result<()> {
+    let merged = settings(&flags).await?;
+    let cfg = resolve(merged.clone())?;
     let state = cfg.state.clone();
     let edge = Edge::bind(cfg.clone()).await?;
     let info = edge.info().clone();
@@ -295,43 +262,17 @@ pub(crate) async fn run(a: EdgeArgs) -> anyhow::Result<()> {
         tracing::info!(path = %p.display(), "created");
     }
     let shutdown = crate::shutdown_on_signals();
-    tokio::spawn(reload_on_sighup(args, cfg, edge.reloader()));
+    tokio::spawn(reload_on_sighup(flags, merged, edge.reloader()));
     edge.run(shutdown).await;
     Ok(())
-}
-
-/// The settings of a resolved config, by key, for telling what a changed
-/// `edge.yaml` would change.
-fn settings(c: &EdgeConfig) -> Vec<(&'static str, String)> {
-    vec![
-        ("colo", c.colo.clone()),
-        ("listen", c.listen.to_string()),
-        ("admin", c.admin.to_string()),
-        ("state", c.state.display().to_string()),
-        ("edge-domain", c.edge_domain.clone()),
-        ("app pools", format!("{:?}", c.app_pools)),
-        ("grace-period", format!("{:?}", c.grace_period)),
-        ("disable-quic", c.disable_quic.to_string()),
-        ("geoip-country", format!("{:?}", c.geoip_country)),
-        ("geoip-asn", format!("{:?}", c.geoip_asn)),
-        ("cert-dir", format!("{:?}", c.cert_dir)),
-        ("origin-ca", format!("{:?}", c.origin_ca)),
-        ("dns-server", format!("{:?}", c.dns_server)),
-        ("http", format!("{:?}", c.http)),
-        ("https", format!("{:?}", c.https)),
-        ("session-log", format!("{:?}", c.session_log)),
-        ("logpush-url", format!("{:?}", c.logpush.is_some())),
-        ("peers", format!("{:?}", c.peers)),
-        ("egress-allow", format!("{:?}", c.egress_allow)),
-    ]
 }
 
 /// SIGHUP: reads `edge.yaml` again and says which changed settings need a
 /// restart, then reloads what can be reloaded in place (certificates in
 /// `--cert-dir`, `--origin-ca`, GeoIP files). Never ends the process.
 async fn reload_on_sighup(
-    args: EdgeArgs,
-    running: EdgeConfig,
+    flags: EdgeSettings,
+    running: EdgeSettings,
     reloader: burrow_edge::EdgeReloader,
 ) {
     use tokio::signal::unix::{signal, SignalKind};
@@ -344,13 +285,16 @@ async fn reload_on_sighup(
     };
     while hup.recv().await.is_some() {
         tracing::info!("SIGHUP received; reloading");
-        match resolve(args.clone()).await {
+        match settings(&flags)
+            .await
+            .and_then(|new| resolve(new.clone()).map(|_| new))
+        {
             Ok(new) => {
-                let old = settings(&running);
-                let changed: Vec<&str> = settings(&new)
-                    .iter()
-                    .zip(&old)
-                    .filter(|(n, o)| n.1 != o.1)
+                let changed: Vec<String> = new
+                    .entries()
+                    .into_iter()
+                    .zip(running.entries())
+                    .filter(|(n, o)| n != o)
                     .map(|(n, _)| n.0)
                     .collect();
                 if !changed.is_empty() {

@@ -45,8 +45,35 @@ pub(crate) fn config_err(msg: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(ConfigProblem(msg.into()))
 }
 
+/// `loglevel:` from the config file of `burrow edge --config` or `burrow
+/// tunnel run --config`, when --loglevel is not given. Read before the
+/// runtime starts; a file that does not load is reported by the command.
+fn file_loglevel(command: &cli::Command) -> Option<String> {
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).ok();
+    match command {
+        cli::Command::Edge(a) => {
+            burrow_config::edge::parse_edge_yaml(&read(a.config.as_deref()?)?)
+                .ok()?
+                .loglevel
+        }
+        cli::Command::Tunnel(t) => match &t.command {
+            cli::TunnelCommand::Run(r) => {
+                burrow_config::connector::parse_connector_yaml(&read(r.config.as_deref()?)?)
+                    .ok()?
+                    .log_level
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 fn init_logging(args: &cli::Cli) -> anyhow::Result<()> {
-    let level = &args.loglevel;
+    let level = args
+        .loglevel
+        .clone()
+        .or_else(|| file_loglevel(&args.command))
+        .unwrap_or_else(|| "info".into());
     let filter = tracing_subscriber::EnvFilter::try_new(format!(
         "{level},h2=warn,hyper=warn,quinn=warn,quinn_proto=warn,rustls=warn,sqlx=warn"
     ))

@@ -158,14 +158,33 @@ fn edge_reads_its_settings_from_a_yaml_file_and_rejects_unknown_keys() {
     let dir = tempdir();
     std::fs::write(
         dir.path().join("edge.yaml"),
-        "colo: KIX\nlisten: 127.0.0.1:0\nadmin: 127.0.0.1:0\nstate: ./from-file.db\ngrace-period: 1s\n",
+        "colo: KIX\nlisten: 127.0.0.1:0\nadmin: 127.0.0.1:0\nstate: ./from-file.db\ngrace-period: 1s\n\
+         loglevel: debug\negress-allow: [10.9.0.0/16]\n",
     )
     .unwrap();
-    let p = Proc::spawn(dir.path(), "edge", &["edge", "--config", "edge.yaml"]);
+    let p = Proc::spawn(
+        dir.path(),
+        "edge",
+        &[
+            "edge",
+            "--config",
+            "edge.yaml",
+            "--egress-allow",
+            "192.0.2.0/24",
+        ],
+    );
     p.wait_line("burrow edge KIX ready", Duration::from_secs(30));
     let ca = p.wait_line("edge CA:", Duration::from_secs(5));
     assert!(ca.contains("from-file.d/ca.pem (created)"), "{ca}");
     assert!(dir.path().join("from-file.db").exists());
+    // `loglevel:` applies when --loglevel is not given; a repeated flag
+    // adds to the file's list.
+    p.wait_log("DEBUG", Duration::from_secs(5));
+    let allow = p.wait_log("egress-allow:", Duration::from_secs(5));
+    assert!(
+        allow.contains("10.9.0.0/16") && allow.contains("192.0.2.0/24"),
+        "{allow}"
+    );
 
     std::fs::write(dir.path().join("bad.yaml"), "colo: KIX\nlisten_addr: 1\n").unwrap();
     let out = std::process::Command::new(BIN)
