@@ -160,7 +160,7 @@ pub(crate) fn path_segment(field: &str, s: &str) -> anyhow::Result<String> {
 }
 
 /// Prints an API answer as indented JSON.
-pub(crate) fn print_json(v: &Value) -> anyhow::Result<()> {
+pub(crate) fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }

@@ -5,9 +5,10 @@ use crate::admin_client::{path_segment, print_json, AdminClient};
 use crate::cli::{AdminConn, AppCommand, AppCreate, TunnelCommand};
 use crate::config_err;
 use burrow_config::api::{
-    AccessRuleInfo, CreateAccessRule, CreateTunnel, CreateUser, DeviceInfo, EnrollDevice,
+    AccessRuleInfo, AppInfo, CreateAccessRule, CreateTunnel, CreateUser, DeviceInfo, EnrollDevice,
     TunnelInfo, UserInfo,
 };
+use burrow_config::app::{RawApp, RawDns, RawEdgeIps, RawOriginDns, RawOriginTunnel};
 use burrow_config::credentials::Credentials;
 use http::Method;
 use serde_json::{json, Value};
@@ -240,83 +241,80 @@ pub(crate) async fn app(admin: AdminConn, cmd: AppCommand) -> anyhow::Result<()>
                             "--protocol: required (tcp/PORT or tcp/A-B), or give --json FILE",
                         )
                     })?;
-                    let mut body = json!({ "protocol": protocol });
+                    let mut body = RawApp {
+                        protocol,
+                        ip_firewall,
+                        proxy_protocol,
+                        tls,
+                        dns: dns_name.map(|name| RawDns {
+                            kind: "CNAME".into(),
+                            name,
+                        }),
+                        edge_ips: connectivity.map(|connectivity| RawEdgeIps {
+                            kind: "dynamic".into(),
+                            connectivity,
+                        }),
+                        ..RawApp::default()
+                    };
                     match (tunnel, origin.is_empty(), origin_dns) {
-                        (Some(t), true, None) => {
-                            body["origin_tunnel"] =
-                                json!({ "tunnel": t, "hostname": hostname.unwrap_or_default() });
+                        (Some(tunnel), true, None) => {
+                            body.origin_tunnel = Some(RawOriginTunnel {
+                                tunnel,
+                                hostname: hostname.unwrap_or_default(),
+                            });
                         }
-                        (None, false, None) => body["origin_direct"] = json!(origin),
+                        (None, false, None) => body.origin_direct = Some(origin),
                         (None, true, Some(name)) => {
-                            body["origin_dns"] = json!({ "name": name });
-                            if let Some(ttl) = origin_dns_ttl {
-                                body["origin_dns"]["ttl"] = json!(ttl);
-                            }
-                            body["origin_port"] = json!(origin_port.unwrap_or_default());
+                            body.origin_dns = Some(RawOriginDns {
+                                name,
+                                ttl: origin_dns_ttl,
+                            });
+                            body.origin_port = Some(json!(origin_port.unwrap_or_default()));
                         }
                         _ => return Err(config_err(
                             "give one of --tunnel NAME (with --hostname), --origin tcp://IP:PORT or --origin-dns NAME --origin-port PORT",
                         )),
                     }
-                    if let Some(name) = dns_name {
-                        body["dns"] = json!({ "type": "CNAME", "name": name });
-                    }
-                    if let Some(c) = connectivity {
-                        body["edge_ips"] = json!({ "type": "dynamic", "connectivity": c });
-                    }
-                    if let Some(p) = proxy_protocol {
-                        body["proxy_protocol"] = json!(p);
-                    }
-                    if ip_firewall {
-                        body["ip_firewall"] = json!(true);
-                    }
-                    if let Some(t) = tls {
-                        body["tls"] = json!(t);
-                    }
-                    body
+                    serde_json::to_value(body)?
                 }
             };
-            let v = client.ok(Method::POST, "/api/v1/apps", Some(body)).await?;
-            println!("Created app {}", v["id"].as_str().unwrap_or(""));
-            for addr in v["listen"].as_array().cloned().unwrap_or_default() {
-                println!("listen: {}", addr.as_str().unwrap_or(""));
+            let app: AppInfo = client
+                .typed(Method::POST, "/api/v1/apps", Some(&body))
+                .await?;
+            println!("Created app {}", app.id);
+            for addr in app.listen {
+                println!("listen: {addr}");
             }
         }
         AppCommand::List { json } => {
-            let v = client.ok(Method::GET, "/api/v1/apps", None).await?;
+            let list: Vec<AppInfo> = client
+                .typed(Method::GET, "/api/v1/apps", None::<&()>)
+                .await?;
             if json {
-                return print_json(&v);
+                return print_json(&list);
             }
-            let list = v.as_array().cloned().unwrap_or_default();
             if list.is_empty() {
                 println!(
                     "No apps. Create one with: burrow app create --protocol tcp/PORT --tunnel NAME"
                 );
             }
             for a in list {
-                let origin = if let Some(t) = a.get("origin_tunnel") {
-                    format!(
-                        "tunnel {} hostname {}",
-                        t["tunnel"].as_str().unwrap_or(""),
-                        t["hostname"].as_str().unwrap_or("")
-                    )
-                } else if let Some(d) = a.get("origin_direct") {
-                    format!("direct {d}")
-                } else if let Some(d) = a.get("origin_dns") {
-                    format!(
-                        "dns {} port {}",
-                        d["name"].as_str().unwrap_or(""),
-                        a["origin_port"]
-                    )
+                let s = &a.spec;
+                let origin = if let Some(t) = &s.origin_tunnel {
+                    format!("tunnel {} hostname {}", t.tunnel, t.hostname)
+                } else if let Some(d) = &s.origin_direct {
+                    format!("direct {}", d.join(","))
+                } else if let Some(d) = &s.origin_dns {
+                    let port = s.origin_port.as_ref().map(ToString::to_string);
+                    format!("dns {} port {}", d.name, port.unwrap_or_default())
                 } else {
                     String::new()
                 };
-                let listen = a["listen"].as_array().map_or(0, Vec::len);
                 println!(
                     "{}  {}  listening on {} port(s)  {}",
-                    a["id"].as_str().unwrap_or(""),
-                    a["protocol"].as_str().unwrap_or(""),
-                    listen,
+                    a.id,
+                    s.protocol,
+                    a.listen.len(),
                     origin
                 );
             }
@@ -324,18 +322,17 @@ pub(crate) async fn app(admin: AdminConn, cmd: AppCommand) -> anyhow::Result<()>
         AppCommand::Update { id, json: path } => {
             let id = path_segment("ID", &id)?;
             let body = read_json_body(&path).await?;
-            let v = client
-                .ok(Method::PUT, &format!("/api/v1/apps/{id}"), Some(body))
+            let app: AppInfo = client
+                .typed(Method::PUT, &format!("/api/v1/apps/{id}"), Some(&body))
                 .await?;
-            println!("Updated app {}", v["id"].as_str().unwrap_or(""));
+            println!("Updated app {}", app.id);
         }
         AppCommand::Get { id } => {
             let id = path_segment("ID", &id)?;
-            print_json(
-                &client
-                    .ok(Method::GET, &format!("/api/v1/apps/{id}"), None)
-                    .await?,
-            )?;
+            let app: AppInfo = client
+                .typed(Method::GET, &format!("/api/v1/apps/{id}"), None::<&()>)
+                .await?;
+            print_json(&app)?;
         }
         AppCommand::Delete { id } => {
             let id = path_segment("ID", &id)?;
@@ -395,7 +392,22 @@ pub(crate) async fn user(admin: AdminConn, cmd: crate::cli::UserCommand) -> anyh
                 .await?;
             println!("Added user {}", v.email);
         }
-        UserCommand::List => print_json(&client.ok(Method::GET, "/api/v1/users", None).await?)?,
+        UserCommand::List { json } => {
+            let list: Vec<UserInfo> = client
+                .typed(Method::GET, "/api/v1/users", None::<&()>)
+                .await?;
+            if json {
+                return print_json(&list);
+            }
+            if list.is_empty() {
+                println!("No users. Add one with: burrow user add EMAIL --group GROUP");
+                return Ok(());
+            }
+            println!("EMAIL\tGROUPS\tCREATED");
+            for u in list {
+                println!("{}\t{}\t{}", u.email, u.groups.join(","), ts(u.created_at));
+            }
+        }
         UserCommand::Delete { email } => {
             let email = burrow_config::identity::validate_email("EMAIL", &email)
                 .map_err(|e| config_err(e.to_string()))?;
@@ -441,7 +453,31 @@ pub(crate) async fn device(admin: AdminConn, cmd: crate::cli::DeviceCommand) -> 
                 path.display()
             );
         }
-        DeviceCommand::List => print_json(&client.ok(Method::GET, "/api/v1/devices", None).await?)?,
+        DeviceCommand::List { json } => {
+            let list: Vec<DeviceInfo> = client
+                .typed(Method::GET, "/api/v1/devices", None::<&()>)
+                .await?;
+            if json {
+                return print_json(&list);
+            }
+            if list.is_empty() {
+                println!(
+                    "No devices. Enroll one with: burrow device enroll --user EMAIL --name NAME"
+                );
+                return Ok(());
+            }
+            println!("ID\tUSER\tNAME\tSTATE\tENROLLED");
+            for d in list {
+                let state = if d.revoked { "revoked" } else { "active" };
+                println!(
+                    "{}\t{}\t{}\t{state}\t{}",
+                    d.id,
+                    d.user_email,
+                    d.name,
+                    ts(d.created_at)
+                );
+            }
+        }
         DeviceCommand::Revoke { id } => {
             let id = path_segment("ID", &id)?;
             client

@@ -308,8 +308,12 @@ pub(crate) enum UserCommand {
         #[arg(long = "group")]
         groups: Vec<String>,
     },
-    /// List users.
-    List,
+    /// List users: email, groups, created (UTC).
+    List {
+        /// Print the admin API's JSON instead.
+        #[arg(long)]
+        json: bool,
+    },
     /// Delete a user and their devices.
     Delete {
         /// Email address.
@@ -339,8 +343,12 @@ pub(crate) enum DeviceCommand {
         #[arg(long)]
         credentials_file: Option<PathBuf>,
     },
-    /// List devices.
-    List,
+    /// List devices: id, owner, name, state, enrolled (UTC).
+    List {
+        /// Print the admin API's JSON instead.
+        #[arg(long)]
+        json: bool,
+    },
     /// Revoke a device: it is refused from now on.
     Revoke {
         /// Device id.

@@ -6,15 +6,11 @@ use crate::admin_client::{path_segment, print_json, AdminClient};
 use crate::cli::{AdminConn, EgressIpCommand, IpRouteCommand, VnetCommand};
 use crate::config_err;
 use burrow_config::api::{
-    CreateEgressIp, CreateRoute, EgressIpInfo, IpRouteInfo, RouteInfo, VnetInfo,
+    CreateEgressIp, CreateIpRoute, CreateRoute, CreateVnet, EgressIpInfo, IpRouteInfo, RouteInfo,
+    VnetAccess, VnetInfo,
 };
 use burrow_policy::ip_routes::{parse_network, IpRoute, IpRouteTable};
 use http::Method;
-use serde_json::{json, Value};
-
-fn s<'a>(v: &'a Value, k: &str) -> &'a str {
-    v[k].as_str().unwrap_or("")
-}
 
 pub(crate) async fn vnet(admin: AdminConn, cmd: VnetCommand) -> anyhow::Result<()> {
     let client = AdminClient::new(&admin).await?;
@@ -26,20 +22,18 @@ pub(crate) async fn vnet(admin: AdminConn, cmd: VnetCommand) -> anyhow::Result<(
             allow_users,
             allow_groups,
         } => {
-            let v = client
-                .ok(
-                    Method::POST,
-                    "/api/v1/vnets",
-                    Some(json!({"name": name, "comment": comment, "default": default,
-                                "allow_users": allow_users, "allow_groups": allow_groups})),
-                )
+            let body = CreateVnet {
+                name,
+                comment,
+                default,
+                allow_users,
+                allow_groups,
+            };
+            let v: VnetInfo = client
+                .typed(Method::POST, "/api/v1/vnets", Some(&body))
                 .await?;
             let note = if default { " (now the default)" } else { "" };
-            println!(
-                "Added virtual network {} ({}){note}",
-                s(&v, "name"),
-                s(&v, "id")
-            );
+            println!("Added virtual network {} ({}){note}", v.name, v.id);
         }
         VnetCommand::Allow {
             name,
@@ -47,27 +41,28 @@ pub(crate) async fn vnet(admin: AdminConn, cmd: VnetCommand) -> anyhow::Result<(
             groups,
         } => {
             let seg = path_segment("NAME", &name)?;
-            let v = client
-                .ok(
+            let body = VnetAccess { users, groups };
+            let v: VnetInfo = client
+                .typed(
                     Method::PUT,
                     &format!("/api/v1/vnets/{seg}/access"),
-                    Some(json!({"users": users, "groups": groups})),
+                    Some(&body),
                 )
                 .await?;
             println!(
-                "Virtual network {} may be used by users {} and groups {}",
-                s(&v, "name"),
-                v["allow_users"],
-                v["allow_groups"]
+                "Virtual network {} may be used by users {:?} and groups {:?}",
+                v.name, v.allow_users, v.allow_groups
             );
         }
         VnetCommand::List { json } => {
-            let v = client.ok(Method::GET, "/api/v1/vnets", None).await?;
+            let list: Vec<VnetInfo> = client
+                .typed(Method::GET, "/api/v1/vnets", None::<&()>)
+                .await?;
             if json {
-                return print_json(&v);
+                return print_json(&list);
             }
             println!("NAME\tDEFAULT\tID\tCOMMENT");
-            for n in serde_json::from_value::<Vec<VnetInfo>>(v)? {
+            for n in list {
                 let d = if n.default { "yes" } else { "" };
                 println!("{}\t{d}\t{}\t{}", n.name, n.id, n.comment);
             }
@@ -106,27 +101,30 @@ pub(crate) async fn ip_route(client: &AdminClient, cmd: IpRouteCommand) -> anyho
             vnet,
             comment,
         } => {
-            let v = client
-                .ok(
-                    Method::POST,
-                    "/api/v1/ip-routes",
-                    Some(json!({"network": network, "tunnel": tunnel, "vnet": vnet, "comment": comment})),
-                )
+            let body = CreateIpRoute {
+                network,
+                tunnel,
+                vnet,
+                comment,
+            };
+            let r: IpRouteInfo = client
+                .typed(Method::POST, "/api/v1/ip-routes", Some(&body))
                 .await?;
             println!(
                 "Routed {} to tunnel {} ({}) in virtual network {}",
-                s(&v, "network"),
-                s(&v, "tunnel"),
-                s(&v, "tunnel_id"),
-                s(&v, "vnet")
+                r.network,
+                r.tunnel.unwrap_or_default(),
+                r.tunnel_id,
+                r.vnet.unwrap_or_default()
             );
         }
         IpRouteCommand::List { json } => {
-            let v = client.ok(Method::GET, "/api/v1/ip-routes", None).await?;
+            let list: Vec<IpRouteInfo> = client
+                .typed(Method::GET, "/api/v1/ip-routes", None::<&()>)
+                .await?;
             if json {
-                return print_json(&v);
+                return print_json(&list);
             }
-            let list: Vec<IpRouteInfo> = serde_json::from_value(v)?;
             if list.is_empty() {
                 println!("No IP routes. Add one with: burrow route ip add 10.0.0.0/8 TUNNEL");
                 return Ok(());
@@ -144,32 +142,33 @@ pub(crate) async fn ip_route(client: &AdminClient, cmd: IpRouteCommand) -> anyho
             }
         }
         IpRouteCommand::Get { ip, vnet } => {
-            let routes = client.ok(Method::GET, "/api/v1/ip-routes", None).await?;
-            let vnets = client.ok(Method::GET, "/api/v1/vnets", None).await?;
+            let routes: Vec<IpRouteInfo> = client
+                .typed(Method::GET, "/api/v1/ip-routes", None::<&()>)
+                .await?;
+            let vnets: Vec<VnetInfo> = client
+                .typed(Method::GET, "/api/v1/vnets", None::<&()>)
+                .await?;
             let vnet = match vnet {
                 Some(v) => v,
                 None => vnets
-                    .as_array()
                     .into_iter()
-                    .flatten()
-                    .find(|v| v["default"].as_bool() == Some(true))
-                    .map(|v| s(v, "name").to_owned())
+                    .find(|v| v.default)
+                    .map(|v| v.name)
                     .unwrap_or_default(),
             };
-            let list = routes.as_array().cloned().unwrap_or_default();
-            let table = IpRouteTable::new(list.iter().filter_map(|r| {
+            let table = IpRouteTable::new(routes.into_iter().filter_map(|r| {
                 Some(IpRoute {
-                    vnet: s(r, "vnet").to_owned(),
-                    network: parse_network(s(r, "network")).ok()?,
-                    target: r.clone(),
+                    vnet: r.vnet.clone().unwrap_or_default(),
+                    network: parse_network(&r.network).ok()?,
+                    target: r,
                 })
             }));
             match table.lookup(&vnet, ip) {
                 Some(r) => println!(
                     "{ip} in virtual network {vnet}: route {} → tunnel {} ({})",
                     r.network,
-                    s(&r.target, "tunnel"),
-                    s(&r.target, "tunnel_id")
+                    r.target.tunnel.as_deref().unwrap_or(""),
+                    r.target.tunnel_id
                 ),
                 None => println!(
                     "{ip} in virtual network {vnet}: no route; flows go to the Internet under the egress policies"
@@ -200,12 +199,14 @@ pub(crate) async fn egress_ip(admin: AdminConn, cmd: EgressIpCommand) -> anyhow:
             println!("Egress IP {} belongs to colo {}", v.ip, v.colo);
         }
         EgressIpCommand::List { json } => {
-            let v = client.ok(Method::GET, "/api/v1/egress-ips", None).await?;
+            let list: Vec<EgressIpInfo> = client
+                .typed(Method::GET, "/api/v1/egress-ips", None::<&()>)
+                .await?;
             if json {
-                return print_json(&v);
+                return print_json(&list);
             }
             println!("IP\tCOLO");
-            for e in serde_json::from_value::<Vec<EgressIpInfo>>(v)? {
+            for e in list {
                 println!("{}\t{}", e.ip, e.colo);
             }
         }
@@ -239,21 +240,18 @@ pub(crate) async fn route(admin: AdminConn, cmd: crate::cli::RouteCommand) -> an
             );
         }
         RouteCommand::List { json } => {
-            let v = client.ok(Method::GET, "/api/v1/routes", None).await?;
+            let list: Vec<RouteInfo> = client
+                .typed(Method::GET, "/api/v1/routes", None::<&()>)
+                .await?;
             if json {
-                return print_json(&v);
+                return print_json(&list);
             }
-            let list = v.as_array().cloned().unwrap_or_default();
             if list.is_empty() {
                 println!("No routes. Add one with: burrow route dns TUNNEL HOSTNAME");
             }
             for r in list {
-                println!(
-                    "{}\t{}\t{}",
-                    r["hostname"].as_str().unwrap_or(""),
-                    r["tunnel"].as_str().unwrap_or("-"),
-                    r["tunnel_id"].as_str().unwrap_or("")
-                );
+                let tunnel = r.tunnel.as_deref().unwrap_or("-");
+                println!("{}\t{tunnel}\t{}", r.hostname, r.tunnel_id);
             }
         }
         RouteCommand::Delete { hostname } => {

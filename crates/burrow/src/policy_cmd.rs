@@ -4,18 +4,18 @@
 
 use crate::cli::PolicyCommand;
 use crate::config_err;
+use burrow_config::api::{AddPolicyRule, MovePolicyRule, PoliciesChanged, PoliciesSet};
+use burrow_config::egress::{RawAction, RawRule, RawSelector};
 use burrow_policy::egress::{decide, explain, lint, Facts, Finding, Protocol};
-use serde_json::json;
 
 pub(crate) async fn run(admin: crate::cli::AdminConn, cmd: PolicyCommand) -> anyhow::Result<()> {
     let file = match cmd {
         PolicyCommand::Show => {
             let client = crate::admin_client::AdminClient::new(&admin).await?;
-            let v = client
-                .ok(http::Method::GET, "/api/v1/policies", None)
+            let rules: Vec<RawRule> = client
+                .typed(http::Method::GET, "/api/v1/policies", None::<&()>)
                 .await?;
-            println!("{}", serde_json::to_string_pretty(&v)?);
-            return Ok(());
+            return crate::admin_client::print_json(&rules);
         }
         PolicyCommand::Set { file } => {
             let text = tokio::fs::read_to_string(&file)
@@ -24,12 +24,12 @@ pub(crate) async fn run(admin: crate::cli::AdminConn, cmd: PolicyCommand) -> any
             let body: serde_json::Value = serde_json::from_str(&text)
                 .map_err(|e| config_err(format!("{}: {e}", file.display())))?;
             let client = crate::admin_client::AdminClient::new(&admin).await?;
-            let v = client
-                .ok(http::Method::PUT, "/api/v1/policies", Some(body))
+            let set: PoliciesSet = client
+                .typed(http::Method::PUT, "/api/v1/policies", Some(&body))
                 .await?;
-            println!("Egress policies set: {} rules", v["rules"]);
-            for f in v["lint"].as_array().cloned().unwrap_or_default() {
-                println!("lint: {}", f.as_str().unwrap_or(""));
+            println!("Egress policies set: {} rules", set.rules);
+            for f in set.lint {
+                println!("lint: {f}");
             }
             return Ok(());
         }
@@ -130,65 +130,57 @@ fn rule_json(a: &crate::cli::PolicyAdd) -> anyhow::Result<serde_json::Value> {
     if let Some(j) = &a.json {
         return serde_json::from_str(j).map_err(|e| config_err(format!("--json: {e}")));
     }
-    let mut selector = serde_json::Map::new();
-    for (key, values) in [
-        ("emails", &a.emails),
-        ("groups", &a.groups),
-        ("devices", &a.devices),
-        ("src", &a.src),
-        ("dst", &a.dst),
-        ("ports", &a.ports),
-        ("protocols", &a.protocols),
-        ("hostnames", &a.hostnames),
-        ("vnets", &a.vnets),
-    ] {
-        if !values.is_empty() {
-            selector.insert(key.into(), json!(values));
-        }
-    }
-    if let Some(v) = &a.ip_version {
-        selector.insert("ip_version".into(), json!(v));
-    }
-    if let Some(p) = a.proxied {
-        selector.insert("proxied".into(), json!(p));
-    }
     let action = match &a.dedicated {
-        None if a.block => json!({"type": "block"}),
-        None => json!({"type": "default"}),
-        Some(primary) => {
-            let mut d = json!({"type": "dedicated", "primary_ipv4": primary});
-            if let Some(s) = &a.secondary {
-                d["secondary_ipv4"] = json!(s);
-            }
-            if let Some(r) = &a.ipv6_range {
-                d["ipv6_range"] = json!(r);
-            }
-            d
-        }
+        None if a.block => RawAction {
+            kind: "block".into(),
+            ..RawAction::default()
+        },
+        None => RawAction {
+            kind: "default".into(),
+            ..RawAction::default()
+        },
+        Some(primary) => RawAction {
+            kind: "dedicated".into(),
+            primary_ipv4: Some(primary.clone()),
+            secondary_ipv4: a.secondary.clone(),
+            ipv6_range: a.ipv6_range.clone(),
+        },
     };
-    Ok(json!({"id": a.id, "name": a.name, "selector": selector, "action": action}))
+    let rule = RawRule {
+        id: a.id.clone().unwrap_or_default(),
+        name: a.name.clone(),
+        selector: RawSelector {
+            emails: a.emails.clone(),
+            groups: a.groups.clone(),
+            devices: a.devices.clone(),
+            src: a.src.clone(),
+            dst: a.dst.clone(),
+            ports: a.ports.clone(),
+            protocols: a.protocols.clone(),
+            hostnames: a.hostnames.clone(),
+            ip_version: a.ip_version.clone(),
+            proxied: a.proxied,
+            vnets: a.vnets.clone(),
+        },
+        action,
+    };
+    Ok(serde_json::to_value(rule)?)
 }
 
 /// One line per rule: position, id, name, selector, action.
-fn print_rules(rules: &serde_json::Value) {
-    let list = rules.as_array().cloned().unwrap_or_default();
-    if list.is_empty() {
+fn print_rules(rules: &[RawRule]) {
+    if rules.is_empty() {
         println!("No egress policies: every flow takes the default egress.");
         return;
     }
-    for (i, r) in list.iter().enumerate() {
-        let sel = r
-            .get("selector")
-            .filter(|s| s.as_object().is_some_and(|o| !o.is_empty()))
-            .map_or_else(|| "any flow".to_owned(), |s| s.to_string());
-        println!(
-            "{}\t{}\t{}\t{}\t{}",
-            i + 1,
-            r["id"].as_str().unwrap_or(""),
-            r["name"].as_str().unwrap_or(""),
-            sel,
-            r["action"]
-        );
+    for (i, r) in rules.iter().enumerate() {
+        let sel = if r.selector.is_empty() {
+            "any flow".to_owned()
+        } else {
+            serde_json::to_string(&r.selector).unwrap_or_default()
+        };
+        let action = serde_json::to_string(&r.action).unwrap_or_default();
+        println!("{}\t{}\t{}\t{sel}\t{action}", i + 1, r.id, r.name);
     }
 }
 
@@ -198,43 +190,37 @@ async fn edit(admin: crate::cli::AdminConn, cmd: PolicyCommand) -> anyhow::Resul
     let seg = |id: &str| crate::admin_client::path_segment("ID", id);
     let v = match cmd {
         PolicyCommand::List => {
-            let v = client.ok(Method::GET, "/api/v1/policies", None).await?;
-            print_rules(&v);
+            let rules: Vec<RawRule> = client
+                .typed(Method::GET, "/api/v1/policies", None::<&()>)
+                .await?;
+            print_rules(&rules);
             return Ok(());
         }
         PolicyCommand::Add(a) => {
-            let rule = rule_json(&a)?;
+            let body = AddPolicyRule {
+                rule: rule_json(&a)?,
+                position: a.position,
+            };
             client
-                .ok(
-                    Method::POST,
-                    "/api/v1/policies/rules",
-                    Some(json!({"rule": rule, "position": a.position})),
-                )
+                .typed(Method::POST, "/api/v1/policies/rules", Some(&body))
                 .await?
         }
         PolicyCommand::Move { id, position } => {
+            let path = format!("/api/v1/policies/rules/{}/move", seg(&id)?);
             client
-                .ok(
-                    Method::POST,
-                    &format!("/api/v1/policies/rules/{}/move", seg(&id)?),
-                    Some(json!({"position": position})),
-                )
+                .typed(Method::POST, &path, Some(&MovePolicyRule { position }))
                 .await?
         }
         PolicyCommand::Delete { id } => {
-            client
-                .ok(
-                    Method::DELETE,
-                    &format!("/api/v1/policies/rules/{}", seg(&id)?),
-                    None,
-                )
-                .await?
+            let path = format!("/api/v1/policies/rules/{}", seg(&id)?);
+            client.typed(Method::DELETE, &path, None::<&()>).await?
         }
         _ => unreachable!("only list/add/move/delete come here"),
     };
-    print_rules(&v["rules"]);
-    for f in v["lint"].as_array().cloned().unwrap_or_default() {
-        println!("lint: {}", f.as_str().unwrap_or(""));
+    let changed: PoliciesChanged = v;
+    print_rules(&changed.rules);
+    for f in changed.lint {
+        println!("lint: {f}");
     }
     Ok(())
 }

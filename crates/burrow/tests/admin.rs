@@ -294,19 +294,22 @@ fn users_and_devices_enroll_revoke_and_name_bad_fields() {
 
     let id = file["DeviceID"].as_str().unwrap().to_owned();
     let list = edge.admin(&["device", "list"]).unwrap();
-    assert!(
-        list.contains(&id) && list.contains("\"revoked\": false"),
-        "{list}"
-    );
+    let row = |list: &str| {
+        list.lines()
+            .find(|l| l.starts_with(&id))
+            .map(|l| l.split('\t').map(str::to_owned).collect::<Vec<_>>())
+    };
+    let r = row(&list).unwrap_or_else(|| panic!("no row for {id}: {list}"));
+    assert_eq!(r[1..4], ["ana@example.com", "laptop", "active"], "{list}");
+    let json = edge.admin(&["device", "list", "--json"]).unwrap();
+    assert!(json.contains("\"revoked\": false"), "{json}");
     assert!(
         !list.contains(file["DeviceSecret"].as_str().unwrap()),
         "secret listed"
     );
     edge.admin(&["device", "revoke", &id]).expect("revoke");
-    assert!(edge
-        .admin(&["device", "list"])
-        .unwrap()
-        .contains("\"revoked\": true"));
+    let list = edge.admin(&["device", "list"]).unwrap();
+    assert_eq!(row(&list).unwrap()[3], "revoked", "{list}");
     edge.admin(&["user", "delete", "ana@example.com"])
         .expect("delete");
     assert!(!edge.admin(&["device", "list"]).unwrap().contains(&id));

@@ -143,6 +143,54 @@ pub struct EgressIpInfo {
     pub created_at: i64,
 }
 
+/// `POST /api/v1/vnets`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateVnet {
+    /// Unique name.
+    pub name: String,
+    /// Free text, at most 256 characters.
+    #[serde(default)]
+    pub comment: String,
+    /// Make it the default virtual network.
+    #[serde(default)]
+    pub default: bool,
+    /// Users whose devices may use it (`burrow client --vnet NAME`).
+    #[serde(default)]
+    pub allow_users: Vec<String>,
+    /// Groups whose members' devices may use it.
+    #[serde(default)]
+    pub allow_groups: Vec<String>,
+}
+
+/// `PUT /api/v1/vnets/{name}/access`: who may use a vnet, replaced whole.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VnetAccess {
+    /// Users' emails.
+    #[serde(default)]
+    pub users: Vec<String>,
+    /// Group names.
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+/// `POST /api/v1/ip-routes`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateIpRoute {
+    /// CIDR (or one address).
+    pub network: String,
+    /// Tunnel name or id.
+    pub tunnel: String,
+    /// Vnet name; the default vnet when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vnet: Option<String>,
+    /// Free text, at most 256 characters.
+    #[serde(default)]
+    pub comment: String,
+}
+
 /// A virtual network.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VnetInfo {
@@ -233,6 +281,63 @@ pub struct DeviceInfo {
     pub credentials: Option<serde_json::Value>,
 }
 
+/// An app: its body as created (`POST /api/v1/apps`) plus what the edge
+/// adds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AppInfo {
+    /// App id.
+    pub id: uuid::Uuid,
+    /// Creation time, Unix seconds.
+    pub created_at: i64,
+    /// The addresses it listens on (`IP:PORT` or `IP:A-B`); empty while
+    /// its ports cannot be bound.
+    pub listen: Vec<String>,
+    /// The tunnel of an `origin_tunnel` app.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tunnel_id: Option<uuid::Uuid>,
+    /// The body it was created or last updated with.
+    #[serde(flatten)]
+    pub spec: crate::app::RawApp,
+}
+
+/// `POST /api/v1/policies/rules` body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddPolicyRule {
+    /// The rule; checked with the whole list.
+    pub rule: serde_json::Value,
+    /// 1-based position; the end when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<usize>,
+}
+
+/// `POST /api/v1/policies/rules/ID/move` body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MovePolicyRule {
+    /// 1-based position.
+    pub position: usize,
+}
+
+/// The answer to a change of one policy rule: the whole list after it and
+/// the lint findings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PoliciesChanged {
+    /// Every rule, in order (first match wins).
+    pub rules: Vec<crate::egress::RawRule>,
+    /// Rules that can never match, a missing catch-all.
+    pub lint: Vec<String>,
+}
+
+/// The answer to `PUT /api/v1/policies`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PoliciesSet {
+    /// How many rules there are now.
+    pub rules: usize,
+    /// Rules that can never match, a missing catch-all.
+    pub lint: Vec<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,5 +357,15 @@ mod tests {
         assert_eq!(back.hostname, "a.example");
         let e: ErrorBody = serde_json::from_str(r#"{"error":"no"}"#).unwrap();
         assert!(e.field.is_none());
+        // An app answer is its body plus the edge's fields, flat.
+        let a: AppInfo = serde_json::from_str(
+            r#"{"id":"00000000-0000-0000-0000-000000000000","created_at":1,"listen":["127.0.0.1:80"],
+                "protocol":"tcp/80","origin_direct":["tcp://127.0.0.1:81"]}"#,
+        )
+        .unwrap();
+        assert_eq!(a.spec.protocol, "tcp/80");
+        let v = serde_json::to_value(&a).unwrap();
+        assert_eq!(v["protocol"], "tcp/80");
+        assert_eq!(v["listen"][0], "127.0.0.1:80");
     }
 }

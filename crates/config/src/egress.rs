@@ -21,53 +21,79 @@ use burrow_policy::egress::{Action, IpVersion, Protocol, Rule, Selector};
 use burrow_policy::host::HostPattern;
 use burrow_policy::ports::PortRange;
 use ipnet::{IpNet, Ipv6Net};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, Ipv4Addr};
 
-#[derive(Deserialize)]
+/// One rule as the API and `--file` take it (checked by [`parse_rules`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawRule {
-    id: String,
+pub struct RawRule {
+    /// Unique id, used by `move` and `delete`.
+    pub id: String,
+    /// What the rule is for.
     #[serde(default)]
-    name: String,
-    #[serde(default)]
-    selector: RawSelector,
-    action: RawAction,
+    pub name: String,
+    /// What the rule matches (all keys AND-ed, values in one key OR-ed);
+    /// empty matches every flow.
+    #[serde(default, skip_serializing_if = "RawSelector::is_empty")]
+    pub selector: RawSelector,
+    /// What happens to a matching flow.
+    pub action: RawAction,
 }
 
-#[derive(Deserialize, Default)]
+/// A rule's `selector`; see the module docs for each key.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawSelector {
-    #[serde(default)]
-    emails: Vec<String>,
-    #[serde(default)]
-    groups: Vec<String>,
-    #[serde(default)]
-    devices: Vec<String>,
-    #[serde(default)]
-    src: Vec<String>,
-    #[serde(default)]
-    dst: Vec<String>,
-    #[serde(default)]
-    ports: Vec<String>,
-    #[serde(default)]
-    protocols: Vec<String>,
-    #[serde(default)]
-    hostnames: Vec<String>,
-    ip_version: Option<String>,
-    proxied: Option<bool>,
-    #[serde(default)]
-    vnets: Vec<String>,
+#[allow(missing_docs)]
+pub struct RawSelector {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub emails: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub src: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dst: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub protocols: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hostnames: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxied: Option<bool>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vnets: Vec<String>,
 }
 
-#[derive(Deserialize)]
+impl RawSelector {
+    /// True when it matches every flow.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        *self == RawSelector::default()
+    }
+}
+
+/// A rule's `action`: `default`, `block`, or `dedicated` with its IPs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawAction {
+pub struct RawAction {
+    /// `default`, `block` or `dedicated`.
     #[serde(rename = "type")]
-    kind: String,
-    primary_ipv4: Option<String>,
-    secondary_ipv4: Option<String>,
-    ipv6_range: Option<String>,
+    pub kind: String,
+    /// `dedicated`: the IPv4 egress address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary_ipv4: Option<String>,
+    /// `dedicated`: the address used when the primary's colo is down.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secondary_ipv4: Option<String>,
+    /// `dedicated`: the IPv6 egress range.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6_range: Option<String>,
 }
 
 fn net(field: &str, s: &str) -> Result<IpNet, ConfigError> {

@@ -9,29 +9,24 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use burrow_config::api::AppInfo;
 use burrow_config::app::{AppSpec, Origin, RawApp, TlsMode};
-use serde_json::{json, Value};
 use std::sync::Arc;
 
-pub(super) fn app_json(ctx: &Ctx, a: &burrow_store::App) -> Value {
-    let mut v: Value = serde_json::from_str(&a.spec).unwrap_or(Value::Null);
-    if !v.is_object() {
-        v = json!({});
-    }
-    v["id"] = json!(a.id);
-    v["created_at"] = json!(a.created_at);
-    let listen: Vec<String> = ctx
-        .apps
-        .running
-        .listen_addrs(a.id)
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-    v["listen"] = json!(listen);
-    if let Some(t) = a.tunnel_id {
-        v["tunnel_id"] = json!(t);
-    }
-    v
+pub(super) fn app_info(ctx: &Ctx, a: &burrow_store::App) -> Result<AppInfo, ApiError> {
+    Ok(AppInfo {
+        id: a.id,
+        created_at: a.created_at,
+        listen: ctx
+            .apps
+            .running
+            .listen_addrs(a.id)
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+        tunnel_id: a.tunnel_id,
+        spec: serde_json::from_str(&a.spec).map_err(ApiError::internal)?,
+    })
 }
 
 /// Validates an app body and everything it refers to; `exclude` is the app
@@ -133,14 +128,14 @@ pub(super) async fn create_app(
         .running
         .adopt(&st.ctx, compiled, listeners, &st.shutdown);
     tracing::info!(app_id = %app.id, protocol = %raw.protocol, "app created");
-    Ok((StatusCode::CREATED, Json(app_json(&st.ctx, &app))).into_response())
+    Ok((StatusCode::CREATED, Json(app_info(&st.ctx, &app)?)).into_response())
 }
 
 pub(super) async fn update_app(
     State(st): State<AdminState>,
     Path(id): Path<String>,
     req: Result<Json<RawApp>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AppInfo>, ApiError> {
     let old = find_app(&st.ctx, &id).await?;
     let raw = body(req)?;
     let (spec, tunnel_id) = prepare(&st.ctx, &raw, Some(old.id)).await?;
@@ -163,14 +158,18 @@ pub(super) async fn update_app(
         .await
         .map_err(ApiError::internal)?;
     tracing::info!(app_id = %app.id, protocol = %raw.protocol, "app updated");
-    Ok(Json(app_json(&st.ctx, &app)))
+    Ok(Json(app_info(&st.ctx, &app)?))
 }
 
-pub(super) async fn list_apps(State(st): State<AdminState>) -> Result<Json<Value>, ApiError> {
+pub(super) async fn list_apps(
+    State(st): State<AdminState>,
+) -> Result<Json<Vec<AppInfo>>, ApiError> {
     let apps = st.ctx.store.apps().await.map_err(ApiError::internal)?;
-    Ok(Json(Value::Array(
-        apps.iter().map(|a| app_json(&st.ctx, a)).collect(),
-    )))
+    Ok(Json(
+        apps.iter()
+            .map(|a| app_info(&st.ctx, a))
+            .collect::<Result<_, _>>()?,
+    ))
 }
 
 pub(super) async fn find_app(ctx: &Ctx, id: &str) -> Result<burrow_store::App, ApiError> {
@@ -188,9 +187,9 @@ pub(super) async fn find_app(ctx: &Ctx, id: &str) -> Result<burrow_store::App, A
 pub(super) async fn get_app(
     State(st): State<AdminState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AppInfo>, ApiError> {
     let a = find_app(&st.ctx, &id).await?;
-    Ok(Json(app_json(&st.ctx, &a)))
+    Ok(Json(app_info(&st.ctx, &a)?))
 }
 
 pub(super) async fn delete_app(

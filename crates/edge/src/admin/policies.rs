@@ -6,14 +6,15 @@ use super::api::{body, config_error, AdminState, ApiError};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::Json;
+use burrow_config::api::{AddPolicyRule, MovePolicyRule, PoliciesChanged, PoliciesSet};
 use burrow_config::egress::Edit;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use burrow_config::egress::RawRule;
+use serde_json::Value;
 
 /// One edit at a time in this process (read, change, write back).
 static EDITING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-async fn apply(st: &AdminState, edit: Edit) -> Result<Json<Value>, ApiError> {
+async fn apply(st: &AdminState, edit: Edit) -> Result<Json<PoliciesChanged>, ApiError> {
     let _one = EDITING.lock().await;
     let store = &st.ctx.store;
     let stored = store
@@ -34,20 +35,16 @@ async fn apply(st: &AdminState, edit: Edit) -> Result<Json<Value>, ApiError> {
         .map(|f| format!("{f:?}"))
         .collect();
     tracing::info!(rules = rules.len(), "egress policies changed");
-    Ok(Json(json!({"rules": list, "lint": lint})))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct AddRule {
-    rule: Value,
-    position: Option<usize>,
+    Ok(Json(PoliciesChanged {
+        rules: serde_json::from_str(&text).map_err(ApiError::internal)?,
+        lint,
+    }))
 }
 
 pub(super) async fn add_rule(
     State(st): State<AdminState>,
-    req: Result<Json<AddRule>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+    req: Result<Json<AddPolicyRule>, JsonRejection>,
+) -> Result<Json<PoliciesChanged>, ApiError> {
     let req = body(req)?;
     apply(
         &st,
@@ -59,17 +56,11 @@ pub(super) async fn add_rule(
     .await
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct MoveRule {
-    position: usize,
-}
-
 pub(super) async fn move_rule(
     State(st): State<AdminState>,
     Path(id): Path<String>,
-    req: Result<Json<MoveRule>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+    req: Result<Json<MovePolicyRule>, JsonRejection>,
+) -> Result<Json<PoliciesChanged>, ApiError> {
     let req = body(req)?;
     apply(
         &st,
@@ -84,11 +75,13 @@ pub(super) async fn move_rule(
 pub(super) async fn delete_rule(
     State(st): State<AdminState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PoliciesChanged>, ApiError> {
     apply(&st, Edit::Delete { id }).await
 }
 
-pub(super) async fn get_policies(State(st): State<AdminState>) -> Result<Json<Value>, ApiError> {
+pub(super) async fn get_policies(
+    State(st): State<AdminState>,
+) -> Result<Json<Vec<RawRule>>, ApiError> {
     let json = st
         .ctx
         .store
@@ -105,7 +98,7 @@ pub(super) async fn get_policies(State(st): State<AdminState>) -> Result<Json<Va
 pub(super) async fn put_policies(
     State(st): State<AdminState>,
     req: Result<Json<Value>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PoliciesSet>, ApiError> {
     let v = body(req)?;
     let text = v.to_string();
     let rules = burrow_config::egress::parse_rules(&text).map_err(config_error)?;
@@ -119,5 +112,8 @@ pub(super) async fn put_policies(
         .iter()
         .map(|f| format!("{f:?}"))
         .collect();
-    Ok(Json(json!({"rules": rules.len(), "lint": findings})))
+    Ok(Json(PoliciesSet {
+        rules: rules.len(),
+        lint: findings,
+    }))
 }

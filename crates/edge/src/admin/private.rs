@@ -9,38 +9,11 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use burrow_config::api::{IpRouteInfo, VnetInfo};
+use burrow_config::api::{CreateIpRoute, CreateVnet, IpRouteInfo, VnetAccess, VnetInfo};
 use serde::Deserialize;
-use serde_json::{json, Value};
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct CreateVnet {
-    name: String,
-    #[serde(default)]
-    comment: String,
-    #[serde(default)]
-    default: bool,
-    /// Users whose devices may use it (`burrow client --vnet NAME`).
-    #[serde(default)]
-    allow_users: Vec<String>,
-    /// Groups whose members' devices may use it.
-    #[serde(default)]
-    allow_groups: Vec<String>,
-}
-
-/// `PUT /api/v1/vnets/{name}/access`: who may use a vnet, replaced whole.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct VnetAccess {
-    #[serde(default)]
-    users: Vec<String>,
-    #[serde(default)]
-    groups: Vec<String>,
-}
-
-fn vnet_json(v: &burrow_store::Vnet) -> Value {
-    json!(VnetInfo {
+fn vnet_info(v: &burrow_store::Vnet) -> VnetInfo {
+    VnetInfo {
         id: v.id,
         name: v.name.clone(),
         default: v.is_default,
@@ -48,7 +21,7 @@ fn vnet_json(v: &burrow_store::Vnet) -> Value {
         created_at: v.created_at,
         allow_users: v.allow_users.clone(),
         allow_groups: v.allow_groups.clone(),
-    })
+    }
 }
 
 /// Validated (lower-case emails, checked group names) access lists.
@@ -74,7 +47,7 @@ pub(super) async fn set_vnet_access(
     State(st): State<AdminState>,
     Path(name): Path<String>,
     req: Result<Json<VnetAccess>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<VnetInfo>, ApiError> {
     let req = body(req)?;
     let (users, groups) = access_lists(&req.users, &req.groups, "")?;
     if !st
@@ -89,7 +62,7 @@ pub(super) async fn set_vnet_access(
     // Clients on this vnet that may no longer use it are disconnected.
     tracing::info!(vnet = %name, ?users, ?groups, "virtual network access set");
     let v = find_vnet(&st, Some(&name)).await?;
-    Ok(Json(vnet_json(&v)))
+    Ok(Json(vnet_info(&v)))
 }
 
 fn check_comment(comment: &str) -> Result<(), ApiError> {
@@ -125,12 +98,14 @@ pub(super) async fn create_vnet(
         .await
         .map_err(ApiError::store("name", None))?;
     tracing::info!(vnet = %v.name, default = v.is_default, "virtual network created");
-    Ok((StatusCode::CREATED, Json(vnet_json(&v))).into_response())
+    Ok((StatusCode::CREATED, Json(vnet_info(&v))).into_response())
 }
 
-pub(super) async fn list_vnets(State(st): State<AdminState>) -> Result<Json<Value>, ApiError> {
+pub(super) async fn list_vnets(
+    State(st): State<AdminState>,
+) -> Result<Json<Vec<VnetInfo>>, ApiError> {
     let v = st.ctx.store.vnets().await.map_err(ApiError::internal)?;
-    Ok(Json(Value::Array(v.iter().map(vnet_json).collect())))
+    Ok(Json(v.iter().map(vnet_info).collect()))
 }
 
 pub(super) async fn delete_vnet(
@@ -165,17 +140,6 @@ pub(super) async fn make_default_vnet(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct CreateIpRoute {
-    network: String,
-    tunnel: String,
-    /// Vnet name; the default vnet when absent.
-    vnet: Option<String>,
-    #[serde(default)]
-    comment: String,
-}
-
 /// The vnet named `name`, or the default one.
 async fn find_vnet(st: &AdminState, name: Option<&str>) -> Result<burrow_store::Vnet, ApiError> {
     let all = st.ctx.store.vnets().await.map_err(ApiError::internal)?;
@@ -194,17 +158,17 @@ async fn find_vnet(st: &AdminState, name: Option<&str>) -> Result<burrow_store::
     }
 }
 
-fn ip_route_json(
+fn ip_route_info(
     r: &burrow_store::IpRoute,
     tunnels: &[burrow_store::Tunnel],
     vnets: &[burrow_store::Vnet],
-) -> Value {
+) -> IpRouteInfo {
     let tunnel = tunnels
         .iter()
         .find(|t| t.id == r.tunnel_id)
         .map(|t| &t.name);
     let vnet = vnets.iter().find(|v| v.id == r.vnet_id).map(|v| &v.name);
-    json!(IpRouteInfo {
+    IpRouteInfo {
         id: r.id,
         network: r.network.clone(),
         tunnel_id: r.tunnel_id,
@@ -213,7 +177,7 @@ fn ip_route_json(
         vnet: vnet.cloned(),
         comment: r.comment.clone(),
         created_at: r.created_at,
-    })
+    }
 }
 
 pub(super) async fn create_ip_route(
@@ -248,20 +212,22 @@ pub(super) async fn create_ip_route(
             )),
         ))?;
     tracing::info!(network = %r.network, tunnel_id = %t.id, vnet = %v.name, "IP route created");
-    Ok((StatusCode::CREATED, Json(ip_route_json(&r, &[t], &[v]))).into_response())
+    Ok((StatusCode::CREATED, Json(ip_route_info(&r, &[t], &[v]))).into_response())
 }
 
-pub(super) async fn list_ip_routes(State(st): State<AdminState>) -> Result<Json<Value>, ApiError> {
+pub(super) async fn list_ip_routes(
+    State(st): State<AdminState>,
+) -> Result<Json<Vec<IpRouteInfo>>, ApiError> {
     let store = &st.ctx.store;
     let routes = store.ip_routes().await.map_err(ApiError::internal)?;
     let tunnels = store.tunnels().await.map_err(ApiError::internal)?;
     let vnets = store.vnets().await.map_err(ApiError::internal)?;
-    Ok(Json(Value::Array(
+    Ok(Json(
         routes
             .iter()
-            .map(|r| ip_route_json(r, &tunnels, &vnets))
+            .map(|r| ip_route_info(r, &tunnels, &vnets))
             .collect(),
-    )))
+    ))
 }
 
 #[derive(Deserialize)]
