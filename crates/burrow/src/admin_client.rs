@@ -120,6 +120,57 @@ impl AdminClient {
         })
     }
 
+    /// `GET path`, typed.
+    pub(crate) async fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+    ) -> anyhow::Result<T> {
+        self.typed(http::Method::GET, path, None::<&()>).await
+    }
+
+    /// `GET path`, a list printed as the API's JSON (`--json`) or as a
+    /// table: `header` (skipped when empty) and one `row` per item, or the
+    /// `empty` hint when there is none.
+    pub(crate) async fn list<T>(
+        &self,
+        path: &str,
+        json: bool,
+        (header, empty): (&str, &str),
+        row: impl Fn(&T) -> String,
+    ) -> anyhow::Result<()>
+    where
+        T: serde::de::DeserializeOwned + serde::Serialize,
+    {
+        let list: Vec<T> = self.get(path).await?;
+        if json {
+            return print_json(&list);
+        }
+        if list.is_empty() {
+            println!("{empty}");
+            return Ok(());
+        }
+        if !header.is_empty() {
+            println!("{header}");
+        }
+        for item in &list {
+            println!("{}", row(item));
+        }
+        Ok(())
+    }
+
+    /// A bodiless change (`DELETE`, `POST .../revoke`); prints `done` when
+    /// it was taken.
+    pub(crate) async fn act(
+        &self,
+        method: http::Method,
+        path: &str,
+        done: &str,
+    ) -> anyhow::Result<()> {
+        self.ok(method, path, None).await?;
+        println!("{done}");
+        Ok(())
+    }
+
     /// Like [`call`](Self::call), but a non-2xx answer becomes an error
     /// carrying the API's message and field.
     pub(crate) async fn ok(

@@ -116,43 +116,35 @@ pub(crate) async fn tunnel(admin: AdminConn, cmd: TunnelCommand) -> anyhow::Resu
             );
         }
         TunnelCommand::List { json } => {
-            let v = client.ok(Method::GET, "/api/v1/tunnels", None).await?;
-            if json {
-                return print_json(&v);
-            }
-            let list: Vec<TunnelInfo> = serde_json::from_value(v)?;
-            if list.is_empty() {
-                println!("No tunnels. Create one with: burrow tunnel create NAME");
-            }
-            for t in list {
-                println!(
-                    "{}  {}  created {}  connections {}",
-                    t.id,
-                    t.name,
-                    ts(t.created_at),
-                    t.connections.len()
-                );
-            }
+            let empty = "No tunnels. Create one with: burrow tunnel create NAME";
+            client
+                .list("/api/v1/tunnels", json, ("", empty), |t: &TunnelInfo| {
+                    format!(
+                        "{}  {}  created {}  connections {}",
+                        t.id,
+                        t.name,
+                        ts(t.created_at),
+                        t.connections.len()
+                    )
+                })
+                .await?;
         }
         TunnelCommand::Info { name, json } => {
             let name = path_segment("NAME", &name)?;
-            let v = client
-                .ok(Method::GET, &format!("/api/v1/tunnels/{name}"), None)
-                .await?;
+            let t: TunnelInfo = client.get(&format!("/api/v1/tunnels/{name}")).await?;
             if json {
-                return print_json(&v);
+                return print_json(&t);
             }
-            let t: TunnelInfo = serde_json::from_value(v)?;
             println!("Tunnel {} ({})", t.name, t.id);
             println!("Created {}", ts(t.created_at));
             print_connections(&t);
         }
         TunnelCommand::Delete { name } => {
             let name = path_segment("NAME", &name)?;
+            let path = format!("/api/v1/tunnels/{name}");
             client
-                .ok(Method::DELETE, &format!("/api/v1/tunnels/{name}"), None)
+                .act(Method::DELETE, &path, &format!("Deleted tunnel {name}"))
                 .await?;
-            println!("Deleted tunnel {name}");
         }
         TunnelCommand::RotateSecret {
             name,
@@ -212,6 +204,26 @@ pub(crate) async fn tunnel(admin: AdminConn, cmd: TunnelCommand) -> anyhow::Resu
         }
     }
     Ok(())
+}
+
+/// `app list`: id, protocol, how many ports listen, the origin.
+fn app_row(a: &AppInfo) -> String {
+    let s = &a.spec;
+    let origin = if let Some(t) = &s.origin_tunnel {
+        format!("tunnel {} hostname {}", t.tunnel, t.hostname)
+    } else if let Some(d) = &s.origin_direct {
+        format!("direct {}", d.join(","))
+    } else if let Some(d) = &s.origin_dns {
+        let port = s.origin_port.as_ref().map(ToString::to_string);
+        format!("dns {} port {}", d.name, port.unwrap_or_default())
+    } else {
+        String::new()
+    };
+    let ports = a.listen.len();
+    format!(
+        "{}  {}  listening on {ports} port(s)  {origin}",
+        a.id, s.protocol
+    )
 }
 
 pub(crate) async fn app(admin: AdminConn, cmd: AppCommand) -> anyhow::Result<()> {
@@ -287,37 +299,11 @@ pub(crate) async fn app(admin: AdminConn, cmd: AppCommand) -> anyhow::Result<()>
             }
         }
         AppCommand::List { json } => {
-            let list: Vec<AppInfo> = client
-                .typed(Method::GET, "/api/v1/apps", None::<&()>)
+            let empty =
+                "No apps. Create one with: burrow app create --protocol tcp/PORT --tunnel NAME";
+            client
+                .list("/api/v1/apps", json, ("", empty), app_row)
                 .await?;
-            if json {
-                return print_json(&list);
-            }
-            if list.is_empty() {
-                println!(
-                    "No apps. Create one with: burrow app create --protocol tcp/PORT --tunnel NAME"
-                );
-            }
-            for a in list {
-                let s = &a.spec;
-                let origin = if let Some(t) = &s.origin_tunnel {
-                    format!("tunnel {} hostname {}", t.tunnel, t.hostname)
-                } else if let Some(d) = &s.origin_direct {
-                    format!("direct {}", d.join(","))
-                } else if let Some(d) = &s.origin_dns {
-                    let port = s.origin_port.as_ref().map(ToString::to_string);
-                    format!("dns {} port {}", d.name, port.unwrap_or_default())
-                } else {
-                    String::new()
-                };
-                println!(
-                    "{}  {}  listening on {} port(s)  {}",
-                    a.id,
-                    s.protocol,
-                    a.listen.len(),
-                    origin
-                );
-            }
         }
         AppCommand::Update { id, json: path } => {
             let id = path_segment("ID", &id)?;
@@ -329,17 +315,18 @@ pub(crate) async fn app(admin: AdminConn, cmd: AppCommand) -> anyhow::Result<()>
         }
         AppCommand::Get { id } => {
             let id = path_segment("ID", &id)?;
-            let app: AppInfo = client
-                .typed(Method::GET, &format!("/api/v1/apps/{id}"), None::<&()>)
-                .await?;
+            let app: AppInfo = client.get(&format!("/api/v1/apps/{id}")).await?;
             print_json(&app)?;
         }
         AppCommand::Delete { id } => {
             let id = path_segment("ID", &id)?;
             client
-                .ok(Method::DELETE, &format!("/api/v1/apps/{id}"), None)
+                .act(
+                    Method::DELETE,
+                    &format!("/api/v1/apps/{id}"),
+                    &format!("Deleted app {id}"),
+                )
                 .await?;
-            println!("Deleted app {id}");
         }
     }
     Ok(())
@@ -367,15 +354,24 @@ pub(crate) async fn access(admin: AdminConn, cmd: crate::cli::AccessCommand) -> 
                 eprintln!("warning: {w}");
             }
         }
-        AccessCommand::List => {
-            print_json(&client.ok(Method::GET, "/api/v1/access-rules", None).await?)?
+        AccessCommand::List { json } => {
+            let table = (
+                "ID\tMODE\tTARGET\tVALUE\tCREATED",
+                "No access rules. Add one with: burrow access-rule create --mode block --target ip_range --value CIDR",
+            );
+            client
+                .list("/api/v1/access-rules", json, table, |r: &AccessRuleInfo| {
+                    let created = ts(r.created_at);
+                    format!("{}\t{}\t{}\t{}\t{created}", r.id, r.mode, r.target, r.value)
+                })
+                .await?;
         }
         AccessCommand::Delete { id } => {
             let id = path_segment("ID", &id)?;
+            let path = format!("/api/v1/access-rules/{id}");
             client
-                .ok(Method::DELETE, &format!("/api/v1/access-rules/{id}"), None)
+                .act(Method::DELETE, &path, &format!("Deleted access rule {id}"))
                 .await?;
-            println!("Deleted access rule {id}");
         }
     }
     Ok(())
@@ -393,20 +389,15 @@ pub(crate) async fn user(admin: AdminConn, cmd: crate::cli::UserCommand) -> anyh
             println!("Added user {}", v.email);
         }
         UserCommand::List { json } => {
-            let list: Vec<UserInfo> = client
-                .typed(Method::GET, "/api/v1/users", None::<&()>)
+            let table = (
+                "EMAIL\tGROUPS\tCREATED",
+                "No users. Add one with: burrow user add EMAIL --group GROUP",
+            );
+            client
+                .list("/api/v1/users", json, table, |u: &UserInfo| {
+                    format!("{}\t{}\t{}", u.email, u.groups.join(","), ts(u.created_at))
+                })
                 .await?;
-            if json {
-                return print_json(&list);
-            }
-            if list.is_empty() {
-                println!("No users. Add one with: burrow user add EMAIL --group GROUP");
-                return Ok(());
-            }
-            println!("EMAIL\tGROUPS\tCREATED");
-            for u in list {
-                println!("{}\t{}\t{}", u.email, u.groups.join(","), ts(u.created_at));
-            }
         }
         UserCommand::Delete { email } => {
             let email = burrow_config::identity::validate_email("EMAIL", &email)
@@ -415,10 +406,9 @@ pub(crate) async fn user(admin: AdminConn, cmd: crate::cli::UserCommand) -> anyh
                 .replace('%', "%25")
                 .replace('@', "%40")
                 .replace('+', "%2B");
-            client
-                .ok(Method::DELETE, &format!("/api/v1/users/{seg}"), None)
-                .await?;
-            println!("Deleted user {email} and their devices");
+            let path = format!("/api/v1/users/{seg}");
+            let done = format!("Deleted user {email} and their devices");
+            client.act(Method::DELETE, &path, &done).await?;
         }
     }
     Ok(())
@@ -454,36 +444,27 @@ pub(crate) async fn device(admin: AdminConn, cmd: crate::cli::DeviceCommand) -> 
             );
         }
         DeviceCommand::List { json } => {
-            let list: Vec<DeviceInfo> = client
-                .typed(Method::GET, "/api/v1/devices", None::<&()>)
+            let table = (
+                "ID\tUSER\tNAME\tSTATE\tENROLLED",
+                "No devices. Enroll one with: burrow device enroll --user EMAIL --name NAME",
+            );
+            client
+                .list("/api/v1/devices", json, table, |d: &DeviceInfo| {
+                    let state = if d.revoked { "revoked" } else { "active" };
+                    let enrolled = ts(d.created_at);
+                    format!(
+                        "{}\t{}\t{}\t{state}\t{enrolled}",
+                        d.id, d.user_email, d.name
+                    )
+                })
                 .await?;
-            if json {
-                return print_json(&list);
-            }
-            if list.is_empty() {
-                println!(
-                    "No devices. Enroll one with: burrow device enroll --user EMAIL --name NAME"
-                );
-                return Ok(());
-            }
-            println!("ID\tUSER\tNAME\tSTATE\tENROLLED");
-            for d in list {
-                let state = if d.revoked { "revoked" } else { "active" };
-                println!(
-                    "{}\t{}\t{}\t{state}\t{}",
-                    d.id,
-                    d.user_email,
-                    d.name,
-                    ts(d.created_at)
-                );
-            }
         }
         DeviceCommand::Revoke { id } => {
             let id = path_segment("ID", &id)?;
+            let path = format!("/api/v1/devices/{id}/revoke");
             client
-                .ok(Method::POST, &format!("/api/v1/devices/{id}/revoke"), None)
+                .act(Method::POST, &path, &format!("Revoked device {id}"))
                 .await?;
-            println!("Revoked device {id}");
         }
     }
     Ok(())

@@ -553,8 +553,12 @@ pub(crate) enum AccessCommand {
         #[arg(long)]
         value: String,
     },
-    /// List rules.
-    List,
+    /// List rules: id, mode, target, value, created (UTC).
+    List {
+        /// Print the admin API's JSON instead.
+        #[arg(long)]
+        json: bool,
+    },
     /// Delete a rule.
     Delete {
         /// Rule id.

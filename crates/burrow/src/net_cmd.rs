@@ -2,7 +2,7 @@
 //! networks, private network routes and dedicated egress IPs, through the
 //! edge admin API.
 
-use crate::admin_client::{path_segment, print_json, AdminClient};
+use crate::admin_client::{path_segment, AdminClient};
 use crate::cli::{AdminConn, EgressIpCommand, IpRouteCommand, VnetCommand};
 use crate::config_err;
 use burrow_config::api::{
@@ -55,31 +55,33 @@ pub(crate) async fn vnet(admin: AdminConn, cmd: VnetCommand) -> anyhow::Result<(
             );
         }
         VnetCommand::List { json } => {
-            let list: Vec<VnetInfo> = client
-                .typed(Method::GET, "/api/v1/vnets", None::<&()>)
+            let table = ("NAME\tDEFAULT\tID\tCOMMENT", "No virtual networks.");
+            client
+                .list("/api/v1/vnets", json, table, |n: &VnetInfo| {
+                    let d = if n.default { "yes" } else { "" };
+                    format!("{}\t{d}\t{}\t{}", n.name, n.id, n.comment)
+                })
                 .await?;
-            if json {
-                return print_json(&list);
-            }
-            println!("NAME\tDEFAULT\tID\tCOMMENT");
-            for n in list {
-                let d = if n.default { "yes" } else { "" };
-                println!("{}\t{d}\t{}\t{}", n.name, n.id, n.comment);
-            }
         }
         VnetCommand::Default { name } => {
             let seg = path_segment("NAME", &name)?;
             client
-                .ok(Method::PUT, &format!("/api/v1/vnets/{seg}/default"), None)
+                .act(
+                    Method::PUT,
+                    &format!("/api/v1/vnets/{seg}/default"),
+                    &format!("{name} is now the default virtual network"),
+                )
                 .await?;
-            println!("{name} is now the default virtual network");
         }
         VnetCommand::Delete { name } => {
             let seg = path_segment("NAME", &name)?;
             client
-                .ok(Method::DELETE, &format!("/api/v1/vnets/{seg}"), None)
+                .act(
+                    Method::DELETE,
+                    &format!("/api/v1/vnets/{seg}"),
+                    &format!("Deleted virtual network {name}"),
+                )
                 .await?;
-            println!("Deleted virtual network {name}");
         }
     }
     Ok(())
@@ -119,35 +121,24 @@ pub(crate) async fn ip_route(client: &AdminClient, cmd: IpRouteCommand) -> anyho
             );
         }
         IpRouteCommand::List { json } => {
-            let list: Vec<IpRouteInfo> = client
-                .typed(Method::GET, "/api/v1/ip-routes", None::<&()>)
+            let table = (
+                "NETWORK\tVNET\tTUNNEL\tTUNNEL ID\tCOMMENT",
+                "No IP routes. Add one with: burrow route ip add 10.0.0.0/8 TUNNEL",
+            );
+            client
+                .list("/api/v1/ip-routes", json, table, |r: &IpRouteInfo| {
+                    let vnet = r.vnet.as_deref().unwrap_or_default();
+                    let tunnel = r.tunnel.as_deref().unwrap_or_default();
+                    format!(
+                        "{}\t{vnet}\t{tunnel}\t{}\t{}",
+                        r.network, r.tunnel_id, r.comment
+                    )
+                })
                 .await?;
-            if json {
-                return print_json(&list);
-            }
-            if list.is_empty() {
-                println!("No IP routes. Add one with: burrow route ip add 10.0.0.0/8 TUNNEL");
-                return Ok(());
-            }
-            println!("NETWORK\tVNET\tTUNNEL\tTUNNEL ID\tCOMMENT");
-            for r in list {
-                println!(
-                    "{}\t{}\t{}\t{}\t{}",
-                    r.network,
-                    r.vnet.unwrap_or_default(),
-                    r.tunnel.unwrap_or_default(),
-                    r.tunnel_id,
-                    r.comment
-                );
-            }
         }
         IpRouteCommand::Get { ip, vnet } => {
-            let routes: Vec<IpRouteInfo> = client
-                .typed(Method::GET, "/api/v1/ip-routes", None::<&()>)
-                .await?;
-            let vnets: Vec<VnetInfo> = client
-                .typed(Method::GET, "/api/v1/vnets", None::<&()>)
-                .await?;
+            let routes: Vec<IpRouteInfo> = client.get("/api/v1/ip-routes").await?;
+            let vnets: Vec<VnetInfo> = client.get("/api/v1/vnets").await?;
             let vnet = match vnet {
                 Some(v) => v,
                 None => vnets
@@ -180,9 +171,12 @@ pub(crate) async fn ip_route(client: &AdminClient, cmd: IpRouteCommand) -> anyho
             let seg = net.to_string().replace('/', "-");
             let q = vnet_query(vnet.as_deref())?;
             client
-                .ok(Method::DELETE, &format!("/api/v1/ip-routes/{seg}{q}"), None)
+                .act(
+                    Method::DELETE,
+                    &format!("/api/v1/ip-routes/{seg}{q}"),
+                    &format!("Deleted IP route {net}"),
+                )
                 .await?;
-            println!("Deleted IP route {net}");
         }
     }
     Ok(())
@@ -199,25 +193,27 @@ pub(crate) async fn egress_ip(admin: AdminConn, cmd: EgressIpCommand) -> anyhow:
             println!("Egress IP {} belongs to colo {}", v.ip, v.colo);
         }
         EgressIpCommand::List { json } => {
-            let list: Vec<EgressIpInfo> = client
-                .typed(Method::GET, "/api/v1/egress-ips", None::<&()>)
+            let table = (
+                "IP\tCOLO",
+                "No egress IPs. Declare one with: burrow egress-ip add IP --colo COLO",
+            );
+            client
+                .list("/api/v1/egress-ips", json, table, |e: &EgressIpInfo| {
+                    format!("{}\t{}", e.ip, e.colo)
+                })
                 .await?;
-            if json {
-                return print_json(&list);
-            }
-            println!("IP\tCOLO");
-            for e in list {
-                println!("{}\t{}", e.ip, e.colo);
-            }
         }
         EgressIpCommand::Delete { ip } => {
             let ip: std::net::Ipv4Addr = ip
                 .parse()
                 .map_err(|_| config_err(format!("IP: '{ip}' is not an IPv4 address")))?;
             client
-                .ok(Method::DELETE, &format!("/api/v1/egress-ips/{ip}"), None)
+                .act(
+                    Method::DELETE,
+                    &format!("/api/v1/egress-ips/{ip}"),
+                    &format!("Deleted egress IP {ip}"),
+                )
                 .await?;
-            println!("Deleted egress IP {ip}");
         }
     }
     Ok(())
@@ -240,19 +236,13 @@ pub(crate) async fn route(admin: AdminConn, cmd: crate::cli::RouteCommand) -> an
             );
         }
         RouteCommand::List { json } => {
-            let list: Vec<RouteInfo> = client
-                .typed(Method::GET, "/api/v1/routes", None::<&()>)
+            let empty = "No routes. Add one with: burrow route dns TUNNEL HOSTNAME";
+            client
+                .list("/api/v1/routes", json, ("", empty), |r: &RouteInfo| {
+                    let tunnel = r.tunnel.as_deref().unwrap_or("-");
+                    format!("{}\t{tunnel}\t{}", r.hostname, r.tunnel_id)
+                })
                 .await?;
-            if json {
-                return print_json(&list);
-            }
-            if list.is_empty() {
-                println!("No routes. Add one with: burrow route dns TUNNEL HOSTNAME");
-            }
-            for r in list {
-                let tunnel = r.tunnel.as_deref().unwrap_or("-");
-                println!("{}\t{tunnel}\t{}", r.hostname, r.tunnel_id);
-            }
         }
         RouteCommand::Delete { hostname } => {
             // `*.` is sent percent-encoded; the rest must be a plain name.
@@ -264,9 +254,12 @@ pub(crate) async fn route(admin: AdminConn, cmd: crate::cli::RouteCommand) -> an
                 rest.to_owned()
             };
             client
-                .ok(Method::DELETE, &format!("/api/v1/routes/{seg}"), None)
+                .act(
+                    Method::DELETE,
+                    &format!("/api/v1/routes/{seg}"),
+                    &format!("Deleted route {hostname}"),
+                )
                 .await?;
-            println!("Deleted route {hostname}");
         }
         RouteCommand::Ip(cmd) => return ip_route(&client, cmd).await,
     }

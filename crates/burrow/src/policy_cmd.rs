@@ -12,9 +12,7 @@ pub(crate) async fn run(admin: crate::cli::AdminConn, cmd: PolicyCommand) -> any
     let file = match cmd {
         PolicyCommand::Show => {
             let client = crate::admin_client::AdminClient::new(&admin).await?;
-            let rules: Vec<RawRule> = client
-                .typed(http::Method::GET, "/api/v1/policies", None::<&()>)
-                .await?;
+            let rules: Vec<RawRule> = client.get("/api/v1/policies").await?;
             return crate::admin_client::print_json(&rules);
         }
         PolicyCommand::Set { file } => {
@@ -190,9 +188,7 @@ async fn edit(admin: crate::cli::AdminConn, cmd: PolicyCommand) -> anyhow::Resul
     let seg = |id: &str| crate::admin_client::path_segment("ID", id);
     let v = match cmd {
         PolicyCommand::List => {
-            let rules: Vec<RawRule> = client
-                .typed(Method::GET, "/api/v1/policies", None::<&()>)
-                .await?;
+            let rules: Vec<RawRule> = client.get("/api/v1/policies").await?;
             print_rules(&rules);
             return Ok(());
         }

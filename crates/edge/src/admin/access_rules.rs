@@ -7,19 +7,18 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Value};
 
 use burrow_config::api::{AccessRuleInfo, CreateAccessRule};
 
-pub(super) fn access_rule_json(r: &burrow_store::AccessRule) -> Value {
-    json!(AccessRuleInfo {
+pub(super) fn access_rule_info(r: &burrow_store::AccessRule) -> AccessRuleInfo {
+    AccessRuleInfo {
         id: r.id,
         mode: r.mode.clone(),
         target: r.target.clone(),
         value: r.value.clone(),
         created_at: r.created_at,
         warning: None,
-    })
+    }
 }
 
 pub(super) async fn create_access_rule(
@@ -42,9 +41,9 @@ pub(super) async fn create_access_rule(
         .create_access_rule(&rule)
         .await
         .map_err(ApiError::internal)?;
-    let mut v = access_rule_json(&rule);
+    let mut v = access_rule_info(&rule);
     if !st.ctx.files.geoip.load().has(&rule.target) {
-        v["warning"] = json!(format!(
+        v.warning = Some(format!(
             "this edge has no --geoip-{} file, so the rule cannot match yet",
             rule.target
         ));
@@ -54,16 +53,14 @@ pub(super) async fn create_access_rule(
 
 pub(super) async fn list_access_rules(
     State(st): State<AdminState>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Vec<AccessRuleInfo>>, ApiError> {
     let rules = st
         .ctx
         .store
         .access_rules()
         .await
         .map_err(ApiError::internal)?;
-    Ok(Json(Value::Array(
-        rules.iter().map(access_rule_json).collect(),
-    )))
+    Ok(Json(rules.iter().map(access_rule_info).collect()))
 }
 
 pub(super) async fn delete_access_rule(

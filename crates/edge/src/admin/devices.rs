@@ -9,7 +9,6 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use burrow_config::credentials::SecretBytes;
 use rand::RngCore;
-use serde_json::{json, Value};
 
 use burrow_config::api::{DeviceInfo, EnrollDevice};
 
@@ -76,12 +75,11 @@ pub(super) async fn enroll_device(
     Ok((StatusCode::CREATED, Json(info)).into_response())
 }
 
-pub(super) async fn list_devices(State(st): State<AdminState>) -> Result<Json<Value>, ApiError> {
+pub(super) async fn list_devices(
+    State(st): State<AdminState>,
+) -> Result<Json<Vec<DeviceInfo>>, ApiError> {
     let devices = st.ctx.store.devices().await.map_err(ApiError::internal)?;
-    Ok(Json(json!(devices
-        .iter()
-        .map(device_info)
-        .collect::<Vec<_>>())))
+    Ok(Json(devices.iter().map(device_info).collect()))
 }
 
 pub(super) async fn revoke_device(

@@ -8,16 +8,15 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Value};
 
 use burrow_config::api::{CreateEgressIp, EgressIpInfo};
 
-fn to_json(e: &burrow_store::EgressIp) -> Value {
-    json!(EgressIpInfo {
+fn info(e: &burrow_store::EgressIp) -> EgressIpInfo {
+    EgressIpInfo {
         ip: e.ip.clone(),
         colo: e.colo.clone(),
         created_at: e.created_at,
-    })
+    }
 }
 
 pub(super) async fn create(
@@ -46,17 +45,19 @@ pub(super) async fn create(
             Some(format!("{} is declared already; delete it first", e.ip)),
         ))?;
     tracing::info!(ip = %e.ip, colo = %e.colo, "egress IP declared");
-    Ok((StatusCode::CREATED, Json(to_json(&e))).into_response())
+    Ok((StatusCode::CREATED, Json(info(&e))).into_response())
 }
 
-pub(super) async fn list(State(st): State<AdminState>) -> Result<Json<Value>, ApiError> {
+pub(super) async fn list(
+    State(st): State<AdminState>,
+) -> Result<Json<Vec<EgressIpInfo>>, ApiError> {
     let all = st
         .ctx
         .store
         .egress_ips()
         .await
         .map_err(ApiError::internal)?;
-    Ok(Json(Value::Array(all.iter().map(to_json).collect())))
+    Ok(Json(all.iter().map(info).collect()))
 }
 
 pub(super) async fn delete(

@@ -8,17 +8,16 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Value};
 
 use burrow_config::api::{CreateRoute, RouteInfo};
 
-pub(super) fn route_json(r: &burrow_store::Route, tunnel_name: Option<&str>) -> Value {
-    json!(RouteInfo {
+pub(super) fn route_info(r: &burrow_store::Route, tunnel_name: Option<&str>) -> RouteInfo {
+    RouteInfo {
         hostname: r.hostname.clone(),
         tunnel_id: r.tunnel_id,
         tunnel: tunnel_name.map(str::to_owned),
         created_at: r.created_at,
-    })
+    }
 }
 
 pub(super) async fn create_route(
@@ -48,13 +47,15 @@ pub(super) async fn create_route(
             )),
         ))?;
     tracing::info!(hostname = %route.hostname, tunnel_id = %t.id, "route created");
-    Ok((StatusCode::CREATED, Json(route_json(&route, Some(&t.name)))).into_response())
+    Ok((StatusCode::CREATED, Json(route_info(&route, Some(&t.name)))).into_response())
 }
 
-pub(super) async fn list_routes(State(st): State<AdminState>) -> Result<Json<Value>, ApiError> {
+pub(super) async fn list_routes(
+    State(st): State<AdminState>,
+) -> Result<Json<Vec<RouteInfo>>, ApiError> {
     let routes = st.ctx.store.routes().await.map_err(ApiError::internal)?;
     let tunnels = st.ctx.store.tunnels().await.map_err(ApiError::internal)?;
-    Ok(Json(Value::Array(
+    Ok(Json(
         routes
             .iter()
             .map(|r| {
@@ -62,10 +63,10 @@ pub(super) async fn list_routes(State(st): State<AdminState>) -> Result<Json<Val
                     .iter()
                     .find(|t| t.id == r.tunnel_id)
                     .map(|t| t.name.as_str());
-                route_json(r, name)
+                route_info(r, name)
             })
             .collect(),
-    )))
+    ))
 }
 
 pub(super) async fn delete_route(

@@ -14,13 +14,13 @@ use serde_json::Value;
 
 use burrow_config::api::{ConnectionInfo, CreateTunnel, TunnelInfo};
 
-pub(super) async fn tunnel_json(ctx: &Ctx, t: &burrow_store::Tunnel) -> Result<Value, ApiError> {
+pub(super) async fn info_of(ctx: &Ctx, t: &burrow_store::Tunnel) -> Result<TunnelInfo, ApiError> {
     let conns = ctx
         .store
         .connections(t.id, unix_now() - CONNECTION_FRESHNESS)
         .await
         .map_err(ApiError::internal)?;
-    let info = TunnelInfo {
+    Ok(TunnelInfo {
         id: t.id,
         name: t.name.clone(),
         account_id: t.account_id,
@@ -42,8 +42,7 @@ pub(super) async fn tunnel_json(ctx: &Ctx, t: &burrow_store::Tunnel) -> Result<V
             })
             .collect(),
         credentials: None,
-    };
-    serde_json::to_value(info).map_err(ApiError::internal)
+    })
 }
 
 pub(super) fn credentials(ctx: &Ctx, t: &burrow_store::Tunnel) -> Credentials {
@@ -83,17 +82,19 @@ pub(super) async fn create_tunnel(
         .await
         .map_err(ApiError::store("name", None))?;
     tracing::info!(tunnel_id = %t.id, name = %t.name, "tunnel created");
-    let mut v = tunnel_json(&st.ctx, &t).await?;
-    v["credentials"] = credentials_value(&credentials(&st.ctx, &t));
+    let mut v = info_of(&st.ctx, &t).await?;
+    v.credentials = Some(credentials_value(&credentials(&st.ctx, &t)));
     Ok((StatusCode::CREATED, Json(v)).into_response())
 }
 
-pub(super) async fn list_tunnels(State(st): State<AdminState>) -> Result<Json<Value>, ApiError> {
+pub(super) async fn list_tunnels(
+    State(st): State<AdminState>,
+) -> Result<Json<Vec<TunnelInfo>>, ApiError> {
     let mut out = Vec::new();
     for t in st.ctx.store.tunnels().await.map_err(ApiError::internal)? {
-        out.push(tunnel_json(&st.ctx, &t).await?);
+        out.push(info_of(&st.ctx, &t).await?);
     }
-    Ok(Json(Value::Array(out)))
+    Ok(Json(out))
 }
 
 pub(super) async fn find_tunnel(ctx: &Ctx, r: &str) -> Result<burrow_store::Tunnel, ApiError> {
@@ -107,9 +108,9 @@ pub(super) async fn find_tunnel(ctx: &Ctx, r: &str) -> Result<burrow_store::Tunn
 pub(super) async fn tunnel_info(
     State(st): State<AdminState>,
     Path(r): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TunnelInfo>, ApiError> {
     let t = find_tunnel(&st.ctx, &r).await?;
-    Ok(Json(tunnel_json(&st.ctx, &t).await?))
+    Ok(Json(info_of(&st.ctx, &t).await?))
 }
 
 pub(super) async fn tunnel_credentials(
@@ -147,8 +148,8 @@ pub(super) async fn rotate_tunnel_secret(
     }
     t.secret = secret;
     tracing::info!(tunnel_id = %t.id, "tunnel secret rotated");
-    let mut v = tunnel_json(&st.ctx, &t).await?;
-    v["credentials"] = credentials_value(&credentials(&st.ctx, &t));
+    let mut v = info_of(&st.ctx, &t).await?;
+    v.credentials = Some(credentials_value(&credentials(&st.ctx, &t)));
     Ok(Json(v).into_response())
 }
 

@@ -7,7 +7,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Value};
 
 use burrow_config::api::{CreateUser, UserInfo};
 
@@ -44,12 +43,11 @@ pub(super) async fn create_user(
     Ok((StatusCode::CREATED, Json(user_info(user))).into_response())
 }
 
-pub(super) async fn list_users(State(st): State<AdminState>) -> Result<Json<Value>, ApiError> {
+pub(super) async fn list_users(
+    State(st): State<AdminState>,
+) -> Result<Json<Vec<UserInfo>>, ApiError> {
     let users = st.ctx.store.users().await.map_err(ApiError::internal)?;
-    Ok(Json(json!(users
-        .into_iter()
-        .map(user_info)
-        .collect::<Vec<_>>())))
+    Ok(Json(users.into_iter().map(user_info).collect()))
 }
 
 pub(super) async fn delete_user(

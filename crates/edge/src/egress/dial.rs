@@ -6,7 +6,7 @@ use crate::context::Ctx;
 use crate::egress::udp;
 use burrow_proto::close::{CloseReason, FlowError, Side};
 use burrow_proto::{Frame, Refusal, RefuseCode};
-use burrow_transport::frames::write_frame;
+use burrow_transport::frames::{write_frame, FrameReader};
 use burrow_transport::BoxStream;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -119,6 +119,16 @@ pub(crate) fn guard(
 pub(crate) fn is_host_address(ip: std::net::IpAddr) -> bool {
     let ip = burrow_policy::dial_guard::canonical(ip);
     ip.is_loopback() || std::net::UdpSocket::bind(SocketAddr::new(ip, 0)).is_ok()
+}
+
+/// Accepts a client or peer flow (its origin is ready): answers
+/// `StreamAccepted` and returns the bytes the reader took past the open
+/// frame, or `None` when the stream is gone.
+pub(crate) async fn accept(stream: &mut BoxStream, reader: FrameReader) -> Option<bytes::BytesMut> {
+    write_frame(stream, &Frame::StreamAccepted, false)
+        .await
+        .ok()
+        .map(|()| reader.into_leftover())
 }
 
 /// Refuses a client flow with `message`.

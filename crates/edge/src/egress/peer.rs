@@ -170,11 +170,8 @@ pub(crate) async fn egress(ctx: Arc<Ctx>, mut stream: BoxStream) {
     if open.kind == FlowKind::Udp {
         match crate::egress::dial::udp_socket(target, source).await {
             Ok(sock) => {
-                if write_frame(&mut stream, &Frame::StreamAccepted, false)
-                    .await
-                    .is_ok()
-                {
-                    crate::egress::dial::udp_relay(stream, reader.into_leftover(), sock).await;
+                if let Some(leftover) = crate::egress::dial::accept(&mut stream, reader).await {
+                    crate::egress::dial::udp_relay(stream, leftover, sock).await;
                 }
             }
             Err(message) => crate::egress::dial::refuse(&mut stream, message).await,
@@ -188,13 +185,9 @@ pub(crate) async fn egress(ctx: Arc<Ctx>, mut stream: BoxStream) {
             return;
         }
     };
-    if write_frame(&mut stream, &Frame::StreamAccepted, false)
-        .await
-        .is_err()
-    {
+    let Some(leftover) = crate::egress::dial::accept(&mut stream, reader).await else {
         return;
-    }
+    };
     // The client's edge logs the session; here only the bytes move.
-    let leftover = reader.into_leftover();
     super::tcp::splice_out(&mut stream, leftover, &mut origin, bytes::BytesMut::new()).await;
 }

@@ -11,7 +11,7 @@ use crate::egress::udp;
 use crate::telemetry::session_log::SessionRecord;
 use burrow_proto::close::{CloseReason, FlowError, Side};
 use burrow_proto::{FlowKind, Frame};
-use burrow_transport::frames::{write_frame, FrameReader};
+use burrow_transport::frames::FrameReader;
 use burrow_transport::BoxStream;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -164,13 +164,9 @@ pub(crate) async fn run(
             return;
         }
     };
-    if write_frame(&mut stream, &Frame::StreamAccepted, false)
-        .await
-        .is_err()
-    {
+    let Some(leftover) = crate::egress::dial::accept(&mut stream, reader).await else {
         return;
-    }
-    let leftover = reader.into_leftover();
+    };
     let end = match out {
         Out::Udp(sock) => {
             let e = udp::relay_socket(stream, leftover, sock).await;

@@ -7,8 +7,8 @@ use crate::egress::dial::refuse;
 use crate::egress::udp;
 use crate::telemetry::session_log::SessionRecord;
 use burrow_proto::close::{CloseReason, Side};
-use burrow_proto::{FlowKind, Frame};
-use burrow_transport::frames::{write_frame, FrameReader};
+use burrow_proto::FlowKind;
+use burrow_transport::frames::FrameReader;
 use burrow_transport::BoxStream;
 use std::net::SocketAddr;
 use tracing::info;
@@ -61,13 +61,9 @@ pub(crate) async fn private(
             return;
         }
     };
-    if write_frame(&mut stream, &Frame::StreamAccepted, false)
-        .await
-        .is_err()
-    {
+    let Some(leftover) = crate::egress::dial::accept(&mut stream, reader).await else {
         return;
-    }
-    let leftover = reader.into_leftover();
+    };
     if udp {
         // QUIC datagrams toward the connector when the connection has them.
         let end = udp::relay_streams(
