@@ -1210,3 +1210,40 @@ fn a_new_udp_client_waiting_on_dns_does_not_hold_up_the_others() {
     let (n, _) = a.recv_from(&mut buf).expect("A answered after its lookup");
     assert_eq!(&buf[..n], b"A");
 }
+
+#[test]
+fn udp_sessions_end_after_the_apps_idle_timeout_and_are_counted() {
+    let dir = tempdir();
+    let origin = udp_origin(|d| d.to_vec());
+    let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &[]);
+    let (_, app) = edge.create_app_json(&serde_json::json!({
+        "protocol": format!("udp/{}", free_port()),
+        "origin_direct": [format!("udp://{origin}")],
+        "idle_timeout": 1,
+    }));
+    let round_trip = |c: &std::net::UdpSocket, msg: &[u8]| {
+        c.send_to(msg, app).unwrap();
+        let mut buf = [0u8; 64];
+        let (n, _) = c.recv_from(&mut buf).expect("a reply");
+        assert_eq!(&buf[..n], msg);
+    };
+    let (idle, busy) = (udp_client("127.0.0.1"), udp_client("127.0.0.1"));
+    round_trip(&idle, b"once");
+    round_trip(&busy, b"first");
+    assert_eq!(edge.metric("burrow_edge_udp_sessions"), 2.0);
+    // The busy client keeps its session past the timeout; the idle one's
+    // ends within a second of it.
+    let t = std::time::Instant::now();
+    while t.elapsed() < Duration::from_millis(2500) {
+        round_trip(&busy, b"again");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert_eq!(edge.metric("burrow_edge_udp_sessions"), 1.0);
+    assert_eq!(edge.metric("burrow_edge_app_idle_closed_total"), 1.0);
+    // The idle client is served again, in a new session.
+    round_trip(&idle, b"back");
+    assert_eq!(
+        edge.metric(r#"burrow_edge_app_flows_total{protocol="udp",origin="direct"}"#),
+        3.0
+    );
+}

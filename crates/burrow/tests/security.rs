@@ -1019,32 +1019,6 @@ fn secrets_are_stored_hashed_and_state_files_are_private() {
     assert_eq!(mode(&fresh.path().join("new/edge.d")), 0o700);
 }
 
-/// `app create --json` with `body`; the app's id and listen address.
-fn create_app_json(edge: &EdgeProc, body: &serde_json::Value) -> (String, SocketAddr) {
-    let f = edge.dir.join(format!("app-{}.json", free_port()));
-    std::fs::write(&f, body.to_string()).unwrap();
-    let out = edge
-        .admin(&["app", "create", "--json", f.to_str().unwrap()])
-        .expect("app create");
-    let listen = out
-        .lines()
-        .find_map(|l| l.strip_prefix("listen:"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    let id = out
-        .split_whitespace()
-        .find(|w| uuid_like(w))
-        .unwrap_or_else(|| panic!("no app id in {out}"))
-        .to_owned();
-    (id, listen)
-}
-
-fn uuid_like(w: &str) -> bool {
-    w.len() == 36 && w.matches('-').count() == 4
-}
-
 /// Whether the edge echoes on a fresh connection from `src` to `app` (a
 /// refused connection is closed without a byte).
 fn echoes_from(src: &str, app: SocketAddr) -> Option<std::net::TcpStream> {
@@ -1061,16 +1035,13 @@ fn app_connections_are_capped_per_app_and_source_and_idle_ones_close() {
     let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &[]);
     let echo = Origin::start(util::echo);
     let port = free_port();
-    let (id, app) = create_app_json(
-        &edge,
-        &serde_json::json!({
-            "protocol": format!("tcp/{port}"),
-            "origin_direct": [format!("tcp://{}", echo.addr)],
-            "idle_timeout": 2,
-            "max_connections": 5,
-            "max_connections_per_ip": 3,
-        }),
-    );
+    let (id, app) = edge.create_app_json(&serde_json::json!({
+        "protocol": format!("tcp/{port}"),
+        "origin_direct": [format!("tcp://{}", echo.addr)],
+        "idle_timeout": 2,
+        "max_connections": 5,
+        "max_connections_per_ip": 3,
+    }));
     let mut held = Vec::new();
     for _ in 0..3 {
         held.push(echoes_from("127.0.0.1", app).expect("under the caps"));
@@ -1143,13 +1114,10 @@ fn apps_at_their_file_limit_leave_the_tunnel_endpoint_and_admin_api_working() {
     );
     let echo = Origin::start(util::echo);
     let port = free_port();
-    let (_, app) = create_app_json(
-        &edge,
-        &serde_json::json!({
-            "protocol": format!("tcp/{port}"),
-            "origin_direct": [format!("tcp://{}", echo.addr)],
-        }),
-    );
+    let (_, app) = edge.create_app_json(&serde_json::json!({
+        "protocol": format!("tcp/{port}"),
+        "origin_direct": [format!("tcp://{}", echo.addr)],
+    }));
     // 200 app clients from many addresses and 100 idle HTTP clients: more
     // than the budget allows.
     let mut held = Vec::new();

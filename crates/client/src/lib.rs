@@ -24,6 +24,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 /// Time to connect and register.
@@ -171,7 +172,10 @@ async fn register(cfg: &ClientConfig) -> Result<ConnectorConn, ClientError> {
 pub async fn run(cfg: ClientConfig, shutdown: CancellationToken) -> Result<(), ClientError> {
     let first = register(&cfg).await?;
     let conn = Arc::new(arc_swap::ArcSwap::from_pointee(first));
-    tokio::spawn(reconnect(cfg.clone(), conn.clone(), shutdown.clone()));
+    // Every task of this client (reconnection, the HTTP proxy, one per
+    // proxied connection) runs here, so shutdown can wait for them.
+    let tasks = TaskTracker::new();
+    tasks.spawn(reconnect(cfg.clone(), conn.clone(), shutdown.clone()));
     let listener = TcpListener::bind(cfg.socks)
         .await
         .map_err(|source| ClientError::Bind {
@@ -192,11 +196,12 @@ pub async fn run(cfg: ClientConfig, shutdown: CancellationToken) -> Result<(), C
             .local_addr()
             .map_err(|source| ClientError::Bind { addr, source })?;
         println!("HTTP proxy: http://{bound}");
-        tokio::spawn(serve_http_proxy(
+        tasks.spawn(serve_http_proxy(
             l,
             conn.clone(),
             next.clone(),
             shutdown.clone(),
+            tasks.clone(),
         ));
     }
     loop {
@@ -205,15 +210,29 @@ pub async fn run(cfg: ClientConfig, shutdown: CancellationToken) -> Result<(), C
             r = burrow_transport::accept_tcp(&listener) => r,
         };
         let (conn, next) = (conn.load_full(), next.clone());
-        tokio::spawn(async move {
+        tasks.spawn(async move {
             if let Err(reason) = proxy(conn, app, peer, next).await {
                 debug!(%peer, %reason, "SOCKS connection ended");
             }
         });
     }
+    // Closing the connection ends every flow on it.
     conn.load().close();
+    tasks.close();
+    if tokio::time::timeout(SHUTDOWN_WAIT, tasks.wait())
+        .await
+        .is_err()
+    {
+        warn!(
+            open = tasks.len(),
+            "flows still open at shutdown; leaving them"
+        );
+    }
     Ok(())
 }
+
+/// How long shutdown waits for the flows once the connection is closed.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
 
 /// The edge connection, replaced when it is lost.
 type Shared = Arc<arc_swap::ArcSwap<ConnectorConn>>;
@@ -364,6 +383,7 @@ async fn serve_http_proxy(
     conn: Shared,
     next: Arc<AtomicU64>,
     shutdown: CancellationToken,
+    tasks: TaskTracker,
 ) {
     loop {
         let (app, peer) = tokio::select! {
@@ -371,7 +391,7 @@ async fn serve_http_proxy(
             r = burrow_transport::accept_tcp(&listener) => r,
         };
         let (conn, next) = (conn.load_full(), next.clone());
-        tokio::spawn(async move {
+        tasks.spawn(async move {
             if let Err(reason) = http_connect(&conn, app, peer, &next).await {
                 debug!(%peer, %reason, "HTTP proxy connection ended");
             }

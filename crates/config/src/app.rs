@@ -133,8 +133,10 @@ pub struct AppSpec {
 /// Per-app limits on what clients can make the edge hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppLimits {
-    /// A TCP flow with no byte either way for this long is closed
-    /// (`idle_timeout`, seconds; default [`AppLimits::DEFAULT_IDLE_SECS`]).
+    /// A TCP flow or UDP session with no byte either way for this long is
+    /// closed (`idle_timeout`, seconds; default
+    /// [`AppLimits::DEFAULT_IDLE_SECS`] for TCP,
+    /// [`AppLimits::DEFAULT_UDP_IDLE_SECS`] for UDP).
     pub idle_timeout: std::time::Duration,
     /// Most open TCP connections (UDP sessions) of the app at once
     /// (`max_connections`; default 10,000).
@@ -147,6 +149,8 @@ pub struct AppLimits {
 impl AppLimits {
     /// Default idle timeout of TCP flows: 5 minutes.
     pub const DEFAULT_IDLE_SECS: u32 = 300;
+    /// Default idle timeout of UDP sessions: 1 minute.
+    pub const DEFAULT_UDP_IDLE_SECS: u32 = 60;
 }
 
 impl Default for AppLimits {
@@ -192,8 +196,9 @@ pub struct RawApp {
     /// `{type: dynamic, connectivity: all|ipv4|ipv6}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub edge_ips: Option<RawEdgeIps>,
-    /// Seconds a TCP flow may be idle (no byte either way) before it is
-    /// closed; 1-86400, default 300. burrow's addition.
+    /// Seconds a TCP flow or UDP session may be idle (no byte either way)
+    /// before it is closed; 1-86400, default 300 (TCP) or 60 (UDP).
+    /// burrow's addition.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle_timeout: Option<u32>,
     /// Most connections (TCP) or sessions (UDP) open at once; default
@@ -446,7 +451,7 @@ impl RawApp {
                 Some(d.name.clone())
             }
         };
-        let limits = self.limits()?;
+        let limits = self.limits(l4)?;
         Ok(AppSpec {
             l4,
             edge_ports,
@@ -460,7 +465,7 @@ impl RawApp {
         })
     }
 
-    fn limits(&self) -> Result<AppLimits, ConfigError> {
+    fn limits(&self, l4: L4) -> Result<AppLimits, ConfigError> {
         let d = AppLimits::default();
         let bounded = |field: &str, v: Option<u32>, max: u32, default: u32| match v {
             None => Ok(default),
@@ -474,7 +479,10 @@ impl RawApp {
             "idle_timeout",
             self.idle_timeout,
             86_400,
-            AppLimits::DEFAULT_IDLE_SECS,
+            match l4 {
+                L4::Tcp => AppLimits::DEFAULT_IDLE_SECS,
+                L4::Udp => AppLimits::DEFAULT_UDP_IDLE_SECS,
+            },
         )?;
         let max_connections = bounded(
             "max_connections",

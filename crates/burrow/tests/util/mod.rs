@@ -303,6 +303,25 @@ impl EdgeProc {
         line["listen:".len()..].trim().parse().unwrap()
     }
 
+    /// `app create --json` with `body`; returns the app id and its (first)
+    /// listen address.
+    pub fn create_app_json(&self, body: &serde_json::Value) -> (String, SocketAddr) {
+        let f = self.dir.join(format!("app-{}.json", free_port()));
+        std::fs::write(&f, body.to_string()).unwrap();
+        let out = self
+            .admin(&["app", "create", "--json", f.to_str().unwrap()])
+            .expect("app create");
+        let field = |prefix: &str| {
+            out.lines()
+                .find_map(|l| l.strip_prefix(prefix))
+                .unwrap_or_else(|| panic!("no {prefix:?} in {out}"))
+                .trim()
+                .to_owned()
+        };
+        let listen = field("listen:").parse().unwrap();
+        (field("Created app "), listen)
+    }
+
     /// Live connections of a tunnel, from `tunnel info --json`. Panics when
     /// the admin API keeps failing (an error must not read as "none").
     pub fn connections(&self, tunnel: &str) -> Vec<serde_json::Value> {

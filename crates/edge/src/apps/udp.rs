@@ -15,7 +15,7 @@
 //!
 //! Every datagram is forwarded as one datagram (never merged or split),
 //! optionally behind a PROXY v2 or Simple Proxy Protocol header (through a
-//! tunnel too: the connector passes datagrams on unchanged). A session ends after [`SESSION_IDLE`] without traffic
+//! tunnel too: the connector passes datagrams on unchanged). A session ends after the app's `idle_timeout` (default 60 s) without traffic
 //! in either direction.
 //!
 //! Memory: no per-port buffer is held while idle; a 64 KiB buffer is taken

@@ -7,6 +7,7 @@ use super::compiled::Compiled;
 use crate::context::Ctx;
 use crate::telemetry::metrics::FlowLabels;
 use burrow_config::app::Origin;
+use burrow_proto::close::CloseReason;
 use burrow_proto::StreamOpen;
 use burrow_transport::datagrams::{write_datagram, DatagramReader};
 use burrow_transport::quic_datagrams::next_from;
@@ -21,9 +22,6 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, Instrument};
-
-/// A session without datagrams in either direction for this long ends.
-pub(crate) const SESSION_IDLE: Duration = Duration::from_secs(60);
 
 /// Largest datagram carried.
 pub(crate) const MAX_DATAGRAM: usize = 65_535;
@@ -41,6 +39,9 @@ pub(crate) struct Session {
     pub(crate) upstream: Upstream,
     /// Milliseconds since `epoch` of the last datagram either way.
     pub(crate) last: AtomicU64,
+    /// The app's `idle_timeout`: the session ends after this long without
+    /// a datagram either way.
+    idle: Duration,
     /// Counts against the app's `max_connections` and
     /// `max_connections_per_ip` while the session lives.
     _slot: crate::limits::Slot,
@@ -86,6 +87,7 @@ pub(crate) fn add_session(
     let session = Arc::new(Session {
         upstream,
         last: AtomicU64::new(port.now_ms()),
+        idle: app.spec.limits.idle_timeout,
         _slot: slot,
     });
     port.sessions
@@ -124,9 +126,10 @@ pub(crate) fn pick_origin(app: &Compiled, edge_port: u16) -> Option<SocketAddr> 
     Some(targets[i])
 }
 
-/// How long a session waits without datagrams either way.
+/// How long the session may still wait without datagrams either way;
+/// `None` once it has been idle for the app's `idle_timeout`.
 pub(crate) fn idle_left(port: &Port, session: &Session) -> Option<Duration> {
-    let idle_ms = u64::try_from(SESSION_IDLE.as_millis()).unwrap_or(u64::MAX);
+    let idle_ms = u64::try_from(session.idle.as_millis()).unwrap_or(u64::MAX);
     let since = port
         .now_ms()
         .saturating_sub(session.last.load(Ordering::Relaxed));
@@ -199,6 +202,7 @@ pub(crate) async fn tunnel_session(
                 }
             }
             let _ = wr.shutdown().await;
+            count_idle(&ctx, &port, &session);
             if let Some(m) = &mux {
                 m.unregister(flow_id);
             }
@@ -308,10 +312,19 @@ pub(crate) async fn replies(
             }
         }
     }
+    count_idle(&ctx, &port, &session);
     port.sessions
         .lock()
         .expect("session map lock poisoned")
         .remove(&client);
     ctx.telemetry.metrics.udp_sessions.dec();
     debug!(%client, "UDP session closed");
+}
+
+/// Counts a session that ended because it idled (`IDLE_TIMEOUT`).
+fn count_idle(ctx: &Ctx, port: &Port, session: &Session) {
+    if idle_left(port, session).is_none() {
+        ctx.telemetry.metrics.app_idle_closed.inc();
+        debug!(reason = %CloseReason::IdleTimeout, "UDP session idle");
+    }
 }

@@ -153,7 +153,8 @@ pub(crate) struct Metrics {
     /// limit.
     pub(crate) app_refused: Family<AppRefusedLabels, Counter>,
     pub(crate) listener_full: Family<ListenerLabels, Counter>,
-    /// TCP app flows closed after their idle timeout.
+    /// App flows (TCP connections, UDP sessions) closed after the app's
+    /// idle timeout.
     pub(crate) app_idle_closed: Counter,
     /// Registered tunnel connections by tunnel id (and this colo).
     pub(crate) tunnel_connections_by_tunnel: Family<TunnelLabels, Gauge>,
@@ -334,7 +335,7 @@ impl Metrics {
         let app_idle_closed = Counter::default();
         registry.register(
             "app_idle_closed",
-            "TCP app flows closed after the app's idle_timeout",
+            "App flows (TCP connections, UDP sessions) closed after the app's idle_timeout",
             app_idle_closed.clone(),
         );
         Self {
