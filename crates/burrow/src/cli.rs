@@ -210,39 +210,9 @@ pub(crate) struct PolicyAdd {
     /// rule flags then.
     #[arg(long, conflicts_with_all = ["id", "dedicated"])]
     pub(crate) json: Option<String>,
-    /// User email.
-    #[arg(long = "email")]
-    pub(crate) emails: Vec<String>,
-    /// Group.
-    #[arg(long = "group")]
-    pub(crate) groups: Vec<String>,
-    /// Device id.
-    #[arg(long = "device")]
-    pub(crate) devices: Vec<String>,
-    /// Client source IP or CIDR.
-    #[arg(long = "src")]
-    pub(crate) src: Vec<String>,
-    /// Destination IP or CIDR.
-    #[arg(long = "dst")]
-    pub(crate) dst: Vec<String>,
-    /// Destination port or range A-B.
-    #[arg(long = "port")]
-    pub(crate) ports: Vec<String>,
-    /// tcp or udp.
-    #[arg(long = "protocol")]
-    pub(crate) protocols: Vec<String>,
-    /// Destination hostname, exact or *.example.com.
-    #[arg(long = "hostname")]
-    pub(crate) hostnames: Vec<String>,
-    /// 4 or 6.
-    #[arg(long)]
-    pub(crate) ip_version: Option<String>,
-    /// true: destinations served by this edge; false: all others.
-    #[arg(long)]
-    pub(crate) proxied: Option<bool>,
-    /// Virtual network.
-    #[arg(long = "vnet")]
-    pub(crate) vnets: Vec<String>,
+    /// What the rule matches: the selector's keys as flags.
+    #[command(flatten)]
+    pub(crate) selector: burrow_config::egress::RawSelector,
     /// Dedicated egress: the primary IPv4 source address.
     #[arg(long, value_name = "IPV4", conflicts_with = "block")]
     pub(crate) dedicated: Option<String>,

@@ -5,7 +5,7 @@
 use crate::cli::PolicyCommand;
 use crate::config_err;
 use burrow_config::api::{AddPolicyRule, MovePolicyRule, PoliciesChanged, PoliciesSet};
-use burrow_config::egress::{RawAction, RawRule, RawSelector};
+use burrow_config::egress::{RawAction, RawRule};
 use burrow_policy::egress::{decide, explain, lint, Facts, Finding, Protocol};
 
 pub(crate) async fn run(admin: crate::cli::AdminConn, cmd: PolicyCommand) -> anyhow::Result<()> {
@@ -147,19 +147,7 @@ fn rule_json(a: &crate::cli::PolicyAdd) -> anyhow::Result<serde_json::Value> {
     let rule = RawRule {
         id: a.id.clone().unwrap_or_default(),
         name: a.name.clone(),
-        selector: RawSelector {
-            emails: a.emails.clone(),
-            groups: a.groups.clone(),
-            devices: a.devices.clone(),
-            src: a.src.clone(),
-            dst: a.dst.clone(),
-            ports: a.ports.clone(),
-            protocols: a.protocols.clone(),
-            hostnames: a.hostnames.clone(),
-            ip_version: a.ip_version.clone(),
-            proxied: a.proxied,
-            vnets: a.vnets.clone(),
-        },
+        selector: a.selector.clone(),
         action,
     };
     Ok(serde_json::to_value(rule)?)

@@ -209,13 +209,8 @@ fn edge_restart_keeps_tunnels_apps_and_certificates() {
     let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &[]);
     let url = format!("tcp://{}", origin.addr);
     let ta = edge.tunnel_addr.to_string();
-    let _c = connector(
-        dir.path(),
-        "c",
-        &creds,
-        &["--url", &url, "--edge", &ta, "--ha-connections", "1"],
-    );
-    edge.wait_connections("keep", 1, Duration::from_secs(20));
+    let flags = ["--url", &url, "--edge", &ta, "--ha-connections", "1"];
+    let _c = edge.run_connector("keep", &creds, "c", &flags, 1);
     assert_eq!(echo_round_trip(app, b"again").unwrap(), b"again");
 }
 
@@ -353,18 +348,15 @@ fn a_state_file_from_before_versioned_migrations_opens_with_everything_in_it() {
     assert!(list(&["policy", "list"]).contains("eng-lab"));
     // The app listens again, and the tunnel's credentials still register.
     TcpStream::connect("127.0.0.1:47001").expect("the stored app listens");
-    let _c = connector(
-        dir.path(),
-        "connector",
+    let ta = edge.tunnel_addr.to_string();
+    let flags = ["--url", "tcp://127.0.0.1:9", "--edge", &ta];
+    let _c = edge.run_connector(
+        "keep",
         &dir.path().join("keep.json"),
-        &[
-            "--url",
-            "tcp://127.0.0.1:9",
-            "--edge",
-            &edge.tunnel_addr.to_string(),
-        ],
+        "connector",
+        &flags,
+        1,
     );
-    edge.wait_connections("keep", 1, Duration::from_secs(20));
     // Versioned now: the edge says which schema it opened.
     edge.proc.wait_log("schema version", Duration::from_secs(5));
 }

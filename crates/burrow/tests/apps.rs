@@ -849,10 +849,8 @@ fn flexible_tls_terminates_at_the_edge_and_refuses_tls_1_1() {
         "a non-TLS client reached the origin"
     );
     // The same through a tunnel: TLS ends at the edge, the stream is plain.
-    let creds = edge.create_tunnel("tls");
     let url = format!("tcp://{}", origin.addr);
-    let _c = connector(dir.path(), "tls", &creds, &["--url", &url]);
-    edge.wait_connections("tls", 1, Duration::from_secs(20));
+    let _c = edge.connected_tunnel("tls", &["--url", &url], 1);
     let port = free_port();
     let proto = format!("tcp/{port}");
     edge.admin(&[

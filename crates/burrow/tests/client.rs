@@ -51,23 +51,13 @@ fn socks5_through_the_edge_reaches_the_destination_and_logs_the_session() {
     let (edge, log) = logged_client_edge(dir.path(), &[]);
     let (creds, device_id) = enroll(&edge, dir.path());
     let origin = HttpOrigin::start("A");
-    let socks = format!("127.0.0.1:{}", free_port());
-    let c = creds.to_string_lossy().into_owned();
-    let http_proxy = format!("127.0.0.1:{}", free_port());
-    let client = Proc::spawn(
+    let c = ClientProc::start(
         dir.path(),
         "client",
-        &[
-            "client",
-            "--credentials",
-            &c,
-            "--socks",
-            &socks,
-            "--http-proxy",
-            &http_proxy,
-        ],
+        &creds,
+        &["--http-proxy", "127.0.0.1:0"],
     );
-    client.wait_line("SOCKS5 proxy:", Duration::from_secs(20));
+    let (_client, socks, http_proxy) = (c.proc, c.socks, c.http_proxy.unwrap());
 
     // curl resolves nothing itself: the name goes to the edge.
     let url = format!("http://localhost:{}/through-socks", origin.addr.port());
@@ -190,12 +180,11 @@ fn a_revoked_device_is_refused() {
     let (creds, device_id) = enroll(&edge, dir.path());
     edge.admin(&["device", "revoke", &device_id])
         .expect("revoke");
-    let socks = format!("127.0.0.1:{}", free_port());
     let c = creds.to_string_lossy().into_owned();
     let mut client = Proc::spawn(
         dir.path(),
         "client",
-        &["client", "--credentials", &c, "--socks", &socks],
+        &["client", "--credentials", &c, "--socks", "127.0.0.1:0"],
     );
     let code = client.wait_exit(Duration::from_secs(20));
     assert!(matches!(code, Some(c) if c != 0), "exit {code:?}");
@@ -213,11 +202,10 @@ fn an_unenrolled_device_is_refused() {
     edge.admin(&["user", "delete", "ana@example.com"])
         .expect("user delete");
     let c = creds.to_string_lossy().into_owned();
-    let socks = format!("127.0.0.1:{}", free_port());
     let mut client = Proc::spawn(
         dir.path(),
         "client",
-        &["client", "--credentials", &c, "--socks", &socks],
+        &["client", "--credentials", &c, "--socks", "127.0.0.1:0"],
     );
     let code = client.wait_exit(Duration::from_secs(20));
     assert!(matches!(code, Some(c) if c != 0), "exit {code:?}");
@@ -501,22 +489,10 @@ fn private_networks_route_through_the_tunnel_of_the_clients_vnet() {
 
     // One device per client: a device connects once at a time.
     let (lab_creds, _) = enroll_device(&edge, dir.path(), "ana@example.com", "laptop-lab");
-    let c = creds.to_string_lossy().into_owned();
-    let c_lab = lab_creds.to_string_lossy().into_owned();
-    let client = |name: &str, vnet: Option<&str>| {
-        let socks = format!("127.0.0.1:{}", free_port());
-        let c = if vnet.is_some() { &c_lab } else { &c };
-        let mut args = vec!["client", "--credentials", c, "--socks", &socks];
-        if let Some(v) = vnet {
-            args.extend(["--vnet", v]);
-        }
-        let p = Proc::spawn(dir.path(), name, &args);
-        (p, socks)
-    };
-    let (client_default, socks_default) = client("client-default", None);
-    let (client_lab, socks_lab) = client("client-lab", Some("lab"));
-    client_default.wait_line("SOCKS5 proxy:", Duration::from_secs(20));
-    client_lab.wait_line("SOCKS5 proxy:", Duration::from_secs(20));
+    let default = ClientProc::start(dir.path(), "client-default", &creds, &[]);
+    let lab = ClientProc::start(dir.path(), "client-lab", &lab_creds, &["--vnet", "lab"]);
+    let (_client_default, socks_default) = (default.proc, default.socks);
+    let (_client_lab, socks_lab) = (lab.proc, lab.socks);
     let seen = |socks: &str| {
         let out = std::process::Command::new("curl")
             .args(["-sS", "--max-time", "10", "--socks5-hostname", socks])
@@ -593,7 +569,20 @@ fn private_networks_route_through_the_tunnel_of_the_clients_vnet() {
     edge.admin(&["route", "ip", "delete", "127.0.0.0/8", "--vnet", "lab"])
         .expect("route delete");
     edge.admin(&["vnet", "delete", "lab"]).expect("vnet delete");
-    let (mut nope, _) = client("client-nope", Some("nope"));
+    let c_lab = lab_creds.to_string_lossy().into_owned();
+    let mut nope = Proc::spawn(
+        dir.path(),
+        "client-nope",
+        &[
+            "client",
+            "--credentials",
+            &c_lab,
+            "--socks",
+            "127.0.0.1:0",
+            "--vnet",
+            "nope",
+        ],
+    );
     let code = nope.wait_exit(Duration::from_secs(20));
     assert!(matches!(code, Some(c) if c != 0), "exit {code:?}");
     assert!(
@@ -754,9 +743,7 @@ fn socks5_udp_associate_reaches_the_internet_and_private_networks() {
         .expect("policy set");
     let public = udp_echo("127.0.0.1");
     let private = udp_echo("127.0.0.2");
-    let tcreds = edge.create_tunnel("t");
-    let conn = connector(dir.path(), "conn", &tcreds, &["--hello-world"]);
-    edge.wait_connections("t", 1, Duration::from_secs(20));
+    let conn = edge.connected_tunnel("t", &["--hello-world"], 1);
     edge.admin(&["route", "ip", "add", "127.0.0.2", "t"])
         .expect("route");
     let (_client, socks) = start_client(dir.path(), &creds);
@@ -1142,29 +1129,13 @@ fn clients_fall_back_to_http2_when_udp_is_blocked() {
     let (creds2, _) = enroll_device(&edge, dir.path(), "ana@example.com", "laptop-2");
     let origin = HttpOrigin::start("A");
     let echo = udp_echo("127.0.0.1");
-    let c = creds.to_string_lossy().into_owned();
-    let c2 = creds2.to_string_lossy().into_owned();
     let start = |name: &str, protocol: &str| {
-        let socks = format!("127.0.0.1:{}", free_port());
-        let c = if protocol == "auto" { &c2 } else { &c };
-        let p = Proc::spawn(
-            dir.path(),
-            name,
-            &[
-                "client",
-                "--credentials",
-                c,
-                "--socks",
-                &socks,
-                "--protocol",
-                protocol,
-            ],
-        );
-        (p, socks)
+        let c = if protocol == "auto" { &creds2 } else { &creds };
+        let c = ClientProc::start(dir.path(), name, c, &["--protocol", protocol]);
+        (c.proc, c.socks)
     };
     let (explicit, socks_h2) = start("client-h2", "http2");
     let (auto, socks_auto) = start("client-auto", "auto");
-    explicit.wait_line("SOCKS5 proxy:", Duration::from_secs(20));
     explicit.wait_log("protocol=\"http2\"", Duration::from_secs(5));
     auto.wait_log("falling back to HTTP/2", Duration::from_secs(30));
     auto.wait_log("protocol=\"http2\"", Duration::from_secs(10));

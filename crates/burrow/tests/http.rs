@@ -53,16 +53,9 @@ fn get_run(
 /// routes for `hosts`.
 fn setup(dir: &Path, config: &str, hosts: &[&str]) -> (EdgeProc, Proc) {
     let edge = EdgeProc::start(dir, "NRT", "edge.db", &["--http", "127.0.0.1:0"]);
-    let creds = edge.create_tunnel("t");
     let cfg = dir.join("config.yml");
     std::fs::write(&cfg, config).unwrap();
-    let c = connector(
-        dir,
-        "connector",
-        &creds,
-        &["--config", cfg.to_str().unwrap()],
-    );
-    edge.wait_connections("t", 1, Duration::from_secs(20));
+    let c = edge.connected_tunnel("t", &["--config", cfg.to_str().unwrap()], 1);
     for h in hosts {
         edge.admin(&["route", "dns", "t", h]).expect("route dns");
     }
@@ -749,10 +742,8 @@ fn the_https_listener_serves_http2_and_http1_with_sni_certificates() {
         "edge.db",
         &["--https", "127.0.0.1:0", "--cert-dir", &cert_dir],
     );
-    let creds = edge.create_tunnel("t");
     let url = format!("http://{}", origin.addr);
-    let _c = connector(dir.path(), "connector", &creds, &["--url", &url]);
-    edge.wait_connections("t", 1, Duration::from_secs(20));
+    let _c = edge.connected_tunnel("t", &["--url", &url], 1);
     for h in ["a.example.com", "b.example.com"] {
         edge.admin(&["route", "dns", "t", h]).expect("route dns");
     }

@@ -635,15 +635,8 @@ fn unauthenticated_connections_cannot_make_the_edge_buffer_data() {
     let during = rss_kib(pid);
 
     // A real connector registers meanwhile, promptly.
-    let creds = edge.create_tunnel("t");
     let started = std::time::Instant::now();
-    let _c = connector(
-        dir.path(),
-        "connector",
-        &creds,
-        &["--url", "tcp://127.0.0.1:9"],
-    );
-    edge.wait_connections("t", 1, Duration::from_secs(10));
+    let _c = edge.connected_tunnel("t", &["--url", "tcp://127.0.0.1:9"], 1);
     let took = started.elapsed();
 
     let _ = stop_tx.send(true);
@@ -671,15 +664,12 @@ fn idle_sockets_from_one_address_do_not_delay_other_connectors() {
     for _ in 0..1100 {
         idle.push(connect_from("127.0.0.2".parse().unwrap(), edge.tunnel_addr));
     }
-    let creds = edge.create_tunnel("t");
     let started = std::time::Instant::now();
-    let _c = connector(
-        dir.path(),
-        "connector",
-        &creds,
+    let _c = edge.connected_tunnel(
+        "t",
         &["--url", "tcp://127.0.0.1:9", "--protocol", "http2"],
+        1,
     );
-    edge.wait_connections("t", 1, Duration::from_secs(20));
     let took = started.elapsed();
     eprintln!("a connector registered in {took:?} beside 1,100 idle sockets");
     assert!(took < Duration::from_secs(3), "took {took:?}");
@@ -764,21 +754,8 @@ fn no_secret_reaches_any_log_even_at_trace_level() {
     drop(s);
     edge.admin(&["user", "add", "ana@example.com"]).unwrap();
     let (dev, device_id) = enroll_device(&edge, dir.path(), "ana@example.com", "ana");
-    let socks = format!("127.0.0.1:{}", free_port());
-    let client = Proc::spawn(
-        dir.path(),
-        "client",
-        &[
-            "client",
-            "--credentials",
-            dev.to_str().unwrap(),
-            "--socks",
-            &socks,
-            "--loglevel",
-            "trace",
-        ],
-    );
-    client.wait_line("SOCKS5 proxy:", Duration::from_secs(20));
+    let cp = ClientProc::start(dir.path(), "client", &dev, &["--loglevel", "trace"]);
+    let (client, socks) = (cp.proc, cp.socks);
     let mut s = socks_connect(&socks, v4(echo.addr)).unwrap();
     echo_once(&mut s, b"through the client");
     drop(s);
@@ -944,21 +921,9 @@ fn secrets_are_stored_hashed_and_state_files_are_private() {
     );
     edge.wait_connections("legacy", 1, Duration::from_secs(20));
     // The device's credentials name the old edge address too.
-    let socks = format!("127.0.0.1:{}", free_port());
-    let client = Proc::spawn(
-        dir.path(),
-        "client",
-        &[
-            "client",
-            "--credentials",
-            "device.json",
-            "--socks",
-            &socks,
-            "--edge",
-            &at,
-        ],
-    );
-    client.wait_line("SOCKS5 proxy:", Duration::from_secs(20));
+    let device = dir.path().join("device.json");
+    let c = ClientProc::start(dir.path(), "client", &device, &["--edge", &at]);
+    let (_client, socks) = (c.proc, c.socks);
     let mut s = socks_connect(&socks, v4(echo.addr)).expect("the old device registers");
     echo_once(&mut s, b"old device");
     drop(s);
@@ -1132,14 +1097,7 @@ fn apps_at_their_file_limit_leave_the_tunnel_endpoint_and_admin_api_working() {
     }
     std::thread::sleep(Duration::from_millis(500));
     // The admin API and the tunnel endpoint still accept.
-    let creds = edge.create_tunnel("t");
-    let _c = connector(
-        dir.path(),
-        "connector",
-        &creds,
-        &["--url", &format!("tcp://{}", echo.addr)],
-    );
-    edge.wait_connections("t", 4, Duration::from_secs(20));
+    let _c = edge.connected_tunnel("t", &["--url", &format!("tcp://{}", echo.addr)], 4);
     assert!(
         !edge.proc.log().contains("Too many open files"),
         "{}",
@@ -1386,7 +1344,6 @@ fn which_virtual_network_a_device_uses_is_policy_not_its_choice() {
     let (ana, _) = enroll_device(&edge, dir.path(), "ana@example.com", "ana");
     let (bo, _) = enroll_device(&edge, dir.path(), "bo@example.com", "bo");
     let run = |name: &str, creds: &Path, vnet: &str| {
-        let socks = format!("127.0.0.1:{}", free_port());
         Proc::spawn(
             dir.path(),
             name,
@@ -1395,7 +1352,7 @@ fn which_virtual_network_a_device_uses_is_policy_not_its_choice() {
                 "--credentials",
                 creds.to_str().unwrap(),
                 "--socks",
-                &socks,
+                "127.0.0.1:0",
                 "--vnet",
                 vnet,
             ],
@@ -1460,22 +1417,9 @@ fn a_revocation_made_through_one_edge_ends_sessions_on_another_sharing_the_state
     a.admin(&["user", "add", "ana@example.com"]).unwrap();
     let (creds, device) = enroll_device(&a, dir.path(), "ana@example.com", "ana");
     // The client connects to B; the revocation is made through A.
-    let socks = format!("127.0.0.1:{}", free_port());
     let at_b = b.tunnel_addr.to_string();
-    let client = Proc::spawn(
-        dir.path(),
-        "client",
-        &[
-            "client",
-            "--credentials",
-            creds.to_str().unwrap(),
-            "--socks",
-            &socks,
-            "--edge",
-            &at_b,
-        ],
-    );
-    client.wait_line("SOCKS5 proxy:", Duration::from_secs(20));
+    let c = ClientProc::start(dir.path(), "client", &creds, &["--edge", &at_b]);
+    let (_client, socks) = (c.proc, c.socks);
     let mut s = socks_connect(&socks, v4(echo.addr)).unwrap();
     echo_once(&mut s, b"via KIX");
     a.admin(&["device", "revoke", &device]).unwrap();

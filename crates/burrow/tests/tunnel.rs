@@ -12,28 +12,22 @@ const MIB: usize = 1024 * 1024;
 
 /// Edge + tunnel + app + connector in `protocol`, with the bulk origin.
 fn bulk_through(protocol: &str) {
-    let dir = tempdir();
     let origin = Origin::start(bulk);
-    let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &[]);
-    let creds = edge.create_tunnel("bulk");
-    let app = edge.create_app("bulk", "bulk.example.com");
-    let cfg = write_config(dir.path(), "config.yml", "bulk.example.com", origin.addr);
+    let s = Setup::edge(&[]);
+    let t = s.tunnel("bulk");
+    let app = t.app("bulk.example.com");
+    let cfg = write_config(s.path(), "config.yml", "bulk.example.com", origin.addr);
     let cfg = cfg.to_string_lossy().into_owned();
-    let _c = connector(
-        dir.path(),
-        "connector",
-        &creds,
-        &[
-            "--config",
-            &cfg,
-            "--protocol",
-            protocol,
-            "--ha-connections",
-            "1",
-        ],
-    );
-    let conns = edge.wait_connections("bulk", 1, Duration::from_secs(20));
-    assert_eq!(conns[0]["protocol"], protocol);
+    let flags = [
+        "--config",
+        &cfg,
+        "--protocol",
+        protocol,
+        "--ha-connections",
+        "1",
+    ];
+    let _c = t.connector(&flags, 1);
+    assert_eq!(s.edge.connections("bulk")[0]["protocol"], protocol);
 
     // Upload: 64 MiB client → origin; the origin answers its SHA-256 after
     // our half-close, so this also checks half-close end to end.
@@ -87,15 +81,12 @@ fn bulk_64mib_both_directions_over_http2() {
 
 #[test]
 fn two_hundred_concurrent_connections_each_echo_their_own_payload() {
-    let dir = tempdir();
     let origin = Origin::start(echo);
-    let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &[]);
-    let creds = edge.create_tunnel("many");
-    let app = edge.create_app("many", "echo.example.com");
-    let cfg = write_config(dir.path(), "config.yml", "echo.example.com", origin.addr);
-    let cfg = cfg.to_string_lossy().into_owned();
-    let _c = connector(dir.path(), "connector", &creds, &["--config", &cfg]);
-    edge.wait_connections("many", 4, Duration::from_secs(20));
+    let s = Setup::edge(&[]);
+    let t = s.tunnel("many");
+    let app = t.app("echo.example.com");
+    let cfg = write_config(s.path(), "config.yml", "echo.example.com", origin.addr);
+    let _c = t.connector(&["--config", &cfg.to_string_lossy()], 4);
 
     let barrier = std::sync::Arc::new(std::sync::Barrier::new(200));
     let handles: Vec<_> = (0..200u64)
@@ -289,25 +280,17 @@ fn wrong_secret_is_refused_with_a_clear_message_and_nonzero_exit() {
 
 #[test]
 fn one_tunnels_connector_never_sees_another_tunnels_traffic() {
-    let dir = tempdir();
     let origin_a = Origin::start(say_a);
     let origin_b = Origin::start(say_b);
-    let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &[]);
-    let creds_a = edge.create_tunnel("ta");
-    let creds_b = edge.create_tunnel("tb");
+    let s = Setup::edge(&[]);
+    let (ta, tb) = (s.tunnel("ta"), s.tunnel("tb"));
     // Same hostname on purpose: only the tunnel may separate them.
-    let app_a = edge.create_app("ta", "same.example.com");
-    let app_b = edge.create_app("tb", "same.example.com");
-    let cfg_a = write_config(dir.path(), "a.yml", "same.example.com", origin_a.addr);
-    let cfg_b = write_config(dir.path(), "b.yml", "same.example.com", origin_b.addr);
-    let (cfg_a, cfg_b) = (
-        cfg_a.to_string_lossy().into_owned(),
-        cfg_b.to_string_lossy().into_owned(),
-    );
-    let _ca = connector(dir.path(), "conn-a", &creds_a, &["--config", &cfg_a]);
-    let _cb = connector(dir.path(), "conn-b", &creds_b, &["--config", &cfg_b]);
-    edge.wait_connections("ta", 4, Duration::from_secs(20));
-    edge.wait_connections("tb", 4, Duration::from_secs(20));
+    let app_a = ta.app("same.example.com");
+    let app_b = tb.app("same.example.com");
+    let cfg_a = write_config(s.path(), "a.yml", "same.example.com", origin_a.addr);
+    let cfg_b = write_config(s.path(), "b.yml", "same.example.com", origin_b.addr);
+    let _ca = ta.connector_named("conn-a", &["--config", &cfg_a.to_string_lossy()], 4);
+    let _cb = tb.connector_named("conn-b", &["--config", &cfg_b.to_string_lossy()], 4);
     for _ in 0..30 {
         assert_eq!(read_all(app_a), b"A");
     }
@@ -379,19 +362,12 @@ fn connector_drains_open_flows_on_sigterm_then_exits_zero() {
         std::thread::sleep(Duration::from_millis(1000));
         let _ = s.write_all(b"done");
     }
-    let dir = tempdir();
     let origin = Origin::start(slow);
-    let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &[]);
-    let creds = edge.create_tunnel("drain");
-    let app = edge.create_app("drain", "d.example.com");
+    let s = Setup::edge(&[]);
+    let t = s.tunnel("drain");
+    let app = t.app("d.example.com");
     let url = format!("tcp://{}", origin.addr);
-    let mut c = connector(
-        dir.path(),
-        "connector",
-        &creds,
-        &["--url", &url, "--ha-connections", "1"],
-    );
-    edge.wait_connections("drain", 1, Duration::from_secs(20));
+    let mut c = t.connector(&["--url", &url, "--ha-connections", "1"], 1);
     let mut s = connect(app, Duration::from_secs(5));
     s.write_all(b"x").unwrap();
     std::thread::sleep(Duration::from_millis(200));
@@ -409,27 +385,17 @@ fn connector_drains_open_flows_on_sigterm_then_exits_zero() {
 
 #[test]
 fn replicas_share_flows_and_a_lost_replica_stops_getting_them() {
-    let dir = tempdir();
     let origin_a = Origin::start(say_a);
     let origin_b = Origin::start(say_b);
-    let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &[]);
-    let creds = edge.create_tunnel("rep");
-    let app = edge.create_app("rep", "rep.example.com");
+    let s = Setup::edge(&[]);
+    let t = s.tunnel("rep");
+    let app = t.app("rep.example.com");
     let url_a = format!("tcp://{}", origin_a.addr);
     let url_b = format!("tcp://{}", origin_b.addr);
-    let mut ca = connector(
-        dir.path(),
-        "replica-a",
-        &creds,
-        &["--url", &url_a, "--ha-connections", "2"],
-    );
-    let _cb = connector(
-        dir.path(),
-        "replica-b",
-        &creds,
-        &["--url", &url_b, "--ha-connections", "2"],
-    );
-    let conns = edge.wait_connections("rep", 4, Duration::from_secs(20));
+    let mut ca = t.connector_named("replica-a", &["--url", &url_a, "--ha-connections", "2"], 2);
+    let _cb = t.connector_named("replica-b", &["--url", &url_b, "--ha-connections", "2"], 4);
+    let edge = &s.edge;
+    let conns = edge.connections("rep");
     let connectors: std::collections::BTreeSet<&str> = conns
         .iter()
         .map(|c| c["connector_id"].as_str().unwrap())
@@ -583,19 +549,13 @@ fn edge_drains_open_flows_on_sigterm_then_exits_zero() {
         std::thread::sleep(Duration::from_millis(1000));
         let _ = s.write_all(b"done");
     }
-    let dir = tempdir();
     let origin = Origin::start(slow);
-    let mut edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &[]);
-    let creds = edge.create_tunnel("edrain");
-    let app = edge.create_app("edrain", "e.example.com");
+    let mut s = Setup::edge(&[]);
+    let t = s.tunnel("edrain");
+    let app = t.app("e.example.com");
     let url = format!("tcp://{}", origin.addr);
-    let _c = connector(
-        dir.path(),
-        "connector",
-        &creds,
-        &["--url", &url, "--ha-connections", "1"],
-    );
-    edge.wait_connections("edrain", 1, Duration::from_secs(20));
+    let _c = t.connector(&["--url", &url, "--ha-connections", "1"], 1);
+    let edge = &mut s.edge;
     let mut s = connect(app, Duration::from_secs(5));
     s.write_all(b"x").unwrap();
     std::thread::sleep(Duration::from_millis(200));

@@ -41,32 +41,54 @@ pub struct RawRule {
     pub action: RawAction,
 }
 
-/// A rule's `selector`; see the module docs for each key.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// A rule's `selector`: the JSON keys, and the flags of `burrow policy
+/// add` (a repeated flag is a list).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, clap::Args)]
 #[serde(deny_unknown_fields)]
-#[allow(missing_docs)]
 pub struct RawSelector {
+    /// User email.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[arg(long = "email")]
     pub emails: Vec<String>,
+    /// Group.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[arg(long = "group")]
     pub groups: Vec<String>,
+    /// Device id.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[arg(long = "device")]
     pub devices: Vec<String>,
+    /// Client source IP or CIDR.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[arg(long = "src")]
     pub src: Vec<String>,
+    /// Destination IP or CIDR.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[arg(long = "dst")]
     pub dst: Vec<String>,
+    /// Destination port or range A-B.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[arg(long = "port")]
     pub ports: Vec<String>,
+    /// tcp or udp.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[arg(long = "protocol")]
     pub protocols: Vec<String>,
+    /// Destination hostname, exact or *.example.com.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[arg(long = "hostname")]
     pub hostnames: Vec<String>,
+    /// 4 or 6.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[arg(long)]
     pub ip_version: Option<String>,
+    /// true: destinations served by this edge; false: all others.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[arg(long)]
     pub proxied: Option<bool>,
+    /// Virtual network.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[arg(long = "vnet")]
     pub vnets: Vec<String>,
 }
 

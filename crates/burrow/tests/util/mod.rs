@@ -284,6 +284,29 @@ impl EdgeProc {
         path
     }
 
+    /// `tunnel create NAME` and a connector of it with `extra` flags, once
+    /// this edge lists `connections` of its connections.
+    pub fn connected_tunnel(&self, name: &str, extra: &[&str], connections: usize) -> Proc {
+        let creds = self.create_tunnel(name);
+        self.run_connector(name, &creds, "connector", extra, connections)
+    }
+
+    /// A connector (process `proc_name`) of tunnel `name` with `creds`
+    /// and `extra` flags, once this edge lists `connections` of its
+    /// connections.
+    pub fn run_connector(
+        &self,
+        name: &str,
+        creds: &Path,
+        proc_name: &str,
+        extra: &[&str],
+        connections: usize,
+    ) -> Proc {
+        let c = connector(&self.dir, proc_name, creds, extra);
+        self.wait_connections(name, connections, Duration::from_secs(20));
+        c
+    }
+
     /// `app create`; returns the listen address.
     pub fn create_app(&self, tunnel: &str, hostname: &str) -> SocketAddr {
         let proto = format!("tcp/{}", free_port());
@@ -392,28 +415,57 @@ pub fn write_config(dir: &Path, name: &str, hostname: &str, origin: SocketAddr) 
     p
 }
 
-/// A port that was free a moment ago on 127.0.0.1 (and so, almost surely,
-/// on 127.0.0.2 too).
+/// Ports handed out by [`free_port`] and [`listen_run`]: below the
+/// kernel's ephemeral range (32768-60999), so no socket the kernel numbers
+/// on its own (an outgoing connection's source port) can take one between
+/// the check and the bind; handed out in turn from a random start, so two
+/// tests of one binary never get the same one.
+fn next_ports(n: u16) -> u16 {
+    use std::sync::atomic::AtomicU16;
+    const BASE: u16 = 20_000;
+    const SPAN: u16 = 12_000;
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let _ = NEXT.compare_exchange(
+        0,
+        1 + u16::try_from(
+            (u64::from(std::process::id()) * 7919
+                + u64::from(
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap()
+                        .subsec_nanos(),
+                ))
+                % u64::from(SPAN),
+        )
+        .unwrap(),
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    let start = NEXT.fetch_add(n, Ordering::SeqCst) % SPAN;
+    if start + n > SPAN {
+        return next_ports(n);
+    }
+    BASE + start
+}
+
+/// A port of 127.0.0.1 that is free for TCP and UDP now and that no other
+/// test of this binary is handed (for an app's edge port, which the
+/// test must name before the edge binds it).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    loop {
+        let p = next_ports(1);
+        if TcpListener::bind(("127.0.0.1", p)).is_ok()
+            && std::net::UdpSocket::bind(("127.0.0.1", p)).is_ok()
+        {
+            return p;
+        }
+    }
 }
 
 /// Listeners on `n` consecutive ports below the ephemeral range.
 pub fn listen_run(n: u16) -> Vec<TcpListener> {
-    let mut seed = u64::from(std::process::id()) * 7919
-        + u64::from(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .subsec_nanos(),
-        );
     loop {
-        let r = pattern(&mut seed, 2);
-        let base = 20_000 + (u16::from_be_bytes([r[0], r[1]]) % 12_000);
+        let base = next_ports(n);
         let held: Vec<_> = (base..base + n)
             .map_while(|p| TcpListener::bind(("127.0.0.1", p)).ok())
             .collect();
@@ -869,15 +921,8 @@ pub fn start_client(dir: &Path, creds: &Path) -> (Proc, String) {
 
 /// [`start_client`] with the process (and its log) called `name`.
 pub fn start_client_named(dir: &Path, name: &str, creds: &Path) -> (Proc, String) {
-    let socks = format!("127.0.0.1:{}", free_port());
-    let c = creds.to_string_lossy().into_owned();
-    let client = Proc::spawn(
-        dir,
-        name,
-        &["client", "--credentials", &c, "--socks", &socks],
-    );
-    client.wait_line("SOCKS5 proxy:", Duration::from_secs(20));
-    (client, socks)
+    let c = ClientProc::start(dir, name, creds, &[]);
+    (c.proc, c.socks)
 }
 
 /// The value of `series` (name and labels, as printed) in a Prometheus
@@ -900,4 +945,123 @@ pub fn series_value(text: &str, series: &str) -> f64 {
         "no series {series} in /metrics; its family has:\n{}",
         near.join("\n")
     );
+}
+
+/// A test's world in a few chained calls, the way the README builds it:
+///
+/// ```ignore
+/// let s = Setup::edge(&[]);
+/// let web = s.tunnel("web");
+/// let app = web.app("web.example.com");
+/// let _c = web.connector(&["--url", &format!("tcp://{}", origin.addr)], 4);
+/// let client = s.client("ana@example.com", &[]);
+/// ```
+///
+/// Every process binds port 0 and the test reads the address it prints.
+pub struct Setup {
+    pub dir: tempfile::TempDir,
+    pub edge: EdgeProc,
+}
+
+impl Setup {
+    /// An edge (colo NRT, state `edge.db`) in a temp dir of its own, with
+    /// `extra` flags.
+    pub fn edge(extra: &[&str]) -> Setup {
+        let dir = tempdir();
+        let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", extra);
+        Setup { dir, edge }
+    }
+
+    /// The temp dir's path.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `tunnel create NAME`, its credentials beside the edge.
+    pub fn tunnel(&self, name: &str) -> Tunnel<'_> {
+        Tunnel {
+            setup: self,
+            name: name.to_owned(),
+            creds: self.edge.create_tunnel(name),
+        }
+    }
+
+    /// A user (group `eng`), one enrolled device, and `burrow client`
+    /// serving SOCKS5 (and an HTTP proxy with `--http-proxy 127.0.0.1:0`
+    /// in `extra`).
+    pub fn client(&self, email: &str, extra: &[&str]) -> ClientProc {
+        self.edge
+            .admin(&["user", "add", email, "--group", "eng"])
+            .expect("user add");
+        let name = email.split('@').next().unwrap_or("device");
+        let (creds, device_id) = enroll_device(&self.edge, self.path(), email, name);
+        let mut c = ClientProc::start(self.path(), &format!("client-{name}"), &creds, extra);
+        c.device_id = device_id;
+        c
+    }
+}
+
+/// A tunnel of a [`Setup`].
+pub struct Tunnel<'a> {
+    setup: &'a Setup,
+    pub name: String,
+    pub creds: PathBuf,
+}
+
+impl Tunnel<'_> {
+    /// A TCP app on a free port through this tunnel for `hostname`; its
+    /// listen address.
+    pub fn app(&self, hostname: &str) -> SocketAddr {
+        self.setup.edge.create_app(&self.name, hostname)
+    }
+
+    /// A connector of this tunnel with `extra` flags, once the edge lists
+    /// `connections` of its connections.
+    pub fn connector(&self, extra: &[&str], connections: usize) -> Proc {
+        self.connector_named("connector", extra, connections)
+    }
+
+    /// [`Tunnel::connector`] with the process (and its log) called `name`.
+    pub fn connector_named(&self, name: &str, extra: &[&str], connections: usize) -> Proc {
+        self.setup
+            .edge
+            .run_connector(&self.name, &self.creds, name, extra, connections)
+    }
+}
+
+/// `burrow client` on `--socks 127.0.0.1:0`, with the addresses it printed.
+pub struct ClientProc {
+    pub proc: Proc,
+    /// `127.0.0.1:PORT` of the SOCKS5 proxy.
+    pub socks: String,
+    /// The HTTP proxy's address, when `--http-proxy` was given.
+    pub http_proxy: Option<String>,
+    /// The device id, when started by [`Setup::client`].
+    pub device_id: String,
+}
+
+impl ClientProc {
+    /// Starts `burrow client --credentials CREDS --socks 127.0.0.1:0 EXTRA`
+    /// and waits until it serves.
+    pub fn start(dir: &Path, name: &str, creds: &Path, extra: &[&str]) -> ClientProc {
+        let c = creds.to_string_lossy().into_owned();
+        let mut args = vec!["client", "--credentials", &c, "--socks", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        let proc = Proc::spawn(dir, name, &args);
+        let socks = proc
+            .wait_line("SOCKS5 proxy:", Duration::from_secs(40))
+            .trim_start_matches("socks5h://")
+            .to_owned();
+        let http_proxy = extra.contains(&"--http-proxy").then(|| {
+            proc.wait_line("HTTP proxy:", Duration::from_secs(5))
+                .trim_start_matches("http://")
+                .to_owned()
+        });
+        ClientProc {
+            proc,
+            socks,
+            http_proxy,
+            device_id: String::new(),
+        }
+    }
 }

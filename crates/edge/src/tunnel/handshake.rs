@@ -29,11 +29,52 @@ pub(crate) struct PreAuth {
     pub(crate) deadline: tokio::time::Instant,
 }
 
-/// Connections in handshake per source address (the total is the
-/// semaphore's).
-pub(crate) fn handshaking() -> Arc<crate::limits::Counts> {
-    let per_source = u32::try_from(MAX_HANDSHAKING_PER_SOURCE).expect("small constant");
-    crate::limits::Counts::new(u32::MAX, per_source)
+/// Admission to the handshake phase of one listener: [`MAX_HANDSHAKING`]
+/// connections at once, [`MAX_HANDSHAKING_PER_SOURCE`] per address.
+pub(crate) struct Gate {
+    permits: Arc<tokio::sync::Semaphore>,
+    sources: Arc<crate::limits::Counts>,
+}
+
+impl Gate {
+    pub(crate) fn new() -> Self {
+        let per_source = u32::try_from(MAX_HANDSHAKING_PER_SOURCE).expect("small constant");
+        Self {
+            permits: Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKING)),
+            sources: crate::limits::Counts::new(u32::MAX, per_source),
+        }
+    }
+
+    /// Waits for a free handshake permit (taken before accepting, so a
+    /// full edge leaves new connections in the kernel's backlog); `None`
+    /// once `shutdown` is cancelled.
+    pub(crate) async fn permit(
+        &self,
+        shutdown: &tokio_util::sync::CancellationToken,
+    ) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        tokio::select! {
+            _ = shutdown.cancelled() => None,
+            p = self.permits.clone().acquire_owned() => Some(p.expect("semaphore never closed")),
+        }
+    }
+
+    /// What a connection from `peer` holds through its handshake; `None`
+    /// when its address has too many connections in handshake already.
+    pub(crate) fn admit(
+        &self,
+        permit: tokio::sync::OwnedSemaphorePermit,
+        peer: std::net::SocketAddr,
+    ) -> Option<PreAuth> {
+        let Ok(slot) = self.sources.admit(peer.ip()) else {
+            tracing::debug!(%peer, "too many connections in handshake from this address; closed");
+            return None;
+        };
+        Some(PreAuth {
+            _permit: permit,
+            _source: slot,
+            deadline: tokio::time::Instant::now() + HANDSHAKE_TIMEOUT,
+        })
+    }
 }
 
 /// Pure check of a registration against the stored tunnel: the secret is

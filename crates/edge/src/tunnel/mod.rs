@@ -11,7 +11,7 @@ pub(crate) mod registry;
 use crate::context::Ctx;
 use burrow_transport::frames::FrameReader;
 use burrow_transport::{BoxStream, EdgeConn};
-use handshake::{handshaking, read_registration, PreAuth, HANDSHAKE_TIMEOUT, MAX_HANDSHAKING};
+use handshake::{read_registration, Gate, PreAuth, HANDSHAKE_TIMEOUT};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -21,25 +21,17 @@ use tracing::{debug, Instrument};
 /// Accept loop of the HTTP/2 (TCP) side.
 pub(crate) async fn run_tcp(ctx: Arc<Ctx>, listener: TcpListener, shutdown: CancellationToken) {
     let tls = ctx.files.h2_tls.clone();
-    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKING));
-    let sources = handshaking();
+    let gate = Gate::new();
     loop {
-        let permit = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            p = permits.clone().acquire_owned() => p.expect("semaphore never closed"),
+        let Some(permit) = gate.permit(&shutdown).await else {
+            return;
         };
         let (tcp, peer) = tokio::select! {
             _ = shutdown.cancelled() => return,
             r = burrow_transport::accept_tcp(&listener) => r,
         };
-        let Ok(slot) = sources.admit(peer.ip()) else {
-            debug!(%peer, "too many connections in handshake from this address; closed");
+        let Some(pre) = gate.admit(permit, peer) else {
             continue;
-        };
-        let pre = PreAuth {
-            _permit: permit,
-            _source: slot,
-            deadline: tokio::time::Instant::now() + HANDSHAKE_TIMEOUT,
         };
         let ctx2 = ctx.clone();
         let tls = tls.clone();
@@ -63,27 +55,19 @@ pub(crate) async fn run_quic(
     endpoint: quinn::Endpoint,
     shutdown: CancellationToken,
 ) {
-    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKING));
-    let sources = handshaking();
+    let gate = Gate::new();
     loop {
-        let permit = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            p = permits.clone().acquire_owned() => p.expect("semaphore never closed"),
+        let Some(permit) = gate.permit(&shutdown).await else {
+            break;
         };
         let incoming = tokio::select! {
             _ = shutdown.cancelled() => break,
             i = endpoint.accept() => match i { Some(i) => i, None => break },
         };
         let peer = incoming.remote_address();
-        let Ok(slot) = sources.admit(peer.ip()) else {
-            debug!(%peer, "too many connections in handshake from this address; refused");
+        let Some(pre) = gate.admit(permit, peer) else {
             incoming.refuse();
             continue;
-        };
-        let pre = PreAuth {
-            _permit: permit,
-            _source: slot,
-            deadline: tokio::time::Instant::now() + HANDSHAKE_TIMEOUT,
         };
         let ctx2 = ctx.clone();
         let sd = shutdown.clone();
