@@ -1222,4 +1222,111 @@ fn flows_that_cannot_leave_are_logged_with_their_close_reason() {
     assert!(
         edge.metric(r#"burrow_edge_client_sessions_total{reason="EGRESS_IP_UNAVAILABLE"}"#) >= 1.0
     );
+
+    // A destination that never answers: a listener whose accept queue is
+    // full drops new SYNs, so the edge's dial runs into its 10 s timeout.
+    let full = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let at: std::net::SocketAddr = "127.0.0.3:0".parse().unwrap();
+    full.bind(&at.into()).unwrap();
+    full.listen(0).unwrap();
+    let silent = full.local_addr().unwrap().as_socket().unwrap();
+    let _queued: Vec<_> = (0..2)
+        .filter_map(|_| {
+            std::net::TcpStream::connect_timeout(&silent, Duration::from_millis(300)).ok()
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    let err = socks_connect(&socks, v4(silent)).expect_err("nobody answers");
+    assert!(err.to_string().contains("SOCKS5 reply"), "{err}");
+    assert!(started.elapsed() >= Duration::from_secs(9), "gave up early");
+    let recs = session_records(&log, 3);
+    assert_eq!(
+        recs[2]["ConnectionCloseReason"], "ORIGIN_TIMEOUT",
+        "{recs:?}"
+    );
+}
+
+#[test]
+fn a_client_flow_with_no_free_local_port_is_logged_port_exhaustion() {
+    let is_root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout == b"0\n");
+    if !is_root {
+        eprintln!("skipped: network namespaces need root");
+        return;
+    }
+    let dir = tempdir();
+    // The edge runs in a namespace with four ephemeral ports: four flows
+    // to one destination take them all.
+    let ns = Netns::create(8);
+    let out = ns.exec(&["sysctl", "-w", "net.ipv4.ip_local_port_range=40000 40003"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut socat = std::process::Command::new("ip")
+        .args(["netns", "exec", &ns.name, "socat"])
+        .arg("TCP-LISTEN:7008,bind=127.0.0.1,fork,reuseaddr")
+        .arg("EXEC:cat")
+        .spawn()
+        .expect("socat must be installed; .ci/test installs it");
+    struct Kill<'a>(&'a mut std::process::Child);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _socat = Kill(&mut socat);
+    let args = [
+        "edge",
+        "--colo",
+        "NRT",
+        "--state",
+        "edge.db",
+        // Fixed ports: `:0` would take two of the four.
+        "--listen",
+        "10.201.8.2:7844",
+        "--admin",
+        "10.201.8.2:7845",
+        "--app-address",
+        "127.0.0.1",
+        "--egress-allow",
+        "127.0.0.0/8",
+        "--session-log",
+        "sessions.jsonl",
+    ];
+    let proc = Proc::spawn_in_netns(dir.path(), "edge", &ns.name, &args);
+    let edge = EdgeProc::started(proc, dir.path(), "edge.db", &[]);
+    let (creds, _) = enroll(&edge, dir.path());
+    let (_client, socks) = start_client(dir.path(), &creds);
+    let origin: std::net::SocketAddrV4 = "127.0.0.1:7008".parse().unwrap();
+    let mut held = Vec::new();
+    for i in 0..4 {
+        let mut s = socks_connect(&socks, origin).unwrap_or_else(|e| panic!("flow {i}: {e}"));
+        use std::io::{Read, Write};
+        s.write_all(b"x").unwrap();
+        let mut b = [0u8; 1];
+        s.read_exact(&mut b).unwrap();
+        held.push(s);
+    }
+    let err = socks_connect(&socks, origin).expect_err("a fifth local port");
+    assert!(err.to_string().contains("SOCKS5 reply"), "{err}");
+    let recs = session_records(&dir.path().join("sessions.jsonl"), 1);
+    assert_eq!(
+        recs[0]["ConnectionCloseReason"], "PORT_EXHAUSTION",
+        "{recs:?}"
+    );
+    // A port comes free, a flow goes again.
+    drop(held.pop());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while socks_connect(&socks, origin).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no flow after a port came free"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }

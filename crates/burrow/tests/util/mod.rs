@@ -199,6 +199,12 @@ impl EdgeProc {
             Some(n) => Proc::spawn_with_nofile(dir, &name, n, &args),
             None => Proc::spawn(dir, &name, &args),
         };
+        Self::started(proc, dir, state, extra)
+    }
+
+    /// An edge process started some other way (in a namespace, say), once
+    /// it prints its addresses; `extra` tells which listeners to wait for.
+    pub fn started(proc: Proc, dir: &Path, state: &str, extra: &[&str]) -> EdgeProc {
         let tunnel_addr: SocketAddr = proc
             .wait_line("tunnel endpoint:", Duration::from_secs(30))
             .split_whitespace()
@@ -1063,5 +1069,71 @@ impl ClientProc {
             http_proxy,
             device_id: String::new(),
         }
+    }
+}
+
+/// A network namespace joined to the root one by a veth pair
+/// (`10.201.N.1` outside, `10.201.N.2` inside); removed on drop.
+pub struct Netns {
+    pub name: String,
+    outer: String,
+}
+
+impl Netns {
+    /// Namespace `N` of this process (one N per test).
+    pub fn create(n: u8) -> Netns {
+        let pid = std::process::id();
+        let name = format!("burrow-{n}-{pid}");
+        let (outer, inner) = (
+            format!("b{n}x{}a", pid % 100_000),
+            format!("b{n}x{}b", pid % 100_000),
+        );
+        let ns = Netns {
+            name: name.clone(),
+            outer: outer.clone(),
+        };
+        let run = |args: &[&str]| {
+            let ok = std::process::Command::new("ip")
+                .args(args)
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "ip {}", args.join(" "));
+        };
+        run(&["netns", "add", &name]);
+        run(&[
+            "link", "add", &outer, "type", "veth", "peer", "name", &inner,
+        ]);
+        run(&["link", "set", &inner, "netns", &name]);
+        run(&["addr", "add", &format!("10.201.{n}.1/30"), "dev", &outer]);
+        run(&["link", "set", &outer, "up"]);
+        let inside = |args: &[&str]| {
+            let mut full = vec!["netns", "exec", &name, "ip"];
+            full.extend_from_slice(args);
+            run(&full);
+        };
+        inside(&["addr", "add", &format!("10.201.{n}.2/30"), "dev", &inner]);
+        inside(&["link", "set", &inner, "up"]);
+        inside(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// Runs `args` inside the namespace.
+    pub fn exec(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(args)
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &self.outer])
+            .status();
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
     }
 }
