@@ -127,7 +127,12 @@ impl EdgePki {
         let ca_path = dir.join("ca.pem");
         let ca_key_path = dir.join("ca.key");
         let (ca_pem, ca_key) = if ca_key_path.exists() {
-            let key = KeyPair::from_pem(&read(&ca_key_path)?).map_err(tls_err)?;
+            let key = KeyPair::from_pem(&read(&ca_key_path)?).map_err(|e| {
+                tls_err(format!(
+                    "{}: not a private key in PEM ({e}); move it away to make a new CA",
+                    ca_key_path.display()
+                ))
+            })?;
             (read(&ca_path)?, key)
         } else {
             let key = KeyPair::generate().map_err(tls_err)?;
@@ -376,5 +381,124 @@ impl EdgeTrust {
 
     pub(crate) fn server_name(name: String) -> Result<ServerName<'static>, TransportError> {
         ServerName::try_from(name).map_err(tls_err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A whole TLS handshake in memory; the first error either side sees.
+    fn handshake(
+        server: Arc<rustls::ServerConfig>,
+        client: rustls::ClientConfig,
+        name: &str,
+    ) -> Result<(), rustls::Error> {
+        let name = ServerName::try_from(name.to_owned()).expect("a DNS name");
+        let mut c = rustls::ClientConnection::new(Arc::new(client), name)?;
+        let mut s = rustls::ServerConnection::new(server)?;
+        for _ in 0..10 {
+            let mut wire = Vec::new();
+            c.write_tls(&mut wire).expect("to memory");
+            s.read_tls(&mut wire.as_slice()).expect("from memory");
+            s.process_new_packets()?;
+            let mut wire = Vec::new();
+            s.write_tls(&mut wire).expect("to memory");
+            c.read_tls(&mut wire.as_slice()).expect("from memory");
+            c.process_new_packets()?;
+            if !c.is_handshaking() && !s.is_handshaking() {
+                return Ok(());
+            }
+        }
+        panic!("the handshake did not finish in 10 round trips");
+    }
+
+    fn mode(p: &Path) -> u32 {
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn a_created_pki_is_private_reloads_the_same_and_its_ca_is_the_one_trusted() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("edge.d");
+        let first = EdgePki::load_or_create(&d, "burrow.internal").unwrap();
+        assert_eq!(first.created.len(), 4, "{:?}", first.created);
+        assert_eq!(mode(&d), 0o700);
+        assert_eq!(mode(&d.join("ca.key")), 0o600);
+        assert_eq!(mode(&d.join("edge-burrow.internal.key")), 0o600);
+        // A key file left readable by others is made private again.
+        std::fs::set_permissions(d.join("ca.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
+        let again = EdgePki::load_or_create(&d, "burrow.internal").unwrap();
+        assert!(again.created.is_empty(), "{:?}", again.created);
+        assert_eq!(again.ca_pem, first.ca_pem);
+        assert_eq!(mode(&d.join("ca.key")), 0o600);
+
+        let trust = EdgeTrust::new(&first.ca_pem, "burrow.internal").unwrap();
+        let h2 = h2_server_name(&trust.domain);
+        let quic = quic_server_name(&trust.domain);
+        let server = again.h2_server_config().unwrap();
+        handshake(
+            server.clone(),
+            trust.client_config(crate::ALPN_H2, false).unwrap(),
+            &h2,
+        )
+        .expect("h2 name, the edge's CA");
+        let quic_server = Arc::new(again.quic_server_tls().unwrap());
+        handshake(
+            quic_server,
+            trust.client_config(crate::ALPN_QUIC, true).unwrap(),
+            &quic,
+        )
+        .expect("quic name, the edge's CA");
+        // Another edge domain's name is not on the certificate.
+        let err = handshake(
+            server.clone(),
+            trust.client_config(crate::ALPN_H2, false).unwrap(),
+            "h2.other.internal",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("certificate"), "{err}");
+        // Another CA does not vouch for this edge.
+        let stranger = EdgePki::ephemeral("burrow.internal").unwrap();
+        let other = EdgeTrust::new(&stranger.ca_pem, "burrow.internal").unwrap();
+        let err = handshake(
+            server,
+            other.client_config(crate::ALPN_H2, false).unwrap(),
+            &h2,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("certificate"), "{err}");
+    }
+
+    #[test]
+    fn a_new_edge_domain_gets_a_certificate_from_the_same_ca() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = EdgePki::load_or_create(dir.path(), "a.internal").unwrap();
+        let b = EdgePki::load_or_create(dir.path(), "b.internal").unwrap();
+        assert_eq!(a.ca_pem, b.ca_pem);
+        assert_eq!(b.created.len(), 2, "only the leaf is new: {:?}", b.created);
+        let trust = EdgeTrust::new(&a.ca_pem, "b.internal").unwrap();
+        handshake(
+            b.h2_server_config().unwrap(),
+            trust.client_config(crate::ALPN_H2, false).unwrap(),
+            &h2_server_name("b.internal"),
+        )
+        .expect("b's certificate, a's CA");
+    }
+
+    #[test]
+    fn broken_files_are_named_in_the_error() {
+        let dir = tempfile::tempdir().unwrap();
+        EdgePki::load_or_create(dir.path(), "burrow.internal").unwrap();
+        std::fs::write(dir.path().join("ca.key"), "not a key").unwrap();
+        let err = EdgePki::load_or_create(dir.path(), "burrow.internal")
+            .err()
+            .expect("a broken CA key");
+        assert!(err.to_string().contains("ca.key"), "{err}");
+        let err = EdgeTrust::new("no pem here", "burrow.internal")
+            .err()
+            .expect("no certificate");
+        assert!(err.to_string().contains("no PEM certificate"), "{err}");
     }
 }

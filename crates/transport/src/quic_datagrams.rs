@@ -111,3 +111,116 @@ pub async fn next_from(rx: &mut Option<mpsc::Receiver<Bytes>>) -> Bytes {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ConnectorConn, EdgeConn};
+    use std::time::Duration;
+    use tokio::io::AsyncWriteExt;
+
+    /// A QUIC connection on loopback: (edge side, connector side).
+    async fn pair() -> (quinn::Connection, quinn::Connection, quinn::Endpoint) {
+        let pki = crate::pki::EdgePki::ephemeral("burrow.internal").unwrap();
+        let trust = crate::pki::EdgeTrust::new(&pki.ca_pem, "burrow.internal").unwrap();
+        let server = crate::quic::server_endpoint(
+            "127.0.0.1:0".parse().unwrap(),
+            crate::quic::server_config(&pki).unwrap(),
+        )
+        .unwrap();
+        let addr = server.local_addr().unwrap();
+        let accepting = tokio::spawn(async move {
+            let incoming = server.accept().await.expect("an incoming connection");
+            let r = crate::quic::accept(incoming, Duration::from_secs(5)).await;
+            (r, server)
+        });
+        let client = crate::quic::client_endpoint(addr).unwrap();
+        let (ConnectorConn::Quic(c), mut control) =
+            crate::quic::connect(&client, addr, &trust, Duration::from_secs(5))
+                .await
+                .unwrap()
+        else {
+            panic!("not QUIC")
+        };
+        // The edge sees the control stream once a byte is on it.
+        control.write_all(b"x").await.unwrap();
+        let (r, _server) = accepting.await.unwrap();
+        let (EdgeConn::Quic(s), _) = r.unwrap() else {
+            panic!("not QUIC")
+        };
+        (s, c, client)
+    }
+
+    /// What `rx` holds after a moment, in arrival order.
+    async fn drain(rx: &mut mpsc::Receiver<Bytes>) -> Vec<Bytes> {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut got = Vec::new();
+        while let Ok(d) = rx.try_recv() {
+            got.push(d);
+        }
+        got
+    }
+
+    #[tokio::test]
+    async fn each_flow_gets_only_its_own_datagrams_and_strays_are_dropped() {
+        let (edge, connector, _ep) = pair().await;
+        let mux = DatagramMux::new(edge.clone());
+        tokio::spawn(mux.clone().run());
+        let mut seven = mux.register(7);
+        let send = |flow: u64, p: &'static [u8]| connector.send_datagram(tag(flow, p)).unwrap();
+        send(7, b"a");
+        send(9, b"not registered");
+        connector
+            .send_datagram(Bytes::from_static(b"short"))
+            .unwrap();
+        send(7, b"c");
+        let got = drain(&mut seven).await;
+        assert_eq!(got, [Bytes::from_static(b"a"), Bytes::from_static(b"c")]);
+        // Unregistered: the queue ends, nothing more arrives.
+        mux.unregister(7);
+        send(7, b"late");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let end = tokio::time::timeout(Duration::from_secs(1), seven.recv()).await;
+        assert_eq!(end, Ok(None), "the queue outlived unregister");
+    }
+
+    #[tokio::test]
+    async fn a_full_session_queue_drops_and_never_stalls_the_others() {
+        let (edge, connector, _ep) = pair().await;
+        let mux = DatagramMux::new(edge.clone());
+        tokio::spawn(mux.clone().run());
+        let mut slow = mux.register(1);
+        let mut other = mux.register(2);
+        for i in 0..(SESSION_QUEUE as u32 + 200) {
+            connector.send_datagram(tag(1, &i.to_be_bytes())).unwrap();
+            if i % 64 == 0 {
+                // Let QUIC's own datagram buffer drain into the mux.
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        connector.send_datagram(tag(2, b"through")).unwrap();
+        let theirs = drain(&mut other).await;
+        assert_eq!(theirs, [Bytes::from_static(b"through")]);
+        let queued = drain(&mut slow).await;
+        assert!(
+            !queued.is_empty() && queued.len() <= SESSION_QUEUE,
+            "{} queued",
+            queued.len()
+        );
+    }
+
+    #[tokio::test]
+    async fn datagrams_too_large_for_the_path_go_framed_instead() {
+        let (_edge, connector, _ep) = pair().await;
+        let mux = DatagramMux::new(connector.clone());
+        let max = connector.max_datagram_size().expect("datagrams enabled");
+        assert!(
+            mux.send(3, &vec![0u8; max - FLOW_TAG]),
+            "the largest that fits"
+        );
+        assert!(
+            !mux.send(3, &vec![0u8; max - FLOW_TAG + 1]),
+            "one byte more"
+        );
+    }
+}

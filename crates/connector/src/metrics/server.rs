@@ -27,14 +27,53 @@ pub(crate) async fn bind(addr: &MetricsAddr) -> Result<Option<tokio::net::TcpLis
             .map(Some)
             .map_err(|e| format!("--metrics {a}: {e}")),
         MetricsAddr::Auto => {
-            for port in AUTO_PORTS {
-                if let Ok(l) = tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
-                    return Ok(Some(l));
-                }
+            let found = first_free(AUTO_PORTS).await;
+            if found.is_none() {
+                tracing::warn!("no free port in 127.0.0.1:20241-20245; metrics server not started (use --metrics ADDR)");
             }
-            tracing::warn!("no free port in 127.0.0.1:20241-20245; metrics server not started (use --metrics ADDR)");
-            Ok(None)
+            Ok(found)
         }
+    }
+}
+
+/// A listener on the first of `ports` of 127.0.0.1 that is free, in order.
+async fn first_free(ports: impl IntoIterator<Item = u16>) -> Option<tokio::net::TcpListener> {
+    for port in ports {
+        if let Ok(l) = tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+            return Some(l);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_search_takes_the_first_free_port_in_order_and_gives_up_after_the_last() {
+        // Three ports: the first two held, the last free.
+        let held: Vec<_> = (0..2)
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+            .collect();
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let free_port = free.local_addr().unwrap().port();
+        drop(free);
+        let mut ports: Vec<u16> = held
+            .iter()
+            .map(|l| l.local_addr().unwrap().port())
+            .collect();
+        ports.push(free_port);
+        let l = first_free(ports.clone()).await.expect("the third is free");
+        assert_eq!(l.local_addr().unwrap().port(), free_port);
+        // Now all three are taken.
+        assert!(first_free(ports).await.is_none());
+        assert_eq!(AUTO_PORTS.clone().count(), 5);
+        assert_eq!(
+            *AUTO_PORTS.start(),
+            20241,
+            "cloudflared's first metrics port"
+        );
     }
 }
 
