@@ -46,37 +46,6 @@ async fn first_free(ports: impl IntoIterator<Item = u16>) -> Option<tokio::net::
     None
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn the_search_takes_the_first_free_port_in_order_and_gives_up_after_the_last() {
-        // Three ports: the first two held, the last free.
-        let held: Vec<_> = (0..2)
-            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-            .collect();
-        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let free_port = free.local_addr().unwrap().port();
-        drop(free);
-        let mut ports: Vec<u16> = held
-            .iter()
-            .map(|l| l.local_addr().unwrap().port())
-            .collect();
-        ports.push(free_port);
-        let l = first_free(ports.clone()).await.expect("the third is free");
-        assert_eq!(l.local_addr().unwrap().port(), free_port);
-        // Now all three are taken.
-        assert!(first_free(ports).await.is_none());
-        assert_eq!(AUTO_PORTS.clone().count(), 5);
-        assert_eq!(
-            *AUTO_PORTS.start(),
-            20241,
-            "cloudflared's first metrics port"
-        );
-    }
-}
-
 /// Serves `/metrics`, `/ready` and `/healthcheck` until `shutdown`.
 pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
@@ -139,4 +108,35 @@ pub(crate) async fn serve(
     let _ = axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_search_takes_the_first_free_port_in_order_and_gives_up_after_the_last() {
+        // Three ports: the first two held, the last free.
+        let held: Vec<_> = (0..2)
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+            .collect();
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let free_port = free.local_addr().unwrap().port();
+        drop(free);
+        let mut ports: Vec<u16> = held
+            .iter()
+            .map(|l| l.local_addr().unwrap().port())
+            .collect();
+        ports.push(free_port);
+        let l = first_free(ports.clone()).await.expect("the third is free");
+        assert_eq!(l.local_addr().unwrap().port(), free_port);
+        // Now all three are taken.
+        assert!(first_free(ports).await.is_none());
+        assert_eq!(AUTO_PORTS.clone().count(), 5);
+        assert_eq!(
+            *AUTO_PORTS.start(),
+            20241,
+            "cloudflared's first metrics port"
+        );
+    }
 }
