@@ -934,7 +934,7 @@ fn dedicated_egress_leaves_from_the_owning_colo_and_fails_over_to_the_secondary(
 fn a_peer_that_does_not_answer_holds_up_no_other_colo() {
     let dir = tempdir();
     // OSA's address: a UDP port nobody serves, so connecting to it takes
-    // the whole connect timeout.
+    // until QUIC gives the handshake up (its 2 s idle timeout).
     let dead = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let osa = format!("OSA={}", dead.local_addr().unwrap());
     drop(dead);
@@ -969,7 +969,7 @@ fn a_peer_that_does_not_answer_holds_up_no_other_colo() {
     let socks2 = socks.clone();
     let seen = |to| seen_through(&socks, to);
     let seen2 = move |to| seen_through(&socks2, to);
-    // A flow toward OSA waits for OSA's connect timeout, then fails over.
+    // A flow toward OSA waits until OSA is given up, then fails over.
     let slow = std::thread::spawn(move || {
         let started = std::time::Instant::now();
         (seen2(to_osa), started.elapsed())
@@ -981,9 +981,9 @@ fn a_peer_that_does_not_answer_holds_up_no_other_colo() {
     let fast = started.elapsed();
     let (osa_seen, slow) = slow.join().unwrap();
     assert_eq!(osa_seen, "127.0.0.8", "OSA is down: the secondary");
-    assert!(slow >= Duration::from_secs(4), "OSA's flow took {slow:?}");
+    assert!(slow >= Duration::from_millis(1500), "OSA's flow took {slow:?}");
     assert!(
-        fast < Duration::from_secs(3),
+        fast < Duration::from_secs(1),
         "KIX's flow waited {fast:?} for OSA's connect"
     );
 }

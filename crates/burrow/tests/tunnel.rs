@@ -576,3 +576,74 @@ fn edge_drains_open_flows_on_sigterm_then_exits_zero() {
         edge.proc.log()
     );
 }
+
+/// The edge is SIGKILLed and started again on the same address and state;
+/// returns how long after the restart an app connection through the
+/// tunnel worked again.
+fn back_after_an_edge_kill(protocol: &str) -> Duration {
+    let dir = tempdir();
+    let origin = Origin::start(echo);
+    let listen = format!("127.0.0.1:{}", free_port());
+    let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &["--listen", &listen]);
+    let creds = edge.create_tunnel("t");
+    let app = edge.create_app("t", "k.example.com");
+    let url = format!("tcp://{}", origin.addr);
+    let c = edge.run_connector(
+        "t",
+        &creds,
+        "connector",
+        &["--url", &url, "--protocol", protocol],
+        4,
+    );
+    assert_eq!(echo_round_trip(app, b"before").unwrap(), b"before");
+    let mut edge = edge;
+    edge.proc.child.kill().unwrap();
+    let _ = edge.proc.child.wait();
+    drop(edge);
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &["--listen", &listen]);
+    let restarted = Instant::now();
+    loop {
+        if echo_round_trip(app, b"again").is_ok_and(|b| b == b"again") {
+            break;
+        }
+        assert!(
+            restarted.elapsed() < Duration::from_secs(20),
+            "no service 20 s after the restart; connector log:\n{}",
+            c.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let took = restarted.elapsed();
+    // The killed run's connections are gone from the registry: every
+    // connection listed was registered after the restart.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let conns = edge.connections("t");
+        if conns.len() == 4 && conns.iter().all(|x| x["since"].as_u64() >= Some(since)) {
+            assert!(conns.iter().all(|x| x["protocol"] == protocol), "{conns:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{conns:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    took
+}
+
+#[test]
+fn an_edge_killed_and_restarted_serves_again_within_seconds_over_quic() {
+    let took = back_after_an_edge_kill("quic");
+    eprintln!("quic: service back {took:?} after the restart");
+
+    assert!(took < Duration::from_secs(4), "took {took:?} (target 2 s)");
+}
+
+#[test]
+fn an_edge_killed_and_restarted_serves_again_within_seconds_over_http2() {
+    let took = back_after_an_edge_kill("http2");
+    eprintln!("http2: service back {took:?} after the restart");
+    assert!(took < Duration::from_secs(4), "took {took:?} (target 2 s)");
+}

@@ -8,6 +8,18 @@ pub const BASE: Duration = Duration::from_secs(1);
 /// Longest delay between retries.
 pub const CAP: Duration = Duration::from_secs(30);
 
+/// Longest pause before redialling a connection that had served well and
+/// was lost (an edge restarted, a path changed): the edge is most likely
+/// back or another is up, so the first redial is at once, spread over this
+/// much so many connectors do not arrive in one instant.
+pub const AFTER_LOSS: Duration = Duration::from_millis(250);
+
+/// Delay before the first redial after losing a connection that had been
+/// up for a while; `jitter` in `[0, 1)`.
+pub fn after_loss(jitter: f64) -> Duration {
+    AFTER_LOSS.mul_f64(jitter.clamp(0.0, 1.0))
+}
+
 /// Delay before retry number `attempt` (0-based). `jitter` in `[0, 1)`
 /// scales the delay into `[d/2, d)` so that many connectors that lost the
 /// same edge do not come back in lock-step.
@@ -30,6 +42,8 @@ mod tests {
         assert_eq!(delay(3, 1.0), Duration::from_secs(8));
         assert_eq!(delay(40, 1.0), CAP);
         assert_eq!(delay(0, 0.0), Duration::from_millis(500));
+        assert!(after_loss(0.99) < AFTER_LOSS);
+        assert_eq!(after_loss(0.0), Duration::ZERO);
     }
 
     proptest! {

@@ -33,6 +33,9 @@ const REGISTER_TIMEOUT: Duration = Duration::from_secs(10);
 const LINGER: Duration = Duration::from_millis(300);
 /// A connection that served this long resets the backoff.
 const STABLE_AFTER: Duration = Duration::from_secs(10);
+/// A lost connection that served at least this long is redialled at once
+/// ([`backoff::after_loss`]); one lost sooner backs off.
+const SERVED_AFTER_LOSS: Duration = Duration::from_secs(1);
 
 pub(crate) struct Shared {
     pub(crate) cfg: ConnectorConfig,
@@ -130,6 +133,8 @@ async fn run_inner(shared: Arc<Shared>, index: u8, shutdown: CancellationToken) 
         if shutdown.is_cancelled() {
             break;
         }
+        // Set when a connection that had served well was just lost.
+        let mut lost_stable = false;
         let addr = shared.edges[(usize::from(index) + rotation) % shared.edges.len()];
         let result = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -152,6 +157,10 @@ async fn run_inner(shared: Arc<Shared>, index: u8, shutdown: CancellationToken) 
                 if started.elapsed() >= STABLE_AFTER {
                     attempt = 0;
                 }
+                // A connection that worked and was lost (the edge
+                // restarted, the path changed): redial at once, unless it
+                // keeps being lost at once.
+                lost_stable = started.elapsed() >= SERVED_AFTER_LOSS;
             }
             Err(Failure::Refused(code, msg)) => {
                 refusals += 1;
@@ -182,8 +191,14 @@ async fn run_inner(shared: Arc<Shared>, index: u8, shutdown: CancellationToken) 
         if shutdown.is_cancelled() {
             break;
         }
-        let d = backoff::delay(attempt, rand::thread_rng().gen::<f64>());
-        attempt = attempt.saturating_add(1);
+        let jitter = rand::thread_rng().gen::<f64>();
+        let d = if lost_stable {
+            backoff::after_loss(jitter)
+        } else {
+            let d = backoff::delay(attempt, jitter);
+            attempt = attempt.saturating_add(1);
+            d
+        };
         shared.env.metrics.reconnects.inc();
         info!(retry_in = ?d, "reconnecting");
         tokio::select! {

@@ -9,7 +9,7 @@ use crate::context::Ctx;
 use crate::reload::{EdgeReloader, ReloadPaths};
 use crate::telemetry::{logpush, metrics};
 use crate::{admin, geoip, http, tunnel};
-use crate::{random_hex, unix_now, EdgeConfig, EdgeError, EdgeInfo, CONNECTION_FRESHNESS};
+use crate::{unix_now, EdgeConfig, EdgeError, EdgeInfo, CONNECTION_FRESHNESS};
 use burrow_store::Store;
 use burrow_transport::pki::EdgePki;
 use std::net::SocketAddr;
@@ -67,9 +67,19 @@ pub struct Edge {
     grace: Duration,
 }
 
+/// This node's id in the connection registry: the same for every run on
+/// one host and tunnel address, so a restarted edge finds (and removes) the
+/// connections its previous run registered.
+fn node_id(colo: &str, host: &str, tunnel_addr: SocketAddr) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("{host}|{tunnel_addr}"));
+    format!("{colo}-{}", hex::encode(&digest[..4]))
+}
+
 async fn bind_tunnel(
     listen: SocketAddr,
     quic_cfg: Option<quinn::ServerConfig>,
+    reset_key: &[u8],
 ) -> Result<(TcpListener, Option<quinn::Endpoint>), EdgeError> {
     // With port 0, pick the TCP port first and take the same UDP port; retry
     // a few times if that UDP port happens to be taken.
@@ -87,7 +97,7 @@ async fn bind_tunnel(
         let Some(cfg) = quic_cfg.clone() else {
             return Ok((tcp, None));
         };
-        match burrow_transport::quic::server_endpoint(bound, cfg) {
+        match burrow_transport::quic::server_endpoint(bound, cfg, reset_key) {
             Ok(ep) => return Ok((tcp, Some(ep))),
             Err(e) => last = Some((bound, e)),
         }
@@ -202,7 +212,7 @@ impl Edge {
         } else {
             Some(burrow_transport::quic::server_config(&pki)?)
         };
-        let (tcp, quic) = bind_tunnel(cfg.listen, quic_cfg).await?;
+        let (tcp, quic) = bind_tunnel(cfg.listen, quic_cfg, pki.reset_key()).await?;
         let tunnel_addr = tcp.local_addr()?;
         let admin = TcpListener::bind(cfg.admin)
             .await
@@ -241,8 +251,12 @@ impl Edge {
         };
         let http_addr = http.as_ref().and_then(|l| l.local_addr().ok());
         let https_addr = https.as_ref().and_then(|(l, _)| l.local_addr().ok());
-        let node_id = format!("{}-{}", cfg.colo, &random_hex(4));
-        // Rows left by a previous run of a crashed node are pruned by age.
+        let host = tokio::fs::read_to_string("/proc/sys/kernel/hostname")
+            .await
+            .unwrap_or_default();
+        let node_id = node_id(&cfg.colo, host.trim(), tunnel_addr);
+        // The rows of this node's previous run (it may have been killed)
+        // go now; other nodes' stale rows by age.
         let _ = store
             .prune_connections(&node_id, unix_now() - CONNECTION_FRESHNESS)
             .await;
@@ -478,3 +492,18 @@ impl Edge {
 
 /// Heartbeat and app-sync period.
 const HEARTBEAT: Duration = Duration::from_secs(5);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_id_is_stable_per_host_and_address() {
+        let a: SocketAddr = "0.0.0.0:7844".parse().unwrap();
+        let b: SocketAddr = "0.0.0.0:7845".parse().unwrap();
+        assert_eq!(node_id("NRT", "h1", a), node_id("NRT", "h1", a));
+        assert!(node_id("NRT", "h1", a).starts_with("NRT-"));
+        assert_ne!(node_id("NRT", "h1", a), node_id("NRT", "h2", a));
+        assert_ne!(node_id("NRT", "h1", a), node_id("NRT", "h1", b));
+    }
+}

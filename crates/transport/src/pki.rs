@@ -33,6 +33,51 @@ pub struct EdgePki {
     pub created: Vec<PathBuf>,
     /// Path of the CA certificate file, when stored on disk.
     pub ca_path: Option<PathBuf>,
+    /// Key of the QUIC stateless resets ([`crate::quic::server_endpoint`]):
+    /// kept beside the certificates, so a restarted edge's first packet to
+    /// a connector of the previous run tells it the connection is gone.
+    reset_key: [u8; RESET_KEY_LEN],
+}
+
+/// Bytes of the QUIC stateless-reset key.
+const RESET_KEY_LEN: usize = 32;
+
+fn random_key() -> Result<[u8; RESET_KEY_LEN], TransportError> {
+    let mut k = [0u8; RESET_KEY_LEN];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut k)
+        .map_err(|_| tls_err("no randomness for the QUIC reset key"))?;
+    Ok(k)
+}
+
+/// The reset key in `path` (hex), created when missing.
+fn load_or_create_reset_key(
+    path: &Path,
+    created: &mut Vec<PathBuf>,
+) -> Result<[u8; RESET_KEY_LEN], TransportError> {
+    if path.exists() {
+        let text = read(path)?;
+        let bad = || {
+            tls_err(format!(
+                "{}: not a {RESET_KEY_LEN}-byte hex key; move it away to make a new one",
+                path.display()
+            ))
+        };
+        let text = text.trim();
+        if text.len() != 2 * RESET_KEY_LEN {
+            return Err(bad());
+        }
+        let mut k = [0u8; RESET_KEY_LEN];
+        for (i, b) in k.iter_mut().enumerate() {
+            *b = u8::from_str_radix(text.get(2 * i..2 * i + 2).ok_or_else(bad)?, 16)
+                .map_err(|_| bad())?;
+        }
+        return Ok(k);
+    }
+    let k = random_key()?;
+    let hex: String = k.iter().map(|b| format!("{b:02x}")).collect();
+    write_new(path, &format!("{hex}\n"), true)?;
+    created.push(path.to_owned());
+    Ok(k)
 }
 
 pub(crate) fn tls_err(e: impl std::fmt::Display) -> TransportError {
@@ -156,6 +201,7 @@ impl EdgePki {
             (c, k)
         };
         let mut pki = Self::from_pem(&ca_pem, &leaf_pem, &leaf_key_pem)?;
+        pki.reset_key = load_or_create_reset_key(&dir.join("quic-reset.key"), &mut created)?;
         pki.created = created;
         pki.ca_path = Some(ca_path);
         Ok(pki)
@@ -190,6 +236,7 @@ impl EdgePki {
             key,
             created: Vec::new(),
             ca_path: None,
+            reset_key: random_key()?,
         })
     }
 
@@ -207,6 +254,12 @@ impl EdgePki {
             .map_err(tls_err)?;
         cfg.alpn_protocols = vec![alpn.to_vec()];
         Ok(cfg)
+    }
+
+    /// The QUIC stateless-reset key.
+    #[must_use]
+    pub fn reset_key(&self) -> &[u8] {
+        &self.reset_key
     }
 
     /// rustls config of the HTTP/2 tunnel endpoint (TLS 1.2 and 1.3).
@@ -423,7 +476,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().join("edge.d");
         let first = EdgePki::load_or_create(&d, "burrow.internal").unwrap();
-        assert_eq!(first.created.len(), 4, "{:?}", first.created);
+        assert_eq!(first.created.len(), 5, "{:?}", first.created);
+        assert_eq!(mode(&d.join("quic-reset.key")), 0o600);
         assert_eq!(mode(&d), 0o700);
         assert_eq!(mode(&d.join("ca.key")), 0o600);
         assert_eq!(mode(&d.join("edge-burrow.internal.key")), 0o600);
@@ -432,6 +486,15 @@ mod tests {
         let again = EdgePki::load_or_create(&d, "burrow.internal").unwrap();
         assert!(again.created.is_empty(), "{:?}", again.created);
         assert_eq!(again.ca_pem, first.ca_pem);
+        assert_eq!(
+            again.reset_key(),
+            first.reset_key(),
+            "the reset key persists"
+        );
+        assert_ne!(
+            EdgePki::ephemeral("burrow.internal").unwrap().reset_key(),
+            first.reset_key()
+        );
         assert_eq!(mode(&d.join("ca.key")), 0o600);
 
         let trust = EdgeTrust::new(&first.ca_pem, "burrow.internal").unwrap();

@@ -16,10 +16,13 @@ pub const STREAM_WINDOW: u32 = 6 * 1024 * 1024;
 pub const CONN_WINDOW: u32 = 30 * 1024 * 1024;
 /// Most concurrent flow streams one connection carries.
 pub const MAX_STREAMS: u32 = 16_384;
-/// Idle timeout of a tunnel connection (keep-alives every [`KEEP_ALIVE`]).
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Keep-alive interval.
-pub const KEEP_ALIVE: Duration = Duration::from_secs(2);
+/// Idle timeout of a tunnel connection: a peer silent this long is gone
+/// (a killed process, a cut path), and its flows move elsewhere.
+/// Keep-alives every [`KEEP_ALIVE`] mean four of them lost in a row before
+/// a live but lossy link is given up.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Keep-alive interval (each side).
+pub const KEEP_ALIVE: Duration = Duration::from_millis(500);
 /// Largest UDP payload MTU discovery probes for. Paths that do not carry
 /// it (most of the Internet stops at 1500-byte frames) simply keep the
 /// largest size that got through; loopback and jumbo-frame networks use it.
@@ -75,16 +78,18 @@ pub fn transport_config() -> quinn::TransportConfig {
         .max_idle_timeout(Some(
             IDLE_TIMEOUT
                 .try_into()
-                .expect("10 s fits a QUIC idle timeout"),
+                .expect("2 s fits a QUIC idle timeout"),
         ));
     t
 }
 
+/// Largest UDP payload accepted: as large as MTU discovery may reach.
+const MAX_UDP_PAYLOAD: u16 = 65_527;
+
 fn endpoint_config() -> quinn::EndpointConfig {
     let mut c = quinn::EndpointConfig::default();
-    // Accept datagrams as large as MTU discovery may reach.
-    c.max_udp_payload_size(65_527)
-        .expect("65527 is within QUIC's allowed range");
+    c.max_udp_payload_size(MAX_UDP_PAYLOAD)
+        .expect("within QUIC's allowed range");
     c
 }
 
@@ -143,15 +148,25 @@ impl quinn::Runtime for BatchingRuntime {
 pub fn server_endpoint(
     addr: SocketAddr,
     config: quinn::ServerConfig,
+    reset_key: &[u8],
 ) -> Result<quinn::Endpoint, TransportError> {
     let socket = udp_socket(addr)?;
-    quinn::Endpoint::new(
-        endpoint_config(),
-        Some(config),
-        socket,
-        Arc::new(BatchingRuntime),
-    )
-    .map_err(TransportError::Io)
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, reset_key);
+    // Connection ids are checked with a key too (a packet whose id this
+    // endpoint could not have issued is dropped unanswered): derived from
+    // the reset key, so a restarted edge recognises its previous run's ids
+    // and answers them with a stateless reset.
+    let tag = ring::hmac::sign(&key, b"burrow connection-id key");
+    let cid_key = u64::from_le_bytes(tag.as_ref()[..8].try_into().expect("8 bytes"));
+    let mut endpoint = quinn::EndpointConfig::new(Arc::new(key));
+    endpoint
+        .max_udp_payload_size(MAX_UDP_PAYLOAD)
+        .expect("within QUIC's allowed range")
+        .cid_generator(move || {
+            Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
+        });
+    quinn::Endpoint::new(endpoint, Some(config), socket, Arc::new(BatchingRuntime))
+        .map_err(TransportError::Io)
 }
 
 /// A client endpoint for a connector, bound to an ephemeral port of the

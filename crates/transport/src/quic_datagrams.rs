@@ -126,6 +126,7 @@ mod tests {
         let server = crate::quic::server_endpoint(
             "127.0.0.1:0".parse().unwrap(),
             crate::quic::server_config(&pki).unwrap(),
+            pki.reset_key(),
         )
         .unwrap();
         let addr = server.local_addr().unwrap();
