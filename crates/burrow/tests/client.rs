@@ -981,7 +981,10 @@ fn a_peer_that_does_not_answer_holds_up_no_other_colo() {
     let fast = started.elapsed();
     let (osa_seen, slow) = slow.join().unwrap();
     assert_eq!(osa_seen, "127.0.0.8", "OSA is down: the secondary");
-    assert!(slow >= Duration::from_millis(1500), "OSA's flow took {slow:?}");
+    assert!(
+        slow >= Duration::from_millis(1500),
+        "OSA's flow took {slow:?}"
+    );
     assert!(
         fast < Duration::from_secs(1),
         "KIX's flow waited {fast:?} for OSA's connect"

@@ -647,3 +647,88 @@ fn an_edge_killed_and_restarted_serves_again_within_seconds_over_http2() {
     eprintln!("http2: service back {took:?} after the restart");
     assert!(took < Duration::from_secs(4), "took {took:?} (target 2 s)");
 }
+
+/// Two connector replicas; one is SIGKILLed while a new echo connection
+/// starts every 50 ms (each given 3 s). Returns (failed, worst round trip
+/// after the kill, connections made).
+fn replica_killed_under_load(protocol: &str) -> (usize, Duration, usize) {
+    let origin = Origin::start(echo);
+    let s = Setup::edge(&[]);
+    let t = s.tunnel("ha");
+    let app = t.app("ha.example.com");
+    let url = format!("tcp://{}", origin.addr);
+    let flags = ["--url", &url, "--protocol", protocol];
+    let mut a = t.connector_named("replica-a", &flags, 4);
+    let _b = t.connector_named("replica-b", &flags, 8);
+    let one = move || -> Result<Duration, String> {
+        let started = Instant::now();
+        let mut c = std::net::TcpStream::connect_timeout(&app, Duration::from_secs(3))
+            .map_err(|e| e.to_string())?;
+        c.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        c.write_all(b"x").map_err(|e| e.to_string())?;
+        let mut b = [0u8; 1];
+        c.read_exact(&mut b).map_err(|e| e.to_string())?;
+        Ok(started.elapsed())
+    };
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let killed_at = std::sync::Arc::new(std::sync::Mutex::new(None::<Instant>));
+    let (stop2, killed2) = (stop.clone(), killed_at.clone());
+    let load = std::thread::spawn(move || {
+        let mut handles = Vec::new();
+        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+            let after_kill = killed2.lock().unwrap().is_some();
+            handles.push((after_kill, std::thread::spawn(one)));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        handles
+            .into_iter()
+            .map(|(k, h)| (k, h.join().unwrap()))
+            .collect::<Vec<_>>()
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    a.child.kill().unwrap();
+    let _ = a.child.wait();
+    *killed_at.lock().unwrap() = Some(Instant::now());
+    std::thread::sleep(Duration::from_secs(5));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let results = load.join().unwrap();
+    let failed: Vec<_> = results
+        .iter()
+        .filter_map(|(_, r)| r.clone().err())
+        .collect();
+    let worst = results
+        .iter()
+        .filter(|(k, _)| *k)
+        .filter_map(|(_, r)| r.clone().ok())
+        .max()
+        .unwrap_or_default();
+    if !failed.is_empty() {
+        eprintln!(
+            "{protocol}: failures {failed:?}\nedge log:\n{}",
+            s.edge.proc.log()
+        );
+    }
+    (failed.len(), worst, results.len())
+}
+
+#[test]
+fn a_replica_killed_under_load_fails_no_new_connection_over_quic() {
+    let (failed, worst, n) = replica_killed_under_load("quic");
+    eprintln!("quic: {failed} of {n} failed; worst round trip after the kill {worst:?}");
+    assert_eq!(failed, 0, "of {n}");
+    assert!(
+        worst < Duration::from_secs(2),
+        "worst {worst:?} (target < 1 s)"
+    );
+}
+
+#[test]
+fn a_replica_killed_under_load_fails_no_new_connection_over_http2() {
+    let (failed, worst, n) = replica_killed_under_load("http2");
+    eprintln!("http2: {failed} of {n} failed; worst round trip after the kill {worst:?}");
+    assert_eq!(failed, 0, "of {n}");
+    assert!(
+        worst < Duration::from_secs(2),
+        "worst {worst:?} (target < 1 s)"
+    );
+}

@@ -309,7 +309,10 @@ async fn connect_with(
         connector_id: *shared.connector_id.as_bytes(),
         conn_index: index,
         version: format!("burrow {}", env!("CARGO_PKG_VERSION")),
-        features: vec![burrow_transport::quic_datagrams::FEATURE.into()],
+        features: vec![
+            burrow_transport::quic_datagrams::FEATURE.into(),
+            burrow_proto::FEATURE_STREAM_ACK.into(),
+        ],
     });
     let mut reader = FrameReader::new();
     let answer = async {

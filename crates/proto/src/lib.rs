@@ -271,7 +271,21 @@ pub enum Frame {
     StreamAccepted,
     /// Connector → edge: flow refused; the stream ends.
     StreamRejected(Refusal),
+    /// Edge → connector: a [`Frame::StreamOpen`] that the connector
+    /// acknowledges with [`Frame::StreamReceived`] as soon as it reads it,
+    /// before it reaches the origin. Sent only on connections whose
+    /// connector registered [`FEATURE_STREAM_ACK`].
+    StreamOpenAcked(StreamOpen),
+    /// Connector → edge: the [`Frame::StreamOpenAcked`] arrived and is being
+    /// handled; `StreamAccepted` or `StreamRejected` follows.
+    StreamReceived,
 }
+
+/// Registration feature: "acknowledge [`Frame::StreamOpenAcked`] with
+/// [`Frame::StreamReceived`]", so the edge learns at once that a
+/// connection still carries flows and moves a flow elsewhere when it does
+/// not.
+pub const FEATURE_STREAM_ACK: &str = "stream-ack";
 
 mod ty {
     pub(crate) const REGISTER: u8 = 1;
@@ -281,6 +295,8 @@ mod ty {
     pub(crate) const STREAM_OPEN: u8 = 16;
     pub(crate) const STREAM_ACCEPTED: u8 = 17;
     pub(crate) const STREAM_REJECTED: u8 = 18;
+    pub(crate) const STREAM_OPEN_ACKED: u8 = 19;
+    pub(crate) const STREAM_RECEIVED: u8 = 20;
 }
 
 impl Frame {
@@ -295,6 +311,8 @@ impl Frame {
             Frame::StreamOpen(_) => "StreamOpen",
             Frame::StreamAccepted => "StreamAccepted",
             Frame::StreamRejected(_) => "StreamRejected",
+            Frame::StreamOpenAcked(_) => "StreamOpenAcked",
+            Frame::StreamReceived => "StreamReceived",
         }
     }
 
@@ -307,6 +325,8 @@ impl Frame {
             Frame::StreamOpen(_) => ty::STREAM_OPEN,
             Frame::StreamAccepted => ty::STREAM_ACCEPTED,
             Frame::StreamRejected(_) => ty::STREAM_REJECTED,
+            Frame::StreamOpenAcked(_) => ty::STREAM_OPEN_ACKED,
+            Frame::StreamReceived => ty::STREAM_RECEIVED,
         }
     }
 }
@@ -391,8 +411,8 @@ pub fn encode(frame: &Frame, out: &mut BytesMut) -> Result<(), EncodeError> {
             payload.put_u16(r.code.to_u16());
             put_bytes(&mut payload, "message", r.message.as_bytes(), MAX_STR_LEN)?;
         }
-        Frame::GoAway | Frame::StreamAccepted => {}
-        Frame::StreamOpen(s) => {
+        Frame::GoAway | Frame::StreamAccepted | Frame::StreamReceived => {}
+        Frame::StreamOpen(s) | Frame::StreamOpenAcked(s) => {
             payload.put_u8(match s.kind {
                 FlowKind::Tcp => 1,
                 FlowKind::Udp => 2,
@@ -485,7 +505,9 @@ fn check_type(t: u8) -> Result<(), DecodeError> {
         | ty::GOAWAY
         | ty::STREAM_OPEN
         | ty::STREAM_ACCEPTED
-        | ty::STREAM_REJECTED => Ok(()),
+        | ty::STREAM_REJECTED
+        | ty::STREAM_OPEN_ACKED
+        | ty::STREAM_RECEIVED => Ok(()),
         t => Err(DecodeError::UnknownType(t)),
     }
 }
@@ -590,6 +612,8 @@ fn decode_payload(t: u8, payload: &[u8]) -> Result<Frame, DecodeError> {
         ty::GOAWAY => "GoAway",
         ty::STREAM_OPEN => "StreamOpen",
         ty::STREAM_ACCEPTED => "StreamAccepted",
+        ty::STREAM_OPEN_ACKED => "StreamOpenAcked",
+        ty::STREAM_RECEIVED => "StreamReceived",
         _ => "StreamRejected",
     };
     let mut r = Reader {
@@ -632,7 +656,7 @@ fn decode_payload(t: u8, payload: &[u8]) -> Result<Frame, DecodeError> {
         }),
         ty::REFUSED => Frame::Refused(refusal(&mut r)?),
         ty::GOAWAY => Frame::GoAway,
-        ty::STREAM_OPEN => {
+        ty::STREAM_OPEN | ty::STREAM_OPEN_ACKED => {
             let kind = match r.u8()? {
                 1 => FlowKind::Tcp,
                 2 => FlowKind::Udp,
@@ -646,15 +670,21 @@ fn decode_payload(t: u8, payload: &[u8]) -> Result<Frame, DecodeError> {
                     })
                 }
             };
-            Frame::StreamOpen(StreamOpen {
+            let open = StreamOpen {
                 kind,
                 flow_id: r.u64()?,
                 hostname: r.string("hostname")?,
                 edge_port: r.u16()?,
                 client_addr: r.addr()?,
-            })
+            };
+            if t == ty::STREAM_OPEN {
+                Frame::StreamOpen(open)
+            } else {
+                Frame::StreamOpenAcked(open)
+            }
         }
         ty::STREAM_ACCEPTED => Frame::StreamAccepted,
+        ty::STREAM_RECEIVED => Frame::StreamReceived,
         _ => Frame::StreamRejected(refusal(&mut r)?),
     };
     r.finish()?;

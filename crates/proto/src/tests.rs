@@ -40,6 +40,14 @@ fn samples() -> Vec<Frame> {
             code: RefuseCode::Other(999),
             message: "nope".into(),
         }),
+        Frame::StreamOpenAcked(StreamOpen {
+            kind: FlowKind::Udp,
+            flow_id: 78,
+            hostname: "dns.example.com".into(),
+            edge_port: 53,
+            client_addr: "192.0.2.1:5353".parse().unwrap(),
+        }),
+        Frame::StreamReceived,
     ]
 }
 
@@ -181,9 +189,16 @@ fn arb_frame() -> impl Strategy<Value = Frame> {
                     features,
                 })
             }),
-        (any::<u64>(), ".{0,100}", any::<u16>(), arb_addr(), 0u8..5).prop_map(
-            |(id, h, p, c, k)| {
-                Frame::StreamOpen(StreamOpen {
+        (
+            any::<u64>(),
+            ".{0,100}",
+            any::<u16>(),
+            arb_addr(),
+            0u8..5,
+            any::<bool>()
+        )
+            .prop_map(|(id, h, p, c, k, acked)| {
+                let open = StreamOpen {
                     kind: [
                         FlowKind::Tcp,
                         FlowKind::Udp,
@@ -195,9 +210,13 @@ fn arb_frame() -> impl Strategy<Value = Frame> {
                     hostname: h,
                     edge_port: p,
                     client_addr: c,
-                })
-            }
-        ),
+                };
+                if acked {
+                    Frame::StreamOpenAcked(open)
+                } else {
+                    Frame::StreamOpen(open)
+                }
+            }),
         (any::<u16>(), ".{0,100}").prop_map(|(c, m)| Frame::StreamRejected(Refusal {
             code: RefuseCode::from_u16(c),
             message: m

@@ -197,6 +197,15 @@ impl EdgeConn {
         }
     }
 
+    /// The smoothed round-trip time QUIC measures; `None` over HTTP/2.
+    #[must_use]
+    pub fn rtt(&self) -> Option<std::time::Duration> {
+        match self {
+            Self::Quic(c) => Some(c.rtt()),
+            _ => None,
+        }
+    }
+
     /// Which transport this is.
     pub fn protocol(&self) -> Protocol {
         match self {
@@ -269,6 +278,15 @@ impl ConnectorConn {
             Self::H2(_) => Err(TransportError::Protocol(
                 "client flows need QUIC; HTTP/2 connections carry edge-opened streams only".into(),
             )),
+        }
+    }
+
+    /// The smoothed round-trip time QUIC measures; `None` over HTTP/2.
+    #[must_use]
+    pub fn rtt(&self) -> Option<std::time::Duration> {
+        match self {
+            Self::Quic(c) => Some(c.rtt()),
+            _ => None,
         }
     }
 

@@ -30,6 +30,17 @@ pub(crate) async fn handle(env: Arc<FlowEnv>, conn: Arc<ConnInfo>, mut stream: B
     let mut reader = FrameReader::new();
     let open = match tokio::time::timeout(HEADER_TIMEOUT, reader.read_frame(&mut stream)).await {
         Ok(Ok(Frame::StreamOpen(o))) => o,
+        Ok(Ok(Frame::StreamOpenAcked(o))) => {
+            // Say at once that this connection carries the flow; reaching
+            // the origin may take a while.
+            if write_frame(&mut stream, &Frame::StreamReceived, false)
+                .await
+                .is_err()
+            {
+                return;
+            }
+            o
+        }
         Ok(Ok(other)) => {
             debug!(?other, "flow stream did not start with StreamOpen");
             return;

@@ -156,6 +156,9 @@ pub(crate) struct Metrics {
     /// App flows (TCP connections, UDP sessions) closed after the app's
     /// idle timeout.
     pub(crate) app_idle_closed: Counter,
+    /// Flows a tunnel connection did not acknowledge in time (each was
+    /// tried on another connection).
+    pub(crate) unacknowledged_flows: Counter,
     /// Registered tunnel connections by tunnel id (and this colo).
     pub(crate) tunnel_connections_by_tunnel: Family<TunnelLabels, Gauge>,
     /// Egress policy decisions by rule id (`default` when none matched).
@@ -332,6 +335,12 @@ impl Metrics {
             "App connections and UDP sessions refused by a limit (max_connections, max_connections_per_ip, new-session rate)",
             app_refused.clone(),
         );
+        let unacknowledged_flows = Counter::default();
+        registry.register(
+            "tunnel_unacknowledged_flows",
+            "Flows a tunnel connection did not acknowledge in time; each was tried on another connection",
+            unacknowledged_flows.clone(),
+        );
         let app_idle_closed = Counter::default();
         registry.register(
             "app_idle_closed",
@@ -346,6 +355,7 @@ impl Metrics {
             app_refused,
             listener_full,
             app_idle_closed,
+            unacknowledged_flows,
             session_log_dropped,
             logpush,
             tunnel_connections_by_tunnel,

@@ -108,12 +108,17 @@ pub(crate) async fn serve(
         }
         _ => None,
     };
-    let registered = Arc::new(Registered {
-        id: conn_id,
-        conn: conn.clone(),
-        draining: false.into(),
+    let acks = reg
+        .features
+        .iter()
+        .any(|f| f == burrow_proto::FEATURE_STREAM_ACK);
+    let registered = Arc::new(Registered::new(
+        conn_id,
+        connector_id,
+        conn.clone(),
         mux,
-    });
+        acks,
+    ));
     ctx.registry.add(tunnel_id, registered.clone());
     ctx.telemetry.metrics.tunnel_connections.inc();
     let by_tunnel = crate::telemetry::metrics::TunnelLabels {

@@ -31,7 +31,6 @@ pub(crate) async fn open_tunnel_stream(
     ),
     FlowError,
 > {
-    let header = Frame::StreamOpen(header);
     let tunnel = |reason, detail: String| FlowError::new(Side::Tunnel, reason, detail);
     let mut last_err = tunnel(
         CloseReason::TunnelUnavailable,
@@ -57,7 +56,12 @@ pub(crate) async fn open_tunnel_stream(
                 continue;
             }
         };
-        if let Err(e) = write_frame(&mut stream, &header, false).await {
+        let frame = if conn.acks {
+            Frame::StreamOpenAcked(header.clone())
+        } else {
+            Frame::StreamOpen(header.clone())
+        };
+        if let Err(e) = write_frame(&mut stream, &frame, false).await {
             last_err = tunnel(
                 CloseReason::Error,
                 format!("cannot send the flow header: {e}"),
@@ -65,7 +69,46 @@ pub(crate) async fn open_tunnel_stream(
             continue;
         }
         let mut reader = FrameReader::new();
-        let reply = tokio::time::timeout(ACCEPT_TIMEOUT, reader.read_frame(&mut stream)).await;
+        // The reply when it came first (a connector that refuses a flow
+        // outright, draining say, does not acknowledge it first).
+        let mut early = None;
+        if conn.acks {
+            // The connector says at once that it has the flow; a connection
+            // that does not is given up for this flow (and made suspect)
+            // instead of holding the flow until it times out.
+            let deadline = ack_deadline(conn.conn.rtt());
+            match tokio::time::timeout(deadline, reader.read_frame(&mut stream)).await {
+                Ok(Ok(Frame::StreamReceived)) => conn.proven(),
+                Ok(Ok(reply)) => {
+                    conn.proven();
+                    early = Some(reply);
+                }
+                Ok(Err(e)) => {
+                    last_err = tunnel(
+                        CloseReason::Error,
+                        format!("no answer to the flow header: {e}"),
+                    );
+                    continue;
+                }
+                Err(_) => {
+                    ctx.registry.suspect(tunnel_id, &conn);
+                    ctx.telemetry.metrics.unacknowledged_flows.inc();
+                    tracing::warn!(
+                        connection_id = %conn.id, connector_id = %conn.connector_id,
+                        "a tunnel connection did not acknowledge a flow within {deadline:?}; trying another"
+                    );
+                    last_err = tunnel(
+                        CloseReason::TunnelUnavailable,
+                        format!("no connection acknowledged the flow within {deadline:?}"),
+                    );
+                    continue;
+                }
+            }
+        }
+        let reply = match early {
+            Some(reply) => Ok(Ok(reply)),
+            None => tokio::time::timeout(ACCEPT_TIMEOUT, reader.read_frame(&mut stream)).await,
+        };
         match reply {
             Ok(Ok(Frame::StreamAccepted)) => return Ok((stream, reader.into_leftover(), conn)),
             Ok(Ok(Frame::StreamRejected(r))) if r.code == RefuseCode::ShuttingDown => {
@@ -133,6 +176,17 @@ pub(crate) async fn open_stream(
     }
     Ok(stream)
 }
+
+/// How long a connector that acknowledges flows has to say it got one:
+/// [`ACK_WAIT`] plus two round trips of the connection, when known.
+fn ack_deadline(rtt: Option<Duration>) -> Duration {
+    ACK_WAIT + rtt.unwrap_or_default().saturating_mul(2).min(ACK_WAIT)
+}
+
+/// The fixed part of [`ack_deadline`]: long enough for a loaded connector
+/// to read a stream header, short enough that a flow first placed on a
+/// dead connection is still served within a second.
+pub(crate) const ACK_WAIT: Duration = Duration::from_millis(400);
 
 /// How long the connector has to reach the origin and accept a flow.
 pub(crate) const ACCEPT_TIMEOUT: Duration = Duration::from_secs(30);

@@ -3,22 +3,75 @@
 //!
 //! New flows are spread round-robin over the tunnel's connections that are
 //! not draining, across all connector replicas. A connection that closes or
-//! sends `GoAway` stops receiving new flows at once. The lock is held only
-//! to clone a handle out (no `.await` under it).
+//! sends `GoAway` stops receiving new flows at once. A connection that did
+//! not acknowledge a flow in time is *suspect* for [`SUSPECT_FOR`], and so
+//! are the other connections of its connector (a killed process takes all
+//! of them): suspects come after every other connection, so they get new
+//! flows only when nothing else is left, and an acknowledgement clears
+//! them. The lock is held only to clone a handle out (no `.await` under
+//! it).
 
 use burrow_transport::EdgeConn;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
+use std::time::{Duration, Instant};
+
+/// How long a connection that missed an acknowledgement gets no new flows
+/// while others are there.
+pub(crate) const SUSPECT_FOR: Duration = Duration::from_secs(5);
+
+/// Milliseconds on this process's monotonic clock (never 0).
+fn now_ms() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    let ms = START.get_or_init(Instant::now).elapsed().as_millis();
+    u64::try_from(ms).unwrap_or(u64::MAX).saturating_add(1)
+}
 
 /// One registered connection.
 pub(crate) struct Registered {
     pub(crate) id: uuid::Uuid,
+    /// The connector process it belongs to.
+    pub(crate) connector_id: uuid::Uuid,
     pub(crate) conn: EdgeConn,
     pub(crate) draining: AtomicBool,
     /// UDP-session datagrams as QUIC datagrams (QUIC connections whose
     /// connector supports them).
     pub(crate) mux: Option<Arc<burrow_transport::quic_datagrams::DatagramMux>>,
+    /// Its connector acknowledges new flows at once
+    /// ([`burrow_proto::FEATURE_STREAM_ACK`]).
+    pub(crate) acks: bool,
+    /// Until when (see [`now_ms`]) it is suspect; 0: not.
+    suspect_until: AtomicU64,
+}
+
+impl Registered {
+    pub(crate) fn new(
+        id: uuid::Uuid,
+        connector_id: uuid::Uuid,
+        conn: EdgeConn,
+        mux: Option<Arc<burrow_transport::quic_datagrams::DatagramMux>>,
+        acks: bool,
+    ) -> Self {
+        Self {
+            id,
+            connector_id,
+            conn,
+            draining: false.into(),
+            mux,
+            acks,
+            suspect_until: AtomicU64::new(0),
+        }
+    }
+
+    fn is_suspect(&self) -> bool {
+        self.suspect_until.load(Ordering::Relaxed) > now_ms()
+    }
+
+    /// It acknowledged a flow: not suspect any more.
+    pub(crate) fn proven(&self) {
+        self.suspect_until.store(0, Ordering::Relaxed);
+    }
 }
 
 #[derive(Default)]
@@ -61,12 +114,31 @@ impl Registry {
             return Vec::new();
         }
         let start = t.next.fetch_add(1, Ordering::Relaxed);
-        (0..len)
+        let live = (0..len)
             .map(|i| &t.conns[(start + i) % len])
-            .filter(|c| !c.draining.load(Ordering::Relaxed))
+            .filter(|c| !c.draining.load(Ordering::Relaxed));
+        // Suspects last (a stable split keeps the round-robin order).
+        let (trusted, suspects): (Vec<_>, Vec<_>) = live.partition(|c| !c.is_suspect());
+        trusted
+            .into_iter()
+            .chain(suspects)
             .take(n)
             .cloned()
             .collect()
+    }
+
+    /// `conn` missed an acknowledgement: it and the other connections of
+    /// its connector go last for [`SUSPECT_FOR`].
+    pub(crate) fn suspect(&self, tunnel: uuid::Uuid, conn: &Registered) {
+        let until =
+            now_ms().saturating_add(u64::try_from(SUSPECT_FOR.as_millis()).unwrap_or(u64::MAX));
+        conn.suspect_until.store(until, Ordering::Relaxed);
+        let map = self.tunnels.read().expect("registry lock poisoned");
+        for c in map.get(&tunnel).into_iter().flat_map(|t| &t.conns) {
+            if c.connector_id == conn.connector_id {
+                c.suspect_until.store(until, Ordering::Relaxed);
+            }
+        }
     }
 
     /// Every connection, for shutdown.
