@@ -732,3 +732,62 @@ fn a_replica_killed_under_load_fails_no_new_connection_over_http2() {
         "worst {worst:?} (target < 1 s)"
     );
 }
+
+#[test]
+fn a_lossy_quic_link_is_kept_and_a_silent_one_is_given_up_within_two_seconds() {
+    let origin = Origin::start(echo);
+    let s = Setup::edge(&[]);
+    let t = s.tunnel("lossy");
+    let app = t.app("l.example.com");
+    let relay = Relay::start(s.edge.tunnel_addr);
+    relay
+        .block_udp
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let (edge_at, url) = (relay.addr.to_string(), format!("tcp://{}", origin.addr));
+    let flags = [
+        "--edge",
+        &edge_at,
+        "--url",
+        &url,
+        "--protocol",
+        "quic",
+        "--ha-connections",
+        "1",
+    ];
+    let c = t.connector(&flags, 1);
+    let first = s.edge.connections("lossy")[0]["id"].clone();
+
+    // 20 % of the datagrams lost each way and 50 ms added: the connection
+    // stays, and flows still go through (QUIC retransmits).
+    relay
+        .udp_loss
+        .store(20, std::sync::atomic::Ordering::SeqCst);
+    relay
+        .udp_delay_ms
+        .store(50, std::sync::atomic::Ordering::SeqCst);
+    let until = Instant::now() + Duration::from_secs(8);
+    let mut ok = 0;
+    while Instant::now() < until {
+        if echo_round_trip(app, b"lossy").is_ok_and(|b| b == b"lossy") {
+            ok += 1;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(ok >= 10, "only {ok} round trips over the lossy link");
+    // ("tunnel connection lost", or "control stream ended ... connection
+    // lost" when the control stream noticed first.)
+    assert!(!c.log().contains("connection lost"), "{}", c.log());
+    assert_eq!(s.edge.connections("lossy")[0]["id"], first, "reconnected");
+
+    // Nothing gets through any more: the connector gives the connection up
+    // within the 2 s idle timeout (plus the keep-alive that finds it).
+    relay.udp_loss.store(0, std::sync::atomic::Ordering::SeqCst);
+    relay
+        .block_udp
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let cut = Instant::now();
+    c.wait_log("connection lost", Duration::from_secs(10));
+    let took = cut.elapsed();
+    eprintln!("a silent QUIC peer was given up after {took:?}");
+    assert!(took < Duration::from_secs(3), "took {took:?} (target 2 s)");
+}

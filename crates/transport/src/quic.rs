@@ -17,12 +17,13 @@ pub const CONN_WINDOW: u32 = 30 * 1024 * 1024;
 /// Most concurrent flow streams one connection carries.
 pub const MAX_STREAMS: u32 = 16_384;
 /// Idle timeout of a tunnel connection: a peer silent this long is gone
-/// (a killed process, a cut path), and its flows move elsewhere.
-/// Keep-alives every [`KEEP_ALIVE`] mean four of them lost in a row before
-/// a live but lossy link is given up.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(2);
+/// (a killed process, a cut path), and its flows move elsewhere. QUIC
+/// restarts the timer when a keep-alive goes out, so a silent peer is
+/// given up within this plus one [`KEEP_ALIVE`] (under 2 s); a live but
+/// lossy link must lose every packet of about seven keep-alive rounds.
+pub const IDLE_TIMEOUT: Duration = Duration::from_millis(1750);
 /// Keep-alive interval (each side).
-pub const KEEP_ALIVE: Duration = Duration::from_millis(500);
+pub const KEEP_ALIVE: Duration = Duration::from_millis(250);
 /// Largest UDP payload MTU discovery probes for. Paths that do not carry
 /// it (most of the Internet stops at 1500-byte frames) simply keep the
 /// largest size that got through; loopback and jumbo-frame networks use it.
@@ -78,7 +79,7 @@ pub fn transport_config() -> quinn::TransportConfig {
         .max_idle_timeout(Some(
             IDLE_TIMEOUT
                 .try_into()
-                .expect("2 s fits a QUIC idle timeout"),
+                .expect("1.75 s fits a QUIC idle timeout"),
         ));
     t
 }

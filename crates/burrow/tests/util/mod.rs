@@ -641,11 +641,41 @@ pub fn echo_round_trip(addr: SocketAddr, payload: &[u8]) -> std::io::Result<Vec<
 }
 
 /// A relay in front of an edge: TCP and UDP on one loopback port, forwarded
-/// to `upstream`. While `block_udp` is set, UDP datagrams are dropped (a
-/// firewall that blocks QUIC).
+/// to `upstream` (UDP: for one client). While `block_udp` is set, UDP
+/// datagrams are dropped (a firewall that blocks QUIC); otherwise each is
+/// dropped with `udp_loss` percent chance and delivered `udp_delay_ms`
+/// late (a lossy, long path; the kernel here has no netem).
 pub struct Relay {
     pub addr: SocketAddr,
     pub block_udp: Arc<std::sync::atomic::AtomicBool>,
+    pub udp_loss: Arc<std::sync::atomic::AtomicU32>,
+    pub udp_delay_ms: Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// Sends what `rx` hands over once it is due, in order.
+fn delayed_sender(
+    rx: mpsc::Receiver<(Instant, Vec<u8>, Option<SocketAddr>)>,
+    sock: std::net::UdpSocket,
+) {
+    std::thread::spawn(move || {
+        for (due, packet, to) in rx {
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            let _ = match to {
+                Some(to) => sock.send_to(&packet, to),
+                None => sock.send(&packet),
+            };
+        }
+    });
+}
+
+/// Whether to drop a datagram: `loss` percent of the time.
+fn lose(seed: &mut u64, loss: u32) -> bool {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    (*seed % 100) < u64::from(loss)
 }
 
 impl Relay {
@@ -679,31 +709,49 @@ impl Relay {
         let up = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         up.connect(upstream).unwrap();
         let client: Arc<Mutex<Option<SocketAddr>>> = Arc::new(Mutex::new(None));
+        let loss = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let delay = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (to_up, to_client) = (mpsc::channel(), mpsc::channel());
+        delayed_sender(to_up.1, up.try_clone().unwrap());
+        delayed_sender(to_client.1, udp.try_clone().unwrap());
         {
-            let (udp, up, client, block) = (
+            let (udp, client, block, loss, delay) = (
                 udp.try_clone().unwrap(),
-                up.try_clone().unwrap(),
                 client.clone(),
                 block.clone(),
+                loss.clone(),
+                delay.clone(),
             );
+            let tx = to_up.0;
             std::thread::spawn(move || {
                 let mut buf = vec![0u8; 65536];
+                let mut seed = 0x9E37_79B9_7F4A_7C15u64;
                 while let Ok((n, from)) = udp.recv_from(&mut buf) {
                     *client.lock().unwrap() = Some(from);
-                    if !block.load(Ordering::SeqCst) {
-                        let _ = up.send(&buf[..n]);
+                    if block.load(Ordering::SeqCst) || lose(&mut seed, loss.load(Ordering::SeqCst))
+                    {
+                        continue;
                     }
+                    let due = Instant::now() + Duration::from_millis(delay.load(Ordering::SeqCst));
+                    let _ = tx.send((due, buf[..n].to_vec(), None));
                 }
             });
         }
         {
-            let block = block.clone();
+            let (block, loss, delay) = (block.clone(), loss.clone(), delay.clone());
+            let tx = to_client.0;
             std::thread::spawn(move || {
                 let mut buf = vec![0u8; 65536];
+                let mut seed = 0x2545_F491_4F6C_DD1Du64;
                 while let Ok(n) = up.recv(&mut buf) {
                     let to = *client.lock().unwrap();
-                    if let (Some(to), false) = (to, block.load(Ordering::SeqCst)) {
-                        let _ = udp.send_to(&buf[..n], to);
+                    if block.load(Ordering::SeqCst) || lose(&mut seed, loss.load(Ordering::SeqCst))
+                    {
+                        continue;
+                    }
+                    let due = Instant::now() + Duration::from_millis(delay.load(Ordering::SeqCst));
+                    if let Some(to) = to {
+                        let _ = tx.send((due, buf[..n].to_vec(), Some(to)));
                     }
                 }
             });
@@ -711,6 +759,8 @@ impl Relay {
         Relay {
             addr,
             block_udp: block,
+            udp_loss: loss,
+            udp_delay_ms: delay,
         }
     }
 }

@@ -77,29 +77,52 @@ pub(crate) async fn open_tunnel_stream(
             // that does not is given up for this flow (and made suspect)
             // instead of holding the flow until it times out.
             let deadline = ack_deadline(conn.conn.rtt());
-            match tokio::time::timeout(deadline, reader.read_frame(&mut stream)).await {
-                Ok(Ok(Frame::StreamReceived)) => conn.proven(),
-                Ok(Ok(reply)) => {
-                    conn.proven();
-                    early = Some(reply);
-                }
-                Ok(Err(e)) => {
-                    last_err = tunnel(
-                        CloseReason::Error,
-                        format!("no answer to the flow header: {e}"),
-                    );
-                    continue;
-                }
+            let first = match tokio::time::timeout(deadline, reader.read_frame(&mut stream)).await {
+                Ok(first) => first,
                 Err(_) => {
                     ctx.registry.suspect(tunnel_id, &conn);
                     ctx.telemetry.metrics.unacknowledged_flows.inc();
-                    tracing::warn!(
-                        connection_id = %conn.id, connector_id = %conn.connector_id,
-                        "a tunnel connection did not acknowledge a flow within {deadline:?}; trying another"
-                    );
+                    // Another connection to try? Else (or on the last try)
+                    // this one may just be slow or lossy: keep waiting.
+                    let another = tried.len() < TRIES
+                        && ctx
+                            .registry
+                            .pick(tunnel_id, TRIES + 1)
+                            .iter()
+                            .any(|c| !tried.contains(&c.id));
+                    if another {
+                        tracing::warn!(
+                            connection_id = %conn.id, connector_id = %conn.connector_id,
+                            "a tunnel connection did not acknowledge a flow within {deadline:?}; trying another"
+                        );
+                        last_err = tunnel(
+                            CloseReason::TunnelUnavailable,
+                            format!("no connection acknowledged the flow within {deadline:?}"),
+                        );
+                        continue;
+                    }
+                    match tokio::time::timeout(ACCEPT_TIMEOUT, reader.read_frame(&mut stream)).await
+                    {
+                        Ok(first) => first,
+                        Err(_) => {
+                            return Err(tunnel(
+                                CloseReason::TunnelUnavailable,
+                                format!("the connection did not answer within {ACCEPT_TIMEOUT:?}"),
+                            ))
+                        }
+                    }
+                }
+            };
+            match first {
+                Ok(Frame::StreamReceived) => conn.proven(),
+                Ok(reply) => {
+                    conn.proven();
+                    early = Some(reply);
+                }
+                Err(e) => {
                     last_err = tunnel(
-                        CloseReason::TunnelUnavailable,
-                        format!("no connection acknowledged the flow within {deadline:?}"),
+                        CloseReason::Error,
+                        format!("no answer to the flow header: {e}"),
                     );
                     continue;
                 }
