@@ -330,6 +330,27 @@ fn disable_chunked_encoding_sends_bodies_with_a_length() {
     drop(connector);
 }
 
+/// One `POST /upload` of `body` with `Connection: close`; whether the
+/// origin answered 200 with the body's digest and length.
+fn raw_post(addr: std::net::SocketAddr, host: &str, body: &[u8]) -> bool {
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(20)));
+    let head = format!(
+        "POST /upload HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    if s.write_all(head.as_bytes()).is_err() || s.write_all(body).is_err() {
+        return false;
+    }
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    let resp = String::from_utf8_lossy(&resp);
+    let want = format!("{} {}", hex::encode(sha256(body)), body.len());
+    resp.starts_with("HTTP/1.1 200") && resp.contains(&want)
+}
+
 /// One `GET /` with `Connection: close`; the status code (0 on failure).
 fn raw_get(addr: std::net::SocketAddr, host: &str) -> u16 {
     let Ok(mut s) = std::net::TcpStream::connect(addr) else {
@@ -366,20 +387,32 @@ fn rolling_restart_of_two_replicas_fails_no_request() {
     let mut replicas = [first, start("replica-2")];
     edge.wait_connections("t", 8, Duration::from_secs(20));
 
-    // A steady, bounded request loop from 4 clients.
+    // A steady, bounded request loop from 4 clients: GETs and POSTs with
+    // bodies of up to 16 KiB, each checked by the origin's digest.
     let addr = edge.http_addr.unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let clients: Vec<_> = (0..4)
-        .map(|_| {
+    let clients: Vec<_> = (0..4u64)
+        .map(|c| {
             let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
             std::thread::spawn(move || {
                 let deadline = std::time::Instant::now() + Duration::from_secs(90);
+                let mut seed = c + 1;
                 while !stop.load(Ordering::Relaxed) && std::time::Instant::now() < deadline {
-                    match raw_get(addr, "a.example.com") {
-                        200 => ok.fetch_add(1, Ordering::Relaxed),
-                        _ => failed.fetch_add(1, Ordering::Relaxed),
+                    let size = usize::from(u16::from_be_bytes({
+                        let r = pattern(&mut seed, 2);
+                        [r[0], r[1]]
+                    })) % (16 * 1024 + 1);
+                    let good = if size % 2 == 0 {
+                        raw_get(addr, "a.example.com") == 200
+                    } else {
+                        raw_post(addr, "a.example.com", &pattern(&mut seed, size))
                     };
+                    if good {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
             })
         })

@@ -234,6 +234,23 @@ pub const HOP_BY_HOP: &[&str] = &[
     "upgrade",
 ];
 
+/// Response header a draining connector sets on its answer (a `503`) to a
+/// request it did not pass to the origin: the edge may send that request
+/// again on another connection, body included when it kept the body.
+pub const NOT_FORWARDED: &str = "burrow-not-forwarded";
+
+/// Whether the response head `head` carries [`NOT_FORWARDED`] (a draining
+/// connector's answer to a request it did not pass to the origin).
+#[must_use]
+pub fn not_forwarded(head: &[u8]) -> bool {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut r = httparse::Response::new(&mut headers);
+    matches!(r.parse(head), Ok(httparse::Status::Complete(_)))
+        && r.headers
+            .iter()
+            .any(|h| h.name.eq_ignore_ascii_case(NOT_FORWARDED))
+}
+
 /// Whether a request may be sent again after the hop it went to closed
 /// without an answer — the one resend rule of both roles: only the safe
 /// methods GET, HEAD and OPTIONS, and only without a body (callers check
@@ -524,6 +541,20 @@ fn trailer_byte(total: usize) -> Result<State, ChunkError> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_not_forwarded_answer_is_recognised_by_its_header() {
+        let yes = b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nBurrow-Not-Forwarded: draining\r\n\r\n";
+        assert!(not_forwarded(yes));
+        assert!(!not_forwarded(
+            b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n"
+        ));
+        assert!(
+            !not_forwarded(b"HTTP/1.1 503 Service Unav"),
+            "a partial head"
+        );
+    }
+
     use super::*;
     use proptest::prelude::*;
 

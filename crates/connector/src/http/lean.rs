@@ -119,12 +119,17 @@ pub(crate) async fn serve(
                 Plan::Hyper => return Outcome::Hyper(Replay::new(buf.freeze(), tunnel)),
                 Plan::More => {
                     buf.reserve(4096);
-                    let read = if buf.is_empty() {
-                        // Between requests: a draining connection closes
-                        // its idle streams (the edge then uses another).
+                    let read = if buf.is_empty() && conn.draining.is_cancelled() {
+                        // Between requests on a draining connection: wait a
+                        // moment for a request already on its way (it is
+                        // answered "not forwarded"), then close.
+                        tokio::time::timeout(super::DRAIN_LINGER, tunnel.read_buf(&mut buf))
+                            .await
+                            .unwrap_or(Ok(0))
+                    } else if buf.is_empty() {
                         tokio::select! {
                             r = tunnel.read_buf(&mut buf) => r,
-                            () = &mut drained => Ok(0),
+                            () = &mut drained => continue,
                         }
                     } else {
                         tunnel.read_buf(&mut buf).await
@@ -137,6 +142,12 @@ pub(crate) async fn serve(
                 }
             };
         buf.advance(head_len);
+        if conn.draining.is_cancelled() {
+            // Not passed to the origin: the edge may send it elsewhere.
+            let _ = tunnel.write_all(super::NOT_FORWARDED_RESPONSE).await;
+            let _ = tunnel.shutdown().await;
+            return Outcome::Closed;
+        }
         let m = &env.metrics;
         m.total_requests.inc();
         m.concurrent_requests.inc();

@@ -42,6 +42,30 @@ fn text(status: StatusCode, msg: &str) -> Response<Body> {
     r
 }
 
+/// How long a draining connector keeps an idle kept-alive stream open to
+/// answer requests the edge sent before it saw `GoAway` ("not forwarded",
+/// so the edge sends them to another connection) instead of closing the
+/// stream under them.
+pub(crate) const DRAIN_LINGER: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The answer of a draining connector to a request it did not pass to the
+/// origin: `503`, [`burrow_proto::http1::NOT_FORWARDED`], and the stream
+/// closes after it.
+pub(crate) const NOT_FORWARDED_RESPONSE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\nburrow-not-forwarded: draining\r\n\r\n";
+
+fn not_forwarded() -> Response<Body> {
+    let mut r = text(StatusCode::SERVICE_UNAVAILABLE, "connector draining");
+    r.headers_mut().insert(
+        burrow_proto::http1::NOT_FORWARDED,
+        http::HeaderValue::from_static("draining"),
+    );
+    r.headers_mut().insert(
+        http::header::CONNECTION,
+        http::HeaderValue::from_static("close"),
+    );
+    r
+}
+
 /// A `502` whose body names no detail; the detail is logged (see
 /// [`crate::reply`]).
 fn bad_gateway(rule: Option<usize>, detail: &str) -> Response<Body> {
@@ -60,6 +84,11 @@ where
     let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
         let (env, conn, open) = (env.clone(), conn.clone(), open.clone());
         async move {
+            if conn.draining.is_cancelled() {
+                // Not passed to the origin: the edge may send it elsewhere.
+                drop(req);
+                return Ok::<_, Infallible>(not_forwarded());
+            }
             let m = &env.metrics;
             m.total_requests.inc();
             m.concurrent_requests.inc();
@@ -83,8 +112,15 @@ where
     let result = tokio::select! {
         r = served.as_mut() => r,
         _ = draining.cancelled() => {
-            served.as_mut().graceful_shutdown();
-            served.await
+            // Requests already on their way are answered "not forwarded"
+            // for a moment; then the stream closes.
+            match tokio::time::timeout(DRAIN_LINGER, served.as_mut()).await {
+                Ok(r) => r,
+                Err(_) => {
+                    served.as_mut().graceful_shutdown();
+                    served.await
+                }
+            }
         }
     };
     if let Err(e) = result {

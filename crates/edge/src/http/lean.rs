@@ -315,6 +315,16 @@ impl Ask<'_> {
             )
             .await;
             match asked {
+                // A draining connector did not pass it on: any request may
+                // go again (lean requests have no body).
+                Ok(_)
+                    if burrow_proto::http1::not_forwarded(answer)
+                        && resends < crate::http::policy::RESENDS =>
+                {
+                    debug!("the draining connector did not forward the request; sending it again");
+                    resends += 1;
+                    *kept = None;
+                }
                 Ok(head) => {
                     let Some(k) = kept.as_mut() else {
                         return Err(FlowError::io(Side::Local, "no tunnel stream"));

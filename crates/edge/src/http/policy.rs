@@ -69,6 +69,19 @@ pub(crate) fn resendable(method: &str, bodiless: bool) -> bool {
     bodiless && burrow_proto::http1::resendable(method)
 }
 
+/// Largest request body the edge keeps a copy of, so that a request a
+/// draining connector answered "not forwarded" can be sent again on
+/// another connection (any method: the origin never saw it). Bodies with a
+/// `Content-Length` up to this are read whole before the request goes out;
+/// longer ones, and bodies of unknown length, stream as they come and are
+/// not resent (a 503 from the draining connector reaches the client).
+pub(crate) const RESEND_BODY_LIMIT: u64 = 64 * 1024;
+
+/// Whether the edge keeps a copy of a body of `content_length` bytes.
+pub(crate) fn keeps_body(content_length: Option<u64>) -> bool {
+    content_length.is_some_and(|n| n <= RESEND_BODY_LIMIT)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

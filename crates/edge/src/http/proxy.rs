@@ -20,6 +20,11 @@ use std::sync::Arc;
 use std::time::Duration;
 use tracing::{debug, info, Instrument};
 
+/// A body of `b`, in the listeners' body type.
+fn full(b: Bytes) -> Body {
+    Full::new(b).map_err(|never| match never {}).boxed()
+}
+
 /// Response body type of the listeners.
 pub(crate) type Body = BoxBody<Bytes, hyper::Error>;
 
@@ -308,9 +313,31 @@ pub(crate) async fn handle(
     };
     parts.version = Version::HTTP_11;
     // A request without a body and with a safe method can be sent again
-    // when a kept-alive stream closes under it (its connector drained).
+    // when a kept-alive stream closes under it (its connector drained);
+    // any request whose body the edge kept can be sent again when a
+    // draining connector answers that it did not forward it.
     use hyper::body::Body as _;
-    let retry = super::policy::resendable(parts.method.as_str(), body.is_end_stream()).then(|| {
+    let bodiless = body.is_end_stream();
+    let closed_resend = super::policy::resendable(parts.method.as_str(), bodiless);
+    let length = parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let (kept, body): (Option<Bytes>, Option<Incoming>) = if bodiless {
+        (Some(Bytes::new()), None)
+    } else if super::policy::keeps_body(length) {
+        match body.collect().await {
+            Ok(b) => (Some(b.to_bytes()), None),
+            Err(e) => {
+                span.in_scope(|| debug!(error = %e, "the client's request body ended early"));
+                return page(StatusCode::BAD_REQUEST, "The request body ended early.");
+            }
+        }
+    } else {
+        (None, Some(body))
+    };
+    let template = kept.as_ref().map(|_| {
         (
             parts.method.clone(),
             parts.uri.clone(),
@@ -318,7 +345,11 @@ pub(crate) async fn handle(
             parts.headers.clone(),
         )
     });
-    let out = Request::from_parts(parts, body.boxed());
+    let out = match (&kept, body) {
+        (Some(b), _) => Request::from_parts(parts, full(b.clone())),
+        (None, Some(body)) => Request::from_parts(parts, body.boxed()),
+        (None, None) => Request::from_parts(parts, full(Bytes::new())),
+    };
 
     let send = |req| async move {
         if use_sticky {
@@ -328,17 +359,21 @@ pub(crate) async fn handle(
         }
     };
     let mut result = send(out).instrument(span.clone()).await;
-    // Several kept-alive streams of a draining connector can close at once:
-    // resend a few times, each time on a stream open then.
-    if let Some((method, uri, version, headers)) = retry {
+    // Several kept-alive streams of a draining connector can close (or
+    // refuse) at once: resend a few times, each time on a stream open then.
+    if let (Some((method, uri, version, headers)), Some(kept)) = (template, kept) {
         for _ in 0..RESENDS {
-            if !matches!(result, Err(Failed::ClosedUnderRequest(_))) {
-                break;
-            }
-            span.in_scope(|| {
-                debug!("kept-alive tunnel stream closed under the request; sending it again")
-            });
-            let mut again = Request::new(BoxBody::default());
+            let why = match &result {
+                Err(Failed::ClosedUnderRequest(_)) if closed_resend => {
+                    "kept-alive tunnel stream closed under the request"
+                }
+                Ok(r) if r.headers().contains_key(burrow_proto::http1::NOT_FORWARDED) => {
+                    "the draining connector did not forward the request"
+                }
+                _ => break,
+            };
+            span.in_scope(|| debug!("{why}; sending it again"));
+            let mut again = Request::new(full(kept.clone()));
             *again.method_mut() = method.clone();
             *again.uri_mut() = uri.clone();
             *again.version_mut() = version;
