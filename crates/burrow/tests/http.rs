@@ -370,7 +370,18 @@ fn raw_get(addr: std::net::SocketAddr, host: &str) -> u16 {
 }
 
 #[test]
-fn rolling_restart_of_two_replicas_fails_no_request() {
+fn rolling_restart_of_two_replicas_fails_no_request_over_quic() {
+    rolling_restart("quic");
+}
+
+#[test]
+fn rolling_restart_of_two_replicas_fails_no_request_over_http2() {
+    rolling_restart("http2");
+}
+
+/// Two replicas over `protocol`, restarted one after the other under a
+/// GET/POST loop; no request may fail.
+fn rolling_restart(protocol: &str) {
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     use std::sync::Arc;
     let dir = tempdir();
@@ -379,12 +390,22 @@ fn rolling_restart_of_two_replicas_fails_no_request() {
         "ingress:\n  - hostname: a.example.com\n    service: http://{}\n  - service: http_status:404\n",
         origin.addr
     );
-    let (edge, first) = setup(dir.path(), &config, &["a.example.com"]);
-    let creds = dir.path().join("t.json");
+    let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &["--http", "127.0.0.1:0"]);
+    let creds = edge.create_tunnel("t");
+    edge.admin(&["route", "dns", "t", "a.example.com"])
+        .expect("route dns");
     let cfg = dir.path().join("config.yml");
+    std::fs::write(&cfg, &config).unwrap();
     let cfg = cfg.to_str().unwrap().to_owned();
-    let start = |name: &str| connector(dir.path(), name, &creds, &["--config", &cfg]);
-    let mut replicas = [first, start("replica-2")];
+    let start = |name: &str| {
+        connector(
+            dir.path(),
+            name,
+            &creds,
+            &["--config", &cfg, "--protocol", protocol],
+        )
+    };
+    let mut replicas = [start("replica-1"), start("replica-2")];
     edge.wait_connections("t", 8, Duration::from_secs(20));
 
     // A steady, bounded request loop from 4 clients: GETs and POSTs with
@@ -432,7 +453,7 @@ fn rolling_restart_of_two_replicas_fails_no_request() {
         c.join().unwrap();
     }
     let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
-    eprintln!("rolling restart: {ok} requests answered, {failed} failed");
+    eprintln!("rolling restart over {protocol}: {ok} requests answered, {failed} failed");
     assert!(ok > 100, "only {ok} requests went through");
     let log = edge.proc.log();
     if failed > 0 {
