@@ -247,7 +247,14 @@ async fn reconnect(cfg: ClientConfig, conn: Shared, shutdown: CancellationToken)
             _ = current.closed() => {}
         }
         warn!("connection to the edge lost; reconnecting");
-        let mut wait = Duration::from_secs(1);
+        // The first redial at once (spread over 250 ms, so many clients of
+        // a restarted edge do not arrive in one instant), then backing off.
+        let mut wait = Duration::from_millis(u64::from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos())
+                % 250,
+        ));
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -259,8 +266,8 @@ async fn reconnect(cfg: ClientConfig, conn: Shared, shutdown: CancellationToken)
                     break;
                 }
                 Err(e) => {
+                    wait = (wait * 2).clamp(Duration::from_secs(1), Duration::from_secs(30));
                     warn!(error = %e, retry_in = ?wait, "reconnecting to the edge failed");
-                    wait = (wait * 2).min(Duration::from_secs(30));
                 }
             }
         }
