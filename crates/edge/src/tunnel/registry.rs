@@ -4,29 +4,17 @@
 //! New flows are spread round-robin over the tunnel's connections that are
 //! not draining, across all connector replicas. A connection that closes or
 //! sends `GoAway` stops receiving new flows at once. A connection that did
-//! not acknowledge a flow in time is *suspect* for [`SUSPECT_FOR`], and so
-//! are the other connections of its connector (a killed process takes all
-//! of them): suspects come after every other connection, so they get new
-//! flows only when nothing else is left, and an acknowledgement clears
-//! them. The lock is held only to clone a handle out (no `.await` under
+//! not acknowledge a flow in time is *suspect*, and so are the other
+//! connections of its connector (a killed process takes all of them):
+//! suspects come after every other connection, so they get new flows only
+//! when nothing else is left, until one of those flows is acknowledged
+//! (the connection proves alive) or the connection closes. The lock is held only to clone a handle out (no `.await` under
 //! it).
 
 use burrow_transport::EdgeConn;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock, RwLock};
-use std::time::{Duration, Instant};
-
-/// How long a connection that missed an acknowledgement gets no new flows
-/// while others are there.
-pub(crate) const SUSPECT_FOR: Duration = Duration::from_secs(5);
-
-/// Milliseconds on this process's monotonic clock (never 0).
-fn now_ms() -> u64 {
-    static START: OnceLock<Instant> = OnceLock::new();
-    let ms = START.get_or_init(Instant::now).elapsed().as_millis();
-    u64::try_from(ms).unwrap_or(u64::MAX).saturating_add(1)
-}
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
 
 /// One registered connection.
 pub(crate) struct Registered {
@@ -41,8 +29,8 @@ pub(crate) struct Registered {
     /// Its connector acknowledges new flows at once
     /// ([`burrow_proto::FEATURE_STREAM_ACK`]).
     pub(crate) acks: bool,
-    /// Until when (see [`now_ms`]) it is suspect; 0: not.
-    suspect_until: AtomicU64,
+    /// It missed an acknowledgement and has not acknowledged one since.
+    suspect: AtomicBool,
 }
 
 impl Registered {
@@ -60,17 +48,17 @@ impl Registered {
             draining: false.into(),
             mux,
             acks,
-            suspect_until: AtomicU64::new(0),
+            suspect: AtomicBool::new(false),
         }
     }
 
     fn is_suspect(&self) -> bool {
-        self.suspect_until.load(Ordering::Relaxed) > now_ms()
+        self.suspect.load(Ordering::Relaxed)
     }
 
     /// It acknowledged a flow: not suspect any more.
     pub(crate) fn proven(&self) {
-        self.suspect_until.store(0, Ordering::Relaxed);
+        self.suspect.store(false, Ordering::Relaxed);
     }
 }
 
@@ -128,15 +116,13 @@ impl Registry {
     }
 
     /// `conn` missed an acknowledgement: it and the other connections of
-    /// its connector go last for [`SUSPECT_FOR`].
+    /// its connector go last until they prove alive.
     pub(crate) fn suspect(&self, tunnel: uuid::Uuid, conn: &Registered) {
-        let until =
-            now_ms().saturating_add(u64::try_from(SUSPECT_FOR.as_millis()).unwrap_or(u64::MAX));
-        conn.suspect_until.store(until, Ordering::Relaxed);
+        conn.suspect.store(true, Ordering::Relaxed);
         let map = self.tunnels.read().expect("registry lock poisoned");
         for c in map.get(&tunnel).into_iter().flat_map(|t| &t.conns) {
             if c.connector_id == conn.connector_id {
-                c.suspect_until.store(until, Ordering::Relaxed);
+                c.suspect.store(true, Ordering::Relaxed);
             }
         }
     }
