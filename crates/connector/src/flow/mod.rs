@@ -28,19 +28,13 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Handles one flow stream to completion.
 pub(crate) async fn handle(env: Arc<FlowEnv>, conn: Arc<ConnInfo>, mut stream: BoxStream) {
     let mut reader = FrameReader::new();
-    let open = match tokio::time::timeout(HEADER_TIMEOUT, reader.read_frame(&mut stream)).await {
-        Ok(Ok(Frame::StreamOpen(o))) => o,
-        Ok(Ok(Frame::StreamOpenAcked(o))) => {
-            // Say at once that this connection carries the flow; reaching
-            // the origin may take a while.
-            if write_frame(&mut stream, &Frame::StreamReceived, false)
-                .await
-                .is_err()
-            {
-                return;
-            }
-            o
-        }
+    let (open, acked) = match tokio::time::timeout(HEADER_TIMEOUT, reader.read_frame(&mut stream))
+        .await
+    {
+        Ok(Ok(Frame::StreamOpen(o))) => (o, false),
+        // The edge wants to hear at once that this connection carries the
+        // flow: `StreamReceived`, unless the answer itself comes at once.
+        Ok(Ok(Frame::StreamOpenAcked(o))) => (o, true),
         Ok(Ok(other)) => {
             debug!(?other, "flow stream did not start with StreamOpen");
             return;
@@ -57,9 +51,23 @@ pub(crate) async fn handle(env: Arc<FlowEnv>, conn: Arc<ConnInfo>, mut stream: B
     let span = tracing::info_span!("flow", flow_id = open.flow_id, host = %open.hostname, client = %open.client_addr);
     // Instrumented, not entered: an entered guard held across awaits would
     // leak this span into other tasks on the same thread.
-    dispatch(env, conn, stream, reader, open)
+    dispatch(env, conn, stream, reader, open, acked)
         .instrument(span)
         .await;
+}
+
+/// How long an acknowledged flow may take to its answer before the
+/// connector sends `StreamReceived` first: a dial that finishes sooner
+/// answers `StreamAccepted` alone (one frame less per flow; the edge takes
+/// a reply as the acknowledgement), well within the edge's 400 ms.
+const ANSWER_SOON: Duration = Duration::from_millis(25);
+
+/// Sends `StreamReceived` when `acked`; `false` when the stream is gone.
+async fn acknowledge(stream: &mut BoxStream, acked: bool) -> bool {
+    !acked
+        || write_frame(stream, &Frame::StreamReceived, false)
+            .await
+            .is_ok()
 }
 
 async fn dispatch(
@@ -68,6 +76,7 @@ async fn dispatch(
     mut stream: BoxStream,
     reader: FrameReader,
     open: StreamOpen,
+    acked: bool,
 ) {
     if open.kind == FlowKind::Http {
         // Each request on the stream picks its own rule (host and path).
@@ -87,6 +96,9 @@ async fn dispatch(
         return;
     }
     if matches!(open.kind, FlowKind::PrivateTcp | FlowKind::PrivateUdp) {
+        if !acknowledge(&mut stream, acked).await {
+            return;
+        }
         crate::private::relay(
             &env.private,
             &env.metrics,
@@ -122,6 +134,9 @@ async fn dispatch(
     }
     match &rule.service {
         Service::Udp { addr } => {
+            if !acknowledge(&mut stream, acked).await {
+                return;
+            }
             crate::udp::relay(
                 stream,
                 addr,
@@ -134,7 +149,22 @@ async fn dispatch(
             .await;
         }
         Service::Tcp { addr, .. } => {
-            match dial_tcp(addr, env.connect_timeout, &env.metrics).await {
+            let dialing = dial_tcp(addr, env.connect_timeout, &env.metrics);
+            tokio::pin!(dialing);
+            let dialed = if acked {
+                tokio::select! {
+                    r = &mut dialing => r,
+                    () = tokio::time::sleep(ANSWER_SOON) => {
+                        if !acknowledge(&mut stream, true).await {
+                            return;
+                        }
+                        dialing.await
+                    }
+                }
+            } else {
+                dialing.await
+            };
+            match dialed {
                 Ok(o) => {
                     splice(stream, o, leftover, Some(rule_index), &env.metrics).await;
                 }
@@ -158,6 +188,7 @@ async fn dispatch(
                 }
             }
         }
+        Service::Unix { .. } if !acknowledge(&mut stream, acked).await => {}
         Service::Unix { .. } => match crate::ingress::dial_unix(&routing, rule_index).await {
             Ok(o) => splice(stream, o, leftover, Some(rule_index), &env.metrics).await,
             Err(msg) => {
