@@ -181,3 +181,27 @@ impl Ctx {
         self.grants.changed.notify_one();
     }
 }
+
+/// This node's id in the connection registry: the same for every run on
+/// one host and tunnel address, so a restarted edge finds (and removes) the
+/// connections its previous run registered.
+pub(crate) fn node_id(colo: &str, host: &str, tunnel_addr: std::net::SocketAddr) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("{host}|{tunnel_addr}"));
+    format!("{colo}-{}", hex::encode(&digest[..4]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_id_is_stable_per_host_and_address() {
+        let a: std::net::SocketAddr = "0.0.0.0:7844".parse().unwrap();
+        let b: std::net::SocketAddr = "0.0.0.0:7845".parse().unwrap();
+        assert_eq!(node_id("NRT", "h1", a), node_id("NRT", "h1", a));
+        assert!(node_id("NRT", "h1", a).starts_with("NRT-"));
+        assert_ne!(node_id("NRT", "h1", a), node_id("NRT", "h2", a));
+        assert_ne!(node_id("NRT", "h1", a), node_id("NRT", "h1", b));
+    }
+}

@@ -67,15 +67,6 @@ pub struct Edge {
     grace: Duration,
 }
 
-/// This node's id in the connection registry: the same for every run on
-/// one host and tunnel address, so a restarted edge finds (and removes) the
-/// connections its previous run registered.
-fn node_id(colo: &str, host: &str, tunnel_addr: SocketAddr) -> String {
-    use sha2::Digest;
-    let digest = sha2::Sha256::digest(format!("{host}|{tunnel_addr}"));
-    format!("{colo}-{}", hex::encode(&digest[..4]))
-}
-
 async fn bind_tunnel(
     listen: SocketAddr,
     quic_cfg: Option<quinn::ServerConfig>,
@@ -254,7 +245,7 @@ impl Edge {
         let host = tokio::fs::read_to_string("/proc/sys/kernel/hostname")
             .await
             .unwrap_or_default();
-        let node_id = node_id(&cfg.colo, host.trim(), tunnel_addr);
+        let node_id = crate::context::node_id(&cfg.colo, host.trim(), tunnel_addr);
         // The rows of this node's previous run (it may have been killed)
         // go now; other nodes' stale rows by age.
         let _ = store
@@ -492,18 +483,3 @@ impl Edge {
 
 /// Heartbeat and app-sync period.
 const HEARTBEAT: Duration = Duration::from_secs(5);
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_node_id_is_stable_per_host_and_address() {
-        let a: SocketAddr = "0.0.0.0:7844".parse().unwrap();
-        let b: SocketAddr = "0.0.0.0:7845".parse().unwrap();
-        assert_eq!(node_id("NRT", "h1", a), node_id("NRT", "h1", a));
-        assert!(node_id("NRT", "h1", a).starts_with("NRT-"));
-        assert_ne!(node_id("NRT", "h1", a), node_id("NRT", "h2", a));
-        assert_ne!(node_id("NRT", "h1", a), node_id("NRT", "h1", b));
-    }
-}

@@ -28,26 +28,25 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Handles one flow stream to completion.
 pub(crate) async fn handle(env: Arc<FlowEnv>, conn: Arc<ConnInfo>, mut stream: BoxStream) {
     let mut reader = FrameReader::new();
-    let (open, acked) = match tokio::time::timeout(HEADER_TIMEOUT, reader.read_frame(&mut stream))
-        .await
-    {
-        Ok(Ok(Frame::StreamOpen(o))) => (o, false),
-        // The edge wants to hear at once that this connection carries the
-        // flow: `StreamReceived`, unless the answer itself comes at once.
-        Ok(Ok(Frame::StreamOpenAcked(o))) => (o, true),
-        Ok(Ok(other)) => {
-            debug!(?other, "flow stream did not start with StreamOpen");
-            return;
-        }
-        Ok(Err(e)) => {
-            debug!(error = %e, "bad flow header");
-            return;
-        }
-        Err(_) => {
-            debug!("no flow header in time");
-            return;
-        }
-    };
+    let (open, acked) =
+        match tokio::time::timeout(HEADER_TIMEOUT, reader.read_frame(&mut stream)).await {
+            Ok(Ok(Frame::StreamOpen(o))) => (o, false),
+            // The edge wants to hear at once that this connection carries the
+            // flow: `StreamReceived`, unless the answer itself comes at once.
+            Ok(Ok(Frame::StreamOpenAcked(o))) => (o, true),
+            Ok(Ok(other)) => {
+                debug!(?other, "flow stream did not start with StreamOpen");
+                return;
+            }
+            Ok(Err(e)) => {
+                debug!(error = %e, "bad flow header");
+                return;
+            }
+            Err(_) => {
+                debug!("no flow header in time");
+                return;
+            }
+        };
     let span = tracing::info_span!("flow", flow_id = open.flow_id, host = %open.hostname, client = %open.client_addr);
     // Instrumented, not entered: an entered guard held across awaits would
     // leak this span into other tasks on the same thread.
