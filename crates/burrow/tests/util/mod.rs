@@ -3,6 +3,7 @@
 #![allow(dead_code, missing_docs, unreachable_pub)]
 
 pub mod httporigin;
+pub mod pg;
 pub mod tls;
 
 use sha2::{Digest, Sha256};

@@ -1,0 +1,166 @@
+//! A throwaway PostgreSQL cluster for a test: Debian's `postgresql`
+//! binaries, `initdb` into a temp dir as the `postgres` user (PostgreSQL
+//! refuses to run as root), a free port on 127.0.0.1, its socket in the
+//! same dir; stopped (and the dir removed) on drop. `.ci/test` installs the
+//! package.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A running cluster; `url` reaches its `postgres` database as the
+/// superuser `burrow` (trust authentication, loopback only).
+pub struct Pg {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    pub port: u16,
+    pub url: String,
+}
+
+/// The newest `/usr/lib/postgresql/N/bin`.
+fn bin_dir() -> Result<PathBuf, String> {
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .map_err(|e| format!("no /usr/lib/postgresql ({e}): apt-get install postgresql"))?
+        .filter_map(Result::ok)
+        .filter_map(|d| Some((d.file_name().to_str()?.parse().ok()?, d.path().join("bin"))))
+        .filter(|(_, b)| b.join("initdb").exists())
+        .collect();
+    versions.sort();
+    versions
+        .pop()
+        .map(|(_, b)| b)
+        .ok_or_else(|| "no initdb under /usr/lib/postgresql: apt-get install postgresql".into())
+}
+
+/// Runs `tool ARGS` as the `postgres` user.
+fn as_postgres(bin: &Path, tool: &str, args: &[&str]) -> Result<Output, String> {
+    Command::new("runuser")
+        .args(["-u", "postgres", "--"])
+        .arg(bin.join(tool))
+        .args(args)
+        .output()
+        .map_err(|e| format!("runuser {tool}: {e}"))
+}
+
+fn ok(out: Output, what: &str) -> Result<(), String> {
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+impl Pg {
+    /// Starts a cluster; the error says why it cannot (not installed, not
+    /// root, no `postgres` user), for a test to report.
+    pub fn start() -> Result<Pg, String> {
+        let bin = bin_dir()?;
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let data = dir.path().join("data");
+        let path = |p: &Path| p.to_str().unwrap_or_default().to_owned();
+        // The postgres user must own the directory it runs in.
+        let chown = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(dir.path())
+            .output()
+            .map_err(|e| format!("chown: {e}"))?;
+        ok(chown, "chown (tests that need PostgreSQL run as root)")?;
+        ok(
+            as_postgres(
+                &bin,
+                "initdb",
+                &[
+                    "-D",
+                    &path(&data),
+                    "-U",
+                    "burrow",
+                    "-A",
+                    "trust",
+                    "--no-sync",
+                ],
+            )?,
+            "initdb",
+        )?;
+        let port = super::free_port();
+        let opts = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            path(dir.path())
+        );
+        let log = dir.path().join("pg.log");
+        ok(
+            as_postgres(
+                &bin,
+                "pg_ctl",
+                &[
+                    "-D",
+                    &path(&data),
+                    "-o",
+                    &opts,
+                    "-l",
+                    &path(&log),
+                    "-w",
+                    "start",
+                ],
+            )?,
+            "pg_ctl start",
+        )?;
+        Ok(Pg {
+            url: format!("postgres://burrow@127.0.0.1:{port}/postgres"),
+            dir,
+            bin,
+            port,
+        })
+    }
+
+    /// `psql -c SQL` against the cluster; its stdout.
+    pub fn psql(&self, sql: &str) -> Result<String, String> {
+        let out = Command::new(self.bin.join("psql"))
+            .args(["-X", "-A", "-t", "-d", &self.url, "-c", sql])
+            .output()
+            .map_err(|e| format!("psql: {e}"))?;
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        ok(out, "psql").map(|()| text)
+    }
+
+    /// Stops the cluster (as if the database host went away) or starts it
+    /// again on the same port.
+    pub fn set_running(&self, running: bool) -> Result<(), String> {
+        let data = self.dir.path().join("data");
+        let data = data.to_str().unwrap_or_default();
+        if running {
+            let opts = format!(
+                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+                self.port,
+                self.dir.path().display()
+            );
+            let log = self.dir.path().join("pg.log");
+            let log = log.to_str().unwrap_or_default();
+            ok(
+                as_postgres(
+                    &self.bin,
+                    "pg_ctl",
+                    &["-D", data, "-o", &opts, "-l", log, "-w", "start"],
+                )?,
+                "pg_ctl start",
+            )
+        } else {
+            ok(
+                as_postgres(
+                    &self.bin,
+                    "pg_ctl",
+                    &["-D", data, "-m", "immediate", "-w", "stop"],
+                )?,
+                "pg_ctl stop",
+            )
+        }
+    }
+}
+
+impl Drop for Pg {
+    fn drop(&mut self) {
+        let _ = self.set_running(false);
+    }
+}
