@@ -31,9 +31,28 @@ fn bin_dir() -> Result<PathBuf, String> {
         .ok_or_else(|| "no initdb under /usr/lib/postgresql: apt-get install postgresql".into())
 }
 
+/// Whether this process runs as root (else `sudo -n` is used).
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout == b"0\n")
+}
+
+/// `program` as root: directly, or through `sudo -n` (no password prompt).
+fn privileged(program: &str) -> Command {
+    if is_root() {
+        Command::new(program)
+    } else {
+        let mut c = Command::new("sudo");
+        c.arg("-n").arg(program);
+        c
+    }
+}
+
 /// Runs `tool ARGS` as the `postgres` user.
 fn as_postgres(bin: &Path, tool: &str, args: &[&str]) -> Result<Output, String> {
-    Command::new("runuser")
+    privileged("runuser")
         .args(["-u", "postgres", "--"])
         .arg(bin.join(tool))
         .args(args)
@@ -62,12 +81,15 @@ impl Pg {
         let data = dir.path().join("data");
         let path = |p: &Path| p.to_str().unwrap_or_default().to_owned();
         // The postgres user must own the directory it runs in.
-        let chown = Command::new("chown")
+        let chown = privileged("chown")
             .args(["-R", "postgres:postgres"])
             .arg(dir.path())
             .output()
             .map_err(|e| format!("chown: {e}"))?;
-        ok(chown, "chown (tests that need PostgreSQL run as root)")?;
+        ok(
+            chown,
+            "chown to postgres (needs root or password-less sudo)",
+        )?;
         ok(
             as_postgres(
                 &bin,
