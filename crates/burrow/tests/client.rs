@@ -1090,12 +1090,7 @@ impl Drop for LoAddr {
 #[test]
 fn ipv6_destinations_leave_from_the_dedicated_ipv6_range() {
     // Adding an address to lo needs root.
-    if std::process::Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| o.stdout != b"0\n")
-        .unwrap_or(true)
-    {
+    if !is_root() {
         eprintln!("skipped: adding an IPv6 address to lo needs root");
         return;
     }
@@ -1261,11 +1256,7 @@ fn flows_that_cannot_leave_are_logged_with_their_close_reason() {
 
 #[test]
 fn a_client_flow_with_no_free_local_port_is_logged_port_exhaustion() {
-    let is_root = std::process::Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout == b"0\n");
-    if !is_root {
+    if !is_root() {
         eprintln!("skipped: network namespaces need root");
         return;
     }
@@ -1273,26 +1264,8 @@ fn a_client_flow_with_no_free_local_port_is_logged_port_exhaustion() {
     // The edge runs in a namespace with four ephemeral ports: four flows
     // to one destination take them all.
     let ns = Netns::create(8);
-    let out = ns.exec(&["sysctl", "-w", "net.ipv4.ip_local_port_range=40000 40003"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut socat = std::process::Command::new("ip")
-        .args(["netns", "exec", &ns.name, "socat"])
-        .arg("TCP-LISTEN:7008,bind=127.0.0.1,fork,reuseaddr")
-        .arg("EXEC:cat")
-        .spawn()
-        .expect("socat must be installed; .ci/test installs it");
-    struct Kill<'a>(&'a mut std::process::Child);
-    impl Drop for Kill<'_> {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _socat = Kill(&mut socat);
+    ns.ephemeral_ports("40000 40003");
+    let _socat = ns.echo_origin(7008);
     let args = [
         "edge",
         "--colo",

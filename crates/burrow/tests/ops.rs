@@ -426,41 +426,17 @@ fn echo_once(s: &mut std::net::TcpStream) -> bool {
 
 #[test]
 fn port_exhaustion_at_the_connector_is_logged_counted_and_recovers() {
-    let is_root = std::process::Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout == b"0\n");
-    if !is_root {
+    if !is_root() {
         eprintln!("skipped: network namespaces need root");
         return;
     }
     let dir = tempdir();
     let ns = Netns::create(7);
     // Four ephemeral ports inside the namespace: four origin connections.
-    let out = ns.exec(&["sysctl", "-w", "net.ipv4.ip_local_port_range=40000 40003"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ns.ephemeral_ports("40000 40003");
     // An echo origin inside the namespace (socat), on its loopback.
     let origin_port = 7007;
-    let mut socat = std::process::Command::new("ip")
-        .args(["netns", "exec", &ns.name, "socat"])
-        .arg(format!(
-            "TCP-LISTEN:{origin_port},bind=127.0.0.1,fork,reuseaddr"
-        ))
-        .arg("EXEC:cat")
-        .spawn()
-        .expect("socat must be installed; .ci/run installs it");
-    struct Kill<'a>(&'a mut std::process::Child);
-    impl Drop for Kill<'_> {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _socat = Kill(&mut socat);
+    let _socat = ns.echo_origin(origin_port);
 
     let listen = format!("10.201.7.1:{}", free_port());
     let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &["--listen", &listen]);

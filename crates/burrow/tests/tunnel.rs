@@ -633,19 +633,21 @@ fn back_after_an_edge_kill(protocol: &str) -> Duration {
     took
 }
 
-#[test]
-fn an_edge_killed_and_restarted_serves_again_within_seconds_over_quic() {
-    let took = back_after_an_edge_kill("quic");
-    eprintln!("quic: service back {took:?} after the restart");
-
+/// [`back_after_an_edge_kill`] over `protocol`, with its target.
+fn edge_restart_meets_the_target(protocol: &str) {
+    let took = back_after_an_edge_kill(protocol);
+    eprintln!("{protocol}: service back {took:?} after the restart");
     assert!(took < Duration::from_secs(4), "took {took:?} (target 2 s)");
 }
 
 #[test]
+fn an_edge_killed_and_restarted_serves_again_within_seconds_over_quic() {
+    edge_restart_meets_the_target("quic");
+}
+
+#[test]
 fn an_edge_killed_and_restarted_serves_again_within_seconds_over_http2() {
-    let took = back_after_an_edge_kill("http2");
-    eprintln!("http2: service back {took:?} after the restart");
-    assert!(took < Duration::from_secs(4), "took {took:?} (target 2 s)");
+    edge_restart_meets_the_target("http2");
 }
 
 /// Two connector replicas; one is SIGKILLed while a new echo connection
@@ -711,26 +713,25 @@ fn replica_killed_under_load(protocol: &str) -> (usize, Duration, usize) {
     (failed.len(), worst, results.len())
 }
 
-#[test]
-fn a_replica_killed_under_load_fails_no_new_connection_over_quic() {
-    let (failed, worst, n) = replica_killed_under_load("quic");
-    eprintln!("quic: {failed} of {n} failed; worst round trip after the kill {worst:?}");
+/// [`replica_killed_under_load`] over `protocol`, with its targets.
+fn replica_killed_meets_the_targets(protocol: &str) {
+    let (failed, worst, n) = replica_killed_under_load(protocol);
+    eprintln!("{protocol}: {failed} of {n} failed; worst round trip after the kill {worst:?}");
     assert_eq!(failed, 0, "of {n}");
     assert!(
-        worst < Duration::from_secs(2),
+        worst < Duration::from_millis(1500),
         "worst {worst:?} (target < 1 s)"
     );
 }
 
 #[test]
+fn a_replica_killed_under_load_fails_no_new_connection_over_quic() {
+    replica_killed_meets_the_targets("quic");
+}
+
+#[test]
 fn a_replica_killed_under_load_fails_no_new_connection_over_http2() {
-    let (failed, worst, n) = replica_killed_under_load("http2");
-    eprintln!("http2: {failed} of {n} failed; worst round trip after the kill {worst:?}");
-    assert_eq!(failed, 0, "of {n}");
-    assert!(
-        worst < Duration::from_secs(2),
-        "worst {worst:?} (target < 1 s)"
-    );
+    replica_killed_meets_the_targets("http2");
 }
 
 #[test]

@@ -1130,7 +1130,50 @@ pub struct Netns {
     outer: String,
 }
 
+/// Whether the tests run as root (namespaces, addresses on `lo`).
+pub fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout == b"0\n")
+}
+
+/// A child process killed (and reaped) on drop.
+pub struct Killed(pub Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 impl Netns {
+    /// Gives the namespace only the ephemeral ports `range` ("A B").
+    pub fn ephemeral_ports(&self, range: &str) {
+        let out = self.exec(&[
+            "sysctl",
+            "-w",
+            &format!("net.ipv4.ip_local_port_range={range}"),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// An echo origin (socat) on the namespace's 127.0.0.1:`port`.
+    pub fn echo_origin(&self, port: u16) -> Killed {
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.name, "socat"])
+            .arg(format!("TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr"))
+            .arg("EXEC:cat")
+            .spawn()
+            .expect("socat must be installed; .ci/test installs it");
+        Killed(child)
+    }
+
     /// Namespace `N` of this process (one N per test).
     pub fn create(n: u8) -> Netns {
         let pid = std::process::id();

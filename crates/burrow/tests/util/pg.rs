@@ -31,17 +31,9 @@ fn bin_dir() -> Result<PathBuf, String> {
         .ok_or_else(|| "no initdb under /usr/lib/postgresql: apt-get install postgresql".into())
 }
 
-/// Whether this process runs as root (else `sudo -n` is used).
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout == b"0\n")
-}
-
 /// `program` as root: directly, or through `sudo -n` (no password prompt).
 fn privileged(program: &str) -> Command {
-    if is_root() {
+    if super::is_root() {
         Command::new(program)
     } else {
         let mut c = Command::new("sudo");
@@ -107,34 +99,14 @@ impl Pg {
             "initdb",
         )?;
         let port = super::free_port();
-        let opts = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
-            path(dir.path())
-        );
-        let log = dir.path().join("pg.log");
-        ok(
-            as_postgres(
-                &bin,
-                "pg_ctl",
-                &[
-                    "-D",
-                    &path(&data),
-                    "-o",
-                    &opts,
-                    "-l",
-                    &path(&log),
-                    "-w",
-                    "start",
-                ],
-            )?,
-            "pg_ctl start",
-        )?;
-        Ok(Pg {
+        let pg = Pg {
             url: format!("postgres://burrow@127.0.0.1:{port}/postgres"),
+            port,
             dir,
             bin,
-            port,
-        })
+        };
+        pg.set_running(true)?;
+        Ok(pg)
     }
 
     /// `psql -c SQL` against the cluster; its stdout.

@@ -187,14 +187,18 @@ async fn dispatch(
                 }
             }
         }
-        Service::Unix { .. } if !acknowledge(&mut stream, acked).await => {}
-        Service::Unix { .. } => match crate::ingress::dial_unix(&routing, rule_index).await {
-            Ok(o) => splice(stream, o, leftover, Some(rule_index), &env.metrics).await,
-            Err(msg) => {
-                info!(rule = rule_index, reason = %msg, "origin unreachable");
-                reject(&mut stream, RefuseCode::OriginUnreachable, &msg).await;
+        Service::Unix { .. } => {
+            if !acknowledge(&mut stream, acked).await {
+                return;
             }
-        },
+            match crate::ingress::dial_unix(&routing, rule_index).await {
+                Ok(o) => splice(stream, o, leftover, Some(rule_index), &env.metrics).await,
+                Err(msg) => {
+                    info!(rule = rule_index, reason = %msg, "origin unreachable");
+                    reject(&mut stream, RefuseCode::OriginUnreachable, &msg).await;
+                }
+            }
+        }
         Service::HelloWorld | Service::HttpStatus(_) => {
             if write_frame(&mut stream, &Frame::StreamAccepted, false)
                 .await

@@ -84,12 +84,7 @@ pub(crate) async fn open_tunnel_stream(
                     ctx.telemetry.metrics.unacknowledged_flows.inc();
                     // Another connection to try? Else (or on the last try)
                     // this one may just be slow or lossy: keep waiting.
-                    let another = tried.len() < TRIES
-                        && ctx
-                            .registry
-                            .pick(tunnel_id, TRIES + 1)
-                            .iter()
-                            .any(|c| !tried.contains(&c.id));
+                    let another = tried.len() < TRIES && ctx.registry.has_other(tunnel_id, &tried);
                     if another {
                         tracing::warn!(
                             connection_id = %conn.id, connector_id = %conn.connector_id,

@@ -105,14 +105,25 @@ impl Registry {
         let live = (0..len)
             .map(|i| &t.conns[(start + i) % len])
             .filter(|c| !c.draining.load(Ordering::Relaxed));
-        // Suspects last (a stable split keeps the round-robin order).
-        let (trusted, suspects): (Vec<_>, Vec<_>) = live.partition(|c| !c.is_suspect());
-        trusted
-            .into_iter()
-            .chain(suspects)
+        // Suspects last, each part in round-robin order; no allocation
+        // besides the answer.
+        live.clone()
+            .filter(|c| !c.is_suspect())
+            .chain(live.filter(|c| c.is_suspect()))
             .take(n)
             .cloned()
             .collect()
+    }
+
+    /// Whether the tunnel has a live connection outside `tried` (without
+    /// moving the round-robin cursor, as [`Registry::pick`] does).
+    pub(crate) fn has_other(&self, tunnel: uuid::Uuid, tried: &[uuid::Uuid]) -> bool {
+        let map = self.tunnels.read().expect("registry lock poisoned");
+        map.get(&tunnel).is_some_and(|t| {
+            t.conns
+                .iter()
+                .any(|c| !c.draining.load(Ordering::Relaxed) && !tried.contains(&c.id))
+        })
     }
 
     /// `conn` missed an acknowledgement: it and the other connections of
