@@ -4,6 +4,7 @@
 use crate::config_err;
 use burrow_config::edge::{parse_edge_yaml, validate_colo, EdgeSettings};
 use burrow_edge::{AppPools, Edge, EdgeConfig};
+use burrow_store::Location;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -50,7 +51,23 @@ pub(crate) fn resolve(s: EdgeSettings) -> anyhow::Result<EdgeConfig> {
     if !admin.ip().is_loopback() {
         tracing::warn!(%admin, "the admin API listens beyond loopback; protect it with a firewall");
     }
-    let state = s.state.unwrap_or_else(|| "burrow-edge.db".into());
+    let store = match (s.store, s.state) {
+        (Some(_), Some(_)) => {
+            return Err(config_err(
+                "store: give either store (a URL) or state (a SQLite path), not both",
+            ))
+        }
+        (Some(url), None) => {
+            Location::parse(&url).map_err(|e| config_err(format!("store: {e}")))?
+        }
+        (None, Some(path)) => Location::Sqlite(path),
+        (None, None) => Location::Sqlite("burrow-edge.db".into()),
+    };
+    let pki_dir = match (&s.data_dir, &store) {
+        (Some(d), _) => d.clone(),
+        (None, Location::Sqlite(path)) => pki_dir_for(path),
+        (None, Location::Postgres(_)) => PathBuf::from("burrow-edge.d"),
+    };
     let edge_domain = s
         .edge_domain
         .unwrap_or_else(|| burrow_transport::pki::DEFAULT_EDGE_DOMAIN.into());
@@ -90,8 +107,8 @@ pub(crate) fn resolve(s: EdgeSettings) -> anyhow::Result<EdgeConfig> {
         colo,
         listen,
         admin,
-        pki_dir: Some(pki_dir_for(&state)),
-        state,
+        pki_dir: Some(pki_dir),
+        store,
         edge_domain,
         app_pools,
         grace_period,
@@ -230,7 +247,7 @@ fn app_pools(
 pub(crate) async fn run(flags: EdgeSettings) -> anyhow::Result<()> {
     let merged = settings(&flags).await?;
     let cfg = resolve(merged.clone())?;
-    let state = cfg.state.clone();
+    let store = cfg.store.clone();
     let edge = Edge::bind(cfg.clone()).await?;
     let info = edge.info().clone();
     let created = |p: &Option<PathBuf>| match p {
@@ -255,7 +272,7 @@ pub(crate) async fn run(flags: EdgeSettings) -> anyhow::Result<()> {
     if let Some(a) = info.https_addr {
         println!("HTTPS: https://{a}");
     }
-    println!("state: {}", state.display());
+    println!("state: {store}");
     println!("edge CA: {}", created(&info.ca_path));
     println!("admin token: {}", created(&info.token_path));
     for p in &info.created {

@@ -264,11 +264,25 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            if e.downcast_ref::<ConfigProblem>().is_some() {
-                ExitCode::from(64)
-            } else {
-                ExitCode::from(1)
-            }
+            exit_code(&e)
         }
+    }
+}
+
+/// 64 for a configuration problem; for a state store that cannot be
+/// used, 69 (unreachable: retrying later may work) or 65 (its schema is
+/// newer than this build); 1 otherwise.
+fn exit_code(e: &anyhow::Error) -> ExitCode {
+    use burrow_store::StoreError;
+    if e.downcast_ref::<ConfigProblem>().is_some() {
+        return ExitCode::from(64);
+    }
+    match e.downcast_ref::<burrow_edge::EdgeError>() {
+        Some(burrow_edge::EdgeError::Store { source, .. }) => match source {
+            StoreError::Connect { .. } => ExitCode::from(69),
+            StoreError::Schema { .. } => ExitCode::from(65),
+            _ => ExitCode::from(1),
+        },
+        _ => ExitCode::from(1),
     }
 }

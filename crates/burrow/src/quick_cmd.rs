@@ -39,7 +39,7 @@ pub(crate) async fn run(a: QuickArgs) -> anyhow::Result<()> {
         colo: "QUICK".into(),
         listen: SocketAddr::new(loopback, 0),
         admin: SocketAddr::new(loopback, 0),
-        state: dir.path().join("quick.db"),
+        store: burrow_store::Location::Sqlite(dir.path().join("quick.db")),
         pki_dir: None,
         edge_domain: burrow_transport::pki::DEFAULT_EDGE_DOMAIN.into(),
         app_pools: burrow_edge::AppPools::single(loopback),

@@ -4,6 +4,11 @@
 
 mod util;
 
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use util::pg::Pg;
 
 #[test]
@@ -27,4 +32,324 @@ fn a_throwaway_postgresql_starts_answers_stops_and_comes_back() {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
         "still listening after drop"
     );
+}
+
+/// A throwaway PostgreSQL, or the test fails saying why there is none.
+fn database() -> Pg {
+    Pg::start().unwrap_or_else(|why| panic!("PostgreSQL for the cluster tests: {why}"))
+}
+
+#[test]
+fn an_edge_on_postgresql_serves_a_tunnel() {
+    let pg = database();
+    let dir = util::tempdir();
+    let origin = util::Origin::start(util::echo);
+    // Trust authentication ignores the password; the edge must still
+    // never print it.
+    let url = pg.url.replace("burrow@", "burrow:pw-never-logged@");
+    let edge = util::EdgeProc::start(dir.path(), "NRT", &url, &[]);
+    let creds = edge.create_tunnel("web");
+    let app = edge.create_app("web", "web.example.com");
+    let cfg = util::write_config(dir.path(), "config.yml", "web.example.com", origin.addr);
+    let cfg = cfg.to_string_lossy().into_owned();
+    let _conn = edge.run_connector("web", &creds, "connector", &["--config", &cfg], 4);
+    let payload = util::pattern(&mut 7, 256 * 1024);
+    assert_eq!(util::echo_round_trip(app, &payload).unwrap(), payload);
+    // The rows are in PostgreSQL, not in a file of the node.
+    assert_eq!(
+        pg.psql("SELECT name FROM tunnels").unwrap(),
+        "web",
+        "tunnel row"
+    );
+    assert!(!dir.path().join("burrow-edge.db").exists());
+    // The password never reaches the log, whatever the URL carries.
+    let log = edge.proc.log();
+    assert!(!log.contains("pw-never-logged"), "{log}");
+    assert!(log.contains("burrow:***@127.0.0.1"), "{log}");
+}
+
+#[test]
+fn an_unreachable_or_newer_database_stops_the_start_with_a_clear_error() {
+    let dir = util::tempdir();
+    // Nothing listens on this port: exit 69, the URL shown without its
+    // password.
+    let port = util::free_port();
+    let url = format!("postgres://burrow:hunter2@127.0.0.1:{port}/burrow");
+    let out = std::process::Command::new(util::BIN)
+        .args(["edge", "--store", &url, "--admin", "127.0.0.1:0"])
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("n.d"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(69), "{err}");
+    assert!(
+        err.contains("cannot connect") && err.contains("refused"),
+        "{err}"
+    );
+    assert!(
+        err.contains("burrow:***@127.0.0.1") && !err.contains("hunter2"),
+        "{err}"
+    );
+    // A schema newer than this build: exit 65, both versions named.
+    let pg = database();
+    let edge = util::EdgeProc::start(dir.path(), "NRT", &pg.url, &[]);
+    drop(edge);
+    pg.psql(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (9999, 'from the future', TRUE, '\\x00', 0)",
+    )
+    .unwrap();
+    let out = std::process::Command::new(util::BIN)
+        .args(["edge", "--store", &pg.url, "--admin", "127.0.0.1:0"])
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("n.d"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(65), "{err}");
+    assert!(err.contains("9999") && err.contains("newer"), "{err}");
+}
+
+/// Three edge nodes on one database: NRT on 127.0.0.2, KIX on .3, OSA on
+/// .4, each with its own files and its apps on its own address.
+struct Three {
+    dir: tempfile::TempDir,
+    nodes: Vec<util::EdgeProc>,
+}
+
+const COLOS: [(&str, &str); 3] = [
+    ("NRT", "127.0.0.2"),
+    ("KIX", "127.0.0.3"),
+    ("OSA", "127.0.0.4"),
+];
+
+impl Three {
+    fn start(pg: &Pg) -> Three {
+        let dir = util::tempdir();
+        let nodes = COLOS
+            .iter()
+            .map(|(colo, ip)| {
+                let listen = format!("{ip}:0");
+                util::EdgeProc::start(
+                    dir.path(),
+                    colo,
+                    &pg.url,
+                    &["--listen", &listen, "--app-address", ip],
+                )
+            })
+            .collect();
+        Three { dir, nodes }
+    }
+}
+
+/// Calls `probe` until it holds, for at most `limit`; how long it took.
+fn within(limit: Duration, what: &str, mut probe: impl FnMut() -> bool) -> Duration {
+    let t = Instant::now();
+    while !probe() {
+        assert!(t.elapsed() < limit, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    t.elapsed()
+}
+
+#[test]
+fn a_change_made_at_any_node_is_in_force_on_all_three_within_a_second() {
+    let pg = database();
+    let three = Three::start(&pg);
+    let [nrt, kix, osa] = &three.nodes[..] else {
+        unreachable!()
+    };
+    // A tunnel created at NRT is listed by the others.
+    nrt.create_tunnel("web");
+    for n in [kix, osa] {
+        assert!(n.admin(&["tunnel", "list"]).unwrap().contains("web"));
+    }
+    // An app created at KIX listens on every node's own address.
+    let origin = util::Origin::start(util::echo);
+    let port = util::free_port();
+    let (proto, o) = (format!("tcp/{port}"), format!("tcp://{}", origin.addr));
+    kix.admin(&[
+        "app",
+        "create",
+        "--protocol",
+        &proto,
+        "--origin",
+        &o,
+        "--ip-firewall",
+    ])
+    .expect("app create");
+    for (colo, ip) in COLOS {
+        let addr: SocketAddr = format!("{ip}:{port}").parse().unwrap();
+        let took = within(Duration::from_secs(1), colo, || {
+            util::echo_round_trip(addr, b"hi").is_ok_and(|b| b == b"hi")
+        });
+        eprintln!("app at {colo}: {took:?}");
+    }
+    // An access rule created at OSA blocks at NRT.
+    osa.admin(&[
+        "access-rule",
+        "create",
+        "--mode",
+        "block",
+        "--target",
+        "ip",
+        "--value",
+        "127.0.0.9",
+    ])
+    .expect("rule");
+    let nrt_app: SocketAddr = format!("127.0.0.2:{port}").parse().unwrap();
+    let blocked: std::net::IpAddr = "127.0.0.9".parse().unwrap();
+    let took = within(Duration::from_secs(1), "block at NRT", || {
+        util::echo_from(blocked, nrt_app, b"hi").is_empty()
+    });
+    eprintln!("access rule at NRT: {took:?}");
+    // The app deleted at OSA stops listening everywhere.
+    let id = kix.admin(&["app", "list", "--json"]).unwrap();
+    let id = serde_json::from_str::<serde_json::Value>(&id).unwrap()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    osa.admin(&["app", "delete", &id]).expect("app delete");
+    for (colo, ip) in COLOS {
+        let addr: SocketAddr = format!("{ip}:{port}").parse().unwrap();
+        within(Duration::from_secs(1), colo, || {
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err()
+        });
+    }
+    drop(three.dir);
+}
+
+/// A TCP proxy to `upstream` that can be cut: every relayed connection is
+/// closed and new ones are refused (closed at once) until it is mended —
+/// one node losing its database while the others keep theirs.
+struct Cut {
+    addr: SocketAddr,
+    cut: Arc<AtomicBool>,
+    open: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl Cut {
+    fn start(upstream: SocketAddr) -> Cut {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let cut = Arc::new(AtomicBool::new(false));
+        let open = Arc::new(Mutex::new(Vec::new()));
+        let (c2, o2) = (cut.clone(), open.clone());
+        std::thread::spawn(move || {
+            for c in l.incoming() {
+                let Ok(c) = c else { continue };
+                if c2.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let Ok(u) = TcpStream::connect(upstream) else {
+                    continue;
+                };
+                let mut o = o2.lock().unwrap();
+                o.push(c.try_clone().unwrap());
+                o.push(u.try_clone().unwrap());
+                let (mut c1, mut u1) = (c.try_clone().unwrap(), u.try_clone().unwrap());
+                let (mut c, mut u) = (c, u);
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut c1, &mut u1);
+                    let _ = u1.shutdown(Shutdown::Both);
+                });
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut u, &mut c);
+                    let _ = c.shutdown(Shutdown::Both);
+                });
+            }
+        });
+        Cut { addr, cut, open }
+    }
+
+    fn set_cut(&self, cut: bool) {
+        self.cut.store(cut, Ordering::SeqCst);
+        if cut {
+            for s in self.open.lock().unwrap().drain(..) {
+                let _ = s.shutdown(Shutdown::Both);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_node_that_loses_the_database_for_20_s_keeps_serving_and_catches_up() {
+    let pg = database();
+    let dir = util::tempdir();
+    let cut = Cut::start(format!("127.0.0.1:{}", pg.port).parse().unwrap());
+    let via_cut = pg
+        .url
+        .replace(&format!(":{}/", pg.port), &format!(":{}/", cut.addr.port()));
+    let nrt = util::EdgeProc::start(
+        dir.path(),
+        "NRT",
+        &via_cut,
+        &["--listen", "127.0.0.2:0", "--app-address", "127.0.0.2"],
+    );
+    let kix = util::EdgeProc::start(
+        dir.path(),
+        "KIX",
+        &pg.url,
+        &["--listen", "127.0.0.3:0", "--app-address", "127.0.0.3"],
+    );
+    let origin = util::Origin::start(util::echo);
+    let o = format!("tcp://{}", origin.addr);
+    let app = |edge: &util::EdgeProc| -> u16 {
+        let port = util::free_port();
+        let proto = format!("tcp/{port}");
+        edge.admin(&["app", "create", "--protocol", &proto, "--origin", &o])
+            .expect("app create");
+        port
+    };
+    let first = app(&kix);
+    let at_nrt = |port: u16| -> SocketAddr { format!("127.0.0.2:{port}").parse().unwrap() };
+    within(Duration::from_secs(1), "app at NRT", || {
+        util::echo_round_trip(at_nrt(first), b"hi").is_ok()
+    });
+    assert_eq!(nrt.metric("burrow_edge_store_up"), 1.0);
+    // An established flow, open across the outage.
+    let mut long = util::connect(at_nrt(first), Duration::from_secs(2));
+    long.write_all(b"before").unwrap();
+    let mut buf = [0u8; 6];
+    long.read_exact(&mut buf).unwrap();
+
+    cut.set_cut(true);
+    within(Duration::from_secs(10), "store_up 0", || {
+        nrt.metric("burrow_edge_store_up") == 0.0
+    });
+    // Made at KIX while NRT cannot see the database.
+    let second = app(&kix);
+    let outage = Instant::now();
+    let mut flows = 0;
+    while outage.elapsed() < Duration::from_secs(20) {
+        let payload = util::pattern(&mut (flows + 1), 4096);
+        assert_eq!(
+            util::echo_round_trip(at_nrt(first), &payload).unwrap(),
+            payload,
+            "a new flow during the outage"
+        );
+        flows += 1;
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(flows > 50, "{flows} flows");
+    long.write_all(b"during").unwrap();
+    long.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"during");
+    assert!(
+        std::net::TcpStream::connect_timeout(&at_nrt(second), Duration::from_millis(200)).is_err(),
+        "NRT knew of an app made while it was away"
+    );
+
+    cut.set_cut(false);
+    let took = within(Duration::from_secs(5), "store_up 1", || {
+        nrt.metric("burrow_edge_store_up") == 1.0
+    });
+    eprintln!("store back after {took:?}");
+    within(
+        Duration::from_secs(2),
+        "the app made meanwhile, at NRT",
+        || util::echo_round_trip(at_nrt(second), b"hi").is_ok_and(|b| b == b"hi"),
+    );
+    assert!(nrt.proc.log().contains("the state store is back"));
 }

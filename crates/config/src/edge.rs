@@ -29,11 +29,27 @@ pub struct EdgeSettings {
     /// [default: 127.0.0.1:7845]
     #[arg(long)]
     pub admin: Option<String>,
-    /// SQLite state file, created on first start. Certificates and the
-    /// admin token go to a directory beside it (`edge.db` → `edge.d/`).
-    /// [default: ./burrow-edge.db]
-    #[arg(long)]
+    /// Where the state lives: sqlite:PATH (one host; edges on it may share
+    /// the file) or postgres://USER:PASSWORD@HOST:PORT/DB (edge nodes on
+    /// many hosts share it; the password is never logged, and the
+    /// environment keeps it out of the process list).
+    /// [default: sqlite:./burrow-edge.db]
+    #[arg(
+        long,
+        env = "BURROW_STORE",
+        value_name = "URL",
+        conflicts_with = "state"
+    )]
+    pub store: Option<String>,
+    /// SQLite state file, created on first start: the same as
+    /// --store sqlite:PATH.
+    #[arg(long, value_name = "PATH")]
     pub state: Option<PathBuf>,
+    /// This node's own files: the edge CA and keys, the admin token, the
+    /// QUIC reset key. [default: beside a SQLite store (edge.db →
+    /// edge.d/); ./burrow-edge.d with PostgreSQL]
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
     /// Edge domain: TLS names are quic.<domain> and h2.<domain>.
     /// [default: burrow.internal]
     #[arg(long)]

@@ -21,8 +21,11 @@ use tokio_util::task::TaskTracker;
 pub(crate) struct Ctx {
     /// Who this edge is.
     pub(crate) id: Identity,
-    /// The state store (SQLite).
+    /// The state store (SQLite or PostgreSQL).
     pub(crate) store: Store,
+    /// Poked when a store query fails, so the change feed subscribes
+    /// again (a silent network leaves it waiting otherwise).
+    pub(crate) store_trouble: tokio::sync::Notify,
     /// Routing tables, one snapshot swapped whole.
     pub(crate) tables: Tables,
     /// This node's live tunnel connections.
@@ -171,11 +174,16 @@ impl Tasks {
 }
 
 impl Ctx {
-    /// After an admin change commits: marks it for the nodes sharing the
-    /// store, rebuilds the routing tables, and has live grants re-checked.
-    pub(crate) async fn committed(&self) {
-        if let Err(e) = crate::tables::bump(&self.store).await {
-            tracing::warn!(error = %e, "could not mark the change for other nodes sharing the store");
+    /// After an admin change to `what` (the API resource) commits:
+    /// announces it to the nodes sharing the store, rebuilds the routing
+    /// tables, and has live grants re-checked.
+    pub(crate) async fn committed(&self, what: &str) {
+        let change = burrow_store::Change {
+            node: self.id.node_id.clone(),
+            what: what.to_owned(),
+        };
+        if let Err(e) = self.store.announce(&change).await {
+            tracing::warn!(error = %e, "could not announce the change to the other nodes");
         }
         self.tables.reload(&self.store).await;
         self.grants.changed.notify_one();

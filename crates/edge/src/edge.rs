@@ -109,13 +109,13 @@ impl Edge {
     /// [`EdgeError`] naming the file or address that failed.
     pub async fn bind(cfg: EdgeConfig) -> Result<Self, EdgeError> {
         let store_err = |source| EdgeError::Store {
-            path: cfg.state.clone(),
+            location: cfg.store.to_string(),
             source,
         };
-        // The store creates the file's directory (0700) when missing.
-        let store = Store::open(&cfg.state).await.map_err(store_err)?;
+        // The store creates a SQLite file's directory (0700) when missing.
+        let store = Store::open(&cfg.store).await.map_err(store_err)?;
         info!(
-            state = %cfg.state.display(),
+            store = %cfg.store,
             "state store open at schema version {}",
             burrow_store::schema_version()
         );
@@ -279,6 +279,7 @@ impl Edge {
                 app_pools,
             },
             store,
+            store_trouble: tokio::sync::Notify::new(),
             tables: crate::tables::Tables::default(),
             registry: crate::tunnel::registry::Registry::default(),
             grants: Arc::default(),
@@ -420,6 +421,11 @@ impl Edge {
         }
         ctx.apps.running.sync(&ctx, &accepting).await;
         ctx.tasks.spawn(authz_sweeps(ctx.clone(), shutdown.clone()));
+        ctx.tasks.spawn(crate::follow::follow(
+            ctx.clone(),
+            accepting.clone(),
+            shutdown.clone(),
+        ));
         let mut tick = tokio::time::interval(HEARTBEAT);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -429,14 +435,15 @@ impl Edge {
                     let now = unix_now();
                     if let Err(e) = ctx.store.touch_node(&ctx.id.node_id, now).await {
                         warn!(error = %e, "heartbeat to the state store failed");
+                        // The change feed may not have noticed (a silent
+                        // network): have it subscribe again.
+                        ctx.store_trouble.notify_one();
                     }
-                    // Another node sharing the store committed a change:
-                    // rebuild the tables (one meta row read when none did).
-                    ctx.tables.follow(&ctx.store).await;
-                    // Listeners follow the apps table every beat: a port
-                    // that could not be bound (still held by an exiting
-                    // process) is tried again.
-                    ctx.apps.running.sync(&ctx, &accepting).await;
+                    // An app port that could not be bound (still held by
+                    // an exiting process) is tried again.
+                    if ctx.apps.running.incomplete() {
+                        ctx.apps.running.sync(&ctx, &accepting).await;
+                    }
                 }
             }
         }

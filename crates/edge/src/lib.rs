@@ -28,6 +28,7 @@ mod authz;
 mod context;
 mod edge;
 mod egress;
+mod follow;
 mod geoip;
 mod http;
 mod limits;
@@ -62,8 +63,8 @@ pub struct EdgeConfig {
     pub listen: SocketAddr,
     /// Admin API address (loopback by default).
     pub admin: SocketAddr,
-    /// SQLite state file.
-    pub state: PathBuf,
+    /// Where the state lives (SQLite file or PostgreSQL).
+    pub store: burrow_store::Location,
     /// Where certificates and the admin token file live; `None` keeps them in
     /// memory only (`burrow quick`).
     pub pki_dir: Option<PathBuf>,
@@ -110,10 +111,11 @@ pub struct EdgeConfig {
 #[non_exhaustive]
 pub enum EdgeError {
     /// State store failure.
-    #[error("state store {path}: {source}")]
+    // The source follows in the error chain (`{:#}`).
+    #[error("state store {location}")]
     Store {
-        /// The state file.
-        path: PathBuf,
+        /// The store, its password hidden.
+        location: String,
         /// The failure.
         source: burrow_store::StoreError,
     },

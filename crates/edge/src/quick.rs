@@ -4,7 +4,6 @@
 use crate::edge::Edge;
 use crate::{apps, unix_now, EdgeError};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
@@ -23,7 +22,7 @@ impl Edge {
     ) -> Result<(burrow_config::credentials::Credentials, SocketAddr), EdgeError> {
         use rand::RngCore;
         let store_err = |source| EdgeError::Store {
-            path: PathBuf::from("(quick)"),
+            location: "(quick)".into(),
             source,
         };
         let mut secret = vec![0u8; 32];

@@ -4,23 +4,20 @@
 //! ([`arc_swap`]): a flow takes one snapshot and sees one consistent
 //! version of all of them, and readers never lock.
 //!
-//! The snapshot is rebuilt from the store when an admin change commits on
-//! this node ([`Tables::reload`]), and when another node sharing the store
-//! committed one: every change writes a new [`GENERATION`] mark, which the
-//! heartbeat reads (one row) and compares ([`Tables::follow`]).
+//! The snapshot is rebuilt from the store ([`Tables::reload`]) when an
+//! admin change commits on this node, and when another node announces
+//! one (`follow`).
 
 use arc_swap::ArcSwap;
 use burrow_policy::{access, egress, ip_routes, routes};
 use burrow_store::{Store, StoreError};
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tracing::warn;
 
 /// Meta key holding the egress policies (the API's JSON list).
 pub(crate) const POLICIES_KEY: &str = "egress_policies";
-/// Meta key whose value changes with every committed admin change.
-pub(crate) const GENERATION: &str = "generation";
 
 /// Virtual networks and the IP routes into tunnels, as the edge uses them.
 #[derive(Debug, Default)]
@@ -56,11 +53,10 @@ pub(crate) struct Snapshot {
     pub(crate) egress_ips: HashMap<Ipv4Addr, String>,
 }
 
-/// The current [`Snapshot`] and the generation it was built at.
+/// The current [`Snapshot`].
 #[derive(Default)]
 pub(crate) struct Tables {
     now: ArcSwap<Snapshot>,
-    generation: Mutex<Option<String>>,
 }
 
 impl Tables {
@@ -73,9 +69,6 @@ impl Tables {
     /// (or holds invalid rows, which are skipped and logged) keeps its
     /// running version.
     pub(crate) async fn reload(&self, store: &Store) {
-        if let Ok(g) = store.meta(GENERATION).await {
-            *self.generation.lock().expect("generation lock poisoned") = g;
-        }
         let old = self.now();
         let keep = |what: &str, e: StoreError| {
             warn!(error = %e, "could not read {what} from the state store; keeping the running ones");
@@ -137,34 +130,6 @@ impl Tables {
             egress_ips,
         }));
     }
-
-    /// Rebuilds the snapshot when another node sharing the store committed
-    /// a change since the last rebuild; `true` when it did.
-    pub(crate) async fn follow(&self, store: &Store) -> bool {
-        let Ok(current) = store.meta(GENERATION).await else {
-            return false;
-        };
-        let seen = self
-            .generation
-            .lock()
-            .expect("generation lock poisoned")
-            .clone();
-        if current == seen {
-            return false;
-        }
-        self.reload(store).await;
-        true
-    }
-}
-
-/// Marks a committed change for every node sharing the store.
-///
-/// # Errors
-/// When the store cannot be written.
-pub(crate) async fn bump(store: &Store) -> Result<(), StoreError> {
-    store
-        .set_meta(GENERATION, &uuid::Uuid::new_v4().to_string())
-        .await
 }
 
 fn access_rules(rows: &[burrow_store::AccessRule]) -> Vec<access::Rule> {

@@ -1,6 +1,6 @@
 //! IP access rules of apps.
 
-use crate::{Store, StoreError};
+use crate::{on_pool, Store, StoreError};
 use serde::Serialize;
 
 /// An IP access rule, as the API received it.
@@ -24,7 +24,7 @@ impl Store {
     /// # Errors
     /// On database failure.
     pub async fn create_access_rule(&self, r: &AccessRule) -> Result<(), StoreError> {
-        sqlx::query(
+        on_pool!(self, p => sqlx::query(
             "INSERT INTO access_rules (id, mode, target, value, created_at) VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(r.id.to_string())
@@ -32,8 +32,7 @@ impl Store {
         .bind(&r.target)
         .bind(&r.value)
         .bind(r.created_at)
-        .execute(&self.pool)
-        .await?;
+        .execute(p).await.map(|r| r.rows_affected()))?;
         Ok(())
     }
 

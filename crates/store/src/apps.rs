@@ -1,6 +1,6 @@
 //! Published apps: the API's JSON and the edge ports they hold.
 
-use crate::{Store, StoreError};
+use crate::{on_pool, Store, StoreError};
 use serde::Serialize;
 
 /// A published app (edge listeners on a port or range).
@@ -32,7 +32,7 @@ impl Store {
     /// # Errors
     /// On database failure.
     pub async fn create_app(&self, a: &App) -> Result<(), StoreError> {
-        sqlx::query(
+        on_pool!(self, p => sqlx::query(
             "INSERT INTO apps (id, spec, l4, port_start, port_end, tunnel_id, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
@@ -43,8 +43,7 @@ impl Store {
         .bind(i64::from(a.port_end))
         .bind(a.tunnel_id.map(|t| t.to_string()))
         .bind(a.created_at)
-        .execute(&self.pool)
-        .await?;
+        .execute(p).await.map(|r| r.rows_affected()))?;
         Ok(())
     }
 
@@ -53,7 +52,7 @@ impl Store {
     /// # Errors
     /// On database failure.
     pub async fn update_app(&self, a: &App) -> Result<bool, StoreError> {
-        Ok(sqlx::query(
+        Ok(on_pool!(self, p => sqlx::query(
             "UPDATE apps SET spec = $1, l4 = $2, port_start = $3, port_end = $4, tunnel_id = $5 \
              WHERE id = $6",
         )
@@ -63,9 +62,7 @@ impl Store {
         .bind(i64::from(a.port_end))
         .bind(a.tunnel_id.map(|t| t.to_string()))
         .bind(a.id.to_string())
-        .execute(&self.pool)
-        .await?
-        .rows_affected()
+        .execute(p).await.map(|r| r.rows_affected()))?
             > 0)
     }
 

@@ -1,6 +1,6 @@
 //! The registry of live tunnel connections, by node.
 
-use crate::{Store, StoreError};
+use crate::{on_pool, Store, StoreError};
 use serde::Serialize;
 
 /// One live tunnel connection, as registered by an edge node.
@@ -39,7 +39,7 @@ impl Store {
     /// # Errors
     /// On database failure.
     pub async fn add_connection(&self, c: &Connection) -> Result<(), StoreError> {
-        sqlx::query(
+        on_pool!(self, p => sqlx::query(
             "INSERT INTO connections (id, tunnel_id, connector_id, conn_index, colo, \
              node_id, protocol, origin_ip, version, since, seen_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
@@ -60,8 +60,7 @@ impl Store {
         .bind(&c.version)
         .bind(c.since)
         .bind(c.seen_at)
-        .execute(&self.pool)
-        .await?;
+        .execute(p).await.map(|r| r.rows_affected()))?;
         Ok(())
     }
 
@@ -70,10 +69,9 @@ impl Store {
     /// # Errors
     /// On database failure.
     pub async fn remove_connection(&self, id: uuid::Uuid) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM connections WHERE id = $1")
+        on_pool!(self, p => sqlx::query("DELETE FROM connections WHERE id = $1")
             .bind(id.to_string())
-            .execute(&self.pool)
-            .await?;
+            .execute(p).await.map(|r| r.rows_affected()))?;
         Ok(())
     }
 
@@ -82,11 +80,10 @@ impl Store {
     /// # Errors
     /// On database failure.
     pub async fn touch_node(&self, node_id: &str, now: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE connections SET seen_at = $1 WHERE node_id = $2")
+        on_pool!(self, p => sqlx::query("UPDATE connections SET seen_at = $1 WHERE node_id = $2")
             .bind(now)
             .bind(node_id)
-            .execute(&self.pool)
-            .await?;
+            .execute(p).await.map(|r| r.rows_affected()))?;
         Ok(())
     }
 
@@ -96,11 +93,10 @@ impl Store {
     /// # Errors
     /// On database failure.
     pub async fn prune_connections(&self, node_id: &str, before: i64) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM connections WHERE node_id = $1 OR seen_at < $2")
+        on_pool!(self, p => sqlx::query("DELETE FROM connections WHERE node_id = $1 OR seen_at < $2")
             .bind(node_id)
             .bind(before)
-            .execute(&self.pool)
-            .await?;
+            .execute(p).await.map(|r| r.rows_affected()))?;
         Ok(())
     }
 
@@ -113,13 +109,12 @@ impl Store {
         tunnel_id: uuid::Uuid,
         fresh_since: i64,
     ) -> Result<Vec<Connection>, StoreError> {
-        Ok(sqlx::query_as::<_, Connection>(
+        Ok(on_pool!(self, p => sqlx::query_as::<_, Connection>(
             "SELECT * FROM connections WHERE tunnel_id = $1 AND seen_at >= $2 \
              ORDER BY colo, connector_id, conn_index",
         )
         .bind(tunnel_id.to_string())
         .bind(fresh_since)
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(p).await)?)
     }
 }

@@ -1,6 +1,6 @@
 //! Dedicated egress IPs and the colo that owns each.
 
-use crate::{Store, StoreError};
+use crate::{on_pool, Store, StoreError};
 use serde::Serialize;
 
 /// A dedicated egress IP and the colo that owns it (`burrow egress-ip add`).
@@ -19,12 +19,11 @@ impl Store {
     /// # Errors
     /// [`StoreError::Exists`] when the IP is declared already.
     pub async fn create_egress_ip(&self, e: &EgressIp) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO egress_ips (ip, colo, created_at) VALUES ($1, $2, $3)")
+        on_pool!(self, p => sqlx::query("INSERT INTO egress_ips (ip, colo, created_at) VALUES ($1, $2, $3)")
             .bind(&e.ip)
             .bind(&e.colo)
             .bind(e.created_at)
-            .execute(&self.pool)
-            .await
+            .execute(p).await.map(|r| r.rows_affected()))
             .map_err(StoreError::taken("egress IP", e.ip.clone()))?;
         Ok(())
     }

@@ -1,5 +1,6 @@
 //! burrow's persistent state: accounts, tunnels, apps and the registry of
-//! live tunnel connections, in SQLite through sqlx.
+//! live tunnel connections, in SQLite (one host) or PostgreSQL (a
+//! cluster) through sqlx.
 //!
 //! Module map: one file per aggregate (tunnels, apps, connections, access
 //! rules, users and devices, routes, vnets and IP routes, egress IPs,
@@ -13,17 +14,25 @@
 //! created mode 0600, their directory 0700.
 //!
 //! Several edge processes may share one SQLite file on one host (WAL mode,
-//! busy timeout); a PostgreSQL backend for real clusters comes later behind
-//! the same methods. Times are Unix seconds, passed in by the caller.
+//! busy timeout); edge nodes on many hosts share one PostgreSQL database
+//! ([`Location`]). Times are Unix seconds, passed in by the caller.
 //!
-//! Schema: versioned migrations in `migrations/` ([`schema_version`]).
-//! Queries are written to run on PostgreSQL unchanged: numbered `$N`
-//! parameters, `ON CONFLICT` upserts, TEXT ids, INTEGER times. What stays
-//! SQLite's own is in this file only: the connection options, the
-//! pre-versioning column fix-up (`PRAGMA table_info`), the versioning
-//! check (`sqlite_master`) and the WAL checkpoint.
+//! Two engines, one set of queries: every query is written once, in the
+//! SQL both dialects agree on (numbered `$N` parameters, `ON CONFLICT`
+//! upserts, `TRUE`/`FALSE`, TEXT ids), and [`on_pool!`] compiles it for
+//! each engine's native driver (sqlx's `Any` driver converts types too
+//! loosely: SQLite's INTEGER flags do not decode as `bool` through it).
+//! Schema: versioned migrations, `migrations/sqlite/` and
+//! `migrations/postgres/`, the same versions in each dialect
+//! ([`schema_version`]). An applied migration is never edited (sqlx
+//! refuses a file whose checksum changed); changes are new versions in
+//! both directories. What stays one engine's own is in this file only:
+//! connection options, SQLite's pre-versioning column fix-up and its WAL
+//! checkpoint, the versioning check.
 
 pub mod secret;
+
+mod changes;
 
 mod access_rules;
 mod apps;
@@ -37,6 +46,7 @@ mod vnets;
 
 pub use access_rules::AccessRule;
 pub use apps::App;
+pub use changes::{Change, Changes, CHANNEL};
 pub use connections::Connection;
 pub use egress_ips::EgressIp;
 pub use routes::Route;
@@ -44,9 +54,10 @@ pub use tunnels::Tunnel;
 pub use users::{Device, User};
 pub use vnets::{IpRoute, Vnet};
 
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
-use sqlx::{Row, SqlitePool};
-use std::path::Path;
+use sqlx::{ConnectOptions, Connection as _, PgPool, Row, SqlitePool};
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -83,10 +94,18 @@ pub enum StoreError {
         /// What failed.
         reason: String,
     },
-    /// The state file's schema is newer than this build's.
+    /// The database could not be reached or logged in to at start.
+    #[error("cannot connect to the database: {reason}")]
+    Connect {
+        /// The database, its password hidden.
+        location: String,
+        /// What failed.
+        reason: String,
+    },
+    /// The store's schema is newer than this build's.
     #[error(
-        "the state file's schema is version {found}, newer than this build knows ({known}): \
-         it was written by a newer burrow; run that version, or a copy of the file made before the upgrade"
+        "the store's schema is version {found}, newer than this build knows ({known}): \
+         it was written by a newer burrow; run that version, or a copy made before the upgrade"
     )]
     Schema {
         /// The file's version.
@@ -120,10 +139,113 @@ impl TryFrom<NullableText> for Option<uuid::Uuid> {
     }
 }
 
+/// Where the state lives: `sqlite:PATH` (or a bare path), or
+/// `postgres://USER:PASSWORD@HOST:PORT/DB` (`postgresql://` too). Shown
+/// (`Display`, `Debug`) with the password as `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A SQLite file on this host.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database (the URL as given, password included).
+    Postgres(String),
+}
+
+impl Location {
+    /// Reads a `--store` value; the error says what is accepted.
+    ///
+    /// # Errors
+    /// An unknown scheme, or an empty path or URL.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            PgConnectOptions::from_str(s).map_err(|e| {
+                format!(
+                    "'{}' is not a PostgreSQL URL: {e}",
+                    Location::Postgres(s.to_owned())
+                )
+            })?;
+            return Ok(Location::Postgres(s.to_owned()));
+        }
+        let path = s.strip_prefix("sqlite:").unwrap_or(s);
+        let path = path.strip_prefix("//").unwrap_or(path);
+        if path.is_empty() {
+            return Err("an empty path: give sqlite:PATH or postgres://USER@HOST/DB".into());
+        }
+        if s.contains("://") && !s.starts_with("sqlite:") {
+            return Err(format!(
+                "'{}': unknown kind of store; give sqlite:PATH or postgres://USER@HOST/DB",
+                s.split("://").next().unwrap_or_default()
+            ));
+        }
+        Ok(Location::Sqlite(PathBuf::from(path)))
+    }
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Sqlite(p) => write!(f, "sqlite:{}", p.display()),
+            Location::Postgres(url) => f.write_str(&redact(url)),
+        }
+    }
+}
+
+impl std::fmt::Debug for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+/// `url` with the password of its user part (and a `password=` query
+/// parameter) replaced by `***`.
+fn redact(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let (authority, tail) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
+    let authority = match authority.rsplit_once('@') {
+        Some((user, host)) => match user.split_once(':') {
+            Some((name, _)) => format!("{name}:***@{host}"),
+            None => format!("{user}@{host}"),
+        },
+        None => authority.to_owned(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|kv| match kv.split_once('=') {
+                    Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                    _ => kv.to_owned(),
+                })
+                .collect();
+            format!("{path}?{}", query.join("&"))
+        }
+        None => tail.to_owned(),
+    };
+    format!("{scheme}://{authority}{tail}")
+}
+
+/// One engine's pool.
+#[derive(Clone)]
+enum Pool {
+    Sqlite(SqlitePool),
+    Pg(PgPool),
+}
+
+/// Runs `$body` with `$p` bound to the store's pool, compiled once per
+/// engine: one query text, each engine's native driver and types.
+macro_rules! on_pool {
+    ($store:expr, $p:ident => $body:expr) => {
+        match &$store.pool {
+            $crate::Pool::Sqlite($p) => $body,
+            $crate::Pool::Pg($p) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
+
 /// The store handle; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: Pool,
 }
 
 /// Name of the virtual network every store starts with.
@@ -173,43 +295,79 @@ async fn secure_files(path: &Path) -> Result<(), StoreError> {
     })?
 }
 
-/// The versioned schema: `migrations/*.sql`, applied in order; the
-/// version a state file is at is in its `_sqlx_migrations` table.
-static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// The versioned schema, per engine: `migrations/ENGINE/*.sql`, applied
+/// in order; the version a store is at is in its `_sqlx_migrations`
+/// table. Both directories hold the same versions.
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static PG_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// The newest schema version this build knows.
 pub fn schema_version() -> i64 {
-    MIGRATIONS.iter().map(|m| m.version).max().unwrap_or(0)
+    SQLITE_MIGRATIONS
+        .iter()
+        .map(|m| m.version)
+        .max()
+        .unwrap_or(0)
 }
 
-/// Brings the schema to [`schema_version`]: refuses a state file written
-/// by a newer build, upgrades one from before versioning (columns it
-/// lacks are added first; the first migration then finds its tables),
-/// and applies the migrations not applied yet.
-async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
-    let versioned: bool = sqlx::query_scalar(
-        "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
-    )
-    .fetch_one(pool)
-    .await?;
+/// Brings the schema to [`schema_version`]: refuses a store written by a
+/// newer build, upgrades a SQLite file from before versioning (columns it
+/// lacks are added first; the first migration then finds its tables), and
+/// applies the migrations not applied yet. On PostgreSQL, sqlx holds an
+/// advisory lock while it migrates, so nodes starting together take turns.
+async fn migrate(pool: &Pool) -> Result<(), StoreError> {
+    let versioned: bool = match pool {
+        Pool::Sqlite(p) => {
+            sqlx::query_scalar(
+                "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+            )
+            .fetch_one(p)
+            .await?
+        }
+        Pool::Pg(p) => {
+            sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+                .fetch_one(p)
+                .await?
+        }
+    };
+    let known = schema_version();
     if versioned {
-        let found: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations")
-            .fetch_one(pool)
-            .await?;
-        let known = schema_version();
+        let max = "SELECT MAX(version) FROM _sqlx_migrations";
+        let found: Option<i64> = match pool {
+            Pool::Sqlite(p) => sqlx::query_scalar(max).fetch_one(p).await?,
+            Pool::Pg(p) => sqlx::query_scalar(max).fetch_one(p).await?,
+        };
         if let Some(found) = found.filter(|f| *f > known) {
             return Err(StoreError::Schema { found, known });
         }
-    } else {
-        legacy_columns(pool).await?;
+    } else if let Pool::Sqlite(p) = pool {
+        legacy_columns(p).await?;
     }
-    MIGRATIONS.run(pool).await.map_err(|e| match e {
-        sqlx::migrate::MigrateError::VersionMissing(found) => StoreError::Schema {
-            found,
-            known: schema_version(),
-        },
+    let ran = match pool {
+        Pool::Sqlite(p) => SQLITE_MIGRATIONS.run(p).await,
+        Pool::Pg(p) => PG_MIGRATIONS.run(p).await,
+    };
+    ran.map_err(|e| match e {
+        sqlx::migrate::MigrateError::VersionMissing(found) => StoreError::Schema { found, known },
         e => StoreError::Migrate(e.to_string()),
     })
+}
+
+/// Opens (creating if missing) a SQLite file, private to this user.
+async fn open_sqlite(path: &Path) -> Result<SqlitePool, StoreError> {
+    secure_files(path).await?;
+    let opts = SqliteConnectOptions::from_str("sqlite://")?
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        // Deleted and overwritten content (a migrated plain secret) is
+        // zeroed, not left in free pages.
+        .pragma("secure_delete", "ON")
+        .busy_timeout(Duration::from_secs(10));
+    Ok(SqlitePoolOptions::new()
+        .max_connections(4)
+        .connect_with(opts)
+        .await?)
 }
 
 /// Columns that builds before versioned migrations added at start; a
@@ -257,40 +415,59 @@ impl StoreError {
     }
 }
 
+/// How long a query waits for a connection to the database before it
+/// fails (PostgreSQL away): short, so a node without its database answers
+/// from cached state quickly instead of hanging flows.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
 impl Store {
-    /// Opens (creating if missing) the SQLite file at `path` and its schema.
+    /// Opens the store at `location`, creating a SQLite file if missing,
+    /// and brings its schema to this build's version.
     ///
     /// # Errors
-    /// When the file cannot be opened or created.
-    pub async fn open(path: &Path) -> Result<Self, StoreError> {
-        secure_files(path).await?;
-        let opts = SqliteConnectOptions::from_str("sqlite://")?
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // Deleted and overwritten content (a migrated plain secret) is
-            // zeroed, not left in free pages.
-            .pragma("secure_delete", "ON")
-            .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(opts)
-            .await?;
+    /// [`StoreError::Connect`] when the database cannot be reached,
+    /// [`StoreError::Schema`] when it is newer than this build, and the
+    /// file or database failure otherwise.
+    pub async fn open(location: &Location) -> Result<Self, StoreError> {
+        let pool = match location {
+            Location::Sqlite(path) => Pool::Sqlite(open_sqlite(path).await?),
+            Location::Postgres(url) => {
+                let opts = PgConnectOptions::from_str(url)?.application_name("burrow-edge");
+                let unreachable = |e: sqlx::Error| StoreError::Connect {
+                    location: location.to_string(),
+                    reason: e.to_string(),
+                };
+                // One connection first, for its own error (refused, no such
+                // database, password refused); the pool's is a timeout.
+                opts.connect().await.map_err(unreachable)?.close().await?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(8)
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .connect_with(opts)
+                    .await
+                    .map_err(unreachable)?;
+                Pool::Pg(pool)
+            }
+        };
         migrate(&pool).await?;
         // Every account has a default virtual network, as in Cloudflare's.
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
-        sqlx::query(
-            "INSERT INTO vnets (id, name, is_default, comment, created_at) \
-             SELECT $1, $2, 1, 'created with the store', $3 WHERE NOT EXISTS (SELECT 1 FROM vnets)",
-        )
-        .bind(uuid::Uuid::new_v4().to_string())
-        .bind(DEFAULT_VNET)
-        .bind(now)
-        .execute(&pool)
-        .await?;
         let store = Self { pool };
+        on_pool!(store, p => {
+            sqlx::query(
+                "INSERT INTO vnets (id, name, is_default, comment, created_at) \
+                 SELECT $1, $2, TRUE, 'created with the store', $3 \
+                 WHERE NOT EXISTS (SELECT 1 FROM vnets)",
+            )
+            .bind(uuid::Uuid::new_v4().to_string())
+            .bind(DEFAULT_VNET)
+            .bind(now)
+            .execute(p)
+            .await?
+            .rows_affected()
+        });
         store.migrate_secrets().await?;
         Ok(store)
     }
@@ -298,40 +475,73 @@ impl Store {
     /// Every row `sql` selects, mapped by its `FromRow`.
     pub(crate) async fn all<T>(&self, sql: &'static str) -> Result<Vec<T>, StoreError>
     where
-        T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin,
+        T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+            + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+            + Send
+            + Unpin,
     {
-        Ok(sqlx::query_as::<_, T>(sql).fetch_all(&self.pool).await?)
+        Ok(on_pool!(self, p => sqlx::query_as::<_, T>(sql).fetch_all(p).await?))
+    }
+
+    /// The row `sql` selects with one key, if any.
+    pub(crate) async fn one<T>(
+        &self,
+        sql: &'static str,
+        key: String,
+    ) -> Result<Option<T>, StoreError>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+            + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+            + Send
+            + Unpin,
+    {
+        Ok(on_pool!(self, p => sqlx::query_as::<_, T>(sql).bind(key).fetch_optional(p).await?))
     }
 
     /// Runs a one-parameter `DELETE` or `UPDATE`; whether a row changed.
     pub(crate) async fn changed(&self, sql: &'static str, key: String) -> Result<bool, StoreError> {
-        let n = sqlx::query(sql)
-            .bind(key)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
+        let n = on_pool!(self, p => sqlx::query(sql).bind(key).execute(p).await?.rows_affected());
         Ok(n > 0)
+    }
+
+    /// Which engine this store runs on: `sqlite` or `postgres`.
+    pub fn engine(&self) -> &'static str {
+        match self.pool {
+            Pool::Sqlite(_) => "sqlite",
+            Pool::Pg(_) => "postgres",
+        }
+    }
+
+    /// The PostgreSQL pool, for what only PostgreSQL offers (change
+    /// notifications); `None` on SQLite.
+    pub fn postgres(&self) -> Option<&PgPool> {
+        match &self.pool {
+            Pool::Pg(p) => Some(p),
+            Pool::Sqlite(_) => None,
+        }
     }
 
     /// Hashes tunnel and device secrets that an older build stored as
     /// they are. Idempotent.
     async fn migrate_secrets(&self) -> Result<(), StoreError> {
         for table in ["tunnels", "devices"] {
-            let rows = sqlx::query(&format!("SELECT id, secret FROM {table}"))
-                .fetch_all(&self.pool)
-                .await?;
+            let select = format!("SELECT id, secret FROM {table}");
+            let rows: Vec<(String, Vec<u8>)> =
+                on_pool!(self, p => sqlx::query_as(&select).fetch_all(p).await?);
             let mut n = 0;
-            for row in rows {
-                let id: String = row.try_get("id")?;
-                let raw: Vec<u8> = row.try_get("secret")?;
+            for (id, raw) in rows {
                 if secret::is_hashed(&raw) {
                     continue;
                 }
-                sqlx::query(&format!("UPDATE {table} SET secret = $1 WHERE id = $2"))
-                    .bind(secret::hash(&raw))
-                    .bind(&id)
-                    .execute(&self.pool)
-                    .await?;
+                let update = format!("UPDATE {table} SET secret = $1 WHERE id = $2");
+                on_pool!(self, p => {
+                    sqlx::query(&update)
+                        .bind(secret::hash(&raw))
+                        .bind(&id)
+                        .execute(p)
+                        .await?
+                        .rows_affected()
+                });
                 n += 1;
             }
             if n > 0 {
@@ -345,22 +555,29 @@ impl Store {
         Ok(())
     }
 
-    /// Copies the write-ahead log into the database file and empties it,
-    /// so replaced content (a secret migrated to its hash) is gone from
-    /// both files.
+    /// SQLite: copies the write-ahead log into the database file and
+    /// empties it, so replaced content (a secret migrated to its hash) is
+    /// gone from both files. PostgreSQL: nothing.
     ///
     /// # Errors
     /// On database failure.
     pub async fn checkpoint(&self) -> Result<(), StoreError> {
-        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-            .execute(&self.pool)
-            .await?;
+        if let Pool::Sqlite(p) = &self.pool {
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(p)
+                .await?;
+        }
         Ok(())
+    }
+
+    /// Whether the database answers now.
+    pub async fn ping(&self) -> bool {
+        on_pool!(self, p => sqlx::query("SELECT 1").execute(p).await.is_ok())
     }
 
     /// Closes the pool.
     pub async fn close(&self) {
-        self.pool.close().await;
+        on_pool!(self, p => p.close().await);
     }
 }
 
@@ -368,17 +585,81 @@ impl Store {
 mod tests {
     use super::*;
 
-    fn temp_db() -> std::path::PathBuf {
+    /// The first four bytes of version 1's checksum (SHA-384 of the file).
+    const FIRST_SQLITE_CHECKSUM_PREFIX: [u8; 4] = [40, 9, 74, 143];
+
+    fn temp_db() -> Location {
         let dir = std::env::temp_dir().join(format!("burrow-store-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
-        dir.join("s.db")
+        Location::Sqlite(dir.join("s.db"))
+    }
+
+    fn sqlite_pool(s: &Store) -> &SqlitePool {
+        match &s.pool {
+            Pool::Sqlite(p) => p,
+            Pool::Pg(_) => panic!("not SQLite"),
+        }
     }
 
     async fn version(s: &Store) -> i64 {
-        sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations")
-            .fetch_one(&s.pool)
+        on_pool!(s, p => sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations")
+            .fetch_one(p)
             .await
-            .unwrap()
+            .unwrap())
+    }
+
+    /// A throwaway PostgreSQL and a store on it.
+    async fn on_postgres() -> (burrow_testpg::Pg, Store) {
+        let pg = burrow_testpg::Pg::start()
+            .unwrap_or_else(|why| panic!("PostgreSQL for the store tests: {why}"));
+        let s = Store::open(&Location::parse(&pg.url).unwrap())
+            .await
+            .unwrap();
+        (pg, s)
+    }
+
+    #[test]
+    fn locations_parse_and_never_show_a_password() {
+        assert_eq!(
+            Location::parse("edge.db").unwrap(),
+            Location::Sqlite("edge.db".into())
+        );
+        assert_eq!(
+            Location::parse("sqlite:/var/lib/burrow/edge.db").unwrap(),
+            Location::Sqlite("/var/lib/burrow/edge.db".into())
+        );
+        let pg =
+            Location::parse("postgres://burrow:s3cret@db.internal:5432/burrow?sslmode=require")
+                .unwrap();
+        assert_eq!(
+            pg.to_string(),
+            "postgres://burrow:***@db.internal:5432/burrow?sslmode=require"
+        );
+        assert_eq!(format!("{pg:?}"), pg.to_string());
+        let q = Location::parse("postgresql://db/burrow?user=b&password=s3cret").unwrap();
+        assert!(!q.to_string().contains("s3cret"), "{q}");
+        let err = Location::parse("mysql://db/burrow").unwrap_err();
+        assert!(
+            err.contains("mysql") && err.contains("postgres://"),
+            "{err}"
+        );
+        assert!(Location::parse("sqlite:").is_err());
+        let err = Location::parse("postgres://u:s3cret@db:notaport/x").unwrap_err();
+        assert!(!err.contains("s3cret"), "{err}");
+    }
+
+    #[test]
+    fn both_engines_have_the_same_schema_versions_and_old_ones_stay_as_shipped() {
+        let versions = |m: &sqlx::migrate::Migrator| -> Vec<(i64, String)> {
+            m.iter()
+                .map(|m| (m.version, m.description.to_string()))
+                .collect()
+        };
+        assert_eq!(versions(&SQLITE_MIGRATIONS), versions(&PG_MIGRATIONS));
+        // State files in the field recorded this checksum of version 1;
+        // an edit would make every one of them refuse to open.
+        let first = SQLITE_MIGRATIONS.iter().next().unwrap();
+        assert_eq!(first.checksum[..4], FIRST_SQLITE_CHECKSUM_PREFIX);
     }
 
     #[tokio::test]
@@ -399,7 +680,7 @@ mod tests {
             "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
              VALUES (9999, 'from the future', 1, x'00', 0)",
         )
-        .execute(&s.pool)
+        .execute(sqlite_pool(&s))
         .await
         .unwrap();
         s.close().await;
@@ -418,9 +699,12 @@ mod tests {
         // columns, and a row in it.
         let db = temp_db();
         {
+            let Location::Sqlite(path) = &db else {
+                unreachable!()
+            };
             let opts = SqliteConnectOptions::from_str("sqlite://")
                 .unwrap()
-                .filename(&db)
+                .filename(path)
                 .create_if_missing(true);
             let pool = SqlitePoolOptions::new().connect_with(opts).await.unwrap();
             sqlx::query(
@@ -449,15 +733,27 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn vnets_and_ip_routes() {
-        let dir = std::env::temp_dir().join(format!("burrow-store-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let s = Store::open(&dir.join("s.db")).await.unwrap();
+    async fn vnets_and_ip_routes_on_sqlite() {
+        let db = temp_db();
+        let s = Store::open(&db).await.unwrap();
         // A new store has exactly one vnet, the default; reopening adds none.
-        let s = {
-            s.close().await;
-            Store::open(&dir.join("s.db")).await.unwrap()
-        };
+        s.close().await;
+        vnets_and_ip_routes(&Store::open(&db).await.unwrap()).await;
+    }
+
+    #[tokio::test]
+    async fn vnets_and_ip_routes_on_postgres() {
+        let (pg, s) = on_postgres().await;
+        s.close().await;
+        vnets_and_ip_routes(
+            &Store::open(&Location::parse(&pg.url).unwrap())
+                .await
+                .unwrap(),
+        )
+        .await;
+    }
+
+    async fn vnets_and_ip_routes(s: &Store) {
         let v = s.vnets().await.unwrap();
         assert_eq!(v.len(), 1);
         assert!(v[0].is_default && v[0].name == DEFAULT_VNET);
@@ -531,10 +827,19 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn tunnels_apps_connections_round_trip() {
-        let dir = std::env::temp_dir().join(format!("burrow-store-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let s = Store::open(&dir.join("s.db")).await.unwrap();
+    async fn tunnels_apps_connections_users_on_sqlite() {
+        round_trip(&Store::open(&temp_db()).await.unwrap()).await;
+    }
+
+    #[tokio::test]
+    async fn tunnels_apps_connections_users_on_postgres() {
+        let (_pg, s) = on_postgres().await;
+        round_trip(&s).await;
+        // A second node opening the migrated database finds it current.
+        assert_eq!(version(&s).await, schema_version());
+    }
+
+    async fn round_trip(s: &Store) {
         let a1 = s.meta_or_init("account", || "one".into()).await.unwrap();
         let a2 = s.meta_or_init("account", || "two".into()).await.unwrap();
         assert_eq!((a1.as_str(), a2.as_str()), ("one", "one"));
@@ -600,6 +905,32 @@ mod tests {
         assert_eq!(s.connections(t.id, 0).await.unwrap().len(), 0);
         assert!(s.delete_tunnel(t.id).await.unwrap());
         assert!(s.apps().await.unwrap().is_empty());
-        std::fs::remove_dir_all(&dir).unwrap();
+        // Users with groups (a JSON list), devices with a flag.
+        let u = User {
+            email: "ana@example.com".into(),
+            groups: vec!["eng".into(), "ops".into()],
+            created_at: 1,
+        };
+        s.create_user(&u).await.unwrap();
+        assert!(matches!(
+            s.create_user(&u).await,
+            Err(StoreError::Exists { .. })
+        ));
+        assert_eq!(s.user(&u.email).await.unwrap().unwrap().groups, u.groups);
+        let d = Device {
+            id: uuid::Uuid::new_v4(),
+            user_email: u.email.clone(),
+            name: "laptop".into(),
+            secret: vec![7; 32],
+            revoked: false,
+            created_at: 2,
+        };
+        s.create_device(&d).await.unwrap();
+        assert!(!s.device(d.id).await.unwrap().unwrap().revoked);
+        assert!(s.revoke_device(d.id).await.unwrap());
+        let back = s.device(d.id).await.unwrap().unwrap();
+        assert!(back.revoked && secret::verify(&back.secret, &[7; 32]));
+        assert!(s.delete_user(&u.email).await.unwrap());
+        assert!(s.devices().await.unwrap().is_empty());
     }
 }

@@ -1,7 +1,6 @@
 //! Key–value settings of the store (account id, admin token hash, egress policies, the change generation).
 
-use crate::{Store, StoreError};
-use sqlx::Row;
+use crate::{on_pool, Store, StoreError};
 
 impl Store {
     /// Reads a meta value, or stores and returns `init()` when absent. Two
@@ -14,16 +13,14 @@ impl Store {
         key: &str,
         init: impl FnOnce() -> String,
     ) -> Result<String, StoreError> {
-        sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+        on_pool!(self, p => sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
             .bind(key)
             .bind(init())
-            .execute(&self.pool)
-            .await?;
-        let row = sqlx::query("SELECT value FROM meta WHERE key = $1")
+            .execute(p).await.map(|r| r.rows_affected()))?;
+        let value: String = on_pool!(self, p => sqlx::query_scalar("SELECT value FROM meta WHERE key = $1")
             .bind(key)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(row.try_get("value")?)
+            .fetch_one(p).await)?;
+        Ok(value)
     }
 
     /// A metadata value, if set.
@@ -31,12 +28,11 @@ impl Store {
     /// # Errors
     /// On database failure.
     pub async fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query("SELECT value FROM meta WHERE key = $1")
+        Ok(
+            on_pool!(self, p => sqlx::query_scalar("SELECT value FROM meta WHERE key = $1")
             .bind(key)
-            .fetch_optional(&self.pool)
-            .await?
-            .map(|r| r.try_get("value"))
-            .transpose()?)
+            .fetch_optional(p).await)?,
+        )
     }
 
     /// Removes a meta value (absent is fine).
@@ -44,10 +40,9 @@ impl Store {
     /// # Errors
     /// On database failure.
     pub async fn delete_meta(&self, key: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM meta WHERE key = $1")
+        on_pool!(self, p => sqlx::query("DELETE FROM meta WHERE key = $1")
             .bind(key)
-            .execute(&self.pool)
-            .await?;
+            .execute(p).await.map(|r| r.rows_affected()))?;
         Ok(())
     }
 
@@ -56,14 +51,13 @@ impl Store {
     /// # Errors
     /// On database failure.
     pub async fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
-        sqlx::query(
+        on_pool!(self, p => sqlx::query(
             "INSERT INTO meta (key, value) VALUES ($1, $2) \
              ON CONFLICT(key) DO UPDATE SET value = excluded.value",
         )
         .bind(key)
         .bind(value)
-        .execute(&self.pool)
-        .await?;
+        .execute(p).await.map(|r| r.rows_affected()))?;
         Ok(())
     }
 }

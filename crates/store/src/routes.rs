@@ -1,6 +1,6 @@
 //! Hostname routes of the public HTTP listeners.
 
-use crate::{Store, StoreError};
+use crate::{on_pool, Store, StoreError};
 use serde::Serialize;
 
 /// A public hostname routed to a tunnel (`burrow route dns`).
@@ -20,12 +20,11 @@ impl Store {
     /// # Errors
     /// [`StoreError::Exists`] when the hostname is routed already.
     pub async fn create_route(&self, r: &Route) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO routes (hostname, tunnel_id, created_at) VALUES ($1, $2, $3)")
+        on_pool!(self, p => sqlx::query("INSERT INTO routes (hostname, tunnel_id, created_at) VALUES ($1, $2, $3)")
             .bind(&r.hostname)
             .bind(r.tunnel_id.to_string())
             .bind(r.created_at)
-            .execute(&self.pool)
-            .await
+            .execute(p).await.map(|r| r.rows_affected()))
             .map_err(StoreError::taken("route", r.hostname.clone()))?;
         Ok(())
     }

@@ -1,6 +1,6 @@
 //! Tunnels and their (hashed) secrets.
 
-use crate::{secret, Store, StoreError};
+use crate::{on_pool, secret, Store, StoreError};
 use serde::Serialize;
 
 /// A tunnel. `Debug` prints the secret as `***`.
@@ -39,7 +39,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::Exists`] when the name is taken.
     pub async fn create_tunnel(&self, t: &Tunnel) -> Result<(), StoreError> {
-        sqlx::query(
+        on_pool!(self, p => sqlx::query(
             "INSERT INTO tunnels (id, account_id, name, secret, created_at) VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(t.id.to_string())
@@ -47,8 +47,7 @@ impl Store {
         .bind(&t.name)
         .bind(secret::stored(&t.secret))
         .bind(t.created_at)
-        .execute(&self.pool)
-        .await
+        .execute(p).await.map(|r| r.rows_affected()))
         .map_err(StoreError::taken("tunnel", t.name.clone()))?;
         Ok(())
     }
@@ -58,12 +57,8 @@ impl Store {
     /// # Errors
     /// On database failure.
     pub async fn tunnel(&self, id: uuid::Uuid) -> Result<Option<Tunnel>, StoreError> {
-        Ok(
-            sqlx::query_as::<_, Tunnel>("SELECT * FROM tunnels WHERE id = $1")
-                .bind(id.to_string())
-                .fetch_optional(&self.pool)
-                .await?,
-        )
+        self.one("SELECT * FROM tunnels WHERE id = $1", id.to_string())
+            .await
     }
 
     /// A tunnel by name, or by id written as text.
@@ -72,11 +67,10 @@ impl Store {
     /// On database failure.
     pub async fn tunnel_by_ref(&self, name_or_id: &str) -> Result<Option<Tunnel>, StoreError> {
         Ok(
-            sqlx::query_as::<_, Tunnel>("SELECT * FROM tunnels WHERE name = $1 OR id = $2")
+            on_pool!(self, p => sqlx::query_as::<_, Tunnel>("SELECT * FROM tunnels WHERE name = $1 OR id = $2")
                 .bind(name_or_id)
                 .bind(name_or_id.to_ascii_lowercase())
-                .fetch_optional(&self.pool)
-                .await?,
+                .fetch_optional(p).await)?,
         )
     }
 
@@ -93,23 +87,22 @@ impl Store {
     /// # Errors
     /// On database failure.
     pub async fn delete_tunnel(&self, id: uuid::Uuid) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM apps WHERE tunnel_id = $1")
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?;
-        for table in ["routes", "ip_routes"] {
-            sqlx::query(&format!("DELETE FROM {table} WHERE tunnel_id = $1"))
+        let n = on_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            for table in ["apps", "routes", "ip_routes"] {
+                sqlx::query(&format!("DELETE FROM {table} WHERE tunnel_id = $1"))
+                    .bind(id.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let n = sqlx::query("DELETE FROM tunnels WHERE id = $1")
                 .bind(id.to_string())
                 .execute(&mut *tx)
-                .await?;
-        }
-        let n = sqlx::query("DELETE FROM tunnels WHERE id = $1")
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        tx.commit().await?;
+                .await?
+                .rows_affected();
+            tx.commit().await?;
+            n
+        });
         Ok(n > 0)
     }
 
@@ -122,12 +115,10 @@ impl Store {
         id: uuid::Uuid,
         secret: &[u8],
     ) -> Result<bool, StoreError> {
-        let n = sqlx::query("UPDATE tunnels SET secret = $1 WHERE id = $2")
+        let n = on_pool!(self, p => sqlx::query("UPDATE tunnels SET secret = $1 WHERE id = $2")
             .bind(secret::hash(secret))
             .bind(id.to_string())
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
+            .execute(p).await.map(|r| r.rows_affected()))?;
         Ok(n > 0)
     }
 }

@@ -1,6 +1,6 @@
 //! Users and their enrolled devices.
 
-use crate::{secret, Store, StoreError};
+use crate::{on_pool, secret, Store, StoreError};
 use serde::Serialize;
 
 /// A user of the zero-trust client.
@@ -54,16 +54,11 @@ impl Store {
     /// # Errors
     /// [`StoreError::Exists`] when the email is taken.
     pub async fn create_user(&self, u: &User) -> Result<(), StoreError> {
-        let groups = serde_json::to_string(&u.groups).map_err(|e| StoreError::Corrupt {
-            table: "users",
-            reason: e.to_string(),
-        })?;
-        sqlx::query("INSERT INTO users (email, groups, created_at) VALUES ($1, $2, $3)")
+        on_pool!(self, p => sqlx::query("INSERT INTO users (email, groups, created_at) VALUES ($1, $2, $3)")
             .bind(&u.email)
-            .bind(groups)
+            .bind(sqlx::types::Json(&u.groups))
             .bind(u.created_at)
-            .execute(&self.pool)
-            .await
+            .execute(p).await.map(|r| r.rows_affected()))
             .map_err(StoreError::taken("user", u.email.clone()))?;
         Ok(())
     }
@@ -81,12 +76,8 @@ impl Store {
     /// # Errors
     /// On database failure or a corrupt row.
     pub async fn user(&self, email: &str) -> Result<Option<User>, StoreError> {
-        Ok(
-            sqlx::query_as::<_, User>("SELECT * FROM users WHERE email = $1")
-                .bind(email)
-                .fetch_optional(&self.pool)
-                .await?,
-        )
+        self.one("SELECT * FROM users WHERE email = $1", email.to_owned())
+            .await
     }
 
     /// Deletes a user and their devices; returns whether the user existed.
@@ -94,17 +85,20 @@ impl Store {
     /// # Errors
     /// On database failure.
     pub async fn delete_user(&self, email: &str) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM devices WHERE user_email = $1")
-            .bind(email)
-            .execute(&mut *tx)
-            .await?;
-        let n = sqlx::query("DELETE FROM users WHERE email = $1")
-            .bind(email)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        tx.commit().await?;
+        let n = on_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            sqlx::query("DELETE FROM devices WHERE user_email = $1")
+                .bind(email)
+                .execute(&mut *tx)
+                .await?;
+            let n = sqlx::query("DELETE FROM users WHERE email = $1")
+                .bind(email)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            tx.commit().await?;
+            n
+        });
         Ok(n > 0)
     }
 
@@ -113,7 +107,7 @@ impl Store {
     /// # Errors
     /// On database failure.
     pub async fn create_device(&self, d: &Device) -> Result<(), StoreError> {
-        sqlx::query(
+        on_pool!(self, p => sqlx::query(
             "INSERT INTO devices (id, user_email, name, secret, revoked, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6)",
         )
@@ -123,8 +117,7 @@ impl Store {
         .bind(secret::stored(&d.secret))
         .bind(d.revoked)
         .bind(d.created_at)
-        .execute(&self.pool)
-        .await?;
+        .execute(p).await.map(|r| r.rows_affected()))?;
         Ok(())
     }
 
@@ -142,12 +135,8 @@ impl Store {
     /// # Errors
     /// On database failure or a corrupt row.
     pub async fn device(&self, id: uuid::Uuid) -> Result<Option<Device>, StoreError> {
-        Ok(
-            sqlx::query_as::<_, Device>("SELECT * FROM devices WHERE id = $1")
-                .bind(id.to_string())
-                .fetch_optional(&self.pool)
-                .await?,
-        )
+        self.one("SELECT * FROM devices WHERE id = $1", id.to_string())
+            .await
     }
 
     /// Marks a device revoked; returns whether it existed.
@@ -156,7 +145,7 @@ impl Store {
     /// On database failure.
     pub async fn revoke_device(&self, id: uuid::Uuid) -> Result<bool, StoreError> {
         self.changed(
-            "UPDATE devices SET revoked = 1 WHERE id = $1",
+            "UPDATE devices SET revoked = TRUE WHERE id = $1",
             id.to_string(),
         )
         .await

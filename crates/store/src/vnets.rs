@@ -1,8 +1,7 @@
 //! Virtual networks and the IP routes into tunnels within them.
 
-use crate::{Store, StoreError};
+use crate::{on_pool, Store, StoreError};
 use serde::Serialize;
-use sqlx::Row;
 
 /// A virtual network: a separate address space for private-network
 /// routes (`burrow vnet add`). Exactly one is the default.
@@ -64,27 +63,29 @@ impl Store {
     /// # Errors
     /// [`StoreError::Exists`] when the name is taken.
     pub async fn create_vnet(&self, v: &Vnet) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        if v.is_default {
-            sqlx::query("UPDATE vnets SET is_default = 0")
-                .execute(&mut *tx)
-                .await?;
-        }
-        sqlx::query(
-            "INSERT INTO vnets (id, name, is_default, comment, created_at, allow_users, allow_groups) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(v.id.to_string())
-        .bind(&v.name)
-        .bind(v.is_default)
-        .bind(&v.comment)
-        .bind(v.created_at)
-        .bind(serde_json::to_string(&v.allow_users).expect("strings serialize"))
-        .bind(serde_json::to_string(&v.allow_groups).expect("strings serialize"))
-        .execute(&mut *tx)
-        .await
-        .map_err(StoreError::taken("virtual network", v.name.clone()))?;
-        tx.commit().await?;
+        on_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            if v.is_default {
+                sqlx::query("UPDATE vnets SET is_default = FALSE")
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query(
+                "INSERT INTO vnets (id, name, is_default, comment, created_at, allow_users, allow_groups) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(v.id.to_string())
+            .bind(&v.name)
+            .bind(v.is_default)
+            .bind(&v.comment)
+            .bind(v.created_at)
+            .bind(sqlx::types::Json(&v.allow_users))
+            .bind(sqlx::types::Json(&v.allow_groups))
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::taken("virtual network", v.name.clone()))?;
+            tx.commit().await?;
+        });
         Ok(())
     }
 
@@ -99,13 +100,11 @@ impl Store {
         users: &[String],
         groups: &[String],
     ) -> Result<bool, StoreError> {
-        let n = sqlx::query("UPDATE vnets SET allow_users = $1, allow_groups = $2 WHERE name = $3")
-            .bind(serde_json::to_string(users).expect("strings serialize"))
-            .bind(serde_json::to_string(groups).expect("strings serialize"))
+        let n = on_pool!(self, p => sqlx::query("UPDATE vnets SET allow_users = $1, allow_groups = $2 WHERE name = $3")
+            .bind(sqlx::types::Json(users))
+            .bind(sqlx::types::Json(groups))
             .bind(name)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
+            .execute(p).await.map(|r| r.rows_affected()))?;
         Ok(n > 0)
     }
 
@@ -114,19 +113,22 @@ impl Store {
     /// # Errors
     /// On database failure.
     pub async fn set_default_vnet(&self, name: &str) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let found = sqlx::query("SELECT 1 FROM vnets WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await?
-            .is_some();
-        if found {
-            sqlx::query("UPDATE vnets SET is_default = (name = $1)")
+        let found = on_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            let found = sqlx::query("SELECT 1 FROM vnets WHERE name = $1")
                 .bind(name)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
+            if found {
+                sqlx::query("UPDATE vnets SET is_default = (name = $1)")
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            found
+        });
         Ok(found)
     }
 
@@ -157,20 +159,17 @@ impl Store {
                 "it is the default; make another one the default first".into(),
             ));
         }
-        let routes: i64 = sqlx::query("SELECT COUNT(*) AS n FROM ip_routes WHERE vnet_id = $1")
+        let routes: i64 = on_pool!(self, p => sqlx::query_scalar("SELECT COUNT(*) FROM ip_routes WHERE vnet_id = $1")
             .bind(v.id.to_string())
-            .fetch_one(&self.pool)
-            .await?
-            .try_get("n")?;
+            .fetch_one(p).await)?;
         if routes > 0 {
             return Err(in_use(format!(
                 "{routes} route(s) still use it; delete them first"
             )));
         }
-        sqlx::query("DELETE FROM vnets WHERE id = $1 AND is_default = 0")
+        on_pool!(self, p => sqlx::query("DELETE FROM vnets WHERE id = $1 AND is_default = FALSE")
             .bind(v.id.to_string())
-            .execute(&self.pool)
-            .await?;
+            .execute(p).await.map(|r| r.rows_affected()))?;
         Ok(true)
     }
 
@@ -179,7 +178,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::Exists`] when that vnet routes the network already.
     pub async fn create_ip_route(&self, r: &IpRoute) -> Result<(), StoreError> {
-        sqlx::query(
+        on_pool!(self, p => sqlx::query(
             "INSERT INTO ip_routes (id, network, tunnel_id, vnet_id, comment, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6)",
         )
@@ -189,8 +188,7 @@ impl Store {
         .bind(r.vnet_id.to_string())
         .bind(&r.comment)
         .bind(r.created_at)
-        .execute(&self.pool)
-        .await
+        .execute(p).await.map(|r| r.rows_affected()))
         .map_err(StoreError::taken("IP route", r.network.clone()))?;
         Ok(())
     }
@@ -213,12 +211,10 @@ impl Store {
         network: &str,
         vnet_id: uuid::Uuid,
     ) -> Result<bool, StoreError> {
-        let n = sqlx::query("DELETE FROM ip_routes WHERE network = $1 AND vnet_id = $2")
+        let n = on_pool!(self, p => sqlx::query("DELETE FROM ip_routes WHERE network = $1 AND vnet_id = $2")
             .bind(network)
             .bind(vnet_id.to_string())
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
+            .execute(p).await.map(|r| r.rows_affected()))?;
         Ok(n > 0)
     }
 }

@@ -3,7 +3,8 @@
 #![allow(dead_code, missing_docs, unreachable_pub)]
 
 pub mod httporigin;
-pub mod pg;
+#[allow(unused_imports)]
+pub use burrow_testpg as pg;
 pub mod tls;
 
 use sha2::{Digest, Sha256};
@@ -148,6 +149,14 @@ impl Drop for Proc {
     }
 }
 
+/// The admin token file of an edge on the SQLite file `state`.
+fn token_file_for(state: &Path) -> PathBuf {
+    let stem = state.file_stem().unwrap().to_string_lossy().into_owned();
+    state
+        .with_file_name(format!("{stem}.d"))
+        .join("admin.token")
+}
+
 /// An edge process with its addresses.
 pub struct EdgeProc {
     pub proc: Proc,
@@ -161,7 +170,17 @@ pub struct EdgeProc {
     pub https_addr: Option<SocketAddr>,
 }
 
+/// The node's own directory for a `state` that is a PostgreSQL URL (the
+/// colo's name with `.d`); `None` for a SQLite file (beside it).
+fn pg_data_dir(colo: &str, state: &str) -> Option<String> {
+    state
+        .starts_with("postgres://")
+        .then(|| format!("{colo}.d"))
+}
+
 impl EdgeProc {
+    /// An edge of `colo` on `state`: a SQLite file in `dir`, or a
+    /// PostgreSQL URL (its own files then in `dir/COLO.d`).
     pub fn start(dir: &Path, colo: &str, state: &str, extra: &[&str]) -> EdgeProc {
         Self::start_with(dir, colo, state, extra, None)
     }
@@ -174,17 +193,20 @@ impl EdgeProc {
         extra: &[&str],
         nofile: Option<u32>,
     ) -> EdgeProc {
+        let data_dir = pg_data_dir(colo, state);
         let mut args = vec![
             "edge",
             "--colo",
             colo,
             "--admin",
             "127.0.0.1:0",
-            "--state",
-            state,
             "--grace-period",
             "2s",
         ];
+        match &data_dir {
+            Some(d) => args.extend_from_slice(&["--store", state, "--data-dir", d]),
+            None => args.extend_from_slice(&["--state", state]),
+        }
         if !extra.contains(&"--listen") {
             args.extend_from_slice(&["--listen", "127.0.0.1:0"]);
         }
@@ -200,12 +222,20 @@ impl EdgeProc {
             Some(n) => Proc::spawn_with_nofile(dir, &name, n, &args),
             None => Proc::spawn(dir, &name, &args),
         };
-        Self::started(proc, dir, state, extra)
+        let token_file = match &data_dir {
+            Some(d) => dir.join(d).join("admin.token"),
+            None => token_file_for(&dir.join(state)),
+        };
+        Self::started_with_token(proc, dir, token_file, extra)
     }
 
     /// An edge process started some other way (in a namespace, say), once
     /// it prints its addresses; `extra` tells which listeners to wait for.
     pub fn started(proc: Proc, dir: &Path, state: &str, extra: &[&str]) -> EdgeProc {
+        Self::started_with_token(proc, dir, token_file_for(&dir.join(state)), extra)
+    }
+
+    fn started_with_token(proc: Proc, dir: &Path, token_file: PathBuf, extra: &[&str]) -> EdgeProc {
         let tunnel_addr: SocketAddr = proc
             .wait_line("tunnel endpoint:", Duration::from_secs(30))
             .split_whitespace()
@@ -224,15 +254,6 @@ impl EdgeProc {
         };
         let http_addr = listener("--http", "HTTP:", "http://");
         let https_addr = listener("--https", "HTTPS:", "https://");
-        let state_path = dir.join(state);
-        let stem = state_path
-            .file_stem()
-            .unwrap()
-            .to_string_lossy()
-            .into_owned();
-        let token_file = state_path
-            .with_file_name(format!("{stem}.d"))
-            .join("admin.token");
         EdgeProc {
             proc,
             tunnel_addr,

@@ -183,9 +183,10 @@ pub(crate) fn router(state: AdminState) -> Router {
 /// this the same way.
 async fn commit(State(st): State<AdminState>, req: Request, next: Next) -> Response {
     let change = req.method() != axum::http::Method::GET;
+    let what = crate::follow::resource(req.uri().path()).to_owned();
     let resp = next.run(req).await;
     if change && resp.status().is_success() {
-        st.ctx.committed().await;
+        st.ctx.committed(&what).await;
     }
     resp
 }

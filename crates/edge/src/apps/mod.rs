@@ -131,15 +131,30 @@ impl AppManager {
         }
     }
 
+    /// Whether the last [`sync`](Self::sync) left something undone (a
+    /// port still held elsewhere, the store unreadable): the heartbeat
+    /// then tries again.
+    pub(crate) fn incomplete(&self) -> bool {
+        self.incomplete.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Brings listeners in line with the store.
     pub(crate) async fn sync(&self, ctx: &Arc<Ctx>, shutdown: &CancellationToken) {
+        let done = self.sync_once(ctx, shutdown).await;
+        self.incomplete
+            .store(!done, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// One [`sync`](Self::sync); `false` when something is left undone.
+    async fn sync_once(&self, ctx: &Arc<Ctx>, shutdown: &CancellationToken) -> bool {
         let apps = match ctx.store.apps().await {
             Ok(a) => a,
             Err(e) => {
                 warn!(error = %e, "could not read apps from the state store");
-                return;
+                return false;
             }
         };
+        let mut done = true;
         let wanted: HashMap<uuid::Uuid, App> = apps.into_iter().map(|a| (a.id, a)).collect();
         let stale: Vec<uuid::Uuid> = {
             let running = self.running.lock().expect("app map lock poisoned");
@@ -191,9 +206,11 @@ impl AppManager {
                 Err(e) => {
                     // Retried on the next sync.
                     debug!(app_id = %id, error = %e, "cannot bind app ports yet");
+                    done = false;
                 }
             }
         }
+        done
     }
 }
 

@@ -14,6 +14,8 @@ use tracing::info;
 #[derive(Default)]
 pub(crate) struct AppManager {
     pub(super) running: Mutex<HashMap<uuid::Uuid, RunningApp>>,
+    /// The last sync left an app unbound (or could not read the apps).
+    pub(super) incomplete: std::sync::atomic::AtomicBool,
 }
 
 /// A bound edge port of an app.

@@ -137,6 +137,9 @@ pub(crate) struct Metrics {
     pub(crate) udp_sessions: Gauge,
     /// Registered tunnel connections on this node.
     pub(crate) tunnel_connections: Gauge,
+    /// 1 while the state store answers, 0 while this node serves on the
+    /// state it read last.
+    pub(crate) store_up: Gauge,
     /// Session log records dropped because the writer fell behind.
     pub(crate) session_log_dropped: Counter,
     /// Logpush: records sent, dropped, failed requests.
@@ -240,6 +243,12 @@ impl Metrics {
             "tunnel_connections",
             "Registered tunnel connections on this node",
             tunnel_connections.clone(),
+        );
+        let store_up = Gauge::default();
+        registry.register(
+            "store_up",
+            "1 while the state store answers; 0 while this node serves on the state it read last",
+            store_up.clone(),
         );
         let session_log_dropped = Counter::default();
         registry.register(
@@ -372,6 +381,7 @@ impl Metrics {
             active_flows,
             udp_sessions,
             tunnel_connections,
+            store_up,
         }
     }
 

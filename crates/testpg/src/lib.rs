@@ -2,7 +2,8 @@
 //! binaries, `initdb` into a temp dir as the `postgres` user (PostgreSQL
 //! refuses to run as root), a free port on 127.0.0.1, its socket in the
 //! same dir; stopped (and the dir removed) on drop. `.ci/test` installs the
-//! package.
+//! package. A dev-dependency of the crates whose tests need a database
+//! (the store's, the cluster tests').
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -12,7 +13,9 @@ use std::process::{Command, Output};
 pub struct Pg {
     dir: tempfile::TempDir,
     bin: PathBuf,
+    /// Its port on 127.0.0.1.
     pub port: u16,
+    /// `postgres://burrow@127.0.0.1:PORT/postgres`.
     pub url: String,
 }
 
@@ -31,9 +34,28 @@ fn bin_dir() -> Result<PathBuf, String> {
         .ok_or_else(|| "no initdb under /usr/lib/postgresql: apt-get install postgresql".into())
 }
 
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout == b"0\n")
+}
+
+/// A free TCP port of 127.0.0.1 below the ephemeral range (32768 up), so
+/// no outgoing connection takes it while the cluster is stopped.
+fn free_port() -> u16 {
+    use rand::Rng;
+    loop {
+        let p = rand::thread_rng().gen_range(20_000..32_000);
+        if std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() {
+            return p;
+        }
+    }
+}
+
 /// `program` as root: directly, or through `sudo -n` (no password prompt).
 fn privileged(program: &str) -> Command {
-    if super::is_root() {
+    if is_root() {
         Command::new(program)
     } else {
         let mut c = Command::new("sudo");
@@ -98,7 +120,7 @@ impl Pg {
             )?,
             "initdb",
         )?;
-        let port = super::free_port();
+        let port = free_port();
         let pg = Pg {
             url: format!("postgres://burrow@127.0.0.1:{port}/postgres"),
             port,
