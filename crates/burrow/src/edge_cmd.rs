@@ -86,7 +86,23 @@ pub(crate) fn resolve(s: EdgeSettings) -> anyhow::Result<EdgeConfig> {
         ),
         None => None,
     };
+    let cluster_secret =
+        match (&s.cluster_secret_file, &store) {
+            (Some(f), _) => Some(shared_secret("cluster-secret-file", f)?),
+            (None, Location::Postgres(_)) => return Err(config_err(
+                "cluster-secret-file: a PostgreSQL store is shared by edge nodes, which need the \
+                 cluster's secret (the same file on every node, at least 32 characters, e.g. \
+                 `openssl rand -hex 32 > cluster.secret`)",
+            )),
+            (None, Location::Sqlite(_)) => None,
+        };
     let mut peers = peer_config(&s.peer, s.peer_secret_file.as_deref(), s.peer_ca.as_deref())?;
+    if peers.secret.is_none() {
+        // Nodes of one cluster authenticate each other with its secret.
+        peers.secret = cluster_secret
+            .as_ref()
+            .map(|s| s.clone().into_bytes().into());
+    }
     peers.sites = s
         .colo_location
         .iter()
@@ -124,6 +140,7 @@ pub(crate) fn resolve(s: EdgeSettings) -> anyhow::Result<EdgeConfig> {
         logpush,
         peers,
         egress_allow,
+        cluster_secret: cluster_secret.map(burrow_config::Secret::new),
     })
 }
 
@@ -166,6 +183,21 @@ fn colo_location(s: &str) -> anyhow::Result<burrow_policy::exits::Site> {
     })
 }
 
+/// A secret shared by edges, read from `file` (setting `field`): at least
+/// 32 characters, surrounding whitespace dropped.
+fn shared_secret(field: &str, file: &Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| config_err(format!("{field}: {}: {e}", file.display())))?;
+    let secret = text.trim();
+    if secret.len() < 32 {
+        return Err(config_err(format!(
+            "{field}: {}: the secret must be at least 32 characters (e.g. openssl rand -hex 32)",
+            file.display()
+        )));
+    }
+    Ok(secret.to_owned())
+}
+
 /// `--peer COLO=HOST:PORT` (repeated), `--peer-secret-file`, `--peer-ca`.
 fn peer_config(
     peers: &[String],
@@ -186,16 +218,7 @@ fn peer_config(
         cfg.peers.insert(colo.to_owned(), addr);
     }
     if let Some(f) = secret_file {
-        let text = std::fs::read_to_string(f)
-            .map_err(|e| config_err(format!("--peer-secret-file {}: {e}", f.display())))?;
-        let secret = text.trim();
-        if secret.len() < 32 {
-            return Err(config_err(format!(
-                "--peer-secret-file {}: the secret must be at least 32 characters (e.g. openssl rand -hex 32)",
-                f.display()
-            )));
-        }
-        cfg.secret = Some(secret.as_bytes().to_vec().into());
+        cfg.secret = Some(shared_secret("peer-secret-file", f)?.into_bytes().into());
     } else if !cfg.peers.is_empty() {
         return Err(config_err(
             "--peer needs --peer-secret-file (the secret shared by the peer edges)",

@@ -269,7 +269,8 @@ fn main() -> ExitCode {
     }
 }
 
-/// 64 for a configuration problem; for a state store that cannot be
+/// 64 for a configuration problem (a cluster secret that does not open
+/// the cluster included); for a state store that cannot be
 /// used, 69 (unreachable: retrying later may work) or 65 (its schema is
 /// newer than this build); 1 otherwise.
 fn exit_code(e: &anyhow::Error) -> ExitCode {
@@ -283,6 +284,9 @@ fn exit_code(e: &anyhow::Error) -> ExitCode {
             StoreError::Schema { .. } => ExitCode::from(65),
             _ => ExitCode::from(1),
         },
+        // The cluster secret does not open the cluster: a configuration
+        // problem.
+        Some(burrow_edge::EdgeError::Cluster(_)) => ExitCode::from(64),
         _ => ExitCode::from(1),
     }
 }

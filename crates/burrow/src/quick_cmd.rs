@@ -56,6 +56,7 @@ pub(crate) async fn run(a: QuickArgs) -> anyhow::Result<()> {
         logpush: None,
         peers: Default::default(),
         egress_allow: Vec::new(),
+        cluster_secret: None,
     })
     .await?;
     let shutdown = crate::shutdown_on_signals();

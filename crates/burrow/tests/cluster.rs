@@ -69,18 +69,25 @@ fn an_edge_on_postgresql_serves_a_tunnel() {
 }
 
 #[test]
-fn an_unreachable_or_newer_database_stops_the_start_with_a_clear_error() {
+fn an_unreachable_or_newer_database_or_a_wrong_secret_stops_the_start_with_a_clear_error() {
     let dir = util::tempdir();
     // Nothing listens on this port: exit 69, the URL shown without its
     // password.
     let port = util::free_port();
     let url = format!("postgres://burrow:hunter2@127.0.0.1:{port}/burrow");
-    let out = std::process::Command::new(util::BIN)
-        .args(["edge", "--store", &url, "--admin", "127.0.0.1:0"])
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path().join("n.d"))
-        .output()
-        .unwrap();
+    let secret = dir.path().join("cluster.secret");
+    std::fs::write(&secret, "a cluster secret for the tests, 32+ chars\n").unwrap();
+    let start = |url: &str, secret: &std::path::Path| {
+        std::process::Command::new(util::BIN)
+            .args(["edge", "--store", url, "--admin", "127.0.0.1:0"])
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path().join("n.d"))
+            .arg("--cluster-secret-file")
+            .arg(secret)
+            .output()
+            .unwrap()
+    };
+    let out = start(&url, &secret);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(69), "{err}");
     assert!(
@@ -95,17 +102,30 @@ fn an_unreachable_or_newer_database_stops_the_start_with_a_clear_error() {
     let pg = database();
     let edge = util::EdgeProc::start(dir.path(), "NRT", &pg.url, &[]);
     drop(edge);
+    // Another cluster's secret opens nothing: exit 64, saying so.
+    let wrong = dir.path().join("wrong.secret");
+    std::fs::write(&wrong, "not the secret this cluster was made with").unwrap();
+    let out = start(&pg.url, &wrong);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    assert!(
+        err.contains("cluster-secret-file") && err.contains("another"),
+        "{err}"
+    );
+    // Without one at all: exit 64, naming the setting.
+    let out = std::process::Command::new(util::BIN)
+        .args(["edge", "--store", &pg.url, "--admin", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    assert!(err.contains("cluster-secret-file"), "{err}");
     pg.psql(
         "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
          VALUES (9999, 'from the future', TRUE, '\\x00', 0)",
     )
     .unwrap();
-    let out = std::process::Command::new(util::BIN)
-        .args(["edge", "--store", &pg.url, "--admin", "127.0.0.1:0"])
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path().join("n.d"))
-        .output()
-        .unwrap();
+    let out = start(&pg.url, &secret);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(65), "{err}");
     assert!(err.contains("9999") && err.contains("newer"), "{err}");
@@ -160,11 +180,39 @@ fn a_change_made_at_any_node_is_in_force_on_all_three_within_a_second() {
     let [nrt, kix, osa] = &three.nodes[..] else {
         unreachable!()
     };
-    // A tunnel created at NRT is listed by the others.
-    nrt.create_tunnel("web");
+    // A tunnel created at NRT is listed by the others, and its
+    // credentials (written by NRT) register at KIX: one trust domain.
+    let creds = nrt.create_tunnel("web");
     for n in [kix, osa] {
         assert!(n.admin(&["tunnel", "list"]).unwrap().contains("web"));
     }
+    let at_kix = kix.tunnel_addr.to_string();
+    let _connector = kix.run_connector(
+        "web",
+        &creds,
+        "connector",
+        &[
+            "--edge",
+            &at_kix,
+            "--url",
+            "http://127.0.0.1:9",
+            "--ha-connections",
+            "1",
+        ],
+        1,
+    );
+    // One admin token for the cluster, in every node's file.
+    let token = std::fs::read_to_string(&nrt.token_file).unwrap();
+    for n in [kix, osa] {
+        assert_eq!(std::fs::read_to_string(&n.token_file).unwrap(), token);
+    }
+    // Neither the CA key nor the token is in the database as it is.
+    let meta = pg.psql("SELECT key || '=' || value FROM meta").unwrap();
+    assert!(
+        meta.contains("cluster_ca=") && !meta.contains("PRIVATE KEY"),
+        "{meta}"
+    );
+    assert!(!meta.contains(token.trim()), "the admin token in plain");
     // An app created at KIX listens on every node's own address.
     let origin = util::Origin::start(util::echo);
     let port = util::free_port();

@@ -45,6 +45,12 @@ pub struct EdgeSettings {
     /// --store sqlite:PATH.
     #[arg(long, value_name = "PATH")]
     pub state: Option<PathBuf>,
+    /// File holding the cluster's secret: the same file on every node of a
+    /// PostgreSQL store (at least 32 characters). It seals the shared edge
+    /// CA key and admin token in the database and authenticates the nodes
+    /// to each other. A node needs only this and the store URL to join.
+    #[arg(long, value_name = "FILE")]
+    pub cluster_secret_file: Option<PathBuf>,
     /// This node's own files: the edge CA and keys, the admin token, the
     /// QUIC reset key. [default: beside a SQLite store (edge.db →
     /// edge.d/); ./burrow-edge.d with PostgreSQL]

@@ -129,19 +129,35 @@ impl Edge {
                 reason: format!("account_id: {e}"),
             })
         })?;
-        let (pki_dir, domain) = (cfg.pki_dir.clone(), cfg.edge_domain.clone());
-        let pki = tokio::task::spawn_blocking(move || -> Result<_, EdgeError> {
-            Ok(match pki_dir {
-                Some(dir) => EdgePki::load_or_create(&dir, &domain)?,
-                None => EdgePki::ephemeral(&domain)?,
-            })
-        })
-        .await
-        .map_err(|e| std::io::Error::other(e.to_string()))??;
         let token_path = cfg.pki_dir.as_ref().map(|d| d.join("admin.token"));
-        let (token, token_hash, token_created) = admin_token(&store, token_path.as_deref())
-            .await
-            .map_err(store_err)?;
+        let (pki, (token, token_hash, token_created)) =
+            match (&cfg.cluster_secret, &cfg.pki_dir, &token_path) {
+                (Some(secret), Some(dir), Some(token_path)) => {
+                    // One trust domain: the cluster's CA and admin token.
+                    let sealer = burrow_store::secret::Sealer::new(secret.expose().as_bytes());
+                    let pki = crate::cluster::ca::node_pki(&store, &sealer, &cfg.edge_domain, dir)
+                        .await?;
+                    let token =
+                        crate::admin::token::cluster_admin_token(&store, &sealer, token_path)
+                            .await?;
+                    (pki, token)
+                }
+                _ => {
+                    let (pki_dir, domain) = (cfg.pki_dir.clone(), cfg.edge_domain.clone());
+                    let pki = tokio::task::spawn_blocking(move || -> Result<_, EdgeError> {
+                        Ok(match pki_dir {
+                            Some(dir) => EdgePki::load_or_create(&dir, &domain)?,
+                            None => EdgePki::ephemeral(&domain)?,
+                        })
+                    })
+                    .await
+                    .map_err(|e| std::io::Error::other(e.to_string()))??;
+                    let token = admin_token(&store, token_path.as_deref())
+                        .await
+                        .map_err(store_err)?;
+                    (pki, token)
+                }
+            };
         // Secrets migrated to hashes leave no plain copy in the WAL.
         store.checkpoint().await.map_err(store_err)?;
         let mut created = pki.created.clone();

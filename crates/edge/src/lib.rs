@@ -25,6 +25,7 @@
 mod admin;
 mod apps;
 mod authz;
+mod cluster;
 mod context;
 mod edge;
 mod egress;
@@ -100,6 +101,9 @@ pub struct EdgeConfig {
     pub logpush: Option<LogpushTarget>,
     /// Peer edges for egress from other colos' dedicated IPs.
     pub peers: PeerConfig,
+    /// The cluster secret (`--cluster-secret-file`): nodes sharing a
+    /// PostgreSQL store seal the shared CA key and admin token with it.
+    pub cluster_secret: Option<Secret>,
     /// Ranges clients may reach although the built-in deny refuses them
     /// (loopback, link-local, private ranges, this host's addresses);
     /// the edge's own listeners stay refused. Dangerous: see the README.
@@ -132,6 +136,10 @@ pub enum EdgeError {
         /// The failure.
         source: std::io::Error,
     },
+    /// This node cannot join the cluster (the cluster secret does not
+    /// open the shared CA, say).
+    #[error("cluster: {0}")]
+    Cluster(String),
     /// Other I/O failure.
     #[error("{0}")]
     Io(#[from] std::io::Error),

@@ -207,6 +207,50 @@ impl EdgePki {
         Ok(pki)
     }
 
+    /// A new edge CA: its certificate and private key, PEM.
+    ///
+    /// # Errors
+    /// When key generation fails.
+    pub fn new_ca() -> Result<(String, String), TransportError> {
+        let key = KeyPair::generate().map_err(tls_err)?;
+        let cert = ca_params()?.self_signed(&key).map_err(tls_err)?;
+        Ok((cert.pem(), key.serialize_pem()))
+    }
+
+    /// A server certificate for this node, made now and kept in memory
+    /// only, signed by the shared CA (`ca_pem`, `ca_key_pem`: a cluster's
+    /// CA); the QUIC reset key stays this node's own, in `dir`.
+    ///
+    /// # Errors
+    /// When the CA key does not parse or `dir` cannot be written.
+    pub fn issued_by(
+        ca_pem: &str,
+        ca_key_pem: &str,
+        domain: &str,
+        dir: &Path,
+    ) -> Result<Self, TransportError> {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        let ca_key = KeyPair::from_pem(ca_key_pem)
+            .map_err(|e| tls_err(format!("the cluster CA key does not parse: {e}")))?;
+        let (c, k) = make_leaf(domain, &ca_key)?;
+        let mut created = Vec::new();
+        let mut pki = Self::from_pem(ca_pem, &c, &k)?;
+        pki.reset_key = load_or_create_reset_key(&dir.join("quic-reset.key"), &mut created)?;
+        // The CA certificate (public) beside the node's files, for
+        // operators and connectors to trust.
+        let ca_path = dir.join("cluster-ca.pem");
+        std::fs::write(&ca_path, ca_pem)
+            .map_err(|e| tls_err(format!("writing {}: {e}", ca_path.display())))?;
+        pki.created = created;
+        pki.ca_path = Some(ca_path);
+        Ok(pki)
+    }
+
     /// An in-memory CA and server certificate (for `burrow quick`).
     ///
     /// # Errors

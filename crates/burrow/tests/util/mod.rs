@@ -203,8 +203,23 @@ impl EdgeProc {
             "--grace-period",
             "2s",
         ];
+        // The nodes of one test dir are one cluster: one secret file.
+        let secret = dir.join("cluster.secret");
+        let secret_arg = secret.to_string_lossy().into_owned();
         match &data_dir {
-            Some(d) => args.extend_from_slice(&["--store", state, "--data-dir", d]),
+            Some(d) => {
+                if !secret.exists() {
+                    std::fs::write(&secret, "a cluster secret for the tests, 32+ chars\n").unwrap();
+                }
+                args.extend_from_slice(&[
+                    "--store",
+                    state,
+                    "--data-dir",
+                    d,
+                    "--cluster-secret-file",
+                    &secret_arg,
+                ]);
+            }
             None => args.extend_from_slice(&["--state", state]),
         }
         if !extra.contains(&"--listen") {

@@ -12,6 +12,63 @@ const ADMIN_TOKEN_HASH: &str = "admin_token_hash";
 /// Meta key where builds before hashing kept the admin token as it is.
 const ADMIN_TOKEN_PLAIN: &str = "admin_token";
 
+/// Meta key of a cluster's admin token, sealed with the cluster secret
+/// (every node writes the same token to its own file).
+const ADMIN_TOKEN_SEALED: &str = "admin_token_sealed";
+
+/// A cluster's admin token: the one sealed in the store (made by the
+/// first node), written to this node's file when the file lacks it.
+pub(crate) async fn cluster_admin_token(
+    store: &Store,
+    sealer: &burrow_store::secret::Sealer,
+    path: &std::path::Path,
+) -> Result<(Secret, Vec<u8>, bool), crate::EdgeError> {
+    use burrow_store::secret;
+    let store_err = |source| crate::EdgeError::Store {
+        location: "admin token".into(),
+        source,
+    };
+    let fresh = random_hex(32);
+    let sealed = store
+        .meta_or_init(ADMIN_TOKEN_SEALED, || {
+            sealer.seal(ADMIN_TOKEN_SEALED, fresh.as_bytes())
+        })
+        .await
+        .map_err(store_err)?;
+    let token = sealer
+        .open(ADMIN_TOKEN_SEALED, &sealed)
+        .map_err(|e| crate::EdgeError::Cluster(e.to_string()))?;
+    let token = String::from_utf8(token)
+        .map_err(|_| crate::EdgeError::Cluster("the sealed admin token is not text".into()))?;
+    let stored = store
+        .meta(ADMIN_TOKEN_HASH)
+        .await
+        .map_err(store_err)?
+        .and_then(|h| hex::decode(h).ok())
+        .filter(|h| secret::verify(h, token.as_bytes()));
+    let hash = match stored {
+        Some(h) => h,
+        None => {
+            // First node, or a store that had a single node's token.
+            let h = secret::hash(token.as_bytes());
+            store
+                .set_meta(ADMIN_TOKEN_HASH, &hex::encode(&h))
+                .await
+                .map_err(store_err)?;
+            h
+        }
+    };
+    let in_file = tokio::fs::read_to_string(path)
+        .await
+        .ok()
+        .map(|t| t.trim().to_owned());
+    let written = in_file.as_deref() != Some(token.as_str());
+    if written {
+        write_token(path, &token).await?;
+    }
+    Ok((Secret::new(token), hash, written))
+}
+
 /// The admin token: its value, its stored form, and whether its file was
 /// (re)written now. The state keeps only a salted hash; the value lives in
 /// `path` (0600), which the CLI reads. A token stored in plain by an older
