@@ -59,6 +59,9 @@ pub(crate) enum Command {
     /// Dedicated egress IPs and the colo that owns each (egress policies'
     /// `dedicated` actions leave from the owning colo).
     EgressIp(EgressIpArgs),
+    /// The edge nodes sharing this edge's store: colo, tunnel endpoint,
+    /// lease, connections held.
+    Cluster(ClusterArgs),
     /// Manage users of the zero-trust client.
     User(UserArgs),
     /// Enroll, list and revoke users' devices.
@@ -407,6 +410,25 @@ pub(crate) enum IpRouteCommand {
 }
 
 #[derive(Args, Debug)]
+pub(crate) struct ClusterArgs {
+    #[command(flatten)]
+    pub(crate) admin: AdminConn,
+    #[command(subcommand)]
+    pub(crate) command: ClusterCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum ClusterCommand {
+    /// List the nodes: colo, tunnel endpoint, version, lease age (a node
+    /// whose lease lapsed is dead: it gets no flows), connections held.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args, Debug)]
 pub(crate) struct EgressIpArgs {
     #[command(flatten)]
     pub(crate) admin: AdminConn,
@@ -414,7 +436,7 @@ pub(crate) struct EgressIpArgs {
     pub(crate) command: EgressIpCommand,
 }
 
-/// Declare the same IPs on every edge (each keeps its own state for now).
+/// Dedicated egress IPs, shared by every edge node of the store.
 #[derive(Subcommand, Debug)]
 pub(crate) enum EgressIpCommand {
     /// Declare IP as a dedicated egress IP of COLO.

@@ -230,6 +230,7 @@ fn main() -> ExitCode {
             cli::Command::Route(a) => net_cmd::route(a.admin, a.command).await,
             cli::Command::Vnet(a) => net_cmd::vnet(a.admin, a.command).await,
             cli::Command::EgressIp(a) => net_cmd::egress_ip(a.admin, a.command).await,
+            cli::Command::Cluster(a) => net_cmd::cluster(a.admin, a.command).await,
             cli::Command::User(a) => admin_cmd::user(a.admin, a.command).await,
             cli::Command::Device(a) => admin_cmd::device(a.admin, a.command).await,
             cli::Command::Client(a) => client_cmd::run(a).await,

@@ -3,11 +3,11 @@
 //! edge admin API.
 
 use crate::admin_client::{path_segment, AdminClient};
-use crate::cli::{AdminConn, EgressIpCommand, IpRouteCommand, VnetCommand};
+use crate::cli::{AdminConn, ClusterCommand, EgressIpCommand, IpRouteCommand, VnetCommand};
 use crate::config_err;
 use burrow_config::api::{
-    CreateEgressIp, CreateIpRoute, CreateRoute, CreateVnet, EgressIpInfo, IpRouteInfo, RouteInfo,
-    VnetAccess, VnetInfo,
+    CreateEgressIp, CreateIpRoute, CreateRoute, CreateVnet, EgressIpInfo, IpRouteInfo, NodeInfo,
+    RouteInfo, VnetAccess, VnetInfo,
 };
 use burrow_policy::ip_routes::{parse_network, IpRoute, IpRouteTable};
 use http::Method;
@@ -176,6 +176,33 @@ pub(crate) async fn ip_route(client: &AdminClient, cmd: IpRouteCommand) -> anyho
                     &format!("/api/v1/ip-routes/{seg}{q}"),
                     &format!("Deleted IP route {net}"),
                 )
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn cluster(admin: AdminConn, cmd: ClusterCommand) -> anyhow::Result<()> {
+    let client = AdminClient::new(&admin).await?;
+    match cmd {
+        ClusterCommand::Status { json } => {
+            let table = (
+                "NODE\tCOLO\tTUNNEL\tVERSION\tLEASE\tCONNECTIONS",
+                "No nodes have announced themselves yet.",
+            );
+            client
+                .list("/api/v1/cluster/nodes", json, table, |n: &NodeInfo| {
+                    let lease = if n.live {
+                        format!("live ({:.1}s ago)", n.lease_age_ms as f64 / 1000.0)
+                    } else {
+                        format!("DEAD ({}s ago)", n.lease_age_ms / 1000)
+                    };
+                    let me = if n.this_node { " (this node)" } else { "" };
+                    format!(
+                        "{}{me}\t{}\t{}\t{}\t{lease}\t{}",
+                        n.id, n.colo, n.tunnel_addr, n.version, n.connections
+                    )
+                })
                 .await?;
         }
     }

@@ -206,6 +206,18 @@ fn a_change_made_at_any_node_is_in_force_on_all_three_within_a_second() {
     for n in [kix, osa] {
         assert_eq!(std::fs::read_to_string(&n.token_file).unwrap(), token);
     }
+    // Every node lists the three, live; KIX holds the connection, and
+    // NRT's `tunnel info` shows it.
+    let status: serde_json::Value =
+        serde_json::from_str(&osa.admin(&["cluster", "status", "--json"]).unwrap()).unwrap();
+    let status = status.as_array().unwrap();
+    assert_eq!(status.len(), 3, "{status:?}");
+    assert!(status.iter().all(|n| n["live"] == true), "{status:?}");
+    let kix_row = status.iter().find(|n| n["colo"] == "KIX").unwrap();
+    assert_eq!(kix_row["connections"], 1, "{status:?}");
+    let conns = nrt.connections("web");
+    assert_eq!(conns.len(), 1);
+    assert_eq!(conns[0]["colo"], "KIX");
     // Neither the CA key nor the token is in the database as it is.
     let meta = pg.psql("SELECT key || '=' || value FROM meta").unwrap();
     assert!(
@@ -400,4 +412,42 @@ fn a_node_that_loses_the_database_for_20_s_keeps_serving_and_catches_up() {
         || util::echo_round_trip(at_nrt(second), b"hi").is_ok_and(|b| b == b"hi"),
     );
     assert!(nrt.proc.log().contains("the state store is back"));
+}
+
+#[test]
+fn a_killed_node_is_dead_to_the_others_within_its_lease() {
+    let pg = database();
+    let mut three = Three::start(&pg);
+    let creds = three.nodes[0].create_tunnel("web");
+    let at_kix = three.nodes[1].tunnel_addr.to_string();
+    let _connector = three.nodes[1].run_connector(
+        "web",
+        &creds,
+        "connector",
+        &[
+            "--edge",
+            &at_kix,
+            "--url",
+            "http://127.0.0.1:9",
+            "--ha-connections",
+            "1",
+        ],
+        1,
+    );
+    let kix = three.nodes.remove(1);
+    kix.proc.signal("KILL");
+    let nrt = &three.nodes[0];
+    let took = within(Duration::from_secs(10), "KIX dead at NRT", || {
+        let out = nrt.admin(&["cluster", "status"]).unwrap();
+        out.lines().any(|l| l.contains("KIX") && l.contains("DEAD"))
+            && nrt.connections("web").is_empty()
+    });
+    eprintln!("KIX dead after {took:?}");
+    // The table names the columns an operator reads.
+    let out = nrt.admin(&["cluster", "status"]).unwrap();
+    assert!(
+        out.contains("LEASE") && out.contains("(this node)"),
+        "{out}"
+    );
+    drop(kix);
 }

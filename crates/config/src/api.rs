@@ -143,6 +143,31 @@ pub struct EgressIpInfo {
     pub created_at: i64,
 }
 
+/// An edge node of the cluster (`GET /api/v1/cluster/nodes`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// Node id.
+    pub id: String,
+    /// Its colo.
+    pub colo: String,
+    /// Its tunnel endpoint, where connectors and other nodes reach it.
+    pub tunnel_addr: String,
+    /// Its app addresses.
+    pub app_addresses: Vec<String>,
+    /// Its version.
+    pub version: String,
+    /// Started at, Unix seconds.
+    pub started_at: i64,
+    /// Milliseconds since it last renewed its lease.
+    pub lease_age_ms: i64,
+    /// Whether its lease holds (a dead node gets no flows).
+    pub live: bool,
+    /// Tunnel connections it holds.
+    pub connections: i64,
+    /// Whether it is the node that answered.
+    pub this_node: bool,
+}
+
 /// `POST /api/v1/vnets`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -30,6 +30,8 @@ pub(crate) struct Ctx {
     pub(crate) tables: Tables,
     /// This node's live tunnel connections.
     pub(crate) registry: Registry,
+    /// The cluster's nodes, as last read.
+    pub(crate) members: crate::cluster::members::Members,
     /// Grants of the connectors and clients connected now, re-checked
     /// while they stay connected.
     pub(crate) grants: Arc<LiveGrants>,

@@ -298,6 +298,7 @@ impl Edge {
             store_trouble: tokio::sync::Notify::new(),
             tables: crate::tables::Tables::default(),
             registry: crate::tunnel::registry::Registry::default(),
+            members: crate::cluster::members::Members::default(),
             grants: Arc::default(),
             apps: crate::context::Apps {
                 running: crate::apps::running::AppManager::default(),
@@ -402,6 +403,10 @@ impl Edge {
             colo = %ctx.id.colo, tunnel = %info.tunnel_addr, quic = quic.is_some(),
             admin = %info.admin_addr, "edge running"
         );
+        // Announced before the first connector registers, so its
+        // connections count at once.
+        let started_at = unix_now();
+        crate::cluster::members::beat(&ctx, started_at).await;
         // Listeners stop taking new work when `accepting` is cancelled.
         let accepting = shutdown.child_token();
         ctx.tasks
@@ -442,19 +447,15 @@ impl Edge {
             accepting.clone(),
             shutdown.clone(),
         ));
-        let mut tick = tokio::time::interval(HEARTBEAT);
+        let mut tick = tokio::time::interval(crate::cluster::members::RENEW);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = tick.tick() => {
                     let now = unix_now();
-                    if let Err(e) = ctx.store.touch_node(&ctx.id.node_id, now).await {
-                        warn!(error = %e, "heartbeat to the state store failed");
-                        // The change feed may not have noticed (a silent
-                        // network): have it subscribe again.
-                        ctx.store_trouble.notify_one();
-                    }
+                    crate::cluster::members::beat(&ctx, started_at).await;
+                    let _ = ctx.store.touch_node(&ctx.id.node_id, now).await;
                     // An app port that could not be bound (still held by
                     // an exiting process) is tried again.
                     if ctx.apps.running.incomplete() {
@@ -490,7 +491,7 @@ impl Edge {
         if let Some(ep) = quic {
             ep.close(0u32.into(), b"edge shutting down");
         }
-        let _ = ctx.store.prune_connections(&ctx.id.node_id, 0).await;
+        let _ = ctx.store.remove_node(&ctx.id.node_id).await;
         if let Some(lp) = &ctx.telemetry.logpush {
             lp.flush_and_stop().await;
         }
@@ -503,6 +504,3 @@ impl Edge {
         info!("edge stopped");
     }
 }
-
-/// Heartbeat and app-sync period.
-const HEARTBEAT: Duration = Duration::from_secs(5);

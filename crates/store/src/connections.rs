@@ -100,6 +100,39 @@ impl Store {
         Ok(())
     }
 
+    /// Connections of a tunnel held by live nodes (lease not past at
+    /// `now_ms`), by colo.
+    ///
+    /// # Errors
+    /// On database failure or a corrupt row.
+    pub async fn live_connections(
+        &self,
+        tunnel_id: uuid::Uuid,
+        now_ms: i64,
+    ) -> Result<Vec<Connection>, StoreError> {
+        Ok(on_pool!(self, p => sqlx::query_as::<_, Connection>(
+            "SELECT c.* FROM connections c JOIN nodes n ON n.id = c.node_id \
+             WHERE c.tunnel_id = $1 AND n.renewed_at_ms + n.lease_ms >= $2 \
+             ORDER BY c.colo, c.connector_id, c.conn_index",
+        )
+        .bind(tunnel_id.to_string())
+        .bind(now_ms)
+        .fetch_all(p)
+        .await)?)
+    }
+
+    /// How many connections each node holds, by node id.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn connection_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(on_pool!(self, p => sqlx::query_as(
+            "SELECT node_id, COUNT(*) FROM connections GROUP BY node_id",
+        )
+        .fetch_all(p)
+        .await)?)
+    }
+
     /// Live connections of a tunnel seen at or after `fresh_since`.
     ///
     /// # Errors

@@ -39,6 +39,7 @@ mod apps;
 mod connections;
 mod egress_ips;
 mod meta;
+mod nodes;
 mod routes;
 mod tunnels;
 mod users;
@@ -49,6 +50,7 @@ pub use apps::App;
 pub use changes::{Change, Changes, CHANNEL};
 pub use connections::Connection;
 pub use egress_ips::EgressIp;
+pub use nodes::Node;
 pub use routes::Route;
 pub use tunnels::Tunnel;
 pub use users::{Device, User};
@@ -905,6 +907,43 @@ mod tests {
         assert_eq!(s.connections(t.id, 0).await.unwrap().len(), 0);
         assert!(s.delete_tunnel(t.id).await.unwrap());
         assert!(s.apps().await.unwrap().is_empty());
+        // Membership: connections count while their node's lease holds.
+        let node = |id: &str, renewed_at_ms: i64| Node {
+            id: id.into(),
+            colo: "NRT".into(),
+            tunnel_addr: "127.0.0.2:7844".into(),
+            app_ipv4: "127.0.0.2".into(),
+            app_ipv6: String::new(),
+            version: "x".into(),
+            started_at: 1,
+            renewed_at_ms,
+            lease_ms: 6_000,
+        };
+        s.renew_node(&node("n1", 100_000)).await.unwrap();
+        s.add_connection(&Connection {
+            id: uuid::Uuid::new_v4(),
+            node_id: "n1".into(),
+            ..c.clone()
+        })
+        .await
+        .unwrap();
+        assert_eq!(s.live_connections(t.id, 106_000).await.unwrap().len(), 1);
+        assert_eq!(s.live_connections(t.id, 106_001).await.unwrap().len(), 0);
+        s.renew_node(&node("n1", 200_000)).await.unwrap();
+        assert_eq!(s.nodes().await.unwrap().len(), 1, "renewed, not added");
+        assert!(s.nodes().await.unwrap()[0].live_at(205_000));
+        assert_eq!(
+            s.singleton(7, async { s.prune_nodes(150_000).await })
+                .await
+                .unwrap(),
+            Some(0)
+        );
+        assert_eq!(s.prune_nodes(300_000).await.unwrap(), 1);
+        assert!(s.nodes().await.unwrap().is_empty());
+        assert!(
+            s.connections(t.id, 0).await.unwrap().is_empty(),
+            "its connections went too"
+        );
         // Users with groups (a JSON list), devices with a flag.
         let u = User {
             email: "ana@example.com".into(),

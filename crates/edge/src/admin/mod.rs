@@ -47,6 +47,7 @@
 mod access_rules;
 pub(crate) mod api;
 mod apps;
+mod cluster;
 mod devices;
 mod egress_ips;
 mod policies;
@@ -68,6 +69,7 @@ use axum::Router;
 
 pub(crate) fn router(state: AdminState) -> Router {
     let v1 = Router::new()
+        .route("/api/v1/cluster/nodes", get(cluster::nodes))
         .route(
             "/api/v1/tunnels",
             post(tunnels::create_tunnel).get(tunnels::list_tunnels),

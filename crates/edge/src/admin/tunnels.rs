@@ -2,7 +2,7 @@
 
 use super::api::{body, validate_name, AdminState, ApiError};
 use crate::context::Ctx;
-use crate::{unix_now, CONNECTION_FRESHNESS};
+use crate::unix_now;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -17,7 +17,7 @@ use burrow_config::api::{ConnectionInfo, CreateTunnel, TunnelInfo};
 pub(super) async fn info_of(ctx: &Ctx, t: &burrow_store::Tunnel) -> Result<TunnelInfo, ApiError> {
     let conns = ctx
         .store
-        .connections(t.id, unix_now() - CONNECTION_FRESHNESS)
+        .live_connections(t.id, crate::cluster::members::now_ms())
         .await
         .map_err(ApiError::internal)?;
     Ok(TunnelInfo {

@@ -1,0 +1,13 @@
+-- Cluster membership: every edge node registers itself and renews a
+-- lease; a node whose lease lapsed is dead to the others.
+CREATE TABLE IF NOT EXISTS nodes (
+    id TEXT PRIMARY KEY,
+    colo TEXT NOT NULL,
+    tunnel_addr TEXT NOT NULL,
+    app_ipv4 TEXT NOT NULL,
+    app_ipv6 TEXT NOT NULL,
+    version TEXT NOT NULL,
+    started_at BIGINT NOT NULL,
+    renewed_at_ms BIGINT NOT NULL,
+    lease_ms BIGINT NOT NULL
+);
