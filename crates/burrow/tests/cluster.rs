@@ -146,17 +146,25 @@ const COLOS: [(&str, &str); 3] = [
 
 impl Three {
     fn start(pg: &Pg) -> Three {
+        Self::start_with(pg, |_| vec![])
+    }
+
+    /// With `extra(colo)` flags for each node.
+    fn start_with(pg: &Pg, extra: impl Fn(&str) -> Vec<String>) -> Three {
         let dir = util::tempdir();
         let nodes = COLOS
             .iter()
             .map(|(colo, ip)| {
                 let listen = format!("{ip}:0");
-                util::EdgeProc::start(
-                    dir.path(),
-                    colo,
-                    &pg.url,
-                    &["--listen", &listen, "--app-address", ip],
-                )
+                let mut args = vec![
+                    "--listen".to_owned(),
+                    listen,
+                    "--app-address".into(),
+                    ip.to_string(),
+                ];
+                args.extend(extra(colo));
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                util::EdgeProc::start(dir.path(), colo, &pg.url, &args)
             })
             .collect();
         Three { dir, nodes }
@@ -450,4 +458,115 @@ fn a_killed_node_is_dead_to_the_others_within_its_lease() {
         "{out}"
     );
     drop(kix);
+}
+
+/// A raw HTTP/1.1 GET to `addr` for `host`; the whole answer.
+fn get(addr: SocketAddr, host: &str) -> String {
+    let mut s = util::connect(addr, Duration::from_secs(5));
+    write!(
+        s,
+        "GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn flows_at_nodes_without_the_connector_reach_the_origin_through_the_node_that_has_it() {
+    let pg = database();
+    let three = Three::start_with(&pg, |colo| {
+        if colo == "OSA" {
+            vec!["--http".into(), "127.0.0.4:0".into()]
+        } else {
+            vec![]
+        }
+    });
+    let [nrt, kix, osa] = &three.nodes[..] else {
+        unreachable!()
+    };
+    let bulk = util::Origin::start(util::bulk);
+    let web = util::httporigin::HttpOrigin::start("W");
+    let cfg = three.dir.path().join("config.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "ingress:\n  - hostname: bulk.example.com\n    service: tcp://{}\n  \
+             - hostname: www.example.com\n    service: http://{}\n  - service: http_status:404\n",
+            bulk.addr, web.addr
+        ),
+    )
+    .unwrap();
+    let creds = nrt.create_tunnel("web");
+    let at_kix = kix.tunnel_addr.to_string();
+    let _connector = kix.run_connector(
+        "web",
+        &creds,
+        "connector",
+        &[
+            "--edge",
+            &at_kix,
+            "--config",
+            cfg.to_str().unwrap(),
+            "--ha-connections",
+            "2",
+        ],
+        2,
+    );
+    // A TCP app, answered at NRT's address; NRT holds no connection.
+    let app = nrt.create_app("web", "bulk.example.com");
+    let app = SocketAddr::new("127.0.0.2".parse().unwrap(), app.port());
+    within(Duration::from_secs(2), "app at NRT", || {
+        std::net::TcpStream::connect_timeout(&app, Duration::from_millis(200)).is_ok()
+    });
+    const MIB: usize = 1024 * 1024;
+    let data = util::pattern(&mut 42, 64 * MIB);
+    let logs = || format!("NRT:\n{}\nKIX:\n{}", nrt.proc.log(), kix.proc.log());
+    let mut s = util::connect(app, Duration::from_secs(5));
+    s.write_all(b"U").unwrap();
+    s.write_all(&data)
+        .unwrap_or_else(|e| panic!("{e}\n{}", logs()));
+    s.shutdown(Shutdown::Write).unwrap();
+    let mut digest = Vec::new();
+    s.read_to_end(&mut digest).unwrap();
+    assert_eq!(
+        digest,
+        util::sha256(&data),
+        "64 MiB upload through NRT → KIX arrived altered"
+    );
+    let mut s = util::connect(app, Duration::from_secs(5));
+    s.write_all(b"D").unwrap();
+    s.write_all(&(64 * MIB as u64).to_be_bytes()).unwrap();
+    let mut got = Vec::with_capacity(64 * MIB);
+    s.read_to_end(&mut got).unwrap();
+    let mut seed = 1u64;
+    let mut want = Vec::with_capacity(64 * MIB);
+    while want.len() < 64 * MIB {
+        want.extend(util::pattern(&mut seed, 256 * 1024));
+    }
+    want.truncate(64 * MIB);
+    assert_eq!(
+        util::sha256(&got),
+        util::sha256(&want),
+        "64 MiB download through NRT → KIX"
+    );
+    // An HTTP route, asked at OSA's listener.
+    osa.admin(&["route", "dns", "web", "www.example.com"])
+        .expect("route dns");
+    let answer = get(osa.http_addr.unwrap(), "www.example.com");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.contains("origin W") && answer.contains("host www.example.com"),
+        "{answer}"
+    );
+    // Counted where they left and where they arrived; KIX measured its
+    // round trips to the others.
+    assert!(nrt.metric("burrow_edge_forwarded_flows_out_total") >= 2.0);
+    assert!(osa.metric("burrow_edge_forwarded_flows_out_total") >= 1.0);
+    assert!(kix.metric("burrow_edge_forwarded_flows_in_total") >= 3.0);
+    within(Duration::from_secs(6), "RTT to NRT measured at KIX", || {
+        let (_, body) = util::http(&kix.admin_url, "GET", "/metrics", None, "");
+        body.contains("burrow_edge_node_rtt_seconds{") && body.contains("colo=\"NRT\"")
+    });
 }

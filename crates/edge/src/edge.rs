@@ -299,6 +299,7 @@ impl Edge {
             tables: crate::tables::Tables::default(),
             registry: crate::tunnel::registry::Registry::default(),
             members: crate::cluster::members::Members::default(),
+            forwarding: crate::cluster::forward::Holders::default(),
             grants: Arc::default(),
             apps: crate::context::Apps {
                 running: crate::apps::running::AppManager::default(),

@@ -279,6 +279,23 @@ pub enum Frame {
     /// Connector → edge: the [`Frame::StreamOpenAcked`] arrived and is being
     /// handled; `StreamAccepted` or `StreamRejected` follows.
     StreamReceived,
+    /// Edge node → edge node on the peer link, first frame of a flow
+    /// stream: carry this flow into tunnel `tunnel_id` through a connection
+    /// the receiving node holds (never onward to a third node). Answered
+    /// like a [`Frame::StreamOpen`] (`StreamAccepted` or `StreamRejected`),
+    /// then the flow's bytes, as on a connector's stream.
+    ForwardOpen(ForwardOpen),
+}
+
+/// A flow one edge node carries to another for a tunnel it holds no
+/// connection of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardOpen {
+    /// The tunnel to carry the flow into.
+    pub tunnel_id: Id,
+    /// The flow's header, as the connector will get it (the receiving
+    /// node gives it a flow id of its own).
+    pub open: StreamOpen,
 }
 
 /// Registration feature: "acknowledge [`Frame::StreamOpenAcked`] with
@@ -297,6 +314,7 @@ mod ty {
     pub(crate) const STREAM_REJECTED: u8 = 18;
     pub(crate) const STREAM_OPEN_ACKED: u8 = 19;
     pub(crate) const STREAM_RECEIVED: u8 = 20;
+    pub(crate) const FORWARD_OPEN: u8 = 21;
 }
 
 impl Frame {
@@ -313,6 +331,7 @@ impl Frame {
             Frame::StreamRejected(_) => "StreamRejected",
             Frame::StreamOpenAcked(_) => "StreamOpenAcked",
             Frame::StreamReceived => "StreamReceived",
+            Frame::ForwardOpen(_) => "ForwardOpen",
         }
     }
 
@@ -327,6 +346,7 @@ impl Frame {
             Frame::StreamRejected(_) => ty::STREAM_REJECTED,
             Frame::StreamOpenAcked(_) => ty::STREAM_OPEN_ACKED,
             Frame::StreamReceived => ty::STREAM_RECEIVED,
+            Frame::ForwardOpen(_) => ty::FORWARD_OPEN,
         }
     }
 }
@@ -412,18 +432,10 @@ pub fn encode(frame: &Frame, out: &mut BytesMut) -> Result<(), EncodeError> {
             put_bytes(&mut payload, "message", r.message.as_bytes(), MAX_STR_LEN)?;
         }
         Frame::GoAway | Frame::StreamAccepted | Frame::StreamReceived => {}
-        Frame::StreamOpen(s) | Frame::StreamOpenAcked(s) => {
-            payload.put_u8(match s.kind {
-                FlowKind::Tcp => 1,
-                FlowKind::Udp => 2,
-                FlowKind::Http => 3,
-                FlowKind::PrivateTcp => 4,
-                FlowKind::PrivateUdp => 5,
-            });
-            payload.put_u64(s.flow_id);
-            put_bytes(&mut payload, "hostname", s.hostname.as_bytes(), MAX_STR_LEN)?;
-            payload.put_u16(s.edge_port);
-            put_addr(&mut payload, &s.client_addr);
+        Frame::StreamOpen(s) | Frame::StreamOpenAcked(s) => put_open(&mut payload, s)?,
+        Frame::ForwardOpen(f) => {
+            payload.put_slice(&f.tunnel_id);
+            put_open(&mut payload, &f.open)?;
         }
     }
     if payload.len() > MAX_FRAME_LEN {
@@ -437,6 +449,21 @@ pub fn encode(frame: &Frame, out: &mut BytesMut) -> Result<(), EncodeError> {
     out.put_u8(frame.type_byte());
     out.put_u32(u32::try_from(payload.len()).expect("bounded by MAX_FRAME_LEN"));
     out.put_slice(&payload);
+    Ok(())
+}
+
+fn put_open(payload: &mut BytesMut, s: &StreamOpen) -> Result<(), EncodeError> {
+    payload.put_u8(match s.kind {
+        FlowKind::Tcp => 1,
+        FlowKind::Udp => 2,
+        FlowKind::Http => 3,
+        FlowKind::PrivateTcp => 4,
+        FlowKind::PrivateUdp => 5,
+    });
+    payload.put_u64(s.flow_id);
+    put_bytes(payload, "hostname", s.hostname.as_bytes(), MAX_STR_LEN)?;
+    payload.put_u16(s.edge_port);
+    put_addr(payload, &s.client_addr);
     Ok(())
 }
 
@@ -507,7 +534,8 @@ fn check_type(t: u8) -> Result<(), DecodeError> {
         | ty::STREAM_ACCEPTED
         | ty::STREAM_REJECTED
         | ty::STREAM_OPEN_ACKED
-        | ty::STREAM_RECEIVED => Ok(()),
+        | ty::STREAM_RECEIVED
+        | ty::FORWARD_OPEN => Ok(()),
         t => Err(DecodeError::UnknownType(t)),
     }
 }
@@ -604,6 +632,29 @@ fn refusal(r: &mut Reader<'_>) -> Result<Refusal, DecodeError> {
     })
 }
 
+fn stream_open(r: &mut Reader<'_>) -> Result<StreamOpen, DecodeError> {
+    let kind = match r.u8()? {
+        1 => FlowKind::Tcp,
+        2 => FlowKind::Udp,
+        3 => FlowKind::Http,
+        4 => FlowKind::PrivateTcp,
+        5 => FlowKind::PrivateUdp,
+        _ => {
+            return Err(DecodeError::Malformed {
+                frame: r.frame,
+                reason: "unknown flow kind",
+            })
+        }
+    };
+    Ok(StreamOpen {
+        kind,
+        flow_id: r.u64()?,
+        hostname: r.string("hostname")?,
+        edge_port: r.u16()?,
+        client_addr: r.addr()?,
+    })
+}
+
 fn decode_payload(t: u8, payload: &[u8]) -> Result<Frame, DecodeError> {
     let name = match t {
         ty::REGISTER => "Register",
@@ -614,6 +665,7 @@ fn decode_payload(t: u8, payload: &[u8]) -> Result<Frame, DecodeError> {
         ty::STREAM_ACCEPTED => "StreamAccepted",
         ty::STREAM_OPEN_ACKED => "StreamOpenAcked",
         ty::STREAM_RECEIVED => "StreamReceived",
+        ty::FORWARD_OPEN => "ForwardOpen",
         _ => "StreamRejected",
     };
     let mut r = Reader {
@@ -656,27 +708,12 @@ fn decode_payload(t: u8, payload: &[u8]) -> Result<Frame, DecodeError> {
         }),
         ty::REFUSED => Frame::Refused(refusal(&mut r)?),
         ty::GOAWAY => Frame::GoAway,
+        ty::FORWARD_OPEN => Frame::ForwardOpen(ForwardOpen {
+            tunnel_id: r.id()?,
+            open: stream_open(&mut r)?,
+        }),
         ty::STREAM_OPEN | ty::STREAM_OPEN_ACKED => {
-            let kind = match r.u8()? {
-                1 => FlowKind::Tcp,
-                2 => FlowKind::Udp,
-                3 => FlowKind::Http,
-                4 => FlowKind::PrivateTcp,
-                5 => FlowKind::PrivateUdp,
-                _ => {
-                    return Err(DecodeError::Malformed {
-                        frame: name,
-                        reason: "unknown flow kind",
-                    })
-                }
-            };
-            let open = StreamOpen {
-                kind,
-                flow_id: r.u64()?,
-                hostname: r.string("hostname")?,
-                edge_port: r.u16()?,
-                client_addr: r.addr()?,
-            };
+            let open = stream_open(&mut r)?;
             if t == ty::STREAM_OPEN {
                 Frame::StreamOpen(open)
             } else {

@@ -48,6 +48,16 @@ fn samples() -> Vec<Frame> {
             client_addr: "192.0.2.1:5353".parse().unwrap(),
         }),
         Frame::StreamReceived,
+        Frame::ForwardOpen(ForwardOpen {
+            tunnel_id: [9; 16],
+            open: StreamOpen {
+                kind: FlowKind::PrivateUdp,
+                flow_id: 3,
+                hostname: "10.0.0.5".into(),
+                edge_port: 53,
+                client_addr: "[2001:db8::1]:40000".parse().unwrap(),
+            },
+        }),
     ]
 }
 
@@ -195,9 +205,10 @@ fn arb_frame() -> impl Strategy<Value = Frame> {
             any::<u16>(),
             arb_addr(),
             0u8..5,
-            any::<bool>()
+            0u8..3,
+            any::<[u8; 16]>()
         )
-            .prop_map(|(id, h, p, c, k, acked)| {
+            .prop_map(|(id, h, p, c, k, form, tunnel_id)| {
                 let open = StreamOpen {
                     kind: [
                         FlowKind::Tcp,
@@ -211,10 +222,10 @@ fn arb_frame() -> impl Strategy<Value = Frame> {
                     edge_port: p,
                     client_addr: c,
                 };
-                if acked {
-                    Frame::StreamOpenAcked(open)
-                } else {
-                    Frame::StreamOpen(open)
+                match form {
+                    0 => Frame::StreamOpen(open),
+                    1 => Frame::StreamOpenAcked(open),
+                    _ => Frame::ForwardOpen(ForwardOpen { tunnel_id, open }),
                 }
             }),
         (any::<u16>(), ".{0,100}").prop_map(|(c, m)| Frame::StreamRejected(Refusal {

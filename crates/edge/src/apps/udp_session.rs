@@ -155,7 +155,7 @@ pub(crate) async fn tunnel_session(
         .await;
     match opened {
         Ok((stream, leftover, via)) => {
-            let mux = via.mux.clone();
+            let mux = via.and_then(|v| v.mux.clone());
             span.in_scope(|| {
                 info!(
                     quic_datagrams = mux.is_some(),

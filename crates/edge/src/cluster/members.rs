@@ -35,6 +35,36 @@ impl Members {
     pub(crate) fn all(&self) -> Arc<Vec<Node>> {
         self.nodes.load_full()
     }
+
+    /// Reads the members from the store now (keeps the last ones when it
+    /// cannot).
+    pub(crate) async fn refresh(&self, store: &burrow_store::Store) {
+        if let Ok(nodes) = store.nodes().await {
+            self.nodes.store(Arc::new(nodes));
+        }
+    }
+
+    /// The live node `id`, other than `me`.
+    pub(crate) fn live(&self, id: &str, me: &str) -> Option<Node> {
+        let now = now_ms();
+        self.nodes
+            .load()
+            .iter()
+            .find(|n| n.id == id && n.id != me && n.live_at(now))
+            .cloned()
+    }
+
+    /// The tunnel endpoint of a live node of `colo` other than `me` (the
+    /// one that renewed last).
+    pub(crate) fn live_in_colo(&self, colo: &str, me: &str) -> Option<std::net::SocketAddr> {
+        let now = now_ms();
+        self.nodes
+            .load()
+            .iter()
+            .filter(|n| n.colo == colo && n.id != me && n.live_at(now))
+            .max_by_key(|n| n.renewed_at_ms)
+            .and_then(|n| n.tunnel_addr.parse().ok())
+    }
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -45,6 +75,47 @@ pub(crate) fn now_ms() -> i64 {
 
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Keeps a peer link open to every other live node (when this node has
+/// the cluster secret), so forwarded flows find it ready and the round
+/// trip is measured; exports it as `burrow_edge_node_rtt_seconds`.
+fn measure(ctx: &Arc<Ctx>) {
+    use crate::telemetry::metrics::NodeLabels;
+    if ctx.egress.peers.cfg.secret.is_none() {
+        return;
+    }
+    let now = now_ms();
+    for n in ctx.members.all().iter().filter(|n| n.id != ctx.id.node_id) {
+        let labels = NodeLabels {
+            node: n.id.clone(),
+            colo: n.colo.clone(),
+        };
+        if !n.live_at(now) {
+            ctx.telemetry.metrics.node_rtt.remove(&labels);
+            continue;
+        }
+        match ctx.egress.peers.rtt(&n.id) {
+            Some(rtt) => {
+                ctx.telemetry
+                    .metrics
+                    .node_rtt
+                    .get_or_create(&labels)
+                    .set(rtt.as_secs_f64());
+            }
+            None => {
+                let Ok(addr) = n.tunnel_addr.parse() else {
+                    continue;
+                };
+                let (ctx2, id) = (ctx.clone(), n.id.clone());
+                ctx.tasks.spawn(async move {
+                    if let Err(e) = ctx2.egress.peers.conn_to(&id, addr).await {
+                        tracing::debug!(node = %id, error = %e, "no peer link to a live node yet");
+                    }
+                });
+            }
+        }
+    }
 }
 
 /// This node's announcement, renewed now.
@@ -71,7 +142,7 @@ pub(crate) fn announcement(ctx: &Ctx, started_at: i64) -> Node {
 /// One beat: renew this node's lease, read the members, and (one node at
 /// a time) forget nodes dead for [`FORGET_AFTER`]. A store that fails
 /// pokes the change feed (it may not have noticed).
-pub(crate) async fn beat(ctx: &Ctx, started_at: i64) {
+pub(crate) async fn beat(ctx: &Arc<Ctx>, started_at: i64) {
     let store = &ctx.store;
     if let Err(e) = store.renew_node(&announcement(ctx, started_at)).await {
         warn!(error = %e, "could not renew this node's lease in the state store");
@@ -96,6 +167,7 @@ pub(crate) async fn beat(ctx: &Ctx, started_at: i64) {
                 }
             }
             ctx.members.nodes.store(Arc::new(nodes));
+            measure(ctx);
         }
         Err(e) => warn!(error = %e, "could not read the cluster's nodes"),
     }

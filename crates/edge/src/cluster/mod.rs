@@ -1,5 +1,7 @@
 //! Edge nodes on many hosts sharing one PostgreSQL store: one trust
-//! domain (`ca`), membership with leases (`members`).
+//! domain (`ca`), membership with leases (`members`), flows carried to the
+//! node holding a tunnel's connection (`forward`).
 
 pub(crate) mod ca;
+pub(crate) mod forward;
 pub(crate) mod members;

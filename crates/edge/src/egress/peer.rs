@@ -61,7 +61,8 @@ pub(crate) async fn hand_once(
     target: SocketAddr,
     source: Option<std::net::Ipv4Addr>,
 ) -> Handed {
-    let conn = match ctx.egress.peers.conn(colo).await {
+    let member = ctx.members.live_in_colo(colo, &ctx.id.node_id);
+    let conn = match ctx.egress.peers.conn(colo, member).await {
         Ok(c) => c,
         Err(e) => return Handed::Down(e),
     };
@@ -149,6 +150,10 @@ pub(crate) async fn egress(ctx: Arc<Ctx>, mut stream: BoxStream) {
     let mut reader = FrameReader::new();
     let open = match tokio::time::timeout(ACCEPT_TIMEOUT, reader.read_frame(&mut stream)).await {
         Ok(Ok(Frame::StreamOpen(o))) if matches!(o.kind, FlowKind::Tcp | FlowKind::Udp) => o,
+        Ok(Ok(Frame::ForwardOpen(f))) => {
+            crate::cluster::forward::serve(&ctx, stream, reader, f).await;
+            return;
+        }
         _ => return,
     };
     let Ok(target) = open.hostname.parse::<SocketAddr>() else {

@@ -1,5 +1,7 @@
-//! Connections from this edge to its peer edges (`--peer`), one per colo,
-//! made on first use and shared by every flow handed to that colo.
+//! Connections from this edge to its peer edges, made on first use and
+//! shared by every flow handed over them: one per colo for egress (a
+//! `--peer`, or else a live cluster node of that colo), one per node for
+//! flows carried to the node holding a tunnel's connection.
 
 use burrow_proto::{Frame, Register};
 use burrow_transport::frames::{write_frame, FrameReader};
@@ -93,27 +95,54 @@ impl Peers {
             .insert(colo.to_owned(), std::time::Instant::now() + DOWN_FOR);
     }
 
-    pub(crate) async fn conn(&self, colo: &str) -> Result<Arc<ConnectorConn>, String> {
-        if let Some(until) = self
-            .down
-            .lock()
-            .expect("peer state lock poisoned")
+    /// A live connection to the edge of `colo`: its `--peer`, or else
+    /// `member` (a live cluster node of that colo, when the caller found
+    /// one).
+    pub(crate) async fn conn(
+        &self,
+        colo: &str,
+        member: Option<SocketAddr>,
+    ) -> Result<Arc<ConnectorConn>, String> {
+        let addr = self
+            .cfg
+            .peers
             .get(colo)
-        {
+            .copied()
+            .or(member)
+            .ok_or_else(|| format!("no live edge node of colo {colo} (and no --peer for it)"))?;
+        self.conn_to(colo, addr).await
+    }
+
+    /// A live connection to the edge at `addr`, kept under `key` (a colo,
+    /// or a node id), made on first use. A peer that could not be reached
+    /// is skipped for [`DOWN_FOR`].
+    pub(crate) async fn conn_to(
+        &self,
+        key: &str,
+        addr: SocketAddr,
+    ) -> Result<Arc<ConnectorConn>, String> {
+        if let Some(until) = self.down.lock().expect("peer state lock poisoned").get(key) {
             if *until > std::time::Instant::now() {
-                return Err(format!("peer {colo} was unreachable moments ago"));
+                return Err(format!("peer {key} was unreachable moments ago"));
             }
         }
-        let r = self.connect(colo).await;
+        let r = self.connect(key, addr).await;
         let mut down = self.down.lock().expect("peer state lock poisoned");
         match &r {
-            Ok(_) => down.remove(colo),
-            Err(_) => down.insert(colo.to_owned(), std::time::Instant::now() + DOWN_FOR),
+            Ok(_) => down.remove(key),
+            Err(_) => down.insert(key.to_owned(), std::time::Instant::now() + DOWN_FOR),
         };
         r
     }
 
-    async fn connect(&self, colo: &str) -> Result<Arc<ConnectorConn>, String> {
+    /// The measured round trip to the peer kept under `key`, while its
+    /// connection is open.
+    pub(crate) fn rtt(&self, key: &str) -> Option<Duration> {
+        let slot = self.slots.lock().ok()?.get(key)?.clone();
+        slot.open()?.rtt()
+    }
+
+    async fn connect(&self, colo: &str, addr: SocketAddr) -> Result<Arc<ConnectorConn>, String> {
         let slot = self
             .slots
             .lock()
@@ -130,14 +159,10 @@ impl Peers {
             return Ok(c);
         }
         let cfg = &self.cfg;
-        let addr = *cfg
-            .peers
-            .get(colo)
-            .ok_or_else(|| format!("no --peer configured for colo {colo}"))?;
         let secret = cfg
             .secret
             .clone()
-            .ok_or("no --peer-secret-file: peer egress is off")?;
+            .ok_or("no --peer-secret-file or --cluster-secret-file: peer links are off")?;
         let ca = cfg.ca_pem.as_deref().unwrap_or(&self.me.ca_pem);
         let trust = burrow_transport::pki::EdgeTrust::new(ca, &self.me.edge_domain)
             .map_err(|e| format!("peer CA: {e}"))?;

@@ -162,6 +162,12 @@ pub(crate) struct Metrics {
     /// Flows a tunnel connection did not acknowledge in time (each was
     /// tried on another connection).
     pub(crate) unacknowledged_flows: Counter,
+    /// Flows this node carried to another node holding the tunnel.
+    pub(crate) forwarded_out: Counter,
+    /// Flows another node carried here into a tunnel.
+    pub(crate) forwarded_in: Counter,
+    /// Measured round trip to each other live node, seconds.
+    pub(crate) node_rtt: Family<NodeLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     /// Registered tunnel connections by tunnel id (and this colo).
     pub(crate) tunnel_connections_by_tunnel: Family<TunnelLabels, Gauge>,
     /// Egress policy decisions by rule id (`default` when none matched).
@@ -191,6 +197,12 @@ pub(crate) struct AppBytesLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct TunnelLabels {
     pub(crate) tunnel_id: String,
+    pub(crate) colo: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct NodeLabels {
+    pub(crate) node: String,
     pub(crate) colo: String,
 }
 
@@ -344,6 +356,24 @@ impl Metrics {
             "App connections and UDP sessions refused by a limit (max_connections, max_connections_per_ip, new-session rate)",
             app_refused.clone(),
         );
+        let forwarded_out = Counter::default();
+        registry.register(
+            "forwarded_flows_out",
+            "Flows carried to another edge node that holds the tunnel's connection",
+            forwarded_out.clone(),
+        );
+        let forwarded_in = Counter::default();
+        registry.register(
+            "forwarded_flows_in",
+            "Flows another edge node carried here into a tunnel",
+            forwarded_in.clone(),
+        );
+        let node_rtt = Family::<NodeLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        registry.register(
+            "node_rtt_seconds",
+            "Measured round trip to each other live edge node of the cluster",
+            node_rtt.clone(),
+        );
         let unacknowledged_flows = Counter::default();
         registry.register(
             "tunnel_unacknowledged_flows",
@@ -365,6 +395,9 @@ impl Metrics {
             listener_full,
             app_idle_closed,
             unacknowledged_flows,
+            forwarded_out,
+            forwarded_in,
+            node_rtt,
             session_log_dropped,
             logpush,
             tunnel_connections_by_tunnel,

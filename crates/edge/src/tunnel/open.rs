@@ -12,14 +12,53 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Opens a flow stream on a connection of the tunnel (the next one when a
-/// stream cannot be opened), sends `header` and waits for the connector to
-/// accept. Returns the stream, any bytes read past the answer, and the
-/// connection it runs on.
+/// Opens a flow into the tunnel: through a connection of this node when it
+/// holds one, else (or when none of its own took it) through another node
+/// that does ([`crate::cluster::forward`]). Returns the stream, any bytes
+/// read past the answer, and this node's connection it runs on (`None`
+/// when another node carries it).
 ///
 /// # Errors
 /// Why no connector took the flow, side first (`tunnel:` / `origin:`).
 pub(crate) async fn open_tunnel_stream(
+    ctx: &Ctx,
+    tunnel_id: uuid::Uuid,
+    header: StreamOpen,
+) -> Result<
+    (
+        BoxStream,
+        bytes::BytesMut,
+        Option<Arc<crate::tunnel::registry::Registered>>,
+    ),
+    FlowError,
+> {
+    if ctx.registry.has_other(tunnel_id, &[]) {
+        match open_local(ctx, tunnel_id, header.clone()).await {
+            Ok((s, left, via)) => return Ok((s, left, Some(via))),
+            // The origin's answer stands; a tunnel-side failure may have
+            // another node to go through.
+            Err(e) if e.side != Side::Tunnel => return Err(e),
+            Err(e) => {
+                return crate::cluster::forward::open(ctx, tunnel_id, header)
+                    .await
+                    .map(|(s, left)| (s, left, None))
+                    .map_err(|_| e)
+            }
+        }
+    }
+    crate::cluster::forward::open(ctx, tunnel_id, header)
+        .await
+        .map(|(s, left)| (s, left, None))
+}
+
+/// Opens a flow stream on a connection of the tunnel held by this node
+/// (the next one when a stream cannot be opened), sends `header` and waits
+/// for the connector to accept. Returns the stream, any bytes read past
+/// the answer, and the connection it runs on.
+///
+/// # Errors
+/// Why no connector took the flow, side first (`tunnel:` / `origin:`).
+pub(crate) async fn open_local(
     ctx: &Ctx,
     tunnel_id: uuid::Uuid,
     header: StreamOpen,

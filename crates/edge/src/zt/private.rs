@@ -71,7 +71,7 @@ pub(crate) async fn private(
             leftover,
             far,
             far_leftover,
-            via.mux.clone().map(|m| (m, flow_id)),
+            via.and_then(|v| v.mux.clone()).map(|m| (m, flow_id)),
         )
         .await;
         record.bytes(end.sent, end.received);

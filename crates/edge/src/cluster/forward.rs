@@ -1,0 +1,233 @@
+//! Carrying a flow to the node that holds a tunnel's connection: a flow
+//! that arrives here for a tunnel with no connection at this node (a TCP
+//! or UDP app, an HTTP route, a client's private-network flow) goes over
+//! the authenticated peer link to a live node that holds one, as a
+//! `ForwardOpen` stream; that node opens the flow into the tunnel through
+//! its own connection (never onward) and splices. Local connections are
+//! always preferred; among remote holders, the lowest measured round trip
+//! first.
+
+use crate::context::Ctx;
+use burrow_proto::close::{CloseReason, FlowError, Side};
+use burrow_proto::{FlowKind, ForwardOpen, Frame, Refusal, RefuseCode, StreamOpen};
+use burrow_store::Node;
+use burrow_transport::frames::{write_frame, FrameReader};
+use burrow_transport::BoxStream;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tracing::{debug, info};
+
+/// How long the nodes holding a tunnel's connections are remembered before
+/// the store is asked again (and used past that while the store is away).
+const HOLDERS_FRESH: Duration = Duration::from_secs(1);
+
+/// How many holders a flow tries before it fails.
+const TRIES: usize = 2;
+
+/// Time the holder has to take the flow (it waits for its connector).
+const ACCEPT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Node ids holding a tunnel's connections, and when they were read.
+type Read = (Instant, Arc<Vec<String>>);
+
+/// Which nodes hold connections of which tunnels, as last read.
+#[derive(Default)]
+pub(crate) struct Holders {
+    by_tunnel: Mutex<HashMap<uuid::Uuid, Read>>,
+}
+
+impl Holders {
+    /// Node ids (other than this node) holding connections of `tunnel`.
+    async fn of(&self, ctx: &Ctx, tunnel: uuid::Uuid) -> Arc<Vec<String>> {
+        let cached = self
+            .by_tunnel
+            .lock()
+            .expect("holders lock poisoned")
+            .get(&tunnel)
+            .cloned();
+        if let Some((at, ids)) = &cached {
+            if at.elapsed() < HOLDERS_FRESH {
+                return ids.clone();
+            }
+        }
+        match ctx
+            .store
+            .live_connections(tunnel, crate::cluster::members::now_ms())
+            .await
+        {
+            Ok(conns) => {
+                let mut ids: Vec<String> = conns
+                    .into_iter()
+                    .map(|c| c.node_id)
+                    .filter(|n| *n != ctx.id.node_id)
+                    .collect();
+                ids.sort();
+                ids.dedup();
+                let ids = Arc::new(ids);
+                let mut map = self.by_tunnel.lock().expect("holders lock poisoned");
+                // Bounded by the tunnels flows ask for; stale ones go.
+                map.retain(|_, (at, _)| at.elapsed() < HOLDERS_FRESH * 60);
+                map.insert(tunnel, (Instant::now(), ids.clone()));
+                ids
+            }
+            // The store is away: what was read last.
+            Err(_) => cached.map(|(_, ids)| ids).unwrap_or_default(),
+        }
+    }
+}
+
+/// Live nodes holding `tunnel`'s connections, lowest round trip first
+/// (unmeasured ones last).
+async fn holders(ctx: &Ctx, tunnel: uuid::Uuid) -> Vec<Node> {
+    let ids = ctx.forwarding.of(ctx, tunnel).await;
+    let me = &ctx.id.node_id;
+    if ids.iter().any(|id| ctx.members.live(id, me).is_none()) {
+        // A node that joined since the last beat: read the members now.
+        ctx.members.refresh(&ctx.store).await;
+    }
+    let mut nodes: Vec<Node> = ids
+        .iter()
+        .filter_map(|id| ctx.members.live(id, me))
+        .collect();
+    nodes.sort_by_key(|n| ctx.egress.peers.rtt(&n.id).unwrap_or(Duration::MAX));
+    nodes
+}
+
+/// Opens `header`'s flow into `tunnel` through a node that holds one of
+/// its connections; the stream and any bytes read past the answer.
+///
+/// # Errors
+/// Why no node took the flow, side first.
+pub(crate) async fn open(
+    ctx: &Ctx,
+    tunnel: uuid::Uuid,
+    header: StreamOpen,
+) -> Result<(BoxStream, bytes::BytesMut), FlowError> {
+    let unavailable =
+        |detail: String| FlowError::new(Side::Tunnel, CloseReason::TunnelUnavailable, detail);
+    let nodes = holders(ctx, tunnel).await;
+    let mut last = unavailable(format!(
+        "no connector is connected for tunnel {tunnel} at any live edge node"
+    ));
+    for node in nodes.iter().take(TRIES) {
+        let Ok(addr) = node.tunnel_addr.parse() else {
+            continue;
+        };
+        let conn = match ctx.egress.peers.conn_to(&node.id, addr).await {
+            Ok(c) => c,
+            Err(e) => {
+                last = unavailable(format!("node {} ({}): {e}", node.id, node.colo));
+                continue;
+            }
+        };
+        let mut stream = match conn.open_stream().await {
+            Ok(s) => s,
+            Err(e) => {
+                last = unavailable(format!("node {}: {e}", node.id));
+                continue;
+            }
+        };
+        let frame = Frame::ForwardOpen(ForwardOpen {
+            tunnel_id: *tunnel.as_bytes(),
+            open: header.clone(),
+        });
+        if let Err(e) = write_frame(&mut stream, &frame, false).await {
+            last = unavailable(format!("node {}: {e}", node.id));
+            continue;
+        }
+        let mut reader = FrameReader::new();
+        match tokio::time::timeout(ACCEPT_TIMEOUT, reader.read_frame(&mut stream)).await {
+            Ok(Ok(Frame::StreamAccepted)) => {
+                ctx.telemetry.metrics.forwarded_out.inc();
+                debug!(node = %node.id, colo = %node.colo, %tunnel, "flow carried to the node holding the tunnel");
+                return Ok((stream, reader.into_leftover()));
+            }
+            Ok(Ok(Frame::StreamRejected(r))) if r.code == RefuseCode::UnknownTunnel => {
+                // Its connection went meanwhile: the next holder.
+                last = unavailable(format!("node {}: {}", node.id, r.message));
+            }
+            Ok(Ok(Frame::StreamRejected(r))) => {
+                return Err(FlowError::new(
+                    Side::Origin,
+                    CloseReason::OriginUnreachable,
+                    r.message,
+                ))
+            }
+            Ok(Ok(other)) => {
+                last = unavailable(format!(
+                    "node {}: unexpected {}",
+                    node.id,
+                    other.kind_name()
+                ));
+            }
+            Ok(Err(e)) => last = unavailable(format!("node {}: {e}", node.id)),
+            Err(_) => {
+                return Err(FlowError::new(
+                    Side::Origin,
+                    CloseReason::OriginTimeout,
+                    format!(
+                        "node {} did not take the flow within {ACCEPT_TIMEOUT:?}",
+                        node.id
+                    ),
+                ))
+            }
+        }
+    }
+    Err(last)
+}
+
+/// Serves a flow another node carried here: opens it into the tunnel
+/// through a connection of this node, answers, and splices.
+pub(crate) async fn serve(
+    ctx: &Arc<Ctx>,
+    mut stream: BoxStream,
+    reader: FrameReader,
+    f: ForwardOpen,
+) {
+    let tunnel = uuid::Uuid::from_bytes(f.tunnel_id);
+    let mut header = f.open;
+    // Flow ids are per node: this node's own, so they never collide on
+    // its connections.
+    header.flow_id = ctx.tasks.next_flow();
+    let (kind, flow_id) = (header.kind, header.flow_id);
+    let opened = crate::tunnel::open::open_local(ctx, tunnel, header).await;
+    let (far, far_left, via) = match opened {
+        Ok(x) => x,
+        Err(e) => {
+            let code = if e.side == Side::Tunnel {
+                RefuseCode::UnknownTunnel
+            } else {
+                RefuseCode::OriginUnreachable
+            };
+            let reply = Frame::StreamRejected(Refusal {
+                code,
+                message: e.to_string(),
+            });
+            let _ = write_frame(&mut stream, &reply, true).await;
+            return;
+        }
+    };
+    if write_frame(&mut stream, &Frame::StreamAccepted, false)
+        .await
+        .is_err()
+    {
+        return;
+    }
+    ctx.telemetry.metrics.forwarded_in.inc();
+    info!(%tunnel, flow_id, kind = ?kind, "flow carried here by another node");
+    let near_left = reader.into_leftover();
+    if matches!(kind, FlowKind::Udp | FlowKind::PrivateUdp) {
+        crate::egress::udp::relay_streams(
+            stream,
+            near_left,
+            far,
+            far_left,
+            via.mux.clone().map(|m| (m, flow_id)),
+        )
+        .await;
+    } else {
+        let mut far = far;
+        crate::egress::tcp::splice_out(&mut stream, near_left, &mut far, far_left).await;
+    }
+}
