@@ -1063,7 +1063,7 @@ fn a_peer_with_the_wrong_secret_is_refused() {
         ],
     );
     assert_eq!(bad.wait_exit(Duration::from_secs(20)), Some(64));
-    assert!(bad.log().contains("--peer-secret-file"), "{}", bad.log());
+    assert!(bad.log().contains("peer-secret-file"), "{}", bad.log());
 }
 
 /// An address on `lo` for the length of a test (needs root).
