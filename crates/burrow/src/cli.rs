@@ -728,8 +728,9 @@ pub(crate) struct RunArgs {
     /// Serve burrow's built-in hello-world page instead of ingress rules.
     #[arg(long)]
     pub(crate) hello_world: bool,
-    /// Edge address host:port; repeat for several. [default: from the
-    /// credentials file, else DNS SRV _v2-origintunneld._tcp.<edge-domain>]
+    /// Edge address host:port; repeat for several. [default: DNS SRV
+    /// _v2-origintunneld._tcp.<edge-domain> when --dns-server is given, else
+    /// the edges in the credentials file, else that SRV record]
     #[arg(long)]
     pub(crate) edge: Vec<String>,
     /// PEM file of the CA that signed the edge certificate.

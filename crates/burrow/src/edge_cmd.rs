@@ -135,6 +135,7 @@ pub(crate) fn resolve(s: EdgeSettings) -> anyhow::Result<EdgeConfig> {
         origin_ca: s.origin_ca,
         dns_server: addr("dns-server", s.dns_server)?,
         http: addr("http", s.http)?,
+        dns: addr("dns", s.dns)?,
         https: addr("https", s.https)?,
         session_log: s.session_log,
         logpush,
@@ -294,6 +295,9 @@ pub(crate) async fn run(flags: EdgeSettings) -> anyhow::Result<()> {
     }
     if let Some(a) = info.https_addr {
         println!("HTTPS: https://{a}");
+    }
+    if let Some(a) = info.dns_addr {
+        println!("DNS: {a} (UDP and TCP)");
     }
     println!("state: {store}");
     println!("edge CA: {}", created(&info.ca_path));

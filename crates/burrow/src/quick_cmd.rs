@@ -57,6 +57,7 @@ pub(crate) async fn run(a: QuickArgs) -> anyhow::Result<()> {
         peers: Default::default(),
         egress_allow: Vec::new(),
         cluster_secret: None,
+        dns: None,
     })
     .await?;
     let shutdown = crate::shutdown_on_signals();

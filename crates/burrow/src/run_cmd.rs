@@ -77,7 +77,8 @@ pub(crate) async fn resolve(a: RunArgs) -> anyhow::Result<ConnectorConfig> {
     if edges.is_empty() {
         edges = file.as_ref().map(|f| f.edge.clone()).unwrap_or_default();
     }
-    if edges.is_empty() {
+    // An explicit DNS server means: find the edges through SRV.
+    if edges.is_empty() && a.dns_server.is_none() {
         edges = credentials.edges.clone();
     }
     let ca_path = a

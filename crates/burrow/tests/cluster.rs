@@ -570,3 +570,186 @@ fn flows_at_nodes_without_the_connector_reach_the_origin_through_the_node_that_h
         body.contains("burrow_edge_node_rtt_seconds{") && body.contains("colo=\"NRT\"")
     });
 }
+
+/// `burrow tunnel diag` against the edges `dns` names; its output and
+/// whether it passed.
+fn diag(dns: &str, creds: &std::path::Path) -> (String, bool) {
+    let out = std::process::Command::new(util::BIN)
+        .args(["tunnel", "diag", "--dns-server", dns, "--credentials-file"])
+        .arg(creds)
+        .output()
+        .unwrap();
+    (
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        out.status.success(),
+    )
+}
+
+#[test]
+fn when_a_node_is_killed_its_srv_record_goes_and_flows_resume_through_the_others() {
+    let pg = database();
+    let mut three = Three::start_with(&pg, |colo| {
+        let ip = COLOS.iter().find(|(c, _)| *c == colo).unwrap().1;
+        vec!["--dns".into(), format!("{ip}:0")]
+    });
+    let dns_of = |n: &util::EdgeProc| -> String {
+        n.proc
+            .wait_line("DNS:", Duration::from_secs(5))
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    let dns = dns_of(&three.nodes[0]);
+    let origin = util::Origin::start(util::echo);
+    let cfg = util::write_config(
+        three.dir.path(),
+        "config.yml",
+        "echo.example.com",
+        origin.addr,
+    );
+    let creds = three.nodes[0].create_tunnel("web");
+    // The SRV record lists the three nodes once NRT has read them (the
+    // next beat); diag checks each.
+    within(
+        Duration::from_secs(5),
+        "three nodes in the SRV record",
+        || {
+            let (out, ok) = diag(&dns, &creds);
+            ok && COLOS.iter().all(|(_, ip)| out.contains(ip))
+        },
+    );
+
+    // The connector finds the edges through the responder, no --edge.
+    let connector = util::connector(
+        three.dir.path(),
+        "connector",
+        &creds,
+        &[
+            "--dns-server",
+            &dns,
+            "--config",
+            cfg.to_str().unwrap(),
+            "--ha-connections",
+            "4",
+        ],
+    );
+    three.nodes[0].wait_connections("web", 4, Duration::from_secs(20));
+    let app = three.nodes[2].create_app("web", "echo.example.com");
+    let at = |ip: &str| SocketAddr::new(ip.parse().unwrap(), app.port());
+    within(Duration::from_secs(2), "the app on every node", || {
+        COLOS
+            .iter()
+            .all(|(_, ip)| util::echo_round_trip(at(ip), b"hi").is_ok_and(|b| b == b"hi"))
+    });
+    let held_by_kix = three.nodes[0]
+        .connections("web")
+        .iter()
+        .filter(|c| c["colo"] == "KIX")
+        .count();
+    assert!(
+        held_by_kix > 0,
+        "KIX holds none of the 4 connections: {:?}\n{}",
+        three.nodes[0].connections("web"),
+        connector.log()
+    );
+    // KIX dies. Flows at NRT and OSA resume within the lease (6 s) and
+    // the connector re-homes on the live nodes.
+    let kix = three.nodes.remove(1);
+    kix.proc.signal("KILL");
+    let killed = Instant::now();
+    let resumed = within(Duration::from_secs(10), "flows at NRT and OSA", || {
+        [COLOS[0].1, COLOS[2].1]
+            .iter()
+            .all(|ip| util::echo_round_trip(at(ip), b"again").is_ok_and(|b| b == b"again"))
+    });
+    eprintln!("flows resumed {resumed:?} after the kill");
+    // Then nothing fails: 200 flows in a row over the two live nodes.
+    for i in 0..200u64 {
+        let payload = util::pattern(&mut (i + 1), 2048);
+        let ip = [COLOS[0].1, COLOS[2].1][usize::try_from(i % 2).unwrap()];
+        assert_eq!(
+            util::echo_round_trip(at(ip), &payload).unwrap(),
+            payload,
+            "flow {i}"
+        );
+    }
+    // KIX's SRV record is gone within its lease; its connections too.
+    within(Duration::from_secs(10), "KIX out of the SRV record", || {
+        let (out, _) = diag(&dns, &creds);
+        !out.contains(COLOS[1].1)
+    });
+    three.nodes[0].wait_connections("web", 4, Duration::from_secs(20));
+    assert!(three.nodes[0]
+        .connections("web")
+        .iter()
+        .all(|c| c["colo"] != "KIX"));
+    eprintln!("re-homed {:?} after the kill", killed.elapsed());
+    drop((kix, connector));
+}
+
+#[test]
+fn a_device_revoked_at_one_node_is_refused_at_every_node_and_its_live_session_ends() {
+    let pg = database();
+    let three = Three::start_with(&pg, |_| {
+        vec!["--egress-allow".into(), "127.0.0.1/32".into()]
+    });
+    let [nrt, kix, osa] = &three.nodes[..] else {
+        unreachable!()
+    };
+    let echo = util::Origin::start(util::echo);
+    nrt.admin(&["user", "add", "ana@example.com"]).unwrap();
+    let (creds, device) = util::enroll_device(nrt, three.dir.path(), "ana@example.com", "ana");
+    // Connected at NRT, and (the same device) at KIX.
+    let at_nrt = util::ClientProc::start(three.dir.path(), "client-nrt", &creds, &[]);
+    let kix_edge = kix.tunnel_addr.to_string();
+    let at_kix = util::ClientProc::start(
+        three.dir.path(),
+        "client-kix",
+        &creds,
+        &["--edge", &kix_edge],
+    );
+    let mut flows: Vec<std::net::TcpStream> = [&at_nrt, &at_kix]
+        .iter()
+        .map(|c| util::socks_connect(&c.socks, util::v4(echo.addr)).unwrap())
+        .collect();
+    for f in &mut flows {
+        f.write_all(b"before").unwrap();
+        let mut back = [0u8; 6];
+        f.read_exact(&mut back).unwrap();
+    }
+    // Revoked through OSA: both sessions end within 2 s.
+    let t = Instant::now();
+    osa.admin(&["device", "revoke", &device]).unwrap();
+    for f in &mut flows {
+        f.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = [0u8; 64];
+        let closed = matches!(f.read(&mut buf), Ok(0) | Err(_));
+        assert!(
+            closed && t.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            t.elapsed()
+        );
+    }
+    eprintln!("both sessions ended {:?} after the revocation", t.elapsed());
+    // And a fresh start at OSA is refused.
+    let osa_edge = osa.tunnel_addr.to_string();
+    let again = util::Proc::spawn(
+        three.dir.path(),
+        "client-osa",
+        &[
+            "client",
+            "--credentials",
+            creds.to_str().unwrap(),
+            "--edge",
+            &osa_edge,
+            "--socks",
+            "127.0.0.1:0",
+        ],
+    );
+    again.wait_log("revoked", Duration::from_secs(10));
+}

@@ -82,6 +82,13 @@ pub struct EdgeSettings {
     /// [default: the system's resolver configuration]
     #[arg(long, value_name = "IP:PORT")]
     pub dns_server: Option<String>,
+    /// Serve the built-in DNS responder here (UDP and TCP), authoritative
+    /// for the edge domain: _v2-origintunneld._tcp.<domain> SRV lists the
+    /// live nodes' tunnel endpoints (connectors find edges with it), and
+    /// each app's dns.name answers with its addresses on the live nodes.
+    /// Delegate the edge domain (and app names) to it. [default: off]
+    #[arg(long, value_name = "IP:PORT")]
+    pub dns: Option<String>,
     /// How long open flows may finish after SIGTERM/SIGINT. [default: 30s]
     #[arg(long)]
     pub grace_period: Option<String>,

@@ -64,7 +64,28 @@ pub struct Edge {
     admin: TcpListener,
     http: Option<TcpListener>,
     https: Option<(TcpListener, Arc<rustls::ServerConfig>)>,
+    dns: Option<(tokio::net::UdpSocket, TcpListener)>,
     grace: Duration,
+}
+
+/// The DNS responder's sockets: TCP and UDP on one port (port 0: the TCP
+/// port picked, the same UDP port taken, retried when it is in use).
+async fn bind_dns(addr: SocketAddr) -> Result<(tokio::net::UdpSocket, TcpListener), EdgeError> {
+    let tries = if addr.port() == 0 { 20 } else { 1 };
+    let bind_err = |what, addr, source| EdgeError::Bind { what, addr, source };
+    let mut last = None;
+    for _ in 0..tries {
+        let tcp = TcpListener::bind(addr)
+            .await
+            .map_err(|e| bind_err("DNS responder, TCP", addr, e))?;
+        let bound = tcp.local_addr()?;
+        match tokio::net::UdpSocket::bind(bound).await {
+            Ok(udp) => return Ok((udp, tcp)),
+            Err(e) => last = Some((bound, e)),
+        }
+    }
+    let (addr, e) = last.expect("at least one try");
+    Err(bind_err("DNS responder, UDP", addr, e))
 }
 
 async fn bind_tunnel(
@@ -256,6 +277,11 @@ impl Edge {
             }
             None => None,
         };
+        let dns = match cfg.dns {
+            Some(addr) => Some(bind_dns(addr).await?),
+            None => None,
+        };
+        let dns_addr = dns.as_ref().and_then(|(u, _)| u.local_addr().ok());
         let http_addr = http.as_ref().and_then(|l| l.local_addr().ok());
         let https_addr = https.as_ref().and_then(|(l, _)| l.local_addr().ok());
         let host = tokio::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -323,10 +349,16 @@ impl Edge {
                 resolver,
                 dns_server: cfg.dns_server,
                 dial_guard: burrow_policy::dial_guard::DialGuard::new(
-                    [Some(tunnel_addr), Some(admin_addr), http_addr, https_addr]
-                        .into_iter()
-                        .flatten()
-                        .collect(),
+                    [
+                        Some(tunnel_addr),
+                        Some(admin_addr),
+                        http_addr,
+                        https_addr,
+                        dns_addr,
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .collect(),
                     cfg.egress_allow.clone(),
                 ),
                 peers,
@@ -353,6 +385,7 @@ impl Edge {
             edge_domain: cfg.edge_domain.clone(),
             http_addr,
             https_addr,
+            dns_addr,
         };
         Ok(Self {
             ctx,
@@ -363,6 +396,7 @@ impl Edge {
             admin,
             http,
             https,
+            dns,
             grace: cfg.grace_period,
         })
     }
@@ -398,6 +432,7 @@ impl Edge {
             admin,
             http,
             https,
+            dns,
             grace,
         } = self;
         info!(
@@ -436,6 +471,14 @@ impl Edge {
         if let Some(l) = http {
             ctx.tasks
                 .spawn(http::run(ctx.clone(), l, None, accepting.clone()));
+        }
+        if let Some((udp, tcp)) = dns {
+            ctx.tasks.spawn(crate::cluster::dns::serve(
+                ctx.clone(),
+                udp,
+                tcp,
+                accepting.clone(),
+            ));
         }
         if let Some((l, tls)) = https {
             ctx.tasks

@@ -92,6 +92,8 @@ pub struct EdgeConfig {
     pub dns_server: Option<SocketAddr>,
     /// Public HTTP listener for routed hostnames (`None`: off).
     pub http: Option<SocketAddr>,
+    /// The built-in DNS responder's address, UDP and TCP (`None`: off).
+    pub dns: Option<SocketAddr>,
     /// Public HTTPS listener for routed hostnames (`None`: off); its
     /// certificates come from `cert_dir`.
     pub https: Option<SocketAddr>,
@@ -170,6 +172,8 @@ pub struct EdgeInfo {
     pub http_addr: Option<SocketAddr>,
     /// Bound public HTTPS listener, if any.
     pub https_addr: Option<SocketAddr>,
+    /// Bound DNS responder (UDP and TCP), if any.
+    pub dns_addr: Option<SocketAddr>,
 }
 
 pub(crate) fn unix_now() -> i64 {

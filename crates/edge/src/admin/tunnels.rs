@@ -45,6 +45,23 @@ pub(super) async fn info_of(ctx: &Ctx, t: &burrow_store::Tunnel) -> Result<Tunne
     })
 }
 
+/// The tunnel endpoints credentials list: this node's, then every other
+/// live node's, so a connector can move to another node of the cluster.
+fn edges(ctx: &Ctx) -> Vec<String> {
+    let now = crate::cluster::members::now_ms();
+    let mut out = vec![ctx.id.tunnel_addr.to_string()];
+    for n in ctx.members.all().iter() {
+        let advertised = n
+            .tunnel_addr
+            .parse::<std::net::SocketAddr>()
+            .is_ok_and(|a| !a.ip().is_unspecified());
+        if n.live_at(now) && advertised && !out.contains(&n.tunnel_addr) {
+            out.push(n.tunnel_addr.clone());
+        }
+    }
+    out
+}
+
 pub(super) fn credentials(ctx: &Ctx, t: &burrow_store::Tunnel) -> Credentials {
     Credentials {
         account_id: t.account_id,
@@ -52,7 +69,7 @@ pub(super) fn credentials(ctx: &Ctx, t: &burrow_store::Tunnel) -> Credentials {
         secret: SecretBytes(t.secret.clone()),
         tunnel_name: Some(t.name.clone()),
         edge_ca_pem: Some(ctx.id.ca_pem.clone()),
-        edges: vec![ctx.id.tunnel_addr.to_string()],
+        edges: edges(ctx),
         edge_domain: Some(ctx.id.edge_domain.clone()),
     }
 }

@@ -111,3 +111,20 @@ impl AppManager {
         }
     }
 }
+
+impl AppManager {
+    /// `(dns.name, app id, connectivity)` of every running app that has a
+    /// `dns` name, for the DNS responder.
+    pub(crate) fn dns_names(&self) -> Vec<(String, uuid::Uuid, burrow_config::app::Connectivity)> {
+        self.running
+            .lock()
+            .expect("app map lock poisoned")
+            .iter()
+            .filter_map(|(id, r)| {
+                let app = r.cell.read().expect("app cell lock poisoned");
+                let name = app.spec.dns_name.clone()?;
+                Some((name, *id, app.spec.connectivity))
+            })
+            .collect()
+    }
+}
