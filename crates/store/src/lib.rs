@@ -67,9 +67,10 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    /// The database failed.
+    /// The database failed. (Not a `source`: sqlx's message already
+    /// carries its cause, which an error chain would print twice.)
     #[error("database: {0}")]
-    Db(#[from] sqlx::Error),
+    Db(sqlx::Error),
     /// A unique name is taken.
     #[error("{what} '{name}' already exists")]
     Exists {
@@ -126,6 +127,12 @@ pub enum StoreError {
         /// What was wrong.
         reason: String,
     },
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Db(e)
+    }
 }
 
 /// A nullable TEXT column, as read before it becomes an `Option<Uuid>`
@@ -453,6 +460,8 @@ impl Store {
         };
         migrate(&pool).await?;
         // Every account has a default virtual network, as in Cloudflare's.
+        // Nodes opening a new database together: the first insert wins,
+        // the others' (which saw no row yet) do nothing.
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
@@ -461,7 +470,7 @@ impl Store {
             sqlx::query(
                 "INSERT INTO vnets (id, name, is_default, comment, created_at) \
                  SELECT $1, $2, TRUE, 'created with the store', $3 \
-                 WHERE NOT EXISTS (SELECT 1 FROM vnets)",
+                 WHERE NOT EXISTS (SELECT 1 FROM vnets) ON CONFLICT DO NOTHING",
             )
             .bind(uuid::Uuid::new_v4().to_string())
             .bind(DEFAULT_VNET)
@@ -741,6 +750,28 @@ mod tests {
         // A new store has exactly one vnet, the default; reopening adds none.
         s.close().await;
         vnets_and_ip_routes(&Store::open(&db).await.unwrap()).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn nodes_opening_a_new_database_together_all_start_and_agree() {
+        let pg = burrow_testpg::Pg::start().unwrap();
+        // Fresh databases, each opened by eight nodes at once.
+        for round in 0..5 {
+            pg.psql(&format!("CREATE DATABASE r{round}")).unwrap();
+            let url = pg.url.replace("/postgres", &format!("/r{round}"));
+            let loc = Location::parse(&url).unwrap();
+            let opens = (0..8).map(|_| {
+                let loc = loc.clone();
+                tokio::spawn(async move { Store::open(&loc).await })
+            });
+            let opened = futures_util::future::join_all(opens).await;
+            for o in &opened {
+                let o = o.as_ref().unwrap();
+                assert!(o.is_ok(), "{:?}", o.as_ref().err().map(ToString::to_string));
+            }
+            let s = opened.into_iter().next().unwrap().unwrap().unwrap();
+            assert_eq!(s.vnets().await.unwrap().len(), 1, "one default vnet");
+        }
     }
 
     #[tokio::test]
