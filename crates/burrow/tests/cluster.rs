@@ -493,7 +493,8 @@ fn flows_at_nodes_without_the_connector_reach_the_origin_through_the_node_that_h
         &cfg,
         format!(
             "ingress:\n  - hostname: bulk.example.com\n    service: tcp://{}\n  \
-             - hostname: www.example.com\n    service: http://{}\n  - service: http_status:404\n",
+             - hostname: www.example.com\n    service: http://{}\n  \
+             - hostname: dead.example.com\n    service: tcp://127.0.0.1:1\n  - service: http_status:404\n",
             bulk.addr, web.addr
         ),
     )
@@ -551,6 +552,16 @@ fn flows_at_nodes_without_the_connector_reach_the_origin_through_the_node_that_h
         util::sha256(&want),
         "64 MiB download through NRT → KIX"
     );
+    // A flow the connector refuses (its origin is down): the refusal
+    // comes back through KIX with the connector's reason.
+    let refused = nrt.create_app("web", "dead.example.com");
+    let refused = SocketAddr::new("127.0.0.2".parse().unwrap(), refused.port());
+    assert_eq!(
+        util::echo_round_trip(refused, b"hi").unwrap_or_default(),
+        b""
+    );
+    nrt.proc
+        .wait_log("connector refused the flow", Duration::from_secs(5));
     // An HTTP route, asked at OSA's listener.
     osa.admin(&["route", "dns", "web", "www.example.com"])
         .expect("route dns");
@@ -752,4 +763,72 @@ fn a_device_revoked_at_one_node_is_refused_at_every_node_and_its_live_session_en
         ],
     );
     again.wait_log("revoked", Duration::from_secs(10));
+}
+
+#[test]
+fn flows_carried_through_a_node_that_dies_go_to_the_other_holder_at_once() {
+    let pg = database();
+    let mut three = Three::start(&pg);
+    let origin = util::Origin::start(util::echo);
+    let cfg = util::write_config(
+        three.dir.path(),
+        "config.yml",
+        "echo.example.com",
+        origin.addr,
+    );
+    let creds = three.nodes[0].create_tunnel("web");
+    // The connector on KIX and OSA only; NRT carries its flows to them.
+    let (kix, osa) = (
+        three.nodes[1].tunnel_addr.to_string(),
+        three.nodes[2].tunnel_addr.to_string(),
+    );
+    let _connector = three.nodes[0].run_connector(
+        "web",
+        &creds,
+        "connector",
+        &[
+            "--edge",
+            &kix,
+            "--edge",
+            &osa,
+            "--config",
+            cfg.to_str().unwrap(),
+            "--ha-connections",
+            "4",
+        ],
+        4,
+    );
+    let app = three.nodes[0].create_app("web", "echo.example.com");
+    let at_nrt = SocketAddr::new("127.0.0.2".parse().unwrap(), app.port());
+    // One flow: connect, echo 16 bytes, within 3 s.
+    let flow = || -> bool {
+        let Ok(mut s) = TcpStream::connect_timeout(&at_nrt, Duration::from_secs(3)) else {
+            return false;
+        };
+        s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        let mut back = [0u8; 16];
+        s.write_all(&[7; 16]).is_ok() && s.read_exact(&mut back).is_ok() && back == [7; 16]
+    };
+    within(Duration::from_secs(5), "a flow at NRT", flow);
+    let kix_node = three.nodes.remove(1);
+    kix_node.proc.signal("KILL");
+    let killed = Instant::now();
+    let (mut failed, mut n, mut last_ok, mut worst) = (0, 0, Instant::now(), Duration::ZERO);
+    while killed.elapsed() < Duration::from_secs(8) {
+        n += 1;
+        if flow() {
+            worst = worst.max(last_ok.elapsed());
+            last_ok = Instant::now();
+        } else {
+            failed += 1;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!("{failed} of {n} flows failed; longest gap {worst:?}");
+    assert!(
+        worst < Duration::from_secs(2),
+        "longest gap without a flow {worst:?}"
+    );
+    assert!(failed <= 2, "{failed} of {n} flows failed");
+    drop(kix_node);
 }

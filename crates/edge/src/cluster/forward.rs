@@ -137,6 +137,33 @@ pub(crate) async fn open(
             continue;
         }
         let mut reader = FrameReader::new();
+        // The node says at once that it has the flow: a node that does not
+        // (killed, its link not yet timed out) is skipped for a while and
+        // the flow goes to the next one instead of waiting.
+        let deadline = crate::tunnel::open::ack_deadline(conn.rtt());
+        match tokio::time::timeout(deadline, reader.read_frame(&mut stream)).await {
+            Ok(Ok(Frame::StreamReceived)) => {}
+            Ok(Ok(other)) => {
+                last = unavailable(format!(
+                    "node {}: unexpected {}",
+                    node.id,
+                    other.kind_name()
+                ));
+                continue;
+            }
+            Ok(Err(e)) => {
+                last = unavailable(format!("node {}: {e}", node.id));
+                continue;
+            }
+            Err(_) => {
+                ctx.egress.peers.mark_down(&node.id);
+                last = unavailable(format!(
+                    "node {} did not acknowledge the flow within {deadline:?}",
+                    node.id
+                ));
+                continue;
+            }
+        }
         match tokio::time::timeout(ACCEPT_TIMEOUT, reader.read_frame(&mut stream)).await {
             Ok(Ok(Frame::StreamAccepted)) => {
                 ctx.telemetry.metrics.forwarded_out.inc();
@@ -185,6 +212,13 @@ pub(crate) async fn serve(
     reader: FrameReader,
     f: ForwardOpen,
 ) {
+    // Acknowledged before the connector is asked (which may take long).
+    if write_frame(&mut stream, &Frame::StreamReceived, false)
+        .await
+        .is_err()
+    {
+        return;
+    }
     let tunnel = uuid::Uuid::from_bytes(f.tunnel_id);
     let mut header = f.open;
     // Flow ids are per node: this node's own, so they never collide on
@@ -204,7 +238,7 @@ pub(crate) async fn serve(
                 code,
                 message: e.to_string(),
             });
-            let _ = write_frame(&mut stream, &reply, true).await;
+            let _ = write_frame(&mut stream, &reply, false).await;
             return;
         }
     };

@@ -236,7 +236,7 @@ pub(crate) async fn open_stream(
 
 /// How long a connector that acknowledges flows has to say it got one:
 /// [`ACK_WAIT`] plus two round trips of the connection, when known.
-fn ack_deadline(rtt: Option<Duration>) -> Duration {
+pub(crate) fn ack_deadline(rtt: Option<Duration>) -> Duration {
     ACK_WAIT + rtt.unwrap_or_default().saturating_mul(2).min(ACK_WAIT)
 }
 
