@@ -832,3 +832,70 @@ fn flows_carried_through_a_node_that_dies_go_to_the_other_holder_at_once() {
     assert!(failed <= 2, "{failed} of {n} flows failed");
     drop(kix_node);
 }
+
+/// What a destination that reports the source address it sees says,
+/// reached through the SOCKS proxy `socks`.
+fn seen_through(socks: &str, to: SocketAddr) -> String {
+    let Ok(mut s) = util::socks_connect(socks, util::v4(to)) else {
+        return String::new();
+    };
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+#[test]
+fn dedicated_egress_leaves_from_a_live_node_of_the_owning_colo_without_peer_flags() {
+    let pg = database();
+    let mut three = Three::start_with(&pg, |_| vec!["--egress-allow".into(), "127.0.0.0/8".into()]);
+    let nrt = &three.nodes[0];
+    nrt.admin(&["egress-ip", "add", "127.0.0.7", "--colo", "KIX"])
+        .unwrap();
+    nrt.admin(&["egress-ip", "add", "127.0.0.8", "--colo", "NRT"])
+        .unwrap();
+    // Set at OSA, in force at NRT.
+    three.nodes[2]
+        .admin(&[
+            "policy",
+            "add",
+            "--id",
+            "ded",
+            "--name",
+            "dedicated",
+            "--dedicated",
+            "127.0.0.7",
+            "--secondary",
+            "127.0.0.8",
+        ])
+        .unwrap();
+    nrt.admin(&["user", "add", "ana@example.com"]).unwrap();
+    let (creds, _) = util::enroll_device(nrt, three.dir.path(), "ana@example.com", "ana");
+    let client = util::ClientProc::start(three.dir.path(), "client", &creds, &[]);
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let dst = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let peer = s.peer_addr().unwrap().ip().to_string();
+            let _ = s.write_all(peer.as_bytes());
+        }
+    });
+    // KIX owns 127.0.0.7: the client's flow at NRT leaves from KIX's node,
+    // found through the membership (no --peer anywhere).
+    assert_eq!(seen_through(&client.socks, dst), "127.0.0.7");
+    three.nodes[1]
+        .proc
+        .wait_log("peer egress", Duration::from_secs(5));
+    // KIX dies: the secondary, NRT's own IP.
+    let kix = three.nodes.remove(1);
+    kix.proc.signal("KILL");
+    let t = Instant::now();
+    let seen = seen_through(&client.socks, dst);
+    assert_eq!(seen, "127.0.0.8", "after {:?}", t.elapsed());
+    eprintln!(
+        "left from the secondary {:?} after KIX was killed",
+        t.elapsed()
+    );
+    drop(kix);
+}

@@ -69,6 +69,7 @@ impl Edge {
             tunnel_id: Some(t.id),
             created_at: unix_now(),
         };
+        let _changing = self.ctx.apps.running.changing.lock().await;
         self.ctx.store.create_app(&app).await.map_err(store_err)?;
         let compiled = Arc::new(apps::compiled::Compiled::new(
             app.id,

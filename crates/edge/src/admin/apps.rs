@@ -107,6 +107,7 @@ pub(super) async fn create_app(
 ) -> Result<Response, ApiError> {
     let raw = body(req)?;
     let (spec, tunnel_id) = prepare(&st.ctx, &raw, None).await?;
+    let _changing = st.ctx.apps.running.changing.lock().await;
     let id = uuid::Uuid::new_v4();
     let listeners = crate::apps::bind_all(&st.ctx, id, &spec)
         .await
@@ -139,6 +140,7 @@ pub(super) async fn update_app(
     let old = find_app(&st.ctx, &id).await?;
     let raw = body(req)?;
     let (spec, tunnel_id) = prepare(&st.ctx, &raw, Some(old.id)).await?;
+    let _changing = st.ctx.apps.running.changing.lock().await;
     let app = app_record(old.id, &raw, &spec, tunnel_id, old.created_at)?;
     let compiled = Arc::new(crate::apps::compiled::Compiled::new(
         app.id,
@@ -197,6 +199,7 @@ pub(super) async fn delete_app(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let a = find_app(&st.ctx, &id).await?;
+    let _changing = st.ctx.apps.running.changing.lock().await;
     st.ctx
         .store
         .delete_app(a.id)

@@ -147,6 +147,7 @@ impl AppManager {
 
     /// One [`sync`](Self::sync); `false` when something is left undone.
     async fn sync_once(&self, ctx: &Arc<Ctx>, shutdown: &CancellationToken) -> bool {
+        let _changing = self.changing.lock().await;
         let apps = match ctx.store.apps().await {
             Ok(a) => a,
             Err(e) => {

@@ -16,6 +16,11 @@ pub(crate) struct AppManager {
     pub(super) running: Mutex<HashMap<uuid::Uuid, RunningApp>>,
     /// The last sync left an app unbound (or could not read the apps).
     pub(super) incomplete: std::sync::atomic::AtomicBool,
+    /// Held by whatever changes the running set from the store's apps (a
+    /// sync, an admin create/update/delete), so a sync that read the apps
+    /// before an admin change never undoes it (stops an app just created,
+    /// or binds one just deleted).
+    pub(crate) changing: tokio::sync::Mutex<()>,
 }
 
 /// A bound edge port of an app.

@@ -61,7 +61,12 @@ pub(crate) async fn hand_once(
     target: SocketAddr,
     source: Option<std::net::Ipv4Addr>,
 ) -> Handed {
-    let member = ctx.members.live_in_colo(colo, &ctx.id.node_id);
+    let mut member = ctx.members.live_in_colo(colo, &ctx.id.node_id);
+    if member.is_none() && !ctx.egress.peers.cfg.peers.contains_key(colo) {
+        // A node that joined since the last beat: read the members now.
+        ctx.members.refresh(&ctx.store).await;
+        member = ctx.members.live_in_colo(colo, &ctx.id.node_id);
+    }
     let conn = match ctx.egress.peers.conn(colo, member).await {
         Ok(c) => c,
         Err(e) => return Handed::Down(e),
