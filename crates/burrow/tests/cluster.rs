@@ -899,3 +899,112 @@ fn dedicated_egress_leaves_from_a_live_node_of_the_owning_colo_without_peer_flag
     );
     drop(kix);
 }
+
+#[test]
+fn a_node_partitioned_by_nftables_is_dead_to_the_others_and_gets_no_flows() {
+    if !util::is_root() {
+        eprintln!("skipped: network namespaces and nftables need root");
+        return;
+    }
+    let pg = database();
+    // OSA in a namespace of its own, reaching the database and the others
+    // over a veth pair (10.201.9.1 outside, .2 inside).
+    let ns = util::Netns::create(9);
+    pg.listen_also("10.201.9.1", "10.201.9.0/30").unwrap();
+    let dir = util::tempdir();
+    let nrt = util::EdgeProc::start(
+        dir.path(),
+        "NRT",
+        &pg.url,
+        &["--listen", "127.0.0.2:0", "--app-address", "127.0.0.2"],
+    );
+    let url = pg.url.replace("127.0.0.1", "10.201.9.1");
+    let secret = dir.path().join("cluster.secret");
+    let osa = util::Proc::spawn_in_netns(
+        dir.path(),
+        "edge-OSA",
+        &ns.name,
+        &[
+            "edge",
+            "--colo",
+            "OSA",
+            "--store",
+            &url,
+            "--data-dir",
+            "OSA.d",
+            "--cluster-secret-file",
+            secret.to_str().unwrap(),
+            "--listen",
+            "10.201.9.2:0",
+            "--admin",
+            "10.201.9.2:0",
+            "--app-address",
+            "10.201.9.2",
+            "--grace-period",
+            "1s",
+        ],
+    );
+    let osa = util::EdgeProc::started_with_token(
+        osa,
+        dir.path(),
+        dir.path().join("OSA.d/admin.token"),
+        &[],
+    );
+    let origin = util::Origin::start(util::echo);
+    let cfg = util::write_config(dir.path(), "config.yml", "echo.example.com", origin.addr);
+    let creds = nrt.create_tunnel("web");
+    let at_osa = osa.tunnel_addr.to_string();
+    let _connector = nrt.run_connector(
+        "web",
+        &creds,
+        "connector",
+        &[
+            "--edge",
+            &at_osa,
+            "--config",
+            cfg.to_str().unwrap(),
+            "--ha-connections",
+            "2",
+        ],
+        2,
+    );
+    let app = nrt.create_app("web", "echo.example.com");
+    let at_nrt = SocketAddr::new("127.0.0.2".parse().unwrap(), app.port());
+    within(Duration::from_secs(5), "a flow at NRT through OSA", || {
+        util::echo_round_trip(at_nrt, b"hi").is_ok_and(|b| b == b"hi")
+    });
+    // Partition OSA: nothing in or out of its namespace.
+    let rules = "table inet partition {\n  chain in { type filter hook input priority 0; policy drop; }\n  \
+                 chain out { type filter hook output priority 0; policy drop; }\n}\n";
+    let rules_file = dir.path().join("partition.nft");
+    std::fs::write(&rules_file, rules).unwrap();
+    let out = ns.exec(&["nft", "-f", rules_file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "nft: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let t = Instant::now();
+    // Its lease lapses at NRT (6 s, read every 2 s).
+    within(Duration::from_secs(12), "OSA dead at NRT", || {
+        let s = nrt.admin(&["cluster", "status"]).unwrap();
+        s.lines().any(|l| l.contains("OSA") && l.contains("DEAD"))
+    });
+    eprintln!("OSA dead at NRT {:?} after the partition", t.elapsed());
+    // NRT sends it nothing more: a flow now fails at once, saying why.
+    let before = nrt.metric("burrow_edge_forwarded_flows_out_total");
+    let t = Instant::now();
+    assert_eq!(
+        util::echo_round_trip(at_nrt, b"hi").unwrap_or_default(),
+        b""
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        t.elapsed()
+    );
+    nrt.proc
+        .wait_log("at any live edge node", Duration::from_secs(2));
+    assert_eq!(nrt.metric("burrow_edge_forwarded_flows_out_total"), before);
+    drop(ns);
+}

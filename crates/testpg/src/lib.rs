@@ -13,6 +13,8 @@ use std::process::{Command, Output};
 pub struct Pg {
     dir: tempfile::TempDir,
     bin: PathBuf,
+    /// Addresses it listens on besides 127.0.0.1 ([`Pg::listen_also`]).
+    extra: std::sync::Mutex<Vec<String>>,
     /// Its port on 127.0.0.1.
     pub port: u16,
     /// `postgres://burrow@127.0.0.1:PORT/postgres`.
@@ -126,6 +128,7 @@ impl Pg {
             port,
             dir,
             bin,
+            extra: std::sync::Mutex::default(),
         };
         pg.set_running(true)?;
         Ok(pg)
@@ -141,16 +144,35 @@ impl Pg {
         ok(out, "psql").map(|()| text)
     }
 
+    /// Listens on `ip` too and lets clients from `cidr` in (trust, as on
+    /// loopback); restarts the cluster. For nodes in network namespaces.
+    pub fn listen_also(&self, ip: &str, cidr: &str) -> Result<(), String> {
+        let hba = self.dir.path().join("data").join("pg_hba.conf");
+        let line = format!("host all all {cidr} trust\n");
+        let out = privileged("sh")
+            .arg("-c")
+            .arg(format!("printf '%s' '{line}' >> {}", hba.display()))
+            .output()
+            .map_err(|e| format!("pg_hba.conf: {e}"))?;
+        ok(out, "appending to pg_hba.conf")?;
+        self.extra.lock().unwrap().push(ip.to_owned());
+        self.set_running(false)?;
+        self.set_running(true)
+    }
+
     /// Stops the cluster (as if the database host went away) or starts it
     /// again on the same port.
     pub fn set_running(&self, running: bool) -> Result<(), String> {
         let data = self.dir.path().join("data");
         let data = data.to_str().unwrap_or_default();
         if running {
+            let mut listen = vec!["127.0.0.1".to_owned()];
+            listen.extend(self.extra.lock().unwrap().iter().cloned());
             let opts = format!(
-                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+                "-p {} -k {} -c listen_addresses={} -c fsync=off",
                 self.port,
-                self.dir.path().display()
+                self.dir.path().display(),
+                listen.join(",")
             );
             let log = self.dir.path().join("pg.log");
             let log = log.to_str().unwrap_or_default();

@@ -250,7 +250,12 @@ impl EdgeProc {
         Self::started_with_token(proc, dir, token_file_for(&dir.join(state)), extra)
     }
 
-    fn started_with_token(proc: Proc, dir: &Path, token_file: PathBuf, extra: &[&str]) -> EdgeProc {
+    pub fn started_with_token(
+        proc: Proc,
+        dir: &Path,
+        token_file: PathBuf,
+        extra: &[&str],
+    ) -> EdgeProc {
         let tunnel_addr: SocketAddr = proc
             .wait_line("tunnel endpoint:", Duration::from_secs(30))
             .split_whitespace()
