@@ -33,7 +33,7 @@ pub(crate) struct Ctx {
     /// The cluster's nodes, as last read.
     pub(crate) members: crate::cluster::members::Members,
     /// Which other nodes hold which tunnels' connections, as last read.
-    pub(crate) forwarding: crate::cluster::forward::Holders,
+    pub(crate) forwarding: crate::cluster::holders::Holders,
     /// Grants of the connectors and clients connected now, re-checked
     /// while they stay connected.
     pub(crate) grants: Arc<LiveGrants>,

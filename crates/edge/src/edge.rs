@@ -325,7 +325,7 @@ impl Edge {
             tables: crate::tables::Tables::default(),
             registry: crate::tunnel::registry::Registry::default(),
             members: crate::cluster::members::Members::default(),
-            forwarding: crate::cluster::forward::Holders::default(),
+            forwarding: crate::cluster::holders::Holders::default(),
             grants: Arc::default(),
             apps: crate::context::Apps {
                 running: crate::apps::running::AppManager::default(),
@@ -442,7 +442,7 @@ impl Edge {
         // Announced before the first connector registers, so its
         // connections count at once.
         let started_at = unix_now();
-        crate::cluster::members::beat(&ctx, started_at).await;
+        crate::cluster::lease::beat(&ctx, started_at).await;
         // Listeners stop taking new work when `accepting` is cancelled.
         let accepting = shutdown.child_token();
         ctx.tasks
@@ -491,14 +491,14 @@ impl Edge {
             accepting.clone(),
             shutdown.clone(),
         ));
-        let mut tick = tokio::time::interval(crate::cluster::members::RENEW);
+        let mut tick = tokio::time::interval(crate::cluster::lease::RENEW);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = tick.tick() => {
                     let now = unix_now();
-                    crate::cluster::members::beat(&ctx, started_at).await;
+                    crate::cluster::lease::beat(&ctx, started_at).await;
                     let _ = ctx.store.touch_node(&ctx.id.node_id, now).await;
                     // An app port that could not be bound (still held by
                     // an exiting process) is tried again.

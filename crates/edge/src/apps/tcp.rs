@@ -7,7 +7,7 @@
 use super::compiled::{AppCell, Compiled};
 use super::origin::resolve;
 use crate::context::Ctx;
-use crate::tunnel::open::open_tunnel_stream;
+use crate::tunnel::reach::open_tunnel_stream;
 use burrow_config::app::{Origin, ProxyProtocol, TlsMode, L4};
 use burrow_policy::access::decide;
 use burrow_policy::ports::PortMap;

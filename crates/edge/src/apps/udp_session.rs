@@ -150,7 +150,7 @@ pub(crate) async fn tunnel_session(
 ) {
     let (client, flow_id) = (header.client_addr, header.flow_id);
     let span = tracing::info_span!("flow", flow_id, %client);
-    let opened = crate::tunnel::open::open_tunnel_stream(&ctx, tunnel_id, header)
+    let opened = crate::tunnel::reach::open_tunnel_stream(&ctx, tunnel_id, header)
         .instrument(span.clone())
         .await;
     match opened {

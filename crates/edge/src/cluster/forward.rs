@@ -13,14 +13,9 @@ use burrow_proto::{FlowKind, ForwardOpen, Frame, Refusal, RefuseCode, StreamOpen
 use burrow_store::Node;
 use burrow_transport::frames::{write_frame, FrameReader};
 use burrow_transport::BoxStream;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 use tracing::{debug, info};
-
-/// How long the nodes holding a tunnel's connections are remembered before
-/// the store is asked again (and used past that while the store is away).
-const HOLDERS_FRESH: Duration = Duration::from_secs(1);
 
 /// How many holders a flow tries before it fails.
 const TRIES: usize = 2;
@@ -28,59 +23,10 @@ const TRIES: usize = 2;
 /// Time the holder has to take the flow (it waits for its connector).
 const ACCEPT_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// Node ids holding a tunnel's connections, and when they were read.
-type Read = (Instant, Arc<Vec<String>>);
-
-/// Which nodes hold connections of which tunnels, as last read.
-#[derive(Default)]
-pub(crate) struct Holders {
-    by_tunnel: Mutex<HashMap<uuid::Uuid, Read>>,
-}
-
-impl Holders {
-    /// Node ids (other than this node) holding connections of `tunnel`.
-    async fn of(&self, ctx: &Ctx, tunnel: uuid::Uuid) -> Arc<Vec<String>> {
-        let cached = self
-            .by_tunnel
-            .lock()
-            .expect("holders lock poisoned")
-            .get(&tunnel)
-            .cloned();
-        if let Some((at, ids)) = &cached {
-            if at.elapsed() < HOLDERS_FRESH {
-                return ids.clone();
-            }
-        }
-        match ctx
-            .store
-            .live_connections(tunnel, crate::cluster::members::now_ms())
-            .await
-        {
-            Ok(conns) => {
-                let mut ids: Vec<String> = conns
-                    .into_iter()
-                    .map(|c| c.node_id)
-                    .filter(|n| *n != ctx.id.node_id)
-                    .collect();
-                ids.sort();
-                ids.dedup();
-                let ids = Arc::new(ids);
-                let mut map = self.by_tunnel.lock().expect("holders lock poisoned");
-                // Bounded by the tunnels flows ask for; stale ones go.
-                map.retain(|_, (at, _)| at.elapsed() < HOLDERS_FRESH * 60);
-                map.insert(tunnel, (Instant::now(), ids.clone()));
-                ids
-            }
-            // The store is away: what was read last.
-            Err(_) => cached.map(|(_, ids)| ids).unwrap_or_default(),
-        }
-    }
-}
-
 /// Live nodes holding `tunnel`'s connections, lowest round trip first
 /// (unmeasured ones last).
 async fn holders(ctx: &Ctx, tunnel: uuid::Uuid) -> Vec<Node> {
-    let ids = ctx.forwarding.of(ctx, tunnel).await;
+    let ids = ctx.forwarding.of(&ctx.store, &ctx.id.node_id, tunnel).await;
     let me = &ctx.id.node_id;
     if ids.iter().any(|id| ctx.members.live(id, me).is_none()) {
         // A node that joined since the last beat: read the members now.

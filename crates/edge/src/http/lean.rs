@@ -295,7 +295,7 @@ impl Ask<'_> {
             }
             if kept.is_none() {
                 let stream =
-                    crate::tunnel::open::open_stream(self.ctx, self.port, self.tunnel).await?;
+                    crate::tunnel::reach::open_stream(self.ctx, self.port, self.tunnel).await?;
                 *kept = Some(Kept {
                     tunnel: self.tunnel,
                     stream,

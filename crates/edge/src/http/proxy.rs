@@ -85,7 +85,7 @@ pub(crate) async fn open_http_stream(
     port: u16,
     tunnel_id: uuid::Uuid,
 ) -> Result<TokioIo<TunnelIo>, FlowError> {
-    let stream = crate::tunnel::open::open_stream(ctx, port, tunnel_id).await?;
+    let stream = crate::tunnel::reach::open_stream(ctx, port, tunnel_id).await?;
     Ok(TokioIo::new(TunnelIo(stream)))
 }
 

@@ -6,6 +6,7 @@
 pub(crate) mod connector;
 pub(crate) mod handshake;
 pub(crate) mod open;
+pub(crate) mod reach;
 pub(crate) mod registry;
 
 use crate::context::Ctx;

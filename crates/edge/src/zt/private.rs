@@ -36,7 +36,7 @@ pub(crate) async fn private(
         client_addr: peer,
     };
     let flow_id = header.flow_id;
-    let (mut far, far_leftover, via) = match crate::tunnel::open::open_tunnel_stream(
+    let (mut far, far_leftover, via) = match crate::tunnel::reach::open_tunnel_stream(
         ctx, tunnel, header,
     )
     .await
