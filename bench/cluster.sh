@@ -28,7 +28,8 @@ source "$ROOT/bench/lib.sh"
 as_postgres() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else sudo -n -u postgres "$@"; fi; }
 
 echo "== PostgreSQL ($PGBIN)"
-mkdir -p "$WORK/pg" && chown postgres "$WORK/pg" 2>/dev/null || sudo -n chown postgres "$WORK/pg"
+chmod 711 "$WORK"   # the postgres user goes through it to its own dir
+mkdir -p "$WORK/pg" && { chown postgres "$WORK/pg" 2>/dev/null || sudo -n chown postgres "$WORK/pg"; }
 PG_PORT=$(free_port)
 as_postgres "$PGBIN/initdb" -D "$WORK/pg/data" -U burrow -A trust --no-sync >/dev/null
 as_postgres "$PGBIN/pg_ctl" -D "$WORK/pg/data" -l "$WORK/pg/log" -w start \

@@ -121,6 +121,14 @@ pub(crate) async fn follow(
         apply(&ctx, &accepting, Touches::ALL).await;
         ctx.telemetry.metrics.store_up.set(1);
         if before {
+            // Connections registered while it was away (or pruned as this
+            // node's lease lapsed) are this node's again in the registry.
+            let now = crate::unix_now();
+            for r in ctx.registry.all() {
+                let mut row = r.record.clone();
+                row.seen_at = now;
+                let _ = ctx.store.add_connection(&row).await;
+            }
             info!("the state store is back; state read again");
         }
         before = true;

@@ -112,13 +112,7 @@ pub(crate) async fn serve(
         .features
         .iter()
         .any(|f| f == burrow_proto::FEATURE_STREAM_ACK);
-    let registered = Arc::new(Registered::new(
-        conn_id,
-        connector_id,
-        conn.clone(),
-        mux,
-        acks,
-    ));
+    let registered = Arc::new(Registered::new(record, conn.clone(), mux, acks));
     ctx.registry.add(tunnel_id, registered.clone());
     ctx.telemetry.metrics.tunnel_connections.inc();
     let by_tunnel = crate::telemetry::metrics::TunnelLabels {

@@ -31,24 +31,27 @@ pub(crate) struct Registered {
     pub(crate) acks: bool,
     /// It missed an acknowledgement and has not acknowledged one since.
     suspect: AtomicBool,
+    /// The row recorded for it in the store (recorded again after the
+    /// store was away).
+    pub(crate) record: burrow_store::Connection,
 }
 
 impl Registered {
     pub(crate) fn new(
-        id: uuid::Uuid,
-        connector_id: uuid::Uuid,
+        record: burrow_store::Connection,
         conn: EdgeConn,
         mux: Option<Arc<burrow_transport::quic_datagrams::DatagramMux>>,
         acks: bool,
     ) -> Self {
         Self {
-            id,
-            connector_id,
+            id: record.id,
+            connector_id: record.connector_id,
             conn,
             draining: false.into(),
             mux,
             acks,
             suspect: AtomicBool::new(false),
+            record,
         }
     }
 
