@@ -372,6 +372,28 @@ fn a_node_that_loses_the_database_for_20_s_keeps_serving_and_catches_up() {
     };
     let first = app(&kix);
     let at_nrt = |port: u16| -> SocketAddr { format!("127.0.0.2:{port}").parse().unwrap() };
+    // And a tunnel whose connector is at KIX only: NRT carries its flows.
+    let creds = kix.create_tunnel("web");
+    let cfg = util::write_config(dir.path(), "config.yml", "echo.example.com", origin.addr);
+    let at_kix = kix.tunnel_addr.to_string();
+    let _connector = kix.run_connector(
+        "web",
+        &creds,
+        "connector",
+        &[
+            "--edge",
+            &at_kix,
+            "--config",
+            cfg.to_str().unwrap(),
+            "--ha-connections",
+            "1",
+        ],
+        1,
+    );
+    let carried = nrt.create_app("web", "echo.example.com").port();
+    within(Duration::from_secs(2), "a carried flow at NRT", || {
+        util::echo_round_trip(at_nrt(carried), b"hi").is_ok_and(|b| b == b"hi")
+    });
     within(Duration::from_secs(1), "app at NRT", || {
         util::echo_round_trip(at_nrt(first), b"hi").is_ok()
     });
@@ -396,6 +418,18 @@ fn a_node_that_loses_the_database_for_20_s_keeps_serving_and_catches_up() {
             util::echo_round_trip(at_nrt(first), &payload).unwrap(),
             payload,
             "a new flow during the outage"
+        );
+        let t = Instant::now();
+        assert_eq!(
+            util::echo_round_trip(at_nrt(carried), &payload)
+                .unwrap_or_else(|e| panic!("{e}\n{}", nrt.proc.log())),
+            payload,
+            "a new flow carried to KIX during the outage"
+        );
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "took {:?}",
+            t.elapsed()
         );
         flows += 1;
         std::thread::sleep(Duration::from_millis(200));

@@ -294,6 +294,8 @@ impl Edge {
             .prune_connections(&node_id, unix_now() - CONNECTION_FRESHNESS)
             .await;
         let metrics = metrics::Metrics::new();
+        // It answered moments ago (the store opened); `follow` keeps it true.
+        metrics.store_up.set(1);
         let logpush = cfg
             .logpush
             .clone()

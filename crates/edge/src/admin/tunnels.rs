@@ -48,14 +48,13 @@ pub(super) async fn info_of(ctx: &Ctx, t: &burrow_store::Tunnel) -> Result<Tunne
 /// The tunnel endpoints credentials list: this node's, then every other
 /// live node's, so a connector can move to another node of the cluster.
 fn edges(ctx: &Ctx) -> Vec<String> {
-    let now = crate::cluster::members::now_ms();
     let mut out = vec![ctx.id.tunnel_addr.to_string()];
-    for n in ctx.members.all().iter() {
+    for n in ctx.members.live_nodes() {
         let advertised = n
             .tunnel_addr
             .parse::<std::net::SocketAddr>()
             .is_ok_and(|a| !a.ip().is_unspecified());
-        if n.live_at(now) && advertised && !out.contains(&n.tunnel_addr) {
+        if advertised && !out.contains(&n.tunnel_addr) {
             out.push(n.tunnel_addr.clone());
         }
     }

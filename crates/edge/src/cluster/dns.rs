@@ -182,17 +182,9 @@ pub(crate) struct Responder {
 
 impl Responder {
     fn zone(&self) -> Option<Zone> {
-        let now = crate::cluster::members::now_ms();
         Some(Zone {
             domain: name(&self.ctx.id.edge_domain)?,
-            nodes: self
-                .ctx
-                .members
-                .all()
-                .iter()
-                .filter(|n| n.live_at(now))
-                .cloned()
-                .collect(),
+            nodes: self.ctx.members.live_nodes(),
             apps: self.ctx.apps.running.dns_names(),
         })
     }

@@ -26,7 +26,11 @@ const ACCEPT_TIMEOUT: Duration = Duration::from_secs(15);
 /// Live nodes holding `tunnel`'s connections, lowest round trip first
 /// (unmeasured ones last).
 async fn holders(ctx: &Ctx, tunnel: uuid::Uuid) -> Vec<Node> {
-    let ids = ctx.forwarding.of(&ctx.store, &ctx.id.node_id, tunnel).await;
+    let store_up = ctx.telemetry.metrics.store_up.get() == 1;
+    let ids = ctx
+        .forwarding
+        .of(&ctx.store, &ctx.id.node_id, tunnel, store_up)
+        .await;
     let me = &ctx.id.node_id;
     if ids.iter().any(|id| ctx.members.live(id, me).is_none()) {
         // A node that joined since the last beat: read the members now.

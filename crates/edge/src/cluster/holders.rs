@@ -1,6 +1,8 @@
 //! Which other nodes hold connections of which tunnels, as last read from
-//! the store: read at most once a [`HOLDERS_FRESH`] per tunnel, and the last
-//! read used while the store is away.
+//! the store: read at most once a [`HOLDERS_FRESH`] per tunnel (an empty
+//! answer once a [`NONE_FRESH`], so a connector that just registered
+//! elsewhere is found soon), and the last read used while the store is
+//! away (without asking it: a query would wait for the pool first).
 
 use burrow_store::Store;
 use std::collections::HashMap;
@@ -10,6 +12,9 @@ use std::time::{Duration, Instant};
 /// How long the nodes holding a tunnel's connections are remembered before
 /// the store is asked again (and used past that while the store is away).
 const HOLDERS_FRESH: Duration = Duration::from_secs(1);
+
+/// How long "no other node holds it" is remembered.
+const NONE_FRESH: Duration = Duration::from_millis(200);
 
 /// Node ids holding a tunnel's connections, and when they were read.
 type Read = (Instant, Arc<Vec<String>>);
@@ -21,8 +26,15 @@ pub(crate) struct Holders {
 }
 
 impl Holders {
-    /// Node ids (other than this node) holding connections of `tunnel`.
-    pub(crate) async fn of(&self, store: &Store, me: &str, tunnel: uuid::Uuid) -> Arc<Vec<String>> {
+    /// Node ids (other than this node) holding connections of `tunnel`;
+    /// with `store_up` false, the last read only.
+    pub(crate) async fn of(
+        &self,
+        store: &Store,
+        me: &str,
+        tunnel: uuid::Uuid,
+        store_up: bool,
+    ) -> Arc<Vec<String>> {
         let cached = self
             .by_tunnel
             .lock()
@@ -30,9 +42,17 @@ impl Holders {
             .get(&tunnel)
             .cloned();
         if let Some((at, ids)) = &cached {
-            if at.elapsed() < HOLDERS_FRESH {
+            let fresh = if ids.is_empty() {
+                NONE_FRESH
+            } else {
+                HOLDERS_FRESH
+            };
+            if at.elapsed() < fresh || !store_up {
                 return ids.clone();
             }
+        }
+        if !store_up {
+            return Arc::default();
         }
         match store
             .live_connections(tunnel, super::members::now_ms())

@@ -32,13 +32,17 @@ fn measure(ctx: &Arc<Ctx>) {
     if ctx.egress.peers.cfg.secret.is_none() {
         return;
     }
-    let now = now_ms();
-    for n in ctx.members.all().iter().filter(|n| n.id != ctx.id.node_id) {
+    for (n, live) in ctx
+        .members
+        .all()
+        .iter()
+        .filter(|(n, _)| n.id != ctx.id.node_id)
+    {
         let labels = NodeLabels {
             node: n.id.clone(),
             colo: n.colo.clone(),
         };
-        if !n.live_at(now) {
+        if !live {
             ctx.telemetry.metrics.node_rtt.remove(&labels);
             continue;
         }
@@ -103,8 +107,8 @@ pub(crate) async fn beat(ctx: &Arc<Ctx>, started_at: i64) {
             for n in nodes.iter().filter(|n| n.id != ctx.id.node_id) {
                 let was = before
                     .iter()
-                    .find(|b| b.id == n.id)
-                    .is_some_and(|b| b.live_at(now));
+                    .find(|(b, _)| b.id == n.id)
+                    .is_some_and(|(_, live)| *live);
                 if was != n.live_at(now) {
                     if n.live_at(now) {
                         info!(node = %n.id, colo = %n.colo, tunnel = %n.tunnel_addr, "cluster node is live");
