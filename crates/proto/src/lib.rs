@@ -30,6 +30,7 @@ pub mod http1;
 pub mod http_connect;
 pub mod proxy_header;
 pub mod socks5;
+pub mod v2;
 
 use bytes::{BufMut, BytesMut};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -285,6 +286,13 @@ pub enum Frame {
     /// like a [`Frame::StreamOpen`] (`StreamAccepted` or `StreamRejected`),
     /// then the flow's bytes, as on a connector's stream.
     ForwardOpen(ForwardOpen),
+    /// Version 2, party → edge: the typed registration of a role
+    /// ([`v2::Registration`]).
+    Registration(v2::Registration),
+    /// Version 2, edge → party: registration accepted ([`v2::Welcome`]).
+    Welcome(v2::Welcome),
+    /// Version 2, first frame of a flow stream ([`v2::OpenFlow`]).
+    OpenFlow(v2::OpenFlow),
 }
 
 /// A flow one edge node carries to another for a tunnel it holds no
@@ -315,6 +323,9 @@ mod ty {
     pub(crate) const STREAM_OPEN_ACKED: u8 = 19;
     pub(crate) const STREAM_RECEIVED: u8 = 20;
     pub(crate) const FORWARD_OPEN: u8 = 21;
+    pub(crate) const REGISTRATION: u8 = 6;
+    pub(crate) const WELCOME: u8 = 7;
+    pub(crate) const OPEN_FLOW: u8 = 22;
 }
 
 impl Frame {
@@ -332,6 +343,9 @@ impl Frame {
             Frame::StreamOpenAcked(_) => "StreamOpenAcked",
             Frame::StreamReceived => "StreamReceived",
             Frame::ForwardOpen(_) => "ForwardOpen",
+            Frame::Registration(_) => "Registration",
+            Frame::Welcome(_) => "Welcome",
+            Frame::OpenFlow(_) => "OpenFlow",
         }
     }
 
@@ -347,6 +361,9 @@ impl Frame {
             Frame::StreamOpenAcked(_) => ty::STREAM_OPEN_ACKED,
             Frame::StreamReceived => ty::STREAM_RECEIVED,
             Frame::ForwardOpen(_) => ty::FORWARD_OPEN,
+            Frame::Registration(_) => ty::REGISTRATION,
+            Frame::Welcome(_) => ty::WELCOME,
+            Frame::OpenFlow(_) => ty::OPEN_FLOW,
         }
     }
 }
@@ -363,7 +380,7 @@ pub struct EncodeError {
     pub max: usize,
 }
 
-fn put_bytes(
+pub(crate) fn put_bytes(
     out: &mut BytesMut,
     field: &'static str,
     b: &[u8],
@@ -382,7 +399,7 @@ fn put_bytes(
     Ok(())
 }
 
-fn put_addr(out: &mut BytesMut, addr: &SocketAddr) {
+pub(crate) fn put_addr(out: &mut BytesMut, addr: &SocketAddr) {
     match addr.ip() {
         IpAddr::V4(ip) => {
             out.put_u8(4);
@@ -437,6 +454,9 @@ pub fn encode(frame: &Frame, out: &mut BytesMut) -> Result<(), EncodeError> {
             payload.put_slice(&f.tunnel_id);
             put_open(&mut payload, &f.open)?;
         }
+        Frame::Registration(g) => v2::put_registration(&mut payload, g)?,
+        Frame::Welcome(w) => v2::put_welcome(&mut payload, w)?,
+        Frame::OpenFlow(f) => v2::put_open_flow(&mut payload, f)?,
     }
     if payload.len() > MAX_FRAME_LEN {
         return Err(EncodeError {
@@ -452,14 +472,34 @@ pub fn encode(frame: &Frame, out: &mut BytesMut) -> Result<(), EncodeError> {
     Ok(())
 }
 
-fn put_open(payload: &mut BytesMut, s: &StreamOpen) -> Result<(), EncodeError> {
-    payload.put_u8(match s.kind {
+pub(crate) fn kind_byte(kind: FlowKind) -> u8 {
+    match kind {
         FlowKind::Tcp => 1,
         FlowKind::Udp => 2,
         FlowKind::Http => 3,
         FlowKind::PrivateTcp => 4,
         FlowKind::PrivateUdp => 5,
-    });
+    }
+}
+
+pub(crate) fn kind_of(r: &mut Reader<'_>) -> Result<FlowKind, DecodeError> {
+    Ok(match r.u8()? {
+        1 => FlowKind::Tcp,
+        2 => FlowKind::Udp,
+        3 => FlowKind::Http,
+        4 => FlowKind::PrivateTcp,
+        5 => FlowKind::PrivateUdp,
+        _ => {
+            return Err(DecodeError::Malformed {
+                frame: r.frame,
+                reason: "unknown flow kind",
+            })
+        }
+    })
+}
+
+fn put_open(payload: &mut BytesMut, s: &StreamOpen) -> Result<(), EncodeError> {
+    payload.put_u8(kind_byte(s.kind));
     payload.put_u64(s.flow_id);
     put_bytes(payload, "hostname", s.hostname.as_bytes(), MAX_STR_LEN)?;
     payload.put_u16(s.edge_port);
@@ -535,15 +575,18 @@ fn check_type(t: u8) -> Result<(), DecodeError> {
         | ty::STREAM_REJECTED
         | ty::STREAM_OPEN_ACKED
         | ty::STREAM_RECEIVED
-        | ty::FORWARD_OPEN => Ok(()),
+        | ty::FORWARD_OPEN
+        | ty::REGISTRATION
+        | ty::WELCOME
+        | ty::OPEN_FLOW => Ok(()),
         t => Err(DecodeError::UnknownType(t)),
     }
 }
 
 /// A cursor over a frame payload that never reads past its end.
-struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     buf: &'a [u8],
-    frame: &'static str,
+    pub(crate) frame: &'static str,
 }
 
 impl<'a> Reader<'a> {
@@ -633,19 +676,7 @@ fn refusal(r: &mut Reader<'_>) -> Result<Refusal, DecodeError> {
 }
 
 fn stream_open(r: &mut Reader<'_>) -> Result<StreamOpen, DecodeError> {
-    let kind = match r.u8()? {
-        1 => FlowKind::Tcp,
-        2 => FlowKind::Udp,
-        3 => FlowKind::Http,
-        4 => FlowKind::PrivateTcp,
-        5 => FlowKind::PrivateUdp,
-        _ => {
-            return Err(DecodeError::Malformed {
-                frame: r.frame,
-                reason: "unknown flow kind",
-            })
-        }
-    };
+    let kind = kind_of(r)?;
     Ok(StreamOpen {
         kind,
         flow_id: r.u64()?,
@@ -666,6 +697,9 @@ fn decode_payload(t: u8, payload: &[u8]) -> Result<Frame, DecodeError> {
         ty::STREAM_OPEN_ACKED => "StreamOpenAcked",
         ty::STREAM_RECEIVED => "StreamReceived",
         ty::FORWARD_OPEN => "ForwardOpen",
+        ty::REGISTRATION => "Registration",
+        ty::WELCOME => "Welcome",
+        ty::OPEN_FLOW => "OpenFlow",
         _ => "StreamRejected",
     };
     let mut r = Reader {
@@ -708,6 +742,9 @@ fn decode_payload(t: u8, payload: &[u8]) -> Result<Frame, DecodeError> {
         }),
         ty::REFUSED => Frame::Refused(refusal(&mut r)?),
         ty::GOAWAY => Frame::GoAway,
+        ty::REGISTRATION => Frame::Registration(v2::registration(&mut r)?),
+        ty::WELCOME => Frame::Welcome(v2::welcome(&mut r)?),
+        ty::OPEN_FLOW => Frame::OpenFlow(v2::open_flow(&mut r)?),
         ty::FORWARD_OPEN => Frame::ForwardOpen(ForwardOpen {
             tunnel_id: r.id()?,
             open: stream_open(&mut r)?,
