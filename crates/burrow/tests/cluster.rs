@@ -394,6 +394,21 @@ fn a_node_that_loses_the_database_for_20_s_keeps_serving_and_catches_up() {
     within(Duration::from_secs(2), "a carried flow at NRT", || {
         util::echo_round_trip(at_nrt(carried), b"hi").is_ok_and(|b| b == b"hi")
     });
+    // And a tunnel whose connector is at NRT (registered once, so NRT has
+    // read the tunnel).
+    let local_creds = nrt.create_tunnel("local");
+    let at_nrt_edge = nrt.tunnel_addr.to_string();
+    let local_args = [
+        "--edge",
+        &at_nrt_edge,
+        "--config",
+        cfg.to_str().unwrap(),
+        "--ha-connections",
+        "1",
+    ];
+    let local_connector =
+        nrt.run_connector("local", &local_creds, "connector-local", &local_args, 1);
+    let local_app = nrt.create_app("local", "echo.example.com").port();
     within(Duration::from_secs(1), "app at NRT", || {
         util::echo_round_trip(at_nrt(first), b"hi").is_ok()
     });
@@ -435,6 +450,16 @@ fn a_node_that_loses_the_database_for_20_s_keeps_serving_and_catches_up() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(flows > 50, "{flows} flows");
+    // A connector that restarts while NRT's database is away registers
+    // there again, checked against the tunnel as NRT read it last.
+    drop(local_connector);
+    let _again = util::connector(dir.path(), "connector-local-2", &local_creds, &local_args);
+    within(
+        Duration::from_secs(10),
+        "a flow through the re-registered connector",
+        || util::echo_round_trip(at_nrt(local_app), b"again").is_ok_and(|b| b == b"again"),
+    );
+    assert!(nrt.proc.log().contains("against the tunnel as last read"));
     long.write_all(b"during").unwrap();
     long.read_exact(&mut buf).unwrap();
     assert_eq!(&buf, b"during");

@@ -30,6 +30,8 @@ pub(crate) struct Ctx {
     pub(crate) tables: Tables,
     /// This node's live tunnel connections.
     pub(crate) registry: Registry,
+    /// Tunnels as last read, for registrations while the store is away.
+    pub(crate) known_tunnels: crate::tunnel::known::KnownTunnels,
     /// The cluster's nodes, as last read.
     pub(crate) members: crate::cluster::members::Members,
     /// Which other nodes hold which tunnels' connections, as last read.

@@ -326,6 +326,7 @@ impl Edge {
             store_trouble: tokio::sync::Notify::new(),
             tables: crate::tables::Tables::default(),
             registry: crate::tunnel::registry::Registry::default(),
+            known_tunnels: crate::tunnel::known::KnownTunnels::default(),
             members: crate::cluster::members::Members::default(),
             forwarding: crate::cluster::holders::Holders::default(),
             grants: Arc::default(),

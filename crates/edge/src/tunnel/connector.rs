@@ -35,19 +35,36 @@ pub(crate) async fn serve(
     }
     let tunnel_id = uuid::Uuid::from_bytes(reg.tunnel_id);
     let connector_id = uuid::Uuid::from_bytes(reg.connector_id);
-    let tunnel = match ctx.store.tunnel(tunnel_id).await {
-        Ok(t) => t,
-        Err(e) => {
-            warn!(error = %e, "state lookup failed during registration");
-            refuse(
-                &mut control,
-                &conn,
-                RefuseCode::Internal,
-                "edge state unavailable",
-            )
-            .await;
-            return;
+    // While the store is away, the tunnel as last read (a query would
+    // first wait for the pool).
+    let store_up = ctx.telemetry.metrics.store_up.get() == 1;
+    let looked_up = if store_up {
+        ctx.store.tunnel(tunnel_id).await.map_err(|e| e.to_string())
+    } else {
+        Err("the state store is away".to_owned())
+    };
+    let tunnel = match looked_up {
+        Ok(t) => {
+            ctx.known_tunnels.learn(tunnel_id, t.as_ref());
+            t
         }
+        Err(e) => match ctx.known_tunnels.get(tunnel_id) {
+            Some(t) => {
+                warn!(%tunnel_id, error = %e, "the state store is unreachable; checking the connector against the tunnel as last read");
+                Some(t)
+            }
+            None => {
+                warn!(error = %e, "state lookup failed during registration");
+                refuse(
+                    &mut control,
+                    &conn,
+                    RefuseCode::Internal,
+                    "edge state unavailable",
+                )
+                .await;
+                return;
+            }
+        },
     };
     if let Err(refusal) = check_registration(&reg, tunnel.as_ref()) {
         warn!(%tunnel_id, %connector_id, reason = %refusal.message, "registration refused");
@@ -97,8 +114,12 @@ pub(crate) async fn serve(
         since: now,
         seen_at: now,
     };
-    if let Err(e) = ctx.store.add_connection(&record).await {
-        warn!(error = %e, "could not record the connection in the state store");
+    // Recorded when the store answers; while it is away, when it returns
+    // (`follow` records the registry again).
+    if store_up {
+        if let Err(e) = ctx.store.add_connection(&record).await {
+            warn!(error = %e, "could not record the connection in the state store");
+        }
     }
     let mux = match &conn {
         EdgeConn::Quic(q) if reg.features.iter().any(|f| f == quic_datagrams::FEATURE) => {
