@@ -353,7 +353,14 @@ fn a_node_that_loses_the_database_for_20_s_keeps_serving_and_catches_up() {
         dir.path(),
         "NRT",
         &via_cut,
-        &["--listen", "127.0.0.2:0", "--app-address", "127.0.0.2"],
+        &[
+            "--listen",
+            "127.0.0.2:0",
+            "--app-address",
+            "127.0.0.2",
+            "--egress-allow",
+            "127.0.0.1/32",
+        ],
     );
     let kix = util::EdgeProc::start(
         dir.path(),
@@ -409,6 +416,20 @@ fn a_node_that_loses_the_database_for_20_s_keeps_serving_and_catches_up() {
     let local_connector =
         nrt.run_connector("local", &local_creds, "connector-local", &local_args, 1);
     let local_app = nrt.create_app("local", "echo.example.com").port();
+    // And a zero-trust client connected at NRT once (so NRT has read its
+    // device).
+    nrt.admin(&["user", "add", "ana@example.com"]).unwrap();
+    let (device, _) = util::enroll_device(&nrt, dir.path(), "ana@example.com", "ana");
+    let nrt_edge = nrt.tunnel_addr.to_string();
+    let client = util::ClientProc::start(dir.path(), "client", &device, &["--edge", &nrt_edge]);
+    let client_flow = |socks: &str| -> bool {
+        let Ok(mut f) = util::socks_connect(socks, util::v4(origin.addr)) else {
+            return false;
+        };
+        let mut back = [0u8; 2];
+        f.write_all(b"hi").is_ok() && f.read_exact(&mut back).is_ok() && &back == b"hi"
+    };
+    assert!(client_flow(&client.socks));
     within(Duration::from_secs(1), "app at NRT", || {
         util::echo_round_trip(at_nrt(first), b"hi").is_ok()
     });
@@ -460,6 +481,15 @@ fn a_node_that_loses_the_database_for_20_s_keeps_serving_and_catches_up() {
         || util::echo_round_trip(at_nrt(local_app), b"again").is_ok_and(|b| b == b"again"),
     );
     assert!(nrt.proc.log().contains("against the tunnel as last read"));
+    // The client too, checked against its device as last read.
+    drop(client);
+    let client = util::ClientProc::start(dir.path(), "client-2", &device, &["--edge", &nrt_edge]);
+    within(
+        Duration::from_secs(10),
+        "a client flow after reconnecting",
+        || client_flow(&client.socks),
+    );
+    assert!(nrt.proc.log().contains("checking the device as last read"));
     long.write_all(b"during").unwrap();
     long.read_exact(&mut buf).unwrap();
     assert_eq!(&buf, b"during");
@@ -478,7 +508,8 @@ fn a_node_that_loses_the_database_for_20_s_keeps_serving_and_catches_up() {
         "the app made meanwhile, at NRT",
         || util::echo_round_trip(at_nrt(second), b"hi").is_ok_and(|b| b == b"hi"),
     );
-    assert!(nrt.proc.log().contains("the state store is back"));
+    nrt.proc
+        .wait_log("the state store is back", Duration::from_secs(5));
 }
 
 #[test]

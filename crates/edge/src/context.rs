@@ -31,7 +31,9 @@ pub(crate) struct Ctx {
     /// This node's live tunnel connections.
     pub(crate) registry: Registry,
     /// Tunnels as last read, for registrations while the store is away.
-    pub(crate) known_tunnels: crate::tunnel::known::KnownTunnels,
+    pub(crate) known_tunnels: crate::known::LastRead<burrow_store::Tunnel>,
+    /// Devices and their users' groups as last read, likewise.
+    pub(crate) known_devices: crate::known::LastRead<(burrow_store::Device, Option<Vec<String>>)>,
     /// The cluster's nodes, as last read.
     pub(crate) members: crate::cluster::members::Members,
     /// Which other nodes hold which tunnels' connections, as last read.

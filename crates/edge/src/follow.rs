@@ -121,6 +121,7 @@ pub(crate) async fn follow(
         apply(&ctx, &accepting, Touches::ALL).await;
         ctx.telemetry.metrics.store_up.set(1);
         if before {
+            info!("the state store is back; state read again");
             // Connections registered while it was away (or pruned as this
             // node's lease lapsed) are this node's again in the registry.
             let now = crate::unix_now();
@@ -129,7 +130,6 @@ pub(crate) async fn follow(
                 row.seen_at = now;
                 let _ = ctx.store.add_connection(&row).await;
             }
-            info!("the state store is back; state read again");
         }
         before = true;
         loop {

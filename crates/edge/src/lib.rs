@@ -32,6 +32,7 @@ mod egress;
 mod follow;
 mod geoip;
 mod http;
+mod known;
 mod limits;
 mod pools;
 mod quick;

@@ -5,7 +5,6 @@
 
 pub(crate) mod connector;
 pub(crate) mod handshake;
-pub(crate) mod known;
 pub(crate) mod open;
 pub(crate) mod reach;
 pub(crate) mod registry;

@@ -60,8 +60,10 @@ pub(crate) fn requested_vnet(
 pub(crate) async fn authenticate(ctx: &Ctx, reg: &Register) -> Result<Identity, Refusal> {
     let refuse = |code, message: String| Refusal { code, message };
     let device_id = uuid::Uuid::from_bytes(reg.tunnel_id);
-    let state = |e| refuse(RefuseCode::Internal, format!("edge state unavailable: {e}"));
-    let Some(d) = ctx.store.device(device_id).await.map_err(state)? else {
+    let (d, groups) = device_and_groups(ctx, device_id)
+        .await
+        .map_err(|e| refuse(RefuseCode::Internal, format!("edge state unavailable: {e}")))?;
+    let Some(d) = d else {
         return Err(refuse(
             RefuseCode::UnknownTunnel,
             format!("device {device_id} is not enrolled on this edge"),
@@ -80,18 +82,12 @@ pub(crate) async fn authenticate(ctx: &Ctx, reg: &Register) -> Result<Identity, 
             format!("device {device_id} is revoked"),
         ));
     }
-    let groups = ctx
-        .store
-        .user(&d.user_email)
-        .await
-        .map_err(state)?
-        .map(|u| u.groups)
-        .ok_or_else(|| {
-            refuse(
-                RefuseCode::BadSecret,
-                format!("the user of device {device_id} no longer exists"),
-            )
-        })?;
+    let groups = groups.ok_or_else(|| {
+        refuse(
+            RefuseCode::BadSecret,
+            format!("the user of device {device_id} no longer exists"),
+        )
+    })?;
     let vnet = requested_vnet(ctx, reg, &d.user_email, &groups)?;
     Ok(Identity {
         device_id,
@@ -102,6 +98,41 @@ pub(crate) async fn authenticate(ctx: &Ctx, reg: &Register) -> Result<Identity, 
         secret: crate::authz::digest(&d.secret),
         live: None,
     })
+}
+
+/// A device and its user's groups (`None`: no such user), from the store,
+/// or as last read while the store is away (a query would first wait for
+/// the pool).
+async fn device_and_groups(
+    ctx: &Ctx,
+    device_id: uuid::Uuid,
+) -> Result<(Option<burrow_store::Device>, Option<Vec<String>>), String> {
+    let read = async {
+        let Some(d) = ctx.store.device(device_id).await? else {
+            return Ok((None, None));
+        };
+        let groups = ctx.store.user(&d.user_email).await?.map(|u| u.groups);
+        Ok::<_, burrow_store::StoreError>((Some(d), groups))
+    };
+    let read = if ctx.telemetry.metrics.store_up.get() == 1 {
+        read.await.map_err(|e| e.to_string())
+    } else {
+        Err("the state store is away".to_owned())
+    };
+    match read {
+        Ok((d, groups)) => {
+            let row = d.clone().map(|d| (d, groups.clone()));
+            ctx.known_devices.learn(device_id, row.as_ref());
+            Ok((d, groups))
+        }
+        Err(e) => match ctx.known_devices.get(device_id) {
+            Some((d, groups)) => {
+                tracing::warn!(%device_id, error = %e, "the state store is unreachable; checking the device as last read");
+                Ok((Some(d), groups))
+            }
+            None => Err(e),
+        },
+    }
 }
 
 /// Serves a registered client connection until it closes.
