@@ -171,6 +171,27 @@ impl Three {
     }
 }
 
+/// A connector of `tunnel` that dials only `edges` and serves `ingress`
+/// (`--config FILE` or `--url URL`) with `n` HA connections, once `at`
+/// lists all `n`.
+fn pinned_connector(
+    at: &util::EdgeProc,
+    tunnel: &str,
+    creds: &std::path::Path,
+    edges: &[&util::EdgeProc],
+    ingress: [&str; 2],
+    n: usize,
+) -> util::Proc {
+    let mut args: Vec<String> = edges
+        .iter()
+        .flat_map(|e| ["--edge".to_owned(), e.tunnel_addr.to_string()])
+        .collect();
+    args.extend(ingress.map(str::to_owned));
+    args.extend(["--ha-connections".to_owned(), n.to_string()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    at.run_connector(tunnel, creds, "connector", &args, n)
+}
+
 /// Calls `probe` until it holds, for at most `limit`; how long it took.
 fn within(limit: Duration, what: &str, mut probe: impl FnMut() -> bool) -> Duration {
     let t = Instant::now();
@@ -194,19 +215,12 @@ fn a_change_made_at_any_node_is_in_force_on_all_three_within_a_second() {
     for n in [kix, osa] {
         assert!(n.admin(&["tunnel", "list"]).unwrap().contains("web"));
     }
-    let at_kix = kix.tunnel_addr.to_string();
-    let _connector = kix.run_connector(
+    let _connector = pinned_connector(
+        kix,
         "web",
         &creds,
-        "connector",
-        &[
-            "--edge",
-            &at_kix,
-            "--url",
-            "http://127.0.0.1:9",
-            "--ha-connections",
-            "1",
-        ],
+        &[kix],
+        ["--url", "http://127.0.0.1:9"],
         1,
     );
     // One admin token for the cluster, in every node's file.
@@ -382,21 +396,8 @@ fn a_node_that_loses_the_database_for_20_s_keeps_serving_and_catches_up() {
     // And a tunnel whose connector is at KIX only: NRT carries its flows.
     let creds = kix.create_tunnel("web");
     let cfg = util::write_config(dir.path(), "config.yml", "echo.example.com", origin.addr);
-    let at_kix = kix.tunnel_addr.to_string();
-    let _connector = kix.run_connector(
-        "web",
-        &creds,
-        "connector",
-        &[
-            "--edge",
-            &at_kix,
-            "--config",
-            cfg.to_str().unwrap(),
-            "--ha-connections",
-            "1",
-        ],
-        1,
-    );
+    let cfg_arg = cfg.to_str().unwrap();
+    let _connector = pinned_connector(&kix, "web", &creds, &[&kix], ["--config", cfg_arg], 1);
     let carried = nrt.create_app("web", "echo.example.com").port();
     within(Duration::from_secs(2), "a carried flow at NRT", || {
         util::echo_round_trip(at_nrt(carried), b"hi").is_ok_and(|b| b == b"hi")
@@ -517,19 +518,13 @@ fn a_killed_node_is_dead_to_the_others_within_its_lease() {
     let pg = database();
     let mut three = Three::start(&pg);
     let creds = three.nodes[0].create_tunnel("web");
-    let at_kix = three.nodes[1].tunnel_addr.to_string();
-    let _connector = three.nodes[1].run_connector(
+    let kix = &three.nodes[1];
+    let _connector = pinned_connector(
+        kix,
         "web",
         &creds,
-        "connector",
-        &[
-            "--edge",
-            &at_kix,
-            "--url",
-            "http://127.0.0.1:9",
-            "--ha-connections",
-            "1",
-        ],
+        &[kix],
+        ["--url", "http://127.0.0.1:9"],
         1,
     );
     let kix = three.nodes.remove(1);
@@ -590,19 +585,12 @@ fn flows_at_nodes_without_the_connector_reach_the_origin_through_the_node_that_h
     )
     .unwrap();
     let creds = nrt.create_tunnel("web");
-    let at_kix = kix.tunnel_addr.to_string();
-    let _connector = kix.run_connector(
+    let _connector = pinned_connector(
+        kix,
         "web",
         &creds,
-        "connector",
-        &[
-            "--edge",
-            &at_kix,
-            "--config",
-            cfg.to_str().unwrap(),
-            "--ha-connections",
-            "2",
-        ],
+        &[kix],
+        ["--config", cfg.to_str().unwrap()],
         2,
     );
     // A TCP app, answered at NRT's address; NRT holds no connection.
@@ -611,37 +599,7 @@ fn flows_at_nodes_without_the_connector_reach_the_origin_through_the_node_that_h
     within(Duration::from_secs(2), "app at NRT", || {
         std::net::TcpStream::connect_timeout(&app, Duration::from_millis(200)).is_ok()
     });
-    const MIB: usize = 1024 * 1024;
-    let data = util::pattern(&mut 42, 64 * MIB);
-    let logs = || format!("NRT:\n{}\nKIX:\n{}", nrt.proc.log(), kix.proc.log());
-    let mut s = util::connect(app, Duration::from_secs(5));
-    s.write_all(b"U").unwrap();
-    s.write_all(&data)
-        .unwrap_or_else(|e| panic!("{e}\n{}", logs()));
-    s.shutdown(Shutdown::Write).unwrap();
-    let mut digest = Vec::new();
-    s.read_to_end(&mut digest).unwrap();
-    assert_eq!(
-        digest,
-        util::sha256(&data),
-        "64 MiB upload through NRT → KIX arrived altered"
-    );
-    let mut s = util::connect(app, Duration::from_secs(5));
-    s.write_all(b"D").unwrap();
-    s.write_all(&(64 * MIB as u64).to_be_bytes()).unwrap();
-    let mut got = Vec::with_capacity(64 * MIB);
-    s.read_to_end(&mut got).unwrap();
-    let mut seed = 1u64;
-    let mut want = Vec::with_capacity(64 * MIB);
-    while want.len() < 64 * MIB {
-        want.extend(util::pattern(&mut seed, 256 * 1024));
-    }
-    want.truncate(64 * MIB);
-    assert_eq!(
-        util::sha256(&got),
-        util::sha256(&want),
-        "64 MiB download through NRT → KIX"
-    );
+    util::bulk_both_ways(app, "through NRT → KIX");
     // A flow the connector refuses (its origin is down): the refusal
     // comes back through KIX with the connector's reason.
     let refused = nrt.create_app("web", "dead.example.com");
@@ -868,24 +826,12 @@ fn flows_carried_through_a_node_that_dies_go_to_the_other_holder_at_once() {
     );
     let creds = three.nodes[0].create_tunnel("web");
     // The connector on KIX and OSA only; NRT carries its flows to them.
-    let (kix, osa) = (
-        three.nodes[1].tunnel_addr.to_string(),
-        three.nodes[2].tunnel_addr.to_string(),
-    );
-    let _connector = three.nodes[0].run_connector(
+    let _connector = pinned_connector(
+        &three.nodes[0],
         "web",
         &creds,
-        "connector",
-        &[
-            "--edge",
-            &kix,
-            "--edge",
-            &osa,
-            "--config",
-            cfg.to_str().unwrap(),
-            "--ha-connections",
-            "4",
-        ],
+        &[&three.nodes[1], &three.nodes[2]],
+        ["--config", cfg.to_str().unwrap()],
         4,
     );
     let app = three.nodes[0].create_app("web", "echo.example.com");
@@ -1043,19 +989,12 @@ fn a_node_partitioned_by_nftables_is_dead_to_the_others_and_gets_no_flows() {
     let origin = util::Origin::start(util::echo);
     let cfg = util::write_config(dir.path(), "config.yml", "echo.example.com", origin.addr);
     let creds = nrt.create_tunnel("web");
-    let at_osa = osa.tunnel_addr.to_string();
-    let _connector = nrt.run_connector(
+    let _connector = pinned_connector(
+        &nrt,
         "web",
         &creds,
-        "connector",
-        &[
-            "--edge",
-            &at_osa,
-            "--config",
-            cfg.to_str().unwrap(),
-            "--ha-connections",
-            "2",
-        ],
+        &[&osa],
+        ["--config", cfg.to_str().unwrap()],
         2,
     );
     let app = nrt.create_app("web", "echo.example.com");

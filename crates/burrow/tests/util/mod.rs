@@ -617,6 +617,39 @@ pub fn bulk(mut s: TcpStream) {
 }
 
 /// Origin that answers `A` and closes.
+/// 64 MiB each way through `app` to a [`bulk`] origin: the upload's
+/// SHA-256 as the origin computed it after our half-close, and the
+/// download's length and SHA-256 against the pattern; `path` names the
+/// way in the failure messages.
+pub fn bulk_both_ways(app: SocketAddr, path: &str) {
+    const MIB: usize = 1024 * 1024;
+    let data = pattern(&mut 42, 64 * MIB);
+    let mut s = connect(app, Duration::from_secs(5));
+    s.write_all(b"U").unwrap();
+    s.write_all(&data).unwrap();
+    s.shutdown(Shutdown::Write).unwrap();
+    let mut digest = Vec::new();
+    s.read_to_end(&mut digest).unwrap();
+    assert_eq!(digest, sha256(&data), "upload {path} arrived altered");
+    let mut s = connect(app, Duration::from_secs(5));
+    s.write_all(b"D").unwrap();
+    s.write_all(&(64 * MIB as u64).to_be_bytes()).unwrap();
+    let mut got = Vec::with_capacity(64 * MIB);
+    s.read_to_end(&mut got).unwrap();
+    let mut seed = 1u64;
+    let mut want = Vec::with_capacity(64 * MIB);
+    while want.len() < 64 * MIB {
+        want.extend(pattern(&mut seed, 256 * 1024));
+    }
+    want.truncate(64 * MIB);
+    assert_eq!(got.len(), want.len(), "download {path}: wrong length");
+    assert_eq!(
+        sha256(&got),
+        sha256(&want),
+        "download {path} arrived altered"
+    );
+}
+
 pub fn say_a(mut s: TcpStream) {
     let _ = s.write_all(b"A");
 }
