@@ -9,7 +9,7 @@ use crate::context::Ctx;
 use crate::reload::{EdgeReloader, ReloadPaths};
 use crate::telemetry::{logpush, metrics};
 use crate::{admin, geoip, http, tunnel};
-use crate::{unix_now, EdgeConfig, EdgeError, EdgeInfo, CONNECTION_FRESHNESS};
+use crate::{unix_now, EdgeConfig, EdgeError, EdgeInfo};
 use burrow_store::Store;
 use burrow_transport::pki::EdgePki;
 use std::net::SocketAddr;
@@ -289,10 +289,8 @@ impl Edge {
             .unwrap_or_default();
         let node_id = crate::context::node_id(&cfg.colo, host.trim(), tunnel_addr);
         // The rows of this node's previous run (it may have been killed)
-        // go now; other nodes' stale rows by age.
-        let _ = store
-            .prune_connections(&node_id, unix_now() - CONNECTION_FRESHNESS)
-            .await;
+        // go now; dead nodes' rows go with them (`lease` prunes).
+        let _ = store.prune_connections(&node_id).await;
         let metrics = metrics::Metrics::new();
         // It answered moments ago (the store opened); `follow` keeps it true.
         metrics.store_up.set(1);
@@ -501,9 +499,7 @@ impl Edge {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = tick.tick() => {
-                    let now = unix_now();
                     crate::cluster::lease::beat(&ctx, started_at).await;
-                    let _ = ctx.store.touch_node(&ctx.id.node_id, now).await;
                     // An app port that could not be bound (still held by
                     // an exiting process) is tried again.
                     if ctx.apps.running.incomplete() {

@@ -124,11 +124,8 @@ pub(crate) async fn follow(
             info!("the state store is back; state read again");
             // Connections registered while it was away (or pruned as this
             // node's lease lapsed) are this node's again in the registry.
-            let now = crate::unix_now();
             for r in ctx.registry.all() {
-                let mut row = r.record.clone();
-                row.seen_at = now;
-                let _ = ctx.store.add_connection(&row).await;
+                let _ = ctx.store.add_connection(&r.record).await;
             }
         }
         before = true;

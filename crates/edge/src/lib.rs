@@ -53,9 +53,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// A connection row older than this (seconds without heartbeat) is stale.
-pub(crate) const CONNECTION_FRESHNESS: i64 = 30;
-
 /// Resolved edge settings.
 #[derive(Debug, Clone)]
 pub struct EdgeConfig {

@@ -75,28 +75,18 @@ impl Store {
         Ok(())
     }
 
-    /// Heartbeat: marks all of `node_id`'s connections as seen at `now`.
+    /// Drops all of `node_id`'s connections (a node starting again after it
+    /// was killed). Dead nodes' rows go with the nodes
+    /// ([`Store::prune_nodes`]).
     ///
     /// # Errors
     /// On database failure.
-    pub async fn touch_node(&self, node_id: &str, now: i64) -> Result<(), StoreError> {
-        on_pool!(self, p => sqlx::query("UPDATE connections SET seen_at = $1 WHERE node_id = $2")
-            .bind(now)
-            .bind(node_id)
-            .execute(p).await.map(|r| r.rows_affected()))?;
-        Ok(())
-    }
-
-    /// Drops connections whose node has not been seen since `before`
-    /// (crashed nodes), and all of `node_id`'s (used at start and stop).
-    ///
-    /// # Errors
-    /// On database failure.
-    pub async fn prune_connections(&self, node_id: &str, before: i64) -> Result<(), StoreError> {
-        on_pool!(self, p => sqlx::query("DELETE FROM connections WHERE node_id = $1 OR seen_at < $2")
-            .bind(node_id)
-            .bind(before)
-            .execute(p).await.map(|r| r.rows_affected()))?;
+    pub async fn prune_connections(&self, node_id: &str) -> Result<(), StoreError> {
+        self.changed(
+            "DELETE FROM connections WHERE node_id = $1",
+            node_id.to_owned(),
+        )
+        .await?;
         Ok(())
     }
 
@@ -111,7 +101,11 @@ impl Store {
         now_ms: i64,
     ) -> Result<Vec<Connection>, StoreError> {
         Ok(on_pool!(self, p => sqlx::query_as::<_, Connection>(
-            "SELECT c.* FROM connections c JOIN nodes n ON n.id = c.node_id \
+            // `seen_at`: the holding node's last lease renewal (its
+            // heartbeat), in seconds.
+            "SELECT c.id, c.tunnel_id, c.connector_id, c.conn_index, c.colo, c.node_id, \
+             c.protocol, c.origin_ip, c.version, c.since, n.renewed_at_ms / 1000 AS seen_at \
+             FROM connections c JOIN nodes n ON n.id = c.node_id \
              WHERE c.tunnel_id = $1 AND n.renewed_at_ms + n.lease_ms >= $2 \
              ORDER BY c.colo, c.connector_id, c.conn_index",
         )
