@@ -142,6 +142,13 @@ pub(crate) fn resolve(s: EdgeSettings) -> anyhow::Result<EdgeConfig> {
         peers,
         egress_allow,
         cluster_secret: cluster_secret.map(burrow_config::Secret::new),
+        wire_version: match s.wire_version {
+            None | Some(2) => 2,
+            Some(1) => 1,
+            Some(v) => anyhow::bail!(
+                "wire-version: {v} is not a tunnel protocol version (this build speaks 1 and 2)"
+            ),
+        },
     })
 }
 

@@ -57,6 +57,7 @@ pub(crate) async fn run(a: QuickArgs) -> anyhow::Result<()> {
         peers: Default::default(),
         egress_allow: Vec::new(),
         cluster_secret: None,
+        wire_version: burrow_proto::v2::VERSION_2,
         dns: None,
     })
     .await?;

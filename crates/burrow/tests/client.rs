@@ -1316,3 +1316,24 @@ fn a_client_flow_with_no_free_local_port_is_logged_port_exhaustion() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+#[test]
+fn clients_speak_version_2_and_fall_back_to_an_older_edge() {
+    let echo = Origin::start(util::echo);
+    for (wire, flags) in [(2, &[][..]), (1, &["--wire-version", "1"][..])] {
+        let dir = tempdir();
+        let edge = client_edge(dir.path(), "NRT", "edge.db", flags);
+        let (creds, _) = enroll(&edge, dir.path());
+        let c = ClientProc::start(dir.path(), "client", &creds, &[]);
+        let mut s = socks_connect(&c.socks, v4(echo.addr)).expect("a flow through the edge");
+        std::io::Write::write_all(&mut s, b"ping").unwrap();
+        let mut back = [0u8; 4];
+        std::io::Read::read_exact(&mut s, &mut back).unwrap();
+        assert_eq!(&back, b"ping", "version {wire}");
+        let log = c.proc.log();
+        assert!(
+            log.contains(&format!("wire={wire}")),
+            "the client says which version it speaks: {log}"
+        );
+    }
+}

@@ -1037,3 +1037,46 @@ fn a_node_partitioned_by_nftables_is_dead_to_the_others_and_gets_no_flows() {
     assert_eq!(nrt.metric("burrow_edge_forwarded_flows_out_total"), before);
     drop(ns);
 }
+
+#[test]
+fn nodes_of_two_protocol_versions_carry_each_others_flows_during_an_upgrade() {
+    let pg = database();
+    // OSA behaves as a node of the previous release: version 1 only.
+    let three = Three::start_with(&pg, |colo| {
+        if colo == "OSA" {
+            vec!["--wire-version".into(), "1".into()]
+        } else {
+            vec![]
+        }
+    });
+    let [nrt, _kix, osa] = &three.nodes[..] else {
+        unreachable!()
+    };
+    let echo = util::Origin::start(util::echo);
+    let url = format!("tcp://{}", echo.addr);
+    // A connector at the old node (it falls back to version 1), a flow
+    // at a new node: the new node's link to OSA falls back too.
+    let old = nrt.create_tunnel("old");
+    let _at_osa = pinned_connector(osa, "old", &old, &[osa], ["--url", &url], 1);
+    assert_eq!(nrt.connections("old")[0]["wire"], 1);
+    let app = nrt.create_app("old", "old.example.com");
+    let app = SocketAddr::new("127.0.0.2".parse().unwrap(), app.port());
+    let payload = b"across versions".repeat(4000);
+    within(Duration::from_secs(3), "NRT → OSA (version 1)", || {
+        util::echo_round_trip(app, &payload).ok().as_deref() == Some(&payload[..])
+    });
+    nrt.proc
+        .wait_log("speaking version 1", Duration::from_secs(2));
+    // And the other way: a connector at a new node in version 2, a flow
+    // at the old node, which speaks version 1 to it.
+    let new = nrt.create_tunnel("new");
+    let _at_nrt = pinned_connector(nrt, "new", &new, &[nrt], ["--url", &url], 1);
+    assert_eq!(nrt.connections("new")[0]["wire"], 2);
+    let app = osa.create_app("new", "new.example.com");
+    let app = SocketAddr::new("127.0.0.4".parse().unwrap(), app.port());
+    within(Duration::from_secs(3), "OSA → NRT (version 1)", || {
+        util::echo_round_trip(app, &payload).ok().as_deref() == Some(&payload[..])
+    });
+    assert!(nrt.metric("burrow_edge_forwarded_flows_in_total") >= 1.0);
+    assert!(osa.metric("burrow_edge_forwarded_flows_in_total") >= 1.0);
+}

@@ -5,6 +5,7 @@ mod util;
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use util::*;
 
@@ -756,4 +757,144 @@ fn a_lossy_quic_link_is_kept_and_a_silent_one_is_given_up_within_two_seconds() {
     let took = cut.elapsed();
     eprintln!("a silent QUIC peer was given up after {took:?}");
     assert!(took < Duration::from_secs(3), "took {took:?} (target 2 s)");
+}
+
+/// Recorded version 1 connector bytes (testdata/wire-v1), replayed over a
+/// real connection: the registration, then the answer to the flow the
+/// edge opens. The edge must register it as version 1, send it version
+/// 1's flow header, and carry the bytes.
+async fn replay_v1(edge: SocketAddr, ca_pem: String, creds: PathBuf, protocol: &str) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let creds = burrow_config::credentials::Credentials::from_json(
+        &std::fs::read_to_string(creds).unwrap(),
+    )
+    .unwrap();
+    let mut reg = include_bytes!("testdata/wire-v1/register.bin").to_vec();
+    assert_eq!(
+        &reg[45..47],
+        &[0, 32],
+        "the recording holds a 32-byte secret"
+    );
+    assert_eq!(creds.secret.0.len(), 32);
+    reg[13..29].copy_from_slice(creds.account_id.as_bytes());
+    reg[29..45].copy_from_slice(creds.tunnel_id.as_bytes());
+    reg[47..79].copy_from_slice(&creds.secret.0);
+    let trust = burrow_transport::pki::EdgeTrust::new(&ca_pem, "burrow.internal").unwrap();
+    let (mut conn, mut control) = if protocol == "quic" {
+        let ep = burrow_transport::quic::client_endpoint(edge).unwrap();
+        burrow_transport::quic::connect(&ep, edge, &trust, Duration::from_secs(5))
+            .await
+            .unwrap()
+    } else {
+        burrow_transport::h2::connect(edge, &trust, Duration::from_secs(5))
+            .await
+            .unwrap()
+    };
+    control.write_all(&reg).await.unwrap();
+    // Version 1's answer: a `Registered` frame (type 2), not a `Welcome`.
+    let mut head = [0u8; 5];
+    control.read_exact(&mut head).await.unwrap();
+    assert_eq!(head[0], 2, "Registered, in version 1");
+    let mut body = vec![0; u32::from_be_bytes(head[1..5].try_into().unwrap()) as usize];
+    control.read_exact(&mut body).await.unwrap();
+    // Each flow the edge opens: read its header, answer with the recorded
+    // bytes, echo.
+    while let Some(mut s) = conn.accept_stream().await {
+        tokio::spawn(async move {
+            let mut head = [0u8; 5];
+            s.read_exact(&mut head).await.unwrap();
+            let mut body = vec![0; u32::from_be_bytes(head[1..5].try_into().unwrap()) as usize];
+            s.read_exact(&mut body).await.unwrap();
+            let frame = [&head[..], &body].concat();
+            match burrow_proto::decode(&frame) {
+                // Asked with `stream-ack`: version 1's acknowledged header.
+                Ok(Some((burrow_proto::Frame::StreamOpenAcked(o), _))) => {
+                    assert_eq!(o.hostname, "v1.example.com");
+                }
+                other => panic!("not a version 1 flow header: {other:?}"),
+            }
+            s.write_all(include_bytes!("testdata/wire-v1/accept-flow.bin"))
+                .await
+                .unwrap();
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if s.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+            let _ = s.shutdown().await;
+        });
+    }
+    drop(control);
+}
+
+#[test]
+fn recorded_version_1_connector_bytes_still_work() {
+    for protocol in ["quic", "http2"] {
+        let s = Setup::edge(&[]);
+        let t = s.tunnel("old");
+        let app = t.app("v1.example.com");
+        let ca = std::fs::read_to_string(s.path().join("edge.d").join("ca.pem")).unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let old = rt.spawn(replay_v1(s.edge.tunnel_addr, ca, t.creds.clone(), protocol));
+        s.edge.wait_connections("old", 1, Duration::from_secs(10));
+        let conns = s.edge.connections("old");
+        assert_eq!(conns[0]["wire"], 1, "{protocol}: {conns:?}");
+        assert_eq!(conns[0]["version"], "burrow 0.1.0");
+        let mut seed = 7;
+        let payload = pattern(&mut seed, 256 * 1024);
+        let back = echo_round_trip(app, &payload).unwrap();
+        assert_eq!(sha256(&back), sha256(&payload), "{protocol}");
+        // tunnel info says which version each connection speaks.
+        let info = s.edge.admin(&["tunnel", "info", "old"]).unwrap();
+        assert!(info.contains("WIRE") && info.contains(" v1 "), "{info}");
+        old.abort();
+        rt.shutdown_timeout(Duration::from_secs(1));
+    }
+}
+
+#[test]
+fn connectors_speak_version_2_and_fall_back_to_an_older_edge() {
+    let origin = Origin::start(echo);
+    let url = format!("tcp://{}", origin.addr);
+    // A current edge: the connector registers in version 2, flows carry
+    // typed headers.
+    let s = Setup::edge(&[]);
+    let t = s.tunnel("new");
+    let app = t.app("new.example.com");
+    let _c = t.connector(&["--url", &url, "--ha-connections", "2"], 2);
+    let conns = s.edge.connections("new");
+    assert!(conns.iter().all(|c| c["wire"] == 2), "{conns:?}");
+    let payload = b"typed header".repeat(1000);
+    assert_eq!(echo_round_trip(app, &payload).unwrap(), payload);
+    // An edge that speaks only version 1 (as an older release): the
+    // connector learns it from the dropped registration and speaks 1.
+    let old = Setup::edge(&["--wire-version", "1"]);
+    let t = old.tunnel("new");
+    let app = t.app("new.example.com");
+    let c = t.connector(&["--url", &url, "--ha-connections", "1"], 1);
+    assert_eq!(old.edge.connections("new")[0]["wire"], 1);
+    assert_eq!(echo_round_trip(app, &payload).unwrap(), payload);
+    assert!(
+        c.log().contains("speaking version 1"),
+        "the fallback is logged"
+    );
+    // And a wrong value names the flag.
+    let dir = tempdir();
+    let mut bad = Proc::spawn(
+        dir.path(),
+        "bad",
+        &["edge", "--state", "e.db", "--wire-version", "3"],
+    );
+    assert_ne!(bad.wait_exit(Duration::from_secs(10)), Some(0));
+    assert!(bad.log().contains("wire-version"), "{}", bad.log());
 }

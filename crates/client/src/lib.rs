@@ -13,10 +13,11 @@ mod udp;
 
 use burrow_config::identity::DeviceCredentials;
 use burrow_proto::socks5::{self, Command, Reply};
-use burrow_proto::{FlowKind, Frame, Register, StreamOpen};
-use burrow_transport::frames::{write_frame, FrameReader};
+use burrow_proto::v2::{OpenFlow, Registration, Role, Target};
+use burrow_proto::{FlowKind, Frame, StreamOpen};
+use burrow_transport::frames::{self, write_frame, Answer, FrameReader, OlderEdges};
 use burrow_transport::pki::EdgeTrust;
-use burrow_transport::ConnectorConn;
+use burrow_transport::{ConnectorConn, TransportError};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -86,7 +87,23 @@ pub enum ClientError {
     },
 }
 
-async fn register(cfg: &ClientConfig) -> Result<ConnectorConn, ClientError> {
+/// The connection to the edge and the protocol version it speaks.
+pub(crate) struct Edge {
+    conn: ConnectorConn,
+    wire: u16,
+}
+
+impl std::ops::Deref for Edge {
+    type Target = ConnectorConn;
+    fn deref(&self) -> &ConnectorConn {
+        &self.conn
+    }
+}
+
+/// Edges this process found speaking only protocol version 1.
+static OLDER_EDGES: std::sync::LazyLock<OlderEdges> = std::sync::LazyLock::new(OlderEdges::default);
+
+async fn register(cfg: &ClientConfig) -> Result<Edge, ClientError> {
     let e = |m: String| ClientError::Edge(m);
     let trust = EdgeTrust::new(&cfg.edge_ca_pem, &cfg.edge_domain)
         .map_err(|x| e(format!("edge CA: {x}")))?;
@@ -96,72 +113,83 @@ async fn register(cfg: &ClientConfig) -> Result<ConnectorConn, ClientError> {
     } else {
         CONNECT_TIMEOUT
     };
-    let quic = async {
-        let ep = burrow_transport::quic::client_endpoint(cfg.edge).map_err(|x| e(x.to_string()))?;
-        burrow_transport::quic::connect(&ep, cfg.edge, &trust, quic_limit)
-            .await
-            .map_err(|x| e(format!("QUIC to {}: {x}", cfg.edge)))
-    };
-    let h2 = || async {
-        burrow_transport::h2::connect_opener(cfg.edge, &trust, CONNECT_TIMEOUT)
-            .await
-            .map_err(|x| e(format!("HTTP/2 to {}: {x}", cfg.edge)))
-    };
-    let (conn, mut control) = match cfg.protocol {
-        Protocol::Quic => quic.await?,
-        Protocol::Http2 => h2().await?,
-        Protocol::Auto => match quic.await {
-            Ok(c) => c,
-            Err(q) => {
-                warn!(reason = %q, "QUIC to the edge failed; falling back to HTTP/2 over TCP");
-                h2().await?
-            }
-        },
-    };
     let c = &cfg.credentials;
-    let reg = Frame::Register(Register {
+    let reg = Registration {
         account_id: *c.account_id.as_bytes(),
-        tunnel_id: *c.device_id.as_bytes(),
         secret: c.secret.0.clone().into(),
-        connector_id: *c.device_id.as_bytes(),
-        conn_index: 0,
+        role: Role::Client {
+            device_id: *c.device_id.as_bytes(),
+            vnet: cfg.vnet.clone(),
+        },
         version: format!("burrow-client {}", env!("CARGO_PKG_VERSION")),
-        // `vnet=NAME` picks the virtual network (docs/PROTOCOL.md).
-        features: std::iter::once("client".to_owned())
-            .chain(cfg.vnet.as_ref().map(|v| format!("vnet={v}")))
-            .collect(),
-    });
-    let mut reader = FrameReader::new();
-    let answer = tokio::time::timeout(CONNECT_TIMEOUT, async {
-        write_frame(&mut control, &reg, true).await?;
-        reader.read_frame(&mut control).await
-    })
-    .await
-    .map_err(|_| e("no answer to registration".into()))?
-    .map_err(|x| e(format!("registration: {x}")))?;
-    match answer {
-        Frame::Registered(r) => {
-            info!(edge = %cfg.edge, colo = %r.colo, device_id = %c.device_id, protocol = conn.protocol().as_str(), "client connected to the edge");
-            // The control stream must stay open for the connection's life;
-            // the edge says on it why it ends the connection, if it does.
-            tokio::spawn(async move {
-                let mut control = control;
-                loop {
-                    match reader.read_frame(&mut control).await {
-                        Ok(Frame::Refused(r)) => {
-                            warn!(reason = %r.message, "the edge ended this device's connection");
-                            break;
-                        }
-                        Ok(_) => {}
-                        Err(_) => break,
-                    }
+        features: Vec::new(),
+    };
+    // A second try only when an edge of an older release dropped the
+    // version 2 registration: then in version 1.
+    for tries in 1..=2 {
+        let quic = async {
+            let ep =
+                burrow_transport::quic::client_endpoint(cfg.edge).map_err(|x| e(x.to_string()))?;
+            burrow_transport::quic::connect(&ep, cfg.edge, &trust, quic_limit)
+                .await
+                .map_err(|x| e(format!("QUIC to {}: {x}", cfg.edge)))
+        };
+        let h2 = || async {
+            burrow_transport::h2::connect_opener(cfg.edge, &trust, CONNECT_TIMEOUT)
+                .await
+                .map_err(|x| e(format!("HTTP/2 to {}: {x}", cfg.edge)))
+        };
+        let (conn, mut control) = match cfg.protocol {
+            Protocol::Quic => quic.await?,
+            Protocol::Http2 => h2().await?,
+            Protocol::Auto => match quic.await {
+                Ok(c) => c,
+                Err(q) => {
+                    warn!(reason = %q, "QUIC to the edge failed; falling back to HTTP/2 over TCP");
+                    h2().await?
                 }
-            });
-            Ok(conn)
+            },
+        };
+        let wire = OLDER_EDGES.version(cfg.edge);
+        let mut reader = FrameReader::new();
+        let answer = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            frames::register(&mut control, &mut reader, &reg, wire),
+        )
+        .await
+        .unwrap_or(Err(TransportError::Timeout(
+            CONNECT_TIMEOUT,
+            "waiting for the answer to registration",
+        )));
+        if OLDER_EDGES.learn(cfg.edge, wire, &answer) && tries < 2 {
+            conn.close();
+            continue;
         }
-        Frame::Refused(r) => Err(e(format!("the edge refused this device: {}", r.message))),
-        other => Err(e(format!("unexpected answer to registration: {other:?}"))),
+        return match answer.map_err(|x| e(format!("registration: {x}")))? {
+            Answer::Welcome(w) => {
+                info!(edge = %cfg.edge, colo = %w.colo, device_id = %c.device_id, protocol = conn.protocol().as_str(), wire, "client connected to the edge");
+                // The control stream must stay open for the connection's
+                // life; the edge says on it why it ends the connection, if
+                // it does.
+                tokio::spawn(async move {
+                    let mut control = control;
+                    loop {
+                        match reader.read_frame(&mut control).await {
+                            Ok(Frame::Refused(r)) => {
+                                warn!(reason = %r.message, "the edge ended this device's connection");
+                                break;
+                            }
+                            Ok(_) => {}
+                            Err(_) => break,
+                        }
+                    }
+                });
+                Ok(Edge { conn, wire })
+            }
+            Answer::Refused(r) => Err(e(format!("the edge refused this device: {}", r.message))),
+        };
     }
+    unreachable!("the loop returns on its last try")
 }
 
 /// Connects, then serves the SOCKS5 proxy until `shutdown`.
@@ -235,7 +263,7 @@ pub async fn run(cfg: ClientConfig, shutdown: CancellationToken) -> Result<(), C
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
 
 /// The edge connection, replaced when it is lost.
-type Shared = Arc<arc_swap::ArcSwap<ConnectorConn>>;
+type Shared = Arc<arc_swap::ArcSwap<Edge>>;
 
 /// Waits for the connection to drop and connects again, with backoff
 /// (1 s doubling to 30 s); proxied connections fail meanwhile.
@@ -296,7 +324,7 @@ async fn read_until<T>(
 }
 
 async fn proxy(
-    conn: Arc<ConnectorConn>,
+    conn: Arc<Edge>,
     mut app: TcpStream,
     peer: SocketAddr,
     next: Arc<AtomicU64>,
@@ -356,20 +384,32 @@ async fn proxy(
 /// Opens a flow to `dest` (`host:port`) through the edge and waits until
 /// the edge reached it. Returns the stream and bytes read past the answer.
 pub(crate) async fn open_flow(
-    conn: &ConnectorConn,
+    conn: &Edge,
     kind: FlowKind,
     dest: String,
     peer: SocketAddr,
     next: &AtomicU64,
 ) -> Result<(burrow_transport::BoxStream, bytes::BytesMut), String> {
     let mut stream = conn.open_stream().await.map_err(|e| format!("edge: {e}"))?;
-    let header = Frame::StreamOpen(StreamOpen {
-        kind,
-        flow_id: next.fetch_add(1, Ordering::Relaxed),
-        hostname: dest.clone(),
-        edge_port: 0,
-        client_addr: peer,
-    });
+    let flow_id = next.fetch_add(1, Ordering::Relaxed);
+    let header = match (conn.wire, destination(&dest)) {
+        (burrow_proto::v2::VERSION_2.., Some(target)) => Frame::OpenFlow(OpenFlow {
+            kind,
+            flow_id,
+            target,
+            client: peer,
+            source: None,
+            tunnel: None,
+        }),
+        // Version 1 names the destination as `host:port` text.
+        _ => Frame::StreamOpen(StreamOpen {
+            kind,
+            flow_id,
+            hostname: dest.clone(),
+            edge_port: 0,
+            client_addr: peer,
+        }),
+    };
     write_frame(&mut stream, &header, false)
         .await
         .map_err(|e| e.to_string())?;
@@ -383,6 +423,20 @@ pub(crate) async fn open_flow(
         Frame::StreamRejected(r) => Err(format!("{dest}: {}", r.message)),
         other => Err(format!("unexpected answer {other:?}")),
     }
+}
+
+/// `host:port` (IPv6 in brackets) as a typed target; `None` when it is
+/// not one (the edge then says why).
+fn destination(dest: &str) -> Option<Target> {
+    if let Ok(a) = dest.parse::<SocketAddr>() {
+        return Some(Target::Addr(a));
+    }
+    let (name, port) = dest.rsplit_once(':')?;
+    let port = port.parse().ok()?;
+    (!name.is_empty() && !name.contains(':')).then(|| Target::Host {
+        name: name.to_owned(),
+        port,
+    })
 }
 
 async fn serve_http_proxy(
@@ -408,7 +462,7 @@ async fn serve_http_proxy(
 
 /// One `CONNECT host:port` through the edge.
 async fn http_connect(
-    conn: &ConnectorConn,
+    conn: &Edge,
     mut app: TcpStream,
     peer: SocketAddr,
     next: &AtomicU64,

@@ -9,7 +9,6 @@
 use burrow_proto::socks5::{self, Dest, Reply};
 use burrow_proto::FlowKind;
 use burrow_transport::datagrams::{write_datagram, DatagramReader};
-use burrow_transport::ConnectorConn;
 use bytes::{Bytes, BytesMut};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -27,7 +26,7 @@ const QUEUE: usize = 256;
 
 /// Serves one association until the SOCKS connection closes.
 pub(crate) async fn associate(
-    conn: Arc<ConnectorConn>,
+    conn: Arc<crate::Edge>,
     mut app: TcpStream,
     peer: SocketAddr,
     asked: Dest,
@@ -116,7 +115,7 @@ pub(crate) async fn associate(
 /// One destination's flow: datagrams from the application out, answers
 /// back to `app_udp` under the destination's header.
 async fn destination(
-    conn: Arc<ConnectorConn>,
+    conn: Arc<crate::Edge>,
     sock: Arc<UdpSocket>,
     app_udp: SocketAddr,
     dest: Dest,

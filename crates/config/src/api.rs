@@ -67,6 +67,14 @@ pub struct ConnectionInfo {
     pub since: i64,
     /// Last heartbeat, Unix seconds.
     pub seen_at: i64,
+    /// The tunnel protocol version it speaks (1 or 2; absent from the
+    /// answers of older edges: 1).
+    #[serde(default = "wire_v1")]
+    pub wire: u16,
+}
+
+fn wire_v1() -> u16 {
+    1
 }
 
 /// `POST /api/v1/routes`.

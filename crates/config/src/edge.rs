@@ -89,6 +89,12 @@ pub struct EdgeSettings {
     /// Delegate the edge domain (and app names) to it. [default: off]
     #[arg(long, value_name = "IP:PORT")]
     pub dns: Option<String>,
+    /// Newest tunnel protocol version this node speaks: 2, or 1 to behave
+    /// like a node of an older release (refuses version 2 parties and
+    /// speaks version 1 to other nodes) while rehearsing an upgrade.
+    /// [default: 2]
+    #[arg(long, value_name = "1|2")]
+    pub wire_version: Option<u16>,
     /// How long open flows may finish after SIGTERM/SIGINT. [default: 30s]
     #[arg(long)]
     pub grace_period: Option<String>,

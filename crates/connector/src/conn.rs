@@ -10,8 +10,9 @@ use crate::env::FlowEnv;
 use crate::flow;
 use crate::{backoff, ConnInfo, ConnectorConfig};
 use burrow_config::connector::ProtocolChoice;
-use burrow_proto::{Frame, RefuseCode, Register};
-use burrow_transport::frames::{write_frame, FrameReader};
+use burrow_proto::v2::{Registration, Role};
+use burrow_proto::{Frame, RefuseCode};
+use burrow_transport::frames::{self, write_frame, Answer, FrameReader};
 use burrow_transport::pki::EdgeTrust;
 use burrow_transport::{BoxStream, ConnectorConn, Protocol, TransportError};
 use rand::Rng;
@@ -46,6 +47,8 @@ pub(crate) struct Shared {
     pub(crate) fatal: CancellationToken,
     pub(crate) fatal_reason: Mutex<Option<String>>,
     pub(crate) quic_endpoints: Mutex<HashMap<bool, quinn::Endpoint>>,
+    /// Edges that speak only protocol version 1 (an upgrade under way).
+    pub(crate) older_edges: burrow_transport::frames::OlderEdges,
 }
 
 impl Shared {
@@ -285,98 +288,106 @@ async fn connect_with(
     protocol: Protocol,
 ) -> Result<Live, Failure> {
     let t = |e: TransportError| Failure::Transport(format!("{protocol}: {e}"));
-    let (conn, mut control) = match protocol {
-        Protocol::Quic => {
-            let ep = shared.quic_endpoint(addr).map_err(t)?;
-            burrow_transport::quic::connect(
-                &ep,
-                addr,
-                &shared.trust,
-                shared.cfg.quic_fallback_after,
-            )
-            .await
-            .map_err(t)?
-        }
-        Protocol::Http2 => burrow_transport::h2::connect(addr, &shared.trust, H2_TIMEOUT)
-            .await
-            .map_err(t)?,
-    };
     let creds = &shared.cfg.credentials;
-    let reg = Frame::Register(Register {
+    let reg = Registration {
         account_id: *creds.account_id.as_bytes(),
-        tunnel_id: *creds.tunnel_id.as_bytes(),
         secret: creds.secret.0.clone().into(),
-        connector_id: *shared.connector_id.as_bytes(),
-        conn_index: index,
+        role: Role::Connector {
+            tunnel_id: *creds.tunnel_id.as_bytes(),
+            connector_id: *shared.connector_id.as_bytes(),
+            conn_index: index,
+        },
         version: format!("burrow {}", env!("CARGO_PKG_VERSION")),
         features: vec![
             burrow_transport::quic_datagrams::FEATURE.into(),
             burrow_proto::FEATURE_STREAM_ACK.into(),
         ],
-    });
-    let mut reader = FrameReader::new();
-    let answer = async {
-        write_frame(&mut control, &reg, true).await?;
-        reader.read_frame(&mut control).await
     };
-    let answer = tokio::time::timeout(REGISTER_TIMEOUT, answer)
+    // A second try only when an edge of an older release dropped the
+    // version 2 registration: then in version 1.
+    let mut tries = 0;
+    let (conn, control, reader, welcome, wire) = loop {
+        tries += 1;
+        let (conn, mut control) = match protocol {
+            Protocol::Quic => {
+                let ep = shared.quic_endpoint(addr).map_err(t)?;
+                burrow_transport::quic::connect(
+                    &ep,
+                    addr,
+                    &shared.trust,
+                    shared.cfg.quic_fallback_after,
+                )
+                .await
+                .map_err(t)?
+            }
+            Protocol::Http2 => burrow_transport::h2::connect(addr, &shared.trust, H2_TIMEOUT)
+                .await
+                .map_err(t)?,
+        };
+        let wire = shared.older_edges.version(addr);
+        let mut reader = FrameReader::new();
+        let answer = tokio::time::timeout(
+            REGISTER_TIMEOUT,
+            frames::register(&mut control, &mut reader, &reg, wire),
+        )
         .await
-        .map_err(|_| {
-            Failure::Transport(format!(
-                "{protocol}: no answer to registration within {REGISTER_TIMEOUT:?}"
-            ))
-        })?
-        .map_err(t)?;
-    match answer {
-        Frame::Registered(r) => {
-            let mux = match &conn {
-                ConnectorConn::Quic(q) => {
-                    let mux = burrow_transport::quic_datagrams::DatagramMux::new(q.clone());
-                    shared.env.tasks.spawn(mux.clone().run());
-                    Some(mux)
-                }
-                ConnectorConn::H2(_) | ConnectorConn::H2Opener(_) => None,
-            };
-            let info = Arc::new(ConnInfo {
-                index,
-                protocol,
-                colo: r.colo,
-                connection_id: uuid::Uuid::from_bytes(r.connection_id),
-                mux,
-                draining: CancellationToken::new(),
-            });
-            info!(
-                edge = %addr, %protocol, colo = %info.colo, connection_id = %info.connection_id,
-                "registered tunnel connection"
-            );
-            let counted = Counted::new(shared.env.metrics.clone(), &info);
-            Ok(Live {
-                conn,
-                control,
-                reader,
-                info,
-                _counted: counted,
-            })
-        }
-        Frame::Refused(r) => {
+        .unwrap_or(Err(TransportError::Timeout(
+            REGISTER_TIMEOUT,
+            "waiting for the answer to registration",
+        )));
+        if shared.older_edges.learn(addr, wire, &answer) && tries < 2 {
             conn.close();
-            shared
-                .env
-                .metrics
-                .register_fail
-                .get_or_create(&crate::metrics::ErrorLabels {
-                    error: format!("{:?}", r.code),
-                })
-                .inc();
-            Err(Failure::Refused(r.code, r.message))
+            continue;
         }
-        other => {
-            conn.close();
-            Err(Failure::Transport(format!(
-                "{protocol}: unexpected answer to registration: {other:?}"
-            )))
+        match answer.map_err(t)? {
+            Answer::Welcome(w) => break (conn, control, reader, w, wire),
+            Answer::Refused(r) => {
+                conn.close();
+                shared
+                    .env
+                    .metrics
+                    .register_fail
+                    .get_or_create(&crate::metrics::ErrorLabels {
+                        error: format!("{:?}", r.code),
+                    })
+                    .inc();
+                return Err(Failure::Refused(r.code, r.message));
+            }
         }
-    }
+    };
+    let mux = match &conn {
+        ConnectorConn::Quic(q) => {
+            let mux = burrow_transport::quic_datagrams::DatagramMux::new(q.clone());
+            shared.env.tasks.spawn(mux.clone().run());
+            Some(mux)
+        }
+        ConnectorConn::H2(_) | ConnectorConn::H2Opener(_) => None,
+    };
+    let info = Arc::new(ConnInfo {
+        index,
+        protocol,
+        colo: welcome.colo,
+        connection_id: uuid::Uuid::from_bytes(welcome.connection_id),
+        wire,
+        acks: welcome
+            .features
+            .iter()
+            .any(|f| f == burrow_proto::FEATURE_STREAM_ACK),
+        mux,
+        draining: CancellationToken::new(),
+    });
+    info!(
+        edge = %addr, %protocol, colo = %info.colo, node = %welcome.node_id,
+        connection_id = %info.connection_id, wire, "registered tunnel connection"
+    );
+    let counted = Counted::new(shared.env.metrics.clone(), &info);
+    Ok(Live {
+        conn,
+        control,
+        reader,
+        info,
+        _counted: counted,
+    })
 }
 
 /// Serves flows on `live` until it is lost, the edge drains it, shutdown is

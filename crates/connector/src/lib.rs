@@ -113,6 +113,11 @@ pub(crate) struct ConnInfo {
     pub(crate) protocol: Protocol,
     pub(crate) colo: String,
     pub(crate) connection_id: uuid::Uuid,
+    /// The tunnel protocol version the connection speaks (1 or 2).
+    pub(crate) wire: u16,
+    /// The edge asks for `StreamReceived` on every version 2 `OpenFlow`
+    /// (it named `stream-ack` in its `Welcome`).
+    pub(crate) acks: bool,
     /// UDP-session datagrams as QUIC datagrams (QUIC connections only).
     pub(crate) mux: Option<Arc<burrow_transport::quic_datagrams::DatagramMux>>,
     /// Cancelled when this connection starts draining: kept-alive HTTP
@@ -197,6 +202,7 @@ pub async fn run_with_updates(
         fatal: CancellationToken::new(),
         fatal_reason: std::sync::Mutex::new(None),
         quic_endpoints: std::sync::Mutex::new(Default::default()),
+        older_edges: burrow_transport::frames::OlderEdges::default(),
     });
     let env = shared.env.clone();
     let reload = background.spawn(async move {

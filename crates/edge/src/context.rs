@@ -69,6 +69,8 @@ pub(crate) struct Identity {
     pub(crate) tunnel_addr: SocketAddr,
     /// Addresses app listeners bind to.
     pub(crate) app_pools: AppPools,
+    /// Newest tunnel protocol version this node speaks (1 or 2).
+    pub(crate) wire: u16,
 }
 
 /// Running apps and the limits their flows share.

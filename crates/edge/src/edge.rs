@@ -303,6 +303,8 @@ impl Edge {
             cfg.peers.clone(),
             crate::egress::peers::Me {
                 account_id,
+                node_id: node_id.clone(),
+                wire: cfg.wire_version,
                 colo: cfg.colo.clone(),
                 ca_pem: pki.ca_pem.clone(),
                 edge_domain: cfg.edge_domain.clone(),
@@ -319,6 +321,7 @@ impl Edge {
                 edge_domain: cfg.edge_domain.clone(),
                 tunnel_addr,
                 app_pools,
+                wire: cfg.wire_version,
             },
             store,
             store_trouble: tokio::sync::Notify::new(),

@@ -104,6 +104,8 @@ pub struct EdgeConfig {
     /// The cluster secret (`--cluster-secret-file`): nodes sharing a
     /// PostgreSQL store seal the shared CA key and admin token with it.
     pub cluster_secret: Option<Secret>,
+    /// Newest tunnel protocol version this node speaks (1 or 2).
+    pub wire_version: u16,
     /// Ranges clients may reach although the built-in deny refuses them
     /// (loopback, link-local, private ranges, this host's addresses);
     /// the edge's own listeners stay refused. Dangerous: see the README.

@@ -320,6 +320,181 @@ pub(crate) fn open_flow(r: &mut Reader<'_>) -> Result<OpenFlow, DecodeError> {
     })
 }
 
+/// Version 1's feature marking a zero-trust client's `Register`.
+pub const V1_CLIENT: &str = "client";
+/// Version 1's feature marking a peer edge's `Register`.
+pub const V1_PEER: &str = "peer";
+
+impl Registration {
+    /// A version 1 `Register`, read the way version 1 overloaded it: the
+    /// feature [`V1_PEER`] (with `colo=NRT`) is a node, [`V1_CLIENT`]
+    /// (with `vnet=NAME`, its device id in `tunnel_id`) is a client,
+    /// anything else a connector. The markers leave `features`.
+    #[must_use]
+    pub fn from_v1(r: crate::Register) -> Self {
+        let tagged = |prefix: &str| {
+            r.features
+                .iter()
+                .find_map(|f| f.strip_prefix(prefix))
+                .map(str::to_owned)
+        };
+        let role = if r.features.iter().any(|f| f == V1_PEER) {
+            Role::Node {
+                node_id: String::new(),
+                colo: tagged("colo=").unwrap_or_default(),
+            }
+        } else if r.features.iter().any(|f| f == V1_CLIENT) {
+            Role::Client {
+                device_id: r.tunnel_id,
+                vnet: tagged("vnet="),
+            }
+        } else {
+            Role::Connector {
+                tunnel_id: r.tunnel_id,
+                connector_id: r.connector_id,
+                conn_index: r.conn_index,
+            }
+        };
+        let marker = |f: &String| {
+            f == V1_PEER || f == V1_CLIENT || f.starts_with("colo=") || f.starts_with("vnet=")
+        };
+        let plain = !matches!(role, Role::Connector { .. });
+        Self {
+            account_id: r.account_id,
+            secret: r.secret,
+            features: r
+                .features
+                .into_iter()
+                .filter(|f| !(plain && marker(f)))
+                .collect(),
+            role,
+            version: r.version,
+        }
+    }
+
+    /// The same registration as version 1 spells it, for an edge that
+    /// speaks only version 1.
+    #[must_use]
+    pub fn to_v1(&self) -> crate::Register {
+        let mut features = self.features.clone();
+        let (tunnel_id, connector_id, conn_index) = match &self.role {
+            Role::Connector {
+                tunnel_id,
+                connector_id,
+                conn_index,
+            } => (*tunnel_id, *connector_id, *conn_index),
+            Role::Client { device_id, vnet } => {
+                features.insert(0, V1_CLIENT.to_owned());
+                features.extend(vnet.as_ref().map(|v| format!("vnet={v}")));
+                (*device_id, *device_id, 0)
+            }
+            Role::Node { colo, .. } => {
+                features.insert(0, V1_PEER.to_owned());
+                features.push(format!("colo={colo}"));
+                ([0; 16], [0; 16], 0)
+            }
+        };
+        crate::Register {
+            account_id: self.account_id,
+            tunnel_id,
+            secret: self.secret.clone(),
+            connector_id,
+            conn_index,
+            version: self.version.clone(),
+            features,
+        }
+    }
+}
+
+impl Welcome {
+    /// A version 1 `Registered` (it names no node and no features).
+    #[must_use]
+    pub fn from_v1(r: crate::Registered) -> Self {
+        Self {
+            connection_id: r.connection_id,
+            colo: r.colo,
+            node_id: String::new(),
+            features: Vec::new(),
+        }
+    }
+}
+
+impl OpenFlow {
+    /// The typed header of a flow the edge opens to a connector: a
+    /// private-network flow's destination is an address (or a name and a
+    /// port), every other flow goes through the ingress rules.
+    #[must_use]
+    pub fn from_stream_open(o: &crate::StreamOpen) -> Self {
+        let target = match o.kind {
+            FlowKind::PrivateTcp | FlowKind::PrivateUdp => match o.destination() {
+                Some(a) => Target::Addr(a),
+                None => Target::Host {
+                    name: o.hostname.clone(),
+                    port: o.edge_port,
+                },
+            },
+            FlowKind::Tcp | FlowKind::Udp | FlowKind::Http => Target::Ingress {
+                hostname: o.hostname.clone(),
+                edge_port: o.edge_port,
+            },
+        };
+        Self {
+            kind: o.kind,
+            flow_id: o.flow_id,
+            target,
+            client: o.client_addr,
+            source: None,
+            tunnel: None,
+        }
+    }
+
+    /// The header as the connector's flow handling reads it (version 1's
+    /// shape): a private flow's destination in `hostname` and
+    /// `edge_port`, any other name or address as `host:port`.
+    #[must_use]
+    pub fn into_stream_open(self) -> crate::StreamOpen {
+        let private = matches!(self.kind, FlowKind::PrivateTcp | FlowKind::PrivateUdp);
+        let (hostname, edge_port) = match self.target {
+            Target::Ingress {
+                hostname,
+                edge_port,
+            } => (hostname, edge_port),
+            Target::Host { name, port } if private => (name, port),
+            Target::Addr(a) if private => (a.ip().to_string(), a.port()),
+            Target::Host { name, port } => (join_host_port(&name, port), 0),
+            Target::Addr(a) => (a.to_string(), 0),
+        };
+        crate::StreamOpen {
+            kind: self.kind,
+            flow_id: self.flow_id,
+            hostname,
+            edge_port,
+            client_addr: self.client,
+        }
+    }
+
+    /// The destination named by a [`Target::Host`] or [`Target::Addr`]:
+    /// a name or an address, and the port. `None` for
+    /// [`Target::Ingress`].
+    #[must_use]
+    pub fn host_port(&self) -> Option<(String, u16)> {
+        match &self.target {
+            Target::Host { name, port } => Some((name.clone(), *port)),
+            Target::Addr(a) => Some((a.ip().to_string(), a.port())),
+            Target::Ingress { .. } => None,
+        }
+    }
+}
+
+/// `host:port`, with an IPv6 address in brackets.
+fn join_host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
 /// Checks a preface of either version at the start of `buf`: `Ok(None)`
 /// while `buf` is a strict prefix of one (read more), else the bytes it
 /// took and the version (1 or 2).
@@ -480,6 +655,118 @@ mod tests {
             decode_preface_any(b"GET / HTTP/1.1"),
             Err(DecodeError::BadMagic)
         ));
+    }
+
+    #[test]
+    fn v1_registrations_read_as_their_roles_and_back() {
+        let base = crate::Register {
+            account_id: [1; 16],
+            tunnel_id: [2; 16],
+            secret: vec![3; 32].into(),
+            connector_id: [4; 16],
+            conn_index: 2,
+            version: "burrow 0.1".into(),
+            features: vec!["quic-datagrams".into(), "stream-ack".into()],
+        };
+        let c = Registration::from_v1(base.clone());
+        assert_eq!(
+            c.role,
+            Role::Connector {
+                tunnel_id: [2; 16],
+                connector_id: [4; 16],
+                conn_index: 2
+            }
+        );
+        assert_eq!(c.features, base.features);
+        assert_eq!(c.to_v1(), base);
+
+        let client = crate::Register {
+            features: vec!["client".into(), "vnet=lab".into()],
+            connector_id: [2; 16],
+            conn_index: 0,
+            ..base.clone()
+        };
+        let g = Registration::from_v1(client.clone());
+        assert_eq!(
+            g.role,
+            Role::Client {
+                device_id: [2; 16],
+                vnet: Some("lab".into())
+            }
+        );
+        assert!(g.features.is_empty());
+        assert_eq!(g.to_v1(), client);
+
+        let peer = crate::Register {
+            tunnel_id: [0; 16],
+            connector_id: [0; 16],
+            conn_index: 0,
+            features: vec!["peer".into(), "colo=KIX".into()],
+            ..base
+        };
+        let n = Registration::from_v1(peer.clone());
+        assert_eq!(
+            n.role,
+            Role::Node {
+                node_id: String::new(),
+                colo: "KIX".into()
+            }
+        );
+        assert_eq!(n.to_v1(), peer);
+    }
+
+    #[test]
+    fn flow_headers_keep_their_meaning_across_versions() {
+        let app = crate::StreamOpen {
+            kind: FlowKind::Tcp,
+            flow_id: 9,
+            hostname: "ssh.example.com".into(),
+            edge_port: 2222,
+            client_addr: "192.0.2.1:5000".parse().unwrap(),
+        };
+        let typed = OpenFlow::from_stream_open(&app);
+        assert!(matches!(
+            typed.target,
+            Target::Ingress {
+                edge_port: 2222,
+                ..
+            }
+        ));
+        assert_eq!(typed.clone().into_stream_open(), app);
+        assert_eq!(typed.host_port(), None);
+
+        let private = crate::StreamOpen {
+            kind: FlowKind::PrivateUdp,
+            hostname: "fd00::5".into(),
+            edge_port: 53,
+            ..app.clone()
+        };
+        let typed = OpenFlow::from_stream_open(&private);
+        assert_eq!(typed.target, Target::Addr("[fd00::5]:53".parse().unwrap()));
+        assert_eq!(typed.into_stream_open(), private);
+
+        // A client's flow names its destination; version 1 wrote host:port.
+        let client = OpenFlow {
+            kind: FlowKind::Tcp,
+            flow_id: 1,
+            target: Target::Addr("[2001:db8::1]:443".parse().unwrap()),
+            client: "127.0.0.1:4000".parse().unwrap(),
+            source: None,
+            tunnel: None,
+        };
+        assert_eq!(
+            client.clone().into_stream_open().hostname,
+            "[2001:db8::1]:443"
+        );
+        assert_eq!(client.host_port(), Some(("2001:db8::1".into(), 443)));
+        let named = OpenFlow {
+            target: Target::Host {
+                name: "example.com".into(),
+                port: 80,
+            },
+            ..client
+        };
+        assert_eq!(named.into_stream_open().hostname, "example.com:80");
     }
 
     fn arb_open_flow() -> impl Strategy<Value = Frame> {

@@ -32,6 +32,9 @@ pub struct Connection {
     pub since: i64,
     /// Last heartbeat of the holding node, Unix seconds.
     pub seen_at: i64,
+    /// The tunnel protocol version the connection speaks (1 or 2).
+    #[sqlx(try_from = "i64")]
+    pub wire: u16,
 }
 impl Store {
     /// Records a live tunnel connection.
@@ -41,13 +44,13 @@ impl Store {
     pub async fn add_connection(&self, c: &Connection) -> Result<(), StoreError> {
         on_pool!(self, p => sqlx::query(
             "INSERT INTO connections (id, tunnel_id, connector_id, conn_index, colo, \
-             node_id, protocol, origin_ip, version, since, seen_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+             node_id, protocol, origin_ip, version, since, seen_at, wire) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
              ON CONFLICT (id) DO UPDATE SET tunnel_id = excluded.tunnel_id, \
              connector_id = excluded.connector_id, conn_index = excluded.conn_index, \
              colo = excluded.colo, node_id = excluded.node_id, protocol = excluded.protocol, \
              origin_ip = excluded.origin_ip, version = excluded.version, since = excluded.since, \
-             seen_at = excluded.seen_at",
+             seen_at = excluded.seen_at, wire = excluded.wire",
         )
         .bind(c.id.to_string())
         .bind(c.tunnel_id.to_string())
@@ -60,6 +63,7 @@ impl Store {
         .bind(&c.version)
         .bind(c.since)
         .bind(c.seen_at)
+        .bind(i64::from(c.wire))
         .execute(p).await.map(|r| r.rows_affected()))?;
         Ok(())
     }
@@ -104,7 +108,8 @@ impl Store {
             // `seen_at`: the holding node's last lease renewal (its
             // heartbeat), in seconds.
             "SELECT c.id, c.tunnel_id, c.connector_id, c.conn_index, c.colo, c.node_id, \
-             c.protocol, c.origin_ip, c.version, c.since, n.renewed_at_ms / 1000 AS seen_at \
+             c.protocol, c.origin_ip, c.version, c.since, n.renewed_at_ms / 1000 AS seen_at, \
+             c.wire \
              FROM connections c JOIN nodes n ON n.id = c.node_id \
              WHERE c.tunnel_id = $1 AND n.renewed_at_ms + n.lease_ms >= $2 \
              ORDER BY c.colo, c.connector_id, c.conn_index",

@@ -926,6 +926,7 @@ mod tests {
             version: "x".into(),
             since: 10,
             seen_at: 10,
+            wire: 2,
         };
         s.add_connection(&c).await.unwrap();
         assert_eq!(s.connections(t.id, 10).await.unwrap().len(), 1);
@@ -956,7 +957,12 @@ mod tests {
         })
         .await
         .unwrap();
-        assert_eq!(s.live_connections(t.id, 106_000).await.unwrap().len(), 1);
+        let live = s.live_connections(t.id, 106_000).await.unwrap();
+        assert_eq!(
+            (live.len(), live[0].wire),
+            (1, 2),
+            "one, speaking version 2"
+        );
         assert_eq!(s.live_connections(t.id, 106_001).await.unwrap().len(), 0);
         s.renew_node(&node("n1", 200_000)).await.unwrap();
         assert_eq!(s.nodes().await.unwrap().len(), 1, "renewed, not added");

@@ -105,6 +105,10 @@ pub enum TransportError {
     /// The peer broke the protocol.
     #[error("protocol: {0}")]
     Protocol(String),
+    /// The peer's preface names a protocol version this build does not
+    /// speak.
+    #[error("protocol version {0} is not spoken here (this build speaks 1 and 2)")]
+    Version(u16),
 }
 
 /// The next TCP connection on `listener`. A failed accept (say, out of

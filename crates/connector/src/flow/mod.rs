@@ -34,6 +34,11 @@ pub(crate) async fn handle(env: Arc<FlowEnv>, conn: Arc<ConnInfo>, mut stream: B
             // The edge wants to hear at once that this connection carries the
             // flow: `StreamReceived`, unless the answer itself comes at once.
             Ok(Ok(Frame::StreamOpenAcked(o))) => (o, true),
+            // Version 2: the typed header, acknowledged when the edge said
+            // so in its `Welcome`.
+            Ok(Ok(Frame::OpenFlow(o))) if conn.wire >= burrow_proto::v2::VERSION_2 => {
+                (o.into_stream_open(), conn.acks)
+            }
             Ok(Ok(other)) => {
                 debug!(?other, "flow stream did not start with StreamOpen");
                 return;

@@ -39,6 +39,7 @@ pub(super) async fn info_of(ctx: &Ctx, t: &burrow_store::Tunnel) -> Result<Tunne
                 version: c.version,
                 since: c.since,
                 seen_at: c.seen_at,
+                wire: c.wire,
             })
             .collect(),
         credentials: None,

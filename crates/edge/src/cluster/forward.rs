@@ -2,13 +2,15 @@
 //! that arrives here for a tunnel with no connection at this node (a TCP
 //! or UDP app, an HTTP route, a client's private-network flow) goes over
 //! the authenticated peer link to a live node that holds one, as a
-//! `ForwardOpen` stream; that node opens the flow into the tunnel through
+//! stream that opens with an `OpenFlow` naming the tunnel (version 1: a
+//! `ForwardOpen`); that node opens the flow into the tunnel through
 //! its own connection (never onward) and splices. Local connections are
 //! always preferred; among remote holders, the lowest measured round trip
 //! first.
 
 use crate::context::Ctx;
 use burrow_proto::close::{CloseReason, FlowError, Side};
+use burrow_proto::v2::OpenFlow;
 use burrow_proto::{FlowKind, ForwardOpen, Frame, Refusal, RefuseCode, StreamOpen};
 use burrow_store::Node;
 use burrow_transport::frames::{write_frame, FrameReader};
@@ -78,10 +80,18 @@ pub(crate) async fn open(
                 continue;
             }
         };
-        let frame = Frame::ForwardOpen(ForwardOpen {
-            tunnel_id: *tunnel.as_bytes(),
-            open: header.clone(),
-        });
+        // Version 2: the typed header naming the tunnel; version 1's
+        // `ForwardOpen` to a node of an older release.
+        let frame = if conn.wire >= burrow_proto::v2::VERSION_2 {
+            let mut open = OpenFlow::from_stream_open(&header);
+            open.tunnel = Some(*tunnel.as_bytes());
+            Frame::OpenFlow(open)
+        } else {
+            Frame::ForwardOpen(ForwardOpen {
+                tunnel_id: *tunnel.as_bytes(),
+                open: header.clone(),
+            })
+        };
         if let Err(e) = write_frame(&mut stream, &frame, false).await {
             last = unavailable(format!("node {}: {e}", node.id));
             continue;
@@ -160,7 +170,8 @@ pub(crate) async fn serve(
     ctx: &Arc<Ctx>,
     mut stream: BoxStream,
     reader: FrameReader,
-    f: ForwardOpen,
+    tunnel: burrow_proto::Id,
+    mut header: StreamOpen,
 ) {
     // Acknowledged before the connector is asked (which may take long).
     if write_frame(&mut stream, &Frame::StreamReceived, false)
@@ -169,8 +180,7 @@ pub(crate) async fn serve(
     {
         return;
     }
-    let tunnel = uuid::Uuid::from_bytes(f.tunnel_id);
-    let mut header = f.open;
+    let tunnel = uuid::Uuid::from_bytes(tunnel);
     // Flow ids are per node: this node's own, so they never collide on
     // its connections.
     header.flow_id = ctx.tasks.next_flow();

@@ -4,17 +4,20 @@
 //!
 //! A peer connects to the other edge's tunnel endpoint over QUIC like a
 //! connector, verifying its certificate (`--peer-ca`, default this edge's
-//! own CA), and registers with the feature [`FEATURE`] and the shared peer
-//! secret (`--peer-secret-file`, compared in constant time). Each handed
-//! flow is one stream: `StreamOpen` of kind TCP or UDP whose `hostname`
-//! is the destination `ip:port` and whose `client_addr` carries the source
-//! IP to dial from (port 0; `0.0.0.0` for its shared pool); the peer answers `StreamAccepted` or
-//! `StreamRejected` with the reason, then bytes (or framed datagrams)
-//! follow. The session log record is written by the edge the client is
-//! connected to.
+//! own CA), and registers as the node role with the shared peer secret
+//! (`--peer-secret-file`, compared in constant time). Each handed flow is
+//! one stream: an `OpenFlow` of kind TCP or UDP whose target is the
+//! destination address and whose `source` is the IP to dial from (none:
+//! the shared pool). Version 1 said the same with a `StreamOpen` whose
+//! `hostname` is `ip:port` and whose `client_addr` carries the source
+//! (port 0; `0.0.0.0` for the shared pool); both are read. The peer
+//! answers `StreamAccepted` or `StreamRejected` with the reason, then
+//! bytes (or framed datagrams) follow. The session log record is written
+//! by the edge the client is connected to.
 
 use crate::context::Ctx;
-use burrow_proto::{FlowKind, Frame, RefuseCode, Register, StreamOpen};
+use burrow_proto::v2::{OpenFlow, Target};
+use burrow_proto::{FlowKind, Frame, RefuseCode, StreamOpen};
 use burrow_transport::frames::{write_frame, FrameReader};
 use burrow_transport::{BoxStream, EdgeConn};
 use std::net::SocketAddr;
@@ -75,13 +78,28 @@ pub(crate) async fn hand_once(
         Ok(s) => s,
         Err(e) => return Handed::Down(format!("peer {colo}: {e}")),
     };
-    let open = Frame::StreamOpen(StreamOpen {
-        kind: if udp { FlowKind::Udp } else { FlowKind::Tcp },
-        flow_id: ctx.tasks.next_flow(),
-        hostname: target.to_string(),
-        edge_port: 0,
-        client_addr: SocketAddr::new(source.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED).into(), 0),
-    });
+    let kind = if udp { FlowKind::Udp } else { FlowKind::Tcp };
+    let open = if conn.wire >= burrow_proto::v2::VERSION_2 {
+        Frame::OpenFlow(OpenFlow {
+            kind,
+            flow_id: ctx.tasks.next_flow(),
+            target: Target::Addr(target),
+            client: SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), 0),
+            source: source.map(Into::into),
+            tunnel: None,
+        })
+    } else {
+        Frame::StreamOpen(StreamOpen {
+            kind,
+            flow_id: ctx.tasks.next_flow(),
+            hostname: target.to_string(),
+            edge_port: 0,
+            client_addr: SocketAddr::new(
+                source.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED).into(),
+                0,
+            ),
+        })
+    };
     if let Err(e) = write_frame(&mut stream, &open, false).await {
         return Handed::Down(format!("peer {colo}: {e}"));
     }
@@ -100,7 +118,7 @@ pub(crate) async fn serve(
     ctx: Arc<Ctx>,
     conn: EdgeConn,
     mut control: BoxStream,
-    reg: Register,
+    hello: crate::tunnel::handshake::Hello,
     from: SocketAddr,
     shutdown: CancellationToken,
     pre: crate::tunnel::handshake::PreAuth,
@@ -111,13 +129,11 @@ pub(crate) async fn serve(
         .cfg
         .secret
         .as_ref()
-        .is_some_and(|s| bool::from(s.expose().ct_eq(reg.secret.expose())));
-    let colo = reg
-        .features
-        .iter()
-        .find_map(|f| f.strip_prefix("colo="))
-        .unwrap_or("?")
-        .to_owned();
+        .is_some_and(|s| bool::from(s.expose().ct_eq(hello.reg.secret.expose())));
+    let colo = match &hello.reg.role {
+        burrow_proto::v2::Role::Node { colo, .. } if !colo.is_empty() => colo.clone(),
+        _ => "?".to_owned(),
+    };
     if !ok || !matches!(conn, EdgeConn::Quic(_)) {
         let message = if ok {
             "peer edges connect over QUIC".to_owned()
@@ -129,7 +145,8 @@ pub(crate) async fn serve(
             .await;
         return;
     }
-    if !crate::tunnel::handshake::accept_registration(&mut control, &conn, &ctx.id.colo, pre).await
+    if !crate::tunnel::handshake::accept_registration(&mut control, &conn, &ctx.id, hello.wire, pre)
+        .await
     {
         return;
     }
@@ -153,20 +170,48 @@ pub(crate) async fn serve(
 /// One handed flow: dial from the named source, splice.
 pub(crate) async fn egress(ctx: Arc<Ctx>, mut stream: BoxStream) {
     let mut reader = FrameReader::new();
-    let open = match tokio::time::timeout(ACCEPT_TIMEOUT, reader.read_frame(&mut stream)).await {
-        Ok(Ok(Frame::StreamOpen(o))) if matches!(o.kind, FlowKind::Tcp | FlowKind::Udp) => o,
-        Ok(Ok(Frame::ForwardOpen(f))) => {
-            crate::cluster::forward::serve(&ctx, stream, reader, f).await;
+    let frame = match tokio::time::timeout(ACCEPT_TIMEOUT, reader.read_frame(&mut stream)).await {
+        Ok(Ok(f)) => f,
+        _ => return,
+    };
+    // A flow carried into a tunnel held here, or a flow to dial out.
+    let (kind, target, source) = match frame {
+        Frame::ForwardOpen(f) => {
+            let header = f.open;
+            crate::cluster::forward::serve(&ctx, stream, reader, f.tunnel_id, header).await;
             return;
+        }
+        Frame::OpenFlow(o) => {
+            if let Some(tunnel) = o.tunnel {
+                let header = o.into_stream_open();
+                crate::cluster::forward::serve(&ctx, stream, reader, tunnel, header).await;
+                return;
+            }
+            let Target::Addr(target) = o.target else {
+                crate::egress::dial::refuse(&mut stream, "the target is not an address".into())
+                    .await;
+                return;
+            };
+            (o.kind, target, o.source)
+        }
+        Frame::StreamOpen(o) => {
+            let Ok(target) = o.hostname.parse::<SocketAddr>() else {
+                crate::egress::dial::refuse(
+                    &mut stream,
+                    format!("'{}' is not ip:port", o.hostname),
+                )
+                .await;
+                return;
+            };
+            // 0.0.0.0: this edge's shared pool (its default source).
+            let source = Some(o.client_addr.ip()).filter(|ip| !ip.is_unspecified());
+            (o.kind, target, source)
         }
         _ => return,
     };
-    let Ok(target) = open.hostname.parse::<SocketAddr>() else {
-        let _ =
-            crate::egress::dial::refuse(&mut stream, format!("'{}' is not ip:port", open.hostname))
-                .await;
+    if !matches!(kind, FlowKind::Tcp | FlowKind::Udp) {
         return;
-    };
+    }
     // The handing edge checked too; this host's own addresses are known
     // only here.
     if let Err(d) = crate::egress::dial::guard(&ctx, target) {
@@ -174,10 +219,8 @@ pub(crate) async fn egress(ctx: Arc<Ctx>, mut stream: BoxStream) {
         crate::egress::dial::refuse(&mut stream, format!("{target} {}", d.message())).await;
         return;
     }
-    // 0.0.0.0: this edge's shared pool (its default source).
-    let source = Some(open.client_addr.ip()).filter(|ip| !ip.is_unspecified());
-    info!(destination = %target, source = %open.client_addr.ip(), "peer egress");
-    if open.kind == FlowKind::Udp {
+    info!(destination = %target, source = ?source, "peer egress");
+    if kind == FlowKind::Udp {
         match crate::egress::dial::udp_socket(target, source).await {
             Ok(sock) => {
                 if let Some(leftover) = crate::egress::dial::accept(&mut stream, reader).await {

@@ -3,9 +3,9 @@
 //! `--peer`, or else a live cluster node of that colo), one per node for
 //! flows carried to the node holding a tunnel's connection.
 
-use burrow_proto::{Frame, Register};
-use burrow_transport::frames::{write_frame, FrameReader};
-use burrow_transport::ConnectorConn;
+use burrow_proto::v2::{Registration, Role};
+use burrow_transport::frames::{self, Answer, FrameReader, OlderEdges};
+use burrow_transport::{ConnectorConn, TransportError};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,12 +13,13 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tracing::info;
 
-/// Registration feature of peer edges.
-pub(crate) const FEATURE: &str = "peer";
-
 /// Who this edge is when it registers with a peer.
 pub(crate) struct Me {
     pub(crate) account_id: uuid::Uuid,
+    pub(crate) node_id: String,
+    /// Newest protocol version this node speaks (1: rehearsing an
+    /// upgrade, as a node of an older release).
+    pub(crate) wire: u16,
     pub(crate) colo: String,
     /// This edge's CA (trusted for peers unless `--peer-ca`).
     pub(crate) ca_pem: String,
@@ -49,6 +50,22 @@ pub(crate) struct Peers {
     slots: std::sync::Mutex<HashMap<String, Arc<Slot>>>,
     /// Colos whose last connection attempt failed, until when to skip them.
     down: std::sync::Mutex<HashMap<String, std::time::Instant>>,
+    /// Nodes that speak only protocol version 1 (an upgrade under way).
+    older: OlderEdges,
+}
+
+/// A connection to a peer node and the protocol version it speaks there
+/// (the version of the flow headers sent on it).
+pub(crate) struct Link {
+    conn: ConnectorConn,
+    pub(crate) wire: u16,
+}
+
+impl std::ops::Deref for Link {
+    type Target = ConnectorConn;
+    fn deref(&self) -> &ConnectorConn {
+        &self.conn
+    }
 }
 
 /// One colo's connection: flows read it without waiting; a (re)connect
@@ -56,12 +73,12 @@ pub(crate) struct Peers {
 /// to other colos never wait for it.
 #[derive(Default)]
 pub(crate) struct Slot {
-    live: std::sync::Mutex<Option<Arc<ConnectorConn>>>,
+    live: std::sync::Mutex<Option<Arc<Link>>>,
     connecting: tokio::sync::Mutex<()>,
 }
 
 impl Slot {
-    fn open(&self) -> Option<Arc<ConnectorConn>> {
+    fn open(&self) -> Option<Arc<Link>> {
         self.live
             .lock()
             .ok()?
@@ -83,6 +100,7 @@ impl Peers {
             tasks,
             slots: std::sync::Mutex::default(),
             down: std::sync::Mutex::default(),
+            older: OlderEdges::default(),
         }
     }
 
@@ -102,7 +120,7 @@ impl Peers {
         &self,
         colo: &str,
         member: Option<SocketAddr>,
-    ) -> Result<Arc<ConnectorConn>, String> {
+    ) -> Result<Arc<Link>, String> {
         let addr = self
             .cfg
             .peers
@@ -116,11 +134,7 @@ impl Peers {
     /// A live connection to the edge at `addr`, kept under `key` (a colo,
     /// or a node id), made on first use. A peer that could not be reached
     /// is skipped for [`DOWN_FOR`].
-    pub(crate) async fn conn_to(
-        &self,
-        key: &str,
-        addr: SocketAddr,
-    ) -> Result<Arc<ConnectorConn>, String> {
+    pub(crate) async fn conn_to(&self, key: &str, addr: SocketAddr) -> Result<Arc<Link>, String> {
         if let Some(until) = self.down.lock().expect("peer state lock poisoned").get(key) {
             if *until > std::time::Instant::now() {
                 return Err(format!("peer {key} was unreachable moments ago"));
@@ -142,7 +156,7 @@ impl Peers {
         slot.open()?.rtt()
     }
 
-    async fn connect(&self, colo: &str, addr: SocketAddr) -> Result<Arc<ConnectorConn>, String> {
+    async fn connect(&self, colo: &str, addr: SocketAddr) -> Result<Arc<Link>, String> {
         let slot = self
             .slots
             .lock()
@@ -167,38 +181,51 @@ impl Peers {
         let trust = burrow_transport::pki::EdgeTrust::new(ca, &self.me.edge_domain)
             .map_err(|e| format!("peer CA: {e}"))?;
         let ep = burrow_transport::quic::client_endpoint(addr).map_err(|e| e.to_string())?;
-        let (conn, mut control) =
-            burrow_transport::quic::connect(&ep, addr, &trust, CONNECT_TIMEOUT)
-                .await
-                .map_err(|e| format!("peer {colo} at {addr}: {e}"))?;
-        let reg = Frame::Register(Register {
+        let reg = Registration {
             account_id: *self.me.account_id.as_bytes(),
-            tunnel_id: [0; 16],
             secret,
-            connector_id: *uuid::Uuid::new_v4().as_bytes(),
-            conn_index: 0,
+            role: Role::Node {
+                node_id: self.me.node_id.clone(),
+                colo: self.me.colo.clone(),
+            },
             version: format!("burrow-edge {} {}", env!("CARGO_PKG_VERSION"), self.me.colo),
-            features: vec![FEATURE.into(), format!("colo={}", self.me.colo)],
-        });
-        let mut reader = FrameReader::new();
-        let answer = tokio::time::timeout(CONNECT_TIMEOUT, async {
-            write_frame(&mut control, &reg, true).await?;
-            reader.read_frame(&mut control).await
-        })
-        .await
-        .map_err(|_| format!("peer {colo}: no answer to registration"))?
-        .map_err(|e| format!("peer {colo}: {e}"))?;
-        match answer {
-            Frame::Registered(_) => {}
-            Frame::Refused(r) => return Err(format!("peer {colo} refused: {}", r.message)),
-            other => return Err(format!("peer {colo}: unexpected answer {other:?}")),
-        }
+            features: Vec::new(),
+        };
+        // A second try only when a node of an older release dropped the
+        // version 2 registration: then in version 1.
+        let mut tries = 0;
+        let (conn, mut control, wire) = loop {
+            tries += 1;
+            let (conn, mut control) =
+                burrow_transport::quic::connect(&ep, addr, &trust, CONNECT_TIMEOUT)
+                    .await
+                    .map_err(|e| format!("peer {colo} at {addr}: {e}"))?;
+            let wire = self.older.version(addr).min(self.me.wire);
+            let mut reader = FrameReader::new();
+            let answer = tokio::time::timeout(
+                CONNECT_TIMEOUT,
+                frames::register(&mut control, &mut reader, &reg, wire),
+            )
+            .await
+            .unwrap_or(Err(TransportError::Timeout(
+                CONNECT_TIMEOUT,
+                "waiting for the answer to registration",
+            )));
+            if self.older.learn(addr, wire, &answer) && tries < 2 {
+                conn.close();
+                continue;
+            }
+            match answer.map_err(|e| format!("peer {colo}: {e}"))? {
+                Answer::Welcome(_) => break (conn, control, wire),
+                Answer::Refused(r) => return Err(format!("peer {colo} refused: {}", r.message)),
+            }
+        };
         self.tasks.spawn(async move {
             let mut buf = [0u8; 64];
             while matches!(control.read(&mut buf).await, Ok(n) if n > 0) {}
         });
-        info!(colo, %addr, "connected to peer edge");
-        let conn = Arc::new(conn);
+        info!(colo, %addr, wire, "connected to peer edge");
+        let conn = Arc::new(Link { conn, wire });
         if let Ok(mut live) = slot.live.lock() {
             *live = Some(conn.clone());
         }

@@ -3,11 +3,12 @@
 //! enters the [registry](super::registry), and the control stream is
 //! watched for `GoAway` and for a revoked grant until the connection ends.
 
-use super::handshake::{check_registration, refuse, PreAuth};
+use super::handshake::{check_registration, refuse, welcome, Hello, PreAuth};
 use crate::context::Ctx;
 use crate::tunnel::registry::Registered;
 use crate::unix_now;
-use burrow_proto::{Frame, RefuseCode, Register, Registered as RegisteredFrame};
+use burrow_proto::v2::Role;
+use burrow_proto::{Frame, RefuseCode};
 use burrow_transport::frames::{write_frame, FrameReader};
 use burrow_transport::{quic_datagrams, BoxStream, EdgeConn};
 use std::net::SocketAddr;
@@ -23,7 +24,7 @@ pub(crate) async fn serve(
     conn: EdgeConn,
     mut control: BoxStream,
     mut reader: FrameReader,
-    reg: Register,
+    hello: Hello,
     peer: SocketAddr,
     shutdown: CancellationToken,
     pre: PreAuth,
@@ -33,8 +34,19 @@ pub(crate) async fn serve(
         refuse(&mut control, &conn, RefuseCode::Internal, why).await;
         return;
     }
-    let tunnel_id = uuid::Uuid::from_bytes(reg.tunnel_id);
-    let connector_id = uuid::Uuid::from_bytes(reg.connector_id);
+    let Hello { reg, wire } = hello;
+    let Role::Connector {
+        tunnel_id,
+        connector_id,
+        conn_index,
+    } = reg.role
+    else {
+        return;
+    };
+    let (tunnel_id, connector_id) = (
+        uuid::Uuid::from_bytes(tunnel_id),
+        uuid::Uuid::from_bytes(connector_id),
+    );
     // While the store is away, the tunnel as last read (a query would
     // first wait for the pool).
     let store_up = ctx.telemetry.metrics.store_up.get() == 1;
@@ -66,7 +78,12 @@ pub(crate) async fn serve(
             }
         },
     };
-    if let Err(refusal) = check_registration(&reg, tunnel.as_ref()) {
+    if let Err(refusal) = check_registration(
+        &reg.account_id,
+        tunnel_id.as_bytes(),
+        &reg.secret,
+        tunnel.as_ref(),
+    ) {
         warn!(%tunnel_id, %connector_id, reason = %refusal.message, "registration refused");
         refuse(&mut control, &conn, refusal.code, &refusal.message).await;
         return;
@@ -89,10 +106,22 @@ pub(crate) async fn serve(
         secret: crate::authz::digest(&tunnel.secret),
     });
     let conn_id = uuid::Uuid::new_v4();
-    let reply = Frame::Registered(RegisteredFrame {
-        connection_id: *conn_id.as_bytes(),
-        colo: ctx.id.colo.clone(),
-    });
+    // What the edge uses of what the connector offered.
+    let datagrams = matches!(conn, EdgeConn::Quic(_))
+        && reg.features.iter().any(|f| f == quic_datagrams::FEATURE);
+    let acks = reg
+        .features
+        .iter()
+        .any(|f| f == burrow_proto::FEATURE_STREAM_ACK);
+    let used = [
+        (datagrams, quic_datagrams::FEATURE),
+        (acks, burrow_proto::FEATURE_STREAM_ACK),
+    ];
+    let used = used
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, f)| (*f).to_owned());
+    let reply = welcome(wire, conn_id, &ctx.id, used.collect());
     conn.authorize();
     drop(pre);
     if let Err(e) = write_frame(&mut control, &reply, false).await {
@@ -105,7 +134,7 @@ pub(crate) async fn serve(
         id: conn_id,
         tunnel_id,
         connector_id,
-        conn_index: reg.conn_index,
+        conn_index,
         colo: ctx.id.colo.clone(),
         node_id: ctx.id.node_id.clone(),
         protocol: conn.protocol().as_str().to_owned(),
@@ -113,6 +142,7 @@ pub(crate) async fn serve(
         version: reg.version.clone(),
         since: now,
         seen_at: now,
+        wire,
     };
     // Recorded when the store answers; while it is away, when it returns
     // (`follow` records the registry again).
@@ -122,17 +152,13 @@ pub(crate) async fn serve(
         }
     }
     let mux = match &conn {
-        EdgeConn::Quic(q) if reg.features.iter().any(|f| f == quic_datagrams::FEATURE) => {
+        EdgeConn::Quic(q) if datagrams => {
             let mux = quic_datagrams::DatagramMux::new(q.clone());
             ctx.tasks.spawn(mux.clone().run());
             Some(mux)
         }
         _ => None,
     };
-    let acks = reg
-        .features
-        .iter()
-        .any(|f| f == burrow_proto::FEATURE_STREAM_ACK);
     let registered = Arc::new(Registered::new(record, conn.clone(), mux, acks));
     ctx.registry.add(tunnel_id, registered.clone());
     ctx.telemetry.metrics.tunnel_connections.inc();
@@ -146,7 +172,7 @@ pub(crate) async fn serve(
         .get_or_create(&by_tunnel)
         .inc();
     info!(
-        %tunnel_id, %connector_id, conn_index = reg.conn_index, connection_id = %conn_id,
+        %tunnel_id, %connector_id, conn_index, wire, connection_id = %conn_id,
         version = %reg.version, "tunnel connection registered"
     );
 

@@ -2,7 +2,8 @@
 //! through (connectors, zero-trust clients, peer edges): what an
 //! unregistered connection may hold, how long it has, and the answers.
 
-use burrow_proto::{Frame, Refusal, RefuseCode, Register, Registered as RegisteredFrame};
+use burrow_proto::v2::{Registration, Welcome, VERSION_2};
+use burrow_proto::{Frame, Id, Refusal, RefuseCode, Registered as RegisteredFrame, WireSecret};
 use burrow_store::Tunnel;
 use burrow_transport::frames::{write_frame, FrameReader};
 use burrow_transport::{BoxStream, EdgeConn, TransportError};
@@ -77,21 +78,26 @@ impl Gate {
     }
 }
 
-/// Pure check of a registration against the stored tunnel: the secret is
-/// compared in constant time, and the account must match.
-pub(crate) fn check_registration(reg: &Register, tunnel: Option<&Tunnel>) -> Result<(), Refusal> {
+/// Pure check of a connector's registration against the stored tunnel:
+/// the secret is compared in constant time, and the account must match.
+pub(crate) fn check_registration(
+    account_id: &Id,
+    tunnel_id: &Id,
+    secret: &WireSecret,
+    tunnel: Option<&Tunnel>,
+) -> Result<(), Refusal> {
     let unknown = || Refusal {
         code: RefuseCode::UnknownTunnel,
         message: format!(
             "tunnel {} is not known to this edge (deleted, or created on another edge)",
-            uuid::Uuid::from_bytes(reg.tunnel_id)
+            uuid::Uuid::from_bytes(*tunnel_id)
         ),
     };
     let Some(t) = tunnel else {
         return Err(unknown());
     };
-    let secret_ok = burrow_store::secret::verify(&t.secret, reg.secret.expose());
-    let account_ok = t.account_id.as_bytes() == &reg.account_id;
+    let secret_ok = burrow_store::secret::verify(&t.secret, secret.expose());
+    let account_ok = t.account_id.as_bytes() == account_id;
     if !secret_ok || !account_ok {
         return Err(Refusal {
             code: RefuseCode::BadSecret,
@@ -104,16 +110,65 @@ pub(crate) fn check_registration(reg: &Register, tunnel: Option<&Tunnel>) -> Res
     Ok(())
 }
 
+/// A registration as read, in either protocol version: version 1's
+/// `Register` is read into the typed form
+/// ([`Registration::from_v1`]); `wire` is the version the party spoke,
+/// and the one it is answered in.
+pub(crate) struct Hello {
+    pub(crate) reg: Registration,
+    pub(crate) wire: u16,
+}
+
+/// Reads the preface and the registration of either version (version 2
+/// only when this node speaks it: `newest`).
+///
+/// # Errors
+/// [`TransportError::Version`] for a version this node does not speak; a
+/// protocol error when the first frame is not the registration of the
+/// preface's version.
 pub(crate) async fn read_registration(
     control: &mut BoxStream,
     reader: &mut FrameReader,
-) -> Result<Register, TransportError> {
-    reader.read_preface(control).await?;
-    match reader.read_frame(control).await? {
-        Frame::Register(r) => Ok(r),
-        other => Err(TransportError::Protocol(format!(
-            "expected Register as the first frame, got {other:?}"
+    newest: u16,
+) -> Result<Hello, TransportError> {
+    let wire = reader.read_preface(control).await?;
+    if wire > newest {
+        return Err(TransportError::Version(wire));
+    }
+    match (wire, reader.read_frame(control).await?) {
+        (1, Frame::Register(r)) => Ok(Hello {
+            reg: Registration::from_v1(r),
+            wire,
+        }),
+        (VERSION_2, Frame::Registration(reg)) => Ok(Hello { reg, wire }),
+        (_, other) => Err(TransportError::Protocol(format!(
+            "expected the registration of version {wire} as the first frame, got {}",
+            other.kind_name()
         ))),
+    }
+}
+
+/// The answer that accepts a registration, in the party's version: a
+/// `Welcome` naming this node and the `features` the edge uses on the
+/// connection, or version 1's `Registered`.
+pub(crate) fn welcome(
+    wire: u16,
+    connection_id: uuid::Uuid,
+    id: &crate::context::Identity,
+    features: Vec<String>,
+) -> Frame {
+    if wire >= VERSION_2 {
+        Frame::Welcome(Welcome {
+            connection_id: *connection_id.as_bytes(),
+            colo: id.colo.clone(),
+            node_id: id.node_id.clone(),
+            features,
+        })
+    } else {
+        Frame::Registered(RegisteredFrame {
+            connection_id: *connection_id.as_bytes(),
+            colo: id.colo.clone(),
+        })
     }
 }
 
@@ -122,13 +177,11 @@ pub(crate) async fn read_registration(
 pub(crate) async fn accept_registration(
     control: &mut BoxStream,
     conn: &EdgeConn,
-    colo: &str,
+    id: &crate::context::Identity,
+    wire: u16,
     pre: PreAuth,
 ) -> bool {
-    let reply = Frame::Registered(RegisteredFrame {
-        connection_id: *uuid::Uuid::new_v4().as_bytes(),
-        colo: colo.to_owned(),
-    });
+    let reply = welcome(wire, uuid::Uuid::new_v4(), id, Vec::new());
     conn.authorize();
     drop(pre);
     if write_frame(control, &reply, false).await.is_err() {
@@ -161,16 +214,13 @@ pub(crate) async fn refuse(
 mod tests {
     use super::*;
 
-    fn reg(secret: &[u8], account: uuid::Uuid, tunnel: uuid::Uuid) -> Register {
-        Register {
-            account_id: *account.as_bytes(),
-            tunnel_id: *tunnel.as_bytes(),
-            secret: secret.to_vec().into(),
-            connector_id: [0; 16],
-            conn_index: 0,
-            version: String::new(),
-            features: vec![],
-        }
+    fn reg(
+        secret: &[u8],
+        account: uuid::Uuid,
+        tunnel: uuid::Uuid,
+    ) -> impl Fn(Option<&Tunnel>) -> Result<(), Refusal> {
+        let secret = WireSecret::from(secret.to_vec());
+        move |t| check_registration(account.as_bytes(), tunnel.as_bytes(), &secret, t)
     }
 
     #[test]
@@ -182,16 +232,15 @@ mod tests {
             secret: vec![5; 32],
             created_at: 0,
         };
-        assert!(check_registration(&reg(&[5; 32], t.account_id, t.id), Some(&t)).is_ok());
-        let e = check_registration(&reg(&[6; 32], t.account_id, t.id), Some(&t)).unwrap_err();
+        assert!(reg(&[5; 32], t.account_id, t.id)(Some(&t)).is_ok());
+        let e = reg(&[6; 32], t.account_id, t.id)(Some(&t)).unwrap_err();
         assert_eq!(e.code, RefuseCode::BadSecret);
         assert!(e.message.contains("secret does not match"));
-        let e = check_registration(&reg(&[5; 31], t.account_id, t.id), Some(&t)).unwrap_err();
+        let e = reg(&[5; 31], t.account_id, t.id)(Some(&t)).unwrap_err();
         assert_eq!(e.code, RefuseCode::BadSecret);
-        let e =
-            check_registration(&reg(&[5; 32], uuid::Uuid::new_v4(), t.id), Some(&t)).unwrap_err();
+        let e = reg(&[5; 32], uuid::Uuid::new_v4(), t.id)(Some(&t)).unwrap_err();
         assert_eq!(e.code, RefuseCode::BadSecret);
-        let e = check_registration(&reg(&[5; 32], t.account_id, t.id), None).unwrap_err();
+        let e = reg(&[5; 32], t.account_id, t.id)(None).unwrap_err();
         assert_eq!(e.code, RefuseCode::UnknownTunnel);
     }
 }

@@ -10,8 +10,10 @@ pub(crate) mod reach;
 pub(crate) mod registry;
 
 use crate::context::Ctx;
+use burrow_proto::v2::Role;
+use burrow_proto::RefuseCode;
 use burrow_transport::frames::FrameReader;
-use burrow_transport::{BoxStream, EdgeConn};
+use burrow_transport::{BoxStream, EdgeConn, TransportError};
 use handshake::{read_registration, Gate, PreAuth, HANDSHAKE_TIMEOUT};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -96,33 +98,42 @@ pub(crate) async fn serve_conn(
 ) {
     let mut reader = FrameReader::new();
     // One deadline for the handshake and the registration together.
-    let reg =
-        match tokio::time::timeout_at(pre.deadline, read_registration(&mut control, &mut reader))
-            .await
-        {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => {
-                debug!(error = %e, "registration failed");
-                conn.close();
-                return;
-            }
-            Err(_) => {
-                debug!("no registration within {HANDSHAKE_TIMEOUT:?}");
-                conn.close();
-                return;
-            }
-        };
-    if reg
-        .features
-        .iter()
-        .any(|f| f == crate::egress::peers::FEATURE)
-    {
-        crate::egress::peer::serve(ctx, conn, control, reg, peer, shutdown, pre).await;
-        return;
+    let read = read_registration(&mut control, &mut reader, ctx.id.wire);
+    let hello = match tokio::time::timeout_at(pre.deadline, read).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(TransportError::Version(v))) if v > burrow_proto::v2::VERSION_2 => {
+            // A newer party learns why, and may try an older version
+            // (a node rehearsing version 1 just closes, as a version 1
+            // node did).
+            let why =
+                format!("protocol version {v} is not spoken by this edge (it speaks 1 and 2)");
+            debug!(
+                version = v,
+                "registration in an unknown protocol version refused"
+            );
+            handshake::refuse(&mut control, &conn, RefuseCode::UnsupportedVersion, &why).await;
+            return;
+        }
+        Ok(Err(e)) => {
+            debug!(error = %e, "registration failed");
+            conn.close();
+            return;
+        }
+        Err(_) => {
+            debug!("no registration within {HANDSHAKE_TIMEOUT:?}");
+            conn.close();
+            return;
+        }
+    };
+    match hello.reg.role {
+        Role::Node { .. } => {
+            crate::egress::peer::serve(ctx, conn, control, hello, peer, shutdown, pre).await;
+        }
+        Role::Client { .. } => {
+            crate::zt::serve(ctx, conn, control, hello, peer, shutdown, pre).await
+        }
+        Role::Connector { .. } => {
+            connector::serve(ctx, conn, control, reader, hello, peer, shutdown, pre).await;
+        }
     }
-    if reg.features.iter().any(|f| f == crate::zt::FEATURE) {
-        crate::zt::serve(ctx, conn, control, reg, peer, shutdown, pre).await;
-        return;
-    }
-    connector::serve(ctx, conn, control, reader, reg, peer, shutdown, pre).await;
 }

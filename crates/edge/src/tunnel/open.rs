@@ -55,7 +55,11 @@ pub(crate) async fn open_local(
                 continue;
             }
         };
-        let frame = if conn.acks {
+        // Version 2: the typed header (acknowledged when the connector
+        // registered `stream-ack`); version 1 says so by the frame type.
+        let frame = if conn.record.wire >= burrow_proto::v2::VERSION_2 {
+            Frame::OpenFlow(burrow_proto::v2::OpenFlow::from_stream_open(&header))
+        } else if conn.acks {
             Frame::StreamOpenAcked(header.clone())
         } else {
             Frame::StreamOpen(header.clone())

@@ -18,6 +18,28 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 use tracing::{debug, info, warn};
 
+/// A destination's name (or address) and port, or the text that is not one.
+type Named = Result<(String, u16), String>;
+
+/// What a client flow's header asks for: its kind and the destination's
+/// name (or address) and port, from a version 2 `OpenFlow` or a version 1
+/// `StreamOpen` (`host:port` text; `Err` with the text when it is not
+/// one). `None` for any other frame or kind.
+fn destination(frame: Frame) -> Option<(FlowKind, Named)> {
+    let (kind, named) = match frame {
+        Frame::OpenFlow(o) => {
+            let named = o.host_port().ok_or_else(|| "an ingress target".to_owned());
+            (o.kind, named)
+        }
+        Frame::StreamOpen(o) => {
+            let named = split_host_port(&o.hostname).ok_or(o.hostname);
+            (o.kind, named)
+        }
+        _ => return None,
+    };
+    matches!(kind, FlowKind::Tcp | FlowKind::Udp).then_some((kind, named))
+}
+
 /// One client flow: dial the destination, splice, log the session.
 pub(crate) async fn run(
     ctx: Arc<Ctx>,
@@ -27,27 +49,27 @@ pub(crate) async fn run(
 ) {
     let started = SystemTime::now();
     let mut reader = FrameReader::new();
-    let open = match tokio::time::timeout(HEADER_TIMEOUT, reader.read_frame(&mut stream)).await {
-        Ok(Ok(Frame::StreamOpen(o))) if matches!(o.kind, FlowKind::Tcp | FlowKind::Udp) => o,
-        Ok(Ok(other)) => {
-            debug!(
-                frame = other.kind_name(),
-                "client flow did not start with a TCP or UDP StreamOpen"
-            );
-            return;
-        }
+    let frame = match tokio::time::timeout(HEADER_TIMEOUT, reader.read_frame(&mut stream)).await {
+        Ok(Ok(f)) => f,
         _ => return,
+    };
+    let Some((kind, named)) = destination(frame) else {
+        debug!("client flow did not start with a TCP or UDP flow header");
+        return;
     };
     let mut record = SessionRecord::new(ctx.id.account_id, &ctx.id.colo, started, peer);
     record.device(&who.device_id.to_string(), &who.device_name, &who.email);
-    let udp = open.kind == FlowKind::Udp;
+    let udp = kind == FlowKind::Udp;
     if udp {
         record.protocol("UDP");
     }
     let rule_started = Instant::now();
-    let Some((host, port)) = split_host_port(&open.hostname) else {
-        refuse(&mut stream, format!("'{}' is not host:port", open.hostname)).await;
-        return;
+    let (host, port) = match named {
+        Ok(hp) => hp,
+        Err(text) => {
+            refuse(&mut stream, format!("'{text}' is not host:port")).await;
+            return;
+        }
     };
     let target = resolve(&ctx, &host, port).await;
     // A private route of the client's vnet wins over Internet egress.

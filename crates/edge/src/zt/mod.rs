@@ -1,6 +1,6 @@
 //! Zero-trust clients (`burrow client`): enrolled devices that connect to
-//! the tunnel endpoint like connectors (QUIC), register with the feature
-//! [`FEATURE`] and their device credentials, and then open one stream per
+//! the tunnel endpoint like connectors (QUIC), register as the client role
+//! with their device credentials, and then open one stream per
 //! flow toward the edge. A destination inside a network routed to a tunnel
 //! in the client's virtual network goes through that tunnel (the connector
 //! dials it); anything else leaves to the Internet from this colo, from
@@ -12,7 +12,8 @@ pub(crate) mod identity;
 pub(crate) mod private;
 
 use crate::context::Ctx;
-use burrow_proto::{Refusal, RefuseCode, Register};
+use burrow_proto::v2::{Registration, Role};
+use burrow_proto::{Refusal, RefuseCode};
 use burrow_transport::{BoxStream, EdgeConn};
 use identity::Identity;
 use std::net::SocketAddr;
@@ -20,19 +21,16 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn, Instrument};
 
-/// Registration feature of zero-trust clients.
-pub(crate) const FEATURE: &str = "client";
-
-/// The virtual network a client names with the registration feature
-/// `vnet=NAME`, if its user may use it (the default vnet: everyone; any
-/// other: the users and groups its access lists name).
+/// The virtual network a client names in its registration, if its user
+/// may use it (the default vnet: everyone; any other: the users and
+/// groups its access lists name).
 pub(crate) fn requested_vnet(
     ctx: &Ctx,
-    reg: &Register,
+    vnet: Option<&str>,
     email: &str,
     groups: &[String],
 ) -> Result<Option<(uuid::Uuid, String)>, Refusal> {
-    let Some(name) = reg.features.iter().find_map(|f| f.strip_prefix("vnet=")) else {
+    let Some(name) = vnet else {
         return Ok(None);
     };
     let tables = ctx.tables.now();
@@ -57,9 +55,12 @@ pub(crate) fn requested_vnet(
     Ok(Some((v.id, name.to_owned())))
 }
 
-pub(crate) async fn authenticate(ctx: &Ctx, reg: &Register) -> Result<Identity, Refusal> {
+pub(crate) async fn authenticate(ctx: &Ctx, reg: &Registration) -> Result<Identity, Refusal> {
     let refuse = |code, message: String| Refusal { code, message };
-    let device_id = uuid::Uuid::from_bytes(reg.tunnel_id);
+    let Role::Client { device_id, vnet } = &reg.role else {
+        return Err(refuse(RefuseCode::Internal, "not a client".into()));
+    };
+    let device_id = uuid::Uuid::from_bytes(*device_id);
     let (d, groups) = device_and_groups(ctx, device_id)
         .await
         .map_err(|e| refuse(RefuseCode::Internal, format!("edge state unavailable: {e}")))?;
@@ -88,7 +89,7 @@ pub(crate) async fn authenticate(ctx: &Ctx, reg: &Register) -> Result<Identity, 
             format!("the user of device {device_id} no longer exists"),
         )
     })?;
-    let vnet = requested_vnet(ctx, reg, &d.user_email, &groups)?;
+    let vnet = requested_vnet(ctx, vnet.as_deref(), &d.user_email, &groups)?;
     Ok(Identity {
         device_id,
         device_name: d.name,
@@ -140,12 +141,12 @@ pub(crate) async fn serve(
     ctx: Arc<Ctx>,
     conn: EdgeConn,
     mut control: BoxStream,
-    reg: Register,
+    hello: crate::tunnel::handshake::Hello,
     peer: SocketAddr,
     shutdown: CancellationToken,
     pre: crate::tunnel::handshake::PreAuth,
 ) {
-    let mut identity = match authenticate(&ctx, &reg).await {
+    let mut identity = match authenticate(&ctx, &hello.reg).await {
         Ok(i) => i,
         Err(refusal) => {
             warn!(client = %peer, reason = %refusal.message, "client refused");
@@ -160,7 +161,8 @@ pub(crate) async fn serve(
         crate::tunnel::handshake::refuse(&mut control, &conn, RefuseCode::Internal, why).await;
         return;
     }
-    if !crate::tunnel::handshake::accept_registration(&mut control, &conn, &ctx.id.colo, pre).await
+    if !crate::tunnel::handshake::accept_registration(&mut control, &conn, &ctx.id, hello.wire, pre)
+        .await
     {
         return;
     }
