@@ -973,6 +973,14 @@ mod tests {
                 .unwrap(),
             Some(0)
         );
+        // A row of a node that never had a lease (an older build's).
+        s.add_connection(&Connection {
+            id: uuid::Uuid::new_v4(),
+            node_id: "before-leases".into(),
+            ..c.clone()
+        })
+        .await
+        .unwrap();
         assert_eq!(s.prune_nodes(300_000).await.unwrap(), 1);
         assert!(s.nodes().await.unwrap().is_empty());
         assert!(

@@ -86,26 +86,23 @@ impl Store {
         Ok(())
     }
 
-    /// Forgets nodes whose lease lapsed before `before_ms`, and their
-    /// connections; how many nodes went.
+    /// Forgets nodes whose lease lapsed before `before_ms`, and the
+    /// connections of every node no longer listed (theirs, and rows
+    /// recorded before nodes had leases); how many nodes went.
     ///
     /// # Errors
     /// On database failure.
     pub async fn prune_nodes(&self, before_ms: i64) -> Result<u64, StoreError> {
         let n = on_pool!(self, p => {
             let mut tx = p.begin().await?;
-            sqlx::query(
-                "DELETE FROM connections WHERE node_id IN \
-                 (SELECT id FROM nodes WHERE renewed_at_ms + lease_ms < $1)",
-            )
-            .bind(before_ms)
-            .execute(&mut *tx)
-            .await?;
             let n = sqlx::query("DELETE FROM nodes WHERE renewed_at_ms + lease_ms < $1")
                 .bind(before_ms)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
+            sqlx::query("DELETE FROM connections WHERE node_id NOT IN (SELECT id FROM nodes)")
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
             n
         });
