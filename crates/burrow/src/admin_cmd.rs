@@ -98,7 +98,10 @@ pub(crate) async fn tunnel(admin: AdminConn, cmd: TunnelCommand) -> anyhow::Resu
             name,
             credentials_file,
         } => {
-            let body = CreateTunnel { name: name.clone() };
+            let body = CreateTunnel {
+                name: name.clone(),
+                import: None,
+            };
             let v: TunnelInfo = client
                 .typed(Method::POST, "/api/v1/tunnels", Some(&body))
                 .await?;
@@ -113,6 +116,68 @@ pub(crate) async fn tunnel(admin: AdminConn, cmd: TunnelCommand) -> anyhow::Resu
             println!("Credentials written to {}", path.display());
             println!(
                 "Run it with: burrow tunnel run --credentials-file {} --url tcp://localhost:PORT",
+                path.display()
+            );
+        }
+        TunnelCommand::Import {
+            name,
+            token,
+            token_file,
+            from_credentials,
+            credentials_file,
+        } => {
+            let from = match (token, token_file, from_credentials) {
+                (Some(t), _, _) => {
+                    Credentials::from_token(&t).map_err(|e| config_err(format!("--token: {e}")))?
+                }
+                (_, Some(p), _) => {
+                    let t = tokio::fs::read_to_string(&p)
+                        .await
+                        .map_err(|e| config_err(format!("--token-file {}: {e}", p.display())))?;
+                    Credentials::from_token(&t)
+                        .map_err(|e| config_err(format!("--token-file {}: {e}", p.display())))?
+                }
+                (_, _, Some(p)) => {
+                    let t = tokio::fs::read_to_string(&p).await.map_err(|e| {
+                        config_err(format!("--from-credentials {}: {e}", p.display()))
+                    })?;
+                    Credentials::from_json(&t).map_err(|e| {
+                        config_err(format!("--from-credentials {}: {e}", p.display()))
+                    })?
+                }
+                (None, None, None) => {
+                    return Err(config_err(
+                        "give the tunnel's --token, --token-file or --from-credentials",
+                    ))
+                }
+            };
+            let body = CreateTunnel {
+                name: name.clone(),
+                import: Some(burrow_config::api::ImportTunnel {
+                    account_tag: from.account_id,
+                    tunnel_id: from.tunnel_id,
+                    secret: {
+                        use base64::Engine;
+                        base64::engine::general_purpose::STANDARD.encode(&from.secret.0)
+                    },
+                }),
+            };
+            let v: TunnelInfo = client
+                .typed(Method::POST, "/api/v1/tunnels", Some(&body))
+                .await?;
+            let id = v.id.to_string();
+            let creds_json = serde_json::to_string_pretty(&v.credentials)?;
+            Credentials::from_json(&creds_json)
+                .map_err(|e| anyhow::anyhow!("the edge sent unusable credentials: {e}"))?;
+            let path = credentials_file.unwrap_or_else(|| format!("{id}.json").into());
+            write_credentials(&path, &creds_json, false).await?;
+            println!("Imported tunnel {name} with id {id}");
+            println!(
+                "Its connectors keep their token or credentials; give them this edge: \
+                 --edge ADDR --edge-ca ca.pem"
+            );
+            println!(
+                "burrow credentials (with this edge's address and CA) written to {}",
                 path.display()
             );
         }

@@ -601,6 +601,32 @@ pub(crate) enum TunnelCommand {
         #[arg(long)]
         credentials_file: Option<PathBuf>,
     },
+    /// Create a tunnel that keeps the identity of one made elsewhere (a
+    /// cloudflared tunnel): its id, account and secret come from its token
+    /// or credentials file, so its connectors connect here unchanged (with
+    /// --edge and --edge-ca). Also writes burrow credentials for it.
+    ///
+    /// Examples:
+    ///   burrow tunnel import web --token-file web.token
+    ///   burrow tunnel import web --from-credentials ~/.cloudflared/UUID.json
+    #[command(verbatim_doc_comment)]
+    Import {
+        /// Tunnel name here (letters, digits, '-', '_', '.').
+        name: String,
+        /// The tunnel's token (cloudflared's or burrow's).
+        #[arg(long, group = "source")]
+        token: Option<String>,
+        /// File holding the token.
+        #[arg(long, value_name = "FILE", group = "source")]
+        token_file: Option<PathBuf>,
+        /// The tunnel's credentials file (cloudflared's or burrow's).
+        #[arg(long, value_name = "FILE", group = "source")]
+        from_credentials: Option<PathBuf>,
+        /// Where to write burrow credentials for it (with this edge's
+        /// address and CA). [default: ./<tunnel-id>.json]
+        #[arg(long)]
+        credentials_file: Option<PathBuf>,
+    },
     /// List tunnels and their live connections.
     List {
         /// Print JSON.
@@ -715,12 +741,23 @@ pub(crate) struct RunArgs {
     /// cloudflared-style config.yml (tunnel, credentials-file, ingress, ...).
     #[arg(long, env = "BURROW_TUNNEL_CONFIG")]
     pub(crate) config: Option<PathBuf>,
-    /// Credentials JSON written by `burrow tunnel create`.
-    #[arg(long, env = "BURROW_CREDENTIALS_FILE")]
+    /// Credentials JSON written by `burrow tunnel create` (or by
+    /// cloudflared: then give --edge and --edge-ca too).
+    #[arg(long, alias = "cred-file", env = "TUNNEL_CRED_FILE")]
     pub(crate) credentials_file: Option<PathBuf>,
-    /// Credentials as one token (`burrow tunnel token NAME`); wins over files.
-    #[arg(long, env = "BURROW_TUNNEL_TOKEN", hide_env_values = true)]
+    /// The credentials JSON itself instead of a file; wins over
+    /// --credentials-file.
+    #[arg(long, env = "TUNNEL_CRED_CONTENTS", hide_env_values = true)]
+    pub(crate) credentials_contents: Option<String>,
+    /// Credentials as one token: burrow's (`burrow tunnel token NAME`) or
+    /// cloudflared's (then give --edge and --edge-ca too); wins over the
+    /// others. On the command line it is visible to other users (ps):
+    /// prefer --token-file or the environment.
+    #[arg(long, env = "TUNNEL_TOKEN", hide_env_values = true)]
     pub(crate) token: Option<String>,
+    /// File holding the token.
+    #[arg(long, env = "TUNNEL_TOKEN_FILE", value_name = "FILE")]
+    pub(crate) token_file: Option<PathBuf>,
     /// Send every flow to this one service (tcp://, http://, unix:...),
     /// instead of ingress rules.
     #[arg(long, conflicts_with = "hello_world")]

@@ -33,27 +33,54 @@ pub(crate) async fn load_file(p: &Path) -> anyhow::Result<ConnectorFile> {
     Ok(file)
 }
 
+/// The credentials, first found of: --token (or `TUNNEL_TOKEN`),
+/// --token-file, --credentials-contents, --credentials-file,
+/// `credentials-file:` in config.yml. burrow's and cloudflared's shapes
+/// alike; fields a file has that burrow does not use are warned about.
+async fn credentials(a: &RunArgs, file: Option<&ConnectorFile>) -> anyhow::Result<Credentials> {
+    let token = |field: &str, t: &str| {
+        Credentials::from_token(t).map_err(|e| config_err(format!("{field}: {e}")))
+    };
+    if let Some(t) = &a.token {
+        return token("--token", t);
+    }
+    if let Some(p) = &a.token_file {
+        return token(
+            &format!("--token-file {}", p.display()),
+            &read("--token-file", p).await?,
+        );
+    }
+    let json = |field: String, text: &str| {
+        let (c, warnings) = Credentials::from_json_warning(text)
+            .map_err(|e| config_err(format!("{field}: {e}")))?;
+        for w in warnings {
+            tracing::warn!(source = %field, "{w}");
+        }
+        Ok::<_, anyhow::Error>(c)
+    };
+    if let Some(text) = &a.credentials_contents {
+        return json("--credentials-contents".into(), text);
+    }
+    let path = a
+        .credentials_file
+        .clone()
+        .or_else(|| file.and_then(|f| f.credentials_file.clone()))
+        .ok_or_else(|| {
+            config_err(
+                "no credentials: pass --credentials-file (written by `burrow tunnel create`), \
+                 --token or --token-file, or set credentials-file in config.yml",
+            )
+        })?;
+    let text = read("credentials-file", &path).await?;
+    json(path.display().to_string(), &text)
+}
+
 pub(crate) async fn resolve(a: RunArgs) -> anyhow::Result<ConnectorConfig> {
     let file = match &a.config {
         Some(p) => Some(load_file(p).await?),
         None => None,
     };
-    let credentials = if let Some(t) = &a.token {
-        Credentials::from_token(t).map_err(|e| config_err(format!("--token: {e}")))?
-    } else {
-        let path = a
-            .credentials_file
-            .clone()
-            .or_else(|| file.as_ref().and_then(|f| f.credentials_file.clone()))
-            .ok_or_else(|| {
-                config_err(
-                    "no credentials: pass --credentials-file (written by `burrow tunnel create`), \
-                     --token, or set credentials-file in config.yml",
-                )
-            })?;
-        let text = read("credentials-file", &path).await?;
-        Credentials::from_json(&text).map_err(|e| config_err(format!("{}: {e}", path.display())))?
-    };
+    let credentials = credentials(&a, file.as_ref()).await?;
     if let Some(t) = file.as_ref().and_then(|f| f.tunnel.as_deref()) {
         let matches =
             t == credentials.tunnel_id.to_string() || credentials.tunnel_name.as_deref() == Some(t);

@@ -21,6 +21,23 @@ pub struct ErrorBody {
 pub struct CreateTunnel {
     /// Unique name.
     pub name: String,
+    /// Keep an existing tunnel's identity (one moved from cloudflared):
+    /// its connectors' token or credentials then work here unchanged.
+    /// Absent: a new id and secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub import: Option<ImportTunnel>,
+}
+
+/// The identity of a tunnel made elsewhere, from its credentials.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportTunnel {
+    /// Its account (cloudflared's account tag).
+    pub account_tag: uuid::Uuid,
+    /// Its id.
+    pub tunnel_id: uuid::Uuid,
+    /// Its secret, base64 (16-256 bytes).
+    pub secret: String,
 }
 
 /// A tunnel, with the live connections of every node.

@@ -1,14 +1,17 @@
 //! Tunnel credentials: the JSON file `burrow tunnel create` writes (field
 //! names follow cloudflared's `AccountTag`, `TunnelID`, `TunnelSecret`), and
 //! the same content as one token string (`burrow tunnel token`).
+//! cloudflared's own credentials files and tokens (base64 of
+//! `{"a","t","s"}`) are read too; they carry no edge CA or addresses,
+//! which then come from flags, the config file or SRV.
 
 use crate::{ConfigError, Secret};
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
-/// Raw shape of a credentials file.
+/// Raw shape of a credentials file. Fields it does not know (a newer
+/// burrow's, cloudflared's `Endpoint`) are kept aside and warned about.
 #[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawCredentials {
     #[serde(rename = "AccountTag")]
     account_tag: String,
@@ -35,6 +38,19 @@ struct RawCredentials {
         skip_serializing_if = "Option::is_none"
     )]
     edge_domain: Option<String>,
+    #[serde(flatten, skip_serializing)]
+    unknown: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+/// cloudflared's token: base64 of this JSON.
+#[derive(Deserialize)]
+struct CloudflaredToken {
+    /// Account tag (32 hex digits).
+    a: String,
+    /// Tunnel id.
+    t: String,
+    /// Tunnel secret, base64.
+    s: String,
 }
 
 /// Validated tunnel credentials.
@@ -69,23 +85,58 @@ impl std::fmt::Debug for SecretBytes {
 const TOKEN_PREFIX: &str = "burrow1.";
 
 impl Credentials {
-    /// Parses a credentials JSON document.
+    /// Parses a credentials JSON document (burrow's or cloudflared's).
     ///
     /// # Errors
     /// [`ConfigError`] naming the field (`TunnelID`, `TunnelSecret`, ...).
     pub fn from_json(text: &str) -> Result<Self, ConfigError> {
+        Self::from_json_warning(text).map(|(c, _)| c)
+    }
+
+    /// [`Credentials::from_json`], and a warning for each field it does
+    /// not know (ignored, not refused: a cloudflared file has
+    /// `Endpoint`, a newer burrow's may have more).
+    ///
+    /// # Errors
+    /// As [`Credentials::from_json`].
+    pub fn from_json_warning(text: &str) -> Result<(Self, Vec<String>), ConfigError> {
         let raw: RawCredentials = serde_json::from_str(text)
             .map_err(|e| ConfigError::new("credentials", e.to_string()))?;
-        let account_id = uuid::Uuid::parse_str(&raw.account_tag)
-            .map_err(|e| ConfigError::new("AccountTag", format!("not a UUID: {e}")))?;
-        let tunnel_id = uuid::Uuid::parse_str(&raw.tunnel_id)
-            .map_err(|e| ConfigError::new("TunnelID", format!("not a UUID: {e}")))?;
+        let warnings = raw
+            .unknown
+            .keys()
+            .map(|k| format!("credentials: field '{k}' is not used by burrow; ignored"))
+            .collect();
+        let mut c = Self::parts(
+            ("AccountTag", &raw.account_tag),
+            ("TunnelID", &raw.tunnel_id),
+            ("TunnelSecret", &raw.tunnel_secret),
+        )?;
+        c.tunnel_name = raw.tunnel_name;
+        c.edge_ca_pem = raw.edge_ca;
+        c.edges = raw.edges;
+        c.edge_domain = raw.edge_domain;
+        Ok((c, warnings))
+    }
+
+    /// Account (a UUID, or cloudflared's 32 hex digits), tunnel id and
+    /// base64 secret, each with the name of the field it came from.
+    fn parts(
+        (account_field, account): (&'static str, &str),
+        (tunnel_field, tunnel): (&'static str, &str),
+        (secret_field, secret): (&'static str, &str),
+    ) -> Result<Self, ConfigError> {
+        let account_id = uuid::Uuid::parse_str(account).map_err(|e| {
+            ConfigError::new(account_field, format!("not a UUID or 32 hex digits: {e}"))
+        })?;
+        let tunnel_id = uuid::Uuid::parse_str(tunnel)
+            .map_err(|e| ConfigError::new(tunnel_field, format!("not a UUID: {e}")))?;
         let secret = base64::engine::general_purpose::STANDARD
-            .decode(raw.tunnel_secret.as_bytes())
-            .map_err(|_| ConfigError::new("TunnelSecret", "not valid base64"))?;
+            .decode(secret.as_bytes())
+            .map_err(|_| ConfigError::new(secret_field, "not valid base64"))?;
         if secret.len() < 16 || secret.len() > burrow_secret_max() {
             return Err(ConfigError::new(
-                "TunnelSecret",
+                secret_field,
                 format!(
                     "must decode to 16-{} bytes, got {}",
                     burrow_secret_max(),
@@ -97,10 +148,10 @@ impl Credentials {
             account_id,
             tunnel_id,
             secret: SecretBytes(secret),
-            tunnel_name: raw.tunnel_name,
-            edge_ca_pem: raw.edge_ca,
-            edges: raw.edges,
-            edge_domain: raw.edge_domain,
+            tunnel_name: None,
+            edge_ca_pem: None,
+            edges: Vec::new(),
+            edge_domain: None,
         })
     }
 
@@ -114,6 +165,7 @@ impl Credentials {
             edge_ca: self.edge_ca_pem.clone(),
             edges: self.edges.clone(),
             edge_domain: self.edge_domain.clone(),
+            unknown: std::collections::BTreeMap::new(),
         };
         serde_json::to_string_pretty(&raw).expect("credentials always serialize")
     }
@@ -126,20 +178,48 @@ impl Credentials {
         ))
     }
 
-    /// Parses a token made by [`Credentials::to_token`].
+    /// Parses a token made by [`Credentials::to_token`], or a cloudflared
+    /// token (base64 of `{"a": account tag, "t": tunnel id, "s": secret}`;
+    /// it carries no edge CA or addresses).
     ///
     /// # Errors
     /// [`ConfigError`] on field `token`, or naming a field inside it.
     pub fn from_token(token: &str) -> Result<Self, ConfigError> {
-        let body = token.trim().strip_prefix(TOKEN_PREFIX).ok_or_else(|| {
-            ConfigError::new("token", format!("must start with '{TOKEN_PREFIX}'"))
-        })?;
+        let token = token.trim();
+        let Some(body) = token.strip_prefix(TOKEN_PREFIX) else {
+            return Self::from_cloudflared_token(token);
+        };
         let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(body)
             .map_err(|_| ConfigError::new("token", "not valid base64url"))?;
         let json =
             String::from_utf8(json).map_err(|_| ConfigError::new("token", "not UTF-8 inside"))?;
         Self::from_json(&json)
+    }
+}
+
+impl Credentials {
+    fn from_cloudflared_token(token: &str) -> Result<Self, ConfigError> {
+        use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
+        let not_one = || {
+            ConfigError::new(
+                "token",
+                format!(
+                    "neither a burrow token ('{TOKEN_PREFIX}…', from `burrow tunnel token`) nor a \
+                     cloudflared token (base64 of {{\"a\",\"t\",\"s\"}})"
+                ),
+            )
+        };
+        let json = [STANDARD, URL_SAFE, URL_SAFE_NO_PAD]
+            .iter()
+            .find_map(|e| e.decode(token).ok())
+            .ok_or_else(not_one)?;
+        let t: CloudflaredToken = serde_json::from_slice(&json).map_err(|_| not_one())?;
+        Self::parts(
+            ("token: a (account tag)", &t.a),
+            ("token: t (tunnel id)", &t.t),
+            ("token: s (tunnel secret)", &t.s),
+        )
     }
 }
 
@@ -150,6 +230,37 @@ fn burrow_secret_max() -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cloudflared_tokens_and_credentials_files_are_read() {
+        use base64::engine::general_purpose::STANDARD;
+        let secret = STANDARD.encode([7u8; 32]);
+        let json = format!(
+            r#"{{"a":"699d98642c564d2e855e9661899b7252","t":"a1b2c3d4-0000-4000-8000-000000000001","s":"{secret}"}}"#
+        );
+        let c = Credentials::from_token(&STANDARD.encode(&json)).unwrap();
+        assert_eq!(
+            c.account_id.simple().to_string(),
+            "699d98642c564d2e855e9661899b7252"
+        );
+        assert_eq!(c.secret.0, vec![7u8; 32]);
+        assert!(c.edge_ca_pem.is_none() && c.edges.is_empty());
+        // A bad field inside is named; a string that is neither kind says so.
+        let bad = json.replace("a1b2c3d4", "zz");
+        let e = Credentials::from_token(&STANDARD.encode(bad)).unwrap_err();
+        assert!(e.to_string().contains("t (tunnel id)"), "{e}");
+        let e = Credentials::from_token("not a token").unwrap_err();
+        assert!(e.to_string().contains("cloudflared token"), "{e}");
+        // cloudflared's credentials file: Endpoint is warned about, not refused.
+        let file = format!(
+            r#"{{"AccountTag":"699d98642c564d2e855e9661899b7252","TunnelSecret":"{secret}","TunnelID":"a1b2c3d4-0000-4000-8000-000000000001","Endpoint":""}}"#
+        );
+        let (c2, warnings) = Credentials::from_json_warning(&file).unwrap();
+        assert_eq!(c2, c);
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].contains("'Endpoint'"), "{warnings:?}");
+        assert!(!c2.to_json().contains("Endpoint"));
+    }
 
     #[test]
     fn json_and_token_round_trip_and_debug_masks_secret() {

@@ -34,6 +34,13 @@ impl Proc {
         Self::spawn_cmd(dir, name, cmd)
     }
 
+    /// `burrow ARGS` with `envs` set in its environment.
+    pub fn spawn_env(dir: &Path, name: &str, args: &[&str], envs: &[(&str, &str)]) -> Proc {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args).envs(envs.iter().copied());
+        Self::spawn_cmd(dir, name, cmd)
+    }
+
     /// `burrow ARGS` with at most `nofile` open files (soft and hard).
     pub fn spawn_with_nofile(dir: &Path, name: &str, nofile: u32, args: &[&str]) -> Proc {
         let mut cmd = Command::new("prlimit");

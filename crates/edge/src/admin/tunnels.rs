@@ -84,11 +84,37 @@ pub(super) async fn create_tunnel(
 ) -> Result<Response, ApiError> {
     let req = body(req)?;
     validate_name(&req.name)?;
-    let mut secret = vec![0u8; 32];
-    rand::thread_rng().fill_bytes(&mut secret);
+    let (id, account_id, secret) = match &req.import {
+        None => {
+            let mut secret = vec![0u8; 32];
+            rand::thread_rng().fill_bytes(&mut secret);
+            (uuid::Uuid::new_v4(), st.ctx.id.account_id, secret)
+        }
+        Some(i) => {
+            use base64::Engine;
+            let secret = base64::engine::general_purpose::STANDARD
+                .decode(i.secret.trim())
+                .map_err(|_| ApiError::bad("import.secret", "not valid base64"))?;
+            if !(16..=256).contains(&secret.len()) {
+                return Err(ApiError::bad(
+                    "import.secret",
+                    format!("must decode to 16-256 bytes, got {}", secret.len()),
+                ));
+            }
+            let taken = st.ctx.store.tunnel(i.tunnel_id).await;
+            if taken.map_err(ApiError::internal)?.is_some() {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    Some("import.tunnel_id".into()),
+                    format!("a tunnel with id {} exists already", i.tunnel_id),
+                ));
+            }
+            (i.tunnel_id, i.account_tag, secret)
+        }
+    };
     let t = burrow_store::Tunnel {
-        id: uuid::Uuid::new_v4(),
-        account_id: st.ctx.id.account_id,
+        id,
+        account_id,
         name: req.name,
         secret,
         created_at: unix_now(),
@@ -98,7 +124,8 @@ pub(super) async fn create_tunnel(
         .create_tunnel(&t)
         .await
         .map_err(ApiError::store("name", None))?;
-    tracing::info!(tunnel_id = %t.id, name = %t.name, "tunnel created");
+    let imported = req.import.is_some();
+    tracing::info!(tunnel_id = %t.id, name = %t.name, imported, "tunnel created");
     let mut v = info_of(&st.ctx, &t).await?;
     v.credentials = Some(credentials_value(&credentials(&st.ctx, &t)));
     Ok((StatusCode::CREATED, Json(v)).into_response())
