@@ -211,7 +211,20 @@ pub(crate) fn path_segment(field: &str, s: &str) -> anyhow::Result<String> {
 }
 
 /// Prints an API answer as indented JSON.
+/// Set by `--output yaml` (cloudflared's spelling): what `--json` prints
+/// is YAML instead.
+static YAML: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Makes [`print_json`] print YAML.
+pub(crate) fn output_yaml() {
+    YAML.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
 pub(crate) fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
+    if YAML.load(std::sync::atomic::Ordering::Relaxed) {
+        print!("{}", serde_yaml_ng::to_string(v)?);
+        return Ok(());
+    }
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }

@@ -738,6 +738,12 @@ pub(crate) enum IngressCommand {
 
 #[derive(Args, Debug)]
 pub(crate) struct RunArgs {
+    /// The tunnel (name or id), as cloudflared takes it: checked against
+    /// the credentials; without credentials, `<ID>.json` is looked for
+    /// beside the config file and in cloudflared's and burrow's
+    /// directories.
+    #[arg(value_name = "TUNNEL")]
+    pub(crate) tunnel: Option<String>,
     /// cloudflared-style config.yml (tunnel, credentials-file, ingress, ...).
     #[arg(long, env = "BURROW_TUNNEL_CONFIG")]
     pub(crate) config: Option<PathBuf>,
@@ -759,7 +765,8 @@ pub(crate) struct RunArgs {
     #[arg(long, env = "TUNNEL_TOKEN_FILE", value_name = "FILE")]
     pub(crate) token_file: Option<PathBuf>,
     /// Send every flow to this one service (tcp://, http://, unix:...),
-    /// instead of ingress rules.
+    /// instead of ingress rules. Without a scheme (localhost:8080):
+    /// http://, as cloudflared.
     #[arg(long, conflicts_with = "hello_world")]
     pub(crate) url: Option<String>,
     /// Serve burrow's built-in hello-world page instead of ingress rules.
@@ -781,8 +788,9 @@ pub(crate) struct RunArgs {
     /// [default: the system resolver]
     #[arg(long, env = "BURROW_DNS_SERVER")]
     pub(crate) dns_server: Option<String>,
-    /// IP version of edge addresses found by name: 4, 6 or auto.
-    #[arg(long, default_value = "4")]
+    /// IP version of edge addresses found by name: 4, 6 or auto (both,
+    /// as cloudflared).
+    #[arg(long, env = "TUNNEL_EDGE_IP_VERSION", default_value = "auto")]
     pub(crate) edge_ip_version: String,
     /// Transport: auto (QUIC, falling back to HTTP/2), quic or http2.
     /// [default: auto]
@@ -817,6 +825,13 @@ pub(crate) struct RunArgs {
     /// Origin dial timeout.
     #[arg(long, default_value = "10s")]
     pub(crate) origin_connect_timeout: String,
+    /// A name for this connector, shown with its connections in `tunnel
+    /// info` (cloudflared's --label). [default: none]
+    #[arg(long, env = "TUNNEL_LABEL")]
+    pub(crate) label: Option<String>,
+    /// Write this process's id to FILE at start; removed at exit.
+    #[arg(long, env = "TUNNEL_PIDFILE", value_name = "FILE")]
+    pub(crate) pidfile: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

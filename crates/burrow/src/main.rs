@@ -16,6 +16,7 @@ mod admin_cmd;
 mod capacity;
 mod cli;
 mod client_cmd;
+mod cloudflared_args;
 mod edge_cmd;
 mod logfile;
 mod net_cmd;
@@ -170,11 +171,76 @@ pub(crate) fn shutdown_on_signals() -> CancellationToken {
     token
 }
 
+/// For `tunnel run`, the arguments with the config file's flag-named keys
+/// put right after `run` (the command line's own flags follow and win);
+/// `None` for other commands or when there is no such key. The file is
+/// `--config`'s, or the first found where cloudflared looks; an unreadable
+/// one is left for `tunnel run` to report.
+fn run_config_flags(root: &clap::Command, args: &[String]) -> Option<Vec<String>> {
+    let at = args
+        .windows(2)
+        .position(|w| w[0] == "tunnel" && w[1] == "run")?
+        + 2;
+    let given = args[at..]
+        .iter()
+        .enumerate()
+        .find_map(|(i, a)| match a.as_str() {
+            "--config" => args.get(at + i + 1).cloned(),
+            _ => a.strip_prefix("--config=").map(str::to_owned),
+        });
+    let path = given
+        .map(std::path::PathBuf::from)
+        .or_else(run_cmd::default_config)?;
+    let text = std::fs::read_to_string(path).ok()?;
+    let file: serde_yaml_ng::Mapping = serde_yaml_ng::from_str(&text).ok()?;
+    let flags = cloudflared_args::config_flags(root, args, &file);
+    if flags.is_empty() {
+        return None;
+    }
+    let mut out = args[..at].to_vec();
+    out.extend(flags);
+    out.extend(args[at..].iter().cloned());
+    Some(out)
+}
+
 fn main() -> ExitCode {
-    let args = cli::Cli::parse();
+    // cloudflared's command lines read as burrow's (arguments that are not
+    // UTF-8 are left alone).
+    let raw: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let utf8: Option<Vec<String>> = raw
+        .iter()
+        .skip(1)
+        .map(|a| a.to_str().map(str::to_owned))
+        .collect();
+    let rewritten = utf8.map(|a| {
+        use clap::CommandFactory;
+        let root = cli::Cli::command();
+        let first = cloudflared_args::rewrite(&root, &a);
+        // `tunnel run`: config.yml keys named like flags are flags too.
+        match run_config_flags(&root, &first.args) {
+            Some(mut args) => {
+                let mut again = cloudflared_args::rewrite(&root, &std::mem::take(&mut args));
+                again.ignored.splice(0..0, first.ignored);
+                again
+            }
+            None => first,
+        }
+    });
+    let args = match &rewritten {
+        Some(r) => cli::Cli::parse_from(std::iter::once("burrow".to_owned()).chain(r.args.clone())),
+        None => cli::Cli::parse_from(raw),
+    };
     if let Err(e) = init_logging(&args) {
         eprintln!("error: {e}");
         return ExitCode::from(64);
+    }
+    if let Some(r) = &rewritten {
+        for line in &r.ignored {
+            tracing::info!("{line}");
+        }
+        if r.yaml {
+            admin_client::output_yaml();
+        }
     }
     // Each proxied flow holds sockets; use the whole open-file allowance.
     match rlimit::increase_nofile_limit(u64::MAX) {

@@ -77,6 +77,7 @@ pub(crate) async fn run(a: QuickArgs) -> anyhow::Result<()> {
     let stats = edge.stats();
     let edge_task = tokio::spawn(edge.run(shutdown.clone()));
     let cfg = ConnectorConfig {
+        label: None,
         credentials,
         ingress: Ingress::single(service),
         edges: vec![info.tunnel_addr.to_string()],

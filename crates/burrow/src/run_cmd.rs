@@ -30,6 +30,13 @@ pub(crate) async fn load_file(p: &Path) -> anyhow::Result<ConnectorFile> {
     for w in &file.warnings {
         tracing::warn!(file = %p.display(), "{w}");
     }
+    // Keys named like flags were applied (or reported) as those flags.
+    let root = <crate::cli::Cli as clap::CommandFactory>::command();
+    for k in &file.other_keys {
+        if !crate::cloudflared_args::is_flag_key(&root, k) {
+            tracing::warn!(file = %p.display(), "unknown key '{k}' ignored");
+        }
+    }
     Ok(file)
 }
 
@@ -61,26 +68,67 @@ async fn credentials(a: &RunArgs, file: Option<&ConnectorFile>) -> anyhow::Resul
     if let Some(text) = &a.credentials_contents {
         return json("--credentials-contents".into(), text);
     }
+    let by_id = || {
+        let id = a
+            .tunnel
+            .as_deref()
+            .or(file.and_then(|f| f.tunnel.as_deref()))?;
+        let id = uuid::Uuid::parse_str(id).ok()?;
+        let beside = a
+            .config
+            .as_deref()
+            .and_then(Path::parent)
+            .map(Path::to_path_buf);
+        beside
+            .into_iter()
+            .chain(std::iter::once(std::path::PathBuf::from(".")))
+            .chain(config_dirs())
+            .map(|d| d.join(format!("{id}.json")))
+            .find(|p| p.is_file())
+    };
     let path = a
         .credentials_file
         .clone()
         .or_else(|| file.and_then(|f| f.credentials_file.clone()))
+        .or_else(by_id)
         .ok_or_else(|| {
             config_err(
                 "no credentials: pass --credentials-file (written by `burrow tunnel create`), \
-                 --token or --token-file, or set credentials-file in config.yml",
+                 --token or --token-file, or set credentials-file in config.yml \
+                 (or name the tunnel by id with <ID>.json beside it)",
             )
         })?;
     let text = read("credentials-file", &path).await?;
     json(path.display().to_string(), &text)
 }
 
-pub(crate) async fn resolve(a: RunArgs) -> anyhow::Result<ConnectorConfig> {
+/// Without `--config`, the first config file where cloudflared looks.
+fn find_config(a: &mut RunArgs) {
+    if a.config.is_none() {
+        a.config = default_config();
+        if let Some(p) = &a.config {
+            tracing::info!(config = %p.display(), "no --config given; using the first config file found where cloudflared looks");
+        }
+    }
+}
+
+pub(crate) async fn resolve(mut a: RunArgs) -> anyhow::Result<ConnectorConfig> {
+    find_config(&mut a);
     let file = match &a.config {
         Some(p) => Some(load_file(p).await?),
         None => None,
     };
     let credentials = credentials(&a, file.as_ref()).await?;
+    if let Some(t) = a.tunnel.as_deref() {
+        let matches =
+            t == credentials.tunnel_id.to_string() || credentials.tunnel_name.as_deref() == Some(t);
+        if !matches {
+            return Err(config_err(format!(
+                "TUNNEL: '{t}' is not the tunnel of the credentials ({})",
+                credentials.tunnel_id
+            )));
+        }
+    }
     if let Some(t) = file.as_ref().and_then(|f| f.tunnel.as_deref()) {
         let matches =
             t == credentials.tunnel_id.to_string() || credentials.tunnel_name.as_deref() == Some(t);
@@ -94,7 +142,9 @@ pub(crate) async fn resolve(a: RunArgs) -> anyhow::Result<ConnectorConfig> {
     let ingress = if a.hello_world {
         Ingress::single(Service::HelloWorld)
     } else if let Some(u) = &a.url {
-        Ingress::single(Service::parse(u).map_err(|r| config_err(format!("--url: {r}")))?)
+        Ingress::single(
+            Service::parse(&with_scheme(u)).map_err(|r| config_err(format!("--url: {r}")))?,
+        )
     } else {
         file.as_ref().and_then(|f| f.ingress.clone()).ok_or_else(|| {
             config_err("no ingress: pass --url SERVICE or --hello-world, or list ingress rules in config.yml")
@@ -124,6 +174,10 @@ pub(crate) async fn resolve(a: RunArgs) -> anyhow::Result<ConnectorConfig> {
         .or_else(|| credentials.edge_domain.clone())
         .unwrap_or_else(|| burrow_transport::pki::DEFAULT_EDGE_DOMAIN.into());
     let protocol = match (&a.protocol, file.as_ref().and_then(|f| f.protocol)) {
+        (Some(p), _) if p == "h2mux" => {
+            tracing::info!("--protocol h2mux: cloudflared's retired transport; using auto (QUIC, falling back to HTTP/2)");
+            ProtocolChoice::Auto
+        }
         (Some(p), _) => {
             ProtocolChoice::parse(p).map_err(|r| config_err(format!("--protocol: {r}")))?
         }
@@ -205,22 +259,78 @@ pub(crate) async fn resolve(a: RunArgs) -> anyhow::Result<ConnectorConfig> {
         },
         origin_connect_timeout: duration("--origin-connect-timeout", &a.origin_connect_timeout)?,
         edge_ip_version,
+        label: a.label.clone(),
     })
 }
 
-pub(crate) async fn run(a: Box<RunArgs>) -> anyhow::Result<()> {
+/// Where cloudflared looks for its config and credentials, in its order,
+/// then burrow's own `/etc/burrow`.
+pub(crate) fn config_dirs() -> Vec<std::path::PathBuf> {
+    let mut dirs = Vec::new();
+    if let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+        let home = std::path::PathBuf::from(home);
+        for d in [".cloudflared", ".cloudflare-warp", "cloudflare-warp"] {
+            dirs.push(home.join(d));
+        }
+    }
+    for d in [
+        "/etc/cloudflared",
+        "/usr/local/etc/cloudflared",
+        "/etc/burrow",
+    ] {
+        dirs.push(d.into());
+    }
+    dirs
+}
+
+/// The first `config.yml` (or `config.yaml`) in [`config_dirs`], for a
+/// `tunnel run` without `--config`.
+pub(crate) fn default_config() -> Option<std::path::PathBuf> {
+    config_dirs()
+        .into_iter()
+        .flat_map(|d| [d.join("config.yml"), d.join("config.yaml")])
+        .find(|p| p.is_file())
+}
+
+/// `--url` as cloudflared reads it: `localhost:8080` is
+/// `http://localhost:8080`.
+fn with_scheme(u: &str) -> String {
+    let plain = !u.contains("://")
+        && !u.starts_with("unix:")
+        && !u.starts_with("unix+tls:")
+        && !u.starts_with("http_status:")
+        && u != "hello_world";
+    if plain {
+        format!("http://{u}")
+    } else {
+        u.to_owned()
+    }
+}
+
+pub(crate) async fn run(mut a: Box<RunArgs>) -> anyhow::Result<()> {
+    find_config(&mut a);
     // Rules from --url / --hello-world are fixed; config.yml rules reload.
     let watch = a
         .config
         .clone()
         .filter(|_| a.url.is_none() && !a.hello_world);
+    let pidfile = a.pidfile.clone();
     let cfg = resolve(*a).await?;
+    if let Some(p) = &pidfile {
+        tokio::fs::write(p, format!("{}\n", std::process::id()))
+            .await
+            .map_err(|e| config_err(format!("--pidfile {}: {e}", p.display())))?;
+    }
     let shutdown = crate::shutdown_on_signals();
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     if let Some(path) = watch {
         tokio::spawn(watch_config(path, tx, shutdown.clone()));
     }
-    burrow_connector::run_with_updates(cfg, shutdown, rx).await?;
+    let ran = burrow_connector::run_with_updates(cfg, shutdown, rx).await;
+    if let Some(p) = &pidfile {
+        let _ = tokio::fs::remove_file(p).await;
+    }
+    ran?;
     Ok(())
 }
 

@@ -184,3 +184,124 @@ fn a_cloudflared_tunnel_imported_by_its_token_keeps_its_connectors_token() {
     assert_eq!(bad.wait_exit(Duration::from_secs(15)), Some(1));
     assert!(bad.log().contains("secret does not match"), "{}", bad.log());
 }
+
+#[test]
+fn cloudflared_command_lines_run_the_tunnel() {
+    let echo = Origin::start(util::echo);
+    let s = Setup::edge(&[]);
+    let t = s.tunnel("web");
+    let app = t.app("web.example.com");
+    let id = serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(&t.creds).unwrap())
+        .unwrap()["TunnelID"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The credentials where cloudflared keeps them: <ID>.json beside the
+    // config, which names no credentials file.
+    std::fs::create_dir(s.path().join("cf")).unwrap();
+    std::fs::copy(&t.creds, s.path().join("cf").join(format!("{id}.json"))).unwrap();
+    std::fs::write(
+        s.path().join("cf").join("config.yml"),
+        // Flags as keys, as cloudflared takes them: applied, or reported
+        // as not applicable.
+        format!(
+            "logfile: connector-file.log\nretries: 5\nedge-ip-version: auto\n\
+             ingress:\n  - service: tcp://{}\n",
+            echo.addr
+        ),
+    )
+    .unwrap();
+    // cloudflared's unit file line: flags before `run`, the tunnel as an
+    // argument, flags cloudflared has and burrow does not.
+    let mut c = Proc::spawn(
+        s.path(),
+        "connector",
+        &[
+            "tunnel",
+            "--no-autoupdate",
+            "--config",
+            "cf/config.yml",
+            "--region",
+            "us",
+            "run",
+            "--label",
+            "web-1",
+            "--pidfile",
+            "connector.pid",
+            "--protocol",
+            "h2mux",
+            &id,
+        ],
+    );
+    let conns = s.edge.wait_connections("web", 4, Duration::from_secs(15));
+    assert!(
+        conns[0]["version"].as_str().unwrap().contains("(web-1)"),
+        "the label shows with the connection: {conns:?}"
+    );
+    let payload = b"as cloudflared was run".repeat(300);
+    assert_eq!(echo_round_trip(app, &payload).unwrap(), payload);
+    let pid = std::fs::read_to_string(s.path().join("connector.pid")).unwrap();
+    assert_eq!(pid.trim(), c.child.id().to_string());
+    // `logfile:` from config.yml took the logs.
+    let log = std::fs::read_to_string(s.path().join("connector-file.log")).unwrap();
+    assert!(!log.contains("unknown key"), "{log}");
+    for flag in ["--no-autoupdate", "--region", "--retries"] {
+        assert!(
+            log.contains(&format!("{flag}: cloudflared's flag, not applicable")),
+            "{flag} is logged as not applicable: {log}"
+        );
+    }
+    c.signal("TERM");
+    assert_eq!(c.wait_exit(Duration::from_secs(10)), Some(0));
+    assert!(
+        !s.path().join("connector.pid").exists(),
+        "the pid file goes at exit"
+    );
+    // A tunnel argument that is not the credentials' names both.
+    let mut wrong = Proc::spawn(
+        s.path(),
+        "wrong",
+        &[
+            "tunnel",
+            "--config",
+            "cf/config.yml",
+            "run",
+            "--credentials-file",
+            t.creds.to_str().unwrap(),
+            "other",
+        ],
+    );
+    assert_ne!(wrong.wait_exit(Duration::from_secs(10)), Some(0));
+    assert!(wrong.log().contains("TUNNEL: 'other'"), "{}", wrong.log());
+}
+
+#[test]
+fn version_and_output_formats_as_cloudflared_spells_them() {
+    let s = Setup::edge(&[]);
+    let _t = s.tunnel("web");
+    let version = |arg: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_burrow"))
+            .arg(arg)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{arg}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert!(version("-v").starts_with("burrow "));
+    assert_eq!(version("-v"), version("version"));
+    let json = s
+        .edge
+        .admin(&["tunnel", "list", "--output", "json"])
+        .unwrap();
+    let list: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(list[0]["name"], "web");
+    let yaml = s
+        .edge
+        .admin(&["tunnel", "info", "web", "-o", "yaml"])
+        .unwrap();
+    assert!(yaml.contains("name: web"), "{yaml}");
+    assert!(
+        serde_json::from_str::<serde_json::Value>(&yaml).is_err(),
+        "YAML, not JSON"
+    );
+}

@@ -326,8 +326,13 @@ pub struct ConnectorFile {
     pub warp_routing: WarpRouting,
     /// `metrics`: where the metrics server listens (`IP:PORT`, `auto`, `off`).
     pub metrics: Option<String>,
-    /// One line per ignored key, naming it.
+    /// One line per ignored key, naming it (top-level keys not in
+    /// [`ConnectorFile::other_keys`]).
     pub warnings: Vec<String>,
+    /// Top-level keys this parser does not know: cloudflared takes any of
+    /// its flags as a key (`logfile:`, `edge-ip-version:`), so the caller
+    /// applies those as flags and warns about the rest.
+    pub other_keys: Vec<String>,
 }
 
 /// Most ingress rules accepted in one file.
@@ -358,11 +363,8 @@ pub fn parse_connector_yaml(text: &str) -> Result<ConnectorFile, ConfigError> {
     } else {
         serde_yaml_ng::from_str(text).map_err(|e| ConfigError::new("config", e.to_string()))?
     };
-    let mut warnings: Vec<String> = raw
-        .unknown
-        .keys()
-        .map(|k| format!("unknown key '{k}' ignored"))
-        .collect();
+    let other_keys: Vec<String> = raw.unknown.keys().cloned().collect();
+    let mut warnings: Vec<String> = Vec::new();
     let base = match &raw.origin_request {
         Some(v) => crate::origin_request::OriginRequest::apply(
             &Default::default(),
@@ -445,6 +447,7 @@ pub fn parse_connector_yaml(text: &str) -> Result<ConnectorFile, ConfigError> {
         warp_routing,
         metrics: raw.metrics,
         warnings,
+        other_keys,
     })
 }
 
@@ -597,7 +600,7 @@ mod tests {
         let f = parse_connector_yaml(y).unwrap();
         assert_eq!(f.ingress.as_ref().unwrap().rules.len(), 2);
         assert_eq!(f.metrics.as_deref(), Some("localhost:2000"));
-        assert!(f.warnings.iter().any(|w| w.contains("'no-autoupdate'")));
+        assert_eq!(f.other_keys, ["no-autoupdate"], "left to the caller");
         let ing = f.ingress.unwrap();
         assert_eq!(ing.find("ssh.example.com", None).unwrap().0, 0);
         assert_eq!(ing.find("other", None).unwrap().0, 1);

@@ -297,7 +297,10 @@ async fn connect_with(
             connector_id: *shared.connector_id.as_bytes(),
             conn_index: index,
         },
-        version: format!("burrow {}", env!("CARGO_PKG_VERSION")),
+        version: match &shared.cfg.label {
+            Some(l) => format!("burrow {} ({l})", env!("CARGO_PKG_VERSION")),
+            None => format!("burrow {}", env!("CARGO_PKG_VERSION")),
+        },
         features: vec![
             burrow_transport::quic_datagrams::FEATURE.into(),
             burrow_proto::FEATURE_STREAM_ACK.into(),

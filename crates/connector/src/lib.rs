@@ -72,6 +72,9 @@ pub struct ConnectorConfig {
     pub warp_routing: burrow_config::connector::WarpRouting,
     /// `--metrics`: the Prometheus / readiness server.
     pub metrics: MetricsAddr,
+    /// `--label`: a name for this connector, sent with its version (shown
+    /// by `tunnel info`).
+    pub label: Option<String>,
 }
 
 /// IP version preference for edge addresses.
