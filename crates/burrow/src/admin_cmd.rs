@@ -39,15 +39,16 @@ fn print_connections(t: &TunnelInfo) {
         return;
     }
     println!(
-        "  {:<6} {:<7} {:<4} {:<36} {:<5} {:<16} SINCE",
-        "COLO", "PROTO", "WIRE", "CONNECTOR", "INDEX", "ORIGIN IP"
+        "  {:<6} {:<7} {:<4} {:<15} {:<36} {:<5} {:<16} SINCE",
+        "COLO", "PROTO", "WIRE", "KEY EXCHANGE", "CONNECTOR", "INDEX", "ORIGIN IP"
     );
     for c in conns {
         println!(
-            "  {:<6} {:<7} {:<4} {:<36} {:<5} {:<16} {}",
+            "  {:<6} {:<7} {:<4} {:<15} {:<36} {:<5} {:<16} {}",
             c.colo,
             c.protocol,
             format!("v{}", c.wire),
+            if c.kx.is_empty() { "?" } else { &c.kx },
             c.connector_id,
             c.conn_index,
             c.origin_ip,

@@ -829,6 +829,12 @@ pub(crate) struct RunArgs {
     /// info` (cloudflared's --label). [default: none]
     #[arg(long, env = "TUNNEL_LABEL")]
     pub(crate) label: Option<String>,
+    /// Require post-quantum key agreement (X25519MLKEM768) on every
+    /// tunnel connection; an edge that does not offer it is refused, as
+    /// a wrong secret is (--max-refusals). Without it, post-quantum is
+    /// offered first with a classical fallback.
+    #[arg(long, alias = "pq", env = "TUNNEL_POST_QUANTUM")]
+    pub(crate) post_quantum: bool,
     /// Write this process's id to FILE at start; removed at exit.
     #[arg(long, env = "TUNNEL_PIDFILE", value_name = "FILE")]
     pub(crate) pidfile: Option<PathBuf>,

@@ -144,7 +144,7 @@ pub(crate) const NOT_APPLICABLE: &[(&str, bool, &str)] = &[
 ];
 
 /// cloudflared flags spelled otherwise in burrow: (cloudflared, burrow).
-pub(crate) const RENAMED: &[(&str, &str)] = &[("cacert", "edge-ca")];
+pub(crate) const RENAMED: &[(&str, &str)] = &[("cacert", "edge-ca"), ("pq", "post-quantum")];
 
 /// The rewritten arguments, and what to tell the operator once logging
 /// is up.

@@ -142,12 +142,19 @@ pub(crate) fn resolve(s: EdgeSettings) -> anyhow::Result<EdgeConfig> {
         peers,
         egress_allow,
         cluster_secret: cluster_secret.map(burrow_config::Secret::new),
+        post_quantum: match s.post_quantum.as_deref() {
+            None => burrow_transport::kx::PostQuantum::Prefer,
+            Some(v) => burrow_transport::kx::PostQuantum::parse(v)
+                .map_err(|r| crate::config_err(format!("post-quantum: {r}")))?,
+        },
         wire_version: match s.wire_version {
             None | Some(2) => 2,
             Some(1) => 1,
-            Some(v) => anyhow::bail!(
-                "wire-version: {v} is not a tunnel protocol version (this build speaks 1 and 2)"
-            ),
+            Some(v) => {
+                return Err(crate::config_err(format!(
+                    "wire-version: {v} is not a tunnel protocol version (this build speaks 1 and 2)"
+                )))
+            }
         },
     })
 }

@@ -166,7 +166,13 @@ fn print_rules(rules: &[RawRule]) {
             serde_json::to_string(&r.selector).unwrap_or_default()
         };
         let action = serde_json::to_string(&r.action).unwrap_or_default();
-        println!("{}\t{}\t{}\t{sel}\t{action}", i + 1, r.id, r.name);
+        let log_id = burrow_config::egress::log_id(Some(&r.id));
+        println!(
+            "{}\t{}\t{}\t{sel}\t{action}\tlog id {log_id}",
+            i + 1,
+            r.id,
+            r.name
+        );
     }
 }
 

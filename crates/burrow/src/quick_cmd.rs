@@ -58,6 +58,7 @@ pub(crate) async fn run(a: QuickArgs) -> anyhow::Result<()> {
         egress_allow: Vec::new(),
         cluster_secret: None,
         wire_version: burrow_proto::v2::VERSION_2,
+        post_quantum: burrow_transport::kx::PostQuantum::Prefer,
         dns: None,
     })
     .await?;
@@ -78,6 +79,7 @@ pub(crate) async fn run(a: QuickArgs) -> anyhow::Result<()> {
     let edge_task = tokio::spawn(edge.run(shutdown.clone()));
     let cfg = ConnectorConfig {
         label: None,
+        post_quantum: false,
         credentials,
         ingress: Ingress::single(service),
         edges: vec![info.tunnel_addr.to_string()],

@@ -23,7 +23,10 @@ fn duration(field: &str, s: &str) -> anyhow::Result<Duration> {
 }
 
 /// Loads and validates a connector config file; warnings are logged.
-pub(crate) async fn load_file(p: &Path) -> anyhow::Result<ConnectorFile> {
+/// Keys named like `tunnel run` flags are applied (or reported) as flags
+/// by `tunnel run` itself; with `flag_keys`, those cloudflared flags that
+/// mean nothing here are reported by this load (`ingress validate`).
+pub(crate) async fn load_file(p: &Path, flag_keys: bool) -> anyhow::Result<ConnectorFile> {
     let text = read("--config", p).await?;
     let file =
         parse_connector_yaml(&text).map_err(|e| config_err(format!("{}: {e}", p.display())))?;
@@ -33,8 +36,16 @@ pub(crate) async fn load_file(p: &Path) -> anyhow::Result<ConnectorFile> {
     // Keys named like flags were applied (or reported) as those flags.
     let root = <crate::cli::Cli as clap::CommandFactory>::command();
     for k in &file.other_keys {
-        if !crate::cloudflared_args::is_flag_key(&root, k) {
-            tracing::warn!(file = %p.display(), "unknown key '{k}' ignored");
+        let not_applicable = crate::cloudflared_args::NOT_APPLICABLE
+            .iter()
+            .find(|(n, _, _)| n == k);
+        match not_applicable {
+            Some((_, _, why)) if flag_keys => tracing::warn!(
+                file = %p.display(),
+                "key '{k}': cloudflared's flag, not applicable ({why}); ignored"
+            ),
+            _ if crate::cloudflared_args::is_flag_key(&root, k) => {}
+            _ => tracing::warn!(file = %p.display(), "unknown key '{k}' ignored"),
         }
     }
     Ok(file)
@@ -115,7 +126,7 @@ fn find_config(a: &mut RunArgs) {
 pub(crate) async fn resolve(mut a: RunArgs) -> anyhow::Result<ConnectorConfig> {
     find_config(&mut a);
     let file = match &a.config {
-        Some(p) => Some(load_file(p).await?),
+        Some(p) => Some(load_file(p, false).await?),
         None => None,
     };
     let credentials = credentials(&a, file.as_ref()).await?;
@@ -260,6 +271,7 @@ pub(crate) async fn resolve(mut a: RunArgs) -> anyhow::Result<ConnectorConfig> {
         origin_connect_timeout: duration("--origin-connect-timeout", &a.origin_connect_timeout)?,
         edge_ip_version,
         label: a.label.clone(),
+        post_quantum: a.post_quantum,
     })
 }
 
@@ -374,7 +386,7 @@ async fn watch_config(
                 "config.yml changed"
             }
         };
-        match load_file(&path).await {
+        match load_file(&path, false).await {
             Ok(file) => match file.ingress {
                 Some(ingress) => {
                     tracing::info!(file = %path.display(), trigger = why, rules = ingress.rules.len(), "config reloaded");
@@ -414,7 +426,7 @@ pub(crate) async fn ingress(cmd: crate::cli::IngressCommand) -> anyhow::Result<(
         IngressCommand::Validate { config } => (config, None),
         IngressCommand::Rule { url, config } => (config, Some(url.as_str())),
     };
-    let file = load_file(path).await?;
+    let file = load_file(path, true).await?;
     let ingress = file
         .ingress
         .ok_or_else(|| config_err(format!("{}: ingress: no rules", path.display())))?;

@@ -8,6 +8,14 @@ use std::time::Duration;
 use util::httporigin::HttpOrigin;
 use util::*;
 
+/// `EgressRuleID` of a session that no rule matched.
+const NO_RULE: &str = "00000000-0000-0000-0000-000000000000";
+
+/// `EgressRuleID` of a session rule `id` matched.
+fn rule_id(id: &str) -> String {
+    burrow_config::egress::log_id(Some(id)).to_string()
+}
+
 /// An edge whose clients may reach loopback destinations (the test
 /// origins): `--egress-allow 127.0.0.0/8 --egress-allow ::1/128`.
 fn client_edge(dir: &std::path::Path, colo: &str, state: &str, extra: &[&str]) -> EdgeProc {
@@ -167,6 +175,10 @@ fn socks5_through_the_edge_reaches_the_destination_and_logs_the_session() {
     ] {
         assert!(ok.get(k).is_some(), "{k} missing");
     }
+    // As the Gateway document types them: the rule's id a UUID (all zeros:
+    // no rule matched), the evaluation time whole milliseconds.
+    assert_eq!(ok["EgressRuleID"], NO_RULE);
+    assert!(ok["RuleEvaluationDurationMs"].is_u64(), "{ok}");
     // The user's id is a stable UUID, the same in every record of the user.
     let uid = ok["UserID"].as_str().unwrap();
     assert!(uuid::Uuid::parse_str(uid).is_ok(), "{uid}");
@@ -383,17 +395,17 @@ fn egress_policies_pick_the_source_address_first_match_wins() {
         to_app["ConnectionCloseReason"], "DESTINATION_DENIED",
         "{to_app}"
     );
-    assert_eq!(to_app["EgressRuleID"], "", "{to_app}");
+    assert_eq!(to_app["EgressRuleID"], NO_RULE, "{to_app}");
     // Decisions are counted per rule.
     assert_eq!(
         edge.metric("burrow_edge_egress_decisions_total{rule=\"orange\"}"),
         1.0
     );
     assert!(edge.metric("burrow_edge_egress_decisions_total{rule=\"r2\"}") >= 2.0);
-    assert_eq!(recs[0]["EgressRuleID"], "r1");
+    assert_eq!(recs[0]["EgressRuleID"], rule_id("r1"));
     assert_eq!(recs[0]["EgressRuleName"], "eng via .5");
     assert_eq!(recs[0]["EgressIP"], "127.0.0.5");
-    assert_eq!(recs[1]["EgressRuleID"], "r2");
+    assert_eq!(recs[1]["EgressRuleID"], rule_id("r2"));
     assert_eq!(recs[1]["EgressIP"], "127.0.0.6");
 }
 
@@ -556,7 +568,7 @@ fn private_networks_route_through_the_tunnel_of_the_clients_vnet() {
     assert_eq!(ok_a["Offramp"], "CFD_TUNNEL", "{ok_a}");
     assert_eq!(ok_a["DestinationTunnelID"], ida.as_str());
     assert_eq!(ok_a["VirtualNetworkID"], vnet_id("default").as_str());
-    assert_eq!(ok_a["EgressRuleID"], "");
+    assert_eq!(ok_a["EgressRuleID"], NO_RULE);
     assert_eq!(ok_a["OriginPort"], dst.port());
     assert_eq!(ok_a["BytesReceived"], 9);
     assert_eq!(ok_b["DestinationTunnelID"], idb.as_str());
@@ -813,7 +825,7 @@ fn socks5_udp_associate_reaches_the_internet_and_private_networks() {
         assert_eq!(r["BytesReceived"], received, "{r}");
         if port == public.port() {
             assert_eq!(r["Offramp"], "INTERNET");
-            assert_eq!(r["EgressRuleID"], "udp");
+            assert_eq!(r["EgressRuleID"], rule_id("udp"));
             assert_eq!(r["EgressIP"], "127.0.0.5");
         } else {
             assert_eq!(r["Offramp"], "CFD_TUNNEL");
@@ -927,7 +939,7 @@ fn dedicated_egress_leaves_from_the_owning_colo_and_fails_over_to_the_secondary(
     let mut grey: Vec<&serde_json::Value> = recs.iter().collect();
     let orange = grey.remove(2);
     assert_eq!(grey.len(), 4, "{recs:#?}");
-    assert_eq!(grey[0]["EgressRuleID"], "");
+    assert_eq!(grey[0]["EgressRuleID"], NO_RULE);
     assert_eq!(grey[0]["EgressIP"], "127.0.0.8");
     assert_eq!(grey[1]["EgressColoName"], "KIX");
     assert_eq!(grey[1]["IngressColoName"], "NRT");
@@ -935,7 +947,7 @@ fn dedicated_egress_leaves_from_the_owning_colo_and_fails_over_to_the_secondary(
     assert_eq!(grey[1]["BytesReceived"], 9);
     assert_eq!(grey[2]["EgressColoName"], "NRT");
     assert_eq!(grey[2]["EgressIP"], "127.0.0.8");
-    assert_eq!(grey[2]["EgressRuleID"], "ded");
+    assert_eq!(grey[2]["EgressRuleID"], rule_id("ded"));
     assert_eq!(orange["EgressColoName"], "NRT");
     assert_eq!(orange["EgressIP"], "127.0.0.7");
 }
@@ -1226,7 +1238,7 @@ fn flows_that_cannot_leave_are_logged_with_their_close_reason() {
         recs[1]["ConnectionCloseReason"], "EGRESS_IP_UNAVAILABLE",
         "{recs:?}"
     );
-    assert_eq!(recs[1]["EgressRuleID"], "far", "{recs:?}");
+    assert_eq!(recs[1]["EgressRuleID"], rule_id("far"), "{recs:?}");
     assert!(
         edge.metric(r#"burrow_edge_client_sessions_total{reason="EGRESS_IP_UNAVAILABLE"}"#) >= 1.0
     );

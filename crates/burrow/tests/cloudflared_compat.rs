@@ -305,3 +305,78 @@ fn version_and_output_formats_as_cloudflared_spells_them() {
         "YAML, not JSON"
     );
 }
+
+#[test]
+fn post_quantum_key_agreement_is_negotiated_on_both_transports_and_can_be_required() {
+    let echo = Origin::start(util::echo);
+    let url = format!("tcp://{}", echo.addr);
+    let s = Setup::edge(&[]);
+    for protocol in ["quic", "http2"] {
+        let t = s.tunnel(protocol);
+        let app = t.app(&format!("{protocol}.example.com"));
+        let _c = t.connector(
+            &[
+                "--url",
+                &url,
+                "--protocol",
+                protocol,
+                "--ha-connections",
+                "1",
+            ],
+            1,
+        );
+        let conns = s.edge.connections(protocol);
+        assert_eq!(conns[0]["protocol"], protocol);
+        assert_eq!(conns[0]["kx"], "X25519MLKEM768", "{protocol}: {conns:?}");
+        assert_eq!(echo_round_trip(app, b"pq").unwrap(), b"pq");
+        let info = s.edge.admin(&["tunnel", "info", protocol]).unwrap();
+        assert!(
+            info.contains("KEY EXCHANGE") && info.contains("X25519MLKEM768"),
+            "{info}"
+        );
+    }
+    assert_eq!(
+        s.edge
+            .metric("burrow_edge_tunnel_key_exchanges_total{group=\"X25519MLKEM768\"}"),
+        2.0
+    );
+    // An edge without it: the default connector falls back to X25519; one
+    // that requires it is refused, naming why.
+    let classic = Setup::edge(&["--post-quantum", "off"]);
+    let t = classic.tunnel("c");
+    let _c = t.connector(&["--url", &url, "--ha-connections", "1"], 1);
+    assert_eq!(classic.edge.connections("c")[0]["kx"], "X25519");
+    let mut pq = Proc::spawn(
+        classic.path(),
+        "pq",
+        &[
+            "tunnel",
+            "run",
+            "--credentials-file",
+            t.creds.to_str().unwrap(),
+            "--url",
+            &url,
+            "-pq",
+            "--max-refusals",
+            "1",
+            "--ha-connections",
+            "1",
+        ],
+    );
+    assert_eq!(pq.wait_exit(Duration::from_secs(20)), Some(1));
+    let log = pq.log();
+    assert!(
+        log.contains("post-quantum key agreement (X25519MLKEM768) is required")
+            && log.contains("does not offer it"),
+        "{log}"
+    );
+    // A wrong value names the setting.
+    let dir = tempdir();
+    let mut bad = Proc::spawn(
+        dir.path(),
+        "bad",
+        &["edge", "--state", "e.db", "--post-quantum", "maybe"],
+    );
+    assert_eq!(bad.wait_exit(Duration::from_secs(10)), Some(64));
+    assert!(bad.log().contains("post-quantum: 'maybe'"), "{}", bad.log());
+}

@@ -77,7 +77,7 @@ fn unknown_cloudflared_keys_warn_by_name() {
     // `metrics:` is understood now (the connector's metrics server).
     assert!(!stderr.contains("'metrics'"), "{stderr}");
     assert!(
-        stderr.contains("unknown key 'no-autoupdate' ignored"),
+        stderr.contains("key 'no-autoupdate': cloudflared's flag, not applicable"),
         "{stderr}"
     );
 }

@@ -13,6 +13,11 @@ use std::time::Duration;
 use util::httporigin::HttpOrigin;
 use util::*;
 
+/// `EgressRuleID` of a session rule `id` matched.
+fn rule_id(id: &str) -> String {
+    burrow_config::egress::log_id(Some(id)).to_string()
+}
+
 /// An edge with `--http`, a tunnel `t` whose connector serves
 /// `web.example.com` (origin A), `internal.example.com` (origin B) and
 /// `dead.example.com` (a port nobody listens on), and routes for
@@ -449,7 +454,7 @@ fn a_block_policy_refuses_the_flow_and_says_so() {
         recs[0]["ConnectionCloseReason"], "BLOCKED_BY_POLICY",
         "{recs:?}"
     );
-    assert_eq!(recs[0]["EgressRuleID"], "no-a", "{recs:?}");
+    assert_eq!(recs[0]["EgressRuleID"], rule_id("no-a"), "{recs:?}");
     assert_eq!(
         edge.metric(r#"burrow_edge_client_sessions_total{reason="BLOCKED_BY_POLICY"}"#),
         1.0

@@ -88,6 +88,10 @@ pub struct ConnectionInfo {
     /// answers of older edges: 1).
     #[serde(default = "wire_v1")]
     pub wire: u16,
+    /// The key-exchange group of its handshake (`X25519MLKEM768` when
+    /// post-quantum; empty when not known).
+    #[serde(default)]
+    pub kx: String,
 }
 
 fn wire_v1() -> u16 {

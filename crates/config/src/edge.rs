@@ -95,6 +95,12 @@ pub struct EdgeSettings {
     /// [default: 2]
     #[arg(long, value_name = "1|2")]
     pub wire_version: Option<u16>,
+    /// Post-quantum key agreement (X25519MLKEM768) on the tunnel endpoint:
+    /// prefer (offered first, classical fallback), require (connectors,
+    /// clients and nodes without it are refused at the handshake) or off.
+    /// [default: prefer]
+    #[arg(long, value_name = "prefer|require|off")]
+    pub post_quantum: Option<String>,
     /// How long open flows may finish after SIGTERM/SIGINT. [default: 30s]
     #[arg(long)]
     pub grace_period: Option<String>,

@@ -24,6 +24,22 @@ use ipnet::{IpNet, Ipv6Net};
 use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, Ipv4Addr};
 
+/// Namespace of [`log_id`]'s UUIDs.
+const LOG_ID_NAMESPACE: uuid::Uuid =
+    uuid::Uuid::from_u128(0x6275_7272_6f77_4567_7265_7373_5275_6c65);
+
+/// The UUID the network session log's `EgressRuleID` gives a rule: its id
+/// when that is a UUID, else the UUID v5 of the id in burrow's namespace
+/// (stable, so a log search by it keeps working). No rule: all zeros.
+#[must_use]
+pub fn log_id(rule_id: Option<&str>) -> uuid::Uuid {
+    match rule_id {
+        None => uuid::Uuid::nil(),
+        Some(id) => uuid::Uuid::parse_str(id)
+            .unwrap_or_else(|_| uuid::Uuid::new_v5(&LOG_ID_NAMESPACE, id.as_bytes())),
+    }
+}
+
 /// One rule as the API and `--file` take it (checked by [`parse_rules`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -325,6 +341,17 @@ pub fn edit(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn session_log_rule_ids_are_uuids_stable_and_nil_for_none() {
+        assert_eq!(log_id(None), uuid::Uuid::nil());
+        let a = log_id(Some("block-ads"));
+        assert_eq!(a, log_id(Some("block-ads")));
+        assert_ne!(a, log_id(Some("block-ad")));
+        assert_eq!(a.get_version_num(), 5);
+        let u = "3f2a1b4c-0000-4000-8000-000000000001";
+        assert_eq!(log_id(Some(u)).to_string(), u);
+    }
     use super::*;
 
     #[test]

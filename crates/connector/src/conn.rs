@@ -13,6 +13,7 @@ use burrow_config::connector::ProtocolChoice;
 use burrow_proto::v2::{Registration, Role};
 use burrow_proto::{Frame, RefuseCode};
 use burrow_transport::frames::{self, write_frame, Answer, FrameReader};
+use burrow_transport::kx::PostQuantum;
 use burrow_transport::pki::EdgeTrust;
 use burrow_transport::{BoxStream, ConnectorConn, Protocol, TransportError};
 use rand::Rng;
@@ -287,7 +288,25 @@ async fn connect_with(
     addr: SocketAddr,
     protocol: Protocol,
 ) -> Result<Live, Failure> {
-    let t = |e: TransportError| Failure::Transport(format!("{protocol}: {e}"));
+    let t = |e: TransportError| {
+        let text = e.to_string();
+        // With --post-quantum, a handshake the edge cannot agree to is a
+        // refusal of our terms: counted like one, and named.
+        let no_common_group = text.contains("NoKxGroupsInCommon")
+            || text.contains("HandshakeFailure")
+            || text.contains("handshake failed");
+        if shared.trust.post_quantum == PostQuantum::Require && no_common_group {
+            return Failure::Refused(
+                RefuseCode::UnsupportedVersion,
+                format!(
+                    "post-quantum key agreement ({}) is required (--post-quantum) and the edge at \
+                     {addr} does not offer it ({protocol}: {text})",
+                    burrow_transport::kx::PQ_GROUP
+                ),
+            );
+        }
+        Failure::Transport(format!("{protocol}: {text}"))
+    };
     let creds = &shared.cfg.credentials;
     let reg = Registration {
         account_id: *creds.account_id.as_bytes(),
@@ -379,9 +398,10 @@ async fn connect_with(
         mux,
         draining: CancellationToken::new(),
     });
+    let kx = conn.key_exchange().unwrap_or_default();
     info!(
         edge = %addr, %protocol, colo = %info.colo, node = %welcome.node_id,
-        connection_id = %info.connection_id, wire, "registered tunnel connection"
+        connection_id = %info.connection_id, wire, key_exchange = %kx, "registered tunnel connection"
     );
     let counted = Counted::new(shared.env.metrics.clone(), &info);
     Ok(Live {

@@ -75,6 +75,9 @@ pub struct ConnectorConfig {
     /// `--label`: a name for this connector, sent with its version (shown
     /// by `tunnel info`).
     pub label: Option<String>,
+    /// `--post-quantum`: post-quantum key agreement required on every
+    /// tunnel connection (without it: offered first, classical fallback).
+    pub post_quantum: bool,
 }
 
 /// IP version preference for edge addresses.
@@ -150,8 +153,11 @@ pub async fn run_with_updates(
     shutdown: CancellationToken,
     mut updates: tokio::sync::mpsc::Receiver<Ingress>,
 ) -> Result<(), ConnectorError> {
-    let trust = EdgeTrust::new(&cfg.edge_ca_pem, &cfg.edge_domain)
+    let mut trust = EdgeTrust::new(&cfg.edge_ca_pem, &cfg.edge_domain)
         .map_err(|e| ConnectorError::Trust(e.to_string()))?;
+    if cfg.post_quantum {
+        trust.post_quantum = burrow_transport::kx::PostQuantum::Require;
+    }
     let edges = discovery::edge_addrs(
         &cfg.edges,
         &cfg.edge_domain,

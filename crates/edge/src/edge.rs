@@ -151,7 +151,7 @@ impl Edge {
             })
         })?;
         let token_path = cfg.pki_dir.as_ref().map(|d| d.join("admin.token"));
-        let (pki, (token, token_hash, token_created)) =
+        let (mut pki, (token, token_hash, token_created)) =
             match (&cfg.cluster_secret, &cfg.pki_dir, &token_path) {
                 (Some(secret), Some(dir), Some(token_path)) => {
                     // One trust domain: the cluster's CA and admin token.
@@ -181,6 +181,7 @@ impl Edge {
             };
         // Secrets migrated to hashes leave no plain copy in the WAL.
         store.checkpoint().await.map_err(store_err)?;
+        pki.post_quantum = cfg.post_quantum;
         let mut created = pki.created.clone();
         if token_created {
             created.extend(token_path.clone());

@@ -106,6 +106,8 @@ pub struct EdgeConfig {
     pub cluster_secret: Option<Secret>,
     /// Newest tunnel protocol version this node speaks (1 or 2).
     pub wire_version: u16,
+    /// Post-quantum key agreement on the tunnel endpoint.
+    pub post_quantum: burrow_transport::kx::PostQuantum,
     /// Ranges clients may reach although the built-in deny refuses them
     /// (loopback, link-local, private ranges, this host's addresses);
     /// the edge's own listeners stay refused. Dangerous: see the README.

@@ -35,6 +35,9 @@ pub struct Connection {
     /// The tunnel protocol version the connection speaks (1 or 2).
     #[sqlx(try_from = "i64")]
     pub wire: u16,
+    /// The key-exchange group of its handshake (`X25519MLKEM768` when
+    /// post-quantum; empty when not known).
+    pub kx: String,
 }
 impl Store {
     /// Records a live tunnel connection.
@@ -44,13 +47,13 @@ impl Store {
     pub async fn add_connection(&self, c: &Connection) -> Result<(), StoreError> {
         on_pool!(self, p => sqlx::query(
             "INSERT INTO connections (id, tunnel_id, connector_id, conn_index, colo, \
-             node_id, protocol, origin_ip, version, since, seen_at, wire) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+             node_id, protocol, origin_ip, version, since, seen_at, wire, kx) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
              ON CONFLICT (id) DO UPDATE SET tunnel_id = excluded.tunnel_id, \
              connector_id = excluded.connector_id, conn_index = excluded.conn_index, \
              colo = excluded.colo, node_id = excluded.node_id, protocol = excluded.protocol, \
              origin_ip = excluded.origin_ip, version = excluded.version, since = excluded.since, \
-             seen_at = excluded.seen_at, wire = excluded.wire",
+             seen_at = excluded.seen_at, wire = excluded.wire, kx = excluded.kx",
         )
         .bind(c.id.to_string())
         .bind(c.tunnel_id.to_string())
@@ -64,6 +67,7 @@ impl Store {
         .bind(c.since)
         .bind(c.seen_at)
         .bind(i64::from(c.wire))
+        .bind(&c.kx)
         .execute(p).await.map(|r| r.rows_affected()))?;
         Ok(())
     }
@@ -109,7 +113,7 @@ impl Store {
             // heartbeat), in seconds.
             "SELECT c.id, c.tunnel_id, c.connector_id, c.conn_index, c.colo, c.node_id, \
              c.protocol, c.origin_ip, c.version, c.since, n.renewed_at_ms / 1000 AS seen_at, \
-             c.wire \
+             c.wire, c.kx \
              FROM connections c JOIN nodes n ON n.id = c.node_id \
              WHERE c.tunnel_id = $1 AND n.renewed_at_ms + n.lease_ms >= $2 \
              ORDER BY c.colo, c.connector_id, c.conn_index",

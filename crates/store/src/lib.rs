@@ -927,6 +927,7 @@ mod tests {
             since: 10,
             seen_at: 10,
             wire: 2,
+            kx: "X25519MLKEM768".into(),
         };
         s.add_connection(&c).await.unwrap();
         assert_eq!(s.connections(t.id, 10).await.unwrap().len(), 1);

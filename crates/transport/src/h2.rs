@@ -98,6 +98,8 @@ pub struct EdgeH2 {
     closed: CancellationToken,
     driver: AbortHandle,
     limits: Limits,
+    /// The TLS handshake's key-exchange group.
+    pub(crate) kx: Option<String>,
 }
 
 impl EdgeH2 {
@@ -134,6 +136,8 @@ impl EdgeH2 {
 pub struct ConnectorH2 {
     streams: mpsc::Receiver<BoxStream>,
     driver: AbortHandle,
+    /// The TLS handshake's key-exchange group.
+    pub(crate) kx: Option<String>,
 }
 
 impl ConnectorH2 {
@@ -168,17 +172,26 @@ pub async fn accept(
             .accept(tcp)
             .await
             .map_err(|e| TransportError::Tls(e.to_string()))?;
+        let kx = group_of(tls.get_ref().1.negotiated_key_exchange_group());
         if tls.get_ref().1.alpn_protocol() == Some(crate::ALPN_H2_CLIENT) {
             let (parts, control) = serve(tls, Limits::pre_auth()).await?;
-            return Ok((EdgeConn::H2Served(parts.into()), control));
+            let mut served: Served = parts.into();
+            served.kx = kx;
+            return Ok((EdgeConn::H2Served(served), control));
         }
-        let edge = opener(tls, Limits::pre_auth()).await?;
+        let mut edge = opener(tls, Limits::pre_auth()).await?;
+        edge.kx = kx;
         let control = edge.open_stream().await?;
         Ok((EdgeConn::H2(edge), control))
     };
     tokio::time::timeout(timeout, work)
         .await
         .map_err(|_| TransportError::Timeout(timeout, "waiting for the TLS/HTTP/2 handshake"))?
+}
+
+/// The name of a TLS connection's key-exchange group.
+fn group_of(g: Option<&'static dyn rustls::crypto::SupportedKxGroup>) -> Option<String> {
+    g.map(|g| crate::kx::group_name(u16::from(g.name())))
 }
 
 /// TCP to `addr`, then TLS verified for `h2.<domain>` with `alpn`.
@@ -209,11 +222,13 @@ pub async fn connect(
 ) -> Result<(ConnectorConn, BoxStream), TransportError> {
     let work = async move {
         let tls = dial_tls(addr, trust, crate::ALPN_H2).await?;
+        let kx = group_of(tls.get_ref().1.negotiated_key_exchange_group());
         let (parts, control) = serve(tls, Limits::Full).await?;
         Ok((
             ConnectorConn::H2(ConnectorH2 {
                 streams: parts.streams,
                 driver: parts.driver,
+                kx,
             }),
             control,
         ))
@@ -265,6 +280,7 @@ where
         closed,
         driver,
         limits,
+        kx: None,
     })
 }
 
@@ -276,6 +292,8 @@ pub struct Served {
     closed: CancellationToken,
     driver: AbortHandle,
     limits: Limits,
+    /// The TLS handshake's key-exchange group.
+    pub(crate) kx: Option<String>,
 }
 
 impl Served {
@@ -313,6 +331,7 @@ impl From<ServedParts> for Served {
             closed: p.closed,
             driver: p.driver,
             limits: p.limits,
+            kx: None,
         }
     }
 }
@@ -411,7 +430,9 @@ pub async fn connect_opener(
 ) -> Result<(ConnectorConn, BoxStream), TransportError> {
     let work = async move {
         let tls = dial_tls(addr, trust, crate::ALPN_H2_CLIENT).await?;
-        let h = opener(tls, Limits::Full).await?;
+        let kx = group_of(tls.get_ref().1.negotiated_key_exchange_group());
+        let mut h = opener(tls, Limits::Full).await?;
+        h.kx = kx;
         let control = h.open_stream().await?;
         Ok((ConnectorConn::H2Opener(h), control))
     };

@@ -5,6 +5,8 @@
 //! - [`http_headers`]: hop-by-hop and upgrade header rules for HTTP proxying.
 //! - [`pki`]: the edge's self-signed CA and server certificate (rcgen), and
 //!   rustls configs for both ends.
+//! - [`kx`]: post-quantum key agreement (X25519MLKEM768) and the group a
+//!   handshake used; [`quic_tls`] watches QUIC handshakes for it.
 //! - [`quic`]: QUIC endpoints with large flow-control windows.
 //! - [`h2`]: HTTP/2 over TLS; the connector *serves* HTTP/2 on the socket it
 //!   dialled, so the edge (the HTTP/2 client) opens one stream per flow.
@@ -33,10 +35,12 @@ pub mod frames;
 pub mod h2;
 pub mod http1_relay;
 pub mod http_headers;
+pub mod kx;
 pub mod pki;
 pub mod probe;
 pub mod quic;
 pub mod quic_datagrams;
+pub mod quic_tls;
 pub mod replay;
 mod run_last;
 pub mod same_task;
@@ -144,6 +148,17 @@ pub enum EdgeConn {
 }
 
 impl EdgeConn {
+    /// The key-exchange group of the connection's handshake
+    /// (`X25519MLKEM768` when post-quantum), when known.
+    #[must_use]
+    pub fn key_exchange(&self) -> Option<String> {
+        match self {
+            Self::Quic(c) => quic_tls::key_exchange(c),
+            Self::H2(h) => h.kx.clone(),
+            Self::H2Served(h) => h.kx.clone(),
+        }
+    }
+
     /// Lifts the limits a connection has until its peer registers (small
     /// flow-control windows, no streams but the control stream): call it
     /// once the peer is authenticated, before answering `Registered`.
@@ -230,6 +245,17 @@ pub enum ConnectorConn {
 }
 
 impl ConnectorConn {
+    /// The key-exchange group of the connection's handshake
+    /// (`X25519MLKEM768` when post-quantum), when known.
+    #[must_use]
+    pub fn key_exchange(&self) -> Option<String> {
+        match self {
+            Self::Quic(c) => quic_tls::key_exchange(c),
+            Self::H2(h) => h.kx.clone(),
+            Self::H2Opener(h) => h.kx.clone(),
+        }
+    }
+
     /// Waits for the next flow stream the edge opens; `None` once the
     /// connection is closed. Cancel-safe.
     pub async fn accept_stream(&mut self) -> Option<BoxStream> {

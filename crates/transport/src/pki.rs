@@ -37,6 +37,9 @@ pub struct EdgePki {
     /// kept beside the certificates, so a restarted edge's first packet to
     /// a connector of the previous run tells it the connection is gone.
     reset_key: [u8; RESET_KEY_LEN],
+    /// Post-quantum key agreement on the tunnel endpoint (default:
+    /// offered first, classical fallback).
+    pub post_quantum: crate::kx::PostQuantum,
 }
 
 /// Bytes of the QUIC stateless-reset key.
@@ -281,6 +284,7 @@ impl EdgePki {
             created: Vec::new(),
             ca_path: None,
             reset_key: random_key()?,
+            post_quantum: crate::kx::PostQuantum::default(),
         })
     }
 
@@ -289,7 +293,7 @@ impl EdgePki {
         alpn: &[u8],
         tls13_only: bool,
     ) -> Result<rustls::ServerConfig, TransportError> {
-        let b = rustls::ServerConfig::builder_with_provider(provider())
+        let b = rustls::ServerConfig::builder_with_provider(crate::kx::provider(self.post_quantum))
             .with_protocol_versions(versions(tls13_only))
             .map_err(tls_err)?;
         let mut cfg = b
@@ -337,9 +341,11 @@ fn versions(tls13_only: bool) -> &'static [&'static rustls::SupportedProtocolVer
     }
 }
 
-/// The one crypto provider burrow uses (ring).
+/// The crypto provider of burrow's own TLS (public HTTPS listeners, TLS
+/// apps, origins, logpush): aws-lc-rs with post-quantum key agreement
+/// offered first ([`crate::kx`] says why this provider).
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    crate::kx::provider(crate::kx::PostQuantum::Prefer)
 }
 
 /// Root certificates from a PEM file (one or more certificates), for
@@ -438,6 +444,9 @@ pub struct EdgeTrust {
     roots: Arc<rustls::RootCertStore>,
     /// Edge domain; SNI names derive from it.
     pub domain: String,
+    /// Post-quantum key agreement toward the edge (default: offered
+    /// first, classical fallback; `Require`: `--post-quantum`).
+    pub post_quantum: crate::kx::PostQuantum,
 }
 
 impl EdgeTrust {
@@ -458,6 +467,7 @@ impl EdgeTrust {
         Ok(Self {
             roots: Arc::new(roots),
             domain: domain.to_owned(),
+            post_quantum: crate::kx::PostQuantum::default(),
         })
     }
 
@@ -466,7 +476,7 @@ impl EdgeTrust {
         alpn: &[u8],
         tls13_only: bool,
     ) -> Result<rustls::ClientConfig, TransportError> {
-        let b = rustls::ClientConfig::builder_with_provider(provider())
+        let b = rustls::ClientConfig::builder_with_provider(crate::kx::provider(self.post_quantum))
             .with_protocol_versions(versions(tls13_only))
             .map_err(tls_err)?;
         let mut cfg = b

@@ -40,6 +40,7 @@ pub const PREAUTH_WINDOW: u32 = 64 * 1024;
 pub fn server_config(pki: &crate::pki::EdgePki) -> Result<quinn::ServerConfig, TransportError> {
     let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(pki.quic_server_tls()?)
         .map_err(crate::pki::tls_err)?;
+    let crypto = crate::quic_tls::WatchedServer(Arc::new(crypto));
     let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     cfg.transport_config(Arc::new(server_transport_config()));
     Ok(cfg)
@@ -221,6 +222,7 @@ pub async fn connect(
     let tls = trust.client_config(crate::ALPN_QUIC, true)?;
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
         .map_err(|e| TransportError::Tls(e.to_string()))?;
+    let crypto = crate::quic_tls::WatchedClient(Arc::new(crypto));
     let mut cfg = quinn::ClientConfig::new(Arc::new(crypto));
     cfg.transport_config(Arc::new(transport_config()));
     let sni = crate::pki::quic_server_name(&trust.domain);

@@ -40,6 +40,7 @@ pub(super) async fn info_of(ctx: &Ctx, t: &burrow_store::Tunnel) -> Result<Tunne
                 since: c.since,
                 seen_at: c.seen_at,
                 wire: c.wire,
+                kx: c.kx,
             })
             .collect(),
         credentials: None,

@@ -116,6 +116,12 @@ pub(crate) struct RevokedLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct KxLabels {
+    /// `X25519MLKEM768` (post-quantum), `X25519`, ... or `unknown`.
+    pub(crate) group: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct TlsLabels {
     pub(crate) side: Side,
 }
@@ -170,6 +176,9 @@ pub(crate) struct Metrics {
     pub(crate) node_rtt: Family<NodeLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     /// Registered tunnel connections by tunnel id (and this colo).
     pub(crate) tunnel_connections_by_tunnel: Family<TunnelLabels, Gauge>,
+    /// Tunnel connections registered, by their handshake's key-exchange
+    /// group.
+    pub(crate) key_exchanges: Family<KxLabels, Counter>,
     /// Egress policy decisions by rule id (`default` when none matched).
     pub(crate) egress_decisions: Family<RuleLabels, Counter>,
     /// Records waiting in the session log queue.
@@ -273,6 +282,12 @@ impl Metrics {
             "tunnel_connections_by_tunnel",
             "Registered tunnel connections on this node, by tunnel",
             tunnel_connections_by_tunnel.clone(),
+        );
+        let key_exchanges = Family::<KxLabels, Counter>::default();
+        registry.register(
+            "tunnel_key_exchanges",
+            "Connector connections registered, by the key-exchange group of their handshake (X25519MLKEM768: post-quantum)",
+            key_exchanges.clone(),
         );
         let egress_decisions = Family::<RuleLabels, Counter>::default();
         registry.register(
@@ -401,6 +416,7 @@ impl Metrics {
             session_log_dropped,
             logpush,
             tunnel_connections_by_tunnel,
+            key_exchanges,
             egress_decisions,
             session_log_queue,
             app_active,

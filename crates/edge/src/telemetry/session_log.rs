@@ -84,7 +84,7 @@ impl SessionRecord {
                 "EgressColoName": colo,
                 "EgressIP": "",
                 "EgressPort": 0,
-                "EgressRuleID": "",
+                "EgressRuleID": uuid::Uuid::nil().to_string(),
                 "EgressRuleName": "",
                 "Email": "",
                 "IngressColoName": colo,
@@ -118,13 +118,18 @@ impl SessionRecord {
         self.0["UserID"] = json!(user_id(&self.0["AccountID"], email));
     }
 
+    /// The egress rule that matched: `EgressRuleID` is its UUID
+    /// ([`burrow_config::egress::log_id`]), `EgressRuleName` its name.
     pub(crate) fn rule(&mut self, id: &str, name: &str) {
-        self.0["EgressRuleID"] = json!(id);
+        self.0["EgressRuleID"] = json!(burrow_config::egress::log_id(Some(id)).to_string());
         self.0["EgressRuleName"] = json!(name);
     }
 
+    /// Whole milliseconds, as the Gateway document's integer field (a
+    /// sub-millisecond evaluation is 0).
     pub(crate) fn rule_evaluation(&mut self, took: Duration) {
-        self.0["RuleEvaluationDurationMs"] = json!(took.as_secs_f64() * 1000.0);
+        self.0["RuleEvaluationDurationMs"] =
+            json!(u64::try_from(took.as_millis()).unwrap_or(u64::MAX));
     }
 
     pub(crate) fn origin(&mut self, a: SocketAddr) {

@@ -143,6 +143,7 @@ pub(crate) async fn serve(
         since: now,
         seen_at: now,
         wire,
+        kx: conn.key_exchange().unwrap_or_default(),
     };
     // Recorded when the store answers; while it is away, when it returns
     // (`follow` records the registry again).
@@ -162,6 +163,16 @@ pub(crate) async fn serve(
     let registered = Arc::new(Registered::new(record, conn.clone(), mux, acks));
     ctx.registry.add(tunnel_id, registered.clone());
     ctx.telemetry.metrics.tunnel_connections.inc();
+    ctx.telemetry
+        .metrics
+        .key_exchanges
+        .get_or_create(&crate::telemetry::metrics::KxLabels {
+            group: match registered.record.kx.as_str() {
+                "" => "unknown".to_owned(),
+                g => g.to_owned(),
+            },
+        })
+        .inc();
     let by_tunnel = crate::telemetry::metrics::TunnelLabels {
         tunnel_id: tunnel_id.to_string(),
         colo: ctx.id.colo.clone(),
