@@ -361,8 +361,15 @@ pub(crate) async fn app(admin: AdminConn, cmd: AppCommand) -> anyhow::Result<()>
                 .typed(Method::POST, "/api/v1/apps", Some(&body))
                 .await?;
             println!("Created app {}", app.id);
-            for addr in app.listen {
-                println!("listen: {addr}");
+            let addrs: Vec<std::net::SocketAddr> =
+                app.listen.iter().filter_map(|a| a.parse().ok()).collect();
+            let lines = if addrs.len() == app.listen.len() {
+                listen_lines(&addrs)
+            } else {
+                app.listen.clone()
+            };
+            for line in lines {
+                println!("listen: {line}");
             }
         }
         AppCommand::List { json } => {
@@ -545,5 +552,59 @@ mod tests {
     fn timestamps_render_as_utc() {
         assert_eq!(ts(0), "1970-01-01T00:00:00Z");
         assert_eq!(ts(1_795_442_400), "2026-11-23T14:00:00Z");
+    }
+}
+
+/// An app's listen addresses, consecutive ports of one address as one
+/// range (`127.0.0.1:20000-20999 (1000 ports)`), in the edge's order.
+fn listen_lines(addrs: &[std::net::SocketAddr]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < addrs.len() {
+        let start = addrs[i];
+        let mut end = i;
+        while end + 1 < addrs.len()
+            && addrs[end + 1].ip() == start.ip()
+            && u32::from(addrs[end + 1].port()) == u32::from(addrs[end].port()) + 1
+        {
+            end += 1;
+        }
+        if end == i {
+            out.push(start.to_string());
+        } else {
+            out.push(format!(
+                "{start}-{} ({} ports)",
+                addrs[end].port(),
+                end - i + 1
+            ));
+        }
+        i = end + 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod listen_tests {
+    use super::listen_lines;
+
+    #[test]
+    fn consecutive_ports_of_one_address_are_one_line() {
+        let mut addrs: Vec<std::net::SocketAddr> = (20000..21000)
+            .map(|p| format!("127.0.0.1:{p}").parse().unwrap())
+            .collect();
+        addrs.extend((20000..21000).map(|p| {
+            format!("[::1]:{p}")
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+        }));
+        addrs.push("127.0.0.1:443".parse().unwrap());
+        assert_eq!(
+            listen_lines(&addrs),
+            [
+                "127.0.0.1:20000-20999 (1000 ports)",
+                "[::1]:20000-20999 (1000 ports)",
+                "127.0.0.1:443"
+            ]
+        );
     }
 }

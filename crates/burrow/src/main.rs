@@ -226,9 +226,21 @@ fn main() -> ExitCode {
             None => first,
         }
     });
-    let args = match &rewritten {
-        Some(r) => cli::Cli::parse_from(std::iter::once("burrow".to_owned()).chain(r.args.clone())),
-        None => cli::Cli::parse_from(raw),
+    let parsed = match &rewritten {
+        Some(r) => {
+            cli::Cli::try_parse_from(std::iter::once("burrow".to_owned()).chain(r.args.clone()))
+        }
+        None => cli::Cli::try_parse_from(raw),
+    };
+    let args = match parsed {
+        Ok(a) => a,
+        // Help and version print and exit as clap does; a bad flag or
+        // value is a configuration error (exit 64, as documented).
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(64);
+        }
     };
     if let Err(e) = init_logging(&args) {
         eprintln!("error: {e}");

@@ -48,8 +48,11 @@ pub(crate) async fn run(admin: crate::cli::AdminConn, cmd: PolicyCommand) -> any
             for f in &findings {
                 match f {
                     Finding::Shadowed { index, by } => println!(
-                        "rule {index} ({}) can never match: rule {by} ({}) covers every flow it would",
-                        rules[*index].id, rules[*by].id
+                        "rule {} ({}) can never match: rule {} ({}) covers every flow it would",
+                        index + 1,
+                        rules[*index].id,
+                        by + 1,
+                        rules[*by].id
                     ),
                     Finding::NoCatchAll => println!(
                         "the last rule is not a catch-all: flows no rule matches take the default egress"
@@ -101,13 +104,17 @@ pub(crate) async fn run(admin: crate::cli::AdminConn, cmd: PolicyCommand) -> any
             };
             let d = decide(&rules, &facts);
             let upto = d.index.map_or(rules.len(), |i| i + 1);
+            // Numbered from 1, as positions are.
             for (i, r) in rules.iter().take(upto).enumerate() {
-                println!("rule {i} ({}): {}", r.id, explain(r, &facts));
+                println!("rule {} ({}): {}", i + 1, r.id, explain(r, &facts));
             }
             match d.index {
                 Some(i) => println!(
-                    "=> rule {i} ({}) \"{}\": {:?}",
-                    rules[i].id, rules[i].name, d.action
+                    "=> rule {} ({}) \"{}\": {}",
+                    i + 1,
+                    rules[i].id,
+                    rules[i].name,
+                    d.action
                 ),
                 None => println!("=> no rule matches: default egress"),
             }

@@ -56,8 +56,12 @@ pub(crate) async fn load_file(p: &Path, flag_keys: bool) -> anyhow::Result<Conne
 /// `credentials-file:` in config.yml. burrow's and cloudflared's shapes
 /// alike; fields a file has that burrow does not use are warned about.
 async fn credentials(a: &RunArgs, file: Option<&ConnectorFile>) -> anyhow::Result<Credentials> {
+    // The error names `token` itself (and the field inside it).
     let token = |field: &str, t: &str| {
-        Credentials::from_token(t).map_err(|e| config_err(format!("{field}: {e}")))
+        Credentials::from_token(t).map_err(|e| match field {
+            "--token" => config_err(format!("--{e}")),
+            _ => config_err(format!("{field}: {e}")),
+        })
     };
     if let Some(t) = &a.token {
         return token("--token", t);

@@ -325,7 +325,10 @@ fn egress_policies_pick_the_source_address_first_match_wins() {
     let out = edge
         .admin(&["policy", "move", "v7", "--position", "3"])
         .expect("policy move");
-    assert!(out.contains("lint: Shadowed"), "{out}");
+    assert!(
+        out.contains("lint: rule 3 can never match: rule 2 covers every flow it would"),
+        "{out}"
+    );
     assert_eq!(seen(), "127.0.0.6", "v7 is now behind the catch-all");
     let err = edge
         .admin(&["policy", "move", "nope", "--position", "1"])

@@ -107,6 +107,29 @@ pub enum Action {
     Block,
 }
 
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Default => f.write_str("default egress (this colo's shared pool)"),
+            Self::Block => f.write_str("block"),
+            Self::Dedicated {
+                primary_ipv4,
+                secondary_ipv4,
+                ipv6_range,
+            } => {
+                write!(f, "dedicated egress from {primary_ipv4}")?;
+                if let Some(s) = secondary_ipv4 {
+                    write!(f, " (secondary {s})")?;
+                }
+                if let Some(r) = ipv6_range {
+                    write!(f, ", IPv6 from {r}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
 /// One policy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
@@ -299,15 +322,51 @@ pub fn lint(rules: &[Rule]) -> Vec<Finding> {
             out.push(Finding::Shadowed { index: i, by });
         }
     }
-    if !rules.last().is_some_and(|r| r.selector.is_catch_all()) {
+    // No rules at all: every flow takes the default egress, plainly.
+    if !rules.is_empty() && !rules.last().is_some_and(|r| r.selector.is_catch_all()) {
         out.push(Finding::NoCatchAll);
     }
     out
 }
 
+impl std::fmt::Display for Finding {
+    /// Rules numbered from 1, as `burrow policy list` and positions do.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Shadowed { index, by } => write!(
+                f,
+                "rule {} can never match: rule {} covers every flow it would",
+                index + 1,
+                by + 1
+            ),
+            Self::NoCatchAll => f.write_str(
+                "the last rule is not a catch-all: flows no rule matches take the default egress",
+            ),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_rules_is_no_finding_and_findings_read_as_text() {
+        assert!(lint(&[]).is_empty(), "no policies: nothing to warn about");
+        assert_eq!(
+            Finding::Shadowed { index: 2, by: 0 }.to_string(),
+            "rule 3 can never match: rule 1 covers every flow it would"
+        );
+        let a = Action::Dedicated {
+            primary_ipv4: "203.0.113.7".parse().unwrap(),
+            secondary_ipv4: Some("203.0.113.8".parse().unwrap()),
+            ipv6_range: None,
+        };
+        assert_eq!(
+            a.to_string(),
+            "dedicated egress from 203.0.113.7 (secondary 203.0.113.8)"
+        );
+    }
 
     fn facts() -> Facts {
         Facts {

@@ -378,7 +378,7 @@ impl EdgeProc {
             ])
             .expect("app create");
         let line = out.lines().find(|l| l.starts_with("listen:")).unwrap();
-        line["listen:".len()..].trim().parse().unwrap()
+        first_listen(&line["listen:".len()..])
     }
 
     /// `app create --json` with `body`; returns the app id and its (first)
@@ -396,7 +396,7 @@ impl EdgeProc {
                 .trim()
                 .to_owned()
         };
-        let listen = field("listen:").parse().unwrap();
+        let listen = first_listen(&field("listen:"));
         (field("Created app "), listen)
     }
 
@@ -506,6 +506,15 @@ fn next_ports(n: u16) -> u16 {
 /// A port of 127.0.0.1 that is free for TCP and UDP now and that no other
 /// test of this binary is handed (for an app's edge port, which the
 /// test must name before the edge binds it).
+/// The first address of a `listen:` line: `127.0.0.1:20000`, or the start
+/// of a range `127.0.0.1:20000-20009 (10 ports)`.
+pub fn first_listen(text: &str) -> SocketAddr {
+    let first = text.split_whitespace().next().unwrap();
+    let (host, port) = first.rsplit_once(':').unwrap();
+    let port = port.split('-').next().unwrap();
+    format!("{host}:{port}").parse().unwrap()
+}
+
 pub fn free_port() -> u16 {
     loop {
         let p = next_ports(1);

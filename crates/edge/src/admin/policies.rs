@@ -32,7 +32,7 @@ async fn apply(st: &AdminState, edit: Edit) -> Result<Json<PoliciesChanged>, Api
     let rules = burrow_config::egress::parse_rules(&text).map_err(config_error)?;
     let lint: Vec<String> = burrow_policy::egress::lint(&rules)
         .iter()
-        .map(|f| format!("{f:?}"))
+        .map(ToString::to_string)
         .collect();
     tracing::info!(rules = rules.len(), "egress policies changed");
     Ok(Json(PoliciesChanged {
@@ -110,7 +110,7 @@ pub(super) async fn put_policies(
     tracing::info!(rules = rules.len(), "egress policies replaced");
     let findings: Vec<String> = burrow_policy::egress::lint(&rules)
         .iter()
-        .map(|f| format!("{f:?}"))
+        .map(ToString::to_string)
         .collect();
     Ok(Json(PoliciesSet {
         rules: rules.len(),
