@@ -102,6 +102,11 @@ pub(crate) enum ServiceCommand {
         /// /etc/burrow/edge.yaml or /etc/burrow/config.yml]
         #[arg(long)]
         config: Option<PathBuf>,
+        /// The burrow binary the unit runs (install it there first; the
+        /// next steps say how when it is not this one).
+        /// [default: /usr/local/bin/burrow]
+        #[arg(long)]
+        binary: Option<PathBuf>,
         /// The account the service runs as.
         #[arg(long, default_value = "burrow")]
         user: String,
@@ -675,9 +680,11 @@ pub(crate) enum TunnelCommand {
     /// line per check with a verdict and a hint; exit 1 when a check fails.
     Diag {
         /// The edge domain (SRV `_v2-origintunneld._tcp.<domain>`).
-        #[arg(long, default_value = burrow_transport::pki::DEFAULT_EDGE_DOMAIN)]
-        edge_domain: String,
+        /// [default: the credentials', else burrow.internal]
+        #[arg(long)]
+        edge_domain: Option<String>,
         /// Edge addresses instead of the SRV record; repeat for several.
+        /// [default: the credentials' edges, unless --dns-server]
         #[arg(long = "edge", value_name = "HOST:PORT")]
         edges: Vec<String>,
         /// DNS server for the lookups. [default: the system's]

@@ -115,6 +115,7 @@ fn init_logging(args: &cli::Cli) -> anyhow::Result<()> {
 fn service_install(
     kind: service::Kind,
     config: Option<std::path::PathBuf>,
+    binary: Option<std::path::PathBuf>,
     user: &str,
     unit_dir: &std::path::Path,
     print: bool,
@@ -133,9 +134,17 @@ fn service_install(
             config.display()
         )));
     }
-    let binary = std::env::current_exe()
-        .and_then(|p| p.canonicalize())
-        .map_err(|e| anyhow::anyhow!("cannot find this binary's path: {e}"))?;
+    // The unit runs an installed binary, not this one's build tree: the
+    // next steps say how to put it there when this is not it.
+    let this = std::env::current_exe().and_then(|p| p.canonicalize()).ok();
+    let binary = binary.unwrap_or_else(|| service::DEFAULT_BINARY.into());
+    if !binary.is_absolute() {
+        return Err(config_err(format!(
+            "--binary: '{}' must be an absolute path",
+            binary.display()
+        )));
+    }
+    let install_from = this.filter(|t| *t != binary);
     let text = service::unit(kind, &binary, &config, user);
     if print {
         print!("{text}");
@@ -145,7 +154,10 @@ fn service_install(
     std::fs::write(&path, &text)
         .map_err(|e| config_err(format!("--unit-dir: cannot write {}: {e}", path.display())))?;
     println!("Wrote {}", path.display());
-    print!("{}", service::next_steps(kind, user, &config));
+    print!(
+        "{}",
+        service::next_steps(kind, user, &config, &binary, install_from.as_deref())
+    );
     Ok(())
 }
 
@@ -315,10 +327,11 @@ fn main() -> ExitCode {
             cli::Command::Service(cli::ServiceCommand::Install {
                 kind,
                 config,
+                binary,
                 user,
                 unit_dir,
                 print,
-            }) => service_install(kind, config, &user, &unit_dir, print),
+            }) => service_install(kind, config, binary, &user, &unit_dir, print),
             cli::Command::Capacity {
                 users,
                 sessions_per_user,

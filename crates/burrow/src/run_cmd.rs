@@ -516,7 +516,7 @@ pub(crate) async fn ready(metrics: Option<String>) -> anyhow::Result<()> {
 
 /// `burrow tunnel diag`'s flags.
 pub(crate) struct DiagArgs {
-    pub(crate) edge_domain: String,
+    pub(crate) edge_domain: Option<String>,
     pub(crate) edges: Vec<String>,
     pub(crate) dns_server: Option<String>,
     pub(crate) credentials_file: Option<std::path::PathBuf>,
@@ -544,22 +544,35 @@ pub(crate) async fn diag(a: DiagArgs, json: bool) -> anyhow::Result<()> {
                 .map_err(|_| config_err(format!("--dns-server: '{s}' is not an IP:port address")))
         })
         .transpose()?;
-    let ca_pem = match (&edge_ca, &credentials_file) {
-        (Some(p), _) => Some(
+    // The credentials give what `tunnel run` would use: their edge CA,
+    // their edges (unless --edge, or --dns-server: then SRV), their domain.
+    let creds = match &credentials_file {
+        Some(p) => {
+            let text = tokio::fs::read_to_string(p)
+                .await
+                .map_err(|e| config_err(format!("--credentials-file {}: {e}", p.display())))?;
+            Some(
+                Credentials::from_json(&text)
+                    .map_err(|e| config_err(format!("{}: {e}", p.display())))?,
+            )
+        }
+        None => None,
+    };
+    let ca_pem = match &edge_ca {
+        Some(p) => Some(
             tokio::fs::read_to_string(p)
                 .await
                 .map_err(|e| config_err(format!("--edge-ca {}: {e}", p.display())))?,
         ),
-        (None, Some(p)) => {
-            let text = tokio::fs::read_to_string(p)
-                .await
-                .map_err(|e| config_err(format!("--credentials-file {}: {e}", p.display())))?;
-            Credentials::from_json(&text)
-                .map_err(|e| config_err(format!("{}: {e}", p.display())))?
-                .edge_ca_pem
-        }
-        (None, None) => None,
+        None => creds.as_ref().and_then(|c| c.edge_ca_pem.clone()),
     };
+    let edges = match (&creds, edges.is_empty() && dns_server.is_none()) {
+        (Some(c), true) => c.edges.clone(),
+        _ => edges,
+    };
+    let edge_domain = edge_domain
+        .or_else(|| creds.as_ref().and_then(|c| c.edge_domain.clone()))
+        .unwrap_or_else(|| burrow_transport::pki::DEFAULT_EDGE_DOMAIN.into());
     let opts = diag::DiagOptions {
         edges,
         edge_domain,

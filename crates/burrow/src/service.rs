@@ -59,6 +59,9 @@ pub(crate) fn unit(kind: Kind, binary: &Path, config: &Path, user: &str) -> Stri
          Type=simple\n\
          User={user}\n\
          Group={user}\n\
+         # Relative paths in the config (credentials-file: web.json) are\n\
+         # relative to its directory.\n\
+         WorkingDirectory={workdir}\n\
          ExecStart={exec}\n\
          ExecReload=/bin/kill -HUP $MAINPID\n\
          Restart=on-failure\n\
@@ -99,14 +102,33 @@ pub(crate) fn unit(kind: Kind, binary: &Path, config: &Path, user: &str) -> Stri
             Kind::Edge => "edge",
             Kind::Connector => "connector",
         },
+        workdir = config.parent().unwrap_or(Path::new("/")).display(),
     )
 }
 
-/// What to run after the unit is written.
-pub(crate) fn next_steps(kind: Kind, user: &str, config: &Path) -> String {
+/// Where the unit runs burrow from unless `--binary` says otherwise.
+pub(crate) const DEFAULT_BINARY: &str = "/usr/local/bin/burrow";
+
+/// What to run after the unit is written; `install_from` is this binary
+/// when it is not the one the unit runs (a build tree, say).
+pub(crate) fn next_steps(
+    kind: Kind,
+    user: &str,
+    config: &Path,
+    binary: &Path,
+    install_from: Option<&Path>,
+) -> String {
     let name = kind.unit_name();
+    let install = install_from.map_or_else(String::new, |from| {
+        format!(
+            "\x20 install -m 0755 {} {}   # the unit runs that path\n",
+            from.display(),
+            binary.display()
+        )
+    });
     format!(
         "Next:\n\
+         {install}\
          \x20 useradd --system --home-dir /var/lib/burrow --shell /usr/sbin/nologin {user}   # once\n\
          \x20 # put the config at {} (readable by {user}), then:\n\
          \x20 systemctl daemon-reload && systemctl enable --now {name}\n\
@@ -129,6 +151,17 @@ mod tests {
         );
         assert!(c.contains(
             "ExecStart=/usr/local/bin/burrow tunnel run --config /etc/burrow/config.yml\n"
+        ));
+        assert!(c.contains("WorkingDirectory=/etc/burrow\n"), "{c}");
+        let steps = next_steps(
+            Kind::Connector,
+            "burrow",
+            Path::new("/etc/burrow/config.yml"),
+            Path::new("/usr/local/bin/burrow"),
+            Some(Path::new("/home/me/burrow/target/release/burrow")),
+        );
+        assert!(steps.contains(
+            "install -m 0755 /home/me/burrow/target/release/burrow /usr/local/bin/burrow"
         ));
         assert!(c.contains("NoNewPrivileges=yes\n") && c.contains("ProtectSystem=strict\n"));
         assert!(

@@ -337,8 +337,14 @@ fn service_units_pass_systemd_verification() {
         ("edge", "burrow-edge.service"),
         ("connector", "burrow-connector.service"),
     ] {
+        let config = dir.path().join("service.yml");
         let out = std::process::Command::new(burrow)
-            .args(["service", "install", kind, "--user", "burrow", "--unit-dir"])
+            .args([
+                "service", "install", kind, "--user", "burrow", "--binary", burrow,
+            ])
+            .arg("--config")
+            .arg(&config)
+            .arg("--unit-dir")
             .arg(dir.path())
             .output()
             .unwrap();
@@ -358,6 +364,10 @@ fn service_units_pass_systemd_verification() {
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains("NoNewPrivileges=yes") && text.contains("ProtectSystem=strict"));
         assert!(text.contains(&format!("ExecStart={burrow} ")), "{text}");
+        assert!(
+            text.contains(&format!("WorkingDirectory={}\n", dir.path().display())),
+            "relative paths in the config resolve beside it: {text}"
+        );
         let v = std::process::Command::new("systemd-analyze")
             .arg("verify")
             .arg(&path)
@@ -370,6 +380,23 @@ fn service_units_pass_systemd_verification() {
             String::from_utf8_lossy(&v.stderr)
         );
     }
+    // By default the unit runs the installed path, not this build tree's
+    // binary, and the next steps say how to put it there.
+    let out = std::process::Command::new(burrow)
+        .args(["service", "install", "connector", "--unit-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("install -m 0755 {burrow} /usr/local/bin/burrow")),
+        "{stdout}"
+    );
+    let text = std::fs::read_to_string(dir.path().join("burrow-connector.service")).unwrap();
+    assert!(
+        text.contains("ExecStart=/usr/local/bin/burrow tunnel run"),
+        "{text}"
+    );
     // A relative config path is refused, naming the flag.
     let out = std::process::Command::new(burrow)
         .args([
@@ -392,6 +419,25 @@ fn deploy_examples_load() {
     let edge = std::fs::read_to_string(deploy.join("edge.yaml")).unwrap();
     let f = burrow_config::edge::parse_edge_yaml(&edge).expect("deploy/edge.yaml");
     assert_eq!(f.colo.as_deref(), Some("NRT"));
+    // Every flag of `burrow edge` is shown as a key (set or commented).
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_burrow"))
+        .args(["edge", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    for flag in help
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("--"))
+        .filter_map(|l| l.split([' ', '=', '<']).next())
+        .filter(|f| !["config", "help", "version"].contains(f))
+    {
+        assert!(
+            edge.lines().any(|l| l
+                .trim_start_matches(['#', ' '])
+                .starts_with(&format!("{flag}:"))),
+            "deploy/edge.yaml lacks the key {flag}"
+        );
+    }
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_burrow"))
         .args(["tunnel", "ingress", "validate", "--config"])
         .arg(deploy.join("config.yml"))
@@ -660,4 +706,34 @@ fn diag_checks_dns_tcp_tls_and_quic_and_names_blocked_udp() {
             .all(|(verdict, _)| verdict == "fail"),
         "{v:#}"
     );
+}
+
+#[test]
+fn diag_with_only_credentials_checks_the_edges_tunnel_run_would_use() {
+    let dir = tempdir();
+    let edge = EdgeProc::start(dir.path(), "NRT", "a.db", &[]);
+    let creds = edge.create_tunnel("t");
+    // No --edge, no --dns-server: the credentials' edges, CA and domain,
+    // as `tunnel run` takes them (no SRV lookup).
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_burrow"))
+        .args(["tunnel", "diag", "--json", "--credentials-file"])
+        .arg(&creds)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(out.status.success(), "{v:#}");
+    assert!(verdicts(&v, "DNS SRV").is_empty(), "no SRV lookup: {v:#}");
+    let addr = edge.tunnel_addr.to_string();
+    assert!(
+        v.to_string().contains(&addr),
+        "checks the credentials' edge {addr}: {v:#}"
+    );
+    for check in ["TCP connect", "TLS (HTTP/2 transport)", "QUIC handshake"] {
+        let got = verdicts(&v, check);
+        assert!(
+            !got.is_empty() && got.iter().all(|(verdict, _)| verdict == "ok"),
+            "{check}: {v:#}"
+        );
+    }
 }

@@ -898,3 +898,22 @@ fn connectors_speak_version_2_and_fall_back_to_an_older_edge() {
     assert_ne!(bad.wait_exit(Duration::from_secs(10)), Some(0));
     assert!(bad.log().contains("wire-version"), "{}", bad.log());
 }
+
+#[test]
+fn a_tcp_app_whose_hostname_has_no_rule_is_named_in_the_connector_log() {
+    let origin = Origin::start(echo);
+    let s = Setup::edge(&[]);
+    let t = s.tunnel("web");
+    let routed = t.app("routed.example.com");
+    let unrouted = t.app("typo.example.com");
+    let cfg = write_config(s.path(), "config.yml", "routed.example.com", origin.addr);
+    let c = t.connector(&["--config", cfg.to_str().unwrap()], 4);
+    assert_eq!(echo_round_trip(routed, b"ok").unwrap(), b"ok");
+    // Only the catch-all (an HTTP status page) matches: warned, by name.
+    let _ = echo_round_trip(unrouted, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    let log = c.wait_log(
+        "matched no ingress rule but the catch-all",
+        Duration::from_secs(5),
+    );
+    assert!(log.contains("typo.example.com"), "{log}");
+}

@@ -208,7 +208,12 @@ impl Edge {
             .await
             .map_err(|e| std::io::Error::other(e.to_string()))?
             .map_err(std::io::Error::other)?;
-        info!(roots = %origin_tls.roots_from, "origin TLS (tls: strict) verifies against");
+        // Worth a line at start only when the operator chose the roots.
+        if cfg.origin_ca.is_some() {
+            info!(roots = %origin_tls.roots_from, "origin TLS (tls: strict) verifies against");
+        } else {
+            tracing::debug!(roots = %origin_tls.roots_from, "origin TLS (tls: strict) verifies against");
+        }
         let reload_paths = ReloadPaths {
             geoip_country: cfg.geoip_country.clone(),
             geoip_asn: cfg.geoip_asn.clone(),

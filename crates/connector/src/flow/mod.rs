@@ -74,6 +74,23 @@ async fn acknowledge(stream: &mut BoxStream, acked: bool) -> bool {
             .is_ok()
 }
 
+/// Hostnames already warned about by [`warn_unrouted`] (bounded).
+static UNROUTED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// A TCP app's flow that only the catch-all rule (an HTTP status page)
+/// matched: a rule for its hostname is missing. Warned once per hostname.
+fn warn_unrouted(hostname: &str, rule: usize) {
+    let mut seen = UNROUTED.lock().unwrap_or_else(|p| p.into_inner());
+    if seen.len() >= 256 || seen.iter().any(|h| h == hostname) {
+        return;
+    }
+    seen.push(hostname.to_owned());
+    tracing::warn!(
+        hostname, rule,
+        "a TCP flow for this hostname matched no ingress rule but the catch-all (an HTTP status): add a rule `hostname: {hostname}` with its tcp:// or ssh:// service"
+    );
+}
+
 async fn dispatch(
     env: Arc<FlowEnv>,
     conn: Arc<ConnInfo>,
@@ -205,6 +222,9 @@ async fn dispatch(
             }
         }
         Service::HelloWorld | Service::HttpStatus(_) => {
+            if open.kind == FlowKind::Tcp && rule.hostname.is_none() {
+                warn_unrouted(&open.hostname, rule_index);
+            }
             if write_frame(&mut stream, &Frame::StreamAccepted, false)
                 .await
                 .is_err()

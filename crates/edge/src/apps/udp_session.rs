@@ -156,8 +156,9 @@ pub(crate) async fn tunnel_session(
     match opened {
         Ok((stream, leftover, via)) => {
             let mux = via.and_then(|v| v.mux.clone());
+            // One INFO line per session, when it closes.
             span.in_scope(|| {
-                info!(
+                tracing::debug!(
                     quic_datagrams = mux.is_some(),
                     "UDP session opened through the tunnel"
                 )
