@@ -138,8 +138,13 @@ pub(crate) enum PolicyCommand {
     },
     /// Print the edge's egress policies as JSON.
     Show,
-    /// List the edge's egress policies in order, one line each.
-    List,
+    /// List the edge's egress policies in order, one line each (position,
+    /// id, name, selector, action, the id the session log gives it).
+    List {
+        /// Print JSON (the rules, as `policy show`).
+        #[arg(long)]
+        json: bool,
+    },
     /// Add one rule (at the end, or at --position). Selector flags are
     /// AND-ed, repeated flags OR-ed; without --dedicated or --block the
     /// action is the default egress. Or give the whole rule as --json.

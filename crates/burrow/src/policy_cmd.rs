@@ -32,7 +32,7 @@ pub(crate) async fn run(admin: crate::cli::AdminConn, cmd: PolicyCommand) -> any
             return Ok(());
         }
         PolicyCommand::Lint { ref file } | PolicyCommand::Test { ref file, .. } => file.clone(),
-        PolicyCommand::List
+        PolicyCommand::List { .. }
         | PolicyCommand::Add(_)
         | PolicyCommand::Move { .. }
         | PolicyCommand::Delete { .. } => return edit(admin, cmd).await,
@@ -122,7 +122,7 @@ pub(crate) async fn run(admin: crate::cli::AdminConn, cmd: PolicyCommand) -> any
         // Answered above, before any rule file is read.
         PolicyCommand::Set { .. }
         | PolicyCommand::Show
-        | PolicyCommand::List
+        | PolicyCommand::List { .. }
         | PolicyCommand::Add(_)
         | PolicyCommand::Move { .. }
         | PolicyCommand::Delete { .. } => {}
@@ -188,8 +188,11 @@ async fn edit(admin: crate::cli::AdminConn, cmd: PolicyCommand) -> anyhow::Resul
     let client = crate::admin_client::AdminClient::new(&admin).await?;
     let seg = |id: &str| crate::admin_client::path_segment("ID", id);
     let v = match cmd {
-        PolicyCommand::List => {
+        PolicyCommand::List { json } => {
             let rules: Vec<RawRule> = client.get("/api/v1/policies").await?;
+            if json {
+                return crate::admin_client::print_json(&rules);
+            }
             print_rules(&rules);
             return Ok(());
         }

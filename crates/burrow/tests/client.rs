@@ -1352,3 +1352,58 @@ fn clients_speak_version_2_and_fall_back_to_an_older_edge() {
         );
     }
 }
+
+#[test]
+fn ip_rules_in_the_connector_config_bound_what_private_flows_reach() {
+    let dir = tempdir();
+    let edge = client_edge(dir.path(), "NRT", "edge.db", &[]);
+    let (creds, _) = enroll(&edge, dir.path());
+    let echo = Origin::start(util::echo);
+    let other = Origin::start(util::echo);
+    let denied = Origin::start(util::echo);
+    // 127.0.0.1: the echo's port only; the denied origin's address is
+    // refused by an earlier rule whatever the port.
+    let cfg = dir.path().join("c.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "originRequest:\n  ipRules:\n    - prefix: 127.0.0.3/32\n      allow: false\n    \
+             - prefix: 127.0.0.0/8\n      ports: [{}]\n      allow: true\n",
+            echo.addr.port()
+        ),
+    )
+    .unwrap();
+    let ca = edge.create_tunnel("t");
+    let c = connector(
+        dir.path(),
+        "conn",
+        &ca,
+        &["--hello-world", "--config", cfg.to_str().unwrap()],
+    );
+    edge.wait_connections("t", 4, Duration::from_secs(20));
+    edge.admin(&["route", "ip", "add", "127.0.0.0/8", "t"])
+        .expect("route");
+    let (_client, socks) = start_client(dir.path(), &creds);
+    // Allowed: the first rule that matches allows it.
+    let mut s = socks_connect(&socks, v4(echo.addr)).expect("allowed");
+    std::io::Write::write_all(&mut s, b"ok").unwrap();
+    let mut back = [0u8; 2];
+    std::io::Read::read_exact(&mut s, &mut back).unwrap();
+    assert_eq!(&back, b"ok");
+    // Another port: no rule matches, so it is denied.
+    assert!(socks_connect(&socks, v4(other.addr)).is_err(), "not listed");
+    // The same port on a denied address: the earlier deny rule wins.
+    let at_3 = std::net::SocketAddr::from(([127, 0, 0, 3], echo.addr.port()));
+    assert!(socks_connect(&socks, v4(at_3)).is_err(), "denied first");
+    let log = c.wait_log("ipRules[0]", Duration::from_secs(5));
+    assert!(
+        log.contains("matches no originRequest.ipRules rule"),
+        "{log}"
+    );
+    assert_eq!(
+        echo.count(),
+        1,
+        "nothing reached the origins but the allowed flow"
+    );
+    assert_eq!(other.count() + denied.count(), 0);
+}

@@ -258,6 +258,9 @@ pub struct WarpRouting {
     pub max_active_flows: Option<u64>,
     /// `tcpKeepAlive` (30 s): keep-alive probes on private TCP connections.
     pub tcp_keep_alive: Duration,
+    /// The top-level `originRequest.ipRules`: destinations private flows
+    /// may reach (first match; with rules, no match is denied).
+    pub ip_rules: Vec<crate::origin_request::IpRule>,
 }
 
 impl Default for WarpRouting {
@@ -267,6 +270,7 @@ impl Default for WarpRouting {
             connect_timeout: Duration::from_secs(5),
             max_active_flows: None,
             tcp_keep_alive: Duration::from_secs(30),
+            ip_rules: Vec::new(),
         }
     }
 }
@@ -423,12 +427,13 @@ pub fn parse_connector_yaml(text: &str) -> Result<ConnectorFile, ConfigError> {
         })
         .transpose()
         .map_err(|r| ConfigError::new("grace-period", r))?;
-    let warp_routing = raw
+    let mut warp_routing = raw
         .warp_routing
         .as_ref()
         .map(|v| warp_routing(v, &mut warnings))
         .transpose()?
         .unwrap_or_default();
+    warp_routing.ip_rules = base.ip_rules.clone();
     let ingress = if raw.ingress.is_empty() {
         None
     } else {

@@ -55,6 +55,9 @@ pub struct OriginRequest {
     pub http2_origin: bool,
     /// JWT checks (`access`).
     pub access: Option<AccessCheck>,
+    /// `ipRules`: destinations the connector may dial for clients' private
+    /// flows (top level), first match, deny by default when any exist.
+    pub ip_rules: Vec<IpRule>,
 }
 
 impl Default for OriginRequest {
@@ -72,8 +75,118 @@ impl Default for OriginRequest {
             disable_chunked_encoding: false,
             http2_origin: false,
             access: None,
+            ip_rules: Vec::new(),
         }
     }
+}
+
+/// One of `originRequest.ipRules`: which destinations the connector may
+/// dial on a client's behalf. The first rule whose prefix (and ports, if
+/// any) match decides; with rules and none matching, the flow is denied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IpRule {
+    /// `prefix`: the network.
+    pub prefix: ipnet::IpNet,
+    /// `ports`: the ports it covers (empty: every port).
+    pub ports: Vec<u16>,
+    /// `allow`: allow (true) or deny (false).
+    pub allow: bool,
+}
+
+/// Whether `ipRules` let the connector dial `to`: the first matching
+/// rule decides; no rules allow everything; rules and no match deny.
+/// The index of the deciding rule, when one matched.
+#[must_use]
+pub fn ip_rules_allow(rules: &[IpRule], to: std::net::SocketAddr) -> (bool, Option<usize>) {
+    let ip = match to.ip() {
+        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(to.ip(), std::net::IpAddr::V4),
+        v4 => v4,
+    };
+    match rules.iter().position(|r| {
+        r.prefix.contains(&ip) && (r.ports.is_empty() || r.ports.contains(&to.port()))
+    }) {
+        Some(i) => (rules[i].allow, Some(i)),
+        None => (rules.is_empty(), None),
+    }
+}
+
+fn ip_rules(at: &str, v: &Value) -> Result<Vec<IpRule>, ConfigError> {
+    let Value::Sequence(items) = v else {
+        return Err(ConfigError::new(
+            at,
+            "must be a list of {prefix, ports, allow}",
+        ));
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let at = format!("{at}[{i}]");
+            let Value::Mapping(m) = item else {
+                return Err(ConfigError::new(
+                    &at,
+                    "must be a mapping {prefix, ports, allow}",
+                ));
+            };
+            let mut rule = IpRule {
+                prefix: "0.0.0.0/0".parse().expect("valid literal"),
+                ports: Vec::new(),
+                allow: false,
+            };
+            let (mut prefix, mut allow) = (false, false);
+            for (k, v) in m {
+                let key = k.as_str().unwrap_or_default();
+                let field = format!("{at}.{key}");
+                match key {
+                    "prefix" => {
+                        let text = v.as_str().unwrap_or_default();
+                        rule.prefix = text
+                            .parse::<ipnet::IpNet>()
+                            .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                            .map_err(|_| {
+                                ConfigError::new(&field, format!("'{text}' is not a CIDR prefix"))
+                            })?
+                            .trunc();
+                        prefix = true;
+                    }
+                    "ports" => {
+                        let Value::Sequence(ports) = v else {
+                            return Err(ConfigError::new(&field, "must be a list of ports"));
+                        };
+                        rule.ports = ports
+                            .iter()
+                            .map(|p| {
+                                p.as_u64()
+                                    .and_then(|n| u16::try_from(n).ok())
+                                    .filter(|n| *n > 0)
+                                    .ok_or_else(|| ConfigError::new(&field, "ports are 1-65535"))
+                            })
+                            .collect::<Result<_, _>>()?;
+                    }
+                    "allow" => {
+                        rule.allow = boolean(&field, v)?;
+                        allow = true;
+                    }
+                    _ => {
+                        return Err(ConfigError::new(
+                            &field,
+                            "unknown key (expected prefix, ports, allow)",
+                        ))
+                    }
+                }
+            }
+            if !prefix {
+                return Err(ConfigError::new(format!("{at}.prefix"), "is required"));
+            }
+            if !allow {
+                return Err(ConfigError::new(
+                    format!("{at}.allow"),
+                    "is required (true or false)",
+                ));
+            }
+            Ok(rule)
+        })
+        .collect()
 }
 
 /// Keys cloudflared has that burrow accepts without acting on them.
@@ -83,7 +196,6 @@ const IGNORED: &[&str] = &[
     "proxyPort",
     "proxyType",
     "bastionMode",
-    "ipRules",
     "matchSNItoHost",
 ];
 
@@ -163,6 +275,7 @@ impl OriginRequest {
                 "disableChunkedEncoding" => o.disable_chunked_encoding = boolean(&field, v)?,
                 "http2Origin" => o.http2_origin = boolean(&field, v)?,
                 "access" => o.access = Some(access(&field, v)?),
+                "ipRules" => o.ip_rules = ip_rules(&field, v)?,
                 k if IGNORED.contains(&k) => {
                     warnings.push(format!("{field} is not supported by burrow and is ignored"));
                 }
@@ -244,6 +357,40 @@ fn access(at: &str, v: &Value) -> Result<AccessCheck, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ip_rules_first_match_decides_and_rules_deny_the_rest() {
+        let (o, w) = apply(
+            &OriginRequest::default(),
+            "ipRules:\n  - prefix: 10.0.0.5/32\n    allow: false\n  - prefix: 10.0.0.0/8\n    ports: [80, 443]\n    allow: true\n",
+        )
+        .unwrap();
+        assert!(w.is_empty(), "{w:?}");
+        let at = |s: &str| ip_rules_allow(&o.ip_rules, s.parse().unwrap());
+        assert_eq!(at("10.0.0.5:80"), (false, Some(0)));
+        assert_eq!(at("10.1.2.3:443"), (true, Some(1)));
+        assert_eq!(at("10.1.2.3:22"), (false, None), "not listed: denied");
+        assert_eq!(at("[::ffff:10.1.2.3]:80"), (true, Some(1)), "v4-mapped");
+        assert_eq!(
+            ip_rules_allow(&[], "192.0.2.1:1".parse().unwrap()),
+            (true, None)
+        );
+        for (y, field) in [
+            (
+                "ipRules:\n  - prefix: nope\n    allow: true\n",
+                "ipRules[0].prefix",
+            ),
+            ("ipRules:\n  - prefix: 10.0.0.0/8\n", "ipRules[0].allow"),
+            ("ipRules:\n  - allow: true\n", "ipRules[0].prefix"),
+            (
+                "ipRules:\n  - prefix: 10.0.0.0/8\n    ports: [0]\n    allow: true\n",
+                "ipRules[0].ports",
+            ),
+        ] {
+            let e = apply(&OriginRequest::default(), y).unwrap_err().to_string();
+            assert!(e.contains(field), "{y}: {e}");
+        }
+    }
 
     fn apply(
         base: &OriginRequest,

@@ -105,6 +105,19 @@ pub(crate) async fn relay(
         crate::reply::reject(&mut stream, RefuseCode::NoIngress, &msg).await;
         return;
     };
+    // originRequest.ipRules: the first matching rule decides; with rules,
+    // a destination none matches is denied.
+    let (allowed, rule) =
+        burrow_config::origin_request::ip_rules_allow(&flows.settings.ip_rules, to);
+    if !allowed {
+        let msg = match rule {
+            Some(i) => format!("{to} is denied by originRequest.ipRules[{i}]"),
+            None => format!("{to} matches no originRequest.ipRules rule (the others are denied)"),
+        };
+        info!(destination = %to, reason = %msg, "private-network flow refused");
+        crate::reply::reject(&mut stream, RefuseCode::NoIngress, &msg).await;
+        return;
+    }
     let slot = match flows.admit() {
         Ok(s) => s,
         Err(msg) => {
