@@ -199,3 +199,46 @@ fn policy_lint_finds_a_shadowed_rule_and_test_explains_the_match() {
     assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("policies[0].selector.dst[0]"));
 }
+
+#[test]
+fn ingress_rule_answers_as_cloudflared_for_its_service_and_hostname_forms() {
+    let f = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/config/valid/cloudflared-services.yml");
+    for (url, rule) in [
+        (
+            "https://ws.example.com/chat",
+            "#0: ws.example.com -> http://localhost:8080",
+        ),
+        (
+            "wss.example.com",
+            "#1: wss.example.com -> https://localhost:8443",
+        ),
+        (
+            "raw.example.com",
+            "#3: raw.example.com -> tcp://10.0.0.5:7864",
+        ),
+        // A browser sends the punycode of an internationalised name.
+        (
+            "https://xn--bcher-kva.example.com/x",
+            "#4: bücher.example.com",
+        ),
+        ("xn--mnchen-3ya.example.com", "#5: "),
+        ("somewhere.example.org", "#7: * -> http_status:999"),
+    ] {
+        let out = Command::new(util::BIN)
+            .args(["tunnel", "ingress", "rule", url, "--config"])
+            .arg(&f)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{url}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            text.contains(&format!("Matched rule {rule}")),
+            "{url}: {text}"
+        );
+    }
+}

@@ -1281,3 +1281,37 @@ fn the_lean_and_hyper_paths_forward_the_same_head() {
         );
     }
 }
+
+#[test]
+fn a_ws_service_carries_a_websocket_as_cloudflared_does() {
+    let dir = tempdir();
+    let origin = HttpOrigin::start("W");
+    // cloudflared's spelling of a WebSocket origin: ws:// is an HTTP
+    // origin whose upgrade is proxied.
+    let config = format!(
+        "ingress:\n  - hostname: ws.example.com\n    service: ws://{}\n  - service: http_status:404\n",
+        origin.addr
+    );
+    let (edge, _connector) = setup(dir.path(), &config, &["ws.example.com"]);
+    let mut s = connect(edge.http_addr.unwrap(), Duration::from_secs(5));
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(
+        b"GET /ws HTTP/1.1\r\nHost: ws.example.com\r\nConnection: Upgrade\r\n\
+          Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    let frame = [0x81u8, 0x85, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+    s.write_all(&frame).unwrap();
+    let mut back = [0u8; 11];
+    s.read_exact(&mut back).unwrap();
+    assert_eq!(back, frame);
+}

@@ -88,8 +88,9 @@ impl Service {
             let code: u16 = code
                 .parse()
                 .map_err(|_| format!("'{code}' is not an HTTP status code"))?;
-            if !(100..=599).contains(&code) {
-                return Err(format!("HTTP status {code} is outside 100-599"));
+            // cloudflared's range.
+            if !(100..=999).contains(&code) {
+                return Err(format!("HTTP status {code} is outside 100-999"));
             }
             return Ok(Self::HttpStatus(code));
         }
@@ -112,21 +113,41 @@ impl Service {
                  http://host:port, https://host:port, unix:/path, http_status:NNN or hello_world"
             ));
         };
-        let default_port = match scheme {
-            "tcp" | "udp" => None,
-            "http" => Some(80),
-            "https" => Some(443),
-            "ssh" => Some(22),
-            "rdp" => Some(3389),
-            "smb" => Some(445),
-            other => {
-                return Err(format!(
-                    "unsupported scheme '{other}' (expected tcp, udp, http, https, ssh, rdp, \
-                     smb, unix, http_status or hello_world)"
-                ))
-            }
+        let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+        if !scheme_ok {
+            return Err(format!("'{scheme}' is not a URL scheme"));
+        }
+        // As cloudflared: ws and wss are HTTP origins (the upgrade is
+        // proxied), any other scheme is a TCP stream; tcp:// without a
+        // port takes cloudflared's 7864.
+        let (scheme, default_port) = match scheme {
+            "udp" => ("udp", None),
+            "http" | "ws" => ("http", Some(80)),
+            "https" | "wss" => ("https", Some(443)),
+            "ssh" => ("ssh", Some(22)),
+            "rdp" => ("rdp", Some(3389)),
+            "smb" => ("smb", Some(445)),
+            "tcp" => ("tcp", Some(7864)),
+            other => (other, None),
         };
-        let authority = rest.split('/').next().unwrap_or_default();
+        let (authority, path) = match rest.find(['/', '?', '#']) {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, ""),
+        };
+        if !path.is_empty() {
+            return Err(format!(
+                "'{s}' has a path: ingress rules do not proxy to another path on the origin \
+                 (the request's own path is kept); give {scheme}://{authority}"
+            ));
+        }
+        if authority.contains('@') {
+            return Err(format!(
+                "'{s}': user information in the origin URL is not supported"
+            ));
+        }
         if authority.is_empty() {
             return Err(format!("'{s}' has no host"));
         }
@@ -142,6 +163,16 @@ impl Service {
             }
             _ => false,
         };
+        let host = if has_port {
+            authority.rsplit_once(':').map_or(authority, |(h, _)| h)
+        } else {
+            authority
+        };
+        if !valid_origin_host(host) {
+            return Err(format!(
+                "'{host}' in '{s}' is not a host name or an IP address"
+            ));
+        }
         let addr = match (has_port, default_port) {
             (true, _) => authority.to_owned(),
             (false, Some(p)) => format!("{authority}:{p}"),
@@ -160,6 +191,37 @@ impl Service {
             scheme: scheme.to_owned(),
         })
     }
+}
+
+/// A URL's host: a name (letters, digits, `-`, `_`, dots), an IPv4
+/// address, or an IPv6 address in brackets.
+fn valid_origin_host(h: &str) -> bool {
+    if let Some(v6) = h.strip_prefix('[').and_then(|x| x.strip_suffix(']')) {
+        return v6.parse::<std::net::Ipv6Addr>().is_ok();
+    }
+    !h.is_empty()
+        && h.len() <= 253
+        && h.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })
+}
+
+/// A rule's hostname in ASCII: internationalised names (written in
+/// Unicode) become their punycode form, as browsers send them; `*.` stays.
+fn ascii_hostname(h: &str) -> Result<String, String> {
+    if h.is_ascii() {
+        return Ok(h.to_owned());
+    }
+    let (wild, name) = match h.strip_prefix("*.") {
+        Some(rest) => ("*.", rest),
+        None => ("", h),
+    };
+    idna::domain_to_ascii(name)
+        .map(|a| format!("{wild}{a}"))
+        .map_err(|_| format!("'{h}' is not a valid internationalised hostname"))
 }
 
 /// One validated ingress rule.
@@ -497,9 +559,12 @@ fn validate_ingress(
         let host = rule
             .hostname
             .as_deref()
-            .map(HostPattern::parse)
-            .transpose()
-            .map_err(|e| ConfigError::new(at("hostname"), e.to_string()))?;
+            .map(|h| {
+                let ascii = ascii_hostname(h).map_err(|r| ConfigError::new(at("hostname"), r))?;
+                HostPattern::parse(&ascii)
+                    .map_err(|e| ConfigError::new(at("hostname"), e.to_string()))
+            })
+            .transpose()?;
         let path = rule
             .path
             .as_deref()
@@ -544,6 +609,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn internationalised_hostnames_match_their_punycode() {
+        let f = parse_connector_yaml(
+            "ingress:\n  - hostname: bücher.example\n    service: http://localhost:8080\n  \
+             - hostname: \"*.münchen.example\"\n    service: http://localhost:8081\n  \
+             - service: http_status:404\n",
+        )
+        .unwrap();
+        let ing = f.ingress.unwrap();
+        assert_eq!(ing.find("xn--bcher-kva.example", None).unwrap().0, 0);
+        assert_eq!(ing.find("www.xn--mnchen-3ya.example", None).unwrap().0, 1);
+        assert_eq!(ing.find("other.example", None).unwrap().0, 2);
+    }
+
+    #[test]
     fn services_parse() {
         assert_eq!(
             Service::parse("tcp://localhost:22"),
@@ -560,15 +639,32 @@ mod tests {
             })
         );
         assert_eq!(
-            Service::parse("http://[::1]:8080/x"),
+            Service::parse("http://[::1]:8080"),
             Ok(Service::Tcp {
                 addr: "[::1]:8080".into(),
                 scheme: "http".into()
             })
         );
+        // As cloudflared: a path (even "/") is refused, not dropped.
+        for with_path in [
+            "http://[::1]:8080/x",
+            "http://localhost:8080/",
+            "https://a.example?q=1",
+        ] {
+            assert!(
+                Service::parse(with_path)
+                    .unwrap_err()
+                    .contains("has a path"),
+                "{with_path}"
+            );
+        }
         assert_eq!(
             Service::parse("http_status:404"),
             Ok(Service::HttpStatus(404))
+        );
+        assert_eq!(
+            Service::parse("http_status:999"),
+            Ok(Service::HttpStatus(999))
         );
         assert_eq!(Service::parse("hello_world"), Ok(Service::HelloWorld));
         assert_eq!(
@@ -580,16 +676,48 @@ mod tests {
         assert!(Service::parse("udp://127.0.0.1")
             .unwrap_err()
             .contains("udp://localhost:53"));
-        assert!(Service::parse("tcp://localhost")
+        // ws/wss are HTTP origins; tcp without a port takes cloudflared's
+        // 7864; other schemes are TCP streams and need a port.
+        assert_eq!(
+            Service::parse("ws://localhost:8080"),
+            Ok(Service::Tcp {
+                addr: "localhost:8080".into(),
+                scheme: "http".into()
+            })
+        );
+        assert_eq!(
+            Service::parse("wss://ws.internal"),
+            Ok(Service::Tcp {
+                addr: "ws.internal:443".into(),
+                scheme: "https".into()
+            })
+        );
+        assert_eq!(
+            Service::parse("tcp://localhost"),
+            Ok(Service::Tcp {
+                addr: "localhost:7864".into(),
+                scheme: "tcp".into()
+            })
+        );
+        assert_eq!(
+            Service::parse("vnc://10.0.0.5:5900"),
+            Ok(Service::Tcp {
+                addr: "10.0.0.5:5900".into(),
+                scheme: "vnc".into()
+            })
+        );
+        assert!(Service::parse("ftp://x")
             .unwrap_err()
             .contains("needs a port"));
-        assert!(Service::parse("ftp://x:1")
+        assert!(Service::parse("http://bad host:80")
             .unwrap_err()
-            .contains("unsupported scheme"));
+            .contains("not a host name"));
+        assert!(Service::parse("http://us@er@x:80").is_err());
         assert!(Service::parse("tcp://x:99999")
             .unwrap_err()
             .contains("port"));
         assert!(Service::parse("http_status:99").is_err());
+        assert!(Service::parse("http_status:1000").is_err());
     }
 
     #[test]
