@@ -664,6 +664,8 @@ fn access_tokens_are_checked_before_the_origin() {
          \x20   originRequest:\n      access: {{required: true, teamName: test, audTag: [aud-1, aud-2], jwks: {f}}}\n\
          \x20 - hostname: url.example.com\n    service: http://{o}\n\
          \x20   originRequest:\n      access: {{required: true, audTag: aud-1, jwks: \"{u}\"}}\n\
+         \x20 - hostname: noaud.example.com\n    service: http://{o}\n\
+         \x20   originRequest:\n      access: {{required: true, teamName: test, jwks: {f}}}\n\
          \x20 - service: http_status:404\n",
         o = origin.addr,
         f = jwks_file.display(),
@@ -672,7 +674,7 @@ fn access_tokens_are_checked_before_the_origin() {
     let (edge, connector) = setup(
         dir.path(),
         &config,
-        &["file.example.com", "url.example.com"],
+        &["file.example.com", "url.example.com", "noaud.example.com"],
     );
 
     let now = std::time::SystemTime::now()
@@ -744,6 +746,9 @@ fn access_tokens_are_checked_before_the_origin() {
         let h = format!("{header}: {t}");
         get(&edge, host, "/", &["-H", h.as_str()])
     };
+    // No audTag (cloudflared accepts the config): no token is good enough.
+    let (st, body) = with("noaud.example.com", "Cf-Access-Jwt-Assertion", &ok_rsa);
+    assert_eq!(st, 403, "no audience tag: refused: {body}");
     for host in ["file.example.com", "url.example.com"] {
         let (st, body) = with(host, "Cf-Access-Jwt-Assertion", &ok_rsa);
         assert_eq!(st, 200, "{host} RS256: {body}");

@@ -274,7 +274,7 @@ impl OriginRequest {
                 "noTLSVerify" => o.no_tls_verify = boolean(&field, v)?,
                 "disableChunkedEncoding" => o.disable_chunked_encoding = boolean(&field, v)?,
                 "http2Origin" => o.http2_origin = boolean(&field, v)?,
-                "access" => o.access = Some(access(&field, v)?),
+                "access" => o.access = Some(access(&field, v, warnings)?),
                 "ipRules" => o.ip_rules = ip_rules(&field, v)?,
                 k if IGNORED.contains(&k) => {
                     warnings.push(format!("{field} is not supported by burrow and is ignored"));
@@ -286,7 +286,7 @@ impl OriginRequest {
     }
 }
 
-fn access(at: &str, v: &Value) -> Result<AccessCheck, ConfigError> {
+fn access(at: &str, v: &Value, warnings: &mut Vec<String>) -> Result<AccessCheck, ConfigError> {
     let Value::Mapping(map) = v else {
         return Err(ConfigError::new(
             at,
@@ -316,29 +316,43 @@ fn access(at: &str, v: &Value) -> Result<AccessCheck, ConfigError> {
             ))
         }
     };
+    // As cloudflared: accepted (a first setup), and every request is
+    // refused until an audience tag is given.
     if required && aud_tag.is_empty() {
-        return Err(ConfigError::new(
-            format!("{at}.audTag"),
-            "required: true needs at least one audience tag to check tokens against",
+        warnings.push(format!(
+            "{at}.audTag: none given, so every request is refused until one is"
         ));
     }
     for k in map.keys() {
         if let Some(k) = k.as_str() {
-            if !["required", "teamName", "audTag", "jwks"].contains(&k) {
+            if !["required", "teamName", "audTag", "jwks", "environment"].contains(&k) {
                 return Err(ConfigError::new(
                     format!("{at}.{k}"),
-                    "unknown key (expected required, teamName, audTag, jwks)",
+                    "unknown key (expected required, teamName, audTag, environment, jwks)",
                 ));
             }
         }
     }
+    // cloudflared's `environment: fed`: Access's FedRAMP key host.
+    let fed = match get("environment") {
+        None => false,
+        Some(Value::String(e)) if e.is_empty() => false,
+        Some(Value::String(e)) if e == "fed" => true,
+        Some(_) => {
+            return Err(ConfigError::new(
+                format!("{at}.environment"),
+                "must be \"fed\" or empty",
+            ))
+        }
+    };
     let jwks = get("jwks")
         .map(|v| string(&format!("{at}.jwks"), v))
         .transpose()?
         .or_else(|| {
-            team_name
-                .as_ref()
-                .map(|t| format!("https://{t}.cloudflareaccess.com/cdn-cgi/access/certs"))
+            team_name.as_ref().map(|t| match fed {
+                true => format!("https://{t}.fed.cloudflareaccess.com/cdn-cgi/access/certs"),
+                false => format!("https://{t}.cloudflareaccess.com/cdn-cgi/access/certs"),
+            })
         });
     if required && jwks.is_none() {
         return Err(ConfigError::new(
@@ -424,8 +438,33 @@ mod tests {
         assert_eq!(e.field, "originRequest.httpHostHeader");
         let e = apply(&OriginRequest::default(), "noTLSVerify: yes please\n").unwrap_err();
         assert_eq!(e.field, "originRequest.noTLSVerify");
+        // Required with no keys to check against: named.
         let e = apply(&OriginRequest::default(), "access: {required: true}\n").unwrap_err();
-        assert_eq!(e.field, "originRequest.access.audTag");
+        assert_eq!(e.field, "originRequest.access.jwks");
+        let e = apply(&OriginRequest::default(), "access: {environment: moon}\n").unwrap_err();
+        assert_eq!(e.field, "originRequest.access.environment");
+    }
+
+    #[test]
+    fn access_is_taken_as_cloudflared_takes_it() {
+        // No audTag: accepted with a warning (every request is refused).
+        let (o, w) = apply(
+            &OriginRequest::default(),
+            "access: {required: true, teamName: t}\n",
+        )
+        .unwrap();
+        assert!(o.access.unwrap().aud_tag.is_empty());
+        assert!(w[0].contains("every request is refused"), "{w:?}");
+        // environment: fed takes Access's FedRAMP keys.
+        let (o, _) = apply(
+            &OriginRequest::default(),
+            "access: {required: true, teamName: t, audTag: a, environment: fed}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            o.access.unwrap().jwks.as_deref(),
+            Some("https://t.fed.cloudflareaccess.com/cdn-cgi/access/certs")
+        );
     }
 
     #[test]
