@@ -89,10 +89,17 @@ struct Counted {
     metrics: Arc<crate::metrics::Metrics>,
     location: crate::metrics::LocationLabels,
     protocol: crate::metrics::ProtocolLabels,
+    index: u8,
+    connection_id: uuid::Uuid,
 }
 
 impl Counted {
-    fn new(metrics: Arc<crate::metrics::Metrics>, info: &ConnInfo) -> Self {
+    fn new(
+        metrics: Arc<crate::metrics::Metrics>,
+        info: &ConnInfo,
+        tunnel: uuid::Uuid,
+        quic: Option<quinn::Connection>,
+    ) -> Self {
         let location = crate::metrics::LocationLabels {
             connection_id: info.connection_id.to_string(),
             edge_location: info.colo.clone(),
@@ -102,13 +109,15 @@ impl Counted {
             protocol: info.protocol.as_str(),
         };
         metrics.ha_connections.inc();
-        metrics.register_success.inc();
+        metrics.connection_up(info.index, tunnel, quic);
         metrics.server_locations.get_or_create(&location).set(1);
         metrics.protocol.get_or_create(&protocol).set(1);
         Self {
             metrics,
             location,
             protocol,
+            index: info.index,
+            connection_id: info.connection_id,
         }
     }
 }
@@ -116,6 +125,7 @@ impl Counted {
 impl Drop for Counted {
     fn drop(&mut self) {
         self.metrics.ha_connections.dec();
+        self.metrics.connection_down(self.index, self.connection_id);
         self.metrics.server_locations.remove(&self.location);
         self.metrics.protocol.get_or_create(&self.protocol).set(0);
     }
@@ -187,6 +197,7 @@ async fn run_inner(shared: Arc<Shared>, index: u8, shutdown: CancellationToken) 
                     .register_fail
                     .get_or_create(&crate::metrics::ErrorLabels {
                         error: "transport".into(),
+                        rpcName: crate::metrics::REGISTER_CONNECTION,
                     })
                     .inc();
                 rotation += 1;
@@ -371,6 +382,7 @@ async fn connect_with(
                     .register_fail
                     .get_or_create(&crate::metrics::ErrorLabels {
                         error: format!("{:?}", r.code),
+                        rpcName: crate::metrics::REGISTER_CONNECTION,
                     })
                     .inc();
                 return Err(Failure::Refused(r.code, r.message));
@@ -403,7 +415,16 @@ async fn connect_with(
         edge = %addr, %protocol, colo = %info.colo, node = %welcome.node_id,
         connection_id = %info.connection_id, wire, key_exchange = %kx, "registered tunnel connection"
     );
-    let counted = Counted::new(shared.env.metrics.clone(), &info);
+    let quic = match &conn {
+        ConnectorConn::Quic(q) => Some(q.clone()),
+        ConnectorConn::H2(_) | ConnectorConn::H2Opener(_) => None,
+    };
+    let counted = Counted::new(
+        shared.env.metrics.clone(),
+        &info,
+        shared.cfg.credentials.tunnel_id,
+        quic,
+    );
     Ok(Live {
         conn,
         control,

@@ -214,12 +214,14 @@ pub async fn run_with_updates(
         older_edges: burrow_transport::frames::OlderEdges::default(),
     });
     let env = shared.env.clone();
+    env.metrics.config_version.set(1);
     let reload = background.spawn(async move {
         while let Some(ingress) = updates.recv().await {
             let n = ingress.rules.len();
             match tokio::task::spawn_blocking(move || ingress::routing(ingress)).await {
                 Ok(Ok(routing)) => {
                     env.routing.store(Arc::new(routing));
+                    env.metrics.config_version.inc();
                     tracing::info!(rules = n, "ingress rules replaced; new requests use them");
                 }
                 Ok(Err(e)) => {

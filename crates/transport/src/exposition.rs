@@ -17,6 +17,13 @@ pub fn wants_openmetrics(accept: Option<&str>) -> bool {
 
 /// OpenMetrics text → Prometheus text format 0.0.4.
 pub fn to_prometheus_text(openmetrics: &str) -> String {
+    to_prometheus_text_with(openmetrics, &[])
+}
+
+/// [`to_prometheus_text`], with `classic_counters`: `unknown` families
+/// (exposed under an exact name without `_total`, as cloudflared's
+/// counters are) whose classic type is `counter`.
+pub fn to_prometheus_text_with(openmetrics: &str, classic_counters: &[&str]) -> String {
     let mut out = String::with_capacity(openmetrics.len());
     // Counter families seen in `# TYPE` lines, to rename their `# HELP`.
     let counters: std::collections::HashSet<&str> = openmetrics
@@ -30,7 +37,12 @@ pub fn to_prometheus_text(openmetrics: &str) -> String {
         }
         if let Some(rest) = line.strip_prefix("# TYPE ") {
             if let Some(name) = rest.strip_suffix(" unknown") {
-                out.push_str(&format!("# TYPE {name} untyped\n"));
+                let ty = if classic_counters.contains(&name) {
+                    "counter"
+                } else {
+                    "untyped"
+                };
+                out.push_str(&format!("# TYPE {name} {ty}\n"));
                 continue;
             }
             if let Some(name) = rest.strip_suffix(" counter") {

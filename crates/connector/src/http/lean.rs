@@ -149,8 +149,7 @@ pub(crate) async fn serve(
             return Outcome::Closed;
         }
         let m = &env.metrics;
-        m.total_requests.inc();
-        m.concurrent_requests.inc();
+        m.request_started(conn.connection_id);
         let exchange = Exchange {
             routing: &routing,
             rule,
@@ -160,7 +159,7 @@ pub(crate) async fn serve(
         let result = exchange
             .run(&request, &mut answer, &mut from_origin, &mut tunnel)
             .await;
-        m.concurrent_requests.dec();
+        m.request_ended(conn.connection_id);
         let status = match result {
             Ok(status) => status,
             Err(Failure::Origin(reason)) => {

@@ -90,10 +90,9 @@ where
                 return Ok::<_, Infallible>(not_forwarded());
             }
             let m = &env.metrics;
-            m.total_requests.inc();
-            m.concurrent_requests.inc();
+            m.request_started(conn.connection_id);
             let resp = handle(&env, &conn, &open, req).await;
-            m.concurrent_requests.dec();
+            m.request_ended(conn.connection_id);
             m.response_by_code
                 .get_or_create(&crate::metrics::CodeLabels {
                     status_code: resp.status().as_u16(),

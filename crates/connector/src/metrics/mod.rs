@@ -12,7 +12,12 @@
 //! never client addresses.
 
 mod ports;
+mod process;
+mod quic;
 pub(crate) mod server;
+
+use process::ProcessGauges;
+use quic::QuicGauges;
 
 use ports::ports_in_use;
 
@@ -33,6 +38,11 @@ pub(crate) struct CompatCounter(Arc<AtomicU64>);
 impl CompatCounter {
     pub(crate) fn inc(&self) {
         self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Mirrors a count kept elsewhere (quinn's statistics).
+    pub(crate) fn set(&self, v: u64) {
+        self.0.store(v, Ordering::Relaxed);
     }
 }
 
@@ -62,9 +72,50 @@ pub(crate) struct LocationLabels {
     pub(crate) edge_location: String,
 }
 
+/// `error` and cloudflared's `rpcName` (`register_connection`).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[allow(non_snake_case)]
 pub(crate) struct ErrorLabels {
     pub(crate) error: String,
+    pub(crate) rpcName: &'static str,
+}
+
+/// cloudflared's `rpcName` label alone.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[allow(non_snake_case)]
+pub(crate) struct RpcLabels {
+    pub(crate) rpcName: &'static str,
+}
+
+/// The `rpcName` of a tunnel registration, as cloudflared labels it.
+pub(crate) const REGISTER_CONNECTION: &str = "register_connection";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ConnIdLabels {
+    pub(crate) connection_id: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct TunnelIdLabels {
+    pub(crate) tunnel_id: String,
+    pub(crate) ha_conn_id: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ConnIndexLabels {
+    pub(crate) conn_index: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct FrameLabels {
+    pub(crate) conn_index: String,
+    pub(crate) frame_type: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct LostLabels {
+    pub(crate) conn_index: String,
+    pub(crate) reason: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -88,8 +139,10 @@ pub(crate) struct ReasonLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
-    version: &'static str,
+    goversion: &'static str,
     r#type: &'static str,
+    revision: &'static str,
+    version: &'static str,
 }
 
 /// Lets one warning through per `every_ms`, counting the ones held back.
@@ -138,8 +191,19 @@ pub(crate) struct Metrics {
     pub(crate) request_errors: CompatCounter,
     pub(crate) response_by_code: Family<CodeLabels, CompatCounter>,
     pub(crate) server_locations: Family<LocationLabels, Gauge>,
-    pub(crate) register_success: CompatCounter,
+    pub(crate) register_success: Family<RpcLabels, CompatCounter>,
     pub(crate) register_fail: Family<ErrorLabels, CompatCounter>,
+    /// Concurrent requests per tunnel connection (not exported; the
+    /// maximum is).
+    concurrent_by_conn: Family<ConnIdLabels, Gauge>,
+    pub(crate) max_concurrent: Family<ConnIdLabels, Gauge>,
+    pub(crate) tunnel_ids: Family<TunnelIdLabels, Gauge>,
+    /// Times the ingress rules were (re)loaded: cloudflared's config version.
+    pub(crate) config_version: Gauge,
+    /// QUIC tunnel connections, read at scrape time.
+    quic: QuicGauges,
+    /// This process's figures, read at scrape time.
+    process: ProcessGauges,
     pub(crate) tcp_active: Gauge,
     pub(crate) tcp_total: CompatCounter,
     pub(crate) udp_active: Gauge,
@@ -168,8 +232,14 @@ impl Metrics {
             request_errors: CompatCounter::default(),
             response_by_code: Family::default(),
             server_locations: Family::default(),
-            register_success: CompatCounter::default(),
+            register_success: Family::default(),
             register_fail: Family::default(),
+            concurrent_by_conn: Family::default(),
+            max_concurrent: Family::default(),
+            tunnel_ids: Family::default(),
+            config_version: Gauge::default(),
+            quic: QuicGauges::default(),
+            process: ProcessGauges::default(),
             tcp_active: Gauge::default(),
             tcp_total: CompatCounter::default(),
             udp_active: Gauge::default(),
@@ -231,6 +301,23 @@ impl Metrics {
             m.register_fail.clone(),
         );
         r.register(
+            c("cloudflared_tunnel_max_concurrent_requests_per_tunnel"),
+            "Largest number of concurrent requests seen on each tunnel connection",
+            m.max_concurrent.clone(),
+        );
+        r.register(
+            c("tunnel_ids"),
+            "The tunnel (and its HA connection index) each connection of this connector serves",
+            m.tunnel_ids.clone(),
+        );
+        r.register(
+            c("cloudflared_orchestration_config_version"),
+            "Times the ingress rules were loaded (1 at start, +1 per reload)",
+            m.config_version.clone(),
+        );
+        m.quic.register(&mut r);
+        m.process.register(&mut r);
+        r.register(
             c("cloudflared_tcp_active_sessions"),
             "Concurrent TCP sessions being proxied",
             m.tcp_active.clone(),
@@ -263,8 +350,12 @@ impl Metrics {
         let build = Family::<BuildLabels, Gauge>::default();
         build
             .get_or_create(&BuildLabels {
-                version: env!("CARGO_PKG_VERSION"),
+                // cloudflared's labels: the toolchain (Rust, not Go here)
+                // and the source revision when the build was told it.
+                goversion: "rust",
                 r#type: "burrow",
+                revision: option_env!("BURROW_REVISION").unwrap_or("unknown"),
+                version: env!("CARGO_PKG_VERSION"),
             })
             .set(1);
         r.register(c("build_info"), "Build and version information", build);
@@ -311,17 +402,100 @@ impl Metrics {
         Self { registry: r, ..m }
     }
 
-    /// Prometheus text exposition (the ports in use read now).
+    /// Prometheus text exposition (the ports in use, the QUIC connections'
+    /// statistics and the process's figures read now).
     pub(crate) fn render(&self) -> String {
         if let Some(n) = ports_in_use() {
             self.ephemeral_ports_in_use
                 .set(i64::try_from(n).unwrap_or(i64::MAX));
         }
+        self.quic.refresh();
+        self.process.refresh();
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.clear();
         }
         out
+    }
+
+    /// Families exposed with cloudflared's exact names whose type is
+    /// `counter` in the classic text format (OpenMetrics has them as
+    /// `unknown`: it wants counters to end in `_total`).
+    pub(crate) const CLASSIC_COUNTERS: &'static [&'static str] = &[
+        "cloudflared_tunnel_total_requests",
+        "cloudflared_tunnel_request_errors",
+        "cloudflared_tunnel_response_by_code",
+        "cloudflared_tunnel_tunnel_register_success",
+        "cloudflared_tunnel_tunnel_register_fail",
+        "cloudflared_tcp_total_sessions",
+        "cloudflared_udp_total_sessions",
+        "cloudflared_proxy_connect_streams_errors",
+        "quic_client_total_connections",
+        "quic_client_closed_connections",
+        "quic_client_sent_frames",
+        "quic_client_received_frames",
+        "quic_client_sent_bytes",
+        "quic_client_receive_bytes",
+        "quic_client_lost_packets",
+    ];
+
+    /// A request started on connection `id` (cloudflared's concurrent and
+    /// per-connection maximum).
+    pub(crate) fn request_started(&self, id: uuid::Uuid) {
+        self.total_requests.inc();
+        self.concurrent_requests.inc();
+        let labels = ConnIdLabels {
+            connection_id: id.to_string(),
+        };
+        let now = self.concurrent_by_conn.get_or_create(&labels).inc() + 1;
+        let max = self.max_concurrent.get_or_create(&labels);
+        if now > max.get() {
+            max.set(now);
+        }
+    }
+
+    /// A request of connection `id` ended.
+    pub(crate) fn request_ended(&self, id: uuid::Uuid) {
+        self.concurrent_requests.dec();
+        self.concurrent_by_conn
+            .get_or_create(&ConnIdLabels {
+                connection_id: id.to_string(),
+            })
+            .dec();
+    }
+
+    /// A tunnel connection registered: its QUIC statistics are read at
+    /// each scrape while it lives.
+    pub(crate) fn connection_up(
+        &self,
+        index: u8,
+        tunnel: uuid::Uuid,
+        quic: Option<quinn::Connection>,
+    ) {
+        self.register_success
+            .get_or_create(&RpcLabels {
+                rpcName: REGISTER_CONNECTION,
+            })
+            .inc();
+        self.tunnel_ids
+            .get_or_create(&TunnelIdLabels {
+                tunnel_id: tunnel.to_string(),
+                ha_conn_id: index.to_string(),
+            })
+            .set(1);
+        if let Some(q) = quic {
+            self.quic.up(index, q);
+        }
+    }
+
+    /// The tunnel connection of `index` ended.
+    pub(crate) fn connection_down(&self, index: u8, id: uuid::Uuid) {
+        self.quic.down(index);
+        let labels = ConnIdLabels {
+            connection_id: id.to_string(),
+        };
+        self.concurrent_by_conn.remove(&labels);
+        self.max_concurrent.remove(&labels);
     }
 
     /// Counts an origin dial failure under its reason.
@@ -410,6 +584,21 @@ mod tests {
             ),
             "{text}"
         );
-        assert!(text.contains("build_info{version="), "{text}");
+        assert!(
+            text.contains("build_info{goversion=\"rust\",type=\"burrow\",revision="),
+            "{text}"
+        );
+        // The classic format types cloudflared's counters as counters.
+        let classic =
+            burrow_transport::exposition::to_prometheus_text_with(&text, Metrics::CLASSIC_COUNTERS);
+        assert!(
+            classic.contains("# TYPE cloudflared_tunnel_total_requests counter\n"),
+            "{classic}"
+        );
+        assert!(
+            classic.contains("# TYPE process_cpu_seconds_total counter\n"),
+            "{classic}"
+        );
+        assert!(classic.contains("process_open_fds "), "{classic}");
     }
 }

@@ -74,7 +74,7 @@ pub(crate) async fn serve(
                     } else {
                         (
                             [(header::CONTENT_TYPE, x::PROMETHEUS_TEXT)],
-                            x::to_prometheus_text(&text),
+                            x::to_prometheus_text_with(&text, Metrics::CLASSIC_COUNTERS),
                         )
                     }
                 }
