@@ -847,9 +847,71 @@ pub(crate) struct RunArgs {
     /// offered first with a classical fallback.
     #[arg(long, alias = "pq", env = "TUNNEL_POST_QUANTUM")]
     pub(crate) post_quantum: bool,
+    /// How to reach the --url origin (cloudflared's flags; with ingress
+    /// rules, set originRequest in config.yml instead).
+    #[command(flatten)]
+    pub(crate) origin: OriginFlags,
     /// Write this process's id to FILE at start; removed at exit.
     #[arg(long, env = "TUNNEL_PIDFILE", value_name = "FILE")]
     pub(crate) pidfile: Option<PathBuf>,
+}
+
+/// cloudflared's origin flags of `tunnel run`, for the `--url` origin
+/// (the same as the originRequest keys of config.yml).
+#[derive(Args, Debug, Default)]
+pub(crate) struct OriginFlags {
+    /// originRequest.httpHostHeader: the Host header sent to the origin.
+    #[arg(long, value_name = "HOST")]
+    pub(crate) http_host_header: Option<String>,
+    /// originRequest.originServerName: the TLS name the origin's
+    /// certificate is checked for.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) origin_server_name: Option<String>,
+    /// originRequest.caPool: CA file the origin's certificate is checked
+    /// against.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) origin_ca_pool: Option<PathBuf>,
+    /// originRequest.noTLSVerify: do not verify the origin's certificate.
+    #[arg(long)]
+    pub(crate) no_tls_verify: bool,
+    /// originRequest.disableChunkedEncoding.
+    #[arg(long)]
+    pub(crate) no_chunked_encoding: bool,
+    /// originRequest.http2Origin: speak HTTP/2 to the origin.
+    #[arg(long)]
+    pub(crate) http2_origin: bool,
+    /// originRequest.connectTimeout.
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) proxy_connect_timeout: Option<String>,
+    /// originRequest.tlsTimeout.
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) proxy_tls_timeout: Option<String>,
+    /// originRequest.tcpKeepAlive.
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) proxy_tcp_keepalive: Option<String>,
+    /// originRequest.keepAliveConnections.
+    #[arg(long, value_name = "N")]
+    pub(crate) proxy_keepalive_connections: Option<usize>,
+    /// originRequest.keepAliveTimeout.
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) proxy_keepalive_timeout: Option<String>,
+}
+
+impl OriginFlags {
+    /// Whether any flag was given.
+    pub(crate) fn any(&self) -> bool {
+        self.http_host_header.is_some()
+            || self.origin_server_name.is_some()
+            || self.origin_ca_pool.is_some()
+            || self.no_tls_verify
+            || self.no_chunked_encoding
+            || self.http2_origin
+            || self.proxy_connect_timeout.is_some()
+            || self.proxy_tls_timeout.is_some()
+            || self.proxy_tcp_keepalive.is_some()
+            || self.proxy_keepalive_connections.is_some()
+            || self.proxy_keepalive_timeout.is_some()
+    }
 }
 
 #[derive(Args, Debug)]

@@ -141,6 +141,69 @@ pub(crate) const NOT_APPLICABLE: &[(&str, bool, &str)] = &[
     ("proto-loglevel", true, "use --loglevel"),
     ("trace-output", true, "burrow writes no runtime traces"),
     ("tag", true, "burrow adds no tag headers to origin requests"),
+    (
+        "edge-bind-address",
+        true,
+        "burrow dials the edge from the system's choice of address",
+    ),
+    (
+        "dns-resolver-addrs",
+        true,
+        "burrow has no virtual DNS resolver",
+    ),
+    ("icmpv4-src", true, "burrow does not proxy ICMP"),
+    ("icmpv6-src", true, "burrow does not proxy ICMP"),
+    ("service-op-ip", true, "burrow has no service operations"),
+    (
+        "max-active-flows",
+        true,
+        "set warp-routing.maxActiveFlows in config.yml",
+    ),
+    (
+        "proxy-no-happy-eyeballs",
+        false,
+        "burrow dials each origin address in turn",
+    ),
+    (
+        "proxy-connection-timeout",
+        true,
+        "burrow keeps no separate origin connection timeout",
+    ),
+    (
+        "proxy-expect-continue-timeout",
+        true,
+        "burrow passes 100-continue through",
+    ),
+    ("proxy-address", true, "burrow runs no local origin proxy"),
+    ("proxy-port", true, "burrow runs no local origin proxy"),
+    (
+        "socks5",
+        false,
+        "the socks-proxy service is not in burrow yet",
+    ),
+    ("bastion", false, "the bastion service is not in burrow yet"),
+    ("ssh-server", false, "burrow has no built-in SSH server"),
+    ("local-ssh-port", true, "burrow has no built-in SSH server"),
+    (
+        "ssh-idle-timeout",
+        true,
+        "burrow has no built-in SSH server",
+    ),
+    ("ssh-max-timeout", true, "burrow has no built-in SSH server"),
+    ("bucket-name", true, "burrow has no SSH log uploader"),
+    ("region-name", true, "burrow has no SSH log uploader"),
+    ("secret-id", true, "burrow has no SSH log uploader"),
+    ("access-key-id", true, "burrow has no SSH log uploader"),
+    ("session-token", true, "burrow has no SSH log uploader"),
+    ("s3-url-host", true, "burrow has no SSH log uploader"),
+    ("host-key-path", true, "burrow has no built-in SSH server"),
+    ("log-level", true, "use --loglevel"),
+    ("force", false, "burrow needs no forcing"),
+    (
+        "dial-edge-timeout",
+        true,
+        "burrow's dial limits are --quic-fallback-after and its own",
+    ),
 ];
 
 /// cloudflared flags spelled otherwise in burrow: (cloudflared, burrow).
@@ -294,6 +357,26 @@ pub(crate) fn rewrite(root: &Command, args: &[String]) -> Rewritten {
                 "--{name}: cloudflared's flag, not applicable ({why}); ignored"
             ));
             continue;
+        }
+        // Spelled as burrow's own flags.
+        let value_of = |i: usize| inline.map(str::to_owned).or_else(|| all.get(i).cloned());
+        match name {
+            "unix-socket" => {
+                if let Some(p) = value_of(i) {
+                    out.args.push(format!("--url=unix:{p}"));
+                }
+                i += usize::from(inline.is_none());
+                continue;
+            }
+            "log-directory" => {
+                if let Some(d) = value_of(i) {
+                    out.args
+                        .push(format!("--logfile={}/burrow.log", d.trim_end_matches('/')));
+                }
+                i += usize::from(inline.is_none());
+                continue;
+            }
+            _ => {}
         }
         match RENAMED.iter().find(|(from, _)| *from == name) {
             Some((_, to)) => out.args.push(match inline {
@@ -537,6 +620,133 @@ mod tests {
             ]
         );
         assert!(is_flag_key(&root, "logfile") && !is_flag_key(&root, "unknown-thing"));
+    }
+
+    /// Every flag cloudflared's `tunnel` and `tunnel run` take (from its
+    /// source: cmd/cloudflared/tunnel/cmd.go, subcommands.go, the
+    /// ingress and logging flags), each with a value where it takes one.
+    const CLOUDFLARED_RUN_FLAGS: &[(&str, Option<&str>)] = &[
+        ("edge", Some("127.0.0.1:7844")),
+        ("region", Some("us")),
+        ("edge-ip-version", Some("auto")),
+        ("edge-bind-address", Some("127.0.0.1")),
+        ("cacert", Some("ca.pem")),
+        ("hostname", Some("h")),
+        ("id", Some("x")),
+        ("lb-pool", Some("p")),
+        ("api-key", Some("k")),
+        ("api-email", Some("e")),
+        ("api-ca-key", Some("k")),
+        ("api-url", Some("https://x")),
+        ("metrics-update-freq", Some("5s")),
+        ("tag", Some("a=b")),
+        ("heartbeat-interval", Some("5s")),
+        ("heartbeat-count", Some("5")),
+        ("max-edge-addr-retries", Some("8")),
+        ("retries", Some("5")),
+        ("ha-connections", Some("4")),
+        ("rpc-timeout", Some("5s")),
+        ("write-stream-timeout", Some("0s")),
+        ("quic-disable-pmtu-discovery", None),
+        ("quic-connection-level-flow-control-limit", Some("1")),
+        ("quic-stream-level-flow-control-limit", Some("1")),
+        ("label", Some("l")),
+        ("grace-period", Some("30s")),
+        ("compression-quality", Some("0")),
+        ("use-reconnect-token", None),
+        ("dial-edge-timeout", Some("15s")),
+        ("stdin-control", None),
+        ("name", Some("n")),
+        ("ui", None),
+        ("quick-service", Some("https://x")),
+        ("max-fetch-size", Some("1")),
+        ("post-quantum", None),
+        ("management-diagnostics", None),
+        ("config", Some("c.yml")),
+        ("origincert", Some("cert.pem")),
+        ("autoupdate-freq", Some("24h")),
+        ("no-autoupdate", None),
+        ("no-prechecks", None),
+        ("metrics", Some("127.0.0.1:2000")),
+        ("pidfile", Some("p")),
+        ("url", Some("http://localhost:8080")),
+        ("hello-world", None),
+        ("socks5", None),
+        ("proxy-connect-timeout", Some("30s")),
+        ("proxy-tls-timeout", Some("10s")),
+        ("proxy-tcp-keepalive", Some("30s")),
+        ("proxy-no-happy-eyeballs", None),
+        ("proxy-keepalive-connections", Some("100")),
+        ("proxy-keepalive-timeout", Some("90s")),
+        ("proxy-connection-timeout", Some("90s")),
+        ("proxy-expect-continue-timeout", Some("90s")),
+        ("http-host-header", Some("h")),
+        ("origin-server-name", Some("n")),
+        ("unix-socket", Some("/s")),
+        ("origin-ca-pool", Some("ca.pem")),
+        ("no-tls-verify", None),
+        ("no-chunked-encoding", None),
+        ("http2-origin", None),
+        ("management-hostname", Some("m")),
+        ("service-op-ip", Some("1.2.3.4")),
+        ("local-ssh-port", Some("2222")),
+        ("ssh-idle-timeout", Some("1m")),
+        ("ssh-max-timeout", Some("1m")),
+        ("bucket-name", Some("b")),
+        ("region-name", Some("r")),
+        ("secret-id", Some("s")),
+        ("access-key-id", Some("a")),
+        ("session-token", Some("t")),
+        ("s3-url-host", Some("h")),
+        ("host-key-path", Some("k")),
+        ("ssh-server", None),
+        ("bastion", None),
+        ("proxy-address", Some("127.0.0.1")),
+        ("proxy-port", Some("0")),
+        ("loglevel", Some("info")),
+        ("transport-loglevel", Some("info")),
+        ("logfile", Some("c.log")),
+        ("log-directory", Some("/var/log")),
+        ("trace-output", Some("t")),
+        ("output", Some("json")),
+        ("protocol", Some("quic")),
+        ("features", Some("x")),
+        ("is-autoupdated", None),
+        ("max-active-flows", Some("1")),
+        ("dns-resolver-addrs", Some("1.1.1.1:53")),
+        ("icmpv4-src", Some("0.0.0.0")),
+        ("icmpv6-src", Some("::")),
+        ("credentials-file", Some("c.json")),
+        ("cred-file", Some("c.json")),
+        ("credentials-contents", Some("{}")),
+        ("token", Some("t")),
+        ("token-file", Some("t")),
+        ("force", None),
+    ];
+
+    #[test]
+    fn every_cloudflared_run_flag_parses_before_or_after_run() {
+        for (flag, value) in CLOUDFLARED_RUN_FLAGS {
+            for before in [true, false] {
+                let mut words = vec!["tunnel".to_owned()];
+                let mut f = vec![format!("--{flag}")];
+                f.extend(value.map(str::to_owned));
+                if before {
+                    words.extend(f);
+                    words.push("run".into());
+                } else {
+                    words.push("run".into());
+                    words.extend(f);
+                }
+                let got = rewrite(&crate::cli::Cli::command(), &words);
+                parses(&got.args);
+            }
+        }
+        let got = rw("tunnel run --unix-socket /run/app.sock --log-directory /var/log/cf/");
+        assert_eq!(
+            got.args.join(" "),
+            "tunnel run --url=unix:/run/app.sock --logfile=/var/log/cf/burrow.log"
+        );
     }
 
     #[test]

@@ -154,12 +154,22 @@ pub(crate) async fn resolve(mut a: RunArgs) -> anyhow::Result<ConnectorConfig> {
             )));
         }
     }
+    if a.origin.any() && a.url.is_none() {
+        tracing::warn!("origin flags (--http-host-header, --no-tls-verify, ...) apply to --url only; with ingress rules set originRequest in config.yml");
+    }
     let ingress = if a.hello_world {
         Ingress::single(Service::HelloWorld)
     } else if let Some(u) = &a.url {
-        Ingress::single(
+        let mut single = Ingress::single(
             Service::parse(&with_scheme(u)).map_err(|r| config_err(format!("--url: {r}")))?,
-        )
+        );
+        // cloudflared's origin flags shape the --url origin; the file's
+        // top-level originRequest comes first.
+        if let Some(base) = file.as_ref().map(|f| f.base_origin.clone()) {
+            single.rules[0].origin = base;
+        }
+        apply_origin_flags(&a.origin, &mut single.rules[0].origin)?;
+        single
     } else {
         file.as_ref().and_then(|f| f.ingress.clone()).ok_or_else(|| {
             config_err("no ingress: pass --url SERVICE or --hello-world, or list ingress rules in config.yml")
@@ -306,6 +316,55 @@ pub(crate) fn default_config() -> Option<std::path::PathBuf> {
         .into_iter()
         .flat_map(|d| [d.join("config.yml"), d.join("config.yaml")])
         .find(|p| p.is_file())
+}
+
+/// cloudflared's origin flags onto the `--url` rule's origin settings.
+fn apply_origin_flags(
+    f: &crate::cli::OriginFlags,
+    o: &mut burrow_config::origin_request::OriginRequest,
+) -> anyhow::Result<()> {
+    if let Some(h) = &f.http_host_header {
+        o.http_host_header = Some(h.clone());
+    }
+    if let Some(n) = &f.origin_server_name {
+        o.origin_server_name = Some(n.clone());
+    }
+    if let Some(p) = &f.origin_ca_pool {
+        o.ca_pool = Some(p.clone());
+    }
+    o.no_tls_verify |= f.no_tls_verify;
+    o.disable_chunked_encoding |= f.no_chunked_encoding;
+    o.http2_origin |= f.http2_origin;
+    for (flag, value, slot) in [
+        (
+            "--proxy-connect-timeout",
+            &f.proxy_connect_timeout,
+            &mut o.connect_timeout,
+        ),
+        (
+            "--proxy-tls-timeout",
+            &f.proxy_tls_timeout,
+            &mut o.tls_timeout,
+        ),
+        (
+            "--proxy-tcp-keepalive",
+            &f.proxy_tcp_keepalive,
+            &mut o.tcp_keep_alive,
+        ),
+        (
+            "--proxy-keepalive-timeout",
+            &f.proxy_keepalive_timeout,
+            &mut o.keep_alive_timeout,
+        ),
+    ] {
+        if let Some(v) = value {
+            *slot = duration(flag, v)?;
+        }
+    }
+    if let Some(n) = f.proxy_keepalive_connections {
+        o.keep_alive_connections = n;
+    }
+    Ok(())
 }
 
 /// `--url` as cloudflared reads it: `localhost:8080` is

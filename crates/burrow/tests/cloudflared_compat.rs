@@ -380,3 +380,53 @@ fn post_quantum_key_agreement_is_negotiated_on_both_transports_and_can_be_requir
     assert_eq!(bad.wait_exit(Duration::from_secs(10)), Some(64));
     assert!(bad.log().contains("post-quantum: 'maybe'"), "{}", bad.log());
 }
+
+#[test]
+fn cloudflareds_origin_flags_shape_the_url_origin() {
+    let origin = util::httporigin::HttpOrigin::start("O");
+    let s = Setup::edge(&["--http", "127.0.0.1:0"]);
+    let t = s.tunnel("web");
+    s.edge
+        .admin(&["route", "dns", "web", "web.example.com"])
+        .expect("route");
+    let url = format!("http://{}", origin.addr);
+    let _c = t.connector(
+        &[
+            "--url",
+            &url,
+            "--http-host-header",
+            "internal.local",
+            "--proxy-connect-timeout",
+            "5s",
+        ],
+        4,
+    );
+    let http = s.edge.http_addr.unwrap();
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-H", "Host: web.example.com"])
+        .arg(format!("http://{http}/"))
+        .output()
+        .unwrap();
+    let body = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        body.contains("host internal.local"),
+        "the Host the origin saw: {body}"
+    );
+    // A bad value names the flag.
+    let mut bad = Proc::spawn(
+        s.path(),
+        "bad",
+        &[
+            "tunnel",
+            "run",
+            "--credentials-file",
+            t.creds.to_str().unwrap(),
+            "--url",
+            &url,
+            "--proxy-tls-timeout",
+            "soon",
+        ],
+    );
+    assert_eq!(bad.wait_exit(Duration::from_secs(10)), Some(64));
+    assert!(bad.log().contains("--proxy-tls-timeout"), "{}", bad.log());
+}

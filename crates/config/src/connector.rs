@@ -392,6 +392,8 @@ pub struct ConnectorFile {
     pub warp_routing: WarpRouting,
     /// `metrics`: where the metrics server listens (`IP:PORT`, `auto`, `off`).
     pub metrics: Option<String>,
+    /// The top-level `originRequest` (every rule starts from it).
+    pub base_origin: crate::origin_request::OriginRequest,
     /// One line per ignored key, naming it (top-level keys not in
     /// [`ConnectorFile::other_keys`]).
     pub warnings: Vec<String>,
@@ -515,6 +517,7 @@ pub fn parse_connector_yaml(text: &str) -> Result<ConnectorFile, ConfigError> {
         metrics: raw.metrics,
         warnings,
         other_keys,
+        base_origin: base,
     })
 }
 
