@@ -184,16 +184,22 @@ pub(crate) async fn tunnel(admin: AdminConn, cmd: TunnelCommand) -> anyhow::Resu
         }
         TunnelCommand::List { json } => {
             let empty = "No tunnels. Create one with: burrow tunnel create NAME";
+            let header = "ID\tNAME\tCREATED\tCONNECTIONS";
             client
-                .list("/api/v1/tunnels", json, ("", empty), |t: &TunnelInfo| {
-                    format!(
-                        "{}  {}  created {}  connections {}",
-                        t.id,
-                        t.name,
-                        ts(t.created_at),
-                        t.connections.len()
-                    )
-                })
+                .list(
+                    "/api/v1/tunnels",
+                    json,
+                    (header, empty),
+                    |t: &TunnelInfo| {
+                        format!(
+                            "{}\t{}\t{}\t{}",
+                            t.id,
+                            t.name,
+                            ts(t.created_at),
+                            t.connections.len()
+                        )
+                    },
+                )
                 .await?;
         }
         TunnelCommand::Info { name, json } => {
@@ -287,10 +293,7 @@ fn app_row(a: &AppInfo) -> String {
         String::new()
     };
     let ports = a.listen.len();
-    format!(
-        "{}  {}  listening on {ports} port(s)  {origin}",
-        a.id, s.protocol
-    )
+    format!("{}\t{}\t{ports}\t{origin}", a.id, s.protocol)
 }
 
 pub(crate) async fn app(admin: AdminConn, cmd: AppCommand) -> anyhow::Result<()> {
@@ -376,7 +379,12 @@ pub(crate) async fn app(admin: AdminConn, cmd: AppCommand) -> anyhow::Result<()>
             let empty =
                 "No apps. Create one with: burrow app create --protocol tcp/PORT --tunnel NAME";
             client
-                .list("/api/v1/apps", json, ("", empty), app_row)
+                .list(
+                    "/api/v1/apps",
+                    json,
+                    ("ID\tPROTOCOL\tPORTS\tORIGIN", empty),
+                    app_row,
+                )
                 .await?;
         }
         AppCommand::Update { id, json: path } => {

@@ -166,6 +166,7 @@ fn print_rules(rules: &[RawRule]) {
         println!("No egress policies: every flow takes the default egress.");
         return;
     }
+    println!("POSITION\tID\tNAME\tSELECTOR\tACTION\tLOG ID");
     for (i, r) in rules.iter().enumerate() {
         let sel = if r.selector.is_empty() {
             "any flow".to_owned()
@@ -174,12 +175,7 @@ fn print_rules(rules: &[RawRule]) {
         };
         let action = serde_json::to_string(&r.action).unwrap_or_default();
         let log_id = burrow_config::egress::log_id(Some(&r.id));
-        println!(
-            "{}\t{}\t{}\t{sel}\t{action}\tlog id {log_id}",
-            i + 1,
-            r.id,
-            r.name
-        );
+        println!("{}\t{}\t{}\t{sel}\t{action}\t{log_id}", i + 1, r.id, r.name);
     }
 }
 

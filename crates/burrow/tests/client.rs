@@ -320,7 +320,10 @@ fn egress_policies_pick_the_source_address_first_match_wins() {
             "1",
         ])
         .expect("policy add");
-    assert!(out.starts_with("1\tv7\tto dst via .7\t"), "{out}");
+    assert!(
+        out.starts_with("POSITION\tID\tNAME\t") && out.contains("\n1\tv7\tto dst via .7\t"),
+        "{out}"
+    );
     assert_eq!(seen(), "127.0.0.7", "the new first rule");
     let out = edge
         .admin(&["policy", "move", "v7", "--position", "3"])
@@ -348,7 +351,7 @@ fn egress_policies_pick_the_source_address_first_match_wins() {
     edge.admin(&["policy", "delete", "v7"])
         .expect("policy delete");
     let list = edge.admin(&["policy", "list"]).unwrap();
-    assert_eq!(list.lines().count(), 2, "{list}");
+    assert_eq!(list.lines().count(), 3, "a header and two rules: {list}");
 
     // "proxied": a hostname routed through this edge is an orange
     // destination; it leaves here, from the rule's dedicated IP.
