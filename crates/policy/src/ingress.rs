@@ -38,13 +38,19 @@ impl Matcher {
     }
 }
 
-/// Index of the first matcher accepting `host` and `path`, if any.
+/// Index of the first matcher accepting `host` and `path`, if any. The
+/// path is matched percent-decoded, as cloudflared matches Go's
+/// `URL.Path` (`/a%20b` is `/a b`, `%2F` a `/`); the query is not part of
+/// it.
 pub fn first_match<'a>(
     matchers: impl IntoIterator<Item = &'a Matcher>,
     host: &str,
     path: Option<&str>,
 ) -> Option<usize> {
-    matchers.into_iter().position(|m| m.matches(host, path))
+    let decoded = path.map(|p| percent_encoding::percent_decode_str(p).decode_utf8_lossy());
+    matchers
+        .into_iter()
+        .position(|m| m.matches(host, decoded.as_deref()))
 }
 
 #[cfg(test)]
@@ -56,6 +62,22 @@ mod tests {
             host: host.map(|h| HostPattern::parse(h).unwrap()),
             path: path.map(|p| Regex::new(p).unwrap()),
         }
+    }
+
+    #[test]
+    fn paths_match_percent_decoded_as_cloudflared_sees_them() {
+        let rules = [
+            m(None, Some("^/files/a b$")),
+            m(None, Some("^/x/y$")),
+            m(None, None),
+        ];
+        assert_eq!(first_match(&rules, "h", Some("/files/a%20b")), Some(0));
+        assert_eq!(first_match(&rules, "h", Some("/x%2Fy")), Some(1));
+        assert_eq!(
+            first_match(&rules, "h", Some("/%zz")),
+            Some(2),
+            "bad escapes stay as written"
+        );
     }
 
     #[test]
