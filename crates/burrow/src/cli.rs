@@ -895,6 +895,10 @@ pub(crate) struct OriginFlags {
     /// originRequest.keepAliveTimeout.
     #[arg(long, value_name = "DURATION")]
     pub(crate) proxy_keepalive_timeout: Option<String>,
+    /// originRequest.noHappyEyeballs: dial the origin's addresses one
+    /// after the other.
+    #[arg(long)]
+    pub(crate) proxy_no_happy_eyeballs: bool,
 }
 
 impl OriginFlags {
@@ -911,6 +915,7 @@ impl OriginFlags {
             || self.proxy_tcp_keepalive.is_some()
             || self.proxy_keepalive_connections.is_some()
             || self.proxy_keepalive_timeout.is_some()
+            || self.proxy_no_happy_eyeballs
     }
 }
 

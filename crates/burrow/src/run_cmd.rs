@@ -335,6 +335,7 @@ fn apply_origin_flags(
     o.no_tls_verify |= f.no_tls_verify;
     o.disable_chunked_encoding |= f.no_chunked_encoding;
     o.http2_origin |= f.http2_origin;
+    o.no_happy_eyeballs |= f.proxy_no_happy_eyeballs;
     for (flag, value, slot) in [
         (
             "--proxy-connect-timeout",

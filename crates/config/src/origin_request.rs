@@ -55,6 +55,9 @@ pub struct OriginRequest {
     pub http2_origin: bool,
     /// JWT checks (`access`).
     pub access: Option<AccessCheck>,
+    /// `noHappyEyeballs`: dial an HTTP origin's addresses one after the
+    /// other instead of racing IPv6 and IPv4.
+    pub no_happy_eyeballs: bool,
     /// `ipRules`: destinations the connector may dial for clients' private
     /// flows (top level), first match, deny by default when any exist.
     pub ip_rules: Vec<IpRule>,
@@ -76,6 +79,7 @@ impl Default for OriginRequest {
             http2_origin: false,
             access: None,
             ip_rules: Vec::new(),
+            no_happy_eyeballs: false,
         }
     }
 }
@@ -191,7 +195,6 @@ fn ip_rules(at: &str, v: &Value) -> Result<Vec<IpRule>, ConfigError> {
 
 /// Keys cloudflared has that burrow accepts without acting on them.
 const IGNORED: &[&str] = &[
-    "noHappyEyeballs",
     "proxyAddress",
     "proxyPort",
     "proxyType",
@@ -274,6 +277,7 @@ impl OriginRequest {
                 "noTLSVerify" => o.no_tls_verify = boolean(&field, v)?,
                 "disableChunkedEncoding" => o.disable_chunked_encoding = boolean(&field, v)?,
                 "http2Origin" => o.http2_origin = boolean(&field, v)?,
+                "noHappyEyeballs" => o.no_happy_eyeballs = boolean(&field, v)?,
                 "access" => o.access = Some(access(&field, v, warnings)?),
                 "ipRules" => o.ip_rules = ip_rules(&field, v)?,
                 k if IGNORED.contains(&k) => {
@@ -380,6 +384,11 @@ mod tests {
         )
         .unwrap();
         assert!(w.is_empty(), "{w:?}");
+        let (eyeballs, w) = apply(&OriginRequest::default(), "noHappyEyeballs: true\n").unwrap();
+        assert!(
+            eyeballs.no_happy_eyeballs && w.is_empty(),
+            "applied, not warned: {w:?}"
+        );
         let at = |s: &str| ip_rules_allow(&o.ip_rules, s.parse().unwrap());
         assert_eq!(at("10.0.0.5:80"), (false, Some(0)));
         assert_eq!(at("10.1.2.3:443"), (true, Some(1)));

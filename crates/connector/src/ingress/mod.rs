@@ -183,6 +183,9 @@ pub(crate) fn client(o: &OriginRequest, at: &str) -> Result<Client, String> {
     http.set_connect_timeout(Some(o.connect_timeout));
     http.set_keepalive(Some(o.tcp_keep_alive));
     http.set_nodelay(true);
+    if o.no_happy_eyeballs {
+        http.set_happy_eyeballs_timeout(None);
+    }
     let resolver: Arc<dyn hyper_rustls::ResolveServerName + Send + Sync> =
         match &o.origin_server_name {
             Some(name) => Arc::new(FixedServerNameResolver::new(
