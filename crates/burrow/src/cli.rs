@@ -734,17 +734,19 @@ pub(crate) enum IngressCommand {
     /// Validate the ingress rules of a config file; exit 64 naming the rule
     /// and field when one is wrong.
     Validate {
-        /// The connector config.yml.
+        /// The connector config.yml. [default: the first found where
+        /// cloudflared looks, then /etc/burrow]
         #[arg(long, env = "BURROW_TUNNEL_CONFIG")]
-        config: PathBuf,
+        config: Option<PathBuf>,
     },
     /// Show which ingress rule a URL (or hostname) matches.
     Rule {
         /// URL or hostname, e.g. https://ssh.example.com/path.
         url: String,
-        /// The connector config.yml.
+        /// The connector config.yml. [default: the first found where
+        /// cloudflared looks, then /etc/burrow]
         #[arg(long, env = "BURROW_TUNNEL_CONFIG")]
-        config: PathBuf,
+        config: Option<PathBuf>,
     },
 }
 

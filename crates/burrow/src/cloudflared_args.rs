@@ -327,9 +327,23 @@ pub(crate) fn rewrite(root: &Command, args: &[String]) -> Rewritten {
         Some(s) => tunnel.find_subcommand(s).is_none(),
     };
     if !runs {
-        // `tunnel --admin-url X list`: options of `tunnel` itself.
-        out.args.extend(before);
+        // `tunnel --admin-url X list`: options of `tunnel` itself stay;
+        // `tunnel --config F ingress validate` (cloudflared's docs): the
+        // config goes to the subcommand, at the end.
+        let mut config = Vec::new();
+        let mut it = before.into_iter();
+        while let Some(a) = it.next() {
+            if a == "--config" {
+                config.push(a);
+                config.extend(it.next());
+            } else if a.starts_with("--config=") {
+                config.push(a);
+            } else {
+                out.args.push(a);
+            }
+        }
         out.args.extend(after.iter().cloned());
+        out.args.extend(config);
         output_format(root, &mut out);
         return out;
     }

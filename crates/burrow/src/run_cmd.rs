@@ -486,10 +486,16 @@ fn describe(s: &Service) -> String {
 
 pub(crate) async fn ingress(cmd: crate::cli::IngressCommand) -> anyhow::Result<()> {
     use crate::cli::IngressCommand;
-    let (path, url) = match &cmd {
+    let (given, url) = match &cmd {
         IngressCommand::Validate { config } => (config, None),
         IngressCommand::Rule { url, config } => (config, Some(url.as_str())),
     };
+    let path = &given.clone().or_else(default_config).ok_or_else(|| {
+        config_err(
+            "--config: not given, and no config.yml where cloudflared looks \
+             (~/.cloudflared, /etc/cloudflared, ...) or in /etc/burrow",
+        )
+    })?;
     let file = load_file(path, true).await?;
     let ingress = file
         .ingress

@@ -430,3 +430,43 @@ fn cloudflareds_origin_flags_shape_the_url_origin() {
     assert_eq!(bad.wait_exit(Duration::from_secs(10)), Some(64));
     assert!(bad.log().contains("--proxy-tls-timeout"), "{}", bad.log());
 }
+
+#[test]
+fn ingress_commands_find_the_config_as_cloudflared_does() {
+    let dir = tempdir();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(home.join(".cloudflared")).unwrap();
+    let cfg = home.join(".cloudflared").join("config.yml");
+    std::fs::write(&cfg, "ingress:\n  - hostname: a.example.com\n    service: http://localhost:8080\n  - service: http_status:404\n").unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_burrow"))
+            .args(args)
+            .env("HOME", &home)
+            .env_remove("BURROW_TUNNEL_CONFIG")
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    // No --config: ~/.cloudflared/config.yml.
+    let out = run(&["tunnel", "ingress", "validate"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("OK: 2 ingress rules"));
+    // cloudflared's documented spelling: --config before the subcommand.
+    let out = run(&[
+        "tunnel",
+        "--config",
+        cfg.to_str().unwrap(),
+        "ingress",
+        "rule",
+        "https://a.example.com/x",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Matched rule #0"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
