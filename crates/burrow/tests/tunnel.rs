@@ -917,3 +917,62 @@ fn a_tcp_app_whose_hostname_has_no_rule_is_named_in_the_connector_log() {
     );
     assert!(log.contains("typo.example.com"), "{log}");
 }
+
+#[test]
+fn a_connector_looks_the_edges_up_again_when_they_fail() {
+    use hickory_proto::rr::rdata::{A, SRV};
+    use hickory_proto::rr::{Name, RData, RecordType};
+    use std::sync::atomic::{AtomicU16, Ordering};
+    use std::sync::Arc;
+    let origin = Origin::start(echo);
+    // Two edges on one state file; the SRV record names one at a time.
+    let dir = tempdir();
+    let a = EdgeProc::start(dir.path(), "NRT", "edge.db", &[]);
+    let creds = a.create_tunnel("t");
+    let mut a = a;
+    let b = EdgeProc::start(dir.path(), "KIX", "edge.db", &[]);
+    let port = Arc::new(AtomicU16::new(a.tunnel_addr.port()));
+    let p = port.clone();
+    let dns = dns_server(move |name, kind| match kind {
+        RecordType::SRV if name == "_v2-origintunneld._tcp.burrow.internal." => {
+            vec![RData::SRV(SRV::new(
+                1,
+                1,
+                p.load(Ordering::Relaxed),
+                Name::from_ascii("edge.burrow.internal.").unwrap(),
+            ))]
+        }
+        RecordType::A if name == "edge.burrow.internal." => vec![RData::A(A::new(127, 0, 0, 1))],
+        _ => Vec::new(),
+    });
+    let url = format!("tcp://{}", origin.addr);
+    let c = connector(
+        dir.path(),
+        "connector",
+        &creds,
+        &[
+            "--dns-server",
+            &dns.to_string(),
+            "--url",
+            &url,
+            "--ha-connections",
+            "1",
+        ],
+    );
+    a.wait_connections("t", 1, Duration::from_secs(15));
+    // The record moves to the other edge, and the first one goes away.
+    port.store(b.tunnel_addr.port(), Ordering::Relaxed);
+    a.proc.signal("KILL");
+    let _ = a.proc.wait_exit(Duration::from_secs(5));
+    // The killed edge's row lingers until its lease lapses: wait for KIX's.
+    let t = Instant::now();
+    while !b.connections("t").iter().any(|c| c["colo"] == "KIX") {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "no connection at KIX:\n{}",
+            c.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(c.log().contains("edge addresses changed"), "{}", c.log());
+}

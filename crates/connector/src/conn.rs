@@ -42,7 +42,11 @@ const SERVED_AFTER_LOSS: Duration = Duration::from_secs(1);
 pub(crate) struct Shared {
     pub(crate) cfg: ConnectorConfig,
     pub(crate) trust: EdgeTrust,
-    pub(crate) edges: Vec<SocketAddr>,
+    /// The edge addresses, replaced when a failed connection makes the
+    /// connector look them up again ([`Shared::rediscover`]).
+    pub(crate) edges: arc_swap::ArcSwap<Vec<SocketAddr>>,
+    /// When the edges were last looked up.
+    pub(crate) discovered_at: Mutex<Instant>,
     pub(crate) connector_id: uuid::Uuid,
     pub(crate) env: Arc<FlowEnv>,
     pub(crate) fatal: CancellationToken,
@@ -52,7 +56,44 @@ pub(crate) struct Shared {
     pub(crate) older_edges: burrow_transport::frames::OlderEdges,
 }
 
+/// Least time between two lookups of the edge addresses.
+const REDISCOVER_EVERY: Duration = Duration::from_secs(5);
+
 impl Shared {
+    /// Looks the edge addresses up again (the SRV record, or the names
+    /// given): nodes come and go, and a connector started before a node
+    /// joined would otherwise never use it. At most once per
+    /// [`REDISCOVER_EVERY`]; a failed or empty answer keeps the list.
+    async fn rediscover(&self) {
+        {
+            let mut at = self.discovered_at.lock().expect("discovery lock poisoned");
+            if at.elapsed() < REDISCOVER_EVERY {
+                return;
+            }
+            *at = Instant::now();
+        }
+        let cfg = &self.cfg;
+        let found = crate::discovery::edge_addrs(
+            &cfg.edges,
+            &cfg.edge_domain,
+            cfg.edge_ip_version,
+            cfg.dns_server,
+        )
+        .await;
+        match found {
+            Ok(edges) if !edges.is_empty() => {
+                if **self.edges.load() != edges {
+                    info!(edges = ?edges, "edge addresses changed");
+                    self.edges.store(Arc::new(edges));
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::debug!(error = %e, "looking the edges up again failed; keeping the list")
+            }
+        }
+    }
+
     fn quic_endpoint(&self, peer: SocketAddr) -> Result<quinn::Endpoint, TransportError> {
         let mut map = self.quic_endpoints.lock().expect("endpoint lock poisoned");
         if let Some(ep) = map.get(&peer.is_ipv6()) {
@@ -149,7 +190,10 @@ async fn run_inner(shared: Arc<Shared>, index: u8, shutdown: CancellationToken) 
         }
         // Set when a connection that had served well was just lost.
         let mut lost_stable = false;
-        let addr = shared.edges[(usize::from(index) + rotation) % shared.edges.len()];
+        let addr = {
+            let edges = shared.edges.load();
+            edges[(usize::from(index) + rotation) % edges.len()]
+        };
         let result = tokio::select! {
             _ = shutdown.cancelled() => break,
             r = connect(&shared, index, addr, &mut quic_blocked_until) => r,
@@ -201,6 +245,7 @@ async fn run_inner(shared: Arc<Shared>, index: u8, shutdown: CancellationToken) 
                     })
                     .inc();
                 rotation += 1;
+                shared.rediscover().await;
             }
         }
         if shutdown.is_cancelled() {

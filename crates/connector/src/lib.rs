@@ -205,13 +205,14 @@ pub async fn run_with_updates(
     let shared = Arc::new(conn::Shared {
         cfg,
         trust,
-        edges,
+        edges: arc_swap::ArcSwap::from_pointee(edges),
         connector_id,
         env,
         fatal: CancellationToken::new(),
         fatal_reason: std::sync::Mutex::new(None),
         quic_endpoints: std::sync::Mutex::new(Default::default()),
         older_edges: burrow_transport::frames::OlderEdges::default(),
+        discovered_at: std::sync::Mutex::new(std::time::Instant::now()),
     });
     let env = shared.env.clone();
     env.metrics.config_version.set(1);
