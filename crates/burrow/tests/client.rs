@@ -179,6 +179,13 @@ fn socks5_through_the_edge_reaches_the_destination_and_logs_the_session() {
     // no rule matched), the evaluation time whole milliseconds.
     assert_eq!(ok["EgressRuleID"], NO_RULE);
     assert!(ok["RuleEvaluationDurationMs"].is_u64(), "{ok}");
+    // curl spoke HTTP/1.1 through the tunnel: named from its first bytes.
+    assert_eq!(ok["DetectedProtocol"], "HTTP", "{ok}");
+    assert_eq!(
+        records[2]["DetectedProtocol"], "",
+        "nothing was sent: {:?}",
+        records[2]
+    );
     // The user's id is a stable UUID, the same in every record of the user.
     let uid = ok["UserID"].as_str().unwrap();
     assert!(uuid::Uuid::parse_str(uid).is_ok(), "{uid}");

@@ -7,38 +7,145 @@ use burrow_transport::BoxStream;
 use tokio::io::AsyncWriteExt;
 use tracing::debug;
 
+/// What [`splice_out`] came to.
+pub(crate) struct Spliced {
+    pub(crate) reason: CloseReason,
+    /// Bytes from the flow stream to `out`, leftover included.
+    pub(crate) sent: u64,
+    /// Bytes from `out` to the flow stream, leftover included.
+    pub(crate) received: u64,
+    /// What the first bytes from the flow stream look like
+    /// ([`detect_protocol`]; empty when unknown or none came).
+    pub(crate) protocol: &'static str,
+}
+
+/// The protocol a stream's first bytes show, as the session log's
+/// `DetectedProtocol` names it: `TLS`, `HTTP` (HTTP/1), `HTTP2` (the
+/// prior-knowledge preface), `SSH`, or empty.
+pub(crate) fn detect_protocol(first: &[u8]) -> &'static str {
+    const METHODS: [&[u8]; 9] = [
+        b"GET ",
+        b"POST ",
+        b"PUT ",
+        b"HEAD ",
+        b"DELETE ",
+        b"OPTIONS ",
+        b"PATCH ",
+        b"CONNECT ",
+        b"TRACE ",
+    ];
+    if first.len() >= 2 && first[0] == 0x16 && first[1] == 0x03 {
+        "TLS"
+    } else if first.starts_with(b"PRI * HTTP/2.0") {
+        "HTTP2"
+    } else if METHODS.iter().any(|m| first.starts_with(m)) {
+        "HTTP"
+    } else if first.starts_with(b"SSH-") {
+        "SSH"
+    } else {
+        ""
+    }
+}
+
+/// A flow stream whose first bytes read are looked at once.
+struct Sniff<'a> {
+    inner: &'a mut BoxStream,
+    protocol: Option<&'static str>,
+}
+
+impl tokio::io::AsyncRead for Sniff<'_> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = std::pin::Pin::new(&mut *self.inner).poll_read(cx, buf);
+        if self.protocol.is_none() && buf.filled().len() > before {
+            self.protocol = Some(detect_protocol(&buf.filled()[before..]));
+        }
+        r
+    }
+}
+
+impl tokio::io::AsyncWrite for Sniff<'_> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut *self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut *self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut *self.inner).poll_shutdown(cx)
+    }
+}
+
 /// Splices `stream` (the flow stream) with `out`, after writing `leftover`
 /// (read from `stream`) to `out` and `out_left` (read from `out`) to
-/// `stream`; (close reason, bytes sent, bytes received), both counts with
-/// the leftovers.
+/// `stream`; both counts include the leftovers.
 pub(crate) async fn splice_out<O>(
     stream: &mut BoxStream,
     leftover: bytes::BytesMut,
     out: &mut O,
     out_left: bytes::BytesMut,
-) -> (CloseReason, u64, u64)
+) -> Spliced
 where
     O: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
+    let mut protocol = (!leftover.is_empty()).then(|| detect_protocol(&leftover));
+    let done = |reason, sent: usize, received: usize, protocol: Option<&'static str>| Spliced {
+        reason,
+        sent: sent as u64,
+        received: received as u64,
+        protocol: protocol.unwrap_or(""),
+    };
     if !leftover.is_empty() && out.write_all(&leftover).await.is_err() {
-        return (CloseReason::Error, 0, 0);
+        return done(CloseReason::Error, 0, 0, protocol);
     }
     if !out_left.is_empty() && stream.write_all(&out_left).await.is_err() {
-        return (CloseReason::Error, leftover.len() as u64, 0);
+        return done(CloseReason::Error, leftover.len(), 0, protocol);
     }
-    match burrow_transport::splice::splice(stream, out).await {
-        Ok((up, down)) => (
-            CloseReason::ClientOrOriginClosed,
-            up + leftover.len() as u64,
-            down + out_left.len() as u64,
-        ),
+    let mut sniff = Sniff {
+        inner: stream,
+        protocol,
+    };
+    let r = burrow_transport::splice::splice(&mut sniff, out).await;
+    protocol = sniff.protocol;
+    match r {
+        Ok((up, down)) => Spliced {
+            reason: CloseReason::ClientOrOriginClosed,
+            sent: up + leftover.len() as u64,
+            received: down + out_left.len() as u64,
+            protocol: protocol.unwrap_or(""),
+        },
         Err(e) => {
             debug!(error = %e, "flow ended with an error");
-            (
-                CloseReason::Error,
-                leftover.len() as u64,
-                out_left.len() as u64,
-            )
+            done(CloseReason::Error, leftover.len(), out_left.len(), protocol)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::detect_protocol;
+
+    #[test]
+    fn first_bytes_name_the_protocol() {
+        assert_eq!(detect_protocol(&[0x16, 0x03, 0x01, 0x02, 0x00]), "TLS");
+        assert_eq!(detect_protocol(b"GET / HTTP/1.1\r\n"), "HTTP");
+        assert_eq!(detect_protocol(b"PRI * HTTP/2.0\r\n\r\nSM"), "HTTP2");
+        assert_eq!(detect_protocol(b"SSH-2.0-OpenSSH_9.2\r\n"), "SSH");
+        assert_eq!(detect_protocol(b"\x00\x01binary"), "");
+        assert_eq!(detect_protocol(b"G"), "");
     }
 }

@@ -147,6 +147,14 @@ impl SessionRecord {
         self.0["EgressColoName"] = json!(colo);
     }
 
+    /// What the client's first bytes showed (`TLS`, `HTTP`, `HTTP2`,
+    /// `SSH`); nothing when unknown.
+    pub(crate) fn detected_protocol(&mut self, p: &str) {
+        if !p.is_empty() {
+            self.0["DetectedProtocol"] = json!(p);
+        }
+    }
+
     /// `TCP` (the default) or `UDP`.
     pub(crate) fn protocol(&mut self, p: &str) {
         self.0["Protocol"] = json!(p);

@@ -192,18 +192,23 @@ pub(crate) async fn run(
     let end = match out {
         Out::Udp(sock) => {
             let e = udp::relay_socket(stream, leftover, sock).await;
-            (e.reason, e.sent, e.received)
+            (e.reason, e.sent, e.received, "")
         }
         Out::Peer(far, far_left) if udp => {
             let e = udp::relay_streams(stream, leftover, far, far_left, None).await;
-            (e.reason, e.sent, e.received)
+            (e.reason, e.sent, e.received, "")
         }
         Out::Tcp(mut origin) => {
-            splice_out(&mut stream, leftover, &mut origin, bytes::BytesMut::new()).await
+            let e = splice_out(&mut stream, leftover, &mut origin, bytes::BytesMut::new()).await;
+            (e.reason, e.sent, e.received, e.protocol)
         }
-        Out::Peer(mut far, far_left) => splice_out(&mut stream, leftover, &mut far, far_left).await,
+        Out::Peer(mut far, far_left) => {
+            let e = splice_out(&mut stream, leftover, &mut far, far_left).await;
+            (e.reason, e.sent, e.received, e.protocol)
+        }
     };
     record.bytes(end.1, end.2);
+    record.detected_protocol(end.3);
     record.close(who.close_reason(end.0));
     ctx.telemetry.log_session(record);
 }

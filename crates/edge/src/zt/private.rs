@@ -79,9 +79,9 @@ pub(crate) async fn private(
         ctx.telemetry.log_session(record);
         return;
     }
-    let (reason, sent, received) =
-        crate::egress::tcp::splice_out(&mut stream, leftover, &mut far, far_leftover).await;
-    record.bytes(sent, received);
-    record.close(who.close_reason(reason));
+    let e = crate::egress::tcp::splice_out(&mut stream, leftover, &mut far, far_leftover).await;
+    record.bytes(e.sent, e.received);
+    record.detected_protocol(e.protocol);
+    record.close(who.close_reason(e.reason));
     ctx.telemetry.log_session(record);
 }
