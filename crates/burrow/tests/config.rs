@@ -125,10 +125,10 @@ fn origin_request_keys_burrow_does_not_act_on_warn() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(
-        stderr.contains("originRequest.matchSNItoHost is not supported by burrow and is ignored"),
+        stderr.contains("originRequest.proxyType is not supported by burrow and is ignored"),
         "{stderr}"
     );
-    // noHappyEyeballs is carried out (the HTTP origin's addresses in turn).
+    // noHappyEyeballs and matchSNItoHost are carried out.
     assert!(!stderr.contains("noHappyEyeballs"), "{stderr}");
 }
 

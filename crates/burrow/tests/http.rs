@@ -1320,3 +1320,40 @@ fn a_ws_service_carries_a_websocket_as_cloudflared_does() {
     s.read_exact(&mut back).unwrap();
     assert_eq!(back, frame);
 }
+
+#[test]
+fn match_sni_to_host_names_the_requested_host_to_an_https_origin() {
+    use util::tls::{make_ca, make_cert, s_server};
+    let dir = tempdir();
+    let ca = make_ca(dir.path());
+    make_cert(dir.path(), "sni.example.com", dir.path());
+    let (_tls, tls_addr) = s_server(
+        dir.path(),
+        "sni.example.com",
+        &dir.path().join("s_server.log"),
+        "-www",
+    );
+    // The origin's certificate names sni.example.com, not its address:
+    // only with matchSNItoHost does the check pass.
+    let config = format!(
+        "ingress:\n\
+         \x20 - hostname: sni.example.com\n    service: https://{tls_addr}\n\
+         \x20   originRequest:\n      caPool: {ca}\n      matchSNItoHost: true\n\
+         \x20 - hostname: plain.sni.example.com\n    service: https://{tls_addr}\n\
+         \x20   originRequest:\n      caPool: {ca}\n\
+         \x20 - service: http_status:404\n"
+    );
+    let (edge, _connector) = setup(
+        dir.path(),
+        &config,
+        &["sni.example.com", "plain.sni.example.com"],
+    );
+    let (st, body) = get(&edge, "sni.example.com", "/", &[]);
+    assert_eq!(st, 200, "{body}");
+    assert!(body.contains("s_server"), "{body}");
+    let (st, _) = get(&edge, "plain.sni.example.com", "/", &[]);
+    assert_eq!(
+        st, 502,
+        "without it the name checked is the origin's address"
+    );
+}

@@ -58,6 +58,9 @@ pub struct OriginRequest {
     /// `noHappyEyeballs`: dial an HTTP origin's addresses one after the
     /// other instead of racing IPv6 and IPv4.
     pub no_happy_eyeballs: bool,
+    /// `matchSNItoHost`: name the request's Host in the TLS handshake to
+    /// an `https://` origin (and check its certificate for it).
+    pub match_sni_to_host: bool,
     /// `ipRules`: destinations the connector may dial for clients' private
     /// flows (top level), first match, deny by default when any exist.
     pub ip_rules: Vec<IpRule>,
@@ -80,6 +83,7 @@ impl Default for OriginRequest {
             access: None,
             ip_rules: Vec::new(),
             no_happy_eyeballs: false,
+            match_sni_to_host: false,
         }
     }
 }
@@ -194,13 +198,7 @@ fn ip_rules(at: &str, v: &Value) -> Result<Vec<IpRule>, ConfigError> {
 }
 
 /// Keys cloudflared has that burrow accepts without acting on them.
-const IGNORED: &[&str] = &[
-    "proxyAddress",
-    "proxyPort",
-    "proxyType",
-    "bastionMode",
-    "matchSNItoHost",
-];
+const IGNORED: &[&str] = &["proxyAddress", "proxyPort", "proxyType", "bastionMode"];
 
 pub(crate) fn dur(field: &str, v: &Value) -> Result<Duration, ConfigError> {
     match v {
@@ -278,6 +276,7 @@ impl OriginRequest {
                 "disableChunkedEncoding" => o.disable_chunked_encoding = boolean(&field, v)?,
                 "http2Origin" => o.http2_origin = boolean(&field, v)?,
                 "noHappyEyeballs" => o.no_happy_eyeballs = boolean(&field, v)?,
+                "matchSNItoHost" => o.match_sni_to_host = boolean(&field, v)?,
                 "access" => o.access = Some(access(&field, v, warnings)?),
                 "ipRules" => o.ip_rules = ip_rules(&field, v)?,
                 k if IGNORED.contains(&k) => {

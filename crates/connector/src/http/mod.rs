@@ -193,7 +193,25 @@ async fn handle(
     if rule.origin.http2_origin {
         *req.version_mut() = http::Version::HTTP_2;
     }
-    match format!("{scheme}://{addr}{pq}").parse::<Uri>() {
+    // matchSNItoHost: the eyeball's Host names the TLS server (the
+    // connector's resolver still sends the connection to the origin).
+    let authority = match (&rule.origin.match_sni_to_host, scheme.as_str()) {
+        (true, "https") => {
+            let port = addr.rsplit_once(':').map_or("443", |(_, p)| p);
+            let host = req
+                .headers()
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(burrow_policy::routes::strip_port)
+                .filter(|h| !h.is_empty());
+            match host {
+                Some(h) => format!("{h}:{port}"),
+                None => addr.clone(),
+            }
+        }
+        _ => addr.clone(),
+    };
+    match format!("{scheme}://{authority}{pq}").parse::<Uri>() {
         Ok(u) => *req.uri_mut() = u,
         Err(e) => return bad_gateway(Some(index), &format!("origin address {addr}: {e}")),
     }

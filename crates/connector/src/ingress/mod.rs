@@ -60,8 +60,47 @@ where
 }
 
 /// The client of one rule.
-pub(crate) type Client =
-    hyper_util::client::legacy::Client<Timed<HttpsConnector<HttpConnector>>, OriginBody>;
+pub(crate) type Client = hyper_util::client::legacy::Client<
+    Timed<HttpsConnector<HttpConnector<OriginResolver>>>,
+    OriginBody,
+>;
+
+/// Resolves origin names; with `matchSNItoHost`, every name to the rule's
+/// own origin address (the request's URI then carries the eyeball's Host,
+/// so TLS names it, while the connection goes to the origin).
+#[derive(Clone, Debug)]
+pub(crate) struct OriginResolver {
+    pinned: Option<String>,
+}
+
+impl tower_service::Service<hyper_util::client::legacy::connect::dns::Name> for OriginResolver {
+    type Response = std::vec::IntoIter<std::net::SocketAddr>;
+    type Error = std::io::Error;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: hyper_util::client::legacy::connect::dns::Name) -> Self::Future {
+        let target = match &self.pinned {
+            Some(addr) => addr.clone(),
+            // The port is the URI's; HttpConnector sets it.
+            None => format!("{}:0", name.as_str()),
+        };
+        Box::pin(async move {
+            Ok(tokio::net::lookup_host(target)
+                .await?
+                .collect::<Vec<_>>()
+                .into_iter())
+        })
+    }
+}
 
 /// A request body toward an origin: streamed as it arrives, or (with
 /// `disableChunkedEncoding`) read whole first so it can carry a length.
@@ -177,8 +216,10 @@ fn tls_config(o: &OriginRequest, at: &str) -> Result<rustls::ClientConfig, Strin
 ///
 /// # Errors
 /// A message naming the setting (`ingress[2].originRequest.caPool ...`).
-pub(crate) fn client(o: &OriginRequest, at: &str) -> Result<Client, String> {
-    let mut http = HttpConnector::new();
+pub(crate) fn client(o: &OriginRequest, at: &str, origin: &str) -> Result<Client, String> {
+    let mut http = HttpConnector::new_with_resolver(OriginResolver {
+        pinned: o.match_sni_to_host.then(|| origin.to_owned()),
+    });
     http.enforce_http(false);
     http.set_connect_timeout(Some(o.connect_timeout));
     http.set_keepalive(Some(o.tcp_keep_alive));
@@ -228,8 +269,8 @@ pub(crate) fn routing(ingress: Ingress) -> Result<Routing, String> {
 fn rule_state(i: usize, r: &burrow_config::connector::IngressRule) -> Result<RuleState, String> {
     let at = format!("ingress[{i}].originRequest");
     let client = match &r.service {
-        Service::Tcp { scheme, .. } if scheme == "http" || scheme == "https" => {
-            Some(client(&r.origin, &at)?)
+        Service::Tcp { scheme, addr } if scheme == "http" || scheme == "https" => {
+            Some(client(&r.origin, &at, addr)?)
         }
         _ => None,
     };
