@@ -57,6 +57,27 @@ fn print_connections(t: &TunnelInfo) {
     }
 }
 
+/// `POST /api/v1/tunnels` (a new tunnel or an imported one), then writes
+/// the credentials the edge answered with, checked first, to
+/// `credentials_file` (default `./<tunnel-id>.json`); the id and the path.
+async fn create_tunnel(
+    client: &AdminClient,
+    body: &CreateTunnel,
+    credentials_file: Option<std::path::PathBuf>,
+) -> anyhow::Result<(String, std::path::PathBuf)> {
+    let v: TunnelInfo = client
+        .typed(Method::POST, "/api/v1/tunnels", Some(body))
+        .await?;
+    let id = v.id.to_string();
+    let creds_json = serde_json::to_string_pretty(&v.credentials)?;
+    // Validate what the edge sent before writing it.
+    Credentials::from_json(&creds_json)
+        .map_err(|e| anyhow::anyhow!("the edge sent unusable credentials: {e}"))?;
+    let path = credentials_file.unwrap_or_else(|| format!("{id}.json").into());
+    write_credentials(&path, &creds_json, false).await?;
+    Ok((id, path))
+}
+
 /// Writes a credentials file, mode 0600; an existing file is an error
 /// unless `replace` (then it is truncated, keeping its 0600 mode).
 async fn write_credentials(
@@ -103,16 +124,7 @@ pub(crate) async fn tunnel(admin: AdminConn, cmd: TunnelCommand) -> anyhow::Resu
                 name: name.clone(),
                 import: None,
             };
-            let v: TunnelInfo = client
-                .typed(Method::POST, "/api/v1/tunnels", Some(&body))
-                .await?;
-            let id = v.id.to_string();
-            let creds_json = serde_json::to_string_pretty(&v.credentials)?;
-            // Validate what the edge sent before writing it.
-            Credentials::from_json(&creds_json)
-                .map_err(|e| anyhow::anyhow!("the edge sent unusable credentials: {e}"))?;
-            let path = credentials_file.unwrap_or_else(|| format!("{id}.json").into());
-            write_credentials(&path, &creds_json, false).await?;
+            let (id, path) = create_tunnel(&client, &body, credentials_file).await?;
             println!("Created tunnel {name} with id {id}");
             println!("Credentials written to {}", path.display());
             println!(
@@ -163,15 +175,7 @@ pub(crate) async fn tunnel(admin: AdminConn, cmd: TunnelCommand) -> anyhow::Resu
                     },
                 }),
             };
-            let v: TunnelInfo = client
-                .typed(Method::POST, "/api/v1/tunnels", Some(&body))
-                .await?;
-            let id = v.id.to_string();
-            let creds_json = serde_json::to_string_pretty(&v.credentials)?;
-            Credentials::from_json(&creds_json)
-                .map_err(|e| anyhow::anyhow!("the edge sent unusable credentials: {e}"))?;
-            let path = credentials_file.unwrap_or_else(|| format!("{id}.json").into());
-            write_credentials(&path, &creds_json, false).await?;
+            let (id, path) = create_tunnel(&client, &body, credentials_file).await?;
             println!("Imported tunnel {name} with id {id}");
             println!(
                 "Its connectors keep their token or credentials; give them this edge: \

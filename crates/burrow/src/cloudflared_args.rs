@@ -273,6 +273,24 @@ fn leading_options(cmds: &[&Command], args: &[String]) -> (Vec<String>, usize) {
     (opts, i)
 }
 
+/// Options split into `--config FILE` (with its value) and the others,
+/// each in their order.
+fn split_config(opts: Vec<String>) -> (Vec<String>, Vec<String>) {
+    let (mut config, mut others) = (Vec::new(), Vec::new());
+    let mut it = opts.into_iter();
+    while let Some(a) = it.next() {
+        if a == "--config" {
+            config.push(a);
+            config.extend(it.next());
+        } else if a.starts_with("--config=") {
+            config.push(a);
+        } else {
+            others.push(a);
+        }
+    }
+    (config, others)
+}
+
 /// Reads cloudflared's grammar into burrow's. `args` excludes the
 /// program name; `root` is burrow's clap command.
 pub(crate) fn rewrite(root: &Command, args: &[String]) -> Rewritten {
@@ -284,19 +302,7 @@ pub(crate) fn rewrite(root: &Command, args: &[String]) -> Rewritten {
     // Top-level options, and a top-level --config that belongs to the
     // command.
     let (top, at) = leading_options(&[root], args);
-    let mut config = Vec::new();
-    let mut globals = Vec::new();
-    let mut t = top.into_iter().peekable();
-    while let Some(a) = t.next() {
-        if a == "--config" {
-            config.push(a);
-            config.extend(t.next());
-        } else if a.starts_with("--config=") {
-            config.push(a);
-        } else {
-            globals.push(a);
-        }
-    }
+    let (config, globals) = split_config(top);
     let rest = &args[at..];
     let Some(command) = rest.first() else {
         out.args = globals;
@@ -330,18 +336,8 @@ pub(crate) fn rewrite(root: &Command, args: &[String]) -> Rewritten {
         // `tunnel --admin-url X list`: options of `tunnel` itself stay;
         // `tunnel --config F ingress validate` (cloudflared's docs): the
         // config goes to the subcommand, at the end.
-        let mut config = Vec::new();
-        let mut it = before.into_iter();
-        while let Some(a) = it.next() {
-            if a == "--config" {
-                config.push(a);
-                config.extend(it.next());
-            } else if a.starts_with("--config=") {
-                config.push(a);
-            } else {
-                out.args.push(a);
-            }
-        }
+        let (config, others) = split_config(before);
+        out.args.extend(others);
         out.args.extend(after.iter().cloned());
         out.args.extend(config);
         output_format(root, &mut out);

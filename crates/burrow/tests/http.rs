@@ -258,21 +258,7 @@ fn large_bodies_stream_both_ways_and_websockets_upgrade() {
     assert!(trailer_at > body_at, "{raw}");
 
     // WebSocket-style upgrade: 101, then bytes both ways.
-    let mut s = connect(edge.http_addr.unwrap(), Duration::from_secs(5));
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(
-        b"GET /ws HTTP/1.1\r\nHost: a.example.com\r\nConnection: Upgrade\r\n\
-          Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
-          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
-    )
-    .unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        s.read_exact(&mut byte).unwrap();
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    let (mut s, head) = websocket_upgrade(&edge, "a.example.com");
     assert!(head.starts_with("http/1.1 101"), "{head}");
     assert!(head.contains("upgrade: websocket"), "{head}");
     for msg in [&b"ping"[..], &[0x81, 0x85, 1, 2, 3, 4, 5, 6, 7, 8, 9][..]] {
@@ -1287,6 +1273,27 @@ fn the_lean_and_hyper_paths_forward_the_same_head() {
     }
 }
 
+/// A WebSocket upgrade request for `host` at the edge's HTTP listener;
+/// the connection and the answer's head, lowercased.
+fn websocket_upgrade(edge: &EdgeProc, host: &str) -> (std::net::TcpStream, String) {
+    let mut s = connect(edge.http_addr.unwrap(), Duration::from_secs(5));
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET /ws HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\n\
+         Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    (s, String::from_utf8_lossy(&head).to_ascii_lowercase())
+}
+
 #[test]
 fn a_ws_service_carries_a_websocket_as_cloudflared_does() {
     let dir = tempdir();
@@ -1298,21 +1305,7 @@ fn a_ws_service_carries_a_websocket_as_cloudflared_does() {
         origin.addr
     );
     let (edge, _connector) = setup(dir.path(), &config, &["ws.example.com"]);
-    let mut s = connect(edge.http_addr.unwrap(), Duration::from_secs(5));
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(
-        b"GET /ws HTTP/1.1\r\nHost: ws.example.com\r\nConnection: Upgrade\r\n\
-          Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
-          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
-    )
-    .unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        s.read_exact(&mut byte).unwrap();
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    let (mut s, head) = websocket_upgrade(&edge, "ws.example.com");
     assert!(head.starts_with("http/1.1 101"), "{head}");
     let frame = [0x81u8, 0x85, 1, 2, 3, 4, 5, 6, 7, 8, 9];
     s.write_all(&frame).unwrap();

@@ -17,7 +17,7 @@ use burrow_proto::v2::{OpenFlow, Registration, Role, Target};
 use burrow_proto::{FlowKind, Frame, StreamOpen};
 use burrow_transport::frames::{self, write_frame, Answer, FrameReader, OlderEdges};
 use burrow_transport::pki::EdgeTrust;
-use burrow_transport::{ConnectorConn, TransportError};
+use burrow_transport::ConnectorConn;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -152,15 +152,7 @@ async fn register(cfg: &ClientConfig) -> Result<Edge, ClientError> {
         };
         let wire = OLDER_EDGES.version(cfg.edge);
         let mut reader = FrameReader::new();
-        let answer = tokio::time::timeout(
-            CONNECT_TIMEOUT,
-            frames::register(&mut control, &mut reader, &reg, wire),
-        )
-        .await
-        .unwrap_or(Err(TransportError::Timeout(
-            CONNECT_TIMEOUT,
-            "waiting for the answer to registration",
-        )));
+        let answer = frames::register(&mut control, &mut reader, &reg, wire, CONNECT_TIMEOUT).await;
         if OLDER_EDGES.learn(cfg.edge, wire, &answer) && tries < 2 {
             conn.close();
             continue;

@@ -404,15 +404,8 @@ async fn connect_with(
         };
         let wire = shared.older_edges.version(addr);
         let mut reader = FrameReader::new();
-        let answer = tokio::time::timeout(
-            REGISTER_TIMEOUT,
-            frames::register(&mut control, &mut reader, &reg, wire),
-        )
-        .await
-        .unwrap_or(Err(TransportError::Timeout(
-            REGISTER_TIMEOUT,
-            "waiting for the answer to registration",
-        )));
+        let answer =
+            frames::register(&mut control, &mut reader, &reg, wire, REGISTER_TIMEOUT).await;
         if shared.older_edges.learn(addr, wire, &answer) && tries < 2 {
             conn.close();
             continue;

@@ -399,6 +399,35 @@ pub(crate) fn put_bytes(
     Ok(())
 }
 
+/// A features list: a count (at most [`MAX_FEATURES`]) then the strings.
+pub(crate) fn put_features(out: &mut BytesMut, features: &[String]) -> Result<(), EncodeError> {
+    if features.len() > MAX_FEATURES {
+        return Err(EncodeError {
+            field: "features",
+            len: features.len(),
+            max: MAX_FEATURES,
+        });
+    }
+    out.put_u8(u8::try_from(features.len()).expect("bounded by MAX_FEATURES"));
+    for f in features {
+        put_bytes(out, "feature", f.as_bytes(), MAX_STR_LEN)?;
+    }
+    Ok(())
+}
+
+/// Reads a features list written by [`put_features`].
+pub(crate) fn features(r: &mut Reader<'_>) -> Result<Vec<String>, DecodeError> {
+    let n = usize::from(r.u8()?);
+    if n > MAX_FEATURES {
+        return Err(DecodeError::TooLong {
+            field: "features",
+            len: n,
+            max: MAX_FEATURES,
+        });
+    }
+    (0..n).map(|_| r.string("feature")).collect()
+}
+
 pub(crate) fn put_addr(out: &mut BytesMut, addr: &SocketAddr) {
     match addr.ip() {
         IpAddr::V4(ip) => {
@@ -428,17 +457,7 @@ pub fn encode(frame: &Frame, out: &mut BytesMut) -> Result<(), EncodeError> {
             payload.put_slice(&r.connector_id);
             payload.put_u8(r.conn_index);
             put_bytes(&mut payload, "version", r.version.as_bytes(), MAX_STR_LEN)?;
-            if r.features.len() > MAX_FEATURES {
-                return Err(EncodeError {
-                    field: "features",
-                    len: r.features.len(),
-                    max: MAX_FEATURES,
-                });
-            }
-            payload.put_u8(u8::try_from(r.features.len()).expect("bounded by MAX_FEATURES"));
-            for f in &r.features {
-                put_bytes(&mut payload, "feature", f.as_bytes(), MAX_STR_LEN)?;
-            }
+            put_features(&mut payload, &r.features)?;
         }
         Frame::Registered(r) => {
             payload.put_slice(&r.connection_id);
@@ -714,18 +733,7 @@ fn decode_payload(t: u8, payload: &[u8]) -> Result<Frame, DecodeError> {
             let connector_id = r.id()?;
             let conn_index = r.u8()?;
             let version = r.string("version")?;
-            let n = usize::from(r.u8()?);
-            if n > MAX_FEATURES {
-                return Err(DecodeError::TooLong {
-                    field: "features",
-                    len: n,
-                    max: MAX_FEATURES,
-                });
-            }
-            let mut features = Vec::with_capacity(n);
-            for _ in 0..n {
-                features.push(r.string("feature")?);
-            }
+            let features = features(&mut r)?;
             Frame::Register(Register {
                 account_id,
                 tunnel_id,

@@ -10,7 +10,9 @@
 //! This is the codec; the edge, connector, client and node link move to it
 //! one at a time (see docs/PROTOCOL.md, "Version 2").
 
-use crate::{put_addr, put_bytes, DecodeError, EncodeError, FlowKind, Id, Reader, MAX_FEATURES};
+use crate::{
+    features, put_addr, put_bytes, put_features, DecodeError, EncodeError, FlowKind, Id, Reader,
+};
 use crate::{MAX_SECRET_LEN, MAX_STR_LEN};
 use bytes::{BufMut, BytesMut};
 use std::net::{IpAddr, SocketAddr};
@@ -118,33 +120,6 @@ pub struct OpenFlow {
 
 fn put_str(out: &mut BytesMut, field: &'static str, s: &str) -> Result<(), EncodeError> {
     put_bytes(out, field, s.as_bytes(), MAX_STR_LEN)
-}
-
-fn put_features(out: &mut BytesMut, features: &[String]) -> Result<(), EncodeError> {
-    if features.len() > MAX_FEATURES {
-        return Err(EncodeError {
-            field: "features",
-            len: features.len(),
-            max: MAX_FEATURES,
-        });
-    }
-    out.put_u8(u8::try_from(features.len()).expect("bounded by MAX_FEATURES"));
-    for f in features {
-        put_str(out, "feature", f)?;
-    }
-    Ok(())
-}
-
-fn features(r: &mut Reader<'_>) -> Result<Vec<String>, DecodeError> {
-    let n = usize::from(r.u8()?);
-    if n > MAX_FEATURES {
-        return Err(DecodeError::TooLong {
-            field: "features",
-            len: n,
-            max: MAX_FEATURES,
-        });
-    }
-    (0..n).map(|_| r.string("feature")).collect()
 }
 
 fn malformed(r: &Reader<'_>, reason: &'static str) -> DecodeError {

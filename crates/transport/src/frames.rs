@@ -141,14 +141,30 @@ pub enum Answer {
 }
 
 /// Sends `reg` on a fresh control stream in protocol `version` (1: as
-/// [`Registration::to_v1`] spells it) and reads the answer. The caller
-/// bounds the time.
+/// [`Registration::to_v1`] spells it) and reads the answer, within
+/// `limit`.
 ///
 /// # Errors
-/// When the stream fails or closes, or the answer is not a registration
-/// answer. An edge of an older release closes the connection on a
-/// version 2 preface: see [`OlderEdges`].
+/// When the stream fails or closes, the answer is not a registration
+/// answer, or none came within `limit` ([`TransportError::Timeout`]). An
+/// edge of an older release closes the connection on a version 2 preface:
+/// see [`OlderEdges`].
 pub async fn register<S: AsyncRead + AsyncWrite + Unpin>(
+    control: &mut S,
+    reader: &mut FrameReader,
+    reg: &Registration,
+    version: u16,
+    limit: std::time::Duration,
+) -> Result<Answer, TransportError> {
+    tokio::time::timeout(limit, exchange(control, reader, reg, version))
+        .await
+        .unwrap_or(Err(TransportError::Timeout(
+            limit,
+            "waiting for the answer to registration",
+        )))
+}
+
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     control: &mut S,
     reader: &mut FrameReader,
     reg: &Registration,

@@ -5,7 +5,7 @@
 
 use burrow_proto::v2::{Registration, Role};
 use burrow_transport::frames::{self, Answer, FrameReader, OlderEdges};
-use burrow_transport::{ConnectorConn, TransportError};
+use burrow_transport::ConnectorConn;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -202,15 +202,8 @@ impl Peers {
                     .map_err(|e| format!("peer {colo} at {addr}: {e}"))?;
             let wire = self.older.version(addr).min(self.me.wire);
             let mut reader = FrameReader::new();
-            let answer = tokio::time::timeout(
-                CONNECT_TIMEOUT,
-                frames::register(&mut control, &mut reader, &reg, wire),
-            )
-            .await
-            .unwrap_or(Err(TransportError::Timeout(
-                CONNECT_TIMEOUT,
-                "waiting for the answer to registration",
-            )));
+            let answer =
+                frames::register(&mut control, &mut reader, &reg, wire, CONNECT_TIMEOUT).await;
             if self.older.learn(addr, wire, &answer) && tries < 2 {
                 conn.close();
                 continue;
