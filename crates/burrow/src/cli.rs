@@ -88,6 +88,105 @@ pub(crate) enum Command {
     /// Zero-trust client: connect this device to the edge and serve a local
     /// SOCKS5 proxy (try it with `curl --socks5-hostname 127.0.0.1:1080 URL`).
     Client(ClientArgs),
+    /// Reach a TCP service published through a tunnel (an `ssh://`,
+    /// `tcp://`, `rdp://` or `smb://` ingress rule) as `cloudflared access`
+    /// does: the bytes go over a WebSocket to the edge's HTTPS listener,
+    /// which routes the hostname into the tunnel.
+    Access(AccessClientArgs),
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct AccessClientArgs {
+    #[command(subcommand)]
+    pub(crate) command: AccessClientCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum AccessClientCommand {
+    /// Carry one TCP stream to HOSTNAME's service: stdin/stdout (for ssh's
+    /// ProxyCommand: `ssh -o ProxyCommand="burrow access ssh --hostname %h"
+    /// HOST`), or with --url a local listener whose every connection is
+    /// carried. `ssh`, `rdp` and `smb` are the same command.
+    #[command(visible_aliases = ["ssh", "rdp", "smb"])]
+    Tcp(Box<AccessTcpArgs>),
+    /// Make an Access service token: prints the client id and secret to
+    /// give `burrow access` (or send as CF-Access-Client-Id/Secret), and the
+    /// `serviceTokens` entry for the connector's `access:` settings, which
+    /// holds only the secret's SHA-256.
+    ServiceToken {
+        /// Print JSON (clientId, clientSecret, clientSecretSha256).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct AccessTcpArgs {
+    /// The service's public hostname (a `burrow route dns` name whose
+    /// ingress rule is ssh://, tcp://, rdp:// or smb://); `https://` and a
+    /// port may be given.
+    #[arg(
+        long,
+        short = 'T',
+        alias = "tunnel-host",
+        env = "TUNNEL_SERVICE_HOSTNAME"
+    )]
+    pub(crate) hostname: String,
+    /// Listen on this local address and carry each connection, instead of
+    /// stdin/stdout (e.g. 127.0.0.1:2222). [default: stdin/stdout]
+    #[arg(
+        long,
+        short = 'L',
+        alias = "listener",
+        env = "TUNNEL_SERVICE_URL",
+        value_name = "HOST:PORT"
+    )]
+    pub(crate) url: Option<String>,
+    /// Where the edge's HTTPS listener is (`HOST[:PORT]`, or
+    /// `http://HOST:PORT` for a plain-HTTP listener; the token then
+    /// crosses the network unencrypted). The TLS name is still --hostname.
+    /// [default: --hostname's own address, port 443]
+    #[arg(
+        long,
+        alias = "connect-to",
+        env = "BURROW_ACCESS_EDGE",
+        value_name = "ADDR"
+    )]
+    pub(crate) edge: Option<String>,
+    /// A CA certificate (PEM) the edge's certificate may chain to, besides
+    /// the system's roots.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) edge_ca: Option<PathBuf>,
+    /// Access service token id (CF-Access-Client-Id); `burrow access
+    /// service-token` makes one. Prefer the environment variable: a flag
+    /// is visible to other users in `ps`.
+    #[arg(long, alias = "id", env = "TUNNEL_SERVICE_TOKEN_ID", value_name = "ID")]
+    pub(crate) service_token_id: Option<String>,
+    /// Access service token secret (CF-Access-Client-Secret).
+    #[arg(
+        long,
+        alias = "secret",
+        env = "TUNNEL_SERVICE_TOKEN_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub(crate) service_token_secret: Option<String>,
+    /// An Access JWT, sent as Cf-Access-Jwt-Assertion (burrow's addition;
+    /// cloudflared gets one from a browser login).
+    #[arg(
+        long,
+        env = "BURROW_ACCESS_TOKEN",
+        value_name = "JWT",
+        hide_env_values = true
+    )]
+    pub(crate) access_token: Option<String>,
+    /// The SSH server behind a bastion rule (sent as
+    /// Cf-Access-Jump-Destination).
+    #[arg(long, env = "TUNNEL_SERVICE_DESTINATION", value_name = "HOST:PORT")]
+    pub(crate) destination: Option<String>,
+    /// An extra request header, `NAME: VALUE` (repeatable).
+    #[arg(long, short = 'H', value_name = "NAME: VALUE")]
+    pub(crate) header: Vec<String>,
 }
 
 #[derive(Subcommand, Debug)]

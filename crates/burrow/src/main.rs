@@ -11,6 +11,7 @@
 //! Exit codes: 0 success; 64 bad configuration or flags (nothing was bound);
 //! 1 any other failure, including the edge refusing the tunnel credentials.
 
+mod access_cmd;
 mod admin_client;
 mod admin_cmd;
 mod capacity;
@@ -63,6 +64,12 @@ fn file_loglevel(command: &cli::Command) -> Option<String> {
                     .ok()?
                     .log_level
             }
+            _ => None,
+        },
+        // On stdin/stdout (ssh's ProxyCommand) only what goes wrong is
+        // worth printing beside the session.
+        cli::Command::Access(a) => match &a.command {
+            cli::AccessClientCommand::Tcp(t) if t.url.is_none() => Some("warn".into()),
             _ => None,
         },
         _ => None,
@@ -324,6 +331,7 @@ fn main() -> ExitCode {
             cli::Command::User(a) => admin_cmd::user(a.admin, a.command).await,
             cli::Command::Device(a) => admin_cmd::device(a.admin, a.command).await,
             cli::Command::Client(a) => client_cmd::run(a).await,
+            cli::Command::Access(a) => access_cmd::run(a.command).await,
             cli::Command::Service(cli::ServiceCommand::Install {
                 kind,
                 config,

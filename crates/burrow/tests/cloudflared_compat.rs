@@ -470,3 +470,197 @@ fn ingress_commands_find_the_config_as_cloudflared_does() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `burrow access service-token --json`: (id, secret, secret's SHA-256).
+fn service_token() -> (String, String, String) {
+    let out = std::process::Command::new(BIN)
+        .args(["access", "service-token", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let s = |k: &str| v[k].as_str().unwrap().to_owned();
+    (s("clientId"), s("clientSecret"), s("clientSecretSha256"))
+}
+
+/// Runs `prog args` with `envs`, at most 180 s; (success, stdout, stderr).
+fn run_with(prog: &str, args: &[String], envs: &[(&str, &str)]) -> (bool, String, String) {
+    let out = std::process::Command::new("timeout")
+        .arg("180")
+        .arg(prog)
+        .args(args)
+        .envs(envs.iter().copied())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// cloudflared's `access ssh` as ssh's ProxyCommand: an ssh session and
+/// 50 MB each way with scp reach a real sshd behind the tunnel's `ssh://`
+/// rule, through the edge's HTTPS listener, with the rule's service token
+/// checked by the connector; a wrong or missing token gets no further
+/// than the connector.
+#[test]
+fn ssh_and_scp_go_through_burrow_access_to_a_real_sshd() {
+    use util::tls::{make_ca, make_cert};
+    let dir = tempdir();
+    let d = dir.path();
+    let sshd = util::sshd::Sshd::start(d);
+    let certs = d.join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    let ca = make_ca(d);
+    make_cert(d, "ssh.example.com", &certs);
+    let edge = EdgeProc::start(
+        d,
+        "NRT",
+        "edge.db",
+        &[
+            "--https",
+            "127.0.0.1:0",
+            "--cert-dir",
+            certs.to_str().unwrap(),
+        ],
+    );
+    let (id, secret, hash) = service_token();
+    let config = d.join("config.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "ingress:\n\
+             \x20 - hostname: ssh.example.com\n    service: ssh://{}\n\
+             \x20   originRequest:\n      access:\n        required: true\n\
+             \x20       serviceTokens:\n          - clientId: {id}\n            clientSecretSha256: {hash}\n\
+             \x20 - service: http_status:404\n",
+            sshd.addr
+        ),
+    )
+    .unwrap();
+    let _connector = edge.connected_tunnel("t", &["--config", config.to_str().unwrap()], 1);
+    edge.admin(&["route", "dns", "t", "ssh.example.com"])
+        .expect("route dns");
+    let proxy = format!(
+        "{BIN} access ssh --hostname %h --edge 127.0.0.1:{} --edge-ca {ca}",
+        edge.https_addr.unwrap().port()
+    );
+    let opts = sshd.client_options(d, &proxy);
+    let login = format!("{}@ssh.example.com", sshd.user);
+    let token = [
+        ("TUNNEL_SERVICE_TOKEN_ID", id.as_str()),
+        ("TUNNEL_SERVICE_TOKEN_SECRET", secret.as_str()),
+    ];
+
+    // An ssh session.
+    let mut args = opts.clone();
+    args.extend([login.clone(), "echo hello from sshd; uname -s".into()]);
+    let (ok, out, err) = run_with("ssh", &args, &token);
+    assert!(ok, "ssh failed: {err}\nsshd: {}", sshd.log());
+    assert_eq!(out, "hello from sshd\nLinux\n");
+
+    // 50 MB up and back down with scp, checked by sha256.
+    let mut seed = 17;
+    let data = pattern(&mut seed, 50 * 1024 * 1024);
+    let (up, remote, down) = (d.join("up.bin"), d.join("remote.bin"), d.join("down.bin"));
+    std::fs::write(&up, &data).unwrap();
+    let mut args = opts.clone();
+    args.extend([
+        up.display().to_string(),
+        format!("{login}:{}", remote.display()),
+    ]);
+    let (ok, _, err) = run_with("scp", &args, &token);
+    assert!(ok, "scp up failed: {err}");
+    let mut args = opts.clone();
+    args.extend([
+        format!("{login}:{}", remote.display()),
+        down.display().to_string(),
+    ]);
+    let (ok, _, err) = run_with("scp", &args, &token);
+    assert!(ok, "scp down failed: {err}");
+    assert_eq!(sha256(&std::fs::read(&remote).unwrap()), sha256(&data));
+    assert_eq!(sha256(&std::fs::read(&down).unwrap()), sha256(&data));
+
+    // A wrong secret and no token: refused by the connector's access check.
+    for envs in [
+        vec![
+            ("TUNNEL_SERVICE_TOKEN_ID", id.as_str()),
+            ("TUNNEL_SERVICE_TOKEN_SECRET", "not-the-secret"),
+        ],
+        vec![],
+    ] {
+        let mut args = opts.clone();
+        args.extend([login.clone(), "echo should not run".into()]);
+        let (ok, out, err) = run_with("ssh", &args, &envs);
+        assert!(!ok, "ssh without a valid token ran: {out}");
+        assert!(err.contains("403"), "the refusal names 403: {err}");
+    }
+}
+
+/// `burrow access tcp --url`: a local listener whose every connection is
+/// carried to the hostname's `tcp://` rule (cloudflared's form for RDP and
+/// other TCP services); several at once, bytes intact.
+#[test]
+fn access_tcp_listener_carries_each_connection_to_the_tcp_rule() {
+    let dir = tempdir();
+    let d = dir.path();
+    let origin = Origin::start(echo);
+    let edge = EdgeProc::start(d, "NRT", "edge.db", &["--http", "127.0.0.1:0"]);
+    let config = d.join("config.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "ingress:\n  - hostname: rdp.example.com\n    service: rdp://{}\n  - service: http_status:404\n",
+            origin.addr
+        ),
+    )
+    .unwrap();
+    let _connector = edge.connected_tunnel("t", &["--config", config.to_str().unwrap()], 1);
+    edge.admin(&["route", "dns", "t", "rdp.example.com"])
+        .expect("route dns");
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let edge_url = format!("http://{}", edge.http_addr.unwrap());
+    let access = Proc::spawn(
+        d,
+        "access",
+        &[
+            "access",
+            "rdp",
+            "--hostname",
+            "rdp.example.com",
+            "--url",
+            &listen,
+            "--edge",
+            &edge_url,
+        ],
+    );
+    access.wait_log("listening", Duration::from_secs(10));
+    let addr: std::net::SocketAddr = listen.parse().unwrap();
+    let threads: Vec<_> = (0..4u64)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let mut seed = i + 1;
+                let payload = pattern(&mut seed, 2 * 1024 * 1024);
+                let back = echo_round_trip(addr, &payload).unwrap();
+                assert_eq!(sha256(&back), sha256(&payload), "connection {i}");
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    // A plain web request to the TCP hostname is told what to use.
+    let mut s = connect(edge.http_addr.unwrap(), Duration::from_secs(5));
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    std::io::Write::write_all(
+        &mut s,
+        b"GET / HTTP/1.1\r\nHost: rdp.example.com\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut s, &mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("burrow access tcp"), "{answer}");
+}

@@ -24,6 +24,21 @@ pub struct AccessCheck {
     /// burrow's addition; without it, `teamName` gives Cloudflare Access's
     /// `https://<teamName>.cloudflareaccess.com/cdn-cgi/access/certs`.
     pub jwks: Option<String>,
+    /// `serviceTokens` (burrow's addition, the part of Cloudflare Access
+    /// that checks service tokens): a request carrying one of these in
+    /// `CF-Access-Client-Id` / `CF-Access-Client-Secret` passes without a
+    /// JWT. Only the secret's SHA-256 is configured.
+    pub service_tokens: Vec<ServiceToken>,
+}
+
+/// One Access service token: its public id and its secret's SHA-256
+/// (`burrow access token` makes a pair and prints both forms).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceToken {
+    /// `clientId`, sent as `CF-Access-Client-Id`.
+    pub client_id: String,
+    /// `clientSecretSha256`: SHA-256 of the `CF-Access-Client-Secret`.
+    pub secret_sha256: [u8; 32],
 }
 
 /// Resolved origin settings of one rule.
@@ -328,10 +343,19 @@ fn access(at: &str, v: &Value, warnings: &mut Vec<String>) -> Result<AccessCheck
     }
     for k in map.keys() {
         if let Some(k) = k.as_str() {
-            if !["required", "teamName", "audTag", "jwks", "environment"].contains(&k) {
+            if ![
+                "required",
+                "teamName",
+                "audTag",
+                "jwks",
+                "environment",
+                "serviceTokens",
+            ]
+            .contains(&k)
+            {
                 return Err(ConfigError::new(
                     format!("{at}.{k}"),
-                    "unknown key (expected required, teamName, audTag, environment, jwks)",
+                    "unknown key (expected required, teamName, audTag, environment, jwks, serviceTokens)",
                 ));
             }
         }
@@ -357,10 +381,24 @@ fn access(at: &str, v: &Value, warnings: &mut Vec<String>) -> Result<AccessCheck
                 false => format!("https://{t}.cloudflareaccess.com/cdn-cgi/access/certs"),
             })
         });
-    if required && jwks.is_none() {
+    let service_tokens = match get("serviceTokens") {
+        None => Vec::new(),
+        Some(Value::Sequence(items)) => items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| service_token(&format!("{at}.serviceTokens[{i}]"), v))
+            .collect::<Result<_, _>>()?,
+        Some(_) => {
+            return Err(ConfigError::new(
+                format!("{at}.serviceTokens"),
+                "must be a list of {clientId, clientSecretSha256}",
+            ))
+        }
+    };
+    if required && jwks.is_none() && service_tokens.is_empty() {
         return Err(ConfigError::new(
             format!("{at}.jwks"),
-            "required: true needs the signing keys: give jwks (a JWKS URL or file) or teamName",
+            "required: true needs the signing keys or service tokens: give jwks (a JWKS URL or file), teamName, or serviceTokens",
         ));
     }
     Ok(AccessCheck {
@@ -368,6 +406,53 @@ fn access(at: &str, v: &Value, warnings: &mut Vec<String>) -> Result<AccessCheck
         team_name,
         aud_tag,
         jwks,
+        service_tokens,
+    })
+}
+
+fn service_token(at: &str, v: &Value) -> Result<ServiceToken, ConfigError> {
+    let Value::Mapping(map) = v else {
+        return Err(ConfigError::new(
+            at,
+            "must be a mapping: {clientId, clientSecretSha256}",
+        ));
+    };
+    for k in map.keys() {
+        let k = k.as_str().unwrap_or("?");
+        if !["clientId", "clientSecretSha256"].contains(&k) {
+            return Err(ConfigError::new(
+                format!("{at}.{k}"),
+                "unknown key (expected clientId, clientSecretSha256)",
+            ));
+        }
+    }
+    let field = |k: &str| -> Result<String, ConfigError> {
+        let f = format!("{at}.{k}");
+        let v = map
+            .get(Value::String(k.into()))
+            .ok_or_else(|| ConfigError::new(&f, "missing (`burrow access token` makes a pair)"))?;
+        string(&f, v)
+    };
+    let client_id = field("clientId")?;
+    if client_id.is_empty() || client_id.len() > 256 {
+        return Err(ConfigError::new(
+            format!("{at}.clientId"),
+            "must be 1 to 256 characters",
+        ));
+    }
+    let hash = field("clientSecretSha256")?;
+    let secret_sha256 = hex::decode(hash.trim())
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .ok_or_else(|| {
+            ConfigError::new(
+                format!("{at}.clientSecretSha256"),
+                "must be 64 hex digits: the SHA-256 of the client secret (never the secret itself)",
+            )
+        })?;
+    Ok(ServiceToken {
+        client_id,
+        secret_sha256,
     })
 }
 
@@ -483,6 +568,41 @@ mod tests {
             w[0].contains("proxyType") && w[1].contains("flavour"),
             "{w:?}"
         );
+    }
+
+    #[test]
+    fn service_tokens_are_configured_by_the_secrets_hash_alone() {
+        let hash = "ab".repeat(32);
+        let (o, _) = apply(
+            &OriginRequest::default(),
+            &format!("access: {{required: true, serviceTokens: [{{clientId: id1.access, clientSecretSha256: {hash}}}]}}\n"),
+        )
+        .unwrap();
+        let a = o.access.unwrap();
+        assert_eq!(a.jwks, None, "service tokens alone need no keys");
+        assert_eq!(a.service_tokens[0].client_id, "id1.access");
+        assert_eq!(a.service_tokens[0].secret_sha256, [0xab; 32]);
+        for (yaml, field) in [
+            (
+                "access: {required: true, serviceTokens: [{clientId: a, clientSecretSha256: s3cret}]}\n",
+                "originRequest.access.serviceTokens[0].clientSecretSha256",
+            ),
+            (
+                "access: {required: true, serviceTokens: [{clientSecretSha256: 00}]}\n",
+                "originRequest.access.serviceTokens[0].clientId",
+            ),
+            (
+                "access: {required: true, serviceTokens: [{clientId: a, secret: x}]}\n",
+                "originRequest.access.serviceTokens[0].secret",
+            ),
+            (
+                "access: {required: true, serviceTokens: a}\n",
+                "originRequest.access.serviceTokens",
+            ),
+        ] {
+            let e = apply(&OriginRequest::default(), yaml).unwrap_err();
+            assert_eq!(e.field, field, "{yaml}");
+        }
     }
 
     #[test]

@@ -17,6 +17,7 @@
 //! - [`frames`]: reading and writing `burrow-proto` frames on a stream.
 //! - [`quic_datagrams`]: UDP-session datagrams as QUIC datagrams.
 //! - [`splice`]: copying a flow both ways with adaptive buffers.
+//! - [`ws_tcp`]: a TCP stream carried over a WebSocket (`burrow access`).
 //! - [`same_task`]: futures polled by the task serving a connection
 //!   (its upstream HTTP/1.1 connections).
 //!
@@ -46,6 +47,7 @@ mod run_last;
 pub mod same_task;
 pub mod splice;
 pub mod stream;
+pub mod ws_tcp;
 
 pub use stream::BoxStream;
 

@@ -5,6 +5,7 @@
 pub mod httporigin;
 #[allow(unused_imports)]
 pub use burrow_testpg as pg;
+pub mod sshd;
 pub mod tls;
 
 use sha2::{Digest, Sha256};

@@ -3,9 +3,11 @@
 //! the ingress rules by its hostname and path (cloudflared's semantics),
 //! then answered by a built-in service or proxied to the origin with a
 //! pooled HTTP client. Bodies stream both ways; a `101` answer (WebSocket)
-//! joins the two upgraded connections.
+//! joins the two upgraded connections. A WebSocket to a TCP service
+//! (`ssh://`, `tcp://`, …) carries that stream ([`stream_origin`]).
 
 pub(crate) mod lean;
+mod stream_origin;
 
 use crate::env::FlowEnv;
 use crate::flow::builtin::builtin_response;
@@ -172,6 +174,10 @@ async fn handle(
             (scheme.clone(), addr.clone())
         }
         Service::Unix { .. } => return over_unix(env, &routing, index, req).await,
+        // ssh://, tcp://, rdp://, …: a WebSocket carries the stream.
+        Service::Tcp { addr, .. } => {
+            return stream_origin::serve(env, index, addr, &host, req).await;
+        }
         other => {
             return bad_gateway(Some(index), &format!("ingress rule {index} does not serve HTTP requests (it is not an http://, https://, http_status or hello_world service: {other:?})"));
         }
