@@ -26,7 +26,9 @@ pub(crate) async fn run(a: QuickArgs) -> anyhow::Result<()> {
     let is_http = match &service {
         Service::HelloWorld | Service::HttpStatus(_) => true,
         Service::Tcp { scheme, .. } => scheme == "http" || scheme == "https",
-        Service::Unix { .. } | Service::Udp { .. } => false,
+        Service::Unix { .. } | Service::Udp { .. } | Service::SocksProxy | Service::Bastion => {
+            false
+        }
     };
     let scheme = match &service {
         Service::Tcp { scheme, .. } if scheme == "https" => "https",

@@ -470,20 +470,6 @@ async fn watch_config(
     }
 }
 
-fn describe(s: &Service) -> String {
-    match s {
-        Service::Tcp { scheme, addr } => format!("{scheme}://{addr}"),
-        Service::Udp { addr } => format!("udp://{addr}"),
-        Service::Unix { path, tls } => format!(
-            "{}:{}",
-            if *tls { "unix+tls" } else { "unix" },
-            path.display()
-        ),
-        Service::HttpStatus(c) => format!("http_status:{c}"),
-        Service::HelloWorld => "hello_world".into(),
-    }
-}
-
 pub(crate) async fn ingress(cmd: crate::cli::IngressCommand) -> anyhow::Result<()> {
     use crate::cli::IngressCommand;
     let (given, url) = match &cmd {
@@ -507,7 +493,7 @@ pub(crate) async fn ingress(cmd: crate::cli::IngressCommand) -> anyhow::Result<(
                 println!(
                     "  rule {i}: {} -> {}",
                     r.hostname.as_deref().unwrap_or("*"),
-                    describe(&r.service)
+                    r.service
                 );
             }
         }
@@ -523,7 +509,7 @@ pub(crate) async fn ingress(cmd: crate::cli::IngressCommand) -> anyhow::Result<(
             println!(
                 "Matched rule #{i}: {} -> {}",
                 r.hostname.as_deref().unwrap_or("*"),
-                describe(&r.service)
+                r.service
             );
         }
     }

@@ -664,3 +664,126 @@ fn access_tcp_listener_carries_each_connection_to_the_tcp_rule() {
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
     assert!(answer.contains("burrow access tcp"), "{answer}");
 }
+
+/// cloudflared's `socks-proxy` and `bastion` services, reached with
+/// `burrow access tcp`: curl through the SOCKS5 proxy reaches what the
+/// rule's `ipRules` allow and nothing else; a bastion carries a stream to
+/// the destination its client names, within its `ipRules`.
+#[test]
+fn socks_proxy_and_bastion_rules_serve_what_their_ip_rules_allow() {
+    let dir = tempdir();
+    let d = dir.path();
+    let web = util::httporigin::HttpOrigin::start("S");
+    let echo_origin = Origin::start(echo);
+    let edge = EdgeProc::start(d, "NRT", "edge.db", &["--http", "127.0.0.1:0"]);
+    let config = d.join("config.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "ingress:\n\
+             \x20 - hostname: socks.example.com\n    service: socks-proxy\n\
+             \x20   originRequest:\n      ipRules:\n\
+             \x20       - {{prefix: 127.0.0.1/32, ports: [{web}], allow: true}}\n\
+             \x20       - {{prefix: 0.0.0.0/0, allow: false}}\n\
+             \x20 - hostname: bastion.example.com\n    service: bastion\n\
+             \x20   originRequest:\n      ipRules:\n\
+             \x20       - {{prefix: 127.0.0.1/32, ports: [{echo}], allow: true}}\n\
+             \x20 - service: http_status:404\n",
+            web = web.addr.port(),
+            echo = echo_origin.addr.port(),
+        ),
+    )
+    .unwrap();
+    let connector = edge.connected_tunnel("t", &["--config", config.to_str().unwrap()], 1);
+    for h in ["socks.example.com", "bastion.example.com"] {
+        edge.admin(&["route", "dns", "t", h]).expect("route dns");
+    }
+    let edge_url = format!("http://{}", edge.http_addr.unwrap());
+    let socks = format!("127.0.0.1:{}", free_port());
+    let access = Proc::spawn(
+        d,
+        "access-socks",
+        &[
+            "access",
+            "tcp",
+            "--hostname",
+            "socks.example.com",
+            "--url",
+            &socks,
+            "--edge",
+            &edge_url,
+        ],
+    );
+    access.wait_log("listening", Duration::from_secs(10));
+    let curl = |proxy_flag: &str, url: &str| {
+        std::process::Command::new("curl")
+            .args(["-sS", "--max-time", "20", proxy_flag, &socks, url])
+            .output()
+            .unwrap()
+    };
+    // Allowed: by address, and by a name the connector resolves.
+    for (flag, url) in [
+        (
+            "--socks5",
+            format!("http://127.0.0.1:{}/a", web.addr.port()),
+        ),
+        (
+            "--socks5-hostname",
+            format!("http://localhost:{}/b", web.addr.port()),
+        ),
+    ] {
+        let out = curl(flag, &url);
+        let body = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{url}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(body.starts_with("origin S"), "{body}");
+    }
+    // Denied: another port of the same host, another address.
+    for url in [
+        format!("http://127.0.0.1:{}/", echo_origin.addr.port()),
+        format!("http://127.0.0.2:{}/", web.addr.port()),
+    ] {
+        let out = curl("--socks5", &url);
+        assert!(!out.status.success(), "{url} went through");
+    }
+    // The connector says why.
+    connector.wait_log("is denied by ipRules[1]", Duration::from_secs(5));
+
+    // The bastion: stdin/stdout to the destination the client names.
+    let bastion = |dest: &str| {
+        let mut child = std::process::Command::new(BIN)
+            .args([
+                "access",
+                "ssh",
+                "--hostname",
+                "bastion.example.com",
+                "--edge",
+                &edge_url,
+                "--destination",
+                dest,
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        std::io::Write::write_all(&mut stdin, b"through the bastion\n").unwrap();
+        drop(stdin);
+        child.wait_with_output().unwrap()
+    };
+    let out = bastion(&echo_origin.addr.to_string());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout, b"through the bastion\n");
+    let out = bastion(&web.addr.to_string());
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("403") && err.contains("ipRules"), "{err}");
+}

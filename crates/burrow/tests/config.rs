@@ -125,7 +125,7 @@ fn origin_request_keys_burrow_does_not_act_on_warn() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(
-        stderr.contains("originRequest.proxyType is not supported by burrow and is ignored"),
+        stderr.contains("originRequest.proxyPort is not supported by burrow and is ignored"),
         "{stderr}"
     );
     // noHappyEyeballs and matchSNItoHost are carried out.
@@ -225,7 +225,9 @@ fn ingress_rule_answers_as_cloudflared_for_its_service_and_hostname_forms() {
             "#4: bücher.example.com",
         ),
         ("xn--mnchen-3ya.example.com", "#5: "),
-        ("somewhere.example.org", "#7: * -> http_status:999"),
+        ("socks.example.com", "#6: socks.example.com -> socks-proxy"),
+        ("jump.example.com", "#7: jump.example.com -> bastion"),
+        ("somewhere.example.org", "#10: * -> http_status:999"),
     ] {
         let out = Command::new(util::BIN)
             .args(["tunnel", "ingress", "rule", url, "--config"])

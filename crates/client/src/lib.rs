@@ -294,51 +294,13 @@ async fn reconnect(cfg: ClientConfig, conn: Shared, shutdown: CancellationToken)
     }
 }
 
-async fn read_until<T>(
-    app: &mut TcpStream,
-    buf: &mut Vec<u8>,
-    parse: impl Fn(&[u8]) -> Result<Option<T>, socks5::SocksError>,
-) -> Result<T, String> {
-    loop {
-        if let Some(v) = parse(buf).map_err(|e| e.to_string())? {
-            return Ok(v);
-        }
-        if buf.len() > 600 {
-            return Err("SOCKS request too long".into());
-        }
-        let mut chunk = [0u8; 512];
-        let n = app.read(&mut chunk).await.map_err(|e| e.to_string())?;
-        if n == 0 {
-            return Err("closed during the SOCKS handshake".into());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-}
-
 async fn proxy(
     conn: Arc<Edge>,
     mut app: TcpStream,
     peer: SocketAddr,
     next: Arc<AtomicU64>,
 ) -> Result<(), String> {
-    let handshake = async {
-        let mut buf = Vec::with_capacity(64);
-        let (no_auth, used) = read_until(&mut app, &mut buf, socks5::parse_greeting).await?;
-        buf.drain(..used);
-        if !no_auth {
-            let _ = app.write_all(&[socks5::VERSION, socks5::NO_METHOD]).await;
-            return Err("client offers no 'no authentication' method".to_owned());
-        }
-        app.write_all(&[socks5::VERSION, socks5::NO_AUTH])
-            .await
-            .map_err(|e| e.to_string())?;
-        let (req, used) = read_until(&mut app, &mut buf, socks5::parse_request).await?;
-        buf.drain(..used);
-        Ok((req, buf))
-    };
-    let (req, early) = tokio::time::timeout(SOCKS_TIMEOUT, handshake)
-        .await
-        .map_err(|_| "SOCKS handshake timed out".to_owned())??;
+    let (req, early) = burrow_transport::socks::accept(&mut app, SOCKS_TIMEOUT).await?;
     if req.command == Command::UdpAssociate {
         return udp::associate(conn, app, peer, req.dest, next).await;
     }

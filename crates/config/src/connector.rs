@@ -73,6 +73,34 @@ pub enum Service {
     HttpStatus(u16),
     /// burrow's built-in hello-world HTTP origin.
     HelloWorld,
+    /// cloudflared's `socks-proxy`: each WebSocket stream (`burrow access
+    /// tcp`) is a SOCKS5 proxy whose destinations the rule's `ipRules`
+    /// allow (none allowed without rules, as in cloudflared).
+    SocksProxy,
+    /// cloudflared's `bastion`: each WebSocket stream goes to the
+    /// destination its client names (`burrow access ssh --destination`),
+    /// within the rule's `ipRules` when it has any.
+    Bastion,
+}
+
+impl std::fmt::Display for Service {
+    /// As written in `config.yml` (what `ingress rule` prints).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Tcp { scheme, addr } => write!(f, "{scheme}://{addr}"),
+            Self::Udp { addr } => write!(f, "udp://{addr}"),
+            Self::Unix { path, tls } => write!(
+                f,
+                "{}:{}",
+                if *tls { "unix+tls" } else { "unix" },
+                path.display()
+            ),
+            Self::HttpStatus(c) => write!(f, "http_status:{c}"),
+            Self::HelloWorld => f.write_str("hello_world"),
+            Self::SocksProxy => f.write_str("socks-proxy"),
+            Self::Bastion => f.write_str("bastion"),
+        }
+    }
 }
 
 impl Service {
@@ -83,6 +111,12 @@ impl Service {
     pub fn parse(s: &str) -> Result<Self, String> {
         if s == "hello_world" || s == "hello-world" {
             return Ok(Self::HelloWorld);
+        }
+        if s == "socks-proxy" {
+            return Ok(Self::SocksProxy);
+        }
+        if s == "bastion" {
+            return Ok(Self::Bastion);
         }
         if let Some(code) = s.strip_prefix("http_status:") {
             let code: u16 = code
@@ -595,6 +629,12 @@ fn validate_ingress(
                 format!("ingress[{i}]"),
                 "a rule without hostname and path matches everything, so the rules after it \
                  could never match; move it to the end",
+            ));
+        }
+        let socks = service == Service::SocksProxy || origin.proxy_socks;
+        if socks && origin.ip_rules.is_empty() {
+            warnings.push(format!(
+                "ingress[{i}]: a SOCKS proxy without originRequest.ipRules allows no destination (as in cloudflared); add ipRules with allow: true"
             ));
         }
         rules.push(IngressRule {

@@ -77,8 +77,15 @@ pub struct OriginRequest {
     /// an `https://` origin (and check its certificate for it).
     pub match_sni_to_host: bool,
     /// `ipRules`: destinations the connector may dial for clients' private
-    /// flows (top level), first match, deny by default when any exist.
+    /// flows (top level) and for `socks-proxy` and `bastion` rules, first
+    /// match, deny by default when any exist.
     pub ip_rules: Vec<IpRule>,
+    /// `bastionMode`: the rule is a bastion (its destination comes from
+    /// each request's `Cf-Access-Jump-Destination`), whatever its service.
+    pub bastion_mode: bool,
+    /// `proxyType: socks`: the rule's stream is served as a SOCKS5 proxy,
+    /// as `service: socks-proxy` is.
+    pub proxy_socks: bool,
 }
 
 impl Default for OriginRequest {
@@ -99,6 +106,8 @@ impl Default for OriginRequest {
             ip_rules: Vec::new(),
             no_happy_eyeballs: false,
             match_sni_to_host: false,
+            bastion_mode: false,
+            proxy_socks: false,
         }
     }
 }
@@ -212,8 +221,10 @@ fn ip_rules(at: &str, v: &Value) -> Result<Vec<IpRule>, ConfigError> {
         .collect()
 }
 
-/// Keys cloudflared has that burrow accepts without acting on them.
-const IGNORED: &[&str] = &["proxyAddress", "proxyPort", "proxyType", "bastionMode"];
+/// Keys cloudflared has that burrow accepts without acting on them: the
+/// listen address of cloudflared's own local WebSocket proxy (burrow
+/// bridges in process and listens on nothing).
+const IGNORED: &[&str] = &["proxyAddress", "proxyPort"];
 
 pub(crate) fn dur(field: &str, v: &Value) -> Result<Duration, ConfigError> {
     match v {
@@ -294,6 +305,20 @@ impl OriginRequest {
                 "matchSNItoHost" => o.match_sni_to_host = boolean(&field, v)?,
                 "access" => o.access = Some(access(&field, v, warnings)?),
                 "ipRules" => o.ip_rules = ip_rules(&field, v)?,
+                "bastionMode" => o.bastion_mode = boolean(&field, v)?,
+                "proxyType" => {
+                    o.proxy_socks = match v.as_str() {
+                        Some("socks") => true,
+                        Some("") | None if v.is_null() => false,
+                        Some("") => false,
+                        _ => {
+                            return Err(ConfigError::new(
+                                &field,
+                                "must be \"socks\" or empty (cloudflared's two values)",
+                            ))
+                        }
+                    };
+                }
                 k if IGNORED.contains(&k) => {
                     warnings.push(format!("{field} is not supported by burrow and is ignored"));
                 }
@@ -562,12 +587,19 @@ mod tests {
 
     #[test]
     fn unknown_and_unsupported_keys_warn() {
-        let (_, w) = apply(&OriginRequest::default(), "proxyType: socks\nflavour: 1\n").unwrap();
+        let (o, w) = apply(
+            &OriginRequest::default(),
+            "proxyType: socks\nproxyPort: 9000\nbastionMode: true\nflavour: 1\n",
+        )
+        .unwrap();
+        assert!(o.proxy_socks && o.bastion_mode);
         assert_eq!(w.len(), 2, "{w:?}");
         assert!(
-            w[0].contains("proxyType") && w[1].contains("flavour"),
+            w[0].contains("proxyPort") && w[1].contains("flavour"),
             "{w:?}"
         );
+        let e = apply(&OriginRequest::default(), "proxyType: http\n").unwrap_err();
+        assert_eq!(e.field, "originRequest.proxyType");
     }
 
     #[test]

@@ -16,6 +16,7 @@
 //! - [`dns`]: hickory resolvers (system or one given server).
 //! - [`frames`]: reading and writing `burrow-proto` frames on a stream.
 //! - [`quic_datagrams`]: UDP-session datagrams as QUIC datagrams.
+//! - [`socks`]: the server side of a SOCKS5 handshake.
 //! - [`splice`]: copying a flow both ways with adaptive buffers.
 //! - [`ws_tcp`]: a TCP stream carried over a WebSocket (`burrow access`).
 //! - [`same_task`]: futures polled by the task serving a connection
@@ -45,6 +46,7 @@ pub mod quic_tls;
 pub mod replay;
 mod run_last;
 pub mod same_task;
+pub mod socks;
 pub mod splice;
 pub mod stream;
 pub mod ws_tcp;

@@ -6,6 +6,7 @@
 //! a small HTTP/1.1 server on the stream itself, with no origin socket.
 
 pub(crate) mod builtin;
+pub(crate) mod socks;
 pub(crate) mod tcp;
 
 use crate::env::FlowEnv;
@@ -220,6 +221,30 @@ async fn dispatch(
                     reject(&mut stream, RefuseCode::OriginUnreachable, &msg).await;
                 }
             }
+        }
+        // An edge app's TCP flow into a socks-proxy rule: the flow itself
+        // is the SOCKS5 client.
+        Service::SocksProxy => {
+            if write_frame(&mut stream, &Frame::StreamAccepted, false)
+                .await
+                .is_err()
+            {
+                return;
+            }
+            let io = Replay::new(leftover.freeze(), stream);
+            socks::serve(
+                io,
+                &rule.origin.ip_rules,
+                rule.origin.connect_timeout,
+                &env.metrics,
+                rule_index,
+            )
+            .await;
+        }
+        Service::Bastion => {
+            let msg = format!("ingress rule {rule_index} is a bastion: its streams come as WebSockets naming their destination (burrow access ssh --destination)");
+            info!(rule = rule_index, reason = %msg, "flow refused");
+            reject(&mut stream, RefuseCode::NoIngress, &msg).await;
         }
         Service::HelloWorld | Service::HttpStatus(_) => {
             if open.kind == FlowKind::Tcp && rule.hostname.is_none() {

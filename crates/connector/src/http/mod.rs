@@ -154,6 +154,9 @@ async fn handle(
             return text(StatusCode::FORBIDDEN, &format!("Forbidden: {reason}"));
         }
     }
+    if let Some(target) = stream_origin::StreamTarget::of(rule) {
+        return stream_origin::serve(env, index, target, &host, req).await;
+    }
     let (scheme, addr) = match &rule.service {
         Service::HttpStatus(_) | Service::HelloWorld => {
             // The stream may be a kept-alive one: show this request's client.
@@ -174,10 +177,6 @@ async fn handle(
             (scheme.clone(), addr.clone())
         }
         Service::Unix { .. } => return over_unix(env, &routing, index, req).await,
-        // ssh://, tcp://, rdp://, …: a WebSocket carries the stream.
-        Service::Tcp { addr, .. } => {
-            return stream_origin::serve(env, index, addr, &host, req).await;
-        }
         other => {
             return bad_gateway(Some(index), &format!("ingress rule {index} does not serve HTTP requests (it is not an http://, https://, http_status or hello_world service: {other:?})"));
         }
