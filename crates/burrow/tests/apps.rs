@@ -566,7 +566,14 @@ fn udp_through_a_tunnel_on_quic_and_http2() {
             dir.path(),
             transport,
             &creds,
-            &["--url", &url, "--protocol", transport],
+            &[
+                "--url",
+                &url,
+                "--protocol",
+                transport,
+                "--metrics",
+                "127.0.0.1:0",
+            ],
         ));
         edge.wait_connections(transport, 1, Duration::from_secs(20));
         let port = free_port();
@@ -590,6 +597,32 @@ fn udp_through_a_tunnel_on_quic_and_http2() {
                 "{transport}: {len} bytes"
             );
         }
+        // cloudflared's UDP flow counters, summed over the connector's
+        // connections: 20 clients and the one above, none failed.
+        let url = connectors
+            .last()
+            .unwrap()
+            .wait_line("metrics:", Duration::from_secs(5));
+        let (_, text) = http(
+            url.trim_end_matches("/metrics"),
+            "GET",
+            "/metrics",
+            None,
+            "",
+        );
+        let sum = |family: &str| -> f64 {
+            text.lines()
+                .filter(|l| l.starts_with(&format!("{family}{{")))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum()
+        };
+        assert_eq!(
+            sum("cloudflared_udp_total_flows"),
+            21.0,
+            "{transport}: {text}"
+        );
+        assert_eq!(sum("cloudflared_udp_failed_flows"), 0.0, "{transport}");
+        assert_eq!(series_value(&text, "cloudflared_udp_total_sessions"), 21.0);
     }
     // A TCP app on a udp:// ingress rule is refused by the connector with
     // the reason.

@@ -134,7 +134,7 @@ pub(crate) async fn relay(
             &to.to_string(),
             leftover,
             None,
-            conn.mux.clone(),
+            conn,
             open.flow_id,
             metrics,
         )

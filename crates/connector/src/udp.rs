@@ -7,11 +7,9 @@ use burrow_proto::{Frame, Refusal, RefuseCode};
 use burrow_transport::datagrams::{write_datagram, DatagramReader};
 use burrow_transport::frames::write_frame;
 use burrow_transport::quic_datagrams::next_from;
-use burrow_transport::quic_datagrams::DatagramMux;
 use burrow_transport::BoxStream;
 use bytes::BytesMut;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::UdpSocket;
@@ -47,13 +45,18 @@ pub(crate) async fn relay(
     addr: &str,
     leftover: BytesMut,
     rule: Option<usize>,
-    mux: Option<Arc<DatagramMux>>,
+    conn: &crate::ConnInfo,
     flow_id: u64,
     metrics: &crate::metrics::Metrics,
 ) {
+    let mux = conn.mux.clone();
+    let labels = crate::metrics::ConnIndexLabels {
+        conn_index: conn.index.to_string(),
+    };
     let sock = match origin_socket(addr).await {
         Ok(s) => s,
         Err(msg) => {
+            metrics.udp_flows_failed.get_or_create(&labels).inc();
             info!(rule = ?rule, reason = %msg, "origin unreachable");
             let f = Frame::StreamRejected(Refusal {
                 code: RefuseCode::OriginUnreachable,
@@ -78,6 +81,9 @@ pub(crate) async fn relay(
     }
     metrics.udp_total.inc();
     metrics.udp_active.inc();
+    metrics.udp_flows_total.get_or_create(&labels).inc();
+    metrics.udp_flows_active.get_or_create(&labels).inc();
+    let mut failed = false;
     let (mut rd, mut wr) = tokio::io::split(stream);
     let mut reader = DatagramReader::new(leftover);
     let (mut up, mut down) = (0u64, 0u64);
@@ -95,6 +101,7 @@ pub(crate) async fn relay(
                 Ok(None) => break,
                 Err(e) => {
                     debug!(error = %e, "flow stream failed");
+                    failed = true;
                     break;
                 }
             },
@@ -135,6 +142,10 @@ pub(crate) async fn relay(
     }
     let _ = wr.shutdown().await;
     metrics.udp_active.dec();
+    metrics.udp_flows_active.get_or_create(&labels).dec();
+    if failed {
+        metrics.udp_flows_failed.get_or_create(&labels).inc();
+    }
     debug!(
         rule = ?rule,
         datagrams_to_origin = up,

@@ -164,7 +164,7 @@ async fn dispatch(
                 addr,
                 leftover,
                 Some(rule_index),
-                conn.mux.clone(),
+                &conn,
                 open.flow_id,
                 &env.metrics,
             )

@@ -208,6 +208,10 @@ pub(crate) struct Metrics {
     pub(crate) tcp_total: CompatCounter,
     pub(crate) udp_active: Gauge,
     pub(crate) udp_total: CompatCounter,
+    /// cloudflared's UDP flow families, per tunnel connection.
+    pub(crate) udp_flows_active: Family<ConnIndexLabels, Gauge>,
+    pub(crate) udp_flows_total: Family<ConnIndexLabels, CompatCounter>,
+    pub(crate) udp_flows_failed: Family<ConnIndexLabels, CompatCounter>,
     pub(crate) connect_latency: Histogram,
     pub(crate) connect_errors: CompatCounter,
     pub(crate) bytes: Family<BytesLabels, Counter>,
@@ -244,6 +248,9 @@ impl Metrics {
             tcp_total: CompatCounter::default(),
             udp_active: Gauge::default(),
             udp_total: CompatCounter::default(),
+            udp_flows_active: Family::default(),
+            udp_flows_total: Family::default(),
+            udp_flows_failed: Family::default(),
             connect_latency: Histogram::new([
                 1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 5000.0,
             ]),
@@ -338,6 +345,21 @@ impl Metrics {
             m.udp_total.clone(),
         );
         r.register(
+            c("cloudflared_udp_active_flows"),
+            "Concurrent count of UDP flows that are being proxied to any origin",
+            m.udp_flows_active.clone(),
+        );
+        r.register(
+            c("cloudflared_udp_total_flows"),
+            "Total count of UDP flows that have been proxied to any origin",
+            m.udp_flows_total.clone(),
+        );
+        r.register(
+            c("cloudflared_udp_failed_flows"),
+            "Total count of flows that errored and closed",
+            m.udp_flows_failed.clone(),
+        );
+        r.register(
             c("cloudflared_proxy_connect_latency"),
             "Time to reach an origin, in milliseconds",
             m.connect_latency.clone(),
@@ -429,6 +451,8 @@ impl Metrics {
         "cloudflared_tunnel_tunnel_register_fail",
         "cloudflared_tcp_total_sessions",
         "cloudflared_udp_total_sessions",
+        "cloudflared_udp_total_flows",
+        "cloudflared_udp_failed_flows",
         "cloudflared_proxy_connect_streams_errors",
         "quic_client_total_connections",
         "quic_client_closed_connections",
@@ -483,6 +507,14 @@ impl Metrics {
                 ha_conn_id: index.to_string(),
             })
             .set(1);
+        // The UDP flow families show for every connection from the start,
+        // as cloudflared's do.
+        let conn = ConnIndexLabels {
+            conn_index: index.to_string(),
+        };
+        let _ = self.udp_flows_active.get_or_create(&conn);
+        let _ = self.udp_flows_total.get_or_create(&conn);
+        let _ = self.udp_flows_failed.get_or_create(&conn);
         if let Some(q) = quic {
             self.quic.up(index, q);
         }
