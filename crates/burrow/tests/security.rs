@@ -1433,3 +1433,61 @@ fn a_revocation_made_through_one_edge_ends_sessions_on_another_sharing_the_state
     b.proc
         .wait_log("the device was revoked", Duration::from_secs(5));
 }
+
+/// An eyeball without the rule's service token cannot make the connector
+/// dial a TCP-stream origin (`burrow access`'s rules): refused with 403
+/// before any origin connection, however the upgrade is dressed (a wrong
+/// secret, a right id with no secret, a JWT with no keys configured); and
+/// a peer's oversized WebSocket message ends its stream instead of being
+/// held (unit test in `transport::ws_tcp`).
+#[test]
+fn a_tcp_stream_rule_with_a_service_token_dials_nothing_for_strangers() {
+    use sha2::Digest;
+    let dir = tempdir();
+    let origin = Origin::start(echo);
+    let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &["--http", "127.0.0.1:0"]);
+    let hash = hex::encode(sha2::Sha256::digest(b"the-secret"));
+    let cfg = dir.path().join("config.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "ingress:\n  - hostname: ssh.example.com\n    service: ssh://{}\n    originRequest:\n      access:\n        required: true\n        serviceTokens:\n          - {{clientId: id1.access, clientSecretSha256: {hash}}}\n  - service: http_status:404\n",
+            origin.addr
+        ),
+    )
+    .unwrap();
+    let _c = edge.connected_tunnel("t", &["--config", cfg.to_str().unwrap()], 1);
+    edge.admin(&["route", "dns", "t", "ssh.example.com"])
+        .expect("route dns");
+    let upgrade = |extra: &str| {
+        let mut s = connect(edge.http_addr.unwrap(), Duration::from_secs(5));
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(
+            s,
+            "GET / HTTP/1.1\r\nHost: ssh.example.com\r\nConnection: Upgrade\r\n\
+             Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{extra}\r\n"
+        )
+        .unwrap();
+        let mut head = [0u8; 12];
+        s.read_exact(&mut head).unwrap();
+        String::from_utf8_lossy(&head).into_owned()
+    };
+    for extra in [
+        "",
+        "CF-Access-Client-Id: id1.access\r\nCF-Access-Client-Secret: wrong\r\n",
+        "CF-Access-Client-Id: id1.access\r\n",
+        "CF-Access-Client-Id: other.access\r\nCF-Access-Client-Secret: the-secret\r\n",
+        "Cf-Access-Jwt-Assertion: e30.e30.e30\r\n",
+    ] {
+        assert_eq!(upgrade(extra), "HTTP/1.1 403", "{extra:?}");
+    }
+    assert_eq!(origin.count(), 0, "the origin was dialed for a stranger");
+    // The right token: 101, and the origin is dialed once.
+    assert_eq!(
+        upgrade("CF-Access-Client-Id: id1.access\r\nCF-Access-Client-Secret: the-secret\r\n"),
+        "HTTP/1.1 101"
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(origin.count(), 1);
+}
