@@ -5,7 +5,10 @@
 #   stream) | rathole 0.5.0 UDP service over its plain TCP transport
 # Figures per path, for small (64 B) and large (1,200 B) datagrams:
 # request/response rate, p50/p99 latency and datagrams lost, with CLIENTS
-# clients (one session each) keeping one datagram in flight.
+# clients (one session each) keeping one datagram in flight; then a blast:
+# one session offered MBPS Mbit/s of 1,200 B datagrams (default 300, the
+# rate of issue 18's iperf3 row) and the share of echoes that never come
+# back (round trip, so both directions count).
 #
 # Usage: bash bench/udp.sh            (appends a dated section to bench/RESULTS.md)
 #        SECS=5 bash bench/udp.sh     (shorter)   NO_REPORT=1: print only
@@ -15,6 +18,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 SECS=${SECS:-10}
 CLIENTS=${CLIENTS:-32}
+MBPS=${MBPS:-300}
 
 source "$ROOT/bench/lib.sh"
 # wait_udp PORT: until one datagram is echoed through 127.0.0.1:PORT
@@ -41,8 +45,9 @@ measure() { # NAME PORT
   local small large
   small=$("$LOADGEN" udp-rr --target 127.0.0.1:"$2" --clients "$CLIENTS" --secs "$SECS" --size 64)
   large=$("$LOADGEN" udp-rr --target 127.0.0.1:"$2" --clients "$CLIENTS" --secs "$SECS" --size 1200)
-  python3 -c 'import json,sys; print(json.dumps({"name": sys.argv[1], "small": json.loads(sys.argv[2]), "large": json.loads(sys.argv[3])}))' \
-    "$1" "$small" "$large" >> "$RESULTS"
+  blast=$("$LOADGEN" udp-blast --target 127.0.0.1:"$2" --mbps "$MBPS" --size 1200 --secs "$SECS")
+  python3 -c 'import json,sys; print(json.dumps({"name": sys.argv[1], "small": json.loads(sys.argv[2]), "large": json.loads(sys.argv[3]), "blast": json.loads(sys.argv[4])}))' \
+    "$1" "$small" "$large" "$blast" >> "$RESULTS"
   tail -n 1 "$RESULTS"
 }
 
@@ -81,9 +86,9 @@ measure "rathole udp (tcp transport)" "$p"
 stop "$c" "$s"
 
 if [ -n "${NO_REPORT:-}" ]; then exit 0; fi
-python3 - "$RESULTS" "$SECS" "$CLIENTS" >> "$ROOT/bench/RESULTS.md" <<'PY'
+python3 - "$RESULTS" "$SECS" "$CLIENTS" "$MBPS" "$BURROW" >> "$ROOT/bench/RESULTS.md" <<'PY'
 import json, sys, platform, subprocess, datetime
-path, secs, clients = sys.argv[1:]
+path, secs, clients, mbps, burrow = sys.argv[1:]
 rows = [json.loads(l) for l in open(path)]
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 ncpu = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
@@ -91,13 +96,15 @@ now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"
 print(f"\n## {now} — UDP\n")
 print(f"Machine: {ncpu} cores, {cpu}, Linux {platform.release()}. Command: `bash bench/udp.sh` "
       f"(SECS={secs}, {clients} clients, one datagram in flight each; lost = no echo within 200 ms). "
-      f"Everything on 127.0.0.1; a Rust UDP echo server as origin.\n")
-print("| path | 64 B req/s | p50 µs | p99 µs | lost | 1200 B req/s | p50 µs | p99 µs | lost |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+      f"Everything on 127.0.0.1; a Rust UDP echo server as origin. "
+      f"Blast: one session offered {mbps} Mbit/s of 1200 B datagrams for {secs} s, loss over the round trip. "
+      f"burrow: `{burrow}`.\n")
+print("| path | 64 B req/s | p50 µs | p99 µs | lost | 1200 B req/s | p50 µs | p99 µs | lost | blast loss |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for r in rows:
-    a, b = r["small"], r["large"]
+    a, b, c = r["small"], r["large"], r["blast"]
     print(f'| {r["name"]} | {a["rps"]:.0f} | {a["p50_us"]} | {a["p99_us"]} | {a["lost"]} '
-          f'| {b["rps"]:.0f} | {b["p50_us"]} | {b["p99_us"]} | {b["lost"]} |')
+          f'| {b["rps"]:.0f} | {b["p50_us"]} | {b["p99_us"]} | {b["lost"]} | {c["loss_pct"]:.1f} % |')
 PY
 echo "== appended to bench/RESULTS.md"
 tail -n 9 "$ROOT/bench/RESULTS.md"

@@ -11,6 +11,10 @@
 //! - `udp-rr --target ADDR --clients C --secs S --size B`: C clients (one
 //!   socket, one session each) with one datagram in flight; a reply missing
 //!   after 200 ms counts as lost and the client sends the next one.
+//! - `udp-blast --target ADDR --mbps R --size B --secs S`: one socket
+//!   sends B-byte datagrams at R Mbit/s (paced per millisecond) to a UDP
+//!   echo and counts the echoes: loss over the round trip (both
+//!   directions, so stricter than iperf3's one-way figure).
 //! - `http-server --listen ADDR`: an HTTP/1.1 origin answering every
 //!   request with a 64-byte body.
 //! - `http --target ADDR --host H --conns C --secs S`: C keep-alive
@@ -90,6 +94,16 @@ enum Cmd {
         listen: SocketAddr,
     },
     /// UDP request/response rate, latency and loss.
+    UdpBlast {
+        #[arg(long)]
+        target: SocketAddr,
+        #[arg(long, default_value_t = 300)]
+        mbps: u64,
+        #[arg(long, default_value_t = 1200)]
+        size: usize,
+        #[arg(long, default_value_t = 5)]
+        secs: u64,
+    },
     UdpRr {
         #[arg(long)]
         target: SocketAddr,
@@ -187,8 +201,70 @@ async fn http_load(
     report(tasks, secs, "requests", "errors").await
 }
 
+/// A UDP socket with 4 MiB kernel buffers (capped by net.core.*mem_max), so
+/// the load side itself drops nothing at the rates measured.
+fn big_udp(bind: SocketAddr) -> anyhow::Result<tokio::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(Domain::for_address(bind), Type::DGRAM, Some(Protocol::UDP))?;
+    let _ = s.set_recv_buffer_size(4 << 20);
+    let _ = s.set_send_buffer_size(4 << 20);
+    s.bind(&bind.into())?;
+    s.set_nonblocking(true)?;
+    Ok(tokio::net::UdpSocket::from_std(s.into())?)
+}
+
+async fn udp_blast(target: SocketAddr, mbps: u64, size: usize, secs: u64) -> anyhow::Result<()> {
+    let size = size.max(8);
+    let sock = std::sync::Arc::new(big_udp(SocketAddr::from(([127, 0, 0, 1], 0)))?);
+    sock.connect(target).await?;
+    let pps = (mbps as f64 * 1e6 / 8.0 / size as f64).max(1.0);
+    let total = (pps * secs as f64) as u64;
+    let sender = {
+        let sock = sock.clone();
+        tokio::spawn(async move {
+            let start = Instant::now();
+            let mut buf = vec![0u8; size];
+            let mut sent = 0u64;
+            let mut tick = tokio::time::interval(Duration::from_millis(1));
+            while sent < total {
+                tick.tick().await;
+                let due = ((start.elapsed().as_secs_f64() * pps) as u64).min(total);
+                while sent < due {
+                    buf[..8].copy_from_slice(&sent.to_be_bytes());
+                    // A full socket buffer loses the datagram, as on a wire.
+                    let _ = sock.try_send(&buf);
+                    sent += 1;
+                }
+            }
+            sent
+        })
+    };
+    let mut seen = vec![false; usize::try_from(total).unwrap_or(0)];
+    let mut received = 0u64;
+    let mut buf = vec![0u8; 65536];
+    let end = Instant::now() + Duration::from_secs(secs) + Duration::from_secs(1);
+    while let Ok(Ok(n)) = tokio::time::timeout_at(end.into(), sock.recv(&mut buf)).await {
+        if n >= 8 {
+            let seq = u64::from_be_bytes(buf[..8].try_into()?);
+            if let Some(s) = seen.get_mut(usize::try_from(seq).unwrap_or(usize::MAX)) {
+                if !*s {
+                    *s = true;
+                    received += 1;
+                }
+            }
+        }
+    }
+    let sent = sender.await?;
+    let loss = 100.0 * (sent - received.min(sent)) as f64 / sent.max(1) as f64;
+    println!(
+        "{}",
+        serde_json::json!({"sent": sent, "received": received, "loss_pct": loss, "mbps": mbps, "size": size})
+    );
+    Ok(())
+}
+
 async fn udp_echo_server(listen: SocketAddr) -> anyhow::Result<()> {
-    let s = tokio::net::UdpSocket::bind(listen).await?;
+    let s = big_udp(listen)?;
     println!(
         "{}",
         serde_json::json!({"listening": s.local_addr()?.to_string()})
@@ -433,6 +509,12 @@ async fn main() -> anyhow::Result<()> {
             conns,
             secs,
         } => http_load(target, host, conns, secs).await,
+        Cmd::UdpBlast {
+            target,
+            mbps,
+            size,
+            secs,
+        } => udp_blast(target, mbps, size, secs).await,
         Cmd::UdpRr {
             target,
             clients,

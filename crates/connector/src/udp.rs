@@ -9,7 +9,7 @@ use burrow_transport::frames::write_frame;
 use burrow_transport::quic_datagrams::next_from;
 use burrow_transport::BoxStream;
 use bytes::BytesMut;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::UdpSocket;
@@ -25,13 +25,9 @@ async fn origin_socket(addr: &str) -> Result<UdpSocket, String> {
         .map_err(|e| format!("cannot resolve origin {addr}: {e}"))?
         .next()
         .ok_or_else(|| format!("origin {addr} has no address"))?;
-    let bind: SocketAddr = if target.is_ipv6() {
-        (IpAddr::from([0u16; 8]), 0).into()
-    } else {
-        (IpAddr::from([0u8; 4]), 0).into()
-    };
-    let sock = UdpSocket::bind(bind)
-        .await
+    use burrow_transport::udp;
+    let sock = udp::bind(udp::any_for(target), udp::SESSION_BUFFER)
+        .and_then(UdpSocket::from_std)
         .map_err(|e| format!("cannot open a UDP socket: {e}"))?;
     sock.connect(target)
         .await

@@ -18,6 +18,7 @@
 //! - [`quic_datagrams`]: UDP-session datagrams as QUIC datagrams.
 //! - [`socks`]: the server side of a SOCKS5 handshake.
 //! - [`splice`]: copying a flow both ways with adaptive buffers.
+//! - [`udp`]: UDP sockets with buffers sized for bursts.
 //! - [`ws_tcp`]: a TCP stream carried over a WebSocket (`burrow access`).
 //! - [`same_task`]: futures polled by the task serving a connection
 //!   (its upstream HTTP/1.1 connections).
@@ -49,6 +50,7 @@ pub mod same_task;
 pub mod socks;
 pub mod splice;
 pub mod stream;
+pub mod udp;
 pub mod ws_tcp;
 
 pub use stream::BoxStream;

@@ -63,7 +63,7 @@ pub(crate) fn authorize(conn: &quinn::Connection) {
 }
 
 /// Requested UDP socket buffer size.
-pub const UDP_BUFFER: usize = 8 * 1024 * 1024;
+pub const UDP_BUFFER: usize = crate::udp::SHARED_BUFFER;
 
 /// Transport parameters shared by both ends.
 pub fn transport_config() -> quinn::TransportConfig {
@@ -96,16 +96,9 @@ fn endpoint_config() -> quinn::EndpointConfig {
 }
 
 fn udp_socket(addr: SocketAddr) -> Result<std::net::UdpSocket, TransportError> {
-    let domain = socket2::Domain::for_address(addr);
-    let s = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
-    if addr.is_ipv6() {
-        let _ = s.set_only_v6(true);
-    }
-    // Best effort: the kernel caps these at net.core.{r,w}mem_max.
-    let _ = s.set_recv_buffer_size(UDP_BUFFER);
-    let _ = s.set_send_buffer_size(UDP_BUFFER);
+    let s = crate::udp::bind(addr, UDP_BUFFER)?;
     // Linux reports twice the usable size; half of what we asked is fine.
-    if let Ok(got) = s.recv_buffer_size() {
+    if let Ok(got) = socket2::SockRef::from(&s).recv_buffer_size() {
         if got < UDP_BUFFER / 2 {
             tracing::warn!(
                 requested = UDP_BUFFER,
@@ -115,9 +108,7 @@ fn udp_socket(addr: SocketAddr) -> Result<std::net::UdpSocket, TransportError> {
             );
         }
     }
-    s.bind(&addr.into())?;
-    s.set_nonblocking(true)?;
-    Ok(s.into())
+    Ok(s)
 }
 
 /// Tokio for quinn, except that the connection and endpoint drivers run

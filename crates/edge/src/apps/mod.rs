@@ -244,26 +244,21 @@ pub(crate) async fn bind_all(
 /// `0.0.0.0` pools can be used together.
 pub(crate) fn bind_one(addr: SocketAddr, l4: L4) -> std::io::Result<Listener> {
     use socket2::{Domain, Protocol, Socket, Type};
+    if l4 == L4::Udp {
+        // One socket carries every session of the port: room for bursts.
+        let s = burrow_transport::udp::bind(addr, burrow_transport::udp::SHARED_BUFFER)?;
+        return Ok(Listener::Udp(tokio::net::UdpSocket::from_std(s)?));
+    }
     let domain = Domain::for_address(addr);
-    let socket = match l4 {
-        L4::Tcp => Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?,
-        L4::Udp => Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?,
-    };
+    let socket = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
     if addr.is_ipv6() {
         socket.set_only_v6(true)?;
     }
     socket.set_nonblocking(true)?;
-    if l4 == L4::Tcp {
-        socket.set_reuse_address(true)?;
-    }
+    socket.set_reuse_address(true)?;
     socket.bind(&addr.into())?;
-    Ok(match l4 {
-        L4::Tcp => {
-            socket.listen(1024)?;
-            Listener::Tcp(TcpListener::from_std(socket.into())?)
-        }
-        L4::Udp => Listener::Udp(tokio::net::UdpSocket::from_std(socket.into())?),
-    })
+    socket.listen(1024)?;
+    Ok(Listener::Tcp(TcpListener::from_std(socket.into())?))
 }
 
 /// [`bind_all`], retried for a moment while just-closed listeners of the

@@ -13,7 +13,7 @@ use burrow_transport::datagrams::{write_datagram, DatagramReader};
 use burrow_transport::quic_datagrams::next_from;
 use bytes::{Bytes, BytesMut};
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -64,14 +64,9 @@ impl Port {
 /// A non-blocking UDP socket connected to `origin` (both calls return at
 /// once: no await in the port's receive loop).
 pub(crate) fn origin_socket(origin: SocketAddr) -> std::io::Result<UdpSocket> {
-    let bind: SocketAddr = if origin.is_ipv6() {
-        (IpAddr::from([0u16; 8]), 0).into()
-    } else {
-        (IpAddr::from([0u8; 4]), 0).into()
-    };
-    let sock = std::net::UdpSocket::bind(bind)?;
+    use burrow_transport::udp;
+    let sock = udp::bind(udp::any_for(origin), udp::SESSION_BUFFER)?;
     sock.connect(origin)?;
-    sock.set_nonblocking(true)?;
     UdpSocket::from_std(sock)
 }
 

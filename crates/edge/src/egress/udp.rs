@@ -36,7 +36,12 @@ pub(crate) async fn socket(
         None if target.is_ipv4() => IpAddr::from([0u8; 4]),
         None => IpAddr::from([0u16; 8]),
     };
-    let sock = UdpSocket::bind((bind_ip, 0)).await.map_err(|e| {
+    let sock = burrow_transport::udp::bind(
+        SocketAddr::new(bind_ip, 0),
+        burrow_transport::udp::SESSION_BUFFER,
+    )
+    .and_then(UdpSocket::from_std)
+    .map_err(|e| {
         let reason = if source.is_some() {
             CloseReason::EgressIpUnavailable
         } else {
