@@ -3,8 +3,9 @@
 //! Unlike `tokio::io::copy_bidirectional`, each direction's buffer starts
 //! small ([`MIN_BUF`]) and grows by four times, up to [`MAX_BUF`], only when
 //! a read fills it: an idle or chatty connection holds a few KiB, a bulk
-//! transfer gets large buffers after its first reads. This keeps the memory
-//! of many idle proxied connections low (see `bench/RESULTS.md`).
+//! transfer gets large buffers after its first reads. A direction with
+//! nothing to read gives a small buffer back, so an idle connection holds
+//! no buffer at all (see `bench/RESULTS.md`).
 //!
 //! When one side's read ends (EOF), the other side's write half is shut
 //! down and the opposite direction keeps flowing until it ends too.
@@ -63,6 +64,12 @@ impl Pipe {
                         if self.unflushed {
                             ready!(w.as_mut().poll_flush(cx))?;
                             self.unflushed = false;
+                        }
+                        // Nothing to read: a small buffer is given back,
+                        // so an idle flow holds none (a bulk one, grown
+                        // past MIN_BUF, keeps its own).
+                        if self.buf.len() <= MIN_BUF {
+                            self.buf = Vec::new();
                         }
                         return Poll::Pending;
                     }
