@@ -68,13 +68,25 @@ async fn create_tunnel(
     let v: TunnelInfo = client
         .typed(Method::POST, "/api/v1/tunnels", Some(body))
         .await?;
+    save_credentials(&v, credentials_file, false).await
+}
+
+/// Writes the credentials of an answer that carries them (create, import,
+/// rotate-secret), checked first, to `credentials_file` (default
+/// `./<tunnel-id>.json`); `overwrite` replaces an existing file. The id
+/// and the path.
+async fn save_credentials(
+    v: &TunnelInfo,
+    credentials_file: Option<std::path::PathBuf>,
+    overwrite: bool,
+) -> anyhow::Result<(String, std::path::PathBuf)> {
     let id = v.id.to_string();
     let creds_json = serde_json::to_string_pretty(&v.credentials)?;
     // Validate what the edge sent before writing it.
     Credentials::from_json(&creds_json)
         .map_err(|e| anyhow::anyhow!("the edge sent unusable credentials: {e}"))?;
     let path = credentials_file.unwrap_or_else(|| format!("{id}.json").into());
-    write_credentials(&path, &creds_json, false).await?;
+    write_credentials(&path, &creds_json, overwrite).await?;
     Ok((id, path))
 }
 
@@ -235,12 +247,7 @@ pub(crate) async fn tunnel(admin: AdminConn, cmd: TunnelCommand) -> anyhow::Resu
                     None::<&()>,
                 )
                 .await?;
-            let id = v.id.to_string();
-            let creds_json = serde_json::to_string_pretty(&v.credentials)?;
-            Credentials::from_json(&creds_json)
-                .map_err(|e| anyhow::anyhow!("the edge sent unusable credentials: {e}"))?;
-            let path = credentials_file.unwrap_or_else(|| format!("{id}.json").into());
-            write_credentials(&path, &creds_json, true).await?;
+            let (_, path) = save_credentials(&v, credentials_file, true).await?;
             println!("Rotated the secret of tunnel {name}; connectors on the old secret are disconnected");
             println!("New credentials written to {}", path.display());
         }
