@@ -309,8 +309,8 @@ impl OriginRequest {
                 "proxyType" => {
                     o.proxy_socks = match v.as_str() {
                         Some("socks") => true,
-                        Some("") | None if v.is_null() => false,
                         Some("") => false,
+                        None if v.is_null() => false,
                         _ => {
                             return Err(ConfigError::new(
                                 &field,

@@ -155,7 +155,7 @@ async fn handle(
         }
     }
     if let Some(target) = stream_origin::StreamTarget::of(rule) {
-        return stream_origin::serve(env, index, target, &host, req).await;
+        return stream_origin::serve(env, index, target, rule.origin.clone(), &host, req).await;
     }
     let (scheme, addr) = match &rule.service {
         Service::HttpStatus(_) | Service::HelloWorld => {

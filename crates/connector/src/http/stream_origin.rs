@@ -15,6 +15,7 @@ use super::{bad_gateway, text, Body};
 use crate::env::FlowEnv;
 use crate::flow::tcp::{dial_tcp, origin_error};
 use burrow_config::connector::{IngressRule, Service};
+use burrow_config::origin_request::OriginRequest;
 use burrow_proto::socks5::Dest;
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty};
@@ -93,11 +94,13 @@ fn jump_destination(req: &Request<Incoming>) -> Result<Dest, String> {
     }
 }
 
-/// Answers one request for rule `index`, whose streams go to `target`.
+/// Answers one request for rule `index` (its `origin` settings, from the
+/// rules that matched the request), whose streams go to `target`.
 pub(super) async fn serve(
     env: &FlowEnv,
     index: usize,
     target: StreamTarget,
+    origin: OriginRequest,
     host: &str,
     mut req: Request<Incoming>,
 ) -> Response<Body> {
@@ -108,12 +111,6 @@ pub(super) async fn serve(
         );
     };
     let accept = derive_accept_key(key.as_bytes());
-    let routing = env.routing.load();
-    let Some(rule) = routing.ingress.rules.get(index) else {
-        return bad_gateway(Some(index), "internal: the rule is gone");
-    };
-    let origin = rule.origin.clone();
-    drop(routing);
     let addr = match target {
         StreamTarget::Fixed(addr) => Some(addr),
         StreamTarget::Socks => None,
