@@ -251,3 +251,43 @@ pub(crate) async fn accept_stream(conn: &quinn::Connection) -> Result<BoxStream,
         .map_err(|e| TransportError::Quic(e.to_string()))?;
     Ok(Box::new(tokio::io::join(recv, send)))
 }
+
+/// Test helpers shared by this crate's unit tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    /// One QUIC tunnel connection on loopback between an edge with `pki`
+    /// and a connector trusting `trust`: (edge side, connector side, the
+    /// client endpoint), or the connector's error.
+    pub(crate) async fn loopback(
+        pki: &crate::pki::EdgePki,
+        trust: &EdgeTrust,
+    ) -> Result<(EdgeConn, ConnectorConn, quinn::Endpoint), String> {
+        const T: Duration = Duration::from_secs(5);
+        let server = server_endpoint(
+            "127.0.0.1:0".parse().unwrap(),
+            server_config(pki).unwrap(),
+            pki.reset_key(),
+        )
+        .unwrap();
+        let addr = server.local_addr().unwrap();
+        let accepting = tokio::spawn(async move {
+            let incoming = server.accept().await?;
+            Some(accept(incoming, T).await)
+        });
+        let client = client_endpoint(addr).unwrap();
+        let (conn, mut control) = connect(&client, addr, trust, T)
+            .await
+            .map_err(|e| e.to_string())?;
+        // The edge sees the control stream once a byte is on it.
+        control.write_all(b"x").await.unwrap();
+        let (edge, _) = accepting
+            .await
+            .unwrap()
+            .expect("an incoming connection")
+            .map_err(|e| e.to_string())?;
+        Ok((edge, conn, client))
+    }
+}

@@ -117,36 +117,14 @@ mod tests {
     use super::*;
     use crate::{ConnectorConn, EdgeConn};
     use std::time::Duration;
-    use tokio::io::AsyncWriteExt;
 
     /// A QUIC connection on loopback: (edge side, connector side).
     async fn pair() -> (quinn::Connection, quinn::Connection, quinn::Endpoint) {
         let pki = crate::pki::EdgePki::ephemeral("burrow.internal").unwrap();
         let trust = crate::pki::EdgeTrust::new(&pki.ca_pem, "burrow.internal").unwrap();
-        let server = crate::quic::server_endpoint(
-            "127.0.0.1:0".parse().unwrap(),
-            crate::quic::server_config(&pki).unwrap(),
-            pki.reset_key(),
-        )
-        .unwrap();
-        let addr = server.local_addr().unwrap();
-        let accepting = tokio::spawn(async move {
-            let incoming = server.accept().await.expect("an incoming connection");
-            let r = crate::quic::accept(incoming, Duration::from_secs(5)).await;
-            (r, server)
-        });
-        let client = crate::quic::client_endpoint(addr).unwrap();
-        let (ConnectorConn::Quic(c), mut control) =
-            crate::quic::connect(&client, addr, &trust, Duration::from_secs(5))
-                .await
-                .unwrap()
+        let (EdgeConn::Quic(s), ConnectorConn::Quic(c), client) =
+            crate::quic::testing::loopback(&pki, &trust).await.unwrap()
         else {
-            panic!("not QUIC")
-        };
-        // The edge sees the control stream once a byte is on it.
-        control.write_all(b"x").await.unwrap();
-        let (r, _server) = accepting.await.unwrap();
-        let (EdgeConn::Quic(s), _) = r.unwrap() else {
             panic!("not QUIC")
         };
         (s, c, client)

@@ -145,7 +145,6 @@ mod tests {
     use crate::pki::{EdgePki, EdgeTrust};
     use crate::{ConnectorConn, EdgeConn};
     use std::time::Duration;
-    use tokio::io::AsyncWriteExt;
 
     const T: Duration = Duration::from_secs(5);
 
@@ -162,25 +161,7 @@ mod tests {
         let mut trust = EdgeTrust::new(&pki.ca_pem, "burrow.internal").unwrap();
         trust.post_quantum = connector;
         if quic {
-            let server = crate::quic::server_endpoint(
-                "127.0.0.1:0".parse().unwrap(),
-                crate::quic::server_config(&pki).unwrap(),
-                pki.reset_key(),
-            )
-            .unwrap();
-            let addr = server.local_addr().unwrap();
-            let accepting = tokio::spawn(async move {
-                let incoming = server.accept().await?;
-                let r = crate::quic::accept(incoming, T).await.ok();
-                Some((r, server))
-            });
-            let client = crate::quic::client_endpoint(addr).unwrap();
-            let (conn, mut control) = crate::quic::connect(&client, addr, &trust, T)
-                .await
-                .map_err(|e| e.to_string())?;
-            control.write_all(b"x").await.unwrap();
-            let (r, _server) = accepting.await.unwrap().unwrap();
-            let (edge_conn, _) = r.unwrap();
+            let (edge_conn, conn, _client) = crate::quic::testing::loopback(&pki, &trust).await?;
             Ok((edge_conn.key_exchange(), conn.key_exchange()))
         } else {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
