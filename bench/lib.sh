@@ -40,13 +40,13 @@ free_port() {
 }
 stop() { for p in "$@"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; }
 
-# start_edge DIR [EDGE FLAGS...]: a burrow edge on loopback with its state
-# in DIR; sets EDGE_PID and points the admin CLI (BURROW_ADMIN_URL and
+# start_edge DIR [EDGE FLAGS...]: a burrow edge (tunnel endpoint on
+# EDGE_LISTEN, default 127.0.0.1:0) with its state in DIR; sets EDGE_PID and points the admin CLI (BURROW_ADMIN_URL and
 # BURROW_ADMIN_TOKEN_FILE) at it.
 start_edge() {
   local d=$1; shift
   mkdir -p "$d"
-  "${PROXY_CPU[@]}" "$BURROW" edge --colo BENCH --listen 127.0.0.1:0 --admin 127.0.0.1:0 --state "$d/edge.db" \
+  "${PROXY_CPU[@]}" "$BURROW" edge --colo BENCH --listen "${EDGE_LISTEN:-127.0.0.1:0}" --admin 127.0.0.1:0 --state "$d/edge.db" \
     --loglevel warn "$@" > "$d/edge.out" 2> "$d/edge.log" &
   EDGE_PID=$!; PIDS+=($EDGE_PID)
   for _ in $(seq 1 100); do grep -q '^admin API:' "$d/edge.out" 2>/dev/null && break; sleep 0.1; done

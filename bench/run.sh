@@ -8,9 +8,17 @@
 # per second, RSS per idle proxied connection (edge + connector, or rathole
 # server + client) holding $IDLE connections.
 #
-# Usage: bash bench/run.sh            (appends a dated section to bench/RESULTS.md)
+# Usage: bash bench/run.sh            (appends a dated section to bench/RESULTS.md,
+#                                      keeps the figures in bench/last-run.jsonl and
+#                                      redraws bench/chart.svg)
 #        SECS=5 IDLE=2000 bash bench/run.sh   (shorter)
 #        SKIP_DIRECT=1 SKIP_BURROW=1 SKIP_APP=1 SKIP_RATHOLE=1 NO_REPORT=1: leave parts out
+#        PROFILE=1: also count what the proxies spend (perf stat on their PIDs:
+#          CPU time, system calls, context switches) over a fixed 2 GiB transfer,
+#          the rr run and the cps run, per MB and per request — figures that do
+#          not depend on the VM's speed of the day the way rates do — and keep
+#          a call-graph profile of the bulk transfer (perf record -g) whose top
+#          symbols go into the report.
 # Needs: iperf3, openssl, python3 (installed with apt-get when missing, as root).
 # Traffic stays on 127.0.0.1; every process started here is stopped on exit.
 set -euo pipefail
@@ -58,6 +66,8 @@ measure() {
   t4=$(iperf3 -c 127.0.0.1 -p "$ip" -t "$SECS" -P 4 -J | python3 -c 'import json,sys; print(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"])')
   rr=$("$LOADGEN" rr --target 127.0.0.1:"$ep" --conns "$RR_CONNS" --secs "$SECS")
   cps=$("$LOADGEN" cps --target 127.0.0.1:"$ep" --concurrency "$CPS_CONC" --secs 5)
+  local prof='{}'
+  if [ -n "${PROFILE:-}" ] && [ $# -gt 0 ]; then prof=$(profile "$name" "$ip" "$ep" "$@"); fi
   sleep 2
   before=$(rss_kb "$@")
   "$LOADGEN" idle --target 127.0.0.1:"$ep" --conns "${IDLE_N:-$IDLE}" --hold 6 > "$WORK/idle.out" &
@@ -68,18 +78,62 @@ measure() {
   after=$(rss_kb "$@")
   wait "$idle" || true
   ready=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ready"])' "$WORK/idle.out" 2>/dev/null || echo 0)
-  python3 - "$name" "$t1" "$t4" "$rr" "$cps" "$before" "$after" "$ready" >> "$RESULTS" <<'EOF'
+  python3 - "$name" "$t1" "$t4" "$rr" "$cps" "$before" "$after" "$ready" "$prof" >> "$RESULTS" <<'EOF'
 import json, sys
-name, t1, t4, rr, cps, before, after, ready = sys.argv[1:]
+name, t1, t4, rr, cps, before, after, ready, prof = sys.argv[1:]
 rr, cps = json.loads(rr), json.loads(cps)
 ready = int(ready)
 print(json.dumps({"name": name, "gbps1": float(t1) / 1e9, "gbps4": float(t4) / 1e9,
   "rps": rr["rps"], "p50_us": rr["p50_us"], "p99_us": rr["p99_us"], "rr_errors": rr["errors"],
   "cps": cps["cps"], "cps_failed": cps["failed"], "idle_conns": ready,
   "rss_idle_kb_per_conn": (int(after) - int(before)) / ready if ready else None,
-  "rss_before_kb": int(before), "rss_after_kb": int(after)}))
+  "rss_before_kb": int(before), "rss_after_kb": int(after), "profile": json.loads(prof)}))
 EOF
   tail -n 1 "$RESULTS"
+}
+
+# perf_counts OUT PIDS -- CMD...: CPU ms, system calls and context switches
+# of PIDS (all their threads) while CMD runs; prints CMD's stdout.
+perf_counts() {
+  local out=$1 pids=$2; shift 3
+  perf stat -x, -e task-clock,raw_syscalls:sys_enter,context-switches -p "$pids" -o "$out" -- "$@"
+}
+# profile NAME IPERF_PORT ECHO_PORT PID...: a JSON object of per-MB and
+# per-request counts (see PROFILE above).
+profile() {
+  local name=$1 ip=$2 ep=$3; shift 3
+  local pids; pids=$(IFS=,; echo "$*")
+  local tag=${name// /-}; tag=${tag//[()]/}
+  perf_counts "$WORK/$tag.bulk" "$pids" -- iperf3 -c 127.0.0.1 -p "$ip" -n 2G -J > "$WORK/$tag.bulk.json"
+  perf record -q -g -F 499 -p "$pids" -o "$WORK/$tag.perf" -- iperf3 -c 127.0.0.1 -p "$ip" -n 1G > /dev/null 2>&1 || true
+  perf report -q -i "$WORK/$tag.perf" --no-children --sort dso,symbol --percent-limit 2 --stdio 2>/dev/null \
+    | grep -E '^ +[0-9.]+%' | head -12 > "$WORK/$tag.top" || true
+  local rr cps
+  rr=$(perf_counts "$WORK/$tag.rr" "$pids" -- "$LOADGEN" rr --target 127.0.0.1:"$ep" --conns "$RR_CONNS" --secs 5)
+  cps=$(perf_counts "$WORK/$tag.cps" "$pids" -- "$LOADGEN" cps --target 127.0.0.1:"$ep" --concurrency "$CPS_CONC" --secs 5)
+  python3 - "$WORK/$tag" "$rr" "$cps" <<'EOF'
+import json, sys
+base, rr, cps = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
+def counts(path):
+    c = {}
+    for line in open(path):
+        f = line.strip().split(",")
+        if len(f) > 2 and f[0] and f[0][0].isdigit():
+            c[f[2]] = float(f[0])
+    return c
+bulk = counts(base + ".bulk")
+mb = json.load(open(base + ".bulk.json"))["end"]["sum_received"]["bytes"] / 1e6
+r, n_rr = counts(base + ".rr"), rr["rps"] * 5
+p, n_cps = counts(base + ".cps"), cps["cps"] * 5
+top = [" ".join(l.split()).removesuffix(" - -") for l in open(base + ".top")]
+print(json.dumps({
+  "cpu_ms_per_gb": bulk["task-clock"] / mb * 1000, "syscalls_per_mb": bulk["raw_syscalls:sys_enter"] / mb,
+  "ctxsw_per_mb": bulk["context-switches"] / mb,
+  "cpu_us_per_req": r["task-clock"] * 1000 / n_rr, "syscalls_per_req": r["raw_syscalls:sys_enter"] / n_rr,
+  "ctxsw_per_req": r["context-switches"] / n_rr,
+  "cpu_us_per_conn": p["task-clock"] * 1000 / n_cps, "syscalls_per_conn": p["raw_syscalls:sys_enter"] / n_cps,
+  "top": top}))
+EOF
 }
 
 # --- direct -----------------------------------------------------------------
@@ -221,6 +275,27 @@ for r in rows:
     per = "-" if r["name"] == "direct" or r["rss_idle_kb_per_conn"] is None else f'{r["rss_idle_kb_per_conn"]:.1f}'
     print(f'| {r["name"]} | {r["gbps1"]:.2f} | {r["gbps4"]:.2f} | {r["rps"]:.0f} | {r["p50_us"]} | {r["p99_us"]} '
           f'| {r["cps"]:.0f} | {r["idle_conns"]} | {per} |')
+prof = [r for r in rows if r.get("profile")]
+if prof:
+    print("\nWhat the proxies spend (PROFILE=1; perf stat on their PIDs, both ends summed): bulk = a 2 GiB iperf3 "
+          "transfer; req = one 64-byte echo of the rr run; conn = one connection of the cps run.\n")
+    print("| path | CPU ms / GB | syscalls / MB | ctx switches / MB | CPU µs / req | syscalls / req | ctx sw / req | CPU µs / conn | syscalls / conn |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in prof:
+        p = r["profile"]
+        print(f'| {r["name"]} | {p["cpu_ms_per_gb"]:.0f} | {p["syscalls_per_mb"]:.1f} | {p["ctxsw_per_mb"]:.2f} '
+              f'| {p["cpu_us_per_req"]:.1f} | {p["syscalls_per_req"]:.2f} | {p["ctxsw_per_req"]:.2f} '
+              f'| {p["cpu_us_per_conn"]:.0f} | {p["syscalls_per_conn"]:.1f} |')
+    for r in prof:
+        if r["profile"]["top"]:
+            print(f'\nTop of the bulk profile, {r["name"]} (perf record -g, self time, dso and symbol):\n')
+            print("```")
+            print("\n".join(r["profile"]["top"]))
+            print("```")
 EOF
 echo "== appended to bench/RESULTS.md"
 tail -n 12 "$ROOT/bench/RESULTS.md"
+# The chart in the README: this run's figures beside the last impaired-link run's.
+cp "$RESULTS" "$ROOT/bench/last-run.jsonl"
+python3 "$ROOT/bench/chart.py" "$ROOT/bench/chart.svg" "$ROOT/bench/last-run.jsonl" "$ROOT/bench/last-impair.jsonl"
+echo "== drew bench/chart.svg"

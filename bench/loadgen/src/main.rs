@@ -21,8 +21,13 @@
 //!   HTTP/1.1 connections sending `GET /` with `Host: H` one after another;
 //!   prints rate, p50/p99 latency and non-200 answers.
 //!
+//! - `impair --a TUN --b TUN --delay-ms D --loss P ...`: a link emulator
+//!   between two TUN devices (see `impair.rs`; `bench/impair.sh` runs it).
+//!
 //! Every mode is bounded in time and count and stops by itself. Results are
 //! one JSON object on stdout.
+
+mod impair;
 
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
@@ -104,6 +109,8 @@ enum Cmd {
         #[arg(long, default_value_t = 5)]
         secs: u64,
     },
+    /// UDP request/response rate, latency and loss with one datagram in
+    /// flight per client.
     UdpRr {
         #[arg(long)]
         target: SocketAddr,
@@ -113,6 +120,37 @@ enum Cmd {
         secs: u64,
         #[arg(long, default_value_t = 512)]
         size: usize,
+    },
+    /// Link emulator between two TUN devices it creates (needs root): each
+    /// direction gets the delay, jitter, loss, reordering and rate given.
+    Impair {
+        /// First TUN device name (created).
+        #[arg(long)]
+        a: String,
+        /// Second TUN device name (created).
+        #[arg(long)]
+        b: String,
+        /// One-way delay in milliseconds (the round trip is twice this).
+        #[arg(long, default_value_t = 0.0)]
+        delay_ms: f64,
+        /// Delay varies uniformly by ± this many milliseconds.
+        #[arg(long, default_value_t = 0.0)]
+        jitter_ms: f64,
+        /// Per-direction loss in percent.
+        #[arg(long, default_value_t = 0.0)]
+        loss: f64,
+        /// Percent of packets sent without the delay (overtaking others).
+        #[arg(long, default_value_t = 0.0)]
+        reorder: f64,
+        /// Link rate in Mbit/s; 0 is unlimited.
+        #[arg(long, default_value_t = 0)]
+        rate_mbit: u64,
+        /// Bottleneck queue in milliseconds (with --rate-mbit).
+        #[arg(long, default_value_t = 50)]
+        queue_ms: u64,
+        /// Stop after this many seconds.
+        #[arg(long, default_value_t = 3600)]
+        secs: u64,
     },
 }
 
@@ -521,5 +559,37 @@ async fn main() -> anyhow::Result<()> {
             secs,
             size,
         } => udp_rr(target, clients, secs, size).await,
+        Cmd::Impair {
+            a,
+            b,
+            delay_ms,
+            jitter_ms,
+            loss,
+            reorder,
+            rate_mbit,
+            queue_ms,
+            secs,
+        } => {
+            let pct = |name: &str, v: f64| {
+                anyhow::ensure!(
+                    (0.0..=100.0).contains(&v),
+                    "--{name}: {v} is not a percentage 0..100"
+                );
+                Ok(v / 100.0)
+            };
+            anyhow::ensure!(
+                delay_ms >= 0.0 && jitter_ms >= 0.0,
+                "--delay-ms and --jitter-ms: not negative"
+            );
+            let imp = impair::Impairment {
+                delay: Duration::from_secs_f64(delay_ms / 1e3),
+                jitter: Duration::from_secs_f64(jitter_ms / 1e3),
+                loss: pct("loss", loss)?,
+                reorder: pct("reorder", reorder)?,
+                rate_bytes: rate_mbit * 1_000_000 / 8,
+                queue: Duration::from_millis(queue_ms),
+            };
+            tokio::task::spawn_blocking(move || impair::run(&a, &b, imp, secs)).await?
+        }
     }
 }

@@ -3,6 +3,13 @@
 //! Flow-control windows follow cloudflared's sizing (30 MiB per connection,
 //! 6 MiB per stream) so a single bulk flow is not window-limited; UDP socket
 //! buffers are raised to [`UDP_BUFFER`] where the kernel allows.
+//!
+//! Congestion control is BBR, not quinn's default CUBIC: a tunnel's
+//! connections live long and cross the Internet, where random loss is not
+//! congestion. Across an emulated 50 ms RTT link with 1 % loss each way
+//! (`bench/impair.sh`) one stream moved 4 Mbit/s with CUBIC and 350 Mbit/s
+//! with BBR, against 219 Mbit/s for HTTP/2 over the kernel's TCP; on
+//! loopback BBR's pacing costs about 8 % of single-stream throughput.
 
 use crate::pki::EdgeTrust;
 use crate::{BoxStream, ConnectorConn, EdgeConn, TransportError};
@@ -76,6 +83,7 @@ pub fn transport_config() -> quinn::TransportConfig {
         .send_window(u64::from(CONN_WINDOW))
         .max_concurrent_bidi_streams(MAX_STREAMS.into())
         .max_concurrent_uni_streams(0u32.into())
+        .congestion_controller_factory(Arc::new(quinn::congestion::BbrConfig::default()))
         .keep_alive_interval(Some(KEEP_ALIVE))
         .max_idle_timeout(Some(
             IDLE_TIMEOUT
