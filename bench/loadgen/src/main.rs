@@ -21,6 +21,9 @@
 //!   HTTP/1.1 connections sending `GET /` with `Host: H` one after another;
 //!   prints rate, p50/p99 latency and non-200 answers.
 //!
+//! - `first-byte --target ADDR -- CMD...`: starts CMD (a connector), then
+//!   tries a 1-byte echo through ADDR every millisecond; prints the time
+//!   from starting CMD to the first echo, and stops CMD.
 //! - `impair --a TUN --b TUN --delay-ms D --loss P ...`: a link emulator
 //!   between two TUN devices (see `impair.rs`; `bench/impair.sh` runs it).
 //!
@@ -120,6 +123,18 @@ enum Cmd {
         secs: u64,
         #[arg(long, default_value_t = 512)]
         size: usize,
+    },
+    /// Time from starting a command (a connector) to the first byte echoed
+    /// through `target`.
+    FirstByte {
+        #[arg(long)]
+        target: SocketAddr,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 10)]
+        timeout: u64,
+        /// The command and its arguments.
+        #[arg(last = true, required = true)]
+        cmd: Vec<String>,
     },
     /// Link emulator between two TUN devices it creates (needs root): each
     /// direction gets the delay, jitter, loss, reordering and rate given.
@@ -487,6 +502,54 @@ async fn cps(target: SocketAddr, concurrency: usize, secs: u64) -> anyhow::Resul
     Ok(())
 }
 
+async fn first_byte(target: SocketAddr, timeout: u64, cmd: &[String]) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let mut child = tokio::process::Command::new(&cmd[0])
+        .args(&cmd[1..])
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let deadline = start + Duration::from_secs(timeout);
+    let mut tries = 0u64;
+    let ms = loop {
+        tries += 1;
+        let one = async {
+            let mut s = TcpStream::connect(target).await?;
+            s.set_nodelay(true)?;
+            s.write_all(b"x").await?;
+            let mut b = [0u8; 1];
+            s.read_exact(&mut b).await?;
+            anyhow::Ok(())
+        };
+        if let Ok(Ok(())) = tokio::time::timeout(Duration::from_millis(500), one).await {
+            break start.elapsed().as_secs_f64() * 1e3;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "no echo through {target} within {timeout} s"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    };
+    // SIGTERM: a connector unregisters on its way out, so the next run
+    // starts against an edge that holds no stale connection of it.
+    if let Some(pid) = child.id() {
+        let _ = std::process::Command::new("kill")
+            .arg(pid.to_string())
+            .status();
+    }
+    if tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .is_err()
+    {
+        child.kill().await?;
+    }
+    println!(
+        "{}",
+        serde_json::json!({"first_byte_ms": ms, "tries": tries})
+    );
+    Ok(())
+}
+
 async fn idle(target: SocketAddr, conns: usize, hold: u64) -> anyhow::Result<()> {
     let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(200));
     let mut tasks = Vec::with_capacity(conns);
@@ -559,6 +622,11 @@ async fn main() -> anyhow::Result<()> {
             secs,
             size,
         } => udp_rr(target, clients, secs, size).await,
+        Cmd::FirstByte {
+            target,
+            timeout,
+            cmd,
+        } => first_byte(target, timeout, &cmd).await,
         Cmd::Impair {
             a,
             b,
