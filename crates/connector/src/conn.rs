@@ -429,7 +429,7 @@ async fn connect_with(
     };
     let mux = match &conn {
         ConnectorConn::Quic(q) => {
-            let mux = burrow_transport::quic_datagrams::DatagramMux::new(q.clone());
+            let mux = burrow_transport::quic_datagrams::DatagramMux::new(q.connection().clone());
             shared.env.tasks.spawn(mux.clone().run());
             Some(mux)
         }
@@ -454,7 +454,7 @@ async fn connect_with(
         connection_id = %info.connection_id, wire, key_exchange = %kx, "registered tunnel connection"
     );
     let quic = match &conn {
-        ConnectorConn::Quic(q) => Some(q.clone()),
+        ConnectorConn::Quic(q) => Some(q.connection().clone()),
         ConnectorConn::H2(_) | ConnectorConn::H2Opener(_) => None,
     };
     let counted = Counted::new(

@@ -145,7 +145,7 @@ pub async fn accept_tcp(
 #[derive(Clone)]
 pub enum EdgeConn {
     /// Over QUIC.
-    Quic(quinn::Connection),
+    Quic(quic::Conn),
     /// Over HTTP/2 (the edge is the client).
     H2(h2::EdgeH2),
     /// Over HTTP/2 with a zero-trust client as the HTTP/2 client: it opens
@@ -243,7 +243,7 @@ impl EdgeConn {
 /// The connector's handle on one tunnel connection.
 pub enum ConnectorConn {
     /// Over QUIC.
-    Quic(quinn::Connection),
+    Quic(quic::Conn),
     /// Over HTTP/2 (the connector is the server).
     H2(h2::ConnectorH2),
     /// Over HTTP/2 as the stream-opening side (zero-trust clients).

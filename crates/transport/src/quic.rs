@@ -14,6 +14,7 @@
 use crate::pki::EdgeTrust;
 use crate::{BoxStream, ConnectorConn, EdgeConn, TransportError};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,6 +24,12 @@ pub const STREAM_WINDOW: u32 = 6 * 1024 * 1024;
 pub const CONN_WINDOW: u32 = 30 * 1024 * 1024;
 /// Most concurrent flow streams one connection carries.
 pub const MAX_STREAMS: u32 = 16_384;
+/// Concurrent streams a connection allows its peer at first; the limit
+/// grows fourfold, up to [`MAX_STREAMS`], when three quarters are in use
+/// (see [`Conn`]). quinn keeps a slot per stream the peer may open, so
+/// starting at [`MAX_STREAMS`] cost ~2 ms of CPU and ~1 MB per connection
+/// before the first flow.
+pub const INITIAL_STREAMS: u32 = 256;
 /// Idle timeout of a tunnel connection: a peer silent this long is gone
 /// (a killed process, a cut path), and its flows move elsewhere. QUIC
 /// restarts the timer when a keep-alive goes out, so a silent peer is
@@ -64,9 +71,102 @@ pub fn server_transport_config() -> quinn::TransportConfig {
 }
 
 /// Lifts the pre-registration limits of [`server_transport_config`].
-pub(crate) fn authorize(conn: &quinn::Connection) {
+pub(crate) fn authorize(conn: &Conn) {
     conn.set_receive_window(CONN_WINDOW.into());
-    conn.set_max_concurrent_bi_streams(MAX_STREAMS.into());
+    conn.streams.limit.store(INITIAL_STREAMS, Ordering::Relaxed);
+    conn.set_max_concurrent_bi_streams(INITIAL_STREAMS.into());
+}
+
+/// A tunnel connection over QUIC: the quinn connection (what it derefs
+/// to) and the count of the streams its peer opened that are still open,
+/// which raises the peer's stream limit as they fill it.
+#[derive(Clone)]
+pub struct Conn {
+    inner: quinn::Connection,
+    streams: Arc<StreamBudget>,
+}
+
+/// Peer-opened streams still open, and the limit the peer was given.
+struct StreamBudget {
+    open: AtomicU32,
+    limit: AtomicU32,
+}
+
+impl Conn {
+    fn new(inner: quinn::Connection, limit: u32) -> Self {
+        Conn {
+            inner,
+            streams: Arc::new(StreamBudget {
+                open: AtomicU32::new(0),
+                limit: AtomicU32::new(limit),
+            }),
+        }
+    }
+
+    /// The quinn connection.
+    #[must_use]
+    pub fn connection(&self) -> &quinn::Connection {
+        &self.inner
+    }
+}
+
+impl std::ops::Deref for Conn {
+    type Target = quinn::Connection;
+    fn deref(&self) -> &quinn::Connection {
+        &self.inner
+    }
+}
+
+/// The next limit when `open` peer streams are open under `limit`: four
+/// times as many once three quarters are taken, up to [`MAX_STREAMS`].
+/// A limit of 0 stands for a peer not yet registered, which gets none.
+fn grown_limit(open: u32, limit: u32) -> Option<u32> {
+    (limit > 0 && limit < MAX_STREAMS && open.saturating_mul(4) >= limit.saturating_mul(3))
+        .then(|| limit.saturating_mul(4).min(MAX_STREAMS))
+}
+
+/// A peer-opened stream, counted as open until dropped.
+struct Counted<S> {
+    inner: S,
+    budget: Arc<StreamBudget>,
+}
+
+impl<S> Drop for Counted<S> {
+    fn drop(&mut self) {
+        self.budget.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Counted<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Counted<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 /// Requested UDP socket buffer size.
@@ -81,7 +181,7 @@ pub fn transport_config() -> quinn::TransportConfig {
     t.stream_receive_window(STREAM_WINDOW.into())
         .receive_window(CONN_WINDOW.into())
         .send_window(u64::from(CONN_WINDOW))
-        .max_concurrent_bidi_streams(MAX_STREAMS.into())
+        .max_concurrent_bidi_streams(INITIAL_STREAMS.into())
         .max_concurrent_uni_streams(0u32.into())
         .congestion_controller_factory(Arc::new(quinn::congestion::BbrConfig::default()))
         .keep_alive_interval(Some(KEEP_ALIVE))
@@ -199,6 +299,9 @@ pub async fn accept(
         let conn = incoming
             .await
             .map_err(|e| TransportError::Quic(e.to_string()))?;
+        // Until the peer registers: the control stream only (the limit of
+        // `server_transport_config`), which accepting it does not raise.
+        let conn = Conn::new(conn, 0);
         let control = accept_stream(&conn).await?;
         Ok((EdgeConn::Quic(conn), control))
     };
@@ -233,7 +336,10 @@ pub async fn connect(
         .map_err(|_| TransportError::Timeout(timeout, "waiting for the QUIC handshake"))?
         .map_err(|e| TransportError::Quic(e.to_string()))?;
     let control = open_stream(&conn).await?;
-    Ok((ConnectorConn::Quic(conn), control))
+    Ok((
+        ConnectorConn::Quic(Conn::new(conn, INITIAL_STREAMS)),
+        control,
+    ))
 }
 
 /// Opens a bidirectional stream as one byte stream.
@@ -252,12 +358,82 @@ pub(crate) async fn open_stream(conn: &quinn::Connection) -> Result<BoxStream, T
 ///
 /// # Errors
 /// When the connection is closed.
-pub(crate) async fn accept_stream(conn: &quinn::Connection) -> Result<BoxStream, TransportError> {
+pub(crate) async fn accept_stream(conn: &Conn) -> Result<BoxStream, TransportError> {
     let (send, recv) = conn
         .accept_bi()
         .await
         .map_err(|e| TransportError::Quic(e.to_string()))?;
-    Ok(Box::new(tokio::io::join(recv, send)))
+    let budget = &conn.streams;
+    let open = budget.open.fetch_add(1, Ordering::Relaxed) + 1;
+    let limit = budget.limit.load(Ordering::Relaxed);
+    if let Some(more) = grown_limit(open, limit) {
+        if budget
+            .limit
+            .compare_exchange(limit, more, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            conn.set_max_concurrent_bi_streams(more.into());
+        }
+    }
+    Ok(Box::new(Counted {
+        inner: tokio::io::join(recv, send),
+        budget: budget.clone(),
+    }))
+}
+
+#[cfg(test)]
+mod budget_tests {
+    use super::*;
+
+    #[test]
+    fn the_stream_limit_grows_fourfold_at_three_quarters_up_to_the_maximum() {
+        assert_eq!(grown_limit(191, 256), None);
+        assert_eq!(grown_limit(192, 256), Some(1024));
+        assert_eq!(grown_limit(768, 1024), Some(4096));
+        assert_eq!(grown_limit(3072, 4096), Some(MAX_STREAMS));
+        assert_eq!(grown_limit(MAX_STREAMS, MAX_STREAMS), None);
+        // A peer that has not registered never gets more.
+        assert_eq!(grown_limit(1, 0), None);
+    }
+
+    #[tokio::test]
+    async fn thousands_of_concurrent_flows_open_past_the_initial_limit() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let pki = crate::pki::EdgePki::ephemeral("burrow.internal").unwrap();
+        let trust = EdgeTrust::new(&pki.ca_pem, "burrow.internal").unwrap();
+        let (edge, mut connector, _ep) = testing::loopback(&pki, &trust).await.unwrap();
+        const N: usize = 3000;
+        // The connector holds every flow open until all have arrived.
+        let held = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while held.len() < N {
+                let mut s = connector.accept_stream().await.expect("a stream");
+                let mut b = [0u8; 1];
+                s.read_exact(&mut b).await.unwrap();
+                held.push(s);
+            }
+            held
+        });
+        let edge = Arc::new(edge);
+        let opened: Vec<_> = (0..N)
+            .map(|_| {
+                let edge = edge.clone();
+                tokio::spawn(async move {
+                    let mut s = edge.open_stream().await.unwrap();
+                    s.write_all(b"x").await.unwrap();
+                    s
+                })
+            })
+            .collect();
+        let held = tokio::time::timeout(Duration::from_secs(20), held)
+            .await
+            .expect("all flows accepted in time (the limit grew)")
+            .unwrap();
+        assert_eq!(held.len(), N);
+        for o in opened {
+            o.await.unwrap();
+        }
+    }
 }
 
 /// Test helpers shared by this crate's unit tests.

@@ -127,7 +127,7 @@ mod tests {
         else {
             panic!("not QUIC")
         };
-        (s, c, client)
+        (s.connection().clone(), c.connection().clone(), client)
     }
 
     /// What `rx` holds after a moment, in arrival order.

@@ -154,7 +154,7 @@ pub(crate) async fn serve(
     }
     let mux = match &conn {
         EdgeConn::Quic(q) if datagrams => {
-            let mux = quic_datagrams::DatagramMux::new(q.clone());
+            let mux = quic_datagrams::DatagramMux::new(q.connection().clone());
             ctx.tasks.spawn(mux.clone().run());
             Some(mux)
         }
