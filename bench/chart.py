@@ -39,7 +39,7 @@ def panel(y, title, rows, unit, fmt, lower_is_better=False):
     out = [f'<text x="0" y="{y + 14}" class="t">{escape(title)}'
            f'{" (lower is better)" if lower_is_better else ""}</text>']
     top = max(v for _, v in rows) or 1
-    span = W - LABEL_W - 90
+    span = W - LABEL_W - 120
     y += 24
     for name, v in rows:
         w = max(1, span * v / top)

@@ -145,13 +145,6 @@ pub(crate) async fn serve(
         wire,
         kx: conn.key_exchange().unwrap_or_default(),
     };
-    // Recorded when the store answers; while it is away, when it returns
-    // (`follow` records the registry again).
-    if store_up {
-        if let Err(e) = ctx.store.add_connection(&record).await {
-            warn!(error = %e, "could not record the connection in the state store");
-        }
-    }
     let mux = match &conn {
         EdgeConn::Quic(q) if datagrams => {
             let mux = quic_datagrams::DatagramMux::new(q.connection().clone());
@@ -182,6 +175,15 @@ pub(crate) async fn serve(
         .tunnel_connections_by_tunnel
         .get_or_create(&by_tunnel)
         .inc();
+    // In the registry first, so flows through this node use the connection
+    // at once; then in the store (for the cluster and `tunnel info`) when
+    // it answers, or when it returns if it is away (`follow` records the
+    // registry again).
+    if store_up {
+        if let Err(e) = ctx.store.add_connection(&registered.record).await {
+            warn!(error = %e, "could not record the connection in the state store");
+        }
+    }
     info!(
         %tunnel_id, %connector_id, conn_index, wire, connection_id = %conn_id,
         version = %reg.version, "tunnel connection registered"
