@@ -107,9 +107,22 @@ pub(crate) async fn proxy_flow(
         edge_port,
         flow_id,
     };
+    // Each way of carrying a flow is boxed on its own: an async fn's state
+    // is as large as its largest branch, and every idle flow would hold
+    // the TLS branches' state (13 KB) whether it used them or not.
     if app.spec.tls == TlsMode::Off {
-        return to_origin(ctx, app, client, ends).await;
+        return Box::pin(to_origin(ctx, app, client, ends)).await;
     }
+    Box::pin(tls_flow(ctx, app, client, ends)).await
+}
+
+/// [`proxy_flow`] for a TLS app: the edge terminates the client's TLS.
+async fn tls_flow(
+    ctx: &Ctx,
+    app: &Compiled,
+    client: TcpStream,
+    ends: Ends,
+) -> Result<(), FlowError> {
     let cfg = ctx
         .files
         .app_tls
@@ -159,7 +172,7 @@ where
             let tunnel_id = app
                 .tunnel_id
                 .ok_or_else(|| FlowError::io(Side::Local, "tunnel app without tunnel id"))?;
-            return tunnel_flow(ctx, app, tunnel_id, hostname, client, ends).await;
+            return Box::pin(tunnel_flow(ctx, app, tunnel_id, hostname, client, ends)).await;
         }
         Origin::Direct(list) => list.iter().map(|o| (o.ip, o.ports)).collect(),
         Origin::Dns { name, ttl, ports } => resolve(ctx, app, name, *ttl)
@@ -168,7 +181,7 @@ where
             .map(|ip| (ip, *ports))
             .collect(),
     };
-    direct_flow(ctx, app, &targets, client, ends).await
+    Box::pin(direct_flow(ctx, app, &targets, client, ends)).await
 }
 
 /// Dials the targets round-robin, live ones first, sends the PROXY header
@@ -232,29 +245,8 @@ where
                         return splice_counted(ctx, app, &mut client, &mut origin).await;
                     }
                 };
-                let name = origin_name(app, ip);
-                let mut origin = tokio::time::timeout(
-                    ORIGIN_CONNECT_TIMEOUT,
-                    tokio_rustls::TlsConnector::from(tls.clone()).connect(name, origin),
-                )
-                .await
-                .map_err(|_| {
-                    FlowError::io(Side::Origin, format!("{addr}: TLS handshake timed out"))
-                })
-                .and_then(|r| {
-                    r.map_err(|e| {
-                        FlowError::io(Side::Origin, format!("{addr}: TLS handshake failed: {e}"))
-                    })
-                })
-                .inspect_err(|_| {
-                    ctx.telemetry
-                        .metrics
-                        .tls_failure(crate::telemetry::metrics::Side::origin)
-                })?;
-                ctx.telemetry
-                    .metrics
-                    .tls_handshake(crate::telemetry::metrics::Side::origin);
-                return splice_counted(ctx, app, &mut client, &mut origin).await;
+                let tls = tls.clone();
+                return Box::pin(tls_to_origin(ctx, app, tls, ip, addr, origin, &mut client)).await;
             }
             Ok(Err(e)) => {
                 app.mark(ip, false);
@@ -275,6 +267,41 @@ where
         }
     }
     Err(last_err)
+}
+
+/// The TLS leg of [`direct_flow`] (`full`/`strict` apps): a TLS client
+/// handshake with the origin, then the splice.
+async fn tls_to_origin<C>(
+    ctx: &Ctx,
+    app: &Compiled,
+    tls: Arc<rustls::ClientConfig>,
+    ip: IpAddr,
+    addr: SocketAddr,
+    origin: TcpStream,
+    client: &mut C,
+) -> Result<(), FlowError>
+where
+    C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let name = origin_name(app, ip);
+    let mut origin = tokio::time::timeout(
+        ORIGIN_CONNECT_TIMEOUT,
+        tokio_rustls::TlsConnector::from(tls).connect(name, origin),
+    )
+    .await
+    .map_err(|_| FlowError::io(Side::Origin, format!("{addr}: TLS handshake timed out")))
+    .and_then(|r| {
+        r.map_err(|e| FlowError::io(Side::Origin, format!("{addr}: TLS handshake failed: {e}")))
+    })
+    .inspect_err(|_| {
+        ctx.telemetry
+            .metrics
+            .tls_failure(crate::telemetry::metrics::Side::origin)
+    })?;
+    ctx.telemetry
+        .metrics
+        .tls_handshake(crate::telemetry::metrics::Side::origin);
+    splice_counted(ctx, app, client, &mut origin).await
 }
 
 /// Writes the app's PROXY v1/v2 header (if any) for this flow: the real
