@@ -66,18 +66,6 @@ link_up() {
   sleep 0.3
 }
 
-wait_echo() { # PORT: until a 1-byte echo comes back through 127.0.0.1:PORT
-  for _ in $(seq 1 300); do
-    if python3 - "$1" <<'PY' 2>/dev/null; then return 0; fi
-import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=2)
-s.sendall(b"x"); assert s.recv(1) == b"x"
-PY
-    sleep 0.1
-  done
-  echo "no echo through port $1" >&2; return 1
-}
-
 RESULTS=$WORK/results.jsonl
 measure() { # NAME LOSS IPERF_PORT ECHO_PORT
   echo "== $1, loss $2 %"
@@ -106,7 +94,7 @@ burrow_run() { # PROTOCOL LOSS
   ip netns exec "$NS" "$BURROW" tunnel run --config "$d/config.yml" --credentials-file "$d/bench.json" \
     --edge "$NEAR:$lp" --protocol "$1" --loglevel warn 2> "$d/connector.log" &
   local conn=$!; PIDS+=($conn)
-  wait_echo "$ep"
+  wait_echo "$ep" 300
   measure "burrow $1" "$2" "$ip" "$ep"
   stop "$conn" "$edge"
 }
@@ -115,18 +103,7 @@ rathole_run() { # TRANSPORT LOSS
   mkdir -p "$d"
   port=$(free_port); ip=$(free_port); ep=$(free_port)
   : > "$d/s.extra"; : > "$d/c.extra"
-  if [ "$tr" = tls ]; then
-    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=bench-ca -keyout "$d/ca.key" -out "$d/ca.pem" 2>/dev/null
-    openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -addext subjectAltName=DNS:localhost \
-      -keyout "$d/srv.key" -out "$d/srv.csr" 2>/dev/null
-    printf 'subjectAltName=DNS:localhost\n' > "$d/ext"
-    openssl x509 -req -in "$d/srv.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial -days 2 \
-      -extfile "$d/ext" -out "$d/srv.pem" 2>/dev/null
-    openssl pkcs12 -export -out "$d/id.pfx" -inkey "$d/srv.key" -in "$d/srv.pem" -certfile "$d/ca.pem" \
-      -passout pass:1234 -keypbe PBE-SHA1-3DES -certpbe PBE-SHA1-3DES -macalg sha1 2>/dev/null
-    printf '[server.transport.tls]\npkcs12 = "%s"\npkcs12_password = "1234"\n' "$d/id.pfx" > "$d/s.extra"
-    printf '[client.transport.tls]\ntrusted_root = "%s"\nhostname = "localhost"\n' "$d/ca.pem" > "$d/c.extra"
-  fi
+  if [ "$tr" = tls ]; then rathole_tls_extra "$d"; fi
   { printf '[server]\nbind_addr = "%s:%s"\n[server.transport]\ntype = "%s"\n' "$NEAR" "$port" "$tr"
     cat "$d/s.extra"
     printf '[server.services.iperf]\ntoken = "bench"\nbind_addr = "127.0.0.1:%s"\n' "$ip"
@@ -138,7 +115,7 @@ rathole_run() { # TRANSPORT LOSS
   RUST_LOG=warn "$RATHOLE" --server "$d/server.toml" 2> "$d/server.log" > /dev/null & local s=$!; PIDS+=($s)
   sleep 0.5
    RUST_LOG=warn ip netns exec "$NS" "$RATHOLE" --client "$d/client.toml" 2> "$d/client.log" > /dev/null & local c=$!; PIDS+=($c)
-  wait_echo "$ep"
+  wait_echo "$ep" 300
   measure "rathole $tr" "$2" "$ip" "$ep"
   stop "$c" "$s"
 }

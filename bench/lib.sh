@@ -54,3 +54,34 @@ start_edge() {
   BURROW_ADMIN_URL=$(sed -n 's/^admin API: //p' "$d/edge.out")
   export BURROW_ADMIN_URL
 }
+
+# wait_echo PORT [TRIES]: until a 1-byte echo comes back through
+# 127.0.0.1:PORT, trying every 0.1 s, TRIES times (default 200).
+wait_echo() {
+  for _ in $(seq 1 "${2:-200}"); do
+    if python3 - "$1" <<'PY' 2>/dev/null; then return 0; fi
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=2)
+s.sendall(b"x"); assert s.recv(1) == b"x"
+PY
+    sleep 0.1
+  done
+  echo "no echo through port $1" >&2; return 1
+}
+
+# rathole_tls_extra DIR: a throwaway CA and a localhost server identity in
+# DIR, and the TLS transport sections of rathole's server and client
+# configs in DIR/s.extra and DIR/c.extra.
+rathole_tls_extra() {
+  local d=$1
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=bench-ca -keyout "$d/ca.key" -out "$d/ca.pem" 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -addext subjectAltName=DNS:localhost \
+    -keyout "$d/srv.key" -out "$d/srv.csr" 2>/dev/null
+  printf 'subjectAltName=DNS:localhost\n' > "$d/ext"
+  openssl x509 -req -in "$d/srv.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial -days 2 \
+    -extfile "$d/ext" -out "$d/srv.pem" 2>/dev/null
+  openssl pkcs12 -export -out "$d/id.pfx" -inkey "$d/srv.key" -in "$d/srv.pem" -certfile "$d/ca.pem" \
+    -passout pass:1234 -keypbe PBE-SHA1-3DES -certpbe PBE-SHA1-3DES -macalg sha1 2>/dev/null
+  printf '[server.transport.tls]\npkcs12 = "%s"\npkcs12_password = "1234"\n' "$d/id.pfx" > "$d/s.extra"
+  printf '[client.transport.tls]\ntrusted_root = "%s"\nhostname = "localhost"\n' "$d/ca.pem" > "$d/c.extra"
+}

@@ -38,18 +38,6 @@ fi
 source "$ROOT/bench/lib.sh"
 
 rss_kb() { local t=0; for p in "$@"; do t=$((t + $(awk '/VmRSS/ {print $2}' /proc/"$p"/status))); done; echo $t; }
-wait_echo() { # wait until a 1-byte echo works through 127.0.0.1:$1
-  for _ in $(seq 1 200); do
-    if python3 - "$1" <<'EOF' 2>/dev/null; then return 0; fi
-import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=2)
-s.sendall(b"x"); assert s.recv(1) == b"x"
-EOF
-    sleep 0.1
-  done
-  echo "no echo through port $1" >&2; return 1
-}
-
 IPERF_PORT=$(free_port); ECHO_PORT=$(free_port)
 iperf3 -s -p "$IPERF_PORT" >/dev/null 2>&1 & PIDS+=($!)
 "$LOADGEN" echo-server --listen 127.0.0.1:"$ECHO_PORT" >/dev/null & PIDS+=($!)
@@ -222,17 +210,7 @@ rathole_run() { # TRANSPORT
       skey=$(awk '/Private Key:/ {getline; print}' "$d/keys"); ckey=$(awk '/Public Key:/ {getline; print}' "$d/keys")
       printf '[server.transport.noise]\nlocal_private_key = "%s"\n' "$skey" > "$d/s.extra"
       printf '[client.transport.noise]\nremote_public_key = "%s"\n' "$ckey" > "$d/c.extra" ;;
-    tls)
-      openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=bench-ca -keyout "$d/ca.key" -out "$d/ca.pem" 2>/dev/null
-      openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -addext subjectAltName=DNS:localhost \
-        -keyout "$d/srv.key" -out "$d/srv.csr" 2>/dev/null
-      printf 'subjectAltName=DNS:localhost\n' > "$d/ext"
-      openssl x509 -req -in "$d/srv.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial -days 2 \
-        -extfile "$d/ext" -out "$d/srv.pem" 2>/dev/null
-      openssl pkcs12 -export -out "$d/id.pfx" -inkey "$d/srv.key" -in "$d/srv.pem" -certfile "$d/ca.pem" \
-        -passout pass:1234 -keypbe PBE-SHA1-3DES -certpbe PBE-SHA1-3DES -macalg sha1 2>/dev/null
-      printf '[server.transport.tls]\npkcs12 = "%s"\npkcs12_password = "1234"\n' "$d/id.pfx" > "$d/s.extra"
-      printf '[client.transport.tls]\ntrusted_root = "%s"\nhostname = "localhost"\n' "$d/ca.pem" > "$d/c.extra" ;;
+    tls) rathole_tls_extra "$d" ;;
     *) : > "$d/s.extra"; : > "$d/c.extra" ;;
   esac
   { printf '[server]\nbind_addr = "127.0.0.1:%s"\n[server.transport]\ntype = "%s"\n' "$port" "$tr"

@@ -45,18 +45,7 @@ if [ -z "${SKIP_RATHOLE:-}" ]; then
   for tr in tcp tls; do
     d=$WORK/rathole-$tr; mkdir -p "$d"; port=$(free_port); p=$(free_port)
     : > "$d/s.extra"; : > "$d/c.extra"
-    if [ "$tr" = tls ]; then
-      openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=bench-ca -keyout "$d/ca.key" -out "$d/ca.pem" 2>/dev/null
-      openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -addext subjectAltName=DNS:localhost \
-        -keyout "$d/srv.key" -out "$d/srv.csr" 2>/dev/null
-      printf 'subjectAltName=DNS:localhost\n' > "$d/ext"
-      openssl x509 -req -in "$d/srv.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial -days 2 \
-        -extfile "$d/ext" -out "$d/srv.pem" 2>/dev/null
-      openssl pkcs12 -export -out "$d/id.pfx" -inkey "$d/srv.key" -in "$d/srv.pem" -certfile "$d/ca.pem" \
-        -passout pass:1234 -keypbe PBE-SHA1-3DES -certpbe PBE-SHA1-3DES -macalg sha1 2>/dev/null
-      printf '[server.transport.tls]\npkcs12 = "%s"\npkcs12_password = "1234"\n' "$d/id.pfx" > "$d/s.extra"
-      printf '[client.transport.tls]\ntrusted_root = "%s"\nhostname = "localhost"\n' "$d/ca.pem" > "$d/c.extra"
-    fi
+    if [ "$tr" = tls ]; then rathole_tls_extra "$d"; fi
     { printf '[server]\nbind_addr = "127.0.0.1:%s"\n[server.transport]\ntype = "%s"\n' "$port" "$tr"; cat "$d/s.extra"
       printf '[server.services.echo]\ntoken = "bench"\nbind_addr = "127.0.0.1:%s"\n' "$p"; } > "$d/server.toml"
     { printf '[client]\nremote_addr = "127.0.0.1:%s"\n[client.transport]\ntype = "%s"\n' "$port" "$tr"; cat "$d/c.extra"

@@ -464,6 +464,16 @@ async fn report(
     Ok(())
 }
 
+/// A new connection to `target` that has echoed one byte.
+async fn echo_once(target: SocketAddr) -> anyhow::Result<TcpStream> {
+    let mut s = TcpStream::connect(target).await?;
+    s.set_nodelay(true)?;
+    s.write_all(b"x").await?;
+    let mut b = [0u8; 1];
+    s.read_exact(&mut b).await?;
+    Ok(s)
+}
+
 async fn cps(target: SocketAddr, concurrency: usize, secs: u64) -> anyhow::Result<()> {
     let start = Instant::now();
     let deadline = start + Duration::from_secs(secs);
@@ -472,16 +482,8 @@ async fn cps(target: SocketAddr, concurrency: usize, secs: u64) -> anyhow::Resul
         tasks.push(tokio::spawn(async move {
             let (mut ok, mut failed) = (0u64, 0u64);
             while Instant::now() < deadline {
-                let one = async {
-                    let mut s = TcpStream::connect(target).await?;
-                    s.set_nodelay(true)?;
-                    s.write_all(b"x").await?;
-                    let mut b = [0u8; 1];
-                    s.read_exact(&mut b).await?;
-                    anyhow::Ok(())
-                };
-                match tokio::time::timeout(Duration::from_secs(5), one).await {
-                    Ok(Ok(())) => ok += 1,
+                match tokio::time::timeout(Duration::from_secs(5), echo_once(target)).await {
+                    Ok(Ok(_)) => ok += 1,
                     _ => failed += 1,
                 }
             }
@@ -513,15 +515,8 @@ async fn first_byte(target: SocketAddr, timeout: u64, cmd: &[String]) -> anyhow:
     let mut tries = 0u64;
     let ms = loop {
         tries += 1;
-        let one = async {
-            let mut s = TcpStream::connect(target).await?;
-            s.set_nodelay(true)?;
-            s.write_all(b"x").await?;
-            let mut b = [0u8; 1];
-            s.read_exact(&mut b).await?;
-            anyhow::Ok(())
-        };
-        if let Ok(Ok(())) = tokio::time::timeout(Duration::from_millis(500), one).await {
+        if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(500), echo_once(target)).await
+        {
             break start.elapsed().as_secs_f64() * 1e3;
         }
         anyhow::ensure!(
@@ -557,14 +552,7 @@ async fn idle(target: SocketAddr, conns: usize, hold: u64) -> anyhow::Result<()>
         let sem = sem.clone();
         tasks.push(tokio::spawn(async move {
             let _p = sem.acquire().await;
-            let one = async {
-                let mut s = TcpStream::connect(target).await?;
-                s.write_all(b"x").await?;
-                let mut b = [0u8; 1];
-                s.read_exact(&mut b).await?;
-                anyhow::Ok(s)
-            };
-            tokio::time::timeout(Duration::from_secs(30), one)
+            tokio::time::timeout(Duration::from_secs(30), echo_once(target))
                 .await
                 .ok()
                 .and_then(Result::ok)
