@@ -41,8 +41,10 @@ source "$ROOT/bench/lib.sh"
 NS=burrow-far-$$
 TA=bimpa$$; TB=bimpb$$
 NEAR=10.99.0.1; FAR=10.99.0.2
-# far CMD...: CMD in the far namespace (backgrounded as `ip netns exec`
-# itself, so that $! is the process that becomes CMD).
+# far CMD...: CMD in the far namespace, in the foreground. Commands run in
+# the background call `ip netns exec` directly instead, so that $! is the
+# process that becomes CMD (a backgrounded function would be a subshell
+# that stopping leaves CMD running).
 far() { ip netns exec "$NS" "$@"; }
 link_down() {
   [ -n "${RELAY:-}" ] && stop "$RELAY"
