@@ -12,8 +12,9 @@ pub(crate) const MIN_HOSTS: u64 = 2;
 /// Connector memory per idle proxied session, bytes: half of the 18.1 KB
 /// (edge + connector) measured by `bench/run.sh` (RESULTS.md, 16:19 run).
 pub(crate) const IDLE_SESSION_BYTES: u64 = 9 * 1024;
-/// Connector memory per session moving bulk data: both splice buffers
-/// grown to 64 KiB, plus socket and stream bookkeeping.
+/// Connector memory per session moving bulk data, an upper estimate: both
+/// splice buffers grown to 16 KiB, plus ~128 KiB of stream data in transit
+/// and socket and stream bookkeeping.
 pub(crate) const BUSY_SESSION_BYTES: u64 = 160 * 1024;
 /// Baseline cores and memory per host (`004_*`).
 pub(crate) const BASE_CORES: u64 = 4;

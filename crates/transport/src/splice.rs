@@ -19,8 +19,12 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// First buffer size of each direction.
 pub const MIN_BUF: usize = 4 * 1024;
-/// Largest buffer size of each direction.
-pub const MAX_BUF: usize = 64 * 1024;
+/// Largest buffer size of each direction. 16 KiB, not 64: with 64 KiB reads
+/// the edge app path spent 380-428 ms of CPU per GB against 288-305 with
+/// 16 KiB (fewer system calls, but each copy runs out of the cache and the
+/// receiver waits for bigger writes); tunnels measured the same either way
+/// (`bench/RESULTS.md`, 2026-12-03).
+pub const MAX_BUF: usize = 16 * 1024;
 
 /// One direction's state.
 #[derive(Default)]
