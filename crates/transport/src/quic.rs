@@ -12,10 +12,16 @@
 //! loopback BBR's pacing costs about 8 % of single-stream throughput.
 
 use crate::pki::EdgeTrust;
+use crate::stream::ChunkStream;
 use crate::{BoxStream, ConnectorConn, EdgeConn, TransportError};
+use bytes::Bytes;
+use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 /// Receive window per stream.
@@ -125,47 +131,79 @@ fn grown_limit(open: u32, limit: u32) -> Option<u32> {
         .then(|| limit.saturating_mul(4).min(MAX_STREAMS))
 }
 
-/// A peer-opened stream, counted as open until dropped.
-struct Counted<S> {
-    inner: S,
-    budget: Arc<StreamBudget>,
+/// One QUIC bidirectional stream as a byte stream. A stream the peer
+/// opened counts as open in its connection's [`StreamBudget`] until dropped.
+///
+/// Besides `AsyncRead`/`AsyncWrite` it hands its bytes over as `Bytes`
+/// ([`ChunkStream`]), which [`crate::splice`] uses to skip a copy each way.
+pub(crate) struct QuicStream {
+    recv: quinn::RecvStream,
+    send: quinn::SendStream,
+    budget: Option<Arc<StreamBudget>>,
 }
 
-impl<S> Drop for Counted<S> {
+impl Drop for QuicStream {
     fn drop(&mut self) {
-        self.budget.open.fetch_sub(1, Ordering::Relaxed);
+        if let Some(b) = &self.budget {
+            b.open.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 
-impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Counted<S> {
+impl tokio::io::AsyncRead for QuicStream {
     fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
         buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.recv).poll_read(cx, buf)
     }
 }
 
-impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Counted<S> {
+impl tokio::io::AsyncWrite for QuicStream {
     fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
         buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    ) -> Poll<io::Result<usize>> {
+        tokio::io::AsyncWrite::poll_write(Pin::new(&mut self.send), cx, buf)
     }
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        tokio::io::AsyncWrite::poll_flush(Pin::new(&mut self.send), cx)
     }
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        tokio::io::AsyncWrite::poll_shutdown(Pin::new(&mut self.send), cx)
+    }
+}
+
+impl ChunkStream for QuicStream {
+    fn poll_read_chunks(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &mut [Bytes],
+    ) -> Poll<io::Result<usize>> {
+        // quinn's read futures are cancel-safe: one made and polled per
+        // call leaves the waker registered and loses nothing when dropped.
+        let read = std::pin::pin!(self.recv.read_chunks(bufs));
+        match ready!(read.poll(cx)) {
+            Ok(n) => Poll::Ready(Ok(n.unwrap_or(0))),
+            Err(e) => Poll::Ready(Err(e.into())),
+        }
+    }
+
+    fn poll_write_chunk(
+        &mut self,
+        cx: &mut Context<'_>,
+        chunk: &mut Bytes,
+    ) -> Poll<io::Result<()>> {
+        // `write_chunks` takes what flow control allows (at least one
+        // byte when ready) and leaves the rest in `chunk`; nothing is
+        // written when it is pending.
+        let write = std::pin::pin!(self.send.write_chunks(std::slice::from_mut(chunk)));
+        match ready!(write.poll(cx)) {
+            Ok(_) => Poll::Ready(Ok(())),
+            Err(e) => Poll::Ready(Err(e.into())),
+        }
     }
 }
 
@@ -351,7 +389,11 @@ pub(crate) async fn open_stream(conn: &quinn::Connection) -> Result<BoxStream, T
         .open_bi()
         .await
         .map_err(|e| TransportError::Quic(e.to_string()))?;
-    Ok(Box::new(tokio::io::join(recv, send)))
+    Ok(Box::new(QuicStream {
+        recv,
+        send,
+        budget: None,
+    }))
 }
 
 /// Accepts the peer's next bidirectional stream as one byte stream.
@@ -375,9 +417,10 @@ pub(crate) async fn accept_stream(conn: &Conn) -> Result<BoxStream, TransportErr
             conn.set_max_concurrent_bi_streams(more.into());
         }
     }
-    Ok(Box::new(Counted {
-        inner: tokio::io::join(recv, send),
-        budget: budget.clone(),
+    Ok(Box::new(QuicStream {
+        recv,
+        send,
+        budget: Some(budget.clone()),
     }))
 }
 

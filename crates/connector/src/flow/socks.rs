@@ -10,7 +10,7 @@ use burrow_config::origin_request::{ip_rules_allow, IpRule};
 use burrow_proto::socks5::{self, Command, Dest, Reply};
 use std::net::SocketAddr;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tracing::{debug, info};
 
 /// How long a client has for its SOCKS greeting and request.
@@ -59,7 +59,7 @@ pub(crate) async fn serve<S>(
     metrics: &Metrics,
     rule: usize,
 ) where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: burrow_transport::stream::AsyncStream,
 {
     let (req, early) = match burrow_transport::socks::accept(&mut io, HANDSHAKE).await {
         Ok(x) => x,

@@ -5,7 +5,7 @@ use burrow_proto::Frame;
 use burrow_transport::frames::write_frame;
 use burrow_transport::BoxStream;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tracing::debug;
 
 /// A readable message for a failed origin dial. Running out of local ports
@@ -17,7 +17,7 @@ pub(crate) fn origin_error(addr: &str, e: &std::io::Error) -> String {
     }
 }
 
-pub(crate) async fn splice<O: AsyncRead + AsyncWrite + Unpin>(
+pub(crate) async fn splice<O: burrow_transport::stream::AsyncStream>(
     mut stream: BoxStream,
     mut origin: O,
     leftover: bytes::BytesMut,

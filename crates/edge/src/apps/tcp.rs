@@ -14,6 +14,7 @@ use burrow_policy::ports::PortMap;
 use burrow_proto::close::{CloseReason, FlowError, Side};
 use burrow_proto::proxy_header::{proxy_header, ProxyVersion, Transport};
 use burrow_proto::{FlowKind, StreamOpen};
+use burrow_transport::stream::AsyncStream;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -165,7 +166,7 @@ pub(crate) async fn to_origin<C>(
     ends: Ends,
 ) -> Result<(), FlowError>
 where
-    C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    C: AsyncStream,
 {
     let targets: Vec<(IpAddr, PortMap)> = match &app.spec.origin {
         Origin::Tunnel { hostname, .. } => {
@@ -194,7 +195,7 @@ pub(crate) async fn direct_flow<C>(
     ends: Ends,
 ) -> Result<(), FlowError>
 where
-    C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    C: AsyncStream,
 {
     if targets.is_empty() {
         return Err(FlowError::new(
@@ -281,7 +282,7 @@ async fn tls_to_origin<C>(
     client: &mut C,
 ) -> Result<(), FlowError>
 where
-    C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    C: AsyncStream,
 {
     let name = origin_name(app, ip);
     let mut origin = tokio::time::timeout(
@@ -349,8 +350,8 @@ pub(crate) async fn splice_counted<A, B>(
     b: &mut B,
 ) -> Result<(), FlowError>
 where
-    A: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-    B: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    A: AsyncStream,
+    B: AsyncStream,
 {
     let id = app.id.to_string();
     let m = &ctx.telemetry.metrics;
@@ -397,7 +398,7 @@ pub(crate) async fn tunnel_flow<C>(
     ends: Ends,
 ) -> Result<(), FlowError>
 where
-    C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    C: AsyncStream,
 {
     let header = StreamOpen {
         kind: FlowKind::Tcp,

@@ -222,6 +222,6 @@ pub(crate) async fn serve(
         .await;
     } else {
         let mut far = far;
-        crate::egress::tcp::splice_out(&mut stream, near_left, &mut far, far_left).await;
+        crate::egress::tcp::splice_out(stream, near_left, &mut far, far_left).await;
     }
 }

@@ -242,5 +242,5 @@ pub(crate) async fn egress(ctx: Arc<Ctx>, mut stream: BoxStream) {
         return;
     };
     // The client's edge logs the session; here only the bytes move.
-    super::tcp::splice_out(&mut stream, leftover, &mut origin, bytes::BytesMut::new()).await;
+    super::tcp::splice_out(stream, leftover, &mut origin, bytes::BytesMut::new()).await;
 }

@@ -48,12 +48,12 @@ pub(crate) fn detect_protocol(first: &[u8]) -> &'static str {
 }
 
 /// A flow stream whose first bytes read are looked at once.
-struct Sniff<'a> {
-    inner: &'a mut BoxStream,
+struct Sniff {
+    inner: BoxStream,
     protocol: Option<&'static str>,
 }
 
-impl tokio::io::AsyncRead for Sniff<'_> {
+impl tokio::io::AsyncRead for Sniff {
     fn poll_read(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
@@ -68,7 +68,7 @@ impl tokio::io::AsyncRead for Sniff<'_> {
     }
 }
 
-impl tokio::io::AsyncWrite for Sniff<'_> {
+impl tokio::io::AsyncWrite for Sniff {
     fn poll_write(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
@@ -94,13 +94,13 @@ impl tokio::io::AsyncWrite for Sniff<'_> {
 /// (read from `stream`) to `out` and `out_left` (read from `out`) to
 /// `stream`; both counts include the leftovers.
 pub(crate) async fn splice_out<O>(
-    stream: &mut BoxStream,
+    mut stream: BoxStream,
     leftover: bytes::BytesMut,
     out: &mut O,
     out_left: bytes::BytesMut,
 ) -> Spliced
 where
-    O: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    O: burrow_transport::stream::AsyncStream,
 {
     let mut protocol = (!leftover.is_empty()).then(|| detect_protocol(&leftover));
     let done = |reason, sent: usize, received: usize, protocol: Option<&'static str>| Spliced {
@@ -115,12 +115,21 @@ where
     if !out_left.is_empty() && stream.write_all(&out_left).await.is_err() {
         return done(CloseReason::Error, leftover.len(), 0, protocol);
     }
-    let mut sniff = Sniff {
-        inner: stream,
-        protocol,
+    // The protocol is named from the first bytes: when the client sent
+    // them early they are in `leftover`, and the stream is spliced as it
+    // is (a QUIC or HTTP/2 stream hands its bytes over without a copy);
+    // otherwise the first read names it.
+    let r = if protocol.is_some() {
+        burrow_transport::splice::splice(&mut stream, out).await
+    } else {
+        let mut sniff = Sniff {
+            inner: stream,
+            protocol,
+        };
+        let r = burrow_transport::splice::splice(&mut sniff, out).await;
+        protocol = sniff.protocol;
+        r
     };
-    let r = burrow_transport::splice::splice(&mut sniff, out).await;
-    protocol = sniff.protocol;
     match r {
         Ok((up, down)) => Spliced {
             reason: CloseReason::ClientOrOriginClosed,

@@ -199,11 +199,11 @@ pub(crate) async fn run(
             (e.reason, e.sent, e.received, "")
         }
         Out::Tcp(mut origin) => {
-            let e = splice_out(&mut stream, leftover, &mut origin, bytes::BytesMut::new()).await;
+            let e = splice_out(stream, leftover, &mut origin, bytes::BytesMut::new()).await;
             (e.reason, e.sent, e.received, e.protocol)
         }
         Out::Peer(mut far, far_left) => {
-            let e = splice_out(&mut stream, leftover, &mut far, far_left).await;
+            let e = splice_out(stream, leftover, &mut far, far_left).await;
             (e.reason, e.sent, e.received, e.protocol)
         }
     };

@@ -79,7 +79,7 @@ pub(crate) async fn private(
         ctx.telemetry.log_session(record);
         return;
     }
-    let e = crate::egress::tcp::splice_out(&mut stream, leftover, &mut far, far_leftover).await;
+    let e = crate::egress::tcp::splice_out(stream, leftover, &mut far, far_leftover).await;
     record.bytes(e.sent, e.received);
     record.detected_protocol(e.protocol);
     record.close(who.close_reason(e.reason));
