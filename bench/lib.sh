@@ -85,3 +85,19 @@ rathole_tls_extra() {
   printf '[server.transport.tls]\npkcs12 = "%s"\npkcs12_password = "1234"\n' "$d/id.pfx" > "$d/s.extra"
   printf '[client.transport.tls]\ntrusted_root = "%s"\nhostname = "localhost"\n' "$d/ca.pem" > "$d/c.extra"
 }
+
+# perf_counts OUT PIDS -- CMD...: CPU ms, system calls and context switches
+# of PIDS (comma-separated; all their threads) while CMD runs, into OUT
+# (read it with bench/perfcounts.py); prints CMD's stdout.
+perf_counts() {
+  local out=$1 pids=$2; shift 3
+  perf stat -x, -e task-clock,raw_syscalls:sys_enter,context-switches -p "$pids" -o "$out" -- "$@"
+}
+# perf_top OUT PIDS -- CMD...: a call-graph profile of PIDS while CMD runs;
+# the symbols with most self time (dso and symbol) into OUT.
+perf_top() {
+  local out=$1 pids=$2; shift 3
+  perf record -q -g -F 499 -p "$pids" -o "$out.perf" -- "$@" > /dev/null 2>&1 || true
+  perf report -q -i "$out.perf" --no-children --sort dso,symbol --percent-limit 2 --stdio 2>/dev/null \
+    | grep -E '^ +[0-9.]+%' | head -12 > "$out" || true
+}

@@ -80,12 +80,6 @@ EOF
   tail -n 1 "$RESULTS"
 }
 
-# perf_counts OUT PIDS -- CMD...: CPU ms, system calls and context switches
-# of PIDS (all their threads) while CMD runs; prints CMD's stdout.
-perf_counts() {
-  local out=$1 pids=$2; shift 3
-  perf stat -x, -e task-clock,raw_syscalls:sys_enter,context-switches -p "$pids" -o "$out" -- "$@"
-}
 # profile NAME IPERF_PORT ECHO_PORT PID...: a JSON object of per-MB and
 # per-request counts (see PROFILE above).
 profile() {
@@ -93,34 +87,27 @@ profile() {
   local pids; pids=$(IFS=,; echo "$*")
   local tag=${name// /-}; tag=${tag//[()]/}
   perf_counts "$WORK/$tag.bulk" "$pids" -- iperf3 -c 127.0.0.1 -p "$ip" -n 2G -J > "$WORK/$tag.bulk.json"
-  perf record -q -g -F 499 -p "$pids" -o "$WORK/$tag.perf" -- iperf3 -c 127.0.0.1 -p "$ip" -n 1G > /dev/null 2>&1 || true
-  perf report -q -i "$WORK/$tag.perf" --no-children --sort dso,symbol --percent-limit 2 --stdio 2>/dev/null \
-    | grep -E '^ +[0-9.]+%' | head -12 > "$WORK/$tag.top" || true
+  perf_top "$WORK/$tag.top" "$pids" -- iperf3 -c 127.0.0.1 -p "$ip" -n 1G
   local rr cps
   rr=$(perf_counts "$WORK/$tag.rr" "$pids" -- "$LOADGEN" rr --target 127.0.0.1:"$ep" --conns "$RR_CONNS" --secs 5)
   cps=$(perf_counts "$WORK/$tag.cps" "$pids" -- "$LOADGEN" cps --target 127.0.0.1:"$ep" --concurrency "$CPS_CONC" --secs 5)
   python3 - "$WORK/$tag" "$rr" "$cps" <<'EOF'
 import json, sys
 base, rr, cps = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
-def counts(path):
-    c = {}
-    for line in open(path):
-        f = line.strip().split(",")
-        if len(f) > 2 and f[0] and f[0][0].isdigit():
-            c[f[2]] = float(f[0])
-    return c
+sys.path.insert(0, "bench")
+from perfcounts import counts, top
 bulk = counts(base + ".bulk")
 mb = json.load(open(base + ".bulk.json"))["end"]["sum_received"]["bytes"] / 1e6
 r, n_rr = counts(base + ".rr"), rr["rps"] * 5
 p, n_cps = counts(base + ".cps"), cps["cps"] * 5
-top = [" ".join(l.split()).removesuffix(" - -") for l in open(base + ".top")]
+top_lines = top(base + ".top")
 print(json.dumps({
   "cpu_ms_per_gb": bulk["task-clock"] / mb * 1000, "syscalls_per_mb": bulk["raw_syscalls:sys_enter"] / mb,
   "ctxsw_per_mb": bulk["context-switches"] / mb,
   "cpu_us_per_req": r["task-clock"] * 1000 / n_rr, "syscalls_per_req": r["raw_syscalls:sys_enter"] / n_rr,
   "ctxsw_per_req": r["context-switches"] / n_rr,
   "cpu_us_per_conn": p["task-clock"] * 1000 / n_cps, "syscalls_per_conn": p["raw_syscalls:sys_enter"] / n_cps,
-  "top": top}))
+  "top": top_lines}))
 EOF
 }
 
