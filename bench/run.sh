@@ -49,14 +49,9 @@ measure() {
   local name=$1 ip=$2 ep=$3; shift 3
   echo "== $name"
   local t1 t4 rr cps before after idle ready
-  t1=$(iperf3 -c 127.0.0.1 -p "$ip" -t "$SECS" -J | python3 -c 'import json,sys; print(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"])')
-  sleep 1
-  t4=$(iperf3 -c 127.0.0.1 -p "$ip" -t "$SECS" -P 4 -J | python3 -c 'import json,sys; print(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"])')
-  rr=$("$LOADGEN" rr --target 127.0.0.1:"$ep" --conns "$RR_CONNS" --secs "$SECS")
-  cps=$("$LOADGEN" cps --target 127.0.0.1:"$ep" --concurrency "$CPS_CONC" --secs 5)
-  local prof='{}'
-  if [ -n "${PROFILE:-}" ] && [ $# -gt 0 ]; then prof=$(profile "$name" "$ip" "$ep" "$@"); fi
-  sleep 2
+  # Idle memory first, while the proxies are fresh: measured after the
+  # bulk runs, the heap their buffers left behind (kept by the allocator)
+  # was reused by the idle connections and hid part of their cost.
   before=$(rss_kb "$@")
   "$LOADGEN" idle --target 127.0.0.1:"$ep" --conns "${IDLE_N:-$IDLE}" --hold 6 > "$WORK/idle.out" &
   idle=$!
@@ -66,6 +61,14 @@ measure() {
   after=$(rss_kb "$@")
   wait "$idle" || true
   ready=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ready"])' "$WORK/idle.out" 2>/dev/null || echo 0)
+  sleep 1
+  t1=$(iperf3 -c 127.0.0.1 -p "$ip" -t "$SECS" -J | python3 -c 'import json,sys; print(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"])')
+  sleep 1
+  t4=$(iperf3 -c 127.0.0.1 -p "$ip" -t "$SECS" -P 4 -J | python3 -c 'import json,sys; print(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"])')
+  rr=$("$LOADGEN" rr --target 127.0.0.1:"$ep" --conns "$RR_CONNS" --secs "$SECS")
+  cps=$("$LOADGEN" cps --target 127.0.0.1:"$ep" --concurrency "$CPS_CONC" --secs 5)
+  local prof='{}'
+  if [ -n "${PROFILE:-}" ] && [ $# -gt 0 ]; then prof=$(profile "$name" "$ip" "$ep" "$@"); fi
   python3 - "$name" "$t1" "$t4" "$rr" "$cps" "$before" "$after" "$ready" "$prof" >> "$RESULTS" <<'EOF'
 import json, sys
 name, t1, t4, rr, cps, before, after, ready, prof = sys.argv[1:]
