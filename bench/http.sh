@@ -77,18 +77,26 @@ measure() { # NAME PORT [PID...]: PIDs are the proxies PROFILE=1 counts
 
 measure direct "$ORIGIN_PORT"
 
-for proto in quic http2; do
-  d=$WORK/burrow-$proto; hp=$(free_port)
-  start_edge "$d" --http 127.0.0.1:"$hp"
-  e=$EDGE_PID
+# tunnel_to ORIGIN-URL PROTO DIR EDGE-FLAGS...: an edge with DIR's state and
+# the flags given, a tunnel routed for bench.example.com, and a connector
+# over PROTO to ORIGIN-URL; sets E (edge PID) and C (connector PID).
+tunnel_to() {
+  local url=$1 proto=$2 d=$3; shift 3
+  start_edge "$d" "$@"
+  E=$EDGE_PID
   "$BURROW" tunnel create bench --credentials-file "$d/bench.json" >/dev/null
   "$BURROW" route dns bench bench.example.com >/dev/null
-  "${PROXY_CPU[@]}" "$BURROW" tunnel run --credentials-file "$d/bench.json" --url "http://127.0.0.1:$ORIGIN_PORT" \
+  "${PROXY_CPU[@]}" "$BURROW" tunnel run --credentials-file "$d/bench.json" --url "$url" \
     --protocol "$proto" --loglevel warn 2> "$d/connector.log" &
-  c=$!; PIDS+=($c)
+  C=$!; PIDS+=($C)
+}
+
+for proto in quic http2; do
+  hp=$(free_port)
+  tunnel_to "http://127.0.0.1:$ORIGIN_PORT" "$proto" "$WORK/burrow-$proto" --http 127.0.0.1:"$hp"
   wait_http "$hp"
-  measure "burrow $proto" "$hp" "$e" "$c"
-  stop "$c" "$e"
+  measure "burrow $proto" "$hp" "$E" "$C"
+  stop "$C" "$E"
 done
 
 if [ -z "${SKIP_RATHOLE:-}" ]; then
@@ -178,20 +186,14 @@ PY
     tail -n 1 "$H2_RESULTS"
   }
   for proto in quic http2; do
-    d=$WORK/burrow-h2-$proto; hp=$(free_port)
-    start_edge "$d" --https 127.0.0.1:"$hp" --cert-dir "$certs"
-    e=$EDGE_PID
-    "$BURROW" tunnel create bench --credentials-file "$d/bench.json" >/dev/null
-    "$BURROW" route dns bench bench.example.com >/dev/null
-    "${PROXY_CPU[@]}" "$BURROW" tunnel run --credentials-file "$d/bench.json" --url "http://127.0.0.1:$NGX_ORIGIN" \
-      --protocol "$proto" --loglevel warn 2> "$d/connector.log" &
-    c=$!; PIDS+=($c)
+    hp=$(free_port)
+    tunnel_to "http://127.0.0.1:$NGX_ORIGIN" "$proto" "$WORK/burrow-h2-$proto" --https 127.0.0.1:"$hp" --cert-dir "$certs"
     for _ in $(seq 1 200); do
       [ "$(curl -sk -o /dev/null -w '%{http_code}' --resolve "bench.example.com:$hp:127.0.0.1" "https://bench.example.com:$hp/")" = 200 ] && break
       sleep 0.1
     done
-    h2measure "burrow $proto → nginx origin" "$hp" "$e" "$c"
-    stop "$c" "$e"
+    h2measure "burrow $proto → nginx origin" "$hp" "$E" "$C"
+    stop "$C" "$E"
   done
   np=$(free_port)
   nginx_run proxy "${PROXY_CPU[@]}" -- "upstream origin { server 127.0.0.1:$NGX_ORIGIN; keepalive 64; }

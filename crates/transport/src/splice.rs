@@ -47,7 +47,9 @@ enum End<'a> {
     Bytes(&'a mut dyn AsyncStream),
 }
 
-/// Which kind of end `s` is, looking through boxes.
+/// Which kind of end `s` is, looking through boxes. A wrapper around a
+/// QUIC or HTTP/2 stream (the egress protocol sniffer, say) hides it: the
+/// flow is then copied as bytes, correct but with the copies.
 fn end(s: &mut dyn AsyncStream) -> End<'_> {
     let any: &dyn Any = &*s;
     if any.is::<BoxStream>() {
