@@ -1073,8 +1073,8 @@ fn app_connections_are_capped_per_app_and_source_and_idle_ones_close() {
 #[test]
 fn apps_at_their_file_limit_leave_the_tunnel_endpoint_and_admin_api_working() {
     let dir = tempdir();
-    // 600 descriptors: app flows and HTTP clients may take (600 - 256) / 2
-    // = 172 of them.
+    // 600 descriptors: app flows and HTTP clients may hold 600 - 256 = 344
+    // of them; a flow to a direct origin holds two.
     let edge = EdgeProc::start_with(
         dir.path(),
         "NRT",
@@ -1117,6 +1117,33 @@ fn apps_at_their_file_limit_leave_the_tunnel_endpoint_and_admin_api_working() {
     let mut s = connect(app, Duration::from_secs(5));
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     echo_once(&mut s, b"after");
+}
+
+#[test]
+fn a_tunnel_app_flow_takes_one_descriptor_from_the_budget() {
+    let dir = tempdir();
+    // 600 descriptors: 344 for flows. A tunnel app's flow holds only the
+    // client's socket, so 300 fit (counted at two each, 172 did).
+    let edge = EdgeProc::start_with(dir.path(), "NRT", "edge.db", &[], Some(600));
+    let echo = Origin::start(util::echo);
+    let _c = edge.connected_tunnel("t", &["--url", &format!("tcp://{}", echo.addr)], 4);
+    let port = free_port();
+    let (_, app) = edge.create_app_json(&serde_json::json!({
+        "protocol": format!("tcp/{port}"),
+        "origin_tunnel": {"tunnel": "t", "hostname": "echo.example.com"},
+        "max_connections_per_ip": 1000,
+    }));
+    let mut held = Vec::new();
+    for i in 0..300u32 {
+        let mut s = connect(app, Duration::from_secs(5));
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        echo_once(&mut s, format!("flow {i}").as_bytes());
+        held.push(s);
+    }
+    assert_eq!(
+        edge.metric_or_zero(r#"burrow_edge_listener_full_total{listener="app"}"#),
+        0.0
+    );
 }
 
 /// Whether a TLS handshake to the HTTPS listener with SNI `host` succeeds

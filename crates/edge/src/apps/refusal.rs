@@ -30,12 +30,13 @@ pub(crate) fn refused(ctx: &Ctx, app: &Compiled, why: crate::limits::Refused, pe
     }
 }
 
-/// A descriptor permit from the shared budget (`ctx.apps.fds`), taken
-/// before `listener` accepts. When none is left the wait is counted
+/// `n` descriptor permits from the shared budget (`ctx.apps.fds`, one per
+/// file descriptor a flow holds), taken before `listener` accepts. When
+/// they are not there the wait is counted
 /// (`burrow_edge_listener_full_total{listener}`) and logged (once per
-/// listener per 10 s), then the listener waits for a flow to end.
-pub(crate) async fn descriptor(ctx: &Ctx, listener: &'static str) -> OwnedSemaphorePermit {
-    if let Ok(p) = ctx.apps.fds.clone().try_acquire_owned() {
+/// listener per 10 s), then the listener waits for flows to end.
+pub(crate) async fn descriptors(ctx: &Ctx, listener: &'static str, n: u32) -> OwnedSemaphorePermit {
+    if let Ok(p) = ctx.apps.fds.clone().try_acquire_many_owned(n) {
         return p;
     }
     ctx.telemetry
@@ -52,9 +53,15 @@ pub(crate) async fn descriptor(ctx: &Ctx, listener: &'static str) -> OwnedSemaph
     ctx.apps
         .fds
         .clone()
-        .acquire_owned()
+        .acquire_many_owned(n)
         .await
         .expect("the descriptor semaphore is never closed")
+}
+
+/// One descriptor permit: a flow that holds one socket (the client's, or
+/// the one it dials for a stream).
+pub(crate) async fn descriptor(ctx: &Ctx, listener: &'static str) -> OwnedSemaphorePermit {
+    descriptors(ctx, listener, 1).await
 }
 
 /// The next flow stream a client or peer opens on `conn`, with the

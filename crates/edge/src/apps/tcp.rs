@@ -34,11 +34,16 @@ pub(crate) async fn run_listener(
         return;
     };
     loop {
-        // App flows take two descriptors each; a reserve stays for the
-        // tunnel endpoint, the admin API and the HTTP listeners.
+        // A flow to a direct or DNS origin holds two descriptors (client
+        // and origin), one through a tunnel only the client's; a reserve
+        // stays for the tunnel endpoint, the admin API and the listeners.
+        let sockets = match &cell.read().expect("app cell lock poisoned").spec.origin {
+            Origin::Tunnel { .. } => 1,
+            Origin::Direct(_) | Origin::Dns { .. } => 2,
+        };
         let fds = tokio::select! {
             _ = stop.cancelled() => return,
-            p = super::refusal::descriptor(&ctx, "app") => p,
+            p = super::refusal::descriptors(&ctx, "app", sockets) => p,
         };
         let (client, peer) = tokio::select! {
             _ = stop.cancelled() => return,
