@@ -51,29 +51,29 @@ enum End<'a> {
 /// QUIC or HTTP/2 stream (the egress protocol sniffer, say) hides it: the
 /// flow is then copied as bytes, correct but with the copies.
 fn end(s: &mut dyn AsyncStream) -> End<'_> {
-    let any: &dyn Any = &*s;
-    if any.is::<BoxStream>() {
-        let any: &mut dyn Any = s;
-        return match any.downcast_mut::<BoxStream>() {
-            Some(inner) => end(inner.as_mut()),
-            None => unreachable!("the type was checked above"),
-        };
+    let s = match downcast::<BoxStream>(s) {
+        Ok(inner) => return end(inner.as_mut()),
+        Err(s) => s,
+    };
+    let s = match downcast::<QuicStream>(s) {
+        Ok(q) => return End::Chunks(q),
+        Err(s) => s,
+    };
+    match downcast::<H2Stream>(s) {
+        Ok(h) => End::Chunks(h),
+        Err(s) => End::Bytes(s),
     }
-    if any.is::<QuicStream>() {
-        let any: &mut dyn Any = s;
-        return match any.downcast_mut::<QuicStream>() {
-            Some(q) => End::Chunks(q),
-            None => unreachable!("the type was checked above"),
-        };
+}
+
+/// `s` as a `T`, or `s` back when it is something else.
+fn downcast<T: Any>(s: &mut dyn AsyncStream) -> Result<&mut T, &mut dyn AsyncStream> {
+    // Checked first, then taken: a failed `downcast_mut` would keep `s`
+    // borrowed for the `Err` arm.
+    if !(&*s as &dyn Any).is::<T>() {
+        return Err(s);
     }
-    if any.is::<H2Stream>() {
-        let any: &mut dyn Any = s;
-        return match any.downcast_mut::<H2Stream>() {
-            Some(h) => End::Chunks(h),
-            None => unreachable!("the type was checked above"),
-        };
-    }
-    End::Bytes(s)
+    let any: &mut dyn Any = s;
+    Ok(any.downcast_mut::<T>().expect("the type was checked above"))
 }
 
 impl End<'_> {
@@ -86,12 +86,11 @@ impl End<'_> {
 }
 
 /// One direction's state.
-#[derive(Default)]
 struct Pipe {
     /// Read space when the source is a byte stream; each read is split off
     /// as a chunk, and the space is reused once the chunk is written.
     buf: BytesMut,
-    /// Size of the next read from a byte stream (0: not started).
+    /// Size of the next read from a byte stream.
     size: usize,
     /// Read and not yet written, from `head` on.
     chunks: Vec<Bytes>,
@@ -101,6 +100,22 @@ struct Pipe {
     unflushed: bool,
     read: u64,
     total: u64,
+}
+
+impl Default for Pipe {
+    fn default() -> Self {
+        Pipe {
+            buf: BytesMut::new(),
+            size: MIN_BUF,
+            chunks: Vec::new(),
+            head: 0,
+            eof: false,
+            shut: false,
+            unflushed: false,
+            read: 0,
+            total: 0,
+        }
+    }
 }
 
 impl Pipe {
@@ -114,11 +129,8 @@ impl Pipe {
     ) -> Poll<io::Result<u64>> {
         loop {
             if self.head == self.chunks.len() && !self.eof {
-                self.chunks.clear();
-                self.head = 0;
                 match self.poll_fill(cx, r) {
                     Poll::Pending => {
-                        self.chunks.clear();
                         if self.unflushed {
                             ready!(w.io().poll_flush(cx))?;
                             self.unflushed = false;
@@ -153,13 +165,13 @@ impl Pipe {
         }
     }
 
-    /// Reads the next chunks into `self.chunks` (none at EOF).
+    /// Reads the next chunks into `self.chunks` (none at EOF); the
+    /// written ones are dropped first, and none are left when pending.
     fn poll_fill(&mut self, cx: &mut Context<'_>, r: &mut End<'_>) -> Poll<io::Result<()>> {
+        self.chunks.clear();
+        self.head = 0;
         let n = match r {
             End::Bytes(r) => {
-                if self.size == 0 {
-                    self.size = MIN_BUF;
-                }
                 if self.buf.capacity() < self.size {
                     // Reclaims the space in place when every chunk split
                     // off it has been written and dropped.
@@ -180,7 +192,13 @@ impl Pipe {
             }
             End::Chunks(r) => {
                 self.chunks.resize(CHUNKS, Bytes::new());
-                let k = ready!(r.poll_read_chunks(cx, &mut self.chunks))?;
+                let k = match r.poll_read_chunks(cx, &mut self.chunks) {
+                    Poll::Ready(k) => k?,
+                    Poll::Pending => {
+                        self.chunks.clear();
+                        return Poll::Pending;
+                    }
+                };
                 self.chunks.truncate(k);
                 self.chunks.iter().map(Bytes::len).sum()
             }

@@ -7,6 +7,7 @@
 use super::compiled::{AppCell, Compiled};
 use super::origin::resolve;
 use crate::context::Ctx;
+use crate::telemetry::metrics::Side as TlsPeer;
 use crate::tunnel::reach::open_tunnel_stream;
 use burrow_config::app::{Origin, ProxyProtocol, TlsMode, L4};
 use burrow_policy::access::decide;
@@ -134,22 +135,35 @@ async fn tls_flow(
         .app_tls
         .clone()
         .ok_or_else(|| FlowError::io(Side::Local, "TLS app without edge certificates"))?;
-    let tls = tokio::time::timeout(
-        CLIENT_TLS_TIMEOUT,
-        tokio_rustls::TlsAcceptor::from(cfg).accept(client),
-    )
-    .await
-    .map_err(|_| FlowError::io(Side::Client, "TLS handshake timed out"))
-    .and_then(|r| r.map_err(|e| FlowError::io(Side::Client, format!("TLS handshake failed: {e}"))))
-    .inspect_err(|_| {
-        ctx.telemetry
-            .metrics
-            .tls_failure(crate::telemetry::metrics::Side::client)
-    })?;
-    ctx.telemetry
-        .metrics
-        .tls_handshake(crate::telemetry::metrics::Side::client);
+    let accept = tokio_rustls::TlsAcceptor::from(cfg).accept(client);
+    let tls = handshake(ctx, TlsPeer::client, "", CLIENT_TLS_TIMEOUT, accept).await?;
     to_origin(ctx, app, tls, ends).await
+}
+
+/// A TLS handshake with the client or the origin (`peer`) within `limit`,
+/// counted in the TLS metrics; errors start with `what`.
+async fn handshake<T>(
+    ctx: &Ctx,
+    peer: TlsPeer,
+    what: &str,
+    limit: Duration,
+    handshake: impl std::future::Future<Output = std::io::Result<T>>,
+) -> Result<T, FlowError> {
+    let side = match peer {
+        TlsPeer::client => Side::Client,
+        TlsPeer::origin => Side::Origin,
+    };
+    let done = tokio::time::timeout(limit, handshake)
+        .await
+        .map_err(|_| FlowError::io(side, format!("{what}TLS handshake timed out")))
+        .and_then(|r| {
+            r.map_err(|e| FlowError::io(side, format!("{what}TLS handshake failed: {e}")))
+        });
+    match &done {
+        Ok(_) => ctx.telemetry.metrics.tls_handshake(peer),
+        Err(_) => ctx.telemetry.metrics.tls_failure(peer),
+    }
+    done
 }
 
 /// The two ends of a flow as the edge sees them.
@@ -289,24 +303,10 @@ async fn tls_to_origin<C>(
 where
     C: AsyncStream,
 {
-    let name = origin_name(app, ip);
-    let mut origin = tokio::time::timeout(
-        ORIGIN_CONNECT_TIMEOUT,
-        tokio_rustls::TlsConnector::from(tls).connect(name, origin),
-    )
-    .await
-    .map_err(|_| FlowError::io(Side::Origin, format!("{addr}: TLS handshake timed out")))
-    .and_then(|r| {
-        r.map_err(|e| FlowError::io(Side::Origin, format!("{addr}: TLS handshake failed: {e}")))
-    })
-    .inspect_err(|_| {
-        ctx.telemetry
-            .metrics
-            .tls_failure(crate::telemetry::metrics::Side::origin)
-    })?;
-    ctx.telemetry
-        .metrics
-        .tls_handshake(crate::telemetry::metrics::Side::origin);
+    let connect = tokio_rustls::TlsConnector::from(tls).connect(origin_name(app, ip), origin);
+    let what = format!("{addr}: ");
+    let mut origin =
+        handshake(ctx, TlsPeer::origin, &what, ORIGIN_CONNECT_TIMEOUT, connect).await?;
     splice_counted(ctx, app, client, &mut origin).await
 }
 
