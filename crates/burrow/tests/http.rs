@@ -1097,7 +1097,130 @@ fn bodiless_requests_take_the_lean_path_with_every_answer_framing() {
         out.contains("connection: close\r\n") && out.ends_with("hello"),
         "{out}"
     );
+
+    // HTTP/2 clients: hyper serves them, with every framing.
+    let h2 = ["--http2-prior-knowledge"];
+    let f2 = |path: &str| get_whole(&edge, "f.example.com", path, &h2);
+    assert_eq!(f2("/length"), (200, "hello".into()));
+    assert_eq!(f2("/chunked"), (200, "hello world".into()));
+    assert_eq!(f2("/interim"), (200, "ok".into()));
+    assert_eq!(f2("/empty"), (204, String::new()));
+    assert_eq!(f2("/until-close"), (200, "until close".into()));
+    assert_eq!(f2("/bye"), (200, "bye".into()));
+    assert_eq!(f2("/garbage").0, 502);
+    let (code, head) = get_whole(&edge, "f.example.com", "/length", &["-I", h2[0]]);
+    assert_eq!(code, 200);
+    assert!(
+        head.to_ascii_lowercase().contains("content-length: 5"),
+        "{head}"
+    );
+    // Many requests on one connection, each framing after another, then
+    // all at once.
+    let paths = [
+        "/length",
+        "/chunked",
+        "/length",
+        "/until-close",
+        "/empty",
+        "/length",
+        "/bye",
+        "/chunked",
+        "/interim",
+        "/length",
+    ];
+    let want: Vec<(u16, String)> = paths
+        .iter()
+        .map(|p| match *p {
+            "/length" => (200, "hello".into()),
+            "/chunked" => (200, "hello world".into()),
+            "/until-close" => (200, "until close".into()),
+            "/empty" => (204, String::new()),
+            "/bye" => (200, "bye".into()),
+            _ => (200, "ok".into()),
+        })
+        .collect();
+    let addr = edge.http_addr.unwrap();
+    assert_eq!(h2_gets(addr, "f.example.com", &paths, false), want);
+    let many: Vec<&str> = paths.iter().cycle().take(60).copied().collect();
+    let want_many: Vec<_> = want.iter().cycle().take(60).cloned().collect();
+    for _ in 0..3 {
+        assert_eq!(h2_gets(addr, "f.example.com", &many, true), want_many);
+    }
+    let base = format!("http://{addr}");
+    // A 4 MiB chunked answer arrives whole over HTTP/2 too.
+    let big2 = dir.path().join("big2");
+    let status = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "60",
+            h2[0],
+            "-H",
+            "Host: f.example.com",
+            "-o",
+        ])
+        .arg(&big2)
+        .arg(format!("{base}/big"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(
+        sha256(&std::fs::read(&big2).unwrap()),
+        sha256(&pattern_bytes(7, 4 << 20))
+    );
     drop(connector);
+}
+
+/// GETs `paths` on one HTTP/2 connection (prior knowledge) to `addr`, one
+/// after another or all at once: (status, body) of each, in order.
+fn h2_gets(
+    addr: std::net::SocketAddr,
+    host: &str,
+    paths: &[&str],
+    at_once: bool,
+) -> Vec<(u16, String)> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (send, conn) = h2::client::handshake(tcp).await.unwrap();
+        tokio::spawn(conn);
+        let get = |path: String| {
+            let send = send.clone();
+            let uri = format!("http://{host}{path}");
+            async move {
+                let mut send = send.ready().await.unwrap();
+                let req = http::Request::get(uri).body(()).unwrap();
+                let (resp, _) = send.send_request(req, true).unwrap();
+                let resp = resp.await.unwrap();
+                let status = resp.status().as_u16();
+                let mut body = resp.into_body();
+                let mut data = Vec::new();
+                while let Some(chunk) = body.data().await {
+                    let chunk = chunk.unwrap();
+                    let _ = body.flow_control().release_capacity(chunk.len());
+                    data.extend_from_slice(&chunk);
+                }
+                (status, String::from_utf8(data).unwrap())
+            }
+        };
+        let timeout = Duration::from_secs(20);
+        if at_once {
+            let all = paths.iter().map(|p| get((*p).to_owned()));
+            tokio::time::timeout(timeout, futures_util::future::join_all(all))
+                .await
+                .expect("answers within 20 s")
+        } else {
+            let mut out = Vec::new();
+            for p in paths {
+                let got = tokio::time::timeout(timeout, get((*p).to_owned())).await;
+                out.push(got.expect("an answer within 20 s"));
+            }
+            out
+        }
+    })
 }
 
 /// Answers one request per connection (keep-alive, as far as the client
