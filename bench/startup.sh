@@ -3,7 +3,7 @@
 # QUIC and over HTTP/2, rathole's client over plain TCP and TLS for
 # comparison. The edge (or rathole server) and a TCP echo origin run
 # throughout; `burrow-loadgen first-byte` starts the connector and tries a
-# 1-byte echo through the app every millisecond, so each figure includes
+# 1-byte echo through the app every half millisecond, so each figure includes
 # process start, the handshake and registration. RUNS runs each (default
 # 5); the report gives the median and the range.
 #
@@ -68,7 +68,7 @@ now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"
 print(f"\n## {now} — connector start to first byte\n")
 print(f"Machine: {ncpu} cores, {cpu}, Linux {platform.release()}. Command: `bash bench/startup.sh` "
       f"({runs} runs each; from starting the connector process to the first byte echoed through the app, "
-      f"one try per millisecond). burrow: `{burrow}`.\n")
+      f"one try per half millisecond). burrow: `{burrow}`.\n")
 print("| path | median ms | min ms | max ms |")
 print("|---|---:|---:|---:|")
 for n in dict.fromkeys(r["name"] for r in rows):

@@ -77,6 +77,29 @@ fn two_hundred_concurrent_connections_each_echo_their_own_payload() {
     assert_eq!(origin.count(), 200);
 }
 
+/// As cloudflared does, the connector dials its HA connections one after
+/// another, each once the one before has registered: the first handshake
+/// has the CPU to itself, so the first flow is served sooner after start.
+#[test]
+fn ha_connections_register_in_turn_and_the_first_serves_at_once() {
+    let origin = Origin::start(echo);
+    let s = Setup::edge(&[]);
+    let t = s.tunnel("turns");
+    let app = t.app("turns.example.com");
+    let cfg = write_config(s.path(), "config.yml", "turns.example.com", origin.addr);
+    let cfg = cfg.to_string_lossy().into_owned();
+    let c = t.connector(&["--config", &cfg, "--ha-connections", "4"], 4);
+    let log = c.wait_log("conn_index=3", Duration::from_secs(5));
+    let order: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("registered tunnel connection"))
+        .filter_map(|l| l.split("conn_index=").nth(1))
+        .filter_map(|rest| rest.split(['}', ' ', ':']).next())
+        .collect();
+    assert_eq!(order, ["0", "1", "2", "3"], "{log}");
+    assert_eq!(echo_round_trip(app, b"turns").unwrap(), b"turns");
+}
+
 #[test]
 fn two_edges_ha_connections_on_both_and_survive_losing_one() {
     let dir = tempdir();

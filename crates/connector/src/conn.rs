@@ -54,7 +54,14 @@ pub(crate) struct Shared {
     pub(crate) quic_endpoints: Mutex<HashMap<bool, quinn::Endpoint>>,
     /// Edges that speak only protocol version 1 (an upgrade under way).
     pub(crate) older_edges: burrow_transport::frames::OlderEdges,
+    /// One per connection, cancelled when its first attempt has ended,
+    /// registered or failed: each connection dials after the one before
+    /// it ([`run`]).
+    pub(crate) tried: Vec<CancellationToken>,
 }
+
+/// Longest a connection waits for the one before it to try.
+const TURN: Duration = Duration::from_secs(1);
 
 /// Least time between two lookups of the edge addresses.
 const REDISCOVER_EVERY: Duration = Duration::from_secs(5);
@@ -172,7 +179,22 @@ impl Drop for Counted {
     }
 }
 
+/// Keeps connection `index` up until `shutdown`. It first dials once the
+/// connection before it has registered (or failed, or [`TURN`] passed), as
+/// cloudflared dials its first connection before the others: each
+/// handshake then has the CPU to itself, and the first flow is served
+/// sooner after start.
 pub(crate) async fn run(shared: Arc<Shared>, index: u8, shutdown: CancellationToken) {
+    if let Some(before) = usize::from(index)
+        .checked_sub(1)
+        .and_then(|i| shared.tried.get(i))
+    {
+        tokio::select! {
+            () = before.cancelled() => {}
+            () = tokio::time::sleep(TURN) => {}
+            () = shutdown.cancelled() => return,
+        }
+    }
     let span = tracing::info_span!("tunnel_conn", conn_index = index);
     run_inner(shared, index, shutdown).instrument(span).await;
 }
@@ -198,6 +220,9 @@ async fn run_inner(shared: Arc<Shared>, index: u8, shutdown: CancellationToken) 
             _ = shutdown.cancelled() => break,
             r = connect(&shared, index, addr, &mut quic_blocked_until) => r,
         };
+        if let Some(t) = shared.tried.get(usize::from(index)) {
+            t.cancel();
+        }
         match result {
             Ok(live) => {
                 refusals = 0;

@@ -202,6 +202,7 @@ pub async fn run_with_updates(
             metrics_stop.clone(),
         ));
     }
+    let cfg_ha = cfg.ha_connections;
     let shared = Arc::new(conn::Shared {
         cfg,
         trust,
@@ -213,6 +214,7 @@ pub async fn run_with_updates(
         quic_endpoints: std::sync::Mutex::new(Default::default()),
         older_edges: burrow_transport::frames::OlderEdges::default(),
         discovered_at: std::sync::Mutex::new(std::time::Instant::now()),
+        tried: (0..cfg_ha).map(|_| CancellationToken::new()).collect(),
     });
     let env = shared.env.clone();
     env.metrics.config_version.set(1);
