@@ -659,6 +659,96 @@ fn unauthenticated_connections_cannot_make_the_edge_buffer_data() {
     );
 }
 
+/// One unregistered QUIC connection: a control stream begun (so the edge
+/// waits for the rest of a registration), then `n` datagrams of 1,000
+/// bytes; held open until `stop`. Returns how many datagrams went out.
+async fn datagram_flood(
+    edge: SocketAddr,
+    ca_pem: String,
+    n: usize,
+    sent: tokio::sync::mpsc::Sender<usize>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let tls = edge_tls(&ca_pem, b"burrow/1", true);
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
+    let mut ep = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    ep.set_default_client_config(quinn::ClientConfig::new(std::sync::Arc::new(crypto)));
+    let mut count = 0;
+    let conn = match ep.connect(edge, "quic.burrow.internal") {
+        Ok(c) => c.await.ok(),
+        Err(_) => None,
+    };
+    if let Some(conn) = &conn {
+        if let Ok((mut control, _recv)) = conn.open_bi().await {
+            let _ = control.write_all(b"BURR").await;
+            let payload = bytes::Bytes::from(vec![0x5au8; 1000]);
+            for _ in 0..n {
+                if conn.send_datagram_wait(payload.clone()).await.is_err() {
+                    break;
+                }
+                count += 1;
+            }
+            let _ = sent.send(count).await;
+            let _ = stop.changed().await;
+            conn.close(0u32.into(), b"done");
+            return;
+        }
+    }
+    let _ = sent.send(count).await;
+}
+
+/// QUIC datagrams are not flow-controlled: quinn keeps up to 1.25 MB of
+/// them per connection until the application reads them. Connections that
+/// never register send 1.5 MB of datagrams each; the edge must not hold
+/// them (48 connections could make it hold 60 MB).
+#[test]
+fn unregistered_quic_connections_cannot_make_the_edge_buffer_datagrams() {
+    const CONNS: usize = 48;
+    let dir = tempdir();
+    let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &[]);
+    let pid = edge.proc.child.id();
+    let ca_pem = std::fs::read_to_string(dir.path().join("edge.d").join("ca.pem")).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let before = rss_kib(pid);
+    let (sent_tx, mut sent_rx) = tokio::sync::mpsc::channel(CONNS);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    for _ in 0..CONNS {
+        rt.spawn(datagram_flood(
+            edge.tunnel_addr,
+            ca_pem.clone(),
+            1500,
+            sent_tx.clone(),
+            stop_rx.clone(),
+        ));
+    }
+    let sent: usize = rt.block_on(async {
+        let mut total = 0;
+        for _ in 0..CONNS {
+            match tokio::time::timeout(Duration::from_secs(30), sent_rx.recv()).await {
+                Ok(Some(n)) => total += n,
+                _ => break,
+            }
+        }
+        total
+    });
+    // Let the edge take in what is still in flight.
+    std::thread::sleep(Duration::from_millis(500));
+    let during = rss_kib(pid);
+    let _ = stop_tx.send(true);
+    drop(rt);
+    let grown_mib = during.saturating_sub(before) / 1024;
+    eprintln!("{sent} datagrams sent; edge RSS {before} KiB before, {during} KiB after");
+    assert!(sent >= CONNS * 1000, "only {sent} datagrams went out");
+    assert!(
+        grown_mib < 16,
+        "the edge grew by {grown_mib} MiB for {CONNS} unregistered connections' datagrams"
+    );
+}
+
 #[test]
 fn idle_sockets_from_one_address_do_not_delay_other_connectors() {
     let dir = tempdir();

@@ -165,6 +165,15 @@ impl EdgeConn {
         }
     }
 
+    /// Drops the peer's QUIC datagrams ([`quic::drop_datagrams`]; HTTP/2
+    /// has none); never returns. For the time before the peer registers.
+    pub async fn drop_datagrams(&self) -> std::convert::Infallible {
+        match self {
+            Self::Quic(c) => quic::drop_datagrams(c).await,
+            Self::H2(_) | Self::H2Served(_) => std::future::pending().await,
+        }
+    }
+
     /// Lifts the limits a connection has until its peer registers (small
     /// flow-control windows, no streams but the control stream): call it
     /// once the peer is authenticated, before answering `Registered`.

@@ -340,12 +340,25 @@ pub async fn accept(
         // Until the peer registers: the control stream only (the limit of
         // `server_transport_config`), which accepting it does not raise.
         let conn = Conn::new(conn, 0);
-        let control = accept_stream(&conn).await?;
+        let control = tokio::select! {
+            c = accept_stream(&conn) => c?,
+            never = drop_datagrams(&conn) => match never {},
+        };
         Ok((EdgeConn::Quic(conn), control))
     };
     tokio::time::timeout(timeout, work)
         .await
         .map_err(|_| TransportError::Timeout(timeout, "waiting for the QUIC handshake"))?
+}
+
+/// Reads and drops the peer's QUIC datagrams; never returns. The edge runs
+/// it until a peer has registered: datagrams are not flow-controlled, and
+/// quinn keeps up to 1.25 MB of them per connection for the application,
+/// so a peer that never registers could otherwise make every connection it
+/// holds open cost that much.
+pub async fn drop_datagrams(conn: &quinn::Connection) -> std::convert::Infallible {
+    while conn.read_datagram().await.is_ok() {}
+    std::future::pending().await
 }
 
 /// Connector side: dials the edge over QUIC, verifying its certificate for

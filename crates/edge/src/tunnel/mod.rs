@@ -97,8 +97,14 @@ pub(crate) async fn serve_conn(
     pre: PreAuth,
 ) {
     let mut reader = FrameReader::new();
-    // One deadline for the handshake and the registration together.
-    let read = read_registration(&mut control, &mut reader, ctx.id.wire);
+    // One deadline for the handshake and the registration together; the
+    // peer's datagrams are dropped meanwhile.
+    let read = async {
+        tokio::select! {
+            r = read_registration(&mut control, &mut reader, ctx.id.wire) => r,
+            never = conn.drop_datagrams() => match never {},
+        }
+    };
     let hello = match tokio::time::timeout_at(pre.deadline, read).await {
         Ok(Ok(r)) => r,
         Ok(Err(TransportError::Version(v))) if v > burrow_proto::v2::VERSION_2 => {
