@@ -131,15 +131,38 @@ pub(crate) async fn serve_conn(
             return;
         }
     };
-    match hello.reg.role {
-        Role::Node { .. } => {
-            crate::egress::peer::serve(ctx, conn, control, hello, peer, shutdown, pre).await;
+    // Only a connector that takes UDP sessions as QUIC datagrams reads
+    // them (its `DatagramMux`); any other peer's are dropped for the
+    // connection's life, as before it registered.
+    let has_reader = matches!(hello.reg.role, Role::Connector { .. })
+        && hello
+            .reg
+            .features
+            .iter()
+            .any(|f| f == burrow_transport::quic_datagrams::FEATURE);
+    let unread = conn.clone();
+    let drop_unread = async move {
+        if has_reader {
+            std::future::pending().await
+        } else {
+            unread.drop_datagrams().await
         }
-        Role::Client { .. } => {
-            crate::zt::serve(ctx, conn, control, hello, peer, shutdown, pre).await
+    };
+    let serve = async move {
+        match hello.reg.role {
+            Role::Node { .. } => {
+                crate::egress::peer::serve(ctx, conn, control, hello, peer, shutdown, pre).await;
+            }
+            Role::Client { .. } => {
+                crate::zt::serve(ctx, conn, control, hello, peer, shutdown, pre).await;
+            }
+            Role::Connector { .. } => {
+                connector::serve(ctx, conn, control, reader, hello, peer, shutdown, pre).await;
+            }
         }
-        Role::Connector { .. } => {
-            connector::serve(ctx, conn, control, reader, hello, peer, shutdown, pre).await;
-        }
+    };
+    tokio::select! {
+        () = serve => {}
+        never = drop_unread => match never {},
     }
 }
