@@ -909,8 +909,9 @@ pub(crate) struct RunArgs {
     /// [default: auto]
     #[arg(long)]
     pub(crate) protocol: Option<String>,
-    /// Number of tunnel connections, spread over the edge addresses.
-    /// [default: 4]
+    /// Number of tunnel connections, spread over the edge addresses; each
+    /// dials once the one before has registered (or failed, or 1 s
+    /// passed). [default: 4]
     #[arg(long)]
     pub(crate) ha_connections: Option<u8>,
     /// Prometheus metrics, /ready and /healthcheck: IP:PORT, `auto` (the
