@@ -166,7 +166,8 @@ impl EdgeConn {
     }
 
     /// Drops the peer's QUIC datagrams ([`quic::drop_datagrams`]; HTTP/2
-    /// has none); never returns. For the time before the peer registers.
+    /// has none); never returns. For the time before the peer registers,
+    /// and for the life of a connection whose datagrams nothing reads.
     pub async fn drop_datagrams(&self) -> std::convert::Infallible {
         match self {
             Self::Quic(c) => quic::drop_datagrams(c).await,
