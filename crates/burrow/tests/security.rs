@@ -8,7 +8,7 @@ mod util;
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use util::httporigin::HttpOrigin;
 use util::*;
@@ -746,6 +746,119 @@ fn unregistered_quic_connections_cannot_make_the_edge_buffer_datagrams() {
     assert!(
         grown_mib < 16,
         "the edge grew by {grown_mib} MiB for {CONNS} unregistered connections' datagrams"
+    );
+}
+
+/// A registered connector that did not list `quic-datagrams` has no
+/// datagram reader at the edge: its datagrams are dropped, not left in
+/// quinn's 1.25 MB buffer for the life of the connection.
+async fn registered_datagram_flood(
+    edge: SocketAddr,
+    ca_pem: String,
+    creds: PathBuf,
+    n: usize,
+    sent: tokio::sync::mpsc::Sender<usize>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    use burrow_proto::v2::{Registration, Role};
+    let creds = burrow_config::credentials::Credentials::from_json(
+        &std::fs::read_to_string(creds).unwrap(),
+    )
+    .unwrap();
+    let trust = burrow_transport::pki::EdgeTrust::new(&ca_pem, "burrow.internal").unwrap();
+    let ep = burrow_transport::quic::client_endpoint(edge).unwrap();
+    let (conn, mut control) =
+        burrow_transport::quic::connect(&ep, edge, &trust, Duration::from_secs(5))
+            .await
+            .unwrap();
+    let reg = Registration {
+        account_id: *creds.account_id.as_bytes(),
+        secret: creds.secret.0.clone().into(),
+        role: Role::Connector {
+            tunnel_id: *creds.tunnel_id.as_bytes(),
+            connector_id: *uuid::Uuid::new_v4().as_bytes(),
+            conn_index: 0,
+        },
+        version: "test".into(),
+        features: vec![burrow_proto::FEATURE_STREAM_ACK.into()],
+    };
+    let mut reader = burrow_transport::frames::FrameReader::new();
+    let answer = burrow_transport::frames::register(
+        &mut control,
+        &mut reader,
+        &reg,
+        burrow_proto::v2::VERSION_2,
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    assert!(
+        matches!(answer, burrow_transport::frames::Answer::Welcome(_)),
+        "not welcomed: {answer:?}"
+    );
+    let burrow_transport::ConnectorConn::Quic(q) = &conn else {
+        panic!("not QUIC");
+    };
+    let payload = bytes::Bytes::from(vec![0xa5u8; 1000]);
+    let mut count = 0;
+    for _ in 0..n {
+        if q.send_datagram_wait(payload.clone()).await.is_err() {
+            break;
+        }
+        count += 1;
+    }
+    let _ = sent.send(count).await;
+    let _ = stop.changed().await;
+    drop(control);
+}
+
+#[test]
+fn a_connector_without_a_datagram_reader_cannot_make_the_edge_buffer_datagrams() {
+    const CONNS: usize = 16;
+    let dir = tempdir();
+    let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &[]);
+    let creds = edge.create_tunnel("quiet");
+    let pid = edge.proc.child.id();
+    let ca_pem = std::fs::read_to_string(dir.path().join("edge.d").join("ca.pem")).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let before = rss_kib(pid);
+    let (sent_tx, mut sent_rx) = tokio::sync::mpsc::channel(CONNS);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    for _ in 0..CONNS {
+        rt.spawn(registered_datagram_flood(
+            edge.tunnel_addr,
+            ca_pem.clone(),
+            creds.clone(),
+            1500,
+            sent_tx.clone(),
+            stop_rx.clone(),
+        ));
+    }
+    let sent: usize = rt.block_on(async {
+        let mut total = 0;
+        for _ in 0..CONNS {
+            match tokio::time::timeout(Duration::from_secs(30), sent_rx.recv()).await {
+                Ok(Some(n)) => total += n,
+                _ => break,
+            }
+        }
+        total
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let during = rss_kib(pid);
+    assert_eq!(edge.connections("quiet").len(), CONNS, "all registered");
+    let _ = stop_tx.send(true);
+    drop(rt);
+    let grown_mib = during.saturating_sub(before) / 1024;
+    eprintln!("{sent} datagrams sent; edge RSS {before} KiB before, {during} KiB after");
+    assert!(sent >= CONNS * 1000, "only {sent} datagrams went out");
+    assert!(
+        grown_mib < 10,
+        "the edge grew by {grown_mib} MiB for {CONNS} connections' unread datagrams"
     );
 }
 
