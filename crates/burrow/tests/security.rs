@@ -659,13 +659,29 @@ fn unauthenticated_connections_cannot_make_the_edge_buffer_data() {
     );
 }
 
+/// Sends `n` datagrams of 1,000 bytes on `conn`, each once quinn has room
+/// for it; how many went out.
+async fn send_datagrams(conn: &quinn::Connection, n: usize) -> usize {
+    let payload = bytes::Bytes::from(vec![0x5au8; 1000]);
+    let mut count = 0;
+    for _ in 0..n {
+        if conn.send_datagram_wait(payload.clone()).await.is_err() {
+            break;
+        }
+        count += 1;
+    }
+    count
+}
+
+/// Datagrams per flooding connection: more than quinn's 1.25 MB buffer.
+const FLOOD_DATAGRAMS: usize = 1500;
+
 /// One unregistered QUIC connection: a control stream begun (so the edge
-/// waits for the rest of a registration), then `n` datagrams of 1,000
-/// bytes; held open until `stop`. Returns how many datagrams went out.
+/// waits for the rest of a registration), then [`FLOOD_DATAGRAMS`]; it
+/// reports how many went out on `sent`, then stays open until `stop`.
 async fn datagram_flood(
     edge: SocketAddr,
     ca_pem: String,
-    n: usize,
     sent: tokio::sync::mpsc::Sender<usize>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -673,7 +689,6 @@ async fn datagram_flood(
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
     let mut ep = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
     ep.set_default_client_config(quinn::ClientConfig::new(std::sync::Arc::new(crypto)));
-    let mut count = 0;
     let conn = match ep.connect(edge, "quic.burrow.internal") {
         Ok(c) => c.await.ok(),
         Err(_) => None,
@@ -681,82 +696,23 @@ async fn datagram_flood(
     if let Some(conn) = &conn {
         if let Ok((mut control, _recv)) = conn.open_bi().await {
             let _ = control.write_all(b"BURR").await;
-            let payload = bytes::Bytes::from(vec![0x5au8; 1000]);
-            for _ in 0..n {
-                if conn.send_datagram_wait(payload.clone()).await.is_err() {
-                    break;
-                }
-                count += 1;
-            }
-            let _ = sent.send(count).await;
+            let _ = sent.send(send_datagrams(conn, FLOOD_DATAGRAMS).await).await;
             let _ = stop.changed().await;
             conn.close(0u32.into(), b"done");
             return;
         }
     }
-    let _ = sent.send(count).await;
+    let _ = sent.send(0).await;
 }
 
-/// QUIC datagrams are not flow-controlled: quinn keeps up to 1.25 MB of
-/// them per connection until the application reads them. Connections that
-/// never register send 1.5 MB of datagrams each; the edge must not hold
-/// them (48 connections could make it hold 60 MB).
-#[test]
-fn unregistered_quic_connections_cannot_make_the_edge_buffer_datagrams() {
-    const CONNS: usize = 48;
-    let dir = tempdir();
-    let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &[]);
-    let pid = edge.proc.child.id();
-    let ca_pem = std::fs::read_to_string(dir.path().join("edge.d").join("ca.pem")).unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let before = rss_kib(pid);
-    let (sent_tx, mut sent_rx) = tokio::sync::mpsc::channel(CONNS);
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    for _ in 0..CONNS {
-        rt.spawn(datagram_flood(
-            edge.tunnel_addr,
-            ca_pem.clone(),
-            1500,
-            sent_tx.clone(),
-            stop_rx.clone(),
-        ));
-    }
-    let sent: usize = rt.block_on(async {
-        let mut total = 0;
-        for _ in 0..CONNS {
-            match tokio::time::timeout(Duration::from_secs(30), sent_rx.recv()).await {
-                Ok(Some(n)) => total += n,
-                _ => break,
-            }
-        }
-        total
-    });
-    // Let the edge take in what is still in flight.
-    std::thread::sleep(Duration::from_millis(500));
-    let during = rss_kib(pid);
-    let _ = stop_tx.send(true);
-    drop(rt);
-    let grown_mib = during.saturating_sub(before) / 1024;
-    eprintln!("{sent} datagrams sent; edge RSS {before} KiB before, {during} KiB after");
-    assert!(sent >= CONNS * 1000, "only {sent} datagrams went out");
-    assert!(
-        grown_mib < 16,
-        "the edge grew by {grown_mib} MiB for {CONNS} unregistered connections' datagrams"
-    );
-}
-
-/// A registered connector that did not list `quic-datagrams` has no
-/// datagram reader at the edge: its datagrams are dropped, not left in
-/// quinn's 1.25 MB buffer for the life of the connection.
+/// A connector's registration (version 2, `stream-ack` only: no
+/// `quic-datagrams`, so the edge has no datagram reader for it), then
+/// [`FLOOD_DATAGRAMS`]; it reports how many went out on `sent`, then stays
+/// open until `stop`.
 async fn registered_datagram_flood(
     edge: SocketAddr,
     ca_pem: String,
     creds: PathBuf,
-    n: usize,
     sent: tokio::sync::mpsc::Sender<usize>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -799,48 +755,40 @@ async fn registered_datagram_flood(
     let burrow_transport::ConnectorConn::Quic(q) = &conn else {
         panic!("not QUIC");
     };
-    let payload = bytes::Bytes::from(vec![0xa5u8; 1000]);
-    let mut count = 0;
-    for _ in 0..n {
-        if q.send_datagram_wait(payload.clone()).await.is_err() {
-            break;
-        }
-        count += 1;
-    }
-    let _ = sent.send(count).await;
+    let _ = sent.send(send_datagrams(q, FLOOD_DATAGRAMS).await).await;
     let _ = stop.changed().await;
     drop(control);
 }
 
-#[test]
-fn a_connector_without_a_datagram_reader_cannot_make_the_edge_buffer_datagrams() {
-    const CONNS: usize = 16;
-    let dir = tempdir();
-    let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &[]);
-    let creds = edge.create_tunnel("quiet");
+/// Runs `conns` flooding connections made by `flood` (each reports the
+/// datagrams it sent, then stays open until told to stop) against `edge`,
+/// and measures the edge's RSS while they are open; `while_open` runs
+/// then too. Returns the datagrams sent and the growth in MiB.
+fn edge_growth_under_datagrams<F, Fut>(
+    edge: &EdgeProc,
+    conns: usize,
+    flood: F,
+    while_open: impl FnOnce(),
+) -> (usize, u64)
+where
+    F: Fn(tokio::sync::mpsc::Sender<usize>, tokio::sync::watch::Receiver<bool>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let pid = edge.proc.child.id();
-    let ca_pem = std::fs::read_to_string(dir.path().join("edge.d").join("ca.pem")).unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
     let before = rss_kib(pid);
-    let (sent_tx, mut sent_rx) = tokio::sync::mpsc::channel(CONNS);
+    let (sent_tx, mut sent_rx) = tokio::sync::mpsc::channel(conns);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    for _ in 0..CONNS {
-        rt.spawn(registered_datagram_flood(
-            edge.tunnel_addr,
-            ca_pem.clone(),
-            creds.clone(),
-            1500,
-            sent_tx.clone(),
-            stop_rx.clone(),
-        ));
+    for _ in 0..conns {
+        rt.spawn(flood(sent_tx.clone(), stop_rx.clone()));
     }
     let sent: usize = rt.block_on(async {
         let mut total = 0;
-        for _ in 0..CONNS {
+        for _ in 0..conns {
             match tokio::time::timeout(Duration::from_secs(30), sent_rx.recv()).await {
                 Ok(Some(n)) => total += n,
                 _ => break,
@@ -848,13 +796,57 @@ fn a_connector_without_a_datagram_reader_cannot_make_the_edge_buffer_datagrams()
         }
         total
     });
+    // Let the edge take in what is still in flight.
     std::thread::sleep(Duration::from_millis(500));
     let during = rss_kib(pid);
-    assert_eq!(edge.connections("quiet").len(), CONNS, "all registered");
+    while_open();
     let _ = stop_tx.send(true);
     drop(rt);
-    let grown_mib = during.saturating_sub(before) / 1024;
     eprintln!("{sent} datagrams sent; edge RSS {before} KiB before, {during} KiB after");
+    (sent, during.saturating_sub(before) / 1024)
+}
+
+/// QUIC datagrams are not flow-controlled: quinn keeps up to 1.25 MB of
+/// them per connection until the application reads them. Connections that
+/// never register send 1.5 MB of datagrams each; the edge must not hold
+/// them (48 connections could make it hold 60 MB).
+#[test]
+fn unregistered_quic_connections_cannot_make_the_edge_buffer_datagrams() {
+    const CONNS: usize = 48;
+    let dir = tempdir();
+    let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &[]);
+    let ca_pem = std::fs::read_to_string(dir.path().join("edge.d").join("ca.pem")).unwrap();
+    let addr = edge.tunnel_addr;
+    let (sent, grown_mib) = edge_growth_under_datagrams(
+        &edge,
+        CONNS,
+        |sent, stop| datagram_flood(addr, ca_pem.clone(), sent, stop),
+        || {},
+    );
+    assert!(sent >= CONNS * 1000, "only {sent} datagrams went out");
+    assert!(
+        grown_mib < 16,
+        "the edge grew by {grown_mib} MiB for {CONNS} unregistered connections' datagrams"
+    );
+}
+
+/// A registered connector that did not list `quic-datagrams` has no
+/// datagram reader at the edge: its datagrams are dropped, not left in
+/// quinn's 1.25 MB buffer for the life of the connection.
+#[test]
+fn a_connector_without_a_datagram_reader_cannot_make_the_edge_buffer_datagrams() {
+    const CONNS: usize = 16;
+    let dir = tempdir();
+    let edge = EdgeProc::start(dir.path(), "NRT", "edge.db", &[]);
+    let creds = edge.create_tunnel("quiet");
+    let ca_pem = std::fs::read_to_string(dir.path().join("edge.d").join("ca.pem")).unwrap();
+    let addr = edge.tunnel_addr;
+    let (sent, grown_mib) = edge_growth_under_datagrams(
+        &edge,
+        CONNS,
+        |sent, stop| registered_datagram_flood(addr, ca_pem.clone(), creds.clone(), sent, stop),
+        || assert_eq!(edge.connections("quiet").len(), CONNS, "all registered"),
+    );
     assert!(sent >= CONNS * 1000, "only {sent} datagrams went out");
     assert!(
         grown_mib < 10,
